@@ -1,0 +1,55 @@
+# agentauth -- PGXS build
+#
+# The version is written once, in agentauth.control.  The install script
+# agentauth--$(EXTVERSION).sql is built from the fragments in src/sql/, one
+# per concern, concatenated in name order.
+
+EXTENSION   = agentauth
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" agentauth.control)
+
+MODULE_big  = agentauth
+OBJS        = agentauth.o $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
+DATA_built  = agentauth--$(EXTVERSION).sql
+DATA        = $(wildcard sql-upgrades/*.sql)
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK  =
+
+REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-config=$(srcdir)/test/agentauth.conf --temp-instance=tmp_check
+ISOLATION      = $(basename $(notdir $(sort $(wildcard specs/*.spec))))
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/isolation.conf --temp-instance=tmp_check_iso
+TAP_TESTS    = 1
+
+EXTRA_CLEAN = agentauth--$(EXTVERSION).sql tools/aa_verify tmp_check_iso output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+agentauth--$(EXTVERSION).sql: $(SQL_PARTS) agentauth.control
+	cat $(SQL_PARTS) > $@
+
+# CI and developers: warnings are errors
+ifdef WERROR
+override CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror
+endif
+
+.PHONY: demo test
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+# One suite at a time (make installcheck runs all three and stops at the
+# first failure; scripts/test.sh runs each and counts).
+.PHONY: check-regress check-isolation check-tap
+check-regress: all
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+check-isolation: all
+ifneq ($(strip $(ISOLATION)),)
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+endif
+check-tap: all
+	$(prove_installcheck)

@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * agentauth.c
+ *		Module entry: refuse to load outside shared_preload_libraries, then
+ *		let each module install its settings, shared memory and hooks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "agentauth.h"
+
+PG_MODULE_MAGIC;
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentauth must be loaded via shared_preload_libraries"),
+				 errhint("Add agentauth to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	aa_guc_init();
+	if (IsBinaryUpgrade)
+		return;
+
+	aa_shmem_init();
+	aa_session_init();
+	aa_audit_init();
+}

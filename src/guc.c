@@ -1,0 +1,110 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		The agentauth.* settings (SPEC 11).  Everything that affects what is
+ *		allowed or recorded is PGC_SUSET or stricter; no setting grants access.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "agentauth.h"
+
+char	   *aa_database = NULL;
+bool		aa_audit_sync = true;
+int			aa_audit_wait_timeout = 5000;
+int			aa_audit_queue_size = 8192;
+int			aa_head_log_interval = 60;
+int			aa_review_deadline = 72 * 3600;
+int			aa_audit_retention = 6 * 365 * 86400 + 2 * 86400;	/* six years */
+bool		aa_allow_uninstall = false;
+int			aa_inactive_after = 90 * 86400;
+
+void
+aa_guc_init(void)
+{
+	DefineCustomStringVariable("agentauth.database",
+							   "The one database where agentauth lives and its audit writer works.",
+							   NULL,
+							   &aa_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agentauth.audit_sync",
+							 "A statement touching PHI completes only after its audit records are committed.",
+							 NULL,
+							 &aa_audit_sync,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.audit_wait_timeout",
+							"How long a statement waits for the audit writer before failing closed.",
+							NULL,
+							&aa_audit_wait_timeout,
+							5000, 10, 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.audit_queue_size",
+							"Size of the shared-memory audit queue.",
+							NULL,
+							&aa_audit_queue_size,
+							8192, 256, 1024 * 1024,
+							PGC_POSTMASTER,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.head_log_interval",
+							"How often the audit writer writes the chain head to the server log.",
+							NULL,
+							&aa_head_log_interval,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.review_deadline",
+							"Break-the-glass events unreviewed for longer than this are overdue.",
+							NULL,
+							&aa_review_deadline,
+							72 * 3600, 60, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.audit_retention",
+							"Minimum age of audit records before purge_audit may remove them.",
+							NULL,
+							&aa_audit_retention,
+							6 * 365 * 86400 + 2 * 86400, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agentauth.allow_uninstall",
+							 "Permits DROP EXTENSION agentauth.",
+							 NULL,
+							 &aa_allow_uninstall,
+							 false,
+							 PGC_POSTMASTER,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentauth.inactive_after",
+							"An agent with no session for this long is suspended by the audit writer.",
+							NULL,
+							&aa_inactive_after,
+							90 * 86400, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("agentauth");
+}

@@ -1,0 +1,31 @@
+-- agentauth install script, built from src/sql/*.sql in name order.
+\echo Use "CREATE EXTENSION agentauth CASCADE" to load this file. \quit
+
+-- The library must be preloaded, and this must be agentauth.database.
+CREATE FUNCTION agentauth._check_install() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_check_install';
+SELECT agentauth._check_install();
+
+-- The five privilege roles (SPEC 2).  Roles are cluster-wide: reuse them.
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['agentauth_admin', 'agentauth_issuer',
+                             'agentauth_consent_manager', 'agentauth_auditor',
+                             'agentauth_privacy_officer']
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+                       WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$roles$;
+GRANT agentauth_auditor TO agentauth_privacy_officer;
+
+GRANT USAGE ON SCHEMA agentauth TO PUBLIC;
+
+CREATE FUNCTION agentauth._require_role(role text) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_require_role_sql';
+REVOKE ALL ON FUNCTION agentauth._require_role(text) FROM PUBLIC;

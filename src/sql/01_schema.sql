@@ -1,0 +1,197 @@
+-- The data model.  Tables are private to the extension: roles reach them
+-- only through the views and SECURITY DEFINER functions that follow.
+
+-- HL7 v3 ActReason PurposeOfUse codes (SPEC 3); a site may add its own.
+CREATE TABLE agentauth.purpose (
+    code        text PRIMARY KEY CHECK (code ~ '^[A-Z][A-Z0-9_]{0,39}$'),
+    display     text NOT NULL,
+    reserved    boolean NOT NULL DEFAULT false  -- entered only through break_glass
+);
+INSERT INTO agentauth.purpose (code, display, reserved) VALUES
+    ('TREAT',      'treatment', false),
+    ('ETREAT',     'emergency treatment', false),
+    ('ERTREAT',    'emergency room treatment', false),
+    ('BTG',        'break the glass', true),
+    ('HPAYMT',     'healthcare payment', false),
+    ('HOPERAT',    'healthcare operations', false),
+    ('HRESCH',     'healthcare research', false),
+    ('PUBHLTH',    'public health', false),
+    ('CAREMGT',    'care management', false),
+    ('PATRQT',     'patient requested', false),
+    ('TREATDS',    'AI-assisted treatment decision support', false),
+    ('PMTDS',      'AI-assisted payment decision support', false),
+    ('MLTRAINING', 'machine learning model training', false);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.purpose', 'WHERE NOT reserved');
+
+-- Data classes (SPEC 5).
+CREATE TABLE agentauth.data_class (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    description text,
+    sensitive   boolean NOT NULL DEFAULT false
+);
+INSERT INTO agentauth.data_class (name, description, sensitive) VALUES
+    ('demographics',  'name, date of birth, sex, address', false),
+    ('contact',       'phone, e-mail, emergency contacts', false),
+    ('identifiers',   'MRN, SSN, insurance numbers', false),
+    ('encounter',     'visits, admissions, locations', false),
+    ('diagnosis',     'problems and diagnoses', false),
+    ('lab',           'laboratory results', false),
+    ('vital_signs',   'vital signs', false),
+    ('medication',    'medications and prescriptions', false),
+    ('imaging',       'imaging studies and reports', false),
+    ('clinical_note', 'free-text clinical notes', false),
+    ('billing',       'claims and billing', false),
+    ('non_phi',       'not protected health information', false),
+    ('mental_health', 'mental health records', true),
+    ('substance_use', 'substance use disorder records (42 CFR Part 2)', true),
+    ('hiv',           'HIV status and testing', true),
+    ('genetic',       'genetic information', true),
+    ('reproductive',  'reproductive health', true);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.data_class',
+    'WHERE name NOT IN (''demographics'', ''contact'', ''identifiers'', ''encounter'', ''diagnosis'', ''lab'', ''vital_signs'', ''medication'', ''imaging'', ''clinical_note'', ''billing'', ''non_phi'', ''mental_health'', ''substance_use'', ''hiv'', ''genetic'', ''reproductive'')');
+
+-- Principals: agents and humans (SPEC 3).
+CREATE TABLE agentauth.principal (
+    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    kind            text NOT NULL CHECK (kind IN ('agent', 'human')),
+    name            text NOT NULL UNIQUE,
+    db_role         oid NOT NULL UNIQUE,
+    owner           text,
+    purposes        text[] NOT NULL,
+    scopes          text[] NOT NULL,
+    max_token_ttl   interval,
+    can_break_glass boolean NOT NULL DEFAULT false,
+    can_delegate    boolean NOT NULL DEFAULT false,
+    can_approve     boolean NOT NULL DEFAULT false,
+    description     text,
+    status          text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'suspended', 'retired')),
+    status_reason   text,
+    status_changed_at timestamptz,
+    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by   text NOT NULL,
+    last_session_at timestamptz,
+    CHECK (kind = 'human' OR (owner IS NOT NULL AND max_token_ttl IS NOT NULL))
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.principal', '');
+
+-- Tokens (SPEC 4).  Only the SHA-256 of the secret is stored.
+CREATE TABLE agentauth.token (
+    id            uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    secret_hash   bytea NOT NULL UNIQUE CHECK (pg_catalog.length(secret_hash) = 32),
+    agent         uuid NOT NULL REFERENCES agentauth.principal (id),
+    parent        uuid REFERENCES agentauth.token (id),
+    chain         uuid[] NOT NULL,   -- token ids from the root to this one
+    purpose       text NOT NULL REFERENCES agentauth.purpose (code),
+    on_behalf_of  text,
+    scopes        text[] NOT NULL,
+    patients      text[],
+    issued_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    issued_by     text NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    revoked_at    timestamptz,
+    revoke_reason text
+);
+CREATE INDEX ON agentauth.token (agent);
+CREATE INDEX ON agentauth.token (parent);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.token', '');
+
+-- Consent provisions (SPEC 7).
+CREATE TABLE agentauth.consent (
+    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    patient         text NOT NULL,
+    decision        text NOT NULL CHECK (decision IN ('permit', 'deny')),
+    purposes        text[],
+    data_classes    text[],
+    actions         text[] NOT NULL,
+    grantee_agent   uuid REFERENCES agentauth.principal (id),
+    grantee_owner   text,
+    valid           tstzrange NOT NULL,
+    source          text,
+    recorded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    recorded_by     text NOT NULL,
+    withdrawn_at    timestamptz,
+    withdrawn_by    text,
+    withdraw_reason text
+);
+CREATE INDEX ON agentauth.consent (patient);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.consent', '');
+
+-- Default decisions per (purpose, class); class '*' never covers a
+-- sensitive class.
+CREATE TABLE agentauth.default_decision (
+    purpose     text NOT NULL REFERENCES agentauth.purpose (code),
+    data_class  text NOT NULL,
+    decision    text NOT NULL CHECK (decision IN ('permit', 'deny')),
+    changed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by  text NOT NULL,
+    PRIMARY KEY (purpose, data_class)
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision', '');
+
+-- Break-the-glass overrides (SPEC 8).
+CREATE TABLE agentauth.break_glass (
+    id            uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    principal     uuid NOT NULL REFERENCES agentauth.principal (id),
+    token         uuid REFERENCES agentauth.token (id),
+    session_id    uuid NOT NULL,
+    on_behalf_of  text,
+    patient       text NOT NULL,
+    reason        text NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ends_at       timestamptz NOT NULL,
+    ended_at      timestamptz,
+    review_status text NOT NULL DEFAULT 'pending'
+                  CHECK (review_status IN ('pending', 'justified', 'unjustified')),
+    reviewer      text,
+    reviewed_at   timestamptz,
+    review_notes  text
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.break_glass', '');
+
+-- Clinician approvals of agent writes (SPEC 9).
+CREATE TABLE agentauth.approval (
+    id           uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    agent        uuid NOT NULL REFERENCES agentauth.principal (id),
+    relation     oid NOT NULL,
+    patient      text NOT NULL,
+    action       text NOT NULL CHECK (action IN ('insert', 'update', 'delete')),
+    reason       text NOT NULL,
+    approved_by  uuid NOT NULL REFERENCES agentauth.principal (id),
+    approved_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at   timestamptz NOT NULL,
+    uses         int NOT NULL CHECK (uses > 0),
+    uses_left    int NOT NULL CHECK (uses_left >= 0)
+);
+CREATE INDEX ON agentauth.approval (agent, relation, patient);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.approval', '');
+
+-- The audit log (SPEC 10).  Only the audit writer inserts; nobody updates
+-- or deletes (see the append-only guards in the audit fragment).
+CREATE TABLE agentauth.audit_log (
+    seq              bigint PRIMARY KEY,
+    logged_at        timestamptz NOT NULL,
+    event            text NOT NULL,
+    principal        uuid,
+    principal_name   text,
+    db_role          text,
+    token            uuid,
+    on_behalf_of     text,
+    delegation_chain uuid[],
+    purpose          text,
+    patient          text,
+    relation         text,
+    columns          text[],
+    data_classes     text[],
+    action           text,
+    row_count        bigint,
+    authority        jsonb,
+    outcome          text,
+    statement        text,
+    client           text,
+    detail           jsonb,
+    prev_hash        bytea NOT NULL,
+    row_hash         bytea NOT NULL
+);
+CREATE INDEX audit_log_patient_idx ON agentauth.audit_log (patient, logged_at);
+CREATE INDEX audit_log_logged_at_idx ON agentauth.audit_log (logged_at);
