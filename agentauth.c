@@ -30,4 +30,6 @@ _PG_init(void)
 	aa_shmem_init();
 	aa_session_init();
 	aa_audit_init();
+	aa_policy_init();
+	aa_monitor_init();
 }

@@ -166,6 +166,27 @@ typedef struct AARecord
  * caller's rollback, error or cancel (accesses, denials, session events).
  */
 extern void aa_audit_emit(const AARecord *rec, bool transactional);
+
+/*
+ * Wait until every non-transactional record this backend has emitted is
+ * committed by the writer (when agentauth.audit_sync is on; a no-op when
+ * off).  Fails closed with an ERROR after agentauth.audit_wait_timeout.
+ */
+extern void aa_audit_wait(void);
 extern void aa_audit_init(void);
+extern Size aa_audit_shmem_size(void);
+extern void aa_audit_shmem_startup(void);
+
+/* ---------------------------------------------------------------------
+ * label.c, policy.c, columns.c, consent.c -- protected tables
+ * ---------------------------------------------------------------------
+ */
+extern void aa_policy_init(void);
+
+/* ---------------------------------------------------------------------
+ * monitor.c -- alert rules evaluated by the audit writer
+ * ---------------------------------------------------------------------
+ */
+extern void aa_monitor_init(void);
 
 #endif							/* AGENTAUTH_H */

@@ -24,6 +24,23 @@ aa_audit_init(void)
 {
 }
 
+Size
+aa_audit_shmem_size(void)
+{
+	return 0;
+}
+
+/* called with AddinShmemInitLock held */
+void
+aa_audit_shmem_startup(void)
+{
+}
+
+void
+aa_audit_wait(void)
+{
+}
+
 static void
 append_literal(StringInfo buf, const char *s)
 {

@@ -36,6 +36,7 @@ aa_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AASharedState)));
+	RequestAddinShmemSpace(aa_audit_shmem_size());
 }
 
 static void
@@ -50,6 +51,7 @@ aa_shmem_startup(void)
 	aa_shared = ShmemInitStruct("agentauth", sizeof(AASharedState), &found);
 	if (!found)
 		pg_atomic_init_u64(&aa_shared->generation, 1);
+	aa_audit_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
