@@ -184,6 +184,21 @@ extern void aa_audit_shmem_startup(void);
 extern void aa_policy_init(void);
 
 /* ---------------------------------------------------------------------
+ * btg.c -- break-the-glass overrides and clinician approvals
+ * ---------------------------------------------------------------------
+ */
+/* the active override of the current session for this patient, or NULL */
+extern const AABreakGlass *aa_btg_active_for(const char *patient);
+
+/*
+ * An agent write to a table under require_approval: consume one use of an
+ * unexpired approval for (session agent, relid, patient, action), storing
+ * its id in *approval; raise 42501 when there is none.
+ */
+extern void aa_approval_consume(Oid relid, const char *patient,
+								const char *action, pg_uuid_t *approval);
+
+/* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
  * ---------------------------------------------------------------------
  */

@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 #include "agentauth.h"
@@ -148,4 +149,45 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	pfree(buf.data);
+}
+
+PG_FUNCTION_INFO_V1(aa_audit_sql);
+
+/*
+ * agentauth._audit(event, detail jsonb, principal uuid, token uuid,
+ *                  patient text, relation text)
+ *
+ * The SQL door to aa_audit_emit() for administrative events written in SQL:
+ * transactional (recorded iff the caller's transaction commits).  Private to
+ * the extension's own SECURITY DEFINER functions (no grant to PUBLIC).
+ */
+Datum
+aa_audit_sql(PG_FUNCTION_ARGS)
+{
+	AARecord	rec;
+	pg_uuid_t  *principal = NULL;
+	pg_uuid_t  *token = NULL;
+
+	memset(&rec, 0, sizeof(rec));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("audit event must not be null")));
+	rec.event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(1))
+		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
+	if (!PG_ARGISNULL(2))
+		principal = PG_GETARG_UUID_P(2);
+	if (!PG_ARGISNULL(3))
+		token = PG_GETARG_UUID_P(3);
+	if (!PG_ARGISNULL(4))
+		rec.patient = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	if (!PG_ARGISNULL(5))
+		rec.relation = text_to_cstring(PG_GETARG_TEXT_PP(5));
+	rec.principal = principal;
+	rec.token = token;
+	rec.row_count = -1;
+	rec.outcome = "permit";
+	aa_audit_emit(&rec, true);
+	PG_RETURN_VOID();
 }

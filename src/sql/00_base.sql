@@ -29,3 +29,11 @@ GRANT USAGE ON SCHEMA agentauth TO PUBLIC;
 CREATE FUNCTION agentauth._require_role(role text) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_require_role_sql';
 REVOKE ALL ON FUNCTION agentauth._require_role(text) FROM PUBLIC;
+
+-- The SQL door to the one audit entry point, for administrative events
+-- written in SQL: recorded iff the calling transaction commits.
+CREATE FUNCTION agentauth._audit(event text, detail jsonb DEFAULT NULL,
+                                 principal uuid DEFAULT NULL, token uuid DEFAULT NULL,
+                                 patient text DEFAULT NULL, relation text DEFAULT NULL)
+    RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'aa_audit_sql';
+REVOKE ALL ON FUNCTION agentauth._audit(text, jsonb, uuid, uuid, text, text) FROM PUBLIC;
