@@ -30,6 +30,18 @@ include $(PGXS)
 agentauth--$(EXTVERSION).sql: $(SQL_PARTS) agentauth.control
 	cat $(SQL_PARTS) > $@
 
+# The offline audit verifier: plain C and libc, no PostgreSQL headers or
+# libraries (it must not share code with the extension).
+AA_VERIFY_CFLAGS = -O2 -std=c99 -Wall -Wextra -Werror
+all: tools/aa_verify
+tools/aa_verify: tools/aa_verify.c
+	$(CC) $(AA_VERIFY_CFLAGS) -o $@ $<
+install: install-aa-verify
+.PHONY: install-aa-verify
+install-aa-verify: tools/aa_verify
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) tools/aa_verify '$(DESTDIR)$(bindir)/aa_verify'
+
 # CI and developers: warnings are errors
 ifdef WERROR
 override CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror

@@ -1,0 +1,308 @@
+# The offline verifier (tools/aa_verify) on exports of agentauth.export_audit():
+# intact, and with a changed, dropped, duplicated and reordered line, a wrong
+# digest and a removed tail -- each reported with its first bad seq.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $verify = "$ENV{TESTDIR}/tools/aa_verify";
+ok(-x $verify, 'tools/aa_verify is built') or BAIL_OUT("no $verify");
+
+my $node = PostgreSQL::Test::Cluster->new('verifier');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION agentauth CASCADE');
+
+# An independent SQL rendering of the canonical encoding, version 1
+# (README, "The audit log"), used to cross-check the writer's hashes -- or,
+# before the audit writer exists, to give directly inserted rows a chain.
+$node->safe_psql('postgres', q{
+CREATE SCHEMA canon;
+CREATE FUNCTION canon.t(x text, tag bytea DEFAULT '\x74') RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea
+         ELSE tag || int4send(octet_length(convert_to(x, 'UTF8'))) || convert_to(x, 'UTF8') END $$;
+CREATE FUNCTION canon.i(x bigint) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea ELSE '\x69'::bytea || int8send(x) END $$;
+CREATE FUNCTION canon.ts(x timestamptz) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea ELSE '\x54'::bytea || timestamptz_send(x) END $$;
+CREATE FUNCTION canon.u(x uuid) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea ELSE '\x75'::bytea || uuid_send(x) END $$;
+CREATE FUNCTION canon.j(x jsonb) RETURNS bytea LANGUAGE sql AS $$
+  SELECT canon.t(x::text, '\x6a') $$;
+CREATE FUNCTION canon.a(x text[]) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea
+         ELSE '\x61'::bytea || int4send(cardinality(x))
+              || coalesce((SELECT string_agg(canon.t(e), ''::bytea ORDER BY o)
+                             FROM unnest(x) WITH ORDINALITY AS u(e, o)), ''::bytea) END $$;
+CREATE FUNCTION canon.au(x uuid[]) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea
+         ELSE '\x61'::bytea || int4send(cardinality(x))
+              || coalesce((SELECT string_agg(canon.u(e), ''::bytea ORDER BY o)
+                             FROM unnest(x) WITH ORDINALITY AS u(e, o)), ''::bytea) END $$;
+CREATE FUNCTION canon.rec(l agentauth.audit_log) RETURNS bytea LANGUAGE sql AS $$
+  SELECT '\x01'::bytea || canon.i(l.seq) || canon.ts(l.logged_at) || canon.t(l.event)
+      || canon.u(l.principal) || canon.t(l.principal_name) || canon.t(l.db_role)
+      || canon.u(l.token) || canon.t(l.on_behalf_of) || canon.au(l.delegation_chain)
+      || canon.t(l.purpose) || canon.t(l.patient) || canon.t(l.relation)
+      || canon.a(l.columns) || canon.a(l.data_classes) || canon.t(l.action)
+      || canon.i(l.row_count) || canon.j(l.authority) || canon.t(l.outcome)
+      || canon.t(l.statement) || canon.t(l.client) || canon.j(l.detail) $$;
+});
+
+my $has_writer = $node->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_proc WHERE proname = 'audit_head'
+	   AND pronamespace = 'agentauth'::regnamespace});
+
+if ($has_writer eq '0')
+{
+	# Before the audit writer: rows inserted directly, chained here.
+	$node->safe_psql('postgres', q{
+INSERT INTO agentauth.audit_log (seq, logged_at, event, principal, principal_name, db_role,
+    token, on_behalf_of, delegation_chain, purpose, patient, relation, columns,
+    data_classes, action, row_count, authority, outcome, statement, client, detail,
+    prev_hash, row_hash) VALUES
+ (1, '2026-01-02 03:04:05.678901+00', 'principal_registered', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  'triage-bot', 'postgres', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, 'permit', NULL, NULL, '{"scopes": ["lab:read"], "owner": "Dr. Émile \"Q\""}', '', ''),
+ (2, '2026-01-02 03:04:06+00', 'access', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'triage-bot',
+  'reg_agent', 'b1eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', 'dr_house',
+  '{b1eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}', 'TREAT', 'P1', 'public.labs', '{patient_id,value}',
+  '{lab}', 'read', 3, '{"consent": ["c1eebc99-9c0b-4ef8-bb6d-6bb9bd380a13"]}', 'permit',
+  'qid 42 pid 1234', '127.0.0.1 psql', NULL, '', ''),
+ (3, '2026-01-02 03:04:07+00', 'denied', NULL, '', 'reg_agent', NULL, NULL, '{}', 'TREAT', 'P2',
+  'public.labs', '{}', '{NULL,lab}', 'read', 0, NULL, 'deny', E'line1\nline2\t"quoted" \\ back',
+  '', '{}', '', ''),
+ (4, 'infinity', 'access', NULL, '日本語 ☃ 𝄞', NULL, NULL, NULL, NULL, NULL, 'P1', NULL, NULL,
+  NULL, 'read', -1, '[]', 'permit', NULL, NULL, '{"a": [1, 2.50, null, true], "b": {"c": "\u00e9"}}', '', ''),
+ (5, '1999-12-31 23:59:59.999999+00', 'session_end', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'permit', NULL, NULL, NULL, '', '');
+DO $$
+DECLARE
+    r agentauth.audit_log;
+    prev bytea := decode(repeat('00', 32), 'hex');
+    h bytea;
+BEGIN
+    FOR r IN SELECT * FROM agentauth.audit_log ORDER BY seq LOOP
+        h := digest(prev || canon.rec(r), 'sha256');
+        UPDATE agentauth.audit_log SET prev_hash = prev, row_hash = h WHERE seq = r.seq;
+        prev := h;
+    END LOOP;
+END $$;
+});
+	for my $i (6 .. 12)
+	{
+		$node->safe_psql('postgres', qq{
+INSERT INTO agentauth.audit_log (seq, logged_at, event, patient, outcome, detail, prev_hash, row_hash)
+SELECT $i, now(), 'access', 'P$i', 'permit', '{"n": $i}', l.row_hash,
+       digest(l.row_hash || canon.rec(ROW($i, now(), 'access', NULL, NULL, NULL, NULL, NULL, NULL,
+              NULL, 'P$i', NULL, NULL, NULL, NULL, NULL, NULL, 'permit', NULL, NULL, '{"n": $i}',
+              NULL, NULL)::agentauth.audit_log), 'sha256')
+  FROM agentauth.audit_log l WHERE l.seq = $i - 1});
+	}
+}
+else
+{
+	# With the audit writer: real records of administrative events.
+	for my $i (1 .. 12)
+	{
+		$node->safe_psql('postgres',
+			qq{SELECT agentauth._audit('default_changed', '{"n": $i, "s": "é \\\\"q\\\\" \\\\n"}'::jsonb, NULL, NULL, 'P$i', 'public.t')});
+	}
+}
+
+# the chain in the database agrees with the SQL rendering of the encoding
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM agentauth.audit_log l
+ WHERE l.row_hash <> digest(l.prev_hash || canon.rec(l), 'sha256')
+    OR l.prev_hash <> coalesce((SELECT p.row_hash FROM agentauth.audit_log p WHERE p.seq = l.seq - 1),
+                               decode(repeat('00', 32), 'hex'))}),
+	'0', 'the stored chain matches an independent SQL encoding');
+
+my $nrec = $node->safe_psql('postgres', 'SELECT count(*) FROM agentauth.audit_log');
+my $head = $node->safe_psql('postgres',
+	q{SELECT seq || ':' || encode(row_hash, 'hex') FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1});
+my ($head_seq, $head_hex) = split /:/, $head;
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $export = $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit()');
+my @lines = split /\n/, $export;
+is(scalar(@lines), $nrec + 2, 'export: header, one line per record, end line');
+like($lines[0], qr/^\{"agentauth_export" : 1, "first_seq" : 1, "anchor" : "0{64}"\}$/, 'header line');
+like($lines[-1], qr/"end" : true, "records" : $nrec, "last_seq" : $head_seq, "head" : "$head_hex"/,
+	'end line names the head');
+
+sub write_file
+{
+	my ($name, @l) = @_;
+	my $path = "$dir/$name";
+	open my $fh, '>', $path or die;
+	print $fh join("\n", @l), "\n";
+	close $fh;
+	return $path;
+}
+
+sub run_verify
+{
+	my (@args) = @_;
+	my ($stdout, $stderr);
+	IPC::Run::run([ $verify, @args ], '>', \$stdout, '2>', \$stderr);
+	return ($? >> 8, $stdout . $stderr);
+}
+
+my ($rc, $out);
+
+# intact, without and with the digest (both digest forms, and from a file)
+my $good = write_file('good.jsonl', @lines);
+($rc, $out) = run_verify($good);
+is($rc, 0, 'intact export: exit 0');
+like($out, qr/OK: $nrec records, seq 1\.\.$head_seq, chain intact/, 'summary names the records');
+like($out, qr/digest: none given/, 'says no digest was given');
+($rc, $out) = run_verify('-d', $head, $good);
+is($rc, 0, 'intact export with its SEQ:HEX digest') or diag($out);
+like($out, qr/digest: matches seq $head_seq/, 'digest matched');
+($rc, $out) = run_verify('-d', "\\x$head_hex", $good);
+is($rc, 0, 'intact export with a \\x-hex digest');
+open my $dfh, '>', "$dir/digest" or die;
+print $dfh $node->safe_psql('postgres',
+	q{SELECT seq || '|\x' || encode(row_hash, 'hex') FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1}), "\n";
+close $dfh;
+($rc, $out) = run_verify('-D', "$dir/digest", $good);
+is($rc, 0, 'digest read from a file, psql row form');
+# stdin
+{
+	my ($so, $se);
+	IPC::Run::run([ $verify, '-q', '-' ], '<', $good, '>', \$so, '2>', \$se);
+	is($? >> 8, 0, 'reads stdin');
+	is($so, '', '-q prints nothing when intact');
+}
+
+# an earlier digest still verifies (the log grew since)
+my $mid = $node->safe_psql('postgres',
+	q{SELECT seq || ':' || encode(row_hash, 'hex') FROM agentauth.audit_log WHERE seq = 4});
+($rc, $out) = run_verify('-d', $mid, $good);
+is($rc, 0, 'an earlier digest matches its record');
+
+# a changed line: one character of the patient in record 3
+my @changed = @lines;
+$changed[3] =~ s/"patient" : "P3"/"patient" : "P9"/
+  or $changed[3] =~ s/"patient" : "P2"/"patient" : "P9"/
+  or die "no patient to change: $changed[3]";
+($rc, $out) = run_verify(write_file('changed.jsonl', @changed));
+is($rc, 1, 'changed line: exit 1');
+like($out, qr/first bad seq 3: record changed/, 'changed line: seq 3 named');
+
+# a changed line whose hashes were recomputed by the forger cannot be
+# simulated without SHA-256 here; instead: NULL where there was text
+my @nulled = @lines;
+$nulled[5] =~ s/"outcome" : "permit"/"outcome" : null/ or die;
+($rc, $out) = run_verify(write_file('nulled.jsonl', @nulled));
+like($out, qr/first bad seq 5: record changed/, 'NULL instead of a value is a change');
+my @empty = @lines;
+$empty[5] =~ s/"outcome" : "permit"/"outcome" : ""/ or die;
+($rc, $out) = run_verify(write_file('empty.jsonl', @empty));
+like($out, qr/first bad seq 5: record changed/, 'an empty string instead of a value is a change');
+
+# a dropped line
+my @dropped = @lines;
+splice(@dropped, 4, 1);
+($rc, $out) = run_verify(write_file('dropped.jsonl', @dropped));
+is($rc, 1, 'dropped line: exit 1');
+like($out, qr/first bad seq 4: record 4 is missing \(found seq 5\)/, 'dropped line: seq 4 named');
+
+# the first record dropped
+my @dropfirst = @lines;
+splice(@dropfirst, 1, 1);
+($rc, $out) = run_verify(write_file('dropfirst.jsonl', @dropfirst));
+like($out, qr/first bad seq 1: the export should start at seq 1/, 'dropped first record');
+
+# a duplicated line
+my @dup = @lines;
+splice(@dup, 4, 0, $lines[4]);
+($rc, $out) = run_verify(write_file('dup.jsonl', @dup));
+is($rc, 1, 'duplicated line: exit 1');
+like($out, qr/first bad seq 5: found seq 4 where seq 5 belongs/, 'duplicated line: seq 5 named');
+
+# a reordered line
+my @swapped = @lines;
+@swapped[ 6, 7 ] = @swapped[ 7, 6 ];
+($rc, $out) = run_verify(write_file('swapped.jsonl', @swapped));
+is($rc, 1, 'reordered lines: exit 1');
+like($out, qr/first bad seq 6: record 6 is missing \(found seq 7\)/, 'reordered lines: seq 6 named');
+
+# renumbered to hide a drop: the chain link breaks
+my @renum = @lines;
+splice(@renum, 4, 1);
+for my $k (4 .. $#renum - 1)
+{
+	$renum[$k] =~ s/"seq" : (\d+)/'"seq" : ' . ($1 - 1)/e;
+}
+($rc, $out) = run_verify(write_file('renum.jsonl', @renum));
+like($out, qr/first bad seq 4: prev_hash does not link/, 'renumbering after a drop breaks the link');
+
+# a wrong digest
+my $wrong = $head_hex;
+substr($wrong, 10, 1) = substr($wrong, 10, 1) eq 'a' ? 'b' : 'a';
+($rc, $out) = run_verify('-d', "$head_seq:$wrong", $good);
+is($rc, 1, 'wrong digest: exit 1');
+like($out, qr/first bad seq $head_seq: record $head_seq does not match the digest/, 'wrong digest named');
+($rc, $out) = run_verify('-d', $wrong, $good);
+like($out, qr/the digest matches no record/, 'wrong hex-only digest');
+
+# a removed tail: last two records dropped and the end line rewritten to
+# match -- only the digest shows it
+my @trunc = @lines[ 0 .. $#lines - 3 ];
+my $lasth = ($trunc[-1] =~ /"row_hash" : "([0-9a-f]{64})"/)[0];
+my $lasts = $head_seq - 2;
+push @trunc, qq({"end" : true, "records" : @{[ $nrec - 2 ]}, "last_seq" : $lasts, "head" : "$lasth"});
+my $truncf = write_file('trunc.jsonl', @trunc);
+($rc, $out) = run_verify($truncf);
+is($rc, 0, 'a consistently truncated export passes without a digest');
+($rc, $out) = run_verify('-d', $head, $truncf);
+is($rc, 1, 'truncated tail with a digest: exit 1');
+like($out, qr/first bad seq @{[ $head_seq - 1 ]}: the chain ends at seq $lasts but the digest names seq $head_seq/,
+	'truncated tail named');
+
+# truncated file (no end line)
+($rc, $out) = run_verify(write_file('cut.jsonl', @lines[ 0 .. $#lines - 2 ]));
+like($out, qr/first bad seq $head_seq: the export ends without its end line/, 'cut file detected');
+
+# records dropped before an intact end line
+($rc, $out) = run_verify(write_file('tailgone.jsonl', @lines[ 0 .. $#lines - 3 ], $lines[-1]));
+like($out, qr/first bad seq @{[ $head_seq - 1 ]}: records .* are missing before the end line/,
+	'tail dropped before the end line');
+
+# garbage
+($rc, $out) = run_verify(write_file('garbage.jsonl', $lines[0], '{"seq": 1, "x": [1,}'));
+like($out, qr/first bad seq 1: not valid JSON/, 'malformed line');
+($rc, $out) = run_verify(write_file('notexport.jsonl', 'hello'));
+like($out, qr/bad header line/, 'not an export');
+($rc, $out) = run_verify('-d', 'xyz', $good);
+is($rc, 2, 'bad digest argument: exit 2');
+
+# from_seq > 1: anchored on the record before
+my @part = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit(5)');
+my $h4 = $node->safe_psql('postgres', q{SELECT encode(row_hash, 'hex') FROM agentauth.audit_log WHERE seq = 4});
+like($part[0], qr/"first_seq" : 5, "anchor" : "$h4"/, 'partial export anchored on seq 4');
+($rc, $out) = run_verify('-d', $head, write_file('part.jsonl', @part));
+is($rc, 0, 'partial export verifies') or diag($out);
+like($out, qr/anchor: $h4, the row_hash of seq 4/, 'summary names the anchor');
+
+# past the end: an empty export anchored on the head
+@part = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit(1000)');
+is(scalar(@part), 2, 'export past the end: header and end line');
+($rc, $out) = run_verify('-d', $head_hex, write_file('none.jsonl', @part));
+is($rc, 0, 'empty export anchored on the head matches the digest') or diag($out);
+
+# only auditors may export
+$node->safe_psql('postgres', 'CREATE ROLE v_nobody LOGIN; CREATE ROLE v_aud LOGIN IN ROLE agentauth_auditor');
+my ($r2, $o2, $e2) = $node->psql('postgres', 'SELECT count(*) FROM agentauth.export_audit()',
+	extra_params => [ '-U', 'v_nobody' ]);
+like($e2, qr/permission denied/, 'a non-auditor cannot export');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM agentauth.export_audit()',
+	extra_params => [ '-U', 'v_aud' ]), $nrec + 2, 'an auditor can');
+
+$node->stop;
+done_testing();
