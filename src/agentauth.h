@@ -198,6 +198,20 @@ extern const AABreakGlass *aa_btg_active_for(const char *patient);
 extern void aa_approval_consume(Oid relid, const char *patient,
 								const char *action, pg_uuid_t *approval);
 
+/*
+ * Bring aa_session->nbreak_glass/break_glass up to date (loaded lazily, only
+ * in a session that broke the glass), dropping expired overrides: for
+ * whoami() and explain_access().
+ */
+extern void aa_btg_refresh(void);
+
+/*
+ * The current session ends (end_session, or a new session replacing it):
+ * mark its open overrides ended and audit break_glass_end.  Call while
+ * aa_session is still set, inside the transaction.
+ */
+extern void aa_btg_session_end(void);
+
 /* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
  * ---------------------------------------------------------------------

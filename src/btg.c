@@ -1,28 +1,545 @@
 /*-------------------------------------------------------------------------
  *
  * btg.c
- *		Break-the-glass overrides and clinician approvals (placeholder:
- *		no override is ever active, and every write that needs an approval
- *		is refused).
+ *		Break-the-glass overrides and clinician approvals (SPEC 8, 9).
+ *
+ *		The SQL functions of src/sql/40_btg.sql validate, write the catalog
+ *		rows and audit; what they need from the backend (the session, the
+ *		caller, the audit entry point) comes from the private helpers here.
+ *
+ *		Overrides of the current session are cached in aa_session->break_glass
+ *		(the session's memory belongs to session.c; this file only fills the
+ *		two fields).  The cache is loaded from agentauth.break_glass, with the
+ *		latest snapshot, only in a session that has broken the glass, and
+ *		reloaded when the generation counter moves (an override ended by a
+ *		privacy officer elsewhere) or the transaction that changed it aborts.
+ *		The per-row test is a compare of the session id, one atomic read, a
+ *		string compare per override and, for a match, the clock against
+ *		ends_at: an override expires at the next row after its end.
+ *
+ *		Approvals are not cached: each written row that needs one consumes a
+ *		use with an UPDATE ... WHERE uses_left > 0 in the writer's
+ *		transaction.  The row lock serializes concurrent writers; the one
+ *		that waits re-checks the row after the first commits, so a last use
+ *		goes to exactly one of them, and a write that rolls back gives its
+ *		use back.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
 #include "agentauth.h"
 
+/*
+ * The cache belongs to one session: btg_session_id.  btg_any is set once
+ * that session has broken the glass (only then can the catalog hold an
+ * override of it), so sessions without overrides never query anything.
+ */
+static pg_uuid_t btg_session_id;
+static bool btg_any = false;
+static uint64 btg_loaded_gen = 0;	/* 0: reload before use */
+static MemoryContext btg_context = NULL;	/* child of the session's context */
+static bool btg_callbacks_registered = false;
+
+static SPIPlanPtr load_plan = NULL;
+static SPIPlanPtr find_approval_plan = NULL;
+static SPIPlanPtr use_approval_plan = NULL;
+
+/* Does the cache describe the current session?  Forget it when not. */
+static bool
+btg_current(void)
+{
+	if (aa_session == NULL)
+		return false;
+	if (memcmp(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t)) == 0)
+		return true;
+	/* another session: the old one took its memory (and our context) along */
+	memcpy(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t));
+	btg_any = false;
+	btg_loaded_gen = 0;
+	btg_context = NULL;
+	return true;
+}
+
+/* an abort may have taken an override with it: reload before next use */
+static void
+btg_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		btg_loaded_gen = 0;
+}
+
+static void
+btg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		btg_loaded_gen = 0;
+}
+
+/* Run the rest of an SPI call as the bootstrap superuser (our catalogs). */
+static void
+btg_spi_begin(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+btg_spi_end(Oid save_userid, int save_sec)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+static SPIPlanPtr
+btg_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * Load the open overrides of the current session into aa_session, with the
+ * latest snapshot (a REPEATABLE READ transaction must still see an override
+ * ended elsewhere).  Expired ones are dropped at use, not here.
+ */
+static void
+btg_reload(void)
+{
+	uint64		gen = aa_generation();	/* before reading: see shmem.c */
+	Oid			save_userid;
+	int			save_sec;
+	Datum		arg;
+	char		nulls[1] = {' '};
+	AABreakGlass *list = NULL;
+	int			n;
+
+	btg_spi_begin(&save_userid, &save_sec);
+	if (load_plan == NULL)
+	{
+		Oid			types[1] = {UUIDOID};
+
+		load_plan = btg_prepare("SELECT id, patient, ends_at FROM agentauth.break_glass "
+								"WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
+								1, types);
+	}
+	arg = UUIDPGetDatum(&aa_session->id);
+	if (SPI_execute_snapshot(load_plan, &arg, nulls, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not load break-the-glass overrides");
+
+	/* the new list lives in our own child of the session's memory */
+	if (btg_context == NULL)
+		btg_context = AllocSetContextCreate(GetMemoryChunkContext(aa_session),
+											"agentauth break-the-glass",
+											ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(btg_context);
+	n = (int) SPI_processed;
+	if (n > 0)
+	{
+		list = MemoryContextAllocZero(btg_context, sizeof(AABreakGlass) * n);
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		d;
+
+			d = SPI_getbinval(tup, desc, 1, &isnull);
+			memcpy(&list[i].id, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+			d = SPI_getbinval(tup, desc, 2, &isnull);
+			list[i].patient = MemoryContextStrdup(btg_context,
+												  TextDatumGetCString(d));
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			list[i].ends_at = DatumGetTimestampTz(d);
+		}
+	}
+	btg_spi_end(save_userid, save_sec);
+
+	aa_session->break_glass = list;
+	aa_session->nbreak_glass = n;
+	btg_loaded_gen = gen;
+}
+
+/* bring aa_session->break_glass up to date; false when there is none */
+static bool
+btg_fresh(void)
+{
+	if (!btg_current() || !btg_any)
+		return false;
+	if (btg_loaded_gen == 0 || btg_loaded_gen != aa_generation())
+		btg_reload();
+	return aa_session->nbreak_glass > 0;
+}
+
+/*
+ * The per-row hook of the row check: the active override of the current
+ * session for this patient, or NULL.
+ */
 const AABreakGlass *
 aa_btg_active_for(const char *patient)
 {
+	TimestampTz now = 0;
+
+	if (patient == NULL || !btg_fresh())
+		return NULL;
+	for (int i = 0; i < aa_session->nbreak_glass; i++)
+	{
+		const AABreakGlass *bg = &aa_session->break_glass[i];
+
+		if (strcmp(bg->patient, patient) != 0)
+			continue;
+		if (now == 0)
+			now = GetCurrentTimestamp();
+		if (bg->ends_at > now)
+			return bg;
+	}
 	return NULL;
 }
 
+/*
+ * Bring aa_session->break_glass up to date and drop the expired entries, for
+ * whoami() and explain_access().
+ */
+void
+aa_btg_refresh(void)
+{
+	TimestampTz now;
+	int			j = 0;
+
+	if (!btg_fresh())
+		return;
+	now = GetCurrentTimestamp();
+	for (int i = 0; i < aa_session->nbreak_glass; i++)
+		if (aa_session->break_glass[i].ends_at > now)
+			aa_session->break_glass[j++] = aa_session->break_glass[i];
+	aa_session->nbreak_glass = j;
+}
+
+/*
+ * Consume one use of an approval for (session agent, relid, patient,
+ * action), in the writer's transaction; raise 42501 when there is none.
+ */
 void
 aa_approval_consume(Oid relid, const char *patient, const char *action,
 					pg_uuid_t *approval)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("this write needs a clinician's approval"),
-			 errdetail("No unused, unexpired approval covers this agent, table, patient and action.")));
+	Oid			save_userid;
+	int			save_sec;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	uint64		ncand;
+	pg_uuid_t  *cand;
+	bool		found = false;
+
+	if (aa_session == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no agentauth session")));
+
+	btg_spi_begin(&save_userid, &save_sec);
+	if (find_approval_plan == NULL)
+	{
+		Oid			types[4] = {UUIDOID, OIDOID, TEXTOID, TEXTOID};
+		Oid			type1[1] = {UUIDOID};
+
+		find_approval_plan = btg_prepare(
+			"SELECT id FROM agentauth.approval "
+			"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
+			"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
+			"AND uses_left OPERATOR(pg_catalog.>) 0 "
+			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+			"ORDER BY expires_at, id", 4, types);
+		use_approval_plan = btg_prepare(
+			"UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 "
+			"WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 "
+			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+			"RETURNING id", 1, type1);
+	}
+	args[0] = UUIDPGetDatum(&aa_session->principal);
+	args[1] = ObjectIdGetDatum(relid);
+	args[2] = CStringGetTextDatum(patient);
+	args[3] = CStringGetTextDatum(action);
+	if (SPI_execute_plan(find_approval_plan, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up approvals");
+	ncand = SPI_processed;
+	cand = palloc(sizeof(pg_uuid_t) * Max(ncand, 1));
+	for (uint64 i = 0; i < ncand; i++)
+	{
+		bool		isnull;
+
+		memcpy(&cand[i],
+			   DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
+										   SPI_tuptable->tupdesc, 1, &isnull)),
+			   sizeof(pg_uuid_t));
+	}
+
+	/*
+	 * Take a use of the first candidate still usable.  A concurrent writer
+	 * holding the row makes us wait; its commit leaves us re-checking the
+	 * newest version (uses_left > 0), its rollback leaves the use to us.
+	 */
+	for (uint64 i = 0; i < ncand && !found; i++)
+	{
+		Datum		id = UUIDPGetDatum(&cand[i]);
+
+		if (SPI_execute_plan(use_approval_plan, &id, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not consume an approval");
+		if (SPI_processed == 1)
+		{
+			memcpy(approval, &cand[i], sizeof(pg_uuid_t));
+			found = true;
+		}
+	}
+	btg_spi_end(save_userid, save_sec);
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("this write needs a clinician's approval"),
+				 errdetail("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
+						   aa_session->name ? aa_session->name : "?",
+						   get_rel_name(relid) ? get_rel_name(relid) : "?",
+						   patient, action),
+				 errhint("A clinician grants one with agentauth.approve_action().")));
+}
+
+/*
+ * A session's end takes its overrides along: mark the open ones ended and
+ * audit their end.  For session.c to call from end_session() (and when a
+ * new session replaces the current one), while aa_session is still set.
+ */
+void
+aa_btg_session_end(void)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Datum		arg;
+	char		nulls[1] = {' '};
+	uint64		n;
+	char	  **ids;
+	char	  **patients;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (!btg_current() || !btg_any)
+		return;
+
+	btg_spi_begin(&save_userid, &save_sec);
+	{
+		Oid			types[1] = {UUIDOID};
+
+		arg = UUIDPGetDatum(&aa_session->id);
+		if (SPI_execute_with_args("UPDATE agentauth.break_glass "
+								  "SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'session end' "
+								  "WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL "
+								  "AND ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+								  "RETURNING id::text, patient",
+								  1, types, &arg, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not end break-the-glass overrides");
+	}
+	n = SPI_processed;
+	ids = MemoryContextAlloc(caller, sizeof(char *) * Max(n, 1));
+	patients = MemoryContextAlloc(caller, sizeof(char *) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		ids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		patients[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		MemoryContextSwitchTo(old);
+	}
+	btg_spi_end(save_userid, save_sec);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		AARecord	rec;
+		char	   *authority = psprintf("{\"break_glass\": \"%s\"}", ids[i]);
+
+		memset(&rec, 0, sizeof(rec));
+		rec.event = "break_glass_end";
+		rec.patient = patients[i];
+		rec.row_count = -1;
+		rec.authority = authority;
+		rec.outcome = "permit";
+		rec.purpose = "BTG";
+		rec.detail = psprintf("{\"break_glass\": \"%s\", \"ended_by\": \"session end\"}", ids[i]);
+		aa_audit_emit(&rec, true);
+	}
+	if (n > 0)
+		aa_generation_bump_at_commit();
+	aa_session->nbreak_glass = 0;
+	aa_session->break_glass = NULL;
+	btg_any = false;
+	btg_loaded_gen = 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Private SQL helpers of src/sql/40_btg.sql (no grant to PUBLIC)
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(aa_btg_session);
+
+/*
+ * agentauth._btg_session(): the current session and the caller, as the
+ * override and approval functions need them.  Every session field is NULL
+ * when the backend has no session; a session that is no longer valid
+ * raises 28000 here (aa_session_check).
+ */
+Datum
+aa_btg_session(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[12];
+	bool		nulls[12];
+	Oid			outer = GetOuterUserId();
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	if (desc->natts != 12)
+		elog(ERROR, "agentauth._btg_session() has an unexpected result type");
+	memset(nulls, true, sizeof(nulls));
+
+	if (aa_session != NULL)
+		aa_session_check();
+	if (aa_session != NULL)
+	{
+		pg_uuid_t  *sid = palloc(sizeof(pg_uuid_t));
+		pg_uuid_t  *pid = palloc(sizeof(pg_uuid_t));
+
+		memcpy(sid, &aa_session->id, sizeof(pg_uuid_t));
+		memcpy(pid, &aa_session->principal, sizeof(pg_uuid_t));
+		values[0] = UUIDPGetDatum(sid);
+		nulls[0] = false;
+		values[1] = UUIDPGetDatum(pid);
+		nulls[1] = false;
+		values[2] = CStringGetTextDatum(aa_session->is_agent ? "agent" : "human");
+		nulls[2] = false;
+		if (aa_session->has_token)
+		{
+			pg_uuid_t  *tid = palloc(sizeof(pg_uuid_t));
+
+			memcpy(tid, &aa_session->token, sizeof(pg_uuid_t));
+			values[3] = UUIDPGetDatum(tid);
+			nulls[3] = false;
+		}
+		if (aa_session->on_behalf_of != NULL)
+		{
+			values[4] = CStringGetTextDatum(aa_session->on_behalf_of);
+			nulls[4] = false;
+		}
+		if (aa_session->npatients >= 0)
+		{
+			Datum	   *elems = palloc(sizeof(Datum) * Max(aa_session->npatients, 1));
+
+			for (int i = 0; i < aa_session->npatients; i++)
+				elems[i] = CStringGetTextDatum(aa_session->patients[i]);
+			values[5] = PointerGetDatum(construct_array(elems, aa_session->npatients,
+														TEXTOID, -1, false,
+														TYPALIGN_INT));
+			nulls[5] = false;
+		}
+		values[6] = BoolGetDatum(aa_session->can_break_glass);
+		nulls[6] = false;
+		values[7] = BoolGetDatum(aa_session->can_approve);
+		nulls[7] = false;
+		values[8] = ObjectIdGetDatum(aa_session->db_role);
+		nulls[8] = false;
+	}
+	values[9] = ObjectIdGetDatum(outer);
+	nulls[9] = false;
+	values[10] = ObjectIdGetDatum(GetSessionUserId());
+	nulls[10] = false;
+	values[11] = BoolGetDatum(aa_has_role("agentauth_privacy_officer"));
+	nulls[11] = false;
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(aa_btg_changed);
+
+/*
+ * agentauth._btg_changed(session uuid): an override of that session was
+ * started or ended in this transaction.  Every backend reloads after our
+ * commit; this one at once when it is the session's own.
+ */
+Datum
+aa_btg_changed(PG_FUNCTION_ARGS)
+{
+	if (!btg_callbacks_registered)
+	{
+		RegisterXactCallback(btg_xact_callback, NULL);
+		RegisterSubXactCallback(btg_subxact_callback, NULL);
+		btg_callbacks_registered = true;
+	}
+	if (!PG_ARGISNULL(0) && btg_current() &&
+		memcmp(PG_GETARG_UUID_P(0), &aa_session->id, sizeof(pg_uuid_t)) == 0)
+	{
+		btg_any = true;
+		btg_loaded_gen = 0;
+	}
+	aa_generation_bump_at_commit();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(aa_btg_audit);
+
+/*
+ * agentauth._btg_audit(event, patient, relation, action, authority jsonb,
+ *                      detail jsonb, purpose text): an administrative record
+ * of this module, recorded iff the transaction commits.  The principal and
+ * token are the caller's session's.
+ */
+Datum
+aa_btg_audit(PG_FUNCTION_ARGS)
+{
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	if (PG_ARGISNULL(0))
+		elog(ERROR, "audit event must not be null");
+	rec.event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(1))
+		rec.patient = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		rec.relation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		rec.action = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (!PG_ARGISNULL(4))
+		rec.authority = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));
+	if (!PG_ARGISNULL(5))
+		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(5)));
+	if (!PG_ARGISNULL(6))
+		rec.purpose = text_to_cstring(PG_GETARG_TEXT_PP(6));
+	rec.row_count = -1;
+	rec.outcome = "permit";
+	aa_audit_emit(&rec, true);
+	PG_RETURN_VOID();
 }

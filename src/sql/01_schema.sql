@@ -141,6 +141,7 @@ CREATE TABLE agentauth.break_glass (
     started_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     ends_at       timestamptz NOT NULL,
     ended_at      timestamptz,
+    ended_by      text,          -- role that ended it, or 'session end'
     review_status text NOT NULL DEFAULT 'pending'
                   CHECK (review_status IN ('pending', 'justified', 'unjustified')),
     reviewer      text,
