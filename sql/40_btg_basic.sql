@@ -37,7 +37,7 @@ SELECT agentauth._btg_changed(NULL);
 SELECT agentauth._btg_audit('break_glass_start', NULL, NULL, NULL, NULL, NULL, NULL);
 -- reviews: privacy officers only; ending: only the owner or an officer
 SELECT agentauth.review_break_glass(gen_random_uuid(), 'justified', 'ok');
-SELECT agentauth.end_break_glass(gen_random_uuid());
+SELECT agentauth.end_break_glass('00000000-0000-0000-0000-000000000002');
 SELECT agentauth.end_break_glass(NULL);
 -- the views are for auditors
 SELECT count(*) FROM agentauth.break_glass_events;
