@@ -208,7 +208,8 @@ DECLARE
     b         agentauth.break_glass;
     p         agentauth.principal;
     v_me      text;
-    v_my_name text;
+    v_roles   oid[];
+    v_names   text[];
 BEGIN
     PERFORM agentauth._require_role('agentauth_privacy_officer');
     IF v_id IS NULL THEN
@@ -231,15 +232,20 @@ BEGIN
     END IF;
     SELECT * INTO p FROM agentauth.principal pr WHERE pr.id OPERATOR(pg_catalog.=) b.principal;
 
-    -- nobody reviews their own: not as the principal's login or role, not
-    -- in the principal's session, not as the person an agent acted for
-    SELECT pr.name INTO v_my_name FROM agentauth.principal pr
-     WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (ARRAY[s.caller_role, s.login_role])
-        OR pr.id OPERATOR(pg_catalog.=) s.principal
-     LIMIT 1;
-    IF p.db_role OPERATOR(pg_catalog.=) ANY (ARRAY[s.caller_role, s.login_role])
+    -- Nobody reviews their own: not from a login or role that is, or is a
+    -- member of, the principal's role (superuser status aside), not in the
+    -- principal's session, not as the registered person an agent acted for.
+    WITH RECURSIVE mine(r) AS (
+        SELECT s.caller_role UNION SELECT s.login_role
+        UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
+                JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
+    SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
+    SELECT pg_catalog.array_agg(pr.name) INTO v_names FROM agentauth.principal pr
+     WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
+        OR pr.id OPERATOR(pg_catalog.=) s.principal;
+    IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
        OR s.principal OPERATOR(pg_catalog.=) b.principal
-       OR (b.on_behalf_of IS NOT NULL AND v_my_name OPERATOR(pg_catalog.=) b.on_behalf_of) THEN
+       OR b.on_behalf_of OPERATOR(pg_catalog.=) ANY (v_names) THEN
         RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Another privacy officer must review it.';
