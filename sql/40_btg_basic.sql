@@ -1,5 +1,6 @@
 -- Break-the-glass and approvals: what holds without any session, and who
 -- may call what.
+\set SHOW_CONTEXT never
 CREATE ROLE btg0_clerk LOGIN;
 CREATE ROLE btg0_officer LOGIN IN ROLE agentauth_privacy_officer;
 CREATE ROLE btg0_auditor LOGIN IN ROLE agentauth_auditor;
