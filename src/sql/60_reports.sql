@@ -127,3 +127,225 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.export_audit(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.export_audit(bigint) TO agentauth_auditor;
+
+-- Reports look up an agent's accesses by principal and time.
+CREATE INDEX audit_log_principal_idx ON agentauth.audit_log (principal, logged_at);
+
+-- The relation of a regclass as the audit log names it: schema-qualified,
+-- each part quoted only where SQL needs it.
+CREATE FUNCTION agentauth._relation_name(tbl regclass) RETURNS text
+    LANGUAGE sql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
+           OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl
+$$;
+REVOKE ALL ON FUNCTION agentauth._relation_name(regclass) FROM PUBLIC;
+
+-- Argument checks shared by the reports.
+CREATE FUNCTION agentauth._report_args(patient text, since timestamptz, until timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient OPERATOR(pg_catalog.=) '' OR pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'patient must be 1 to 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = '22004',
+            HINT = 'Use ''-infinity'' or ''infinity'' for an open end.';
+    END IF;
+    IF until OPERATOR(pg_catalog.<) since THEN
+        RAISE EXCEPTION 'the period ends before it starts'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('since %s is after until %s.', since, until);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._report_args(text, timestamptz, timestamptz) FROM PUBLIC;
+
+-- access_report: every audit record that names the patient in the period
+-- (accesses, denials, privileged and unregistered access, overrides,
+-- consent changes), oldest first.
+CREATE FUNCTION agentauth.access_report(
+    patient text,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    RETURN QUERY
+    SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
+           l.db_role, l.on_behalf_of, l.purpose, l.relation, l.action, l.columns,
+           l.data_classes, l.row_count, l.authority, l.token, l.client
+      FROM agentauth.audit_log l
+     WHERE l.patient OPERATOR(pg_catalog.=) access_report.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+     ORDER BY l.seq;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) TO agentauth_auditor;
+
+-- element_access: who touched one element (table column) of one patient's
+-- record, when, for what purpose, under whose authority -- including the
+-- attempts that were denied.
+CREATE FUNCTION agentauth.element_access(
+    patient text, tbl regclass, column_name name,
+    since timestamptz DEFAULT '-infinity',
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, action text,
+                   data_classes text[], row_count bigint, authority jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_rel text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    IF tbl IS NULL OR column_name IS NULL THEN
+        RAISE EXCEPTION 'tbl and column_name must not be null' USING ERRCODE = '22004';
+    END IF;
+    v_rel := agentauth._relation_name(tbl);
+    RETURN QUERY
+    SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
+           l.db_role, l.on_behalf_of, l.purpose, l.action, l.data_classes,
+           l.row_count, l.authority
+      FROM agentauth.audit_log l
+     WHERE l.patient OPERATOR(pg_catalog.=) element_access.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+       AND l.relation OPERATOR(pg_catalog.=) v_rel
+       AND (element_access.column_name)::text OPERATOR(pg_catalog.=) ANY (l.columns)
+     ORDER BY l.seq;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, timestamptz) TO agentauth_auditor;
+
+-- Purposes under which a use of PHI needs no accounting (45 CFR
+-- 164.528(a)(1)): treatment, payment, health care operations, and the
+-- patient's own request.  Anything else -- research, public health, model
+-- training, break-the-glass, a code a site added -- is accounted for.
+CREATE FUNCTION agentauth._accounting_exempt(purpose text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT purpose OPERATOR(pg_catalog.=) ANY (ARRAY['TREAT', 'ETREAT', 'ERTREAT', 'TREATDS',
+        'HPAYMT', 'PMTDS', 'HOPERAT', 'CAREMGT', 'PATRQT'])
+$$;
+REVOKE ALL ON FUNCTION agentauth._accounting_exempt(text) FROM PUBLIC;
+
+-- disclosure_accounting: the HIPAA accounting of disclosures (45 CFR
+-- 164.528) of one patient: for each disclosure its date, the recipient,
+-- the purpose and a description of the data.  Only permitted uses that
+-- reached data count (access and privileged_access with rows); uses for
+-- treatment, payment, operations or at the patient's request are left out
+-- unless include_exempt.
+CREATE FUNCTION agentauth.disclosure_accounting(
+    patient text,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    include_exempt boolean DEFAULT false)
+    RETURNS TABLE (disclosed_at timestamptz, recipient text, recipient_owner text,
+                   on_behalf_of text, purpose text, purpose_display text,
+                   description text, relation text, columns text[],
+                   data_classes text[], row_count bigint, exempt boolean, seq bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    IF include_exempt IS NULL THEN
+        RAISE EXCEPTION 'include_exempt must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN QUERY
+    SELECT l.logged_at,
+           COALESCE(l.principal_name, p.name, l.db_role),
+           p.owner,
+           l.on_behalf_of,
+           l.purpose,
+           pu.display,
+           pg_catalog.concat_ws(' ',
+               COALESCE(pg_catalog.array_to_string(l.data_classes, ', '), 'unclassified data'),
+               'from', COALESCE(l.relation, 'an unnamed table'),
+               '(' OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_to_string(l.columns, ', '), '')
+                   OPERATOR(pg_catalog.||) ')',
+               CASE WHEN l.action IS NULL OR l.action OPERATOR(pg_catalog.=) 'read' THEN NULL
+                    ELSE l.action END,
+               CASE WHEN l.row_count IS NULL THEN NULL
+                    ELSE pg_catalog.format('%s row%s', l.row_count,
+                         CASE WHEN l.row_count OPERATOR(pg_catalog.=) 1 THEN '' ELSE 's' END) END,
+               CASE WHEN l.event OPERATOR(pg_catalog.=) 'privileged_access'
+                    THEN '(privileged role, no agentauth session)' END),
+           l.relation, l.columns, l.data_classes, l.row_count,
+           COALESCE(agentauth._accounting_exempt(l.purpose), false),
+           l.seq
+      FROM agentauth.audit_log l
+      LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) l.principal
+      LEFT JOIN agentauth.purpose pu ON pu.code OPERATOR(pg_catalog.=) l.purpose
+     WHERE l.patient OPERATOR(pg_catalog.=) disclosure_accounting.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+       AND l.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'privileged_access'])
+       AND l.outcome OPERATOR(pg_catalog.=) 'permit'
+       AND COALESCE(l.row_count, 1) OPERATOR(pg_catalog.>) 0
+       AND (include_exempt OR NOT COALESCE(agentauth._accounting_exempt(l.purpose), false))
+     ORDER BY l.seq;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) TO agentauth_auditor;
+
+-- agent_inventory: every registered agent with its owner, role, status,
+-- grants, live tokens, last access and recent denials.
+CREATE VIEW agentauth.agent_inventory AS
+SELECT p.id AS agent,
+       p.name,
+       p.owner,
+       p.db_role::regrole::text AS db_role,
+       p.status,
+       p.scopes,
+       p.purposes,
+       p.max_token_ttl,
+       p.can_break_glass,
+       p.can_delegate,
+       p.registered_at,
+       p.registered_by,
+       (SELECT pg_catalog.count(*) FROM agentauth.token t
+         WHERE t.agent OPERATOR(pg_catalog.=) p.id
+           AND t.revoked_at IS NULL
+           AND t.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()) AS live_tokens,
+       p.last_session_at,
+       (SELECT pg_catalog.max(l.logged_at) FROM agentauth.audit_log l
+         WHERE l.principal OPERATOR(pg_catalog.=) p.id
+           AND l.event OPERATOR(pg_catalog.=) 'access') AS last_access,
+       (SELECT pg_catalog.count(*) FROM agentauth.audit_log l
+         WHERE l.principal OPERATOR(pg_catalog.=) p.id
+           AND l.event OPERATOR(pg_catalog.=) ANY (ARRAY['denied', 'session_denied'])
+           AND l.logged_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::interval))
+           AS denials_24h
+  FROM agentauth.principal p
+ WHERE p.kind OPERATOR(pg_catalog.=) 'agent';
+REVOKE ALL ON agentauth.agent_inventory FROM PUBLIC;
+GRANT SELECT ON agentauth.agent_inventory TO agentauth_auditor;
