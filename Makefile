@@ -27,6 +27,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: every module includes the one
+# shared header, so a change there rebuilds everything.
+$(OBJS): src/agentauth.h
+
 agentauth--$(EXTVERSION).sql: $(SQL_PARTS) agentauth.control
 	cat $(SQL_PARTS) > $@
 

@@ -100,6 +100,7 @@ typedef struct AABreakGlass
 
 typedef struct AASession
 {
+	MemoryContext cxt;			/* holds this struct and everything it points to */
 	pg_uuid_t	id;				/* session id (returned by begin_*) */
 	pg_uuid_t	principal;
 	bool		is_agent;		/* agent (token) or human session */
@@ -110,10 +111,13 @@ typedef struct AASession
 	pg_uuid_t	token;
 	char	   *purpose;
 	char	   *on_behalf_of;
-	int			nscopes;		/* effective scopes: principal ∩ token */
+	int			nscopes;		/* effective scopes: the token's (a subset of
+								 * the agent's registration), or the human's */
 	AAScope    *scopes;
+	int			nsensitive;		/* sensitive classes, which '*' does not cover */
+	char	  **sensitive;
 	int			npatients;		/* -1: any patient */
-	char	  **patients;		/* sorted, for bsearch */
+	char	  **patients;		/* sorted by strcmp, for bsearch */
 	TimestampTz expires_at;		/* DT_NOEND for human sessions */
 	int			nchain;
 	pg_uuid_t  *chain;			/* delegation chain, root first, this token last */
@@ -126,14 +130,36 @@ typedef struct AASession
 	/* validation cache: see session.c */
 	uint64		validated_gen;
 	bool		revoked;		/* a revalidation found it no longer valid */
+	const char *invalid_reason; /* why (a constant string), for errdetail */
 } AASession;
 
 /* NULL when the backend has no session */
 extern AASession *aa_session;
 
 extern void aa_session_init(void);
+
+/*
+ * The per-row validity check: returns when the backend has no session or a
+ * valid one; raises 28000 when the session's token was revoked or expired,
+ * or its principal suspended or retired.  In the steady state it costs one
+ * atomic read, two compares and a flag; it revalidates (one query on the
+ * latest snapshot) only when the generation counter moved or the token's
+ * expiry timer fired.
+ */
 extern void aa_session_check(void);
+
+/* does the session's scope allow this class and action?  false: no session */
 extern bool aa_session_scope_allows(const char *data_class, bool write);
+
+/* does the session's token allow this patient?  false: no session */
+extern bool aa_session_patient_allowed(const char *patient);
+
+/* ---------------------------------------------------------------------
+ * token.c -- token secrets
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_secret_well_formed(const char *s, int len);
+extern void aa_secret_digest(const char *s, int len, unsigned char *out);
 
 /* ---------------------------------------------------------------------
  * audit.c -- the one entry point for every audit record

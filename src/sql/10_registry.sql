@@ -1,0 +1,786 @@
+-- Principals, tokens and sessions (SPEC 3, 4).
+--
+-- Administrative functions are SQL (plpgsql) SECURITY DEFINER functions that
+-- check their caller with agentauth._require_role(); secrets, sessions and
+-- revalidation are C (src/token.c, src/session.c).  Every function that
+-- changes a token or a principal moves the generation counter at commit, so
+-- that every backend revalidates its session before its next protected row.
+
+-- Lookups for revocation cascades and revalidation.
+CREATE INDEX token_chain_idx ON agentauth.token USING gin (chain);
+
+---------------------------------------------------------------------------
+-- C helpers, private to the extension's own functions
+---------------------------------------------------------------------------
+
+-- a new secret: 'aat_' + base64url (no padding) of 32 bytes from
+-- pg_strong_random(); the caller stores only its hash
+CREATE FUNCTION agentauth._new_secret() RETURNS text
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'aa_new_secret';
+REVOKE ALL ON FUNCTION agentauth._new_secret() FROM PUBLIC;
+
+-- SHA-256 of the secret's text (what agentauth.token.secret_hash holds)
+CREATE FUNCTION agentauth._secret_hash(secret text) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'aa_secret_hash';
+REVOKE ALL ON FUNCTION agentauth._secret_hash(text) FROM PUBLIC;
+
+-- is the calling role (outside SECURITY DEFINER) a member of role?
+CREATE FUNCTION agentauth._has_role(role text) RETURNS boolean
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'aa_has_role_sql';
+REVOKE ALL ON FUNCTION agentauth._has_role(text) FROM PUBLIC;
+
+-- move the generation counter now and again when this transaction commits
+CREATE FUNCTION agentauth._bump_generation() RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_bump_generation_sql';
+REVOKE ALL ON FUNCTION agentauth._bump_generation() FROM PUBLIC;
+
+-- the token of the current agent session (after revalidation), or 28000
+CREATE FUNCTION agentauth._session_token() RETURNS uuid
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'aa_session_token_sql';
+REVOKE ALL ON FUNCTION agentauth._session_token() FROM PUBLIC;
+
+---------------------------------------------------------------------------
+-- Input checks (SPEC 13).  Each raises with an errcode or returns the value
+-- normalized (arrays: distinct, sorted).
+---------------------------------------------------------------------------
+
+CREATE FUNCTION agentauth._check_text(val text, what text, required boolean, maxlen int)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF val IS NULL THEN
+        IF required THEN
+            RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.btrim(val) = '' THEN
+        RAISE EXCEPTION '% must not be empty', what USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(val) > maxlen THEN
+        RAISE EXCEPTION '% is too long', what USING ERRCODE = '22001',
+            DETAIL = pg_catalog.format('It has %s characters; the limit is %s.',
+                                       pg_catalog.length(val), maxlen);
+    END IF;
+    IF val ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION '% must not contain control characters', what USING ERRCODE = '22023';
+    END IF;
+    RETURN val;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_text(text, text, boolean, int) FROM PUBLIC;
+
+-- a one-dimensional, non-empty array without NULLs of at most 1000 elements
+CREATE FUNCTION agentauth._check_array(val text[], what text, required boolean)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x text;
+BEGIN
+    IF val IS NULL THEN
+        IF required THEN
+            RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.cardinality(val) = 0 THEN
+        IF required THEN
+            RAISE EXCEPTION '% must not be empty', what USING ERRCODE = '22023';
+        END IF;
+        RAISE EXCEPTION '% must not be empty', what USING ERRCODE = '22023',
+            HINT = 'Pass NULL for the default.';
+    END IF;
+    IF pg_catalog.array_ndims(val) > 1 THEN
+        RAISE EXCEPTION '% must be a one-dimensional array', what USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.cardinality(val) > 1000 THEN
+        RAISE EXCEPTION '% has too many elements', what USING ERRCODE = '22001',
+            DETAIL = pg_catalog.format('It has %s; the limit is 1000.', pg_catalog.cardinality(val));
+    END IF;
+    FOREACH x IN ARRAY val LOOP
+        PERFORM agentauth._check_text(x, what || ' element', true, 200);
+    END LOOP;
+    RETURN (SELECT pg_catalog.array_agg(DISTINCT e ORDER BY e) FROM pg_catalog.unnest(val) e);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_array(text[], text, boolean) FROM PUBLIC;
+
+-- PurposeOfUse codes: known, and not reserved (BTG is entered only
+-- through break_glass)
+CREATE FUNCTION agentauth._check_purpose(code text, what text DEFAULT 'purpose')
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    is_reserved boolean;
+BEGIN
+    PERFORM agentauth._check_text(code, what, true, 200);
+    SELECT p.reserved INTO is_reserved FROM agentauth.purpose p WHERE p.code = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown purpose of use "%"', code USING ERRCODE = '22023',
+            HINT = 'Purpose codes are listed in agentauth.purpose (HL7 v3 PurposeOfUse), e.g. TREAT.';
+    END IF;
+    IF is_reserved THEN
+        RAISE EXCEPTION 'purpose of use "%" is reserved', code USING ERRCODE = '22023',
+            HINT = 'Break-the-glass is entered only through agentauth.break_glass().';
+    END IF;
+    RETURN code;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_purpose(text, text) FROM PUBLIC;
+
+CREATE FUNCTION agentauth._check_purposes(codes text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x text;
+BEGIN
+    codes := agentauth._check_array(codes, 'purposes', true);
+    FOREACH x IN ARRAY codes LOOP
+        PERFORM agentauth._check_purpose(x);
+    END LOOP;
+    RETURN codes;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_purposes(text[]) FROM PUBLIC;
+
+-- scopes 'class:action': class a row of agentauth.data_class or '*',
+-- action read or write
+CREATE FUNCTION agentauth._check_scopes(scopes text[], required boolean)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x text;
+    cls text;
+BEGIN
+    scopes := agentauth._check_array(scopes, 'scopes', required);
+    IF scopes IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOREACH x IN ARRAY scopes LOOP
+        IF x !~ '^[^:]+:[^:]+$' THEN
+            RAISE EXCEPTION 'malformed scope "%"', x USING ERRCODE = '22023',
+                HINT = 'A scope is class:action, e.g. lab:read; the class may be *.';
+        END IF;
+        IF pg_catalog.split_part(x, ':', 2) NOT IN ('read', 'write') THEN
+            RAISE EXCEPTION 'unknown action in scope "%"', x USING ERRCODE = '22023',
+                HINT = 'The action is read or write.';
+        END IF;
+        cls := pg_catalog.split_part(x, ':', 1);
+        IF cls <> '*' AND NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name = cls) THEN
+            RAISE EXCEPTION 'unknown data class in scope "%"', x USING ERRCODE = '22023',
+                HINT = 'Data classes are listed in agentauth.data_class.';
+        END IF;
+    END LOOP;
+    RETURN scopes;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_scopes(text[], boolean) FROM PUBLIC;
+
+-- does a set of scopes cover one scope?  '*:action' covers every class that
+-- is not sensitive; a sensitive class must be named.
+CREATE FUNCTION agentauth._scope_covered(scope text, have text[])
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT scope = ANY (have)
+        OR (pg_catalog.split_part(scope, ':', 1) <> '*'
+            AND ('*:' || pg_catalog.split_part(scope, ':', 2)) = ANY (have)
+            AND NOT EXISTS (SELECT FROM agentauth.data_class d
+                            WHERE d.name = pg_catalog.split_part(scope, ':', 1)
+                              AND d.sensitive))
+$$;
+REVOKE ALL ON FUNCTION agentauth._scope_covered(text, text[]) FROM PUBLIC;
+
+CREATE FUNCTION agentauth._check_role(r regrole)
+RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec record;
+    other text;
+BEGIN
+    IF r IS NULL THEN
+        RAISE EXCEPTION 'db_role must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT rolname, rolcanlogin, rolsuper, rolbypassrls INTO rec
+      FROM pg_catalog.pg_roles WHERE oid = r::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role with OID % does not exist', r::oid USING ERRCODE = '42704';
+    END IF;
+    IF rec.rolname LIKE 'pg\_%' OR rec.rolname LIKE 'agentauth\_%' THEN
+        RAISE EXCEPTION 'role "%" cannot be a principal', rec.rolname USING ERRCODE = '22023',
+            DETAIL = 'Predefined roles and the agentauth privilege roles are not principals.';
+    END IF;
+    IF rec.rolsuper OR rec.rolbypassrls THEN
+        RAISE EXCEPTION 'role "%" bypasses row security', rec.rolname USING ERRCODE = '22023',
+            DETAIL = 'A superuser or a role with BYPASSRLS cannot be held to its registration.',
+            HINT = 'Register an ordinary login role (NOSUPERUSER NOBYPASSRLS).';
+    END IF;
+    IF NOT rec.rolcanlogin THEN
+        RAISE EXCEPTION 'role "%" cannot log in', rec.rolname USING ERRCODE = '22023',
+            HINT = 'A principal connects as its own login role: ALTER ROLE ... LOGIN.';
+    END IF;
+    SELECT p.name INTO other FROM agentauth.principal p WHERE p.db_role = r::oid;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role "%" is already the principal "%"', rec.rolname, other
+            USING ERRCODE = '23505', HINT = 'One principal per login role.';
+    END IF;
+    RETURN r::oid;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_role(regrole) FROM PUBLIC;
+
+CREATE FUNCTION agentauth._check_name(name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentauth._check_text(name, 'name', true, 200);
+    IF EXISTS (SELECT FROM agentauth.principal p WHERE p.name = $1) THEN
+        RAISE EXCEPTION 'a principal named "%" already exists', name USING ERRCODE = '23505';
+    END IF;
+    RETURN name;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_name(text) FROM PUBLIC;
+
+-- a positive interval, at most max (messages name the argument)
+CREATE FUNCTION agentauth._check_ttl(ttl interval, what text, max interval, max_what text)
+RETURNS interval
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ttl IS NULL THEN
+        RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
+    END IF;
+    IF ttl <= interval '0' THEN
+        RAISE EXCEPTION '% must be positive', what USING ERRCODE = '22023';
+    END IF;
+    IF ttl > max THEN
+        RAISE EXCEPTION '% exceeds %', what, max_what USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s was %s; the limit is %s.', what, ttl, max);
+    END IF;
+    RETURN ttl;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_ttl(interval, text, interval, text) FROM PUBLIC;
+
+---------------------------------------------------------------------------
+-- Principals (SPEC 3)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION agentauth.register_agent(
+    name            text,
+    db_role         regrole,
+    owner           text,
+    purposes        text[],
+    scopes          text[],
+    max_token_ttl   interval DEFAULT '5 minutes',
+    can_break_glass boolean  DEFAULT false,
+    can_delegate    boolean  DEFAULT false,
+    description     text     DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id uuid;
+    v_role oid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    PERFORM agentauth._check_name(name);
+    v_role := agentauth._check_role(db_role);
+    PERFORM agentauth._check_text(owner, 'owner', true, 4000);
+    purposes := agentauth._check_purposes(purposes);
+    scopes := agentauth._check_scopes(scopes, true);
+    PERFORM agentauth._check_ttl(max_token_ttl, 'max_token_ttl', interval '24 hours', '24 hours');
+    IF can_break_glass IS NULL THEN
+        RAISE EXCEPTION 'can_break_glass must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF can_delegate IS NULL THEN
+        RAISE EXCEPTION 'can_delegate must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(description, 'description', false, 4000);
+
+    INSERT INTO agentauth.principal (kind, name, db_role, owner, purposes, scopes,
+                                     max_token_ttl, can_break_glass, can_delegate,
+                                     description, registered_by)
+    VALUES ('agent', name, v_role, owner, purposes, scopes, max_token_ttl,
+            can_break_glass, can_delegate, description, session_user)
+    RETURNING id INTO v_id;
+
+    PERFORM agentauth._audit('principal_registered',
+        pg_catalog.jsonb_build_object('kind', 'agent', 'name', name,
+            'db_role', db_role::text, 'owner', owner, 'purposes', purposes,
+            'scopes', scopes, 'max_token_ttl', max_token_ttl::text,
+            'can_break_glass', can_break_glass, 'can_delegate', can_delegate),
+        v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) TO agentauth_admin;
+
+CREATE FUNCTION agentauth.register_human(
+    name text, db_role regrole, purposes text[], scopes text[],
+    can_break_glass boolean DEFAULT false,
+    can_approve     boolean DEFAULT false)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id uuid;
+    v_role oid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    PERFORM agentauth._check_name(name);
+    v_role := agentauth._check_role(db_role);
+    purposes := agentauth._check_purposes(purposes);
+    scopes := agentauth._check_scopes(scopes, true);
+    IF can_break_glass IS NULL THEN
+        RAISE EXCEPTION 'can_break_glass must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF can_approve IS NULL THEN
+        RAISE EXCEPTION 'can_approve must not be null' USING ERRCODE = '22004';
+    END IF;
+
+    INSERT INTO agentauth.principal (kind, name, db_role, purposes, scopes,
+                                     can_break_glass, can_approve, registered_by)
+    VALUES ('human', name, v_role, purposes, scopes, can_break_glass, can_approve,
+            session_user)
+    RETURNING id INTO v_id;
+
+    PERFORM agentauth._audit('principal_registered',
+        pg_catalog.jsonb_build_object('kind', 'human', 'name', name,
+            'db_role', db_role::text, 'purposes', purposes, 'scopes', scopes,
+            'can_break_glass', can_break_glass, 'can_approve', can_approve),
+        v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.register_human(text, regrole, text[], text[], boolean, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.register_human(text, regrole, text[], text[], boolean, boolean) TO agentauth_admin;
+
+-- Revoke every unrevoked token in ids and every descendant of one of them.
+-- Called after the roots were locked, in a statement of its own, so that
+-- under READ COMMITTED it sees a child delegated by a transaction that held
+-- its parent's lock until it committed.  Returns the revoked ids.
+CREATE FUNCTION agentauth._revoke_tree(ids uuid[], reason text)
+RETURNS uuid[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH r AS (
+        UPDATE agentauth.token t
+           SET revoked_at = pg_catalog.now(), revoke_reason = reason
+         WHERE t.revoked_at IS NULL AND t.chain && ids
+        RETURNING t.id)
+    SELECT coalesce(pg_catalog.array_agg(r.id ORDER BY r.id), '{}') FROM r
+$$;
+REVOKE ALL ON FUNCTION agentauth._revoke_tree(uuid[], text) FROM PUBLIC;
+
+CREATE FUNCTION agentauth.set_principal_status(principal uuid, status text, reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+    roots uuid[];
+    revoked uuid[] := '{}';
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(status, 'status', true, 200);
+    IF status NOT IN ('active', 'suspended', 'retired') THEN
+        RAISE EXCEPTION 'unknown principal status "%"', status USING ERRCODE = '22023',
+            HINT = 'The status is active, suspended or retired.';
+    END IF;
+    PERFORM agentauth._check_text(reason, 'reason', true, 4000);
+
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
+    END IF;
+    IF p.status = 'retired' AND status <> 'retired' THEN
+        RAISE EXCEPTION 'principal "%" is retired', p.name USING ERRCODE = '55000',
+            DETAIL = 'Retirement is final.', HINT = 'Register a new principal.';
+    END IF;
+
+    UPDATE agentauth.principal x
+       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.now()
+     WHERE x.id = $1;
+
+    IF status <> 'active' THEN
+        -- lock the principal's live tokens, then revoke them and their
+        -- descendants in a statement of its own (see _revoke_tree)
+        SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
+            SELECT t.id FROM agentauth.token t
+             WHERE t.agent = $1 AND t.revoked_at IS NULL FOR UPDATE) t;
+        IF roots IS NOT NULL THEN
+            revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
+        END IF;
+    END IF;
+
+    PERFORM agentauth._audit('principal_status',
+        pg_catalog.jsonb_build_object('name', p.name, 'from', p.status, 'to', status,
+                                      'reason', reason, 'tokens_revoked', revoked),
+        p.id);
+    PERFORM agentauth._bump_generation();
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.set_principal_status(uuid, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.set_principal_status(uuid, text, text) TO agentauth_admin;
+
+CREATE VIEW agentauth.principals AS
+SELECT p.id, p.kind, p.name, p.db_role::regrole AS db_role, p.owner,
+       p.purposes, p.scopes, p.max_token_ttl,
+       -- (a view runs functions as the caller: keep private ones out)
+       ARRAY(SELECT c.cap FROM (VALUES (1, 'break_glass', p.can_break_glass),
+                                       (2, 'delegate', p.can_delegate),
+                                       (3, 'approve', p.can_approve)) c(o, cap, held)
+              WHERE c.held ORDER BY c.o) AS capabilities,
+       p.status, p.registered_at, p.registered_by,
+       p.description, p.status_reason, p.status_changed_at, p.last_session_at
+  FROM agentauth.principal p;
+GRANT SELECT ON agentauth.principals TO agentauth_admin, agentauth_issuer, agentauth_auditor;
+
+---------------------------------------------------------------------------
+-- Tokens (SPEC 4.1, 4.3, 4.4)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION agentauth.issue_token(
+    agent        uuid,
+    purpose      text,
+    ttl          interval DEFAULT NULL,
+    on_behalf_of text     DEFAULT NULL,
+    scopes       text[]   DEFAULT NULL,
+    patients     text[]   DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+    x text;
+    v_id uuid := pg_catalog.gen_random_uuid();
+    v_secret text;
+    v_expires timestamptz;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_issuer');
+    IF agent IS NULL THEN
+        RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal pr WHERE pr.id = $1 FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
+    END IF;
+    IF p.kind <> 'agent' THEN
+        RAISE EXCEPTION 'principal "%" is not an agent', p.name USING ERRCODE = '22023',
+            HINT = 'Humans begin sessions with agentauth.begin_human_session().';
+    END IF;
+    IF p.status <> 'active' THEN
+        RAISE EXCEPTION 'agent "%" is %', p.name, p.status USING ERRCODE = '55000';
+    END IF;
+
+    PERFORM agentauth._check_purpose(purpose);
+    IF NOT purpose = ANY (p.purposes) THEN
+        RAISE EXCEPTION 'agent "%" is not registered for purpose "%"', p.name, purpose
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Its purposes are %s.', p.purposes);
+    END IF;
+
+    IF ttl IS NULL THEN
+        ttl := p.max_token_ttl;
+    END IF;
+    PERFORM agentauth._check_ttl(ttl, 'ttl', p.max_token_ttl, 'the agent''s max_token_ttl');
+    v_expires := pg_catalog.now() + ttl;
+
+    PERFORM agentauth._check_text(on_behalf_of, 'on_behalf_of', false, 200);
+
+    scopes := agentauth._check_scopes(scopes, false);
+    IF scopes IS NULL THEN
+        scopes := p.scopes;
+    ELSE
+        FOREACH x IN ARRAY scopes LOOP
+            IF NOT agentauth._scope_covered(x, p.scopes) THEN
+                RAISE EXCEPTION 'agent "%" is not registered for scope "%"', p.name, x
+                    USING ERRCODE = '42501',
+                    DETAIL = pg_catalog.format('Its scopes are %s.', p.scopes);
+            END IF;
+        END LOOP;
+    END IF;
+
+    patients := agentauth._check_array(patients, 'patients', false);
+
+    v_secret := agentauth._new_secret();
+    INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
+                                 on_behalf_of, scopes, patients, issued_by, expires_at)
+    VALUES (v_id, agentauth._secret_hash(v_secret), p.id, NULL, ARRAY[v_id], purpose,
+            on_behalf_of, scopes, patients, session_user, v_expires);
+
+    PERFORM agentauth._audit('token_issued',
+        pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
+            'on_behalf_of', on_behalf_of, 'scopes', scopes, 'patients', patients),
+        p.id, v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_secret;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.issue_token(uuid, text, interval, text, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.issue_token(uuid, text, interval, text, text[], text[]) TO agentauth_issuer;
+
+CREATE FUNCTION agentauth.revoke_token(token uuid, reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t agentauth.token;
+    revoked uuid[];
+    r uuid;
+BEGIN
+    IF NOT (agentauth._has_role('agentauth_issuer') OR agentauth._has_role('agentauth_admin')) THEN
+        PERFORM agentauth._require_role('agentauth_issuer');
+    END IF;
+    IF token IS NULL THEN
+        RAISE EXCEPTION 'token must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(reason, 'reason', true, 4000);
+
+    SELECT * INTO t FROM agentauth.token x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token % does not exist', token USING ERRCODE = '42704';
+    END IF;
+    -- a second revocation only sweeps up descendants (none can be live)
+    revoked := agentauth._revoke_tree(ARRAY[t.id], reason);
+    IF t.revoked_at IS NOT NULL AND revoked = '{}' THEN
+        RAISE NOTICE 'token was already revoked'
+            USING DETAIL = pg_catalog.format('Token %s was revoked at %s.', t.id, t.revoked_at);
+        RETURN;
+    END IF;
+
+    FOREACH r IN ARRAY revoked LOOP
+        PERFORM agentauth._audit('token_revoked',
+            pg_catalog.jsonb_build_object('reason', reason,
+                'revoked_with', CASE WHEN r = t.id THEN NULL ELSE t.id END),
+            (SELECT x.agent FROM agentauth.token x WHERE x.id = r), r);
+    END LOOP;
+    PERFORM agentauth._bump_generation();
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.revoke_token(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.revoke_token(uuid, text) TO agentauth_issuer, agentauth_admin;
+
+CREATE FUNCTION agentauth.delegate_token(
+    agent    uuid,
+    purpose  text     DEFAULT NULL,
+    ttl      interval DEFAULT NULL,
+    scopes   text[]   DEFAULT NULL,
+    patients text[]   DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parent agentauth.token;
+    me agentauth.principal;
+    child agentauth.principal;
+    x text;
+    v_id uuid := pg_catalog.gen_random_uuid();
+    v_secret text;
+    v_expires timestamptz;
+    v_left interval;
+BEGIN
+    -- the caller's own, revalidated session token (28000 without one)
+    SELECT * INTO parent FROM agentauth.token t
+     WHERE t.id = agentauth._session_token() FOR SHARE;
+    IF NOT FOUND OR parent.revoked_at IS NOT NULL OR parent.expires_at <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'agentauth session is no longer valid' USING ERRCODE = '28000';
+    END IF;
+    SELECT * INTO me FROM agentauth.principal p WHERE p.id = parent.agent;
+    IF NOT me.can_delegate THEN
+        RAISE EXCEPTION 'agent "%" may not delegate', me.name USING ERRCODE = '42501',
+            HINT = 'Register the agent with can_delegate => true.';
+    END IF;
+    IF pg_catalog.cardinality(parent.chain) >= 8 THEN
+        RAISE EXCEPTION 'delegation chain is too long' USING ERRCODE = '54000',
+            DETAIL = 'A token can be delegated at most 7 times from its root.';
+    END IF;
+
+    IF agent IS NULL THEN
+        RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO child FROM agentauth.principal p WHERE p.id = $1 FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
+    END IF;
+    IF child.kind <> 'agent' THEN
+        RAISE EXCEPTION 'principal "%" is not an agent', child.name USING ERRCODE = '22023';
+    END IF;
+    IF child.id = me.id THEN
+        RAISE EXCEPTION 'an agent cannot delegate to itself' USING ERRCODE = '22023';
+    END IF;
+    IF child.status <> 'active' THEN
+        RAISE EXCEPTION 'agent "%" is %', child.name, child.status USING ERRCODE = '55000';
+    END IF;
+
+    -- purpose: the parent's, which the child must be registered for
+    IF purpose IS NULL THEN
+        purpose := parent.purpose;
+    END IF;
+    PERFORM agentauth._check_purpose(purpose);
+    IF purpose <> parent.purpose THEN
+        RAISE EXCEPTION 'purpose "%" is not the purpose of the delegating token', purpose
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('The delegating token is for %s.', parent.purpose);
+    END IF;
+    IF NOT purpose = ANY (child.purposes) THEN
+        RAISE EXCEPTION 'agent "%" is not registered for purpose "%"', child.name, purpose
+            USING ERRCODE = '42501';
+    END IF;
+
+    -- expiry: within the child's max_token_ttl and no later than the parent's
+    v_left := parent.expires_at - pg_catalog.now();
+    IF ttl IS NULL THEN
+        ttl := LEAST(child.max_token_ttl, v_left);
+    ELSE
+        PERFORM agentauth._check_ttl(ttl, 'ttl', child.max_token_ttl, 'the agent''s max_token_ttl');
+        IF ttl > v_left THEN
+            RAISE EXCEPTION 'ttl outlives the delegating token' USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('The delegating token expires at %s.', parent.expires_at);
+        END IF;
+    END IF;
+    v_expires := pg_catalog.now() + ttl;
+
+    -- scopes: within the parent token's and the child's registration
+    scopes := agentauth._check_scopes(scopes, false);
+    IF scopes IS NULL THEN
+        scopes := ARRAY(SELECT s FROM pg_catalog.unnest(parent.scopes) s
+                         WHERE agentauth._scope_covered(s, child.scopes) ORDER BY s);
+        IF scopes = '{}' THEN
+            RAISE EXCEPTION 'agent "%" is registered for none of the delegating token''s scopes',
+                child.name USING ERRCODE = '42501';
+        END IF;
+    ELSE
+        FOREACH x IN ARRAY scopes LOOP
+            IF NOT agentauth._scope_covered(x, parent.scopes) THEN
+                RAISE EXCEPTION 'scope "%" is not within the delegating token', x
+                    USING ERRCODE = '42501',
+                    DETAIL = pg_catalog.format('The delegating token has %s.', parent.scopes);
+            END IF;
+            IF NOT agentauth._scope_covered(x, child.scopes) THEN
+                RAISE EXCEPTION 'agent "%" is not registered for scope "%"', child.name, x
+                    USING ERRCODE = '42501';
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- patients: within the parent's list (NULL: the parent's)
+    patients := agentauth._check_array(patients, 'patients', false);
+    IF patients IS NULL THEN
+        patients := parent.patients;
+    ELSIF parent.patients IS NOT NULL AND NOT patients <@ parent.patients THEN
+        RAISE EXCEPTION 'patients are not within the delegating token' USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Not covered: %s.',
+                ARRAY(SELECT e FROM pg_catalog.unnest(patients) e
+                       WHERE NOT e = ANY (parent.patients) ORDER BY e));
+    END IF;
+
+    v_secret := agentauth._new_secret();
+    INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
+                                 on_behalf_of, scopes, patients, issued_by, expires_at)
+    VALUES (v_id, agentauth._secret_hash(v_secret), child.id, parent.id,
+            parent.chain || v_id, purpose, parent.on_behalf_of, scopes, patients,
+            session_user, v_expires);
+
+    PERFORM agentauth._audit('token_issued',
+        pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
+            'on_behalf_of', parent.on_behalf_of, 'scopes', scopes, 'patients', patients,
+            'delegated_by', me.id, 'parent', parent.id),
+        child.id, v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_secret;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.delegate_token(uuid, text, interval, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.delegate_token(uuid, text, interval, text[], text[]) TO PUBLIC;
+
+CREATE VIEW agentauth.tokens AS
+SELECT t.id, t.agent, t.parent, t.purpose, t.on_behalf_of, t.scopes, t.patients,
+       t.issued_at, t.issued_by, t.expires_at, t.revoked_at, t.revoke_reason,
+       t.chain AS delegation_chain,
+       CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked'
+            WHEN t.expires_at <= pg_catalog.now() THEN 'expired'
+            ELSE 'live' END AS state
+  FROM agentauth.token t;
+GRANT SELECT ON agentauth.tokens TO agentauth_admin, agentauth_issuer, agentauth_auditor;
+
+---------------------------------------------------------------------------
+-- Sessions (SPEC 4.2), in C: state lives in the backend's memory.  PUBLIC
+-- may call them: each checks session_user against the principal's role.
+---------------------------------------------------------------------------
+
+CREATE FUNCTION agentauth.begin_session(secret text, transaction_only boolean DEFAULT false)
+RETURNS uuid
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'aa_begin_session';
+REVOKE ALL ON FUNCTION agentauth.begin_session(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.begin_session(text, boolean) TO PUBLIC;
+
+CREATE FUNCTION agentauth.begin_human_session(purpose text, transaction_only boolean DEFAULT false)
+RETURNS uuid
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'aa_begin_human_session';
+REVOKE ALL ON FUNCTION agentauth.begin_human_session(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.begin_human_session(text, boolean) TO PUBLIC;
+
+CREATE FUNCTION agentauth.end_session()
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'aa_end_session';
+REVOKE ALL ON FUNCTION agentauth.end_session() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.end_session() TO PUBLIC;
+
+CREATE FUNCTION agentauth.whoami()
+RETURNS TABLE (principal uuid, kind text, name text, token uuid,
+               purpose text, on_behalf_of text, scopes text[], patients text[],
+               expires_at timestamptz, delegation_chain uuid[], break_glass uuid[])
+LANGUAGE c VOLATILE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'aa_whoami';
+REVOKE ALL ON FUNCTION agentauth.whoami() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.whoami() TO PUBLIC;
+
+-- The per-row validity check the row security check runs, exposed for
+-- tests and for clients that want to know: true, or SQLSTATE 28000.
+-- Not SECURITY DEFINER and no SET clause: it must stay as cheap as the
+-- row check itself.
+CREATE FUNCTION agentauth.check_session()
+RETURNS boolean
+LANGUAGE c VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'aa_check_session';
+REVOKE ALL ON FUNCTION agentauth.check_session() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.check_session() TO PUBLIC;
