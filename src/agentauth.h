@@ -9,6 +9,7 @@
 #ifndef AGENTAUTH_H
 #define AGENTAUTH_H
 
+#include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
@@ -204,10 +205,144 @@ extern Size aa_audit_shmem_size(void);
 extern void aa_audit_shmem_startup(void);
 
 /* ---------------------------------------------------------------------
- * label.c, policy.c, columns.c, consent.c -- protected tables
+ * label.c -- the "agentauth" security-label provider: classification
+ * ---------------------------------------------------------------------
+ */
+#define AA_NON_PHI			"non_phi"
+
+/* actions, as bits (consent provisions, approvals, access accounting) */
+#define AA_ACT_READ			0x01
+#define AA_ACT_INSERT		0x02
+#define AA_ACT_UPDATE		0x04
+#define AA_ACT_DELETE		0x08
+#define AA_ACT_WRITE		(AA_ACT_INSERT | AA_ACT_UPDATE | AA_ACT_DELETE)
+
+typedef struct AAProtectedRel
+{
+	Oid			relid;
+	char	   *relname;		/* schema-qualified, quoted as needed */
+	char		relkind;
+	char	   *patient_column; /* NULL: label malformed (fail closed) */
+	AttrNumber	patient_attno;	/* InvalidAttrNumber: missing (fail closed) */
+	int			approve_mask;	/* AA_ACT_* needing a clinician's approval */
+	int			natts;
+	char	  **att_name;		/* [1..natts]; NULL for dropped columns */
+	char	  **att_class;		/* [1..natts]; NULL: unclassified */
+	int			nclasses;		/* distinct classes, non_phi excluded */
+	char	  **classes;
+} AAProtectedRel;
+
+extern void aa_label_init(void);
+extern AAProtectedRel *aa_protected_rel(Oid relid);
+extern bool aa_is_protected(Oid relid);
+extern bool aa_class_lookup(const char *name, bool *sensitive);
+extern bool aa_parse_table_label(const char *label, char **patient_column,
+								 int *approve_mask, const char **why);
+
+/* ---------------------------------------------------------------------
+ * policy.c -- row-security policy hooks, the per-row check, DDL guard
  * ---------------------------------------------------------------------
  */
 extern void aa_policy_init(void);
+
+/* ---------------------------------------------------------------------
+ * columns.c -- executor hooks: column scope, per-statement accounting
+ * ---------------------------------------------------------------------
+ */
+
+/* one patient's rows in one relation within the current executor run */
+typedef struct AAPatientAccess
+{
+	char	   *patient;		/* hash key (palloc'd copy) */
+	uint64		dgen;			/* decisions below are valid for this */
+	int8		decided[5];		/* per action index: -1 unknown, 0 deny, 1 permit */
+	char	   *authority[5];	/* jsonb text: why permitted, or why denied */
+	bool		btg[5];			/* permitted by break-the-glass */
+	int64		allowed[5];
+	int64		withheld[5];
+	int64		written_new;	/* UPDATE: new rows checked for this patient */
+	bool		approval_done[5];
+	char	   *approval[5];	/* approval id consumed */
+} AAPatientAccess;
+
+/* action indexes into the arrays above */
+#define AA_IDX_READ		0
+#define AA_IDX_INSERT	1
+#define AA_IDX_UPDATE	2
+#define AA_IDX_DELETE	3
+#define AA_NIDX			4
+
+typedef struct AARelAccess
+{
+	Oid			relid;
+	char	   *relname;
+	int			approve_mask;
+	/* columns and classes the statement touches, per action index */
+	int			ncols[AA_NIDX];
+	char	  **cols[AA_NIDX];
+	int			nclasses[AA_NIDX];
+	char	  **classes[AA_NIDX];
+	/*
+	 * No class touched (only the patient column or non_phi): the row needs
+	 * consent for any one of these, the table's classes in scope.
+	 */
+	int			nanyof[AA_NIDX];
+	char	  **anyof[AA_NIDX];
+	struct HTAB *patients;		/* char * -> AAPatientAccess */
+	AAPatientAccess *last;		/* the last patient looked up */
+	uint64		dgen;			/* decision generation seen */
+	bool		any_counted;
+	struct AAQueryAccess *query;
+} AARelAccess;
+
+typedef struct AAQueryAccess
+{
+	struct QueryDesc *qd;
+	MemoryContext cxt;			/* the statement's accounting memory */
+	List	   *rels;			/* AARelAccess * */
+	bool		done;			/* final flush happened */
+	bool		live;			/* in the registry */
+	struct AAQueryAccess *next;
+	MemoryContextCallback cb;
+} AAQueryAccess;
+
+extern void aa_columns_init(void);
+extern AARelAccess *aa_access_for(Oid relid);
+extern void aa_refuse_outside_session(const char *relname, int ncols,
+									  const char **cols, const char *action);
+extern void aa_audit_privileged(const char *relname, int ncols,
+								const char **cols, const char *action);
+extern bool aa_rls_bypassed(Oid relid, Oid checkAsUser);
+extern void aa_check_standby(const char *relname);
+extern AAPatientAccess *aa_access_patient(AARelAccess *ra, const char *patient,
+										  int len);
+extern uint64 aa_decision_gen(void);
+
+/* ---------------------------------------------------------------------
+ * consent.c -- consent and default decisions, cached per backend
+ * ---------------------------------------------------------------------
+ */
+typedef struct AADecision
+{
+	bool		permit;
+	bool		btg;			/* by break-the-glass */
+	char	   *authority;		/* jsonb text */
+} AADecision;
+
+/*
+ * Decide (SPEC 7) for this session whether the patient may be touched with
+ * every one of the classes (or, anyof, at least one) for the action
+ * (AA_ACT_*).  Includes the token's patient list.  The result's strings are
+ * palloc'd in the current memory context.
+ */
+extern void aa_consent_decide(const char *patient, int nclasses,
+							  char **classes, bool anyof, int action,
+							  AADecision *result);
+/* the earliest time at which a cached decision may change, or DT_NOEND */
+extern TimestampTz aa_consent_valid_until(void);
+extern struct HTAB *aa_string_hash_create(const char *name, Size entrysize,
+										  MemoryContext cxt);
+extern void aa_consent_refresh(void);
 
 /* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals

@@ -1,0 +1,893 @@
+/*-------------------------------------------------------------------------
+ *
+ * consent.c
+ *		Consent and default decisions (SPEC 7), cached per backend.
+ *
+ *		Decision for (patient, class, action) in the current session, first
+ *		match wins:
+ *		  0. the token's patient list, when it has one, must hold the patient;
+ *		  1. an active break-the-glass of this session for the patient: permit;
+ *		  2. an active, in-period deny provision that matches: deny;
+ *		  3. an active, in-period permit provision that matches: permit;
+ *		  4. reads only: a default for (purpose, class), else for (purpose,
+ *		     '*') unless the class is sensitive; never for MLTRAINING;
+ *		  5. deny.
+ *
+ *		The cache holds, for the current session, the provisions that can
+ *		match it (purpose, grantee) per patient, and the defaults of its
+ *		purpose.  Patients are loaded one query each while few are asked
+ *		for; past LAZY_LIMIT the whole relevant set is loaded in one query,
+ *		so a full scan costs one query, not one per patient.
+ *
+ *		The cache is dropped when the generation counter moves, the session
+ *		changes, or the clock passes the earliest period boundary of a
+ *		loaded provision or break-the-glass (valid_until).  Loads read with
+ *		the latest snapshot, so a REPEATABLE READ transaction still sees a
+ *		withdrawal.  aa_decision_gen() turns all of that into one number
+ *		that the per-row check compares.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/rangetypes.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "agentauth.h"
+
+#define LAZY_LIMIT	64
+
+#define UUID_TEXT_LEN 37
+
+typedef struct Provision
+{
+	char		id[UUID_TEXT_LEN];	/* text form */
+	bool		deny;
+	int			nclasses;		/* -1: any class */
+	char	  **classes;
+	int			actions;		/* AA_ACT_* */
+	TimestampTz lower;			/* DT_NOBEGIN when unbounded */
+	bool		lower_inc;
+	TimestampTz upper;			/* DT_NOEND when unbounded */
+	bool		upper_inc;
+} Provision;
+
+typedef struct PatientConsent
+{
+	char	   *patient;		/* hash key */
+	List	   *provisions;		/* Provision * */
+} PatientConsent;
+
+typedef struct DefaultRule
+{
+	char	   *data_class;
+	bool		permit;
+} DefaultRule;
+
+static MemoryContext consent_cxt = NULL;
+static HTAB *patients = NULL;
+static bool all_loaded = false;
+static int	lazy_loads = 0;
+static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
+static bool defaults_loaded = false;
+static TimestampTz valid_until = DT_NOEND;
+
+/* what the cache was built for */
+static uint64 built_gen = 0;
+static AASession *built_session = NULL;
+static pg_uuid_t built_session_id;
+static uint64 decision_gen = 1;
+static bool cache_valid = false;
+
+/* ------------------------------------------------------------------
+ * Hash on C strings of any length (dynahash with HASH_STRINGS truncates)
+ * ------------------------------------------------------------------
+ */
+static uint32
+cstring_ptr_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return string_hash(s, strlen(s) + 1);
+}
+
+static int
+cstring_ptr_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+HTAB *
+aa_string_hash_create(const char *name, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = cstring_ptr_hash;
+	ctl.match = cstring_ptr_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* ------------------------------------------------------------------
+ * Validity
+ * ------------------------------------------------------------------
+ */
+static void
+note_boundary(TimestampTz t, TimestampTz now)
+{
+	if (t != DT_NOBEGIN && t != DT_NOEND && t > now && t < valid_until)
+		valid_until = t;
+}
+
+static bool
+session_changed(void)
+{
+	if (aa_session != built_session)
+		return true;
+	if (aa_session != NULL &&
+		memcmp(&aa_session->id, &built_session_id, sizeof(pg_uuid_t)) != 0)
+		return true;
+	return false;
+}
+
+void
+aa_consent_refresh(void)
+{
+	cache_valid = false;
+	decision_gen++;
+}
+
+static void
+reset_cache(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (consent_cxt == NULL)
+		consent_cxt = AllocSetContextCreate(TopMemoryContext,
+											"agentauth consent",
+											ALLOCSET_DEFAULT_SIZES);
+	/* the counter first, then the tables (see shmem.c) */
+	built_gen = aa_generation();
+	built_session = aa_session;
+	if (aa_session)
+		built_session_id = aa_session->id;
+	MemoryContextReset(consent_cxt);
+	patients = aa_string_hash_create("agentauth consent by patient",
+									 sizeof(PatientConsent), consent_cxt);
+	all_loaded = false;
+	lazy_loads = 0;
+	defaults = NIL;
+	defaults_loaded = false;
+	valid_until = DT_NOEND;
+	if (aa_session != NULL)
+		for (int i = 0; i < aa_session->nbreak_glass; i++)
+			note_boundary(aa_session->break_glass[i].ends_at, now);
+	cache_valid = true;
+}
+
+/*
+ * A number that changes whenever a cached decision may have changed: the
+ * generation counter moved, the session changed, or a period boundary
+ * passed.  The per-row check compares it with what it decided at.
+ */
+uint64
+aa_decision_gen(void)
+{
+	if (!cache_valid ||
+		aa_generation() != built_gen ||
+		session_changed() ||
+		(valid_until != DT_NOEND && GetCurrentTimestamp() >= valid_until))
+	{
+		reset_cache();
+		decision_gen++;
+	}
+	return decision_gen;
+}
+
+TimestampTz
+aa_consent_valid_until(void)
+{
+	return valid_until;
+}
+
+/* ------------------------------------------------------------------
+ * Loading
+ * ------------------------------------------------------------------
+ */
+
+static int
+action_bit(const char *a)
+{
+	if (strcmp(a, "read") == 0)
+		return AA_ACT_READ;
+	if (strcmp(a, "write") == 0)
+		return AA_ACT_WRITE;
+	if (strcmp(a, "insert") == 0)
+		return AA_ACT_INSERT;
+	if (strcmp(a, "update") == 0)
+		return AA_ACT_UPDATE;
+	if (strcmp(a, "delete") == 0)
+		return AA_ACT_DELETE;
+	return 0;
+}
+
+static void
+enter_as_owner(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+leave_as_owner(Oid save_userid, int save_sec)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+static Datum
+text_array_datum(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (n > 0 ? n : 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Run the provision query, for one patient (patient != NULL) or for every
+ * patient; store the rows in the cache.
+ */
+static void
+load_provisions(const char *patient)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[5] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *owners[3];
+	int			nowners = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext oldcxt;
+	int			ret;
+
+	Assert(aa_session != NULL);
+	values[0] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
+	values[1] = UUIDPGetDatum(&aa_session->principal);
+	if (aa_session->owner)
+		owners[nowners++] = aa_session->owner;
+	if (aa_session->on_behalf_of)
+		owners[nowners++] = aa_session->on_behalf_of;
+	if (!aa_session->is_agent && aa_session->name)
+		owners[nowners++] = aa_session->name;
+	values[2] = text_array_datum(owners, nowners);
+	if (aa_session->npatients >= 0)
+		values[3] = text_array_datum(aa_session->patients, aa_session->npatients);
+	else
+		nulls[3] = 'n';
+	if (patient)
+		values[4] = CStringGetTextDatum(patient);
+	else
+		nulls[4] = 'n';
+
+	enter_as_owner(&save_userid, &save_sec);
+	ret = SPI_execute_with_args(
+		"SELECT c.patient, c.id::text, c.decision OPERATOR(pg_catalog.=) 'deny', "
+		"       c.data_classes, c.actions, "
+		"       pg_catalog.lower(c.valid), pg_catalog.lower_inc(c.valid), "
+		"       pg_catalog.upper(c.valid), pg_catalog.upper_inc(c.valid) "
+		"  FROM agentauth.consent c "
+		" WHERE c.withdrawn_at IS NULL "
+		"   AND (pg_catalog.upper(c.valid) IS NULL "
+		"        OR pg_catalog.upper(c.valid) OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()) "
+		"   AND (c.purposes IS NULL OR $1 OPERATOR(pg_catalog.=) ANY (c.purposes)) "
+		"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2) "
+		"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3)) "
+		"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
+		"   AND ($5 IS NULL OR c.patient OPERATOR(pg_catalog.=) $5)",
+		5, argtypes, values, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read agentauth.consent");
+
+	oldcxt = MemoryContextSwitchTo(consent_cxt);
+	if (patient)
+	{
+		/* an entry even when there is no provision: a negative entry */
+		bool		found;
+		char	   *key = pstrdup(patient);
+		PatientConsent *pc = hash_search(patients, &key, HASH_ENTER, &found);
+
+		if (!found)
+		{
+			pc->patient = key;
+			pc->provisions = NIL;
+		}
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Provision  *p = palloc0(sizeof(Provision));
+		char	   *pat = SPI_getvalue(tup, desc, 1);
+		char	   *id = SPI_getvalue(tup, desc, 2);
+		Datum		d;
+		PatientConsent *pc;
+		bool		found;
+
+		strlcpy(p->id, id, sizeof(p->id));
+		p->deny = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (isnull)
+			p->nclasses = -1;
+		else
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, &enulls, &n);
+			p->classes = palloc(sizeof(char *) * (n > 0 ? n : 1));
+			p->nclasses = 0;
+			for (int j = 0; j < n; j++)
+				if (!enulls[j])
+					p->classes[p->nclasses++] = TextDatumGetCString(elems[j]);
+		}
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, &enulls, &n);
+			for (int j = 0; j < n; j++)
+				if (!enulls[j])
+				{
+					char	   *a = TextDatumGetCString(elems[j]);
+
+					p->actions |= action_bit(a);
+				}
+		}
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		p->lower = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		p->lower_inc = !isnull && DatumGetBool(d);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		p->upper = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 9, &isnull);
+		p->upper_inc = !isnull && DatumGetBool(d);
+		note_boundary(p->lower, now);
+		note_boundary(p->upper, now);
+		/* an inclusive bound changes one microsecond later */
+		if (p->upper_inc && p->upper != DT_NOEND)
+			note_boundary(p->upper + 1, now);
+
+		pc = hash_search(patients, &pat, HASH_ENTER, &found);
+		if (!found)
+		{
+			pc->patient = pat;
+			pc->provisions = NIL;
+		}
+		pc->provisions = lappend(pc->provisions, p);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	leave_as_owner(save_userid, save_sec);
+}
+
+static void
+load_defaults(void)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	MemoryContext oldcxt;
+
+	values[0] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
+	enter_as_owner(&save_userid, &save_sec);
+	if (SPI_execute_with_args("SELECT data_class, decision OPERATOR(pg_catalog.=) 'permit' "
+							  "  FROM agentauth.default_decision "
+							  " WHERE purpose OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read agentauth.default_decision");
+	oldcxt = MemoryContextSwitchTo(consent_cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		DefaultRule *r = palloc(sizeof(DefaultRule));
+		bool		isnull;
+
+		r->data_class = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		r->permit = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+											   SPI_tuptable->tupdesc, 2, &isnull));
+		defaults = lappend(defaults, r);
+	}
+	defaults_loaded = true;
+	MemoryContextSwitchTo(oldcxt);
+	leave_as_owner(save_userid, save_sec);
+}
+
+static List *
+provisions_for(const char *patient)
+{
+	PatientConsent *pc;
+
+	pc = hash_search(patients, &patient, HASH_FIND, NULL);
+	if (pc != NULL)
+		return pc->provisions;
+	if (all_loaded)
+		return NIL;
+	if (lazy_loads >= LAZY_LIMIT)
+	{
+		load_provisions(NULL);
+		all_loaded = true;
+	}
+	else
+	{
+		lazy_loads++;
+		load_provisions(patient);
+	}
+	pc = hash_search(patients, &patient, HASH_FIND, NULL);
+	return pc ? pc->provisions : NIL;
+}
+
+/* ------------------------------------------------------------------
+ * Deciding
+ * ------------------------------------------------------------------
+ */
+
+static bool
+in_period(const Provision *p, TimestampTz now)
+{
+	if (p->lower != DT_NOBEGIN)
+	{
+		if (now < p->lower || (now == p->lower && !p->lower_inc))
+			return false;
+	}
+	if (p->upper != DT_NOEND)
+	{
+		if (now > p->upper || (now == p->upper && !p->upper_inc))
+			return false;
+	}
+	return true;
+}
+
+static bool
+provision_matches(const Provision *p, const char *data_class, int action,
+				  TimestampTz now)
+{
+	if ((p->actions & action) != action)
+		return false;
+	if (p->nclasses >= 0)
+	{
+		bool		found = false;
+
+		for (int i = 0; i < p->nclasses; i++)
+			if (strcmp(p->classes[i], data_class) == 0)
+			{
+				found = true;
+				break;
+			}
+		if (!found)
+			return false;
+	}
+	return in_period(p, now);
+}
+
+typedef struct ClassDecision
+{
+	bool		permit;
+	const char *kind;			/* "consent", "default", "none", "break_glass" */
+	List	   *ids;			/* consent ids (char *) */
+	const char *rule;			/* default rule: class of the row, or "*" */
+} ClassDecision;
+
+static void
+decide_class(List *provs, const char *data_class, int action,
+			 TimestampTz now, ClassDecision *cd)
+{
+	ListCell   *lc;
+	bool		sensitive = false;
+
+	memset(cd, 0, sizeof(*cd));
+	foreach(lc, provs)
+	{
+		Provision  *p = lfirst(lc);
+
+		if (p->deny && provision_matches(p, data_class, action, now))
+		{
+			cd->permit = false;
+			cd->kind = "consent";
+			cd->ids = list_make1(p->id);
+			return;
+		}
+	}
+	foreach(lc, provs)
+	{
+		Provision  *p = lfirst(lc);
+
+		if (!p->deny && provision_matches(p, data_class, action, now))
+			cd->ids = lappend(cd->ids, p->id);
+	}
+	if (cd->ids != NIL)
+	{
+		cd->permit = true;
+		cd->kind = "consent";
+		return;
+	}
+	cd->kind = "none";
+	if (action != AA_ACT_READ || aa_session->purpose == NULL ||
+		strcmp(aa_session->purpose, "MLTRAINING") == 0)
+		return;
+	if (!defaults_loaded)
+		load_defaults();
+	foreach(lc, defaults)
+	{
+		DefaultRule *r = lfirst(lc);
+
+		if (strcmp(r->data_class, data_class) == 0)
+		{
+			cd->permit = r->permit;
+			cd->kind = "default";
+			cd->rule = r->data_class;
+			return;
+		}
+	}
+	(void) aa_class_lookup(data_class, &sensitive);
+	if (sensitive)
+		return;
+	foreach(lc, defaults)
+	{
+		DefaultRule *r = lfirst(lc);
+
+		if (strcmp(r->data_class, "*") == 0)
+		{
+			cd->permit = r->permit;
+			cd->kind = "default";
+			cd->rule = "*";
+			return;
+		}
+	}
+}
+
+static void
+append_json_str(StringInfo buf, const char *s)
+{
+	escape_json(buf, s);
+}
+
+static const char *
+action_name(int action)
+{
+	switch (action)
+	{
+		case AA_ACT_READ:
+			return "read";
+		case AA_ACT_INSERT:
+			return "insert";
+		case AA_ACT_UPDATE:
+			return "update";
+		case AA_ACT_DELETE:
+			return "delete";
+		default:
+			return "write";
+	}
+}
+
+static bool
+patient_in_token(const char *patient)
+{
+	int			lo = 0,
+				hi;
+
+	if (aa_session->npatients < 0)
+		return true;
+	hi = aa_session->npatients - 1;
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			c = strcmp(aa_session->patients[mid], patient);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+void
+aa_consent_decide(const char *patient, int nclasses, char **classes,
+				  bool anyof, int action, AADecision *result)
+{
+	StringInfoData buf;
+	const AABreakGlass *bg;
+	List	   *provs;
+	TimestampTz now;
+	List	   *permit_ids = NIL;
+	List	   *rules = NIL;
+	ListCell   *lc;
+	bool		first;
+
+	memset(result, 0, sizeof(*result));
+	initStringInfo(&buf);
+	if (aa_session == NULL)
+	{
+		appendStringInfoString(&buf, "{\"reason\": \"no agentauth session\"}");
+		result->authority = buf.data;
+		return;
+	}
+	(void) aa_decision_gen();	/* make sure the cache is current */
+
+	if (!patient_in_token(patient))
+	{
+		appendStringInfoString(&buf, "{\"reason\": \"patient not in the token's patient list\"}");
+		result->authority = buf.data;
+		return;
+	}
+	bg = aa_btg_active_for(patient);
+	if (bg != NULL)
+	{
+		result->permit = true;
+		result->btg = true;
+		appendStringInfoString(&buf, "{\"break_glass\": ");
+		append_json_str(&buf, DatumGetCString(DirectFunctionCall1(uuid_out,
+																  UUIDPGetDatum(&bg->id))));
+		appendStringInfoChar(&buf, '}');
+		result->authority = buf.data;
+		return;
+	}
+
+	provs = provisions_for(patient);
+	now = GetCurrentTimestamp();
+
+	if (nclasses == 0)
+	{
+		appendStringInfoString(&buf, "{\"reason\": \"no data class of the table is in scope\"}");
+		result->authority = buf.data;
+		return;
+	}
+
+	for (int i = 0; i < nclasses; i++)
+	{
+		ClassDecision cd;
+
+		decide_class(provs, classes[i], action, now, &cd);
+		if (!cd.permit && !anyof)
+		{
+			/* one class refused refuses the row: say which and why */
+			appendStringInfoString(&buf, "{\"reason\": ");
+			if (strcmp(cd.kind, "consent") == 0)
+				append_json_str(&buf, "denied by consent");
+			else if (strcmp(cd.kind, "default") == 0)
+				append_json_str(&buf, "denied by default");
+			else
+				append_json_str(&buf, "no consent or default permits");
+			appendStringInfoString(&buf, ", \"data_class\": ");
+			append_json_str(&buf, classes[i]);
+			appendStringInfoString(&buf, ", \"action\": ");
+			append_json_str(&buf, action_name(action));
+			if (cd.ids != NIL)
+			{
+				appendStringInfoString(&buf, ", \"consent\": ");
+				append_json_str(&buf, linitial(cd.ids));
+			}
+			if (cd.rule != NULL)
+			{
+				appendStringInfoString(&buf, ", \"default\": ");
+				append_json_str(&buf, psprintf("%s/%s", aa_session->purpose, cd.rule));
+			}
+			appendStringInfoChar(&buf, '}');
+			result->authority = buf.data;
+			return;
+		}
+		if (cd.permit)
+		{
+			result->permit = true;
+			if (strcmp(cd.kind, "consent") == 0)
+			{
+				foreach(lc, cd.ids)
+					if (!list_member(permit_ids, lfirst(lc)))
+					{
+						bool		dup = false;
+						ListCell   *lc2;
+
+						foreach(lc2, permit_ids)
+							if (strcmp(lfirst(lc2), lfirst(lc)) == 0)
+								dup = true;
+						if (!dup)
+							permit_ids = lappend(permit_ids, lfirst(lc));
+					}
+			}
+			else
+			{
+				char	   *r = psprintf("%s/%s", aa_session->purpose, cd.rule);
+				bool		dup = false;
+
+				foreach(lc, rules)
+					if (strcmp(lfirst(lc), r) == 0)
+						dup = true;
+				if (!dup)
+					rules = lappend(rules, r);
+			}
+			if (anyof)
+				break;
+		}
+	}
+
+	if (!result->permit)
+	{
+		/* anyof and nothing permitted */
+		appendStringInfoString(&buf, "{\"reason\": \"no consent or default permits any data class in scope\", \"action\": ");
+		append_json_str(&buf, action_name(action));
+		appendStringInfoChar(&buf, '}');
+		result->authority = buf.data;
+		return;
+	}
+
+	appendStringInfoChar(&buf, '{');
+	first = true;
+	if (permit_ids != NIL)
+	{
+		appendStringInfoString(&buf, "\"consents\": [");
+		foreach(lc, permit_ids)
+		{
+			if (lc != list_head(permit_ids))
+				appendStringInfoString(&buf, ", ");
+			append_json_str(&buf, lfirst(lc));
+		}
+		appendStringInfoChar(&buf, ']');
+		first = false;
+	}
+	if (rules != NIL)
+	{
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "\"defaults\": [");
+		foreach(lc, rules)
+		{
+			if (lc != list_head(rules))
+				appendStringInfoString(&buf, ", ");
+			append_json_str(&buf, lfirst(lc));
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	appendStringInfoChar(&buf, '}');
+	result->authority = buf.data;
+}
+
+/* ------------------------------------------------------------------
+ * agentauth.explain_access(patient text, data_class text, action text)
+ *   RETURNS TABLE (decision text, reason text, authority jsonb)
+ * ------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(aa_explain_access);
+
+Datum
+aa_explain_access(PG_FUNCTION_ARGS)
+{
+	char	   *patient = aa_text_arg(fcinfo, 0, "patient", true, AA_MAX_NAME_LEN);
+	char	   *data_class = aa_text_arg(fcinfo, 1, "data_class", true, AA_MAX_NAME_LEN);
+	char	   *action_s = aa_text_arg(fcinfo, 2, "action", true, AA_MAX_NAME_LEN);
+	int			action = action_bit(action_s);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	const char *decision = "deny";
+	char	   *reason;
+	char	   *authority = NULL;
+	bool		sensitive;
+
+	if (action == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown action \"%s\"", action_s),
+				 errhint("Actions are read, write, insert, update and delete.")));
+	if (!aa_class_lookup(data_class, &sensitive))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown data class \"%s\"", data_class)));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (aa_session == NULL)
+		reason = "no agentauth session";
+	else
+	{
+		aa_session_check();
+		if (strcmp(data_class, AA_NON_PHI) != 0 &&
+			!aa_session_scope_allows(data_class, action != AA_ACT_READ))
+			reason = psprintf("data class \"%s\" is not in the session's %s scopes",
+							  data_class, action == AA_ACT_READ ? "read" : "write");
+		else if (strcmp(data_class, AA_NON_PHI) == 0)
+		{
+			decision = "permit";
+			reason = "non_phi needs no consent";
+		}
+		else
+		{
+			AADecision d;
+			char	   *classes[1];
+
+			classes[0] = data_class;
+			aa_consent_decide(patient, 1, classes, false, action, &d);
+			authority = d.authority;
+			if (d.permit)
+			{
+				decision = "permit";
+				if (d.btg)
+					reason = "break-the-glass override of this session";
+				else if (strstr(d.authority, "\"consents\"") != NULL)
+					reason = "permitted by consent";
+				else
+					reason = psprintf("permitted by the default for purpose %s",
+									  aa_session->purpose);
+			}
+			else
+			{
+				if (strstr(d.authority, "token's patient list") != NULL)
+					reason = "patient is not in the token's patient list";
+				else if (strstr(d.authority, "denied by consent") != NULL)
+					reason = "denied by consent";
+				else if (strstr(d.authority, "denied by default") != NULL)
+					reason = psprintf("denied by the default for purpose %s",
+									  aa_session->purpose);
+				else
+					reason = psprintf("no consent or default permits %s of %s for purpose %s",
+									  action_name(action), data_class,
+									  aa_session->purpose);
+			}
+		}
+	}
+	values[0] = CStringGetTextDatum(decision);
+	values[1] = CStringGetTextDatum(reason);
+	if (authority)
+		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(authority));
+	else
+		nulls[2] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * agentauth._generation_trigger(): statement trigger on the consent,
+ * default and data-class tables, so a change made by any path (a superuser
+ * editing a table directly, too) reaches every backend's cache.
+ */
+PG_FUNCTION_INFO_V1(aa_generation_trigger);
+
+Datum
+aa_generation_trigger(PG_FUNCTION_ARGS)
+{
+	aa_generation_bump_at_commit();
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,248 @@
+-- Consent (SPEC 7): provisions, withdrawal, defaults, and explain_access.
+
+CREATE TRIGGER consent_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON agentauth.consent FOR EACH STATEMENT
+    EXECUTE FUNCTION agentauth._generation_trigger();
+CREATE TRIGGER default_decision_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON agentauth.default_decision FOR EACH STATEMENT
+    EXECUTE FUNCTION agentauth._generation_trigger();
+
+-- Seeded defaults: reads for treatment (HIPAA lets a provider use PHI for
+-- treatment without an authorization).  Every other purpose -- the AI ones
+-- (TREATDS, PMTDS), payment, operations, research -- needs a patient's
+-- consent, and MLTRAINING can never have a default.  '*' never covers a
+-- sensitive class.  A site changes these with set_default_decision().
+INSERT INTO agentauth.default_decision (purpose, data_class, decision, changed_by) VALUES
+    ('TREAT',   '*', 'permit', 'agentauth install'),
+    ('ETREAT',  '*', 'permit', 'agentauth install'),
+    ('ERTREAT', '*', 'permit', 'agentauth install');
+SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision',
+    'WHERE changed_by OPERATOR(pg_catalog.<>) ''agentauth install''');
+
+CREATE FUNCTION agentauth.record_consent(
+    patient       text,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x   text;
+    id  uuid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.btrim(patient) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'patient must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'patient is too long' USING ERRCODE = '22001';
+    END IF;
+    IF decision IS NULL THEN
+        RAISE EXCEPTION 'decision must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+        RAISE EXCEPTION 'unknown decision "%"', decision USING ERRCODE = '22023',
+            HINT = 'A decision is permit or deny.';
+    END IF;
+    IF purposes IS NOT NULL THEN
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'purposes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any purpose.';
+        END IF;
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many purposes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY purposes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown purpose "%"', x USING ERRCODE = '22023',
+                    HINT = 'The purposes are the rows of agentauth.purpose.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF data_classes IS NOT NULL THEN
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'data_classes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any class.';
+        END IF;
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many data classes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY data_classes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown data class "%"', x USING ERRCODE = '22023',
+                    HINT = 'The classes are the rows of agentauth.data_class.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF actions IS NULL OR pg_catalog.cardinality(actions) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'actions must not be null or empty' USING ERRCODE = '22023',
+            HINT = 'Actions are read, write, insert, update and delete.';
+    END IF;
+    FOREACH x IN ARRAY actions LOOP
+        IF x IS NULL OR x OPERATOR(pg_catalog.<>) ALL (ARRAY['read', 'write', 'insert', 'update', 'delete']) THEN
+            RAISE EXCEPTION 'unknown action "%"', x USING ERRCODE = '22023',
+                HINT = 'Actions are read, write, insert, update and delete.';
+        END IF;
+    END LOOP;
+    IF grantee_agent IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.principal p WHERE p.id OPERATOR(pg_catalog.=) grantee_agent
+            AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+        RAISE EXCEPTION 'unknown agent %', grantee_agent USING ERRCODE = '22023';
+    END IF;
+    IF grantee_owner IS NOT NULL AND (pg_catalog.btrim(grantee_owner) OPERATOR(pg_catalog.=) ''
+        OR pg_catalog.length(grantee_owner) OPERATOR(pg_catalog.>) 4000) THEN
+        RAISE EXCEPTION 'grantee_owner must not be empty or longer than 4000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF valid IS NULL THEN
+        RAISE EXCEPTION 'valid must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass tstzrange(now(), NULL) for "from now on".';
+    END IF;
+    IF pg_catalog.isempty(valid) THEN
+        RAISE EXCEPTION 'valid must not be an empty range' USING ERRCODE = '22023';
+    END IF;
+    IF source IS NOT NULL AND pg_catalog.length(source) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'source is too long' USING ERRCODE = '22001';
+    END IF;
+
+    INSERT INTO agentauth.consent (patient, decision, purposes, data_classes, actions,
+                                   grantee_agent, grantee_owner, valid, source, recorded_by)
+    VALUES (patient, decision, purposes, data_classes, actions,
+            grantee_agent, grantee_owner, valid, source, session_user)
+    RETURNING consent.id INTO id;
+
+    PERFORM agentauth._audit('consent_recorded',
+        pg_catalog.jsonb_build_object('consent', id, 'decision', decision,
+            'purposes', purposes, 'data_classes', data_classes, 'actions', actions,
+            'grantee_agent', grantee_agent, 'grantee_owner', grantee_owner,
+            'valid', valid::text, 'source', source),
+        NULL, NULL, patient, NULL);
+    RETURN id;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
+
+CREATE FUNCTION agentauth.withdraw_consent(consent uuid, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF consent IS NULL THEN
+        RAISE EXCEPTION 'consent must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to withdraw consent' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    SELECT * INTO c FROM agentauth.consent k WHERE k.id OPERATOR(pg_catalog.=) consent FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consent % does not exist', consent USING ERRCODE = '22023';
+    END IF;
+    IF c.withdrawn_at IS NOT NULL THEN
+        RAISE EXCEPTION 'consent % is already withdrawn', consent USING ERRCODE = '55000';
+    END IF;
+    UPDATE agentauth.consent k
+       SET withdrawn_at = pg_catalog.now(), withdrawn_by = session_user, withdraw_reason = reason
+     WHERE k.id OPERATOR(pg_catalog.=) consent;
+    PERFORM agentauth._audit('consent_withdrawn',
+        pg_catalog.jsonb_build_object('consent', consent, 'reason', reason),
+        NULL, NULL, c.patient, NULL);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.withdraw_consent(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.withdraw_consent(uuid, text) TO agentauth_consent_manager;
+
+-- decision 'none' removes the default row (then step 5: deny).
+CREATE FUNCTION agentauth.set_default_decision(purpose text, data_class text, decision text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF purpose IS NULL OR data_class IS NULL OR decision IS NULL THEN
+        RAISE EXCEPTION 'purpose, data_class and decision must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) purpose) THEN
+        RAISE EXCEPTION 'unknown purpose "%"', purpose USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) purpose AND p.reserved) THEN
+        RAISE EXCEPTION 'purpose % is reserved and takes no default', purpose USING ERRCODE = '22023';
+    END IF;
+    IF data_class OPERATOR(pg_catalog.<>) '*' AND NOT EXISTS
+        (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) data_class) THEN
+        RAISE EXCEPTION 'unknown data class "%"', data_class USING ERRCODE = '22023';
+    END IF;
+    IF decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny', 'none']) THEN
+        RAISE EXCEPTION 'unknown decision "%"', decision USING ERRCODE = '22023',
+            HINT = 'A default is permit, deny, or none (no default).';
+    END IF;
+    IF purpose OPERATOR(pg_catalog.=) 'MLTRAINING' AND decision OPERATOR(pg_catalog.=) 'permit' THEN
+        RAISE EXCEPTION 'model training is never covered by a default' USING ERRCODE = '42501',
+            HINT = 'Use for model training needs each patient''s consent.';
+    END IF;
+    SELECT d.decision INTO old FROM agentauth.default_decision d
+     WHERE d.purpose OPERATOR(pg_catalog.=) set_default_decision.purpose
+       AND d.data_class OPERATOR(pg_catalog.=) set_default_decision.data_class;
+    IF decision OPERATOR(pg_catalog.=) 'none' THEN
+        DELETE FROM agentauth.default_decision d
+         WHERE d.purpose OPERATOR(pg_catalog.=) set_default_decision.purpose
+           AND d.data_class OPERATOR(pg_catalog.=) set_default_decision.data_class;
+    ELSE
+        INSERT INTO agentauth.default_decision AS d (purpose, data_class, decision, changed_by)
+        VALUES (purpose, data_class, decision, session_user)
+        ON CONFLICT ON CONSTRAINT default_decision_pkey DO UPDATE
+           SET decision = excluded.decision, changed_at = pg_catalog.now(),
+               changed_by = excluded.changed_by;
+    END IF;
+    PERFORM agentauth._audit('default_changed',
+        pg_catalog.jsonb_build_object('purpose', purpose, 'data_class', data_class,
+                                      'old', old, 'new', decision),
+        NULL, NULL, NULL, NULL);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.set_default_decision(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.set_default_decision(text, text, text) TO agentauth_admin;
+
+-- Every provision, withdrawn ones too, with who and when.
+CREATE VIEW agentauth.consents AS
+SELECT c.id, c.patient, c.decision, c.purposes, c.data_classes, c.actions,
+       c.grantee_agent, p.name AS grantee_agent_name, c.grantee_owner,
+       c.valid, c.source, c.recorded_at, c.recorded_by,
+       c.withdrawn_at, c.withdrawn_by, c.withdraw_reason,
+       CASE WHEN c.withdrawn_at IS NOT NULL THEN 'withdrawn'
+            WHEN pg_catalog.upper(c.valid) OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+            WHEN pg_catalog.lower(c.valid) OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'pending'
+            ELSE 'active' END AS status
+  FROM agentauth.consent c
+  LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) c.grantee_agent;
+REVOKE ALL ON agentauth.consents FROM PUBLIC;
+GRANT SELECT ON agentauth.consents TO agentauth_consent_manager, agentauth_auditor;
+
+CREATE VIEW agentauth.default_decisions AS
+SELECT d.purpose, d.data_class, d.decision, d.changed_at, d.changed_by
+  FROM agentauth.default_decision d;
+GRANT SELECT ON agentauth.default_decisions TO PUBLIC;
+
+-- The decision for the current session, and why (SPEC 6.7).
+CREATE FUNCTION agentauth.explain_access(patient text, data_class text,
+                                         action text DEFAULT 'read',
+                                         OUT decision text, OUT reason text,
+                                         OUT authority jsonb)
+    RETURNS record LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_explain_access';
+GRANT EXECUTE ON FUNCTION agentauth.explain_access(text, text, text) TO PUBLIC;
