@@ -39,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "nodes/memnodes.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -47,33 +48,51 @@
 #include "agentauth.h"
 
 /*
- * The cache belongs to one session: btg_session_id.  btg_any is set once
- * that session has broken the glass (only then can the catalog hold an
- * override of it), so sessions without overrides never query anything.
+ * A session that broke the glass has a child context of this name in its
+ * memory (aa_session->cxt); the cached overrides live there.  Its existence
+ * is the mark "this session may own rows in agentauth.break_glass", so
+ * sessions that never broke the glass never query anything, and the mark
+ * goes with the session's memory (also when an aborted transaction restores
+ * an earlier session).
  */
+#define BTG_CONTEXT_NAME	"agentauth break-the-glass"
+
+/* the session the statics below describe */
 static pg_uuid_t btg_session_id;
-static bool btg_any = false;
+static bool btg_session_known = false;
+static MemoryContext btg_context = NULL;	/* NULL: never broke the glass */
 static uint64 btg_loaded_gen = 0;	/* 0: reload before use */
-static MemoryContext btg_context = NULL;	/* child of the session's context */
 static bool btg_callbacks_registered = false;
 
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr find_approval_plan = NULL;
 static SPIPlanPtr use_approval_plan = NULL;
 
-/* Does the cache describe the current session?  Forget it when not. */
+static MemoryContext
+btg_find_context(bool create)
+{
+	for (MemoryContext c = aa_session->cxt->firstchild; c != NULL; c = c->nextchild)
+		if (strcmp(c->name, BTG_CONTEXT_NAME) == 0)
+			return c;
+	if (!create)
+		return NULL;
+	return AllocSetContextCreate(aa_session->cxt, BTG_CONTEXT_NAME,
+								 ALLOCSET_SMALL_SIZES);
+}
+
+/* Point the statics at the current session; false when there is none. */
 static bool
 btg_current(void)
 {
 	if (aa_session == NULL)
 		return false;
-	if (memcmp(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t)) == 0)
+	if (btg_session_known &&
+		memcmp(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t)) == 0)
 		return true;
-	/* another session: the old one took its memory (and our context) along */
 	memcpy(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t));
-	btg_any = false;
+	btg_session_known = true;
+	btg_context = btg_find_context(false);
 	btg_loaded_gen = 0;
-	btg_context = NULL;
 	return true;
 }
 
@@ -153,13 +172,8 @@ btg_reload(void)
 							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not load break-the-glass overrides");
 
-	/* the new list lives in our own child of the session's memory */
-	if (btg_context == NULL)
-		btg_context = AllocSetContextCreate(GetMemoryChunkContext(aa_session),
-											"agentauth break-the-glass",
-											ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(btg_context);
+	/* the new list replaces the old one in our child of the session's memory */
+	MemoryContextReset(btg_context);
 	n = (int) SPI_processed;
 	if (n > 0)
 	{
@@ -191,7 +205,7 @@ btg_reload(void)
 static bool
 btg_fresh(void)
 {
-	if (!btg_current() || !btg_any)
+	if (!btg_current() || btg_context == NULL)
 		return false;
 	if (btg_loaded_gen == 0 || btg_loaded_gen != aa_generation())
 		btg_reload();
@@ -347,7 +361,7 @@ aa_btg_session_end(void)
 	char	  **patients;
 	MemoryContext caller = CurrentMemoryContext;
 
-	if (!btg_current() || !btg_any)
+	if (!btg_current() || btg_context == NULL)
 		return;
 
 	btg_spi_begin(&save_userid, &save_sec);
@@ -393,9 +407,7 @@ aa_btg_session_end(void)
 	}
 	if (n > 0)
 		aa_generation_bump_at_commit();
-	aa_session->nbreak_glass = 0;
-	aa_session->break_glass = NULL;
-	btg_any = false;
+	/* an abort restores the session: reload then */
 	btg_loaded_gen = 0;
 }
 
@@ -502,7 +514,7 @@ aa_btg_changed(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(0) && btg_current() &&
 		memcmp(PG_GETARG_UUID_P(0), &aa_session->id, sizeof(pg_uuid_t)) == 0)
 	{
-		btg_any = true;
+		btg_context = btg_find_context(true);
 		btg_loaded_gen = 0;
 	}
 	aa_generation_bump_at_commit();

@@ -761,7 +761,10 @@ static void
 install_session(AASession *s)
 {
 	if (aa_session != NULL)
+	{
 		emit_session_event("session_end", aa_session, "replaced by a new session");
+		aa_btg_session_end();
+	}
 	emit_session_event("session_begin", s, NULL);
 	set_session(s);
 }
@@ -1027,6 +1030,7 @@ aa_end_session(PG_FUNCTION_ARGS)
 	if (aa_session != NULL)
 	{
 		emit_session_event("session_end", aa_session, "end_session");
+		aa_btg_session_end();
 		set_session(NULL);
 	}
 	PG_RETURN_VOID();
@@ -1046,6 +1050,7 @@ aa_whoami(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	aa_session_check();
+	aa_btg_refresh();
 	s = aa_session;
 	if (s == NULL)
 		return (Datum) 0;

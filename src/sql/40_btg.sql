@@ -169,15 +169,15 @@ BEGIN
         RAISE EXCEPTION 'break-the-glass override % does not exist', v_id USING ERRCODE = '42704';
     END IF;
     IF s.principal IS DISTINCT FROM b.principal AND NOT s.is_privacy_officer THEN
-        RAISE EXCEPTION 'permission denied to end break-the-glass override %', v_id
+        RAISE EXCEPTION 'permission denied to end this break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Only the principal who started it, in a session, or a privacy officer may end an override.';
     END IF;
     IF b.ended_at IS NOT NULL THEN
-        RAISE EXCEPTION 'break-the-glass override % has already ended', v_id USING ERRCODE = '55000';
+        RAISE EXCEPTION 'break-the-glass override has already ended' USING ERRCODE = '55000';
     END IF;
     IF b.ends_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN
-        RAISE EXCEPTION 'break-the-glass override % has already expired', v_id USING ERRCODE = '55000';
+        RAISE EXCEPTION 'break-the-glass override has already expired' USING ERRCODE = '55000';
     END IF;
     v_by := pg_catalog.pg_get_userbyid(s.caller_role);
     UPDATE agentauth.break_glass bg SET ended_at = pg_catalog.clock_timestamp(), ended_by = v_by
@@ -251,12 +251,12 @@ BEGIN
                   HINT = 'Another privacy officer must review it.';
     END IF;
     IF b.review_status OPERATOR(pg_catalog.<>) 'pending' THEN
-        RAISE EXCEPTION 'break-the-glass override % has already been reviewed', v_id
+        RAISE EXCEPTION 'break-the-glass override has already been reviewed'
             USING ERRCODE = '55000',
-                  DETAIL = pg_catalog.format('It was found %s by %s at %s.', b.review_status, b.reviewer, b.reviewed_at);
+                  DETAIL = pg_catalog.format('%s found it %s.', b.reviewer, b.review_status);
     END IF;
     IF b.ended_at IS NULL AND b.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() THEN
-        RAISE EXCEPTION 'break-the-glass override % is still active', v_id
+        RAISE EXCEPTION 'break-the-glass override is still active'
             USING ERRCODE = '55000',
                   HINT = 'End it with agentauth.end_break_glass(), or review it once it has expired.';
     END IF;
