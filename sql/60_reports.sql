@@ -2,6 +2,7 @@
 -- disclosure_accounting and agent_inventory.  The history is written
 -- straight into the audit log inside a transaction that is rolled back, so
 -- no other suite sees it.
+\set SHOW_CONTEXT never
 SET TimeZone = 'UTC';
 CREATE ROLE reg60_auditor IN ROLE agentauth_auditor;
 CREATE ROLE reg60_officer IN ROLE agentauth_privacy_officer;

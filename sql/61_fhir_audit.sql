@@ -2,6 +2,7 @@
 -- checked against the R4 AuditEvent structure (elements, cardinalities,
 -- required elements, code systems) by a validator written here from the
 -- R4 specification (http://hl7.org/fhir/R4/auditevent.html).
+\set SHOW_CONTEXT never
 SET TimeZone = 'UTC';
 CREATE ROLE reg61_auditor IN ROLE agentauth_auditor;
 CREATE ROLE reg61_nobody;

@@ -1,0 +1,223 @@
+-- import_fhir_consent: FHIR Consent resources mapped onto agentauth consent
+-- provisions.  The examples are modelled on the published examples of the
+-- FHIR R4 specification (http://hl7.org/fhir/R4/consent-examples.html),
+-- written from their descriptions; where an example names a party agentauth
+-- cannot resolve, this suite says what it changed.
+\set SHOW_CONTEXT never
+SET TimeZone = 'UTC';
+CREATE ROLE reg62_manager IN ROLE agentauth_consent_manager;
+CREATE ROLE reg62_nobody;
+CREATE ROLE reg62_agent;
+INSERT INTO agentauth.principal (id, kind, name, db_role, owner, purposes, scopes,
+    max_token_ttl, registered_by) VALUES
+  ('62000000-0000-0000-0000-0000000000a1', 'agent', 'reg62-bot', 'reg62_agent'::regrole,
+   'Organization/f001', '{TREAT}', '{lab:read}', '5 minutes', 'reg62');
+
+-- the rules a resource maps to, without storing them
+CREATE FUNCTION pg_temp.rules(r jsonb)
+    RETURNS TABLE (patient text, source text, path text, decision text, purposes text[],
+                   classes text[], actions text[], actors text[], valid tstzrange)
+    LANGUAGE sql AS $$
+    SELECT x.patient, x.source, u.path, u.decision, u.purposes, u.classes, u.actions, u.actors, u.valid
+      FROM agentauth._fhir_consent_rules(r) x, unnest(x.rules) u
+$$;
+
+-- consent-example-basic: an opt-in for a period ("Basic Consent")
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "consent-example-basic",
+  "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">P. van de Heuvel opts in</div>"},
+  "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+  "patient": {"reference": "Patient/f001", "display": "P. van de Heuvel"},
+  "dateTime": "2018-12-28",
+  "organization": [{"reference": "Organization/f001"}],
+  "sourceAttachment": {"title": "The terms of the consent in lawyer speak."},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"period": {"start": "1964-01-01", "end": "2019-01-01"}}
+}');
+
+-- consent-example-notOrg: withhold from Organization f001 (access, correct)
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "consent-example-notOrg", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+  "patient": {"reference": "Patient/example"},
+  "dateTime": "2015-11-18",
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {
+    "type": "deny",
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+               "reference": {"reference": "Organization/f001"}}],
+    "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]},
+               {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]}]
+  }
+}');
+
+-- consent-example-Emergency (modelled): opt out of everything, except
+-- emergency treatment.  The deny is cut around its exception.
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "consent-example-Emergency", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {
+    "period": {"start": "2026-01-01T00:00:00Z"},
+    "provision": [{"type": "permit",
+                   "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"},
+                               {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ERTREAT"}]}]
+  }
+}');
+
+-- consent-example-smartonfhir (modelled): a patient lets one app (here an
+-- agentauth agent, as Device/<principal id>) read observations and
+-- medication requests for a year, but never HIV data
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "consent-example-smartonfhir", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "http://fhir.example.org/Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {
+    "type": "permit",
+    "period": {"start": "2026-01-01", "end": "2026-12-31"},
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"reference": "Device/62000000-0000-0000-0000-0000000000a1"}}],
+    "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]}],
+    "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"},
+              {"system": "http://hl7.org/fhir/resource-types", "code": "MedicationRequest"}],
+    "provision": [{"type": "deny",
+                   "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}]
+  }
+}');
+
+-- an opt-out with exceptions by data class: nothing shared but labs and
+-- vital signs for treatment
+SELECT path, decision, purposes, classes FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "optout-but-labs", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"identifier": {"system": "urn:mrn", "value": "P62"}},
+  "provision": {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "provision": [{"class": [{"system": "urn:agentauth:data-class", "code": "lab"},
+                             {"system": "urn:agentauth:data-class", "code": "vital_signs"}]}]}
+}');
+
+-- the R5 shape: Consent.decision, subject, grantee, provision as an array;
+-- nested provisions are exceptions (here: permit, but not mental health)
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "r5-example", "status": "active",
+  "subject": {"reference": "Patient/P62"},
+  "period": {"start": "2026-02-01", "end": "2026-02"},
+  "grantee": [{"reference": "Practitioner/f204"}],
+  "decision": "permit",
+  "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+                 "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}]},
+                {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
+                 "resourceType": [{"system": "http://hl7.org/fhir/fhir-types", "code": "Condition"}]}]
+}');
+-- R5 without provisions: the decision covers everything in the period
+SELECT path, decision, valid FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "subject": {"reference": "Patient/P62"}, "decision": "deny",
+  "period": {"start": "2026-03-01T08:00:00+01:00", "end": "2026-03-01T09:30:00+01:00"}}');
+
+-- What cannot be mapped is refused with its JSON path
+-- consent-example-notTime: withholds data of a time period (dataPeriod)
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "id": "consent-example-notTime", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/f001"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"type": "deny", "dataPeriod": {"start": "2015-01-01T05:00:00Z", "end": "2015-01-01T10:00:00Z"}}}');
+-- consent-example-notThis: withholds one particular resource (data)
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "id": "consent-example-notThis", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/f001"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"type": "deny", "data": [{"meaning": "related", "reference": {"reference": "Task/example3"}}]}}');
+-- consent-example-notAuthor: withholds what an author (role CST) wrote
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "id": "consent-example-notAuthor", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/f001"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"type": "deny", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "CST"}]},
+                                            "reference": {"reference": "Practitioner/xcda-author"}}]}}');
+-- an unknown purpose two levels down
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "provision": [
+     {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]},
+     {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "FOO"}]}]}}');
+-- a permit cannot reach beyond the provision it is nested in (a deny may:
+-- it denies what it names)
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+     "provision": [{"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]}]}}');
+SELECT path, decision, purposes, valid FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+     "period": {"start": "2026-01-01", "end": "2026-06-30"},
+     "provision": [{"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
+                    "period": {"start": "2025"}}]}}');
+-- a permit exception to a deny that narrows by actor (not representable)
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {"provision": [{"actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+                                          "reference": {"reference": "Practitioner/f204"}}]}]}}');
+-- the BTG purpose cannot be consented to; the period must not run backwards
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG"}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "period": {"start": "2026-02-01", "end": "2026-01-31"}}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "period": {"start": "2026-02-30"}}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "period": {"start": "2026-02-01T10:00:00"}}}');
+-- classes: an unmapped resource type; an unknown sensitivity code
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"},
+                                            {"system": "http://hl7.org/fhir/resource-types", "code": "Basic"}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "deny", "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "XYZ"}]}}');
+-- actions, actors
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "action": [{"coding": [{"system": "http://example.org/acts", "code": "peek"}]}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "reference": {"reference": "Device/62000000-0000-0000-0000-000000000999"}}]}}');
+-- the resource itself
+SELECT * FROM pg_temp.rules(NULL);
+SELECT * FROM pg_temp.rules('[]');
+SELECT * FROM pg_temp.rules('{"resourceType": "Patient"}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "draft"}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "research"}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Practitioner/x"}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"}, "provision": {"type": "permit", "provision": [{"type": "maybe"}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"}, "provision": {"type": "permit", "provision": [{"type": "deny",
+  "class": [{"system": "urn:agentauth:data-class", "code": "lab", "modifierExtension": [{"url": "urn:x", "valueBoolean": true}]}]}]}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"}, "provision": {"type": "permit", "purpose": {"code": "TREAT"}}}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "subject": {"reference": "Patient/P62"},
+  "provision": [{"type": "permit"}]}');
+
+-- only consent managers import
+SET ROLE reg62_nobody;
+SELECT agentauth.import_fhir_consent('{"resourceType": "Consent"}');
+RESET ROLE;
+
+DELETE FROM agentauth.principal WHERE name = 'reg62-bot';
+DROP ROLE reg62_manager, reg62_nobody, reg62_agent;

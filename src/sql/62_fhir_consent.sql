@@ -1,0 +1,881 @@
+
+-- import_fhir_consent(resource): a FHIR Consent (R4, and the R5 shape) as
+-- agentauth consent provisions (SPEC 7), all or nothing.  Every part of the
+-- resource that could narrow or widen what the patient agreed to is either
+-- mapped or refused with an error naming its JSON path; parts that do not
+-- change the decision (text, identifier, category, dateTime, performer,
+-- organization, source, policy, verification...) are ignored.  The README
+-- ("For auditors") gives the mapping table.
+
+-- One provision in the making: its decision and constraints, NULL = any.
+-- actors: 'a:<principal uuid>' (grantee_agent) or 'o:<text>' (grantee_owner).
+CREATE TYPE agentauth._fhir_rule AS (
+    path        text,
+    decision    text,
+    purposes    text[],
+    classes     text[],
+    actions     text[],
+    actors      text[],
+    valid       tstzrange
+);
+
+CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF hint IS NULL THEN
+        RAISE EXCEPTION 'cannot import FHIR Consent: % at %', message, path USING ERRCODE = '22023';
+    END IF;
+    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', message, path
+        USING ERRCODE = '22023', HINT = hint;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text) FROM PUBLIC;
+
+-- a JSON array member (or error)
+CREATE FUNCTION agentauth._fhir_array(v jsonb, path text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF v IS NULL THEN
+        RETURN '[]';
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'array' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected an array');
+    END IF;
+    RETURN v;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_array(jsonb, text) FROM PUBLIC;
+
+-- a string member (or error); NULL when absent and not required
+CREATE FUNCTION agentauth._fhir_string(v jsonb, path text, required boolean DEFAULT false)
+    RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF v IS NULL THEN
+        IF required THEN
+            PERFORM agentauth._fhir_fail(path, 'required element is missing');
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string'
+       OR (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) '' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a non-empty string');
+    END IF;
+    RETURN v OPERATOR(pg_catalog.#>>) '{}';
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_string(jsonb, text, boolean) FROM PUBLIC;
+
+-- A FHIR date or dateTime as a bound.  A date without a time is taken at
+-- 00:00 UTC.  As the start of a period it is the first instant; as the end
+-- it includes the whole year, month or day (FHIR: "the end value includes
+-- any matching date/time"), so the bound is the next one, exclusive.
+-- Returns the bound; *inclusive* tells whether an end bound is inclusive.
+CREATE FUNCTION agentauth._fhir_time(v jsonb, path text, is_end boolean, OUT t timestamptz, OUT inclusive boolean)
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s text := agentauth._fhir_string(v, path);
+    m text[];
+BEGIN
+    m := pg_catalog.regexp_match(s,
+        '^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
+    IF m IS NULL THEN
+        PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a FHIR dateTime', s),
+            'Write YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
+    END IF;
+    inclusive := false;
+    BEGIN
+        IF m[6] IS NOT NULL THEN
+            t := s::timestamptz;            -- has an explicit zone: no session setting applies
+            inclusive := is_end;
+        ELSIF m[4] IS NOT NULL THEN
+            t := pg_catalog.make_timestamptz(m[1]::int, m[3]::int, m[5]::int, 0, 0, 0, 'UTC');
+            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 day'::interval; END IF;
+        ELSIF m[2] IS NOT NULL THEN
+            t := pg_catalog.make_timestamptz(m[1]::int, m[3]::int, 1, 0, 0, 0, 'UTC');
+            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 month'::interval; END IF;
+        ELSE
+            t := pg_catalog.make_timestamptz(m[1]::int, 1, 1, 0, 0, 0, 'UTC');
+            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 year'::interval; END IF;
+        END IF;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a valid date', s));
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_time(jsonb, text, boolean) FROM PUBLIC;
+
+-- a Period as a tstzrange
+CREATE FUNCTION agentauth._fhir_period(v jsonb, path text) RETURNS tstzrange
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    k      text;
+    lo     timestamptz;
+    hi     timestamptz;
+    hi_inc boolean := false;
+    ignore boolean;
+BEGIN
+    IF v IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a Period object');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(v) LOOP
+        IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['start', 'end', 'id', 'extension']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                                         'unknown element of a Period');
+        END IF;
+    END LOOP;
+    IF v OPERATOR(pg_catalog.?) 'start' THEN
+        SELECT x.t, x.inclusive INTO lo, ignore
+          FROM agentauth._fhir_time(v OPERATOR(pg_catalog.->) 'start', path OPERATOR(pg_catalog.||) '.start', false) x;
+    END IF;
+    IF v OPERATOR(pg_catalog.?) 'end' THEN
+        SELECT x.t, x.inclusive INTO hi, hi_inc
+          FROM agentauth._fhir_time(v OPERATOR(pg_catalog.->) 'end', path OPERATOR(pg_catalog.||) '.end', true) x;
+    END IF;
+    IF lo IS NOT NULL AND hi IS NOT NULL
+       AND (hi OPERATOR(pg_catalog.<) lo OR (hi OPERATOR(pg_catalog.=) lo AND NOT hi_inc)) THEN
+        PERFORM agentauth._fhir_fail(path, 'the period ends before it starts');
+    END IF;
+    RETURN pg_catalog.tstzrange(lo, hi, CASE WHEN hi_inc THEN '[]' ELSE '[)' END);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_period(jsonb, text) FROM PUBLIC;
+
+-- the codings of a CodeableConcept (or a bare Coding) with their paths
+CREATE FUNCTION agentauth._fhir_codings(v jsonb, path text, concept boolean)
+    RETURNS TABLE (system text, code text, cpath text)
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c jsonb;
+    i int := 0;
+BEGIN
+    IF pg_catalog.jsonb_typeof(v) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, CASE WHEN concept THEN 'expected a CodeableConcept' ELSE 'expected a Coding' END);
+    END IF;
+    IF NOT concept THEN
+        system := agentauth._fhir_string(v OPERATOR(pg_catalog.->) 'system', path OPERATOR(pg_catalog.||) '.system');
+        code := agentauth._fhir_string(v OPERATOR(pg_catalog.->) 'code', path OPERATOR(pg_catalog.||) '.code', true);
+        cpath := path;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    FOR c IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(v OPERATOR(pg_catalog.->) 'coding', path OPERATOR(pg_catalog.||) '.coding')) LOOP
+        cpath := pg_catalog.format('%s.coding[%s]', path, i);
+        IF pg_catalog.jsonb_typeof(c) OPERATOR(pg_catalog.<>) 'object' THEN
+            PERFORM agentauth._fhir_fail(cpath, 'expected a Coding');
+        END IF;
+        system := agentauth._fhir_string(c OPERATOR(pg_catalog.->) 'system', cpath OPERATOR(pg_catalog.||) '.system');
+        code := agentauth._fhir_string(c OPERATOR(pg_catalog.->) 'code', cpath OPERATOR(pg_catalog.||) '.code', true);
+        RETURN NEXT;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    IF i OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail(path, 'a CodeableConcept without a coding cannot be mapped',
+            'Give a coding with a system and a code.');
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_codings(jsonb, text, boolean) FROM PUBLIC;
+
+-- the data classes a class / resourceType / securityLabel coding stands for
+CREATE FUNCTION agentauth._fhir_map_class(system text, code text, path text) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r text[];
+BEGIN
+    IF system OPERATOR(pg_catalog.=) 'urn:agentauth:data-class' THEN
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) code) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown data class "%s"', code));
+        END IF;
+        RETURN ARRAY[code];
+    ELSIF system OPERATOR(pg_catalog.=) ANY (ARRAY['http://hl7.org/fhir/resource-types',
+                                                   'http://hl7.org/fhir/fhir-types']) THEN
+        r := CASE code
+            WHEN 'Patient' THEN ARRAY['demographics', 'contact', 'identifiers']
+            WHEN 'RelatedPerson' THEN ARRAY['contact']
+            WHEN 'Encounter' THEN ARRAY['encounter']
+            WHEN 'EpisodeOfCare' THEN ARRAY['encounter']
+            WHEN 'Procedure' THEN ARRAY['encounter']
+            WHEN 'Condition' THEN ARRAY['diagnosis']
+            WHEN 'AllergyIntolerance' THEN ARRAY['diagnosis']
+            WHEN 'Observation' THEN ARRAY['lab', 'vital_signs']
+            WHEN 'DiagnosticReport' THEN ARRAY['lab', 'imaging']
+            WHEN 'Specimen' THEN ARRAY['lab']
+            WHEN 'Medication' THEN ARRAY['medication']
+            WHEN 'MedicationRequest' THEN ARRAY['medication']
+            WHEN 'MedicationStatement' THEN ARRAY['medication']
+            WHEN 'MedicationAdministration' THEN ARRAY['medication']
+            WHEN 'MedicationDispense' THEN ARRAY['medication']
+            WHEN 'Immunization' THEN ARRAY['medication']
+            WHEN 'ImagingStudy' THEN ARRAY['imaging']
+            WHEN 'Media' THEN ARRAY['imaging']
+            WHEN 'DocumentReference' THEN ARRAY['clinical_note']
+            WHEN 'Composition' THEN ARRAY['clinical_note']
+            WHEN 'ClinicalImpression' THEN ARRAY['clinical_note']
+            WHEN 'Claim' THEN ARRAY['billing']
+            WHEN 'ClaimResponse' THEN ARRAY['billing']
+            WHEN 'ExplanationOfBenefit' THEN ARRAY['billing']
+            WHEN 'Coverage' THEN ARRAY['billing']
+            WHEN 'Account' THEN ARRAY['billing']
+            WHEN 'Invoice' THEN ARRAY['billing']
+            END;
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('resource type "%s" has no agentauth data class', code),
+                'Use a coding of system urn:agentauth:data-class to name a class directly.');
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+        r := CASE code
+            WHEN 'HIV' THEN ARRAY['hiv']
+            WHEN 'PSY' THEN ARRAY['mental_health']
+            WHEN 'PSYTHPN' THEN ARRAY['mental_health']
+            WHEN 'ETH' THEN ARRAY['substance_use']
+            WHEN 'SUD' THEN ARRAY['substance_use']
+            WHEN 'GDIS' THEN ARRAY['genetic']
+            WHEN 'SEX' THEN ARRAY['reproductive']
+            END;
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('sensitivity code "%s" has no agentauth data class', code));
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' THEN
+        IF code OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V']) THEN
+            SELECT pg_catalog.array_agg(d.name ORDER BY d.name) INTO r
+              FROM agentauth.data_class d WHERE d.sensitive;
+            RETURN r;
+        END IF;
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+            pg_catalog.format('confidentiality code "%s" has no agentauth data class', code),
+            'Only R (restricted) and V (very restricted) map: to every sensitive class.');
+    END IF;
+    PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.system',
+        pg_catalog.format('unknown code system "%s" for data', COALESCE(system, '(none)')));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_map_class(text, text, text) FROM PUBLIC;
+
+-- an actor's reference as 'a:<agent>' or 'o:<owner>'
+CREATE FUNCTION agentauth._fhir_map_actor(ref jsonb, path text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r   text;
+    m   text[];
+    sys text;
+    val text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(ref) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a Reference');
+    END IF;
+    r := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
+    IF r IS NOT NULL THEN
+        m := pg_catalog.regexp_match(r, '^(?:.*/)?(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                pg_catalog.format('cannot resolve reference "%s"', r));
+        END IF;
+        IF m[1] OPERATOR(pg_catalog.=) 'Device' THEN
+            IF m[2] !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+               OR NOT EXISTS (SELECT FROM agentauth.principal p
+                               WHERE p.id OPERATOR(pg_catalog.=) m[2]::uuid
+                                 AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                    pg_catalog.format('"%s" is not a registered agent', r),
+                    'A Device reference names an agent by its principal id (Device/<uuid>).');
+            END IF;
+            RETURN 'a:' OPERATOR(pg_catalog.||) pg_catalog.lower(m[2]);
+        ELSIF m[1] OPERATOR(pg_catalog.=) ANY (ARRAY['Patient', 'Group']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                pg_catalog.format('a %s cannot be a recipient of agentauth access', m[1]));
+        END IF;
+        RETURN 'o:' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) m[2];
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'identifier' THEN
+        sys := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,system}', path OPERATOR(pg_catalog.||) '.identifier.system');
+        val := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}', path OPERATOR(pg_catalog.||) '.identifier.value', true);
+        IF sys IS NOT DISTINCT FROM 'urn:agentauth:principal' THEN
+            IF val !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+               OR NOT EXISTS (SELECT FROM agentauth.principal p
+                               WHERE p.id OPERATOR(pg_catalog.=) val::uuid
+                                 AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.value',
+                    pg_catalog.format('"%s" is not a registered agent', val));
+            END IF;
+            RETURN 'a:' OPERATOR(pg_catalog.||) pg_catalog.lower(val);
+        END IF;
+        RETURN 'o:' OPERATOR(pg_catalog.||) val;
+    END IF;
+    PERFORM agentauth._fhir_fail(path, 'an actor needs a reference or an identifier');
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_map_actor(jsonb, text) FROM PUBLIC;
+
+-- intersect two constraint lists (NULL = any); empty means "covers nothing"
+CREATE FUNCTION agentauth._fhir_meet(parent text[], child text[], path text, what text, deny boolean)
+    RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r text[];
+BEGIN
+    IF child IS NULL THEN
+        RETURN parent;
+    END IF;
+    SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r FROM pg_catalog.unnest(child) x;
+    -- a deny may say more than its parent covers: it then denies what it names
+    IF parent IS NOT NULL AND NOT deny THEN
+        SELECT pg_catalog.array_agg(x ORDER BY x) INTO r
+          FROM pg_catalog.unnest(r) x WHERE x OPERATOR(pg_catalog.=) ANY (parent);
+    END IF;
+    IF r IS NULL THEN
+        PERFORM agentauth._fhir_fail(path, pg_catalog.format('the %s of this provision lie outside those of the provision it is nested in', what));
+    END IF;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_meet(text[], text[], text, text, boolean) FROM PUBLIC;
+
+-- One provision node, its constraints met with its parent's.
+CREATE FUNCTION agentauth._fhir_node(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    k     text;
+    e     jsonb;
+    c     record;
+    i     int;
+    lst   text[];
+    part  text[];
+    res   agentauth._fhir_rule;
+    v_valid tstzrange;
+    known boolean;
+BEGIN
+    IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a provision object');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(node) LOOP
+        IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['id', 'extension', 'type', 'period', 'actor', 'action',
+                'securityLabel', 'purpose', 'class', 'resourceType', 'provision']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                CASE k
+                    WHEN 'data' THEN 'consent to particular resources cannot be enforced (agentauth decides by patient, class, purpose and action)'
+                    WHEN 'dataPeriod' THEN 'a period of the data cannot be enforced (agentauth decides by the time of access)'
+                    WHEN 'code' THEN 'consent by clinical code cannot be enforced; use class or securityLabel'
+                    WHEN 'documentType' THEN 'consent by document type cannot be enforced; use class or securityLabel'
+                    WHEN 'expression' THEN 'computable expressions are not supported'
+                    WHEN 'modifierExtension' THEN 'a modifier extension is not understood'
+                    ELSE 'unknown element of a provision' END);
+        END IF;
+    END LOOP;
+
+    res.path := path;
+    -- decision: R4 provision.type; otherwise an exception to the parent
+    IF node OPERATOR(pg_catalog.?) 'type' THEN
+        IF r5 THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                'an R5 provision has no type (the decision is Consent.decision)');
+        END IF;
+        res.decision := agentauth._fhir_string(node OPERATOR(pg_catalog.->) 'type', path OPERATOR(pg_catalog.||) '.type');
+        IF res.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                pg_catalog.format('type "%s" is neither permit nor deny', res.decision));
+        END IF;
+    ELSIF is_root THEN
+        res.decision := parent.decision;
+    ELSE
+        res.decision := CASE parent.decision WHEN 'permit' THEN 'deny' ELSE 'permit' END;
+    END IF;
+
+    -- period
+    v_valid := agentauth._fhir_period(node OPERATOR(pg_catalog.->) 'period', path OPERATOR(pg_catalog.||) '.period');
+    res.valid := COALESCE(parent.valid, '(,)'::tstzrange);
+    IF v_valid IS NOT NULL AND res.decision OPERATOR(pg_catalog.=) 'deny' AND NOT is_root THEN
+        res.valid := v_valid;           -- a deny denies what it names
+    ELSIF v_valid IS NOT NULL THEN
+        res.valid := res.valid OPERATOR(pg_catalog.*) v_valid;
+        IF pg_catalog.isempty(res.valid) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.period',
+                'the period lies outside the period of the provision it is nested in');
+        END IF;
+    END IF;
+
+    -- purpose (Coding[])
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'purpose', path OPERATOR(pg_catalog.||) '.purpose')) LOOP
+        SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.purpose[%s]', path, i), false);
+        IF c.system IS DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActReason'
+           AND c.system IS DISTINCT FROM 'http://hl7.org/fhir/v3/ActReason'
+           AND c.system IS DISTINCT FROM 'urn:agentauth:purpose' THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.system',
+                pg_catalog.format('a purpose must be a v3-ActReason code, not of system "%s"', COALESCE(c.system, '(none)')));
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown purpose "%s"', c.code),
+                'The purposes are the rows of agentauth.purpose.');
+        END IF;
+        IF EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code AND p.reserved) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('purpose "%s" is reserved (entered only through break_glass)', c.code));
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) c.code;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- class, resourceType (R5), securityLabel: the data classes
+    lst := NULL;
+    FOR k IN SELECT pg_catalog.unnest(ARRAY['class', 'resourceType', 'securityLabel']) LOOP
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(node OPERATOR(pg_catalog.->) k, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k)) LOOP
+            SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
+            part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
+            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    END LOOP;
+    res.classes := agentauth._fhir_meet(parent.classes, lst, path OPERATOR(pg_catalog.||) '.class', 'data classes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- action (CodeableConcept[]): consentaction codes
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'action', path OPERATOR(pg_catalog.||) '.action')) LOOP
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(e, pg_catalog.format('%s.action[%s]', path, i), true) LOOP
+            IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/consentaction'
+               OR c.system IS NOT DISTINCT FROM 'http://hl7.org/fhir/consentaction' THEN
+                part := CASE c.code
+                    WHEN 'access' THEN ARRAY['read'] WHEN 'use' THEN ARRAY['read']
+                    WHEN 'disclose' THEN ARRAY['read'] WHEN 'collect' THEN ARRAY['insert']
+                    WHEN 'correct' THEN ARRAY['update'] END;
+                IF part IS NULL THEN
+                    PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                        pg_catalog.format('unknown consent action "%s"', c.code));
+                END IF;
+                lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail(pg_catalog.format('%s.action[%s]', path, i),
+                'no coding of system http://terminology.hl7.org/CodeSystem/consentaction');
+        END IF;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actions := agentauth._fhir_meet(parent.actions, lst, path OPERATOR(pg_catalog.||) '.action', 'actions', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- actor: recipients only
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'actor', path OPERATOR(pg_catalog.||) '.actor')) LOOP
+        k := pg_catalog.format('%s.actor[%s]', path, i);
+        IF e OPERATOR(pg_catalog.?) 'role' THEN
+            known := false;
+            FOR c IN SELECT * FROM agentauth._fhir_codings(e OPERATOR(pg_catalog.->) 'role', k OPERATOR(pg_catalog.||) '.role', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType'
+                   AND c.code OPERATOR(pg_catalog.=) ANY (ARRAY['IRCP', 'PRCP']) THEN
+                    known := true;
+                ELSIF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-RoleCode'
+                   AND c.code OPERATOR(pg_catalog.=) 'GRANTEE' THEN
+                    known := true;
+                END IF;
+            END LOOP;
+            IF NOT known THEN
+                PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role',
+                    'the actor is not a recipient of the data',
+                    'agentauth maps actors with role v3-ParticipationType IRCP or PRCP (information recipient) only.');
+            END IF;
+        ELSIF NOT r5 THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role', 'required element is missing');
+        END IF;
+        IF NOT e OPERATOR(pg_catalog.?) 'reference' THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.reference', 'required element is missing');
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||)
+               agentauth._fhir_map_actor(e OPERATOR(pg_catalog.->) 'reference', k OPERATOR(pg_catalog.||) '.reference');
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actors := agentauth._fhir_meet(parent.actors, lst, path OPERATOR(pg_catalog.||) '.actor', 'actors', res.decision OPERATOR(pg_catalog.=) 'deny');
+    RETURN res;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_node(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+-- A provision and everything nested in it, as rules in document order.
+-- A deny with permit exceptions nested in it is representable only when
+-- every exception differs from it in purposes alone or in data classes
+-- alone: the deny then covers the rest of that dimension (SPEC 7 gives a
+-- matching deny precedence, so it must not overlap its exceptions).
+CREATE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS SETOF agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me      agentauth._fhir_rule;
+    orig    agentauth._fhir_rule;
+    emit    boolean := true;
+    kids    jsonb;
+    kid     agentauth._fhir_rule;
+    kpaths  text[] := '{}';
+    dim     text;
+    kdim    text;
+    cut     text[] := '{}';
+    univ    text[];
+    i       int := 0;
+    e       jsonb;
+BEGIN
+    me := agentauth._fhir_node(node, path, parent, r5, is_root);
+    orig := me;
+    kids := agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'provision', path OPERATOR(pg_catalog.||) '.provision');
+
+    IF me.decision OPERATOR(pg_catalog.=) 'deny' THEN
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+            kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), me, r5, false);
+            i := i OPERATOR(pg_catalog.+) 1;
+            CONTINUE WHEN kid.decision OPERATOR(pg_catalog.=) 'deny';
+            kdim := NULL;
+            IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid
+               OR kid.actions IS DISTINCT FROM me.actions THEN
+                kdim := 'other';
+            ELSIF kid.purposes IS DISTINCT FROM me.purposes AND kid.classes IS NOT DISTINCT FROM me.classes THEN
+                kdim := 'purposes';
+            ELSIF kid.classes IS DISTINCT FROM me.classes AND kid.purposes IS NOT DISTINCT FROM me.purposes THEN
+                kdim := 'classes';
+            ELSE
+                kdim := 'other';
+            END IF;
+            IF kdim OPERATOR(pg_catalog.=) 'other' OR (dim IS NOT NULL AND dim OPERATOR(pg_catalog.<>) kdim) THEN
+                PERFORM agentauth._fhir_fail(kid.path,
+                    'a permit nested in a deny can only narrow its purposes or its data classes',
+                    'agentauth gives a matching deny precedence over any permit (first match: deny, then permit), so the deny must be cut around its exceptions; split the consent into provisions that do not overlap.');
+            END IF;
+            dim := kdim;
+            cut := cut OPERATOR(pg_catalog.||) CASE dim WHEN 'purposes' THEN kid.purposes ELSE kid.classes END;
+        END LOOP;
+        IF dim OPERATOR(pg_catalog.=) 'purposes' THEN
+            univ := COALESCE(me.purposes, (SELECT pg_catalog.array_agg(p.code ORDER BY p.code)
+                                              FROM agentauth.purpose p WHERE NOT p.reserved));
+            SELECT pg_catalog.array_agg(x ORDER BY x) INTO me.purposes
+              FROM pg_catalog.unnest(univ) x WHERE x OPERATOR(pg_catalog.<>) ALL (cut);
+        ELSIF dim OPERATOR(pg_catalog.=) 'classes' THEN
+            univ := COALESCE(me.classes, (SELECT pg_catalog.array_agg(d.name ORDER BY d.name)
+                                             FROM agentauth.data_class d));
+            SELECT pg_catalog.array_agg(x ORDER BY x) INTO me.classes
+              FROM pg_catalog.unnest(univ) x WHERE x OPERATOR(pg_catalog.<>) ALL (cut);
+        END IF;
+        -- nothing left of the deny: its exceptions cover it all
+        IF dim IS NOT NULL AND (me.purposes IS NULL AND dim OPERATOR(pg_catalog.=) 'purposes'
+                                OR me.classes IS NULL AND dim OPERATOR(pg_catalog.=) 'classes') THEN
+            emit := false;
+        END IF;
+    END IF;
+
+    IF emit THEN
+        RETURN NEXT me;
+    END IF;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+        RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
+                                                        orig, r5, false);
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_tree(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+-- the path of the first member named key, depth first, or NULL
+CREATE FUNCTION agentauth._fhir_find_key(v jsonb, path text, key text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    e record;
+    r text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object' THEN
+        FOR e IN SELECT * FROM pg_catalog.jsonb_each(v) LOOP
+            IF e.key OPERATOR(pg_catalog.=) key THEN
+                RETURN path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) e.key;
+            END IF;
+            r := agentauth._fhir_find_key(e.value, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) e.key, key);
+            IF r IS NOT NULL THEN
+                RETURN r;
+            END IF;
+        END LOOP;
+    ELSIF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'array' THEN
+        FOR e IN SELECT x.value, x.o FROM pg_catalog.jsonb_array_elements(v) WITH ORDINALITY AS x(value, o) LOOP
+            r := agentauth._fhir_find_key(e.value, pg_catalog.format('%s[%s]', path, e.o OPERATOR(pg_catalog.-) 1), key);
+            IF r IS NOT NULL THEN
+                RETURN r;
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_find_key(jsonb, text, text) FROM PUBLIC;
+
+-- The rules of a Consent resource, checked, without storing anything:
+-- (patient, source, rules).  Shared by import_fhir_consent and its tests.
+CREATE FUNCTION agentauth._fhir_consent_rules(resource jsonb,
+    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[])
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r5     boolean;
+    k      text;
+    ref    jsonb;
+    m      text[];
+    base   agentauth._fhir_rule;
+    c      record;
+    e      jsonb;
+    i      int;
+    known  boolean;
+    v_status text;
+BEGIN
+    IF resource IS NULL THEN
+        RAISE EXCEPTION 'resource must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.octet_length(resource::text) OPERATOR(pg_catalog.>) 1048576 THEN
+        RAISE EXCEPTION 'FHIR Consent resource is too large'
+            USING ERRCODE = '22023', DETAIL = 'The limit is 1 MB.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(resource) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
+    END IF;
+    IF agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
+       OPERATOR(pg_catalog.<>) 'Consent' THEN
+        PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Consent');
+    END IF;
+    k := agentauth._fhir_find_key(resource, '$', 'modifierExtension');
+    IF k IS NOT NULL THEN
+        PERFORM agentauth._fhir_fail(k, 'a modifier extension is not understood');
+    END IF;
+
+    r5 := resource OPERATOR(pg_catalog.?|) ARRAY['decision', 'subject', 'grantee', 'grantor', 'controller', 'manager']
+          OR pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') IS NOT DISTINCT FROM 'array';
+
+    -- status: only an active consent is in force
+    v_status := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'status', '$.status', true);
+    IF v_status OPERATOR(pg_catalog.<>) 'active' THEN
+        PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent can be imported', v_status),
+            'Withdraw the provisions of an earlier import with agentauth.withdraw_consent.');
+    END IF;
+
+    -- scope (R4): a privacy consent
+    IF NOT r5 THEN
+        IF NOT resource OPERATOR(pg_catalog.?) 'scope' THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'required element is missing');
+        END IF;
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'scope', '$.scope', true) LOOP
+            IF c.code OPERATOR(pg_catalog.=) 'patient-privacy' THEN
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'only a patient-privacy consent governs access to data',
+                'Consents to treatment, research participation or advance directives are not access rules.');
+        END IF;
+    END IF;
+
+    -- the patient
+    k := CASE WHEN r5 THEN 'subject' ELSE 'patient' END;
+    ref := resource OPERATOR(pg_catalog.->) k;
+    IF ref IS NULL THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'required element is missing');
+    END IF;
+    IF pg_catalog.jsonb_typeof(ref) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'expected a Reference');
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'reference' THEN
+        m := pg_catalog.regexp_match(agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference'),
+                                     '^(?:.*/)?Patient/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference',
+                'expected a reference to a Patient (Patient/<id>)');
+        END IF;
+        patient := m[1];
+    ELSE
+        patient := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}',
+                                          '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.identifier.value', true);
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'the patient id is longer than 200 characters');
+    END IF;
+
+    source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(
+        agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id'), '(no id)');
+
+    -- the base decision
+    IF r5 THEN
+        IF resource OPERATOR(pg_catalog.?) 'decision' THEN
+            base.decision := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'decision', '$.decision');
+            IF base.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+                PERFORM agentauth._fhir_fail('$.decision', pg_catalog.format('decision "%s" is neither permit nor deny', base.decision));
+            END IF;
+        END IF;
+        base.valid := agentauth._fhir_period(resource OPERATOR(pg_catalog.->) 'period', '$.period');
+        -- R5 grantee: the parties the consent grants to, as actors of every provision
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'grantee', '$.grantee')) LOOP
+            base.actors := COALESCE(base.actors, '{}') OPERATOR(pg_catalog.||)
+                agentauth._fhir_map_actor(e, pg_catalog.format('$.grantee[%s]', i));
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    ELSE
+        known := false;
+        IF resource OPERATOR(pg_catalog.?) 'policyRule' THEN
+            FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'policyRule', '$.policyRule', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+                    base.decision := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
+                                                 WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
+                    known := base.decision IS NOT NULL;
+                END IF;
+            END LOOP;
+            IF NOT known AND NOT (resource OPERATOR(pg_catalog.#>) '{provision}') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.policyRule', 'the policy rule is neither OPTIN nor OPTOUT (v3-ActCode)',
+                    'Give the root provision a type (permit or deny).');
+            END IF;
+        END IF;
+    END IF;
+
+    -- the provisions
+    IF r5 THEN
+        IF resource OPERATOR(pg_catalog.?) 'provision' THEN
+            IF base.decision IS NULL THEN
+                PERFORM agentauth._fhir_fail('$.decision', 'required when the consent has provisions');
+            END IF;
+            i := 0;
+            FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                         agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision')) LOOP
+                rules := rules OPERATOR(pg_catalog.||) ARRAY(SELECT t FROM agentauth._fhir_tree(
+                    e, pg_catalog.format('$.provision[%s]', i), base, true, true) t);
+                i := i OPERATOR(pg_catalog.+) 1;
+            END LOOP;
+        ELSIF base.decision IS NOT NULL THEN
+            base.path := '$';
+            base.valid := COALESCE(base.valid, '(,)'::tstzrange);
+            rules := ARRAY[base];
+        ELSE
+            PERFORM agentauth._fhir_fail('$.decision', 'required element is missing');
+        END IF;
+    ELSE
+        IF NOT resource OPERATOR(pg_catalog.?) 'provision' THEN
+            IF base.decision IS NULL THEN
+                PERFORM agentauth._fhir_fail('$.provision', 'required: a consent with neither provision nor OPTIN/OPTOUT policy rule says nothing');
+            END IF;
+            base.path := '$';
+            base.valid := '(,)'::tstzrange;
+            rules := ARRAY[base];
+        ELSE
+            IF base.decision IS NULL AND NOT (resource OPERATOR(pg_catalog.->) 'provision') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.provision.type', 'required when the consent has no OPTIN/OPTOUT policy rule');
+            END IF;
+            rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+                resource OPERATOR(pg_catalog.->) 'provision', '$.provision', base, false, true) t);
+        END IF;
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'the consent yields no provision');
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.>) 1000 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'more than 1000 provisions');
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
+
+-- import_fhir_consent(resource): store the rules through record_consent,
+-- one provision per rule and actor; returns their ids in document order.
+CREATE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v     record;
+    r     agentauth._fhir_rule;
+    a     text;
+    ids   uuid[] := '{}';
+    id    uuid;
+    valid tstzrange;
+    msg   text;
+    det   text;
+    hnt   text;
+    st    text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    v := agentauth._fhir_consent_rules(resource);
+    FOREACH r IN ARRAY v.rules LOOP
+        -- an open start means "from now" (record_consent's default)
+        valid := r.valid;
+        IF pg_catalog.lower_inf(valid) THEN
+            valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
+                CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
+        END IF;
+        FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
+            BEGIN
+                id := agentauth.record_consent(
+                    patient => v.patient,
+                    decision => r.decision,
+                    purposes => r.purposes,
+                    data_classes => r.classes,
+                    actions => COALESCE(r.actions, ARRAY['read', 'insert', 'update', 'delete']),
+                    grantee_agent => CASE WHEN a OPERATOR(pg_catalog.~~) 'a:%'
+                                          THEN pg_catalog.substr(a, 3)::uuid END,
+                    grantee_owner => CASE WHEN a OPERATOR(pg_catalog.~~) 'o:%'
+                                          THEN pg_catalog.substr(a, 3) END,
+                    valid => valid,
+                    source => v.source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                        hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
+                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                    USING ERRCODE = st, DETAIL = det, HINT = hnt;
+            END;
+            ids := ids OPERATOR(pg_catalog.||) id;
+        END LOOP;
+    END LOOP;
+    RETURN ids;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.import_fhir_consent(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.import_fhir_consent(jsonb) TO agentauth_consent_manager;
