@@ -11,9 +11,12 @@
 
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
+#include "access/tupdesc.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
+#include "storage/latch.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -203,6 +206,77 @@ extern void aa_audit_wait(void);
 extern void aa_audit_init(void);
 extern Size aa_audit_shmem_size(void);
 extern void aa_audit_shmem_startup(void);
+
+/* ---------------------------------------------------------------------
+ * audit_queue.c -- the shared-memory queue between backends and the writer
+ * ---------------------------------------------------------------------
+ */
+
+/* one record in the queue; followed by its body and jsonb copies, each MAXALIGNed */
+typedef struct AAQueueEntry
+{
+	uint32		len;			/* whole entry, MAXALIGNed */
+	uint32		body_len;		/* canonical fields event..detail */
+	TransactionId xid;			/* transactional: store iff it commits */
+	uint32		authority_len;	/* binary jsonb copies (0: NULL) */
+	uint32		detail_len;
+	uint32		pad;
+} AAQueueEntry;
+
+extern Size aa_queue_shmem_size(void);
+extern void aa_queue_shmem_startup(void);
+extern Size aa_queue_capacity(void);
+extern bool aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end);
+extern bool aa_queue_wait_committed(uint64 pos, int timeout_ms);
+extern void aa_queue_wake_writer(void);
+extern bool aa_queue_writer_running(void);
+extern int	aa_queue_percent_full(void);
+/* the writer's side */
+extern void aa_queue_read(uint64 pos, char *dst, Size len);
+extern void aa_queue_bounds(uint64 *tail, uint64 *head);
+extern void aa_queue_writer_attach(Latch *latch);
+extern void aa_queue_writer_detach(void);
+extern bool aa_queue_db_known(void);
+extern void aa_queue_set_db_known(bool known);
+extern void aa_queue_set_inflight(uint64 end, int64 last_seq);
+extern void aa_queue_get_inflight(uint64 *end, int64 *last_seq);
+extern void aa_queue_release(uint64 end, int64 head_seq);
+
+/* ---------------------------------------------------------------------
+ * chain.c -- the canonical record encoding, verify_audit, purge_audit
+ * ---------------------------------------------------------------------
+ */
+#define AA_CANON_VERSION	0x01
+#define AA_TAG_NULL			0x00
+#define AA_TAG_INT8			'i'
+#define AA_TAG_TIMESTAMPTZ	'T'
+#define AA_TAG_UUID			'u'
+#define AA_TAG_TEXT			't'
+#define AA_TAG_JSONB		'j'
+#define AA_TAG_ARRAY		'a'
+#define AA_CANON_HEAD_LEN	19	/* version, seq, logged_at */
+#define AA_HASH_LEN			32
+#define AA_AUDIT_NATTS		23	/* columns of agentauth.audit_log */
+
+extern void aa_canon_null(StringInfo buf);
+extern void aa_canon_int8(StringInfo buf, int64 v);
+extern void aa_canon_timestamptz(StringInfo buf, TimestampTz v);
+extern void aa_canon_uuid(StringInfo buf, const pg_uuid_t *u);
+extern void aa_canon_text(StringInfo buf, const char *s);
+extern void aa_canon_text_len(StringInfo buf, const char *s, int len);
+extern void aa_canon_jsonb_text(StringInfo buf, const char *s, int len);
+extern void aa_canon_array_header(StringInfo buf, int nelems);
+extern void aa_canon_head(unsigned char *out, int64 seq, TimestampTz logged_at);
+extern void aa_canon_stored_record(StringInfo buf, Datum *values, bool *nulls,
+								   StringInfo scratch);
+extern void aa_audit_check_tupdesc(TupleDesc desc);
+
+/* ---------------------------------------------------------------------
+ * utility.c -- append-only protection of the audit log, DROP EXTENSION
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_audit_purging;	/* purge_audit() is deleting */
+extern void aa_utility_init(void);
 
 /* ---------------------------------------------------------------------
  * label.c -- the "agentauth" security-label provider: classification

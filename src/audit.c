@@ -1,94 +1,261 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *		The one entry point for audit records: aa_audit_emit().
+ *		The one entry point for audit records: aa_audit_emit() and
+ *		aa_audit_wait(), the backend's side of the audit path.
  *
- *		Foundation version: inserts into agentauth.audit_log directly, in the
- *		caller's transaction.  The audit-log work replaces the inside (queue,
- *		writer, chain) and keeps this interface.
+ *		A record is serialized at once (identity, db_role, client and
+ *		statement are taken now, in the caller's context) into an entry of
+ *		the shared queue: a small header and the record's canonical body,
+ *		fields event..detail encoded exactly as the chain hashes them
+ *		(chain.c), followed by the binary jsonb of authority and detail for
+ *		the writer to store.  The writer adds seq and logged_at.
+ *
+ *		Non-transactional records (accesses, denials, session events) are
+ *		collected in backend memory and pushed to the queue in one lock
+ *		round by aa_audit_wait(), when 64 kB have gathered, before commit,
+ *		on abort and at backend exit: whatever becomes of the caller's
+ *		transaction, they reach the queue.  aa_audit_wait() then waits,
+ *		when agentauth.audit_sync is on, until the writer has committed
+ *		them, and fails closed after agentauth.audit_wait_timeout.
+ *
+ *		Transactional records (administrative events) are staged per
+ *		subtransaction level: a rolled-back subtransaction drops its own.
+ *		At PRE_COMMIT they are pushed tagged with the top-level xid; the
+ *		writer stores them once that xid is known committed and drops them
+ *		if it aborted.  After COMMIT the backend waits for them (logging a
+ *		warning on timeout: no error is possible there), so they are
+ *		visible when the committing statement returns.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_authid.h"
-#include "executor/spi.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "postmaster/bgworker.h"
+#include "utils/backend_status.h"
 
 #include "agentauth.h"
+
+#define FLUSH_THRESHOLD		(64 * 1024)
+
+/* records not yet in the queue, and where this backend's last push ended */
+static StringInfo pending = NULL;
+static uint64 pushed_end = 0;
+
+/* transactional records of the current transaction */
+static StringInfo staged = NULL;
+static int	nstaged = 0;
+static int	staged_cap = 0;
+static int *staged_level = NULL;	/* subtransaction level of each */
+static int *staged_off = NULL;	/* offset of each in staged->data */
+static uint64 txn_end = 0;		/* end of this transaction's push */
+
+static bool wait_failed = false;	/* in this transaction */
+static bool callbacks_registered = false;
+static bool exit_registered = false;
+
+/* cached values that need catalog access */
+static Oid	cached_role = InvalidOid;
+static char *cached_role_name = NULL;
+static TimestampTz cached_stmt_start = 0;
+static uint64 cached_query_id = 0;
+static const char *cached_query_ptr = NULL;
+static char cached_statement[128];
+
+static void audit_xact_callback(XactEvent event, void *arg);
+static void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								   SubTransactionId parentSubid, void *arg);
+
+static MemoryContext
+audit_context(void)
+{
+	static MemoryContext cxt = NULL;
+
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit",
+									ALLOCSET_SMALL_SIZES);
+	return cxt;
+}
 
 void
 aa_audit_init(void)
 {
+	BackgroundWorker worker;
+
+	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
+	callbacks_registered = true;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "agentauth");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aa_audit_writer_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agentauth audit writer");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "agentauth audit writer");
+	RegisterBackgroundWorker(&worker);
+
+	aa_utility_init();
 }
 
 Size
 aa_audit_shmem_size(void)
 {
-	return 0;
+	return aa_queue_shmem_size();
 }
 
 /* called with AddinShmemInitLock held */
 void
 aa_audit_shmem_startup(void)
 {
+	aa_queue_shmem_startup();
 }
 
-void
-aa_audit_wait(void)
+/* ------------------------------------------------------------------
+ * Serialization
+ * ------------------------------------------------------------------
+ */
+
+static const char *
+session_user_name(void)
 {
+	Oid			role = GetSessionUserId();
+
+	if (role != cached_role || cached_role_name == NULL)
+	{
+		char	   *name = NULL;
+
+		if (IsTransactionState())
+			name = GetUserNameFromId(role, true);
+		if (name == NULL)
+			name = psprintf("%u", role);
+		if (cached_role_name)
+			pfree(cached_role_name);
+		cached_role_name = MemoryContextStrdup(audit_context(), name);
+		cached_role = role;
+	}
+	return cached_role_name;
 }
 
-static void
-append_literal(StringInfo buf, const char *s)
+/* "pid=N query_id=Q", or "pid=N statement_hash=H" without a query id */
+static const char *
+statement_text(void)
 {
-	if (s == NULL)
-		appendStringInfoString(buf, "NULL");
+	uint64		qid = pgstat_get_my_query_id();
+	TimestampTz st = GetCurrentStatementStartTimestamp();
+
+	if (cached_statement[0] != '\0' && st == cached_stmt_start &&
+		qid == cached_query_id && debug_query_string == cached_query_ptr)
+		return cached_statement;
+
+	if (qid != 0)
+		snprintf(cached_statement, sizeof(cached_statement),
+				 "pid=%d query_id=" INT64_FORMAT, MyProcPid, (int64) qid);
+	else if (debug_query_string != NULL)
+		snprintf(cached_statement, sizeof(cached_statement),
+				 "pid=%d statement_hash=%016llx", MyProcPid,
+				 (unsigned long long) hash_bytes_extended((const unsigned char *) debug_query_string,
+														  strlen(debug_query_string), 0));
 	else
-		appendStringInfoString(buf, quote_literal_cstr(s));
+		snprintf(cached_statement, sizeof(cached_statement), "pid=%d", MyProcPid);
+	cached_stmt_start = st;
+	cached_query_id = qid;
+	cached_query_ptr = debug_query_string;
+	return cached_statement;
 }
 
+/* "address=A application_name=N"; A is "local" for a Unix socket */
 static void
-append_uuid(StringInfo buf, const pg_uuid_t *u)
+client_text(StringInfo out)
 {
-	if (u == NULL)
-		appendStringInfoString(buf, "NULL");
-	else
-		appendStringInfo(buf, "'%s'::uuid",
-						 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u))));
+	static char *addr = NULL;
+
+	if (addr == NULL)
+	{
+		LOCAL_FCINFO(fcinfo, 0);
+		Datum		d;
+
+		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+		d = inet_client_addr(fcinfo);
+		if (fcinfo->isnull)
+			addr = MemoryContextStrdup(audit_context(),
+									   MyBackendType == B_BG_WORKER ? "background worker" : "local");
+		else
+			addr = MemoryContextStrdup(audit_context(),
+									   DatumGetCString(DirectFunctionCall1(inet_out, d)));
+	}
+	appendStringInfo(out, "address=%s application_name=%s", addr,
+					 application_name ? application_name : "");
 }
 
 static void
-append_array(StringInfo buf, int n, const char **items)
+canon_text_array(StringInfo buf, int n, const char **items)
 {
 	if (items == NULL)
 	{
-		appendStringInfoString(buf, "NULL");
+		aa_canon_null(buf);
 		return;
 	}
-	appendStringInfoString(buf, "ARRAY[");
+	aa_canon_array_header(buf, n);
 	for (int i = 0; i < n; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		append_literal(buf, items[i]);
-	}
-	appendStringInfoString(buf, "]::text[]");
+		aa_canon_text(buf, items[i]);
 }
 
-void
-aa_audit_emit(const AARecord *rec, bool transactional)
+/* jsonb text -> binary (validating it) and its canonical text */
+static Jsonb *
+jsonb_arg(const char *s, StringInfo canon)
 {
-	StringInfoData buf;
-	Oid			save_userid;
-	int			save_sec;
+	Jsonb	   *jb;
+
+	if (s == NULL)
+		return NULL;
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+	resetStringInfo(canon);
+	JsonbToCString(canon, &jb->root, VARSIZE(jb));
+	return jb;
+}
+
+static void
+append_aligned(StringInfo out, const char *data, Size len)
+{
+	appendBinaryStringInfo(out, data, len);
+	while (out->len % MAXIMUM_ALIGNOF != 0)
+		appendStringInfoCharMacro(out, '\0');
+}
+
+/*
+ * Serialize rec as one queue entry at the end of out.
+ */
+static void
+serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
+{
+	AAQueueEntry hdr;
+	StringInfoData body;
+	StringInfoData tmp;
+	int			start = out->len;
 	const pg_uuid_t *principal = rec->principal;
 	const char *pname = rec->principal_name;
 	const pg_uuid_t *token = rec->token;
 	const char *purpose = rec->purpose;
+	const char *on_behalf_of = NULL;
+	bool		session_token = false;
+	Jsonb	   *authority;
+	Jsonb	   *detail;
+
+	if (rec->event == NULL || rec->event[0] == '\0')
+		elog(ERROR, "audit record without an event");
 
 	if (aa_session != NULL)
 	{
@@ -100,55 +267,340 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 			token = &aa_session->token;
 		if (purpose == NULL)
 			purpose = aa_session->purpose;
+		session_token = aa_session->has_token && token != NULL &&
+			memcmp(token->data, aa_session->token.data, UUID_LEN) == 0;
+		if (session_token || (!aa_session->has_token && rec->token == NULL))
+			on_behalf_of = aa_session->on_behalf_of;
 	}
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf,
-						   "INSERT INTO agentauth.audit_log (seq, logged_at, event, principal, principal_name, db_role, token, purpose, patient, relation, columns, data_classes, action, row_count, authority, outcome, detail, prev_hash, row_hash) "
-						   "SELECT coalesce(max(seq), 0) + 1, clock_timestamp(), ");
-	append_literal(&buf, rec->event);
-	appendStringInfoChar(&buf, ',');
-	append_uuid(&buf, principal);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, pname);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, GetUserNameFromId(GetSessionUserId(), false));
-	appendStringInfoChar(&buf, ',');
-	append_uuid(&buf, token);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, purpose);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, rec->patient);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, rec->relation);
-	appendStringInfoChar(&buf, ',');
-	append_array(&buf, rec->ncolumns, rec->columns);
-	appendStringInfoChar(&buf, ',');
-	append_array(&buf, rec->nclasses, rec->classes);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, rec->action);
-	appendStringInfoChar(&buf, ',');
-	if (rec->row_count < 0)
-		appendStringInfoString(&buf, "NULL");
-	else
-		appendStringInfo(&buf, INT64_FORMAT, rec->row_count);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, rec->authority);
-	appendStringInfoString(&buf, "::jsonb,");
-	append_literal(&buf, rec->outcome);
-	appendStringInfoChar(&buf, ',');
-	append_literal(&buf, rec->detail);
-	appendStringInfoString(&buf, "::jsonb, ''::bytea, ''::bytea FROM agentauth.audit_log");
+	initStringInfo(&body);
+	initStringInfo(&tmp);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
-	if (SPI_execute(buf.data, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write audit record");
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	pfree(buf.data);
+	aa_canon_text(&body, rec->event);
+	aa_canon_uuid(&body, principal);
+	aa_canon_text(&body, pname);
+	aa_canon_text(&body, session_user_name());
+	aa_canon_uuid(&body, token);
+	aa_canon_text(&body, on_behalf_of);
+	if (session_token && aa_session->nchain > 0)
+	{
+		aa_canon_array_header(&body, aa_session->nchain);
+		for (int i = 0; i < aa_session->nchain; i++)
+			aa_canon_uuid(&body, &aa_session->chain[i]);
+	}
+	else
+		aa_canon_null(&body);
+	aa_canon_text(&body, purpose);
+	aa_canon_text(&body, rec->patient);
+	aa_canon_text(&body, rec->relation);
+	canon_text_array(&body, rec->ncolumns, rec->columns);
+	canon_text_array(&body, rec->nclasses, rec->classes);
+	aa_canon_text(&body, rec->action);
+	if (rec->row_count < 0)
+		aa_canon_null(&body);
+	else
+		aa_canon_int8(&body, rec->row_count);
+	authority = jsonb_arg(rec->authority, &tmp);
+	if (authority)
+		aa_canon_jsonb_text(&body, tmp.data, tmp.len);
+	else
+		aa_canon_null(&body);
+	aa_canon_text(&body, rec->outcome);
+	aa_canon_text(&body, statement_text());
+	resetStringInfo(&tmp);
+	client_text(&tmp);
+	aa_canon_text(&body, tmp.data);
+	detail = jsonb_arg(rec->detail, &tmp);
+	if (detail)
+		aa_canon_jsonb_text(&body, tmp.data, tmp.len);
+	else
+		aa_canon_null(&body);
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.body_len = body.len;
+	hdr.xid = xid;
+	hdr.authority_len = authority ? VARSIZE(authority) : 0;
+	hdr.detail_len = detail ? VARSIZE(detail) : 0;
+
+	append_aligned(out, (char *) &hdr, sizeof(hdr));
+	append_aligned(out, body.data, body.len);
+	if (authority)
+		append_aligned(out, (char *) authority, VARSIZE(authority));
+	if (detail)
+		append_aligned(out, (char *) detail, VARSIZE(detail));
+	((AAQueueEntry *) (out->data + start))->len = out->len - start;
+
+	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
+	{
+		out->len = start;
+		out->data[start] = '\0';
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit record is too large"),
+				 errdetail("A record may take at most a quarter of agentauth.audit_queue_size.")));
+	}
+	pfree(body.data);
+	pfree(tmp.data);
+}
+
+/* ------------------------------------------------------------------
+ * Pushing and waiting
+ * ------------------------------------------------------------------
+ */
+
+static void
+audit_unavailable(const char *what)
+{
+	bool		running = aa_queue_writer_running();
+
+	wait_failed = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
+			 running ?
+			 errdetail("The audit writer is running; the audit queue is %d%% full.",
+					   aa_queue_percent_full()) :
+			 errdetail("The audit writer is not running."),
+			 errhint("The statement was refused because its audit records could not be made durable in time; retry, and check the audit writer in the server log.")));
+}
+
+/*
+ * Push len bytes of whole entries from buf, in pieces of at most a quarter
+ * of the queue.  With throw = false never raises an error: what could not be
+ * pushed in time is reported to the log and dropped (the caller is already
+ * failing, in abort or exit processing).
+ */
+static bool
+push_entries(StringInfo buf, bool throw)
+{
+	Size		limit = Max(aa_queue_capacity() / 4, MAXIMUM_ALIGNOF);
+	int			off = 0;
+
+	while (off < buf->len)
+	{
+		int			chunk = 0;
+		uint64		end;
+
+		/* whole entries, up to limit bytes (at least one entry) */
+		while (off + chunk < buf->len)
+		{
+			AAQueueEntry *e = (AAQueueEntry *) (buf->data + off + chunk);
+
+			if (chunk > 0 && (Size) (chunk + e->len) > limit)
+				break;
+			chunk += e->len;
+		}
+		if (!aa_queue_push(buf->data + off, chunk, aa_audit_wait_timeout, &end))
+		{
+			/* keep what was not pushed for a later attempt */
+			memmove(buf->data, buf->data + off, buf->len - off);
+			buf->len -= off;
+			if (throw)
+				audit_unavailable("queued");
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("%d bytes of audit records could not be queued and are lost",
+							buf->len),
+					 errdetail("The audit queue stayed full for agentauth.audit_wait_timeout.")));
+			resetStringInfo(buf);
+			return false;
+		}
+		pushed_end = Max(pushed_end, end);
+		off += chunk;
+	}
+	resetStringInfo(buf);
+	return true;
+}
+
+static void
+flush_pending(bool throw)
+{
+	if (pending != NULL && pending->len > 0)
+		push_entries(pending, throw);
+}
+
+static void
+audit_exit_callback(int code, Datum arg)
+{
+	flush_pending(false);
+}
+
+static void
+ensure_buffers(void)
+{
+	MemoryContext old;
+
+	if (pending != NULL)
+		return;
+	old = MemoryContextSwitchTo(audit_context());
+	pending = makeStringInfo();
+	staged = makeStringInfo();
+	MemoryContextSwitchTo(old);
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(audit_xact_callback, NULL);
+		RegisterSubXactCallback(audit_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+}
+
+void
+aa_audit_emit(const AARecord *rec, bool transactional)
+{
+	if (rec == NULL)
+		elog(ERROR, "null audit record");
+	ensure_buffers();
+	if (!exit_registered)
+	{
+		before_shmem_exit(audit_exit_callback, (Datum) 0);
+		exit_registered = true;
+	}
+
+	if (!transactional)
+	{
+		serialize_record(pending, rec, InvalidTransactionId);
+		if (pending->len >= FLUSH_THRESHOLD)
+			flush_pending(IsTransactionState());
+		return;
+	}
+
+	if (!IsTransactionState())
+		elog(ERROR, "transactional audit record outside a transaction");
+	if (nstaged == staged_cap)
+	{
+		int			newcap = Max(16, staged_cap * 2);
+		MemoryContext old = MemoryContextSwitchTo(audit_context());
+
+		if (staged_level == NULL)
+		{
+			staged_level = palloc(newcap * sizeof(int));
+			staged_off = palloc(newcap * sizeof(int));
+		}
+		else
+		{
+			staged_level = repalloc(staged_level, newcap * sizeof(int));
+			staged_off = repalloc(staged_off, newcap * sizeof(int));
+		}
+		staged_cap = newcap;
+		MemoryContextSwitchTo(old);
+	}
+	staged_off[nstaged] = staged->len;
+	staged_level[nstaged] = GetCurrentTransactionNestLevel();
+	serialize_record(staged, rec, GetTopTransactionId());
+	nstaged++;
+}
+
+void
+aa_audit_wait(void)
+{
+	if (pending == NULL)
+		return;
+	flush_pending(true);
+	if (!aa_audit_sync || pushed_end == 0)
+		return;
+	if (!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
+		audit_unavailable("committed");
+}
+
+static void
+reset_staged(void)
+{
+	if (staged)
+		resetStringInfo(staged);
+	nstaged = 0;
+}
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	if (pending == NULL)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			flush_pending(true);
+			if (nstaged > 0)
+			{
+				uint64		before = pushed_end;
+
+				/* all of the transaction's records, or none (then abort) */
+				if (!push_entries(staged, true))
+					audit_unavailable("queued");
+				txn_end = pushed_end;
+				pushed_end = Max(before, pushed_end);
+				reset_staged();
+			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (nstaged > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that changed agentauth state"),
+						 errdetail("Its audit records are written only when it commits.")));
+			flush_pending(true);
+			break;
+		case XACT_EVENT_COMMIT:
+			/* records of a committed transaction: visible on return */
+			if (txn_end > 0)
+				aa_queue_wake_writer();
+			if (aa_audit_sync && (txn_end > 0 || pushed_end > 0) && !wait_failed)
+			{
+				if (!aa_queue_wait_committed(Max(txn_end, pushed_end),
+											 aa_audit_wait_timeout))
+					ereport(WARNING,
+							(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+							 errmsg("the audit records of this transaction are not yet written"),
+							 errdetail("The transaction committed; the audit writer will write its records when it resumes.")));
+			}
+			txn_end = 0;
+			wait_failed = false;
+			break;
+		case XACT_EVENT_ABORT:
+			reset_staged();
+			flush_pending(false);
+			if (txn_end > 0)
+				aa_queue_wake_writer();		/* it may be waiting on our xid */
+			txn_end = 0;
+			/* make the failed statement's records visible, unless waiting failed */
+			if (aa_audit_sync && pushed_end > 0 && !wait_failed)
+				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
+			wait_failed = false;
+			break;
+		case XACT_EVENT_PREPARE:
+			reset_staged();
+			txn_end = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+
+	if (pending == NULL || nstaged == 0)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			while (nstaged > 0 && staged_level[nstaged - 1] >= level)
+			{
+				nstaged--;
+				staged->len = staged_off[nstaged];
+			}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (int i = nstaged - 1; i >= 0 && staged_level[i] >= level; i--)
+				staged_level[i] = level - 1;
+			break;
+		default:
+			break;
+	}
 }
 
 PG_FUNCTION_INFO_V1(aa_audit_sql);

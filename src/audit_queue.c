@@ -1,0 +1,363 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_queue.c
+ *		The shared-memory queue between the backends that produce audit
+ *		records and the one audit writer that chains and stores them.
+ *
+ *		A ring buffer of agentauth.audit_queue_size bytes, addressed by
+ *		64-bit positions that only grow (position % size is the offset), so
+ *		"everything before position p" is a plain comparison.  Entries are
+ *		whole serialized records (AAQueueEntry + body), MAXALIGNed, and may
+ *		wrap around the end of the buffer.
+ *
+ *		  tail <= committed <= head
+ *
+ *		Backends append at head under the queue lock, in one lock round per
+ *		batch of records.  The writer reads from tail without the lock (only
+ *		it moves tail, and entries before head are complete: head moves after
+ *		a write barrier), and after the transaction holding a batch has
+ *		committed it moves tail and committed past the batch and broadcasts
+ *		the condition variable: space is released only once the records are
+ *		durable, so a writer that dies re-reads what it had not committed.
+ *		A backend waiting for its records (audit_sync) or for space sleeps on
+ *		that condition variable.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "agentauth.h"
+
+typedef struct AAQueue
+{
+	LWLock		lock;			/* appending at head */
+	int			tranche;
+	ConditionVariable cv;		/* committed moved (space freed) */
+	pg_atomic_uint64 head;		/* next byte to write */
+	pg_atomic_uint64 committed; /* everything before it is stored or dropped */
+	uint64		tail;			/* == committed; under lock */
+
+	slock_t		mutex;			/* protects the fields below */
+	pid_t		writer_pid;		/* 0: no writer connected */
+	Latch	   *writer_latch;
+	bool		db_known;		/* agentauth.database exists: connect to it */
+	uint64		inflight_end;	/* batch being committed: end position ... */
+	int64		inflight_last_seq;	/* ... and the last seq it assigns */
+	int64		head_seq;		/* chain head the writer last committed */
+
+	Size		size;			/* bytes of data[] */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} AAQueue;
+
+static AAQueue *aa_queue = NULL;
+
+static Size
+queue_data_size(void)
+{
+	return MAXALIGN_DOWN((Size) aa_audit_queue_size * 1024);
+}
+
+Size
+aa_queue_shmem_size(void)
+{
+	return MAXALIGN(add_size(offsetof(AAQueue, data), queue_data_size()));
+}
+
+/* called with AddinShmemInitLock held */
+void
+aa_queue_shmem_startup(void)
+{
+	bool		found;
+
+	aa_queue = ShmemInitStruct("agentauth audit queue", aa_queue_shmem_size(),
+							   &found);
+	if (!found)
+	{
+		memset(aa_queue, 0, offsetof(AAQueue, data));
+		aa_queue->tranche = LWLockNewTrancheId();
+		LWLockInitialize(&aa_queue->lock, aa_queue->tranche);
+		ConditionVariableInit(&aa_queue->cv);
+		pg_atomic_init_u64(&aa_queue->head, 0);
+		pg_atomic_init_u64(&aa_queue->committed, 0);
+		SpinLockInit(&aa_queue->mutex);
+		aa_queue->size = queue_data_size();
+	}
+	LWLockRegisterTranche(aa_queue->tranche, "agentauth audit queue");
+}
+
+Size
+aa_queue_capacity(void)
+{
+	return aa_queue ? aa_queue->size : 0;
+}
+
+static void
+ring_write(uint64 pos, const char *src, Size len)
+{
+	Size		off = pos % aa_queue->size;
+	Size		first = Min(len, aa_queue->size - off);
+
+	memcpy(aa_queue->data + off, src, first);
+	if (first < len)
+		memcpy(aa_queue->data, src + first, len - first);
+}
+
+void
+aa_queue_read(uint64 pos, char *dst, Size len)
+{
+	Size		off = pos % aa_queue->size;
+	Size		first = Min(len, aa_queue->size - off);
+
+	memcpy(dst, aa_queue->data + off, first);
+	if (first < len)
+		memcpy(dst + first, aa_queue->data, len - first);
+}
+
+static void
+wake_writer(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&aa_queue->mutex);
+	latch = aa_queue->writer_latch;
+	SpinLockRelease(&aa_queue->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+void
+aa_queue_wake_writer(void)
+{
+	if (aa_queue)
+		wake_writer();
+}
+
+/*
+ * Append len bytes of whole entries, waiting up to timeout_ms for space.
+ * Returns false (nothing appended) when there was no space in time; on
+ * success *end is the position after the last byte appended.
+ */
+bool
+aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
+{
+	TimestampTz start = 0;
+	bool		sleeping = false;
+	bool		ok = false;
+
+	Assert(len % MAXIMUM_ALIGNOF == 0);
+	if (aa_queue == NULL || len > aa_queue->size)
+		return false;
+
+	for (;;)
+	{
+		uint64		head;
+
+		LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
+		head = pg_atomic_read_u64(&aa_queue->head);
+		if (head - aa_queue->tail + len <= aa_queue->size)
+		{
+			ring_write(head, data, len);
+			pg_write_barrier();
+			pg_atomic_write_u64(&aa_queue->head, head + len);
+			*end = head + len;
+			ok = true;
+		}
+		LWLockRelease(&aa_queue->lock);
+		wake_writer();
+		if (ok)
+			break;
+
+		/* full: wait for the writer to free space */
+		if (!sleeping)
+		{
+			start = GetCurrentTimestamp();
+			ConditionVariablePrepareToSleep(&aa_queue->cv);
+			sleeping = true;
+		}
+		else
+		{
+			long		waited = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+
+			if (waited >= timeout_ms)
+				break;
+			(void) ConditionVariableTimedSleep(&aa_queue->cv,
+											   Min(timeout_ms - waited, 100),
+											   PG_WAIT_EXTENSION);
+		}
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+	return ok;
+}
+
+/*
+ * Wait up to timeout_ms until everything before pos is committed (or
+ * dropped) by the writer.  Returns whether it is.
+ */
+bool
+aa_queue_wait_committed(uint64 pos, int timeout_ms)
+{
+	TimestampTz start;
+	bool		ok = false;
+
+	if (aa_queue == NULL)
+		return false;
+	if (pg_atomic_read_u64(&aa_queue->committed) >= pos)
+		return true;
+
+	start = GetCurrentTimestamp();
+	wake_writer();
+	ConditionVariablePrepareToSleep(&aa_queue->cv);
+	for (;;)
+	{
+		long		waited;
+
+		if (pg_atomic_read_u64(&aa_queue->committed) >= pos)
+		{
+			ok = true;
+			break;
+		}
+		waited = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+		if (waited >= timeout_ms)
+			break;
+		/* wake up now and then: a lost wakeup costs 100 ms, never more */
+		(void) ConditionVariableTimedSleep(&aa_queue->cv,
+										   Min(timeout_ms - waited, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return ok;
+}
+
+/* for error messages */
+bool
+aa_queue_writer_running(void)
+{
+	pid_t		pid;
+
+	if (aa_queue == NULL)
+		return false;
+	SpinLockAcquire(&aa_queue->mutex);
+	pid = aa_queue->writer_pid;
+	SpinLockRelease(&aa_queue->mutex);
+	return pid != 0;
+}
+
+int
+aa_queue_percent_full(void)
+{
+	uint64		used;
+
+	if (aa_queue == NULL)
+		return 0;
+	used = pg_atomic_read_u64(&aa_queue->head) -
+		pg_atomic_read_u64(&aa_queue->committed);
+	return (int) (used * 100 / aa_queue->size);
+}
+
+/* ---------------- the writer's side ---------------- */
+
+void
+aa_queue_writer_attach(Latch *latch)
+{
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->writer_pid = MyProcPid;
+	aa_queue->writer_latch = latch;
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+void
+aa_queue_writer_detach(void)
+{
+	if (aa_queue == NULL)
+		return;
+	SpinLockAcquire(&aa_queue->mutex);
+	if (aa_queue->writer_pid == MyProcPid)
+	{
+		aa_queue->writer_pid = 0;
+		aa_queue->writer_latch = NULL;
+	}
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+bool
+aa_queue_db_known(void)
+{
+	bool		known;
+
+	SpinLockAcquire(&aa_queue->mutex);
+	known = aa_queue->db_known;
+	SpinLockRelease(&aa_queue->mutex);
+	return known;
+}
+
+void
+aa_queue_set_db_known(bool known)
+{
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->db_known = known;
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+/* Positions the writer reads between: [*tail, *head). */
+void
+aa_queue_bounds(uint64 *tail, uint64 *head)
+{
+	*head = pg_atomic_read_u64(&aa_queue->head);
+	pg_read_barrier();
+	*tail = pg_atomic_read_u64(&aa_queue->committed);
+}
+
+/*
+ * The batch ending at end, assigning seqs up to last_seq, is about to
+ * commit.  If the writer dies between its commit and aa_queue_release(),
+ * the next writer finds last_seq in the table and releases the batch
+ * instead of writing it twice.
+ */
+void
+aa_queue_set_inflight(uint64 end, int64 last_seq)
+{
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->inflight_end = end;
+	aa_queue->inflight_last_seq = last_seq;
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+void
+aa_queue_get_inflight(uint64 *end, int64 *last_seq)
+{
+	SpinLockAcquire(&aa_queue->mutex);
+	*end = aa_queue->inflight_end;
+	*last_seq = aa_queue->inflight_last_seq;
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+/* Everything before end is committed (or dropped): free it, wake waiters. */
+void
+aa_queue_release(uint64 end, int64 head_seq)
+{
+	LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
+	if (end > aa_queue->tail)
+	{
+		aa_queue->tail = end;
+		pg_atomic_write_u64(&aa_queue->committed, end);
+	}
+	LWLockRelease(&aa_queue->lock);
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->inflight_end = 0;
+	aa_queue->inflight_last_seq = 0;
+	if (head_seq > 0)
+		aa_queue->head_seq = head_seq;
+	SpinLockRelease(&aa_queue->mutex);
+	ConditionVariableBroadcast(&aa_queue->cv);
+}

@@ -1,0 +1,798 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_writer.c
+ *		The audit writer: one background worker ("agentauth audit writer")
+ *		that drains the shared queue, assigns the gapless seq, stamps
+ *		logged_at, computes prev_hash/row_hash with one reused SHA-256
+ *		context, and inserts the records in batches, one transaction per
+ *		batch, straight into the heap and its indexes (no triggers: the
+ *		append-only trigger refuses every other writer).  Queue space is
+ *		released only after the batch has committed.
+ *
+ *		Starting up.  The worker cannot connect to agentauth.database before
+ *		it exists (pg_regress creates its database after starting the
+ *		server), and a failed connection is a FATAL in the log every restart.
+ *		So a writer that does not yet know the database exists connects to
+ *		no database, polls pg_database once a second (one LOG line in all),
+ *		and when it appears notes that in shared memory and exits to be
+ *		restarted (bgw_restart_time 1 s) by the postmaster, connected to it.
+ *		Connected, it waits quietly while the extension is not installed,
+ *		and notices when it is dropped and created again.
+ *
+ *		logged_at is the time the writer takes the record into the chain
+ *		(one clock reading per batch), never earlier than the record before
+ *		it: it grows with seq, which purge_audit relies on.
+ *
+ *		Transactional records carry their transaction's xid.  The writer
+ *		stores one only once the xid has committed, drops it when the xid
+ *		aborted (or vanished in a crash), and stops at it while the
+ *		transaction is still running -- a short wait: it is pushed at
+ *		PRE_COMMIT and the committing backend wakes the writer.
+ *
+ *		The chain head goes to the server log every
+ *		agentauth.head_log_interval (when it moved) and at shutdown.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "common/cryptohash.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "agentauth.h"
+
+PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
+
+#define MAX_BATCH	4096		/* records per transaction */
+
+static volatile sig_atomic_t got_sigterm = false;
+
+/* the chain head, as committed */
+typedef struct ChainHead
+{
+	Oid			relid;			/* the audit_log it was read from */
+	int64		seq;
+	unsigned char hash[AA_HASH_LEN];
+	TimestampTz logged_at;
+} ChainHead;
+
+static ChainHead head = {InvalidOid, 0, {0}, 0};
+static int64 logged_seq = -1;	/* head last written to the server log */
+static bool ext_missing_noted = false;
+
+static pg_cryptohash_ctx *sha_ctx = NULL;
+static MemoryContext batch_cxt = NULL;
+static TupleDesc slot_desc = NULL;
+static TupleTableSlot *slots[MAX_BATCH];
+static char *entry_buf = NULL;
+static Size entry_buf_size = 0;
+
+static void
+writer_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+static void
+writer_exit(int code, Datum arg)
+{
+	aa_queue_writer_detach();
+}
+
+static char *
+hex32(const unsigned char *h)
+{
+	static char out[AA_HASH_LEN * 2 + 1];
+
+	for (int i = 0; i < AA_HASH_LEN; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+	return out;
+}
+
+static void
+log_head(const char *why)
+{
+	if (!OidIsValid(head.relid))
+		return;
+	ereport(LOG,
+			(errmsg("agentauth audit chain head: seq=" INT64_FORMAT " row_hash=%s logged_at=%s",
+					head.seq, hex32(head.hash),
+					head.seq > 0 ? timestamptz_to_str(head.logged_at) : "none"),
+			 errdetail("Written %s; keep it outside the database and pass row_hash to agentauth.verify_audit() as expected_head.", why)));
+	logged_seq = head.seq;
+}
+
+/* ------------------------------------------------------------------
+ * Phase one: wait for agentauth.database to exist
+ * ------------------------------------------------------------------
+ */
+
+/* without a database only a heap scan of pg_database works (as autovacuum) */
+static Oid
+database_exists(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			dbid = InvalidOid;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), aa_database) == 0)
+		{
+			dbid = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbid;
+}
+static void
+wait_for_database(void)
+{
+	bool		noted = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	for (;;)
+	{
+		Oid			dbid;
+
+		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			proc_exit(1);
+		dbid = database_exists();
+		if (OidIsValid(dbid))
+		{
+			aa_queue_set_db_known(true);
+			/* restarted by the postmaster, this time connected */
+			proc_exit(1);
+		}
+		if (!noted)
+		{
+			ereport(LOG,
+					(errmsg("agentauth audit writer is waiting for database \"%s\" to be created",
+							aa_database)));
+			noted = true;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ------------------------------------------------------------------
+ * The audit log and its head
+ * ------------------------------------------------------------------
+ */
+
+/* audit_log's oid when the extension is installed, else InvalidOid */
+static Oid
+audit_log_relid(void)
+{
+	Oid			nsp;
+
+	if (!OidIsValid(get_extension_oid("agentauth", true)))
+		return InvalidOid;
+	nsp = get_namespace_oid(AA_SCHEMA, true);
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("audit_log", nsp);
+}
+
+/* read the last record of the log (the chain head) */
+static void
+load_head(Relation rel)
+{
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan = index_beginscan(rel, idx, GetActiveSnapshot(), 0, 0);
+	uint64		inflight_end;
+	int64		inflight_last;
+
+	index_rescan(scan, NULL, 0, NULL, 0);
+	head.relid = RelationGetRelid(rel);
+	head.seq = 0;
+	memset(head.hash, 0, AA_HASH_LEN);
+	head.logged_at = 0;
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d;
+
+		head.seq = DatumGetInt64(slot_getattr(slot, 1, &isnull));
+		head.logged_at = DatumGetTimestampTz(slot_getattr(slot, 2, &isnull));
+		d = slot_getattr(slot, AA_AUDIT_NATTS, &isnull);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPP(d);
+
+			if (VARSIZE_ANY_EXHDR(b) == AA_HASH_LEN)
+				memcpy(head.hash, VARDATA_ANY(b), AA_HASH_LEN);
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+
+	/* a previous writer died between committing a batch and releasing it */
+	aa_queue_get_inflight(&inflight_end, &inflight_last);
+	if (inflight_end > 0)
+	{
+		if (inflight_last > 0 && head.seq >= inflight_last)
+			aa_queue_release(inflight_end, head.seq);
+		else
+			aa_queue_set_inflight(0, 0);
+	}
+
+	/* slots for this relation's row type */
+	if (slot_desc != NULL)
+	{
+		for (int i = 0; i < MAX_BATCH; i++)
+			if (slots[i])
+			{
+				ExecDropSingleTupleTableSlot(slots[i]);
+				slots[i] = NULL;
+			}
+		FreeTupleDesc(slot_desc);
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		slot_desc = CreateTupleDescCopy(RelationGetDescr(rel));
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* ------------------------------------------------------------------
+ * Decoding a queue entry into the row's columns
+ * ------------------------------------------------------------------
+ */
+
+typedef struct Reader
+{
+	const char *p;
+	const char *end;
+} Reader;
+
+static void
+corrupt_entry(void)
+{
+	elog(ERROR, "corrupt audit queue entry");
+}
+
+static uint32
+rd_be32(Reader *r)
+{
+	const unsigned char *b = (const unsigned char *) r->p;
+
+	if (r->end - r->p < 4)
+		corrupt_entry();
+	r->p += 4;
+	return ((uint32) b[0] << 24) | ((uint32) b[1] << 16) | ((uint32) b[2] << 8) | b[3];
+}
+
+static int64
+rd_be64(Reader *r)
+{
+	const unsigned char *b = (const unsigned char *) r->p;
+	uint64		v = 0;
+
+	if (r->end - r->p < 8)
+		corrupt_entry();
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	r->p += 8;
+	return (int64) v;
+}
+
+static char
+rd_tag(Reader *r)
+{
+	if (r->p >= r->end)
+		corrupt_entry();
+	return *r->p++;
+}
+
+static Datum
+rd_text_body(Reader *r)
+{
+	uint32		len = rd_be32(r);
+	const char *s = r->p;
+	text	   *t;
+
+	if ((uint32) (r->end - r->p) < len)
+		corrupt_entry();
+	r->p += len;
+	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
+	{
+		char	   *conv = pg_any_to_server(s, len, PG_UTF8);
+
+		if (conv != s)
+			return CStringGetTextDatum(conv);
+	}
+	t = (text *) palloc(len + VARHDRSZ);
+	SET_VARSIZE(t, len + VARHDRSZ);
+	memcpy(VARDATA(t), s, len);
+	return PointerGetDatum(t);
+}
+
+static Datum
+rd_uuid_body(Reader *r)
+{
+	pg_uuid_t  *u;
+
+	if (r->end - r->p < UUID_LEN)
+		corrupt_entry();
+	u = palloc(sizeof(pg_uuid_t));
+	memcpy(u->data, r->p, UUID_LEN);
+	r->p += UUID_LEN;
+	return UUIDPGetDatum(u);
+}
+
+static Datum
+rd_array_body(Reader *r, Oid elemtype)
+{
+	uint32		n = rd_be32(r);
+	Datum	   *elems;
+	bool	   *enulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n > (uint32) (r->end - r->p))
+		corrupt_entry();
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	enulls = palloc(sizeof(bool) * Max(n, 1));
+	for (uint32 i = 0; i < n; i++)
+	{
+		char		tag = rd_tag(r);
+
+		enulls[i] = false;
+		if (tag == AA_TAG_NULL)
+		{
+			enulls[i] = true;
+			elems[i] = (Datum) 0;
+		}
+		else if (tag == AA_TAG_TEXT && elemtype == TEXTOID)
+			elems[i] = rd_text_body(r);
+		else if (tag == AA_TAG_UUID && elemtype == UUIDOID)
+			elems[i] = rd_uuid_body(r);
+		else
+			corrupt_entry();
+	}
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(elemtype));
+	dims[0] = n;
+	if (elemtype == TEXTOID)
+		return PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+												  TEXTOID, -1, false, TYPALIGN_INT));
+	return PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+											  UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/*
+ * Fill values/nulls of columns 3..21 from an entry (copied to aligned
+ * memory).  The jsonb columns come from the binary copies after the body.
+ */
+static void
+decode_entry(const AAQueueEntry *e, Datum *values, bool *nulls)
+{
+	const char *body = (const char *) e + MAXALIGN(sizeof(AAQueueEntry));
+	const char *jsonp = body + MAXALIGN(e->body_len);
+	Reader		r = {body, body + e->body_len};
+
+	for (int att = 3; att <= 21; att++)
+	{
+		char		tag = rd_tag(&r);
+
+		nulls[att - 1] = false;
+		if (tag == AA_TAG_NULL)
+		{
+			nulls[att - 1] = true;
+			values[att - 1] = (Datum) 0;
+			continue;
+		}
+		switch (tag)
+		{
+			case AA_TAG_TEXT:
+				values[att - 1] = rd_text_body(&r);
+				break;
+			case AA_TAG_UUID:
+				values[att - 1] = rd_uuid_body(&r);
+				break;
+			case AA_TAG_INT8:
+				values[att - 1] = Int64GetDatum(rd_be64(&r));
+				break;
+			case AA_TAG_ARRAY:
+				values[att - 1] = rd_array_body(&r, att == 9 ? UUIDOID : TEXTOID);
+				break;
+			case AA_TAG_JSONB:
+				{
+					uint32		len = rd_be32(&r);
+					uint32		blen = (att == 17) ? e->authority_len : e->detail_len;
+					char	   *copy;
+
+					if ((uint32) (r.end - r.p) < len || blen == 0)
+						corrupt_entry();
+					r.p += len;
+					if (att == 21 && e->authority_len > 0)
+						jsonp += MAXALIGN(e->authority_len);
+					copy = palloc(blen);
+					memcpy(copy, jsonp, blen);
+					values[att - 1] = PointerGetDatum(copy);
+					break;
+				}
+			default:
+				corrupt_entry();
+		}
+	}
+	if (r.p != r.end)
+		corrupt_entry();
+}
+
+/* ------------------------------------------------------------------
+ * One batch
+ * ------------------------------------------------------------------
+ */
+
+typedef enum XidState
+{
+	XS_COMMITTED,
+	XS_ABORTED,
+	XS_RUNNING
+} XidState;
+
+static XidState
+xid_state(TransactionId xid)
+{
+	if (TransactionIdDidCommit(xid))
+		return XS_COMMITTED;
+	if (TransactionIdIsInProgress(xid))
+		return XS_RUNNING;
+	if (TransactionIdDidCommit(xid))
+		return XS_COMMITTED;
+	return XS_ABORTED;			/* aborted, or lost in a crash */
+}
+
+static const AAQueueEntry *
+copy_entry(uint64 pos)
+{
+	AAQueueEntry hdr;
+
+	aa_queue_read(pos, (char *) &hdr, sizeof(hdr));
+	if (hdr.len < MAXALIGN(sizeof(AAQueueEntry)) || hdr.len > aa_queue_capacity())
+		elog(PANIC, "corrupt audit queue at position " UINT64_FORMAT, pos);
+	if (hdr.len > entry_buf_size)
+	{
+		entry_buf_size = Max(hdr.len, 8192);
+		entry_buf = entry_buf ? repalloc(entry_buf, entry_buf_size)
+			: MemoryContextAlloc(TopMemoryContext, entry_buf_size);
+	}
+	aa_queue_read(pos, entry_buf, hdr.len);
+	return (const AAQueueEntry *) entry_buf;
+}
+
+static Datum
+hash_datum(const unsigned char *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + AA_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + AA_HASH_LEN);
+	memcpy(VARDATA(b), h, AA_HASH_LEN);
+	return PointerGetDatum(b);
+}
+
+/*
+ * Store what the queue holds, up to MAX_BATCH records, in one transaction.
+ * Returns the number of queue entries consumed (stored or dropped); sets
+ * *blocked when it stopped at a transaction still in progress, and
+ * *no_log when the extension is not installed.
+ */
+static int
+process_batch(bool *blocked, bool *no_log)
+{
+	uint64		tail;
+	uint64		qhead;
+	uint64		pos;
+	int			nrec = 0;
+	int			nentries = 0;
+	Oid			relid;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	ChainHead	h;
+	TimestampTz now;
+	CommandId	cid;
+	MemoryContext old;
+
+	*blocked = false;
+	*no_log = false;
+	aa_queue_bounds(&tail, &qhead);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	relid = audit_log_relid();
+	if (!OidIsValid(relid))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		head.relid = InvalidOid;
+		*no_log = true;
+		return 0;
+	}
+	ext_missing_noted = false;
+	rel = table_open(relid, RowExclusiveLock);
+	aa_audit_check_tupdesc(RelationGetDescr(rel));
+	if (head.relid != relid)
+	{
+		load_head(rel);
+		aa_queue_bounds(&tail, &qhead);
+		if (logged_seq < 0)
+			log_head("when the audit writer started");
+	}
+	if (tail == qhead)
+	{
+		table_close(rel, RowExclusiveLock);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return 0;
+	}
+
+	pgstat_report_activity(STATE_RUNNING, "writing audit records");
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	cid = GetCurrentCommandId(true);
+
+	h = head;
+	now = GetCurrentTimestamp();
+	if (now < h.logged_at)
+		now = h.logged_at;
+
+	MemoryContextReset(batch_cxt);
+	old = MemoryContextSwitchTo(batch_cxt);
+	pos = tail;
+	while (pos < qhead && nrec < MAX_BATCH)
+	{
+		const AAQueueEntry *e = copy_entry(pos);
+		TupleTableSlot *slot;
+		Datum	   *values;
+		bool	   *nulls;
+		unsigned char prefix[AA_CANON_HEAD_LEN];
+		unsigned char hash[AA_HASH_LEN];
+
+		if (TransactionIdIsValid(e->xid))
+		{
+			XidState	st = xid_state(e->xid);
+
+			if (st == XS_RUNNING)
+			{
+				*blocked = true;
+				break;
+			}
+			if (st == XS_ABORTED)
+			{
+				pos += e->len;
+				nentries++;
+				continue;
+			}
+		}
+
+		if (slots[nrec] == NULL)
+		{
+			MemoryContext o2 = MemoryContextSwitchTo(TopMemoryContext);
+
+			slots[nrec] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(rel));
+			MemoryContextSwitchTo(o2);
+		}
+		slot = slots[nrec];
+		ExecClearTuple(slot);
+		values = slot->tts_values;
+		nulls = slot->tts_isnull;
+
+		decode_entry(e, values, nulls);
+		h.seq++;
+		h.logged_at = now;
+		aa_canon_head(prefix, h.seq, h.logged_at);
+		if (pg_cryptohash_init(sha_ctx) < 0 ||
+			pg_cryptohash_update(sha_ctx, h.hash, AA_HASH_LEN) < 0 ||
+			pg_cryptohash_update(sha_ctx, prefix, AA_CANON_HEAD_LEN) < 0 ||
+			pg_cryptohash_update(sha_ctx, (const uint8 *) e + MAXALIGN(sizeof(AAQueueEntry)),
+								 e->body_len) < 0 ||
+			pg_cryptohash_final(sha_ctx, hash, AA_HASH_LEN) < 0)
+			elog(ERROR, "could not compute SHA-256");
+		values[0] = Int64GetDatum(h.seq);
+		nulls[0] = false;
+		values[1] = TimestampTzGetDatum(h.logged_at);
+		nulls[1] = false;
+		values[AA_AUDIT_NATTS - 2] = hash_datum(h.hash);
+		nulls[AA_AUDIT_NATTS - 2] = false;
+		values[AA_AUDIT_NATTS - 1] = hash_datum(hash);
+		nulls[AA_AUDIT_NATTS - 1] = false;
+		memcpy(h.hash, hash, AA_HASH_LEN);
+		ExecStoreVirtualTuple(slot);
+
+		nrec++;
+		nentries++;
+		pos += e->len;
+	}
+
+	if (nrec > 0)
+	{
+		table_multi_insert(rel, slots, nrec, cid, 0, NULL);
+		for (int i = 0; i < nrec; i++)
+		{
+			List	   *r;
+
+			ResetPerTupleExprContext(estate);
+#if PG_VERSION_NUM >= 160000
+			r = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL, false);
+#else
+			r = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+#endif
+			list_free(r);
+		}
+	}
+	MemoryContextSwitchTo(old);
+
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+
+	if (nentries > 0)
+		aa_queue_set_inflight(pos, nrec > 0 ? h.seq : 0);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	if (nentries > 0)
+	{
+		head = h;
+		aa_queue_release(pos, h.seq);
+	}
+	for (int i = 0; i < nrec; i++)
+		ExecClearTuple(slots[i]);
+	MemoryContextReset(batch_cxt);
+	return nentries;
+}
+
+/* ------------------------------------------------------------------
+ * Main loop
+ * ------------------------------------------------------------------
+ */
+void
+aa_audit_writer_main(Datum main_arg)
+{
+	TimestampTz next_head_log;
+
+	pqsignal(SIGTERM, writer_sigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	if (!aa_queue_db_known())
+		wait_for_database();
+
+	/* if this fails (database dropped), the next start polls again */
+	aa_queue_set_db_known(false);
+	BackgroundWorkerInitializeConnection(aa_database, NULL, 0);
+	aa_queue_set_db_known(true);
+
+	/* durable commits whatever the server's default */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("agentauth audit writer");
+
+	/* the hash context lives as long as the writer: give it an owner */
+	CurrentResourceOwner = ResourceOwnerCreate(NULL, "agentauth audit writer");
+	sha_ctx = pg_cryptohash_create(PG_SHA256);
+	if (sha_ctx == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	CurrentResourceOwner = NULL;
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	on_shmem_exit(writer_exit, (Datum) 0);
+	aa_queue_writer_attach(MyLatch);
+
+	next_head_log = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												aa_head_log_interval * 1000L);
+	while (!got_sigterm)
+	{
+		bool		blocked = false;
+		bool		no_log = false;
+		int			n;
+		long		timeout;
+		TimestampTz now;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		n = process_batch(&blocked, &no_log);
+		if (no_log && !ext_missing_noted)
+		{
+			ereport(LOG,
+					(errmsg("agentauth audit writer is waiting for the extension to be created in database \"%s\"",
+							aa_database)));
+			ext_missing_noted = true;
+		}
+
+		now = GetCurrentTimestamp();
+		if (now >= next_head_log)
+		{
+			if (OidIsValid(head.relid) && head.seq != logged_seq)
+				log_head("every agentauth.head_log_interval");
+			next_head_log = TimestampTzPlusMilliseconds(now, aa_head_log_interval * 1000L);
+		}
+
+		if (n > 0 && !blocked)
+			continue;			/* more may be waiting */
+		timeout = blocked ? 10L : (no_log ? 1000L :
+								   Max(1L, TimestampDifferenceMilliseconds(now, next_head_log)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+	}
+
+	/* shutting down: store what is there, then leave the head in the log */
+	for (int i = 0; i < 100; i++)
+	{
+		bool		blocked,
+					no_log;
+
+		if (process_batch(&blocked, &no_log) == 0)
+			break;
+	}
+	log_head("at shutdown");
+	/* restarted when terminated on its own; not at server shutdown */
+	proc_exit(1);
+}

@@ -1,0 +1,274 @@
+-- The audit log (SPEC 10): append-only protection, the chain head, the two
+-- verifiers and retention.  The writer (a background worker) is the only
+-- inserter; see src/audit*.c, src/chain.c and src/utility.c.
+
+-- Only purge_audit() ever deletes, by seq from the oldest end.
+CREATE INDEX audit_log_purged_idx ON agentauth.audit_log (seq)
+    WHERE event OPERATOR(pg_catalog.=) 'audit_purged';
+
+-- Append-only, for every role: INSERT, UPDATE, DELETE and TRUNCATE are
+-- refused.  ENABLE ALWAYS: session_replication_role = replica does not
+-- switch them off.  The utility hook refuses ALTER/DROP of these triggers.
+CREATE FUNCTION agentauth._audit_log_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_audit_log_guard';
+REVOKE ALL ON FUNCTION agentauth._audit_log_guard() FROM PUBLIC;
+CREATE TRIGGER audit_log_append_only
+    BEFORE INSERT OR UPDATE OR DELETE ON agentauth.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate
+    BEFORE TRUNCATE ON agentauth.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
+ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+
+-- The chain head: a digest to keep outside the database.
+CREATE FUNCTION agentauth.audit_head(OUT seq bigint, OUT row_hash bytea,
+                                     OUT logged_at timestamptz)
+    RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    SELECT l.seq, l.row_hash, l.logged_at INTO seq, row_hash, logged_at
+      FROM agentauth.audit_log l ORDER BY l.seq DESC LIMIT 1;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.audit_head() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.audit_head() TO agentauth_auditor;
+
+-- The C verifier (chain.c).  Not SECURITY DEFINER: it reads the log below
+-- the executor and checks the caller itself.
+CREATE FUNCTION agentauth.verify_audit(from_seq bigint DEFAULT 1,
+                                       expected_head bytea DEFAULT NULL,
+                                       OUT checked bigint, OUT ok boolean,
+                                       OUT first_bad_seq bigint, OUT problem text)
+    RETURNS record
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_verify_audit';
+REVOKE ALL ON FUNCTION agentauth.verify_audit(bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.verify_audit(bigint, bytea) TO agentauth_auditor;
+
+-- The canonical encoding in SQL (docs/DESIGN.md, README "The audit log"),
+-- for verify_audit_sql and for anyone who wants to see the bytes.
+CREATE FUNCTION agentauth._canon_text(t text) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN t IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('74', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.octet_length(pg_catalog.convert_to(t, 'UTF8')))
+                OPERATOR(pg_catalog.||) pg_catalog.convert_to(t, 'UTF8') END
+$$;
+
+CREATE FUNCTION agentauth._canon_jsonb(j jsonb) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN j IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('6a', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.octet_length(pg_catalog.convert_to(j::text, 'UTF8')))
+                OPERATOR(pg_catalog.||) pg_catalog.convert_to(j::text, 'UTF8') END
+$$;
+
+CREATE FUNCTION agentauth._canon_uuid(u uuid) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN u IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('75', 'hex') OPERATOR(pg_catalog.||) pg_catalog.uuid_send(u) END
+$$;
+
+CREATE FUNCTION agentauth._canon_int8(i bigint) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN i IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('69', 'hex') OPERATOR(pg_catalog.||) pg_catalog.int8send(i) END
+$$;
+
+CREATE FUNCTION agentauth._canon_timestamptz(t timestamptz) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN t IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('54', 'hex') OPERATOR(pg_catalog.||) pg_catalog.timestamptz_send(t) END
+$$;
+
+CREATE FUNCTION agentauth._canon_text_array(a text[]) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_text(e), ''::bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::bytea) END
+$$;
+
+CREATE FUNCTION agentauth._canon_uuid_array(a uuid[]) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_uuid(e), ''::bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::bytea) END
+$$;
+
+-- SHA-256 from pgcrypto, wherever pgcrypto was installed.
+DO $sha$
+BEGIN
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION agentauth._sha256(b bytea) RETURNS bytea'
+        ' LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE'
+        ' SET search_path = pg_catalog, pg_temp AS %L',
+        pg_catalog.format('SELECT %I.digest(b, %L)',
+            (SELECT n.nspname FROM pg_catalog.pg_extension e
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+              WHERE e.extname OPERATOR(pg_catalog.=) 'pgcrypto'),
+            'sha256'));
+END
+$sha$;
+REVOKE ALL ON FUNCTION agentauth._sha256(bytea) FROM PUBLIC;
+
+-- canonical(record): the bytes row_hash is computed over (after prev_hash).
+CREATE FUNCTION agentauth.canonical_record(r agentauth.audit_log) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.decode('01', 'hex')
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.seq)
+        OPERATOR(pg_catalog.||) agentauth._canon_timestamptz(r.logged_at)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.event)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.principal)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.principal_name)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.db_role)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.token)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.on_behalf_of)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid_array(r.delegation_chain)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.purpose)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.patient)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.relation)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.columns)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.data_classes)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.action)
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.row_count)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.authority)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.outcome)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.statement)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.client)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.detail)
+$$;
+REVOKE ALL ON FUNCTION agentauth.canonical_record(agentauth.audit_log) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.canonical_record(agentauth.audit_log) TO agentauth_auditor;
+
+-- The same verification as verify_audit(), in SQL over pgcrypto's digest():
+-- the chain can be checked without trusting the C code.  Identical answers
+-- (see chain.c for the algorithm and the problems reported).
+CREATE FUNCTION agentauth.verify_audit_sql(from_seq bigint DEFAULT 1,
+                                           expected_head bytea DEFAULT NULL,
+                                           OUT checked bigint, OUT ok boolean,
+                                           OUT first_bad_seq bigint, OUT problem text)
+    RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cut_seq   bigint;
+    cut_hash  bytea;
+    start_seq bigint;
+    exp_prev  bytea;
+    lo        bigint;
+    bad       record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF from_seq IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'from_seq must not be null';
+    END IF;
+    IF expected_head IS NOT NULL AND pg_catalog.octet_length(expected_head) OPERATOR(pg_catalog.<>) 32 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'expected_head must be 32 bytes',
+            HINT = 'Pass the row_hash returned by agentauth.audit_head().';
+    END IF;
+
+    SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::bigint,
+           pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')
+      INTO cut_seq, cut_hash
+      FROM agentauth.audit_log l
+     WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'
+     ORDER BY l.seq DESC LIMIT 1;
+
+    start_seq := pg_catalog.int8larger(from_seq, 1);
+    IF cut_seq IS NOT NULL AND cut_hash IS NOT NULL AND start_seq OPERATOR(pg_catalog.<=) cut_seq THEN
+        start_seq := cut_seq;
+        exp_prev := CASE WHEN pg_catalog.octet_length(cut_hash) OPERATOR(pg_catalog.=) 32
+                         THEN cut_hash ELSE pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex') END;
+    ELSIF start_seq OPERATOR(pg_catalog.=) 1 THEN
+        exp_prev := pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex');
+    END IF;
+    lo := CASE WHEN from_seq OPERATOR(pg_catalog.<=) 1 THEN NULL ELSE from_seq END;
+
+    SELECT s.* INTO bad
+      FROM (SELECT l.seq, l.prev_hash, l.row_hash,
+                   pg_catalog.lag(l.seq) OVER w AS pseq,
+                   pg_catalog.lag(l.row_hash) OVER w AS phash,
+                   pg_catalog.row_number() OVER w AS rn,
+                   (l.prev_hash IS NULL OR l.row_hash IS NULL OR
+                    l.row_hash IS DISTINCT FROM
+                      agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_record(l))) AS self_bad
+              FROM agentauth.audit_log l
+             WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo
+            WINDOW w AS (ORDER BY l.seq)) s
+     WHERE CASE WHEN s.rn OPERATOR(pg_catalog.=) 1
+                THEN s.seq OPERATOR(pg_catalog.<>) start_seq
+                     OR (exp_prev IS NOT NULL AND s.prev_hash IS DISTINCT FROM exp_prev)
+                ELSE s.seq OPERATOR(pg_catalog.<>) (s.pseq OPERATOR(pg_catalog.+) 1)
+                     OR s.prev_hash IS DISTINCT FROM s.phash END
+           OR s.self_bad
+     ORDER BY s.seq LIMIT 1;
+
+    IF FOUND THEN
+        checked := bad.rn OPERATOR(pg_catalog.-) 1;
+        ok := false;
+        IF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.<) start_seq THEN
+            first_bad_seq := bad.seq;  problem := 'unexpected record';
+        ELSIF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.>) start_seq THEN
+            first_bad_seq := start_seq;  problem := 'missing record';
+        ELSIF bad.rn OPERATOR(pg_catalog.>) 1 AND bad.seq OPERATOR(pg_catalog.<>) (bad.pseq OPERATOR(pg_catalog.+) 1) THEN
+            first_bad_seq := bad.pseq OPERATOR(pg_catalog.+) 1;  problem := 'missing record';
+        ELSIF (bad.rn OPERATOR(pg_catalog.=) 1 AND exp_prev IS NOT NULL AND bad.prev_hash IS DISTINCT FROM exp_prev)
+              OR (bad.rn OPERATOR(pg_catalog.>) 1 AND bad.prev_hash IS DISTINCT FROM bad.phash) THEN
+            first_bad_seq := bad.seq;  problem := 'prev_hash mismatch';
+        ELSE
+            first_bad_seq := bad.seq;  problem := 'row_hash mismatch';
+        END IF;
+        RETURN;
+    END IF;
+
+    SELECT pg_catalog.count(*) INTO checked
+      FROM agentauth.audit_log l
+     WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo;
+    ok := true;
+    IF expected_head IS NOT NULL
+       AND expected_head IS DISTINCT FROM exp_prev
+       AND NOT EXISTS (SELECT FROM agentauth.audit_log l
+                        WHERE (lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo)
+                          AND l.row_hash OPERATOR(pg_catalog.=) expected_head) THEN
+        ok := false;
+        first_bad_seq := start_seq OPERATOR(pg_catalog.+) checked;
+        problem := 'expected head not found';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) TO agentauth_auditor;
+
+-- Retention (SPEC 10.9).
+CREATE FUNCTION agentauth.purge_audit(before timestamptz) RETURNS bigint
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_purge_audit';
+REVOKE ALL ON FUNCTION agentauth.purge_audit(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.purge_audit(timestamptz) TO agentauth_privacy_officer;
