@@ -338,6 +338,14 @@ check_scope(RelUse *u)
 	{
 		if (!u->used[idx])
 			continue;
+		/* a write needs a write scope for some class of the table */
+		if (idx != AA_IDX_READ && !any_class_in_scope(u->prot, idx))
+		{
+			if (out.len > 0)
+				appendStringInfoString(&out, ", ");
+			appendStringInfoString(&out, "no class of the table in write scope");
+			write = true;
+		}
 		for (int i = 1; i <= u->prot->natts; i++)
 		{
 			const char *cls = u->prot->att_class[i];
