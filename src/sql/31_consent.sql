@@ -96,7 +96,7 @@ BEGIN
     IF grantee_agent IS NOT NULL AND NOT EXISTS
         (SELECT FROM agentauth.principal p WHERE p.id OPERATOR(pg_catalog.=) grantee_agent
             AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
-        RAISE EXCEPTION 'unknown agent %', grantee_agent USING ERRCODE = '22023';
+        RAISE EXCEPTION 'grantee_agent is not a registered agent' USING ERRCODE = '22023';
     END IF;
     IF grantee_owner IS NOT NULL AND (pg_catalog.btrim(grantee_owner) OPERATOR(pg_catalog.=) ''
         OR pg_catalog.length(grantee_owner) OPERATOR(pg_catalog.>) 4000) THEN
@@ -150,10 +150,10 @@ BEGIN
     END IF;
     SELECT * INTO c FROM agentauth.consent k WHERE k.id OPERATOR(pg_catalog.=) consent FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'consent % does not exist', consent USING ERRCODE = '22023';
+        RAISE EXCEPTION 'consent does not exist' USING ERRCODE = '22023';
     END IF;
     IF c.withdrawn_at IS NOT NULL THEN
-        RAISE EXCEPTION 'consent % is already withdrawn', consent USING ERRCODE = '55000';
+        RAISE EXCEPTION 'consent is already withdrawn' USING ERRCODE = '55000';
     END IF;
     UPDATE agentauth.consent k
        SET withdrawn_at = pg_catalog.now(), withdrawn_by = session_user, withdraw_reason = reason

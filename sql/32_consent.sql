@@ -1,0 +1,167 @@
+-- Consent (SPEC 7): provisions, withdrawal, defaults, the decision order,
+-- and explain_access.  The agent's session stays open while the consent
+-- manager (here the superuser) changes consent: every change is seen at the
+-- agent's next row.
+\set SHOW_CONTEXT never
+CREATE ROLE reg32_agent LOGIN;
+CREATE ROLE reg32_other LOGIN;
+CREATE ROLE reg32_desk LOGIN;
+GRANT agentauth_consent_manager TO reg32_desk;
+CREATE TABLE reg32_chart (
+    patient_id  text NOT NULL,
+    lab         text,
+    diag        text,
+    hiv         text
+);
+INSERT INTO reg32_chart
+SELECT 'P' || i, 'lab' || i, 'diag' || i, 'hiv' || i FROM generate_series(1, 6) i;
+SELECT agentauth.protect_table('reg32_chart', 'patient_id',
+    '{"lab": "lab", "diag": "diagnosis", "hiv": "hiv"}');
+GRANT SELECT ON reg32_chart TO reg32_agent;
+SELECT agentauth.register_agent('reg32-agent', 'reg32_agent', 'Cardio team',
+    '{TREAT,TREATDS,MLTRAINING,HRESCH}', '{lab:read,diagnosis:read,hiv:read}') AS agent \gset
+SELECT agentauth.register_agent('reg32-other', 'reg32_other', 'Ops', '{TREATDS}', '{lab:read}') AS other \gset
+SELECT agentauth.issue_token(:'agent', 'TREAT') AS s_treat \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS', on_behalf_of => 'dr.house') AS s_ds \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS', patients => '{P1}') AS s_p1 \gset
+SELECT agentauth.issue_token(:'agent', 'MLTRAINING') AS s_ml \gset
+
+SELECT coalesce(max(seq), 0) AS seq0, now() AS t0 FROM agentauth.audit_log \gset
+-- the seeded defaults
+SELECT purpose, data_class, decision FROM agentauth.default_decisions ORDER BY 1, 2;
+
+-- TREAT: the seeded default permits reads of every non-sensitive class ...
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT agentauth.begin_session(:'s_treat') IS NOT NULL AS began;
+SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;
+-- ... but '*' never covers a sensitive class
+SELECT patient_id, hiv FROM reg32_chart ORDER BY 1;
+SELECT * FROM agentauth.explain_access('P1', 'lab');
+SELECT * FROM agentauth.explain_access('P1', 'hiv');
+SELECT * FROM agentauth.explain_access('P1', 'lab', 'write');
+SELECT * FROM agentauth.explain_access('P1', 'billing');
+SELECT * FROM agentauth.explain_access('P1', 'nonsense');
+SELECT * FROM agentauth.explain_access('P1', 'lab', 'fly');
+
+-- TREATDS (AI decision support): no default, so nothing without consent
+SELECT agentauth.begin_session(:'s_ds') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+
+RESET SESSION AUTHORIZATION;
+SET ROLE reg32_desk;
+-- P1 permits any purpose and class
+SELECT agentauth.record_consent('P1', 'permit') AS c1 \gset
+-- P2 permits, but denies lab: deny beats permit
+SELECT agentauth.record_consent('P2', 'permit', '{TREATDS}') AS c2 \gset
+SELECT agentauth.record_consent('P2', 'deny', data_classes => '{lab}') AS c2d \gset
+-- P3: only for research; P4: from tomorrow; P5: ended yesterday
+SELECT agentauth.record_consent('P3', 'permit', '{HRESCH}') AS c3 \gset
+SELECT agentauth.record_consent('P4', 'permit', valid => tstzrange(now() + interval '1 day', NULL)) AS c4 \gset
+SELECT agentauth.record_consent('P5', 'permit', valid => tstzrange(now() - interval '2 days', now() - interval '1 day')) AS c5 \gset
+-- P6: only for another agent
+SELECT agentauth.record_consent('P6', 'permit', grantee_agent => :'other') AS c6 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
+-- a statement touching lab and diagnosis needs both
+SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;
+SELECT decision, reason FROM agentauth.explain_access('P2', 'lab');
+SELECT decision, reason FROM agentauth.explain_access('P2', 'diagnosis');
+SELECT decision, reason FROM agentauth.explain_access('P4', 'lab');
+SELECT decision, reason FROM agentauth.explain_access('P6', 'lab');
+
+-- grantees: this agent, its owner, the clinician it acts for
+RESET SESSION AUTHORIZATION;
+SET ROLE reg32_desk;
+SELECT agentauth.record_consent('P3', 'permit', grantee_agent => :'agent') AS c3a \gset
+SELECT agentauth.record_consent('P4', 'permit', grantee_owner => 'Cardio team') AS c4o \gset
+SELECT agentauth.record_consent('P5', 'permit', grantee_owner => 'dr.house') AS c5o \gset
+SELECT agentauth.record_consent('P6', 'permit', grantee_owner => 'dr.who') AS c6o \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
+
+-- withdrawal takes effect at the next row of the live session
+RESET SESSION AUTHORIZATION;
+SET ROLE reg32_desk;
+SELECT agentauth.withdraw_consent(:'c1', 'patient asked');
+SELECT agentauth.withdraw_consent(:'c1', 'twice');
+SELECT agentauth.withdraw_consent(:'c3a', '');
+RESET ROLE;
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
+
+-- the token's patient list restricts whatever consent says
+SELECT agentauth.begin_session(:'s_p1') IS NOT NULL AS began;
+SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
+SELECT decision, reason FROM agentauth.explain_access('P4', 'diagnosis');
+RESET SESSION AUTHORIZATION;
+SET ROLE reg32_desk;
+SELECT agentauth.record_consent('P1', 'permit', '{TREATDS}') AS c1b \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
+
+-- defaults: per class, and '*' not for sensitive classes
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREATDS', 'lab', 'permit');
+SELECT agentauth.set_default_decision('TREATDS', '*', 'permit');
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT agentauth.begin_session(:'s_ds') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+SELECT patient_id, hiv FROM reg32_chart ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREATDS', 'hiv', 'permit');
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, hiv FROM reg32_chart ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREATDS', 'hiv', 'none');
+SELECT agentauth.set_default_decision('TREATDS', 'lab', 'deny');
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+SELECT patient_id, hiv FROM reg32_chart ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREATDS', 'lab', 'none');
+SELECT agentauth.set_default_decision('TREATDS', '*', 'none');
+
+-- model training is never covered by a default, not even an old row
+SELECT agentauth.set_default_decision('MLTRAINING', '*', 'permit');
+INSERT INTO agentauth.default_decision VALUES ('MLTRAINING', '*', 'permit', now(), 'someone');
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT agentauth.begin_session(:'s_ml') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+DELETE FROM agentauth.default_decision WHERE purpose = 'MLTRAINING';
+
+-- bad input
+SET ROLE reg32_desk;
+SELECT agentauth.record_consent(NULL, 'permit');
+SELECT agentauth.record_consent('', 'permit');
+SELECT agentauth.record_consent('P1', 'maybe');
+SELECT agentauth.record_consent('P1', 'permit', '{NOPE}');
+SELECT agentauth.record_consent('P1', 'permit', data_classes => '{labs}');
+SELECT agentauth.record_consent('P1', 'permit', data_classes => '{}');
+SELECT agentauth.record_consent('P1', 'permit', actions => '{read,eat}');
+SELECT agentauth.record_consent('P1', 'permit', grantee_agent => gen_random_uuid());
+SELECT agentauth.record_consent('P1', 'permit', valid => 'empty');
+SELECT agentauth.record_consent('P1', 'permit', valid => tstzrange(now(), now() - interval '1 day'));
+SELECT agentauth.withdraw_consent(gen_random_uuid(), 'no such');
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
+RESET ROLE;
+SET ROLE reg32_other;
+SELECT agentauth.record_consent('P1', 'permit');
+RESET ROLE;
+SELECT agentauth.set_default_decision('BTG', '*', 'permit');
+SELECT agentauth.set_default_decision('TREAT', 'labs', 'permit');
+SELECT agentauth.set_default_decision('TREAT', 'lab', 'sometimes');
+
+-- the consents view, and the audit of every change
+SELECT patient, decision, purposes, data_classes, actions, grantee_owner, status,
+       withdraw_reason
+  FROM agentauth.consents WHERE recorded_at >= :'t0' ORDER BY recorded_at, patient, decision;
+SELECT event, patient, detail->>'decision' AS decision, detail->>'reason' AS reason,
+       detail->>'purpose' AS purpose, detail->>'new' AS new
+  FROM agentauth.audit_log
+ WHERE event IN ('consent_recorded', 'consent_withdrawn', 'default_changed')
+   AND seq > :seq0 ORDER BY seq;
