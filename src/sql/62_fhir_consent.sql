@@ -868,8 +868,17 @@ BEGIN
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                                         hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
-                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                    USING ERRCODE = st, DETAIL = det, HINT = hnt;
+                IF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 AND pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, DETAIL = det, HINT = hnt;
+                ELSIF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, DETAIL = det;
+                ELSIF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, HINT = hnt;
+                END IF;
+                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path USING ERRCODE = st;
             END;
             ids := ids OPERATOR(pg_catalog.||) id;
         END LOOP;

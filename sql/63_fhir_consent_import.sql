@@ -1,0 +1,122 @@
+-- import_fhir_consent end to end: FHIR Consent examples (modelled on the
+-- published R4 examples, http://hl7.org/fhir/R4/consent-examples.html)
+-- stored through record_consent, and the decisions they lead to, checked
+-- with explain_access from agent sessions.  All or nothing on error.
+\set SHOW_CONTEXT never
+SET TimeZone = 'UTC';
+CREATE ROLE reg63_mgr LOGIN IN ROLE agentauth_consent_manager;
+CREATE ROLE reg63_agent LOGIN;
+CREATE ROLE reg63_agent2 LOGIN;
+SELECT agentauth.register_agent('reg63 bot', 'reg63_agent', 'Organization/f001',
+    '{TREAT,ETREAT,HRESCH}', '{*:read,*:write}') AS bot \gset
+SELECT agentauth.register_agent('reg63 bot2', 'reg63_agent2', 'Organization/f002',
+    '{TREAT,HRESCH}', '{*:read,mental_health:read}') AS bot2 \gset
+SELECT agentauth.issue_token(:'bot', 'TREAT', ttl => '5 minutes') AS bot_treat \gset
+SELECT agentauth.issue_token(:'bot', 'ETREAT', ttl => '5 minutes') AS bot_etreat \gset
+SELECT agentauth.issue_token(:'bot', 'HRESCH', ttl => '5 minutes') AS bot_resch \gset
+SELECT agentauth.issue_token(:'bot2', 'TREAT', ttl => '5 minutes') AS bot2_treat \gset
+SELECT agentauth.issue_token(:'bot2', 'HRESCH', ttl => '5 minutes', on_behalf_of => 'Practitioner/f204') AS bot2_resch_f204 \gset
+SELECT agentauth.issue_token(:'bot2', 'HRESCH', ttl => '5 minutes') AS bot2_resch \gset
+
+\c - reg63_mgr
+SET TimeZone = 'UTC';
+-- consent-example-notOrg: patient "example" withholds access and
+-- correction from Organization f001 (which owns reg63 bot)
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "consent-example-notOrg", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+  "patient": {"reference": "Patient/example"},
+  "dateTime": "2015-11-18",
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"type": "deny",
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+               "reference": {"reference": "Organization/f001"}}],
+    "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]},
+               {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]}]}
+}')) AS provisions;
+
+-- consent-example-Emergency (modelled): patient P63E opts out of all
+-- sharing, except for emergency treatment
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "consent-example-Emergency", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P63E"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {"provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}]}
+}')) AS provisions;
+
+-- consent-example-basic: an opt-in whose period ended in 2019
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "consent-example-basic", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/f001"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"period": {"start": "1964-01-01", "end": "2019-01-01"}}
+}')) AS provisions;
+
+-- research consent (R5 shape): P63R permits research on diagnoses to
+-- agents acting for Practitioner f204, but never mental health data
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "r5-research", "status": "active",
+  "subject": {"reference": "Patient/P63R"},
+  "grantee": [{"reference": "Practitioner/f204"}],
+  "decision": "permit",
+  "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
+                 "resourceType": [{"system": "http://hl7.org/fhir/fhir-types", "code": "Condition"}],
+                 "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}]}]
+}')) AS provisions;
+
+-- what was stored, with its source (resource id and JSON path)
+SELECT patient, decision, purposes, data_classes, actions, grantee_agent_name, grantee_owner,
+       lower(valid) < now() - interval '1 hour' AS starts_in_past, upper(valid), status, source
+  FROM agentauth.consents WHERE source LIKE 'Consent/%' ORDER BY patient, source, decision;
+
+-- all or nothing: the second provision fails inside record_consent (an
+-- owner longer than 4000 characters); the first is not kept either
+SELECT count(*) AS before FROM agentauth.consents WHERE patient = 'P63X';
+SELECT agentauth.import_fhir_consent(jsonb_build_object(
+  'resourceType', 'Consent', 'id', 'atomic', 'status', 'active',
+  'scope', '{"coding": [{"code": "patient-privacy"}]}'::jsonb,
+  'patient', '{"reference": "Patient/P63X"}'::jsonb,
+  'provision', jsonb_build_object('type', 'permit', 'provision', jsonb_build_array(jsonb_build_object(
+      'type', 'deny', 'actor', jsonb_build_array(jsonb_build_object(
+          'role', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}'::jsonb,
+          'reference', jsonb_build_object('identifier', jsonb_build_object('value', repeat('x', 4001))))))))));
+-- a mapping error stores nothing
+SELECT agentauth.import_fhir_consent('{"resourceType": "Consent", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63X"},
+  "provision": {"type": "permit", "provision": [{"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "NOPE"}]}]}}');
+SELECT count(*) AS after FROM agentauth.consents WHERE patient = 'P63X';
+
+-- the decisions
+\c - reg63_agent
+SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
+-- notOrg: bot (owned by Organization/f001) is denied; the patient's other
+-- records are not affected
+SELECT 'example lab read' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'read');
+SELECT 'example lab update' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'update');
+SELECT 'example lab insert' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'insert');
+SELECT 'f001 lab read' AS q, decision, reason FROM agentauth.explain_access('f001', 'lab', 'read');
+-- Emergency: treatment is denied, emergency treatment is permitted
+SELECT 'P63E TREAT' AS q, decision, reason FROM agentauth.explain_access('P63E', 'lab', 'read');
+SELECT agentauth.begin_session(:'bot_etreat') IS NOT NULL AS began;
+SELECT 'P63E ETREAT' AS q, decision, reason FROM agentauth.explain_access('P63E', 'lab', 'read');
+-- basic: its period is over, so research falls to "no consent"
+SELECT agentauth.begin_session(:'bot_resch') IS NOT NULL AS began;
+SELECT 'f001 HRESCH' AS q, decision, reason FROM agentauth.explain_access('f001', 'diagnosis', 'read');
+-- research on P63R: bot does not act for Practitioner/f204
+SELECT 'P63R bot HRESCH' AS q, decision, reason FROM agentauth.explain_access('P63R', 'diagnosis', 'read');
+\c - reg63_agent2
+SELECT agentauth.begin_session(:'bot2_treat') IS NOT NULL AS began;
+SELECT 'example lab read (other org)' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'read');
+SELECT agentauth.begin_session(:'bot2_resch_f204') IS NOT NULL AS began;
+SELECT 'P63R diagnosis for f204' AS q, decision, reason FROM agentauth.explain_access('P63R', 'diagnosis', 'read');
+SELECT 'P63R mental_health for f204' AS q, decision, reason FROM agentauth.explain_access('P63R', 'mental_health', 'read');
+SELECT 'P63R lab for f204' AS q, decision, reason FROM agentauth.explain_access('P63R', 'lab', 'read');
+SELECT agentauth.begin_session(:'bot2_resch') IS NOT NULL AS began;
+SELECT 'P63R diagnosis, nobody' AS q, decision, reason FROM agentauth.explain_access('P63R', 'diagnosis', 'read');
+SELECT agentauth.end_session();
+
+\c - postgres
+DELETE FROM agentauth.consent WHERE source LIKE 'Consent/%' AND patient IN ('example', 'P63E', 'f001', 'P63R');
