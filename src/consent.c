@@ -178,6 +178,7 @@ reset_cache(void)
 	defaults = NIL;
 	defaults_loaded = false;
 	valid_until = DT_NOEND;
+	aa_btg_refresh();			/* the session's overrides, loaded lazily */
 	if (aa_session != NULL)
 		for (int i = 0; i < aa_session->nbreak_glass; i++)
 			note_boundary(aa_session->break_glass[i].ends_at, now);
