@@ -5,6 +5,8 @@
 -- member of agentauth_admin (the caller check looks at the outer role,
 -- which SET ROLE changes and SECURITY DEFINER does not).
 
+\set SHOW_CONTEXT never
+
 CREATE ROLE reg_admin NOLOGIN;
 GRANT agentauth_admin TO reg_admin;
 CREATE ROLE reg_issuer NOLOGIN;

@@ -2,6 +2,8 @@
 -- every bad input of them.  Secrets are random: they are captured with
 -- \gset and never printed.
 
+\set SHOW_CONTEXT never
+
 CREATE ROLE tok_admin NOLOGIN;
 GRANT agentauth_admin TO tok_admin;
 CREATE ROLE tok_issuer NOLOGIN;

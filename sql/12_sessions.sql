@@ -7,6 +7,8 @@
 -- (SET ROLE would not).  RESET SESSION AUTHORIZATION returns to the
 -- superuser to act as issuer or administrator.
 
+\set SHOW_CONTEXT never
+
 CREATE ROLE ses_admin NOLOGIN;
 GRANT agentauth_admin TO ses_admin;
 CREATE ROLE ses_issuer NOLOGIN;
