@@ -31,6 +31,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "tcop/utility.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -349,19 +350,7 @@ session_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			if (aa_session != NULL && aa_session->transaction_only)
-			{
-				bool		pushed = false;
-
-				/* portals are closed by now: the audit may need a snapshot */
-				if (!ActiveSnapshotSet())
-				{
-					PushActiveSnapshot(GetTransactionSnapshot());
-					pushed = true;
-				}
 				emit_session_event("session_end", aa_session, "transaction ended");
-				if (pushed)
-					PopActiveSnapshot();
-			}
 			break;
 
 		case XACT_EVENT_COMMIT:
@@ -436,11 +425,44 @@ session_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * DISCARD ALL resets a connection for its next client (a session-mode
+ * pooler such as pgbouncer runs it between clients): it ends the agentauth
+ * session too, so no client inherits another's.
+ */
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+static void
+session_process_utility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	if (IsA(stmt, DiscardStmt) &&
+		((DiscardStmt *) stmt)->target == DISCARD_ALL &&
+		aa_session != NULL)
+	{
+		emit_session_event("session_end", aa_session, "DISCARD ALL");
+		set_session(NULL);
+	}
+}
+
 void
 aa_session_init(void)
 {
 	RegisterXactCallback(session_xact_callback, NULL);
 	RegisterSubXactCallback(session_subxact_callback, NULL);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = session_process_utility;
 }
 
 /* ---------------------------------------------------------------------
@@ -474,7 +496,16 @@ emit_session_event(const char *event, AASession *s, const char *why)
 	rec.principal_name = s->name;
 	rec.token = s->has_token ? &s->token : NULL;
 	rec.purpose = s->purpose;
-	aa_audit_emit(&rec, false);
+
+	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		aa_audit_emit(&rec, false);
+		PopActiveSnapshot();
+	}
+	else
+		aa_audit_emit(&rec, false);
 }
 
 /*
