@@ -71,10 +71,11 @@ SELECT n.spelling, f.tbl, f.col, f.hits
   FROM sec_needles n, sec_find(n.needle) f;
 
 -- controls: the same search does find what is stored
-SELECT f.tbl, f.col
+SELECT f.tbl, bool_or(f.col = 'id') AS in_id, bool_or(f.col = 'chain') AS in_chain
   FROM (SELECT id::text AS needle FROM agentauth.token
          WHERE secret_hash = sha256(convert_to(:'child_secret', 'UTF8'))) t,
        sec_find(t.needle) f
- ORDER BY 1, 2;
+ WHERE f.tbl IN ('agentauth.token', 'agentauth.audit_log')
+ GROUP BY 1 ORDER BY 1;
 SELECT f.tbl, f.col
   FROM sec_find(encode(sha256(convert_to(:'child_secret', 'UTF8')), 'hex')) f;
