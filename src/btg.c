@@ -334,14 +334,19 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	btg_spi_end(save_userid, save_sec);
 
 	if (!found)
+	{
+		char	   *relname = get_rel_name(relid);
+		char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("this write needs a clinician's approval"),
 				 errdetail("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
 						   aa_session->name ? aa_session->name : "?",
-						   get_rel_name(relid) ? get_rel_name(relid) : "?",
+						   relname && nspname ? quote_qualified_identifier(nspname, relname) : "?",
 						   patient, action),
 				 errhint("A clinician grants one with agentauth.approve_action().")));
+	}
 }
 
 /*

@@ -388,7 +388,9 @@ aa_row_check(PG_FUNCTION_ARGS)
 			}
 			if (!decide(ra, pa, idx))
 				refuse_write(ra, pa, idx);
-			consume_approval(ra, pa, idx);
+			/* an UPDATE takes its approval at the new row: rows it writes */
+			if (st->cmd == ROW_DELETE)
+				consume_approval(ra, pa, idx);
 			pa->allowed[idx]++;
 			return BoolGetDatum(true);
 

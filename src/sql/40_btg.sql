@@ -329,6 +329,7 @@ DECLARE
     v_label   text;
     v_rel     text;
     v_id      uuid;
+    v_now     timestamptz;
     v_expires timestamptz;
 BEGIN
     SELECT * INTO s FROM agentauth._btg_session();
@@ -384,8 +385,8 @@ BEGIN
     IF v_label IS NULL THEN
         RAISE EXCEPTION 'table % is not protected', v_tbl USING ERRCODE = '22023';
     END IF;
-    IF NOT (v_action OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
-                pg_catalog.substring(v_label FROM 'approve=([a-z,]*)'), ','))) THEN
+    IF NOT coalesce(v_action OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
+                pg_catalog.substring(v_label, 'approve=([a-z,]*)'), ',')), false) THEN
         RAISE EXCEPTION '% on table % does not require approval', v_action, v_tbl
             USING ERRCODE = '22023',
                   HINT = 'An administrator sets this with agentauth.require_approval().';
@@ -401,11 +402,12 @@ BEGIN
             DETAIL = pg_catalog.format('uses is %s.', v_uses);
     END IF;
 
-    v_expires := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) v_valid;
+    v_now := pg_catalog.clock_timestamp();
+    v_expires := v_now OPERATOR(pg_catalog.+) v_valid;
     INSERT INTO agentauth.approval (agent, relation, patient, action, reason,
-                                    approved_by, expires_at, uses, uses_left)
+                                    approved_by, approved_at, expires_at, uses, uses_left)
     VALUES (v_agent, v_tbl, v_patient, v_action, v_reason, s.principal,
-            v_expires, v_uses, v_uses)
+            v_now, v_expires, v_uses, v_uses)
     RETURNING id INTO v_id;
 
     SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_rel
