@@ -225,3 +225,11 @@ SELECT count(*) AS ends_without_begin
    AND NOT EXISTS (SELECT FROM agentauth.audit_log b
                     WHERE b.event = 'session_begin'
                       AND b.detail->>'session' = e.detail->>'session');
+
+-- every refusal is audited (session_denied), whatever the transaction did
+-- afterwards; the reason is there for the auditor, never in the message
+SELECT db_role, detail->>'function' AS function, detail->>'reason' AS reason,
+       principal_name, token IS NOT NULL AS has_token, outcome, count(*)
+  FROM agentauth.audit_log
+ WHERE event = 'session_denied' AND db_role LIKE 'ses\_%'
+ GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6;

@@ -516,8 +516,8 @@ emit_session_event(const char *event, AASession *s, const char *why)
  */
 static void
 deny(const char *function, const char *reason, const pg_uuid_t *principal,
-	 const pg_uuid_t *token, int sqlstate, const char *message,
-	 const char *hint)
+	 const char *principal_name, const pg_uuid_t *token, int sqlstate,
+	 const char *message, const char *hint)
 {
 	AARecord	rec;
 	StringInfoData detail;
@@ -535,6 +535,7 @@ deny(const char *function, const char *reason, const pg_uuid_t *principal,
 	rec.outcome = "deny";
 	rec.detail = detail.data;
 	rec.principal = principal;
+	rec.principal_name = principal_name;
 	rec.token = token;
 	aa_audit_emit(&rec, false);
 
@@ -821,6 +822,7 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	static SPIPlanPtr lookup_plan = NULL;
 	uint64		gen;
 	bool		isnull;
+	MemoryContext callercxt = CurrentMemoryContext;
 	pg_uuid_t	token_id;
 	pg_uuid_t	agent_id;
 	AASession  *s;
@@ -836,7 +838,7 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	slen = VARSIZE_ANY_EXHDR(secret);
 
 	if (!aa_secret_well_formed(sdata, slen))
-		deny("begin_session", "malformed secret", NULL, NULL,
+		deny("begin_session", "malformed secret", NULL, NULL, NULL,
 			 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, BAD_TOKEN_MSG, BAD_TOKEN_HINT);
 
 	aa_secret_digest(sdata, slen, digest);
@@ -851,7 +853,7 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 	{
 		spi_end(&st);
-		deny("begin_session", "unknown token", NULL, NULL,
+		deny("begin_session", "unknown token", NULL, NULL, NULL,
 			 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, BAD_TOKEN_MSG, BAD_TOKEN_HINT);
 	}
 	memcpy(&token_id, DatumGetUUIDP(spi_get(1, &isnull)), sizeof(pg_uuid_t));
@@ -869,8 +871,11 @@ aa_begin_session(PG_FUNCTION_ARGS)
 			reason = "session user is not the agent's role";
 		if (reason != NULL)
 		{
+			char	   *name = MemoryContextStrdup(callercxt,
+												   TextDatumGetCString(spi_get(10, &isnull)));
+
 			spi_end(&st);
-			deny("begin_session", reason, &agent_id, &token_id,
+			deny("begin_session", reason, &agent_id, name, &token_id,
 				 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, BAD_TOKEN_MSG, BAD_TOKEN_HINT);
 		}
 	}
@@ -948,6 +953,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	pg_uuid_t	pid;
 	char	   *role = GetUserNameFromId(GetSessionUserId(), false);
 	char	   *msg = NULL;
+	char	   *pname = NULL;
 	const char *bad_purpose = NULL;
 	int			sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
 	bool		known = false;
@@ -974,6 +980,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	{
 		char	   *name = TextDatumGetCString(spi_get(3, &isnull));
 
+		pname = MemoryContextStrdup(callercxt, name);
 		memcpy(&pid, DatumGetUUIDP(spi_get(1, &isnull)), sizeof(pg_uuid_t));
 		known = true;
 		if (strcmp(TextDatumGetCString(spi_get(2, &isnull)), "human") != 0)
@@ -1015,7 +1022,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(bad_purpose, purpose),
 					 errhint("Purpose codes are listed in agentauth.purpose (HL7 v3 PurposeOfUse); BTG is entered only through agentauth.break_glass().")));
-		deny("begin_human_session", msg, known ? &pid : NULL, NULL, sqlstate, msg,
+		deny("begin_human_session", msg, known ? &pid : NULL, pname, NULL, sqlstate, msg,
 			 known ? NULL :
 			 "An administrator registers clinicians with agentauth.register_human().");
 	}

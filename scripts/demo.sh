@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# agentauth demo: `make demo` (as root) runs this.
+#
+# Installs what it needs, builds and installs the extension, starts a
+# private PostgreSQL server under ./demo (port 54329, owned by the postgres
+# OS user), creates a small clinical schema with synthetic patients, and
+# walks through what agentauth does, step by step.  Re-running it stops the
+# old demo server and starts again from scratch.
+#
+# Extending the demo: add a step function below and call it from main at
+# the place marked for it.  Run SQL as the DBA with `sql`, as the agent
+# with `agent_sql` (which begins the agent's session with its token first),
+# and as the clinician with `human_sql`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+PORT=${DEMO_PORT:-54329}
+demo=$top/demo
+data=$demo/data
+ver=$(pg_config --version 2>/dev/null | sed 's/[^0-9]*\([0-9]*\).*/\1/' || true)
+
+# ------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------
+step_no=0
+step() {
+    step_no=$((step_no + 1))
+    printf '\n\033[1m== %d. %s\033[0m\n' "$step_no" "$*"
+}
+say() { printf '   %s\n' "$*"; }
+as_pg() { runuser -u postgres -- "$@"; }
+
+# psql on the demo server: sql [-U role] <<'SQL' ... SQL (echoes each query)
+psql_demo() { as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=0 "$@"; }
+sql() { psql_demo -e "$@"; }
+# quiet, one value
+sql_value() { psql_demo -At -c "$1"; }
+
+# Run SQL as the agent's login role inside one session that first begins
+# an agentauth session with the current token (the secret is passed on
+# stdin, never on a command line, and not echoed).
+agent_sql() {
+    local body
+    body=$(cat)
+    {
+        printf '\\set secret %s\n' "'$TOKEN'"
+        printf '\\echo %s\n' "'-- SELECT agentauth.begin_session(<the token>);'"
+        printf 'SELECT agentauth.begin_session(:%s) IS NOT NULL AS session_begun;\n' "'secret'"
+        printf '\\set ECHO queries\n'
+        printf '%s\n' "$body"
+    } | psql_demo -U demo_agent
+}
+
+# ------------------------------------------------------------------------
+# steps
+# ------------------------------------------------------------------------
+install_and_build() {
+    step "Install dependencies, build and install agentauth"
+    bash scripts/deps.sh
+    ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+    make -s clean >/dev/null 2>&1 || true
+    make -s -j2
+    make -s install >/dev/null
+    say "installed into $(pg_config --pkglibdir) and $(pg_config --sharedir)/extension"
+}
+
+start_server() {
+    local bin=/usr/lib/postgresql/$ver/bin
+    step "Start a private server in ./demo (port $PORT)"
+    if [ -f "$data/postmaster.pid" ]; then
+        say "stopping the previous demo server"
+        as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$demo"
+    mkdir -p "$demo"
+    chown postgres: "$demo"
+    as_pg "$bin/initdb" -D "$data" -A trust -U postgres >/dev/null
+    cat >>"$data/postgresql.conf" <<EOF
+
+# agentauth demo
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$demo'
+shared_preload_libraries = 'agentauth'
+agentauth.database = 'postgres'
+EOF
+    as_pg "$bin/pg_ctl" -D "$data" -l "$demo/server.log" -w start >/dev/null
+    say "server running: psql -h $demo -p $PORT -U postgres postgres (log: demo/server.log)"
+    say "local connections are trusted: this server is for the demo only"
+}
+
+create_extension() {
+    step "CREATE EXTENSION agentauth (in agentauth.database = postgres)"
+    sql <<'SQL'
+CREATE EXTENSION agentauth CASCADE;
+SELECT extname, extversion FROM pg_extension WHERE extname = 'agentauth';
+SQL
+}
+
+create_clinical_schema() {
+    step "A small clinical schema with synthetic patients"
+    sql <<'SQL'
+CREATE SCHEMA clinic;
+CREATE TABLE clinic.patients (
+    patient_id  text PRIMARY KEY,
+    name        text NOT NULL,
+    birth_date  date NOT NULL,
+    phone       text,
+    hiv_status  text
+);
+CREATE TABLE clinic.observations (
+    id          bigserial PRIMARY KEY,
+    patient_id  text NOT NULL REFERENCES clinic.patients,
+    code        text NOT NULL,      -- LOINC
+    display     text NOT NULL,
+    value       numeric,
+    unit        text,
+    taken_at    timestamptz NOT NULL
+);
+CREATE INDEX ON clinic.observations (patient_id);
+-- synthetic, not real people
+INSERT INTO clinic.patients VALUES
+    ('P001', 'Ada Synthetic',    '1961-03-14', '555-0101', 'negative'),
+    ('P002', 'Ben Placeholder',  '1984-11-02', '555-0102', 'positive'),
+    ('P003', 'Cleo Testcase',    '1999-07-21', '555-0103', NULL),
+    ('P004', 'Dev Fixture',      '1947-01-30', '555-0104', 'negative'),
+    ('P005', 'Eve Sample',       '2012-05-09', '555-0105', NULL);
+INSERT INTO clinic.observations (patient_id, code, display, value, unit, taken_at)
+SELECT p.patient_id, o.code, o.display, o.base + (random() * o.spread)::numeric(6,1), o.unit,
+       now() - (d || ' days')::interval
+  FROM clinic.patients p,
+       (VALUES ('2345-7', 'Glucose',     80, 60, 'mg/dL'),
+               ('718-7',  'Hemoglobin',  11,  6, 'g/dL'),
+               ('8480-6', 'Systolic BP', 105, 50, 'mmHg')) o(code, display, base, spread, unit),
+       generate_series(1, 3) d;
+SELECT count(*) AS patients FROM clinic.patients;
+SELECT count(*) AS observations FROM clinic.observations;
+SQL
+}
+
+register_principals() {
+    step "Register an agent and a clinician (login roles of their own)"
+    sql <<'SQL'
+CREATE ROLE demo_agent LOGIN;
+CREATE ROLE demo_clinician LOGIN;
+GRANT USAGE ON SCHEMA clinic TO demo_agent, demo_clinician;
+GRANT SELECT ON ALL TABLES IN SCHEMA clinic TO demo_agent, demo_clinician;
+SELECT agentauth.register_agent(
+    name          => 'lab-summarizer',
+    db_role       => 'demo_agent',
+    owner         => 'Cardiology AI team',
+    purposes      => '{TREAT,TREATDS}',
+    scopes        => '{lab:read,demographics:read}',
+    max_token_ttl => '5 minutes',
+    description   => 'summarizes recent labs for the care team') AS agent_id;
+SELECT agentauth.register_human('Dr. Grey', 'demo_clinician', '{TREAT,ETREAT}',
+    '{*:read}', can_break_glass => true, can_approve => true) AS clinician_id;
+SELECT kind, name, db_role, owner, purposes, scopes, max_token_ttl, capabilities, status
+  FROM agentauth.principals ORDER BY kind, name;
+SQL
+    AGENT_ID=$(sql_value "SELECT id FROM agentauth.principals WHERE name = 'lab-summarizer'")
+}
+
+issue_token() {
+    step "The orchestrator issues a short-lived token for one task"
+    say "SELECT agentauth.issue_token(agent => '$AGENT_ID', purpose => 'TREAT',"
+    say "       ttl => '5 minutes', on_behalf_of => 'dr.grey', patients => '{P001,P002,P003}');"
+    TOKEN=$(sql_value "SELECT agentauth.issue_token('$AGENT_ID', 'TREAT', '5 minutes', 'dr.grey', NULL, '{P001,P002,P003}')")
+    say "-> a secret of ${#TOKEN} characters, aat_... (shown once; only its SHA-256 is stored)"
+    sql <<'SQL'
+SELECT id, purpose, on_behalf_of, scopes, patients, expires_at - issued_at AS ttl, state
+  FROM agentauth.tokens;
+SQL
+    TOKEN_ID=$(sql_value "SELECT id FROM agentauth.tokens ORDER BY issued_at DESC LIMIT 1")
+}
+
+agent_whoami() {
+    step "The agent connects as demo_agent and begins its session with the token"
+    agent_sql <<'SQL'
+SELECT kind, name, purpose, on_behalf_of, scopes, patients,
+       expires_at - now() < interval '5 minutes' AS short_lived,
+       cardinality(delegation_chain) AS chain
+  FROM agentauth.whoami();
+SELECT agentauth.check_session();
+SQL
+    step "The same secret is useless from another login"
+    say "(the clinician's role tries the agent's token)"
+    {
+        printf '\\set secret %s\n' "'$TOKEN'"
+        printf '\\echo %s\n' "'-- SELECT agentauth.begin_session(<the token>);'"
+        printf 'SELECT agentauth.begin_session(:%s);\n' "'secret'"
+    } | psql_demo -U demo_clinician
+}
+
+# EXTEND: protected tables, consent, break-the-glass, approvals and audit
+# steps go here (they run after the agent has a token, before revocation).
+
+revoke_and_refuse() {
+    step "Revocation is immediate: the agent's open session fails at its next row"
+    agent_sql <<SQL
+SELECT name, purpose FROM agentauth.whoami();
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+DECLARE c CURSOR FOR SELECT i, agentauth.check_session() AS valid FROM generate_series(1, 10) i;
+FETCH 2 FROM c;
+\\echo -- meanwhile the issuer revokes the token (another connection):
+\\! psql -X -q -h $demo -p $PORT -d postgres -c "SELECT agentauth.revoke_token('$TOKEN_ID', 'demo: task cancelled')"
+FETCH 2 FROM c;
+ROLLBACK;
+SELECT * FROM agentauth.whoami();
+SQL
+    step "A new session with the revoked token is refused (one message for every bad token)"
+    agent_sql <<'SQL'
+SQL
+    sql <<'SQL'
+SELECT state, revoke_reason FROM agentauth.tokens;
+SELECT seq, event, principal_name, db_role, outcome, detail->>'reason' AS reason
+  FROM agentauth.audit_log ORDER BY seq;
+SQL
+}
+
+finish() {
+    step "Done"
+    say "The demo server keeps running: psql -h $demo -p $PORT -U postgres postgres"
+    say "Stop it with: runuser -u postgres -- /usr/lib/postgresql/$ver/bin/pg_ctl -D $data stop"
+}
+
+main() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "run as root (make demo): it installs packages and the extension" >&2
+        exit 1
+    fi
+    install_and_build
+    start_server
+    create_extension
+    create_clinical_schema
+    register_principals
+    issue_token
+    agent_whoami
+    # EXTEND: call further steps here
+    revoke_and_refuse
+    finish
+}
+
+main "$@"
