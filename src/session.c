@@ -537,7 +537,26 @@ deny(const char *function, const char *reason, const pg_uuid_t *principal,
 	rec.principal = principal;
 	rec.principal_name = principal_name;
 	rec.token = token;
-	aa_audit_emit(&rec, false);
+
+	/*
+	 * The record names the principal and token that were tried (or none),
+	 * not the session this backend may already have: hide it from the
+	 * audit entry point while it fills in identity.
+	 */
+	{
+		AASession  *current = aa_session;
+
+		aa_session = NULL;
+		PG_TRY();
+		{
+			aa_audit_emit(&rec, false);
+		}
+		PG_FINALLY();
+		{
+			aa_session = current;
+		}
+		PG_END_TRY();
+	}
 
 	ereport(ERROR,
 			(errcode(sqlstate),
