@@ -828,12 +828,8 @@ query_memory_gone(void *arg)
 	if (q->done)
 		return;
 	q->done = true;
-	/*
-	 * During abort, records can only go to the audit queue; the interim
-	 * SQL-insert audit cannot run here.
-	 */
-	if (IsTransactionState())
-		flush_query(q);
+	/* non-transactional records reach the queue whatever the abort */
+	flush_query(q);
 }
 
 /* ------------------------------------------------------------------

@@ -12,7 +12,7 @@ REVOKE ALL ON FUNCTION agentauth._set_label(regclass, name, text) FROM PUBLIC;
 -- function in WHERE runs after it.  PARALLEL RESTRICTED: a protected scan
 -- stays in the leader, so parallel plans give the same rows and records.
 CREATE FUNCTION agentauth._row_check(relid oid, patient text, cmd text)
-    RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED COST 1
+    RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED COST 10
     AS 'MODULE_PATHNAME', 'aa_row_check';
 GRANT EXECUTE ON FUNCTION agentauth._row_check(oid, text, text) TO PUBLIC;
 
