@@ -628,6 +628,7 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 	char	   *key;
 	bool		found;
 
+	ra->any_counted = true;
 	if (pa != NULL && strncmp(pa->patient, patient, len) == 0 &&
 		pa->patient[len] == '\0')
 		return pa;
@@ -652,7 +653,6 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 			pa->decided[i] = -1;
 	}
 	ra->last = pa;
-	ra->any_counted = true;
 	return pa;
 }
 
