@@ -546,6 +546,23 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 			if (InNoForceRLSOperation())
 				continue;
 			if (aa_session != NULL)
+			{
+				AARecord	rec;
+				StringInfoData detail;
+
+				initStringInfo(&detail);
+				appendStringInfoString(&detail, "{\"reason\": \"reached as a role that bypasses row-level security\", \"as_role\": ");
+				escape_json(&detail, GetUserNameFromId(OidIsValid(rc.checkAsUser) ?
+													   rc.checkAsUser : GetUserId(), false));
+				appendStringInfoChar(&detail, '}');
+				memset(&rec, 0, sizeof(rec));
+				rec.event = "denied";
+				rec.relation = u->prot->relname;
+				rec.action = statement_action(rc.required);
+				rec.row_count = -1;
+				rec.outcome = "deny";
+				rec.detail = detail.data;
+				aa_audit_emit(&rec, false);
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("row security cannot be applied to table %s here",
@@ -554,6 +571,7 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 								   GetUserNameFromId(OidIsValid(rc.checkAsUser) ?
 													 rc.checkAsUser : GetUserId(), false)),
 						 errhint("Views and SECURITY DEFINER functions over protected tables must belong to a role that does not bypass row-level security.")));
+			}
 			if (!explain_only)
 			{
 				const char **cols = palloc(sizeof(char *) * (u->prot->natts + 1));

@@ -281,12 +281,15 @@ SELECT 'attempt'::text AS kind,
  WHERE l.event OPERATOR(pg_catalog.=) 'unregistered_access'
  GROUP BY l.db_role, l.relation
 UNION ALL
-SELECT 'privileged role', r.rolname::text, t.objoid::pg_catalog.regclass::text,
+SELECT 'privileged role', r.rolname::text,
+       pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
        NULL, NULL, NULL, NULL, NULL,
        ARRAY(SELECT p FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
               WHERE pg_catalog.has_table_privilege(r.oid, t.objoid, p)),
        r.rolsuper OR r.rolbypassrls
   FROM pg_catalog.pg_seclabel t
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.objoid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
   CROSS JOIN pg_catalog.pg_roles r
  WHERE t.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
    AND t.objsubid OPERATOR(pg_catalog.=) 0

@@ -1,0 +1,67 @@
+-- No laundering (SPEC 6.2, 6.3, 6.5, 6.8): views, SECURITY DEFINER
+-- functions and policies cannot widen a session's access; roles outside
+-- any session are refused and audited.
+\set SHOW_CONTEXT never
+CREATE ROLE reg35_agent LOGIN;
+CREATE ROLE reg35_owner LOGIN;
+CREATE ROLE reg35_stranger LOGIN;
+CREATE TABLE reg35_dx (patient_id text NOT NULL, dx text);
+ALTER TABLE reg35_dx OWNER TO reg35_owner;
+INSERT INTO reg35_dx VALUES ('P1', 'asthma'), ('P2', 'flu'), ('P3', 'gout');
+SELECT agentauth.protect_table('reg35_dx', 'patient_id', '{"dx": "diagnosis"}');
+GRANT SELECT ON reg35_dx TO reg35_agent, reg35_stranger;
+CREATE ROLE reg35_reader LOGIN;
+GRANT SELECT ON reg35_dx TO reg35_reader;
+SELECT agentauth.register_agent('reg35-agent', 'reg35_agent', 'Triage AI', '{TREATDS}',
+    '{diagnosis:read}') AS agent \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS secret \gset
+SELECT agentauth.record_consent('P1', 'permit', '{TREATDS}') AS c1 \gset
+SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
+
+-- a view owned by a superuser would read as the superuser: refused
+CREATE VIEW reg35_su_view AS SELECT patient_id, dx FROM reg35_dx;
+GRANT SELECT ON reg35_su_view TO reg35_agent;
+-- a SECURITY DEFINER function owned by a superuser: refused
+CREATE FUNCTION reg35_su_func() RETURNS SETOF reg35_dx LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT patient_id, dx FROM public.reg35_dx $$;
+GRANT EXECUTE ON FUNCTION reg35_su_func() TO reg35_agent;
+-- a view owned by the table's owner (no bypass): checked as the session
+CREATE VIEW reg35_owner_view AS SELECT patient_id, dx FROM reg35_dx;
+ALTER VIEW reg35_owner_view OWNER TO reg35_owner;
+GRANT SELECT ON reg35_owner_view TO reg35_agent;
+-- the owner's own permissive policy widens nothing; a restrictive one narrows
+CREATE POLICY reg35_all ON reg35_dx USING (true);
+CREATE POLICY reg35_not_p2 ON reg35_dx AS RESTRICTIVE USING (patient_id <> 'P2');
+
+SET SESSION AUTHORIZATION reg35_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+SELECT patient_id, dx FROM reg35_dx ORDER BY 1;
+SELECT patient_id, dx FROM reg35_su_view ORDER BY 1;
+SELECT * FROM reg35_su_func();
+SELECT patient_id, dx FROM reg35_owner_view ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+DROP POLICY reg35_all ON reg35_dx;
+DROP POLICY reg35_not_p2 ON reg35_dx;
+SET SESSION AUTHORIZATION reg35_agent;
+-- dropping every policy changes nothing
+SELECT patient_id, dx FROM reg35_dx ORDER BY 1;
+SELECT agentauth.end_session();
+-- a principal's role without a session
+SELECT dx FROM reg35_dx;
+RESET SESSION AUTHORIZATION;
+-- a login role that is no principal: refused and audited with its client
+SET SESSION AUTHORIZATION reg35_stranger;
+SET application_name = 'rogue-agent';
+SELECT dx FROM reg35_dx;
+RESET application_name;
+RESET SESSION AUTHORIZATION;
+SELECT event, db_role, patient, columns, action, outcome, detail->>'reason' AS reason,
+       detail->>'application_name' AS app
+  FROM agentauth.audit_log
+ WHERE relation = 'public.reg35_dx' AND event IN ('denied', 'unregistered_access') AND seq > :seq0
+ ORDER BY seq;
+SELECT kind, role, relation, attempts, last_application_name
+  FROM agentauth.unregistered_activity WHERE relation = 'public.reg35_dx' AND kind = 'attempt';
+SELECT kind, role, relation, privileges, bypasses_rls
+  FROM agentauth.unregistered_activity
+ WHERE relation = 'public.reg35_dx' AND kind = 'privileged role' AND role LIKE 'reg35%' ORDER BY role;
