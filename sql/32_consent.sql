@@ -14,7 +14,7 @@ CREATE TABLE reg32_chart (
     hiv         text
 );
 INSERT INTO reg32_chart
-SELECT 'P' || i, 'lab' || i, 'diag' || i, 'hiv' || i FROM generate_series(1, 6) i;
+SELECT 'R32-P' || i, 'lab' || i, 'diag' || i, 'hiv' || i FROM generate_series(1, 6) i;
 SELECT agentauth.protect_table('reg32_chart', 'patient_id',
     '{"lab": "lab", "diag": "diagnosis", "hiv": "hiv"}');
 GRANT SELECT ON reg32_chart TO reg32_agent;
@@ -23,7 +23,7 @@ SELECT agentauth.register_agent('reg32-agent', 'reg32_agent', 'Cardio team',
 SELECT agentauth.register_agent('reg32-other', 'reg32_other', 'Ops', '{TREATDS}', '{lab:read}') AS other \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT') AS s_treat \gset
 SELECT agentauth.issue_token(:'agent', 'TREATDS', on_behalf_of => 'dr.house') AS s_ds \gset
-SELECT agentauth.issue_token(:'agent', 'TREATDS', patients => '{P1}') AS s_p1 \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS', patients => '{R32-P1}') AS s_p1 \gset
 SELECT agentauth.issue_token(:'agent', 'MLTRAINING') AS s_ml \gset
 
 SELECT coalesce(max(seq), 0) AS seq0, now() AS t0 FROM agentauth.audit_log \gset
@@ -36,12 +36,12 @@ SELECT agentauth.begin_session(:'s_treat') IS NOT NULL AS began;
 SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;
 -- ... but '*' never covers a sensitive class
 SELECT patient_id, hiv FROM reg32_chart ORDER BY 1;
-SELECT * FROM agentauth.explain_access('P1', 'lab');
-SELECT * FROM agentauth.explain_access('P1', 'hiv');
-SELECT * FROM agentauth.explain_access('P1', 'lab', 'write');
-SELECT * FROM agentauth.explain_access('P1', 'billing');
-SELECT * FROM agentauth.explain_access('P1', 'nonsense');
-SELECT * FROM agentauth.explain_access('P1', 'lab', 'fly');
+SELECT * FROM agentauth.explain_access('R32-P1', 'lab');
+SELECT * FROM agentauth.explain_access('R32-P1', 'hiv');
+SELECT * FROM agentauth.explain_access('R32-P1', 'lab', 'write');
+SELECT * FROM agentauth.explain_access('R32-P1', 'billing');
+SELECT * FROM agentauth.explain_access('R32-P1', 'nonsense');
+SELECT * FROM agentauth.explain_access('R32-P1', 'lab', 'fly');
 
 -- TREATDS (AI decision support): no default, so nothing without consent
 SELECT agentauth.begin_session(:'s_ds') IS NOT NULL AS began;
@@ -50,34 +50,34 @@ SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
 RESET SESSION AUTHORIZATION;
 SET ROLE reg32_desk;
 -- P1 permits any purpose and class
-SELECT agentauth.record_consent('P1', 'permit') AS c1 \gset
+SELECT agentauth.record_consent('R32-P1', 'permit') AS c1 \gset
 -- P2 permits, but denies lab: deny beats permit
-SELECT agentauth.record_consent('P2', 'permit', '{TREATDS}') AS c2 \gset
-SELECT agentauth.record_consent('P2', 'deny', data_classes => '{lab}') AS c2d \gset
+SELECT agentauth.record_consent('R32-P2', 'permit', '{TREATDS}') AS c2 \gset
+SELECT agentauth.record_consent('R32-P2', 'deny', data_classes => '{lab}') AS c2d \gset
 -- P3: only for research; P4: from tomorrow; P5: ended yesterday
-SELECT agentauth.record_consent('P3', 'permit', '{HRESCH}') AS c3 \gset
-SELECT agentauth.record_consent('P4', 'permit', valid => tstzrange(now() + interval '1 day', NULL)) AS c4 \gset
-SELECT agentauth.record_consent('P5', 'permit', valid => tstzrange(now() - interval '2 days', now() - interval '1 day')) AS c5 \gset
+SELECT agentauth.record_consent('R32-P3', 'permit', '{HRESCH}') AS c3 \gset
+SELECT agentauth.record_consent('R32-P4', 'permit', valid => tstzrange(now() + interval '1 day', NULL)) AS c4 \gset
+SELECT agentauth.record_consent('R32-P5', 'permit', valid => tstzrange(now() - interval '2 days', now() - interval '1 day')) AS c5 \gset
 -- P6: only for another agent
-SELECT agentauth.record_consent('P6', 'permit', grantee_agent => :'other') AS c6 \gset
+SELECT agentauth.record_consent('R32-P6', 'permit', grantee_agent => :'other') AS c6 \gset
 RESET ROLE;
 SET SESSION AUTHORIZATION reg32_agent;
 SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
 SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
 -- a statement touching lab and diagnosis needs both
 SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;
-SELECT decision, reason FROM agentauth.explain_access('P2', 'lab');
-SELECT decision, reason FROM agentauth.explain_access('P2', 'diagnosis');
-SELECT decision, reason FROM agentauth.explain_access('P4', 'lab');
-SELECT decision, reason FROM agentauth.explain_access('P6', 'lab');
+SELECT decision, reason FROM agentauth.explain_access('R32-P2', 'lab');
+SELECT decision, reason FROM agentauth.explain_access('R32-P2', 'diagnosis');
+SELECT decision, reason FROM agentauth.explain_access('R32-P4', 'lab');
+SELECT decision, reason FROM agentauth.explain_access('R32-P6', 'lab');
 
 -- grantees: this agent, its owner, the clinician it acts for
 RESET SESSION AUTHORIZATION;
 SET ROLE reg32_desk;
-SELECT agentauth.record_consent('P3', 'permit', grantee_agent => :'agent') AS c3a \gset
-SELECT agentauth.record_consent('P4', 'permit', grantee_owner => 'Cardio team') AS c4o \gset
-SELECT agentauth.record_consent('P5', 'permit', grantee_owner => 'dr.house') AS c5o \gset
-SELECT agentauth.record_consent('P6', 'permit', grantee_owner => 'dr.who') AS c6o \gset
+SELECT agentauth.record_consent('R32-P3', 'permit', grantee_agent => :'agent') AS c3a \gset
+SELECT agentauth.record_consent('R32-P4', 'permit', grantee_owner => 'Cardio team') AS c4o \gset
+SELECT agentauth.record_consent('R32-P5', 'permit', grantee_owner => 'dr.house') AS c5o \gset
+SELECT agentauth.record_consent('R32-P6', 'permit', grantee_owner => 'dr.who') AS c6o \gset
 RESET ROLE;
 SET SESSION AUTHORIZATION reg32_agent;
 SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
@@ -95,10 +95,10 @@ SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
 -- the token's patient list restricts whatever consent says
 SELECT agentauth.begin_session(:'s_p1') IS NOT NULL AS began;
 SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
-SELECT decision, reason FROM agentauth.explain_access('P4', 'diagnosis');
+SELECT decision, reason FROM agentauth.explain_access('R32-P4', 'diagnosis');
 RESET SESSION AUTHORIZATION;
 SET ROLE reg32_desk;
-SELECT agentauth.record_consent('P1', 'permit', '{TREATDS}') AS c1b \gset
+SELECT agentauth.record_consent('R32-P1', 'permit', '{TREATDS}') AS c1b \gset
 RESET ROLE;
 SET SESSION AUTHORIZATION reg32_agent;
 SELECT patient_id, diag FROM reg32_chart ORDER BY 1;
@@ -138,19 +138,19 @@ DELETE FROM agentauth.default_decision WHERE purpose = 'MLTRAINING';
 SET ROLE reg32_desk;
 SELECT agentauth.record_consent(NULL, 'permit');
 SELECT agentauth.record_consent('', 'permit');
-SELECT agentauth.record_consent('P1', 'maybe');
-SELECT agentauth.record_consent('P1', 'permit', '{NOPE}');
-SELECT agentauth.record_consent('P1', 'permit', data_classes => '{labs}');
-SELECT agentauth.record_consent('P1', 'permit', data_classes => '{}');
-SELECT agentauth.record_consent('P1', 'permit', actions => '{read,eat}');
-SELECT agentauth.record_consent('P1', 'permit', grantee_agent => gen_random_uuid());
-SELECT agentauth.record_consent('P1', 'permit', valid => 'empty');
-SELECT agentauth.record_consent('P1', 'permit', valid => tstzrange(now(), now() - interval '1 day'));
+SELECT agentauth.record_consent('R32-P1', 'maybe');
+SELECT agentauth.record_consent('R32-P1', 'permit', '{NOPE}');
+SELECT agentauth.record_consent('R32-P1', 'permit', data_classes => '{labs}');
+SELECT agentauth.record_consent('R32-P1', 'permit', data_classes => '{}');
+SELECT agentauth.record_consent('R32-P1', 'permit', actions => '{read,eat}');
+SELECT agentauth.record_consent('R32-P1', 'permit', grantee_agent => gen_random_uuid());
+SELECT agentauth.record_consent('R32-P1', 'permit', valid => 'empty');
+SELECT agentauth.record_consent('R32-P1', 'permit', valid => tstzrange(now(), now() - interval '1 day'));
 SELECT agentauth.withdraw_consent(gen_random_uuid(), 'no such');
 SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 RESET ROLE;
 SET ROLE reg32_other;
-SELECT agentauth.record_consent('P1', 'permit');
+SELECT agentauth.record_consent('R32-P1', 'permit');
 RESET ROLE;
 SELECT agentauth.set_default_decision('BTG', '*', 'permit');
 SELECT agentauth.set_default_decision('TREAT', 'labs', 'permit');

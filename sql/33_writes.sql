@@ -11,8 +11,8 @@ CREATE TABLE reg33_meds (
     dose        text,
     note        text
 );
-INSERT INTO reg33_meds VALUES (1, 'P1', 'aspirin', '100mg', 'x'), (2, 'P2', 'statin', '20mg', 'y'),
-                              (3, 'P3', 'insulin', '10u', 'z');
+INSERT INTO reg33_meds VALUES (1, 'R33-P1', 'aspirin', '100mg', 'x'), (2, 'R33-P2', 'statin', '20mg', 'y'),
+                              (3, 'R33-P3', 'insulin', '10u', 'z');
 SELECT agentauth.protect_table('reg33_meds', 'patient_id',
     '{"id": "non_phi", "drug": "medication", "dose": "medication", "note": "clinical_note"}');
 GRANT SELECT, INSERT, UPDATE, DELETE ON reg33_meds TO reg33_agent;
@@ -23,32 +23,32 @@ SELECT agentauth.register_human('reg33-dr', 'reg33_doc', '{TREAT}', '{medication
 SELECT agentauth.issue_token(:'agent', 'TREATDS', scopes => '{medication:read,medication:write}') AS s_med \gset
 SELECT agentauth.issue_token(:'agent', 'TREATDS') AS s_all \gset
 -- P1 lets the agent read and write, P2 only read, P3 nothing
-SELECT agentauth.record_consent('P1', 'permit', '{TREATDS}', actions => '{read,write}') AS c1 \gset
-SELECT agentauth.record_consent('P2', 'permit', '{TREATDS}') AS c2 \gset
+SELECT agentauth.record_consent('R33-P1', 'permit', '{TREATDS}', actions => '{read,write}') AS c1 \gset
+SELECT agentauth.record_consent('R33-P2', 'permit', '{TREATDS}') AS c2 \gset
 
 SET SESSION AUTHORIZATION reg33_agent;
 SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
 SELECT patient_id, drug FROM reg33_meds ORDER BY id;
 -- INSERT needs write consent for the new row's patient
-INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (10, 'P1', 'metformin', '500mg');
-INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (11, 'P2', 'metformin', '500mg');
-INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (12, 'P3', 'metformin', '500mg');
-INSERT INTO reg33_meds (id, patient_id, drug) VALUES (13, 'P1', 'ibuprofen') RETURNING id, drug;
+INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (10, 'R33-P1', 'metformin', '500mg');
+INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (11, 'R33-P2', 'metformin', '500mg');
+INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (12, 'R33-P3', 'metformin', '500mg');
+INSERT INTO reg33_meds (id, patient_id, drug) VALUES (13, 'R33-P1', 'ibuprofen') RETURNING id, drug;
 -- a written column out of scope fails before any row
-INSERT INTO reg33_meds (id, patient_id, drug, note) VALUES (14, 'P1', 'x', 'y');
+INSERT INTO reg33_meds (id, patient_id, drug, note) VALUES (14, 'R33-P1', 'x', 'y');
 -- UPDATE: invisible rows are skipped, visible but unwritable rows refuse
-UPDATE reg33_meds SET dose = '200mg' WHERE patient_id = 'P1' AND id = 1;
-UPDATE reg33_meds SET dose = '40mg' WHERE patient_id = 'P2';
-UPDATE reg33_meds SET dose = '20u' WHERE patient_id = 'P3';
+UPDATE reg33_meds SET dose = '200mg' WHERE patient_id = 'R33-P1' AND id = 1;
+UPDATE reg33_meds SET dose = '40mg' WHERE patient_id = 'R33-P2';
+UPDATE reg33_meds SET dose = '20u' WHERE patient_id = 'R33-P3';
 UPDATE reg33_meds SET dose = 'all';
 UPDATE reg33_meds SET dose = '300mg' WHERE id = 1 RETURNING patient_id, dose;
 -- moving a row to a patient without write consent refuses
-UPDATE reg33_meds SET patient_id = 'P3' WHERE id = 13;
+UPDATE reg33_meds SET patient_id = 'R33-P3' WHERE id = 13;
 -- DELETE removes every column: it needs write scope for every class
 DELETE FROM reg33_meds WHERE id = 13;
 SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
 DELETE FROM reg33_meds WHERE id = 13;
-DELETE FROM reg33_meds WHERE patient_id = 'P2';
+DELETE FROM reg33_meds WHERE patient_id = 'R33-P2';
 SELECT id, patient_id, drug, dose FROM reg33_meds ORDER BY id;
 
 -- require_approval: an agent's insert needs a clinician's approval per patient
@@ -56,19 +56,19 @@ RESET SESSION AUTHORIZATION;
 SELECT agentauth.require_approval('reg33_meds', '{insert}');
 SET SESSION AUTHORIZATION reg33_agent;
 SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
-INSERT INTO reg33_meds (id, patient_id, drug) VALUES (20, 'P1', 'warfarin');
+INSERT INTO reg33_meds (id, patient_id, drug) VALUES (20, 'R33-P1', 'warfarin');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION reg33_doc;
 SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
-SELECT agentauth.approve_action(:'agent', 'reg33_meds', 'P1', 'insert', 'start warfarin') AS approval \gset
+SELECT agentauth.approve_action(:'agent', 'reg33_meds', 'R33-P1', 'insert', 'start warfarin') AS approval \gset
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION reg33_agent;
 SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
 -- one statement inserting two rows for P1 uses one approval
-INSERT INTO reg33_meds (id, patient_id, drug) VALUES (20, 'P1', 'warfarin'), (21, 'P1', 'vitamin k');
+INSERT INTO reg33_meds (id, patient_id, drug) VALUES (20, 'R33-P1', 'warfarin'), (21, 'R33-P1', 'vitamin k');
 -- the approval is used up
-INSERT INTO reg33_meds (id, patient_id, drug) VALUES (22, 'P1', 'heparin');
+INSERT INTO reg33_meds (id, patient_id, drug) VALUES (22, 'R33-P1', 'heparin');
 -- updates need none
 UPDATE reg33_meds SET dose = '5mg' WHERE id = 20;
 RESET SESSION AUTHORIZATION;
@@ -79,3 +79,5 @@ SELECT event, patient, action, row_count, columns, data_classes, outcome,
   FROM agentauth.audit_log
  WHERE relation = 'public.reg33_meds' AND event IN ('access', 'denied') AND action <> 'read'
  ORDER BY seq;
+-- leave no approval behind for other suites
+DELETE FROM agentauth.approval WHERE agent = :'agent';

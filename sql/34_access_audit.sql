@@ -17,9 +17,9 @@ CREATE TABLE reg34_vitals (
     note        text
 );
 INSERT INTO reg34_vitals VALUES
-    (1, 'P1', 70, '120/80', 'a'), (2, 'P1', 72, '121/80', 'b'),
-    (3, 'P2', 90, '140/90', 'c'), (4, 'P2', 88, '135/85', 'd'), (5, 'P2', 85, '130/85', 'e'),
-    (6, 'P3', 60, '110/70', 'f');
+    (1, 'R34-P1', 70, '120/80', 'a'), (2, 'R34-P1', 72, '121/80', 'b'),
+    (3, 'R34-P2', 90, '140/90', 'c'), (4, 'R34-P2', 88, '135/85', 'd'), (5, 'R34-P2', 85, '130/85', 'e'),
+    (6, 'R34-P3', 60, '110/70', 'f');
 SELECT agentauth.protect_table('reg34_vitals', 'patient_id',
     '{"id": "non_phi", "hr": "vital_signs", "bp": "vital_signs", "note": "clinical_note"}');
 GRANT SELECT ON reg34_vitals TO reg34_agent;
@@ -27,7 +27,7 @@ SELECT agentauth.register_agent('reg34-agent', 'reg34_agent', 'ICU AI', '{TREAT}
     '{vital_signs:read,clinical_note:read}') AS agent \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.who') AS secret \gset
 -- P3 refuses everything: deny beats the TREAT default
-SELECT agentauth.record_consent('P3', 'deny') AS c3 \gset
+SELECT agentauth.record_consent('R34-P3', 'deny') AS c3 \gset
 -- records of this suite, from here on, as a reader sees them
 CREATE VIEW reg34_log AS
 SELECT seq, event, patient, columns, data_classes, action, row_count, outcome,
@@ -48,9 +48,9 @@ SELECT max(seq) AS seq1 FROM agentauth.audit_log \gset
 
 -- a leakproof qual on the patient: only that patient is touched
 SET SESSION AUTHORIZATION reg34_agent;
-SELECT hr FROM reg34_vitals WHERE patient_id = 'P2' ORDER BY id;
+SELECT hr FROM reg34_vitals WHERE patient_id = 'R34-P2' ORDER BY id;
 -- a self-join counts once per table and patient, columns united
-SELECT a.hr, b.bp FROM reg34_vitals a JOIN reg34_vitals b ON a.id = b.id AND a.patient_id = 'P1';
+SELECT a.hr, b.bp FROM reg34_vitals a JOIN reg34_vitals b ON a.id = b.id AND a.patient_id = 'R34-P1';
 RESET SESSION AUTHORIZATION;
 SELECT event, patient, columns, data_classes, row_count FROM reg34_log
  WHERE seq > :seq1 ORDER BY seq;
@@ -59,7 +59,7 @@ SELECT max(seq) AS seq2 FROM agentauth.audit_log \gset
 -- a cursor: each FETCH is recorded with the rows it touched
 SET SESSION AUTHORIZATION reg34_agent;
 BEGIN;
-DECLARE c CURSOR FOR SELECT id, hr FROM reg34_vitals WHERE patient_id IN ('P1', 'P2') ORDER BY id;
+DECLARE c CURSOR FOR SELECT id, hr FROM reg34_vitals WHERE patient_id IN ('R34-P1', 'R34-P2') ORDER BY id;
 FETCH 3 FROM c;
 FETCH 3 FROM c;
 COMMIT;
@@ -70,12 +70,12 @@ SELECT max(seq) AS seq3 FROM agentauth.audit_log \gset
 -- ROLLBACK does not erase what was read; neither does an error mid-scan
 SET SESSION AUTHORIZATION reg34_agent;
 BEGIN;
-SELECT count(hr) FROM reg34_vitals WHERE patient_id = 'P1';
+SELECT count(hr) FROM reg34_vitals WHERE patient_id = 'R34-P1';
 ROLLBACK;
-SELECT id, 1 / (hr - 88) FROM reg34_vitals WHERE patient_id = 'P2' ORDER BY id;
+SELECT id, 1 / (hr - 88) FROM reg34_vitals WHERE patient_id = 'R34-P2' ORDER BY id;
 BEGIN;
 SAVEPOINT s;
-SELECT id, bp FROM reg34_vitals WHERE patient_id = 'P1' ORDER BY id;
+SELECT id, bp FROM reg34_vitals WHERE patient_id = 'R34-P1' ORDER BY id;
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 RESET SESSION AUTHORIZATION;

@@ -7,7 +7,7 @@ CREATE ROLE reg35_owner LOGIN;
 CREATE ROLE reg35_stranger LOGIN;
 CREATE TABLE reg35_dx (patient_id text NOT NULL, dx text);
 ALTER TABLE reg35_dx OWNER TO reg35_owner;
-INSERT INTO reg35_dx VALUES ('P1', 'asthma'), ('P2', 'flu'), ('P3', 'gout');
+INSERT INTO reg35_dx VALUES ('R35-P1', 'asthma'), ('R35-P2', 'flu'), ('R35-P3', 'gout');
 SELECT agentauth.protect_table('reg35_dx', 'patient_id', '{"dx": "diagnosis"}');
 GRANT SELECT ON reg35_dx TO reg35_agent, reg35_stranger;
 CREATE ROLE reg35_reader LOGIN;
@@ -15,7 +15,7 @@ GRANT SELECT ON reg35_dx TO reg35_reader;
 SELECT agentauth.register_agent('reg35-agent', 'reg35_agent', 'Triage AI', '{TREATDS}',
     '{diagnosis:read}') AS agent \gset
 SELECT agentauth.issue_token(:'agent', 'TREATDS') AS secret \gset
-SELECT agentauth.record_consent('P1', 'permit', '{TREATDS}') AS c1 \gset
+SELECT agentauth.record_consent('R35-P1', 'permit', '{TREATDS}') AS c1 \gset
 SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
 
 -- a view owned by a superuser would read as the superuser: refused
@@ -31,7 +31,7 @@ ALTER VIEW reg35_owner_view OWNER TO reg35_owner;
 GRANT SELECT ON reg35_owner_view TO reg35_agent;
 -- the owner's own permissive policy widens nothing; a restrictive one narrows
 CREATE POLICY reg35_all ON reg35_dx USING (true);
-CREATE POLICY reg35_not_p2 ON reg35_dx AS RESTRICTIVE USING (patient_id <> 'P2');
+CREATE POLICY reg35_not_p2 ON reg35_dx AS RESTRICTIVE USING (patient_id <> 'R35-P2');
 
 SET SESSION AUTHORIZATION reg35_agent;
 SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;

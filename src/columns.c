@@ -744,6 +744,13 @@ with_approval(const char *authority, const char *approval)
 	return buf.data;
 }
 
+static int
+cmp_patient(const void *a, const void *b)
+{
+	return strcmp((*(AAPatientAccess *const *) a)->patient,
+				  (*(AAPatientAccess *const *) b)->patient);
+}
+
 /* Emit the counted records of one query; returns whether any were. */
 static bool
 flush_query(AAQueryAccess *q)
@@ -757,12 +764,21 @@ flush_query(AAQueryAccess *q)
 		HASH_SEQ_STATUS seq;
 		AAPatientAccess *pa;
 
+		AAPatientAccess **sorted;
+		long		n = 0;
+
 		if (!ra->any_counted)
 			continue;
 		ra->any_counted = false;
+		/* records in patient order: the same statement, the same log */
+		sorted = palloc(sizeof(AAPatientAccess *) * (hash_get_num_entries(ra->patients) + 1));
 		hash_seq_init(&seq, ra->patients);
 		while ((pa = hash_seq_search(&seq)) != NULL)
+			sorted[n++] = pa;
+		qsort(sorted, n, sizeof(AAPatientAccess *), cmp_patient);
+		for (long k = 0; k < n; k++)
 		{
+			pa = sorted[k];
 			for (int idx = 0; idx < AA_NIDX; idx++)
 			{
 				int64		allowed = pa->allowed[idx];
@@ -812,6 +828,7 @@ flush_query(AAQueryAccess *q)
 			}
 			pa->written_new = 0;
 		}
+		pfree(sorted);
 	}
 	return emitted;
 }
