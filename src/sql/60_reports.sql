@@ -31,6 +31,38 @@ CREATE FUNCTION agentauth._ts_micros(t timestamptz) RETURNS bigint
 $$;
 REVOKE ALL ON FUNCTION agentauth._ts_micros(timestamptz) FROM PUBLIC;
 
+-- One record as an export line: every column typed unambiguously.
+CREATE FUNCTION agentauth._export_line(l agentauth.audit_log) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT pg_catalog.json_build_object(
+        'seq', l.seq,
+        'logged_at', agentauth._ts_micros(l.logged_at),
+        'event', l.event,
+        'principal', l.principal,
+        'principal_name', l.principal_name,
+        'db_role', l.db_role,
+        'token', l.token,
+        'on_behalf_of', l.on_behalf_of,
+        'delegation_chain', agentauth._json_array(l.delegation_chain),
+        'purpose', l.purpose,
+        'patient', l.patient,
+        'relation', l.relation,
+        'columns', agentauth._json_array(l.columns),
+        'data_classes', agentauth._json_array(l.data_classes),
+        'action', l.action,
+        'row_count', l.row_count,
+        'authority', l.authority::text,
+        'outcome', l.outcome,
+        'statement', l.statement,
+        'client', l.client,
+        'detail', l.detail::text,
+        'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'),
+        'row_hash', pg_catalog.encode(l.row_hash, 'hex'))::text
+$$;
+REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_log) FROM PUBLIC;
+
 -- export_audit(from_seq): the audit log as lines of JSON for the offline
 -- verifier (tools/aa_verify).  The README documents the format:
 --   line 1   {"agentauth_export": 1, "first_seq": N, "anchor": "<hex>"}
@@ -89,30 +121,7 @@ BEGIN
         'anchor', pg_catalog.encode(v_anchor, 'hex'))::text;
 
     RETURN QUERY
-    SELECT pg_catalog.json_build_object(
-        'seq', l.seq,
-        'logged_at', agentauth._ts_micros(l.logged_at),
-        'event', l.event,
-        'principal', l.principal,
-        'principal_name', l.principal_name,
-        'db_role', l.db_role,
-        'token', l.token,
-        'on_behalf_of', l.on_behalf_of,
-        'delegation_chain', agentauth._json_array(l.delegation_chain),
-        'purpose', l.purpose,
-        'patient', l.patient,
-        'relation', l.relation,
-        'columns', agentauth._json_array(l.columns),
-        'data_classes', agentauth._json_array(l.data_classes),
-        'action', l.action,
-        'row_count', l.row_count,
-        'authority', l.authority::text,
-        'outcome', l.outcome,
-        'statement', l.statement,
-        'client', l.client,
-        'detail', l.detail::text,
-        'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'),
-        'row_hash', pg_catalog.encode(l.row_hash, 'hex'))::text
+    SELECT agentauth._export_line(l)
       FROM agentauth.audit_log l
      WHERE l.seq OPERATOR(pg_catalog.>=) v_first
        AND l.seq OPERATOR(pg_catalog.<=) v_last
