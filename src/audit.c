@@ -213,18 +213,48 @@ canon_text_array(StringInfo buf, int n, const char **items)
 		aa_canon_text(buf, items[i]);
 }
 
-/* jsonb text -> binary (validating it) and its canonical text */
-static Jsonb *
-jsonb_arg(const char *s, StringInfo canon)
+/*
+ * jsonb text -> binary (validating it) and its canonical text, into *bin
+ * and canon.  The last value is remembered: the records of one statement
+ * usually share their authority.
+ */
+typedef struct JsonbCache
 {
+	char	   *text;
+	Jsonb	   *bin;
+	StringInfoData canon;
+} JsonbCache;
+
+static JsonbCache authority_cache;
+static JsonbCache detail_cache;
+
+static Jsonb *
+jsonb_arg(const char *s, JsonbCache *c)
+{
+	MemoryContext old;
 	Jsonb	   *jb;
 
 	if (s == NULL)
 		return NULL;
+	if (c->text != NULL && strcmp(c->text, s) == 0)
+		return c->bin;
+
 	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
-	resetStringInfo(canon);
-	JsonbToCString(canon, &jb->root, VARSIZE(jb));
-	return jb;
+	old = MemoryContextSwitchTo(audit_context());
+	if (c->text)
+	{
+		pfree(c->text);
+		pfree(c->bin);
+	}
+	else
+		initStringInfo(&c->canon);
+	c->text = pstrdup(s);
+	c->bin = palloc(VARSIZE(jb));
+	memcpy(c->bin, jb, VARSIZE(jb));
+	resetStringInfo(&c->canon);
+	JsonbToCString(&c->canon, &c->bin->root, VARSIZE(c->bin));
+	MemoryContextSwitchTo(old);
+	return c->bin;
 }
 
 static void
@@ -253,9 +283,16 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	bool		session_token = false;
 	Jsonb	   *authority;
 	Jsonb	   *detail;
+	MemoryContext old;
+	static MemoryContext scratch = NULL;
 
 	if (rec->event == NULL || rec->event[0] == '\0')
 		elog(ERROR, "audit record without an event");
+	if (scratch == NULL)
+		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
+										ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(scratch);
+	old = MemoryContextSwitchTo(scratch);
 
 	if (aa_session != NULL)
 	{
@@ -300,9 +337,10 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		aa_canon_null(&body);
 	else
 		aa_canon_int8(&body, rec->row_count);
-	authority = jsonb_arg(rec->authority, &tmp);
+	authority = jsonb_arg(rec->authority, &authority_cache);
 	if (authority)
-		aa_canon_jsonb_text(&body, tmp.data, tmp.len);
+		aa_canon_jsonb_text(&body, authority_cache.canon.data,
+							authority_cache.canon.len);
 	else
 		aa_canon_null(&body);
 	aa_canon_text(&body, rec->outcome);
@@ -310,9 +348,10 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	resetStringInfo(&tmp);
 	client_text(&tmp);
 	aa_canon_text(&body, tmp.data);
-	detail = jsonb_arg(rec->detail, &tmp);
+	detail = jsonb_arg(rec->detail, &detail_cache);
 	if (detail)
-		aa_canon_jsonb_text(&body, tmp.data, tmp.len);
+		aa_canon_jsonb_text(&body, detail_cache.canon.data,
+							detail_cache.canon.len);
 	else
 		aa_canon_null(&body);
 
@@ -322,6 +361,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	hdr.authority_len = authority ? VARSIZE(authority) : 0;
 	hdr.detail_len = detail ? VARSIZE(detail) : 0;
 
+	MemoryContextSwitchTo(old);
 	append_aligned(out, (char *) &hdr, sizeof(hdr));
 	append_aligned(out, body.data, body.len);
 	if (authority)
@@ -339,8 +379,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 				 errmsg("audit record is too large"),
 				 errdetail("A record may take at most a quarter of agentauth.audit_queue_size.")));
 	}
-	pfree(body.data);
-	pfree(tmp.data);
+	MemoryContextReset(scratch);
 }
 
 /* ------------------------------------------------------------------

@@ -76,7 +76,7 @@
 
 PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
 
-#define MAX_BATCH	4096		/* records per transaction */
+#define MAX_BATCH	8192		/* records per transaction */
 
 static volatile sig_atomic_t got_sigterm = false;
 

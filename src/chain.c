@@ -23,6 +23,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -339,11 +340,17 @@ aa_canon_stored_record(StringInfo buf, Datum *values, bool *nulls,
  * of the record before it.  Returns false when the log was never purged.
  */
 static bool
-latest_purge_anchor(int64 *cut_seq, unsigned char *cut_hash)
+latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 {
 	bool		found = false;
 	int			ret;
+	Oid			save_userid;
+	int			save_sec;
 
+	/* the caller is an auditor, checked; the table is the extension's */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
 	ret = SPI_execute("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
 					  " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
@@ -371,6 +378,7 @@ latest_purge_anchor(int64 *cut_seq, unsigned char *cut_hash)
 		}
 	}
 	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 	return found;
 }
 
@@ -381,6 +389,154 @@ bytea_equals(Datum d, const unsigned char *h)
 
 	return VARSIZE_ANY_EXHDR(b) == AA_HASH_LEN &&
 		memcmp(VARDATA_ANY(b), h, AA_HASH_LEN) == 0;
+}
+
+/* The walk along the chain, shared by the sequential and the index scan. */
+typedef struct VerifyState
+{
+	int64		expected_seq;
+	unsigned char expected_prev[AA_HASH_LEN];
+	bool		have_expected_prev;
+	unsigned char expected_head[AA_HASH_LEN];
+	bool		have_expected_head;
+	bool		head_found;
+	int64		checked;
+	int64		bad_seq;
+	const char *problem;
+	pg_cryptohash_ctx *ctx;
+	StringInfoData buf;
+	StringInfoData scratch;
+	MemoryContext rowcxt;
+} VerifyState;
+
+/*
+ * Check one record against the state; false (with problem set) at the
+ * first problem.
+ */
+static bool
+verify_record(VerifyState *st, Datum *values, bool *nulls)
+{
+	int64		seq = DatumGetInt64(values[AL_SEQ - 1]);
+	unsigned char calc[AA_HASH_LEN];
+	MemoryContext oldcxt;
+	bytea	   *prev;
+
+	if (seq < st->expected_seq)
+	{
+		st->bad_seq = seq;
+		st->problem = "unexpected record";
+		return false;
+	}
+	if (seq > st->expected_seq)
+	{
+		st->bad_seq = st->expected_seq;
+		st->problem = "missing record";
+		return false;
+	}
+	if (st->have_expected_prev &&
+		(nulls[AL_PREV_HASH - 1] ||
+		 !bytea_equals(values[AL_PREV_HASH - 1], st->expected_prev)))
+	{
+		st->bad_seq = seq;
+		st->problem = "prev_hash mismatch";
+		return false;
+	}
+	if (nulls[AL_PREV_HASH - 1] || nulls[AL_ROW_HASH - 1])
+	{
+		st->bad_seq = seq;
+		st->problem = "row_hash mismatch";
+		return false;
+	}
+
+	oldcxt = MemoryContextSwitchTo(st->rowcxt);
+	prev = DatumGetByteaPP(values[AL_PREV_HASH - 1]);
+	resetStringInfo(&st->buf);
+	aa_canon_stored_record(&st->buf, values, nulls, &st->scratch);
+	if (pg_cryptohash_init(st->ctx) < 0 ||
+		pg_cryptohash_update(st->ctx, (uint8 *) VARDATA_ANY(prev),
+							 VARSIZE_ANY_EXHDR(prev)) < 0 ||
+		pg_cryptohash_update(st->ctx, (uint8 *) st->buf.data, st->buf.len) < 0 ||
+		pg_cryptohash_final(st->ctx, calc, AA_HASH_LEN) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->rowcxt);
+
+	if (!bytea_equals(values[AL_ROW_HASH - 1], calc))
+	{
+		st->bad_seq = seq;
+		st->problem = "row_hash mismatch";
+		return false;
+	}
+	memcpy(st->expected_prev, calc, AA_HASH_LEN);
+	st->have_expected_prev = true;
+	if (st->have_expected_head && !st->head_found &&
+		memcmp(st->expected_head, calc, AA_HASH_LEN) == 0)
+		st->head_found = true;
+	st->checked++;
+	st->expected_seq++;
+	return true;
+}
+
+/*
+ * The fast path: the log in physical order, which is seq order as long as
+ * the table was only ever appended to.  Returns false at the first record
+ * out of order or failing its check (the caller then walks the index and
+ * reports the problem), true when the whole log verified.
+ */
+static bool
+verify_seqscan(Relation rel, VerifyState *st, int64 lo)
+{
+	TableScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		ok = true;
+
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (slot->tts_isnull[AL_SEQ - 1])
+		{
+			ok = false;
+			break;
+		}
+		if (DatumGetInt64(slot->tts_values[AL_SEQ - 1]) < lo && st->checked == 0)
+			continue;			/* before from_seq */
+		if (!verify_record(st, slot->tts_values, slot->tts_isnull))
+		{
+			ok = false;
+			break;
+		}
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return ok;
+}
+
+/* The general path: the primary key in seq order from lo. */
+static void
+verify_indexscan(Relation rel, VerifyState *st, int64 lo)
+{
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+
+	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(lo));
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (!verify_record(st, slot->tts_values, slot->tts_isnull))
+			break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
 }
 
 PG_FUNCTION_INFO_V1(aa_verify_audit);
@@ -404,41 +560,31 @@ PG_FUNCTION_INFO_V1(aa_verify_audit);
  *                       row_hash: the tail was removed or rewritten
  *                       (first_bad_seq is the seq after the last record)
  * checked counts the records that verified before the problem.
+ *
+ * It reads the table in physical order first (fast: an append-only table
+ * is in seq order) and falls back to the primary key in seq order when
+ * that finds anything amiss, so problems are always reported as the walk
+ * in seq order finds them.
  */
 Datum
 aa_verify_audit(PG_FUNCTION_ARGS)
 {
 	int64		from_seq;
-	unsigned char expected_head[AA_HASH_LEN];
-	bool		have_expected_head = false;
-	bool		head_found = false;
 	int64		cut_seq = 0;
 	unsigned char cut_hash[AA_HASH_LEN];
 	int64		start;
-	int64		expected_seq;
-	unsigned char expected_prev[AA_HASH_LEN];
-	bool		have_expected_prev = false;
-	int64		checked = 0;
-	int64		bad_seq = 0;
-	const char *problem = NULL;
+	int64		lo;
 	Oid			relid;
 	Relation	rel;
-	Relation	idx;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	ScanKeyData key;
-	bool		full;
-	pg_cryptohash_ctx *ctx;
-	StringInfoData buf;
-	StringInfoData scratch;
-	MemoryContext rowcxt;
-	MemoryContext oldcxt;
+	VerifyState st;
+	VerifyState initial;
 	TupleDesc	rettupdesc;
 	Datum		result[4];
 	bool		rnulls[4] = {false, false, false, false};
 
 	aa_require_role("agentauth_auditor");
 
+	memset(&st, 0, sizeof(st));
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -453,31 +599,13 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("expected_head must be 32 bytes"),
 					 errhint("Pass the row_hash returned by agentauth.audit_head().")));
-		memcpy(expected_head, VARDATA_ANY(h), AA_HASH_LEN);
-		have_expected_head = true;
+		memcpy(st.expected_head, VARDATA_ANY(h), AA_HASH_LEN);
+		st.have_expected_head = true;
 	}
 	if (get_call_result_type(fcinfo, NULL, &rettupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	/* where the chain starts, and what the first record must link to */
-	start = Max(from_seq, 1);
-	if (latest_purge_anchor(&cut_seq, cut_hash) && start <= cut_seq)
-	{
-		start = cut_seq;
-		memcpy(expected_prev, cut_hash, AA_HASH_LEN);
-		have_expected_prev = true;
-	}
-	else if (start == 1)
-	{
-		memset(expected_prev, 0, AA_HASH_LEN);
-		have_expected_prev = true;
-	}
-	if (have_expected_head && have_expected_prev &&
-		memcmp(expected_head, expected_prev, AA_HASH_LEN) == 0)
-		head_found = true;
-	expected_seq = start;
-	full = (from_seq <= 1);
-
 	relid = get_relname_relid("audit_log", get_namespace_oid(AA_SCHEMA, false));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -485,123 +613,69 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 				 errmsg("agentauth.audit_log does not exist")));
 	rel = table_open(relid, AccessShareLock);
 	aa_audit_check_tupdesc(RelationGetDescr(rel));
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL)
+	start = Max(from_seq, 1);
+	if (latest_purge_anchor(rel, &cut_seq, cut_hash) && start <= cut_seq)
+	{
+		start = cut_seq;
+		memcpy(st.expected_prev, cut_hash, AA_HASH_LEN);
+		st.have_expected_prev = true;
+	}
+	else if (start == 1)
+	{
+		memset(st.expected_prev, 0, AA_HASH_LEN);
+		st.have_expected_prev = true;
+	}
+	if (st.have_expected_head && st.have_expected_prev &&
+		memcmp(st.expected_head, st.expected_prev, AA_HASH_LEN) == 0)
+		st.head_found = true;
+	st.expected_seq = start;
+	lo = (from_seq <= 1) ? PG_INT64_MIN : from_seq;
+
+	st.ctx = pg_cryptohash_create(PG_SHA256);
+	if (st.ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	initStringInfo(&buf);
-	initStringInfo(&scratch);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "agentauth verify row",
-								   ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&st.buf);
+	initStringInfo(&st.scratch);
+	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "agentauth verify row",
+									  ALLOCSET_DEFAULT_SIZES);
+	initial = st;
 
-	slot = table_slot_create(rel, NULL);
-	ScanKeyInit(&key, 1,
-				BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(full ? PG_INT64_MIN : from_seq));
-	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	if (!verify_seqscan(rel, &st, lo))
 	{
-		Datum	   *values;
-		bool	   *nulls;
-		int64		seq;
-		unsigned char calc[AA_HASH_LEN];
+		/* start again, in seq order (keeping the grown buffers) */
+		StringInfoData buf = st.buf;
+		StringInfoData scratch = st.scratch;
 
-		CHECK_FOR_INTERRUPTS();
-		slot_getallattrs(slot);
-		values = slot->tts_values;
-		nulls = slot->tts_isnull;
-		seq = DatumGetInt64(values[AL_SEQ - 1]);
-
-		if (seq < expected_seq)
-		{
-			bad_seq = seq;
-			problem = "unexpected record";
-			break;
-		}
-		if (seq > expected_seq)
-		{
-			bad_seq = expected_seq;
-			problem = "missing record";
-			break;
-		}
-		if (have_expected_prev &&
-			(nulls[AL_PREV_HASH - 1] ||
-			 !bytea_equals(values[AL_PREV_HASH - 1], expected_prev)))
-		{
-			bad_seq = seq;
-			problem = "prev_hash mismatch";
-			break;
-		}
-		if (nulls[AL_PREV_HASH - 1] || nulls[AL_ROW_HASH - 1])
-		{
-			bad_seq = seq;
-			problem = "row_hash mismatch";
-			break;
-		}
-
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		{
-			bytea	   *prev = DatumGetByteaPP(values[AL_PREV_HASH - 1]);
-
-			resetStringInfo(&buf);
-			aa_canon_stored_record(&buf, values, nulls, &scratch);
-			if (pg_cryptohash_init(ctx) < 0 ||
-				pg_cryptohash_update(ctx, (uint8 *) VARDATA_ANY(prev),
-									 VARSIZE_ANY_EXHDR(prev)) < 0 ||
-				pg_cryptohash_update(ctx, (uint8 *) buf.data, buf.len) < 0 ||
-				pg_cryptohash_final(ctx, calc, AA_HASH_LEN) < 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not compute SHA-256")));
-		}
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(rowcxt);
-
-		if (!bytea_equals(values[AL_ROW_HASH - 1], calc))
-		{
-			bad_seq = seq;
-			problem = "row_hash mismatch";
-			break;
-		}
-		memcpy(expected_prev, calc, AA_HASH_LEN);
-		have_expected_prev = true;
-		if (have_expected_head && !head_found &&
-			memcmp(expected_head, calc, AA_HASH_LEN) == 0)
-			head_found = true;
-		checked++;
-		expected_seq++;
-		ExecClearTuple(slot);
+		st = initial;
+		st.buf = buf;
+		st.scratch = scratch;
+		verify_indexscan(rel, &st, lo);
 	}
 
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	pg_cryptohash_free(ctx);
-	MemoryContextDelete(rowcxt);
+	pg_cryptohash_free(st.ctx);
+	MemoryContextDelete(st.rowcxt);
 
-	if (problem == NULL && have_expected_head && !head_found)
+	if (st.problem == NULL && st.have_expected_head && !st.head_found)
 	{
-		bad_seq = expected_seq;
-		problem = "expected head not found";
+		st.bad_seq = st.expected_seq;
+		st.problem = "expected head not found";
 	}
 
-	result[0] = Int64GetDatum(checked);
-	result[1] = BoolGetDatum(problem == NULL);
-	if (problem == NULL)
+	result[0] = Int64GetDatum(st.checked);
+	result[1] = BoolGetDatum(st.problem == NULL);
+	if (st.problem == NULL)
 	{
 		rnulls[2] = true;
 		rnulls[3] = true;
 	}
 	else
 	{
-		result[2] = Int64GetDatum(bad_seq);
-		result[3] = CStringGetTextDatum(problem);
+		result[2] = Int64GetDatum(st.bad_seq);
+		result[3] = CStringGetTextDatum(st.problem);
 	}
 	rettupdesc = BlessTupleDesc(rettupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettupdesc, result, rnulls)));

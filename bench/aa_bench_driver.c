@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * aa_bench_driver.c
+ *		Benchmark driver for the audit path (not part of the extension, not
+ *		installed by it): aa_bench_emit(n, per_statement) emits n access
+ *		records through aa_audit_emit(), calling aa_audit_wait() after every
+ *		per_statement records, as the row check does at the end of each
+ *		executor run.  Loaded into a server that preloads agentauth, whose
+ *		symbols it uses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "agentauth.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(aa_bench_emit);
+
+Datum
+aa_bench_emit(PG_FUNCTION_ARGS)
+{
+	int64		n = PG_GETARG_INT64(0);
+	int64		per = PG_GETARG_INT64(1);
+	static const char *cols[] = {"patient_id", "value", "taken_at"};
+	static const char *classes[] = {"lab"};
+	char		patient[32];
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "access";
+	rec.relation = "public.bench_labs";
+	rec.ncolumns = 3;
+	rec.columns = cols;
+	rec.nclasses = 1;
+	rec.classes = classes;
+	rec.action = "read";
+	rec.outcome = "permit";
+	rec.authority = "{\"consent\": [\"6e0f3a52-4d7b-4a39-9d2e-0d1f2a3b4c5d\"]}";
+	rec.patient = patient;
+	for (int64 i = 0; i < n; i++)
+	{
+		snprintf(patient, sizeof(patient), "P" INT64_FORMAT, i % 10000);
+		rec.row_count = 1 + i % 7;
+		aa_audit_emit(&rec, false);
+		if ((i + 1) % per == 0)
+			aa_audit_wait();
+		CHECK_FOR_INTERRUPTS();
+	}
+	aa_audit_wait();
+	PG_RETURN_INT64(n);
+}
