@@ -58,6 +58,8 @@ SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '0');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '-1 minute');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '24 hours 1 second');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '2 days');
+SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '1 mon');
+SELECT agentauth.break_glass('BTG1-P1', E'unconscious\nDROP TABLE x');
 SELECT break_glass FROM agentauth.whoami();
 
 -- the default ttl is an hour

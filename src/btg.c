@@ -433,14 +433,14 @@ Datum
 aa_btg_session(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[12];
-	bool		nulls[12];
+	Datum		values[11];
+	bool		nulls[11];
 	Oid			outer = GetOuterUserId();
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
-	if (desc->natts != 12)
+	if (desc->natts != 11)
 		elog(ERROR, "agentauth._btg_session() has an unexpected result type");
 	memset(nulls, true, sizeof(nulls));
 
@@ -494,8 +494,6 @@ aa_btg_session(PG_FUNCTION_ARGS)
 	nulls[9] = false;
 	values[10] = ObjectIdGetDatum(GetSessionUserId());
 	nulls[10] = false;
-	values[11] = BoolGetDatum(aa_has_role("agentauth_privacy_officer"));
-	nulls[11] = false;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

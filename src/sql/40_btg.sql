@@ -12,7 +12,7 @@ CREATE FUNCTION agentauth._btg_session(
     OUT session_id uuid, OUT principal uuid, OUT kind text, OUT token uuid,
     OUT on_behalf_of text, OUT patients text[], OUT can_break_glass boolean,
     OUT can_approve boolean, OUT session_role oid,
-    OUT caller_role oid, OUT login_role oid, OUT is_privacy_officer boolean)
+    OUT caller_role oid, OUT login_role oid)
     RETURNS record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_btg_session';
 REVOKE ALL ON FUNCTION agentauth._btg_session() FROM PUBLIC;
 
@@ -42,44 +42,7 @@ BEGIN
 END
 $$;
 
--- A required reason or note: not NULL, not blank, at most 4000 characters.
-CREATE FUNCTION agentauth._check_reason(val text, what text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF val IS NULL THEN
-        RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
-    END IF;
-    IF pg_catalog.btrim(val) OPERATOR(pg_catalog.=) '' THEN
-        RAISE EXCEPTION '% must not be empty', what USING ERRCODE = '22023';
-    END IF;
-    IF pg_catalog.length(val) OPERATOR(pg_catalog.>) 4000 THEN
-        RAISE EXCEPTION '% is too long', what USING ERRCODE = '22001',
-            DETAIL = pg_catalog.format('It has %s characters; the limit is 4000.', pg_catalog.length(val));
-    END IF;
-    RETURN val;
-END
-$$;
-
--- An interval in (0, 24 hours], or an error.
-CREATE FUNCTION agentauth._check_duration(val interval, what text) RETURNS interval
-    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF val IS NULL THEN
-        RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
-    END IF;
-    IF val OPERATOR(pg_catalog.<=) '0'::interval THEN
-        RAISE EXCEPTION '% must be positive', what USING ERRCODE = '22023';
-    END IF;
-    IF val OPERATOR(pg_catalog.>) '24 hours'::interval THEN
-        RAISE EXCEPTION '% must be at most 24 hours', what USING ERRCODE = '22023',
-            DETAIL = pg_catalog.format('%s is %s.', what, val);
-    END IF;
-    RETURN val;
-END
-$$;
 REVOKE ALL ON FUNCTION agentauth._check_patient(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentauth._check_reason(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentauth._check_duration(interval, text) FROM PUBLIC;
 
 ------------------------------------------------------------------------
 -- break_glass(patient, reason, ttl): open consent for one patient, in
@@ -118,8 +81,8 @@ BEGIN
                   HINT = 'Issue the agent''s token with on_behalf_of naming the clinician who answers for the override.';
     END IF;
     PERFORM agentauth._check_patient(v_patient);
-    PERFORM agentauth._check_reason(v_reason, 'reason');
-    PERFORM agentauth._check_duration(v_ttl, 'ttl');
+    PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
+    PERFORM agentauth._check_ttl(v_ttl, 'ttl', interval '24 hours', '24 hours');
     IF s.patients IS NOT NULL AND NOT (v_patient OPERATOR(pg_catalog.=) ANY (s.patients)) THEN
         RAISE EXCEPTION 'patient "%" is outside this token''s patient list', v_patient
             USING ERRCODE = '42501',
@@ -168,7 +131,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'break-the-glass override % does not exist', v_id USING ERRCODE = '42704';
     END IF;
-    IF s.principal IS DISTINCT FROM b.principal AND NOT s.is_privacy_officer THEN
+    IF s.principal IS DISTINCT FROM b.principal AND NOT agentauth._has_role('agentauth_privacy_officer') THEN
         RAISE EXCEPTION 'permission denied to end this break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Only the principal who started it, in a session, or a privacy officer may end an override.';
@@ -222,7 +185,7 @@ BEGIN
         RAISE EXCEPTION 'unknown verdict "%"', pg_catalog.left(v_verdict, 80)
             USING ERRCODE = '22023', HINT = 'The verdict is ''justified'' or ''unjustified''.';
     END IF;
-    PERFORM agentauth._check_reason(v_notes, 'notes');
+    PERFORM agentauth._check_text(v_notes, 'notes', true, 4000);
 
     SELECT * INTO s FROM agentauth._btg_session();
     SELECT * INTO b FROM agentauth.break_glass bg
@@ -392,8 +355,8 @@ BEGIN
                   HINT = 'An administrator sets this with agentauth.require_approval().';
     END IF;
     PERFORM agentauth._check_patient(v_patient);
-    PERFORM agentauth._check_reason(v_reason, 'reason');
-    PERFORM agentauth._check_duration(v_valid, 'valid_for');
+    PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
+    PERFORM agentauth._check_ttl(v_valid, 'valid_for', interval '24 hours', '24 hours');
     IF v_uses IS NULL THEN
         RAISE EXCEPTION 'uses must not be null' USING ERRCODE = '22004';
     END IF;
