@@ -196,6 +196,70 @@ SQL
 # EXTEND: protected tables, consent, break-the-glass, approvals and audit
 # steps go here (they run after the agent has a token, before revocation).
 
+protect_tables() {
+    step "The DBA protects the clinical tables and classifies every column"
+    sql <<'SQL'
+SELECT agentauth.protect_table('clinic.patients', 'patient_id',
+    '{"name": "demographics", "birth_date": "demographics", "phone": "contact", "hiv_status": "hiv"}');
+SELECT agentauth.protect_table('clinic.observations', 'patient_id',
+    '{"id": "non_phi"}', default_class => 'lab');
+SELECT relation, column_name, data_class, sensitive, patient_column
+  FROM agentauth.protected_columns ORDER BY relation::text, column_name;
+-- the classification is stored as standard security labels
+SELECT objoid::regclass AS relation, objsubid, label FROM pg_seclabel
+ WHERE provider = 'agentauth' AND objoid = 'clinic.patients'::regclass ORDER BY objsubid;
+SQL
+    step "Row security cannot be switched off, not even by the owner"
+    sql <<'SQL'
+ALTER TABLE clinic.observations DISABLE ROW LEVEL SECURITY;
+SQL
+}
+
+agent_reads_labs() {
+    step "The agent (purpose TREAT, token for P001-P003) reads only what it may"
+    say "(TREAT reads are permitted by the seeded default; the token limits the patients)"
+    agent_sql <<'SQL'
+SELECT patient_id, display, count(*) AS n, round(avg(value), 1) AS mean
+  FROM clinic.observations GROUP BY patient_id, display ORDER BY patient_id, display;
+SELECT patient_id, name, birth_date FROM clinic.patients ORDER BY patient_id;
+-- minimum necessary: SELECT * names columns outside the token's scopes
+SELECT * FROM clinic.patients;
+SQL
+}
+
+consent_changes_view() {
+    step "AI decision support (purpose TREATDS) needs each patient's consent"
+    local ds_token old_token=$TOKEN
+    ds_token=$(sql_value "SELECT agentauth.issue_token('$AGENT_ID', 'TREATDS', '5 minutes', 'dr.grey')")
+    sql <<'SQL'
+-- the registration desk records the patients' answers
+SELECT agentauth.record_consent('P001', 'permit', '{TREATDS}', '{lab}') IS NOT NULL AS p001;
+SELECT agentauth.record_consent('P002', 'permit', '{TREATDS}', '{lab}') IS NOT NULL AS p002;
+SELECT agentauth.record_consent('P004', 'deny', '{TREATDS}') IS NOT NULL AS p004_refuses;
+SELECT patient, decision, purposes, data_classes, actions, status FROM agentauth.consents ORDER BY patient;
+SQL
+    TOKEN=$ds_token
+    step "P002 withdraws consent while the agent is working: its next query already excludes P002"
+    agent_sql <<SQL
+SELECT patient_id, count(*) AS observations, max(value) FILTER (WHERE code = '2345-7') AS max_glucose
+  FROM clinic.observations GROUP BY patient_id ORDER BY patient_id;
+SELECT * FROM agentauth.explain_access('P003', 'lab');
+\\echo -- meanwhile the patient portal withdraws the consent of P002 (another connection):
+\\! psql -X -q -h $demo -p $PORT -d postgres -c "SELECT agentauth.withdraw_consent(id, 'patient withdrew via portal') FROM agentauth.consents WHERE patient = 'P002' AND status = 'active'"
+SELECT patient_id, count(*) AS observations, max(value) FILTER (WHERE code = '2345-7') AS max_glucose
+  FROM clinic.observations GROUP BY patient_id ORDER BY patient_id;
+SELECT decision, reason FROM agentauth.explain_access('P002', 'lab');
+SQL
+    TOKEN=$old_token
+    step "The audit log: one record per statement x table x patient, with the authority"
+    sql <<'SQL'
+SELECT seq, event, principal_name, purpose, patient, relation, columns, row_count,
+       coalesce(authority->'consents', authority->'defaults', authority->'reason') AS authority
+  FROM agentauth.audit_log
+ WHERE event IN ('access', 'denied') ORDER BY seq;
+SQL
+}
+
 revoke_and_refuse() {
     step "Revocation is immediate: the agent's open session fails at its next row"
     agent_sql <<SQL
@@ -238,6 +302,9 @@ main() {
     issue_token
     agent_whoami
     # EXTEND: call further steps here
+    protect_tables
+    agent_reads_labs
+    consent_changes_view
     revoke_and_refuse
     finish
 }

@@ -659,6 +659,8 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 	bg = aa_btg_active_for(patient);
 	if (bg != NULL)
 	{
+		/* the permit ends with the override: no cached decision outlives it */
+		note_boundary(bg->ends_at, GetCurrentTimestamp());
 		result->permit = true;
 		result->btg = true;
 		appendStringInfoString(&buf, "{\"break_glass\": ");
