@@ -104,6 +104,7 @@ SELECT reg_try(sql) FROM (VALUES
   ($$SELECT agentauth.register_agent('n', 'reg_outsider', 'o', '{TREAT}', '{lab:read}', description => repeat('d', 4001))$$),
   ($$SELECT agentauth.register_agent('n', 'reg_outsider', 'o', '{TREAT}', (SELECT array_agg('lab:read'::text) FROM generate_series(1, 1001)))$$),
   ($$SELECT agentauth.register_agent(E'n\n', 'reg_outsider', 'o', '{TREAT}', '{lab:read}')$$),
+  ($$SELECT agentauth.register_agent('n', 'reg_outsider', 'o', '{TREAT}', '{lab:read}', description => E'line\nbreak')$$),
   -- duplicates and unsuitable roles
   ($$SELECT agentauth.register_agent('reg-summarizer', 'reg_outsider', 'o', '{TREAT}', '{lab:read}')$$),
   ($$SELECT agentauth.register_agent('n', 'reg_agent1', 'o', '{TREAT}', '{lab:read}')$$),
