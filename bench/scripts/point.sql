@@ -1,0 +1,2 @@
+\set p random(1, :npat)
+SELECT code, value, effective FROM clinic.@T@ WHERE patient_id = 'P' || lpad(:p::text, 6, '0');

@@ -1,0 +1,1 @@
+SELECT count(*), avg(value) FROM clinic.@T@;

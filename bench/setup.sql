@@ -1,0 +1,90 @@
+-- Benchmark dataset: the same observations three times, for the three
+-- ways of protecting them that the benchmark compares.
+--   clinic.obs_plain  no row security (the limit; also what pgaudit logs)
+--   clinic.obs_hand   the same consent rule written by hand as SQL policies
+--   clinic.obs_aa     protected by agentauth
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE EXTENSION agentauth CASCADE;
+CREATE EXTENSION pgaudit;
+CREATE EXTENSION dblink;
+CREATE SCHEMA clinic;
+GRANT USAGE ON SCHEMA clinic TO PUBLIC;
+
+CREATE TABLE clinic.patient_list AS
+    SELECT i, 'P' || lpad(i::text, 6, '0') AS patient_id
+    FROM generate_series(1, :npat) i;
+
+CREATE TABLE clinic.obs_plain (
+    id        bigint PRIMARY KEY,
+    patient_id text NOT NULL,
+    code      text NOT NULL,
+    value     numeric,
+    unit      text,
+    effective timestamptz,
+    note      text
+);
+INSERT INTO clinic.obs_plain
+SELECT g, 'P' || lpad((1 + g % :npat)::text, 6, '0'),
+       (ARRAY['GLU', 'HBA1C', 'K', 'NA', 'CREAT', 'LDL'])[1 + g % 6],
+       round((random() * 100)::numeric, 1), 'mg/dL',
+       timestamptz '2026-01-01' - (g % 1000) * interval '1 hour',
+       'note ' || g
+FROM generate_series(1, :nobs) g;
+CREATE INDEX ON clinic.obs_plain (patient_id);
+
+CREATE TABLE clinic.obs_hand (LIKE clinic.obs_plain INCLUDING ALL);
+INSERT INTO clinic.obs_hand SELECT * FROM clinic.obs_plain;
+CREATE TABLE clinic.obs_aa (LIKE clinic.obs_plain INCLUDING ALL);
+INSERT INTO clinic.obs_aa SELECT * FROM clinic.obs_plain;
+
+-- Consent mix: 1 patient in 20 denies everything, 1 in 20 has no consent
+-- (default deny for TREAT/lab), the rest permit TREAT reads of lab data.
+CREATE TABLE clinic.consent_hand (
+    patient    text NOT NULL,
+    purpose    text,
+    data_class text,
+    decision   text NOT NULL
+);
+INSERT INTO clinic.consent_hand
+SELECT patient_id, NULL, NULL, 'deny' FROM clinic.patient_list WHERE i % 20 = 0
+UNION ALL
+SELECT patient_id, 'TREAT', 'lab', 'permit' FROM clinic.patient_list WHERE i % 20 > 1;
+CREATE INDEX ON clinic.consent_hand (patient);
+
+-- what a DBA writes by hand without agentauth: no column scope, no audit
+ALTER TABLE clinic.obs_hand ENABLE ROW LEVEL SECURITY;
+CREATE POLICY consent_read ON clinic.obs_hand FOR SELECT USING (
+    EXISTS (SELECT 1 FROM clinic.consent_hand c
+            WHERE c.patient = obs_hand.patient_id AND c.decision = 'permit'
+              AND c.purpose = 'TREAT' AND c.data_class = 'lab')
+    AND NOT EXISTS (SELECT 1 FROM clinic.consent_hand c
+            WHERE c.patient = obs_hand.patient_id AND c.decision = 'deny'));
+
+-- agentauth: classify, protect, record the same consents
+SELECT agentauth.protect_table('clinic.obs_aa', 'patient_id',
+    '{"id": "non_phi", "code": "lab", "value": "lab", "unit": "lab",
+      "effective": "lab", "note": "clinical_note"}');
+SELECT agentauth.set_default_decision('TREAT', 'lab', 'deny');
+SELECT count(agentauth.record_consent(patient_id, 'deny'))
+  FROM clinic.patient_list WHERE i % 20 = 0;
+SELECT count(agentauth.record_consent(patient_id, 'permit', '{TREAT}', '{lab}'))
+  FROM clinic.patient_list WHERE i % 20 > 1;
+
+-- roles
+CREATE ROLE bench_plain LOGIN;
+CREATE ROLE bench_pga LOGIN;
+CREATE ROLE bench_hand LOGIN;
+CREATE ROLE bench_agent_async LOGIN;
+CREATE ROLE bench_agent_sync LOGIN;
+GRANT SELECT ON clinic.obs_plain TO bench_plain, bench_pga;
+GRANT SELECT ON clinic.obs_hand, clinic.consent_hand TO bench_hand;
+GRANT SELECT ON clinic.obs_aa TO bench_agent_async, bench_agent_sync;
+ALTER ROLE bench_pga SET pgaudit.log = 'read';
+ALTER ROLE bench_agent_async SET agentauth.audit_sync = off;
+ALTER ROLE bench_agent_sync SET agentauth.audit_sync = on;
+SELECT agentauth.register_agent('bench_agent_async', 'bench_agent_async', 'bench team',
+                                '{TREAT}', '{lab:read}', '2 hours');
+SELECT agentauth.register_agent('bench_agent_sync', 'bench_agent_sync', 'bench team',
+                                '{TREAT}', '{lab:read}', '2 hours');
+VACUUM ANALYZE;
