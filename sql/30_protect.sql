@@ -67,9 +67,8 @@ ALTER TABLE reg30_lab RENAME COLUMN patient_id TO pid;
 -- permissive policy of the owner's does not widen anything
 CREATE POLICY reg30_everything ON reg30_lab USING (true);
 -- the owner without a session gets 42501, reading or writing
-\set VERBOSITY verbose
 SELECT test FROM reg30_lab;
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 INSERT INTO reg30_lab (patient_id, test) VALUES ('P1', 'hb');
 TRUNCATE reg30_lab;
 COPY reg30_lab (patient_id, test) TO stdout;

@@ -42,9 +42,8 @@ SELECT id, patient_id, lab_value, ward FROM reg31_obs ORDER BY id;
 SELECT count(*) FROM reg31_obs;
 
 -- out of scope, in every position
-\set VERBOSITY verbose
 SELECT hiv FROM reg31_obs;
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lab_value FROM reg31_obs WHERE hiv = 'pos';
 SELECT lab_value FROM reg31_obs ORDER BY note;
 SELECT count(*) FROM reg31_obs GROUP BY hiv;

@@ -370,8 +370,18 @@ check_scope(RelUse *u)
 				appendStringInfoString(&out, ", ");
 			appendStringInfo(&out, "%s (%s)", quote_identifier(u->prot->att_name[i]), why);
 			bad_cols = lappend(bad_cols, u->prot->att_name[i]);
-			if (cls && !list_member(bad_classes, (void *) cls))
-				bad_classes = lappend(bad_classes, (void *) cls);
+			if (cls)
+			{
+				bool		dup = false;
+				ListCell   *lc;
+
+				/* C strings, not Nodes: list_member() would not do */
+				foreach(lc, bad_classes)
+					if (strcmp(lfirst(lc), cls) == 0)
+						dup = true;
+				if (!dup)
+					bad_classes = lappend(bad_classes, (void *) cls);
+			}
 			if (idx != AA_IDX_READ)
 				write = true;
 		}

@@ -719,18 +719,18 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 			result->permit = true;
 			if (strcmp(cd.kind, "consent") == 0)
 			{
+				/* the ids are C strings, not Nodes: compare them as such */
 				foreach(lc, cd.ids)
-					if (!list_member(permit_ids, lfirst(lc)))
-					{
-						bool		dup = false;
-						ListCell   *lc2;
+				{
+					bool		dup = false;
+					ListCell   *lc2;
 
-						foreach(lc2, permit_ids)
-							if (strcmp(lfirst(lc2), lfirst(lc)) == 0)
-								dup = true;
-						if (!dup)
-							permit_ids = lappend(permit_ids, lfirst(lc));
-					}
+					foreach(lc2, permit_ids)
+						if (strcmp(lfirst(lc2), lfirst(lc)) == 0)
+							dup = true;
+					if (!dup)
+						permit_ids = lappend(permit_ids, lfirst(lc));
+				}
 			}
 			else
 			{
