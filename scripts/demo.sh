@@ -52,6 +52,16 @@ agent_sql() {
     } | psql_demo -U demo_agent
 }
 
+# Run SQL as the clinician (demo_clinician) in a human session.
+human_sql() {
+    local purpose=${1:-TREAT}
+    {
+        printf '\\set ECHO queries\n'
+        printf "SELECT agentauth.begin_human_session('%s') IS NOT NULL AS session_begun;\n" "$purpose"
+        cat
+    } | psql_demo -U demo_clinician
+}
+
 # ------------------------------------------------------------------------
 # steps
 # ------------------------------------------------------------------------
@@ -257,6 +267,114 @@ SELECT seq, event, principal_name, purpose, patient, relation, columns, row_coun
        coalesce(authority->'consents', authority->'defaults', authority->'reason') AS authority
   FROM agentauth.audit_log
  WHERE event IN ('access', 'denied') ORDER BY seq;
+break_the_glass() {
+    step "Break-the-glass: P004 refuses all sharing; Dr. Grey needs her labs in an emergency"
+    sql <<'SQL'
+SELECT agentauth.record_consent('P004', 'deny', actions => '{read,write}',
+    source => 'patient portal: refuses all sharing') IS NOT NULL AS p004_refuses;
+SQL
+    human_sql <<'SQL'
+-- consent hides P004 from the clinician too
+SELECT count(*) AS p004_rows FROM clinic.observations WHERE patient_id = 'P004';
+-- the override: one patient, this session, 30 minutes, a reason
+SELECT agentauth.break_glass('P004',
+    'Unresponsive in the ED, suspected hypoglycaemia; patient cannot be asked',
+    '30 minutes') AS override \gset
+SELECT break_glass FROM agentauth.whoami();
+SELECT display, value, unit, taken_at::date AS taken
+  FROM clinic.observations WHERE patient_id = 'P004' ORDER BY taken_at, display;
+SELECT decision, reason FROM agentauth.explain_access('P004', 'lab');
+-- minimum necessary still holds: '*' never covers the sensitive class hiv
+SELECT hiv_status FROM clinic.patients WHERE patient_id = 'P004';
+-- done: end it now rather than wait for the 30 minutes
+SELECT agentauth.end_break_glass(:'override');
+SELECT count(*) AS p004_rows_after FROM clinic.observations WHERE patient_id = 'P004';
+-- and nobody reviews their own override (Dr. Grey is no privacy officer anyway)
+SELECT agentauth.review_break_glass(:'override', 'justified', 'it was me');
+SQL
+    step "Every override is queued for a privacy officer's review"
+    sql <<'SQL'
+CREATE ROLE demo_officer LOGIN IN ROLE agentauth_privacy_officer;
+SQL
+    psql_demo -e -U demo_officer <<'SQL'
+SELECT principal_name, patient, reason, ends_at - started_at AS ttl, state,
+       accesses, review_status, review_due - started_at AS review_within
+  FROM agentauth.break_glass_events;
+SQL
+    say "(every access under it names it, with purpose BTG)"
+    sql <<'SQL'
+SELECT seq, event, principal_name, purpose, patient, relation, row_count,
+       authority->>'break_glass' AS break_glass
+  FROM agentauth.audit_log WHERE authority ? 'break_glass' ORDER BY seq;
+SQL
+    psql_demo -e -U demo_officer <<'SQL'
+SELECT agentauth.review_break_glass(id, 'justified',
+    'ED record confirms hypoglycaemic coma; labs needed for treatment; ended after 1 query')
+  FROM agentauth.break_glass_events WHERE patient = 'P004' AND review_status = 'pending';
+SELECT patient, review_status, reviewer, review_notes FROM agentauth.break_glass_events;
+-- a review is final
+SELECT agentauth.review_break_glass(id, 'unjustified', 'second thoughts')
+  FROM agentauth.break_glass_events WHERE patient = 'P004';
+-- nothing is overdue (unreviewed after agentauth.review_deadline)
+SELECT current_setting('agentauth.review_deadline') AS review_deadline,
+       count(*) AS overdue FROM agentauth.break_glass_overdue;
+SQL
+}
+
+clinician_approval() {
+    step "Clinician in the loop: an agent drafts medication orders, each needs a clinician's approval"
+    sql <<'SQL'
+CREATE TABLE clinic.medication_orders (
+    id          bigserial PRIMARY KEY,
+    patient_id  text NOT NULL REFERENCES clinic.patients,
+    drug        text NOT NULL,
+    dose        text NOT NULL
+);
+CREATE ROLE demo_orders_agent LOGIN;
+GRANT USAGE ON SCHEMA clinic TO demo_orders_agent;
+GRANT SELECT, INSERT ON clinic.medication_orders TO demo_orders_agent;
+GRANT USAGE ON SEQUENCE clinic.medication_orders_id_seq TO demo_orders_agent;
+SELECT agentauth.protect_table('clinic.medication_orders', 'patient_id',
+    '{"id": "non_phi"}', default_class => 'medication');
+SELECT agentauth.require_approval('clinic.medication_orders', '{insert,update,delete}');
+SELECT agentauth.register_agent('order-drafter', 'demo_orders_agent', 'Pharmacy AI team',
+    '{TREAT}', '{medication:read,medication:write}') IS NOT NULL AS registered;
+SELECT agentauth.record_consent('P001', 'permit', '{TREAT}', '{medication}', '{read,insert}')
+    IS NOT NULL AS p001_consents;
+SQL
+    local orders_id orders_token
+    orders_id=$(sql_value "SELECT id FROM agentauth.principals WHERE name = 'order-drafter'")
+    orders_token=$(sql_value "SELECT agentauth.issue_token('$orders_id', 'TREAT', '5 minutes', 'Dr. Grey')")
+    orders_sql() {
+        {
+            printf '\\set secret %s\n' "'$orders_token'"
+            printf '\\echo %s\n' "'-- SELECT agentauth.begin_session(<the token>);'"
+            printf 'SELECT agentauth.begin_session(:%s) IS NOT NULL AS session_begun;\n' "'secret'"
+            printf '\\set ECHO queries\n'
+            cat
+        } | psql_demo -U demo_orders_agent
+    }
+    say "(the agent tries first, without an approval)"
+    orders_sql <<'SQL'
+INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '500 mg bid');
+SQL
+    say "(Dr. Grey approves one insert for P001, valid 10 minutes)"
+    human_sql <<SQL
+SELECT agentauth.approve_action('$orders_id', 'clinic.medication_orders', 'P001', 'insert',
+    'start metformin, HbA1c 8.1%', '10 minutes', 1) IS NOT NULL AS approved;
+SQL
+    orders_sql <<'SQL'
+INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '500 mg bid');
+-- the approval had one use
+INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '1000 mg bid');
+SELECT patient_id, drug, dose FROM clinic.medication_orders;
+SQL
+    sql <<'SQL'
+SELECT agent_name, relation, patient, action, reason, approved_by_name, uses, uses_left, state
+  FROM agentauth.approvals;
+SELECT seq, event, principal_name, patient, action, row_count, authority
+  FROM agentauth.audit_log
+ WHERE event = 'approval_granted' OR (event = 'access' AND authority ? 'approval') ORDER BY seq;
 SQL
 }
 
@@ -305,6 +423,8 @@ main() {
     protect_tables
     agent_reads_labs
     consent_changes_view
+    break_the_glass
+    clinician_approval
     revoke_and_refuse
     finish
 }
