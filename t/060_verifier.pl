@@ -13,6 +13,8 @@ ok(-x $verify, 'tools/aa_verify is built') or BAIL_OUT("no $verify");
 my $node = PostgreSQL::Test::Cluster->new('verifier');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+# purge_audit needs records older than the retention: make that 1 second
+$node->append_conf('postgresql.conf', "agentauth.audit_retention = '1s'");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION agentauth CASCADE');
 
@@ -354,6 +356,24 @@ my ($r2, $o2, $e2) = $node->psql('postgres', 'SELECT count(*) FROM agentauth.exp
 like($e2, qr/permission denied/, 'a non-auditor cannot export');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM agentauth.export_audit()',
 	extra_params => [ '-U', 'v_aud' ]), $nrec + 2, 'an auditor can');
+
+# after a purge the export starts at the cut; its anchor is the head the
+# audit_purged record kept, and the verifier says so
+my $cut = $node->safe_psql('postgres', 'SELECT now()');
+$node->safe_psql('postgres',
+	q{SELECT agentauth._audit('default_changed', '{"after": "cut"}'::jsonb)});
+$node->poll_query_until('postgres', qq{SELECT now() - interval '1 second' > '$cut'::timestamptz})
+  or die 'clock did not move';
+$node->safe_psql('postgres', qq{SELECT agentauth.purge_audit('$cut')});
+my $after = $node->safe_psql('postgres', 'SELECT min(seq) FROM agentauth.audit_log');
+ok($after > 1, "records before the cut are gone (first seq now $after)");
+my @purged = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit()');
+like($purged[0], qr/"first_seq" : $after,/, 'the export starts at the cut');
+$head = $node->safe_psql('postgres',
+	q{SELECT seq || ':' || encode(row_hash, 'hex') FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1});
+($rc, $out) = run_verify('-d', $head, write_file('purged.jsonl', @purged));
+is($rc, 0, 'a purged log verifies from its anchor') or diag($out);
+like($out, qr/confirmed by the audit_purged record seq \d+/, 'the anchor is the one the purge recorded');
 
 $node->stop;
 done_testing();

@@ -202,6 +202,7 @@ typedef struct jval
 	char	   *s;				/* J_STR: bytes, NUL-terminated (no NUL inside) */
 	size_t		slen;
 	size_t		n;				/* J_ARR / J_OBJ: number of items */
+	size_t		cap;			/* allocated items */
 	struct jval *items;
 	char	  **keys;			/* J_OBJ */
 } jval;
@@ -331,9 +332,13 @@ static bool
 jparse_string(jparser *jp, char **out, size_t *outlen)
 {
 	/* the decoded string is never longer than its JSON form */
-	size_t		cap = (size_t) (jp->end - jp->p) + 1;
-	char	   *buf = xrealloc(NULL, cap);
+	const char *q = jp->p + 1;
+	char	   *buf;
 	size_t		len = 0;
+
+	while (q < jp->end && *q != '"')
+		q += (*q == '\\' && q + 1 < jp->end) ? 2 : 1;
+	buf = xrealloc(NULL, (size_t) (q - jp->p) + 1);
 
 	jp->p++;					/* opening quote */
 	for (;;)
@@ -549,12 +554,15 @@ jparse_value(jparser *jp, jval *v, int depth)
 						}
 						jp->p++;
 					}
-					v->items = xrealloc(v->items, (v->n + 1) * sizeof(jval));
-					if (obj)
+					if (v->n == v->cap)
 					{
-						v->keys = xrealloc(v->keys, (v->n + 1) * sizeof(char *));
-						v->keys[v->n] = key;
+						v->cap = v->cap ? v->cap * 2 : 8;
+						v->items = xrealloc(v->items, v->cap * sizeof(jval));
+						if (obj)
+							v->keys = xrealloc(v->keys, v->cap * sizeof(char *));
 					}
+					if (obj)
+						v->keys[v->n] = key;
 					v->n++;
 					if (!jparse_value(jp, &v->items[v->n - 1], depth + 1))
 						return false;
@@ -703,6 +711,27 @@ static const struct
 };
 #define NFIELDS (sizeof(record_fields) / sizeof(record_fields[0]))
 
+/*
+ * The slot of a record member: 0..NFIELDS-1 the fields, then prev_hash and
+ * row_hash; -1 for anything else.  hint: where the export puts it.
+ */
+static int
+member_index(const char *key, size_t hint)
+{
+	size_t		k;
+
+	if (hint < NFIELDS && strcmp(key, record_fields[hint].name) == 0)
+		return (int) hint;
+	for (k = 0; k < NFIELDS; k++)
+		if (strcmp(key, record_fields[k].name) == 0)
+			return (int) k;
+	if (strcmp(key, "prev_hash") == 0)
+		return NFIELDS;
+	if (strcmp(key, "row_hash") == 0)
+		return NFIELDS + 1;
+	return -1;
+}
+
 /* parse a uuid in its canonical 8-4-4-4-12 form (either case) */
 static bool
 parse_uuid(const char *s, size_t len, unsigned char out[16])
@@ -841,6 +870,34 @@ encode_field(bytebuf *b, const char *name, char kind, const jval *v,
 	}
 	snprintf(err, errlen, "field \"%s\" has the wrong type", name);
 	return false;
+}
+
+/*
+ * The detail of an audit_purged record, {"cut_seq": N, "cut_hash": "<hex>",
+ * ...}: the first seq kept and the hash it links to.  False when the detail
+ * does not say.
+ */
+static bool
+purge_anchor(const jval *detail, int64_t *seq, unsigned char hash[32])
+{
+	jval		d;
+	jval	   *cs,
+			   *ch;
+	char		err[256];
+	bool		ok;
+
+	if (detail == NULL || detail->type != J_STR)
+		return false;
+	if (!jparse_line(detail->s, detail->slen, &d, err, sizeof(err)))
+		return false;
+	cs = jget(&d, "cut_seq", NULL);
+	ch = jget(&d, "cut_hash", NULL);
+	ok = (cs != NULL && cs->type == J_INT && ch != NULL && ch->type == J_STR &&
+		  parse_hash(ch->s, ch->slen, hash));
+	if (ok)
+		*seq = cs->i;
+	jfree(&d);
+	return ok;
 }
 
 /* ---------------------------------------------------------------------
@@ -983,6 +1040,11 @@ main(int argc, char **argv)
 	unsigned char anchor[32],
 				prev[32];
 	bytebuf		enc = {NULL, 0, 0};
+	bool		is_purge;
+	jval	   *slot[NFIELDS + 2];
+	int64_t		purge_seq = 0;
+	unsigned char purge_hash[32];
+	int64_t		anchor_confirmed_by = 0;
 	char		err[256];
 	char		hx[65];
 	int			i;
@@ -1128,8 +1190,28 @@ main(int argc, char **argv)
 			continue;
 		}
 
-		/* a record: its seq first, to say which one is bad */
-		v = jget(&obj, "seq", &dup);
+		/*
+		 * A record: sort its members into their slots (the export writes
+		 * them in order, so the hint usually hits), its seq first, to say
+		 * which one is bad.
+		 */
+		memset(slot, 0, sizeof(slot));
+		for (f = 0; f < obj.n; f++)
+		{
+			int			k = member_index(obj.keys[f], f);
+
+			if (k < 0 || slot[k] != NULL)
+			{
+				char		msg[200];
+
+				snprintf(msg, sizeof(msg), "member \"%.100s\" %s", obj.keys[f],
+						 k < 0 ? "is not part of a record" : "occurs twice");
+				jfree(&obj);
+				return fail(expect, lineno, "%s", msg);
+			}
+			slot[k] = &obj.items[f];
+		}
+		v = slot[0];
 		if (v == NULL || v->type != J_INT)
 		{
 			jfree(&obj);
@@ -1148,22 +1230,16 @@ main(int argc, char **argv)
 							expect, s);
 			return fail(expect, lineno, "record %" PRId64 " is missing (found seq %" PRId64 ")", expect, s);
 		}
-		if (obj.n != NFIELDS + 2)
-		{
-			jfree(&obj);
-			return fail(expect, lineno, "record has %zu fields, not %zu", obj.n, NFIELDS + 2);
-		}
 
 		enc.len = 0;
 		bb_byte(&enc, 0x01);	/* format version */
 		for (f = 0; f < NFIELDS; f++)
 		{
-			v = jget(&obj, record_fields[f].name, &dup);
-			if (v == NULL || dup)
+			v = slot[f];
+			if (v == NULL)
 			{
 				jfree(&obj);
-				return fail(expect, lineno, "field \"%s\" %s", record_fields[f].name,
-							v == NULL ? "is missing" : "occurs twice");
+				return fail(expect, lineno, "field \"%s\" is missing", record_fields[f].name);
 			}
 			if (!encode_field(&enc, record_fields[f].name, record_fields[f].kind, v,
 							  err, sizeof(err)))
@@ -1172,18 +1248,23 @@ main(int argc, char **argv)
 				return fail(expect, lineno, "%s", err);
 			}
 		}
-		v = jget(&obj, "prev_hash", &dup);
+		v = slot[NFIELDS];
 		if (v == NULL || v->type != J_STR || !parse_hash(v->s, v->slen, stored_prev))
 		{
 			jfree(&obj);
 			return fail(expect, lineno, "prev_hash is missing or not 64 hex digits");
 		}
-		v = jget(&obj, "row_hash", &dup);
-		if (v == NULL || v->type != J_STR || !parse_hash(v->s, v->slen, stored_row) || dup)
+		v = slot[NFIELDS + 1];
+		if (v == NULL || v->type != J_STR || !parse_hash(v->s, v->slen, stored_row))
 		{
 			jfree(&obj);
 			return fail(expect, lineno, "row_hash is missing or not 64 hex digits");
 		}
+		/* a purge record names the anchor of what it kept: remember it */
+		v = slot[2];				/* event */
+		is_purge = (v->type == J_STR && strcmp(v->s, "audit_purged") == 0);
+		if (is_purge)
+			is_purge = purge_anchor(slot[20], &purge_seq, purge_hash);	/* detail */
 		jfree(&obj);
 
 		if (memcmp(stored_prev, prev, 32) != 0)
@@ -1209,6 +1290,13 @@ main(int argc, char **argv)
 				dg.digest_matched = true;
 				dg.digest_matched_seq = expect;
 			}
+		}
+		if (is_purge && purge_seq == first_seq)
+		{
+			if (memcmp(purge_hash, anchor, 32) != 0)
+				return fail(first_seq, lineno, "the anchor is not the chain head that the audit_purged record seq %" PRId64 " kept",
+							expect);
+			anchor_confirmed_by = expect;
 		}
 		memcpy(prev, computed, 32);
 		expect++;
@@ -1253,8 +1341,15 @@ main(int argc, char **argv)
 		if (first_seq == 1)
 			printf("  anchor: seq 1 follows 32 zero bytes (the start of the log)\n");
 		else
-			printf("  anchor: %s, the row_hash of seq %" PRId64 " (not in this export, taken as given)\n",
+		{
+			printf("  anchor: %s, the row_hash of seq %" PRId64 " (not in this export)\n",
 				   hx, first_seq - 1);
+			if (anchor_confirmed_by > 0)
+				printf("          confirmed by the audit_purged record seq %" PRId64 "\n",
+					   anchor_confirmed_by);
+			else
+				printf("          taken as given: check it against an earlier export\n");
+		}
 		hex32(prev, hx);
 		printf("  head:   seq %" PRId64 " %s\n", expect - 1, hx);
 		if (dg.has_digest)
