@@ -204,6 +204,9 @@ extern void aa_audit_emit(const AARecord *rec, bool transactional);
  */
 extern void aa_audit_wait(void);
 extern void aa_audit_init(void);
+
+/* true in the audit writer: its own records are never waited for */
+extern bool aa_audit_in_writer;
 extern Size aa_audit_shmem_size(void);
 extern void aa_audit_shmem_startup(void);
 
@@ -452,5 +455,23 @@ extern void aa_btg_session_end(void);
  * ---------------------------------------------------------------------
  */
 extern void aa_monitor_init(void);
+extern Size aa_monitor_shmem_size(void);
+extern void aa_monitor_shmem_startup(void);
+
+/*
+ * The audit writer's side.  aa_monitor_observe(): for every record of a
+ * batch, with the row inserted into agentauth.audit_log (values/nulls in
+ * column order, seq and logged_at set); memory only, no catalog access.
+ * aa_monitor_after_commit(): once per round of the writer's loop, outside
+ * any transaction, after the batch committed: raises the alerts found, in a
+ * transaction of its own; reloads rules; checks inactive agents every
+ * agentauth.head_log_interval.
+ */
+extern void aa_monitor_observe(const Datum *values, const bool *nulls);
+extern void aa_monitor_after_commit(void);
+
+/* backends: a statement failing closed, a chain verification failing */
+extern void aa_monitor_fail_closed(const char *what);
+extern void aa_monitor_chain_failure(int64 first_bad_seq, const char *problem);
 
 #endif							/* AGENTAUTH_H */

@@ -387,12 +387,23 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
  * ------------------------------------------------------------------
  */
 
+/*
+ * True in the audit writer itself (set by monitor.c before the writer's
+ * first transaction of its own): the records of the alerts it raises go to
+ * the queue without waiting for space and are never waited for -- it would
+ * be waiting for itself.
+ */
+bool		aa_audit_in_writer = false;
+
 static void
 audit_unavailable(const char *what)
 {
 	bool		running = aa_queue_writer_running();
 
 	wait_failed = true;
+	/* the always-on "audit writer failing closed" alert (monitor.c) */
+	if (!aa_audit_in_writer)
+		aa_monitor_fail_closed(what);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
@@ -429,7 +440,8 @@ push_entries(StringInfo buf, bool throw)
 				break;
 			chunk += e->len;
 		}
-		if (!aa_queue_push(buf->data + off, chunk, aa_audit_wait_timeout, &end))
+		if (!aa_queue_push(buf->data + off, chunk,
+						   aa_audit_in_writer ? 0 : aa_audit_wait_timeout, &end))
 		{
 			/* keep what was not pushed for a later attempt */
 			memmove(buf->data, buf->data + off, buf->len - off);
@@ -535,7 +547,7 @@ aa_audit_wait(void)
 	if (pending == NULL)
 		return;
 	flush_pending(true);
-	if (!aa_audit_sync || pushed_end == 0)
+	if (!aa_audit_sync || pushed_end == 0 || aa_audit_in_writer)
 		return;
 	if (!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
 		audit_unavailable("committed");
@@ -583,7 +595,8 @@ audit_xact_callback(XactEvent event, void *arg)
 			/* records of a committed transaction: visible on return */
 			if (txn_end > 0)
 				aa_queue_wake_writer();
-			if (aa_audit_sync && (txn_end > 0 || pushed_end > 0) && !wait_failed)
+			if (aa_audit_sync && (txn_end > 0 || pushed_end > 0) && !wait_failed &&
+				!aa_audit_in_writer)
 			{
 				if (!aa_queue_wait_committed(Max(txn_end, pushed_end),
 											 aa_audit_wait_timeout))
@@ -602,7 +615,7 @@ audit_xact_callback(XactEvent event, void *arg)
 				aa_queue_wake_writer();		/* it may be waiting on our xid */
 			txn_end = 0;
 			/* make the failed statement's records visible, unless waiting failed */
-			if (aa_audit_sync && pushed_end > 0 && !wait_failed)
+			if (aa_audit_sync && pushed_end > 0 && !wait_failed && !aa_audit_in_writer)
 				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
 			wait_failed = false;
 			break;

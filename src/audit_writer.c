@@ -658,6 +658,7 @@ process_batch(bool *blocked, bool *no_log)
 		nulls[AA_AUDIT_NATTS - 1] = false;
 		memcpy(h.hash, hash, AA_HASH_LEN);
 		ExecStoreVirtualTuple(slot);
+		aa_monitor_observe(values, nulls);	/* alert rules (monitor.c) */
 
 		nrec++;
 		nentries++;
@@ -766,6 +767,9 @@ aa_audit_writer_main(Datum main_arg)
 							aa_database)));
 			ext_missing_noted = true;
 		}
+
+		/* raise the alerts of what was just committed (monitor.c) */
+		aa_monitor_after_commit();
 
 		now = GetCurrentTimestamp();
 		if (now >= next_head_log)

@@ -665,6 +665,10 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 		st.problem = "expected head not found";
 	}
 
+	/* the always-on chain verification alert (monitor.c) */
+	if (st.problem != NULL)
+		aa_monitor_chain_failure(st.bad_seq, st.problem);
+
 	result[0] = Int64GetDatum(st.checked);
 	result[1] = BoolGetDatum(st.problem == NULL);
 	if (st.problem == NULL)

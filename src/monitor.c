@@ -1,15 +1,943 @@
 /*-------------------------------------------------------------------------
  *
  * monitor.c
- *		Alert rules evaluated by the audit writer (placeholder).
+ *		Real-time monitoring (SPEC 15): alert rules evaluated by the audit
+ *		writer as it commits records, always-on alerts, and the suspension
+ *		of inactive agents.
+ *
+ *		Nothing here runs on the path of a statement that touches PHI.  The
+ *		audit writer calls aa_monitor_observe() for every record of a batch
+ *		(a compare of the event name against the few events that matter,
+ *		and for those a sliding window in the writer's memory per rule and
+ *		principal, or role), and aa_monitor_after_commit() once per round of
+ *		its loop, after the batch has committed.  The latter raises what
+ *		observe found -- in a transaction of its own, through
+ *		agentauth._raise_alert(): suspend, record, audit, NOTIFY -- reloads
+ *		the rules when their counter in shared memory moved, and, once per
+ *		agentauth.head_log_interval, suspends agents inactive for longer than
+ *		agentauth.inactive_after.
+ *
+ *		Two always-on alerts start outside the writer: a backend whose audit
+ *		records could not be queued or committed in time (the writer failing
+ *		closed), and a chain verification that found a problem.  Both are
+ *		counted in shared memory and the writer raised when it next runs: a
+ *		NOTIFY of the failing transaction would be lost with it, and the
+ *		writer may be the thing that is down.  The server log has each
+ *		refusal at once.
+ *
+ *		Windows, like the rules, live in the writer's memory: a restart of
+ *		the writer or a change of the rules starts every count again.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
 #include "agentauth.h"
+
+/* ------------------------------------------------------------------
+ * Shared state
+ * ------------------------------------------------------------------
+ */
+
+#define MON_PROBLEM_LEN 200
+
+typedef struct AAMonitorShared
+{
+	pg_atomic_uint64 rules_gen; /* moved by every change of alert_rule */
+	slock_t		mutex;			/* protects the fields below */
+	/* backends whose audit records could not be made durable in time */
+	uint64		fail_closed;	/* how many, since the server started */
+	uint64		fail_closed_alerted;	/* of which the writer has raised */
+	TimestampTz fail_closed_at; /* the last one */
+	Oid			fail_closed_role;
+	char		fail_closed_what[32];
+	/* chain verifications that found a problem */
+	uint64		chain_failed;
+	uint64		chain_failed_alerted;
+	TimestampTz chain_failed_at;
+	Oid			chain_failed_role;
+	int64		chain_first_bad;
+	char		chain_problem[MON_PROBLEM_LEN];
+} AAMonitorShared;
+
+static AAMonitorShared *mon_shared = NULL;
+
+Size
+aa_monitor_shmem_size(void)
+{
+	return MAXALIGN(sizeof(AAMonitorShared));
+}
+
+/* called with AddinShmemInitLock held */
+void
+aa_monitor_shmem_startup(void)
+{
+	bool		found;
+
+	mon_shared = ShmemInitStruct("agentauth monitor", sizeof(AAMonitorShared), &found);
+	if (!found)
+	{
+		memset(mon_shared, 0, sizeof(AAMonitorShared));
+		pg_atomic_init_u64(&mon_shared->rules_gen, 1);
+		SpinLockInit(&mon_shared->mutex);
+	}
+}
 
 void
 aa_monitor_init(void)
 {
+}
+
+/* ------------------------------------------------------------------
+ * Backends: rules changed, fail-closed, chain failure
+ * ------------------------------------------------------------------
+ */
+
+static bool rules_bump_pending = false;
+static bool rules_callback_registered = false;
+
+static void
+rules_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (rules_bump_pending && mon_shared != NULL)
+			{
+				pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
+				aa_queue_wake_writer();
+			}
+			rules_bump_pending = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			rules_bump_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+PG_FUNCTION_INFO_V1(aa_alert_rules_changed);
+
+/*
+ * agentauth._alert_rules_changed(): the statement trigger of alert_rule.
+ * The counter moves now and again at commit, so the writer never keeps
+ * rules older than the last committed change.
+ */
+Datum
+aa_alert_rules_changed(PG_FUNCTION_ARGS)
+{
+	if (!rules_callback_registered)
+	{
+		RegisterXactCallback(rules_xact_callback, NULL);
+		rules_callback_registered = true;
+	}
+	rules_bump_pending = true;
+	if (mon_shared != NULL)
+		pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
+	PG_RETURN_VOID();
+}
+
+/*
+ * A backend is failing closed: its audit records could not be queued or
+ * committed within agentauth.audit_wait_timeout.  No error, no catalog
+ * access: called on the way to the error.
+ */
+void
+aa_monitor_fail_closed(const char *what)
+{
+	if (mon_shared == NULL)
+		return;
+	SpinLockAcquire(&mon_shared->mutex);
+	mon_shared->fail_closed++;
+	mon_shared->fail_closed_at = GetCurrentTimestamp();
+	mon_shared->fail_closed_role = GetSessionUserId();
+	strlcpy(mon_shared->fail_closed_what, what ? what : "",
+			sizeof(mon_shared->fail_closed_what));
+	SpinLockRelease(&mon_shared->mutex);
+	aa_queue_wake_writer();
+}
+
+/* A chain verification (verify_audit or verify_audit_sql) found a problem. */
+void
+aa_monitor_chain_failure(int64 first_bad_seq, const char *problem)
+{
+	if (mon_shared == NULL)
+		return;
+	SpinLockAcquire(&mon_shared->mutex);
+	mon_shared->chain_failed++;
+	mon_shared->chain_failed_at = GetCurrentTimestamp();
+	mon_shared->chain_failed_role = GetSessionUserId();
+	mon_shared->chain_first_bad = first_bad_seq;
+	strlcpy(mon_shared->chain_problem, problem ? problem : "",
+			sizeof(mon_shared->chain_problem));
+	SpinLockRelease(&mon_shared->mutex);
+	aa_queue_wake_writer();
+}
+
+PG_FUNCTION_INFO_V1(aa_monitor_chain_failure_sql);
+
+/* agentauth._chain_failure(first_bad_seq bigint, problem text) */
+Datum
+aa_monitor_chain_failure_sql(PG_FUNCTION_ARGS)
+{
+	int64		first_bad = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	char	   *problem = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	aa_monitor_chain_failure(first_bad, problem);
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------
+ * The writer: rules, windows, pending alerts
+ * ------------------------------------------------------------------
+ */
+
+#define MON_EVENT_LEN	64
+#define MON_MAX_ATTEMPTS 10		/* rounds a locked principal is retried */
+#define MON_MAX_PENDING	10000	/* beyond this, always-on alerts coalesce by event */
+
+typedef struct MonRule
+{
+	int			id;
+	char		event[MON_EVENT_LEN];
+	int			threshold;
+	int64		per_us;
+	Interval	per;
+	bool		suspend;
+} MonRule;
+
+/* an event the writer looks at, and the rules that count it */
+typedef struct MonInterest
+{
+	char		event[MON_EVENT_LEN];
+	int			len;
+	bool		always_on;
+	int			nrules;
+	int		   *rules;			/* indexes into rules[] */
+} MonInterest;
+
+typedef struct WinKey
+{
+	int			rule;			/* rule id */
+	bool		by_role;
+	char		who[NAMEDATALEN];	/* uuid bytes, or the role name */
+} WinKey;
+
+typedef struct WinEntry
+{
+	WinKey		key;
+	int			start;
+	int			n;
+	int			threshold;
+	int64		per_us;
+	TimestampTz last;
+	TimestampTz *ring;			/* threshold slots */
+} WinEntry;
+
+typedef struct PendingAlert
+{
+	int			rule;			/* 0: always-on */
+	char		event[MON_EVENT_LEN];
+	bool		has_principal;
+	pg_uuid_t	principal;
+	char	   *role;
+	int64		count;
+	bool		has_per;
+	Interval	per;
+	bool		suspend;
+	int64		seq;			/* the record that raised it; 0: none */
+	int64		first_seq;		/* coalesced always-on alerts */
+	char	   *detail;			/* jsonb text or NULL */
+	int			attempts;
+} PendingAlert;
+
+static const char *const always_on_events[] = {
+	"break_glass_start", "unregistered_access", "privileged_access"
+};
+
+static MemoryContext mon_cxt = NULL;
+static MemoryContext rules_cxt = NULL;
+static MonRule *rules = NULL;
+static int	nrules = 0;
+static MonInterest *interests = NULL;
+static int	ninterests = 0;
+static uint64 loaded_gen = 0;
+static HTAB *windows = NULL;
+static List *pending = NIL;
+static TimestampTz next_periodic = 0;
+static TimestampTz retry_after = 0;
+static int	failures = 0;
+static bool writer_marked = false;
+
+static void
+build_interests(void)
+{
+	int			n = lengthof(always_on_events);
+	MonInterest *in = MemoryContextAllocZero(rules_cxt,
+											 sizeof(MonInterest) * (n + nrules));
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		strlcpy(in[k].event, always_on_events[i], MON_EVENT_LEN);
+		in[k].len = strlen(in[k].event);
+		in[k].always_on = true;
+		k++;
+	}
+	for (int r = 0; r < nrules; r++)
+	{
+		int			j;
+
+		for (j = 0; j < k; j++)
+			if (strcmp(in[j].event, rules[r].event) == 0)
+				break;
+		if (j == k)
+		{
+			strlcpy(in[k].event, rules[r].event, MON_EVENT_LEN);
+			in[k].len = strlen(in[k].event);
+			k++;
+		}
+		if (in[j].rules == NULL)
+			in[j].rules = MemoryContextAlloc(rules_cxt, sizeof(int) * nrules);
+		in[j].rules[in[j].nrules++] = r;
+	}
+	interests = in;
+	ninterests = k;
+}
+
+static void
+reset_windows(void)
+{
+	HASHCTL		ctl;
+
+	if (windows != NULL)
+		hash_destroy(windows);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(WinKey);
+	ctl.entrysize = sizeof(WinEntry);
+	ctl.hcxt = mon_cxt;
+	windows = hash_create("agentauth alert windows", 64, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static void
+ensure_state(void)
+{
+	if (mon_cxt != NULL)
+		return;
+	mon_cxt = AllocSetContextCreate(TopMemoryContext, "agentauth monitor",
+									ALLOCSET_DEFAULT_SIZES);
+	rules_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert rules",
+									  ALLOCSET_SMALL_SIZES);
+	build_interests();
+	reset_windows();
+}
+
+static void
+free_pending(PendingAlert *a)
+{
+	if (a->role)
+		pfree(a->role);
+	if (a->detail)
+		pfree(a->detail);
+	pfree(a);
+}
+
+static PendingAlert *
+new_pending(int rule, const char *event, const pg_uuid_t *principal,
+			const char *role, int len_role, int64 count, bool suspend, int64 seq)
+{
+	PendingAlert *a = MemoryContextAllocZero(mon_cxt, sizeof(PendingAlert));
+
+	a->rule = rule;
+	strlcpy(a->event, event, MON_EVENT_LEN);
+	if (principal)
+	{
+		a->has_principal = true;
+		memcpy(&a->principal, principal, sizeof(pg_uuid_t));
+	}
+	if (role)
+	{
+		if (len_role < 0)
+			len_role = strlen(role);
+		a->role = MemoryContextAlloc(mon_cxt, len_role + 1);
+		memcpy(a->role, role, len_role);
+		a->role[len_role] = '\0';
+	}
+	a->count = count;
+	a->suspend = suspend;
+	a->seq = seq;
+	a->first_seq = seq;
+	{
+		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
+
+		pending = lappend(pending, a);
+		MemoryContextSwitchTo(old);
+	}
+	return a;
+}
+
+/* text datum -> pointer and length (no copy) */
+static inline void
+text_of(Datum d, const char **p, int *len)
+{
+	text	   *t = (text *) DatumGetPointer(d);
+
+	*p = VARDATA_ANY(t);
+	*len = VARSIZE_ANY_EXHDR(t);
+}
+
+static void
+observe_always_on(const MonInterest *in, const pg_uuid_t *principal,
+				  const char *role, int rolelen, int64 seq)
+{
+	ListCell   *lc;
+
+	/* one alert per event and principal (or role) and batch, counting */
+	foreach(lc, pending)
+	{
+		PendingAlert *a = (PendingAlert *) lfirst(lc);
+
+		if (a->rule != 0 || a->attempts > 0 || strcmp(a->event, in->event) != 0)
+			continue;
+		if (list_length(pending) < MON_MAX_PENDING)
+		{
+			if (a->has_principal != (principal != NULL))
+				continue;
+			if (principal && memcmp(&a->principal, principal, sizeof(pg_uuid_t)) != 0)
+				continue;
+			if ((a->role == NULL) != (role == NULL))
+				continue;
+			if (role && ((int) strlen(a->role) != rolelen ||
+						 memcmp(a->role, role, rolelen) != 0))
+				continue;
+		}
+		a->count++;
+		a->seq = seq;
+		return;
+	}
+	(void) new_pending(0, in->event, principal, role, rolelen, 1, false, seq);
+}
+
+static void
+observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
+			 int rolelen, TimestampTz at, int64 seq)
+{
+	WinKey		key;
+	WinEntry   *w;
+	bool		found;
+	TimestampTz cutoff;
+
+	memset(&key, 0, sizeof(key));
+	key.rule = r->id;
+	/* per principal; per role without one, and always for session_denied */
+	if (principal != NULL && strcmp(r->event, "session_denied") != 0)
+		memcpy(key.who, principal->data, UUID_LEN);
+	else if (role != NULL)
+	{
+		key.by_role = true;
+		memcpy(key.who, role, Min(rolelen, NAMEDATALEN - 1));
+		principal = NULL;
+	}
+	else
+		return;
+
+	w = hash_search(windows, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		w->start = 0;
+		w->n = 0;
+		w->threshold = r->threshold;
+		w->per_us = r->per_us;
+		w->ring = MemoryContextAlloc(mon_cxt, sizeof(TimestampTz) * r->threshold);
+	}
+	w->last = at;
+	if (w->n < w->threshold)
+		w->ring[(w->start + w->n++) % w->threshold] = at;
+	else
+	{
+		w->ring[w->start] = at;
+		w->start = (w->start + 1) % w->threshold;
+	}
+	cutoff = at - r->per_us;
+	while (w->n > 0 && w->ring[w->start] <= cutoff)
+	{
+		w->start = (w->start + 1) % w->threshold;
+		w->n--;
+	}
+	if (w->n >= w->threshold)
+	{
+		PendingAlert *a = new_pending(r->id, r->event, principal, role, rolelen,
+									  w->n, r->suspend, seq);
+
+		a->has_per = true;
+		a->per = r->per;
+		/* the next alert needs threshold more records */
+		w->n = 0;
+		w->start = 0;
+	}
+}
+
+/*
+ * The writer calls this for every record of a batch, with the row it
+ * inserts into agentauth.audit_log (values/nulls in column order, seq and
+ * logged_at set).  No catalog access, no error in the steady state.
+ */
+void
+aa_monitor_observe(const Datum *values, const bool *nulls)
+{
+	const char *ev;
+	int			evlen;
+	const MonInterest *in = NULL;
+	const pg_uuid_t *principal = NULL;
+	const char *role = NULL;
+	int			rolelen = 0;
+	int64		seq;
+	TimestampTz at;
+
+	if (nulls[2])
+		return;
+	ensure_state();
+	text_of(values[2], &ev, &evlen);
+	for (int i = 0; i < ninterests; i++)
+	{
+		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
+		{
+			in = &interests[i];
+			break;
+		}
+	}
+	if (in == NULL)
+		return;
+
+	seq = DatumGetInt64(values[0]);
+	at = DatumGetTimestampTz(values[1]);
+	if (!nulls[3])
+		principal = DatumGetUUIDP(values[3]);
+	if (!nulls[5])
+		text_of(values[5], &role, &rolelen);
+
+	if (in->always_on)
+		observe_always_on(in, principal, role, rolelen, seq);
+	for (int i = 0; i < in->nrules; i++)
+		observe_rule(&rules[in->rules[i]], principal, role, rolelen, at, seq);
+}
+
+/* ------------------------------------------------------------------
+ * The writer: its own transaction after the batch
+ * ------------------------------------------------------------------
+ */
+
+static void
+load_rules(void)
+{
+	MemoryContext old;
+	int			ret;
+
+	ret = SPI_execute("SELECT id, event, threshold, per, "
+					  "(pg_catalog.date_part('epoch', per) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8, "
+					  "action OPERATOR(pg_catalog.=) 'suspend' "
+					  "FROM agentauth.alert_rule WHERE enabled ORDER BY id",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read agentauth.alert_rule: %d", ret);
+
+	MemoryContextReset(rules_cxt);
+	rules = NULL;
+	interests = NULL;
+	old = MemoryContextSwitchTo(rules_cxt);
+	nrules = 0;
+	if (SPI_processed > 0)
+		rules = palloc0(sizeof(MonRule) * SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MonRule    *r = &rules[nrules];
+		char	   *ev;
+
+		r->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		ev = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		strlcpy(r->event, ev, MON_EVENT_LEN);
+		r->threshold = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		memcpy(&r->per, DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull)),
+			   sizeof(Interval));
+		r->per_us = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		r->suspend = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		/* the table's checks make these impossible; do not trust them */
+		if (r->threshold <= 0 || r->threshold > 10000 || r->per_us <= 0)
+			continue;
+		nrules++;
+	}
+	MemoryContextSwitchTo(old);
+	build_interests();
+	reset_windows();
+}
+
+static void
+prune_windows(TimestampTz now)
+{
+	HASH_SEQ_STATUS st;
+	WinEntry   *w;
+
+	hash_seq_init(&st, windows);
+	while ((w = hash_seq_search(&st)) != NULL)
+	{
+		if (w->last <= now - w->per_us)
+		{
+			pfree(w->ring);
+			hash_search(windows, &w->key, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+static Interval
+seconds_interval(int64 secs)
+{
+	Interval	iv;
+
+	memset(&iv, 0, sizeof(iv));
+	iv.time = secs * USECS_PER_SEC;
+	return iv;
+}
+
+/* agents without a session for longer than agentauth.inactive_after */
+static void
+find_inactive(void)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	int			ret;
+
+	args[0] = Int64GetDatum((int64) aa_inactive_after);
+	ret = SPI_execute_with_args(
+								"SELECT p.id, pg_catalog.quote_ident(r.rolname)::text, "
+								"pg_catalog.json_build_object('last_session_at', p.last_session_at, "
+								"  'registered_at', p.registered_at, "
+								"  'inactive_after', $1)::text "
+								"FROM agentauth.principal p "
+								"LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.db_role "
+								"WHERE p.kind OPERATOR(pg_catalog.=) 'agent' "
+								"AND p.status OPERATOR(pg_catalog.=) 'active' "
+								"AND greatest(p.last_session_at, p.registered_at, p.status_changed_at) "
+								"OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) "
+								"pg_catalog.make_interval(secs => $1))",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look for inactive agents: %d", ret);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		pg_uuid_t  *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *role = SPI_getvalue(tup, desc, 2);
+		char	   *detail = SPI_getvalue(tup, desc, 3);
+		ListCell   *lc;
+		bool		dup = false;
+		PendingAlert *a;
+
+		foreach(lc, pending)
+		{
+			PendingAlert *p = (PendingAlert *) lfirst(lc);
+
+			if (strcmp(p->event, "inactive") == 0 && p->has_principal &&
+				memcmp(&p->principal, id, sizeof(pg_uuid_t)) == 0)
+				dup = true;
+		}
+		if (dup)
+			continue;
+		a = new_pending(0, "inactive", id, role, -1, 1, true, 0);
+		a->has_per = true;
+		a->per = seconds_interval(aa_inactive_after);
+		if (detail)
+			a->detail = MemoryContextStrdup(mon_cxt, detail);
+	}
+}
+
+/* the always-on alerts that were counted in shared memory */
+static void
+collect_shared(void)
+{
+	uint64		fail,
+				fail_done,
+				chain,
+				chain_done;
+	TimestampTz fail_at,
+				chain_at;
+	Oid			fail_role,
+				chain_role;
+	char		what[32];
+	char		problem[MON_PROBLEM_LEN];
+	int64		first_bad;
+
+	SpinLockAcquire(&mon_shared->mutex);
+	fail = mon_shared->fail_closed;
+	fail_done = mon_shared->fail_closed_alerted;
+	fail_at = mon_shared->fail_closed_at;
+	fail_role = mon_shared->fail_closed_role;
+	memcpy(what, mon_shared->fail_closed_what, sizeof(what));
+	chain = mon_shared->chain_failed;
+	chain_done = mon_shared->chain_failed_alerted;
+	chain_at = mon_shared->chain_failed_at;
+	chain_role = mon_shared->chain_failed_role;
+	first_bad = mon_shared->chain_first_bad;
+	memcpy(problem, mon_shared->chain_problem, sizeof(problem));
+	SpinLockRelease(&mon_shared->mutex);
+
+	/*
+	 * Taken over now: if raising them fails, they stay pending here (and
+	 * are logged if they are finally dropped).
+	 */
+	SpinLockAcquire(&mon_shared->mutex);
+	mon_shared->fail_closed_alerted = Max(mon_shared->fail_closed_alerted, fail);
+	mon_shared->chain_failed_alerted = Max(mon_shared->chain_failed_alerted, chain);
+	SpinLockRelease(&mon_shared->mutex);
+
+	if (fail > fail_done)
+	{
+		char	   *role = GetUserNameFromId(fail_role, true);
+		StringInfoData d;
+		PendingAlert *a;
+
+		initStringInfo(&d);
+		appendStringInfo(&d, "{\"statements_refused\": " UINT64_FORMAT ", \"last_at\": ",
+						 fail - fail_done);
+		escape_json(&d, timestamptz_to_str(fail_at));
+		appendStringInfoString(&d, ", \"could_not_be\": ");
+		escape_json(&d, what);
+		appendStringInfoChar(&d, '}');
+		a = new_pending(0, "audit_fail_closed", NULL, role, -1,
+						(int64) (fail - fail_done), false, 0);
+		a->detail = MemoryContextStrdup(mon_cxt, d.data);
+		pfree(d.data);
+	}
+	if (chain > chain_done)
+	{
+		char	   *role = GetUserNameFromId(chain_role, true);
+		StringInfoData d;
+		PendingAlert *a;
+
+		initStringInfo(&d);
+		appendStringInfo(&d, "{\"first_bad_seq\": " INT64_FORMAT ", \"problem\": ", first_bad);
+		escape_json(&d, problem);
+		appendStringInfoString(&d, ", \"last_at\": ");
+		escape_json(&d, timestamptz_to_str(chain_at));
+		appendStringInfoChar(&d, '}');
+		a = new_pending(0, "chain_verification_failed", NULL, role, -1,
+						(int64) (chain - chain_done), false, 0);
+		a->detail = MemoryContextStrdup(mon_cxt, d.data);
+		pfree(d.data);
+	}
+}
+
+/* raise one pending alert; false: try again next round */
+static bool
+raise_one(PendingAlert *a)
+{
+	Oid			argtypes[10] = {INT4OID, TEXTOID, UUIDOID, TEXTOID, INT8OID,
+	INTERVALOID, TEXTOID, INT8OID, TEXTOID, BOOLOID};
+	Datum		args[10];
+	char		nulls[10];
+	char	   *detail = a->detail;
+	int			ret;
+	bool		isnull;
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int32GetDatum(a->rule);
+	nulls[0] = a->rule == 0 ? 'n' : ' ';
+	args[1] = CStringGetTextDatum(a->event);
+	args[2] = UUIDPGetDatum(&a->principal);
+	nulls[2] = a->has_principal ? ' ' : 'n';
+	args[3] = a->role ? CStringGetTextDatum(a->role) : (Datum) 0;
+	nulls[3] = a->role ? ' ' : 'n';
+	args[4] = Int64GetDatum(a->count);
+	args[5] = IntervalPGetDatum(&a->per);
+	nulls[5] = a->has_per ? ' ' : 'n';
+	args[6] = CStringGetTextDatum(a->suspend ? "suspend" : "notify");
+	args[7] = Int64GetDatum(a->seq);
+	nulls[7] = a->seq > 0 ? ' ' : 'n';
+	if (detail == NULL && a->rule == 0 && a->count > 1 && a->first_seq > 0)
+		detail = psprintf("{\"first_audit_seq\": " INT64_FORMAT "}", a->first_seq);
+	args[8] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	nulls[8] = detail ? ' ' : 'n';
+	args[9] = BoolGetDatum(a->attempts + 1 >= MON_MAX_ATTEMPTS);
+
+	ret = SPI_execute_with_args("SELECT agentauth._raise_alert($1, $2, $3, $4, $5, $6, $7, $8, "
+								"$9::pg_catalog.jsonb, $10)",
+								10, argtypes, args, nulls, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not raise an alert: %d", ret);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		a->attempts++;
+		return false;
+	}
+	return true;
+}
+
+static void
+monitor_round(TimestampTz now, uint64 gen)
+{
+	bool		periodic = now >= next_periodic;
+	List	   *keep = NIL;
+	ListCell   *lc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (!OidIsValid(get_extension_oid("agentauth", true)))
+	{
+		/* nothing to raise alerts into; start afresh when it is created */
+		foreach(lc, pending)
+			free_pending((PendingAlert *) lfirst(lc));
+		list_free(pending);
+		pending = NIL;
+		loaded_gen = 0;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return;
+	}
+
+	if (gen != loaded_gen)
+	{
+		load_rules();
+		loaded_gen = gen;
+	}
+	if (periodic)
+	{
+		prune_windows(now);
+		find_inactive();
+	}
+	collect_shared();
+
+	foreach(lc, pending)
+	{
+		PendingAlert *a = (PendingAlert *) lfirst(lc);
+
+		if (!raise_one(a))
+			keep = lappend(keep, a);
+		else
+			free_pending(a);
+	}
+	list_free(pending);
+	pending = NIL;
+	if (keep != NIL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
+
+		pending = list_copy(keep);
+		MemoryContextSwitchTo(old);
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (periodic)
+		next_periodic = TimestampTzPlusMilliseconds(now, aa_head_log_interval * 1000L);
+	failures = 0;
+}
+
+/*
+ * The writer calls this once per round of its loop, after the batch (if
+ * any) has committed and outside any transaction.  Cheap when there is
+ * nothing to do: a few atomic reads and a clock reading.
+ */
+void
+aa_monitor_after_commit(void)
+{
+	TimestampTz now;
+	uint64		gen;
+	bool		shared_news;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	if (mon_shared == NULL)
+		return;
+	ensure_state();
+	if (!writer_marked)
+	{
+		/* our alerts' own audit records: never wait for ourselves */
+		aa_audit_in_writer = true;
+		writer_marked = true;
+	}
+
+	now = GetCurrentTimestamp();
+	gen = pg_atomic_read_u64(&mon_shared->rules_gen);
+	SpinLockAcquire(&mon_shared->mutex);
+	shared_news = mon_shared->fail_closed != mon_shared->fail_closed_alerted ||
+		mon_shared->chain_failed != mon_shared->chain_failed_alerted;
+	SpinLockRelease(&mon_shared->mutex);
+
+	if (pending == NIL && gen == loaded_gen && !shared_news && now < next_periodic)
+		return;
+	if (now < retry_after)
+		return;
+
+	PG_TRY();
+	{
+		monitor_round(now, gen);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(mon_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		ereport(WARNING,
+				(errmsg("agentauth audit writer could not raise alerts: %s", edata->message),
+				 errdetail("It tries again at its next round.")));
+		FreeErrorData(edata);
+		retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+		if (++failures >= 3)
+		{
+			ListCell   *lc;
+
+			/* do not lose them silently */
+			foreach(lc, pending)
+			{
+				PendingAlert *a = (PendingAlert *) lfirst(lc);
+
+				ereport(WARNING,
+						(errmsg("agentauth alert dropped: event %s, rule %d, role %s, count " INT64_FORMAT,
+								a->event, a->rule, a->role ? a->role : "(none)", a->count)));
+				free_pending(a);
+			}
+			list_free(pending);
+			pending = NIL;
+			next_periodic = TimestampTzPlusMilliseconds(now, aa_head_log_interval * 1000L);
+			failures = 0;
+		}
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
 }

@@ -37,6 +37,7 @@ aa_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AASharedState)));
 	RequestAddinShmemSpace(aa_audit_shmem_size());
+	RequestAddinShmemSpace(aa_monitor_shmem_size());
 }
 
 static void
@@ -52,6 +53,7 @@ aa_shmem_startup(void)
 	if (!found)
 		pg_atomic_init_u64(&aa_shared->generation, 1);
 	aa_audit_shmem_startup();
+	aa_monitor_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

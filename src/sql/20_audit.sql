@@ -246,6 +246,8 @@ BEGIN
         ELSE
             first_bad_seq := bad.seq;  problem := 'row_hash mismatch';
         END IF;
+        -- the always-on chain verification alert (70_monitor.sql)
+        PERFORM agentauth._chain_failure(first_bad_seq, problem);
         RETURN;
     END IF;
 
@@ -261,6 +263,7 @@ BEGIN
         ok := false;
         first_bad_seq := start_seq OPERATOR(pg_catalog.+) checked;
         problem := 'expected head not found';
+        PERFORM agentauth._chain_failure(first_bad_seq, problem);
     END IF;
 END
 $$;
