@@ -98,7 +98,7 @@ RESET ROLE;
 -- consented to its purpose (TREATDS has no default): every row it asks
 -- for is withheld and recorded as denied, one record per patient
 CREATE TABLE reg70_chart (patient_id text NOT NULL, lab text);
-INSERT INTO reg70_chart SELECT 'P' || i, 'lab' || i FROM generate_series(1, 4) i;
+INSERT INTO reg70_chart SELECT 'R70P' || i, 'lab' || i FROM generate_series(1, 4) i;
 SELECT agentauth.protect_table('reg70_chart', 'patient_id', '{"lab": "lab"}');
 GRANT SELECT ON reg70_chart TO reg70_agent, reg70_quiet;
 SET ROLE reg70_admin;
@@ -118,7 +118,7 @@ RESET ROLE;
 SET SESSION AUTHORIZATION reg70_quiet;
 SELECT agentauth.begin_session(:'s_quiet') IS NOT NULL AS began;
 SELECT patient_id, lab FROM reg70_chart;
-SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'P1';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P1';
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS denied_records FROM agentauth.audit_log
@@ -147,14 +147,14 @@ RESET ROLE;
 SET SESSION AUTHORIZATION reg70_agent;
 SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
 SELECT patient_id, lab FROM reg70_chart;
-SELECT patient_id, lab FROM reg70_chart WHERE patient_id IN ('P1', 'P2');
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id IN ('R70P1', 'R70P2');
 RESET SESSION AUTHORIZATION;
 SELECT reg70_wait($$(SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$$ || :'agent' || $$')$$) AS suspended;
 SET SESSION AUTHORIZATION reg70_agent;
 \set VERBOSITY sqlstate
-SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'P3';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P3';
 \set VERBOSITY default
-SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'P3';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P3';
 SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
