@@ -121,7 +121,7 @@ SELECT patient_id, lab FROM reg70_chart;
 SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P1';
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
-SELECT count(*) AS denied_records FROM agentauth.audit_log
+SELECT count(*) >= 3 AS over_the_threshold FROM agentauth.audit_log
  WHERE event = 'denied' AND principal = :'quiet';
 -- a privileged read after them raises its always-on alert ...
 SELECT count(*) AS superuser_reads FROM reg70_chart;
