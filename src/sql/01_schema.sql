@@ -55,7 +55,7 @@ CREATE TABLE agentauth.principal (
     id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
     kind            text NOT NULL CHECK (kind IN ('agent', 'human')),
     name            text NOT NULL UNIQUE,
-    db_role         oid NOT NULL UNIQUE,
+    db_role         regrole NOT NULL UNIQUE,  -- regrole: dumped and restored by name
     owner           text,
     purposes        text[] NOT NULL,
     scopes          text[] NOT NULL,
