@@ -267,6 +267,9 @@ SELECT seq, event, principal_name, purpose, patient, relation, columns, row_coun
        coalesce(authority->'consents', authority->'defaults', authority->'reason') AS authority
   FROM agentauth.audit_log
  WHERE event IN ('access', 'denied') ORDER BY seq;
+SQL
+}
+
 break_the_glass() {
     step "Break-the-glass: P004 refuses all sharing; Dr. Grey needs her labs in an emergency"
     sql <<'SQL'
