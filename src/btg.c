@@ -9,16 +9,16 @@
  *
  *		Overrides of the current session are cached in aa_session->break_glass
  *		(the session's memory belongs to session.c; this file only fills the
- *		two fields).  The cache is loaded from agentauth.break_glass, with the
- *		latest snapshot, only in a session that has broken the glass, and
- *		reloaded when the generation counter moves (an override ended by a
- *		privacy officer elsewhere) or the transaction that changed it aborts.
- *		The per-row test is a compare of the session id, one atomic read, a
- *		string compare per override and, for a match, the clock against
- *		ends_at: an override expires at the next row after its end.
+ *		two fields, in a child context of the session's).  The cache is loaded
+ *		from agentauth.break_glass, with the latest snapshot, only in a session
+ *		that has broken the glass, and reloaded when the generation counter
+ *		moves (an override ended by a privacy officer elsewhere) or a
+ *		(sub)transaction aborts.  aa_btg_active_for() is a compare of the
+ *		session id, one atomic read, a string compare per override and, for
+ *		a match, the clock against ends_at.
  *
- *		Approvals are not cached: each written row that needs one consumes a
- *		use with an UPDATE ... WHERE uses_left > 0 in the writer's
+ *		Approvals are not cached: each write that needs one consumes a use
+ *		with an UPDATE ... WHERE uses_left > 0 in the writer's
  *		transaction.  The row lock serializes concurrent writers; the one
  *		that waits re-checks the row after the first commits, so a last use
  *		goes to exactly one of them, and a write that rolls back gives its
