@@ -21,7 +21,9 @@ INSERT INTO agentauth.purpose (code, display, reserved) VALUES
     ('TREATDS',    'AI-assisted treatment decision support', false),
     ('PMTDS',      'AI-assisted payment decision support', false),
     ('MLTRAINING', 'machine learning model training', false);
-SELECT pg_catalog.pg_extension_config_dump('agentauth.purpose', 'WHERE NOT reserved');
+-- dump the codes a site added (the seeded ones come with CREATE EXTENSION)
+SELECT pg_catalog.pg_extension_config_dump('agentauth.purpose',
+    'WHERE code NOT IN (''TREAT'', ''ETREAT'', ''ERTREAT'', ''BTG'', ''HPAYMT'', ''HOPERAT'', ''HRESCH'', ''PUBHLTH'', ''CAREMGT'', ''PATRQT'', ''TREATDS'', ''PMTDS'', ''MLTRAINING'')');
 
 -- Data classes (SPEC 5).
 CREATE TABLE agentauth.data_class (
