@@ -214,6 +214,10 @@ SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "sc
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "subject": {"reference": "Patient/P62"},
   "provision": [{"type": "permit"}]}');
 
+-- absurd nesting is refused with a path, not a stack overflow
+SELECT * FROM pg_temp.rules(('{"resourceType": "Consent", "status": "active", "x": '
+    || repeat('[', 3000) || repeat(']', 3000) || '}')::jsonb);
+
 -- only consent managers import
 SET ROLE reg62_nobody;
 SELECT agentauth.import_fhir_consent('{"resourceType": "Consent"}');

@@ -628,6 +628,12 @@ DECLARE
     e record;
     r text;
 BEGIN
+    -- one '.' or '[' per level: FHIR never nests 64 deep
+    IF pg_catalog.length(path) OPERATOR(pg_catalog.-)
+       pg_catalog.length(pg_catalog.translate(path, '.[', '')) OPERATOR(pg_catalog.>) 64 THEN
+        PERFORM agentauth._fhir_fail(pg_catalog.left(path, 60) OPERATOR(pg_catalog.||) '...',
+                                     'the resource is nested more than 64 levels deep');
+    END IF;
     IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object' THEN
         FOR e IN SELECT * FROM pg_catalog.jsonb_each(v) LOOP
             IF e.key OPERATOR(pg_catalog.=) key THEN
