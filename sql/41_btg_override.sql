@@ -93,6 +93,16 @@ SELECT agentauth.end_session();
 -- a new session does not inherit it
 SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
 SELECT cardinality(break_glass) AS active FROM agentauth.whoami();
+-- a transaction_only session (behind a pooler) keeps its override for
+-- that one transaction
+SELECT agentauth.end_session();
+BEGIN;
+SELECT agentauth.begin_human_session('TREAT', transaction_only => true) IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG1-P6', 'pooled connection, one transaction') IS NOT NULL AS started;
+SELECT cardinality(break_glass) AS active FROM agentauth.whoami();
+COMMIT;
+SELECT count(*) AS no_session FROM agentauth.whoami();
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
 -- and one left open at disconnect
 SELECT agentauth.break_glass('BTG1-P4', 'trauma bay', '2 hours') AS bg4 \gset
 

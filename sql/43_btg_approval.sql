@@ -138,3 +138,27 @@ SELECT l.event, l.principal_name, l.patient, l.action,
  WHERE l.event = 'access' AND l.relation = 'public.btg3_orders'
    AND l.authority ? 'approval' AND l.principal_name = 'btg3 agent'
  ORDER BY l.seq;
+
+-- deletes and multi-row writes: one use per statement and patient
+CREATE TABLE public.btg3_tasks (id int, patient_id text NOT NULL, task text);
+GRANT ALL ON public.btg3_tasks TO PUBLIC;
+SELECT agentauth.protect_table('btg3_tasks', 'patient_id', '{"id": "non_phi"}', 'medication');
+SELECT agentauth.require_approval('btg3_tasks');
+INSERT INTO btg3_tasks VALUES (1, 'BTG3-P1', 'check INR'), (2, 'BTG3-P1', 'order INR'),
+                              (3, 'BTG3-P2', 'glucose at 6');
+\c - btg3_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.approve_action(:'agent', 'btg3_tasks', 'BTG3-P1', 'delete', 'INR tasks done') AS ap_del \gset
+SELECT agentauth.approve_action(:'agent', 'btg3_tasks', 'BTG3-P2', 'update', 'reschedule') AS ap_p2upd \gset
+\c - btg3_agent
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+-- two rows of one patient: one use
+DELETE FROM btg3_tasks WHERE patient_id = 'BTG3-P1';
+-- an update of every remaining row: only BTG3-P2's is left, and approved
+UPDATE btg3_tasks SET task = 'glucose at 7';
+-- its use is spent
+UPDATE btg3_tasks SET task = 'glucose at 8';
+SELECT id, patient_id, task FROM btg3_tasks ORDER BY id;
+\c - postgres
+SELECT a.relation, a.patient, a.action, a.uses, a.uses_left
+  FROM agentauth.approvals a WHERE a.id IN (:'ap_del', :'ap_p2upd') ORDER BY a.action;
