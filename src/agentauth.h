@@ -330,7 +330,9 @@ extern void aa_policy_init(void);
 /* one patient's rows in one relation within the current executor run */
 typedef struct AAPatientAccess
 {
-	char	   *patient;		/* hash key (palloc'd copy) */
+	char	   *patient;		/* palloc'd, NUL-terminated */
+	int			len;			/* strlen(patient) */
+	uint32		hash;
 	uint64		dgen;			/* decisions below are valid for this */
 	int8		decided[5];		/* per action index: -1 unknown, 0 deny, 1 permit */
 	char	   *authority[5];	/* jsonb text: why permitted, or why denied */
@@ -365,7 +367,10 @@ typedef struct AARelAccess
 	 */
 	int			nanyof[AA_NIDX];
 	char	  **anyof[AA_NIDX];
-	struct HTAB *patients;		/* char * -> AAPatientAccess */
+	/* patient -> AAPatientAccess: open addressing, linear probing */
+	uint32		nslots;			/* a power of two */
+	uint32		npatients;
+	struct AAPatientSlot *slots;
 	AAPatientAccess *last;		/* the last patient looked up */
 	uint64		dgen;			/* decision generation seen */
 	bool		any_counted;

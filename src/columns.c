@@ -39,6 +39,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -464,8 +465,6 @@ make_rel_access(RelUse *u, AAQueryAccess *q)
 			if (scope_allows(prot->classes[j], idx))
 				ra->anyof[idx][ra->nanyof[idx]++] = prot->classes[j];
 	}
-	ra->patients = aa_string_hash_create("agentauth patients of a statement",
-										 sizeof(AAPatientAccess), q->cxt);
 	return ra;
 }
 
@@ -648,38 +647,84 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
  * ------------------------------------------------------------------
  */
 
+/* a slot of the patient table: the hash and length probe without a miss */
+typedef struct AAPatientSlot
+{
+	uint32		hash;
+	int32		len;			/* -1: empty */
+	AAPatientAccess *pa;
+} AAPatientSlot;
+
+static void
+patient_table_grow(AARelAccess *ra)
+{
+	uint32		nslots = ra->nslots ? ra->nslots * 2 : 64;
+	AAPatientSlot *slots = MemoryContextAlloc(ra->query->cxt,
+											  sizeof(AAPatientSlot) * nslots);
+
+	for (uint32 i = 0; i < nslots; i++)
+		slots[i].len = -1;
+	for (uint32 i = 0; i < ra->nslots; i++)
+	{
+		uint32		k;
+
+		if (ra->slots[i].len < 0)
+			continue;
+		for (k = ra->slots[i].hash & (nslots - 1); slots[k].len >= 0; k = (k + 1) & (nslots - 1))
+			;
+		slots[k] = ra->slots[i];
+	}
+	if (ra->slots)
+		pfree(ra->slots);
+	ra->slots = slots;
+	ra->nslots = nslots;
+}
+
+/*
+ * The statement's entry for a patient (created on first sight).  The row
+ * check calls this for every row: the previous row's patient first, then
+ * a probe of an open-addressing table keyed by the bytes of the value.
+ */
 AAPatientAccess *
 aa_access_patient(AARelAccess *ra, const char *patient, int len)
 {
 	AAPatientAccess *pa = ra->last;
-	char		stackbuf[128];
-	char	   *key;
-	bool		found;
+	uint32		hash;
+	uint32		k;
 
 	ra->any_counted = true;
-	if (pa != NULL && strncmp(pa->patient, patient, len) == 0 &&
-		pa->patient[len] == '\0')
+	if (pa != NULL && pa->len == len && pa->patient[0] == patient[0] &&
+		memcmp(pa->patient, patient, len) == 0)
 		return pa;
 
-	if (len < (int) sizeof(stackbuf))
+	if (ra->npatients * 2 >= ra->nslots)
+		patient_table_grow(ra);
+	hash = hash_bytes((const unsigned char *) patient, len);
+	for (k = hash & (ra->nslots - 1);; k = (k + 1) & (ra->nslots - 1))
 	{
-		memcpy(stackbuf, patient, len);
-		stackbuf[len] = '\0';
-		key = stackbuf;
-	}
-	else
-		key = pnstrdup(patient, len);
-	pa = hash_search(ra->patients, &key, HASH_ENTER, &found);
-	if (!found)
-	{
-		MemoryContext cxt = ra->query->cxt;
+		AAPatientSlot *slot = &ra->slots[k];
 
-		memset(((char *) pa) + sizeof(char *), 0,
-			   sizeof(AAPatientAccess) - sizeof(char *));
-		pa->patient = MemoryContextStrdup(cxt, key);
-		for (int i = 0; i < AA_NIDX; i++)
-			pa->decided[i] = -1;
+		if (slot->len < 0)
+			break;
+		if (slot->hash == hash && slot->len == len &&
+			memcmp(slot->pa->patient, patient, len) == 0)
+		{
+			ra->last = slot->pa;
+			return slot->pa;
+		}
 	}
+	pa = MemoryContextAllocZero(ra->query->cxt, sizeof(AAPatientAccess) + len + 1);
+	pa->patient = (char *) pa + sizeof(AAPatientAccess);
+	memcpy(pa->patient, patient, len);
+	pa->patient[len] = '\0';
+	pa->len = len;
+	pa->hash = hash;
+	for (int i = 0; i < AA_NIDX; i++)
+		pa->decided[i] = -1;
+	ra->slots[k].hash = hash;
+	ra->slots[k].len = len;
+	ra->slots[k].pa = pa;
+	ra->npatients++;
 	ra->last = pa;
 	return pa;
 }
@@ -771,7 +816,6 @@ flush_query(AAQueryAccess *q)
 	foreach(lc, q->rels)
 	{
 		AARelAccess *ra = lfirst(lc);
-		HASH_SEQ_STATUS seq;
 		AAPatientAccess *pa;
 
 		AAPatientAccess **sorted;
@@ -781,10 +825,10 @@ flush_query(AAQueryAccess *q)
 			continue;
 		ra->any_counted = false;
 		/* records in patient order: the same statement, the same log */
-		sorted = palloc(sizeof(AAPatientAccess *) * (hash_get_num_entries(ra->patients) + 1));
-		hash_seq_init(&seq, ra->patients);
-		while ((pa = hash_seq_search(&seq)) != NULL)
-			sorted[n++] = pa;
+		sorted = palloc(sizeof(AAPatientAccess *) * (ra->npatients + 1));
+		for (uint32 i = 0; i < ra->nslots; i++)
+			if (ra->slots[i].len >= 0)
+				sorted[n++] = ra->slots[i].pa;
 		qsort(sorted, n, sizeof(AAPatientAccess *), cmp_patient);
 		for (long k = 0; k < n; k++)
 		{
