@@ -16,6 +16,7 @@ GRANT agentauth_issuer TO ses_issuer;
 CREATE ROLE ses_agent1 LOGIN;
 CREATE ROLE ses_agent2 LOGIN;
 CREATE ROLE ses_human LOGIN;
+CREATE ROLE ses_human2 LOGIN;
 CREATE ROLE ses_outsider LOGIN;
 
 SET ROLE ses_admin;
@@ -24,6 +25,7 @@ SELECT agentauth.register_agent('ses-agent1', 'ses_agent1', 'Lab AI team', '{TRE
 SELECT agentauth.register_agent('ses-agent2', 'ses_agent2', 'Ops', '{HOPERAT}', '{billing:read}') AS agent2 \gset
 SELECT agentauth.register_human('ses-dr-grey', 'ses_human', '{TREAT,ETREAT}', '{lab:read,hiv:read}',
     can_break_glass => true) AS human \gset
+SELECT agentauth.register_human('ses-dr-blue', 'ses_human2', '{TREAT}', '{lab:read}') AS human2 \gset
 RESET ROLE;
 SET ROLE ses_issuer;
 SELECT agentauth.issue_token(:'agent1', 'TREAT', on_behalf_of => 'dr.grey',
@@ -204,6 +206,23 @@ RESET ROLE;
 SET SESSION AUTHORIZATION ses_human;
 SELECT agentauth.check_session();
 SELECT agentauth.begin_human_session('TREAT');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+
+-- a role made BYPASSRLS (or superuser) after its registration gets no
+-- session: row security would not hold it
+ALTER ROLE ses_agent2 BYPASSRLS;
+SET SESSION AUTHORIZATION ses_agent2;
+SELECT agentauth.begin_session(:'secret_a2');                                        -- bypasses RLS
+RESET SESSION AUTHORIZATION;
+ALTER ROLE ses_agent2 NOBYPASSRLS;
+ALTER ROLE ses_human2 SUPERUSER;
+SET SESSION AUTHORIZATION ses_human2;
+SELECT agentauth.begin_human_session('TREAT');
+RESET SESSION AUTHORIZATION;
+ALTER ROLE ses_human2 NOSUPERUSER;
+SET SESSION AUTHORIZATION ses_agent2;
+SELECT agentauth.begin_session(:'secret_a2') IS NOT NULL AS began_again;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 

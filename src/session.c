@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -660,6 +661,16 @@ touch_principal(const pg_uuid_t *principal)
 		elog(ERROR, "could not update agentauth.principal");
 }
 
+/*
+ * A superuser or a BYPASSRLS role is not held to row security: such a role
+ * may have been made one after it was registered.  No session for it.
+ */
+static bool
+role_bypasses_rls(Oid roleid)
+{
+	return superuser_arg(roleid) || has_bypassrls_privilege(roleid);
+}
+
 /* ---------------------------------------------------------------------
  * Revalidation and the per-row check
  * ---------------------------------------------------------------------
@@ -694,6 +705,8 @@ session_revalidate(AASession *s)
 		session_invalid(s, s->invalid_reason);
 	if (GetSessionUserId() != s->db_role)
 		session_invalid(s, "The session user is not the principal's role.");
+	if (role_bypasses_rls(s->db_role))
+		session_invalid(s, "The principal's role now bypasses row security.");
 
 	/* first clear the flag and read the counter, then read the state */
 	recheck_pending = false;
@@ -888,6 +901,8 @@ aa_begin_session(PG_FUNCTION_ARGS)
 			reason = "agent not active";
 		else if (DatumGetObjectId(spi_get(12, &isnull)) != GetSessionUserId())
 			reason = "session user is not the agent's role";
+		else if (role_bypasses_rls(GetSessionUserId()))
+			reason = "the agent's role bypasses row security";
 		if (reason != NULL)
 		{
 			char	   *name = MemoryContextStrdup(callercxt,
@@ -1006,6 +1021,8 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 			msg = psprintf("role \"%s\" is an agent", role);
 		else if (strcmp(TextDatumGetCString(spi_get(4, &isnull)), "active") != 0)
 			msg = psprintf("principal \"%s\" is not active", name);
+		else if (role_bypasses_rls(GetSessionUserId()))
+			msg = psprintf("role \"%s\" bypasses row security", role);
 		else
 		{
 			d = spi_get(10, &isnull);
