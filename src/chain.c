@@ -720,6 +720,9 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	int			ret;
 	AARecord	rec;
 	StringInfoData detail;
+	Oid			save_userid;
+	int			save_sec;
+	Oid			owner;
 
 	aa_require_role("agentauth_privacy_officer");
 	if (PG_ARGISNULL(0))
@@ -744,6 +747,15 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	/* one purge at a time; the writer's inserts go on */
 	LockRelationOid(relid, ShareUpdateExclusiveLock);
 
+	/* the caller is a privacy officer, checked; the table is the extension's */
+	{
+		Relation	rel = table_open(relid, NoLock);
+
+		owner = rel->rd_rel->relowner;
+		table_close(rel, NoLock);
+	}
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
 	ret = SPI_execute("SELECT pg_catalog.min(seq), pg_catalog.max(seq) FROM agentauth.audit_log",
 					  true, 1);
@@ -753,6 +765,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	if (isnull)
 	{
 		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec);
 		PG_RETURN_INT64(0);
 	}
 	last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -804,6 +817,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 		removed = SPI_processed;
 	}
 	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 
 	initStringInfo(&detail);
 	appendStringInfo(&detail,

@@ -1,0 +1,112 @@
+# Retention: purge_audit() removes only records older than
+# agentauth.audit_retention, records audit_purged with the chain head at the
+# cut, and both verifiers continue from that anchor.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('audit_purge');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'agentauth'
+agentauth.audit_retention = '2s'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION agentauth CASCADE;
+CREATE ROLE t11_officer IN ROLE agentauth_privacy_officer;
+CREATE ROLE t11_auditor IN ROLE agentauth_auditor;
+});
+
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+
+sub verify_both
+{
+	my ($what, $args) = @_;
+	$args //= '';
+	my $c = sq("SELECT checked, ok, first_bad_seq, problem FROM agentauth.verify_audit($args)");
+	my $s = sq("SELECT checked, ok, first_bad_seq, problem FROM agentauth.verify_audit_sql($args)");
+	is($c, $s, "$what: both verifiers agree ($c)");
+	return $c;
+}
+
+sq("SELECT agentauth._audit('t11_old_' || i) FROM generate_series(1, 5) i");
+my $old_count = sq('SELECT count(*) FROM agentauth.audit_log');
+sleep 3;
+my $cut_time = sq('SELECT now()');
+sq("SELECT agentauth._audit('t11_new_' || i) FROM generate_series(1, 3) i");
+my $head = sq("SELECT encode(row_hash, 'hex') FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1");
+my $first_new = sq("SELECT min(seq) FROM agentauth.audit_log WHERE event LIKE 't11_new_%'");
+my $hash_before_cut = sq("SELECT encode(row_hash, 'hex') FROM agentauth.audit_log WHERE seq = $first_new - 1");
+
+# who may purge, and only what is old enough
+my ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.purge_audit('$cut_time')");
+like($e, qr/permission denied for function purge_audit/,
+	'an auditor cannot purge');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit(now())");
+like($e, qr/audit records younger than agentauth.audit_retention cannot be removed/,
+	'records younger than the retention cannot be removed');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit(NULL)");
+like($e, qr/before must not be null/, 'NULL refused');
+is(sq('SELECT count(*) FROM agentauth.audit_log'), $old_count + 3, 'nothing removed so far');
+
+# the purge, once the cut is older than the retention
+sleep 3;
+is(sq("SET ROLE t11_officer; SELECT agentauth.purge_audit('$cut_time')"), $old_count,
+	'the records logged before the cut are removed');
+is(sq('SELECT min(seq) FROM agentauth.audit_log'), $first_new, 'the log now starts at the cut');
+is(sq("SELECT (detail->>'cut_seq')::bigint || ' ' || (detail->>'cut_hash') || ' ' || (detail->>'removed')
+        FROM agentauth.audit_log WHERE event = 'audit_purged'"),
+	"$first_new $hash_before_cut $old_count",
+	'audit_purged records the cut and the hash of the record before it');
+is(sq("SELECT db_role FROM agentauth.audit_log WHERE event = 'audit_purged'"), 'postgres',
+	'audit_purged names who purged');
+
+# verification continues from the anchor, whatever from_seq below the cut
+my $n = sq('SELECT count(*) FROM agentauth.audit_log');
+is(verify_both('after the purge'), "$n|t||", 'the purged log verifies');
+is(verify_both('from 3', '3'), "$n|t||", 'from a seq below the cut: from the cut');
+is(verify_both('against the earlier head', "1, '\\x$head'"), "$n|t||",
+	'an outside digest taken before the purge still verifies');
+
+# the anchor is checked: the first record kept must link to it (tampered
+# inside a transaction that is rolled back)
+($r, $o, $e) = $node->psql('postgres', qq{BEGIN;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_log'::regclass;
+GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+UPDATE agentauth.audit_log SET prev_hash = sha256('x') WHERE seq = $first_new;
+SELECT first_bad_seq, problem FROM agentauth.verify_audit() UNION ALL SELECT first_bad_seq, problem FROM agentauth.verify_audit_sql();
+ROLLBACK;});
+is($o, "$first_new|prev_hash mismatch\n$first_new|prev_hash mismatch",
+	'a first record that does not link to the anchor is reported by both');
+($r, $o, $e) = $node->psql('postgres', 'UPDATE agentauth.audit_log SET detail = NULL');
+like($e, qr/UPDATE is not allowed/, 'the guard is still on');
+
+# a record left below the cut (or put there) is reported
+($r, $o, $e) = $node->psql('postgres', q{BEGIN;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_log'::regclass;
+GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+INSERT INTO agentauth.audit_log (seq, logged_at, event, prev_hash, row_hash)
+  VALUES (2, now(), 't11_forged', sha256('a'), sha256('b'));
+SELECT first_bad_seq, problem FROM agentauth.verify_audit() UNION ALL SELECT first_bad_seq, problem FROM agentauth.verify_audit_sql();
+ROLLBACK;});
+is($o, "2|unexpected record\n2|unexpected record", 'a record below the cut is unexpected, for both');
+
+# the chain goes on after a restart, and a second purge moves the anchor;
+# the newest record is always kept
+$node->restart;
+sq("SELECT agentauth._audit('t11_after_restart')");
+sleep 3;
+sq("SET ROLE t11_officer; SELECT agentauth.purge_audit(now() - interval '2 s')");
+$n = sq('SELECT count(*) FROM agentauth.audit_log');
+ok($n >= 1, "the newest record is kept ($n left)");
+sq("SELECT agentauth._audit('t11_after_second_purge')");
+$n = sq('SELECT count(*) FROM agentauth.audit_log');
+is(verify_both('after the second purge'), "$n|t||", 'the log verifies after a second purge');
+is(sq("SELECT count(*) FROM agentauth.audit_log WHERE event = 'audit_purged'"), '1',
+	'the first purge record went with the second purge; the latest anchors the chain');
+
+$node->stop;
+done_testing();
