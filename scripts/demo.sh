@@ -404,6 +404,34 @@ SELECT seq, event, principal_name, db_role, outcome, detail->>'reason' AS reason
 SQL
 }
 
+auditor_reports() {
+    step "For auditors: who saw P004's record, the HIPAA accounting, the agent inventory"
+    sql <<'SQL'
+SELECT logged_at::timestamp(0) AS at, event, outcome, principal_name, purpose, columns, row_count
+  FROM agentauth.access_report('P004');
+SELECT logged_at::timestamp(0) AS at, event, principal_name, purpose, row_count
+  FROM agentauth.element_access('P004', 'clinic.observations', 'value');
+SELECT disclosed_at::timestamp(0) AS at, recipient, purpose_display, description
+  FROM agentauth.disclosure_accounting('P004');
+SELECT name, owner, status, live_tokens, last_access::timestamp(0), denials_24h
+  FROM agentauth.agent_inventory;
+SQL
+    step "The override's read of P004 as a FHIR R4 AuditEvent (emergency-override codes)"
+    sql <<'SQL'
+SELECT jsonb_pretty(agentauth.audit_event_fhir(seq) - 'source')
+  FROM agentauth.access_report('P004') WHERE event = 'access' AND purpose = 'BTG' LIMIT 1;
+SQL
+    step "The offline verifier: export the log, keep the head, check both with no database"
+    psql_demo -At -c "SELECT * FROM agentauth.export_audit()" > "$demo/audit.jsonl"
+    psql_demo -At -c "SELECT seq || ':' || encode(row_hash, 'hex') FROM agentauth.audit_head()" > "$demo/head.txt"
+    say "\$ tools/aa_verify -D demo/head.txt demo/audit.jsonl"
+    tools/aa_verify -D "$demo/head.txt" "$demo/audit.jsonl" || true
+    say "(someone edits one record of the export: P004 becomes P005)"
+    sed '0,/"patient" : "P004"/s//"patient" : "P005"/' "$demo/audit.jsonl" > "$demo/audit-tampered.jsonl"
+    say "\$ tools/aa_verify -D demo/head.txt demo/audit-tampered.jsonl"
+    tools/aa_verify -D "$demo/head.txt" "$demo/audit-tampered.jsonl" || say "(exit status $?)"
+}
+
 finish() {
     step "Done"
     say "The demo server keeps running: psql -h $demo -p $PORT -U postgres postgres"
@@ -429,6 +457,7 @@ main() {
     break_the_glass
     clinician_approval
     revoke_and_refuse
+    auditor_reports
     finish
 }
 
