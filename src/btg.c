@@ -433,14 +433,14 @@ Datum
 aa_btg_session(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[11];
-	bool		nulls[11];
+	Datum		values[10];
+	bool		nulls[10];
 	Oid			outer = GetOuterUserId();
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
-	if (desc->natts != 11)
+	if (desc->natts != 10)
 		elog(ERROR, "agentauth._btg_session() has an unexpected result type");
 	memset(nulls, true, sizeof(nulls));
 
@@ -487,13 +487,11 @@ aa_btg_session(PG_FUNCTION_ARGS)
 		nulls[6] = false;
 		values[7] = BoolGetDatum(aa_session->can_approve);
 		nulls[7] = false;
-		values[8] = ObjectIdGetDatum(aa_session->db_role);
-		nulls[8] = false;
 	}
-	values[9] = ObjectIdGetDatum(outer);
+	values[8] = ObjectIdGetDatum(outer);
+	nulls[8] = false;
+	values[9] = ObjectIdGetDatum(GetSessionUserId());
 	nulls[9] = false;
-	values[10] = ObjectIdGetDatum(GetSessionUserId());
-	nulls[10] = false;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

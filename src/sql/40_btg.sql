@@ -11,8 +11,7 @@
 CREATE FUNCTION agentauth._btg_session(
     OUT session_id uuid, OUT principal uuid, OUT kind text, OUT token uuid,
     OUT on_behalf_of text, OUT patients text[], OUT can_break_glass boolean,
-    OUT can_approve boolean, OUT session_role oid,
-    OUT caller_role oid, OUT login_role oid)
+    OUT can_approve boolean, OUT caller_role oid, OUT login_role oid)
     RETURNS record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_btg_session';
 REVOKE ALL ON FUNCTION agentauth._btg_session() FROM PUBLIC;
 
@@ -100,7 +99,8 @@ BEGIN
     PERFORM agentauth._btg_audit('break_glass_start', v_patient, NULL, NULL,
         pg_catalog.jsonb_build_object('break_glass', v_id),
         pg_catalog.jsonb_build_object('break_glass', v_id, 'reason', v_reason,
-                                      'ttl', v_ttl::text, 'ends_at', v_ends),
+                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl),
+                                      'ends_at', v_ends),
         'BTG');
     PERFORM agentauth._btg_changed(s.session_id);
     RETURN v_id;
