@@ -484,6 +484,7 @@ DECLARE
     x text;
     v_id uuid := pg_catalog.gen_random_uuid();
     v_secret text;
+    v_now timestamptz;
     v_expires timestamptz;
 BEGIN
     PERFORM agentauth._require_role('agentauth_issuer');
@@ -513,7 +514,10 @@ BEGIN
         ttl := p.max_token_ttl;
     END IF;
     PERFORM agentauth._check_ttl(ttl, 'ttl', p.max_token_ttl, 'the agent''s max_token_ttl');
-    v_expires := pg_catalog.now() + ttl;
+    -- the clock, not the transaction's start: a token issued late in a
+    -- long transaction still lives its whole ttl
+    v_now := pg_catalog.clock_timestamp();
+    v_expires := v_now + ttl;
 
     PERFORM agentauth._check_text(on_behalf_of, 'on_behalf_of', false, 200);
 
@@ -534,9 +538,9 @@ BEGIN
 
     v_secret := agentauth._new_secret();
     INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
-                                 on_behalf_of, scopes, patients, issued_by, expires_at)
+                                 on_behalf_of, scopes, patients, issued_at, issued_by, expires_at)
     VALUES (v_id, agentauth._secret_hash(v_secret), p.id, NULL, ARRAY[v_id], purpose,
-            on_behalf_of, scopes, patients, session_user, v_expires);
+            on_behalf_of, scopes, patients, v_now, session_user, v_expires);
 
     PERFORM agentauth._audit('token_issued',
         pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
@@ -608,13 +612,15 @@ DECLARE
     x text;
     v_id uuid := pg_catalog.gen_random_uuid();
     v_secret text;
+    v_now timestamptz;
     v_expires timestamptz;
     v_left interval;
 BEGIN
     -- the caller's own, revalidated session token (28000 without one)
     SELECT * INTO parent FROM agentauth.token t
      WHERE t.id = agentauth._session_token() FOR SHARE;
-    IF NOT FOUND OR parent.revoked_at IS NOT NULL OR parent.expires_at <= pg_catalog.now() THEN
+    v_now := pg_catalog.clock_timestamp();
+    IF NOT FOUND OR parent.revoked_at IS NOT NULL OR parent.expires_at <= v_now THEN
         RAISE EXCEPTION 'agentauth session is no longer valid' USING ERRCODE = '28000';
     END IF;
     SELECT * INTO me FROM agentauth.principal p WHERE p.id = parent.agent;
@@ -660,7 +666,7 @@ BEGIN
     END IF;
 
     -- expiry: within the child's max_token_ttl and no later than the parent's
-    v_left := parent.expires_at - pg_catalog.now();
+    v_left := parent.expires_at - v_now;
     IF ttl IS NULL THEN
         ttl := LEAST(child.max_token_ttl, v_left);
     ELSE
@@ -670,7 +676,7 @@ BEGIN
                 DETAIL = pg_catalog.format('The delegating token expires at %s.', parent.expires_at);
         END IF;
     END IF;
-    v_expires := pg_catalog.now() + ttl;
+    v_expires := v_now + ttl;
 
     -- scopes: within the parent token's and the child's registration
     scopes := agentauth._check_scopes(scopes, false);
@@ -708,10 +714,10 @@ BEGIN
 
     v_secret := agentauth._new_secret();
     INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
-                                 on_behalf_of, scopes, patients, issued_by, expires_at)
+                                 on_behalf_of, scopes, patients, issued_at, issued_by, expires_at)
     VALUES (v_id, agentauth._secret_hash(v_secret), child.id, parent.id,
             parent.chain || v_id, purpose, parent.on_behalf_of, scopes, patients,
-            session_user, v_expires);
+            v_now, session_user, v_expires);
 
     PERFORM agentauth._audit('token_issued',
         pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
