@@ -198,6 +198,12 @@ SELECT * FROM pg_temp.rules(NULL);
 SELECT * FROM pg_temp.rules('[]');
 SELECT * FROM pg_temp.rules('{"resourceType": "Patient"}');
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "draft"}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "inactive"}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "id": "a b", "status": "active"}');
+-- an inactive consent maps to no rules (importing it ends an earlier import)
+SELECT x.patient, x.source, x.active, cardinality(x.rules) FROM agentauth._fhir_consent_rules('{
+  "resourceType": "Consent", "id": "c-1", "status": "inactive", "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"}, "provision": {"type": "permit"}}') x;
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "research"}]}}');
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]}}');
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]},

@@ -118,5 +118,34 @@ SELECT agentauth.begin_session(:'bot2_resch') IS NOT NULL AS began;
 SELECT 'P63R diagnosis, nobody' AS q, decision, reason FROM agentauth.explain_access('P63R', 'diagnosis', 'read');
 SELECT agentauth.end_session();
 
+\c - reg63_mgr
+SET TimeZone = 'UTC';
+-- importing the same Consent again replaces the earlier import: patient
+-- "example" now withholds only correction from Organization f001
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "consent-example-notOrg", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/example"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"type": "deny",
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+               "reference": {"reference": "Organization/f001"}}],
+    "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]}]}
+}')) AS provisions;
+-- the Emergency consent becomes inactive: its provisions end, none is added
+SELECT agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "consent-example-Emergency", "status": "inactive",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P63E"}}') AS provisions;
+SELECT patient, decision, actions, status, withdraw_reason, source
+  FROM agentauth.consents WHERE patient IN ('example', 'P63E') ORDER BY patient, recorded_at, decision;
+
+\c - reg63_agent
+SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
+SELECT 'example lab read, re-imported' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'read');
+SELECT 'example lab update, re-imported' AS q, decision, reason FROM agentauth.explain_access('example', 'lab', 'update');
+SELECT 'P63E TREAT, inactive' AS q, decision, reason FROM agentauth.explain_access('P63E', 'lab', 'read');
+SELECT agentauth.end_session();
+
 \c - postgres
 DELETE FROM agentauth.consent WHERE source LIKE 'Consent/%' AND patient IN ('example', 'P63E', 'f001', 'P63R');

@@ -660,7 +660,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_find_key(jsonb, text, text) FROM PUBLIC;
 -- The rules of a Consent resource, checked, without storing anything:
 -- (patient, source, rules).  Shared by import_fhir_consent and its tests.
 CREATE FUNCTION agentauth._fhir_consent_rules(resource jsonb,
-    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[])
+    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[], OUT active boolean)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -698,12 +698,22 @@ BEGIN
     r5 := resource OPERATOR(pg_catalog.?|) ARRAY['decision', 'subject', 'grantee', 'grantor', 'controller', 'manager']
           OR pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') IS NOT DISTINCT FROM 'array';
 
-    -- status: only an active consent is in force
+    -- status: an active consent is in force; an inactive (or entered in
+    -- error) one only ends what an earlier import of it recorded
     v_status := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'status', '$.status', true);
-    IF v_status OPERATOR(pg_catalog.<>) 'active' THEN
-        PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent can be imported', v_status),
-            'Withdraw the provisions of an earlier import with agentauth.withdraw_consent.');
+    IF v_status OPERATOR(pg_catalog.<>) ALL (ARRAY['active', 'inactive', 'entered-in-error']) THEN
+        PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent is in force', v_status),
+            'A draft, proposed or rejected consent grants nothing and cannot be imported.');
     END IF;
+    active := v_status OPERATOR(pg_catalog.=) 'active';
+    k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
+    IF k IS NOT NULL AND k !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+        PERFORM agentauth._fhir_fail('$.id', 'not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "-" and ".")');
+    END IF;
+    IF k IS NULL AND NOT active THEN
+        PERFORM agentauth._fhir_fail('$.id', pg_catalog.format('a consent that is %s needs its id to end an earlier import', v_status));
+    END IF;
+    source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(k, '(no id)');
 
     -- scope (R4): a privacy consent
     IF NOT r5 THEN
@@ -747,8 +757,10 @@ BEGIN
         PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'the patient id is longer than 200 characters');
     END IF;
 
-    source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(
-        agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id'), '(no id)');
+    IF NOT active THEN
+        rules := '{}';
+        RETURN;
+    END IF;
 
     -- the base decision
     IF r5 THEN
@@ -838,6 +850,7 @@ CREATE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     AS $$
 DECLARE
     v     record;
+    old   uuid;
     r     agentauth._fhir_rule;
     a     text;
     ids   uuid[] := '{}';
@@ -850,6 +863,20 @@ DECLARE
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
     v := agentauth._fhir_consent_rules(resource);
+
+    -- an earlier import of the same Consent (same id, same patient) is
+    -- replaced: its provisions still in force are withdrawn, audited
+    IF v.source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
+        FOR old IN SELECT c.id FROM agentauth.consent c
+                    WHERE c.patient OPERATOR(pg_catalog.=) v.patient
+                      AND c.withdrawn_at IS NULL
+                      AND pg_catalog.starts_with(c.source, v.source OPERATOR(pg_catalog.||) ' ')
+                    ORDER BY c.recorded_at, c.id LOOP
+            PERFORM agentauth.withdraw_consent(old,
+                CASE WHEN v.active THEN 'replaced by a new import of ' OPERATOR(pg_catalog.||) v.source
+                     ELSE v.source OPERATOR(pg_catalog.||) ' is no longer active' END);
+        END LOOP;
+    END IF;
     FOREACH r IN ARRAY v.rules LOOP
         -- an open start means "from now" (record_consent's default)
         valid := r.valid;
