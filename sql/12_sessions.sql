@@ -252,3 +252,25 @@ SELECT db_role, detail->>'function' AS function, detail->>'reason' AS reason,
   FROM agentauth.audit_log
  WHERE event = 'session_denied' AND db_role LIKE 'ses\_%'
  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6;
+
+-- a session that ends with its connection is recorded as ended
+SET ROLE ses_issuer;
+SELECT agentauth.issue_token(:'agent1', 'TREAT') AS secret6 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION ses_agent1;
+SELECT agentauth.begin_session(:'secret6') AS disconnect_session \gset
+\c -
+-- (the writer records it shortly after the old backend exits)
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN EXISTS (SELECT FROM agentauth.audit_log
+                           WHERE event = 'session_end' AND detail->>'reason' = 'disconnect'
+                             AND principal_name = 'ses-agent1');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT event, principal_name, detail->>'reason' AS reason
+  FROM agentauth.audit_log
+ WHERE detail->>'session' = :'disconnect_session'
+ ORDER BY seq;

@@ -31,6 +31,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -499,7 +500,7 @@ emit_session_event(const char *event, AASession *s, const char *why)
 	rec.purpose = s->purpose;
 
 	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
-	if (!ActiveSnapshotSet())
+	if (IsTransactionState() && !ActiveSnapshotSet())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		aa_audit_emit(&rec, false);
@@ -820,16 +821,40 @@ bool_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 	return PG_GETARG_BOOL(argno);
 }
 
+/*
+ * The connection ends (disconnect, or a FATAL error): record the end of the
+ * session.  Registered after the audit module's own exit callback, so it
+ * runs before it (they run in reverse order) and the record is flushed.
+ */
+static void
+session_exit_callback(int code, Datum arg)
+{
+	if (aa_session != NULL)
+	{
+		AASession  *s = aa_session;
+
+		aa_session = NULL;
+		emit_session_event("session_end", s, code == 0 ? "disconnect" : "backend exit");
+	}
+}
+
 /* make s the session, recording the end of the one it replaces */
 static void
 install_session(AASession *s)
 {
+	static bool exit_registered = false;
+
 	if (aa_session != NULL)
 	{
 		emit_session_event("session_end", aa_session, "replaced by a new session");
 		aa_btg_session_end();
 	}
 	emit_session_event("session_begin", s, NULL);
+	if (!exit_registered)
+	{
+		before_shmem_exit(session_exit_callback, (Datum) 0);
+		exit_registered = true;
+	}
 	set_session(s);
 }
 
