@@ -328,28 +328,33 @@ extern void aa_policy_init(void);
  */
 
 /* one patient's rows in one relation within the current executor run */
-typedef struct AAPatientAccess
-{
-	char	   *patient;		/* palloc'd, NUL-terminated */
-	int			len;			/* strlen(patient) */
-	uint32		hash;
-	uint64		dgen;			/* decisions below are valid for this */
-	int8		decided[5];		/* per action index: -1 unknown, 0 deny, 1 permit */
-	char	   *authority[5];	/* jsonb text: why permitted, or why denied */
-	bool		btg[5];			/* permitted by break-the-glass */
-	int64		allowed[5];
-	int64		withheld[5];
-	int64		written_new;	/* UPDATE: new rows checked for this patient */
-	bool		approval_done[5];
-	char	   *approval[5];	/* approval id consumed */
-} AAPatientAccess;
-
-/* action indexes into the arrays above */
+/* action indexes into the arrays below */
 #define AA_IDX_READ		0
 #define AA_IDX_INSERT	1
 #define AA_IDX_UPDATE	2
 #define AA_IDX_DELETE	3
 #define AA_NIDX			4
+
+/*
+ * One patient's rows in one relation within the current executor run.
+ * The fields the row check touches on every row come first, in one cache
+ * line.
+ */
+typedef struct AAPatientAccess
+{
+	char	   *patient;		/* NUL-terminated, stored after the struct */
+	int			len;			/* strlen(patient) */
+	uint32		hash;
+	uint64		dgen;			/* decisions below are valid for this */
+	int8		decided[AA_NIDX];	/* -1 unknown, 0 deny, 1 permit */
+	bool		btg[AA_NIDX];	/* permitted by break-the-glass */
+	int64		allowed[AA_NIDX];
+	int64		withheld[AA_NIDX];
+	int64		written_new;	/* UPDATE: new rows checked for this patient */
+	char	   *authority[AA_NIDX]; /* jsonb text: why permitted, or why denied */
+	bool		approval_done[AA_NIDX];
+	char	   *approval[AA_NIDX];	/* approval id consumed */
+} AAPatientAccess;
 
 typedef struct AARelAccess
 {
@@ -371,6 +376,8 @@ typedef struct AARelAccess
 	uint32		nslots;			/* a power of two */
 	uint32		npatients;
 	struct AAPatientSlot *slots;
+	int			last_len;		/* the previous row's patient, for a cheap compare */
+	char		last_key[32];
 	AAPatientAccess *last;		/* the last patient looked up */
 	uint64		dgen;			/* decision generation seen */
 	bool		any_counted;

@@ -693,8 +693,9 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 	uint32		k;
 
 	ra->any_counted = true;
-	if (pa != NULL && pa->len == len && pa->patient[0] == patient[0] &&
-		memcmp(pa->patient, patient, len) == 0)
+	if (pa != NULL && ra->last_len == len &&
+		len <= (int) sizeof(ra->last_key) &&
+		memcmp(ra->last_key, patient, len) == 0)
 		return pa;
 
 	if (ra->npatients * 2 >= ra->nslots)
@@ -709,8 +710,8 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 		if (slot->hash == hash && slot->len == len &&
 			memcmp(slot->pa->patient, patient, len) == 0)
 		{
-			ra->last = slot->pa;
-			return slot->pa;
+			pa = slot->pa;
+			goto found;
 		}
 	}
 	pa = MemoryContextAllocZero(ra->query->cxt, sizeof(AAPatientAccess) + len + 1);
@@ -725,7 +726,15 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 	ra->slots[k].len = len;
 	ra->slots[k].pa = pa;
 	ra->npatients++;
+found:
 	ra->last = pa;
+	if (len <= (int) sizeof(ra->last_key))
+	{
+		memcpy(ra->last_key, patient, len);
+		ra->last_len = len;
+	}
+	else
+		ra->last_len = -1;
 	return pa;
 }
 
