@@ -432,6 +432,52 @@ SQL
     tools/aa_verify -D "$demo/head.txt" "$demo/audit-tampered.jsonl" || say "(exit status $?)"
 }
 
+monitoring_console() {
+    step "Real-time monitoring: a security console LISTENs for alerts"
+    say "(scripts/console.sh in a second terminal; here it runs in the background)"
+    LC_ALL=C setsid bash scripts/console.sh -h "$demo" -p "$PORT" -U postgres postgres >"$demo/console.log" 2>&1 &
+    local console_pid=$!
+    sleep 1
+    sql <<'SQL'
+-- the seeded rules notify; the DBA adds one that suspends an agent that
+-- keeps probing patients it has no consent for
+SELECT id, event, threshold, per, action, enabled FROM agentauth.alert_rule ORDER BY id;
+INSERT INTO agentauth.alert_rule (event, threshold, per, action)
+VALUES ('denied', 5, '1 minute', 'suspend');
+SQL
+    step "The agent leaves its workflow: it probes patients it has no consent for"
+    local old_token=$TOKEN
+    TOKEN=$(sql_value "SELECT agentauth.issue_token('$AGENT_ID', 'TREATDS', '5 minutes', 'dr.grey')")
+    agent_sql <<'SQL'
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P003';
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P004';
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P005';
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P002';
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P004';
+\echo -- (the audit writer counts the denials as it commits them, and suspends the agent)
+SELECT pg_sleep(1);
+-- its open session is refused at the next row
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P001';
+SQL
+    TOKEN=$old_token
+    sleep 1
+    step "What the console printed"
+    sed 's/^/   | /' "$demo/console.log"
+    kill -- -"$console_pid" 2>/dev/null || true
+    step "The alerts, the suspension and its audit records"
+    sql <<'SQL'
+SELECT id, raised_at::time(0) AS at, rule, event, principal_name, role, count, per, action, action_taken
+  FROM agentauth.alerts ORDER BY id;
+SELECT name, status, status_reason FROM agentauth.principals WHERE name = 'lab-summarizer';
+SELECT seq, event, principal_name, detail->>'reason' AS reason, detail->>'action_taken' AS action_taken
+  FROM agentauth.audit_log WHERE event IN ('principal_status', 'alert') ORDER BY seq;
+-- its owner must look into it and reactivate it (a new token is needed too)
+SELECT agentauth.set_principal_status(id, 'active', 'owner reviewed the probing with the team')
+  FROM agentauth.principals WHERE name = 'lab-summarizer';
+SQL
+    say "Agents without a session for agentauth.inactive_after ($(sql_value "SHOW agentauth.inactive_after")) are suspended the same way."
+}
+
 finish() {
     step "Done"
     say "The demo server keeps running: psql -h $demo -p $PORT -U postgres postgres"
@@ -458,6 +504,7 @@ main() {
     clinician_approval
     revoke_and_refuse
     auditor_reports
+    monitoring_console
     finish
 }
 
