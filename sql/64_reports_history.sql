@@ -79,6 +79,13 @@ SELECT recipient, recipient_owner, on_behalf_of, purpose, purpose_display, descr
 SELECT recipient, purpose, description, exempt
   FROM agentauth.disclosure_accounting('R64-P1', :'t0', include_exempt => true);
 SELECT count(*) AS p2_disclosures FROM agentauth.disclosure_accounting('R64-P2', :'t0');
+-- everything the agent did or was refused, and the errors of the function
+SELECT row_number() OVER (ORDER BY seq) AS n, event, outcome, patient, on_behalf_of, purpose,
+       columns, row_count
+  FROM agentauth.agent_activity(:'bot', :'t0');
+SELECT count(*) FROM agentauth.agent_activity(NULL);
+SELECT count(*) FROM agentauth.agent_activity('00000000-0000-0000-0000-000000000000');
+SELECT count(*) FROM agentauth.agent_activity(:'bot', 'infinity', '-infinity');
 -- the inventory: the agent, its two live tokens, its last access, its denials
 SELECT name, owner, db_role, status, scopes, purposes, live_tokens,
        last_access >= :'t0' AS accessed_since_t0, denials_24h

@@ -211,6 +211,43 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) TO agentauth_auditor;
 
+-- agent_activity: everything one principal (agent or human) did or was
+-- refused in the period, oldest first: what an auditor asks about an agent.
+CREATE FUNCTION agentauth.agent_activity(
+    principal uuid,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   patient text, on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF agent_activity.principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._report_args('-', since, until);
+    IF NOT EXISTS (SELECT FROM agentauth.principal p WHERE p.id OPERATOR(pg_catalog.=) agent_activity.principal) THEN
+        RAISE EXCEPTION 'unknown principal %', agent_activity.principal
+            USING ERRCODE = '22023', HINT = 'See agentauth.principals.';
+    END IF;
+    RETURN QUERY
+    SELECT l.seq, l.logged_at, l.event, l.outcome, l.patient, l.on_behalf_of, l.purpose,
+           l.relation, l.action, l.columns, l.data_classes, l.row_count, l.authority,
+           l.token, l.client
+      FROM agentauth.audit_log l
+     WHERE l.principal OPERATOR(pg_catalog.=) agent_activity.principal
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+     ORDER BY l.seq;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.agent_activity(uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.agent_activity(uuid, timestamptz, timestamptz) TO agentauth_auditor;
+
 -- element_access: who touched one element (table column) of one patient's
 -- record, when, for what purpose, under whose authority -- including the
 -- attempts that were denied.
