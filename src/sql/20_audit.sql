@@ -49,10 +49,11 @@ REVOKE ALL ON FUNCTION agentauth.verify_audit(bigint, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.verify_audit(bigint, bytea) TO agentauth_auditor;
 
 -- The canonical encoding in SQL (docs/DESIGN.md, README "The audit log"),
--- for verify_audit_sql and for anyone who wants to see the bytes.
+-- for verify_audit_sql and for anyone who wants to see the bytes.  Not
+-- SECURITY DEFINER and fully qualified, without a SET clause, so that the
+-- planner can inline them.
 CREATE FUNCTION agentauth._canon_text(t text) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN t IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('74', 'hex')
@@ -61,18 +62,16 @@ AS $$
 $$;
 
 CREATE FUNCTION agentauth._canon_jsonb(j jsonb) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN j IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('6a', 'hex')
-                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.octet_length(pg_catalog.convert_to(j::text, 'UTF8')))
-                OPERATOR(pg_catalog.||) pg_catalog.convert_to(j::text, 'UTF8') END
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.octet_length(pg_catalog.convert_to(j::pg_catalog.text, 'UTF8')))
+                OPERATOR(pg_catalog.||) pg_catalog.convert_to(j::pg_catalog.text, 'UTF8') END
 $$;
 
 CREATE FUNCTION agentauth._canon_uuid(u uuid) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN u IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('75', 'hex') OPERATOR(pg_catalog.||) pg_catalog.uuid_send(u) END
@@ -80,7 +79,6 @@ $$;
 
 CREATE FUNCTION agentauth._canon_int8(i bigint) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN i IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('69', 'hex') OPERATOR(pg_catalog.||) pg_catalog.int8send(i) END
@@ -88,34 +86,31 @@ $$;
 
 CREATE FUNCTION agentauth._canon_timestamptz(t timestamptz) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN t IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('54', 'hex') OPERATOR(pg_catalog.||) pg_catalog.timestamptz_send(t) END
 $$;
 
 CREATE FUNCTION agentauth._canon_text_array(a text[]) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('61', 'hex')
                 OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
                 OPERATOR(pg_catalog.||) COALESCE(
-                    (SELECT pg_catalog.string_agg(agentauth._canon_text(e), ''::bytea ORDER BY o)
-                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::bytea) END
+                    (SELECT pg_catalog.string_agg(agentauth._canon_text(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
 $$;
 
 CREATE FUNCTION agentauth._canon_uuid_array(a uuid[]) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
            ELSE pg_catalog.decode('61', 'hex')
                 OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
                 OPERATOR(pg_catalog.||) COALESCE(
-                    (SELECT pg_catalog.string_agg(agentauth._canon_uuid(e), ''::bytea ORDER BY o)
-                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::bytea) END
+                    (SELECT pg_catalog.string_agg(agentauth._canon_uuid(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
 $$;
 
 -- SHA-256 from pgcrypto, wherever pgcrypto was installed.
@@ -124,7 +119,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE FUNCTION agentauth._sha256(b bytea) RETURNS bytea'
         ' LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE'
-        ' SET search_path = pg_catalog, pg_temp AS %L',
+        ' AS %L',
         pg_catalog.format('SELECT %I.digest(b, %L)',
             (SELECT n.nspname FROM pg_catalog.pg_extension e
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
@@ -137,7 +132,6 @@ REVOKE ALL ON FUNCTION agentauth._sha256(bytea) FROM PUBLIC;
 -- canonical(record): the bytes row_hash is computed over (after prev_hash).
 CREATE FUNCTION agentauth.canonical_record(r agentauth.audit_log) RETURNS bytea
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.decode('01', 'hex')
         OPERATOR(pg_catalog.||) agentauth._canon_int8(r.seq)

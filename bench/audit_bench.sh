@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Audit path benchmark (SPEC 14): audit writer throughput and verify_audit
+# rate on at least 1 M records.  Not part of the test suite; prints
+# name=value lines and keeps them in bench/audit_bench.last.
+#
+#   bench/audit_bench.sh [records]        (default 1000000)
+#
+# Builds and installs the extension and the driver (bench/aa_bench_driver.c)
+# into the private PostgreSQL copy of scripts/dev.sh, starts a throw-away
+# server in a temporary directory, and measures:
+#   writer_sync_rps       records/s, one client, audit_sync = on, a wait
+#                         every 10000 records (one statement touching
+#                         10000 patients), default 8 MB queue
+#   writer_drain_rps      records/s the writer stores from a full queue
+#                         (audit_sync = off, queue large enough for all)
+#   writer_cpu_rps        the same per CPU second of the writer process
+#                         (what the writer would do on an idle machine)
+#   emit_rps              records/s a backend queues (serialize + push)
+#   verify_rps            verify_audit() records/s over the whole log
+#   verify_sql_rps        verify_audit_sql() records/s (last 100000 records)
+# Runs as root; the server runs as the postgres OS user.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+n=${1:-1000000}
+name=$(basename "$top")
+root=${PGROOT:-/work/pgroot/$name}
+ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+if [ ! -x "$root/usr/lib/postgresql/$ver/bin/postgres" ]; then
+    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
+    cp -a "/usr/lib/postgresql/$ver" "$root/usr/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$ver" "$root/usr/share/postgresql/"
+fi
+bin="$root/usr/lib/postgresql/$ver/bin"
+make -s -j2 >/dev/null
+make -s install DESTDIR="$root" >/dev/null
+make -s -C bench >/dev/null
+make -s -C bench install DESTDIR="$root" >/dev/null
+
+dir=$(mktemp -d /tmp/aa_bench.XXXXXX)
+chown postgres "$dir"
+port=$((20000 + RANDOM % 10000))
+as_pg() { runuser -u postgres -- "$@"; }
+psql_() { as_pg "$bin/psql" -X -q -At -h "$dir" -p "$port" -d postgres "$@"; }
+cleanup() { as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+as_pg "$bin/initdb" -D "$dir/data" -A trust >/dev/null
+cat >> "$dir/data/postgresql.conf" <<EOC
+shared_preload_libraries = 'agentauth'
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = $port
+shared_buffers = 1GB
+max_wal_size = 8GB
+min_wal_size = 2GB
+checkpoint_timeout = 30min
+agentauth.audit_queue_size = 1GB
+agentauth.audit_wait_timeout = 10min
+EOC
+as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
+psql_ -c "CREATE EXTENSION agentauth CASCADE" 2>/dev/null
+psql_ -c "CREATE FUNCTION bench_emit(bigint, bigint) RETURNS bigint LANGUAGE c AS '\$libdir/aa_bench_driver', 'aa_bench_emit'"
+for i in $(seq 1 50); do
+    [ "$(psql_ -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")" = 1 ] && break
+    sleep 0.2
+done
+wpid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%d", n / t; else print "inf" }'; }
+
+# 1. writer throughput from a full queue: queue everything (audit_sync off),
+#    then wait until the writer has committed it all
+c0=$(cpu "$wpid"); t0=$(now)
+psql_ -c "SET agentauth.audit_sync = off" -c "SELECT bench_emit($n, 10000)" >/dev/null
+t1=$(now)
+psql_ -c "SELECT bench_emit(1, 1)" >/dev/null   # audit_sync on: waits for all before it
+t2=$(now); c1=$(cpu "$wpid")
+hz=$(getconf CLK_TCK)
+emit_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+drain_s=$(awk -v a="$t0" -v b="$t2" 'BEGIN { print b - a }')
+wcpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')
+
+# 2. synchronous: a statement of 10000 records waits for its commit
+ns=$((n / 5))
+t3=$(now)
+psql_ -c "SELECT bench_emit($ns, 10000)" >/dev/null
+t4=$(now)
+sync_s=$(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')
+
+# 3. verification
+total=$(psql_ -c "SELECT count(*) FROM agentauth.audit_log")
+psql_ -c "SELECT count(*) FROM agentauth.audit_log" >/dev/null   # warm the cache
+t5=$(now)
+vres=$(psql_ -c "SELECT checked || ' ' || ok FROM agentauth.verify_audit()")
+t6=$(now)
+sqln=100000
+t7=$(now)
+sres=$(psql_ -c "SELECT checked || ' ' || ok FROM agentauth.verify_audit_sql((SELECT max(seq) - $sqln + 1 FROM agentauth.audit_log))")
+t8=$(now)
+verify_s=$(awk -v a="$t5" -v b="$t6" 'BEGIN { print b - a }')
+verify_sql_s=$(awk -v a="$t7" -v b="$t8" 'BEGIN { print b - a }')
+
+{
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus=$(nproc) load_at_start=$(cut -d' ' -f1 /proc/loadavg)"
+    echo "records=$n"
+    echo "emit_rps=$(rate "$n" "$emit_s")"
+    echo "writer_drain_rps=$(rate "$n" "$drain_s")"
+    echo "writer_cpu_seconds=$wcpu_s"
+    echo "writer_cpu_rps=$(rate "$n" "$wcpu_s")"
+    echo "writer_sync_rps=$(rate "$ns" "$sync_s")"
+    echo "log_records=$total"
+    echo "verify_result=\"$vres\""
+    echo "verify_rps=$(rate "$total" "$verify_s")"
+    echo "verify_sql_result=\"$sres\""
+    echo "verify_sql_rps=$(rate "$sqln" "$verify_sql_s")"
+    echo "log_size=$(psql_ -c "SELECT pg_size_pretty(pg_total_relation_size('agentauth.audit_log'))" | tr -d ' ')"
+} | tee bench/audit_bench.last
