@@ -75,6 +75,11 @@ SELECT agentauth.protect_table('public.vlab', 'patient_id', '{"id": "non_phi", "
 	$node->psql('postgres',
 		qq{SELECT agentauth.begin_session('$tok'); SELECT hiv FROM public.vlab;},
 		extra_params => [ '-U', 'v_agent' ]);
+	# the first session ended with its connection: the exiting backend
+	# writes that record; wait for it so the log stops moving
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) >= 1 FROM agentauth.audit_log WHERE event = 'session_end' AND db_role = 'v_agent'})
+	  or die 'no session_end';
 	for my $i (1 .. 12)
 	{
 		my $sql = sprintf(
