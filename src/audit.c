@@ -573,13 +573,25 @@ audit_xact_callback(XactEvent event, void *arg)
 			flush_pending(true);
 			if (nstaged > 0)
 			{
-				uint64		before = pushed_end;
+				uint64		end;
 
-				/* all of the transaction's records, or none (then abort) */
-				if (!push_entries(staged, true))
+				/*
+				 * All of the transaction's records in one piece, or none
+				 * (then the transaction aborts): the writer stops at the
+				 * first of them until we commit, so a part could never be
+				 * followed by the rest.
+				 */
+				if ((Size) staged->len > aa_queue_capacity())
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("too many administrative audit records in one transaction"),
+							 errdetail("Their %d bytes do not fit in agentauth.audit_queue_size.",
+									   staged->len),
+							 errhint("Make the change in smaller transactions.")));
+				if (!aa_queue_push(staged->data, staged->len,
+								   aa_audit_wait_timeout, &end))
 					audit_unavailable("queued");
-				txn_end = pushed_end;
-				pushed_end = Max(before, pushed_end);
+				txn_end = end;
 				reset_staged();
 			}
 			break;

@@ -2,6 +2,9 @@
 -- verifiers and retention.  The writer (a background worker) is the only
 -- inserter; see src/audit*.c, src/chain.c and src/utility.c.
 
+-- Auditors read the log (SPEC 2); nobody writes it but the audit writer.
+GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+
 -- Only purge_audit() ever deletes, by seq from the oldest end.
 CREATE INDEX audit_log_purged_idx ON agentauth.audit_log (seq)
     WHERE event OPERATOR(pg_catalog.=) 'audit_purged';
