@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Monitoring benchmark (SPEC 15, issue 8): the audit writer's throughput
+# with the seeded alert rules against no rules at all, and with a rule that
+# counts every record.  Not part of the test suite; prints name=value lines
+# and keeps them in bench/monitor_bench.last.
+#
+#   bench/monitor_bench.sh [records] [rounds]     (default 300000 3)
+#
+# Like bench/audit_bench.sh: builds and installs the extension and the
+# driver (bench/aa_bench_driver.c) into the private PostgreSQL copy of
+# scripts/dev.sh, starts a throw-away server, and per round and
+# configuration queues `records` access records with audit_sync off, then
+# waits until the writer has committed them all.  Configurations, run
+# alternately:
+#   none      agentauth.alert_rule emptied
+#   seeded    the seeded rules (denied, session_denied): each record costs
+#             the writer one compare of its event with the few that matter
+#   counting  a rule on access itself (threshold 10000 per minute): every
+#             record goes through a sliding window; an alert per 10000
+# Reported per configuration: the writer's CPU seconds per million records
+# (least of the rounds: what the work costs the writer) and records/s (median
+# wall clock of the rounds: the machine's other load included), and the
+# ratios seeded/none (the issue's target: within 10 %).
+# Runs as root; the server runs as the postgres OS user.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+n=${1:-300000}
+rounds=${2:-3}
+name=$(basename "$top")
+root=${PGROOT:-/work/pgroot/$name}
+ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+if [ ! -x "$root/usr/lib/postgresql/$ver/bin/postgres" ]; then
+    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
+    cp -a "/usr/lib/postgresql/$ver" "$root/usr/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$ver" "$root/usr/share/postgresql/"
+fi
+bin="$root/usr/lib/postgresql/$ver/bin"
+make -s -j2 >/dev/null
+make -s install DESTDIR="$root" >/dev/null
+make -s -C bench >/dev/null
+make -s -C bench install DESTDIR="$root" >/dev/null
+
+dir=$(mktemp -d /tmp/aa_monbench.XXXXXX)
+chown postgres "$dir"
+port=$((20000 + RANDOM % 10000))
+as_pg() { runuser -u postgres -- "$@"; }
+psql_() { as_pg "$bin/psql" -X -q -At -h "$dir" -p "$port" -d postgres "$@"; }
+cleanup() { as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+as_pg "$bin/initdb" -D "$dir/data" -A trust >/dev/null
+cat >> "$dir/data/postgresql.conf" <<EOC
+shared_preload_libraries = 'agentauth'
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = $port
+shared_buffers = 512MB
+max_wal_size = 8GB
+min_wal_size = 2GB
+checkpoint_timeout = 30min
+agentauth.audit_queue_size = 512MB
+agentauth.audit_wait_timeout = 10min
+EOC
+as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
+psql_ -c "CREATE EXTENSION agentauth CASCADE" 2>/dev/null
+psql_ -c "CREATE FUNCTION bench_emit(bigint, bigint) RETURNS bigint LANGUAGE c AS '\$libdir/aa_bench_driver', 'aa_bench_emit'"
+psql_ -c "CREATE TABLE bench_seeded AS SELECT * FROM agentauth.alert_rule"
+for i in $(seq 1 50); do
+    [ "$(psql_ -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")" = 1 ] && break
+    sleep 0.2
+done
+wpid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+hz=$(getconf CLK_TCK)
+
+configure() {
+    case $1 in
+        none)     psql_ -c "DELETE FROM agentauth.alert_rule" ;;
+        seeded)   psql_ -c "DELETE FROM agentauth.alert_rule" \
+                        -c "INSERT INTO agentauth.alert_rule SELECT * FROM bench_seeded" ;;
+        counting) psql_ -c "DELETE FROM agentauth.alert_rule" \
+                        -c "INSERT INTO agentauth.alert_rule SELECT * FROM bench_seeded" \
+                        -c "INSERT INTO agentauth.alert_rule (event, threshold, per) VALUES ('access', 10000, '1 minute')" ;;
+    esac >/dev/null
+    # let the writer reload them (the change's own audit records go first)
+    psql_ -c "SELECT bench_emit(1, 1)" >/dev/null
+    sleep 0.5
+}
+
+# one round: queue n records, wait for all; prints "cpu_seconds wall_seconds"
+round() {
+    local c0 c1 t0 t1
+    c0=$(cpu "$wpid"); t0=$(now)
+    psql_ -c "SET agentauth.audit_sync = off" -c "SELECT bench_emit($n, 10000)" >/dev/null
+    psql_ -c "SELECT bench_emit(1, 1)" >/dev/null   # audit_sync on: waits for all before it
+    t1=$(now); c1=$(cpu "$wpid")
+    awk -v a="$c0" -v b="$c1" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f %.3f\n", (b - a) / hz, t1 - t0 }'
+}
+
+declare -A cpus walls
+configs="none seeded counting"
+psql_ -c "SET agentauth.audit_sync = off" -c "SELECT bench_emit($n, 10000)" >/dev/null   # warm-up
+log=""
+for r in $(seq 1 "$rounds"); do
+    for c in $configs; do
+        configure "$c"
+        read -r cs ws < <(round)
+        log+="round=$r config=$c writer_cpu_s=$cs wall_s=$ws"$'\n'
+        echo "round=$r config=$c writer_cpu_s=$cs wall_s=$ws" >&2
+        cpus[$c]+="$cs "
+        walls[$c]+="$ws "
+    done
+done
+# the minimum of the writer's CPU seconds (what the work costs) and the
+# median of the wall clock (what it took, with the machine's other load)
+minimum() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | head -1; }
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A best_cpu best_wall
+for c in $configs; do
+    best_cpu[$c]=$(minimum "${cpus[$c]}")
+    best_wall[$c]=$(median "${walls[$c]}")
+done
+alerts=$(psql_ -c "SELECT count(*) FROM agentauth.alerts")
+
+{
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus=$(nproc) load_at_end=$(cut -d' ' -f1 /proc/loadavg)"
+    echo "records_per_round=$n rounds=$rounds"
+    printf '%s' "$log"
+    for c in $configs; do
+        awk -v c="$c" -v cs="${best_cpu[$c]}" -v ws="${best_wall[$c]}" -v n="$n" 'BEGIN {
+            printf "%s_writer_cpu_s_per_M=%.2f %s_writer_rps=%d\n", c, cs * 1000000 / n, c, n / ws }'
+    done
+    awk -v a="${best_cpu[seeded]}" -v b="${best_cpu[none]}" 'BEGIN { printf "seeded_vs_none_cpu_ratio=%.3f\n", a / b }'
+    awk -v a="${best_wall[none]}" -v b="${best_wall[seeded]}" 'BEGIN { printf "seeded_vs_none_rps_ratio=%.3f\n", a / b }'
+    awk -v a="${best_cpu[counting]}" -v b="${best_cpu[none]}" 'BEGIN { printf "counting_vs_none_cpu_ratio=%.3f\n", a / b }'
+    echo "alerts_raised=$alerts"
+} | tee bench/monitor_bench.last
