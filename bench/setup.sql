@@ -6,7 +6,6 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE EXTENSION agentauth CASCADE;
-CREATE EXTENSION pgaudit;
 CREATE EXTENSION dblink;
 CREATE SCHEMA clinic;
 GRANT USAGE ON SCHEMA clinic TO PUBLIC;
@@ -80,9 +79,6 @@ CREATE ROLE bench_agent_sync LOGIN;
 GRANT SELECT ON clinic.obs_plain TO bench_plain, bench_pga;
 GRANT SELECT ON clinic.obs_hand, clinic.consent_hand TO bench_hand;
 GRANT SELECT ON clinic.obs_aa TO bench_agent_async, bench_agent_sync;
-ALTER ROLE bench_pga SET pgaudit.log = 'read';
-ALTER ROLE bench_agent_async SET agentauth.audit_sync = off;
-ALTER ROLE bench_agent_sync SET agentauth.audit_sync = on;
 SELECT agentauth.register_agent('bench_agent_async', 'bench_agent_async', 'bench team',
                                 '{TREAT}', '{lab:read}', '2 hours');
 SELECT agentauth.register_agent('bench_agent_sync', 'bench_agent_sync', 'bench team',
