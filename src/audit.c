@@ -589,7 +589,8 @@ audit_xact_callback(XactEvent event, void *arg)
 									   staged->len),
 							 errhint("Make the change in smaller transactions.")));
 				if (!aa_queue_push(staged->data, staged->len,
-								   aa_audit_wait_timeout, &end))
+								   aa_audit_in_writer ? 0 : aa_audit_wait_timeout,
+								   &end))
 					audit_unavailable("queued");
 				txn_end = end;
 				reset_staged();
