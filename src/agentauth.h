@@ -84,6 +84,8 @@ extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
 extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out);
 extern bool aa_extension_ready(void);
+extern int	aa_pin_search_path(void);
+extern void aa_unpin_search_path(int nest);
 
 /* ---------------------------------------------------------------------
  * session.c -- the backend's agentauth session, held in C memory only

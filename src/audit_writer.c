@@ -725,6 +725,12 @@ aa_audit_writer_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(aa_database, NULL, 0);
 	aa_queue_set_db_known(true);
 
+	/*
+	 * Our queries run as the bootstrap superuser: resolve nothing in a
+	 * schema that a database owner's ALTER DATABASE ... SET search_path
+	 * put first.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	/* durable commits whatever the server's default */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("agentauth audit writer");

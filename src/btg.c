@@ -114,9 +114,10 @@ btg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /* Run the rest of an SPI call as the bootstrap superuser (our catalogs). */
 static void
-btg_spi_begin(Oid *save_userid, int *save_sec)
+btg_spi_begin(Oid *save_userid, int *save_sec, int *nest)
 {
 	GetUserIdAndSecContext(save_userid, save_sec);
+	*nest = aa_pin_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -124,10 +125,11 @@ btg_spi_begin(Oid *save_userid, int *save_sec)
 }
 
 static void
-btg_spi_end(Oid save_userid, int save_sec)
+btg_spi_end(Oid save_userid, int save_sec, int nest)
 {
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_unpin_search_path(nest);
 }
 
 static SPIPlanPtr
@@ -153,12 +155,13 @@ btg_reload(void)
 	uint64		gen = aa_generation();	/* before reading: see shmem.c */
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	Datum		arg;
 	char		nulls[1] = {' '};
 	AABreakGlass *list = NULL;
 	int			n;
 
-	btg_spi_begin(&save_userid, &save_sec);
+	btg_spi_begin(&save_userid, &save_sec, &nest);
 	if (load_plan == NULL)
 	{
 		Oid			types[1] = {UUIDOID};
@@ -194,7 +197,7 @@ btg_reload(void)
 			list[i].ends_at = DatumGetTimestampTz(d);
 		}
 	}
-	btg_spi_end(save_userid, save_sec);
+	btg_spi_end(save_userid, save_sec, nest);
 
 	aa_session->break_glass = list;
 	aa_session->nbreak_glass = n;
@@ -266,6 +269,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	uint64		ncand;
@@ -277,7 +281,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no agentauth session")));
 
-	btg_spi_begin(&save_userid, &save_sec);
+	btg_spi_begin(&save_userid, &save_sec, &nest);
 	if (find_approval_plan == NULL)
 	{
 		Oid			types[4] = {UUIDOID, OIDOID, TEXTOID, TEXTOID};
@@ -331,7 +335,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 			found = true;
 		}
 	}
-	btg_spi_end(save_userid, save_sec);
+	btg_spi_end(save_userid, save_sec, nest);
 
 	if (!found)
 	{
@@ -359,6 +363,7 @@ aa_btg_session_end(void)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	Datum		arg;
 	char		nulls[1] = {' '};
 	uint64		n;
@@ -369,7 +374,7 @@ aa_btg_session_end(void)
 	if (!btg_current() || btg_context == NULL)
 		return;
 
-	btg_spi_begin(&save_userid, &save_sec);
+	btg_spi_begin(&save_userid, &save_sec, &nest);
 	{
 		Oid			types[1] = {UUIDOID};
 
@@ -378,7 +383,7 @@ aa_btg_session_end(void)
 								  "SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'session end' "
 								  "WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL "
 								  "AND ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-								  "RETURNING id::text, patient",
+								  "RETURNING id::pg_catalog.text, patient",
 								  1, types, &arg, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not end break-the-glass overrides");
 	}
@@ -393,7 +398,7 @@ aa_btg_session_end(void)
 		patients[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		MemoryContextSwitchTo(old);
 	}
-	btg_spi_end(save_userid, save_sec);
+	btg_spi_end(save_userid, save_sec, nest);
 
 	for (uint64 i = 0; i < n; i++)
 	{

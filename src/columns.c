@@ -126,9 +126,11 @@ is_registered_principal(Oid roleid)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	bool		found;
+	int			nest;
 
 	values[0] = ObjectIdGetDatum(roleid);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = aa_pin_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
@@ -139,6 +141,7 @@ is_registered_principal(Oid roleid)
 	found = SPI_processed > 0;
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_unpin_search_path(nest);
 	return found;
 }
 

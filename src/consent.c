@@ -232,9 +232,10 @@ action_bit(const char *a)
 }
 
 static void
-enter_as_owner(Oid *save_userid, int *save_sec)
+enter_as_owner(Oid *save_userid, int *save_sec, int *nest)
 {
 	GetUserIdAndSecContext(save_userid, save_sec);
+	*nest = aa_pin_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -243,11 +244,12 @@ enter_as_owner(Oid *save_userid, int *save_sec)
 }
 
 static void
-leave_as_owner(Oid save_userid, int save_sec)
+leave_as_owner(Oid save_userid, int save_sec, int nest)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_unpin_search_path(nest);
 }
 
 static Datum
@@ -269,6 +271,7 @@ load_provisions(const char *patient)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	Oid			argtypes[5] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -297,9 +300,9 @@ load_provisions(const char *patient)
 	else
 		nulls[4] = 'n';
 
-	enter_as_owner(&save_userid, &save_sec);
+	enter_as_owner(&save_userid, &save_sec, &nest);
 	ret = SPI_execute_with_args(
-		"SELECT c.patient, c.id::text, c.decision OPERATOR(pg_catalog.=) 'deny', "
+		"SELECT c.patient, c.id::pg_catalog.text, c.decision OPERATOR(pg_catalog.=) 'deny', "
 		"       c.data_classes, c.actions, "
 		"       pg_catalog.lower(c.valid), pg_catalog.lower_inc(c.valid), "
 		"       pg_catalog.upper(c.valid), pg_catalog.upper_inc(c.valid) "
@@ -401,7 +404,7 @@ load_provisions(const char *patient)
 		pc->provisions = lappend(pc->provisions, p);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	leave_as_owner(save_userid, save_sec);
+	leave_as_owner(save_userid, save_sec, nest);
 }
 
 static void
@@ -409,12 +412,13 @@ load_defaults(void)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	MemoryContext oldcxt;
 
 	values[0] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
-	enter_as_owner(&save_userid, &save_sec);
+	enter_as_owner(&save_userid, &save_sec, &nest);
 	if (SPI_execute_with_args("SELECT data_class, decision OPERATOR(pg_catalog.=) 'permit' "
 							  "  FROM agentauth.default_decision "
 							  " WHERE purpose OPERATOR(pg_catalog.=) $1",
@@ -433,7 +437,7 @@ load_defaults(void)
 	}
 	defaults_loaded = true;
 	MemoryContextSwitchTo(oldcxt);
-	leave_as_owner(save_userid, save_sec);
+	leave_as_owner(save_userid, save_sec, nest);
 }
 
 static List *

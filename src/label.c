@@ -137,6 +137,7 @@ load_classes(void)
 	HASHCTL		ctl;
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	MemoryContext oldcxt;
 
 	memset(&ctl, 0, sizeof(ctl));
@@ -145,6 +146,7 @@ load_classes(void)
 	ctl.hcxt = label_cxt;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = aa_pin_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -174,6 +176,7 @@ load_classes(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_unpin_search_path(nest);
 }
 
 /*

@@ -631,10 +631,10 @@ find_inactive(void)
 
 	args[0] = Int64GetDatum((int64) aa_inactive_after);
 	ret = SPI_execute_with_args(
-								"SELECT p.id, pg_catalog.quote_ident(r.rolname)::text, "
+								"SELECT p.id, pg_catalog.quote_ident(r.rolname)::pg_catalog.text, "
 								"pg_catalog.json_build_object('last_session_at', p.last_session_at, "
 								"  'registered_at', p.registered_at, "
-								"  'inactive_after', $1)::text "
+								"  'inactive_after', $1)::pg_catalog.text "
 								"FROM agentauth.principal p "
 								"LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.db_role "
 								"WHERE p.kind OPERATOR(pg_catalog.=) 'agent' "

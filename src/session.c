@@ -576,12 +576,14 @@ typedef struct AsExtension
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			guc_nest;		/* search_path pinned (aa_pin_search_path) */
 } AsExtension;
 
 static void
 spi_begin(AsExtension *st)
 {
 	GetUserIdAndSecContext(&st->save_userid, &st->save_sec);
+	st->guc_nest = aa_pin_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   st->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -594,6 +596,7 @@ spi_end(AsExtension *st)
 {
 	SPI_finish();
 	SetUserIdAndSecContext(st->save_userid, st->save_sec);
+	aa_unpin_search_path(st->guc_nest);
 }
 
 static SPIPlanPtr

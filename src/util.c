@@ -24,6 +24,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "agentauth.h"
 
@@ -135,6 +136,34 @@ aa_extension_ready(void)
 	if (creating_extension)
 		return false;
 	return OidIsValid(get_extension_oid("agentauth", true));
+}
+
+/*
+ * The extension's own queries run as a superuser (or the table owner), in
+ * the caller's backend, where the caller chose search_path.  Everything in
+ * them is schema-qualified, but a type name is also looked up in pg_temp
+ * when the path lists it first: a caller's domain pg_temp.text with a CHECK
+ * calling the caller's function would run that function as the superuser.
+ * So every such query runs with search_path pinned as our SECURITY DEFINER
+ * functions pin it.  Returns the GUC nest level for aa_unpin_search_path();
+ * an error in between is undone by (sub)transaction abort, like a
+ * function's SET clause.
+ */
+int
+aa_pin_search_path(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+void
+aa_unpin_search_path(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 PG_FUNCTION_INFO_V1(aa_check_install);
