@@ -39,6 +39,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -212,7 +213,7 @@ aa_monitor_chain_failure_sql(PG_FUNCTION_ARGS)
  */
 
 #define MON_EVENT_LEN	64
-#define MON_MAX_ATTEMPTS 10		/* rounds a locked principal is retried */
+#define MON_RETRY_MS	10000	/* how long a locked principal is retried */
 #define MON_MAX_PENDING	10000	/* beyond this, always-on alerts coalesce by event */
 
 typedef struct MonRule
@@ -268,6 +269,7 @@ typedef struct PendingAlert
 	int64		first_seq;		/* coalesced always-on alerts */
 	char	   *detail;			/* jsonb text or NULL */
 	int			attempts;
+	TimestampTz first_try;		/* of a suspension that found the row locked */
 } PendingAlert;
 
 static const char *const always_on_events[] = {
@@ -782,7 +784,8 @@ raise_one(PendingAlert *a)
 		detail = psprintf("{\"first_audit_seq\": " INT64_FORMAT "}", a->first_seq);
 	args[8] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
 	nulls[8] = detail ? ' ' : 'n';
-	args[9] = BoolGetDatum(a->attempts + 1 >= MON_MAX_ATTEMPTS);
+	args[9] = BoolGetDatum(a->attempts > 0 &&
+						   GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(a->first_try, MON_RETRY_MS));
 
 	ret = SPI_execute_with_args("SELECT agentauth._raise_alert($1, $2, $3, $4, $5, $6, $7, $8, "
 								"$9::pg_catalog.jsonb, $10)",
@@ -792,7 +795,8 @@ raise_one(PendingAlert *a)
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 	{
-		a->attempts++;
+		if (a->attempts++ == 0)
+			a->first_try = GetCurrentTimestamp();
 		return false;
 	}
 	return true;
@@ -854,6 +858,8 @@ monitor_round(TimestampTz now, uint64 gen)
 
 		pending = list_copy(keep);
 		MemoryContextSwitchTo(old);
+		/* a principal's row was locked: next round soon, after a batch */
+		SetLatch(MyLatch);
 	}
 
 	SPI_finish();

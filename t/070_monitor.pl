@@ -163,7 +163,19 @@ my $secret = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$agent'
 my $probe = $node->background_psql('postgres', on_error_stop => 0,
 	extra_params => [ '-U', 'mon_agent' ]);
 $probe->query_safe("SELECT agentauth.begin_session('$secret')");
+# an administrator's transaction holds the agent's row: the writer must not
+# wait for it with the audit path stalled; it retries after its next batches
+my $holder = $node->background_psql('postgres');
+$holder->query_safe("BEGIN; SELECT 1 FROM agentauth.principal WHERE id = '$agent' FOR UPDATE;");
 $probe->query_safe("SELECT lab FROM mon_chart");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer' AND wait_event_type = 'Lock'"),
+	'the writer tried to suspend the agent while its row was locked');
+$node->safe_psql('postgres', "SELECT count(*) FROM mon_chart");   # audited meanwhile
+is($node->safe_psql('postgres', "SELECT status FROM agentauth.principals WHERE id = '$agent'"),
+	'active', 'not suspended while the row is locked');
+$holder->query_safe("COMMIT");
+$holder->quit;
 my $susp = wait_alert(sub { $_[0]{event} eq 'denied' });
 check_payload($susp, 'suspend rule', rule => $rule, principal => $agent, principal_name => 'mon-agent',
 	role => 'mon_agent', count => 5, window => 600, action => 'suspend',

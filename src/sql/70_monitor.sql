@@ -184,7 +184,7 @@ GRANT SELECT ON agentauth.alerts TO agentauth_auditor, agentauth_privacy_officer
 -- set_principal_status(principal, 'suspended', reason).  If the principal's
 -- row is locked by another transaction for longer than lock_timeout, the
 -- function returns NULL without doing anything, so that the writer tries
--- again at its next round, unless last_attempt: then the alert is raised
+-- again at its next round (for 10 s), unless last_attempt: then the alert is raised
 -- saying the suspension failed.
 --
 -- The NOTIFY payload carries no patient and no free text: any role that
@@ -195,7 +195,7 @@ CREATE FUNCTION agentauth._raise_alert(
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-SET lock_timeout = '1s'
+SET lock_timeout = '200ms'
 AS $$
 DECLARE
     p agentauth.principal;
