@@ -43,3 +43,36 @@ SELECT 'x'::text AS own_domain_still_works;
 RESET search_path;
 DROP DOMAIN pg_temp.text;
 RESET SESSION AUTHORIZATION;
+
+-- 2. A patient id too long for the audit log's patient index.  A record
+-- naming it could never be inserted, so the audit writer would retry its
+-- batch forever and every PHI statement of every session would fail
+-- closed.  The row check refuses such a row (without echoing it), and the
+-- audit goes on.
+SELECT agentauth.record_consent('R80-P2', 'permit', actions => '{read,insert}') IS NOT NULL AS consented;
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+INSERT INTO reg80_chart (patient_id, lab)
+SELECT string_agg(md5(i::text), ''), 'x' FROM generate_series(1, 100) i;
+-- 200 characters is the limit everywhere (tokens, consent)
+INSERT INTO reg80_chart (patient_id, lab) VALUES (repeat('é', 201), 'x');
+INSERT INTO reg80_chart (patient_id, lab) VALUES ('R80-P2', 'lab2b');
+SELECT patient_id, lab FROM reg80_chart ORDER BY 1, 2;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+-- a long id already in the table (put there by its owner): a scan that
+-- reaches it fails closed; one that the patient qual keeps away does not
+SET row_security = off;
+INSERT INTO reg80_chart (patient_id, lab) VALUES (repeat('Q', 3000), 'x');
+RESET row_security;
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg80_chart ORDER BY 1, 2;
+SELECT patient_id, lab FROM reg80_chart WHERE patient_id = 'R80-P1';
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+-- the writer kept writing: the reads above are in the log, chained
+SELECT patient, action, row_count, outcome FROM agentauth.audit_log
+ WHERE principal = :'agent' AND event IN ('access', 'denied')
+ ORDER BY seq DESC LIMIT 3;
+SELECT ok FROM agentauth.verify_audit();

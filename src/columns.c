@@ -43,6 +43,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "nodes/parsenodes.h"
@@ -717,6 +718,22 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 			goto found;
 		}
 	}
+
+	/*
+	 * A patient id is at most AA_MAX_NAME_LEN characters, as everywhere
+	 * else (tokens, consent).  A longer one would go into the audit log's
+	 * patient index, which cannot hold it: the writer could then never
+	 * commit its batch, and every PHI statement of every session would
+	 * fail closed.  Refuse the row instead (the value is not echoed).
+	 */
+	if (len > AA_MAX_NAME_LEN &&
+		pg_mbstrlen_with_len(patient, len) > AA_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("patient id of a row of protected table %s is too long",
+						ra->relname),
+				 errdetail("It has %d characters; the limit is %d.",
+						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN)));
 	pa = MemoryContextAllocZero(ra->query->cxt, sizeof(AAPatientAccess) + len + 1);
 	pa->patient = (char *) pa + sizeof(AAPatientAccess);
 	memcpy(pa->patient, patient, len);
