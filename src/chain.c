@@ -492,7 +492,8 @@ verify_seqscan(Relation rel, VerifyState *st, int64 lo)
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	bool		ok = true;
 
-	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	/* from the first block: no synchronized scan starting in the middle */
+	scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
