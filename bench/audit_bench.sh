@@ -17,6 +17,7 @@
 #                         (what the writer would do on an idle machine)
 #   emit_rps              records/s a backend queues (serialize + push)
 #   verify_rps            verify_audit() records/s over the whole log
+#   verify_cpu_rps        the same per CPU second of the verifying backend
 #   verify_sql_rps        verify_audit_sql() records/s (last 100000 records)
 # Runs as root; the server runs as the postgres OS user.
 set -eu
@@ -92,9 +93,18 @@ sync_s=$(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')
 # 3. verification
 total=$(psql_ -c "SELECT count(*) FROM agentauth.audit_log")
 psql_ -c "SELECT count(*) FROM agentauth.audit_log" >/dev/null   # warm the cache
+# the verifying backend's CPU time too: on a busy machine wall time says little
 t5=$(now)
-vres=$(psql_ -c "SELECT checked || ' ' || ok FROM agentauth.verify_audit()")
+vout=$(psql_ <<EOV
+SELECT pg_backend_pid() AS pid \gset
+\! awk '{print \$14 + \$15}' /proc/:pid/stat
+SELECT checked || ' ' || ok FROM agentauth.verify_audit();
+\! awk '{print \$14 + \$15}' /proc/:pid/stat
+EOV
+)
 t6=$(now)
+vres=$(echo "$vout" | sed -n 2p)
+vcpu_s=$(echo "$vout" | awk -v hz="$(getconf CLK_TCK)" 'NR == 1 { a = $1 } NR == 3 { print ($1 - a) / hz }')
 sqln=100000
 t7=$(now)
 sres=$(psql_ -c "SELECT checked || ' ' || ok FROM agentauth.verify_audit_sql((SELECT max(seq) - $sqln + 1 FROM agentauth.audit_log))")
@@ -114,6 +124,8 @@ verify_sql_s=$(awk -v a="$t7" -v b="$t8" 'BEGIN { print b - a }')
     echo "log_records=$total"
     echo "verify_result=\"$vres\""
     echo "verify_rps=$(rate "$total" "$verify_s")"
+    echo "verify_cpu_seconds=$vcpu_s"
+    echo "verify_cpu_rps=$(rate "$total" "$vcpu_s")"
     echo "verify_sql_result=\"$sres\""
     echo "verify_sql_rps=$(rate "$sqln" "$verify_sql_s")"
     echo "log_size=$(psql_ -c "SELECT pg_size_pretty(pg_total_relation_size('agentauth.audit_log'))" | tr -d ' ')"
