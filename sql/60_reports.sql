@@ -24,6 +24,24 @@ SET ROLE reg60_officer;
 SELECT count(*) FROM agentauth.access_report('P60A', '2026-01-01', '2026-02-01');
 RESET ROLE;
 
+-- who may execute what: the reports and the export for auditors, the
+-- import for consent managers, the helpers for nobody
+SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
+       (SELECT string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ',')
+          FROM aclexplode(p.proacl) a
+         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner) AS execute_granted_to,
+       p.proconfig
+  FROM pg_proc p
+ WHERE p.pronamespace = 'agentauth'::regnamespace
+   AND p.proname IN ('access_report', 'element_access', 'disclosure_accounting', 'agent_activity',
+                     'export_audit', 'audit_event_fhir', 'import_fhir_consent', '_export_line',
+                     '_report_args', '_relation_name', '_accounting_exempt', '_fhir_consent_rules',
+                     '_fhir_tree', '_fhir_node', '_fhir_fail', '_fhir_coding', '_fhir_purpose')
+ ORDER BY p.proname;
+SELECT grantee::regrole AS view_readable_by FROM aclexplode((SELECT relacl FROM pg_class
+  WHERE oid = 'agentauth.agent_inventory'::regclass)) a
+ WHERE a.privilege_type = 'SELECT' AND a.grantee <> (SELECT relowner FROM pg_class WHERE oid = 'agentauth.agent_inventory'::regclass);
+
 -- bad arguments
 SET ROLE reg60_auditor;
 SELECT * FROM agentauth.access_report(NULL);
