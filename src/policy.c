@@ -436,7 +436,6 @@ check_alter_table(AlterTableStmt *stmt)
 
 	if (!OidIsValid(relid))
 		return;
-	prot = aa_protected_rel(relid);
 
 	/* a protected table may not become the parent of another */
 	foreach(lc, stmt->cmds)
@@ -452,6 +451,8 @@ check_alter_table(AlterTableStmt *stmt)
 						   "Rows of a child table would escape the checks of the protected table.");
 		}
 	}
+	/* looked up last: the pointer is good until the next lookup */
+	prot = aa_protected_rel(relid);
 	if (prot == NULL)
 		return;
 	relname = pstrdup(prot->relname);
@@ -532,6 +533,8 @@ check_bulk(Oid relid, const char *action, List *attnames)
 	int			ncols = 0;
 	ListCell   *lc;
 
+	/* looked up last: the pointer is good until the next lookup */
+	prot = aa_protected_rel(relid);
 	if (prot == NULL)
 		return;
 	relname = pstrdup(prot->relname);
