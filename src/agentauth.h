@@ -338,25 +338,32 @@ extern void aa_policy_init(void);
 #define AA_NIDX			4
 
 /*
- * One patient's rows in one relation within the current executor run.
- * The fields the row check touches on every row come first, in one cache
- * line.
+ * One patient's rows in one relation within the current executor run: an
+ * element of the relation's open-addressing table.  What the row check
+ * touches on every row -- hash, key, decision generation, decisions and
+ * counts of rows allowed -- fills the first cache line; a short patient
+ * value is stored in it.  Elements move when the table grows: keep no
+ * pointer to one across aa_access_patient().
  */
+#define AA_SHORT_KEY	16
+
 typedef struct AAPatientAccess
 {
-	char	   *patient;		/* NUL-terminated, stored after the struct */
-	int			len;			/* strlen(patient) */
 	uint32		hash;
-	uint64		dgen;			/* decisions below are valid for this */
+	int32		len;			/* strlen(patient); -1: empty slot */
+	char		key[AA_SHORT_KEY];	/* the patient, when len < AA_SHORT_KEY */
+	uint32		dgen;			/* decisions below are valid for this */
 	int8		decided[AA_NIDX];	/* -1 unknown, 0 deny, 1 permit */
-	bool		btg[AA_NIDX];	/* permitted by break-the-glass */
 	int64		allowed[AA_NIDX];
+	/* the rest is touched for withheld rows, decisions and records */
+	char	   *patient;		/* NUL-terminated: key, or a copy of its own */
+	bool		btg[AA_NIDX];	/* permitted by break-the-glass */
 	int64		withheld[AA_NIDX];
 	int64		written_new;	/* UPDATE: new rows checked for this patient */
 	char	   *authority[AA_NIDX]; /* jsonb text: why permitted, or why denied */
 	bool		approval_done[AA_NIDX];
 	char	   *approval[AA_NIDX];	/* approval id consumed */
-} AAPatientAccess;
+} pg_attribute_aligned(64) AAPatientAccess;
 
 typedef struct AARelAccess
 {
@@ -377,7 +384,8 @@ typedef struct AARelAccess
 	/* patient -> AAPatientAccess: open addressing, linear probing */
 	uint32		nslots;			/* a power of two */
 	uint32		npatients;
-	struct AAPatientSlot *slots;
+	AAPatientAccess *slots;		/* 64-byte aligned, within slots_raw */
+	void	   *slots_raw;
 	int			last_len;		/* the previous row's patient, for a cheap compare */
 	char		last_key[32];
 	AAPatientAccess *last;		/* the last patient looked up */

@@ -651,37 +651,35 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
  * ------------------------------------------------------------------
  */
 
-/* a slot of the patient table: the hash and length probe without a miss */
-typedef struct AAPatientSlot
-{
-	uint32		hash;
-	int32		len;			/* -1: empty */
-	AAPatientAccess *pa;
-} AAPatientSlot;
-
 static void
 patient_table_grow(AARelAccess *ra)
 {
 	uint32		nslots = ra->nslots ? ra->nslots * 2 : 64;
-	AAPatientSlot *slots = MemoryContextAlloc(ra->query->cxt,
-											  sizeof(AAPatientSlot) * nslots);
+	void	   *raw = MemoryContextAlloc(ra->query->cxt,
+										 sizeof(AAPatientAccess) * nslots + 64);
+	AAPatientAccess *slots = (AAPatientAccess *) TYPEALIGN(64, raw);
 
 	for (uint32 i = 0; i < nslots; i++)
 		slots[i].len = -1;
 	for (uint32 i = 0; i < ra->nslots; i++)
 	{
+		AAPatientAccess *old = &ra->slots[i];
 		uint32		k;
 
-		if (ra->slots[i].len < 0)
+		if (old->len < 0)
 			continue;
-		for (k = ra->slots[i].hash & (nslots - 1); slots[k].len >= 0; k = (k + 1) & (nslots - 1))
+		for (k = old->hash & (nslots - 1); slots[k].len >= 0; k = (k + 1) & (nslots - 1))
 			;
-		slots[k] = ra->slots[i];
+		slots[k] = *old;
+		if (old->len < AA_SHORT_KEY)
+			slots[k].patient = slots[k].key;
 	}
-	if (ra->slots)
-		pfree(ra->slots);
+	if (ra->slots_raw)
+		pfree(ra->slots_raw);
+	ra->slots_raw = raw;
 	ra->slots = slots;
 	ra->nslots = nslots;
+	ra->last = NULL;
 }
 
 /*
@@ -698,7 +696,6 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 
 	ra->any_counted = true;
 	if (pa != NULL && ra->last_len == len &&
-		len <= (int) sizeof(ra->last_key) &&
 		memcmp(ra->last_key, patient, len) == 0)
 		return pa;
 
@@ -707,16 +704,12 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 	hash = hash_bytes((const unsigned char *) patient, len);
 	for (k = hash & (ra->nslots - 1);; k = (k + 1) & (ra->nslots - 1))
 	{
-		AAPatientSlot *slot = &ra->slots[k];
-
-		if (slot->len < 0)
+		pa = &ra->slots[k];
+		if (pa->len < 0)
 			break;
-		if (slot->hash == hash && slot->len == len &&
-			memcmp(slot->pa->patient, patient, len) == 0)
-		{
-			pa = slot->pa;
+		if (pa->hash == hash && pa->len == len &&
+			memcmp(len < AA_SHORT_KEY ? pa->key : pa->patient, patient, len) == 0)
 			goto found;
-		}
 	}
 
 	/*
@@ -734,17 +727,19 @@ aa_access_patient(AARelAccess *ra, const char *patient, int len)
 						ra->relname),
 				 errdetail("It has %d characters; the limit is %d.",
 						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN)));
-	pa = MemoryContextAllocZero(ra->query->cxt, sizeof(AAPatientAccess) + len + 1);
-	pa->patient = (char *) pa + sizeof(AAPatientAccess);
+
+	/* a new patient in the empty slot pa */
+	memset(pa, 0, sizeof(AAPatientAccess));
+	pa->hash = hash;
+	pa->len = len;
+	if (len < AA_SHORT_KEY)
+		pa->patient = pa->key;
+	else
+		pa->patient = MemoryContextAlloc(ra->query->cxt, len + 1);
 	memcpy(pa->patient, patient, len);
 	pa->patient[len] = '\0';
-	pa->len = len;
-	pa->hash = hash;
 	for (int i = 0; i < AA_NIDX; i++)
 		pa->decided[i] = -1;
-	ra->slots[k].hash = hash;
-	ra->slots[k].len = len;
-	ra->slots[k].pa = pa;
 	ra->npatients++;
 found:
 	ra->last = pa;
@@ -857,7 +852,7 @@ flush_query(AAQueryAccess *q)
 		sorted = palloc(sizeof(AAPatientAccess *) * (ra->npatients + 1));
 		for (uint32 i = 0; i < ra->nslots; i++)
 			if (ra->slots[i].len >= 0)
-				sorted[n++] = ra->slots[i].pa;
+				sorted[n++] = &ra->slots[i];
 		qsort(sorted, n, sizeof(AAPatientAccess *), cmp_patient);
 		for (long k = 0; k < n; k++)
 		{

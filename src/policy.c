@@ -360,11 +360,11 @@ aa_row_check(PG_FUNCTION_ARGS)
 	}
 	pt = PG_GETARG_TEXT_PP(1);
 	pa = aa_access_patient(ra, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
-	if (pa->dgen != dgen)
+	if (pa->dgen != (uint32) dgen)
 	{
 		for (int i = 0; i < AA_NIDX; i++)
 			pa->decided[i] = -1;
-		pa->dgen = dgen;
+		pa->dgen = (uint32) dgen;
 	}
 
 	switch (st->cmd)
