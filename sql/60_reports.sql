@@ -110,7 +110,8 @@ INSERT INTO hist VALUES
  (13, now() - interval '20 minutes', 'access', '60000000-0000-0000-0000-0000000000a1', 'reg60-bot',
   'reg60_agent', '60000000-0000-0000-0000-0000000000b1', 'dr_house', 'TREAT', 'P60B', 'public.reg60_labs',
   '{value}', '{lab}', 'read', 1, NULL, 'permit');
-CREATE TEMP TABLE base AS SELECT COALESCE(max(seq), 0) AS b FROM agentauth.audit_log;
+-- far above the writer's next seq, so a record it writes meanwhile cannot collide
+CREATE TEMP TABLE base AS SELECT COALESCE(max(seq), 0) + 1000000000 AS b FROM agentauth.audit_log;
 -- the log is append-only for every role: a superuser switches its guard off
 -- through the catalog, inside this transaction (rolled back below); the
 -- GRANT makes this backend reload the table's triggers

@@ -176,7 +176,8 @@ INSERT INTO agentauth.principal (id, kind, name, db_role, owner, purposes, scope
    'Cardiology', '{TREAT}', '{lab:read}', '5 minutes', 'reg61'),
   ('61000000-0000-0000-0000-0000000000d1', 'human', 'reg61-doc', 'reg61_auditor'::regrole,
    NULL, '{TREAT}', '{*:read}', NULL, 'reg61');
-CREATE TEMP TABLE base AS SELECT COALESCE(max(seq), 0) AS b FROM agentauth.audit_log;
+-- far above the writer's next seq, so a record it writes meanwhile cannot collide
+CREATE TEMP TABLE base AS SELECT COALESCE(max(seq), 0) + 1000000000 AS b FROM agentauth.audit_log;
 -- the log is append-only for every role: a superuser switches its guard off
 -- through the catalog, inside this transaction (rolled back below); the
 -- GRANT makes this backend reload the table's triggers
