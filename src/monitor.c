@@ -278,6 +278,7 @@ static const char *const always_on_events[] = {
 
 static MemoryContext mon_cxt = NULL;
 static MemoryContext rules_cxt = NULL;
+static MemoryContext win_cxt = NULL;	/* the windows and their rings */
 static MonRule *rules = NULL;
 static int	nrules = 0;
 static MonInterest *interests = NULL;
@@ -331,12 +332,11 @@ reset_windows(void)
 {
 	HASHCTL		ctl;
 
-	if (windows != NULL)
-		hash_destroy(windows);
+	MemoryContextReset(win_cxt);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(WinKey);
 	ctl.entrysize = sizeof(WinEntry);
-	ctl.hcxt = mon_cxt;
+	ctl.hcxt = win_cxt;
 	windows = hash_create("agentauth alert windows", 64, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
@@ -350,6 +350,8 @@ ensure_state(void)
 									ALLOCSET_DEFAULT_SIZES);
 	rules_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert rules",
 									  ALLOCSET_SMALL_SIZES);
+	win_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert windows",
+									ALLOCSET_DEFAULT_SIZES);
 	build_interests();
 	reset_windows();
 }
@@ -470,7 +472,7 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 		w->n = 0;
 		w->threshold = r->threshold;
 		w->per_us = r->per_us;
-		w->ring = MemoryContextAlloc(mon_cxt, sizeof(TimestampTz) * r->threshold);
+		w->ring = MemoryContextAlloc(win_cxt, sizeof(TimestampTz) * r->threshold);
 	}
 	w->last = at;
 	if (w->n < w->threshold)
@@ -633,7 +635,7 @@ find_inactive(void)
 
 	args[0] = Int64GetDatum((int64) aa_inactive_after);
 	ret = SPI_execute_with_args(
-								"SELECT p.id, pg_catalog.quote_ident(r.rolname)::pg_catalog.text, "
+								"SELECT p.id, r.rolname::pg_catalog.text, "
 								"pg_catalog.json_build_object('last_session_at', p.last_session_at, "
 								"  'registered_at', p.registered_at, "
 								"  'inactive_after', $1)::pg_catalog.text "
