@@ -114,3 +114,17 @@ SELECT event, relation, detail - 'column_classes' AS detail FROM agentauth.audit
 SET ROLE reg30_owner;
 SELECT agentauth.protect_table('reg30_lab', 'patient_id', '{}', 'lab');
 RESET ROLE;
+
+-- a table labelled by hand, with row security never switched on: no role
+-- that row security would bind reads it (fail closed)
+CREATE TABLE reg30_raw (patient_id text, note text);
+INSERT INTO reg30_raw VALUES ('P1', 'x');
+SECURITY LABEL FOR agentauth ON TABLE reg30_raw IS 'patient=patient_id';
+SECURITY LABEL FOR agentauth ON COLUMN reg30_raw.note IS 'clinical_note';
+GRANT SELECT ON reg30_raw TO reg30_owner;
+SET ROLE reg30_owner;
+SELECT note FROM reg30_raw;
+TRUNCATE reg30_raw;
+RESET ROLE;
+SELECT agentauth.protect_table('reg30_raw', 'patient_id', '{"note": "clinical_note"}');
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'reg30_raw'::regclass;

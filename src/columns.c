@@ -555,9 +555,18 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		bypass = aa_rls_bypassed(rte->relid, rc.checkAsUser);
 		if (bypass)
 		{
+			Oid			uid = OidIsValid(rc.checkAsUser) ? rc.checkAsUser : GetUserId();
+
 			/* referential-integrity checks run as the owner without RLS */
 			if (InNoForceRLSOperation())
 				continue;
+			/* row security switched off behind our back: fail closed */
+			if (!superuser_arg(uid) && !has_bypassrls_privilege(uid))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("row level security is not in force on protected table %s",
+								u->prot->relname),
+						 errhint("An administrator runs agentauth.protect_table() on it again, which enables and forces row level security.")));
 			if (aa_session != NULL)
 			{
 				AARecord	rec;

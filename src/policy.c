@@ -550,6 +550,12 @@ check_bulk(Oid relid, const char *action, List *attnames)
 				cols[ncols++] = pstrdup(prot->att_name[i]);
 
 	aa_check_standby(relname);
+	if (aa_rls_bypassed(relid, InvalidOid) &&
+		!superuser() && !has_bypassrls_privilege(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row level security is not in force on protected table %s", relname),
+				 errhint("An administrator runs agentauth.protect_table() on it again, which enables and forces row level security.")));
 	if (!aa_rls_bypassed(relid, InvalidOid))
 	{
 		if (aa_session == NULL)
