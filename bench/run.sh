@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh            # full run (about 12 minutes on 2 cores)
 #   QUICK=1 bash bench/run.sh    # small dataset, short runs (a smoke test)
+#   SETUP_ONLY=1 bash bench/run.sh   # build the dataset, leave the server up
 #   PGROOT=/work/pgroot/me bash bench/run.sh
 #                                # install into (and run from) the private
 #                                # copy of PostgreSQL that scripts/dev.sh uses
@@ -89,6 +90,13 @@ t_setup=$(now)
 echo "== dataset: $NOBS observations over $NPAT patients, three copies"
 as_pg $PSQL -v npat="$NPAT" -v nobs="$NOBS" -f "$B/setup.sql" >"$W/setup.log"
 echo "   ($(awk -v a="$t_setup" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s)"
+
+if [ "${SETUP_ONLY:-0}" = 1 ]; then
+    # for profiling: leave the server running with the dataset
+    trap - EXIT
+    echo "server left running: PGHOST=$W PGPORT=$PORT PGDATABASE=bench $BIN/psql"
+    exit 0
+fi
 
 # tokens for the two agent roles (a fresh secret per run, never printed)
 TOK_ASYNC=$(as_pg $PSQL -At -c "SELECT agentauth.issue_token((SELECT id FROM agentauth.principals WHERE name = 'bench_agent_async'), 'TREAT', '2 hours')")
