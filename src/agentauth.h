@@ -17,6 +17,7 @@
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
+#include "storage/spin.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -57,6 +58,9 @@ extern void aa_guc_init(void);
  * shared memory, requested and attached in one place
  * ---------------------------------------------------------------------
  */
+#define AA_CONSENT_LOG 1024
+#define AA_CONSENT_PATIENT_MAX 64
+
 typedef struct AASharedState
 {
 	/*
@@ -66,6 +70,24 @@ typedef struct AASharedState
 	 * value their caches were built at.
 	 */
 	pg_atomic_uint64 generation;
+
+	/*
+	 * Consent provisions change far more often than anything else, and each
+	 * change concerns one patient: it moves consent_generation instead, and
+	 * leaves in consent_log which patient it was, so a backend drops only
+	 * that patient from its consent cache (consent.c).  Entries carry the
+	 * consent generation they were published with; "all patients" (len -1)
+	 * when the change could not be narrowed down.
+	 */
+	pg_atomic_uint64 consent_generation;
+	slock_t		consent_mutex;	/* publishing and reading the log */
+	uint64		consent_nlog;	/* entries ever written */
+	struct AAConsentChange
+	{
+		uint64		gen;
+		int			len;		/* -1: every patient */
+		char		patient[AA_CONSENT_PATIENT_MAX];
+	}			consent_log[AA_CONSENT_LOG];
 } AASharedState;
 
 extern AASharedState *aa_shared;
@@ -73,6 +95,14 @@ extern AASharedState *aa_shared;
 extern void aa_shmem_init(void);
 extern uint64 aa_generation(void);
 extern void aa_generation_bump_at_commit(void);
+extern uint64 aa_consent_generation(void);
+/* a consent of this patient (NULL: of any) changed: now and at commit */
+extern void aa_consent_changed_at_commit(const char *patient, int len);
+/*
+ * The patients whose consent changed in (since, upto]: a List of palloc'd
+ * C strings, or false when that cannot be told (every patient).
+ */
+extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
 
 /* ---------------------------------------------------------------------
  * util.c -- small helpers shared by every module

@@ -21,7 +21,12 @@
  *
  *		The cache is dropped when the generation counter moves, the session
  *		changes, or the clock passes the earliest period boundary of a
- *		loaded provision or break-the-glass (valid_until).  Loads read with
+ *		loaded provision or break-the-glass (valid_until).  A change of
+ *		consent provisions moves the consent counter instead and names its
+ *		patients (shmem.c): only their entries are marked stale and
+ *		reloaded at their next use, one small query each, so a consent
+ *		manager working at the desk does not make every backend reload the
+ *		whole set.  Both queries are prepared once per backend.  Loads read with
  *		the latest snapshot, so a REPEATABLE READ transaction still sees a
  *		withdrawal.  aa_decision_gen() turns all of that into one number
  *		that the per-row check compares.
@@ -33,6 +38,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -71,6 +77,7 @@ typedef struct PatientConsent
 {
 	char	   *patient;		/* hash key */
 	List	   *provisions;		/* Provision * */
+	bool		stale;			/* a change was published: reload at next use */
 } PatientConsent;
 
 typedef struct DefaultRule
@@ -87,8 +94,17 @@ static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
 static bool defaults_loaded = false;
 static TimestampTz valid_until = DT_NOEND;
 
+/* stale patients reloaded since the last reset (their old entries leak) */
+static int	stale_reloads = 0;
+#define STALE_RELOAD_LIMIT 4096
+
+/* the two provision queries, prepared once per backend */
+static SPIPlanPtr patient_plan = NULL;
+static SPIPlanPtr all_plan = NULL;
+
 /* what the cache was built for */
 static uint64 built_gen = 0;
+static uint64 built_consent_gen = 0;
 static AASession *built_session = NULL;
 static pg_uuid_t built_session_id;
 static uint64 decision_gen = 1;
@@ -165,8 +181,9 @@ reset_cache(void)
 		consent_cxt = AllocSetContextCreate(TopMemoryContext,
 											"agentauth consent",
 											ALLOCSET_DEFAULT_SIZES);
-	/* the counter first, then the tables (see shmem.c) */
+	/* the counters first, then the tables (see shmem.c) */
 	built_gen = aa_generation();
+	built_consent_gen = aa_consent_generation();
 	built_session = aa_session;
 	if (aa_session)
 		built_session_id = aa_session->id;
@@ -175,6 +192,7 @@ reset_cache(void)
 									 sizeof(PatientConsent), consent_cxt);
 	all_loaded = false;
 	lazy_loads = 0;
+	stale_reloads = 0;
 	defaults = NIL;
 	defaults_loaded = false;
 	valid_until = DT_NOEND;
@@ -193,12 +211,49 @@ reset_cache(void)
 uint64
 aa_decision_gen(void)
 {
+	uint64		cgen;
+
 	if (!cache_valid ||
 		aa_generation() != built_gen ||
 		session_changed() ||
+		stale_reloads >= STALE_RELOAD_LIMIT ||
 		(valid_until != DT_NOEND && GetCurrentTimestamp() >= valid_until))
 	{
 		reset_cache();
+		decision_gen++;
+	}
+	else if ((cgen = aa_consent_generation()) != built_consent_gen)
+	{
+		/* some patients' provisions changed: forget just those */
+		List	   *changed;
+		ListCell   *lc;
+
+		if (!aa_consent_changes(built_consent_gen, cgen, &changed))
+			reset_cache();
+		else
+		{
+			built_consent_gen = cgen;
+			foreach(lc, changed)
+			{
+				char	   *pat = lfirst(lc);
+				PatientConsent *pc = hash_search(patients, &pat, HASH_FIND, NULL);
+
+				if (pc != NULL)
+					pc->stale = true;
+				else if (all_loaded)
+				{
+					/* absent means "none" once all are loaded: add it, stale */
+					bool		found;
+					char	   *key = MemoryContextStrdup(consent_cxt, pat);
+
+					pc = hash_search(patients, &key, HASH_ENTER, &found);
+					pc->patient = key;
+					pc->provisions = NIL;
+					pc->stale = true;
+				}
+			}
+			list_free_deep(changed);
+		}
 		decision_gen++;
 	}
 	return decision_gen;
@@ -266,6 +321,31 @@ text_array_datum(char **items, int n)
  * Run the provision query, for one patient (patient != NULL) or for every
  * patient; store the rows in the cache.
  */
+#define PROVISION_QUERY \
+	"SELECT c.patient, c.id::pg_catalog.text, c.decision OPERATOR(pg_catalog.=) 'deny', " \
+	"       c.data_classes, c.actions, " \
+	"       pg_catalog.lower(c.valid), pg_catalog.lower_inc(c.valid), " \
+	"       pg_catalog.upper(c.valid), pg_catalog.upper_inc(c.valid) " \
+	"  FROM agentauth.consent c " \
+	" WHERE c.withdrawn_at IS NULL " \
+	"   AND (pg_catalog.upper(c.valid) IS NULL " \
+	"        OR pg_catalog.upper(c.valid) OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()) " \
+	"   AND (c.purposes IS NULL OR $1 OPERATOR(pg_catalog.=) ANY (c.purposes)) " \
+	"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2) " \
+	"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3)) " \
+	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
+
+static SPIPlanPtr
+prepare_kept(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare the consent query: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
 static void
 load_provisions(const char *patient)
 {
@@ -301,21 +381,14 @@ load_provisions(const char *patient)
 		nulls[4] = 'n';
 
 	enter_as_owner(&save_userid, &save_sec, &nest);
-	ret = SPI_execute_with_args(
-		"SELECT c.patient, c.id::pg_catalog.text, c.decision OPERATOR(pg_catalog.=) 'deny', "
-		"       c.data_classes, c.actions, "
-		"       pg_catalog.lower(c.valid), pg_catalog.lower_inc(c.valid), "
-		"       pg_catalog.upper(c.valid), pg_catalog.upper_inc(c.valid) "
-		"  FROM agentauth.consent c "
-		" WHERE c.withdrawn_at IS NULL "
-		"   AND (pg_catalog.upper(c.valid) IS NULL "
-		"        OR pg_catalog.upper(c.valid) OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()) "
-		"   AND (c.purposes IS NULL OR $1 OPERATOR(pg_catalog.=) ANY (c.purposes)) "
-		"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2) "
-		"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3)) "
-		"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
-		"   AND ($5 IS NULL OR c.patient OPERATOR(pg_catalog.=) $5)",
-		5, argtypes, values, nulls, true, 0);
+	if (patient_plan == NULL)
+	{
+		/* prepared once: parsing and planning cost more than the query */
+		patient_plan = prepare_kept(PROVISION_QUERY
+									"   AND c.patient OPERATOR(pg_catalog.=) $5", 5, argtypes);
+		all_plan = prepare_kept(PROVISION_QUERY, 4, argtypes);
+	}
+	ret = SPI_execute_plan(patient ? patient_plan : all_plan, values, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.consent");
 
@@ -328,10 +401,12 @@ load_provisions(const char *patient)
 		PatientConsent *pc = hash_search(patients, &key, HASH_ENTER, &found);
 
 		if (!found)
-		{
 			pc->patient = key;
-			pc->provisions = NIL;
-		}
+		else if (pc->stale)
+			stale_reloads++;
+		/* a stale entry is loaded afresh (its old provisions are left) */
+		pc->provisions = NIL;
+		pc->stale = false;
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -339,13 +414,17 @@ load_provisions(const char *patient)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		Provision  *p = palloc0(sizeof(Provision));
-		char	   *pat = SPI_getvalue(tup, desc, 1);
-		char	   *id = SPI_getvalue(tup, desc, 2);
+		char	   *pat;
+		char	   *id;
 		Datum		d;
 		PatientConsent *pc;
 		bool		found;
 
+		/* binary reads: no output function per column */
+		pat = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		id = text_to_cstring(DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)));
 		strlcpy(p->id, id, sizeof(p->id));
+		pfree(id);
 		p->deny = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (isnull)
@@ -400,6 +479,7 @@ load_provisions(const char *patient)
 		{
 			pc->patient = pat;
 			pc->provisions = NIL;
+			pc->stale = false;
 		}
 		pc->provisions = lappend(pc->provisions, p);
 	}
@@ -446,12 +526,18 @@ provisions_for(const char *patient)
 	PatientConsent *pc;
 
 	pc = hash_search(patients, &patient, HASH_FIND, NULL);
-	if (pc != NULL)
+	if (pc != NULL && !pc->stale)
 		return pc->provisions;
-	if (all_loaded)
+	if (pc != NULL)
+		load_provisions(patient);	/* its consent changed: this one only */
+	else if (all_loaded)
 		return NIL;
-	if (lazy_loads >= LAZY_LIMIT)
+	else if (lazy_loads >= LAZY_LIMIT)
 	{
+		/* a fresh table: the lazily loaded entries would be doubled */
+		hash_destroy(patients);
+		patients = aa_string_hash_create("agentauth consent by patient",
+										 sizeof(PatientConsent), consent_cxt);
 		load_provisions(NULL);
 		all_loaded = true;
 	}
@@ -883,6 +969,56 @@ aa_explain_access(PG_FUNCTION_ARGS)
 	else
 		nulls[2] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * agentauth._consent_trigger(): row trigger on agentauth.consent (and
+ * statement trigger for TRUNCATE): publish which patients' provisions
+ * changed, so that backends forget only those (shmem.c).
+ */
+PG_FUNCTION_INFO_V1(aa_consent_trigger);
+
+static void
+consent_row_changed(Relation rel, HeapTuple tup)
+{
+	int			attno = SPI_fnumber(RelationGetDescr(rel), "patient");
+	bool		isnull;
+	Datum		d;
+	text	   *t;
+
+	if (tup == NULL || attno <= 0)
+	{
+		aa_consent_changed_at_commit(NULL, -1);
+		return;
+	}
+	d = heap_getattr(tup, attno, RelationGetDescr(rel), &isnull);
+	if (isnull)
+	{
+		aa_consent_changed_at_commit(NULL, -1);
+		return;
+	}
+	t = DatumGetTextPP(d);
+	aa_consent_changed_at_commit(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+Datum
+aa_consent_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("agentauth._consent_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		aa_consent_changed_at_commit(NULL, -1);
+	else
+	{
+		consent_row_changed(td->tg_relation, td->tg_trigtuple);
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+			consent_row_changed(td->tg_relation, td->tg_newtuple);
+	}
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -11,6 +11,16 @@
  *		reads the counter before it reloads, and reloads with the latest
  *		snapshot, so it can never cache old state under a new generation.
  *
+ *		Consent changes move a counter of their own, consent_generation,
+ *		and say which patient they concern in a small log (a ring of
+ *		AA_CONSENT_LOG entries): a backend then forgets that patient's
+ *		consent and keeps the rest of its cache, its session validation and
+ *		its classifications.  A consent toggled a few times a second would
+ *		otherwise make every backend reload everything as often.  The same
+ *		rule holds: the counter is read before the reload, the log is
+ *		written before the counter moves, and both happen at once and again
+ *		at commit.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -20,6 +30,8 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/memutils.h"
 
 #include "agentauth.h"
 
@@ -28,6 +40,12 @@ AASharedState *aa_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool bump_pending = false;
+
+/* patients whose consent this transaction changed, published at commit */
+#define MAX_PENDING_PATIENTS 32
+static int	consent_npending = 0;	/* -1: every patient */
+static char consent_pending[MAX_PENDING_PATIENTS][AA_CONSENT_PATIENT_MAX];
+static int	consent_pending_len[MAX_PENDING_PATIENTS];
 static bool xact_callback_registered = false;
 
 static void
@@ -51,10 +69,44 @@ aa_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aa_shared = ShmemInitStruct("agentauth", sizeof(AASharedState), &found);
 	if (!found)
+	{
 		pg_atomic_init_u64(&aa_shared->generation, 1);
+		pg_atomic_init_u64(&aa_shared->consent_generation, 1);
+		SpinLockInit(&aa_shared->consent_mutex);
+		aa_shared->consent_nlog = 0;
+	}
 	aa_audit_shmem_startup();
 	aa_monitor_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Write the log entries of one consent change (n patients, or n = -1:
+ * every patient) and then move the consent counter, so that a backend that
+ * sees the new value finds the entries.
+ */
+static void
+publish_consent_change(int n, char (*pats)[AA_CONSENT_PATIENT_MAX], const int *lens)
+{
+	uint64		gen;
+
+	if (aa_shared == NULL)
+		return;
+	SpinLockAcquire(&aa_shared->consent_mutex);
+	gen = pg_atomic_read_u64(&aa_shared->consent_generation) + 1;
+	for (int i = 0; i < (n < 0 ? 1 : n); i++)
+	{
+		struct AAConsentChange *c =
+			&aa_shared->consent_log[aa_shared->consent_nlog % AA_CONSENT_LOG];
+
+		c->gen = gen;
+		c->len = n < 0 ? -1 : lens[i];
+		if (n >= 0)
+			memcpy(c->patient, pats[i], lens[i]);
+		aa_shared->consent_nlog++;
+	}
+	pg_atomic_write_u64(&aa_shared->consent_generation, gen);
+	SpinLockRelease(&aa_shared->consent_mutex);
 }
 
 static void
@@ -67,10 +119,15 @@ aa_shmem_xact_callback(XactEvent event, void *arg)
 			if (bump_pending && aa_shared != NULL)
 				pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
 			bump_pending = false;
+			if (consent_npending != 0)
+				publish_consent_change(consent_npending, consent_pending,
+									   consent_pending_len);
+			consent_npending = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			bump_pending = false;
+			consent_npending = 0;
 			break;
 		default:
 			break;
@@ -100,6 +157,16 @@ aa_generation(void)
  * our commit reads the old state, which is still the truth until then, and
  * the bump at commit makes it reload again.
  */
+static void
+register_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(aa_shmem_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
 void
 aa_generation_bump_at_commit(void)
 {
@@ -111,4 +178,103 @@ aa_generation_bump_at_commit(void)
 	bump_pending = true;
 	if (aa_shared != NULL)
 		pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
+}
+
+uint64
+aa_consent_generation(void)
+{
+	if (aa_shared == NULL)
+		return 0;
+	return pg_atomic_read_u64(&aa_shared->consent_generation);
+}
+
+/*
+ * A consent provision of this patient (NULL: of any patient, e.g. after
+ * TRUNCATE) was written: publish it now and again at commit, like
+ * aa_generation_bump_at_commit().  A transaction that touches more
+ * patients than it can remember publishes "every patient" at commit.
+ */
+void
+aa_consent_changed_at_commit(const char *patient, int len)
+{
+	char		one[1][AA_CONSENT_PATIENT_MAX];
+	int			onelen[1];
+	bool		all = (patient == NULL || len < 0 || len > AA_CONSENT_PATIENT_MAX);
+
+	register_callback();
+	if (all)
+	{
+		consent_npending = -1;
+		publish_consent_change(-1, NULL, NULL);
+		return;
+	}
+	memcpy(one[0], patient, len);
+	onelen[0] = len;
+	publish_consent_change(1, one, onelen);
+
+	if (consent_npending < 0)
+		return;
+	for (int i = 0; i < consent_npending; i++)
+		if (consent_pending_len[i] == len &&
+			memcmp(consent_pending[i], patient, len) == 0)
+			return;
+	if (consent_npending >= MAX_PENDING_PATIENTS)
+	{
+		consent_npending = -1;
+		return;
+	}
+	memcpy(consent_pending[consent_npending], patient, len);
+	consent_pending_len[consent_npending] = len;
+	consent_npending++;
+}
+
+/*
+ * The patients of the changes published in (since, upto].  False when some
+ * of them are no longer in the log or one said "every patient".
+ */
+bool
+aa_consent_changes(uint64 since, uint64 upto, List **patients)
+{
+	uint64		first;
+	bool		ok = true;
+	int			n = 0;
+	char	  (*pats)[AA_CONSENT_PATIENT_MAX];
+	int		   *lens;
+
+	*patients = NIL;
+	if (aa_shared == NULL)
+		return false;
+	/* copy under the spinlock (no allocation there), then build the list */
+	pats = palloc(sizeof(*pats) * AA_CONSENT_LOG);
+	lens = palloc(sizeof(int) * AA_CONSENT_LOG);
+	SpinLockAcquire(&aa_shared->consent_mutex);
+	first = aa_shared->consent_nlog > AA_CONSENT_LOG ?
+		aa_shared->consent_nlog - AA_CONSENT_LOG : 0;
+	/* everything after 'since' must still be there */
+	if (first > 0 && aa_shared->consent_log[first % AA_CONSENT_LOG].gen > since)
+		ok = false;
+	for (uint64 i = aa_shared->consent_nlog; ok && i > first; i--)
+	{
+		struct AAConsentChange *c = &aa_shared->consent_log[(i - 1) % AA_CONSENT_LOG];
+
+		if (c->gen <= since)
+			break;
+		if (c->gen > upto)
+			continue;
+		if (c->len < 0)
+			ok = false;
+		else
+		{
+			memcpy(pats[n], c->patient, c->len);
+			lens[n] = c->len;
+			n++;
+		}
+	}
+	SpinLockRelease(&aa_shared->consent_mutex);
+	if (ok)
+		for (int i = 0; i < n; i++)
+			*patients = lappend(*patients, pnstrdup(pats[i], lens[i]));
+	pfree(pats);
+	pfree(lens);
+	return ok;
 }

@@ -1,8 +1,17 @@
 -- Consent (SPEC 7): provisions, withdrawal, defaults, and explain_access.
 
-CREATE TRIGGER consent_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+-- A provision written by any path (a superuser editing the table directly,
+-- too) reaches every backend's cache: per row, naming its patient, so that
+-- backends forget only that patient's consent; TRUNCATE forgets all.
+CREATE FUNCTION agentauth._consent_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_consent_trigger';
+REVOKE ALL ON FUNCTION agentauth._consent_trigger() FROM PUBLIC;
+CREATE TRIGGER consent_generation AFTER INSERT OR UPDATE OR DELETE
+    ON agentauth.consent FOR EACH ROW
+    EXECUTE FUNCTION agentauth._consent_trigger();
+CREATE TRIGGER consent_truncate_generation AFTER TRUNCATE
     ON agentauth.consent FOR EACH STATEMENT
-    EXECUTE FUNCTION agentauth._generation_trigger();
+    EXECUTE FUNCTION agentauth._consent_trigger();
 CREATE TRIGGER default_decision_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON agentauth.default_decision FOR EACH STATEMENT
     EXECUTE FUNCTION agentauth._generation_trigger();
