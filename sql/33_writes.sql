@@ -34,8 +34,11 @@ INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (10, 'R33-P1', 'metfo
 INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (11, 'R33-P2', 'metformin', '500mg');
 INSERT INTO reg33_meds (id, patient_id, drug, dose) VALUES (12, 'R33-P3', 'metformin', '500mg');
 INSERT INTO reg33_meds (id, patient_id, drug) VALUES (13, 'R33-P1', 'ibuprofen') RETURNING id, drug;
--- a written column out of scope fails before any row
+-- a written column out of scope fails before any row; so does RETURNING one
 INSERT INTO reg33_meds (id, patient_id, drug, note) VALUES (14, 'R33-P1', 'x', 'y');
+INSERT INTO reg33_meds (id, patient_id, drug) VALUES (14, 'R33-P1', 'x') RETURNING note;
+UPDATE reg33_meds SET dose = '1mg' WHERE id = 1 RETURNING note;
+DELETE FROM reg33_meds WHERE id = 1 RETURNING note;
 -- UPDATE: invisible rows are skipped, visible but unwritable rows refuse
 UPDATE reg33_meds SET dose = '200mg' WHERE patient_id = 'R33-P1' AND id = 1;
 UPDATE reg33_meds SET dose = '40mg' WHERE patient_id = 'R33-P2';
