@@ -421,7 +421,7 @@ audit_unavailable(const char *what)
  * failing, in abort or exit processing).
  */
 static bool
-push_entries(StringInfo buf, bool throw)
+push_entries(StringInfo buf, bool throw, int timeout_ms)
 {
 	Size		limit = Max(aa_queue_capacity() / 4, MAXIMUM_ALIGNOF);
 	int			off = 0;
@@ -441,7 +441,7 @@ push_entries(StringInfo buf, bool throw)
 			chunk += e->len;
 		}
 		if (!aa_queue_push(buf->data + off, chunk,
-						   aa_audit_in_writer ? 0 : aa_audit_wait_timeout, &end))
+						   aa_audit_in_writer ? 0 : timeout_ms, &end))
 		{
 			/* keep what was not pushed for a later attempt */
 			memmove(buf->data, buf->data + off, buf->len - off);
@@ -452,7 +452,7 @@ push_entries(StringInfo buf, bool throw)
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("%d bytes of audit records could not be queued and are lost",
 							buf->len),
-					 errdetail("The audit queue stayed full for agentauth.audit_wait_timeout.")));
+					 errdetail("The audit queue is full and the statement producing them has already failed.")));
 			resetStringInfo(buf);
 			return false;
 		}
@@ -463,11 +463,17 @@ push_entries(StringInfo buf, bool throw)
 	return true;
 }
 
+/*
+ * Push the pending records.  Once a wait has failed in this transaction
+ * (its error is on its way to the client), abort processing does not wait
+ * a second time for space.
+ */
 static void
 flush_pending(bool throw)
 {
 	if (pending != NULL && pending->len > 0)
-		push_entries(pending, throw);
+		push_entries(pending, throw,
+					 (!throw && wait_failed) ? 0 : aa_audit_wait_timeout);
 }
 
 static void
