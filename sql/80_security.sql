@@ -76,3 +76,60 @@ SELECT patient, action, row_count, outcome FROM agentauth.audit_log
  WHERE principal = :'agent' AND event IN ('access', 'denied')
  ORDER BY seq DESC LIMIT 3;
 SELECT ok FROM agentauth.verify_audit();
+
+-- 3. The owner of a protected table (a DBA, not a superuser) is bound by
+-- row security too, but could attach code that sees whole rows outside the
+-- row check: an expression index or CHECK constraint is evaluated over
+-- every existing row at once; a restrictive policy with a cheap function
+-- runs before the row check on every row an agent scans; a protected table
+-- attached as a partition of an unprotected parent is read through the
+-- parent with no row security at all.  All refused.  (A partition or a
+-- partitioned table cannot be protected itself: protect_table refuses.)
+CREATE ROLE reg80_owner LOGIN;
+CREATE SCHEMA reg80_s AUTHORIZATION reg80_owner;
+CREATE TABLE reg80_s.notes (patient_id text NOT NULL, lab text, hiv text);
+INSERT INTO reg80_s.notes VALUES ('R80-P1', 'lab1', 'hiv1'), ('R80-P2', 'lab2', 'hiv2');
+ALTER TABLE reg80_s.notes OWNER TO reg80_owner;
+SELECT agentauth.protect_table('reg80_s.notes', 'patient_id', '{"lab": "lab", "hiv": "hiv"}');
+SET ROLE reg80_owner;
+CREATE FUNCTION reg80_s.grab(VARIADIC v text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE COST 0.0001 AS $$ SELECT true $$;
+SELECT * FROM reg80_s.notes;  -- bound like anyone else
+CREATE INDEX ON reg80_s.notes ((reg80_s.grab(patient_id, hiv)));
+CREATE INDEX ON reg80_s.notes (lab) WHERE reg80_s.grab(hiv);
+CREATE INDEX ON reg80_s.notes (patient_id);   -- plain columns: fine
+ALTER TABLE reg80_s.notes ADD CONSTRAINT leak CHECK (reg80_s.grab(hiv));
+ALTER TABLE reg80_s.notes ADD CONSTRAINT leak EXCLUDE ((reg80_s.grab(hiv)) WITH =);
+ALTER TABLE reg80_s.notes ADD UNIQUE (patient_id, lab);   -- fine
+ALTER TABLE reg80_s.notes ADD COLUMN g boolean GENERATED ALWAYS AS (reg80_s.grab(hiv)) STORED;
+ALTER TABLE reg80_s.notes ADD COLUMN c text CHECK (reg80_s.grab(hiv, c));
+ALTER TABLE reg80_s.notes ADD COLUMN d text DEFAULT 'x';  -- fine (unclassified)
+ALTER TABLE reg80_s.notes ALTER COLUMN hiv TYPE varchar USING (hiv || reg80_s.grab(hiv)::text);
+ALTER TABLE reg80_s.notes ALTER COLUMN hiv TYPE varchar;  -- fine
+CREATE TRIGGER leak BEFORE UPDATE ON reg80_s.notes
+    FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE RULE leak AS ON UPDATE TO reg80_s.notes DO ALSO NOTIFY reg80;
+CREATE POLICY leak ON reg80_s.notes AS RESTRICTIVE USING (reg80_s.grab(patient_id, hiv));
+-- a permissive policy is ORed with agentauth's "true" and never evaluated
+CREATE POLICY wide ON reg80_s.notes USING (reg80_s.grab(patient_id, hiv));
+CREATE STATISTICS reg80_s.st ON (reg80_s.grab(hiv)), patient_id FROM reg80_s.notes;
+CREATE STATISTICS reg80_s.st2 ON lab, patient_id FROM reg80_s.notes;  -- fine
+CREATE TABLE reg80_s.parent (patient_id text NOT NULL, lab text, hiv text, d text)
+    PARTITION BY LIST (patient_id);
+ALTER TABLE reg80_s.parent ATTACH PARTITION reg80_s.notes DEFAULT;
+SELECT * FROM reg80_s.parent;
+RESET ROLE;
+-- a superuser (who bypasses row security anyway) may
+CREATE TRIGGER ok BEFORE UPDATE ON reg80_s.notes
+    FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+DROP TRIGGER ok ON reg80_s.notes;
+CREATE POLICY narrow ON reg80_s.notes AS RESTRICTIVE USING (lab IS NOT NULL);
+-- ... and the owner cannot turn that policy into code of its own
+SET ROLE reg80_owner;
+ALTER POLICY narrow ON reg80_s.notes USING (reg80_s.grab(patient_id, hiv));
+ALTER POLICY wide ON reg80_s.notes USING (reg80_s.grab(hiv));   -- permissive: fine
+RESET ROLE;
+DROP POLICY narrow ON reg80_s.notes;
+SELECT count(*) AS code_objects FROM pg_trigger t WHERE t.tgrelid = 'reg80_s.notes'::regclass
+UNION ALL SELECT count(*) FROM pg_policy WHERE polrelid = 'reg80_s.notes'::regclass AND NOT polpermissive
+UNION ALL SELECT count(*) FROM pg_rewrite WHERE ev_class = 'reg80_s.notes'::regclass;

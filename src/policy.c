@@ -22,10 +22,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/parallel.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "miscadmin.h"
@@ -36,6 +39,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -425,6 +429,122 @@ refuse_ddl(const char *relname, const char *what, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/*
+ * Code that a table's owner attaches to a protected table -- a trigger, a
+ * rule, a policy, an index or constraint expression, a USING or generated
+ * column expression -- runs over whole rows outside the row check: at
+ * creation over every existing row (CREATE INDEX, ADD CONSTRAINT ... CHECK,
+ * a table rewrite), or on every row an agent's statement scans (a
+ * restrictive policy with a cheaper function runs before ours).  Its author
+ * would read every class of every patient, unaudited.  Only a superuser,
+ * who bypasses row security anyway, may attach such code; anyone else
+ * unprotects the table first (audited).
+ */
+static void
+refuse_attached_code(Oid relid, const char *what)
+{
+	AAProtectedRel *prot;
+
+	if (!OidIsValid(relid) || superuser())
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot == NULL)
+		return;
+	refuse_ddl(prot->relname, what,
+			   "Code attached to a protected table sees whole rows outside the row check. "
+			   "A superuser may make this change; otherwise unprotect the table with agentauth.unprotect_table() (audited), change it, and protect it again.");
+}
+
+static bool
+policy_is_restrictive(Oid relid, const char *name)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		restrictive = false;
+
+	ScanKeyInit(&keys[0], Anum_pg_policy_polrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_policy_polname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(name));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+		restrictive = !((Form_pg_policy) GETSTRUCT(tup))->polpermissive;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return restrictive;
+}
+
+static Oid
+rangevar_relid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+static bool
+constraints_run_code(List *constraints)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Constraint *c = lfirst(lc);
+
+		if (IsA(c, Constraint) &&
+			(c->contype == CONSTR_CHECK || c->contype == CONSTR_EXCLUSION ||
+			 c->contype == CONSTR_GENERATED))
+			return true;
+	}
+	return false;
+}
+
+static void
+check_index(IndexStmt *stmt)
+{
+	ListCell   *lc;
+	bool		code = stmt->whereClause != NULL || stmt->excludeOpNames != NIL;
+
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *e = lfirst(lc);
+
+		if (e->expr != NULL)
+			code = true;
+	}
+	foreach(lc, stmt->indexIncludingParams)
+	{
+		IndexElem  *e = lfirst(lc);
+
+		if (e->expr != NULL)
+			code = true;
+	}
+	if (code)
+		refuse_attached_code(rangevar_relid(stmt->relation),
+							 "create an index with expressions or a predicate on");
+}
+
+static void
+check_stats(CreateStatsStmt *stmt)
+{
+	ListCell   *lc;
+	bool		code = false;
+
+	foreach(lc, stmt->exprs)
+	{
+		StatsElem  *e = lfirst(lc);
+
+		if (IsA(e, StatsElem) && e->expr != NULL)
+			code = true;
+	}
+	if (!code)
+		return;
+	foreach(lc, stmt->relations)
+		if (IsA(lfirst(lc), RangeVar))
+			refuse_attached_code(rangevar_relid(lfirst(lc)),
+								 "create statistics on expressions of");
+}
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
@@ -449,6 +569,23 @@ check_alter_table(AlterTableStmt *stmt)
 			if (OidIsValid(parent) && aa_is_protected(parent))
 				refuse_ddl(get_rel_name(parent), "inherit from",
 						   "Rows of a child table would escape the checks of the protected table.");
+		}
+
+		/*
+		 * A partition is read through its parent with the parent's row
+		 * security only, and directly with its own: both or neither must
+		 * be protected.
+		 */
+		if (cmd->subtype == AT_AttachPartition && cmd->def &&
+			IsA(cmd->def, PartitionCmd))
+		{
+			Oid			part = rangevar_relid(((PartitionCmd *) cmd->def)->name);
+
+			if (OidIsValid(part) && aa_is_protected(part) != aa_is_protected(relid))
+				refuse_ddl(aa_is_protected(part) ? get_rel_name(part) :
+						   get_rel_name(relid),
+						   "attach a partition across the boundary of",
+						   "A partition and its parent must both be protected, or neither: rows would escape the checks of the protected one.");
 		}
 	}
 	/* looked up last: the pointer is good until the next lookup */
@@ -479,6 +616,21 @@ check_alter_table(AlterTableStmt *stmt)
 				break;
 			case AT_AddInherit:
 				refuse_ddl(relname, "make an inheritance child of", NULL);
+				break;
+			case AT_AddConstraint:
+				if (cmd->def && IsA(cmd->def, Constraint) &&
+					constraints_run_code(list_make1(cmd->def)))
+					refuse_attached_code(relid, "add a check or exclusion constraint to");
+				break;
+			case AT_AddColumn:
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
+					refuse_attached_code(relid, "add a generated or checked column to");
+				break;
+			case AT_AlterColumnType:
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					((ColumnDef *) cmd->def)->raw_default != NULL)
+					refuse_attached_code(relid, "change a column type with a USING expression on");
 				break;
 			default:
 				break;
@@ -595,6 +747,36 @@ aa_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				break;
 			case T_CreateStmt:
 				check_create((CreateStmt *) stmt);
+				break;
+			case T_IndexStmt:
+				check_index((IndexStmt *) stmt);
+				break;
+			case T_CreateStatsStmt:
+				check_stats((CreateStatsStmt *) stmt);
+				break;
+			case T_CreateTrigStmt:
+				refuse_attached_code(rangevar_relid(((CreateTrigStmt *) stmt)->relation),
+									 "create a trigger on");
+				break;
+			case T_RuleStmt:
+				refuse_attached_code(rangevar_relid(((RuleStmt *) stmt)->relation),
+									 "create a rule on");
+				break;
+			case T_CreatePolicyStmt:
+				/* a permissive one is ORed with our "true": never evaluated */
+				if (!((CreatePolicyStmt *) stmt)->permissive)
+					refuse_attached_code(rangevar_relid(((CreatePolicyStmt *) stmt)->table),
+										 "create a restrictive policy on");
+				break;
+			case T_AlterPolicyStmt:
+				{
+					AlterPolicyStmt *ps = (AlterPolicyStmt *) stmt;
+					Oid			relid = rangevar_relid(ps->table);
+
+					if ((ps->qual || ps->with_check) && OidIsValid(relid) &&
+						policy_is_restrictive(relid, ps->policy_name))
+						refuse_attached_code(relid, "alter a restrictive policy on");
+				}
 				break;
 			case T_TruncateStmt:
 				{
