@@ -133,3 +133,41 @@ DROP POLICY narrow ON reg80_s.notes;
 SELECT count(*) AS code_objects FROM pg_trigger t WHERE t.tgrelid = 'reg80_s.notes'::regclass
 UNION ALL SELECT count(*) FROM pg_policy WHERE polrelid = 'reg80_s.notes'::regclass AND NOT polpermissive
 UNION ALL SELECT count(*) FROM pg_rewrite WHERE ev_class = 'reg80_s.notes'::regclass;
+
+-- 4. Foreign-key cascades.  The action of ON DELETE / ON UPDATE CASCADE
+-- (and SET NULL / SET DEFAULT) runs as the protected table's owner with
+-- no row security: anyone who may delete from the unprotected parent
+-- would delete or rewrite protected rows of any patient, unchecked and
+-- unaudited.  A cascade that writes a protected row is refused (and
+-- audited); one that finds no protected row goes through.
+CREATE ROLE reg80_clerk LOGIN;
+CREATE TABLE reg80_enc (enc_id int PRIMARY KEY, patient_id text NOT NULL);
+INSERT INTO reg80_enc VALUES (1, 'R80-P1'), (3, 'R80-P3'), (4, 'R80-P4');
+CREATE TABLE reg80_encnote (
+    enc_id int REFERENCES reg80_enc ON DELETE CASCADE ON UPDATE CASCADE,
+    patient_id text NOT NULL, lab text);
+INSERT INTO reg80_encnote VALUES (1, 'R80-P1', 'n1'), (3, 'R80-P3', 'n3');
+SELECT agentauth.protect_table('reg80_encnote', 'patient_id',
+    '{"enc_id": "encounter", "lab": "lab"}');
+GRANT SELECT, UPDATE, DELETE ON reg80_enc TO reg80_agent, reg80_clerk;
+SELECT coalesce(max(seq), 0) AS seq4 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+DELETE FROM reg80_enc WHERE enc_id = 3;     -- R80-P3: no consent at all
+UPDATE reg80_enc SET enc_id = 30 WHERE enc_id = 3;
+DELETE FROM reg80_enc WHERE enc_id = 4;     -- no protected row: fine
+SELECT agentauth.end_session();
+-- without a session, an unregistered role is refused the same way
+SET SESSION AUTHORIZATION reg80_clerk;
+DELETE FROM reg80_enc WHERE enc_id = 1;
+RESET SESSION AUTHORIZATION;
+SET row_security = off;
+SELECT * FROM reg80_encnote ORDER BY 1;
+-- a superuser outside a session may (it bypasses row security anyway): audited
+DELETE FROM reg80_enc WHERE enc_id = 3;
+RESET row_security;
+SELECT event, db_role, relation, action, row_count, outcome, detail
+  FROM agentauth.audit_log
+ WHERE seq > :seq4 AND relation = 'public.reg80_encnote'
+   AND event IN ('denied', 'privileged_access')
+ ORDER BY seq;

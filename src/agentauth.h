@@ -431,6 +431,10 @@ typedef struct AAQueryAccess
 	List	   *rels;			/* AARelAccess * */
 	bool		done;			/* final flush happened */
 	bool		live;			/* in the registry */
+	const char *cascade_rel;	/* a foreign-key cascade writes this
+								 * protected table unchecked: refused if it
+								 * writes a row */
+	const char *cascade_action;
 	struct AAQueryAccess *next;
 	MemoryContextCallback cb;
 } AAQueryAccess;

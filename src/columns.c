@@ -557,11 +557,31 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		{
 			Oid			uid = OidIsValid(rc.checkAsUser) ? rc.checkAsUser : GetUserId();
 
-			/* referential-integrity checks run as the owner without RLS */
+			/*
+			 * Referential-integrity queries run as the owner without RLS.
+			 * A key check reads no more than the constraint's error says;
+			 * a cascading action (ON DELETE / ON UPDATE CASCADE, SET NULL,
+			 * SET DEFAULT) writes rows with no row check: refused at its
+			 * first written row (aa_executor_run), unless a role that
+			 * bypasses row security anyway runs it outside a session
+			 * (audited as privileged access below).
+			 */
 			if (InNoForceRLSOperation())
-				continue;
+			{
+				Oid			outer = GetOuterUserId();
+
+				if (!(rc.required & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
+					continue;
+				if (aa_session != NULL ||
+					!(superuser_arg(outer) || has_bypassrls_privilege(outer)))
+				{
+					q->cascade_rel = u->prot->relname;
+					q->cascade_action = statement_action(rc.required);
+					continue;
+				}
+			}
 			/* row security switched off behind our back: fail closed */
-			if (!superuser_arg(uid) && !has_bypassrls_privilege(uid))
+			else if (!superuser_arg(uid) && !has_bypassrls_privilege(uid))
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("row level security is not in force on protected table %s",
@@ -978,7 +998,7 @@ aa_executor_start(QueryDesc *qd, int eflags)
 		q->cxt = cxt;
 		rels = check_statement(qd, eflags, q);
 		MemoryContextSwitchTo(oldcxt);
-		if (rels == NIL)
+		if (rels == NIL && q->cascade_rel == NULL)
 		{
 			MemoryContextDelete(cxt);
 			q = NULL;
@@ -1003,6 +1023,28 @@ aa_executor_start(QueryDesc *qd, int eflags)
 		live_queries = q;
 		q->live = true;
 	}
+}
+
+/* A foreign-key cascade wrote rows of a protected table: undo it all. */
+static void
+refuse_cascade(AAQueryAccess *q, uint64 rows)
+{
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "denied";
+	rec.relation = q->cascade_rel;
+	rec.action = q->cascade_action;
+	rec.row_count = (int64) rows;
+	rec.outcome = "deny";
+	rec.detail = "{\"reason\": \"foreign key cascade\"}";
+	aa_audit_emit(&rec, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("a foreign key action cannot %s rows of protected table %s",
+					q->cascade_action, q->cascade_rel),
+			 errdetail("A cascading action (CASCADE, SET NULL, SET DEFAULT) writes them without the row check."),
+			 errhint("Delete or update the rows of the protected table first, in statements of their own, which are checked.")));
 }
 
 static void
@@ -1041,6 +1083,8 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	PG_END_TRY();
 
 	q = find_query(qd);
+	if (q != NULL && q->cascade_rel != NULL && qd->estate->es_processed > 0)
+		refuse_cascade(q, qd->estate->es_processed);
 	if (q != NULL && flush_query(q))
 		aa_audit_wait();
 }
