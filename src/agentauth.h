@@ -263,6 +263,11 @@ extern void aa_queue_shmem_startup(void);
 extern Size aa_queue_capacity(void);
 extern bool aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end);
 extern bool aa_queue_wait_committed(uint64 pos, int timeout_ms);
+/* the writer gathers unwaited records up to this long, while the queue is
+ * less than 1/AA_GATHER_FILL full */
+#define AA_GATHER_MS 10
+#define AA_GATHER_FILL 16
+extern bool aa_queue_should_gather(void);
 extern void aa_queue_wake_writer(void);
 extern bool aa_queue_writer_running(void);
 extern int	aa_queue_percent_full(void);

@@ -22,6 +22,14 @@
  *		A backend waiting for its records (audit_sync) or for space sleeps on
  *		that condition variable.
  *
+ *		Waking the writer: a push wakes it only when the queue was empty
+ *		(everything committed) or is filling up; a backend that waits for
+ *		its records (audit_sync) counts itself in sync_waiters and wakes it.
+ *		While nobody waits and little is queued, the writer gathers records
+ *		for up to AA_GATHER_MS before committing them in one transaction
+ *		(aa_queue_should_gather): records of audit_sync = off statements
+ *		share one WAL flush instead of paying one each.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -45,6 +53,7 @@ typedef struct AAQueue
 	ConditionVariable cv;		/* committed moved (space freed) */
 	pg_atomic_uint64 head;		/* next byte to write */
 	pg_atomic_uint64 committed; /* everything before it is stored or dropped */
+	pg_atomic_uint32 sync_waiters;	/* backends in aa_queue_wait_committed */
 	uint64		tail;			/* == committed; under lock */
 
 	slock_t		mutex;			/* protects the fields below */
@@ -89,6 +98,7 @@ aa_queue_shmem_startup(void)
 		ConditionVariableInit(&aa_queue->cv);
 		pg_atomic_init_u64(&aa_queue->head, 0);
 		pg_atomic_init_u64(&aa_queue->committed, 0);
+		pg_atomic_init_u32(&aa_queue->sync_waiters, 0);
 		SpinLockInit(&aa_queue->mutex);
 		aa_queue->size = queue_data_size();
 	}
@@ -161,6 +171,7 @@ aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
 	for (;;)
 	{
 		uint64		head;
+		bool		wake = true;
 
 		LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
 		head = pg_atomic_read_u64(&aa_queue->head);
@@ -171,9 +182,18 @@ aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
 			pg_atomic_write_u64(&aa_queue->head, head + len);
 			*end = head + len;
 			ok = true;
+
+			/*
+			 * The writer sleeps without a timeout only after finding
+			 * everything committed, so a push onto a non-empty queue needs
+			 * no wakeup: the writer is at work or gathering on a timer.
+			 */
+			wake = (head == pg_atomic_read_u64(&aa_queue->committed) ||
+					head + len - aa_queue->tail > aa_queue->size / AA_GATHER_FILL);
 		}
 		LWLockRelease(&aa_queue->lock);
-		wake_writer();
+		if (wake)
+			wake_writer();
 		if (ok)
 			break;
 
@@ -216,6 +236,7 @@ aa_queue_wait_committed(uint64 pos, int timeout_ms)
 		return true;
 
 	start = GetCurrentTimestamp();
+	pg_atomic_fetch_add_u32(&aa_queue->sync_waiters, 1);
 	wake_writer();
 	ConditionVariablePrepareToSleep(&aa_queue->cv);
 	for (;;)
@@ -236,6 +257,7 @@ aa_queue_wait_committed(uint64 pos, int timeout_ms)
 										   PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	pg_atomic_fetch_sub_u32(&aa_queue->sync_waiters, 1);
 	return ok;
 }
 
@@ -266,6 +288,21 @@ aa_queue_percent_full(void)
 }
 
 /* ---------------- the writer's side ---------------- */
+
+/*
+ * Should the writer wait a little before committing what is queued?  Yes
+ * while something is queued, nobody waits for it and it is little.
+ */
+bool
+aa_queue_should_gather(void)
+{
+	uint64		head = pg_atomic_read_u64(&aa_queue->head);
+	uint64		committed = pg_atomic_read_u64(&aa_queue->committed);
+
+	return head != committed &&
+		pg_atomic_read_u32(&aa_queue->sync_waiters) == 0 &&
+		head - committed <= aa_queue->size / AA_GATHER_FILL;
+}
 
 void
 aa_queue_writer_attach(Latch *latch)
