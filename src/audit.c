@@ -271,10 +271,10 @@ append_aligned(StringInfo out, const char *data, Size len)
 static void
 serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 {
-	AAQueueEntry hdr;
-	StringInfoData body;
-	StringInfoData tmp;
+	AAQueueEntry *hdr;
 	int			start = out->len;
+	int			body_start;
+	int			body_len;
 	const pg_uuid_t *principal = rec->principal;
 	const char *pname = rec->principal_name;
 	const pg_uuid_t *token = rec->token;
@@ -285,14 +285,23 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	Jsonb	   *detail;
 	MemoryContext old;
 	static MemoryContext scratch = NULL;
+	static StringInfo client = NULL;
 
 	if (rec->event == NULL || rec->event[0] == '\0')
 		elog(ERROR, "audit record without an event");
 	if (scratch == NULL)
+	{
 		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
 										ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(audit_context());
+		client = makeStringInfo();
+		MemoryContextSwitchTo(old);
+	}
 	MemoryContextReset(scratch);
-	old = MemoryContextSwitchTo(scratch);
+
+	/* what can fail (malformed JSON) first: then nothing is half written */
+	authority = jsonb_arg(rec->authority, &authority_cache);
+	detail = jsonb_arg(rec->detail, &detail_cache);
 
 	if (aa_session != NULL)
 	{
@@ -309,66 +318,68 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		if (session_token || (!aa_session->has_token && rec->token == NULL))
 			on_behalf_of = aa_session->on_behalf_of;
 	}
+	resetStringInfo(client);
+	client_text(client);
 
-	initStringInfo(&body);
-	initStringInfo(&tmp);
+	/* the header, filled in at the end; then the body, straight into out */
+	old = MemoryContextSwitchTo(scratch);
+	enlargeStringInfo(out, MAXALIGN(sizeof(AAQueueEntry)));
+	memset(out->data + start, 0, MAXALIGN(sizeof(AAQueueEntry)));
+	out->len += MAXALIGN(sizeof(AAQueueEntry));
+	body_start = out->len;
 
-	aa_canon_text(&body, rec->event);
-	aa_canon_uuid(&body, principal);
-	aa_canon_text(&body, pname);
-	aa_canon_text(&body, session_user_name());
-	aa_canon_uuid(&body, token);
-	aa_canon_text(&body, on_behalf_of);
+	aa_canon_text(out, rec->event);
+	aa_canon_uuid(out, principal);
+	aa_canon_text(out, pname);
+	aa_canon_text(out, session_user_name());
+	aa_canon_uuid(out, token);
+	aa_canon_text(out, on_behalf_of);
 	if (session_token && aa_session->nchain > 0)
 	{
-		aa_canon_array_header(&body, aa_session->nchain);
+		aa_canon_array_header(out, aa_session->nchain);
 		for (int i = 0; i < aa_session->nchain; i++)
-			aa_canon_uuid(&body, &aa_session->chain[i]);
+			aa_canon_uuid(out, &aa_session->chain[i]);
 	}
 	else
-		aa_canon_null(&body);
-	aa_canon_text(&body, purpose);
-	aa_canon_text(&body, rec->patient);
-	aa_canon_text(&body, rec->relation);
-	canon_text_array(&body, rec->ncolumns, rec->columns);
-	canon_text_array(&body, rec->nclasses, rec->classes);
-	aa_canon_text(&body, rec->action);
+		aa_canon_null(out);
+	aa_canon_text(out, purpose);
+	aa_canon_text(out, rec->patient);
+	aa_canon_text(out, rec->relation);
+	canon_text_array(out, rec->ncolumns, rec->columns);
+	canon_text_array(out, rec->nclasses, rec->classes);
+	aa_canon_text(out, rec->action);
 	if (rec->row_count < 0)
-		aa_canon_null(&body);
+		aa_canon_null(out);
 	else
-		aa_canon_int8(&body, rec->row_count);
-	authority = jsonb_arg(rec->authority, &authority_cache);
+		aa_canon_int8(out, rec->row_count);
 	if (authority)
-		aa_canon_jsonb_text(&body, authority_cache.canon.data,
+		aa_canon_jsonb_text(out, authority_cache.canon.data,
 							authority_cache.canon.len);
 	else
-		aa_canon_null(&body);
-	aa_canon_text(&body, rec->outcome);
-	aa_canon_text(&body, statement_text());
-	resetStringInfo(&tmp);
-	client_text(&tmp);
-	aa_canon_text(&body, tmp.data);
-	detail = jsonb_arg(rec->detail, &detail_cache);
+		aa_canon_null(out);
+	aa_canon_text(out, rec->outcome);
+	aa_canon_text(out, statement_text());
+	aa_canon_text_len(out, client->data, client->len);
 	if (detail)
-		aa_canon_jsonb_text(&body, detail_cache.canon.data,
+		aa_canon_jsonb_text(out, detail_cache.canon.data,
 							detail_cache.canon.len);
 	else
-		aa_canon_null(&body);
-
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.body_len = body.len;
-	hdr.xid = xid;
-	hdr.authority_len = authority ? VARSIZE(authority) : 0;
-	hdr.detail_len = detail ? VARSIZE(detail) : 0;
-
-	MemoryContextSwitchTo(old);
-	append_aligned(out, (char *) &hdr, sizeof(hdr));
-	append_aligned(out, body.data, body.len);
+		aa_canon_null(out);
+	body_len = out->len - body_start;
+	while (out->len % MAXIMUM_ALIGNOF != 0)
+		appendStringInfoCharMacro(out, '\0');
 	if (authority)
 		append_aligned(out, (char *) authority, VARSIZE(authority));
 	if (detail)
 		append_aligned(out, (char *) detail, VARSIZE(detail));
-	((AAQueueEntry *) (out->data + start))->len = out->len - start;
+	MemoryContextSwitchTo(old);
+
+	hdr = (AAQueueEntry *) (out->data + start);
+	hdr->len = out->len - start;
+	hdr->body_len = body_len;
+	hdr->xid = xid;
+	hdr->authority_len = authority ? VARSIZE(authority) : 0;
+	hdr->detail_len = detail ? VARSIZE(detail) : 0;
 
 	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
 	{
@@ -379,7 +390,6 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 				 errmsg("audit record is too large"),
 				 errdetail("A record may take at most a quarter of agentauth.audit_queue_size.")));
 	}
-	MemoryContextReset(scratch);
 }
 
 /* ------------------------------------------------------------------
