@@ -171,3 +171,24 @@ SELECT event, db_role, relation, action, row_count, outcome, detail
  WHERE seq > :seq4 AND relation = 'public.reg80_encnote'
    AND event IN ('denied', 'privileged_access')
  ORDER BY seq;
+
+-- 5. A WITH HOLD cursor is materialized at COMMIT and fetched from that
+-- copy afterwards, past any revocation: refused in a session.  An ordinary
+-- cursor stays checked at every FETCH (isolation spec revocation).
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+BEGIN;
+DECLARE reg80_c CURSOR WITH HOLD FOR SELECT patient_id, lab FROM reg80_chart;
+ROLLBACK;
+BEGIN;
+DECLARE reg80_c CURSOR FOR SELECT patient_id, lab FROM reg80_chart WHERE patient_id = 'R80-P1';
+FETCH 1 FROM reg80_c;
+COMMIT;
+-- a held cursor over unprotected data is none of our business
+BEGIN;
+DECLARE reg80_h CURSOR WITH HOLD FOR SELECT 1 AS one;
+COMMIT;
+FETCH ALL FROM reg80_h;
+CLOSE reg80_h;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "nodes/parsenodes.h"
+#include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -54,6 +55,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
@@ -669,6 +671,20 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 			aa_refuse_outside_session(u->prot->relname, n, cols, action);
 		}
 		aa_session_check();
+
+		/*
+		 * A WITH HOLD cursor is read to its end at COMMIT and fetched from
+		 * a copy afterwards: its rows would still reach the client after
+		 * the token was revoked or the consent withdrawn (SPEC 4.4).
+		 */
+		if (ActivePortal != NULL && ActivePortal->status == PORTAL_DEFINED &&
+			(ActivePortal->cursorOptions & CURSOR_OPT_HOLD))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot declare a WITH HOLD cursor over protected table %s",
+							u->prot->relname),
+					 errdetail("Its rows would be kept after the transaction, beyond a revocation or a consent withdrawal."),
+					 errhint("Declare the cursor without WITH HOLD inside a transaction: every FETCH is checked.")));
 		check_scope(u);
 		result = lappend(result, make_rel_access(u, q));
 	}
