@@ -192,3 +192,20 @@ FETCH ALL FROM reg80_h;
 CLOSE reg80_h;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
+
+-- 6. Its owner cannot drop, rename or move a protected table (another,
+-- unprotected, could take its place, and a drop deletes every patient's
+-- rows unchecked); a superuser may, and a drop is recorded.
+SET ROLE reg80_owner;
+ALTER TABLE reg80_s.notes RENAME TO notes_old;
+ALTER TABLE reg80_s.notes SET SCHEMA public;
+DROP TABLE reg80_s.notes;
+DROP SCHEMA reg80_s CASCADE;
+DROP OWNED BY reg80_owner;
+RESET ROLE;
+SELECT count(*) AS still_there FROM pg_class WHERE oid = 'reg80_s.notes'::regclass;
+SET client_min_messages = warning;
+DROP SCHEMA reg80_s CASCADE;
+RESET client_min_messages;
+SELECT event, relation, detail FROM agentauth.audit_log
+ WHERE relation = 'reg80_s.notes' ORDER BY seq DESC LIMIT 1;

@@ -482,6 +482,19 @@ rangevar_relid(RangeVar *rv)
 	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
 }
 
+static void
+refuse_moved(Oid relid, const char *what)
+{
+	AAProtectedRel *prot;
+
+	if (!OidIsValid(relid) || superuser())
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot != NULL)
+		refuse_ddl(prot->relname, what,
+				   "Another table could take its name, unprotected. A superuser may do this; otherwise unprotect it first with agentauth.unprotect_table() (audited).");
+}
+
 static bool
 constraints_run_code(List *constraints)
 {
@@ -644,6 +657,15 @@ check_rename(RenameStmt *stmt)
 	Oid			relid;
 	AAProtectedRel *prot;
 
+	/*
+	 * Its owner could rename (or move) a protected table and put an
+	 * unprotected one in its place, into which agents would then write.
+	 */
+	if (stmt->renameType == OBJECT_TABLE && stmt->relation != NULL)
+	{
+		refuse_moved(rangevar_relid(stmt->relation), "rename");
+		return;
+	}
 	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
@@ -750,6 +772,11 @@ aa_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				break;
 			case T_IndexStmt:
 				check_index((IndexStmt *) stmt);
+				break;
+			case T_AlterObjectSchemaStmt:
+				if (((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)
+					refuse_moved(rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation),
+								 "move");
 				break;
 			case T_CreateStatsStmt:
 				check_stats((CreateStatsStmt *) stmt);

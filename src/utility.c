@@ -346,6 +346,35 @@ aa_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			refuse("DROP TRIGGER");
 		if (classId == ProcedureRelationId && objectId == p.guard)
 			refuse("DROP FUNCTION");
+
+		/*
+		 * Dropping a protected table deletes every patient's rows with no
+		 * row check and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP
+		 * OWNED): only a superuser may, and the drop is recorded.
+		 */
+		if (classId == RelationRelationId && subId == 0)
+		{
+			AAProtectedRel *prot = aa_protected_rel(objectId);
+
+			if (prot != NULL)
+			{
+				AARecord	rec;
+
+				if (!superuser())
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("cannot drop protected table %s", prot->relname),
+							 errhint("Unprotect it first with agentauth.unprotect_table() (audited), or ask a superuser.")));
+				memset(&rec, 0, sizeof(rec));
+				rec.event = "table_unprotected";
+				rec.relation = pstrdup(prot->relname);
+				rec.row_count = -1;
+				rec.outcome = "permit";
+				rec.detail = "{\"via\": \"drop\"}";
+				aa_audit_emit(&rec, true);
+				aa_generation_bump_at_commit();
+			}
+		}
 	}
 }
 
