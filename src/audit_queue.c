@@ -228,7 +228,7 @@ bool
 aa_queue_wait_committed(uint64 pos, int timeout_ms)
 {
 	TimestampTz start;
-	bool		ok = false;
+	volatile bool ok = false;
 
 	if (aa_queue == NULL)
 		return false;
@@ -237,27 +237,35 @@ aa_queue_wait_committed(uint64 pos, int timeout_ms)
 
 	start = GetCurrentTimestamp();
 	pg_atomic_fetch_add_u32(&aa_queue->sync_waiters, 1);
-	wake_writer();
-	ConditionVariablePrepareToSleep(&aa_queue->cv);
-	for (;;)
+	/* a cancel while sleeping must not leave us counted as waiting */
+	PG_TRY();
 	{
-		long		waited;
-
-		if (pg_atomic_read_u64(&aa_queue->committed) >= pos)
+		wake_writer();
+		ConditionVariablePrepareToSleep(&aa_queue->cv);
+		for (;;)
 		{
-			ok = true;
-			break;
+			long		waited;
+
+			if (pg_atomic_read_u64(&aa_queue->committed) >= pos)
+			{
+				ok = true;
+				break;
+			}
+			waited = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			if (waited >= timeout_ms)
+				break;
+			/* wake up now and then: a lost wakeup costs 100 ms, never more */
+			(void) ConditionVariableTimedSleep(&aa_queue->cv,
+											   Min(timeout_ms - waited, 100),
+											   PG_WAIT_EXTENSION);
 		}
-		waited = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
-		if (waited >= timeout_ms)
-			break;
-		/* wake up now and then: a lost wakeup costs 100 ms, never more */
-		(void) ConditionVariableTimedSleep(&aa_queue->cv,
-										   Min(timeout_ms - waited, 100),
-										   PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
 	}
-	ConditionVariableCancelSleep();
-	pg_atomic_fetch_sub_u32(&aa_queue->sync_waiters, 1);
+	PG_FINALLY();
+	{
+		pg_atomic_fetch_sub_u32(&aa_queue->sync_waiters, 1);
+	}
+	PG_END_TRY();
 	return ok;
 }
 
