@@ -97,9 +97,10 @@ psql_ -c "SELECT count(*) FROM agentauth.audit_log" >/dev/null   # warm the cach
 t5=$(now)
 vout=$(psql_ <<EOV
 SELECT pg_backend_pid() AS pid \gset
-\! awk '{print \$14 + \$15}' /proc/:pid/stat
+\setenv AA_PID :pid
+\! awk '{print \$14 + \$15}' /proc/\$AA_PID/stat
 SELECT checked || ' ' || ok FROM agentauth.verify_audit();
-\! awk '{print \$14 + \$15}' /proc/:pid/stat
+\! awk '{print \$14 + \$15}' /proc/\$AA_PID/stat
 EOV
 )
 t6=$(now)
