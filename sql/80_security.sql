@@ -209,3 +209,21 @@ DROP SCHEMA reg80_s CASCADE;
 RESET client_min_messages;
 SELECT event, relation, detail FROM agentauth.audit_log
  WHERE relation = 'reg80_s.notes' ORDER BY seq DESC LIMIT 1;
+
+-- 7. TRUNCATE ... CASCADE of an unprotected table also empties the
+-- protected tables whose foreign keys reference it: checked like a
+-- TRUNCATE of the protected table itself.
+CREATE TABLE reg80_tp (id int PRIMARY KEY);
+CREATE TABLE reg80_tc (id int REFERENCES reg80_tp, patient_id text NOT NULL, lab text);
+INSERT INTO reg80_tp VALUES (1);
+INSERT INTO reg80_tc VALUES (1, 'R80-P1', 'x');
+SELECT agentauth.protect_table('reg80_tc', 'patient_id', '{"id": "encounter", "lab": "lab"}');
+ALTER TABLE reg80_tp OWNER TO reg80_owner;
+ALTER TABLE reg80_tc OWNER TO reg80_owner;
+SET ROLE reg80_owner;
+TRUNCATE reg80_tc;
+TRUNCATE reg80_tp CASCADE;
+RESET ROLE;
+SET row_security = off;
+SELECT count(*) AS kept FROM reg80_tc;
+RESET row_security;

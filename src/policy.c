@@ -26,6 +26,7 @@
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_policy.h"
@@ -807,15 +808,41 @@ aa_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				break;
 			case T_TruncateStmt:
 				{
+					TruncateStmt *ts = (TruncateStmt *) stmt;
+					List	   *relids = NIL;
 					ListCell   *lc;
 
-					foreach(lc, ((TruncateStmt *) stmt)->relations)
+					foreach(lc, ts->relations)
 					{
 						Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
 						if (OidIsValid(relid))
-							check_bulk(relid, "delete", NIL);
+							relids = lappend_oid(relids, relid);
 					}
+
+					/*
+					 * CASCADE also empties every table whose foreign key
+					 * references one of them, a protected one included.
+					 */
+					if (ts->behavior == DROP_CASCADE)
+					{
+						bool		added = true;
+
+						while (added)
+						{
+							added = false;
+							foreach(lc, heap_truncate_find_FKs(relids))
+							{
+								if (!list_member_oid(relids, lfirst_oid(lc)))
+								{
+									relids = lappend_oid(relids, lfirst_oid(lc));
+									added = true;
+								}
+							}
+						}
+					}
+					foreach(lc, relids)
+						check_bulk(lfirst_oid(lc), "delete", NIL);
 				}
 				break;
 			case T_CopyStmt:
