@@ -165,3 +165,9 @@ SELECT count(*) > 0 AS can_read FROM agentauth.audit_log;
 RESET ROLE;
 
 DROP ROLE reg20_auditor, reg20_nobody;
+
+-- a patient id too long for the log's index is refused where it is
+-- produced (a record the writer cannot store would stop it)
+SELECT agentauth._audit('reg20_long_patient', NULL, NULL, NULL, repeat('p', 1001));
+SELECT agentauth._audit('reg20_long_patient', NULL, NULL, NULL, repeat('p', 1000));
+SELECT length(patient) FROM agentauth.audit_log WHERE event = 'reg20_long_patient';

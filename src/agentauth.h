@@ -237,6 +237,9 @@ extern void aa_audit_emit(const AARecord *rec, bool transactional);
 extern void aa_audit_wait(void);
 extern void aa_audit_init(void);
 
+/* longest patient id (bytes) a record may name: it must fit the log's index */
+#define AA_AUDIT_MAX_PATIENT	1000
+
 /* true in the audit writer: its own records are never waited for */
 extern bool aa_audit_in_writer;
 extern Size aa_audit_shmem_size(void);

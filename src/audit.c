@@ -33,6 +33,7 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
@@ -280,6 +281,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	const pg_uuid_t *token = rec->token;
 	const char *purpose = rec->purpose;
 	const char *on_behalf_of = NULL;
+	const char *patient = rec->patient;
 	bool		session_token = false;
 	Jsonb	   *authority;
 	Jsonb	   *detail;
@@ -298,6 +300,33 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextReset(scratch);
+
+	/*
+	 * The patient goes into the log's patient index, whose entries have a
+	 * size limit: a record the writer cannot store would stop it, and with
+	 * it every audited statement.  Refuse it here, in the statement that
+	 * produced it; during abort processing, where no error may be raised,
+	 * keep its beginning, marked.
+	 */
+	if (rec->patient != NULL && strlen(rec->patient) > AA_AUDIT_MAX_PATIENT)
+	{
+		if (IsTransactionState())
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("patient id is too long to be audited"),
+					 errdetail("It has %zu bytes; the audit log takes at most %d.",
+							   strlen(rec->patient), AA_AUDIT_MAX_PATIENT)));
+		else
+		{
+			char	   *cut = MemoryContextAlloc(scratch, AA_AUDIT_MAX_PATIENT + 16);
+			int			n = pg_mbcliplen(rec->patient, strlen(rec->patient),
+										 AA_AUDIT_MAX_PATIENT);
+
+			memcpy(cut, rec->patient, n);
+			strcpy(cut + n, "...(truncated)");
+			patient = cut;
+		}
+	}
 
 	/* what can fail (malformed JSON) first: then nothing is half written */
 	authority = jsonb_arg(rec->authority, &authority_cache);
@@ -343,7 +372,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	else
 		aa_canon_null(out);
 	aa_canon_text(out, purpose);
-	aa_canon_text(out, rec->patient);
+	aa_canon_text(out, patient);
 	aa_canon_text(out, rec->relation);
 	canon_text_array(out, rec->ncolumns, rec->columns);
 	canon_text_array(out, rec->nclasses, rec->classes);
