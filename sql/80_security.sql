@@ -227,3 +227,23 @@ RESET ROLE;
 SET row_security = off;
 SELECT count(*) AS kept FROM reg80_tc;
 RESET row_security;
+
+-- 8. Two tokens of one agent cannot be combined in one statement.  Token
+-- A may read lab but only of R80-P1; token B may read any patient but no
+-- lab.  Switching to B inside a statement that was checked for A (here on
+-- the outer side of a join, before the first protected row) would read
+-- lab of every patient B's consent allows.
+SELECT agentauth.issue_token(:'agent', 'TREATDS', scopes => '{lab:read}',
+    patients => '{R80-P1}') AS tok_a \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS', scopes => '{diagnosis:read}') AS tok_b \gset
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok_a') IS NOT NULL AS began;
+SELECT c.patient_id, c.lab
+  FROM (SELECT agentauth.begin_session(:'tok_b') OFFSET 0) x
+ CROSS JOIN reg80_chart c
+ WHERE c.patient_id IN ('R80-P1', 'R80-P2') ORDER BY 1;
+-- (the switch was rolled back with the statement)
+SELECT scopes, patients FROM agentauth.whoami();
+SELECT patient_id, lab FROM reg80_chart WHERE patient_id IN ('R80-P1', 'R80-P2') ORDER BY 1, 2;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

@@ -443,6 +443,7 @@ typedef struct AAQueryAccess
 								 * protected table unchecked: refused if it
 								 * writes a row */
 	const char *cascade_action;
+	pg_uuid_t	session_id;		/* the session it was checked for */
 	struct AAQueryAccess *next;
 	MemoryContextCallback cb;
 } AAQueryAccess;

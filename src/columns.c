@@ -671,6 +671,8 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 			aa_refuse_outside_session(u->prot->relname, n, cols, action);
 		}
 		aa_session_check();
+		/* the row check refuses the rows of any other session */
+		memcpy(&q->session_id, &aa_session->id, sizeof(pg_uuid_t));
 
 		/*
 		 * A WITH HOLD cursor is read to its end at COMMIT and fetched from

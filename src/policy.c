@@ -221,6 +221,8 @@ typedef struct RowCheckState
 {
 	AARelAccess *ra;
 	RowCmd		cmd;
+	uint64		dgen;			/* decision generation the session was
+								 * last found unchanged at */
 } RowCheckState;
 
 static int
@@ -340,6 +342,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 		st = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(RowCheckState));
 		st->ra = ra;
 		st->cmd = c;
+		st->dgen = PG_UINT64_MAX;
 		fcinfo->flinfo->fn_extra = st;
 	}
 	ra = st->ra;
@@ -354,6 +357,24 @@ aa_row_check(PG_FUNCTION_ARGS)
 	aa_session_check();
 	dgen = aa_decision_gen();
 	idx = cmd_index(st->cmd);
+
+	/*
+	 * The statement's columns were checked against the scopes of the
+	 * session it started in.  A begin_session() inside the statement (in a
+	 * target list, or on the outer side of a join) must not let another
+	 * token's patients or purpose see them.  A session change moves the
+	 * decision generation, so this costs nothing per row.
+	 */
+	if (dgen != st->dgen)
+	{
+		if (memcmp(&aa_session->id, &ra->query->session_id, sizeof(pg_uuid_t)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("the agentauth session changed during a statement on table %s",
+							ra->relname),
+					 errhint("Begin or end a session in a statement of its own.")));
+		st->dgen = dgen;
+	}
 
 	if (PG_ARGISNULL(1))
 	{
