@@ -247,3 +247,28 @@ SELECT scopes, patients FROM agentauth.whoami();
 SELECT patient_id, lab FROM reg80_chart WHERE patient_id IN ('R80-P1', 'R80-P2') ORDER BY 1, 2;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
+
+-- 9. A char(n) patient column.  Its values are padded with blanks; the row
+-- check compares the patient as SQL's cast to text gives it, so a consent
+-- for 'R80-P3' (here: a deny of lab) applies to 'R80-P3  ' too, and the
+-- record names the patient as reports look it up.
+SELECT agentauth.record_consent('R80-P3', 'deny', data_classes => '{lab}') IS NOT NULL AS denied;
+CREATE DOMAIN reg80_mrn AS char(10);
+CREATE TABLE reg80_padded (patient_id char(10) NOT NULL, lab text);
+CREATE TABLE reg80_padded2 (patient_id reg80_mrn NOT NULL, lab text);
+INSERT INTO reg80_padded VALUES ('R80-P1', 'pad1'), ('R80-P3', 'pad3');
+INSERT INTO reg80_padded2 VALUES ('R80-P1', 'pad1'), ('R80-P3', 'pad3');
+SELECT agentauth.protect_table('reg80_padded', 'patient_id', '{"lab": "lab"}');
+SELECT agentauth.protect_table('reg80_padded2', 'patient_id', '{"lab": "lab"}');
+GRANT SELECT ON reg80_padded, reg80_padded2 TO reg80_agent;
+SELECT agentauth.issue_token(:'agent', 'TREAT') AS tok_treat \gset
+SELECT coalesce(max(seq), 0) AS seq9 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg80_agent;
+SELECT agentauth.begin_session(:'tok_treat') IS NOT NULL AS began;
+-- TREAT's default permits lab; R80-P3's deny wins
+SELECT patient_id, lab FROM reg80_padded ORDER BY 1;
+SELECT patient_id, lab FROM reg80_padded2 ORDER BY 1;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT event, '"' || patient || '"' AS patient, relation FROM agentauth.audit_log
+ WHERE seq > :seq9 AND event IN ('access', 'denied') ORDER BY seq;

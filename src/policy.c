@@ -141,6 +141,22 @@ row_check_expr(Relation relation, AAProtectedRel *prot, RowCmd cmd)
 				  att->attcollation, 0);
 	if (att->atttypid == TEXTOID)
 		patient = (Expr *) var;
+	else if (getBaseType(att->atttypid) == BPCHAROID)
+	{
+		/*
+		 * char(n) pads with blanks, and its output keeps them: 'P1' of a
+		 * consent or a token's list would not match 'P1      ', so a deny
+		 * would not apply.  Cast as SQL does (text(bpchar) drops them).
+		 */
+		Expr	   *arg = (Expr *) var;
+
+		if (att->atttypid != BPCHAROID)
+			arg = (Expr *) makeRelabelType(arg, BPCHAROID, -1, att->attcollation,
+										   COERCE_IMPLICIT_CAST);
+		patient = (Expr *) makeFuncExpr(F_TEXT_BPCHAR, TEXTOID, list_make1(arg),
+										InvalidOid, DEFAULT_COLLATION_OID,
+										COERCE_EXPLICIT_CAST);
+	}
 	else
 	{
 		CoerceViaIO *c = makeNode(CoerceViaIO);
