@@ -157,7 +157,7 @@ DELETE FROM reg80_enc WHERE enc_id = 3;     -- R80-P3: no consent at all
 UPDATE reg80_enc SET enc_id = 30 WHERE enc_id = 3;
 DELETE FROM reg80_enc WHERE enc_id = 4;     -- no protected row: fine
 SELECT agentauth.end_session();
--- without a session, an unregistered role is refused the same way
+-- without a session: refused as any statement on the table would be
 SET SESSION AUTHORIZATION reg80_clerk;
 DELETE FROM reg80_enc WHERE enc_id = 1;
 RESET SESSION AUTHORIZATION;
@@ -169,7 +169,7 @@ RESET row_security;
 SELECT event, db_role, relation, action, row_count, outcome, detail
   FROM agentauth.audit_log
  WHERE seq > :seq4 AND relation = 'public.reg80_encnote'
-   AND event IN ('denied', 'privileged_access')
+   AND event IN ('denied', 'unregistered_access', 'privileged_access')
  ORDER BY seq;
 
 -- 5. A WITH HOLD cursor is materialized at COMMIT and fetched from that

@@ -1049,6 +1049,10 @@ refuse_cascade(AAQueryAccess *q, uint64 rows)
 {
 	AARecord	rec;
 
+	/* outside a session: as any statement on the table (unregistered_access) */
+	if (aa_session == NULL)
+		aa_refuse_outside_session(q->cascade_rel, 0, NULL, q->cascade_action);
+
 	memset(&rec, 0, sizeof(rec));
 	rec.event = "denied";
 	rec.relation = q->cascade_rel;
