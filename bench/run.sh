@@ -2,7 +2,7 @@
 # agentauth benchmark: every comparison of SPEC 14, side by side, in one run
 # on one server.
 #
-#   bash bench/run.sh            # full run (about 12 minutes on 2 cores)
+#   bash bench/run.sh            # full run (about 10 minutes on 2 cores)
 #   QUICK=1 bash bench/run.sh    # small dataset, short runs (a smoke test)
 #   SETUP_ONLY=1 bash bench/run.sh   # build the dataset, leave the server up
 #   PGROOT=/work/pgroot/me bash bench/run.sh
@@ -25,7 +25,7 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     NPAT=${NPAT:-1000}; NOBS=${NOBS:-100000}; T=${T:-3}; ROUNDS=${ROUNDS:-1}; NREC=${NREC:-100000}
 else
-    NPAT=${NPAT:-10000}; NOBS=${NOBS:-1000000}; T=${T:-8}; ROUNDS=${ROUNDS:-2}; NREC=${NREC:-1000000}
+    NPAT=${NPAT:-10000}; NOBS=${NOBS:-1000000}; T=${T:-8}; ROUNDS=${ROUNDS:-3}; NREC=${NREC:-1000000}
 fi
 PORT=${PORT:-54331}
 PRELOAD=${PRELOAD:-agentauth,pgaudit}
