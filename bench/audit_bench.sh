@@ -24,51 +24,8 @@ set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 n=${1:-1000000}
-name=$(basename "$top")
-root=${PGROOT:-/work/pgroot/$name}
-ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-if [ ! -x "$root/usr/lib/postgresql/$ver/bin/postgres" ]; then
-    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
-    cp -a "/usr/lib/postgresql/$ver" "$root/usr/lib/postgresql/"
-    cp -a "/usr/share/postgresql/$ver" "$root/usr/share/postgresql/"
-fi
-bin="$root/usr/lib/postgresql/$ver/bin"
-make -s -j2 >/dev/null
-make -s install DESTDIR="$root" >/dev/null
-make -s -C bench >/dev/null
-make -s -C bench install DESTDIR="$root" >/dev/null
-
-dir=$(mktemp -d /tmp/aa_bench.XXXXXX)
-chown postgres "$dir"
-port=$((20000 + RANDOM % 10000))
-as_pg() { runuser -u postgres -- "$@"; }
-psql_() { as_pg "$bin/psql" -X -q -At -h "$dir" -p "$port" -d postgres "$@"; }
-cleanup() { as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-as_pg "$bin/initdb" -D "$dir/data" -A trust >/dev/null
-cat >> "$dir/data/postgresql.conf" <<EOC
-shared_preload_libraries = 'agentauth'
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = $port
-shared_buffers = 1GB
-max_wal_size = 8GB
-min_wal_size = 2GB
-checkpoint_timeout = 30min
-agentauth.audit_queue_size = 1GB
-agentauth.audit_wait_timeout = 10min
-EOC
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
-psql_ -c "CREATE EXTENSION agentauth CASCADE" 2>/dev/null
-psql_ -c "CREATE FUNCTION bench_emit(bigint, bigint) RETURNS bigint LANGUAGE c AS '\$libdir/aa_bench_driver', 'aa_bench_emit'"
-for i in $(seq 1 50); do
-    [ "$(psql_ -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")" = 1 ] && break
-    sleep 0.2
-done
-wpid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-now() { date +%s.%N; }
+. bench/component_server.sh
+start_component_server 1GB 1GB aa_bench
 rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%d", n / t; else print "inf" }'; }
 
 # 1. writer throughput from a full queue: queue everything (audit_sync off),

@@ -28,52 +28,9 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 n=${1:-200000}
 rounds=${2:-6}
-name=$(basename "$top")
-root=${PGROOT:-/work/pgroot/$name}
-ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-if [ ! -x "$root/usr/lib/postgresql/$ver/bin/postgres" ]; then
-    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
-    cp -a "/usr/lib/postgresql/$ver" "$root/usr/lib/postgresql/"
-    cp -a "/usr/share/postgresql/$ver" "$root/usr/share/postgresql/"
-fi
-bin="$root/usr/lib/postgresql/$ver/bin"
-make -s -j2 >/dev/null
-make -s install DESTDIR="$root" >/dev/null
-make -s -C bench >/dev/null
-make -s -C bench install DESTDIR="$root" >/dev/null
-
-dir=$(mktemp -d /tmp/aa_monbench.XXXXXX)
-chown postgres "$dir"
-port=$((20000 + RANDOM % 10000))
-as_pg() { runuser -u postgres -- "$@"; }
-psql_() { as_pg "$bin/psql" -X -q -At -h "$dir" -p "$port" -d postgres "$@"; }
-cleanup() { as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-as_pg "$bin/initdb" -D "$dir/data" -A trust >/dev/null
-cat >> "$dir/data/postgresql.conf" <<EOC
-shared_preload_libraries = 'agentauth'
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = $port
-shared_buffers = 512MB
-max_wal_size = 8GB
-min_wal_size = 2GB
-checkpoint_timeout = 30min
-agentauth.audit_queue_size = 512MB
-agentauth.audit_wait_timeout = 10min
-EOC
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
-psql_ -c "CREATE EXTENSION agentauth CASCADE" 2>/dev/null
-psql_ -c "CREATE FUNCTION bench_emit(bigint, bigint) RETURNS bigint LANGUAGE c AS '\$libdir/aa_bench_driver', 'aa_bench_emit'"
+. bench/component_server.sh
+start_component_server 512MB 512MB aa_monbench
 psql_ -c "CREATE TABLE bench_seeded AS SELECT * FROM agentauth.alert_rule"
-for i in $(seq 1 50); do
-    [ "$(psql_ -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")" = 1 ] && break
-    sleep 0.2
-done
-wpid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'")
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-now() { date +%s.%N; }
 hz=$(getconf CLK_TCK)
 
 configure() {
