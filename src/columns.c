@@ -149,6 +149,29 @@ is_registered_principal(Oid roleid)
 }
 
 /*
+ * One statement-level record (no patient, no row count): the refusals and
+ * privileged accesses that are decided before any row is read.
+ */
+static void
+emit_statement_record(const char *event, const char *outcome,
+					  const char *relname, const char *action,
+					  int ncols, const char **cols, const char *detail)
+{
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = event;
+	rec.outcome = outcome;
+	rec.relation = relname;
+	rec.action = action;
+	rec.ncolumns = ncols;
+	rec.columns = cols;
+	rec.row_count = -1;
+	rec.detail = detail;
+	aa_audit_emit(&rec, false);
+}
+
+/*
  * A protected table touched outside any session: audited (as
  * unregistered_access when the login role is not a principal at all), then
  * refused.
@@ -158,21 +181,12 @@ aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
 						  const char *action)
 {
 	bool		registered = is_registered_principal(GetSessionUserId());
-	AARecord	rec;
 	StringInfoData detail;
 
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"reason\": \"no agentauth session\", %s}", client_json());
-	memset(&rec, 0, sizeof(rec));
-	rec.event = registered ? "denied" : "unregistered_access";
-	rec.relation = relname;
-	rec.ncolumns = ncols;
-	rec.columns = cols;
-	rec.action = action;
-	rec.row_count = -1;
-	rec.outcome = "deny";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, false);
+	emit_statement_record(registered ? "denied" : "unregistered_access", "deny",
+						  relname, action, ncols, cols, detail.data);
 	if (registered)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -191,7 +205,6 @@ void
 aa_audit_privileged(const char *relname, int ncols, const char **cols,
 					const char *action)
 {
-	AARecord	rec;
 	StringInfoData detail;
 	Oid			uid = GetUserId();
 
@@ -200,16 +213,8 @@ aa_audit_privileged(const char *relname, int ncols, const char **cols,
 					 superuser_arg(uid) ? "superuser" :
 					 has_bypassrls_privilege(uid) ? "bypassrls" : "row security not applied",
 					 client_json());
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "privileged_access";
-	rec.relation = relname;
-	rec.ncolumns = ncols;
-	rec.columns = cols;
-	rec.action = action;
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, false);
+	emit_statement_record("privileged_access", "permit", relname, action,
+						  ncols, cols, detail.data);
 	aa_audit_wait();
 }
 
@@ -591,7 +596,6 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 						 errhint("An administrator runs agentauth.protect_table() on it again, which enables and forces row level security.")));
 			if (aa_session != NULL)
 			{
-				AARecord	rec;
 				StringInfoData detail;
 
 				initStringInfo(&detail);
@@ -599,14 +603,9 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 				escape_json(&detail, GetUserNameFromId(OidIsValid(rc.checkAsUser) ?
 													   rc.checkAsUser : GetUserId(), false));
 				appendStringInfoChar(&detail, '}');
-				memset(&rec, 0, sizeof(rec));
-				rec.event = "denied";
-				rec.relation = u->prot->relname;
-				rec.action = statement_action(rc.required);
-				rec.row_count = -1;
-				rec.outcome = "deny";
-				rec.detail = detail.data;
-				aa_audit_emit(&rec, false);
+				emit_statement_record("denied", "deny", u->prot->relname,
+									  statement_action(rc.required), 0, NULL,
+									  detail.data);
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("row security cannot be applied to table %s here",
