@@ -778,7 +778,11 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 		decide_class(provs, classes[i], action, now, &cd);
 		if (!cd.permit && !anyof)
 		{
-			/* one class refused refuses the row: say which and why */
+			/*
+			 * One class refused refuses the row, whatever the classes
+			 * before it permitted: say which and why.
+			 */
+			result->permit = false;
 			appendStringInfoString(&buf, "{\"reason\": ");
 			if (strcmp(cd.kind, "consent") == 0)
 				append_json_str(&buf, "denied by consent");
