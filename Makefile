@@ -11,7 +11,11 @@ MODULE_big  = agentauth
 OBJS        = agentauth.o $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 DATA_built  = agentauth--$(EXTVERSION).sql
-DATA        = $(wildcard sql-upgrades/*.sql)
+# the update scripts, and the 1.0 install script as released (frozen in
+# test/fixtures): CREATE EXTENSION agentauth VERSION '1.0' followed by ALTER
+# EXTENSION agentauth UPDATE is what t/090_upgrade.pl compares with a fresh
+# install of this version
+DATA        = $(wildcard sql-upgrades/*.sql) test/fixtures/agentauth--1.0.sql
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK  =
 

@@ -1,0 +1,123 @@
+# The 1.0 -> 1.1 update: a cluster that installed 1.0 (its install script,
+# frozen in test/fixtures from the 1.0 release, against this library), put a
+# site's data in it and ran ALTER EXTENSION agentauth UPDATE has exactly what
+# a fresh 1.1 install has -- every object, its definition, owner, privileges,
+# comment, security labels and extension membership (test/extension_objects.sql)
+# and the seeded reference rows -- and the site's data survived: principals,
+# tokens, consents, protected tables and the audit chain.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Basename;
+
+my $listing = slurp_file(dirname(__FILE__) . '/../test/extension_objects.sql');
+my $version = slurp_file(dirname(__FILE__) . '/../agentauth.control');
+($version) = $version =~ /^default_version\s*=\s*'([^']+)'/m;
+
+# the seeded reference rows every install has
+my $seeds = q{
+	SELECT l FROM (
+	SELECT 'purpose ' || code || ' ' || display || ' ' || reserved FROM agentauth.purpose
+	UNION ALL SELECT 'class ' || name || ' ' || description || ' ' || sensitive FROM agentauth.data_class
+	UNION ALL SELECT 'rule ' || id || ' ' || event || ' ' || threshold || ' ' || per || ' ' || action
+	  FROM agentauth.alert_rule) s(l)
+	ORDER BY l COLLATE "C"};
+
+sub node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+	$node->start;
+	return $node;
+}
+
+# report the lines only one side has, so a failure says what differs
+sub same_lines
+{
+	my ($got, $want, $what) = @_;
+	my %g = map { $_ => 1 } split /\n/, $got;
+	my %w = map { $_ => 1 } split /\n/, $want;
+	my @only_up = grep { !$w{$_} } sort keys %g;
+	my @only_fresh = grep { !$g{$_} } sort keys %w;
+	ok(!@only_up && !@only_fresh, $what)
+	  or diag(join("\n", (map { "only after the update: $_" } @only_up),
+			(map { "only in a fresh install: $_" } @only_fresh)));
+}
+
+my $fresh = node('fresh');
+$fresh->safe_psql('postgres', 'CREATE EXTENSION agentauth CASCADE');
+is($fresh->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'agentauth'"),
+	$version, "a fresh install is version $version");
+
+my $up = node('upgraded');
+$up->safe_psql('postgres', q{CREATE EXTENSION agentauth VERSION '1.0' CASCADE});
+is($up->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'agentauth'"),
+	'1.0', 'version 1.0 installs against this library');
+
+# a 1.0 site: a protected table, an agent with a token, a consent, reads
+$up->safe_psql('postgres', q{
+	CREATE ROLE up_agent LOGIN;
+	CREATE TABLE labs (id int PRIMARY KEY, patient_id text NOT NULL, code text, value text);
+	INSERT INTO labs SELECT i, 'UP-P' || (i % 4), 'C' || i, 'v' || i FROM generate_series(1, 20) i;
+	SELECT agentauth.protect_table('labs', 'patient_id', '{"id": "non_phi", "code": "lab", "value": "lab"}');
+	GRANT SELECT ON labs TO up_agent;
+	INSERT INTO agentauth.purpose (code, display) VALUES ('SITEQA', 'a code this site added');
+	SELECT agentauth.set_default_decision('HOPERAT', 'lab', 'permit');
+});
+my $agent = $up->safe_psql('postgres', q{
+	SELECT agentauth.register_agent('up-agent', 'up_agent', 'Lab team', '{TREATDS}', '{lab:read}')});
+my $secret = $up->safe_psql('postgres', qq{SELECT agentauth.issue_token('$agent', 'TREATDS')});
+$up->safe_psql('postgres', q{
+	SELECT agentauth.record_consent('UP-P1', 'permit', '{TREATDS}');
+	SELECT agentauth.record_consent('UP-P2', 'permit', '{TREATDS}')});
+my $read = qq{
+	SET SESSION AUTHORIZATION up_agent;
+	SELECT agentauth.begin_session('$secret') IS NOT NULL;
+	SELECT string_agg(patient_id || ':' || code, ',' ORDER BY id) FROM labs;};
+my $before = $up->safe_psql('postgres', $read);
+like($before, qr/UP-P1:C1/, 'the 1.0 agent reads a consenting patient');
+unlike($before, qr/UP-P3/, '... and not another');
+my $site_before = $up->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM agentauth.principal) || ' ' ||
+	       (SELECT count(*) FROM agentauth.token) || ' ' ||
+	       (SELECT count(*) FROM agentauth.consent) || ' ' ||
+	       (SELECT count(*) FROM agentauth.default_decision) || ' ' ||
+	       (SELECT max(seq) FROM agentauth.audit_log) || ' ' ||
+	       (SELECT count(*) FROM pg_seclabel WHERE provider = 'agentauth' AND objoid = 'labs'::regclass)});
+
+my ($ret, $out, $err) = $up->psql('postgres', 'ALTER EXTENSION agentauth UPDATE');
+is($ret, 0, 'ALTER EXTENSION agentauth UPDATE') or diag($err);
+is($up->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'agentauth'"),
+	$version, "updated to $version");
+
+my $objects = $fresh->safe_psql('postgres', $listing);
+cmp_ok(scalar(split /\n/, $objects), '>', 1000, 'the listing sees the installed objects');
+same_lines($up->safe_psql('postgres', $listing), $objects,
+	'the updated extension has exactly the objects and properties of a fresh install');
+same_lines(
+	$up->safe_psql('postgres', $seeds =~ s/FROM agentauth.purpose/FROM agentauth.purpose WHERE code <> 'SITEQA'/r),
+	$fresh->safe_psql('postgres', $seeds),
+	'the seeded reference rows are those of a fresh install');
+
+# the site's data survived
+my $site_after = $up->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM agentauth.principal) || ' ' ||
+	       (SELECT count(*) FROM agentauth.token) || ' ' ||
+	       (SELECT count(*) FROM agentauth.consent) || ' ' ||
+	       (SELECT count(*) FROM agentauth.default_decision) || ' ' ||
+	       (SELECT max(seq) FROM agentauth.audit_log) || ' ' ||
+	       (SELECT count(*) FROM pg_seclabel WHERE provider = 'agentauth' AND objoid = 'labs'::regclass)});
+is($site_after, $site_before, 'principals, tokens, consents, defaults, audit records and labels survive');
+is($up->safe_psql('postgres', q{SELECT count(*) FROM agentauth.purpose WHERE code = 'SITEQA'}),
+	'1', 'a purpose the site added survives');
+is($up->safe_psql('postgres', $read), $before, 'the 1.0 token reads the same rows after the update');
+is($up->safe_psql('postgres', q{SELECT ok FROM agentauth.verify_audit()}),
+	't', 'the audit chain written before and after the update verifies');
+
+$fresh->stop;
+$up->stop;
+done_testing();
