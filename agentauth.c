@@ -24,6 +24,7 @@ _PG_init(void)
 				 errhint("Add agentauth to shared_preload_libraries in postgresql.conf and restart the server.")));
 
 	aa_guc_init();
+	aa_redact_init();			/* before anything can log a secret */
 	aa_label_init();			/* pg_upgrade restores our labels */
 	if (IsBinaryUpgrade)
 		return;

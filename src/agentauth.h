@@ -118,6 +118,14 @@ extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
 
 /* ---------------------------------------------------------------------
+ * redact.c -- token secrets never reach the server log (emit_log_hook)
+ * ---------------------------------------------------------------------
+ */
+extern void aa_redact_init(void);
+/* s with every token secret replaced, in cxt; NULL when it holds none */
+extern char *aa_redact_secrets(const char *s, MemoryContext cxt);
+
+/* ---------------------------------------------------------------------
  * session.c -- the backend's agentauth session, held in C memory only
  * ---------------------------------------------------------------------
  */

@@ -1,0 +1,129 @@
+# No complete token secret reaches the server log, whatever the log settings
+# and whichever code logs (issue "Guarantees" item 6): a failing
+# begin_session under the default log_min_error_statement, log_statement =
+# all with a literal, a bind parameter (extended protocol), the parameters of
+# a failing portal, log_min_duration_statement, pgaudit, in the stderr,
+# csvlog and jsonlog files.  Each way is first shown to log the statement at
+# all (the redaction mark is there), so the test cannot pass by logging
+# nothing.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Find;
+
+my $node = PostgreSQL::Test::Cluster->new('redact');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pgaudit,agentauth'
+logging_collector = on
+log_destination = 'stderr,csvlog,jsonlog'
+log_directory = 'log'
+log_min_error_statement = error
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION agentauth CASCADE;
+	CREATE EXTENSION pgaudit;
+	CREATE ROLE red_agent LOGIN;
+});
+my $agent = $node->safe_psql('postgres',
+	q{SELECT agentauth.register_agent('red-agent', 'red_agent', 'Tests', '{TREAT}', '{lab:read}')});
+sub new_secret
+{
+	return $node->safe_psql('postgres', qq{SELECT agentauth.issue_token('$agent', 'TREAT')});
+}
+my @secrets;
+
+# everything the server has logged so far
+sub all_logs
+{
+	my $text = slurp_file($node->logfile);
+	find(sub { $text .= slurp_file($_) if -f $_ }, $node->data_dir . '/log');
+	return $text;
+}
+
+sub check
+{
+	my ($what, $secret, $mark) = @_;
+	# the collector writes asynchronously: wait for the mark to appear
+	my $logs;
+	for (1 .. 100)
+	{
+		$logs = all_logs();
+		last if $logs =~ $mark;
+		select(undef, undef, undef, 0.1);
+	}
+	like($logs, $mark, "$what: the statement was logged");
+	my $body = substr($secret, 4);
+	unlike($logs, qr/\Q$body\E/, "$what: without the secret");
+	push @secrets, $secret;
+}
+
+# 1. default settings: a failing call is logged with its statement
+my $s = new_secret();
+$node->psql('postgres', qq{SET SESSION AUTHORIZATION red_agent; SELECT agentauth.begin_session('$s', NULL)});
+check('a failing begin_session (NULL second argument)', $s,
+	qr/STATEMENT:.*begin_session\('aat_\[redacted\]', NULL\)/);
+$s = new_secret();
+$node->psql('postgres', qq{SET SESSION AUTHORIZATION red_agent; SELECT agentauth.begin_session(E'$s\\n')});
+check('a failing begin_session (trailing newline)', $s,
+	qr/begin_session\(E'aat_\[redacted\]\\n'\)/);
+
+# 2. log_statement = all, and pgaudit's session log
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_statement = 'all';
+	ALTER SYSTEM SET pgaudit.log = 'all';
+	ALTER SYSTEM SET log_min_duration_statement = 0;
+	ALTER SYSTEM SET log_parameter_max_length_on_error = -1;
+	SELECT pg_reload_conf()});
+$s = new_secret();
+$node->safe_psql('postgres', qq{SET SESSION AUTHORIZATION red_agent; SELECT agentauth.begin_session('$s') IS NOT NULL AS marker_literal});
+check('log_statement = all, a literal', $s, qr/statement: SELECT agentauth.begin_session\('aat_\[redacted\]'\) IS NOT NULL AS marker_literal/);
+check('pgaudit', $s, qr/AUDIT: SESSION.*aat_\[redacted\].*marker_literal/);
+
+# log_min_duration_statement prints the statement when log_statement did not
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_statement = 'none';
+	SELECT pg_reload_conf()});
+$s = new_secret();
+$node->safe_psql('postgres', qq{SET SESSION AUTHORIZATION red_agent; SELECT agentauth.begin_session('$s') IS NOT NULL AS marker_duration});
+check('log_min_duration_statement', $s, qr/duration: .*statement: .*aat_\[redacted\].*marker_duration/);
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_statement = 'all';
+	SELECT pg_reload_conf()});
+
+# 3. a bind parameter (extended protocol, through pgbench)
+$s = new_secret();
+my $script = PostgreSQL::Test::Utils::tempdir . '/bind.sql';
+open my $fh, '>', $script or die;
+print $fh "SELECT agentauth.begin_session(:secret) IS NOT NULL AS marker_bind;\n";
+close $fh;
+$node->command_ok([ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-U', 'red_agent',
+	'-D', "secret=$s", '-f', $script, '-d', $node->connstr('postgres') ],
+	'pgbench begins a session with the secret as a bind parameter');
+check('a bind parameter', $s, qr/parameters: \$1 = 'aat_\[redacted\]'/);
+
+# 4. the parameters of a failing portal (log_parameter_max_length_on_error)
+$s = new_secret();
+open $fh, '>', $script or die;
+print $fh "SELECT agentauth.begin_session(:secret || 'x', NULL::boolean) AS marker_portal;\n";
+close $fh;
+$node->command_fails([ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-U', 'red_agent',
+	'-D', "secret=$s", '-f', $script, '-d', $node->connstr('postgres') ],
+	'a failing bound call');
+check('the parameters of a failing portal', $s, qr/portal with parameters: \$1 = 'aat_\[redacted\]'/);
+
+# 5. the csvlog and jsonlog files have the statements too, redacted
+my $csv = '';
+find(sub { $csv .= slurp_file($_) if /\.(csv|json)$/ }, $node->data_dir . '/log');
+like($csv, qr/aat_\[redacted\]/, 'csvlog and jsonlog have the redacted statements');
+for my $secret (@secrets)
+{
+	my $body = substr($secret, 4);
+	unlike($csv, qr/\Q$body\E/, 'no secret in csvlog or jsonlog');
+}
+
+$node->stop;
+done_testing();
