@@ -7,3 +7,330 @@
 -- rows (principals, tokens, consents, defaults, the audit log) are kept.
 -- Changes are listed in the order they were made, each under the issue it
 -- belongs to.
+
+-- Issue "Guarantees" items 14 and 15: accountability names a real person,
+-- approvers need the authority they grant.
+--   break_glass: an agent's override names, exactly, an active human
+--   principal with can_break_glass; recorded as on_behalf_of_principal.
+--   review_break_glass: self-review decided on principals (and, for
+--   overrides recorded before the update, on the name in any letter case).
+--   approve_action: the approver's session must hold write scope for every
+--   class of the table; the approval records the approver's registered
+--   purposes and covers agent writes under one of them only (src/btg.c).
+-- Overrides and approvals recorded by 1.0 keep their rows; the new columns
+-- are NULL there (a 1.0 approval, at most 24 hours old, then matches no
+-- agent write: it is re-granted under 1.1's rule).
+ALTER TABLE agentauth.break_glass
+    ADD COLUMN on_behalf_of_principal uuid REFERENCES agentauth.principal (id);
+ALTER TABLE agentauth.approval ADD COLUMN purposes text[];
+UPDATE agentauth.break_glass b SET on_behalf_of_principal = pr.id
+  FROM agentauth.principal pr
+ WHERE b.on_behalf_of IS NOT NULL AND pr.name = b.on_behalf_of AND pr.kind = 'human';
+
+CREATE OR REPLACE FUNCTION agentauth.break_glass(patient text, reason text,
+                                      ttl interval DEFAULT '60 minutes')
+    RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_patient text := $1;
+    v_reason  text := $2;
+    v_ttl     interval := $3;
+    s         record;
+    p         record;
+    h         record;
+    v_for     uuid;
+    v_id      uuid;
+    v_start   timestamptz := pg_catalog.clock_timestamp();
+    v_ends    timestamptz;
+BEGIN
+    SELECT * INTO s FROM agentauth._btg_session();
+    IF s.session_id IS NULL THEN
+        RAISE EXCEPTION 'no agentauth session' USING ERRCODE = '42501',
+            HINT = 'Call agentauth.begin_session() or agentauth.begin_human_session() first.';
+    END IF;
+    SELECT pr.name, pr.status, pr.can_break_glass INTO p
+      FROM agentauth.principal pr WHERE pr.id OPERATOR(pg_catalog.=) s.principal;
+    IF NOT FOUND OR p.status OPERATOR(pg_catalog.<>) 'active'
+       OR NOT p.can_break_glass OR NOT s.can_break_glass THEN
+        RAISE EXCEPTION 'principal "%" may not break the glass', coalesce(p.name, s.principal::text)
+            USING ERRCODE = '42501',
+                  HINT = 'Only principals registered with can_break_glass may start an override.';
+    END IF;
+    IF s.kind OPERATOR(pg_catalog.=) 'agent' AND coalesce(s.on_behalf_of, '') OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an agent may break the glass only on behalf of a person'
+            USING ERRCODE = '42501',
+                  HINT = 'Issue the agent''s token with on_behalf_of naming the clinician who answers for the override.';
+    END IF;
+    -- the person who answers for an agent's override is a registered human
+    -- principal, active, who may break the glass: named exactly
+    IF s.kind OPERATOR(pg_catalog.=) 'agent' THEN
+        SELECT pr.id, pr.kind, pr.status, pr.can_break_glass INTO h
+          FROM agentauth.principal pr WHERE pr.name OPERATOR(pg_catalog.=) s.on_behalf_of;
+        IF NOT FOUND OR h.kind OPERATOR(pg_catalog.<>) 'human'
+           OR h.status OPERATOR(pg_catalog.<>) 'active' OR NOT h.can_break_glass THEN
+            RAISE EXCEPTION 'an agent may break the glass only on behalf of an active human principal who may break the glass'
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The token acts on behalf of "%s", %s.',
+                          pg_catalog.left(s.on_behalf_of, 200),
+                          CASE WHEN NOT FOUND THEN 'which names no registered principal'
+                               WHEN h.kind OPERATOR(pg_catalog.<>) 'human' THEN 'which is not a human principal'
+                               WHEN h.status OPERATOR(pg_catalog.<>) 'active' THEN 'whose status is ' || h.status
+                               ELSE 'who is not registered with can_break_glass' END),
+                      HINT = 'Issue the agent''s token with on_behalf_of naming, exactly, the registered clinician who answers for the override.';
+        END IF;
+        v_for := h.id;
+    END IF;
+    PERFORM agentauth._check_patient(v_patient);
+    PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
+    PERFORM agentauth._check_ttl(v_ttl, 'ttl', interval '24 hours', '24 hours');
+    IF s.patients IS NOT NULL AND NOT (v_patient OPERATOR(pg_catalog.=) ANY (s.patients)) THEN
+        RAISE EXCEPTION 'patient "%" is outside this token''s patient list', v_patient
+            USING ERRCODE = '42501',
+                  HINT = 'Breaking the glass opens consent, not the token''s patient list.';
+    END IF;
+    v_ends := v_start OPERATOR(pg_catalog.+) v_ttl;
+
+    INSERT INTO agentauth.break_glass (principal, token, session_id, on_behalf_of,
+                                       patient, reason, started_at, ends_at,
+                                       on_behalf_of_principal)
+    VALUES (s.principal, s.token, s.session_id,
+            CASE WHEN s.kind OPERATOR(pg_catalog.=) 'agent' THEN s.on_behalf_of END,
+            v_patient, v_reason, v_start, v_ends,
+            v_for)
+    RETURNING id INTO v_id;
+
+    PERFORM agentauth._btg_audit('break_glass_start', v_patient, NULL, NULL,
+        pg_catalog.jsonb_build_object('break_glass', v_id),
+        pg_catalog.jsonb_build_object('break_glass', v_id, 'reason', v_reason,
+                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl),
+                                      'ends_at', v_ends),
+        'BTG');
+    PERFORM agentauth._btg_changed(s.session_id);
+    RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.review_break_glass(id uuid, verdict text, notes text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id      uuid := $1;
+    v_verdict text := $2;
+    v_notes   text := $3;
+    s         record;
+    b         agentauth.break_glass;
+    p         agentauth.principal;
+    v_me      text;
+    v_roles   oid[];
+    v_names   text[];
+    v_ids     uuid[];
+BEGIN
+    PERFORM agentauth._require_role('agentauth_privacy_officer');
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'break-the-glass id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF v_verdict IS NULL THEN
+        RAISE EXCEPTION 'verdict must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF v_verdict OPERATOR(pg_catalog.<>) ALL (ARRAY['justified', 'unjustified']) THEN
+        RAISE EXCEPTION 'unknown verdict "%"', pg_catalog.left(v_verdict, 80)
+            USING ERRCODE = '22023', HINT = 'The verdict is ''justified'' or ''unjustified''.';
+    END IF;
+    PERFORM agentauth._check_text(v_notes, 'notes', true, 4000);
+
+    SELECT * INTO s FROM agentauth._btg_session();
+    SELECT * INTO b FROM agentauth.break_glass bg
+     WHERE bg.id OPERATOR(pg_catalog.=) v_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'break-the-glass override % does not exist', v_id USING ERRCODE = '42704';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal pr WHERE pr.id OPERATOR(pg_catalog.=) b.principal;
+
+    -- Nobody reviews their own: not from a login or role that is, or is a
+    -- member of, the principal's role (superuser status aside), not in the
+    -- principal's session, not as the person an agent acted for -- decided
+    -- on principals (overrides from 1.1 on record it), and for older
+    -- overrides on the name, in any letter case.
+    WITH RECURSIVE mine(r) AS (
+        SELECT s.caller_role UNION SELECT s.login_role
+        UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
+                JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
+    SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
+    SELECT pg_catalog.array_agg(pg_catalog.lower(pr.name)), pg_catalog.array_agg(pr.id)
+      INTO v_names, v_ids FROM agentauth.principal pr
+     WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
+        OR pr.id OPERATOR(pg_catalog.=) s.principal;
+    IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
+       OR s.principal OPERATOR(pg_catalog.=) b.principal
+       OR b.on_behalf_of_principal OPERATOR(pg_catalog.=) ANY (v_ids)
+       OR pg_catalog.lower(b.on_behalf_of) OPERATOR(pg_catalog.=) ANY (v_names) THEN
+        RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
+            USING ERRCODE = '42501',
+                  HINT = 'Another privacy officer must review it.';
+    END IF;
+    IF b.review_status OPERATOR(pg_catalog.<>) 'pending' THEN
+        RAISE EXCEPTION 'break-the-glass override has already been reviewed'
+            USING ERRCODE = '55000',
+                  DETAIL = pg_catalog.format('%s found it %s.', b.reviewer, b.review_status);
+    END IF;
+    IF b.ended_at IS NULL AND b.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() THEN
+        RAISE EXCEPTION 'break-the-glass override is still active'
+            USING ERRCODE = '55000',
+                  HINT = 'End it with agentauth.end_break_glass(), or review it once it has expired.';
+    END IF;
+
+    v_me := pg_catalog.pg_get_userbyid(s.caller_role);
+    UPDATE agentauth.break_glass bg
+       SET review_status = v_verdict, reviewer = v_me,
+           reviewed_at = pg_catalog.clock_timestamp(), review_notes = v_notes
+     WHERE bg.id OPERATOR(pg_catalog.=) v_id;
+    PERFORM agentauth._btg_audit('break_glass_review', b.patient, NULL, NULL,
+        pg_catalog.jsonb_build_object('break_glass', v_id),
+        pg_catalog.jsonb_build_object('break_glass', v_id, 'principal', b.principal,
+                                      'verdict', v_verdict, 'notes', v_notes,
+                                      'reviewer', v_me),
+        NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.approve_action(agent uuid, tbl regclass, patient text,
+                                         action text, reason text,
+                                         valid_for interval DEFAULT '10 minutes',
+                                         uses int DEFAULT 1)
+    RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_agent   uuid := $1;
+    v_tbl     regclass := $2;
+    v_patient text := $3;
+    v_action  text := $4;
+    v_reason  text := $5;
+    v_valid   interval := $6;
+    v_uses    int := $7;
+    s         record;
+    me        record;
+    a         record;
+    v_label   text;
+    v_rel     text;
+    v_id      uuid;
+    v_now     timestamptz;
+    v_expires timestamptz;
+    v_purposes text[];
+    v_scopes  text[];
+    v_missing text[];
+BEGIN
+    SELECT * INTO s FROM agentauth._btg_session();
+    IF s.session_id IS NULL THEN
+        RAISE EXCEPTION 'no agentauth session' USING ERRCODE = '42501',
+            HINT = 'Call agentauth.begin_session() or agentauth.begin_human_session() first.';
+    END IF;
+    IF s.kind OPERATOR(pg_catalog.<>) 'human' THEN
+        RAISE EXCEPTION 'only a clinician in a human session may approve agent actions'
+            USING ERRCODE = '42501',
+                  HINT = 'Call agentauth.begin_human_session() as a principal registered with can_approve.';
+    END IF;
+    SELECT pr.name, pr.status, pr.can_approve INTO me
+      FROM agentauth.principal pr WHERE pr.id OPERATOR(pg_catalog.=) s.principal;
+    IF NOT FOUND OR me.status OPERATOR(pg_catalog.<>) 'active'
+       OR NOT me.can_approve OR NOT s.can_approve THEN
+        RAISE EXCEPTION 'principal "%" may not approve agent actions', coalesce(me.name, s.principal::text)
+            USING ERRCODE = '42501',
+                  HINT = 'Only humans registered with can_approve may approve.';
+    END IF;
+
+    IF v_agent IS NULL THEN
+        RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT pr.name, pr.kind, pr.status INTO a
+      FROM agentauth.principal pr WHERE pr.id OPERATOR(pg_catalog.=) v_agent;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % is not registered', v_agent USING ERRCODE = '42704';
+    END IF;
+    IF a.kind OPERATOR(pg_catalog.<>) 'agent' THEN
+        RAISE EXCEPTION 'principal "%" is not an agent', a.name USING ERRCODE = '22023';
+    END IF;
+    IF a.status OPERATOR(pg_catalog.<>) 'active' THEN
+        RAISE EXCEPTION 'agent "%" is not active', a.name USING ERRCODE = '55000',
+            DETAIL = pg_catalog.format('Its status is %s.', a.status);
+    END IF;
+
+    IF v_tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF v_action IS NULL THEN
+        RAISE EXCEPTION 'action must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF v_action OPERATOR(pg_catalog.<>) ALL (ARRAY['insert', 'update', 'delete']) THEN
+        RAISE EXCEPTION 'unknown action "%"', pg_catalog.left(v_action, 80)
+            USING ERRCODE = '22023', HINT = 'The action is ''insert'', ''update'' or ''delete''.';
+    END IF;
+    SELECT l.label INTO v_label FROM pg_catalog.pg_seclabel l
+     WHERE l.objoid OPERATOR(pg_catalog.=) v_tbl
+       AND l.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+       AND l.objsubid OPERATOR(pg_catalog.=) 0
+       AND l.provider OPERATOR(pg_catalog.=) 'agentauth';
+    IF v_label IS NULL THEN
+        RAISE EXCEPTION 'table % is not protected', v_tbl USING ERRCODE = '22023';
+    END IF;
+    IF NOT coalesce(v_action OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
+                pg_catalog.substring(v_label, 'approve=([a-z,]*)'), ',')), false) THEN
+        RAISE EXCEPTION '% on table % does not require approval', v_action, v_tbl
+            USING ERRCODE = '22023',
+                  HINT = 'An administrator sets this with agentauth.require_approval().';
+    END IF;
+    -- An approval covers only what the approver may do: write scope (of
+    -- this human session) for every class of the table, and the purposes the
+    -- approver is registered for, one of which the agent's write must have.
+    SELECT w.scopes INTO v_scopes FROM agentauth.whoami() w;
+    SELECT pr.purposes INTO v_purposes FROM agentauth.principal pr
+     WHERE pr.id OPERATOR(pg_catalog.=) s.principal;
+    SELECT pg_catalog.array_agg(DISTINCT l.label ORDER BY l.label) INTO v_missing
+      FROM pg_catalog.pg_seclabel l
+     WHERE l.objoid OPERATOR(pg_catalog.=) v_tbl
+       AND l.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+       AND l.objsubid OPERATOR(pg_catalog.>) 0
+       AND l.provider OPERATOR(pg_catalog.=) 'agentauth'
+       AND l.label OPERATOR(pg_catalog.<>) 'non_phi'
+       AND NOT agentauth._scope_covered(l.label OPERATOR(pg_catalog.||) ':write', v_scopes);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'principal "%" may not approve writes to table %', me.name, v_tbl
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('An approval covers only what the approver may write; this session has no write scope for %s.',
+                                             pg_catalog.array_to_string(v_missing, ', ')),
+                  HINT = 'A clinician whose registered scopes include writing these classes must approve.';
+    END IF;
+    PERFORM agentauth._check_patient(v_patient);
+    PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
+    PERFORM agentauth._check_ttl(v_valid, 'valid_for', interval '24 hours', '24 hours');
+    IF v_uses IS NULL THEN
+        RAISE EXCEPTION 'uses must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF v_uses OPERATOR(pg_catalog.<) 1 OR v_uses OPERATOR(pg_catalog.>) 100 THEN
+        RAISE EXCEPTION 'uses must be between 1 and 100' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('uses is %s.', v_uses);
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_expires := v_now OPERATOR(pg_catalog.+) v_valid;
+    INSERT INTO agentauth.approval (agent, relation, patient, action, reason,
+                                    approved_by, approved_at, expires_at, uses, uses_left,
+                                    purposes)
+    VALUES (v_agent, v_tbl, v_patient, v_action, v_reason, s.principal,
+            v_now, v_expires, v_uses, v_uses, v_purposes)
+    RETURNING id INTO v_id;
+
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_rel
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) v_tbl;
+    PERFORM agentauth._btg_audit('approval_granted', v_patient, v_rel, v_action,
+        pg_catalog.jsonb_build_object('approval', v_id),
+        pg_catalog.jsonb_build_object('approval', v_id, 'agent', v_agent,
+                                      'agent_name', a.name, 'reason', v_reason,
+                                      'uses', v_uses, 'expires_at', v_expires,
+                                      'purposes', v_purposes),
+        NULL);
+    RETURN v_id;
+END
+$$;
+

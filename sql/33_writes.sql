@@ -18,7 +18,7 @@ SELECT agentauth.protect_table('reg33_meds', 'patient_id',
 GRANT SELECT, INSERT, UPDATE, DELETE ON reg33_meds TO reg33_agent;
 SELECT agentauth.register_agent('reg33-agent', 'reg33_agent', 'Pharmacy AI', '{TREATDS}',
     '{medication:read,medication:write,clinical_note:read,clinical_note:write}') AS agent \gset
-SELECT agentauth.register_human('reg33-dr', 'reg33_doc', '{TREAT}', '{medication:read}',
+SELECT agentauth.register_human('reg33-dr', 'reg33_doc', '{TREAT,TREATDS}', '{medication:read,medication:write,clinical_note:write}',
     can_approve => true) AS doc \gset
 SELECT agentauth.issue_token(:'agent', 'TREATDS', scopes => '{medication:read,medication:write}') AS s_med \gset
 SELECT agentauth.issue_token(:'agent', 'TREATDS') AS s_all \gset

@@ -24,7 +24,7 @@ INSERT INTO btg3_orders (patient_id, drug, dose) VALUES
 SELECT count(*) AS recorded FROM (
     SELECT agentauth.record_consent(p, 'permit', '{TREAT}', '{medication}', '{read,write}')
       FROM unnest(ARRAY['BTG3-P1', 'BTG3-P2']) p) c;
-SELECT agentauth.register_human('btg3 doc', 'btg3_doc', '{TREAT}', '{medication:read}',
+SELECT agentauth.register_human('btg3 doc', 'btg3_doc', '{TREAT}', '{medication:read,medication:write}',
                                 can_approve => true) AS doc \gset
 SELECT agentauth.register_human('btg3 resident', 'btg3_resident', '{TREAT}', '{medication:read}') AS resident \gset
 SELECT agentauth.register_agent('btg3 agent', 'btg3_agent', 'pharmacy team', '{TREAT}',

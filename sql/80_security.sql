@@ -13,6 +13,10 @@ SELECT agentauth.register_agent('reg80-agent', 'reg80_agent', 'Security review',
     '{TREAT,TREATDS}', '{lab:read,diagnosis:read,lab:write}',
     can_break_glass => true) AS agent \gset
 SELECT agentauth.record_consent('R80-P1', 'permit') IS NOT NULL AS consented;
+-- the clinician the agent acts for, who answers for its overrides
+CREATE ROLE reg80_review LOGIN;
+SELECT agentauth.register_human('dr.review', 'reg80_review', '{TREAT}', '{lab:read}',
+                                can_break_glass => true) IS NOT NULL AS registered;
 SELECT agentauth.issue_token(:'agent', 'TREATDS', on_behalf_of => 'dr.review') AS tok \gset
 
 -- 1. Type shadowing in pg_temp.  The extension reads its catalogs as the

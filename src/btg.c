@@ -30,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -270,8 +271,8 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	Oid			save_userid;
 	int			save_sec;
 	int			nest;
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	uint64		ncand;
 	pg_uuid_t  *cand;
 	bool		found = false;
@@ -284,16 +285,34 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	btg_spi_begin(&save_userid, &save_sec, &nest);
 	if (find_approval_plan == NULL)
 	{
-		Oid			types[4] = {UUIDOID, OIDOID, TEXTOID, TEXTOID};
+		Oid			types[5] = {UUIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID};
 		Oid			type1[1] = {UUIDOID};
+		Oid			approval_rel = get_relname_relid("approval",
+													 get_namespace_oid(AA_SCHEMA, false));
+
+		/*
+		 * From 1.1 an approval covers writes under one of the approver's
+		 * registered purposes only.  Until ALTER EXTENSION UPDATE adds the column, the 1.0 rule
+		 * (any purpose) stands.
+		 */
+		bool		by_purpose = OidIsValid(approval_rel) &&
+			get_attnum(approval_rel, "purposes") != InvalidAttrNumber;
 
 		find_approval_plan = btg_prepare(
+			by_purpose ?
+			"SELECT id FROM agentauth.approval "
+			"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
+			"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
+			"AND $5 OPERATOR(pg_catalog.=) ANY (purposes) "
+			"AND uses_left OPERATOR(pg_catalog.>) 0 "
+			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+			"ORDER BY expires_at, id" :
 			"SELECT id FROM agentauth.approval "
 			"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
 			"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
 			"AND uses_left OPERATOR(pg_catalog.>) 0 "
 			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-			"ORDER BY expires_at, id", 4, types);
+			"ORDER BY expires_at, id", 5, types);
 		use_approval_plan = btg_prepare(
 			"UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 "
 			"WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 "
@@ -304,6 +323,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = CStringGetTextDatum(patient);
 	args[3] = CStringGetTextDatum(action);
+	args[4] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
 	if (SPI_execute_plan(find_approval_plan, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up approvals");
 	ncand = SPI_processed;

@@ -148,7 +148,10 @@ CREATE TABLE agentauth.break_glass (
                   CHECK (review_status IN ('pending', 'justified', 'unjustified')),
     reviewer      text,
     reviewed_at   timestamptz,
-    review_notes  text
+    review_notes  text,
+    -- the human principal an agent broke the glass for (1.1): accountability
+    -- and the no-self-review rule are decided on principals, not spellings
+    on_behalf_of_principal uuid REFERENCES agentauth.principal (id)
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.break_glass', '');
 
@@ -164,7 +167,10 @@ CREATE TABLE agentauth.approval (
     approved_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at   timestamptz NOT NULL,
     uses         int NOT NULL CHECK (uses > 0),
-    uses_left    int NOT NULL CHECK (uses_left >= 0)
+    uses_left    int NOT NULL CHECK (uses_left >= 0),
+    -- the approving clinician's registered purposes (1.1): the approval
+    -- covers agent writes under one of these only
+    purposes     text[]
 );
 CREATE INDEX ON agentauth.approval (agent, relation, patient);
 SELECT pg_catalog.pg_extension_config_dump('agentauth.approval', '');

@@ -57,6 +57,8 @@ DECLARE
     v_ttl     interval := $3;
     s         record;
     p         record;
+    h         record;
+    v_for     uuid;
     v_id      uuid;
     v_start   timestamptz := pg_catalog.clock_timestamp();
     v_ends    timestamptz;
@@ -79,6 +81,25 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Issue the agent''s token with on_behalf_of naming the clinician who answers for the override.';
     END IF;
+    -- the person who answers for an agent's override is a registered human
+    -- principal, active, who may break the glass: named exactly
+    IF s.kind OPERATOR(pg_catalog.=) 'agent' THEN
+        SELECT pr.id, pr.kind, pr.status, pr.can_break_glass INTO h
+          FROM agentauth.principal pr WHERE pr.name OPERATOR(pg_catalog.=) s.on_behalf_of;
+        IF NOT FOUND OR h.kind OPERATOR(pg_catalog.<>) 'human'
+           OR h.status OPERATOR(pg_catalog.<>) 'active' OR NOT h.can_break_glass THEN
+            RAISE EXCEPTION 'an agent may break the glass only on behalf of an active human principal who may break the glass'
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The token acts on behalf of "%s", %s.',
+                          pg_catalog.left(s.on_behalf_of, 200),
+                          CASE WHEN NOT FOUND THEN 'which names no registered principal'
+                               WHEN h.kind OPERATOR(pg_catalog.<>) 'human' THEN 'which is not a human principal'
+                               WHEN h.status OPERATOR(pg_catalog.<>) 'active' THEN 'whose status is ' || h.status
+                               ELSE 'who is not registered with can_break_glass' END),
+                      HINT = 'Issue the agent''s token with on_behalf_of naming, exactly, the registered clinician who answers for the override.';
+        END IF;
+        v_for := h.id;
+    END IF;
     PERFORM agentauth._check_patient(v_patient);
     PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
     PERFORM agentauth._check_ttl(v_ttl, 'ttl', interval '24 hours', '24 hours');
@@ -90,10 +111,12 @@ BEGIN
     v_ends := v_start OPERATOR(pg_catalog.+) v_ttl;
 
     INSERT INTO agentauth.break_glass (principal, token, session_id, on_behalf_of,
-                                       patient, reason, started_at, ends_at)
+                                       patient, reason, started_at, ends_at,
+                                       on_behalf_of_principal)
     VALUES (s.principal, s.token, s.session_id,
             CASE WHEN s.kind OPERATOR(pg_catalog.=) 'agent' THEN s.on_behalf_of END,
-            v_patient, v_reason, v_start, v_ends)
+            v_patient, v_reason, v_start, v_ends,
+            v_for)
     RETURNING id INTO v_id;
 
     PERFORM agentauth._btg_audit('break_glass_start', v_patient, NULL, NULL,
@@ -173,6 +196,7 @@ DECLARE
     v_me      text;
     v_roles   oid[];
     v_names   text[];
+    v_ids     uuid[];
 BEGIN
     PERFORM agentauth._require_role('agentauth_privacy_officer');
     IF v_id IS NULL THEN
@@ -197,18 +221,22 @@ BEGIN
 
     -- Nobody reviews their own: not from a login or role that is, or is a
     -- member of, the principal's role (superuser status aside), not in the
-    -- principal's session, not as the registered person an agent acted for.
+    -- principal's session, not as the person an agent acted for -- decided
+    -- on principals (overrides from 1.1 on record it), and for older
+    -- overrides on the name, in any letter case.
     WITH RECURSIVE mine(r) AS (
         SELECT s.caller_role UNION SELECT s.login_role
         UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
                 JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
     SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
-    SELECT pg_catalog.array_agg(pr.name) INTO v_names FROM agentauth.principal pr
+    SELECT pg_catalog.array_agg(pg_catalog.lower(pr.name)), pg_catalog.array_agg(pr.id)
+      INTO v_names, v_ids FROM agentauth.principal pr
      WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
         OR pr.id OPERATOR(pg_catalog.=) s.principal;
     IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
        OR s.principal OPERATOR(pg_catalog.=) b.principal
-       OR b.on_behalf_of OPERATOR(pg_catalog.=) ANY (v_names) THEN
+       OR b.on_behalf_of_principal OPERATOR(pg_catalog.=) ANY (v_ids)
+       OR pg_catalog.lower(b.on_behalf_of) OPERATOR(pg_catalog.=) ANY (v_names) THEN
         RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Another privacy officer must review it.';
@@ -294,6 +322,9 @@ DECLARE
     v_id      uuid;
     v_now     timestamptz;
     v_expires timestamptz;
+    v_purposes text[];
+    v_scopes  text[];
+    v_missing text[];
 BEGIN
     SELECT * INTO s FROM agentauth._btg_session();
     IF s.session_id IS NULL THEN
@@ -354,6 +385,27 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'An administrator sets this with agentauth.require_approval().';
     END IF;
+    -- An approval covers only what the approver may do: write scope (of
+    -- this human session) for every class of the table, and the purposes the
+    -- approver is registered for, one of which the agent's write must have.
+    SELECT w.scopes INTO v_scopes FROM agentauth.whoami() w;
+    SELECT pr.purposes INTO v_purposes FROM agentauth.principal pr
+     WHERE pr.id OPERATOR(pg_catalog.=) s.principal;
+    SELECT pg_catalog.array_agg(DISTINCT l.label ORDER BY l.label) INTO v_missing
+      FROM pg_catalog.pg_seclabel l
+     WHERE l.objoid OPERATOR(pg_catalog.=) v_tbl
+       AND l.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+       AND l.objsubid OPERATOR(pg_catalog.>) 0
+       AND l.provider OPERATOR(pg_catalog.=) 'agentauth'
+       AND l.label OPERATOR(pg_catalog.<>) 'non_phi'
+       AND NOT agentauth._scope_covered(l.label OPERATOR(pg_catalog.||) ':write', v_scopes);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'principal "%" may not approve writes to table %', me.name, v_tbl
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('An approval covers only what the approver may write; this session has no write scope for %s.',
+                                             pg_catalog.array_to_string(v_missing, ', ')),
+                  HINT = 'A clinician whose registered scopes include writing these classes must approve.';
+    END IF;
     PERFORM agentauth._check_patient(v_patient);
     PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
     PERFORM agentauth._check_ttl(v_valid, 'valid_for', interval '24 hours', '24 hours');
@@ -368,9 +420,10 @@ BEGIN
     v_now := pg_catalog.clock_timestamp();
     v_expires := v_now OPERATOR(pg_catalog.+) v_valid;
     INSERT INTO agentauth.approval (agent, relation, patient, action, reason,
-                                    approved_by, approved_at, expires_at, uses, uses_left)
+                                    approved_by, approved_at, expires_at, uses, uses_left,
+                                    purposes)
     VALUES (v_agent, v_tbl, v_patient, v_action, v_reason, s.principal,
-            v_now, v_expires, v_uses, v_uses)
+            v_now, v_expires, v_uses, v_uses, v_purposes)
     RETURNING id INTO v_id;
 
     SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_rel
@@ -381,7 +434,8 @@ BEGIN
         pg_catalog.jsonb_build_object('approval', v_id),
         pg_catalog.jsonb_build_object('approval', v_id, 'agent', v_agent,
                                       'agent_name', a.name, 'reason', v_reason,
-                                      'uses', v_uses, 'expires_at', v_expires),
+                                      'uses', v_uses, 'expires_at', v_expires,
+                                      'purposes', v_purposes),
         NULL);
     RETURN v_id;
 END
