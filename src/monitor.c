@@ -289,7 +289,6 @@ static List *pending = NIL;
 static TimestampTz next_periodic = 0;
 static TimestampTz retry_after = 0;
 static int	failures = 0;
-static bool writer_marked = false;
 
 static void
 build_interests(void)
@@ -503,8 +502,8 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 
 /*
  * The writer calls this for every record of a batch, with the row it
- * inserts into agentauth.audit_log (values/nulls in column order, seq and
- * logged_at set).  No catalog access, no error in the steady state.
+ * inserts into agentauth.audit_log (values/nulls indexed by AAAuditColumn,
+ * seq and logged_at set).  No catalog access, no error in the steady state.
  */
 void
 aa_monitor_observe(const Datum *values, const bool *nulls)
@@ -518,10 +517,10 @@ aa_monitor_observe(const Datum *values, const bool *nulls)
 	int64		seq;
 	TimestampTz at;
 
-	if (nulls[2])
+	if (nulls[AA_COL_EVENT])
 		return;
 	ensure_state();
-	text_of(values[2], &ev, &evlen);
+	text_of(values[AA_COL_EVENT], &ev, &evlen);
 	for (int i = 0; i < ninterests; i++)
 	{
 		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
@@ -533,12 +532,12 @@ aa_monitor_observe(const Datum *values, const bool *nulls)
 	if (in == NULL)
 		return;
 
-	seq = DatumGetInt64(values[0]);
-	at = DatumGetTimestampTz(values[1]);
-	if (!nulls[3])
-		principal = DatumGetUUIDP(values[3]);
-	if (!nulls[5])
-		text_of(values[5], &role, &rolelen);
+	seq = DatumGetInt64(values[AA_COL_SEQ]);
+	at = DatumGetTimestampTz(values[AA_COL_LOGGED_AT]);
+	if (!nulls[AA_COL_PRINCIPAL])
+		principal = DatumGetUUIDP(values[AA_COL_PRINCIPAL]);
+	if (!nulls[AA_COL_DB_ROLE])
+		text_of(values[AA_COL_DB_ROLE], &role, &rolelen);
 
 	if (in->always_on)
 		observe_always_on(in, principal, role, rolelen, seq);
@@ -668,7 +667,10 @@ find_inactive(void)
 
 			if (strcmp(p->event, "inactive") == 0 && p->has_principal &&
 				memcmp(&p->principal, id, sizeof(pg_uuid_t)) == 0)
+			{
 				dup = true;
+				break;
+			}
 		}
 		if (dup)
 			continue;
@@ -708,15 +710,13 @@ collect_shared(void)
 	chain_role = mon_shared->chain_failed_role;
 	first_bad = mon_shared->chain_first_bad;
 	memcpy(problem, mon_shared->chain_problem, sizeof(problem));
-	SpinLockRelease(&mon_shared->mutex);
 
 	/*
 	 * Taken over now: if raising them fails, they stay pending here (and
 	 * are logged if they are finally dropped).
 	 */
-	SpinLockAcquire(&mon_shared->mutex);
-	mon_shared->fail_closed_alerted = Max(mon_shared->fail_closed_alerted, fail);
-	mon_shared->chain_failed_alerted = Max(mon_shared->chain_failed_alerted, chain);
+	mon_shared->fail_closed_alerted = fail;
+	mon_shared->chain_failed_alerted = chain;
 	SpinLockRelease(&mon_shared->mutex);
 
 	if (fail > fail_done)
@@ -889,12 +889,6 @@ aa_monitor_after_commit(void)
 	if (mon_shared == NULL)
 		return;
 	ensure_state();
-	if (!writer_marked)
-	{
-		/* our alerts' own audit records: never wait for ourselves */
-		aa_audit_in_writer = true;
-		writer_marked = true;
-	}
 
 	now = GetCurrentTimestamp();
 	gen = pg_atomic_read_u64(&mon_shared->rules_gen);
