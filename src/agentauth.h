@@ -609,17 +609,50 @@ extern void aa_btg_refresh(void);
 extern void aa_btg_session_end(void);
 
 /* ---------------------------------------------------------------------
+ * monitor_signal.c -- what backends tell the monitor, in shared memory
+ * ---------------------------------------------------------------------
+ */
+extern Size aa_monitor_shmem_size(void);
+extern void aa_monitor_shmem_startup(void);
+
+/* backends: a statement failing closed, a chain verification failing */
+extern void aa_monitor_fail_closed(const char *what);
+extern void aa_monitor_chain_failure(int64 first_bad_seq, const char *problem);
+
+#define AA_MONITOR_WHAT_LEN		32
+#define AA_MONITOR_PROBLEM_LEN	200
+
+/* signals not yet taken by the writer: counts, and the last of each */
+typedef struct AAMonitorSignals
+{
+	uint64		fail_closed;	/* statements refused */
+	TimestampTz fail_closed_at;
+	Oid			fail_closed_role;
+	char		fail_closed_what[AA_MONITOR_WHAT_LEN];
+	uint64		chain_failed;	/* verifications that found a problem */
+	TimestampTz chain_failed_at;
+	Oid			chain_failed_role;
+	int64		chain_first_bad;
+	char		chain_problem[AA_MONITOR_PROBLEM_LEN];
+} AAMonitorSignals;
+
+/* the writer's side */
+extern bool aa_monitor_signals_ready(void);
+extern uint64 aa_monitor_rules_gen(void);
+extern bool aa_monitor_signals_pending(void);
+extern void aa_monitor_take_signals(AAMonitorSignals *out);
+
+/* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
  * ---------------------------------------------------------------------
  */
 extern void aa_monitor_init(void);
-extern Size aa_monitor_shmem_size(void);
-extern void aa_monitor_shmem_startup(void);
 
 /*
  * The audit writer's side.  aa_monitor_observe(): for every record of a
- * batch, with the row inserted into agentauth.audit_log (values/nulls in
- * column order, seq and logged_at set); memory only, no catalog access.
+ * batch, with the row inserted into agentauth.audit_log (values/nulls
+ * indexed by AAAuditColumn, seq and logged_at set); memory only, no catalog
+ * access.
  * aa_monitor_after_commit(): once per round of the writer's loop, outside
  * any transaction, after the batch committed: raises the alerts found, in a
  * transaction of its own; reloads rules; checks inactive agents every
@@ -627,9 +660,5 @@ extern void aa_monitor_shmem_startup(void);
  */
 extern void aa_monitor_observe(const Datum *values, const bool *nulls);
 extern void aa_monitor_after_commit(void);
-
-/* backends: a statement failing closed, a chain verification failing */
-extern void aa_monitor_fail_closed(const char *what);
-extern void aa_monitor_chain_failure(int64 first_bad_seq, const char *problem);
 
 #endif							/* AGENTAUTH_H */
