@@ -12,6 +12,7 @@
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "access/tupdesc.h"
+#include "common/cryptohash.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -206,7 +207,9 @@ extern bool aa_secret_well_formed(const char *s, int len);
 extern void aa_secret_digest(const char *s, int len, unsigned char *out);
 
 /* ---------------------------------------------------------------------
- * audit.c -- the one entry point for every audit record
+ * audit.c -- the one entry point for every audit record: a record is
+ * resolved (identity, db_role, statement, client) and encoded (record.c)
+ * into the backend's buffers, then pushed to the queue (audit_queue.c)
  * ---------------------------------------------------------------------
  */
 typedef struct AARecord
@@ -248,8 +251,7 @@ extern void aa_audit_init(void);
 /* longest patient id (bytes) a record may name: it must fit the log's index */
 #define AA_AUDIT_MAX_PATIENT	1000
 
-/* true in the audit writer: its own records are never waited for */
-extern bool aa_audit_in_writer;
+/* the queue's shared memory (audit_queue.c), for shmem.c */
 extern Size aa_audit_shmem_size(void);
 extern void aa_audit_shmem_startup(void);
 
@@ -257,18 +259,6 @@ extern void aa_audit_shmem_startup(void);
  * audit_queue.c -- the shared-memory queue between backends and the writer
  * ---------------------------------------------------------------------
  */
-
-/* one record in the queue; followed by its body and jsonb copies, each MAXALIGNed */
-typedef struct AAQueueEntry
-{
-	uint32		len;			/* whole entry, MAXALIGNed */
-	uint32		body_len;		/* canonical fields event..detail */
-	TransactionId xid;			/* transactional: store iff it commits */
-	uint32		authority_len;	/* binary jsonb copies (0: NULL) */
-	uint32		detail_len;
-	uint32		pad;
-} AAQueueEntry;
-
 extern Size aa_queue_shmem_size(void);
 extern void aa_queue_shmem_startup(void);
 extern Size aa_queue_capacity(void);
@@ -282,6 +272,8 @@ extern bool aa_queue_should_gather(void);
 extern void aa_queue_wake_writer(void);
 extern bool aa_queue_writer_running(void);
 extern int	aa_queue_percent_full(void);
+/* true in the audit writer: its own records are never waited for */
+extern bool aa_queue_in_writer(void);
 /* the writer's side */
 extern void aa_queue_read(uint64 pos, char *dst, Size len);
 extern void aa_queue_bounds(uint64 *tail, uint64 *head);
@@ -291,36 +283,137 @@ extern bool aa_queue_db_known(void);
 extern void aa_queue_set_db_known(bool known);
 extern void aa_queue_set_inflight(uint64 end, int64 last_seq);
 extern void aa_queue_get_inflight(uint64 *end, int64 *last_seq);
-extern void aa_queue_release(uint64 end, int64 head_seq);
+extern void aa_queue_release(uint64 end);
 
 /* ---------------------------------------------------------------------
- * chain.c -- the canonical record encoding, verify_audit, purge_audit
+ * audit_writer.c -- the background worker: dequeue, assign seq and
+ * logged_at, chain (chain.c), insert the rows (record.c) in batches
  * ---------------------------------------------------------------------
  */
-#define AA_CANON_VERSION	0x01
-#define AA_TAG_NULL			0x00
-#define AA_TAG_INT8			'i'
-#define AA_TAG_TIMESTAMPTZ	'T'
-#define AA_TAG_UUID			'u'
-#define AA_TAG_TEXT			't'
-#define AA_TAG_JSONB		'j'
-#define AA_TAG_ARRAY		'a'
+extern PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
+
+/* ---------------------------------------------------------------------
+ * record.c -- the audit record format: columns, canonical encoding,
+ * the queued form and the stored form
+ * ---------------------------------------------------------------------
+ */
+
+/* the columns of agentauth.audit_log, in table order: indexes of values[] */
+typedef enum AAAuditColumn
+{
+	AA_COL_SEQ,
+	AA_COL_LOGGED_AT,
+	AA_COL_EVENT,				/* the canonical body: event .. detail */
+	AA_COL_PRINCIPAL,
+	AA_COL_PRINCIPAL_NAME,
+	AA_COL_DB_ROLE,
+	AA_COL_TOKEN,
+	AA_COL_ON_BEHALF_OF,
+	AA_COL_DELEGATION_CHAIN,
+	AA_COL_PURPOSE,
+	AA_COL_PATIENT,
+	AA_COL_RELATION,
+	AA_COL_COLUMNS,
+	AA_COL_DATA_CLASSES,
+	AA_COL_ACTION,
+	AA_COL_ROW_COUNT,
+	AA_COL_AUTHORITY,
+	AA_COL_OUTCOME,
+	AA_COL_STATEMENT,
+	AA_COL_CLIENT,
+	AA_COL_DETAIL,
+	AA_COL_PREV_HASH,
+	AA_COL_ROW_HASH,
+	AA_AUDIT_NATTS				/* 23 columns */
+} AAAuditColumn;
+
+/* the attribute number of a column */
+#define AA_COL_ATTNUM(col)	((AttrNumber) ((col) + 1))
+
 #define AA_CANON_HEAD_LEN	19	/* version, seq, logged_at */
 #define AA_HASH_LEN			32
-#define AA_AUDIT_NATTS		23	/* columns of agentauth.audit_log */
 
-extern void aa_canon_null(StringInfo buf);
-extern void aa_canon_int8(StringInfo buf, int64 v);
-extern void aa_canon_timestamptz(StringInfo buf, TimestampTz v);
-extern void aa_canon_uuid(StringInfo buf, const pg_uuid_t *u);
-extern void aa_canon_text(StringInfo buf, const char *s);
-extern void aa_canon_text_len(StringInfo buf, const char *s, int len);
-extern void aa_canon_jsonb_text(StringInfo buf, const char *s, int len);
-extern void aa_canon_array_header(StringInfo buf, int nelems);
-extern void aa_canon_head(unsigned char *out, int64 seq, TimestampTz logged_at);
-extern void aa_canon_stored_record(StringInfo buf, Datum *values, bool *nulls,
-								   StringInfo scratch);
-extern void aa_audit_check_tupdesc(TupleDesc desc);
+/*
+ * A record's fields event..detail, resolved: what the backend encodes.
+ * NULL pointers (and row_count < 0, nchain 0) encode NULL.
+ */
+typedef struct AARecordFields
+{
+	const char *event;
+	const pg_uuid_t *principal;
+	const char *principal_name;
+	const char *db_role;
+	const pg_uuid_t *token;
+	const char *on_behalf_of;
+	int			nchain;
+	const pg_uuid_t *chain;		/* delegation chain */
+	const char *purpose;
+	const char *patient;
+	const char *relation;
+	int			ncolumns;
+	const char **columns;
+	int			nclasses;
+	const char **classes;
+	const char *action;
+	int64		row_count;
+	const struct varlena *authority;	/* binary jsonb, stored */
+	const char *authority_text; /* its jsonb text, hashed */
+	int			authority_text_len;
+	const char *outcome;
+	const char *statement;
+	const char *client;			/* not NULL */
+	int			client_len;
+	const struct varlena *detail;
+	const char *detail_text;
+	int			detail_text_len;
+} AARecordFields;
+
+/*
+ * One record in the queue: this header, the canonical body (fields
+ * event..detail, exactly as hashed), then the binary jsonb of authority and
+ * of detail, each MAXALIGNed.
+ */
+typedef struct AAQueueEntry
+{
+	uint32		len;			/* whole entry, MAXALIGNed */
+	uint32		body_len;		/* canonical fields event..detail */
+	TransactionId xid;			/* transactional: store iff it commits */
+	uint32		authority_len;	/* binary jsonb copies (0: NULL) */
+	uint32		detail_len;
+	uint32		pad;
+} AAQueueEntry;
+
+#define AA_ENTRY_BODY(e)	((const char *) (e) + MAXALIGN(sizeof(AAQueueEntry)))
+
+extern void aa_record_check_tupdesc(TupleDesc desc);
+extern void aa_record_encode(StringInfo out, const AARecordFields *f,
+							 TransactionId xid);
+extern void aa_record_canon_head(unsigned char *out, int64 seq,
+								 TimestampTz logged_at);
+extern void aa_record_decode(const AAQueueEntry *e, Datum *values, bool *nulls);
+extern void aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
+								TimestampTz logged_at,
+								const unsigned char *prev_hash,
+								const unsigned char *row_hash);
+extern void aa_record_get_chain(const Datum *values, const bool *nulls,
+								int64 *seq, TimestampTz *logged_at,
+								unsigned char *row_hash);
+extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
+								   const bool *nulls, StringInfo scratch);
+
+/* ---------------------------------------------------------------------
+ * chain.c -- the chain hash, verify_audit; purge_audit
+ * ---------------------------------------------------------------------
+ */
+/*
+ * row_hash = SHA-256(prev_hash || canonical(record)), canonical(record)
+ * given in two pieces (the second may be empty), into out[AA_HASH_LEN].
+ */
+extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
+						  const unsigned char *prev_hash, size_t prev_len,
+						  const char *canon1, size_t len1,
+						  const char *canon2, size_t len2,
+						  unsigned char *out);
 
 /* ---------------------------------------------------------------------
  * utility.c -- append-only protection of the audit log, DROP EXTENSION
@@ -524,17 +617,50 @@ extern void aa_btg_refresh(void);
 extern void aa_btg_session_end(void);
 
 /* ---------------------------------------------------------------------
+ * monitor_signal.c -- what backends tell the monitor, in shared memory
+ * ---------------------------------------------------------------------
+ */
+extern Size aa_monitor_shmem_size(void);
+extern void aa_monitor_shmem_startup(void);
+
+/* backends: a statement failing closed, a chain verification failing */
+extern void aa_monitor_fail_closed(const char *what);
+extern void aa_monitor_chain_failure(int64 first_bad_seq, const char *problem);
+
+#define AA_MONITOR_WHAT_LEN		32
+#define AA_MONITOR_PROBLEM_LEN	200
+
+/* signals not yet taken by the writer: counts, and the last of each */
+typedef struct AAMonitorSignals
+{
+	uint64		fail_closed;	/* statements refused */
+	TimestampTz fail_closed_at;
+	Oid			fail_closed_role;
+	char		fail_closed_what[AA_MONITOR_WHAT_LEN];
+	uint64		chain_failed;	/* verifications that found a problem */
+	TimestampTz chain_failed_at;
+	Oid			chain_failed_role;
+	int64		chain_first_bad;
+	char		chain_problem[AA_MONITOR_PROBLEM_LEN];
+} AAMonitorSignals;
+
+/* the writer's side */
+extern bool aa_monitor_signals_ready(void);
+extern uint64 aa_monitor_rules_gen(void);
+extern bool aa_monitor_signals_pending(void);
+extern void aa_monitor_take_signals(AAMonitorSignals *out);
+
+/* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
  * ---------------------------------------------------------------------
  */
 extern void aa_monitor_init(void);
-extern Size aa_monitor_shmem_size(void);
-extern void aa_monitor_shmem_startup(void);
 
 /*
  * The audit writer's side.  aa_monitor_observe(): for every record of a
- * batch, with the row inserted into agentauth.audit_log (values/nulls in
- * column order, seq and logged_at set); memory only, no catalog access.
+ * batch, with the row inserted into agentauth.audit_log (values/nulls
+ * indexed by AAAuditColumn, seq and logged_at set); memory only, no catalog
+ * access.
  * aa_monitor_after_commit(): once per round of the writer's loop, outside
  * any transaction, after the batch committed: raises the alerts found, in a
  * transaction of its own; reloads rules; checks inactive agents every
@@ -542,9 +668,5 @@ extern void aa_monitor_shmem_startup(void);
  */
 extern void aa_monitor_observe(const Datum *values, const bool *nulls);
 extern void aa_monitor_after_commit(void);
-
-/* backends: a statement failing closed, a chain verification failing */
-extern void aa_monitor_fail_closed(const char *what);
-extern void aa_monitor_chain_failure(int64 first_bad_seq, const char *problem);
 
 #endif							/* AGENTAUTH_H */

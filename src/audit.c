@@ -4,12 +4,12 @@
  *		The one entry point for audit records: aa_audit_emit() and
  *		aa_audit_wait(), the backend's side of the audit path.
  *
- *		A record is serialized at once (identity, db_role, client and
- *		statement are taken now, in the caller's context) into an entry of
- *		the shared queue: a small header and the record's canonical body,
- *		fields event..detail encoded exactly as the chain hashes them
- *		(chain.c), followed by the binary jsonb of authority and detail for
- *		the writer to store.  The writer adds seq and logged_at.
+ *		A record is resolved at once (identity, db_role, client and
+ *		statement are taken now, in the caller's context) and encoded by
+ *		record.c into its queued form: the record's canonical body, fields
+ *		event..detail encoded exactly as the chain hashes them, and the
+ *		binary jsonb of authority and detail for the writer to store.  The
+ *		writer (audit_writer.c) adds seq and logged_at.
  *
  *		Non-transactional records (accesses, denials, session events) are
  *		collected in backend memory and pushed to the queue in one lock
@@ -125,7 +125,7 @@ aa_audit_shmem_startup(void)
 }
 
 /* ------------------------------------------------------------------
- * Serialization
+ * Resolving a record: who, from where, which statement
  * ------------------------------------------------------------------
  */
 
@@ -201,19 +201,6 @@ client_text(StringInfo out)
 					 application_name ? application_name : "");
 }
 
-static void
-canon_text_array(StringInfo buf, int n, const char **items)
-{
-	if (items == NULL)
-	{
-		aa_canon_null(buf);
-		return;
-	}
-	aa_canon_array_header(buf, n);
-	for (int i = 0; i < n; i++)
-		aa_canon_text(buf, items[i]);
-}
-
 /*
  * jsonb text -> binary (validating it) and its canonical text, into *bin
  * and canon.  The last value is remembered: the records of one statement
@@ -258,33 +245,16 @@ jsonb_arg(const char *s, JsonbCache *c)
 	return c->bin;
 }
 
-static void
-append_aligned(StringInfo out, const char *data, Size len)
-{
-	appendBinaryStringInfo(out, data, len);
-	while (out->len % MAXIMUM_ALIGNOF != 0)
-		appendStringInfoCharMacro(out, '\0');
-}
-
 /*
- * Serialize rec as one queue entry at the end of out.
+ * Resolve rec (identity, db_role, statement, client) and append it as one
+ * queue entry to out.
  */
 static void
 serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 {
-	AAQueueEntry *hdr;
+	AARecordFields f;
 	int			start = out->len;
-	int			body_start;
-	int			body_len;
-	const pg_uuid_t *principal = rec->principal;
-	const char *pname = rec->principal_name;
-	const pg_uuid_t *token = rec->token;
-	const char *purpose = rec->purpose;
-	const char *on_behalf_of = NULL;
-	const char *patient = rec->patient;
 	bool		session_token = false;
-	Jsonb	   *authority;
-	Jsonb	   *detail;
 	MemoryContext old;
 	static MemoryContext scratch = NULL;
 	static StringInfo client = NULL;
@@ -300,6 +270,22 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextReset(scratch);
+
+	memset(&f, 0, sizeof(f));
+	f.event = rec->event;
+	f.principal = rec->principal;
+	f.principal_name = rec->principal_name;
+	f.token = rec->token;
+	f.purpose = rec->purpose;
+	f.patient = rec->patient;
+	f.relation = rec->relation;
+	f.ncolumns = rec->ncolumns;
+	f.columns = rec->columns;
+	f.nclasses = rec->nclasses;
+	f.classes = rec->classes;
+	f.action = rec->action;
+	f.row_count = rec->row_count;
+	f.outcome = rec->outcome;
 
 	/*
 	 * The patient goes into the log's patient index, whose entries have a
@@ -324,91 +310,55 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 
 			memcpy(cut, rec->patient, n);
 			strcpy(cut + n, "...(truncated)");
-			patient = cut;
+			f.patient = cut;
 		}
 	}
 
 	/* what can fail (malformed JSON) first: then nothing is half written */
-	authority = jsonb_arg(rec->authority, &authority_cache);
-	detail = jsonb_arg(rec->detail, &detail_cache);
+	f.authority = (struct varlena *) jsonb_arg(rec->authority, &authority_cache);
+	if (f.authority)
+	{
+		f.authority_text = authority_cache.canon.data;
+		f.authority_text_len = authority_cache.canon.len;
+	}
+	f.detail = (struct varlena *) jsonb_arg(rec->detail, &detail_cache);
+	if (f.detail)
+	{
+		f.detail_text = detail_cache.canon.data;
+		f.detail_text_len = detail_cache.canon.len;
+	}
 
+	/* identity: the session's, unless the record names its own */
 	if (aa_session != NULL)
 	{
-		if (principal == NULL)
-			principal = &aa_session->principal;
-		if (pname == NULL)
-			pname = aa_session->name;
-		if (token == NULL && aa_session->has_token)
-			token = &aa_session->token;
-		if (purpose == NULL)
-			purpose = aa_session->purpose;
-		session_token = aa_session->has_token && token != NULL &&
-			memcmp(token->data, aa_session->token.data, UUID_LEN) == 0;
+		if (f.principal == NULL)
+			f.principal = &aa_session->principal;
+		if (f.principal_name == NULL)
+			f.principal_name = aa_session->name;
+		if (f.token == NULL && aa_session->has_token)
+			f.token = &aa_session->token;
+		if (f.purpose == NULL)
+			f.purpose = aa_session->purpose;
+		session_token = aa_session->has_token && f.token != NULL &&
+			memcmp(f.token->data, aa_session->token.data, UUID_LEN) == 0;
 		if (session_token || (!aa_session->has_token && rec->token == NULL))
-			on_behalf_of = aa_session->on_behalf_of;
+			f.on_behalf_of = aa_session->on_behalf_of;
+		if (session_token)
+		{
+			f.nchain = aa_session->nchain;
+			f.chain = aa_session->chain;
+		}
 	}
 	resetStringInfo(client);
 	client_text(client);
+	f.client = client->data;
+	f.client_len = client->len;
 
-	/* the header, filled in at the end; then the body, straight into out */
 	old = MemoryContextSwitchTo(scratch);
-	enlargeStringInfo(out, MAXALIGN(sizeof(AAQueueEntry)));
-	memset(out->data + start, 0, MAXALIGN(sizeof(AAQueueEntry)));
-	out->len += MAXALIGN(sizeof(AAQueueEntry));
-	body_start = out->len;
-
-	aa_canon_text(out, rec->event);
-	aa_canon_uuid(out, principal);
-	aa_canon_text(out, pname);
-	aa_canon_text(out, session_user_name());
-	aa_canon_uuid(out, token);
-	aa_canon_text(out, on_behalf_of);
-	if (session_token && aa_session->nchain > 0)
-	{
-		aa_canon_array_header(out, aa_session->nchain);
-		for (int i = 0; i < aa_session->nchain; i++)
-			aa_canon_uuid(out, &aa_session->chain[i]);
-	}
-	else
-		aa_canon_null(out);
-	aa_canon_text(out, purpose);
-	aa_canon_text(out, patient);
-	aa_canon_text(out, rec->relation);
-	canon_text_array(out, rec->ncolumns, rec->columns);
-	canon_text_array(out, rec->nclasses, rec->classes);
-	aa_canon_text(out, rec->action);
-	if (rec->row_count < 0)
-		aa_canon_null(out);
-	else
-		aa_canon_int8(out, rec->row_count);
-	if (authority)
-		aa_canon_jsonb_text(out, authority_cache.canon.data,
-							authority_cache.canon.len);
-	else
-		aa_canon_null(out);
-	aa_canon_text(out, rec->outcome);
-	aa_canon_text(out, statement_text());
-	aa_canon_text_len(out, client->data, client->len);
-	if (detail)
-		aa_canon_jsonb_text(out, detail_cache.canon.data,
-							detail_cache.canon.len);
-	else
-		aa_canon_null(out);
-	body_len = out->len - body_start;
-	while (out->len % MAXIMUM_ALIGNOF != 0)
-		appendStringInfoCharMacro(out, '\0');
-	if (authority)
-		append_aligned(out, (char *) authority, VARSIZE(authority));
-	if (detail)
-		append_aligned(out, (char *) detail, VARSIZE(detail));
+	f.db_role = session_user_name();
+	f.statement = statement_text();
+	aa_record_encode(out, &f, xid);
 	MemoryContextSwitchTo(old);
-
-	hdr = (AAQueueEntry *) (out->data + start);
-	hdr->len = out->len - start;
-	hdr->body_len = body_len;
-	hdr->xid = xid;
-	hdr->authority_len = authority ? VARSIZE(authority) : 0;
-	hdr->detail_len = detail ? VARSIZE(detail) : 0;
 
 	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
 	{
@@ -426,14 +376,6 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
  * ------------------------------------------------------------------
  */
 
-/*
- * True in the audit writer itself (set by monitor.c before the writer's
- * first transaction of its own): the records of the alerts it raises go to
- * the queue without waiting for space and are never waited for -- it would
- * be waiting for itself.
- */
-bool		aa_audit_in_writer = false;
-
 static void
 audit_unavailable(const char *what)
 {
@@ -441,7 +383,7 @@ audit_unavailable(const char *what)
 
 	wait_failed = true;
 	/* the always-on "audit writer failing closed" alert (monitor.c) */
-	if (!aa_audit_in_writer)
+	if (!aa_queue_in_writer())
 		aa_monitor_fail_closed(what);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -480,7 +422,7 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			chunk += e->len;
 		}
 		if (!aa_queue_push(buf->data + off, chunk,
-						   aa_audit_in_writer ? 0 : timeout_ms, &end))
+						   aa_queue_in_writer() ? 0 : timeout_ms, &end))
 		{
 			/* keep what was not pushed for a later attempt */
 			memmove(buf->data, buf->data + off, buf->len - off);
@@ -592,7 +534,7 @@ aa_audit_wait(void)
 	if (pending == NULL)
 		return;
 	flush_pending(true);
-	if (!aa_audit_sync || pushed_end == 0 || aa_audit_in_writer)
+	if (!aa_audit_sync || pushed_end == 0 || aa_queue_in_writer())
 		return;
 	if (!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
 		audit_unavailable("committed");
@@ -634,7 +576,7 @@ audit_xact_callback(XactEvent event, void *arg)
 									   staged->len),
 							 errhint("Make the change in smaller transactions.")));
 				if (!aa_queue_push(staged->data, staged->len,
-								   aa_audit_in_writer ? 0 : aa_audit_wait_timeout,
+								   aa_queue_in_writer() ? 0 : aa_audit_wait_timeout,
 								   &end))
 					audit_unavailable("queued");
 				txn_end = end;
@@ -654,7 +596,7 @@ audit_xact_callback(XactEvent event, void *arg)
 			if (txn_end > 0)
 				aa_queue_wake_writer();
 			if (aa_audit_sync && (txn_end > 0 || pushed_end > 0) && !wait_failed &&
-				!aa_audit_in_writer)
+				!aa_queue_in_writer())
 			{
 				if (!aa_queue_wait_committed(Max(txn_end, pushed_end),
 											 aa_audit_wait_timeout))
@@ -673,7 +615,7 @@ audit_xact_callback(XactEvent event, void *arg)
 				aa_queue_wake_writer();		/* it may be waiting on our xid */
 			txn_end = 0;
 			/* make the failed statement's records visible, unless waiting failed */
-			if (aa_audit_sync && pushed_end > 0 && !wait_failed && !aa_audit_in_writer)
+			if (aa_audit_sync && pushed_end > 0 && !wait_failed && !aa_queue_in_writer())
 				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
 			wait_failed = false;
 			break;

@@ -7,17 +7,18 @@
  *		A ring buffer of agentauth.audit_queue_size bytes, addressed by
  *		64-bit positions that only grow (position % size is the offset), so
  *		"everything before position p" is a plain comparison.  Entries are
- *		whole serialized records (AAQueueEntry + body), MAXALIGNed, and may
- *		wrap around the end of the buffer.
+ *		whole queued records (record.c's AAQueueEntry), MAXALIGNed, opaque
+ *		here, and may wrap around the end of the buffer.
  *
- *		  tail <= committed <= head
+ *		  committed <= head
  *
- *		Backends append at head under the queue lock, in one lock round per
- *		batch of records.  The writer reads from tail without the lock (only
- *		it moves tail, and entries before head are complete: head moves after
- *		a write barrier), and after the transaction holding a batch has
- *		committed it moves tail and committed past the batch and broadcasts
- *		the condition variable: space is released only once the records are
+ *		committed is the tail.  Backends append at head under the queue
+ *		lock, in one lock round per batch of records.  The writer reads from
+ *		committed without the lock (only it moves committed, and entries
+ *		before head are complete: head moves after a write barrier), and
+ *		after the transaction holding a batch has committed it moves
+ *		committed past the batch (under the lock) and broadcasts the
+ *		condition variable: space is released only once the records are
  *		durable, so a writer that dies re-reads what it had not committed.
  *		A backend waiting for its records (audit_sync) or for space sleeps on
  *		that condition variable.
@@ -54,7 +55,6 @@ typedef struct AAQueue
 	pg_atomic_uint64 head;		/* next byte to write */
 	pg_atomic_uint64 committed; /* everything before it is stored or dropped */
 	pg_atomic_uint32 sync_waiters;	/* backends in aa_queue_wait_committed */
-	uint64		tail;			/* == committed; under lock */
 
 	slock_t		mutex;			/* protects the fields below */
 	pid_t		writer_pid;		/* 0: no writer connected */
@@ -62,13 +62,15 @@ typedef struct AAQueue
 	bool		db_known;		/* agentauth.database exists: connect to it */
 	uint64		inflight_end;	/* batch being committed: end position ... */
 	int64		inflight_last_seq;	/* ... and the last seq it assigns */
-	int64		head_seq;		/* chain head the writer last committed */
 
 	Size		size;			/* bytes of data[] */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } AAQueue;
 
 static AAQueue *aa_queue = NULL;
+
+/* this process is the audit writer (aa_queue_writer_attach) */
+static bool in_writer = false;
 
 static Size
 queue_data_size(void)
@@ -171,11 +173,14 @@ aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
 	for (;;)
 	{
 		uint64		head;
+		uint64		tail;
 		bool		wake = true;
 
 		LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
 		head = pg_atomic_read_u64(&aa_queue->head);
-		if (head - aa_queue->tail + len <= aa_queue->size)
+		/* committed moves only under the lock: it is the tail */
+		tail = pg_atomic_read_u64(&aa_queue->committed);
+		if (head - tail + len <= aa_queue->size)
 		{
 			ring_write(head, data, len);
 			pg_write_barrier();
@@ -188,8 +193,8 @@ aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
 			 * everything committed, so a push onto a non-empty queue needs
 			 * no wakeup: the writer is at work or gathering on a timer.
 			 */
-			wake = (head == pg_atomic_read_u64(&aa_queue->committed) ||
-					head + len - aa_queue->tail > aa_queue->size / AA_GATHER_FILL);
+			wake = (head == tail ||
+					head + len - tail > aa_queue->size / AA_GATHER_FILL);
 		}
 		LWLockRelease(&aa_queue->lock);
 		if (wake)
@@ -312,9 +317,21 @@ aa_queue_should_gather(void)
 		head - committed <= aa_queue->size / AA_GATHER_FILL;
 }
 
+/*
+ * True in the audit writer itself: the records of the alerts it raises go
+ * to the queue without waiting for space and are never waited for -- it
+ * would be waiting for itself.
+ */
+bool
+aa_queue_in_writer(void)
+{
+	return in_writer;
+}
+
 void
 aa_queue_writer_attach(Latch *latch)
 {
+	in_writer = true;
 	SpinLockAcquire(&aa_queue->mutex);
 	aa_queue->writer_pid = MyProcPid;
 	aa_queue->writer_latch = latch;
@@ -389,20 +406,15 @@ aa_queue_get_inflight(uint64 *end, int64 *last_seq)
 
 /* Everything before end is committed (or dropped): free it, wake waiters. */
 void
-aa_queue_release(uint64 end, int64 head_seq)
+aa_queue_release(uint64 end)
 {
 	LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
-	if (end > aa_queue->tail)
-	{
-		aa_queue->tail = end;
+	if (end > pg_atomic_read_u64(&aa_queue->committed))
 		pg_atomic_write_u64(&aa_queue->committed, end);
-	}
 	LWLockRelease(&aa_queue->lock);
 	SpinLockAcquire(&aa_queue->mutex);
 	aa_queue->inflight_end = 0;
 	aa_queue->inflight_last_seq = 0;
-	if (head_seq > 0)
-		aa_queue->head_seq = head_seq;
 	SpinLockRelease(&aa_queue->mutex);
 	ConditionVariableBroadcast(&aa_queue->cv);
 }

@@ -2,12 +2,14 @@
  *
  * audit_writer.c
  *		The audit writer: one background worker ("agentauth audit writer")
- *		that drains the shared queue, assigns the gapless seq, stamps
- *		logged_at, computes prev_hash/row_hash with one reused SHA-256
- *		context, and inserts the records in batches, one transaction per
- *		batch, straight into the heap and its indexes (no triggers: the
- *		append-only trigger refuses every other writer).  Queue space is
- *		released only after the batch has committed.
+ *		that drains the shared queue (audit_queue.c), assigns the gapless
+ *		seq, stamps logged_at, chains each record (aa_chain_hash, with one
+ *		reused SHA-256 context), turns it into its row (record.c), and
+ *		inserts the records in batches, one transaction per batch, straight
+ *		into the heap and its indexes (no triggers: the append-only trigger
+ *		refuses every other writer).  Queue space is released only after the
+ *		batch has committed.  Each stored row is shown to the alert rules
+ *		(monitor.c), which raise their alerts after the commit.
  *
  *		Starting up.  The worker cannot connect to agentauth.database before
  *		it exists (pg_regress creates its database after starting the
@@ -51,7 +53,6 @@
 #include "common/cryptohash.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -61,7 +62,6 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -73,8 +73,6 @@
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
-
-PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
 
 #define MAX_BATCH	8192		/* records per transaction */
 
@@ -116,24 +114,17 @@ writer_exit(int code, Datum arg)
 	aa_queue_writer_detach();
 }
 
-static char *
-hex32(const unsigned char *h)
-{
-	static char out[AA_HASH_LEN * 2 + 1];
-
-	for (int i = 0; i < AA_HASH_LEN; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
-	return out;
-}
-
 static void
 log_head(const char *why)
 {
+	char		hex[AA_HASH_LEN * 2 + 1];
+
 	if (!OidIsValid(head.relid))
 		return;
+	hex[hex_encode((const char *) head.hash, AA_HASH_LEN, hex)] = '\0';
 	ereport(LOG,
 			(errmsg("agentauth audit chain head: seq=" INT64_FORMAT " row_hash=%s logged_at=%s",
-					head.seq, hex32(head.hash),
+					head.seq, hex,
 					head.seq > 0 ? timestamptz_to_str(head.logged_at) : "none"),
 			 errdetail("Written %s; keep it outside the database and pass row_hash to agentauth.verify_audit() as expected_head.", why)));
 	logged_seq = head.seq;
@@ -241,19 +232,9 @@ load_head(Relation rel)
 	head.logged_at = 0;
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
-		bool		isnull;
-		Datum		d;
-
-		head.seq = DatumGetInt64(slot_getattr(slot, 1, &isnull));
-		head.logged_at = DatumGetTimestampTz(slot_getattr(slot, 2, &isnull));
-		d = slot_getattr(slot, AA_AUDIT_NATTS, &isnull);
-		if (!isnull)
-		{
-			bytea	   *b = DatumGetByteaPP(d);
-
-			if (VARSIZE_ANY_EXHDR(b) == AA_HASH_LEN)
-				memcpy(head.hash, VARDATA_ANY(b), AA_HASH_LEN);
-		}
+		slot_getallattrs(slot);
+		aa_record_get_chain(slot->tts_values, slot->tts_isnull,
+							&head.seq, &head.logged_at, head.hash);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -264,7 +245,7 @@ load_head(Relation rel)
 	if (inflight_end > 0)
 	{
 		if (inflight_last > 0 && head.seq >= inflight_last)
-			aa_queue_release(inflight_end, head.seq);
+			aa_queue_release(inflight_end);
 		else
 			aa_queue_set_inflight(0, 0);
 	}
@@ -289,192 +270,6 @@ load_head(Relation rel)
 }
 
 /* ------------------------------------------------------------------
- * Decoding a queue entry into the row's columns
- * ------------------------------------------------------------------
- */
-
-typedef struct Reader
-{
-	const char *p;
-	const char *end;
-} Reader;
-
-static void
-corrupt_entry(void)
-{
-	elog(ERROR, "corrupt audit queue entry");
-}
-
-static uint32
-rd_be32(Reader *r)
-{
-	const unsigned char *b = (const unsigned char *) r->p;
-
-	if (r->end - r->p < 4)
-		corrupt_entry();
-	r->p += 4;
-	return ((uint32) b[0] << 24) | ((uint32) b[1] << 16) | ((uint32) b[2] << 8) | b[3];
-}
-
-static int64
-rd_be64(Reader *r)
-{
-	const unsigned char *b = (const unsigned char *) r->p;
-	uint64		v = 0;
-
-	if (r->end - r->p < 8)
-		corrupt_entry();
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	r->p += 8;
-	return (int64) v;
-}
-
-static char
-rd_tag(Reader *r)
-{
-	if (r->p >= r->end)
-		corrupt_entry();
-	return *r->p++;
-}
-
-static Datum
-rd_text_body(Reader *r)
-{
-	uint32		len = rd_be32(r);
-	const char *s = r->p;
-	text	   *t;
-
-	if ((uint32) (r->end - r->p) < len)
-		corrupt_entry();
-	r->p += len;
-	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
-	{
-		char	   *conv = pg_any_to_server(s, len, PG_UTF8);
-
-		if (conv != s)
-			return CStringGetTextDatum(conv);
-	}
-	t = (text *) palloc(len + VARHDRSZ);
-	SET_VARSIZE(t, len + VARHDRSZ);
-	memcpy(VARDATA(t), s, len);
-	return PointerGetDatum(t);
-}
-
-static Datum
-rd_uuid_body(Reader *r)
-{
-	pg_uuid_t  *u;
-
-	if (r->end - r->p < UUID_LEN)
-		corrupt_entry();
-	u = palloc(sizeof(pg_uuid_t));
-	memcpy(u->data, r->p, UUID_LEN);
-	r->p += UUID_LEN;
-	return UUIDPGetDatum(u);
-}
-
-static Datum
-rd_array_body(Reader *r, Oid elemtype)
-{
-	uint32		n = rd_be32(r);
-	Datum	   *elems;
-	bool	   *enulls;
-	int			dims[1];
-	int			lbs[1] = {1};
-
-	if (n > (uint32) (r->end - r->p))
-		corrupt_entry();
-	elems = palloc(sizeof(Datum) * Max(n, 1));
-	enulls = palloc(sizeof(bool) * Max(n, 1));
-	for (uint32 i = 0; i < n; i++)
-	{
-		char		tag = rd_tag(r);
-
-		enulls[i] = false;
-		if (tag == AA_TAG_NULL)
-		{
-			enulls[i] = true;
-			elems[i] = (Datum) 0;
-		}
-		else if (tag == AA_TAG_TEXT && elemtype == TEXTOID)
-			elems[i] = rd_text_body(r);
-		else if (tag == AA_TAG_UUID && elemtype == UUIDOID)
-			elems[i] = rd_uuid_body(r);
-		else
-			corrupt_entry();
-	}
-	if (n == 0)
-		return PointerGetDatum(construct_empty_array(elemtype));
-	dims[0] = n;
-	if (elemtype == TEXTOID)
-		return PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-												  TEXTOID, -1, false, TYPALIGN_INT));
-	return PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-											  UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-}
-
-/*
- * Fill values/nulls of columns 3..21 from an entry (copied to aligned
- * memory).  The jsonb columns come from the binary copies after the body.
- */
-static void
-decode_entry(const AAQueueEntry *e, Datum *values, bool *nulls)
-{
-	const char *body = (const char *) e + MAXALIGN(sizeof(AAQueueEntry));
-	const char *jsonp = body + MAXALIGN(e->body_len);
-	Reader		r = {body, body + e->body_len};
-
-	for (int att = 3; att <= 21; att++)
-	{
-		char		tag = rd_tag(&r);
-
-		nulls[att - 1] = false;
-		if (tag == AA_TAG_NULL)
-		{
-			nulls[att - 1] = true;
-			values[att - 1] = (Datum) 0;
-			continue;
-		}
-		switch (tag)
-		{
-			case AA_TAG_TEXT:
-				values[att - 1] = rd_text_body(&r);
-				break;
-			case AA_TAG_UUID:
-				values[att - 1] = rd_uuid_body(&r);
-				break;
-			case AA_TAG_INT8:
-				values[att - 1] = Int64GetDatum(rd_be64(&r));
-				break;
-			case AA_TAG_ARRAY:
-				values[att - 1] = rd_array_body(&r, att == 9 ? UUIDOID : TEXTOID);
-				break;
-			case AA_TAG_JSONB:
-				{
-					uint32		len = rd_be32(&r);
-					uint32		blen = (att == 17) ? e->authority_len : e->detail_len;
-					char	   *copy;
-
-					if ((uint32) (r.end - r.p) < len || blen == 0)
-						corrupt_entry();
-					r.p += len;
-					if (att == 21 && e->authority_len > 0)
-						jsonp += MAXALIGN(e->authority_len);
-					copy = palloc(blen);
-					memcpy(copy, jsonp, blen);
-					values[att - 1] = PointerGetDatum(copy);
-					break;
-				}
-			default:
-				corrupt_entry();
-		}
-	}
-	if (r.p != r.end)
-		corrupt_entry();
-}
-
-/* ------------------------------------------------------------------
  * One batch
  * ------------------------------------------------------------------
  */
@@ -486,6 +281,12 @@ typedef enum XidState
 	XS_RUNNING
 } XidState;
 
+/*
+ * The commit log first: a transaction that committed but still waits for a
+ * synchronous standby is in progress in the proc array, and its records
+ * must not wait for the standby.  Asked again after the proc array, for a
+ * transaction that committed between the two looks.
+ */
 static XidState
 xid_state(TransactionId xid)
 {
@@ -514,16 +315,6 @@ copy_entry(uint64 pos)
 	}
 	aa_queue_read(pos, entry_buf, hdr.len);
 	return (const AAQueueEntry *) entry_buf;
-}
-
-static Datum
-hash_datum(const unsigned char *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + AA_HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + AA_HASH_LEN);
-	memcpy(VARDATA(b), h, AA_HASH_LEN);
-	return PointerGetDatum(b);
 }
 
 /*
@@ -568,7 +359,7 @@ process_batch(bool *blocked, bool *no_log)
 	}
 	ext_missing_noted = false;
 	rel = table_open(relid, RowExclusiveLock);
-	aa_audit_check_tupdesc(RelationGetDescr(rel));
+	aa_record_check_tupdesc(RelationGetDescr(rel));
 	if (head.relid != relid)
 	{
 		load_head(rel);
@@ -605,7 +396,7 @@ process_batch(bool *blocked, bool *no_log)
 		TupleTableSlot *slot;
 		Datum	   *values;
 		bool	   *nulls;
-		unsigned char prefix[AA_CANON_HEAD_LEN];
+		unsigned char canon_head[AA_CANON_HEAD_LEN];
 		unsigned char hash[AA_HASH_LEN];
 
 		if (TransactionIdIsValid(e->xid))
@@ -637,25 +428,14 @@ process_batch(bool *blocked, bool *no_log)
 		values = slot->tts_values;
 		nulls = slot->tts_isnull;
 
-		decode_entry(e, values, nulls);
+		aa_record_decode(e, values, nulls);
 		h.seq++;
 		h.logged_at = now;
-		aa_canon_head(prefix, h.seq, h.logged_at);
-		if (pg_cryptohash_init(sha_ctx) < 0 ||
-			pg_cryptohash_update(sha_ctx, h.hash, AA_HASH_LEN) < 0 ||
-			pg_cryptohash_update(sha_ctx, prefix, AA_CANON_HEAD_LEN) < 0 ||
-			pg_cryptohash_update(sha_ctx, (const uint8 *) e + MAXALIGN(sizeof(AAQueueEntry)),
-								 e->body_len) < 0 ||
-			pg_cryptohash_final(sha_ctx, hash, AA_HASH_LEN) < 0)
-			elog(ERROR, "could not compute SHA-256");
-		values[0] = Int64GetDatum(h.seq);
-		nulls[0] = false;
-		values[1] = TimestampTzGetDatum(h.logged_at);
-		nulls[1] = false;
-		values[AA_AUDIT_NATTS - 2] = hash_datum(h.hash);
-		nulls[AA_AUDIT_NATTS - 2] = false;
-		values[AA_AUDIT_NATTS - 1] = hash_datum(hash);
-		nulls[AA_AUDIT_NATTS - 1] = false;
+		aa_record_canon_head(canon_head, h.seq, h.logged_at);
+		aa_chain_hash(sha_ctx, h.hash, AA_HASH_LEN,
+					  (const char *) canon_head, AA_CANON_HEAD_LEN,
+					  AA_ENTRY_BODY(e), e->body_len, hash);
+		aa_record_set_chain(values, nulls, h.seq, h.logged_at, h.hash, hash);
 		memcpy(h.hash, hash, AA_HASH_LEN);
 		ExecStoreVirtualTuple(slot);
 		aa_monitor_observe(values, nulls);	/* alert rules (monitor.c) */
@@ -703,7 +483,7 @@ process_batch(bool *blocked, bool *no_log)
 	if (nentries > 0)
 	{
 		head = h;
-		aa_queue_release(pos, h.seq);
+		aa_queue_release(pos);
 	}
 	for (int i = 0; i < nrec; i++)
 		ExecClearTuple(slots[i]);

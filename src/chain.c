@@ -1,18 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * chain.c
- *		The canonical record encoding (docs/DESIGN.md, "Canonical record
- *		encoding, version 1") and the C verifier of the hash chain,
- *		agentauth.verify_audit().
+ *		The hash chain of the audit log: the chain hash (aa_chain_hash, the
+ *		one function the writer and the verifier both use) and its C
+ *		verifier, agentauth.verify_audit(); and, in a section of its own at
+ *		the end, agentauth.purge_audit(), which cuts the chain.
  *
- *		row_hash = SHA-256(prev_hash || canonical(record)).  canonical() is
- *		the version byte 0x01 and the 21 fields from seq to detail, each
- *		tagged and, where variable, length-prefixed; nothing in it depends on
- *		a session setting.  The backend that emits a record encodes fields 3
- *		to 21 (its "body") once; the writer prefixes version, seq and
- *		logged_at (aa_canon_head) and hashes the two pieces; the verifier
- *		rebuilds both from the stored row.  agentauth.verify_audit_sql() is
- *		the same algorithm written in SQL over pgcrypto; the two must give
+ *		row_hash = SHA-256(prev_hash || canonical(record)), where
+ *		canonical() is record.c's encoding.  The writer hashes the head it
+ *		builds and the body the backend encoded; the verifier rebuilds
+ *		canonical(record) from the stored row.  agentauth.verify_audit_sql()
+ *		is the same algorithm written in SQL over pgcrypto; the two must give
  *		identical answers, so any change here changes that function too.
  *
  *-------------------------------------------------------------------------
@@ -31,13 +29,9 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "utils/array.h"
-#include "utils/arrayaccess.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -48,286 +42,28 @@
 #include "agentauth.h"
 
 /* ------------------------------------------------------------------
- * Encoding
+ * The chain hash
  * ------------------------------------------------------------------
  */
 
-static inline void
-put_be32(StringInfo buf, uint32 v)
-{
-	unsigned char b[4];
-
-	b[0] = (v >> 24) & 0xff;
-	b[1] = (v >> 16) & 0xff;
-	b[2] = (v >> 8) & 0xff;
-	b[3] = v & 0xff;
-	appendBinaryStringInfo(buf, (char *) b, 4);
-}
-
-static inline void
-put_be64(unsigned char *b, uint64 v)
-{
-	for (int i = 7; i >= 0; i--)
-	{
-		b[i] = v & 0xff;
-		v >>= 8;
-	}
-}
-
-void
-aa_canon_null(StringInfo buf)
-{
-	appendStringInfoCharMacro(buf, AA_TAG_NULL);
-}
-
-void
-aa_canon_int8(StringInfo buf, int64 v)
-{
-	unsigned char b[9];
-
-	b[0] = AA_TAG_INT8;
-	put_be64(b + 1, (uint64) v);
-	appendBinaryStringInfo(buf, (char *) b, 9);
-}
-
-void
-aa_canon_timestamptz(StringInfo buf, TimestampTz v)
-{
-	unsigned char b[9];
-
-	b[0] = AA_TAG_TIMESTAMPTZ;
-	put_be64(b + 1, (uint64) v);
-	appendBinaryStringInfo(buf, (char *) b, 9);
-}
-
-void
-aa_canon_uuid(StringInfo buf, const pg_uuid_t *u)
-{
-	if (u == NULL)
-	{
-		aa_canon_null(buf);
-		return;
-	}
-	appendStringInfoCharMacro(buf, AA_TAG_UUID);
-	appendBinaryStringInfo(buf, (const char *) u->data, UUID_LEN);
-}
-
-/* tag, 4-byte length, UTF-8 bytes of s (len bytes in the server encoding) */
-static void
-canon_string(StringInfo buf, char tag, const char *s, int len)
-{
-	const char *u = s;
-	int			ulen = len;
-
-	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
-	{
-		u = pg_server_to_any(s, len, PG_UTF8);
-		if (u != s)
-			ulen = strlen(u);
-	}
-	appendStringInfoCharMacro(buf, tag);
-	put_be32(buf, (uint32) ulen);
-	appendBinaryStringInfo(buf, u, ulen);
-	if (u != s)
-		pfree((char *) u);
-}
-
-void
-aa_canon_text(StringInfo buf, const char *s)
-{
-	if (s == NULL)
-		aa_canon_null(buf);
-	else
-		canon_string(buf, AA_TAG_TEXT, s, strlen(s));
-}
-
-void
-aa_canon_text_len(StringInfo buf, const char *s, int len)
-{
-	canon_string(buf, AA_TAG_TEXT, s, len);
-}
-
-void
-aa_canon_jsonb_text(StringInfo buf, const char *s, int len)
-{
-	if (s == NULL)
-		aa_canon_null(buf);
-	else
-		canon_string(buf, AA_TAG_JSONB, s, len);
-}
-
-void
-aa_canon_array_header(StringInfo buf, int nelems)
-{
-	appendStringInfoCharMacro(buf, AA_TAG_ARRAY);
-	put_be32(buf, (uint32) nelems);
-}
-
 /*
- * The first 19 bytes of canonical(record): version, seq, logged_at.
+ * row_hash = SHA-256(prev_hash || canonical(record)).  The writer passes
+ * canonical(record) in two pieces, the head it builds and the body the
+ * backend encoded; the verifier in one piece, rebuilt from the row.
  */
 void
-aa_canon_head(unsigned char *out, int64 seq, TimestampTz logged_at)
+aa_chain_hash(pg_cryptohash_ctx *ctx, const unsigned char *prev_hash,
+			  size_t prev_len, const char *canon1, size_t len1,
+			  const char *canon2, size_t len2, unsigned char *out)
 {
-	out[0] = AA_CANON_VERSION;
-	out[1] = AA_TAG_INT8;
-	put_be64(out + 2, (uint64) seq);
-	out[10] = AA_TAG_TIMESTAMPTZ;
-	put_be64(out + 11, (uint64) logged_at);
-}
-
-/* Column numbers of agentauth.audit_log (1-based, table order). */
-enum
-{
-	AL_SEQ = 1, AL_LOGGED_AT, AL_EVENT, AL_PRINCIPAL, AL_PRINCIPAL_NAME,
-	AL_DB_ROLE, AL_TOKEN, AL_ON_BEHALF_OF, AL_DELEGATION_CHAIN, AL_PURPOSE,
-	AL_PATIENT, AL_RELATION, AL_COLUMNS, AL_DATA_CLASSES, AL_ACTION,
-	AL_ROW_COUNT, AL_AUTHORITY, AL_OUTCOME, AL_STATEMENT, AL_CLIENT,
-	AL_DETAIL, AL_PREV_HASH, AL_ROW_HASH
-};
-
-/* the type of each column, in table order, for the definition check */
-static const Oid audit_log_types[AA_AUDIT_NATTS] = {
-	INT8OID, TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID,
-	TEXTOID, UUIDOID, TEXTOID, UUIDARRAYOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID,
-	INT8OID, JSONBOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, BYTEAOID, BYTEAOID
-};
-
-/*
- * Refuse to read or write a table that is not the audit log we know: the
- * encoding is tied to its columns.
- */
-void
-aa_audit_check_tupdesc(TupleDesc desc)
-{
-	bool		ok = (desc->natts == AA_AUDIT_NATTS);
-
-	for (int i = 0; ok && i < AA_AUDIT_NATTS; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || att->atttypid != audit_log_types[i])
-			ok = false;
-	}
-	if (!ok)
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, prev_hash, prev_len) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) canon1, len1) < 0 ||
+		(len2 > 0 && pg_cryptohash_update(ctx, (const uint8 *) canon2, len2) < 0) ||
+		pg_cryptohash_final(ctx, out, AA_HASH_LEN) < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("agentauth.audit_log does not have the columns of the audit log"),
-				 errdetail("The canonical encoding needs the 23 columns created by the extension.")));
-}
-
-static void
-canon_text_datum(StringInfo buf, Datum d)
-{
-	text	   *t = (text *) PG_DETOAST_DATUM_PACKED(d);
-
-	canon_string(buf, AA_TAG_TEXT, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-	if ((Pointer) t != DatumGetPointer(d))
-		pfree(t);
-}
-
-static void
-canon_array_datum(StringInfo buf, Datum d, bool is_uuid)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(d);
-	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	array_iter	it;
-
-	aa_canon_array_header(buf, n);
-	array_iter_setup(&it, (AnyArrayType *) arr);
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		e;
-
-		if (is_uuid)
-			e = array_iter_next(&it, &isnull, i, UUID_LEN, false, TYPALIGN_CHAR);
-		else
-			e = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
-		if (isnull)
-			aa_canon_null(buf);
-		else if (is_uuid)
-			aa_canon_uuid(buf, DatumGetUUIDP(e));
-		else
-			canon_text_datum(buf, e);
-	}
-}
-
-static void
-canon_jsonb_datum(StringInfo buf, Datum d, StringInfo scratch)
-{
-	Jsonb	   *jb = DatumGetJsonbP(d);
-
-	resetStringInfo(scratch);
-	JsonbToCString(scratch, &jb->root, VARSIZE(jb));
-	canon_string(buf, AA_TAG_JSONB, scratch->data, scratch->len);
-}
-
-/*
- * canonical(record) of a stored row, from its deformed columns.
- */
-void
-aa_canon_stored_record(StringInfo buf, Datum *values, bool *nulls,
-					   StringInfo scratch)
-{
-	unsigned char head[AA_CANON_HEAD_LEN];
-
-	/* the head: version, then seq and logged_at unless NULL */
-	if (nulls[AL_SEQ - 1] || nulls[AL_LOGGED_AT - 1])
-	{
-		appendStringInfoCharMacro(buf, AA_CANON_VERSION);
-		if (nulls[AL_SEQ - 1])
-			aa_canon_null(buf);
-		else
-			aa_canon_int8(buf, DatumGetInt64(values[AL_SEQ - 1]));
-		if (nulls[AL_LOGGED_AT - 1])
-			aa_canon_null(buf);
-		else
-			aa_canon_timestamptz(buf, DatumGetTimestampTz(values[AL_LOGGED_AT - 1]));
-	}
-	else
-	{
-		aa_canon_head(head, DatumGetInt64(values[AL_SEQ - 1]),
-					  DatumGetTimestampTz(values[AL_LOGGED_AT - 1]));
-		appendBinaryStringInfo(buf, (char *) head, AA_CANON_HEAD_LEN);
-	}
-
-	for (int att = AL_EVENT; att <= AL_DETAIL; att++)
-	{
-		Datum		d = values[att - 1];
-
-		if (nulls[att - 1])
-		{
-			aa_canon_null(buf);
-			continue;
-		}
-		switch (att)
-		{
-			case AL_PRINCIPAL:
-			case AL_TOKEN:
-				aa_canon_uuid(buf, DatumGetUUIDP(d));
-				break;
-			case AL_DELEGATION_CHAIN:
-				canon_array_datum(buf, d, true);
-				break;
-			case AL_COLUMNS:
-			case AL_DATA_CLASSES:
-				canon_array_datum(buf, d, false);
-				break;
-			case AL_ROW_COUNT:
-				aa_canon_int8(buf, DatumGetInt64(d));
-				break;
-			case AL_AUTHORITY:
-			case AL_DETAIL:
-				canon_jsonb_datum(buf, d, scratch);
-				break;
-			default:
-				canon_text_datum(buf, d);
-				break;
-		}
-	}
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
 }
 
 /* ------------------------------------------------------------------
@@ -416,7 +152,7 @@ typedef struct VerifyState
 static bool
 verify_record(VerifyState *st, Datum *values, bool *nulls)
 {
-	int64		seq = DatumGetInt64(values[AL_SEQ - 1]);
+	int64		seq = DatumGetInt64(values[AA_COL_SEQ]);
 	unsigned char calc[AA_HASH_LEN];
 	MemoryContext oldcxt;
 	bytea	   *prev;
@@ -434,14 +170,14 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 		return false;
 	}
 	if (st->have_expected_prev &&
-		(nulls[AL_PREV_HASH - 1] ||
-		 !bytea_equals(values[AL_PREV_HASH - 1], st->expected_prev)))
+		(nulls[AA_COL_PREV_HASH] ||
+		 !bytea_equals(values[AA_COL_PREV_HASH], st->expected_prev)))
 	{
 		st->bad_seq = seq;
 		st->problem = "prev_hash mismatch";
 		return false;
 	}
-	if (nulls[AL_PREV_HASH - 1] || nulls[AL_ROW_HASH - 1])
+	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH])
 	{
 		st->bad_seq = seq;
 		st->problem = "row_hash mismatch";
@@ -449,21 +185,16 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 	}
 
 	oldcxt = MemoryContextSwitchTo(st->rowcxt);
-	prev = DatumGetByteaPP(values[AL_PREV_HASH - 1]);
+	prev = DatumGetByteaPP(values[AA_COL_PREV_HASH]);
 	resetStringInfo(&st->buf);
-	aa_canon_stored_record(&st->buf, values, nulls, &st->scratch);
-	if (pg_cryptohash_init(st->ctx) < 0 ||
-		pg_cryptohash_update(st->ctx, (uint8 *) VARDATA_ANY(prev),
-							 VARSIZE_ANY_EXHDR(prev)) < 0 ||
-		pg_cryptohash_update(st->ctx, (uint8 *) st->buf.data, st->buf.len) < 0 ||
-		pg_cryptohash_final(st->ctx, calc, AA_HASH_LEN) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256")));
+	aa_record_canon_stored(&st->buf, values, nulls, &st->scratch);
+	aa_chain_hash(st->ctx, (unsigned char *) VARDATA_ANY(prev),
+				  VARSIZE_ANY_EXHDR(prev), st->buf.data, st->buf.len,
+				  NULL, 0, calc);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->rowcxt);
 
-	if (!bytea_equals(values[AL_ROW_HASH - 1], calc))
+	if (!bytea_equals(values[AA_COL_ROW_HASH], calc))
 	{
 		st->bad_seq = seq;
 		st->problem = "row_hash mismatch";
@@ -498,12 +229,12 @@ verify_seqscan(Relation rel, VerifyState *st, int64 lo)
 	{
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		if (slot->tts_isnull[AL_SEQ - 1])
+		if (slot->tts_isnull[AA_COL_SEQ])
 		{
 			ok = false;
 			break;
 		}
-		if (DatumGetInt64(slot->tts_values[AL_SEQ - 1]) < lo && st->checked == 0)
+		if (DatumGetInt64(slot->tts_values[AA_COL_SEQ]) < lo && st->checked == 0)
 			continue;			/* before from_seq */
 		if (!verify_record(st, slot->tts_values, slot->tts_isnull))
 		{
@@ -525,6 +256,7 @@ verify_indexscan(Relation rel, VerifyState *st, int64 lo)
 	IndexScanDesc scan;
 	ScanKeyData key;
 
+	/* the primary key's one column, seq */
 	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(lo));
 	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
@@ -613,7 +345,7 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("agentauth.audit_log does not exist")));
 	rel = table_open(relid, AccessShareLock);
-	aa_audit_check_tupdesc(RelationGetDescr(rel));
+	aa_record_check_tupdesc(RelationGetDescr(rel));
 
 	start = Max(from_seq, 1);
 	if (latest_purge_anchor(rel, &cut_seq, cut_hash) && start <= cut_seq)
@@ -687,7 +419,7 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 }
 
 /* ------------------------------------------------------------------
- * Retention
+ * Retention: cutting the chain (it belongs with the audit-log guard)
  * ------------------------------------------------------------------
  */
 

@@ -17,13 +17,10 @@
  *		agentauth.head_log_interval, suspends agents inactive for longer than
  *		agentauth.inactive_after.
  *
- *		Two always-on alerts start outside the writer: a backend whose audit
- *		records could not be queued or committed in time (the writer failing
- *		closed), and a chain verification that found a problem.  Both are
- *		counted in shared memory and the writer raised when it next runs: a
- *		NOTIFY of the failing transaction would be lost with it, and the
- *		writer may be the thing that is down.  The server log has each
- *		refusal at once.
+ *		It reads each row by record.c's column enum (AAAuditColumn).  What
+ *		backends signal -- rules changed, a statement failing closed, a
+ *		chain verification failing -- arrives through shared memory
+ *		(monitor_signal.c) and is raised here like the rest.
  *
  *		Windows, like the rules, live in the writer's memory: a restart of
  *		the writer or a change of the rules starts every count again.
@@ -38,10 +35,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -51,160 +45,9 @@
 
 #include "agentauth.h"
 
-/* ------------------------------------------------------------------
- * Shared state
- * ------------------------------------------------------------------
- */
-
-#define MON_PROBLEM_LEN 200
-
-typedef struct AAMonitorShared
-{
-	pg_atomic_uint64 rules_gen; /* moved by every change of alert_rule */
-	slock_t		mutex;			/* protects the fields below */
-	/* backends whose audit records could not be made durable in time */
-	uint64		fail_closed;	/* how many, since the server started */
-	uint64		fail_closed_alerted;	/* of which the writer has raised */
-	TimestampTz fail_closed_at; /* the last one */
-	Oid			fail_closed_role;
-	char		fail_closed_what[32];
-	/* chain verifications that found a problem */
-	uint64		chain_failed;
-	uint64		chain_failed_alerted;
-	TimestampTz chain_failed_at;
-	Oid			chain_failed_role;
-	int64		chain_first_bad;
-	char		chain_problem[MON_PROBLEM_LEN];
-} AAMonitorShared;
-
-static AAMonitorShared *mon_shared = NULL;
-
-Size
-aa_monitor_shmem_size(void)
-{
-	return MAXALIGN(sizeof(AAMonitorShared));
-}
-
-/* called with AddinShmemInitLock held */
-void
-aa_monitor_shmem_startup(void)
-{
-	bool		found;
-
-	mon_shared = ShmemInitStruct("agentauth monitor", sizeof(AAMonitorShared), &found);
-	if (!found)
-	{
-		memset(mon_shared, 0, sizeof(AAMonitorShared));
-		pg_atomic_init_u64(&mon_shared->rules_gen, 1);
-		SpinLockInit(&mon_shared->mutex);
-	}
-}
-
 void
 aa_monitor_init(void)
 {
-}
-
-/* ------------------------------------------------------------------
- * Backends: rules changed, fail-closed, chain failure
- * ------------------------------------------------------------------
- */
-
-static bool rules_bump_pending = false;
-static bool rules_callback_registered = false;
-
-static void
-rules_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (rules_bump_pending && mon_shared != NULL)
-			{
-				pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
-				aa_queue_wake_writer();
-			}
-			rules_bump_pending = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			rules_bump_pending = false;
-			break;
-		default:
-			break;
-	}
-}
-
-PG_FUNCTION_INFO_V1(aa_alert_rules_changed);
-
-/*
- * agentauth._alert_rules_changed(): the statement trigger of alert_rule.
- * The counter moves now and again at commit, so the writer never keeps
- * rules older than the last committed change.
- */
-Datum
-aa_alert_rules_changed(PG_FUNCTION_ARGS)
-{
-	if (!rules_callback_registered)
-	{
-		RegisterXactCallback(rules_xact_callback, NULL);
-		rules_callback_registered = true;
-	}
-	rules_bump_pending = true;
-	if (mon_shared != NULL)
-		pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
-	PG_RETURN_VOID();
-}
-
-/*
- * A backend is failing closed: its audit records could not be queued or
- * committed within agentauth.audit_wait_timeout.  No error, no catalog
- * access: called on the way to the error.
- */
-void
-aa_monitor_fail_closed(const char *what)
-{
-	if (mon_shared == NULL)
-		return;
-	SpinLockAcquire(&mon_shared->mutex);
-	mon_shared->fail_closed++;
-	mon_shared->fail_closed_at = GetCurrentTimestamp();
-	mon_shared->fail_closed_role = GetSessionUserId();
-	strlcpy(mon_shared->fail_closed_what, what ? what : "",
-			sizeof(mon_shared->fail_closed_what));
-	SpinLockRelease(&mon_shared->mutex);
-	aa_queue_wake_writer();
-}
-
-/* A chain verification (verify_audit or verify_audit_sql) found a problem. */
-void
-aa_monitor_chain_failure(int64 first_bad_seq, const char *problem)
-{
-	if (mon_shared == NULL)
-		return;
-	SpinLockAcquire(&mon_shared->mutex);
-	mon_shared->chain_failed++;
-	mon_shared->chain_failed_at = GetCurrentTimestamp();
-	mon_shared->chain_failed_role = GetSessionUserId();
-	mon_shared->chain_first_bad = first_bad_seq;
-	strlcpy(mon_shared->chain_problem, problem ? problem : "",
-			sizeof(mon_shared->chain_problem));
-	SpinLockRelease(&mon_shared->mutex);
-	aa_queue_wake_writer();
-}
-
-PG_FUNCTION_INFO_V1(aa_monitor_chain_failure_sql);
-
-/* agentauth._chain_failure(first_bad_seq bigint, problem text) */
-Datum
-aa_monitor_chain_failure_sql(PG_FUNCTION_ARGS)
-{
-	int64		first_bad = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
-	char	   *problem = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	aa_monitor_chain_failure(first_bad, problem);
-	PG_RETURN_VOID();
 }
 
 /* ------------------------------------------------------------------
@@ -289,7 +132,6 @@ static List *pending = NIL;
 static TimestampTz next_periodic = 0;
 static TimestampTz retry_after = 0;
 static int	failures = 0;
-static bool writer_marked = false;
 
 static void
 build_interests(void)
@@ -503,8 +345,8 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 
 /*
  * The writer calls this for every record of a batch, with the row it
- * inserts into agentauth.audit_log (values/nulls in column order, seq and
- * logged_at set).  No catalog access, no error in the steady state.
+ * inserts into agentauth.audit_log (values/nulls indexed by AAAuditColumn,
+ * seq and logged_at set).  No catalog access, no error in the steady state.
  */
 void
 aa_monitor_observe(const Datum *values, const bool *nulls)
@@ -518,10 +360,10 @@ aa_monitor_observe(const Datum *values, const bool *nulls)
 	int64		seq;
 	TimestampTz at;
 
-	if (nulls[2])
+	if (nulls[AA_COL_EVENT])
 		return;
 	ensure_state();
-	text_of(values[2], &ev, &evlen);
+	text_of(values[AA_COL_EVENT], &ev, &evlen);
 	for (int i = 0; i < ninterests; i++)
 	{
 		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
@@ -533,12 +375,12 @@ aa_monitor_observe(const Datum *values, const bool *nulls)
 	if (in == NULL)
 		return;
 
-	seq = DatumGetInt64(values[0]);
-	at = DatumGetTimestampTz(values[1]);
-	if (!nulls[3])
-		principal = DatumGetUUIDP(values[3]);
-	if (!nulls[5])
-		text_of(values[5], &role, &rolelen);
+	seq = DatumGetInt64(values[AA_COL_SEQ]);
+	at = DatumGetTimestampTz(values[AA_COL_LOGGED_AT]);
+	if (!nulls[AA_COL_PRINCIPAL])
+		principal = DatumGetUUIDP(values[AA_COL_PRINCIPAL]);
+	if (!nulls[AA_COL_DB_ROLE])
+		text_of(values[AA_COL_DB_ROLE], &role, &rolelen);
 
 	if (in->always_on)
 		observe_always_on(in, principal, role, rolelen, seq);
@@ -668,7 +510,10 @@ find_inactive(void)
 
 			if (strcmp(p->event, "inactive") == 0 && p->has_principal &&
 				memcmp(&p->principal, id, sizeof(pg_uuid_t)) == 0)
+			{
 				dup = true;
+				break;
+			}
 		}
 		if (dup)
 			continue;
@@ -680,77 +525,51 @@ find_inactive(void)
 	}
 }
 
-/* the always-on alerts that were counted in shared memory */
+/* the always-on alerts that backends signalled (monitor_signal.c) */
 static void
-collect_shared(void)
+collect_signals(void)
 {
-	uint64		fail,
-				fail_done,
-				chain,
-				chain_done;
-	TimestampTz fail_at,
-				chain_at;
-	Oid			fail_role,
-				chain_role;
-	char		what[32];
-	char		problem[MON_PROBLEM_LEN];
-	int64		first_bad;
-
-	SpinLockAcquire(&mon_shared->mutex);
-	fail = mon_shared->fail_closed;
-	fail_done = mon_shared->fail_closed_alerted;
-	fail_at = mon_shared->fail_closed_at;
-	fail_role = mon_shared->fail_closed_role;
-	memcpy(what, mon_shared->fail_closed_what, sizeof(what));
-	chain = mon_shared->chain_failed;
-	chain_done = mon_shared->chain_failed_alerted;
-	chain_at = mon_shared->chain_failed_at;
-	chain_role = mon_shared->chain_failed_role;
-	first_bad = mon_shared->chain_first_bad;
-	memcpy(problem, mon_shared->chain_problem, sizeof(problem));
-	SpinLockRelease(&mon_shared->mutex);
+	AAMonitorSignals sig;
 
 	/*
 	 * Taken over now: if raising them fails, they stay pending here (and
 	 * are logged if they are finally dropped).
 	 */
-	SpinLockAcquire(&mon_shared->mutex);
-	mon_shared->fail_closed_alerted = Max(mon_shared->fail_closed_alerted, fail);
-	mon_shared->chain_failed_alerted = Max(mon_shared->chain_failed_alerted, chain);
-	SpinLockRelease(&mon_shared->mutex);
+	aa_monitor_take_signals(&sig);
 
-	if (fail > fail_done)
+	if (sig.fail_closed > 0)
 	{
-		char	   *role = GetUserNameFromId(fail_role, true);
+		char	   *role = GetUserNameFromId(sig.fail_closed_role, true);
 		StringInfoData d;
 		PendingAlert *a;
 
 		initStringInfo(&d);
 		appendStringInfo(&d, "{\"statements_refused\": " UINT64_FORMAT ", \"last_at\": ",
-						 fail - fail_done);
-		escape_json(&d, timestamptz_to_str(fail_at));
+						 sig.fail_closed);
+		escape_json(&d, timestamptz_to_str(sig.fail_closed_at));
 		appendStringInfoString(&d, ", \"could_not_be\": ");
-		escape_json(&d, what);
+		escape_json(&d, sig.fail_closed_what);
 		appendStringInfoChar(&d, '}');
 		a = new_pending(0, "audit_fail_closed", NULL, role, -1,
-						(int64) (fail - fail_done), false, 0);
+						(int64) sig.fail_closed, false, 0);
 		a->detail = MemoryContextStrdup(mon_cxt, d.data);
 		pfree(d.data);
 	}
-	if (chain > chain_done)
+	if (sig.chain_failed > 0)
 	{
-		char	   *role = GetUserNameFromId(chain_role, true);
+		char	   *role = GetUserNameFromId(sig.chain_failed_role, true);
 		StringInfoData d;
 		PendingAlert *a;
 
 		initStringInfo(&d);
-		appendStringInfo(&d, "{\"first_bad_seq\": " INT64_FORMAT ", \"problem\": ", first_bad);
-		escape_json(&d, problem);
+		appendStringInfo(&d, "{\"first_bad_seq\": " INT64_FORMAT ", \"problem\": ",
+						 sig.chain_first_bad);
+		escape_json(&d, sig.chain_problem);
 		appendStringInfoString(&d, ", \"last_at\": ");
-		escape_json(&d, timestamptz_to_str(chain_at));
+		escape_json(&d, timestamptz_to_str(sig.chain_failed_at));
 		appendStringInfoChar(&d, '}');
 		a = new_pending(0, "chain_verification_failed", NULL, role, -1,
-						(int64) (chain - chain_done), false, 0);
+						(int64) sig.chain_failed, false, 0);
 		a->detail = MemoryContextStrdup(mon_cxt, d.data);
 		pfree(d.data);
 	}
@@ -841,7 +660,7 @@ monitor_round(TimestampTz now, uint64 gen)
 		prune_windows(now);
 		find_inactive();
 	}
-	collect_shared();
+	collect_signals();
 
 	foreach(lc, pending)
 	{
@@ -883,27 +702,16 @@ aa_monitor_after_commit(void)
 {
 	TimestampTz now;
 	uint64		gen;
-	bool		shared_news;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
-	if (mon_shared == NULL)
+	if (!aa_monitor_signals_ready())
 		return;
 	ensure_state();
-	if (!writer_marked)
-	{
-		/* our alerts' own audit records: never wait for ourselves */
-		aa_audit_in_writer = true;
-		writer_marked = true;
-	}
 
 	now = GetCurrentTimestamp();
-	gen = pg_atomic_read_u64(&mon_shared->rules_gen);
-	SpinLockAcquire(&mon_shared->mutex);
-	shared_news = mon_shared->fail_closed != mon_shared->fail_closed_alerted ||
-		mon_shared->chain_failed != mon_shared->chain_failed_alerted;
-	SpinLockRelease(&mon_shared->mutex);
-
-	if (pending == NIL && gen == loaded_gen && !shared_news && now < next_periodic)
+	gen = aa_monitor_rules_gen();
+	if (pending == NIL && gen == loaded_gen && !aa_monitor_signals_pending() &&
+		now < next_periodic)
 		return;
 	if (now < retry_after)
 		return;
