@@ -29,21 +29,13 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "access/xlog.h"
-#include "catalog/pg_authid.h"
-#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/rls.h"
 
 #include "agentauth.h"
 
@@ -123,8 +115,6 @@ patients_free(patients_hash *tb, void *pointer)
 {
 	pfree(((void **) pointer)[-1]);
 }
-
-typedef struct AAQueryAccess AAQueryAccess;
 
 /* one protected relation of a statement */
 typedef struct RelAccess

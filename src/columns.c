@@ -38,7 +38,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/memutils.h"
 #include "utils/portal.h"
 
 #include "agentauth.h"
