@@ -30,8 +30,11 @@ _PG_init(void)
 		return;
 
 	aa_shmem_init();
-	aa_session_init();
-	aa_audit_init();
-	aa_policy_init();
-	aa_monitor_init();
+	aa_session_init();			/* who: the backend's agentauth session */
+	aa_utility_init();			/* utility statements: DDL, audit log, DISCARD */
+	aa_policy_init();			/* rewrite: the row check on protected tables */
+	aa_columns_init();			/* ExecutorStart: column scope */
+	aa_access_init();			/* rows: the statement's access context */
+	aa_audit_init();			/* records: queue, writer, chain */
+	aa_monitor_init();			/* alerts on the records written */
 }

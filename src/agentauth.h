@@ -199,6 +199,9 @@ extern bool aa_session_scope_allows(const char *data_class, bool write);
 /* does the session's token allow this patient?  false: no session */
 extern bool aa_session_patient_allowed(const char *patient);
 
+/* a utility statement ran (utility.c): DISCARD ALL ends the session */
+extern void aa_session_utility_done(Node *stmt);
+
 /* ---------------------------------------------------------------------
  * token.c -- token secrets
  * ---------------------------------------------------------------------
@@ -416,11 +419,28 @@ extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
 						  unsigned char *out);
 
 /* ---------------------------------------------------------------------
- * utility.c -- append-only protection of the audit log, DROP EXTENSION
+ * utility.c -- the one ProcessUtility hook and the one object-access hook,
+ * dispatching to the checks of ddl.c, audit_guard.c and session.c
+ * ---------------------------------------------------------------------
+ */
+extern void aa_utility_init(void);
+
+/* ---------------------------------------------------------------------
+ * ddl.c -- the DDL guard of protected tables: refused or checked DDL,
+ * TRUNCATE and COPY, dropping a protected table
+ * ---------------------------------------------------------------------
+ */
+extern void aa_ddl_check(Node *stmt);
+extern void aa_ddl_check_drop(Oid relid);
+
+/* ---------------------------------------------------------------------
+ * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION
  * ---------------------------------------------------------------------
  */
 extern bool aa_audit_purging;	/* purge_audit() is deleting */
-extern void aa_utility_init(void);
+extern void aa_audit_guard_check(Node *stmt);
+/* false: agentauth guards no drop now (not installed, or its own script) */
+extern bool aa_audit_guard_drop(Oid classId, Oid objectId);
 
 /* ---------------------------------------------------------------------
  * label.c -- the "agentauth" security-label provider: classification
@@ -458,108 +478,83 @@ extern bool aa_parse_table_label(const char *label, char **patient_column,
 								 int *approve_mask, const char **why);
 
 /* ---------------------------------------------------------------------
- * policy.c -- row-security policy hooks, the per-row check, DDL guard
+ * policy.c -- row-security policy hooks: the restrictive policy of a
+ * protected table calls agentauth._row_check() (access.c) on every row
  * ---------------------------------------------------------------------
  */
 extern void aa_policy_init(void);
 
 /* ---------------------------------------------------------------------
- * columns.c -- executor hooks: column scope, per-statement accounting
+ * columns.c -- executor hooks: column scope at ExecutorStart, the
+ * statement's run and end handed to access.c
+ * ---------------------------------------------------------------------
+ */
+extern void aa_columns_init(void);
+
+/* ---------------------------------------------------------------------
+ * admit.c -- may a statement touch a protected table at all: decided, and
+ * recorded, before any row is read
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_rls_bypassed(Oid relid, Oid checkAsUser);
+extern void aa_check_standby(const char *relname);
+extern void aa_refuse_outside_session(const char *relname, int ncols,
+									  const char **cols, const char *action);
+extern void aa_audit_privileged(const char *relname, int ncols,
+								const char **cols, const char *action);
+extern void aa_refuse_bypass_in_session(const char *relname,
+										const char *action, Oid as_role);
+extern void aa_refuse_cascade(const char *relname, const char *action,
+							  uint64 rows);
+
+/* ---------------------------------------------------------------------
+ * access.c -- the statement's access context: the per-row check, the
+ * patients it counts rows into, the records of the rows
  * ---------------------------------------------------------------------
  */
 
-/* one patient's rows in one relation within the current executor run */
-/* action indexes into the arrays below */
+/* action indexes: the statement's columns, classes and counts per action */
 #define AA_IDX_READ		0
 #define AA_IDX_INSERT	1
 #define AA_IDX_UPDATE	2
 #define AA_IDX_DELETE	3
 #define AA_NIDX			4
+extern const char *const aa_idx_names[AA_NIDX];
 
-/*
- * One patient's rows in one relation within the current executor run: an
- * element of the relation's open-addressing table.  What the row check
- * touches on every row -- hash, key, decision generation, decisions and
- * counts of rows allowed -- fills the first cache line; a short patient
- * value is stored in it.  Elements move when the table grows: keep no
- * pointer to one across aa_access_patient().
- */
-#define AA_SHORT_KEY	16
-
-typedef struct AAPatientAccess
+/* the cmd argument of agentauth._row_check(relid, patient, cmd) */
+typedef enum AARowCmd
 {
-	uint32		hash;
-	int32		len;			/* strlen(patient); -1: empty slot */
-	char		key[AA_SHORT_KEY];	/* the patient, when len < AA_SHORT_KEY */
-	uint32		dgen;			/* decisions below are valid for this */
-	int8		decided[AA_NIDX];	/* -1 unknown, 0 deny, 1 permit */
-	int64		allowed[AA_NIDX];
-	/* the rest is touched for withheld rows, decisions and records */
-	char	   *patient;		/* NUL-terminated: key, or a copy of its own */
-	bool		btg[AA_NIDX];	/* permitted by break-the-glass */
-	int64		withheld[AA_NIDX];
-	int64		written_new;	/* UPDATE: new rows checked for this patient */
-	char	   *authority[AA_NIDX]; /* jsonb text: why permitted, or why denied */
-	bool		approval_done[AA_NIDX];
-	char	   *approval[AA_NIDX];	/* approval id consumed */
-} pg_attribute_aligned(64) AAPatientAccess;
+	AA_ROW_READ,
+	AA_ROW_INSERT,
+	AA_ROW_UPDATE,
+	AA_ROW_UPDATE_NEW,
+	AA_ROW_DELETE
+} AARowCmd;
+extern const char *const aa_row_cmd_names[];
 
-typedef struct AARelAccess
-{
-	Oid			relid;
-	char	   *relname;
-	int			approve_mask;
-	/* columns and classes the statement touches, per action index */
-	int			ncols[AA_NIDX];
-	char	  **cols[AA_NIDX];
-	int			nclasses[AA_NIDX];
-	char	  **classes[AA_NIDX];
-	/*
-	 * No class touched (only the patient column or non_phi): the row needs
-	 * consent for any one of these, the table's classes in scope.
-	 */
-	int			nanyof[AA_NIDX];
-	char	  **anyof[AA_NIDX];
-	/* patient -> AAPatientAccess: open addressing, linear probing */
-	uint32		nslots;			/* a power of two */
-	uint32		npatients;
-	AAPatientAccess *slots;		/* 64-byte aligned, within slots_raw */
-	void	   *slots_raw;
-	int			last_len;		/* the previous row's patient, for a cheap compare */
-	char		last_key[32];
-	AAPatientAccess *last;		/* the last patient looked up */
-	uint64		dgen;			/* decision generation seen */
-	bool		any_counted;
-	struct AAQueryAccess *query;
-} AARelAccess;
+/* one statement's access context (private to access.c) */
+typedef struct AAQueryAccess AAQueryAccess;
+struct QueryDesc;
 
-typedef struct AAQueryAccess
-{
-	struct QueryDesc *qd;
-	MemoryContext cxt;			/* the statement's accounting memory */
-	List	   *rels;			/* AARelAccess * */
-	bool		done;			/* final flush happened */
-	bool		live;			/* in the registry */
-	const char *cascade_rel;	/* a foreign-key cascade writes this
-								 * protected table unchecked: refused if it
-								 * writes a row */
-	const char *cascade_action;
-	pg_uuid_t	session_id;		/* the session it was checked for */
-	struct AAQueryAccess *next;
-	MemoryContextCallback cb;
-} AAQueryAccess;
-
-extern void aa_columns_init(void);
-extern AARelAccess *aa_access_for(Oid relid);
-extern void aa_refuse_outside_session(const char *relname, int ncols,
-									  const char **cols, const char *action);
-extern void aa_audit_privileged(const char *relname, int ncols,
-								const char **cols, const char *action);
-extern bool aa_rls_bypassed(Oid relid, Oid checkAsUser);
-extern void aa_check_standby(const char *relname);
-extern AAPatientAccess *aa_access_patient(AARelAccess *ra, const char *patient,
-										  int len);
-extern uint64 aa_decision_gen(void);
+extern void aa_access_init(void);
+/* ExecutorStart, before the executor's: built in aa_access_memory() */
+extern AAQueryAccess *aa_access_begin(void);
+extern MemoryContext aa_access_memory(AAQueryAccess *q);
+/* a relation under row security: att[idx][1..natts], the columns touched */
+extern void aa_access_add_rel(AAQueryAccess *q, Oid relid,
+							  AAProtectedRel *prot, bool *const *att);
+extern void aa_access_add_cascade(AAQueryAccess *q, const char *relname,
+								  const char *action);
+/* q, or NULL (freed) when there is nothing to account */
+extern AAQueryAccess *aa_access_built(AAQueryAccess *q);
+/* ExecutorStart, after the executor's */
+extern void aa_access_register(AAQueryAccess *q, struct QueryDesc *qd);
+/* around ExecutorRun and ExecutorFinish: the row check finds the context */
+extern void aa_access_enter(struct QueryDesc *qd);
+extern void aa_access_leave(void);
+/* after each ExecutorRun, and at ExecutorEnd: the records, then the wait */
+extern void aa_access_run_done(struct QueryDesc *qd);
+extern void aa_access_end(struct QueryDesc *qd);
 
 /* ---------------------------------------------------------------------
  * consent.c -- consent and default decisions, cached per backend
@@ -586,6 +581,8 @@ extern TimestampTz aa_consent_valid_until(void);
 extern struct HTAB *aa_string_hash_create(const char *name, Size entrysize,
 										  MemoryContext cxt);
 extern void aa_consent_refresh(void);
+/* moves whenever a cached decision may have changed (the row check's test) */
+extern uint64 aa_decision_gen(void);
 
 /* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals

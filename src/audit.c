@@ -107,8 +107,6 @@ aa_audit_init(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "agentauth audit writer");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "agentauth audit writer");
 	RegisterBackgroundWorker(&worker);
-
-	aa_utility_init();
 }
 
 Size

@@ -430,25 +430,12 @@ session_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 /*
  * DISCARD ALL resets a connection for its next client (a session-mode
  * pooler such as pgbouncer runs it between clients): it ends the agentauth
- * session too, so no client inherits another's.
+ * session too, so no client inherits another's.  Called by the one
+ * ProcessUtility hook (utility.c) after a utility statement ran.
  */
-static ProcessUtility_hook_type prev_process_utility = NULL;
-
-static void
-session_process_utility(PlannedStmt *pstmt, const char *queryString,
-						bool readOnlyTree, ProcessUtilityContext context,
-						ParamListInfo params, QueryEnvironment *queryEnv,
-						DestReceiver *dest, QueryCompletion *qc)
+void
+aa_session_utility_done(Node *stmt)
 {
-	Node	   *stmt = pstmt->utilityStmt;
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-
 	if (IsA(stmt, DiscardStmt) &&
 		((DiscardStmt *) stmt)->target == DISCARD_ALL &&
 		aa_session != NULL)
@@ -463,8 +450,6 @@ aa_session_init(void)
 {
 	RegisterXactCallback(session_xact_callback, NULL);
 	RegisterSubXactCallback(session_subxact_callback, NULL);
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = session_process_utility;
 }
 
 /* ---------------------------------------------------------------------

@@ -1,0 +1,230 @@
+/*-------------------------------------------------------------------------
+ *
+ * admit.c
+ *		Whether a statement may touch a protected table at all, decided
+ *		before any row is read, and the statement-level records of it.
+ *
+ *		A protected table is never read on a hot standby (no record could be
+ *		written).  Outside any session a statement on it is audited (as
+ *		unregistered_access when the login role is no principal) and
+ *		refused.  A role for which row security is not applied (superuser,
+ *		BYPASSRLS) is let through outside a session, audited as
+ *		privileged_access; inside a session nothing bypasses: a view or a
+ *		SECURITY DEFINER function owned by such a role is refused, and so is
+ *		a foreign-key cascade that writes a protected table unchecked.
+ *
+ *		Callers: the executor (columns.c), TRUNCATE and COPY (ddl.c), the
+ *		end of a run that a cascade wrote in (access.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/rls.h"
+
+#include "agentauth.h"
+
+bool
+aa_rls_bypassed(Oid relid, Oid checkAsUser)
+{
+	return check_enable_rls(relid, checkAsUser, true) != RLS_ENABLED;
+}
+
+void
+aa_check_standby(const char *relname)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("protected table %s cannot be accessed on a hot standby", relname),
+				 errdetail("No audit record can be written during recovery, so agentauth fails closed."),
+				 errhint("Run the statement on the primary server.")));
+}
+
+static char *
+client_json(void)
+{
+	StringInfoData buf;
+	const char *addr = "local";
+	const char *app = GetConfigOption("application_name", true, false);
+
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		inet;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	inet = inet_client_addr(fcinfo);
+	if (!fcinfo->isnull)
+		addr = DatumGetCString(DirectFunctionCall1(inet_out, inet));
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "\"role\": ");
+	escape_json(&buf, GetUserNameFromId(GetSessionUserId(), false));
+	appendStringInfoString(&buf, ", \"current_user\": ");
+	escape_json(&buf, GetUserNameFromId(GetUserId(), false));
+	appendStringInfoString(&buf, ", \"client_addr\": ");
+	escape_json(&buf, addr);
+	appendStringInfoString(&buf, ", \"application_name\": ");
+	escape_json(&buf, app ? app : "");
+	return buf.data;
+}
+
+static bool
+is_registered_principal(Oid roleid)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		found;
+	int			nest;
+
+	values[0] = ObjectIdGetDatum(roleid);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = aa_pin_search_path();
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM agentauth.principal "
+							  " WHERE db_role OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read agentauth.principal");
+	found = SPI_processed > 0;
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_unpin_search_path(nest);
+	return found;
+}
+
+/*
+ * One statement-level record (no patient, no row count): the refusals and
+ * privileged accesses that are decided before any row is read.
+ */
+static void
+emit_statement_record(const char *event, const char *outcome,
+					  const char *relname, const char *action,
+					  int ncols, const char **cols, const char *detail)
+{
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = event;
+	rec.outcome = outcome;
+	rec.relation = relname;
+	rec.action = action;
+	rec.ncolumns = ncols;
+	rec.columns = cols;
+	rec.row_count = -1;
+	rec.detail = detail;
+	aa_audit_emit(&rec, false);
+}
+
+/*
+ * A protected table touched outside any session: audited (as
+ * unregistered_access when the login role is not a principal at all), then
+ * refused.
+ */
+void
+aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
+						  const char *action)
+{
+	bool		registered = is_registered_principal(GetSessionUserId());
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "{\"reason\": \"no agentauth session\", %s}", client_json());
+	emit_statement_record(registered ? "denied" : "unregistered_access", "deny",
+						  relname, action, ncols, cols, detail.data);
+	if (registered)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no agentauth session"),
+				 errdetail("Table %s is protected; every statement on it needs an agentauth session.", relname),
+				 errhint("Call agentauth.begin_session() with a token, or agentauth.begin_human_session().")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("no agentauth session"),
+			 errdetail("Table %s is protected, and role \"%s\" is not a registered agentauth principal.",
+					   relname, GetUserNameFromId(GetSessionUserId(), false)),
+			 errhint("An administrator registers agents with agentauth.register_agent().")));
+}
+
+/* A role for which row security is not applied, outside a session. */
+void
+aa_audit_privileged(const char *relname, int ncols, const char **cols,
+					const char *action)
+{
+	StringInfoData detail;
+	Oid			uid = GetUserId();
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "{\"reason\": \"%s\", %s}",
+					 superuser_arg(uid) ? "superuser" :
+					 has_bypassrls_privilege(uid) ? "bypassrls" : "row security not applied",
+					 client_json());
+	emit_statement_record("privileged_access", "permit", relname, action,
+						  ncols, cols, detail.data);
+	aa_audit_wait();
+}
+
+/*
+ * Inside a session nothing bypasses row security: a view or a SECURITY
+ * DEFINER function owned by such a role (as_role) is audited and refused.
+ */
+void
+aa_refuse_bypass_in_session(const char *relname, const char *action,
+							Oid as_role)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, "{\"reason\": \"reached as a role that bypasses row-level security\", \"as_role\": ");
+	escape_json(&detail, GetUserNameFromId(as_role, false));
+	appendStringInfoChar(&detail, '}');
+	emit_statement_record("denied", "deny", relname, action, 0, NULL,
+						  detail.data);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("row security cannot be applied to table %s here", relname),
+			 errdetail("The table is reached as role \"%s\", which bypasses row-level security, while this backend has an agentauth session.",
+					   GetUserNameFromId(as_role, false)),
+			 errhint("Views and SECURITY DEFINER functions over protected tables must belong to a role that does not bypass row-level security.")));
+}
+
+/*
+ * A foreign-key cascade of the statement wrote rows of a protected table
+ * without the row check: audited, and the statement refused.
+ */
+void
+aa_refuse_cascade(const char *relname, const char *action, uint64 rows)
+{
+	AARecord	rec;
+
+	/* outside a session: as any statement on the table (unregistered_access) */
+	if (aa_session == NULL)
+		aa_refuse_outside_session(relname, 0, NULL, action);
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "denied";
+	rec.relation = relname;
+	rec.action = action;
+	rec.row_count = (int64) rows;
+	rec.outcome = "deny";
+	rec.detail = "{\"reason\": \"foreign key cascade\"}";
+	aa_audit_emit(&rec, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("a foreign key action cannot %s rows of protected table %s",
+					action, relname),
+			 errdetail("A cascading action (CASCADE, SET NULL, SET DEFAULT) writes them without the row check."),
+			 errhint("Delete or update the rows of the protected table first, in statements of their own, which are checked.")));
+}

@@ -1,0 +1,351 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_guard.c
+ *		Append-only protection of agentauth.audit_log (SPEC 10.5, 10.11).
+ *
+ *		Three layers, each for every role, superuser included:
+ *		- the statement trigger function _audit_log_guard(), installed
+ *		  ENABLE ALWAYS (session_replication_role cannot switch it off),
+ *		  refuses INSERT, UPDATE, DELETE and TRUNCATE.  The audit writer
+ *		  inserts below the executor and never fires it; purge_audit()
+ *		  deletes with a flag only its own C code sets.
+ *		- before a utility statement (aa_audit_guard_check): TRUNCATE,
+ *		  ALTER (disabling the triggers, renaming, moving, changing
+ *		  columns), CREATE TRIGGER and CREATE RULE on the log and its
+ *		  indexes, replacing or altering the guard function, ALTER
+ *		  EXTENSION agentauth DROP <member>, and DROP EXTENSION agentauth
+ *		  unless the server was started with agentauth.allow_uninstall = on
+ *		  are refused.
+ *		- before a drop (aa_audit_guard_drop): the log, its indexes and
+ *		  triggers, the guard function, the schema and the extension cannot
+ *		  be dropped by any route (DROP ... CASCADE of something they depend
+ *		  on, DROP OWNED); utility.c skips this while an allowed DROP
+ *		  EXTENSION agentauth is under way.
+ *		The extension's own install and upgrade scripts are let through.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "agentauth.h"
+
+#define GUARD_FUNCTION	"_audit_log_guard"
+
+bool		aa_audit_purging = false;
+
+/* the protected objects of this database (InvalidOid when not installed) */
+typedef struct Protected
+{
+	Oid			extension;
+	Oid			nsp;
+	Oid			log;
+	Oid			guard;
+} Protected;
+
+static Protected
+protected_objects(void)
+{
+	Protected	p = {InvalidOid, InvalidOid, InvalidOid, InvalidOid};
+
+	if (!IsTransactionState())
+		return p;
+	p.extension = get_extension_oid("agentauth", true);
+	if (!OidIsValid(p.extension))
+		return p;
+	p.nsp = get_namespace_oid(AA_SCHEMA, true);
+	if (!OidIsValid(p.nsp))
+		return p;
+	p.log = get_relname_relid("audit_log", p.nsp);
+	{
+		List	   *name = list_make2(makeString(AA_SCHEMA), makeString(GUARD_FUNCTION));
+
+		p.guard = LookupFuncName(name, 0, NULL, true);
+	}
+	return p;
+}
+
+/* our own install or upgrade script is running */
+static bool
+in_own_script(const Protected *p)
+{
+	return creating_extension && OidIsValid(p->extension) &&
+		CurrentExtensionObject == p->extension;
+}
+
+static void
+refuse(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is not allowed: agentauth.audit_log is append-only", what),
+			 errdetail("The audit log and its protection cannot be changed or removed by any role."),
+			 errhint("Old records are removed with agentauth.purge_audit() once they are older than agentauth.audit_retention.")));
+}
+
+/* is relid the log or one of its indexes? */
+static bool
+is_log_relation(const Protected *p, Oid relid)
+{
+	if (!OidIsValid(relid) || !OidIsValid(p->log))
+		return false;
+	if (relid == p->log)
+		return true;
+	if (get_rel_relkind(relid) == RELKIND_INDEX)
+		return IndexGetRelation(relid, true) == p->log;
+	return false;
+}
+
+static bool
+rangevar_is_log(const Protected *p, RangeVar *rv)
+{
+	if (rv == NULL || !OidIsValid(p->log))
+		return false;
+	return is_log_relation(p, RangeVarGetRelid(rv, NoLock, true));
+}
+
+static bool
+func_is_guard(const Protected *p, ObjectWithArgs *func)
+{
+	if (func == NULL || !OidIsValid(p->guard))
+		return false;
+	return LookupFuncWithArgs(OBJECT_FUNCTION, func, true) == p->guard;
+}
+
+/*
+ * A utility statement is about to run: refuse it when it would change or
+ * remove the audit log or its protection.  Called by the one ProcessUtility
+ * hook (utility.c).
+ */
+void
+aa_audit_guard_check(Node *stmt)
+{
+	Protected	p;
+
+	switch (nodeTag(stmt))
+	{
+		case T_DropStmt:
+			{
+				DropStmt   *d = (DropStmt *) stmt;
+				ListCell   *lc;
+
+				if (d->removeType != OBJECT_EXTENSION)
+					return;
+				foreach(lc, d->objects)
+				{
+					if (strcmp(strVal(lfirst(lc)), "agentauth") == 0 &&
+						!aa_allow_uninstall)
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("DROP EXTENSION agentauth is not allowed"),
+								 errdetail("Dropping the extension would destroy the audit log."),
+								 errhint("Start the server with agentauth.allow_uninstall = on in postgresql.conf to uninstall it.")));
+				}
+				return;
+			}
+		case T_TruncateStmt:
+		case T_AlterTableStmt:
+		case T_RenameStmt:
+		case T_AlterObjectSchemaStmt:
+		case T_CreateTrigStmt:
+		case T_RuleStmt:
+		case T_CreateFunctionStmt:
+		case T_AlterFunctionStmt:
+		case T_AlterExtensionContentsStmt:
+			break;
+		default:
+			return;
+	}
+
+	p = protected_objects();
+	if (!OidIsValid(p.log) || in_own_script(&p))
+		return;
+
+	switch (nodeTag(stmt))
+	{
+		case T_TruncateStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((TruncateStmt *) stmt)->relations)
+					if (rangevar_is_log(&p, lfirst_node(RangeVar, lc)))
+						refuse("TRUNCATE");
+				break;
+			}
+		case T_AlterTableStmt:
+			if (rangevar_is_log(&p, ((AlterTableStmt *) stmt)->relation))
+				refuse("ALTER");
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *r = (RenameStmt *) stmt;
+
+				if (rangevar_is_log(&p, r->relation))
+					refuse("ALTER");
+				if (r->renameType == OBJECT_SCHEMA &&
+					strcmp(r->subname, AA_SCHEMA) == 0)
+					refuse("ALTER SCHEMA");
+				if (r->renameType == OBJECT_FUNCTION &&
+					func_is_guard(&p, (ObjectWithArgs *) r->object))
+					refuse("ALTER FUNCTION");
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *a = (AlterObjectSchemaStmt *) stmt;
+
+				if (rangevar_is_log(&p, a->relation))
+					refuse("ALTER");
+				if (a->objectType == OBJECT_FUNCTION &&
+					func_is_guard(&p, (ObjectWithArgs *) a->object))
+					refuse("ALTER FUNCTION");
+				break;
+			}
+		case T_CreateTrigStmt:
+			if (rangevar_is_log(&p, ((CreateTrigStmt *) stmt)->relation))
+				refuse("CREATE TRIGGER");
+			break;
+		case T_RuleStmt:
+			if (rangevar_is_log(&p, ((RuleStmt *) stmt)->relation))
+				refuse("CREATE RULE");
+			break;
+		case T_CreateFunctionStmt:
+			{
+				CreateFunctionStmt *c = (CreateFunctionStmt *) stmt;
+				char	   *fname;
+				Oid			nsp;
+
+				if (!c->replace)
+					break;
+				nsp = QualifiedNameGetCreationNamespace(c->funcname, &fname);
+				if (nsp == p.nsp && strcmp(fname, GUARD_FUNCTION) == 0)
+					refuse("CREATE OR REPLACE FUNCTION");
+				break;
+			}
+		case T_AlterFunctionStmt:
+			if (func_is_guard(&p, ((AlterFunctionStmt *) stmt)->func))
+				refuse("ALTER FUNCTION");
+			break;
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *a = (AlterExtensionContentsStmt *) stmt;
+
+				if (a->action < 0 && strcmp(a->extname, "agentauth") == 0 &&
+					!aa_allow_uninstall)
+					refuse("ALTER EXTENSION agentauth DROP");
+				break;
+			}
+		default:
+			break;
+	}
+}
+
+static Oid
+trigger_relid(Oid trigoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			relid = InvalidOid;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return relid;
+}
+
+/*
+ * An object is about to be dropped: refuse it when it is a part of the audit
+ * log's protection.  Returns whether agentauth guards drops in this database
+ * now -- false when it is not installed, or its own script runs -- for the
+ * other drop checks of the object-access hook (utility.c), which calls this
+ * unless an allowed DROP EXTENSION agentauth is under way.
+ */
+bool
+aa_audit_guard_drop(Oid classId, Oid objectId)
+{
+	Protected	p;
+
+	if (classId != RelationRelationId && classId != TriggerRelationId &&
+		classId != ProcedureRelationId && classId != NamespaceRelationId &&
+		classId != ExtensionRelationId)
+		return false;
+
+	p = protected_objects();
+	if (!OidIsValid(p.extension) || in_own_script(&p))
+		return false;
+	if (classId == ExtensionRelationId && objectId == p.extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("dropping extension agentauth is not allowed"),
+				 errdetail("Dropping the extension would destroy the audit log."),
+				 errhint("Start the server with agentauth.allow_uninstall = on in postgresql.conf to uninstall it.")));
+	if (classId == NamespaceRelationId && objectId == p.nsp)
+		refuse("DROP SCHEMA agentauth");
+	if (classId == RelationRelationId && is_log_relation(&p, objectId))
+		refuse("DROP");
+	if (classId == TriggerRelationId && OidIsValid(p.log) &&
+		trigger_relid(objectId) == p.log)
+		refuse("DROP TRIGGER");
+	if (classId == ProcedureRelationId && objectId == p.guard)
+		refuse("DROP FUNCTION");
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(aa_audit_log_guard);
+
+/*
+ * The statement trigger of agentauth.audit_log: nothing but the writer adds
+ * records, and nothing but purge_audit() removes them.
+ */
+Datum
+aa_audit_log_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	const char *op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_audit_log_guard() must be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && aa_audit_purging)
+		return PointerGetDatum(NULL);
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		op = "INSERT";
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		op = "DELETE";
+	else
+		op = "TRUNCATE";
+	refuse(op);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,519 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.c
+ *		The DDL guard of protected tables: what a utility statement may not
+ *		do to a protected table, or does only after a check.
+ *
+ *		Refused: switching row security off (only unprotect_table() ends
+ *		protection); dropping or renaming the patient column; inheritance
+ *		and partitions across the boundary of protection; renaming or
+ *		moving the table (another could take its name), unless a superuser
+ *		does it; code attached to the table -- triggers, rules, restrictive
+ *		policies, index, constraint, generated-column, USING and statistics
+ *		expressions -- unless a superuser attaches it; dropping the table,
+ *		unless a superuser drops it (recorded as table_unprotected).
+ *
+ *		Checked: TRUNCATE (refused in a session, audited as privileged
+ *		access for a role that bypasses row security) and COPY (under row
+ *		security it is a query and goes through the executor; otherwise as
+ *		TRUNCATE).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/parallel.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/heap.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_policy.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "agentauth.h"
+
+static void
+refuse_ddl(const char *relname, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s protected table %s", what, relname),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * Code that a table's owner attaches to a protected table -- a trigger, a
+ * rule, a policy, an index or constraint expression, a USING or generated
+ * column expression -- runs over whole rows outside the row check: at
+ * creation over every existing row (CREATE INDEX, ADD CONSTRAINT ... CHECK,
+ * a table rewrite), or on every row an agent's statement scans (a
+ * restrictive policy with a cheaper function runs before ours).  Its author
+ * would read every class of every patient, unaudited.  Only a superuser,
+ * who bypasses row security anyway, may attach such code; anyone else
+ * unprotects the table first (audited).
+ */
+static void
+refuse_attached_code(Oid relid, const char *what)
+{
+	AAProtectedRel *prot;
+
+	if (!OidIsValid(relid) || superuser())
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot == NULL)
+		return;
+	refuse_ddl(prot->relname, what,
+			   "Code attached to a protected table sees whole rows outside the row check. "
+			   "A superuser may make this change; otherwise unprotect the table with agentauth.unprotect_table() (audited), change it, and protect it again.");
+}
+
+static bool
+policy_is_restrictive(Oid relid, const char *name)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		restrictive = false;
+
+	ScanKeyInit(&keys[0], Anum_pg_policy_polrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_policy_polname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(name));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+		restrictive = !((Form_pg_policy) GETSTRUCT(tup))->polpermissive;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return restrictive;
+}
+
+static Oid
+rangevar_relid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+static void
+refuse_moved(Oid relid, const char *what)
+{
+	AAProtectedRel *prot;
+
+	if (!OidIsValid(relid) || superuser())
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot != NULL)
+		refuse_ddl(prot->relname, what,
+				   "Another table could take its name, unprotected. A superuser may do this; otherwise unprotect it first with agentauth.unprotect_table() (audited).");
+}
+
+static bool
+constraints_run_code(List *constraints)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Constraint *c = lfirst(lc);
+
+		if (IsA(c, Constraint) &&
+			(c->contype == CONSTR_CHECK || c->contype == CONSTR_EXCLUSION ||
+			 c->contype == CONSTR_GENERATED))
+			return true;
+	}
+	return false;
+}
+
+static void
+check_index(IndexStmt *stmt)
+{
+	ListCell   *lc;
+	bool		code = stmt->whereClause != NULL || stmt->excludeOpNames != NIL;
+
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *e = lfirst(lc);
+
+		if (e->expr != NULL)
+			code = true;
+	}
+	foreach(lc, stmt->indexIncludingParams)
+	{
+		IndexElem  *e = lfirst(lc);
+
+		if (e->expr != NULL)
+			code = true;
+	}
+	if (code)
+		refuse_attached_code(rangevar_relid(stmt->relation),
+							 "create an index with expressions or a predicate on");
+}
+
+static void
+check_stats(CreateStatsStmt *stmt)
+{
+	ListCell   *lc;
+	bool		code = false;
+
+	foreach(lc, stmt->exprs)
+	{
+		StatsElem  *e = lfirst(lc);
+
+		if (IsA(e, StatsElem) && e->expr != NULL)
+			code = true;
+	}
+	if (!code)
+		return;
+	foreach(lc, stmt->relations)
+		if (IsA(lfirst(lc), RangeVar))
+			refuse_attached_code(rangevar_relid(lfirst(lc)),
+								 "create statistics on expressions of");
+}
+
+static void
+check_alter_table(AlterTableStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	AAProtectedRel *prot;
+	ListCell   *lc;
+	char	   *relname;
+	char	   *patient_column;
+
+	if (!OidIsValid(relid))
+		return;
+
+	/* a protected table may not become the parent of another */
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AddInherit && cmd->def && IsA(cmd->def, RangeVar))
+		{
+			Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+
+			if (OidIsValid(parent) && aa_is_protected(parent))
+				refuse_ddl(get_rel_name(parent), "inherit from",
+						   "Rows of a child table would escape the checks of the protected table.");
+		}
+
+		/*
+		 * A partition is read through its parent with the parent's row
+		 * security only, and directly with its own: both or neither must
+		 * be protected.
+		 */
+		if (cmd->subtype == AT_AttachPartition && cmd->def &&
+			IsA(cmd->def, PartitionCmd))
+		{
+			Oid			part = rangevar_relid(((PartitionCmd *) cmd->def)->name);
+
+			if (OidIsValid(part) && aa_is_protected(part) != aa_is_protected(relid))
+				refuse_ddl(aa_is_protected(part) ? get_rel_name(part) :
+						   get_rel_name(relid),
+						   "attach a partition across the boundary of",
+						   "A partition and its parent must both be protected, or neither: rows would escape the checks of the protected one.");
+		}
+	}
+	/* looked up last: the pointer is good until the next lookup */
+	prot = aa_protected_rel(relid);
+	if (prot == NULL)
+		return;
+	relname = pstrdup(prot->relname);
+	patient_column = prot->patient_column ? pstrdup(prot->patient_column) : NULL;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_DisableRowSecurity:
+				refuse_ddl(relname, "disable row level security on",
+						   "Only agentauth.unprotect_table() ends protection.");
+				break;
+			case AT_NoForceRowSecurity:
+				refuse_ddl(relname, "stop forcing row level security on",
+						   "Only agentauth.unprotect_table() ends protection.");
+				break;
+			case AT_DropColumn:
+				if (patient_column && cmd->name &&
+					strcmp(cmd->name, patient_column) == 0)
+					refuse_ddl(relname, "drop the patient column of",
+							   "Unprotect the table first with agentauth.unprotect_table().");
+				break;
+			case AT_AddInherit:
+				refuse_ddl(relname, "make an inheritance child of", NULL);
+				break;
+			case AT_AddConstraint:
+				if (cmd->def && IsA(cmd->def, Constraint) &&
+					constraints_run_code(list_make1(cmd->def)))
+					refuse_attached_code(relid, "add a check or exclusion constraint to");
+				break;
+			case AT_AddColumn:
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
+					refuse_attached_code(relid, "add a generated or checked column to");
+				break;
+			case AT_AlterColumnType:
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					((ColumnDef *) cmd->def)->raw_default != NULL)
+					refuse_attached_code(relid, "change a column type with a USING expression on");
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+static void
+check_rename(RenameStmt *stmt)
+{
+	Oid			relid;
+	AAProtectedRel *prot;
+
+	/*
+	 * Its owner could rename (or move) a protected table and put an
+	 * unprotected one in its place, into which agents would then write.
+	 */
+	if (stmt->renameType == OBJECT_TABLE && stmt->relation != NULL)
+	{
+		refuse_moved(rangevar_relid(stmt->relation), "rename");
+		return;
+	}
+	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot && prot->patient_column && stmt->subname &&
+		strcmp(stmt->subname, prot->patient_column) == 0)
+		refuse_ddl(prot->relname, "rename the patient column of",
+				   "Unprotect the table, rename the column, and protect it again.");
+}
+
+static void
+check_create(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->inhRelations)
+	{
+		RangeVar   *rv = lfirst(lc);
+		Oid			parent = RangeVarGetRelid(rv, NoLock, true);
+
+		if (OidIsValid(parent) && aa_is_protected(parent))
+			refuse_ddl(get_rel_name(parent), "inherit from",
+					   "Rows of a child table would escape the checks of the protected table.");
+	}
+}
+
+/*
+ * Reading or writing a protected table outside the executor: TRUNCATE,
+ * and COPY where row security does not turn it into a query.
+ */
+static void
+check_bulk(Oid relid, const char *action, List *attnames)
+{
+	AAProtectedRel *prot = aa_protected_rel(relid);
+	char	   *relname;
+	const char **cols;
+	int			ncols = 0;
+	ListCell   *lc;
+
+	/* looked up last: the pointer is good until the next lookup */
+	prot = aa_protected_rel(relid);
+	if (prot == NULL)
+		return;
+	relname = pstrdup(prot->relname);
+	cols = palloc(sizeof(char *) * (prot->natts + 1));
+	if (attnames != NIL)
+	{
+		foreach(lc, attnames)
+			cols[ncols++] = pstrdup(strVal(lfirst(lc)));
+	}
+	else
+		for (int i = 1; i <= prot->natts; i++)
+			if (prot->att_name[i])
+				cols[ncols++] = pstrdup(prot->att_name[i]);
+
+	aa_check_standby(relname);
+	if (aa_rls_bypassed(relid, InvalidOid) &&
+		!superuser() && !has_bypassrls_privilege(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row level security is not in force on protected table %s", relname),
+				 errhint("An administrator runs agentauth.protect_table() on it again, which enables and forces row level security.")));
+	if (!aa_rls_bypassed(relid, InvalidOid))
+	{
+		if (aa_session == NULL)
+			aa_refuse_outside_session(relname, ncols, cols, action);
+		if (strcmp(action, "delete") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot truncate protected table %s", relname),
+					 errhint("Delete the rows with DELETE, which checks each row.")));
+		/* COPY under row security goes through the executor */
+		return;
+	}
+	if (aa_session != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row security cannot be applied to table %s for this role", relname),
+				 errdetail("The role bypasses row-level security, and this backend has an agentauth session.")));
+	aa_audit_privileged(relname, ncols, cols, action);
+}
+
+/* TRUNCATE empties tables without the row check */
+static void
+check_truncate(TruncateStmt *ts)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, ts->relations)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+		if (OidIsValid(relid))
+			relids = lappend_oid(relids, relid);
+	}
+
+	/*
+	 * CASCADE also empties every table whose foreign key references one of
+	 * them, a protected one included.
+	 */
+	if (ts->behavior == DROP_CASCADE)
+	{
+		bool		added = true;
+
+		while (added)
+		{
+			added = false;
+			foreach(lc, heap_truncate_find_FKs(relids))
+			{
+				if (!list_member_oid(relids, lfirst_oid(lc)))
+				{
+					relids = lappend_oid(relids, lfirst_oid(lc));
+					added = true;
+				}
+			}
+		}
+	}
+	foreach(lc, relids)
+		check_bulk(lfirst_oid(lc), "delete", NIL);
+}
+
+static void
+check_copy(CopyStmt *cs)
+{
+	Oid			relid;
+
+	if (cs->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(cs->relation, NoLock, true);
+	if (OidIsValid(relid))
+		check_bulk(relid, cs->is_from ? "insert" : "read", cs->attlist);
+}
+
+/*
+ * A utility statement is about to run: refuse it when it would end or get
+ * around the protection of a protected table.  Called by the one
+ * ProcessUtility hook (utility.c), before the statement runs.
+ */
+void
+aa_ddl_check(Node *stmt)
+{
+	if (!IsTransactionState() || IsParallelWorker())
+		return;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			check_alter_table((AlterTableStmt *) stmt);
+			break;
+		case T_RenameStmt:
+			check_rename((RenameStmt *) stmt);
+			break;
+		case T_CreateStmt:
+			check_create((CreateStmt *) stmt);
+			break;
+		case T_IndexStmt:
+			check_index((IndexStmt *) stmt);
+			break;
+		case T_AlterObjectSchemaStmt:
+			if (((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)
+				refuse_moved(rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation),
+							 "move");
+			break;
+		case T_CreateStatsStmt:
+			check_stats((CreateStatsStmt *) stmt);
+			break;
+		case T_CreateTrigStmt:
+			refuse_attached_code(rangevar_relid(((CreateTrigStmt *) stmt)->relation),
+								 "create a trigger on");
+			break;
+		case T_RuleStmt:
+			refuse_attached_code(rangevar_relid(((RuleStmt *) stmt)->relation),
+								 "create a rule on");
+			break;
+		case T_CreatePolicyStmt:
+			/* a permissive one is ORed with our "true": never evaluated */
+			if (!((CreatePolicyStmt *) stmt)->permissive)
+				refuse_attached_code(rangevar_relid(((CreatePolicyStmt *) stmt)->table),
+									 "create a restrictive policy on");
+			break;
+		case T_AlterPolicyStmt:
+			{
+				AlterPolicyStmt *ps = (AlterPolicyStmt *) stmt;
+				Oid			relid = rangevar_relid(ps->table);
+
+				if ((ps->qual || ps->with_check) && OidIsValid(relid) &&
+					policy_is_restrictive(relid, ps->policy_name))
+					refuse_attached_code(relid, "alter a restrictive policy on");
+			}
+			break;
+		case T_TruncateStmt:
+			check_truncate((TruncateStmt *) stmt);
+			break;
+		case T_CopyStmt:
+			check_copy((CopyStmt *) stmt);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Dropping a protected table deletes every patient's rows with no row check
+ * and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): only a
+ * superuser may, and the drop is recorded.  Called by the one object-access
+ * hook (utility.c) for a relation about to be dropped, while agentauth is
+ * installed and none of its own scripts runs.
+ */
+void
+aa_ddl_check_drop(Oid relid)
+{
+	AAProtectedRel *prot = aa_protected_rel(relid);
+	AARecord	rec;
+
+	if (prot == NULL)
+		return;
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot drop protected table %s", prot->relname),
+				 errhint("Unprotect it first with agentauth.unprotect_table() (audited), or ask a superuser.")));
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "table_unprotected";
+	rec.relation = pstrdup(prot->relname);
+	rec.row_count = -1;
+	rec.outcome = "permit";
+	rec.detail = "{\"via\": \"drop\"}";
+	aa_audit_emit(&rec, true);
+	aa_generation_bump_at_commit();
+}
