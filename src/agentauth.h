@@ -248,15 +248,12 @@ extern bool aa_role_bypasses_rls(Oid roleid);
  * session_sql.c -- begin_session, begin_human_session, end_session, whoami
  * ---------------------------------------------------------------------
  */
+/* SQL entry points only: they fill a session and hand it to session.c */
 
 /* ---------------------------------------------------------------------
  * token.c -- token secrets
  * ---------------------------------------------------------------------
  */
-#define AA_SECRET_PREFIX	"aat_"
-#define AA_SECRET_BYTES		32		/* 256 bits */
-#define AA_SECRET_LEN		(4 + 43)	/* "aat_" + base64url(32 bytes) */
-
 extern bool aa_secret_well_formed(const char *s, int len);
 extern void aa_secret_digest(const char *s, int len, unsigned char *out);
 

@@ -29,30 +29,22 @@
  *		reloaded at their next use, one small query each, so a consent
  *		manager working at the desk does not make every backend reload the
  *		whole set.  Both queries are prepared once per backend.  Loads read
- *		with the latest snapshot, so a REPEATABLE READ transaction still sees a
- *		withdrawal.  aa_decision_gen() turns all of that into one number
- *		that the per-row check compares.
+ *		with the latest snapshot, so a REPEATABLE READ transaction still
+ *		sees a withdrawal.  aa_decision_gen() turns all of that into one
+ *		number that the per-row check compares.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/rangetypes.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 

@@ -15,7 +15,6 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/rel.h"
 
 #include "agentauth.h"

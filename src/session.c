@@ -32,11 +32,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "storage/ipc.h"
-#include "tcop/utility.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"

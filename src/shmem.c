@@ -36,7 +36,6 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/memutils.h"
 
 #include "agentauth.h"
 

@@ -5,9 +5,9 @@
  *
  *		A secret is "aat_" followed by the base64url encoding, without
  *		padding, of 32 bytes from pg_strong_random(): 47 characters
- *		(PostgreSQL's base64, with its two URL-unsafe characters translated).  The
- *		database stores only SHA-256 of the secret's text (the same value as
- *		pgcrypto's digest(secret, 'sha256')), so a copy of the database, a
+ *		(PostgreSQL's base64 with its two URL-unsafe characters translated).
+ *		The database stores only SHA-256 of the secret's text (the same value
+ *		as pgcrypto's digest(secret, 'sha256')), so a copy of the database, a
  *		dump or a backup yields no usable token.
  *
  *		Also the small SQL doors the install script's SQL functions need:
@@ -28,8 +28,11 @@ PG_FUNCTION_INFO_V1(aa_secret_hash);
 PG_FUNCTION_INFO_V1(aa_has_role_sql);
 PG_FUNCTION_INFO_V1(aa_bump_generation_sql);
 
-#define B64_LEN		44			/* base64 of AA_SECRET_BYTES, with one '=' */
-#define BODY_LEN	(AA_SECRET_LEN - 4)
+#define SECRET_PREFIX		"aat_"
+#define SECRET_BYTES		32		/* 256 bits */
+#define SECRET_LEN		(4 + 43)	/* "aat_" + base64url(32 bytes) */
+#define B64_LEN		44			/* base64 of SECRET_BYTES, with one '=' */
+#define BODY_LEN	(SECRET_LEN - 4)
 
 /*
  * base64url without padding is base64 with '-' for '+', '_' for '/' and the
@@ -41,7 +44,7 @@ secret_encode(const unsigned char *raw, char *body)
 {
 	char		b64[B64_LEN + 1];
 
-	if (pg_b64_encode((const char *) raw, AA_SECRET_BYTES, b64, B64_LEN) != B64_LEN)
+	if (pg_b64_encode((const char *) raw, SECRET_BYTES, b64, B64_LEN) != B64_LEN)
 		elog(ERROR, "could not encode a token secret");
 	Assert(b64[B64_LEN - 1] == '=');
 	for (int i = 0; i < BODY_LEN; i++)
@@ -61,11 +64,11 @@ aa_secret_well_formed(const char *s, int len)
 {
 	const char *body;
 	char		b64[B64_LEN];
-	unsigned char raw[AA_SECRET_BYTES + 2];
+	unsigned char raw[SECRET_BYTES + 2];
 	char		again[BODY_LEN + 1];
 	bool		ok = true;
 
-	if (len != AA_SECRET_LEN || strncmp(s, AA_SECRET_PREFIX, 4) != 0)
+	if (len != SECRET_LEN || strncmp(s, SECRET_PREFIX, 4) != 0)
 		return false;
 	body = s + 4;
 	for (int i = 0; i < BODY_LEN; i++)
@@ -79,7 +82,7 @@ aa_secret_well_formed(const char *s, int len)
 	}
 	b64[B64_LEN - 1] = '=';
 	if (!ok ||
-		pg_b64_decode(b64, B64_LEN, (char *) raw, sizeof(raw)) != AA_SECRET_BYTES)
+		pg_b64_decode(b64, B64_LEN, (char *) raw, sizeof(raw)) != SECRET_BYTES)
 		return false;
 	secret_encode(raw, again);
 	explicit_bzero(raw, sizeof(raw));
@@ -99,16 +102,16 @@ aa_secret_digest(const char *s, int len, unsigned char *out)
 Datum
 aa_new_secret(PG_FUNCTION_ARGS)
 {
-	unsigned char raw[AA_SECRET_BYTES];
-	char		out[AA_SECRET_LEN + 1];
+	unsigned char raw[SECRET_BYTES];
+	char		out[SECRET_LEN + 1];
 
 	if (!pg_strong_random(raw, sizeof(raw)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random token secret")));
-	memcpy(out, AA_SECRET_PREFIX, 4);
+	memcpy(out, SECRET_PREFIX, 4);
 	secret_encode(raw, out + 4);
-	Assert(strlen(out) == AA_SECRET_LEN);
+	Assert(strlen(out) == SECRET_LEN);
 	explicit_bzero(raw, sizeof(raw));
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }
