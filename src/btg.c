@@ -60,6 +60,26 @@ static MemoryContext btg_context = NULL;	/* NULL: never broke the glass */
 static uint64 btg_loaded_gen = 0;	/* 0: reload before use */
 static bool btg_callbacks_registered = false;
 
+/* the queries, schema-qualified (the caller's search_path is in force) */
+#define LOAD_SQL \
+	"SELECT id, patient, ends_at FROM agentauth.break_glass " \
+	"WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL"
+
+#define FIND_APPROVAL_SQL \
+	"SELECT id FROM agentauth.approval " \
+	"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 " \
+	"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 " \
+	"AND uses_left OPERATOR(pg_catalog.>) 0 " \
+	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	"ORDER BY expires_at, id"
+
+#define USE_APPROVAL_SQL \
+	"UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 " \
+	"WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 " \
+	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	"RETURNING id"
+
+/* prepared once per backend */
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr find_approval_plan = NULL;
 static SPIPlanPtr use_approval_plan = NULL;
@@ -126,10 +146,7 @@ btg_reload(void)
 
 	aa_spi_begin(&st, false);
 	arg = UUIDPGetDatum(&aa_session->id);
-	aa_spi_select_latest(aa_spi_keep_plan(&load_plan,
-										  "SELECT id, patient, ends_at FROM agentauth.break_glass "
-										  "WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
-										  1, types),
+	aa_spi_select_latest(aa_spi_keep_plan(&load_plan, LOAD_SQL, 1, types),
 						 &arg, nulls, 0);
 
 	/* the new list replaces the old one in our child of the session's memory */
@@ -238,18 +255,8 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 				 errmsg("no agentauth session")));
 
 	aa_spi_begin(&st, false);
-	aa_spi_keep_plan(&find_approval_plan,
-					 "SELECT id FROM agentauth.approval "
-					 "WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
-					 "AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
-					 "AND uses_left OPERATOR(pg_catalog.>) 0 "
-					 "AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-					 "ORDER BY expires_at, id", 4, types);
-	aa_spi_keep_plan(&use_approval_plan,
-					 "UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 "
-					 "WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 "
-					 "AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-					 "RETURNING id", 1, types);
+	aa_spi_keep_plan(&find_approval_plan, FIND_APPROVAL_SQL, 4, types);
+	aa_spi_keep_plan(&use_approval_plan, USE_APPROVAL_SQL, 1, types);
 	args[0] = UUIDPGetDatum(&aa_session->principal);
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = CStringGetTextDatum(patient);
