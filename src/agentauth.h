@@ -24,13 +24,8 @@
 #define AA_SCHEMA			"agentauth"
 #define AA_LABEL_PROVIDER	"agentauth"
 
-/* Bounds on user input (SPEC 13: oversized input is refused). */
-#define AA_MAX_NAME_LEN		200		/* names, codes, roles, patients */
-#define AA_MAX_TEXT_LEN		4000	/* reasons, descriptions, owners */
-#define AA_MAX_ARRAY_LEN	1000	/* scopes, purposes, patient lists */
-#define AA_SECRET_PREFIX	"aat_"
-#define AA_SECRET_BYTES		32		/* 256 bits */
-#define AA_SECRET_LEN		(4 + 43)	/* "aat_" + base64url(32 bytes) */
+/* Bound on names, codes, roles and patients from user input (SPEC 13) */
+#define AA_MAX_NAME_LEN		200
 
 /* ---------------------------------------------------------------------
  * agentauth.c -- module entry
@@ -94,6 +89,9 @@ typedef struct AASharedState
 extern AASharedState *aa_shared;
 
 extern void aa_shmem_init(void);
+
+/* move a shared counter now and again at commit, then run after (or NULL) */
+extern void aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void));
 extern uint64 aa_generation(void);
 extern void aa_generation_bump_at_commit(void);
 extern uint64 aa_consent_generation(void);
@@ -106,7 +104,7 @@ extern void aa_consent_changed_at_commit(const char *patient, int len);
 extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
 
 /* ---------------------------------------------------------------------
- * util.c -- small helpers shared by every module
+ * util.c -- the helper layer shared by every module
  * ---------------------------------------------------------------------
  */
 extern void aa_require_role(const char *role);
@@ -117,6 +115,52 @@ extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out)
 extern bool aa_extension_ready(void);
 extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
+
+/*
+ * The extension's own queries: SPI connected, as the bootstrap superuser
+ * (aa_spi_begin) or another role, with search_path pinned, the security
+ * context restricted, and optionally the latest snapshot pushed.  An error
+ * in between is undone by the (sub)transaction abort.
+ */
+typedef struct AASpiState
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			guc_nest;		/* aa_pin_search_path() */
+	bool		snapshot_pushed;
+} AASpiState;
+
+extern void aa_spi_begin(AASpiState *st, bool latest_snapshot);
+extern void aa_spi_begin_as(AASpiState *st, Oid userid, bool latest_snapshot);
+extern void aa_spi_end(AASpiState *st);
+extern struct _SPI_plan *aa_spi_keep_plan(struct _SPI_plan **cache,
+										  const char *sql, int nargs,
+										  Oid *argtypes);
+extern void aa_spi_select_latest(struct _SPI_plan *plan, Datum *values,
+								 const char *nulls, long tcount);
+/* column col of the first row of the last SPI result */
+extern Datum aa_spi_first_value(int col, bool *isnull);
+
+/*
+ * Actions, as bits (consent provisions, approvals, access accounting).
+ * Bit i is the action of index i: read 0, insert 1, update 2, delete 3.
+ */
+#define AA_NACTIONS			4
+#define AA_ACT_BIT(idx)		(1 << (idx))
+#define AA_ACT_READ			0x01
+#define AA_ACT_INSERT		0x02
+#define AA_ACT_UPDATE		0x04
+#define AA_ACT_DELETE		0x08
+#define AA_ACT_WRITE		(AA_ACT_INSERT | AA_ACT_UPDATE | AA_ACT_DELETE)
+
+/* one bit: its name; several: "write" */
+extern const char *aa_action_name(int action);
+/* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
+extern int	aa_action_from_name(const char *name, int len);
+
+extern char **aa_text_array_to_cstrings(Datum d, int *n);
+extern Datum aa_cstrings_to_text_array(char **items, int n);
+extern pg_uuid_t *aa_uuid_copy(const pg_uuid_t *u);
 
 /* ---------------------------------------------------------------------
  * redact.c -- token secrets never reach the server log (emit_log_hook)
@@ -196,8 +240,24 @@ extern void aa_session_check(void);
 /* does the session's scope allow this class and action?  false: no session */
 extern bool aa_session_scope_allows(const char *data_class, bool write);
 
-/* does the session's token allow this patient?  false: no session */
-extern bool aa_session_patient_allowed(const char *patient);
+/* the session's lifecycle, for session_sql.c: staged with the transaction */
+extern AASession *aa_session_alloc(void);
+extern void aa_session_install(AASession *s);
+extern void aa_session_end(void);
+
+/* a superuser or BYPASSRLS role gets no session */
+extern bool aa_role_bypasses_rls(Oid roleid);
+
+/* is token t, or one it was delegated from, revoked?  (SQL, for t) */
+#define AA_TOKEN_REVOKED_SQL \
+	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
+	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL))"
+
+/* ---------------------------------------------------------------------
+ * session_sql.c -- begin_session, begin_human_session, end_session, whoami
+ * ---------------------------------------------------------------------
+ */
+/* SQL entry points only: they fill a session and hand it to session.c */
 
 /* a utility statement ran (utility.c): DISCARD ALL ends the session */
 extern void aa_session_utility_done(Node *stmt);
@@ -448,13 +508,6 @@ extern bool aa_audit_guard_drop(Oid classId, Oid objectId);
  */
 #define AA_NON_PHI			"non_phi"
 
-/* actions, as bits (consent provisions, approvals, access accounting) */
-#define AA_ACT_READ			0x01
-#define AA_ACT_INSERT		0x02
-#define AA_ACT_UPDATE		0x04
-#define AA_ACT_DELETE		0x08
-#define AA_ACT_WRITE		(AA_ACT_INSERT | AA_ACT_UPDATE | AA_ACT_DELETE)
-
 typedef struct AAProtectedRel
 {
 	Oid			relid;
@@ -576,13 +629,13 @@ typedef struct AADecision
 extern void aa_consent_decide(const char *patient, int nclasses,
 							  char **classes, bool anyof, int action,
 							  AADecision *result);
-/* the earliest time at which a cached decision may change, or DT_NOEND */
-extern TimestampTz aa_consent_valid_until(void);
-extern struct HTAB *aa_string_hash_create(const char *name, Size entrysize,
-										  MemoryContext cxt);
-extern void aa_consent_refresh(void);
 /* moves whenever a cached decision may have changed (the row check's test) */
 extern uint64 aa_decision_gen(void);
+
+/* ---------------------------------------------------------------------
+ * consent_sql.c -- explain_access(), the consent and generation triggers
+ * ---------------------------------------------------------------------
+ */
 
 /* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals

@@ -31,18 +31,14 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "nodes/memnodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -65,6 +61,41 @@ static MemoryContext btg_context = NULL;	/* NULL: never broke the glass */
 static uint64 btg_loaded_gen = 0;	/* 0: reload before use */
 static bool btg_callbacks_registered = false;
 
+/* the queries, schema-qualified (the caller's search_path is in force) */
+#define LOAD_SQL \
+	"SELECT id, patient, ends_at FROM agentauth.break_glass " \
+	"WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL"
+
+#define FIND_APPROVAL_SQL \
+	"SELECT id FROM agentauth.approval " \
+	"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 " \
+	"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 " \
+	"AND uses_left OPERATOR(pg_catalog.>) 0 " \
+	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	"ORDER BY expires_at, id"
+
+/*
+ * From 1.1 an approval covers agent writes under one of the approver's
+ * registered purposes only ($5, the agent session's purpose).  Until ALTER
+ * EXTENSION UPDATE adds approval.purposes, the 1.0 rule (any purpose)
+ * stands.
+ */
+#define FIND_APPROVAL_BY_PURPOSE_SQL \
+	"SELECT id FROM agentauth.approval " \
+	"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 " \
+	"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 " \
+	"AND $5 OPERATOR(pg_catalog.=) ANY (purposes) " \
+	"AND uses_left OPERATOR(pg_catalog.>) 0 " \
+	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	"ORDER BY expires_at, id"
+
+#define USE_APPROVAL_SQL \
+	"UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 " \
+	"WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 " \
+	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	"RETURNING id"
+
+/* prepared once per backend */
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr find_approval_plan = NULL;
 static SPIPlanPtr use_approval_plan = NULL;
@@ -113,38 +144,6 @@ btg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		btg_loaded_gen = 0;
 }
 
-/* Run the rest of an SPI call as the bootstrap superuser (our catalogs). */
-static void
-btg_spi_begin(Oid *save_userid, int *save_sec, int *nest)
-{
-	GetUserIdAndSecContext(save_userid, save_sec);
-	*nest = aa_pin_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-btg_spi_end(Oid save_userid, int save_sec, int nest)
-{
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	aa_unpin_search_path(nest);
-}
-
-static SPIPlanPtr
-btg_prepare(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-			 sql, SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
 /*
  * Load the open overrides of the current session into aa_session, with the
  * latest snapshot (a REPEATABLE READ transaction must still see an override
@@ -154,27 +153,17 @@ static void
 btg_reload(void)
 {
 	uint64		gen = aa_generation();	/* before reading: see shmem.c */
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
+	Oid			types[1] = {UUIDOID};
 	Datum		arg;
 	char		nulls[1] = {' '};
 	AABreakGlass *list = NULL;
 	int			n;
 
-	btg_spi_begin(&save_userid, &save_sec, &nest);
-	if (load_plan == NULL)
-	{
-		Oid			types[1] = {UUIDOID};
-
-		load_plan = btg_prepare("SELECT id, patient, ends_at FROM agentauth.break_glass "
-								"WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
-								1, types);
-	}
+	aa_spi_begin(&st, false);
 	arg = UUIDPGetDatum(&aa_session->id);
-	if (SPI_execute_snapshot(load_plan, &arg, nulls, GetLatestSnapshot(),
-							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not load break-the-glass overrides");
+	aa_spi_select_latest(aa_spi_keep_plan(&load_plan, LOAD_SQL, 1, types),
+						 &arg, nulls, 0);
 
 	/* the new list replaces the old one in our child of the session's memory */
 	MemoryContextReset(btg_context);
@@ -198,7 +187,7 @@ btg_reload(void)
 			list[i].ends_at = DatumGetTimestampTz(d);
 		}
 	}
-	btg_spi_end(save_userid, save_sec, nest);
+	aa_spi_end(&st);
 
 	aa_session->break_glass = list;
 	aa_session->nbreak_glass = n;
@@ -268,9 +257,8 @@ void
 aa_approval_consume(Oid relid, const char *patient, const char *action,
 					pg_uuid_t *approval)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
+	Oid			types[5] = {UUIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	uint64		ncand;
@@ -282,43 +270,19 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no agentauth session")));
 
-	btg_spi_begin(&save_userid, &save_sec, &nest);
+	aa_spi_begin(&st, false);
 	if (find_approval_plan == NULL)
 	{
-		Oid			types[5] = {UUIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID};
-		Oid			type1[1] = {UUIDOID};
 		Oid			approval_rel = get_relname_relid("approval",
 													 get_namespace_oid(AA_SCHEMA, false));
-
-		/*
-		 * From 1.1 an approval covers writes under one of the approver's
-		 * registered purposes only.  Until ALTER EXTENSION UPDATE adds the column, the 1.0 rule
-		 * (any purpose) stands.
-		 */
 		bool		by_purpose = OidIsValid(approval_rel) &&
 			get_attnum(approval_rel, "purposes") != InvalidAttrNumber;
 
-		find_approval_plan = btg_prepare(
-			by_purpose ?
-			"SELECT id FROM agentauth.approval "
-			"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
-			"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
-			"AND $5 OPERATOR(pg_catalog.=) ANY (purposes) "
-			"AND uses_left OPERATOR(pg_catalog.>) 0 "
-			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-			"ORDER BY expires_at, id" :
-			"SELECT id FROM agentauth.approval "
-			"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 "
-			"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 "
-			"AND uses_left OPERATOR(pg_catalog.>) 0 "
-			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-			"ORDER BY expires_at, id", 5, types);
-		use_approval_plan = btg_prepare(
-			"UPDATE agentauth.approval SET uses_left = uses_left OPERATOR(pg_catalog.-) 1 "
-			"WHERE id OPERATOR(pg_catalog.=) $1 AND uses_left OPERATOR(pg_catalog.>) 0 "
-			"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-			"RETURNING id", 1, type1);
+		aa_spi_keep_plan(&find_approval_plan,
+						 by_purpose ? FIND_APPROVAL_BY_PURPOSE_SQL : FIND_APPROVAL_SQL,
+						 5, types);
 	}
+	aa_spi_keep_plan(&use_approval_plan, USE_APPROVAL_SQL, 1, types);
 	args[0] = UUIDPGetDatum(&aa_session->principal);
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = CStringGetTextDatum(patient);
@@ -355,7 +319,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 			found = true;
 		}
 	}
-	btg_spi_end(save_userid, save_sec, nest);
+	aa_spi_end(&st);
 
 	if (!found)
 	{
@@ -381,9 +345,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 void
 aa_btg_session_end(void)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
 	Datum		arg;
 	char		nulls[1] = {' '};
 	uint64		n;
@@ -394,7 +356,7 @@ aa_btg_session_end(void)
 	if (!btg_current() || btg_context == NULL)
 		return;
 
-	btg_spi_begin(&save_userid, &save_sec, &nest);
+	aa_spi_begin(&st, false);
 	{
 		Oid			types[1] = {UUIDOID};
 
@@ -418,7 +380,7 @@ aa_btg_session_end(void)
 		patients[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		MemoryContextSwitchTo(old);
 	}
-	btg_spi_end(save_userid, save_sec, nest);
+	aa_spi_end(&st);
 
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -473,23 +435,15 @@ aa_btg_session(PG_FUNCTION_ARGS)
 		aa_session_check();
 	if (aa_session != NULL)
 	{
-		pg_uuid_t  *sid = palloc(sizeof(pg_uuid_t));
-		pg_uuid_t  *pid = palloc(sizeof(pg_uuid_t));
-
-		memcpy(sid, &aa_session->id, sizeof(pg_uuid_t));
-		memcpy(pid, &aa_session->principal, sizeof(pg_uuid_t));
-		values[0] = UUIDPGetDatum(sid);
+		values[0] = UUIDPGetDatum(aa_uuid_copy(&aa_session->id));
 		nulls[0] = false;
-		values[1] = UUIDPGetDatum(pid);
+		values[1] = UUIDPGetDatum(aa_uuid_copy(&aa_session->principal));
 		nulls[1] = false;
 		values[2] = CStringGetTextDatum(aa_session->is_agent ? "agent" : "human");
 		nulls[2] = false;
 		if (aa_session->has_token)
 		{
-			pg_uuid_t  *tid = palloc(sizeof(pg_uuid_t));
-
-			memcpy(tid, &aa_session->token, sizeof(pg_uuid_t));
-			values[3] = UUIDPGetDatum(tid);
+			values[3] = UUIDPGetDatum(aa_uuid_copy(&aa_session->token));
 			nulls[3] = false;
 		}
 		if (aa_session->on_behalf_of != NULL)
@@ -499,13 +453,8 @@ aa_btg_session(PG_FUNCTION_ARGS)
 		}
 		if (aa_session->npatients >= 0)
 		{
-			Datum	   *elems = palloc(sizeof(Datum) * Max(aa_session->npatients, 1));
-
-			for (int i = 0; i < aa_session->npatients; i++)
-				elems[i] = CStringGetTextDatum(aa_session->patients[i]);
-			values[5] = PointerGetDatum(construct_array(elems, aa_session->npatients,
-														TEXTOID, -1, false,
-														TYPALIGN_INT));
+			values[5] = aa_cstrings_to_text_array(aa_session->patients,
+												  aa_session->npatients);
 			nulls[5] = false;
 		}
 		values[6] = BoolGetDatum(aa_session->can_break_glass);

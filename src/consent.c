@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * consent.c
- *		Consent and default decisions (SPEC 7), cached per backend.
+ *		Consent and default decisions (SPEC 7), cached per backend.  The SQL
+ *		entry points (explain_access, the triggers that publish changes)
+ *		are in consent_sql.c.
  *
  *		Decision for (patient, class, action) in the current session, first
  *		match wins:
@@ -26,31 +28,23 @@
  *		patients (shmem.c): only their entries are marked stale and
  *		reloaded at their next use, one small query each, so a consent
  *		manager working at the desk does not make every backend reload the
- *		whole set.  Both queries are prepared once per backend.  Loads read with
- *		the latest snapshot, so a REPEATABLE READ transaction still sees a
- *		withdrawal.  aa_decision_gen() turns all of that into one number
- *		that the per-row check compares.
+ *		whole set.  Both queries are prepared once per backend.  Loads read
+ *		with the latest snapshot, so a REPEATABLE READ transaction still
+ *		sees a withdrawal.  aa_decision_gen() turns all of that into one
+ *		number that the per-row check compares.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/rangetypes.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -128,8 +122,8 @@ cstring_ptr_match(const void *key1, const void *key2, Size keysize)
 	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
 }
 
-HTAB *
-aa_string_hash_create(const char *name, Size entrysize, MemoryContext cxt)
+static HTAB *
+string_hash_create(const char *name, Size entrysize, MemoryContext cxt)
 {
 	HASHCTL		ctl;
 
@@ -165,13 +159,6 @@ session_changed(void)
 	return false;
 }
 
-void
-aa_consent_refresh(void)
-{
-	cache_valid = false;
-	decision_gen++;
-}
-
 static void
 reset_cache(void)
 {
@@ -188,7 +175,7 @@ reset_cache(void)
 	if (aa_session)
 		built_session_id = aa_session->id;
 	MemoryContextReset(consent_cxt);
-	patients = aa_string_hash_create("agentauth consent by patient",
+	patients = string_hash_create("agentauth consent by patient",
 									 sizeof(PatientConsent), consent_cxt);
 	all_loaded = false;
 	lazy_loads = 0;
@@ -259,63 +246,10 @@ aa_decision_gen(void)
 	return decision_gen;
 }
 
-TimestampTz
-aa_consent_valid_until(void)
-{
-	return valid_until;
-}
-
 /* ------------------------------------------------------------------
  * Loading
  * ------------------------------------------------------------------
  */
-
-static int
-action_bit(const char *a)
-{
-	if (strcmp(a, "read") == 0)
-		return AA_ACT_READ;
-	if (strcmp(a, "write") == 0)
-		return AA_ACT_WRITE;
-	if (strcmp(a, "insert") == 0)
-		return AA_ACT_INSERT;
-	if (strcmp(a, "update") == 0)
-		return AA_ACT_UPDATE;
-	if (strcmp(a, "delete") == 0)
-		return AA_ACT_DELETE;
-	return 0;
-}
-
-static void
-enter_as_owner(Oid *save_userid, int *save_sec, int *nest)
-{
-	GetUserIdAndSecContext(save_userid, save_sec);
-	*nest = aa_pin_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PushActiveSnapshot(GetLatestSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-leave_as_owner(Oid save_userid, int save_sec, int nest)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	aa_unpin_search_path(nest);
-}
-
-static Datum
-text_array_datum(char **items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * (n > 0 ? n : 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
 
 /*
  * Run the provision query, for one patient (patient != NULL) or for every
@@ -335,23 +269,10 @@ text_array_datum(char **items, int n)
 	"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3)) " \
 	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
 
-static SPIPlanPtr
-prepare_kept(const char *query, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare the consent query: %s",
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
-
 static void
 load_provisions(const char *patient)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
 	Oid			argtypes[5] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -359,6 +280,7 @@ load_provisions(const char *patient)
 	int			nowners = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext oldcxt;
+	SPIPlanPtr	plan;
 	int			ret;
 
 	Assert(aa_session != NULL);
@@ -370,9 +292,9 @@ load_provisions(const char *patient)
 		owners[nowners++] = aa_session->on_behalf_of;
 	if (!aa_session->is_agent && aa_session->name)
 		owners[nowners++] = aa_session->name;
-	values[2] = text_array_datum(owners, nowners);
+	values[2] = aa_cstrings_to_text_array(owners, nowners);
 	if (aa_session->npatients >= 0)
-		values[3] = text_array_datum(aa_session->patients, aa_session->npatients);
+		values[3] = aa_cstrings_to_text_array(aa_session->patients, aa_session->npatients);
 	else
 		nulls[3] = 'n';
 	if (patient)
@@ -380,15 +302,15 @@ load_provisions(const char *patient)
 	else
 		nulls[4] = 'n';
 
-	enter_as_owner(&save_userid, &save_sec, &nest);
-	if (patient_plan == NULL)
-	{
-		/* prepared once: parsing and planning cost more than the query */
-		patient_plan = prepare_kept(PROVISION_QUERY
-									"   AND c.patient OPERATOR(pg_catalog.=) $5", 5, argtypes);
-		all_plan = prepare_kept(PROVISION_QUERY, 4, argtypes);
-	}
-	ret = SPI_execute_plan(patient ? patient_plan : all_plan, values, nulls, true, 0);
+	aa_spi_begin(&st, true);
+	/* prepared once: parsing and planning cost more than the query */
+	if (patient)
+		plan = aa_spi_keep_plan(&patient_plan, PROVISION_QUERY
+								"   AND c.patient OPERATOR(pg_catalog.=) $5",
+								5, argtypes);
+	else
+		plan = aa_spi_keep_plan(&all_plan, PROVISION_QUERY, 4, argtypes);
+	ret = SPI_execute_plan(plan, values, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.consent");
 
@@ -430,35 +352,15 @@ load_provisions(const char *patient)
 		if (isnull)
 			p->nclasses = -1;
 		else
-		{
-			Datum	   *elems;
-			bool	   *enulls;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, &enulls, &n);
-			p->classes = palloc(sizeof(char *) * (n > 0 ? n : 1));
-			p->nclasses = 0;
-			for (int j = 0; j < n; j++)
-				if (!enulls[j])
-					p->classes[p->nclasses++] = TextDatumGetCString(elems[j]);
-		}
+			p->classes = aa_text_array_to_cstrings(d, &p->nclasses);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		if (!isnull)
 		{
-			Datum	   *elems;
-			bool	   *enulls;
 			int			n;
+			char	  **actions = aa_text_array_to_cstrings(d, &n);
 
-			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, &enulls, &n);
 			for (int j = 0; j < n; j++)
-				if (!enulls[j])
-				{
-					char	   *a = TextDatumGetCString(elems[j]);
-
-					p->actions |= action_bit(a);
-				}
+				p->actions |= aa_action_from_name(actions[j], -1);
 		}
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		p->lower = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
@@ -484,21 +386,19 @@ load_provisions(const char *patient)
 		pc->provisions = lappend(pc->provisions, p);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	leave_as_owner(save_userid, save_sec, nest);
+	aa_spi_end(&st);
 }
 
 static void
 load_defaults(void)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	MemoryContext oldcxt;
 
 	values[0] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
-	enter_as_owner(&save_userid, &save_sec, &nest);
+	aa_spi_begin(&st, true);
 	if (SPI_execute_with_args("SELECT data_class, decision OPERATOR(pg_catalog.=) 'permit' "
 							  "  FROM agentauth.default_decision "
 							  " WHERE purpose OPERATOR(pg_catalog.=) $1",
@@ -517,7 +417,7 @@ load_defaults(void)
 	}
 	defaults_loaded = true;
 	MemoryContextSwitchTo(oldcxt);
-	leave_as_owner(save_userid, save_sec, nest);
+	aa_spi_end(&st);
 }
 
 static List *
@@ -536,7 +436,7 @@ provisions_for(const char *patient)
 	{
 		/* a fresh table: the lazily loaded entries would be doubled */
 		hash_destroy(patients);
-		patients = aa_string_hash_create("agentauth consent by patient",
+		patients = string_hash_create("agentauth consent by patient",
 										 sizeof(PatientConsent), consent_cxt);
 		load_provisions(NULL);
 		all_loaded = true;
@@ -675,24 +575,6 @@ append_json_str(StringInfo buf, const char *s)
 	escape_json(buf, s);
 }
 
-static const char *
-action_name(int action)
-{
-	switch (action)
-	{
-		case AA_ACT_READ:
-			return "read";
-		case AA_ACT_INSERT:
-			return "insert";
-		case AA_ACT_UPDATE:
-			return "update";
-		case AA_ACT_DELETE:
-			return "delete";
-		default:
-			return "write";
-	}
-}
-
 static bool
 patient_in_token(const char *patient)
 {
@@ -793,7 +675,7 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 			appendStringInfoString(&buf, ", \"data_class\": ");
 			append_json_str(&buf, classes[i]);
 			appendStringInfoString(&buf, ", \"action\": ");
-			append_json_str(&buf, action_name(action));
+			append_json_str(&buf, aa_action_name(action));
 			if (cd.ids != NIL)
 			{
 				appendStringInfoString(&buf, ", \"consent\": ");
@@ -846,7 +728,7 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 	{
 		/* anyof and nothing permitted */
 		appendStringInfoString(&buf, "{\"reason\": \"no consent or default permits any data class in scope\", \"action\": ");
-		append_json_str(&buf, action_name(action));
+		append_json_str(&buf, aa_action_name(action));
 		appendStringInfoChar(&buf, '}');
 		result->authority = buf.data;
 		return;
@@ -881,160 +763,4 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 	}
 	appendStringInfoChar(&buf, '}');
 	result->authority = buf.data;
-}
-
-/* ------------------------------------------------------------------
- * agentauth.explain_access(patient text, data_class text, action text)
- *   RETURNS TABLE (decision text, reason text, authority jsonb)
- * ------------------------------------------------------------------
- */
-PG_FUNCTION_INFO_V1(aa_explain_access);
-
-Datum
-aa_explain_access(PG_FUNCTION_ARGS)
-{
-	char	   *patient = aa_text_arg(fcinfo, 0, "patient", true, AA_MAX_NAME_LEN);
-	char	   *data_class = aa_text_arg(fcinfo, 1, "data_class", true, AA_MAX_NAME_LEN);
-	char	   *action_s = aa_text_arg(fcinfo, 2, "action", true, AA_MAX_NAME_LEN);
-	int			action = action_bit(action_s);
-	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
-	const char *decision = "deny";
-	char	   *reason;
-	char	   *authority = NULL;
-	bool		sensitive;
-
-	if (action == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown action \"%s\"", action_s),
-				 errhint("Actions are read, write, insert, update and delete.")));
-	if (!aa_class_lookup(data_class, &sensitive))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown data class \"%s\"", data_class)));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	if (aa_session == NULL)
-		reason = "no agentauth session";
-	else
-	{
-		aa_session_check();
-		if (strcmp(data_class, AA_NON_PHI) != 0 &&
-			!aa_session_scope_allows(data_class, action != AA_ACT_READ))
-			reason = psprintf("data class \"%s\" is not in the session's %s scopes",
-							  data_class, action == AA_ACT_READ ? "read" : "write");
-		else if (strcmp(data_class, AA_NON_PHI) == 0)
-		{
-			decision = "permit";
-			reason = "non_phi needs no consent";
-		}
-		else
-		{
-			AADecision d;
-			char	   *classes[1];
-
-			classes[0] = data_class;
-			aa_consent_decide(patient, 1, classes, false, action, &d);
-			authority = d.authority;
-			if (d.permit)
-			{
-				decision = "permit";
-				if (d.btg)
-					reason = "break-the-glass override of this session";
-				else if (strstr(d.authority, "\"consents\"") != NULL)
-					reason = "permitted by consent";
-				else
-					reason = psprintf("permitted by the default for purpose %s",
-									  aa_session->purpose);
-			}
-			else
-			{
-				if (strstr(d.authority, "token's patient list") != NULL)
-					reason = "patient is not in the token's patient list";
-				else if (strstr(d.authority, "denied by consent") != NULL)
-					reason = "denied by consent";
-				else if (strstr(d.authority, "denied by default") != NULL)
-					reason = psprintf("denied by the default for purpose %s",
-									  aa_session->purpose);
-				else
-					reason = psprintf("no consent or default permits %s of %s for purpose %s",
-									  action_name(action), data_class,
-									  aa_session->purpose);
-			}
-		}
-	}
-	values[0] = CStringGetTextDatum(decision);
-	values[1] = CStringGetTextDatum(reason);
-	if (authority)
-		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(authority));
-	else
-		nulls[2] = true;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
-
-/*
- * agentauth._consent_trigger(): row trigger on agentauth.consent (and
- * statement trigger for TRUNCATE): publish which patients' provisions
- * changed, so that backends forget only those (shmem.c).
- */
-PG_FUNCTION_INFO_V1(aa_consent_trigger);
-
-static void
-consent_row_changed(Relation rel, HeapTuple tup)
-{
-	int			attno = SPI_fnumber(RelationGetDescr(rel), "patient");
-	bool		isnull;
-	Datum		d;
-	text	   *t;
-
-	if (tup == NULL || attno <= 0)
-	{
-		aa_consent_changed_at_commit(NULL, -1);
-		return;
-	}
-	d = heap_getattr(tup, attno, RelationGetDescr(rel), &isnull);
-	if (isnull)
-	{
-		aa_consent_changed_at_commit(NULL, -1);
-		return;
-	}
-	t = DatumGetTextPP(d);
-	aa_consent_changed_at_commit(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
-
-Datum
-aa_consent_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("agentauth._consent_trigger() must be called as a trigger")));
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		aa_consent_changed_at_commit(NULL, -1);
-	else
-	{
-		consent_row_changed(td->tg_relation, td->tg_trigtuple);
-		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-			consent_row_changed(td->tg_relation, td->tg_newtuple);
-	}
-	return PointerGetDatum(NULL);
-}
-
-/*
- * agentauth._generation_trigger(): statement trigger on the consent,
- * default and data-class tables, so a change made by any path (a superuser
- * editing a table directly, too) reaches every backend's cache.
- */
-PG_FUNCTION_INFO_V1(aa_generation_trigger);
-
-Datum
-aa_generation_trigger(PG_FUNCTION_ARGS)
-{
-	aa_generation_bump_at_commit();
-	return PointerGetDatum(NULL);
 }

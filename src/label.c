@@ -30,7 +30,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -47,7 +46,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "agentauth.h"
@@ -135,9 +133,7 @@ static void
 load_classes(void)
 {
 	HASHCTL		ctl;
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	AASpiState	st;
 	MemoryContext oldcxt;
 
 	memset(&ctl, 0, sizeof(ctl));
@@ -145,12 +141,7 @@ load_classes(void)
 	ctl.entrysize = sizeof(ClassEntry);
 	ctl.hcxt = label_cxt;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	nest = aa_pin_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PushActiveSnapshot(GetLatestSnapshot());
-	SPI_connect();
+	aa_spi_begin(&st, true);
 	if (SPI_execute("SELECT name, sensitive FROM agentauth.data_class",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.data_class");
@@ -173,10 +164,7 @@ load_classes(void)
 		e->sensitive = !isnull && DatumGetBool(d);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	SPI_finish();
-	PopActiveSnapshot();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	aa_unpin_search_path(nest);
+	aa_spi_end(&st);
 }
 
 /*
@@ -205,18 +193,6 @@ aa_class_lookup(const char *name, bool *sensitive)
  * The table label
  * ------------------------------------------------------------------
  */
-
-static int
-parse_action(const char *s, int len)
-{
-	if (len == 6 && strncmp(s, "insert", 6) == 0)
-		return AA_ACT_INSERT;
-	if (len == 6 && strncmp(s, "update", 6) == 0)
-		return AA_ACT_UPDATE;
-	if (len == 6 && strncmp(s, "delete", 6) == 0)
-		return AA_ACT_DELETE;
-	return 0;
-}
 
 /*
  * Parse a table label into its patient column and approval mask.  Returns
@@ -257,9 +233,10 @@ aa_parse_table_label(const char *label, char **patient_column,
 	{
 		const char *comma = strchr(p, ',');
 		int			len = comma ? comma - p : (int) strlen(p);
-		int			a = parse_action(p, len);
+		int			a = aa_action_from_name(p, len);
 
-		if (a == 0)
+		/* one write action: insert, update or delete */
+		if (a != AA_ACT_INSERT && a != AA_ACT_UPDATE && a != AA_ACT_DELETE)
 		{
 			*why = "approve= takes insert, update and delete, separated by commas.";
 			return false;

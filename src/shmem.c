@@ -1,13 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *		Shared memory of agentauth: the generation counter that invalidates
- *		every backend's caches after a commit that changed access state.
+ *		Shared memory of agentauth, requested and attached in one place:
+ *		the generation counter that invalidates every backend's caches after
+ *		a commit that changed access state, the consent change log, and the
+ *		one mechanism that moves a shared counter at commit.
  *
  *		A transaction that changes tokens, principals, consent, defaults,
  *		overrides, approvals or classifications calls
- *		aa_generation_bump_at_commit(); the counter moves in the COMMIT
- *		callback, after the change is visible to new snapshots.  A backend
+ *		aa_generation_bump_at_commit(); the counter moves at once and again
+ *		in the COMMIT callback, after the change is visible to new
+ *		snapshots.  Every shared counter of this kind (the alert rules' too)
+ *		goes through aa_bump_at_commit(): one transaction callback, one
+ *		list of pending bumps, dropped at abort.  A backend
  *		reads the counter before it reloads, and reloads with the latest
  *		snapshot, so it can never cache old state under a new generation.
  *
@@ -31,7 +36,6 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/memutils.h"
 
 #include "agentauth.h"
 
@@ -39,14 +43,30 @@ AASharedState *aa_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static bool bump_pending = false;
 
-/* patients whose consent this transaction changed, published at commit */
+/*
+ * What the current transaction changed, published again at its commit and
+ * forgotten at its abort.  A change made in a subtransaction that rolls
+ * back is published all the same: one reload too many, never one too few.
+ */
+#define MAX_PENDING_BUMPS 4
 #define MAX_PENDING_PATIENTS 32
-static int	consent_npending = 0;	/* -1: every patient */
-static char consent_pending[MAX_PENDING_PATIENTS][AA_CONSENT_PATIENT_MAX];
-static int	consent_pending_len[MAX_PENDING_PATIENTS];
-static bool xact_callback_registered = false;
+
+typedef struct PendingBump
+{
+	pg_atomic_uint64 *counter;
+	void		(*after) (void);	/* run after the commit's bump, or NULL */
+} PendingBump;
+
+static struct
+{
+	bool		callback_registered;	/* once per backend */
+	int			nbumps;
+	PendingBump bumps[MAX_PENDING_BUMPS];
+	int			npatients;		/* consent changes; -1: every patient */
+	char		patient[MAX_PENDING_PATIENTS][AA_CONSENT_PATIENT_MAX];
+	int			patient_len[MAX_PENDING_PATIENTS];
+} pending;
 
 static void
 aa_shmem_request(void)
@@ -80,6 +100,20 @@ aa_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+void
+aa_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = aa_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = aa_shmem_startup;
+}
+
+/* ---------------------------------------------------------------------
+ * Publishing at commit
+ * ---------------------------------------------------------------------
+ */
+
 /*
  * Write the log entries of one consent change (n patients, or n = -1:
  * every patient) and then move the consent counter, so that a backend that
@@ -110,37 +144,67 @@ publish_consent_change(int n, char (*pats)[AA_CONSENT_PATIENT_MAX], const int *l
 }
 
 static void
-aa_shmem_xact_callback(XactEvent event, void *arg)
+pending_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (bump_pending && aa_shared != NULL)
-				pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
-			bump_pending = false;
-			if (consent_npending != 0)
-				publish_consent_change(consent_npending, consent_pending,
-									   consent_pending_len);
-			consent_npending = 0;
+			for (int i = 0; i < pending.nbumps; i++)
+			{
+				pg_atomic_fetch_add_u64(pending.bumps[i].counter, 1);
+				if (pending.bumps[i].after != NULL)
+					pending.bumps[i].after();
+			}
+			if (pending.npatients != 0)
+				publish_consent_change(pending.npatients, pending.patient,
+									   pending.patient_len);
+			pending.nbumps = 0;
+			pending.npatients = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			bump_pending = false;
-			consent_npending = 0;
+			pending.nbumps = 0;
+			pending.npatients = 0;
 			break;
 		default:
 			break;
 	}
 }
 
-void
-aa_shmem_init(void)
+static void
+pending_register(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = aa_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = aa_shmem_startup;
+	if (!pending.callback_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		pending.callback_registered = true;
+	}
+}
+
+/*
+ * Move a shared counter now and again once the current transaction has
+ * committed, then run after (NULL: nothing; at commit only).  Moving it at
+ * once too means a backend that reloads between now and our commit reads
+ * the old state, which is still the truth until then, and the bump at
+ * commit makes it reload again.  The counter must live in shared memory
+ * attached for the life of the backend.
+ */
+void
+aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
+{
+	int			i;
+
+	pending_register();
+	pg_atomic_fetch_add_u64(counter, 1);
+	for (i = 0; i < pending.nbumps; i++)
+		if (pending.bumps[i].counter == counter)
+			return;
+	if (i >= MAX_PENDING_BUMPS)
+		elog(ERROR, "too many shared counters changed in one transaction");
+	pending.bumps[i].counter = counter;
+	pending.bumps[i].after = after;
+	pending.nbumps++;
 }
 
 uint64
@@ -151,33 +215,12 @@ aa_generation(void)
 	return pg_atomic_read_u64(&aa_shared->generation);
 }
 
-/*
- * Ask for the generation counter to move once the current transaction has
- * committed.  Also moves it at once: a backend that reloads between now and
- * our commit reads the old state, which is still the truth until then, and
- * the bump at commit makes it reload again.
- */
-static void
-register_callback(void)
-{
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(aa_shmem_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-}
-
+/* the generation counter: every backend drops its caches (see above) */
 void
 aa_generation_bump_at_commit(void)
 {
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(aa_shmem_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	bump_pending = true;
 	if (aa_shared != NULL)
-		pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
+		aa_bump_at_commit(&aa_shared->generation, NULL);
 }
 
 uint64
@@ -191,8 +234,8 @@ aa_consent_generation(void)
 /*
  * A consent provision of this patient (NULL: of any patient, e.g. after
  * TRUNCATE) was written: publish it now and again at commit, like
- * aa_generation_bump_at_commit().  A transaction that touches more
- * patients than it can remember publishes "every patient" at commit.
+ * aa_bump_at_commit().  A transaction that touches more patients than it
+ * can remember publishes "every patient" at commit.
  */
 void
 aa_consent_changed_at_commit(const char *patient, int len)
@@ -201,10 +244,10 @@ aa_consent_changed_at_commit(const char *patient, int len)
 	int			onelen[1];
 	bool		all = (patient == NULL || len < 0 || len > AA_CONSENT_PATIENT_MAX);
 
-	register_callback();
+	pending_register();
 	if (all)
 	{
-		consent_npending = -1;
+		pending.npatients = -1;
 		publish_consent_change(-1, NULL, NULL);
 		return;
 	}
@@ -212,20 +255,20 @@ aa_consent_changed_at_commit(const char *patient, int len)
 	onelen[0] = len;
 	publish_consent_change(1, one, onelen);
 
-	if (consent_npending < 0)
+	if (pending.npatients < 0)
 		return;
-	for (int i = 0; i < consent_npending; i++)
-		if (consent_pending_len[i] == len &&
-			memcmp(consent_pending[i], patient, len) == 0)
+	for (int i = 0; i < pending.npatients; i++)
+		if (pending.patient_len[i] == len &&
+			memcmp(pending.patient[i], patient, len) == 0)
 			return;
-	if (consent_npending >= MAX_PENDING_PATIENTS)
+	if (pending.npatients >= MAX_PENDING_PATIENTS)
 	{
-		consent_npending = -1;
+		pending.npatients = -1;
 		return;
 	}
-	memcpy(consent_pending[consent_npending], patient, len);
-	consent_pending_len[consent_npending] = len;
-	consent_npending++;
+	memcpy(pending.patient[pending.npatients], patient, len);
+	pending.patient_len[pending.npatients] = len;
+	pending.npatients++;
 }
 
 /*

@@ -4,9 +4,10 @@
  *		Token secrets: generation, format check and hashing.
  *
  *		A secret is "aat_" followed by the base64url encoding, without
- *		padding, of 32 bytes from pg_strong_random(): 47 characters.  The
- *		database stores only SHA-256 of the secret's text (the same value as
- *		pgcrypto's digest(secret, 'sha256')), so a copy of the database, a
+ *		padding, of 32 bytes from pg_strong_random(): 47 characters
+ *		(PostgreSQL's base64 with its two URL-unsafe characters translated).
+ *		The database stores only SHA-256 of the secret's text (the same value
+ *		as pgcrypto's digest(secret, 'sha256')), so a copy of the database, a
  *		dump or a backup yields no usable token.
  *
  *		Also the small SQL doors the install script's SQL functions need:
@@ -16,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "common/base64.h"
 #include "common/sha2.h"
 #include "utils/builtins.h"
 
@@ -26,78 +28,65 @@ PG_FUNCTION_INFO_V1(aa_secret_hash);
 PG_FUNCTION_INFO_V1(aa_has_role_sql);
 PG_FUNCTION_INFO_V1(aa_bump_generation_sql);
 
-static const char b64url[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+#define SECRET_PREFIX		"aat_"
+#define SECRET_BYTES		32		/* 256 bits */
+#define SECRET_LEN		(4 + 43)	/* "aat_" + base64url(32 bytes) */
+#define B64_LEN		44			/* base64 of SECRET_BYTES, with one '=' */
+#define BODY_LEN	(SECRET_LEN - 4)
 
 /*
- * Encode len bytes as base64url without padding into out (NUL-terminated);
- * out must hold (len * 4 + 2) / 3 + 1 bytes.
+ * base64url without padding is base64 with '-' for '+', '_' for '/' and the
+ * trailing '=' left out: PostgreSQL's pg_b64_encode() and pg_b64_decode()
+ * do the work, this file only translates.
  */
 static void
-base64url_encode(const unsigned char *in, int len, char *out)
+secret_encode(const unsigned char *raw, char *body)
 {
-	int			i;
-	char	   *p = out;
+	char		b64[B64_LEN + 1];
 
-	for (i = 0; i + 2 < len; i += 3)
-	{
-		uint32		v = (in[i] << 16) | (in[i + 1] << 8) | in[i + 2];
-
-		*p++ = b64url[(v >> 18) & 63];
-		*p++ = b64url[(v >> 12) & 63];
-		*p++ = b64url[(v >> 6) & 63];
-		*p++ = b64url[v & 63];
-	}
-	if (len - i == 1)
-	{
-		uint32		v = in[i] << 16;
-
-		*p++ = b64url[(v >> 18) & 63];
-		*p++ = b64url[(v >> 12) & 63];
-	}
-	else if (len - i == 2)
-	{
-		uint32		v = (in[i] << 16) | (in[i + 1] << 8);
-
-		*p++ = b64url[(v >> 18) & 63];
-		*p++ = b64url[(v >> 12) & 63];
-		*p++ = b64url[(v >> 6) & 63];
-	}
-	*p = '\0';
+	if (pg_b64_encode((const char *) raw, SECRET_BYTES, b64, B64_LEN) != B64_LEN)
+		elog(ERROR, "could not encode a token secret");
+	Assert(b64[B64_LEN - 1] == '=');
+	for (int i = 0; i < BODY_LEN; i++)
+		body[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	body[BODY_LEN] = '\0';
 }
 
 /*
  * Is s a well-formed secret?  Checks length, prefix and alphabet, and that
  * the unused low bits of the last character are zero (so each 32-byte value
- * has exactly one spelling).  Constant work for every input of the right
- * length; anything else is refused before it is looked at.
+ * has exactly one spelling): the body must decode to 32 bytes that encode
+ * back to it.  Anything of the wrong length is refused before it is looked
+ * at.
  */
 bool
 aa_secret_well_formed(const char *s, int len)
 {
 	const char *body;
+	char		b64[B64_LEN];
+	unsigned char raw[SECRET_BYTES + 2];
+	char		again[BODY_LEN + 1];
 	bool		ok = true;
 
-	if (len != AA_SECRET_LEN || strncmp(s, AA_SECRET_PREFIX, 4) != 0)
+	if (len != SECRET_LEN || strncmp(s, SECRET_PREFIX, 4) != 0)
 		return false;
 	body = s + 4;
-	for (int i = 0; i < AA_SECRET_LEN - 4; i++)
+	for (int i = 0; i < BODY_LEN; i++)
 	{
 		char		c = body[i];
 
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			  (c >= '0' && c <= '9') || c == '-' || c == '_'))
+		/* '+', '/' and '=' are base64's, not base64url's */
+		if (c == '+' || c == '/' || c == '=')
 			ok = false;
+		b64[i] = c == '-' ? '+' : c == '_' ? '/' : c;
 	}
-	if (ok)
-	{
-		/* 32 bytes = 42 characters + one carrying 4 bits and 2 zero bits */
-		const char *pos = strchr(b64url, body[AA_SECRET_LEN - 5]);
-
-		if (pos == NULL || ((pos - b64url) & 3) != 0)
-			ok = false;
-	}
-	return ok;
+	b64[B64_LEN - 1] = '=';
+	if (!ok ||
+		pg_b64_decode(b64, B64_LEN, (char *) raw, sizeof(raw)) != SECRET_BYTES)
+		return false;
+	secret_encode(raw, again);
+	explicit_bzero(raw, sizeof(raw));
+	return memcmp(again, body, BODY_LEN) == 0;
 }
 
 /* SHA-256 of the secret's text */
@@ -113,16 +102,16 @@ aa_secret_digest(const char *s, int len, unsigned char *out)
 Datum
 aa_new_secret(PG_FUNCTION_ARGS)
 {
-	unsigned char raw[AA_SECRET_BYTES];
-	char		out[AA_SECRET_LEN + 1];
+	unsigned char raw[SECRET_BYTES];
+	char		out[SECRET_LEN + 1];
 
 	if (!pg_strong_random(raw, sizeof(raw)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random token secret")));
-	memcpy(out, AA_SECRET_PREFIX, 4);
-	base64url_encode(raw, sizeof(raw), out + 4);
-	Assert(strlen(out) == AA_SECRET_LEN);
+	memcpy(out, SECRET_PREFIX, 4);
+	secret_encode(raw, out + 4);
+	Assert(strlen(out) == SECRET_LEN);
 	explicit_bzero(raw, sizeof(raw));
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * util.c
- *		Small helpers every module uses: caller checks, argument checks,
- *		SHA-256.
+ *		The helper layer every module shares: caller checks, argument
+ *		checks, SHA-256, the action vocabulary, text arrays, and running
+ *		the extension's own queries through SPI as a superuser with a
+ *		pinned search_path.
  *
  *		Caller checks use GetOuterUserId(): the role the client is acting as
  *		(its login, or what it SET ROLE to), which a SECURITY DEFINER
@@ -15,16 +17,21 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 
 #include "agentauth.h"
 
@@ -164,6 +171,192 @@ void
 aa_unpin_search_path(int nest)
 {
 	AtEOXact_GUC(true, nest);
+}
+
+/* ---------------------------------------------------------------------
+ * SPI as a superuser
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Run the extension's own queries as userid (aa_spi_begin: the bootstrap
+ * superuser, who owns the extension's tables), whoever the caller is:
+ * search_path pinned, SPI connected, and with latest_snapshot the latest
+ * snapshot pushed for queries that read with the active snapshot.  The
+ * security context adds SECURITY_LOCAL_USERID_CHANGE (the caller cannot
+ * SET ROLE out of it) and SECURITY_RESTRICTED_OPERATION (no temporary
+ * tables, PREPARE, LISTEN or other session state can be left behind by
+ * code running with these rights), as a maintenance command does.
+ *
+ * aa_spi_end() undoes it in reverse order.  An error in between needs no
+ * PG_TRY: the (sub)transaction abort closes SPI, pops the snapshot, resets
+ * the user id and security context and undoes the GUC nest level, as it
+ * does for a SECURITY DEFINER function.
+ */
+void
+aa_spi_begin_as(AASpiState *st, Oid userid, bool latest_snapshot)
+{
+	GetUserIdAndSecContext(&st->save_userid, &st->save_sec);
+	st->guc_nest = aa_pin_search_path();
+	SetUserIdAndSecContext(userid,
+						   st->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	st->snapshot_pushed = latest_snapshot;
+	if (latest_snapshot)
+		PushActiveSnapshot(GetLatestSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+aa_spi_begin(AASpiState *st, bool latest_snapshot)
+{
+	aa_spi_begin_as(st, BOOTSTRAP_SUPERUSERID, latest_snapshot);
+}
+
+void
+aa_spi_end(AASpiState *st)
+{
+	SPI_finish();
+	if (st->snapshot_pushed)
+		PopActiveSnapshot();
+	SetUserIdAndSecContext(st->save_userid, st->save_sec);
+	aa_unpin_search_path(st->guc_nest);
+}
+
+/*
+ * A plan prepared once per backend (SPI_keepplan) and cached in *cache.
+ * SPI connected.
+ */
+SPIPlanPtr
+aa_spi_keep_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = p;
+	}
+	return *cache;
+}
+
+/*
+ * Run a read-only plan on the latest snapshot, never the statement's or the
+ * transaction's: a cursor, a prepared statement or a REPEATABLE READ
+ * transaction must still see a revocation committed after it started.
+ */
+void
+aa_spi_select_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
+					 long tcount)
+{
+	int			rc = SPI_execute_snapshot(plan, values, nulls,
+										  GetLatestSnapshot(), InvalidSnapshot,
+										  true, false, tcount);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "agentauth query failed: %s", SPI_result_code_string(rc));
+}
+
+Datum
+aa_spi_first_value(int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* ---------------------------------------------------------------------
+ * The action vocabulary
+ * ---------------------------------------------------------------------
+ */
+
+/* the name of each action, by index: bit AA_ACT_BIT(i) */
+static const char *const action_names[AA_NACTIONS] = {
+	"read", "insert", "update", "delete"
+};
+
+/*
+ * The name of an action: one AA_ACT_* bit; any other mask is "write" (the
+ * word of scopes and consent provisions for insert, update and delete).
+ */
+const char *
+aa_action_name(int action)
+{
+	for (int i = 0; i < AA_NACTIONS; i++)
+		if (action == AA_ACT_BIT(i))
+			return action_names[i];
+	return "write";
+}
+
+/*
+ * The AA_ACT_* mask an action name stands for: read, insert, update,
+ * delete, or write (the three write bits); 0 for anything else.  len is the
+ * name's length, or -1 when it is NUL-terminated.
+ */
+int
+aa_action_from_name(const char *name, int len)
+{
+	if (len < 0)
+		len = strlen(name);
+	if (len == 5 && strncmp(name, "write", 5) == 0)
+		return AA_ACT_WRITE;
+	for (int i = 0; i < AA_NACTIONS; i++)
+		if (strlen(action_names[i]) == len &&
+			strncmp(name, action_names[i], len) == 0)
+			return AA_ACT_BIT(i);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Text arrays
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The elements of a text[] datum as palloc'd C strings (current memory
+ * context), NULL elements left out.
+ */
+char	  **
+aa_text_array_to_cstrings(Datum d, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	char	  **out;
+	int			k = 0;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	out = palloc(sizeof(char *) * Max(nelems, 1));
+	for (int i = 0; i < nelems; i++)
+		if (!nulls[i])
+			out[k++] = TextDatumGetCString(elems[i]);
+	*n = k;
+	return out;
+}
+
+/* a text[] datum of n C strings */
+Datum
+aa_cstrings_to_text_array(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* a palloc'd copy of a uuid, for a Datum that outlives its source */
+pg_uuid_t *
+aa_uuid_copy(const pg_uuid_t *u)
+{
+	pg_uuid_t  *c = palloc(sizeof(pg_uuid_t));
+
+	memcpy(c, u, sizeof(pg_uuid_t));
+	return c;
 }
 
 PG_FUNCTION_INFO_V1(aa_check_install);
