@@ -106,6 +106,13 @@ create_extension() {
 CREATE EXTENSION agentauth CASCADE;
 SELECT extname, extversion FROM pg_extension WHERE extname = 'agentauth';
 SQL
+    step "Nothing is permitted without consent until the site decides otherwise"
+    say "(this hospital adopts the HIPAA treatment default: one audited call)"
+    sql <<'SQL'
+SELECT count(*) AS defaults_installed FROM agentauth.default_decisions;
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
+SELECT purpose, data_class, decision FROM agentauth.default_decisions;
+SQL
 }
 
 create_clinical_schema() {
@@ -227,7 +234,7 @@ SQL
 
 agent_reads_labs() {
     step "The agent (purpose TREAT, token for P001-P003) reads only what it may"
-    say "(TREAT reads are permitted by the seeded default; the token limits the patients)"
+    say "(TREAT reads are permitted by the treatment default the site adopted; the token limits the patients)"
     agent_sql <<'SQL'
 SELECT patient_id, display, count(*) AS n, round(avg(value), 1) AS mean
   FROM clinic.observations GROUP BY patient_id, display ORDER BY patient_id, display;

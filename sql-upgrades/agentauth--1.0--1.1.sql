@@ -334,3 +334,10 @@ BEGIN
 END
 $$;
 
+
+-- Issue "Guarantees" item 11: fail closed out of the box.  A fresh 1.1
+-- install seeds no default decision; a 1.0 site keeps whatever rows it has
+-- (the seeded TREAT/ETREAT/ERTREAT permits included, now the site's own:
+-- remove them with set_default_decision(purpose, '*', 'none')), and pg_dump
+-- now carries every row.
+SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision', '');

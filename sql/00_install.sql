@@ -12,6 +12,9 @@ SELECT extname, extrelocatable, extnamespace::regnamespace FROM pg_extension WHE
 -- seeded purposes and data classes
 SELECT code, reserved FROM agentauth.purpose ORDER BY code;
 SELECT name, sensitive FROM agentauth.data_class ORDER BY sensitive, name;
+-- and no default decisions: nothing is permitted without consent until the
+-- site decides otherwise (SPEC 7; 32_consent)
+SELECT count(*) AS default_decisions FROM agentauth.default_decision;
 
 -- nobody invents agentauth.* settings
 SET agentauth.no_such_setting = 'x';

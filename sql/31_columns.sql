@@ -1,6 +1,10 @@
 -- Minimum necessary by column (SPEC 5): every column a statement
 -- references on a protected table must be in the session's scopes, in
 -- every position where it could leak; otherwise 42501 before any row.
+--
+-- The site adopts the HIPAA treatment default (README "Consent and
+-- defaults"): reads for TREAT need no consent (later suites rely on it)
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 \set SHOW_CONTEXT never
 CREATE ROLE reg31_agent LOGIN;
 -- EXPLAIN with the relation's OID masked

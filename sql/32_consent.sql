@@ -27,10 +27,23 @@ SELECT agentauth.issue_token(:'agent', 'TREATDS', patients => '{R32-P1}') AS s_p
 SELECT agentauth.issue_token(:'agent', 'MLTRAINING') AS s_ml \gset
 
 SELECT coalesce(max(seq), 0) AS seq0, now() AS t0 FROM agentauth.audit_log \gset
--- the seeded defaults
+-- out of the box there is no default: without a default or a provision
+-- the decision is deny, for TREAT as for any purpose
+SELECT agentauth.set_default_decision('TREAT', '*', 'none');
+SELECT count(*) AS defaults FROM agentauth.default_decisions;
+SET SESSION AUTHORIZATION reg32_agent;
+SELECT agentauth.begin_session(:'s_treat') IS NOT NULL AS began;
+SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;
+SELECT decision, reason FROM agentauth.explain_access('R32-P1', 'lab');
+RESET SESSION AUTHORIZATION;
+-- the one audited call a site makes to adopt the HIPAA treatment default
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 SELECT purpose, data_class, decision FROM agentauth.default_decisions ORDER BY 1, 2;
+SELECT event, detail->>'purpose' AS purpose, detail->>'data_class' AS data_class,
+       detail->>'old' AS old, detail->>'new' AS new
+  FROM agentauth.audit_log WHERE seq > :seq0 AND event = 'default_changed' ORDER BY seq;
 
--- TREAT: the seeded default permits reads of every non-sensitive class ...
+-- TREAT: the treatment default permits reads of every non-sensitive class ...
 SET SESSION AUTHORIZATION reg32_agent;
 SELECT agentauth.begin_session(:'s_treat') IS NOT NULL AS began;
 SELECT patient_id, lab, diag FROM reg32_chart ORDER BY 1;

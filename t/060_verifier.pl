@@ -64,6 +64,8 @@ CREATE TABLE public.vlab (id serial PRIMARY KEY, patient_id text, result text, h
 INSERT INTO public.vlab (patient_id, result, hiv) VALUES ('P1', 'ok', 'neg'), ('P2', 'high', 'pos');
 GRANT SELECT ON public.vlab TO v_agent;
 SELECT agentauth.protect_table('public.vlab', 'patient_id', '{"id": "non_phi", "result": "lab", "hiv": "hiv"}');
+-- the site adopts the treatment default (none is installed)
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 });
 	my $agent = $node->safe_psql('postgres',
 		q{SELECT agentauth.register_agent('v bot', 'v_agent', 'Dr. Émile "Q"', '{TREAT}', '{lab:read}')});

@@ -16,17 +16,15 @@ CREATE TRIGGER default_decision_generation AFTER INSERT OR UPDATE OR DELETE OR T
     ON agentauth.default_decision FOR EACH STATEMENT
     EXECUTE FUNCTION agentauth._generation_trigger();
 
--- Seeded defaults: reads for treatment (HIPAA lets a provider use PHI for
--- treatment without an authorization).  Every other purpose -- the AI ones
--- (TREATDS, PMTDS), payment, operations, research -- needs a patient's
--- consent, and MLTRAINING can never have a default.  '*' never covers a
--- sensitive class.  A site changes these with set_default_decision().
-INSERT INTO agentauth.default_decision (purpose, data_class, decision, changed_by) VALUES
-    ('TREAT',   '*', 'permit', 'agentauth install'),
-    ('ETREAT',  '*', 'permit', 'agentauth install'),
-    ('ERTREAT', '*', 'permit', 'agentauth install');
-SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision',
-    'WHERE changed_by OPERATOR(pg_catalog.<>) ''agentauth install''');
+-- No defaults are installed: with no matching provision and no default the
+-- decision is deny (SPEC 7), so a fresh install permits nothing without a
+-- patient's consent.  A site that adopts the HIPAA treatment default (a
+-- provider may use PHI for treatment without an authorization) says so
+-- with one audited call per purpose, e.g.
+--   SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
+-- '*' never covers a sensitive class, and MLTRAINING can never have a
+-- default.  Every row is the site's, and pg_dump carries them all
+-- (pg_extension_config_dump in the schema fragment).
 
 CREATE FUNCTION agentauth.record_consent(
     patient       text,
