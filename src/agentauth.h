@@ -465,7 +465,7 @@ extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
 								   const bool *nulls, StringInfo scratch);
 
 /* ---------------------------------------------------------------------
- * chain.c -- the chain hash, verify_audit; purge_audit
+ * chain.c -- the chain hash, verify_audit
  * ---------------------------------------------------------------------
  */
 /*
@@ -494,10 +494,10 @@ extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
 
 /* ---------------------------------------------------------------------
- * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION
+ * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION;
+ * purge_audit, the one way records leave the log
  * ---------------------------------------------------------------------
  */
-extern bool aa_audit_purging;	/* purge_audit() is deleting */
 extern void aa_audit_guard_check(Node *stmt);
 /* false: agentauth guards no drop now (not installed, or its own script) */
 extern bool aa_audit_guard_drop(Oid classId, Oid objectId);
