@@ -142,15 +142,20 @@ extern void aa_spi_select_latest(struct _SPI_plan *plan, Datum *values,
 extern Datum aa_spi_first_value(int col, bool *isnull);
 
 /*
- * Actions, as bits (consent provisions, approvals, access accounting).
- * Bit i is the action of index i: read 0, insert 1, update 2, delete 3.
+ * Actions, by index (the statement's columns, classes and counts per
+ * action) and as bits (consent provisions, approvals): bit AA_ACT_BIT(i)
+ * is the action of index i.
  */
+#define AA_READ				0
+#define AA_INSERT			1
+#define AA_UPDATE			2
+#define AA_DELETE			3
 #define AA_NACTIONS			4
 #define AA_ACT_BIT(idx)		(1 << (idx))
-#define AA_ACT_READ			0x01
-#define AA_ACT_INSERT		0x02
-#define AA_ACT_UPDATE		0x04
-#define AA_ACT_DELETE		0x08
+#define AA_ACT_READ			AA_ACT_BIT(AA_READ)
+#define AA_ACT_INSERT		AA_ACT_BIT(AA_INSERT)
+#define AA_ACT_UPDATE		AA_ACT_BIT(AA_UPDATE)
+#define AA_ACT_DELETE		AA_ACT_BIT(AA_DELETE)
 #define AA_ACT_WRITE		(AA_ACT_INSERT | AA_ACT_UPDATE | AA_ACT_DELETE)
 
 /* one bit: its name; several: "write" */
@@ -566,24 +571,20 @@ extern void aa_refuse_cascade(const char *relname, const char *action,
  * ---------------------------------------------------------------------
  */
 
-/* action indexes: the statement's columns, classes and counts per action */
-#define AA_IDX_READ		0
-#define AA_IDX_INSERT	1
-#define AA_IDX_UPDATE	2
-#define AA_IDX_DELETE	3
-#define AA_NIDX			4
-extern const char *const aa_idx_names[AA_NIDX];
-
-/* the cmd argument of agentauth._row_check(relid, patient, cmd) */
+/*
+ * The cmd argument of agentauth._row_check(relid, patient, cmd): an action
+ * (its index), or the new row of an UPDATE.
+ */
 typedef enum AARowCmd
 {
-	AA_ROW_READ,
-	AA_ROW_INSERT,
-	AA_ROW_UPDATE,
-	AA_ROW_UPDATE_NEW,
-	AA_ROW_DELETE
+	AA_ROW_READ = AA_READ,
+	AA_ROW_INSERT = AA_INSERT,
+	AA_ROW_UPDATE = AA_UPDATE,
+	AA_ROW_DELETE = AA_DELETE,
+	AA_ROW_UPDATE_NEW
 } AARowCmd;
-extern const char *const aa_row_cmd_names[];
+/* its name: the action's, or "update_new" */
+extern const char *aa_row_cmd_name(AARowCmd cmd);
 
 /* one statement's access context (private to access.c) */
 typedef struct AAQueryAccess AAQueryAccess;

@@ -499,7 +499,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	memset(&rec, 0, sizeof(rec));
 	rec.event = "audit_purged";
 	rec.relation = "agentauth.audit_log";
-	rec.action = "delete";
+	rec.action = aa_action_name(AA_ACT_DELETE);
 	rec.row_count = removed;
 	rec.outcome = "permit";
 	rec.detail = detail.data;

@@ -61,7 +61,7 @@ aa_explain_access(PG_FUNCTION_ARGS)
 		if (strcmp(data_class, AA_NON_PHI) != 0 &&
 			!aa_session_scope_allows(data_class, action != AA_ACT_READ))
 			reason = psprintf("data class \"%s\" is not in the session's %s scopes",
-							  data_class, action == AA_ACT_READ ? "read" : "write");
+							  data_class, aa_action_name(action == AA_ACT_READ ? AA_ACT_READ : AA_ACT_WRITE));
 		else if (strcmp(data_class, AA_NON_PHI) == 0)
 		{
 			decision = "permit";
