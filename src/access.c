@@ -34,7 +34,6 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "agentauth.h"
@@ -84,7 +83,7 @@ typedef struct PatientAccess
 	bool		btg[AA_NACTIONS];	/* permitted by break-the-glass */
 	int64		withheld[AA_NACTIONS];
 	int64		written_new;	/* UPDATE: new rows checked for this patient */
-	char	   *authority[AA_NACTIONS]; /* jsonb text: why permitted, or why denied */
+	AADecision *decision[AA_NACTIONS];	/* why permitted, or why denied */
 	bool		approval_done[AA_NACTIONS];
 	char	   *approval[AA_NACTIONS];	/* approval id consumed */
 } pg_attribute_aligned(64) PatientAccess;
@@ -398,19 +397,19 @@ decide(RelAccess *ra, PatientAccess *pa, int idx)
 {
 	if (pa->decided[idx] < 0)
 	{
-		AADecision d;
 		MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
+		AADecision *d = palloc(sizeof(AADecision));
 
 		if (ra->nclasses[idx] > 0)
 			aa_consent_decide(pa->patient.str, ra->nclasses[idx], ra->classes[idx],
-							  false, AA_ACT_BIT(idx), &d);
+							  false, AA_ACT_BIT(idx), d);
 		else
 			aa_consent_decide(pa->patient.str, ra->nanyof[idx], ra->anyof[idx],
-							  true, AA_ACT_BIT(idx), &d);
+							  true, AA_ACT_BIT(idx), d);
 		MemoryContextSwitchTo(oldcxt);
-		pa->decided[idx] = d.permit ? 1 : 0;
-		pa->authority[idx] = d.authority;
-		pa->btg[idx] = d.btg;
+		pa->decided[idx] = d->permit ? 1 : 0;
+		pa->decision[idx] = d;
+		pa->btg[idx] = d->btg;
 	}
 	return pa->decided[idx] == 1;
 }
@@ -423,7 +422,7 @@ refuse_write(RelAccess *ra, PatientAccess *pa, int idx)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to %s rows of patient \"%s\" in table %s",
 					aa_action_name(AA_ACT_BIT(idx)), pa->patient.str, ra->relname),
-			 errdetail("Decision: %s", pa->authority[idx] ? pa->authority[idx] : "{}"),
+			 errdetail("Decision: %s", aa_decision_text(pa->decision[idx])),
 			 errhint("A write needs a consent provision that permits it for this session's purpose, or a break-the-glass override.")));
 }
 
@@ -588,30 +587,6 @@ aa_row_check(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------
  */
 
-static char *
-with_approval(const char *authority, const char *approval)
-{
-	StringInfoData buf;
-	int			len;
-
-	if (approval == NULL)
-		return (char *) authority;
-	initStringInfo(&buf);
-	len = authority ? strlen(authority) : 0;
-	if (len >= 2 && authority[len - 1] == '}')
-	{
-		appendBinaryStringInfo(&buf, authority, len - 1);
-		if (len > 2)
-			appendStringInfoString(&buf, ", ");
-	}
-	else
-		appendStringInfoChar(&buf, '{');
-	appendStringInfoString(&buf, "\"approval\": ");
-	escape_json(&buf, approval);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
 static int
 cmp_patient(const void *a, const void *b)
 {
@@ -666,7 +641,9 @@ flush_query(AAQueryAccess *q)
 					rec.event = "access";
 					rec.row_count = allowed;
 					rec.outcome = "permit";
-					rec.authority = with_approval(pa->authority[idx], pa->approval[idx]);
+					rec.authority = pa->decision[idx] ?
+						aa_decision_authority(pa->decision[idx], pa->approval[idx]) :
+						NULL;
 					if (pa->btg[idx])
 						rec.purpose = "BTG";
 					aa_audit_emit(&rec, false);
@@ -678,7 +655,8 @@ flush_query(AAQueryAccess *q)
 					rec.row_count = pa->withheld[idx];
 					rec.outcome = "deny";
 					rec.purpose = NULL;
-					rec.authority = pa->authority[idx];
+					rec.authority = pa->decision[idx] ?
+						pa->decision[idx]->authority : NULL;
 					aa_audit_emit(&rec, false);
 					emitted = true;
 				}

@@ -19,6 +19,7 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -163,6 +164,24 @@ extern const char *aa_action_name(int action);
 /* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
 extern int	aa_action_from_name(const char *name, int len);
 
+/*
+ * A jsonb object of strings and arrays of strings, built with the jsonb
+ * API; with text, also written there as JSON text in the order built.
+ */
+typedef struct AAJsonbBuilder
+{
+	struct JsonbParseState *state;
+	StringInfo	text;
+	int			nkeys;
+} AAJsonbBuilder;
+
+extern void aa_jsonb_begin(AAJsonbBuilder *b, StringInfo text);
+extern void aa_jsonb_add_string(AAJsonbBuilder *b, const char *key,
+								const char *value);
+extern void aa_jsonb_add_strings(AAJsonbBuilder *b, const char *key,
+								 List *values);
+extern Jsonb *aa_jsonb_end(AAJsonbBuilder *b);
+
 extern char **aa_text_array_to_cstrings(Datum d, int *n);
 extern Datum aa_cstrings_to_text_array(char **items, int n);
 extern pg_uuid_t *aa_uuid_copy(const pg_uuid_t *u);
@@ -291,7 +310,7 @@ typedef struct AARecord
 	const char **classes;
 	const char *action;			/* read | insert | update | delete */
 	int64		row_count;		/* < 0: NULL */
-	const char *authority;		/* jsonb text or NULL */
+	const Jsonb *authority;		/* or NULL */
 	const char *outcome;		/* permit | deny */
 	const char *detail;			/* jsonb text or NULL */
 	/* identity: taken from aa_session unless set here */
@@ -614,22 +633,49 @@ extern void aa_access_end(struct QueryDesc *qd);
  * consent.c -- consent and default decisions, cached per backend
  * ---------------------------------------------------------------------
  */
+/* why a decision permits or refuses */
+typedef enum AADecisionReason
+{
+	AA_DECIDE_PERMIT,			/* consents and defaults permit every class */
+	AA_DECIDE_BREAK_GLASS,		/* an override of this session permits */
+	AA_DECIDE_NO_SESSION,
+	AA_DECIDE_NOT_IN_TOKEN,		/* the patient is not in the token's list */
+	AA_DECIDE_NO_CLASS_IN_SCOPE,
+	/* refusals that name their action */
+	AA_DECIDE_DENIED_BY_CONSENT,	/* of data_class, by consent */
+	AA_DECIDE_DENIED_BY_DEFAULT,	/* of data_class, by default_rule */
+	AA_DECIDE_NOTHING_PERMITS,	/* nothing permits data_class */
+	AA_DECIDE_NOTHING_PERMITS_ANY	/* nothing permits any class (anyof) */
+} AADecisionReason;
+
 typedef struct AADecision
 {
 	bool		permit;
 	bool		btg;			/* by break-the-glass */
-	char	   *authority;		/* jsonb text */
+	AADecisionReason reason;
+	int			action;			/* AA_ACT_* asked for */
+	const char *data_class;		/* the class refused */
+	const char *consent;		/* the consent that refused it */
+	const char *default_rule;	/* the default that refused it: purpose/class */
+	const char *break_glass;	/* the override that permits (uuid text) */
+	List	   *consents;		/* the consents that permit (char *) */
+	List	   *defaults;		/* the defaults that permit: purpose/class */
+	Jsonb	   *authority;		/* all of it, as its records' authority */
 } AADecision;
 
 /*
  * Decide (SPEC 7) for this session whether the patient may be touched with
  * every one of the classes (or, anyof, at least one) for the action
- * (AA_ACT_*).  Includes the token's patient list.  The result's strings are
- * palloc'd in the current memory context.
+ * (AA_ACT_*).  Includes the token's patient list.  The result is palloc'd
+ * in the current memory context.
  */
 extern void aa_consent_decide(const char *patient, int nclasses,
 							  char **classes, bool anyof, int action,
 							  AADecision *result);
+/* the authority of a record of d, naming the approval consumed (or NULL) */
+extern Jsonb *aa_decision_authority(const AADecision *d, const char *approval);
+/* d as JSON text, for messages */
+extern char *aa_decision_text(const AADecision *d);
 /* moves whenever a cached decision may have changed (the row check's test) */
 extern uint64 aa_decision_gen(void);
 

@@ -200,9 +200,10 @@ client_text(StringInfo out)
 }
 
 /*
- * jsonb text -> binary (validating it) and its canonical text, into *bin
- * and canon.  The last value is remembered: the records of one statement
- * usually share their authority.
+ * A record's jsonb and its canonical text (what is hashed).  The last value
+ * is remembered: the records of one statement usually share their
+ * authority.  The detail comes as jsonb text (text is its key), the
+ * authority as jsonb.
  */
 typedef struct JsonbCache
 {
@@ -214,32 +215,47 @@ typedef struct JsonbCache
 static JsonbCache authority_cache;
 static JsonbCache detail_cache;
 
-static Jsonb *
-jsonb_arg(const char *s, JsonbCache *c)
+static void
+jsonb_cache_set(JsonbCache *c, const Jsonb *jb, const char *text)
 {
-	MemoryContext old;
-	Jsonb	   *jb;
+	MemoryContext old = MemoryContextSwitchTo(audit_context());
 
-	if (s == NULL)
-		return NULL;
-	if (c->text != NULL && strcmp(c->text, s) == 0)
-		return c->bin;
-
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
-	old = MemoryContextSwitchTo(audit_context());
-	if (c->text)
-	{
-		pfree(c->text);
+	if (c->bin)
 		pfree(c->bin);
-	}
 	else
 		initStringInfo(&c->canon);
-	c->text = pstrdup(s);
+	if (c->text)
+		pfree(c->text);
+	c->text = text ? pstrdup(text) : NULL;
 	c->bin = palloc(VARSIZE(jb));
 	memcpy(c->bin, jb, VARSIZE(jb));
 	resetStringInfo(&c->canon);
 	JsonbToCString(&c->canon, &c->bin->root, VARSIZE(c->bin));
 	MemoryContextSwitchTo(old);
+}
+
+/* jsonb text -> binary (validating it), remembered in c */
+static Jsonb *
+jsonb_text_arg(const char *s, JsonbCache *c)
+{
+	if (s == NULL)
+		return NULL;
+	if (c->text == NULL || strcmp(c->text, s) != 0)
+		jsonb_cache_set(c, DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(s))),
+						s);
+	return c->bin;
+}
+
+/* a jsonb, remembered in c */
+static Jsonb *
+jsonb_arg(const Jsonb *jb, JsonbCache *c)
+{
+	if (jb == NULL)
+		return NULL;
+	if (c->bin == NULL || VARSIZE(c->bin) != VARSIZE(jb) ||
+		memcmp(c->bin, jb, VARSIZE(jb)) != 0)
+		jsonb_cache_set(c, jb, NULL);
 	return c->bin;
 }
 
@@ -319,7 +335,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		f.authority_text = authority_cache.canon.data;
 		f.authority_text_len = authority_cache.canon.len;
 	}
-	f.detail = (struct varlena *) jsonb_arg(rec->detail, &detail_cache);
+	f.detail = (struct varlena *) jsonb_text_arg(rec->detail, &detail_cache);
 	if (f.detail)
 	{
 		f.detail_text = detail_cache.canon.data;

@@ -385,13 +385,15 @@ aa_btg_session_end(void)
 	for (uint64 i = 0; i < n; i++)
 	{
 		AARecord	rec;
-		char	   *authority = psprintf("{\"break_glass\": \"%s\"}", ids[i]);
+		AAJsonbBuilder authority;
 
+		aa_jsonb_begin(&authority, NULL);
+		aa_jsonb_add_string(&authority, "break_glass", ids[i]);
 		memset(&rec, 0, sizeof(rec));
 		rec.event = "break_glass_end";
 		rec.patient = patients[i];
 		rec.row_count = -1;
-		rec.authority = authority;
+		rec.authority = aa_jsonb_end(&authority);
 		rec.outcome = "permit";
 		rec.purpose = "BTG";
 		rec.detail = psprintf("{\"break_glass\": \"%s\", \"ended_by\": \"session end\"}", ids[i]);
@@ -520,7 +522,7 @@ aa_btg_audit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		rec.action = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (!PG_ARGISNULL(4))
-		rec.authority = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));
+		rec.authority = PG_GETARG_JSONB_P(4);
 	if (!PG_ARGISNULL(5))
 		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(5)));
 	if (!PG_ARGISNULL(6))
