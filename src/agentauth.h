@@ -90,6 +90,8 @@ typedef struct AASharedState
 extern AASharedState *aa_shared;
 
 extern void aa_shmem_init(void);
+/* a module's shared memory: requested and attached with agentauth's */
+extern void aa_shmem_register(Size (*size) (void), void (*startup) (void));
 
 /* move a shared counter now and again at commit, then run after (or NULL) */
 extern void aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void));
@@ -250,6 +252,8 @@ typedef struct AASession
 extern AASession *aa_session;
 
 extern void aa_session_init(void);
+/* at init: what else ends with a session (end_session, or replaced) */
+extern void aa_session_on_end(void (*callback) (void));
 
 /*
  * The per-row validity check: returns when the backend has no session or a
@@ -338,9 +342,8 @@ extern void aa_audit_init(void);
 /* longest patient id (bytes) a record may name: it must fit the log's index */
 #define AA_AUDIT_MAX_PATIENT	1000
 
-/* the queue's shared memory (audit_queue.c), for shmem.c */
-extern Size aa_audit_shmem_size(void);
-extern void aa_audit_shmem_startup(void);
+/* session.c says where the acting session is kept, once, at its init */
+extern void aa_audit_set_session_source(AASession *const *session);
 
 /* ---------------------------------------------------------------------
  * audit_queue.c -- the shared-memory queue between backends and the writer
@@ -707,11 +710,10 @@ extern void aa_approval_consume(Oid relid, const char *patient,
 extern void aa_btg_refresh(void);
 
 /*
- * The current session ends (end_session, or a new session replacing it):
- * mark its open overrides ended and audit break_glass_end.  Call while
- * aa_session is still set, inside the transaction.
+ * At _PG_init: the end of a session (end_session, or a new session
+ * replacing it) marks its open overrides ended and audits break_glass_end.
  */
-extern void aa_btg_session_end(void);
+extern void aa_btg_init(void);
 
 /* ---------------------------------------------------------------------
  * monitor_signal.c -- what backends tell the monitor, in shared memory

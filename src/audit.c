@@ -94,6 +94,7 @@ aa_audit_init(void)
 {
 	BackgroundWorker worker;
 
+	aa_shmem_register(aa_queue_shmem_size, aa_queue_shmem_startup);
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	callbacks_registered = true;
@@ -107,19 +108,6 @@ aa_audit_init(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "agentauth audit writer");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "agentauth audit writer");
 	RegisterBackgroundWorker(&worker);
-}
-
-Size
-aa_audit_shmem_size(void)
-{
-	return aa_queue_shmem_size();
-}
-
-/* called with AddinShmemInitLock held */
-void
-aa_audit_shmem_startup(void)
-{
-	aa_queue_shmem_startup();
 }
 
 /* ------------------------------------------------------------------
@@ -197,6 +185,18 @@ client_text(StringInfo out)
 	}
 	appendStringInfo(out, "address=%s application_name=%s", addr,
 					 application_name ? application_name : "");
+}
+
+/*
+ * The session acting, whose identity a record carries unless it names its
+ * own: session.c, a phase above this one, says where it keeps it.
+ */
+static AASession *const *acting_session = NULL;
+
+void
+aa_audit_set_session_source(AASession *const *session)
+{
+	acting_session = session;
 }
 
 /*
@@ -343,24 +343,26 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	}
 
 	/* identity: the session's, unless the record names its own */
-	if (aa_session != NULL)
+	if (acting_session != NULL && *acting_session != NULL)
 	{
+		const AASession *session = *acting_session;
+
 		if (f.principal == NULL)
-			f.principal = &aa_session->principal;
+			f.principal = &session->principal;
 		if (f.principal_name == NULL)
-			f.principal_name = aa_session->name;
-		if (f.token == NULL && aa_session->has_token)
-			f.token = &aa_session->token;
+			f.principal_name = session->name;
+		if (f.token == NULL && session->has_token)
+			f.token = &session->token;
 		if (f.purpose == NULL)
-			f.purpose = aa_session->purpose;
-		session_token = aa_session->has_token && f.token != NULL &&
-			memcmp(f.token->data, aa_session->token.data, UUID_LEN) == 0;
-		if (session_token || (!aa_session->has_token && rec->token == NULL))
-			f.on_behalf_of = aa_session->on_behalf_of;
+			f.purpose = session->purpose;
+		session_token = session->has_token && f.token != NULL &&
+			memcmp(f.token->data, session->token.data, UUID_LEN) == 0;
+		if (session_token || (!session->has_token && rec->token == NULL))
+			f.on_behalf_of = session->on_behalf_of;
 		if (session_token)
 		{
-			f.nchain = aa_session->nchain;
-			f.chain = aa_session->chain;
+			f.nchain = session->nchain;
+			f.chain = session->chain;
 		}
 	}
 	resetStringInfo(client);

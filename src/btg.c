@@ -339,11 +339,12 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 
 /*
  * A session's end takes its overrides along: mark the open ones ended and
- * audit their end.  For session.c to call from end_session() (and when a
- * new session replaces the current one), while aa_session is still set.
+ * audit their end.  session.c calls it (aa_session_on_end) from
+ * end_session() and when a new session replaces the current one, while
+ * aa_session is still set.
  */
-void
-aa_btg_session_end(void)
+static void
+btg_session_end(void)
 {
 	AASpiState	st;
 	Datum		arg;
@@ -409,6 +410,12 @@ aa_btg_session_end(void)
  * Private SQL helpers of src/sql/40_btg.sql (no grant to PUBLIC)
  * ---------------------------------------------------------------------
  */
+
+void
+aa_btg_init(void)
+{
+	aa_session_on_end(btg_session_end);
+}
 
 PG_FUNCTION_INFO_V1(aa_btg_session);
 

@@ -48,6 +48,8 @@
 void
 aa_monitor_init(void)
 {
+	/* what backends tell the writer (monitor_signal.c) */
+	aa_shmem_register(aa_monitor_shmem_size, aa_monitor_shmem_startup);
 }
 
 /* ------------------------------------------------------------------
