@@ -468,6 +468,7 @@ session_revalidate(AASession *s)
 {
 	AASpiState	st;
 	uint64		gen;
+	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
 	bool		isnull;
 	const char *reason = NULL;
@@ -487,8 +488,6 @@ session_revalidate(AASession *s)
 	values[0] = UUIDPGetDatum(s->has_token ? &s->token : &s->principal);
 	if (s->has_token)
 	{
-		Oid			argtypes[1] = {UUIDOID};
-
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_agent_plan,
 											   REVALIDATE_AGENT_SQL, 1, argtypes),
 							 values, NULL, 1);
@@ -503,8 +502,6 @@ session_revalidate(AASession *s)
 	}
 	else
 	{
-		Oid			argtypes[1] = {UUIDOID};
-
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_human_plan,
 											   REVALIDATE_HUMAN_SQL, 1, argtypes),
 							 values, NULL, 1);
