@@ -273,6 +273,9 @@ extern AASession *aa_session_alloc(void);
 extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 
+/* a utility statement ran (utility.c): DISCARD ALL ends the session */
+extern void aa_session_utility_done(Node *stmt);
+
 /* a superuser or BYPASSRLS role gets no session */
 extern bool aa_role_bypasses_rls(Oid roleid);
 
@@ -286,9 +289,6 @@ extern bool aa_role_bypasses_rls(Oid roleid);
  * ---------------------------------------------------------------------
  */
 /* SQL entry points only: they fill a session and hand it to session.c */
-
-/* a utility statement ran (utility.c): DISCARD ALL ends the session */
-extern void aa_session_utility_done(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * token.c -- token secrets
