@@ -31,6 +31,7 @@ _PG_init(void)
 
 	aa_shmem_init();
 	aa_session_init();			/* who: the backend's agentauth session */
+	aa_btg_init();				/* break-the-glass ends with its session */
 	aa_utility_init();			/* utility statements: DDL, audit log, DISCARD */
 	aa_policy_init();			/* rewrite: the row check on protected tables */
 	aa_columns_init();			/* ExecutorStart: column scope */

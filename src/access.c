@@ -34,17 +34,23 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "agentauth.h"
 
 PG_FUNCTION_INFO_V1(aa_row_check);
 
-const char *const aa_row_cmd_names[] = {"read", "insert", "update", "update_new", "delete"};
-const char *const aa_idx_names[AA_NIDX] = {"read", "insert", "update", "delete"};
-
-static const int idx_action[AA_NIDX] = {AA_ACT_READ, AA_ACT_INSERT, AA_ACT_UPDATE, AA_ACT_DELETE};
+/*
+ * The cmd argument of _row_check(): an action's name, or "update_new" for
+ * the new row of an UPDATE.
+ */
+const char *
+aa_row_cmd_name(AARowCmd cmd)
+{
+	if (cmd == AA_ROW_UPDATE_NEW)
+		return "update_new";
+	return aa_action_name(AA_ACT_BIT(cmd));
+}
 
 /* ------------------------------------------------------------------
  * The access context
@@ -69,17 +75,17 @@ typedef struct PatientAccess
 {
 	uint32		hash;
 	char		status;			/* simplehash's */
-	int8		decided[AA_NIDX];	/* -1 unknown, 0 deny, 1 permit */
+	int8		decided[AA_NACTIONS];	/* -1 unknown, 0 deny, 1 permit */
 	uint32		dgen;			/* decisions above are valid for this */
 	PatientKey	patient;		/* str: a NUL-terminated copy of its own */
-	int64		allowed[AA_NIDX];
+	int64		allowed[AA_NACTIONS];
 	/* the rest is touched for withheld rows, decisions and records */
-	bool		btg[AA_NIDX];	/* permitted by break-the-glass */
-	int64		withheld[AA_NIDX];
+	bool		btg[AA_NACTIONS];	/* permitted by break-the-glass */
+	int64		withheld[AA_NACTIONS];
 	int64		written_new;	/* UPDATE: new rows checked for this patient */
-	char	   *authority[AA_NIDX]; /* jsonb text: why permitted, or why denied */
-	bool		approval_done[AA_NIDX];
-	char	   *approval[AA_NIDX];	/* approval id consumed */
+	AADecision *decision[AA_NACTIONS];	/* why permitted, or why denied */
+	bool		approval_done[AA_NACTIONS];
+	char	   *approval[AA_NACTIONS];	/* approval id consumed */
 } pg_attribute_aligned(64) PatientAccess;
 
 #define SH_PREFIX		patients
@@ -123,17 +129,17 @@ typedef struct RelAccess
 	char	   *relname;
 	int			approve_mask;
 	/* columns and classes the statement touches, per action index */
-	int			ncols[AA_NIDX];
-	char	  **cols[AA_NIDX];
-	int			nclasses[AA_NIDX];
-	char	  **classes[AA_NIDX];
+	int			ncols[AA_NACTIONS];
+	char	  **cols[AA_NACTIONS];
+	int			nclasses[AA_NACTIONS];
+	char	  **classes[AA_NACTIONS];
 
 	/*
 	 * No class touched (only the patient column or non_phi): the row needs
 	 * consent for any one of these, the table's classes in scope.
 	 */
-	int			nanyof[AA_NIDX];
-	char	  **anyof[AA_NIDX];
+	int			nanyof[AA_NACTIONS];
+	char	  **anyof[AA_NACTIONS];
 	patients_hash *patients;	/* created at the first row */
 	int			last_len;		/* the previous row's patient, for a cheap compare */
 	char		last_key[32];
@@ -201,7 +207,7 @@ aa_access_add_rel(AAQueryAccess *q, Oid relid, AAProtectedRel *prot,
 	ra->relname = prot->relname;
 	ra->approve_mask = prot->approve_mask;
 	ra->query = q;
-	for (int idx = 0; idx < AA_NIDX; idx++)
+	for (int idx = 0; idx < AA_NACTIONS; idx++)
 	{
 		ra->cols[idx] = palloc0(sizeof(char *) * (prot->natts + 1));
 		ra->classes[idx] = palloc0(sizeof(char *) * (prot->natts + 1));
@@ -224,7 +230,7 @@ aa_access_add_rel(AAQueryAccess *q, Oid relid, AAProtectedRel *prot,
 				ra->classes[idx][ra->nclasses[idx]++] = (char *) cls;
 		}
 		for (int j = 0; j < prot->nclasses; j++)
-			if (aa_session_scope_allows(prot->classes[j], idx != AA_IDX_READ))
+			if (aa_session_scope_allows(prot->classes[j], idx != AA_READ))
 				ra->anyof[idx][ra->nanyof[idx]++] = prot->classes[j];
 	}
 	q->rels = lappend(q->rels, ra);
@@ -378,22 +384,11 @@ typedef struct RowCheckState
 								 * last found unchanged at */
 } RowCheckState;
 
+/* the action (index) a row check counts in */
 static int
 cmd_index(AARowCmd cmd)
 {
-	switch (cmd)
-	{
-		case AA_ROW_READ:
-			return AA_IDX_READ;
-		case AA_ROW_INSERT:
-			return AA_IDX_INSERT;
-		case AA_ROW_UPDATE:
-		case AA_ROW_UPDATE_NEW:
-			return AA_IDX_UPDATE;
-		case AA_ROW_DELETE:
-			return AA_IDX_DELETE;
-	}
-	return AA_IDX_READ;
+	return cmd == AA_ROW_UPDATE_NEW ? AA_UPDATE : (int) cmd;
 }
 
 /* the decision for one patient and action, cached for the run */
@@ -402,19 +397,19 @@ decide(RelAccess *ra, PatientAccess *pa, int idx)
 {
 	if (pa->decided[idx] < 0)
 	{
-		AADecision d;
 		MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
+		AADecision *d = palloc(sizeof(AADecision));
 
 		if (ra->nclasses[idx] > 0)
 			aa_consent_decide(pa->patient.str, ra->nclasses[idx], ra->classes[idx],
-							  false, idx_action[idx], &d);
+							  false, AA_ACT_BIT(idx), d);
 		else
 			aa_consent_decide(pa->patient.str, ra->nanyof[idx], ra->anyof[idx],
-							  true, idx_action[idx], &d);
+							  true, AA_ACT_BIT(idx), d);
 		MemoryContextSwitchTo(oldcxt);
-		pa->decided[idx] = d.permit ? 1 : 0;
-		pa->authority[idx] = d.authority;
-		pa->btg[idx] = d.btg;
+		pa->decided[idx] = d->permit ? 1 : 0;
+		pa->decision[idx] = d;
+		pa->btg[idx] = d->btg;
 	}
 	return pa->decided[idx] == 1;
 }
@@ -426,8 +421,8 @@ refuse_write(RelAccess *ra, PatientAccess *pa, int idx)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to %s rows of patient \"%s\" in table %s",
-					aa_idx_names[idx], pa->patient.str, ra->relname),
-			 errdetail("Decision: %s", pa->authority[idx] ? pa->authority[idx] : "{}"),
+					aa_action_name(AA_ACT_BIT(idx)), pa->patient.str, ra->relname),
+			 errdetail("Decision: %s", aa_decision_text(pa->decision[idx])),
 			 errhint("A write needs a consent provision that permits it for this session's purpose, or a break-the-glass override.")));
 }
 
@@ -437,10 +432,10 @@ consume_approval(RelAccess *ra, PatientAccess *pa, int idx)
 	pg_uuid_t	approval;
 	MemoryContext oldcxt;
 
-	if (pa->approval_done[idx] || !(ra->approve_mask & idx_action[idx]) ||
+	if (pa->approval_done[idx] || !(ra->approve_mask & AA_ACT_BIT(idx)) ||
 		aa_session == NULL || !aa_session->is_agent)
 		return;
-	aa_approval_consume(ra->relid, pa->patient.str, aa_idx_names[idx], &approval);
+	aa_approval_consume(ra->relid, pa->patient.str, aa_action_name(AA_ACT_BIT(idx)), &approval);
 	oldcxt = MemoryContextSwitchTo(ra->query->cxt);
 	pa->approval[idx] = DatumGetCString(DirectFunctionCall1(uuid_out,
 															UUIDPGetDatum(&approval)));
@@ -477,10 +472,10 @@ aa_row_check(PG_FUNCTION_ARGS)
 					 errmsg("relation and command must not be null")));
 		relid = PG_GETARG_OID(0);
 		cmd = text_to_cstring(PG_GETARG_TEXT_PP(2));
-		for (c = AA_ROW_READ; c <= AA_ROW_DELETE; c++)
-			if (strcmp(cmd, aa_row_cmd_names[c]) == 0)
+		for (c = AA_ROW_READ; c <= AA_ROW_UPDATE_NEW; c++)
+			if (strcmp(cmd, aa_row_cmd_name(c)) == 0)
 				break;
-		if (c > AA_ROW_DELETE)
+		if (c > AA_ROW_UPDATE_NEW)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown row check command \"%s\"", cmd)));
@@ -538,7 +533,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 	pa = access_patient(ra, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
 	if (pa->dgen != (uint32) dgen)
 	{
-		for (int i = 0; i < AA_NIDX; i++)
+		for (int i = 0; i < AA_NACTIONS; i++)
 			pa->decided[i] = -1;
 		pa->dgen = (uint32) dgen;
 	}
@@ -546,18 +541,18 @@ aa_row_check(PG_FUNCTION_ARGS)
 	switch (st->cmd)
 	{
 		case AA_ROW_READ:
-			if (decide(ra, pa, AA_IDX_READ))
+			if (decide(ra, pa, AA_READ))
 			{
-				pa->allowed[AA_IDX_READ]++;
+				pa->allowed[AA_READ]++;
 				return BoolGetDatum(true);
 			}
-			pa->withheld[AA_IDX_READ]++;
+			pa->withheld[AA_READ]++;
 			return BoolGetDatum(false);
 
 		case AA_ROW_UPDATE:
 		case AA_ROW_DELETE:
 			/* a row the session cannot read stays invisible */
-			if (!decide(ra, pa, AA_IDX_READ))
+			if (!decide(ra, pa, AA_READ))
 			{
 				pa->withheld[idx]++;
 				return BoolGetDatum(false);
@@ -591,30 +586,6 @@ aa_row_check(PG_FUNCTION_ARGS)
  * The records of the rows counted
  * ------------------------------------------------------------------
  */
-
-static char *
-with_approval(const char *authority, const char *approval)
-{
-	StringInfoData buf;
-	int			len;
-
-	if (approval == NULL)
-		return (char *) authority;
-	initStringInfo(&buf);
-	len = authority ? strlen(authority) : 0;
-	if (len >= 2 && authority[len - 1] == '}')
-	{
-		appendBinaryStringInfo(&buf, authority, len - 1);
-		if (len > 2)
-			appendStringInfoString(&buf, ", ");
-	}
-	else
-		appendStringInfoChar(&buf, '{');
-	appendStringInfoString(&buf, "\"approval\": ");
-	escape_json(&buf, approval);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
 
 static int
 cmp_patient(const void *a, const void *b)
@@ -650,12 +621,12 @@ flush_query(AAQueryAccess *q)
 		for (long k = 0; k < n; k++)
 		{
 			pa = sorted[k];
-			for (int idx = 0; idx < AA_NIDX; idx++)
+			for (int idx = 0; idx < AA_NACTIONS; idx++)
 			{
 				int64		allowed = pa->allowed[idx];
 				AARecord	rec;
 
-				if (idx == AA_IDX_UPDATE && pa->written_new > allowed)
+				if (idx == AA_UPDATE && pa->written_new > allowed)
 					allowed = pa->written_new;
 				memset(&rec, 0, sizeof(rec));
 				rec.patient = pa->patient.str;
@@ -664,13 +635,15 @@ flush_query(AAQueryAccess *q)
 				rec.columns = (const char **) ra->cols[idx];
 				rec.nclasses = ra->nclasses[idx];
 				rec.classes = (const char **) ra->classes[idx];
-				rec.action = aa_idx_names[idx];
+				rec.action = aa_action_name(AA_ACT_BIT(idx));
 				if (allowed > 0)
 				{
 					rec.event = "access";
 					rec.row_count = allowed;
 					rec.outcome = "permit";
-					rec.authority = with_approval(pa->authority[idx], pa->approval[idx]);
+					rec.authority = pa->decision[idx] ?
+						aa_decision_authority(pa->decision[idx], pa->approval[idx]) :
+						NULL;
 					if (pa->btg[idx])
 						rec.purpose = "BTG";
 					aa_audit_emit(&rec, false);
@@ -682,7 +655,8 @@ flush_query(AAQueryAccess *q)
 					rec.row_count = pa->withheld[idx];
 					rec.outcome = "deny";
 					rec.purpose = NULL;
-					rec.authority = pa->authority[idx];
+					rec.authority = pa->decision[idx] ?
+						pa->decision[idx]->authority : NULL;
 					aa_audit_emit(&rec, false);
 					emitted = true;
 				}

@@ -21,7 +21,6 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -81,27 +80,19 @@ client_json(void)
 static bool
 is_registered_principal(Oid roleid)
 {
-	Oid			save_userid;
-	int			save_sec;
+	AASpiState	spi;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	bool		found;
-	int			nest;
 
 	values[0] = ObjectIdGetDatum(roleid);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	nest = aa_pin_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
+	aa_spi_begin(&spi, false);
 	if (SPI_execute_with_args("SELECT 1 FROM agentauth.principal "
 							  " WHERE db_role OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.principal");
 	found = SPI_processed > 0;
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	aa_unpin_search_path(nest);
+	aa_spi_end(&spi);
 	return found;
 }
 

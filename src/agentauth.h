@@ -19,6 +19,7 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -89,6 +90,8 @@ typedef struct AASharedState
 extern AASharedState *aa_shared;
 
 extern void aa_shmem_init(void);
+/* a module's shared memory: requested and attached with agentauth's */
+extern void aa_shmem_register(Size (*size) (void), void (*startup) (void));
 
 /* move a shared counter now and again at commit, then run after (or NULL) */
 extern void aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void));
@@ -142,21 +145,44 @@ extern void aa_spi_select_latest(struct _SPI_plan *plan, Datum *values,
 extern Datum aa_spi_first_value(int col, bool *isnull);
 
 /*
- * Actions, as bits (consent provisions, approvals, access accounting).
- * Bit i is the action of index i: read 0, insert 1, update 2, delete 3.
+ * Actions, by index (the statement's columns, classes and counts per
+ * action) and as bits (consent provisions, approvals): bit AA_ACT_BIT(i)
+ * is the action of index i.
  */
+#define AA_READ				0
+#define AA_INSERT			1
+#define AA_UPDATE			2
+#define AA_DELETE			3
 #define AA_NACTIONS			4
 #define AA_ACT_BIT(idx)		(1 << (idx))
-#define AA_ACT_READ			0x01
-#define AA_ACT_INSERT		0x02
-#define AA_ACT_UPDATE		0x04
-#define AA_ACT_DELETE		0x08
+#define AA_ACT_READ			AA_ACT_BIT(AA_READ)
+#define AA_ACT_INSERT		AA_ACT_BIT(AA_INSERT)
+#define AA_ACT_UPDATE		AA_ACT_BIT(AA_UPDATE)
+#define AA_ACT_DELETE		AA_ACT_BIT(AA_DELETE)
 #define AA_ACT_WRITE		(AA_ACT_INSERT | AA_ACT_UPDATE | AA_ACT_DELETE)
 
 /* one bit: its name; several: "write" */
 extern const char *aa_action_name(int action);
 /* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
 extern int	aa_action_from_name(const char *name, int len);
+
+/*
+ * A jsonb object of strings and arrays of strings, built with the jsonb
+ * API; with text, also written there as JSON text in the order built.
+ */
+typedef struct AAJsonbBuilder
+{
+	struct JsonbParseState *state;
+	StringInfo	text;
+	int			nkeys;
+} AAJsonbBuilder;
+
+extern void aa_jsonb_begin(AAJsonbBuilder *b, StringInfo text);
+extern void aa_jsonb_add_string(AAJsonbBuilder *b, const char *key,
+								const char *value);
+extern void aa_jsonb_add_strings(AAJsonbBuilder *b, const char *key,
+								 List *values);
+extern Jsonb *aa_jsonb_end(AAJsonbBuilder *b);
 
 extern char **aa_text_array_to_cstrings(Datum d, int *n);
 extern Datum aa_cstrings_to_text_array(char **items, int n);
@@ -226,6 +252,8 @@ typedef struct AASession
 extern AASession *aa_session;
 
 extern void aa_session_init(void);
+/* at init: what else ends with a session (end_session, or replaced) */
+extern void aa_session_on_end(void (*callback) (void));
 
 /*
  * The per-row validity check: returns when the backend has no session or a
@@ -245,6 +273,9 @@ extern AASession *aa_session_alloc(void);
 extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 
+/* a utility statement ran (utility.c): DISCARD ALL ends the session */
+extern void aa_session_utility_done(Node *stmt);
+
 /* a superuser or BYPASSRLS role gets no session */
 extern bool aa_role_bypasses_rls(Oid roleid);
 
@@ -258,9 +289,6 @@ extern bool aa_role_bypasses_rls(Oid roleid);
  * ---------------------------------------------------------------------
  */
 /* SQL entry points only: they fill a session and hand it to session.c */
-
-/* a utility statement ran (utility.c): DISCARD ALL ends the session */
-extern void aa_session_utility_done(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * token.c -- token secrets
@@ -286,7 +314,7 @@ typedef struct AARecord
 	const char **classes;
 	const char *action;			/* read | insert | update | delete */
 	int64		row_count;		/* < 0: NULL */
-	const char *authority;		/* jsonb text or NULL */
+	const Jsonb *authority;		/* or NULL */
 	const char *outcome;		/* permit | deny */
 	const char *detail;			/* jsonb text or NULL */
 	/* identity: taken from aa_session unless set here */
@@ -314,9 +342,8 @@ extern void aa_audit_init(void);
 /* longest patient id (bytes) a record may name: it must fit the log's index */
 #define AA_AUDIT_MAX_PATIENT	1000
 
-/* the queue's shared memory (audit_queue.c), for shmem.c */
-extern Size aa_audit_shmem_size(void);
-extern void aa_audit_shmem_startup(void);
+/* session.c says where the acting session is kept, once, at its init */
+extern void aa_audit_set_session_source(AASession *const *session);
 
 /* ---------------------------------------------------------------------
  * audit_queue.c -- the shared-memory queue between backends and the writer
@@ -465,7 +492,7 @@ extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
 								   const bool *nulls, StringInfo scratch);
 
 /* ---------------------------------------------------------------------
- * chain.c -- the chain hash, verify_audit; purge_audit
+ * chain.c -- the chain hash, verify_audit
  * ---------------------------------------------------------------------
  */
 /*
@@ -494,10 +521,10 @@ extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
 
 /* ---------------------------------------------------------------------
- * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION
+ * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION;
+ * purge_audit, the one way records leave the log
  * ---------------------------------------------------------------------
  */
-extern bool aa_audit_purging;	/* purge_audit() is deleting */
 extern void aa_audit_guard_check(Node *stmt);
 /* false: agentauth guards no drop now (not installed, or its own script) */
 extern bool aa_audit_guard_drop(Oid classId, Oid objectId);
@@ -566,24 +593,20 @@ extern void aa_refuse_cascade(const char *relname, const char *action,
  * ---------------------------------------------------------------------
  */
 
-/* action indexes: the statement's columns, classes and counts per action */
-#define AA_IDX_READ		0
-#define AA_IDX_INSERT	1
-#define AA_IDX_UPDATE	2
-#define AA_IDX_DELETE	3
-#define AA_NIDX			4
-extern const char *const aa_idx_names[AA_NIDX];
-
-/* the cmd argument of agentauth._row_check(relid, patient, cmd) */
+/*
+ * The cmd argument of agentauth._row_check(relid, patient, cmd): an action
+ * (its index), or the new row of an UPDATE.
+ */
 typedef enum AARowCmd
 {
-	AA_ROW_READ,
-	AA_ROW_INSERT,
-	AA_ROW_UPDATE,
-	AA_ROW_UPDATE_NEW,
-	AA_ROW_DELETE
+	AA_ROW_READ = AA_READ,
+	AA_ROW_INSERT = AA_INSERT,
+	AA_ROW_UPDATE = AA_UPDATE,
+	AA_ROW_DELETE = AA_DELETE,
+	AA_ROW_UPDATE_NEW
 } AARowCmd;
-extern const char *const aa_row_cmd_names[];
+/* its name: the action's, or "update_new" */
+extern const char *aa_row_cmd_name(AARowCmd cmd);
 
 /* one statement's access context (private to access.c) */
 typedef struct AAQueryAccess AAQueryAccess;
@@ -613,22 +636,49 @@ extern void aa_access_end(struct QueryDesc *qd);
  * consent.c -- consent and default decisions, cached per backend
  * ---------------------------------------------------------------------
  */
+/* why a decision permits or refuses */
+typedef enum AADecisionReason
+{
+	AA_DECIDE_PERMIT,			/* consents and defaults permit every class */
+	AA_DECIDE_BREAK_GLASS,		/* an override of this session permits */
+	AA_DECIDE_NO_SESSION,
+	AA_DECIDE_NOT_IN_TOKEN,		/* the patient is not in the token's list */
+	AA_DECIDE_NO_CLASS_IN_SCOPE,
+	/* refusals that name their action */
+	AA_DECIDE_DENIED_BY_CONSENT,	/* of data_class, by consent */
+	AA_DECIDE_DENIED_BY_DEFAULT,	/* of data_class, by default_rule */
+	AA_DECIDE_NOTHING_PERMITS,	/* nothing permits data_class */
+	AA_DECIDE_NOTHING_PERMITS_ANY	/* nothing permits any class (anyof) */
+} AADecisionReason;
+
 typedef struct AADecision
 {
 	bool		permit;
 	bool		btg;			/* by break-the-glass */
-	char	   *authority;		/* jsonb text */
+	AADecisionReason reason;
+	int			action;			/* AA_ACT_* asked for */
+	const char *data_class;		/* the class refused */
+	const char *consent;		/* the consent that refused it */
+	const char *default_rule;	/* the default that refused it: purpose/class */
+	const char *break_glass;	/* the override that permits (uuid text) */
+	List	   *consents;		/* the consents that permit (char *) */
+	List	   *defaults;		/* the defaults that permit: purpose/class */
+	Jsonb	   *authority;		/* all of it, as its records' authority */
 } AADecision;
 
 /*
  * Decide (SPEC 7) for this session whether the patient may be touched with
  * every one of the classes (or, anyof, at least one) for the action
- * (AA_ACT_*).  Includes the token's patient list.  The result's strings are
- * palloc'd in the current memory context.
+ * (AA_ACT_*).  Includes the token's patient list.  The result is palloc'd
+ * in the current memory context.
  */
 extern void aa_consent_decide(const char *patient, int nclasses,
 							  char **classes, bool anyof, int action,
 							  AADecision *result);
+/* the authority of a record of d, naming the approval consumed (or NULL) */
+extern Jsonb *aa_decision_authority(const AADecision *d, const char *approval);
+/* d as JSON text, for messages */
+extern char *aa_decision_text(const AADecision *d);
 /* moves whenever a cached decision may have changed (the row check's test) */
 extern uint64 aa_decision_gen(void);
 
@@ -660,11 +710,10 @@ extern void aa_approval_consume(Oid relid, const char *patient,
 extern void aa_btg_refresh(void);
 
 /*
- * The current session ends (end_session, or a new session replacing it):
- * mark its open overrides ended and audit break_glass_end.  Call while
- * aa_session is still set, inside the transaction.
+ * At _PG_init: the end of a session (end_session, or a new session
+ * replacing it) marks its open overrides ended and audits break_glass_end.
  */
-extern void aa_btg_session_end(void);
+extern void aa_btg_init(void);
 
 /* ---------------------------------------------------------------------
  * monitor_signal.c -- what backends tell the monitor, in shared memory

@@ -94,6 +94,7 @@ aa_audit_init(void)
 {
 	BackgroundWorker worker;
 
+	aa_shmem_register(aa_queue_shmem_size, aa_queue_shmem_startup);
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	callbacks_registered = true;
@@ -107,19 +108,6 @@ aa_audit_init(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "agentauth audit writer");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "agentauth audit writer");
 	RegisterBackgroundWorker(&worker);
-}
-
-Size
-aa_audit_shmem_size(void)
-{
-	return aa_queue_shmem_size();
-}
-
-/* called with AddinShmemInitLock held */
-void
-aa_audit_shmem_startup(void)
-{
-	aa_queue_shmem_startup();
 }
 
 /* ------------------------------------------------------------------
@@ -200,9 +188,22 @@ client_text(StringInfo out)
 }
 
 /*
- * jsonb text -> binary (validating it) and its canonical text, into *bin
- * and canon.  The last value is remembered: the records of one statement
- * usually share their authority.
+ * The session acting, whose identity a record carries unless it names its
+ * own: session.c, a phase above this one, says where it keeps it.
+ */
+static AASession *const *acting_session = NULL;
+
+void
+aa_audit_set_session_source(AASession *const *session)
+{
+	acting_session = session;
+}
+
+/*
+ * A record's jsonb and its canonical text (what is hashed).  The last value
+ * is remembered: the records of one statement usually share their
+ * authority.  The detail comes as jsonb text (text is its key), the
+ * authority as jsonb.
  */
 typedef struct JsonbCache
 {
@@ -214,32 +215,47 @@ typedef struct JsonbCache
 static JsonbCache authority_cache;
 static JsonbCache detail_cache;
 
-static Jsonb *
-jsonb_arg(const char *s, JsonbCache *c)
+static void
+jsonb_cache_set(JsonbCache *c, const Jsonb *jb, const char *text)
 {
-	MemoryContext old;
-	Jsonb	   *jb;
+	MemoryContext old = MemoryContextSwitchTo(audit_context());
 
-	if (s == NULL)
-		return NULL;
-	if (c->text != NULL && strcmp(c->text, s) == 0)
-		return c->bin;
-
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
-	old = MemoryContextSwitchTo(audit_context());
-	if (c->text)
-	{
-		pfree(c->text);
+	if (c->bin)
 		pfree(c->bin);
-	}
 	else
 		initStringInfo(&c->canon);
-	c->text = pstrdup(s);
+	if (c->text)
+		pfree(c->text);
+	c->text = text ? pstrdup(text) : NULL;
 	c->bin = palloc(VARSIZE(jb));
 	memcpy(c->bin, jb, VARSIZE(jb));
 	resetStringInfo(&c->canon);
 	JsonbToCString(&c->canon, &c->bin->root, VARSIZE(c->bin));
 	MemoryContextSwitchTo(old);
+}
+
+/* jsonb text -> binary (validating it), remembered in c */
+static Jsonb *
+jsonb_text_arg(const char *s, JsonbCache *c)
+{
+	if (s == NULL)
+		return NULL;
+	if (c->text == NULL || strcmp(c->text, s) != 0)
+		jsonb_cache_set(c, DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(s))),
+						s);
+	return c->bin;
+}
+
+/* a jsonb, remembered in c */
+static Jsonb *
+jsonb_arg(const Jsonb *jb, JsonbCache *c)
+{
+	if (jb == NULL)
+		return NULL;
+	if (c->bin == NULL || VARSIZE(c->bin) != VARSIZE(jb) ||
+		memcmp(c->bin, jb, VARSIZE(jb)) != 0)
+		jsonb_cache_set(c, jb, NULL);
 	return c->bin;
 }
 
@@ -319,7 +335,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 		f.authority_text = authority_cache.canon.data;
 		f.authority_text_len = authority_cache.canon.len;
 	}
-	f.detail = (struct varlena *) jsonb_arg(rec->detail, &detail_cache);
+	f.detail = (struct varlena *) jsonb_text_arg(rec->detail, &detail_cache);
 	if (f.detail)
 	{
 		f.detail_text = detail_cache.canon.data;
@@ -327,24 +343,26 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	}
 
 	/* identity: the session's, unless the record names its own */
-	if (aa_session != NULL)
+	if (acting_session != NULL && *acting_session != NULL)
 	{
+		const AASession *session = *acting_session;
+
 		if (f.principal == NULL)
-			f.principal = &aa_session->principal;
+			f.principal = &session->principal;
 		if (f.principal_name == NULL)
-			f.principal_name = aa_session->name;
-		if (f.token == NULL && aa_session->has_token)
-			f.token = &aa_session->token;
+			f.principal_name = session->name;
+		if (f.token == NULL && session->has_token)
+			f.token = &session->token;
 		if (f.purpose == NULL)
-			f.purpose = aa_session->purpose;
-		session_token = aa_session->has_token && f.token != NULL &&
-			memcmp(f.token->data, aa_session->token.data, UUID_LEN) == 0;
-		if (session_token || (!aa_session->has_token && rec->token == NULL))
-			f.on_behalf_of = aa_session->on_behalf_of;
+			f.purpose = session->purpose;
+		session_token = session->has_token && f.token != NULL &&
+			memcmp(f.token->data, session->token.data, UUID_LEN) == 0;
+		if (session_token || (!session->has_token && rec->token == NULL))
+			f.on_behalf_of = session->on_behalf_of;
 		if (session_token)
 		{
-			f.nchain = aa_session->nchain;
-			f.chain = aa_session->chain;
+			f.nchain = session->nchain;
+			f.chain = session->chain;
 		}
 	}
 	resetStringInfo(client);

@@ -23,6 +23,10 @@
  *		  EXTENSION agentauth is under way.
  *		The extension's own install and upgrade scripts are let through.
  *
+ *		The one way records leave the log is agentauth.purge_audit(), here
+ *		too: it removes a prefix of the chain older than
+ *		agentauth.audit_retention and records where it cut it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +34,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -38,19 +43,26 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "agentauth.h"
 
 #define GUARD_FUNCTION	"_audit_log_guard"
 
-bool		aa_audit_purging = false;
+/* purge_audit() is deleting: the statement trigger lets it */
+static bool audit_purging = false;
 
 /* the protected objects of this database (InvalidOid when not installed) */
 typedef struct Protected
@@ -335,7 +347,7 @@ aa_audit_log_guard(PG_FUNCTION_ARGS)
 				 errmsg("_audit_log_guard() must be called as a trigger")));
 	td = (TriggerData *) fcinfo->context;
 
-	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && aa_audit_purging)
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && audit_purging)
 		return PointerGetDatum(NULL);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -348,4 +360,150 @@ aa_audit_log_guard(PG_FUNCTION_ARGS)
 		op = "TRUNCATE";
 	refuse(op);
 	return PointerGetDatum(NULL);
+}
+
+/* ------------------------------------------------------------------
+ * Retention: the one way records leave the log, cutting the chain
+ * ------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(aa_purge_audit);
+
+/*
+ * agentauth.purge_audit(before timestamptz) RETURNS bigint
+ *
+ * Removes the records logged before `before`, which must itself be older
+ * than agentauth.audit_retention, and records audit_purged (when the
+ * transaction commits) with the cut: the first seq kept and the row_hash
+ * of the record before it, from which both verifiers continue.  logged_at
+ * grows with seq, so the removed records are a prefix of the chain; the
+ * newest record is always kept, so the writer can always find the head.
+ * Privacy officers only.  Returns the number of records removed.
+ */
+Datum
+aa_purge_audit(PG_FUNCTION_ARGS)
+{
+	TimestampTz before;
+	TimestampTz oldest_allowed;
+	Oid			relid;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		args[1];
+	int64		first_seq;
+	int64		last_seq;
+	int64		cut_seq;
+	int64		removed = 0;
+	char		cut_hex[AA_HASH_LEN * 2 + 1];
+	bool		isnull;
+	int			ret;
+	AARecord	rec;
+	StringInfoData detail;
+	AASpiState	spi;
+	Oid			owner;
+
+	aa_require_role("agentauth_privacy_officer");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("before must not be null")));
+	before = PG_GETARG_TIMESTAMPTZ(0);
+	oldest_allowed = GetCurrentTransactionStartTimestamp() -
+		(TimestampTz) aa_audit_retention * USECS_PER_SEC;
+	if (TIMESTAMP_NOT_FINITE(before) || before > oldest_allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit records younger than agentauth.audit_retention cannot be removed"),
+				 errdetail("before must be no later than %s.", timestamptz_to_str(oldest_allowed)),
+				 errhint("agentauth.audit_retention is set in postgresql.conf.")));
+
+	relid = get_relname_relid("audit_log", get_namespace_oid(AA_SCHEMA, false));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("agentauth.audit_log does not exist")));
+	/* one purge at a time; the writer's inserts go on */
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+
+	/* the caller is a privacy officer, checked; the table is the extension's */
+	{
+		Relation	rel = table_open(relid, NoLock);
+
+		owner = rel->rd_rel->relowner;
+		table_close(rel, NoLock);
+	}
+	aa_spi_begin_as(&spi, owner, false);
+	ret = SPI_execute("SELECT pg_catalog.min(seq), pg_catalog.max(seq) FROM agentauth.audit_log",
+					  true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the audit log");
+	first_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+	{
+		aa_spi_end(&spi);
+		PG_RETURN_INT64(0);
+	}
+	last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	args[0] = TimestampTzGetDatum(before);
+	ret = SPI_execute_with_args("SELECT pg_catalog.min(seq) FROM agentauth.audit_log"
+								" WHERE logged_at OPERATOR(pg_catalog.>=) $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the audit log");
+	cut_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull || cut_seq > last_seq)
+		cut_seq = last_seq;		/* keep the head */
+	if (cut_seq < first_seq)
+		cut_seq = first_seq;
+
+	/* the hash the first record kept links to */
+	args[0] = Int64GetDatum(cut_seq);
+	argtypes[0] = INT8OID;
+	ret = SPI_execute_with_args("SELECT pg_catalog.encode(prev_hash, 'hex') FROM agentauth.audit_log"
+								" WHERE seq OPERATOR(pg_catalog.=) $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the audit log has no record " INT64_FORMAT, cut_seq),
+				 errhint("Run agentauth.verify_audit().")));
+	{
+		char	   *h = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		strlcpy(cut_hex, h ? h : "", sizeof(cut_hex));
+	}
+
+	if (cut_seq > first_seq)
+	{
+		audit_purging = true;
+		PG_TRY();
+		{
+			ret = SPI_execute_with_args("DELETE FROM agentauth.audit_log WHERE seq OPERATOR(pg_catalog.<) $1",
+										1, argtypes, args, NULL, false, 0);
+		}
+		PG_FINALLY();
+		{
+			audit_purging = false;
+		}
+		PG_END_TRY();
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not purge the audit log");
+		removed = SPI_processed;
+	}
+	aa_spi_end(&spi);
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail,
+					 "{\"before\": \"%s\", \"removed\": " INT64_FORMAT
+					 ", \"cut_seq\": " INT64_FORMAT ", \"cut_hash\": \"%s\"}",
+					 timestamptz_to_str(before), removed, cut_seq, cut_hex);
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "audit_purged";
+	rec.relation = "agentauth.audit_log";
+	rec.action = aa_action_name(AA_ACT_DELETE);
+	rec.row_count = removed;
+	rec.outcome = "permit";
+	rec.detail = detail.data;
+	aa_audit_emit(&rec, true);
+
+	PG_RETURN_INT64(removed);
 }

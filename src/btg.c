@@ -339,11 +339,12 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 
 /*
  * A session's end takes its overrides along: mark the open ones ended and
- * audit their end.  For session.c to call from end_session() (and when a
- * new session replaces the current one), while aa_session is still set.
+ * audit their end.  session.c calls it (aa_session_on_end) from
+ * end_session() and when a new session replaces the current one, while
+ * aa_session is still set.
  */
-void
-aa_btg_session_end(void)
+static void
+btg_session_end(void)
 {
 	AASpiState	st;
 	Datum		arg;
@@ -385,13 +386,15 @@ aa_btg_session_end(void)
 	for (uint64 i = 0; i < n; i++)
 	{
 		AARecord	rec;
-		char	   *authority = psprintf("{\"break_glass\": \"%s\"}", ids[i]);
+		AAJsonbBuilder authority;
 
+		aa_jsonb_begin(&authority, NULL);
+		aa_jsonb_add_string(&authority, "break_glass", ids[i]);
 		memset(&rec, 0, sizeof(rec));
 		rec.event = "break_glass_end";
 		rec.patient = patients[i];
 		rec.row_count = -1;
-		rec.authority = authority;
+		rec.authority = aa_jsonb_end(&authority);
 		rec.outcome = "permit";
 		rec.purpose = "BTG";
 		rec.detail = psprintf("{\"break_glass\": \"%s\", \"ended_by\": \"session end\"}", ids[i]);
@@ -407,6 +410,12 @@ aa_btg_session_end(void)
  * Private SQL helpers of src/sql/40_btg.sql (no grant to PUBLIC)
  * ---------------------------------------------------------------------
  */
+
+void
+aa_btg_init(void)
+{
+	aa_session_on_end(btg_session_end);
+}
 
 PG_FUNCTION_INFO_V1(aa_btg_session);
 
@@ -520,7 +529,7 @@ aa_btg_audit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		rec.action = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (!PG_ARGISNULL(4))
-		rec.authority = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));
+		rec.authority = PG_GETARG_JSONB_P(4);
 	if (!PG_ARGISNULL(5))
 		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(5)));
 	if (!PG_ARGISNULL(6))

@@ -3,8 +3,8 @@
  * chain.c
  *		The hash chain of the audit log: the chain hash (aa_chain_hash, the
  *		one function the writer and the verifier both use) and its C
- *		verifier, agentauth.verify_audit(); and, in a section of its own at
- *		the end, agentauth.purge_audit(), which cuts the chain.
+ *		verifier, agentauth.verify_audit(), which starts from the anchor the
+ *		latest agentauth.purge_audit() (audit_guard.c) left.
  *
  *		row_hash = SHA-256(prev_hash || canonical(record)), where
  *		canonical() is record.c's encoding.  The writer hashes the head it
@@ -37,7 +37,6 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "storage/lmgr.h"
 
 #include "agentauth.h"
 
@@ -80,14 +79,10 @@ latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 {
 	bool		found = false;
 	int			ret;
-	Oid			save_userid;
-	int			save_sec;
+	AASpiState	spi;
 
 	/* the caller is an auditor, checked; the table is the extension's */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(rel->rd_rel->relowner,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
+	aa_spi_begin_as(&spi, rel->rd_rel->relowner, false);
 	ret = SPI_execute("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
 					  " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
 					  " FROM agentauth.audit_log l"
@@ -113,8 +108,7 @@ latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 			found = true;
 		}
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	aa_spi_end(&spi);
 	return found;
 }
 
@@ -416,155 +410,4 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 	}
 	rettupdesc = BlessTupleDesc(rettupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettupdesc, result, rnulls)));
-}
-
-/* ------------------------------------------------------------------
- * Retention: cutting the chain (it belongs with the audit-log guard)
- * ------------------------------------------------------------------
- */
-
-PG_FUNCTION_INFO_V1(aa_purge_audit);
-
-/*
- * agentauth.purge_audit(before timestamptz) RETURNS bigint
- *
- * Removes the records logged before `before`, which must itself be older
- * than agentauth.audit_retention, and records audit_purged (when the
- * transaction commits) with the cut: the first seq kept and the row_hash
- * of the record before it, from which both verifiers continue.  logged_at
- * grows with seq, so the removed records are a prefix of the chain; the
- * newest record is always kept, so the writer can always find the head.
- * Privacy officers only.  Returns the number of records removed.
- */
-Datum
-aa_purge_audit(PG_FUNCTION_ARGS)
-{
-	TimestampTz before;
-	TimestampTz oldest_allowed;
-	Oid			relid;
-	Oid			argtypes[1] = {TIMESTAMPTZOID};
-	Datum		args[1];
-	int64		first_seq;
-	int64		last_seq;
-	int64		cut_seq;
-	int64		removed = 0;
-	char		cut_hex[AA_HASH_LEN * 2 + 1];
-	bool		isnull;
-	int			ret;
-	AARecord	rec;
-	StringInfoData detail;
-	Oid			save_userid;
-	int			save_sec;
-	Oid			owner;
-
-	aa_require_role("agentauth_privacy_officer");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("before must not be null")));
-	before = PG_GETARG_TIMESTAMPTZ(0);
-	oldest_allowed = GetCurrentTransactionStartTimestamp() -
-		(TimestampTz) aa_audit_retention * USECS_PER_SEC;
-	if (TIMESTAMP_NOT_FINITE(before) || before > oldest_allowed)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("audit records younger than agentauth.audit_retention cannot be removed"),
-				 errdetail("before must be no later than %s.", timestamptz_to_str(oldest_allowed)),
-				 errhint("agentauth.audit_retention is set in postgresql.conf.")));
-
-	relid = get_relname_relid("audit_log", get_namespace_oid(AA_SCHEMA, false));
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("agentauth.audit_log does not exist")));
-	/* one purge at a time; the writer's inserts go on */
-	LockRelationOid(relid, ShareUpdateExclusiveLock);
-
-	/* the caller is a privacy officer, checked; the table is the extension's */
-	{
-		Relation	rel = table_open(relid, NoLock);
-
-		owner = rel->rd_rel->relowner;
-		table_close(rel, NoLock);
-	}
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
-	ret = SPI_execute("SELECT pg_catalog.min(seq), pg_catalog.max(seq) FROM agentauth.audit_log",
-					  true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the audit log");
-	first_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
-	{
-		SPI_finish();
-		SetUserIdAndSecContext(save_userid, save_sec);
-		PG_RETURN_INT64(0);
-	}
-	last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-
-	args[0] = TimestampTzGetDatum(before);
-	ret = SPI_execute_with_args("SELECT pg_catalog.min(seq) FROM agentauth.audit_log"
-								" WHERE logged_at OPERATOR(pg_catalog.>=) $1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the audit log");
-	cut_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull || cut_seq > last_seq)
-		cut_seq = last_seq;		/* keep the head */
-	if (cut_seq < first_seq)
-		cut_seq = first_seq;
-
-	/* the hash the first record kept links to */
-	args[0] = Int64GetDatum(cut_seq);
-	argtypes[0] = INT8OID;
-	ret = SPI_execute_with_args("SELECT pg_catalog.encode(prev_hash, 'hex') FROM agentauth.audit_log"
-								" WHERE seq OPERATOR(pg_catalog.=) $1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the audit log has no record " INT64_FORMAT, cut_seq),
-				 errhint("Run agentauth.verify_audit().")));
-	{
-		char	   *h = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		strlcpy(cut_hex, h ? h : "", sizeof(cut_hex));
-	}
-
-	if (cut_seq > first_seq)
-	{
-		aa_audit_purging = true;
-		PG_TRY();
-		{
-			ret = SPI_execute_with_args("DELETE FROM agentauth.audit_log WHERE seq OPERATOR(pg_catalog.<) $1",
-										1, argtypes, args, NULL, false, 0);
-		}
-		PG_FINALLY();
-		{
-			aa_audit_purging = false;
-		}
-		PG_END_TRY();
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "could not purge the audit log");
-		removed = SPI_processed;
-	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-
-	initStringInfo(&detail);
-	appendStringInfo(&detail,
-					 "{\"before\": \"%s\", \"removed\": " INT64_FORMAT
-					 ", \"cut_seq\": " INT64_FORMAT ", \"cut_hash\": \"%s\"}",
-					 timestamptz_to_str(before), removed, cut_seq, cut_hex);
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "audit_purged";
-	rec.relation = "agentauth.audit_log";
-	rec.action = "delete";
-	rec.row_count = removed;
-	rec.outcome = "permit";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, true);
-
-	PG_RETURN_INT64(removed);
 }

@@ -56,7 +56,7 @@ typedef struct RteCols
 {
 	Oid			checkAsUser;
 	AclMode		required;
-	Bitmapset  *cols[AA_NIDX];
+	Bitmapset  *cols[AA_NACTIONS];
 } RteCols;
 
 static void
@@ -71,16 +71,16 @@ rte_cols(PlannedStmt *ps, RangeTblEntry *rte, RteCols *rc)
 
 		rc->checkAsUser = p->checkAsUser;
 		rc->required = p->requiredPerms;
-		rc->cols[AA_IDX_READ] = p->selectedCols;
-		rc->cols[AA_IDX_INSERT] = p->insertedCols;
-		rc->cols[AA_IDX_UPDATE] = p->updatedCols;
+		rc->cols[AA_READ] = p->selectedCols;
+		rc->cols[AA_INSERT] = p->insertedCols;
+		rc->cols[AA_UPDATE] = p->updatedCols;
 	}
 #else
 	rc->checkAsUser = rte->checkAsUser;
 	rc->required = rte->requiredPerms;
-	rc->cols[AA_IDX_READ] = rte->selectedCols;
-	rc->cols[AA_IDX_INSERT] = rte->insertedCols;
-	rc->cols[AA_IDX_UPDATE] = rte->updatedCols;
+	rc->cols[AA_READ] = rte->selectedCols;
+	rc->cols[AA_INSERT] = rte->insertedCols;
+	rc->cols[AA_UPDATE] = rte->updatedCols;
 #endif
 }
 
@@ -89,8 +89,8 @@ typedef struct RelUse
 {
 	Oid			relid;
 	AAProtectedRel *prot;		/* copy, in the statement's memory */
-	bool		used[AA_NIDX];
-	bool	   *att[AA_NIDX];	/* [1..natts]: column referenced */
+	bool		used[AA_NACTIONS];
+	bool	   *att[AA_NACTIONS];	/* [1..natts]: column referenced */
 	bool		bypass;
 	bool		checked;		/* at least one entry under row security */
 } RelUse;
@@ -153,7 +153,7 @@ mark_cols(RelUse *u, int idx, Bitmapset *cols)
 static bool
 scope_allows(const char *data_class, int idx)
 {
-	return aa_session_scope_allows(data_class, idx != AA_IDX_READ);
+	return aa_session_scope_allows(data_class, idx != AA_READ);
 }
 
 static bool
@@ -175,12 +175,12 @@ check_scope(RelUse *u)
 	bool		write = false;
 
 	initStringInfo(&out);
-	for (int idx = 0; idx < AA_NIDX; idx++)
+	for (int idx = 0; idx < AA_NACTIONS; idx++)
 	{
 		if (!u->used[idx])
 			continue;
 		/* a write needs a write scope for some class of the table */
-		if (idx != AA_IDX_READ && !any_class_in_scope(u->prot, idx))
+		if (idx != AA_READ && !any_class_in_scope(u->prot, idx))
 		{
 			if (out.len > 0)
 				appendStringInfoString(&out, ", ");
@@ -204,7 +204,8 @@ check_scope(RelUse *u)
 			else if (strcmp(cls, AA_NON_PHI) == 0)
 				continue;
 			else if (!scope_allows(cls, idx))
-				why = psprintf("%s:%s", cls, idx == AA_IDX_READ ? "read" : "write");
+				why = psprintf("%s:%s", cls,
+							   aa_action_name(idx == AA_READ ? AA_ACT_READ : AA_ACT_WRITE));
 			if (why == NULL)
 				continue;
 			if (out.len > 0)
@@ -223,7 +224,7 @@ check_scope(RelUse *u)
 				if (!dup)
 					bad_classes = lappend(bad_classes, (void *) cls);
 			}
-			if (idx != AA_IDX_READ)
+			if (idx != AA_READ)
 				write = true;
 		}
 	}
@@ -254,7 +255,7 @@ check_scope(RelUse *u)
 		rec.columns = cols;
 		rec.nclasses = n;
 		rec.classes = classes;
-		rec.action = write ? "write" : "read";
+		rec.action = aa_action_name(write ? AA_ACT_WRITE : AA_ACT_READ);
 		rec.row_count = -1;
 		rec.outcome = "deny";
 		rec.detail = detail.data;
@@ -263,7 +264,8 @@ check_scope(RelUse *u)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to %s columns of protected table %s",
-					write ? "write" : "read", u->prot->relname),
+					aa_action_name(write ? AA_ACT_WRITE : AA_ACT_READ),
+					u->prot->relname),
 			 errdetail("Out of the session's scopes: %s.", out.data),
 			 errhint("Name only the columns the task needs; their classes must be in the token's scopes.")));
 }
@@ -273,12 +275,12 @@ static const char *
 statement_action(AclMode required)
 {
 	if (required & ACL_DELETE)
-		return "delete";
+		return aa_action_name(AA_ACT_DELETE);
 	if (required & ACL_UPDATE)
-		return "update";
+		return aa_action_name(AA_ACT_UPDATE);
 	if (required & ACL_INSERT)
-		return "insert";
-	return "read";
+		return aa_action_name(AA_ACT_INSERT);
+	return aa_action_name(AA_ACT_READ);
 }
 
 /* the columns of the relation the statement touches, by any action */
@@ -292,7 +294,7 @@ touched_cols(RelUse *u, int *ncols)
 	{
 		bool		any = false;
 
-		for (int idx = 0; idx < AA_NIDX; idx++)
+		for (int idx = 0; idx < AA_NACTIONS; idx++)
 			any |= u->att[idx][i];
 		if (any)
 			cols[n++] = u->prot->att_name[i];
@@ -344,29 +346,29 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 			u = palloc0(sizeof(RelUse));
 			u->relid = rte->relid;
 			u->prot = copy_prot(prot);
-			for (int idx = 0; idx < AA_NIDX; idx++)
+			for (int idx = 0; idx < AA_NACTIONS; idx++)
 				u->att[idx] = palloc0(sizeof(bool) * (u->prot->natts + 1));
 			uses = lappend(uses, u);
 		}
 		aa_check_standby(u->prot->relname);
 
 		if (rc.required & ACL_SELECT)
-			mark_cols(u, AA_IDX_READ, rc.cols[AA_IDX_READ]);
+			mark_cols(u, AA_READ, rc.cols[AA_READ]);
 		if (rc.required & ACL_INSERT)
-			mark_cols(u, AA_IDX_INSERT, rc.cols[AA_IDX_INSERT]);
+			mark_cols(u, AA_INSERT, rc.cols[AA_INSERT]);
 		if (rc.required & ACL_UPDATE)
-			mark_cols(u, AA_IDX_UPDATE, rc.cols[AA_IDX_UPDATE]);
+			mark_cols(u, AA_UPDATE, rc.cols[AA_UPDATE]);
 		if (rc.required & ACL_DELETE)
 		{
 			/* a deleted row loses every column */
 			for (int i = 1; i <= u->prot->natts; i++)
 				if (u->prot->att_name[i])
-					u->att[AA_IDX_DELETE][i] = true;
-			u->used[AA_IDX_DELETE] = true;
+					u->att[AA_DELETE][i] = true;
+			u->used[AA_DELETE] = true;
 		}
 		/* the read of an UPDATE/DELETE target decides its visibility */
 		if (rc.required & (ACL_UPDATE | ACL_DELETE))
-			u->used[AA_IDX_READ] = true;
+			u->used[AA_READ] = true;
 
 		bypass = aa_rls_bypassed(rte->relid, rc.checkAsUser);
 		if (bypass)
@@ -432,12 +434,12 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		{
 			int			n;
 			const char **cols = touched_cols(u, &n);
-			const char *action = "read";
+			const char *action = aa_action_name(AA_ACT_READ);
 
-			for (int idx = AA_NIDX - 1; idx > 0; idx--)
+			for (int idx = AA_NACTIONS - 1; idx > 0; idx--)
 				if (u->used[idx])
 				{
-					action = aa_idx_names[idx];
+					action = aa_action_name(AA_ACT_BIT(idx));
 					break;
 				}
 			aa_refuse_outside_session(u->prot->relname, n, cols, action);

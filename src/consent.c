@@ -43,7 +43,6 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -569,12 +568,6 @@ decide_class(List *provs, const char *data_class, int action,
 	}
 }
 
-static void
-append_json_str(StringInfo buf, const char *s)
-{
-	escape_json(buf, s);
-}
-
 static bool
 patient_in_token(const char *patient)
 {
@@ -599,35 +592,108 @@ patient_in_token(const char *patient)
 	return false;
 }
 
-void
-aa_consent_decide(const char *patient, int nclasses, char **classes,
-				  bool anyof, int action, AADecision *result)
+/* the reason of a refusal, by AADecisionReason (none for a permit) */
+static const char *const reason_text[] = {
+	[AA_DECIDE_NO_SESSION] = "no agentauth session",
+	[AA_DECIDE_NOT_IN_TOKEN] = "patient not in the token's patient list",
+	[AA_DECIDE_NO_CLASS_IN_SCOPE] = "no data class of the table is in scope",
+	[AA_DECIDE_DENIED_BY_CONSENT] = "denied by consent",
+	[AA_DECIDE_DENIED_BY_DEFAULT] = "denied by default",
+	[AA_DECIDE_NOTHING_PERMITS] = "no consent or default permits",
+	[AA_DECIDE_NOTHING_PERMITS_ANY] = "no consent or default permits any data class in scope",
+};
+
+/*
+ * The decision as the authority of its records (jsonb), with an approval
+ * when one was consumed; with text, also as JSON text with its keys in
+ * this order, for messages.
+ */
+static Jsonb *
+build_authority(const AADecision *d, const char *approval, StringInfo text)
+{
+	AAJsonbBuilder b;
+
+	aa_jsonb_begin(&b, text);
+	switch (d->reason)
+	{
+		case AA_DECIDE_PERMIT:
+			if (d->consents != NIL)
+				aa_jsonb_add_strings(&b, "consents", d->consents);
+			if (d->defaults != NIL)
+				aa_jsonb_add_strings(&b, "defaults", d->defaults);
+			break;
+		case AA_DECIDE_BREAK_GLASS:
+			aa_jsonb_add_string(&b, "break_glass", d->break_glass);
+			break;
+		default:
+			aa_jsonb_add_string(&b, "reason", reason_text[d->reason]);
+			if (d->data_class != NULL)
+				aa_jsonb_add_string(&b, "data_class", d->data_class);
+			if (d->reason >= AA_DECIDE_DENIED_BY_CONSENT)
+				aa_jsonb_add_string(&b, "action", aa_action_name(d->action));
+			if (d->consent != NULL)
+				aa_jsonb_add_string(&b, "consent", d->consent);
+			if (d->default_rule != NULL)
+				aa_jsonb_add_string(&b, "default", d->default_rule);
+			break;
+	}
+	if (approval != NULL)
+		aa_jsonb_add_string(&b, "approval", approval);
+	return aa_jsonb_end(&b);
+}
+
+/* the authority of a record of the decision, with the approval consumed */
+Jsonb *
+aa_decision_authority(const AADecision *d, const char *approval)
+{
+	if (approval == NULL)
+		return d->authority;
+	return build_authority(d, approval, NULL);
+}
+
+/* the decision as JSON text, for messages */
+char *
+aa_decision_text(const AADecision *d)
 {
 	StringInfoData buf;
+
+	initStringInfo(&buf);
+	(void) build_authority(d, NULL, &buf);
+	return buf.data;
+}
+
+/* append a copy of s to list unless it holds an equal string */
+static List *
+append_unique(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	/* C strings, not Nodes: compare them as such */
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return list;
+	return lappend(list, pstrdup(s));
+}
+
+/*
+ * The decision (what aa_consent_decide() says) without its authority: the
+ * reason, and what permitted or refused.
+ */
+static AADecisionReason
+decide(const char *patient, int nclasses, char **classes, bool anyof,
+	   int action, AADecision *result)
+{
 	const AABreakGlass *bg;
 	List	   *provs;
 	TimestampTz now;
-	List	   *permit_ids = NIL;
-	List	   *rules = NIL;
 	ListCell   *lc;
-	bool		first;
 
-	memset(result, 0, sizeof(*result));
-	initStringInfo(&buf);
 	if (aa_session == NULL)
-	{
-		appendStringInfoString(&buf, "{\"reason\": \"no agentauth session\"}");
-		result->authority = buf.data;
-		return;
-	}
+		return AA_DECIDE_NO_SESSION;
 	(void) aa_decision_gen();	/* make sure the cache is current */
 
 	if (!patient_in_token(patient))
-	{
-		appendStringInfoString(&buf, "{\"reason\": \"patient not in the token's patient list\"}");
-		result->authority = buf.data;
-		return;
-	}
+		return AA_DECIDE_NOT_IN_TOKEN;
 	bg = aa_btg_active_for(patient);
 	if (bg != NULL)
 	{
@@ -635,23 +701,16 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 		note_boundary(bg->ends_at, GetCurrentTimestamp());
 		result->permit = true;
 		result->btg = true;
-		appendStringInfoString(&buf, "{\"break_glass\": ");
-		append_json_str(&buf, DatumGetCString(DirectFunctionCall1(uuid_out,
-																  UUIDPGetDatum(&bg->id))));
-		appendStringInfoChar(&buf, '}');
-		result->authority = buf.data;
-		return;
+		result->break_glass = DatumGetCString(DirectFunctionCall1(uuid_out,
+																  UUIDPGetDatum(&bg->id)));
+		return AA_DECIDE_BREAK_GLASS;
 	}
 
 	provs = provisions_for(patient);
 	now = GetCurrentTimestamp();
 
 	if (nclasses == 0)
-	{
-		appendStringInfoString(&buf, "{\"reason\": \"no data class of the table is in scope\"}");
-		result->authority = buf.data;
-		return;
-	}
+		return AA_DECIDE_NO_CLASS_IN_SCOPE;
 
 	for (int i = 0; i < nclasses; i++)
 	{
@@ -665,102 +724,47 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 			 * before it permitted: say which and why.
 			 */
 			result->permit = false;
-			appendStringInfoString(&buf, "{\"reason\": ");
-			if (strcmp(cd.kind, "consent") == 0)
-				append_json_str(&buf, "denied by consent");
-			else if (strcmp(cd.kind, "default") == 0)
-				append_json_str(&buf, "denied by default");
-			else
-				append_json_str(&buf, "no consent or default permits");
-			appendStringInfoString(&buf, ", \"data_class\": ");
-			append_json_str(&buf, classes[i]);
-			appendStringInfoString(&buf, ", \"action\": ");
-			append_json_str(&buf, aa_action_name(action));
+			result->consents = NIL;
+			result->defaults = NIL;
+			result->data_class = pstrdup(classes[i]);
 			if (cd.ids != NIL)
-			{
-				appendStringInfoString(&buf, ", \"consent\": ");
-				append_json_str(&buf, linitial(cd.ids));
-			}
+				result->consent = pstrdup(linitial(cd.ids));
 			if (cd.rule != NULL)
-			{
-				appendStringInfoString(&buf, ", \"default\": ");
-				append_json_str(&buf, psprintf("%s/%s", aa_session->purpose, cd.rule));
-			}
-			appendStringInfoChar(&buf, '}');
-			result->authority = buf.data;
-			return;
+				result->default_rule = psprintf("%s/%s", aa_session->purpose, cd.rule);
+			if (strcmp(cd.kind, "consent") == 0)
+				return AA_DECIDE_DENIED_BY_CONSENT;
+			if (strcmp(cd.kind, "default") == 0)
+				return AA_DECIDE_DENIED_BY_DEFAULT;
+			return AA_DECIDE_NOTHING_PERMITS;
 		}
 		if (cd.permit)
 		{
 			result->permit = true;
 			if (strcmp(cd.kind, "consent") == 0)
 			{
-				/* the ids are C strings, not Nodes: compare them as such */
 				foreach(lc, cd.ids)
-				{
-					bool		dup = false;
-					ListCell   *lc2;
-
-					foreach(lc2, permit_ids)
-						if (strcmp(lfirst(lc2), lfirst(lc)) == 0)
-							dup = true;
-					if (!dup)
-						permit_ids = lappend(permit_ids, lfirst(lc));
-				}
+					result->consents = append_unique(result->consents, lfirst(lc));
 			}
 			else
-			{
-				char	   *r = psprintf("%s/%s", aa_session->purpose, cd.rule);
-				bool		dup = false;
-
-				foreach(lc, rules)
-					if (strcmp(lfirst(lc), r) == 0)
-						dup = true;
-				if (!dup)
-					rules = lappend(rules, r);
-			}
+				result->defaults = append_unique(result->defaults,
+												 psprintf("%s/%s", aa_session->purpose, cd.rule));
 			if (anyof)
 				break;
 		}
 	}
 
+	/* anyof and nothing permitted */
 	if (!result->permit)
-	{
-		/* anyof and nothing permitted */
-		appendStringInfoString(&buf, "{\"reason\": \"no consent or default permits any data class in scope\", \"action\": ");
-		append_json_str(&buf, aa_action_name(action));
-		appendStringInfoChar(&buf, '}');
-		result->authority = buf.data;
-		return;
-	}
+		return AA_DECIDE_NOTHING_PERMITS_ANY;
+	return AA_DECIDE_PERMIT;
+}
 
-	appendStringInfoChar(&buf, '{');
-	first = true;
-	if (permit_ids != NIL)
-	{
-		appendStringInfoString(&buf, "\"consents\": [");
-		foreach(lc, permit_ids)
-		{
-			if (lc != list_head(permit_ids))
-				appendStringInfoString(&buf, ", ");
-			append_json_str(&buf, lfirst(lc));
-		}
-		appendStringInfoChar(&buf, ']');
-		first = false;
-	}
-	if (rules != NIL)
-	{
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, "\"defaults\": [");
-		foreach(lc, rules)
-		{
-			if (lc != list_head(rules))
-				appendStringInfoString(&buf, ", ");
-			append_json_str(&buf, lfirst(lc));
-		}
-		appendStringInfoChar(&buf, ']');
-	}
-	appendStringInfoChar(&buf, '}');
-	result->authority = buf.data;
+void
+aa_consent_decide(const char *patient, int nclasses, char **classes,
+				  bool anyof, int action, AADecision *result)
+{
+	memset(result, 0, sizeof(*result));
+	result->action = action;
+	result->reason = decide(patient, nclasses, classes, anyof, action, result);
+	result->authority = build_authority(result, NULL, NULL);
 }

@@ -38,7 +38,7 @@ aa_explain_access(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 	const char *decision = "deny";
 	char	   *reason;
-	char	   *authority = NULL;
+	Jsonb	   *authority = NULL;
 	bool		sensitive;
 
 	if (action == 0)
@@ -61,7 +61,7 @@ aa_explain_access(PG_FUNCTION_ARGS)
 		if (strcmp(data_class, AA_NON_PHI) != 0 &&
 			!aa_session_scope_allows(data_class, action != AA_ACT_READ))
 			reason = psprintf("data class \"%s\" is not in the session's %s scopes",
-							  data_class, action == AA_ACT_READ ? "read" : "write");
+							  data_class, aa_action_name(action == AA_ACT_READ ? AA_ACT_READ : AA_ACT_WRITE));
 		else if (strcmp(data_class, AA_NON_PHI) == 0)
 		{
 			decision = "permit";
@@ -80,7 +80,7 @@ aa_explain_access(PG_FUNCTION_ARGS)
 				decision = "permit";
 				if (d.btg)
 					reason = "break-the-glass override of this session";
-				else if (strstr(d.authority, "\"consents\"") != NULL)
+				else if (d.consents != NIL)
 					reason = "permitted by consent";
 				else
 					reason = psprintf("permitted by the default for purpose %s",
@@ -88,11 +88,11 @@ aa_explain_access(PG_FUNCTION_ARGS)
 			}
 			else
 			{
-				if (strstr(d.authority, "token's patient list") != NULL)
+				if (d.reason == AA_DECIDE_NOT_IN_TOKEN)
 					reason = "patient is not in the token's patient list";
-				else if (strstr(d.authority, "denied by consent") != NULL)
+				else if (d.reason == AA_DECIDE_DENIED_BY_CONSENT)
 					reason = "denied by consent";
-				else if (strstr(d.authority, "denied by default") != NULL)
+				else if (d.reason == AA_DECIDE_DENIED_BY_DEFAULT)
 					reason = psprintf("denied by the default for purpose %s",
 									  aa_session->purpose);
 				else
@@ -105,7 +105,7 @@ aa_explain_access(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(decision);
 	values[1] = CStringGetTextDatum(reason);
 	if (authority)
-		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(authority));
+		values[2] = JsonbPGetDatum(authority);
 	else
 		nulls[2] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

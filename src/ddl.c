@@ -317,8 +317,9 @@ check_create(CreateStmt *stmt)
  * and COPY where row security does not turn it into a query.
  */
 static void
-check_bulk(Oid relid, const char *action, List *attnames)
+check_bulk(Oid relid, int act, List *attnames)
 {
+	const char *action = aa_action_name(act);
 	AAProtectedRel *prot = aa_protected_rel(relid);
 	char	   *relname;
 	const char **cols;
@@ -352,7 +353,7 @@ check_bulk(Oid relid, const char *action, List *attnames)
 	{
 		if (aa_session == NULL)
 			aa_refuse_outside_session(relname, ncols, cols, action);
-		if (strcmp(action, "delete") == 0)
+		if (act == AA_ACT_DELETE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot truncate protected table %s", relname),
@@ -405,7 +406,7 @@ check_truncate(TruncateStmt *ts)
 		}
 	}
 	foreach(lc, relids)
-		check_bulk(lfirst_oid(lc), "delete", NIL);
+		check_bulk(lfirst_oid(lc), AA_ACT_DELETE, NIL);
 }
 
 static void
@@ -417,7 +418,7 @@ check_copy(CopyStmt *cs)
 		return;
 	relid = RangeVarGetRelid(cs->relation, NoLock, true);
 	if (OidIsValid(relid))
-		check_bulk(relid, cs->is_from ? "insert" : "read", cs->attlist);
+		check_bulk(relid, cs->is_from ? AA_ACT_INSERT : AA_ACT_READ, cs->attlist);
 }
 
 /*

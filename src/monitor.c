@@ -48,6 +48,8 @@
 void
 aa_monitor_init(void)
 {
+	/* what backends tell the writer (monitor_signal.c) */
+	aa_shmem_register(aa_monitor_shmem_size, aa_monitor_shmem_startup);
 }
 
 /* ------------------------------------------------------------------
@@ -525,6 +527,17 @@ find_inactive(void)
 	}
 }
 
+/* an always-on alert a backend signalled: count times, detail built */
+static void
+pending_signal(const char *event, Oid roleid, uint64 count, StringInfo detail)
+{
+	PendingAlert *a = new_pending(0, event, NULL, GetUserNameFromId(roleid, true),
+								  -1, (int64) count, false, 0);
+
+	a->detail = MemoryContextStrdup(mon_cxt, detail->data);
+	pfree(detail->data);
+}
+
 /* the always-on alerts that backends signalled (monitor_signal.c) */
 static void
 collect_signals(void)
@@ -539,9 +552,7 @@ collect_signals(void)
 
 	if (sig.fail_closed > 0)
 	{
-		char	   *role = GetUserNameFromId(sig.fail_closed_role, true);
 		StringInfoData d;
-		PendingAlert *a;
 
 		initStringInfo(&d);
 		appendStringInfo(&d, "{\"statements_refused\": " UINT64_FORMAT ", \"last_at\": ",
@@ -550,16 +561,12 @@ collect_signals(void)
 		appendStringInfoString(&d, ", \"could_not_be\": ");
 		escape_json(&d, sig.fail_closed_what);
 		appendStringInfoChar(&d, '}');
-		a = new_pending(0, "audit_fail_closed", NULL, role, -1,
-						(int64) sig.fail_closed, false, 0);
-		a->detail = MemoryContextStrdup(mon_cxt, d.data);
-		pfree(d.data);
+		pending_signal("audit_fail_closed", sig.fail_closed_role,
+					   sig.fail_closed, &d);
 	}
 	if (sig.chain_failed > 0)
 	{
-		char	   *role = GetUserNameFromId(sig.chain_failed_role, true);
 		StringInfoData d;
-		PendingAlert *a;
 
 		initStringInfo(&d);
 		appendStringInfo(&d, "{\"first_bad_seq\": " INT64_FORMAT ", \"problem\": ",
@@ -568,10 +575,8 @@ collect_signals(void)
 		appendStringInfoString(&d, ", \"last_at\": ");
 		escape_json(&d, timestamptz_to_str(sig.chain_failed_at));
 		appendStringInfoChar(&d, '}');
-		a = new_pending(0, "chain_verification_failed", NULL, role, -1,
-						(int64) sig.chain_failed, false, 0);
-		a->detail = MemoryContextStrdup(mon_cxt, d.data);
-		pfree(d.data);
+		pending_signal("chain_verification_failed", sig.chain_failed_role,
+					   sig.chain_failed, &d);
 	}
 }
 

@@ -15,7 +15,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/shmem.h"
@@ -78,50 +77,19 @@ aa_monitor_shmem_startup(void)
  * ------------------------------------------------------------------
  */
 
-static bool rules_bump_pending = false;
-static bool rules_callback_registered = false;
-
-static void
-rules_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (rules_bump_pending && mon_shared != NULL)
-			{
-				pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
-				aa_queue_wake_writer();
-			}
-			rules_bump_pending = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			rules_bump_pending = false;
-			break;
-		default:
-			break;
-	}
-}
-
 PG_FUNCTION_INFO_V1(aa_alert_rules_changed);
 
 /*
  * agentauth._alert_rules_changed(): the statement trigger of alert_rule.
- * The counter moves now and again at commit, so the writer never keeps
- * rules older than the last committed change.
+ * The counter moves now and again at commit (shmem.c's aa_bump_at_commit),
+ * and the writer is woken then, so it never keeps rules older than the
+ * last committed change.
  */
 Datum
 aa_alert_rules_changed(PG_FUNCTION_ARGS)
 {
-	if (!rules_callback_registered)
-	{
-		RegisterXactCallback(rules_xact_callback, NULL);
-		rules_callback_registered = true;
-	}
-	rules_bump_pending = true;
 	if (mon_shared != NULL)
-		pg_atomic_fetch_add_u64(&mon_shared->rules_gen, 1);
+		aa_bump_at_commit(&mon_shared->rules_gen, aa_queue_wake_writer);
 	PG_RETURN_VOID();
 }
 

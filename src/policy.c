@@ -142,7 +142,7 @@ row_check_expr(Relation relation, AAProtectedRel *prot, AARowCmd cmd)
 													  false, true),
 											patient,
 											makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
-													  CStringGetTextDatum(aa_row_cmd_names[cmd]),
+													  CStringGetTextDatum(aa_row_cmd_name(cmd)),
 													  false, false)),
 								 InvalidOid, DEFAULT_COLLATION_OID,
 								 COERCE_EXPLICIT_CALL);

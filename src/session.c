@@ -317,6 +317,17 @@ aa_session_init(void)
 {
 	RegisterXactCallback(session_xact_callback, NULL);
 	RegisterSubXactCallback(session_subxact_callback, NULL);
+	/* records carry the identity of the session acting */
+	aa_audit_set_session_source(&aa_session);
+}
+
+/* what else ends with a session (btg.c: its overrides), set at init */
+static void (*session_end_callback) (void) = NULL;
+
+void
+aa_session_on_end(void (*callback) (void))
+{
+	session_end_callback = callback;
 }
 
 /* ---------------------------------------------------------------------
@@ -406,7 +417,8 @@ aa_session_install(AASession *s)
 	if (aa_session != NULL)
 	{
 		emit_session_event("session_end", aa_session, "replaced by a new session");
-		aa_btg_session_end();
+		if (session_end_callback)
+			session_end_callback();
 	}
 	emit_session_event("session_begin", s, NULL);
 	if (!exit_registered)
@@ -424,7 +436,8 @@ aa_session_end(void)
 	if (aa_session != NULL)
 	{
 		emit_session_event("session_end", aa_session, "end_session");
-		aa_btg_session_end();
+		if (session_end_callback)
+			session_end_callback();
 		set_session(NULL);
 	}
 }
@@ -455,6 +468,7 @@ session_revalidate(AASession *s)
 {
 	AASpiState	st;
 	uint64		gen;
+	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
 	bool		isnull;
 	const char *reason = NULL;
@@ -474,8 +488,6 @@ session_revalidate(AASession *s)
 	values[0] = UUIDPGetDatum(s->has_token ? &s->token : &s->principal);
 	if (s->has_token)
 	{
-		Oid			argtypes[1] = {UUIDOID};
-
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_agent_plan,
 											   REVALIDATE_AGENT_SQL, 1, argtypes),
 							 values, NULL, 1);
@@ -490,8 +502,6 @@ session_revalidate(AASession *s)
 	}
 	else
 	{
-		Oid			argtypes[1] = {UUIDOID};
-
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_human_plan,
 											   REVALIDATE_HUMAN_SQL, 1, argtypes),
 							 values, NULL, 1);

@@ -4,7 +4,11 @@
  *		Shared memory of agentauth, requested and attached in one place:
  *		the generation counter that invalidates every backend's caches after
  *		a commit that changed access state, the consent change log, and the
- *		one mechanism that moves a shared counter at commit.
+ *		one mechanism that moves a shared counter at commit.  The other
+ *		modules' shared memory (the audit queue, the monitor's signals) is
+ *		requested and attached here too, through the size and startup
+ *		functions each registers at its init (aa_shmem_register): this file
+ *		calls into no module.
  *
  *		A transaction that changes tokens, principals, consent, defaults,
  *		overrides, approvals or classifications calls
@@ -44,6 +48,16 @@ AASharedState *aa_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* the shared memory of the other modules, registered at their init */
+#define MAX_SHMEM_REQUESTS 4
+
+static struct
+{
+	Size		(*size) (void);
+	void		(*startup) (void);
+}			requests[MAX_SHMEM_REQUESTS];
+static int	nrequests = 0;
+
 /*
  * What the current transaction changed, published again at its commit and
  * forgotten at its abort.  A change made in a subtransaction that rolls
@@ -69,17 +83,17 @@ static struct
 } pending;
 
 static void
-aa_shmem_request(void)
+shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AASharedState)));
-	RequestAddinShmemSpace(aa_audit_shmem_size());
-	RequestAddinShmemSpace(aa_monitor_shmem_size());
+	for (int i = 0; i < nrequests; i++)
+		RequestAddinShmemSpace(requests[i].size());
 }
 
 static void
-aa_shmem_startup(void)
+shmem_startup(void)
 {
 	bool		found;
 
@@ -95,8 +109,8 @@ aa_shmem_startup(void)
 		SpinLockInit(&aa_shared->consent_mutex);
 		aa_shared->consent_nlog = 0;
 	}
-	aa_audit_shmem_startup();
-	aa_monitor_shmem_startup();
+	for (int i = 0; i < nrequests; i++)
+		requests[i].startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -104,9 +118,24 @@ void
 aa_shmem_init(void)
 {
 	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = aa_shmem_request;
+	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = aa_shmem_startup;
+	shmem_startup_hook = shmem_startup;
+}
+
+/*
+ * A module's shared memory: size() bytes requested, startup() called with
+ * AddinShmemInitLock held to attach (and, the first time, initialize) it.
+ * Called from the module's init, in _PG_init after aa_shmem_init().
+ */
+void
+aa_shmem_register(Size (*size) (void), void (*startup) (void))
+{
+	if (nrequests >= MAX_SHMEM_REQUESTS)
+		elog(ERROR, "too many shared memory requests");
+	requests[nrequests].size = size;
+	requests[nrequests].startup = startup;
+	nrequests++;
 }
 
 /* ---------------------------------------------------------------------

@@ -2,9 +2,9 @@
  *
  * util.c
  *		The helper layer every module shares: caller checks, argument
- *		checks, SHA-256, the action vocabulary, text arrays, and running
- *		the extension's own queries through SPI as a superuser with a
- *		pinned search_path.
+ *		checks, SHA-256, the action vocabulary, text arrays, jsonb objects
+ *		of strings, and running the extension's own queries through SPI as
+ *		a superuser with a pinned search_path.
  *
  *		Caller checks use GetOuterUserId(): the role the client is acting as
  *		(its login, or what it SET ROLE to), which a SECURITY DEFINER
@@ -31,6 +31,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/snapmgr.h"
 
 #include "agentauth.h"
@@ -308,6 +310,96 @@ aa_action_from_name(const char *name, int len)
 			strncmp(name, action_names[i], len) == 0)
 			return AA_ACT_BIT(i);
 	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Jsonb objects of strings
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Build a jsonb object of strings and arrays of strings with the jsonb API.
+ * With text, the same object is also written there as JSON text in the
+ * order the keys were added (a jsonb orders its keys), for messages.
+ */
+void
+aa_jsonb_begin(AAJsonbBuilder *b, StringInfo text)
+{
+	b->state = NULL;
+	b->text = text;
+	b->nkeys = 0;
+	(void) pushJsonbValue(&b->state, WJB_BEGIN_OBJECT, NULL);
+	if (text)
+		appendStringInfoChar(text, '{');
+}
+
+static void
+push_string(AAJsonbBuilder *b, JsonbIteratorToken tok, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	(void) pushJsonbValue(&b->state, tok, &v);
+}
+
+static void
+add_key(AAJsonbBuilder *b, const char *key)
+{
+	push_string(b, WJB_KEY, key);
+	if (b->text)
+	{
+		if (b->nkeys > 0)
+			appendStringInfoString(b->text, ", ");
+		escape_json(b->text, key);
+		appendStringInfoString(b->text, ": ");
+	}
+	b->nkeys++;
+}
+
+void
+aa_jsonb_add_string(AAJsonbBuilder *b, const char *key, const char *value)
+{
+	add_key(b, key);
+	push_string(b, WJB_VALUE, value);
+	if (b->text)
+		escape_json(b->text, value);
+}
+
+/* key: an array of the C strings of values */
+void
+aa_jsonb_add_strings(AAJsonbBuilder *b, const char *key, List *values)
+{
+	ListCell   *lc;
+
+	add_key(b, key);
+	(void) pushJsonbValue(&b->state, WJB_BEGIN_ARRAY, NULL);
+	if (b->text)
+		appendStringInfoChar(b->text, '[');
+	foreach(lc, values)
+	{
+		push_string(b, WJB_ELEM, lfirst(lc));
+		if (b->text)
+		{
+			if (lc != list_head(values))
+				appendStringInfoString(b->text, ", ");
+			escape_json(b->text, lfirst(lc));
+		}
+	}
+	(void) pushJsonbValue(&b->state, WJB_END_ARRAY, NULL);
+	if (b->text)
+		appendStringInfoChar(b->text, ']');
+}
+
+Jsonb *
+aa_jsonb_end(AAJsonbBuilder *b)
+{
+	JsonbValue *res = pushJsonbValue(&b->state, WJB_END_OBJECT, NULL);
+
+	if (b->text)
+		appendStringInfoChar(b->text, '}');
+	return JsonbValueToJsonb(res);
 }
 
 /* ---------------------------------------------------------------------
