@@ -689,11 +689,7 @@ aa_audit_sql(PG_FUNCTION_ARGS)
 	pg_uuid_t  *token = NULL;
 
 	memset(&rec, 0, sizeof(rec));
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("audit event must not be null")));
-	rec.event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
 	if (!PG_ARGISNULL(1))
 		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
 	if (!PG_ARGISNULL(2))

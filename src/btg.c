@@ -519,9 +519,7 @@ aa_btg_audit(PG_FUNCTION_ARGS)
 	AARecord	rec;
 
 	memset(&rec, 0, sizeof(rec));
-	if (PG_ARGISNULL(0))
-		elog(ERROR, "audit event must not be null");
-	rec.event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
 	if (!PG_ARGISNULL(1))
 		rec.patient = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))
