@@ -31,6 +31,11 @@ for suite in check-regress check-isolation check-tap; do
     echo "=== $suite" | tee -a "$log"
     as_pg make -s "$suite" PROVE_FLAGS=--verbose 2>&1 | tee -a "$log" || status=1
 done
+# the regression and isolation suites again, under AddressSanitizer and
+# UndefinedBehaviorSanitizer (a private build and installation)
+echo "=== sanitizer" | tee -a "$log"
+as_pg bash scripts/sanitize.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # Count results.  pg_regress/isolation (15: "test x ... ok", 16+: "ok N - x")
 # and prove ("ok N - name" lines with -v).
