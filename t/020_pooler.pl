@@ -9,8 +9,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $pgbouncer = '/usr/sbin/pgbouncer';
-BAIL_OUT('pgbouncer is not installed (scripts/deps.sh installs it)') unless -x $pgbouncer;
+my $pgbouncer = $ENV{PGBOUNCER} || '/usr/sbin/pgbouncer';
+BAIL_OUT('pgbouncer not found: set PGBOUNCER (scripts/deps.sh --pgbouncer prints it)') unless -x $pgbouncer;
 
 my $node = PostgreSQL::Test::Cluster->new('pooled');
 $node->init;
