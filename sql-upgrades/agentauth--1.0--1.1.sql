@@ -341,3 +341,147 @@ $$;
 -- remove them with set_default_decision(purpose, '*', 'none')), and pg_dump
 -- now carries every row.
 SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision', '');
+
+-- Issue "Operations and documentation": every object says what it is for
+-- (the whole of src/sql/90_comments.sql).
+COMMENT ON SCHEMA agentauth IS
+    'agentauth: AI agent identity, consent row security and the hash-chained PHI audit log';
+
+-- the privilege roles
+COMMENT ON ROLE agentauth_admin IS
+    'agentauth: registers principals, protects tables, sets defaults and alert rules';
+COMMENT ON ROLE agentauth_issuer IS
+    'agentauth: issues and revokes agent tokens';
+COMMENT ON ROLE agentauth_consent_manager IS
+    'agentauth: records and withdraws patient consent, imports FHIR Consents';
+COMMENT ON ROLE agentauth_auditor IS
+    'agentauth: reads the audit log and reports, verifies the chain';
+COMMENT ON ROLE agentauth_privacy_officer IS
+    'agentauth: reviews break-the-glass overrides (is also an auditor)';
+
+-- registry, tokens, sessions
+COMMENT ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) IS
+    'Register an AI agent: login role, accountable owner, purposes, scopes (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.register_human(text, regrole, text[], text[], boolean, boolean) IS
+    'Register a clinician or other person as a principal (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.set_principal_status(uuid, text, text) IS
+    'Suspend, retire or reactivate a principal; revokes its tokens (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.issue_token(uuid, text, interval, text, text[], text[]) IS
+    'Issue a short-lived token to an agent; returns the secret, shown once (agentauth_issuer)';
+COMMENT ON FUNCTION agentauth.revoke_token(uuid, text) IS
+    'Revoke a token and its delegations, effective at the next protected row (agentauth_issuer)';
+COMMENT ON FUNCTION agentauth.delegate_token(uuid, text, interval, text[], text[]) IS
+    'Delegate a narrower token to another agent from the current session';
+COMMENT ON FUNCTION agentauth.begin_session(text, boolean) IS
+    'Begin an agent session with a token secret (pass it as a bind parameter)';
+COMMENT ON FUNCTION agentauth.begin_human_session(text, boolean) IS
+    'Begin a session as the registered human principal of this login, for a purpose';
+COMMENT ON FUNCTION agentauth.end_session() IS
+    'End the current agentauth session';
+COMMENT ON FUNCTION agentauth.whoami() IS
+    'The current session: principal, token, purpose, scopes, patients, overrides';
+COMMENT ON FUNCTION agentauth.check_session() IS
+    'true while the session is valid; SQLSTATE 28000 once revoked, expired or suspended';
+
+-- the audit log
+COMMENT ON FUNCTION agentauth.audit_head() IS
+    'The newest audit record''s seq and row_hash: keep it outside the database (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.verify_audit(bigint, bytea) IS
+    'Verify the audit hash chain in C, optionally against an expected head (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) IS
+    'Verify the audit hash chain in SQL over pgcrypto: an independent check (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.canonical_record(agentauth.audit_log) IS
+    'The canonical bytes a record''s hash covers (encoding version 1)';
+COMMENT ON FUNCTION agentauth.purge_audit(timestamptz) IS
+    'Delete records older than the retention period, leaving a verifiable anchor (superuser)';
+COMMENT ON FUNCTION agentauth.export_audit(bigint) IS
+    'The audit log as JSON lines for the offline verifier aa_verify (agentauth_auditor)';
+COMMENT ON TABLE agentauth.audit_log IS
+    'Append-only, hash-chained audit log: one record per statement x table x patient (agentauth_auditor)';
+
+-- protected tables, consent, defaults
+COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS
+    'Protect a table: its patient column and each column''s data class (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.unprotect_table(regclass, text) IS
+    'Remove a table''s protection, with a reason (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.require_approval(regclass, text[]) IS
+    'Require a clinician''s approval for agent writes of these actions (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) IS
+    'Record a consent provision: permit or deny, purposes, classes, actions, grantee, period (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.withdraw_consent(uuid, text) IS
+    'Withdraw a consent provision, effective at the next protected row (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.set_default_decision(text, text, text) IS
+    'Set or remove the default for a purpose and data class when no provision matches (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.explain_access(text, text, text) IS
+    'Why the current session may or may not touch a patient''s class for an action';
+COMMENT ON FUNCTION agentauth.import_fhir_consent(jsonb) IS
+    'Import a FHIR R4 or R5 Consent resource as provisions (agentauth_consent_manager)';
+
+-- break-the-glass and approvals
+COMMENT ON FUNCTION agentauth.break_glass(text, text, interval) IS
+    'Open consent for one patient in this session, for an emergency; logged and reviewed';
+COMMENT ON FUNCTION agentauth.end_break_glass(uuid) IS
+    'End a break-the-glass override (its principal, or a privacy officer)';
+COMMENT ON FUNCTION agentauth.review_break_glass(uuid, text, text) IS
+    'A privacy officer''s verdict on an ended override: justified or unjustified';
+COMMENT ON FUNCTION agentauth.approve_action(uuid, regclass, text, text, text, interval, integer) IS
+    'A clinician approves an agent''s writes to a table under require_approval, for one patient';
+
+-- reports and FHIR
+COMMENT ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) IS
+    'Who touched a patient''s data, when, for what purpose and under whose authority (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.agent_activity(uuid, timestamptz, timestamptz) IS
+    'What one agent did, statement by statement (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, timestamptz) IS
+    'Who touched one data element (column) of a patient (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) IS
+    'HIPAA accounting of disclosures for a patient (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
+    'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
+
+-- views
+COMMENT ON VIEW agentauth.principals IS 'Registered agents and humans (agentauth_admin, agentauth_auditor)';
+COMMENT ON VIEW agentauth.tokens IS 'Issued tokens, without secrets or their hashes (agentauth_admin, agentauth_issuer, agentauth_auditor)';
+COMMENT ON VIEW agentauth.consents IS 'Consent provisions (agentauth_consent_manager, agentauth_auditor)';
+COMMENT ON VIEW agentauth.default_decisions IS 'Defaults per purpose and data class (readable by everyone)';
+COMMENT ON VIEW agentauth.protected_columns IS 'Protected tables: patient column and each column''s data class';
+COMMENT ON VIEW agentauth.agent_inventory IS 'Every agent, its owner, scopes, tokens and last activity (agentauth_auditor)';
+COMMENT ON VIEW agentauth.break_glass_events IS 'Break-the-glass overrides, their accesses and reviews (agentauth_auditor)';
+COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is overdue (agentauth_auditor)';
+COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and their use (agentauth_auditor)';
+COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
+COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
+
+-- tables: private to the extension (no grants); read them through the views
+COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
+COMMENT ON TABLE agentauth.token IS 'agentauth catalog: tokens, secrets as SHA-256 only (read agentauth.tokens)';
+COMMENT ON TABLE agentauth.consent IS 'agentauth catalog: consent provisions (read agentauth.consents)';
+COMMENT ON TABLE agentauth.default_decision IS 'agentauth catalog: defaults (read agentauth.default_decisions)';
+COMMENT ON TABLE agentauth.purpose IS 'agentauth catalog: purpose of use codes (HL7 v3 PurposeOfUse and AI purposes)';
+COMMENT ON TABLE agentauth.data_class IS 'agentauth catalog: data classes; sensitive ones are never covered by ''*''';
+COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass overrides (read agentauth.break_glass_events)';
+COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
+COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
+COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+
+-- everything whose name starts with "_" is internal
+DO $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT p.oid::pg_catalog.regprocedure AS f FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+                AND pg_catalog.obj_description(p.oid, 'pg_proc') IS NULL LOOP
+        EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', o.f,
+                                  'agentauth internal: not part of the interface');
+    END LOOP;
+    FOR o IN SELECT t.oid::pg_catalog.regtype AS t FROM pg_catalog.pg_type t
+              WHERE t.typnamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
+                AND t.typname OPERATOR(pg_catalog.~~) '\_%' AND t.typtype OPERATOR(pg_catalog.=) 'c'
+                AND pg_catalog.obj_description(t.oid, 'pg_type') IS NULL LOOP
+        EXECUTE pg_catalog.format('COMMENT ON TYPE %s IS %L', o.t,
+                                  'agentauth internal: not part of the interface');
+    END LOOP;
+END
+$$;

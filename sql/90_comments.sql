@@ -1,0 +1,25 @@
+-- Every object of the extension says what it is for (\df+, \dv+, \dt+,
+-- \du+): the objects left without a comment, none expected.  Objects whose
+-- name starts with "_" are internal and say so.
+SELECT 'function' AS kind, p.oid::regprocedure::text AS object
+  FROM pg_proc p
+ WHERE p.pronamespace = 'agentauth'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'r' THEN 'table' ELSE c.relkind::text END,
+       c.oid::regclass::text
+  FROM pg_class c
+ WHERE c.relnamespace = 'agentauth'::regnamespace AND c.relkind IN ('r', 'v', 'm')
+   AND obj_description(c.oid, 'pg_class') IS NULL
+UNION ALL
+SELECT 'role', r.rolname FROM pg_roles r
+ WHERE r.rolname LIKE 'agentauth\_%' AND shobj_description(r.oid, 'pg_authid') IS NULL
+UNION ALL
+SELECT 'schema', n.nspname FROM pg_namespace n
+ WHERE n.nspname = 'agentauth' AND obj_description(n.oid, 'pg_namespace') IS NULL
+ORDER BY 1, 2;
+-- internals are marked as such, and no public function is
+SELECT count(*) FILTER (WHERE p.proname LIKE '\_%'
+                          AND obj_description(p.oid, 'pg_proc') NOT LIKE 'agentauth internal%') AS unmarked_internals,
+       count(*) FILTER (WHERE p.proname NOT LIKE '\_%'
+                          AND obj_description(p.oid, 'pg_proc') LIKE 'agentauth internal%') AS public_marked_internal
+  FROM pg_proc p WHERE p.pronamespace = 'agentauth'::regnamespace;
