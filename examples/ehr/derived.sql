@@ -1,0 +1,14 @@
+-- Rebuild a derived "concept" table the way clinical concept scripts do:
+-- drop it and create it again from the source tables.  Run it as often as
+-- the data changes.
+DROP TABLE IF EXISTS derived.kidney_function;
+CREATE TABLE derived.kidney_function AS
+SELECT l.patient_id,
+       max(l.value) FILTER (WHERE l.loinc = '2160-0') AS max_creatinine,
+       min(l.value) FILTER (WHERE l.loinc = '33914-3') AS min_egfr,
+       bool_or(l.loinc = '33914-3' AND l.value < 60) AS egfr_below_60,
+       count(*) AS results
+  FROM ehr.lab_results l
+ WHERE l.loinc IN ('2160-0', '33914-3')
+ GROUP BY l.patient_id;
+ALTER TABLE derived.kidney_function ADD PRIMARY KEY (patient_id);
