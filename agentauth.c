@@ -35,6 +35,7 @@ _PG_init(void)
 	aa_utility_init();			/* utility statements: DDL, audit log, DISCARD */
 	aa_policy_init();			/* rewrite: the row check on protected tables */
 	aa_columns_init();			/* ExecutorStart: column scope */
+	aa_stats_init();			/* plans and statistics: no withheld contents */
 	aa_access_init();			/* rows: the statement's access context */
 	aa_audit_init();			/* records: queue, writer, chain */
 	aa_monitor_init();			/* alerts on the records written */

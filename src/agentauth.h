@@ -572,6 +572,16 @@ extern void aa_policy_init(void);
 extern void aa_columns_init(void);
 
 /* ---------------------------------------------------------------------
+ * stats.c -- plan and statistics outputs (EXPLAIN, planner statistics,
+ * access counters, plan messages) tell nothing of withheld rows
+ * ---------------------------------------------------------------------
+ */
+extern void aa_stats_init(void);
+/* around every utility statement (utility.c): EXPLAIN in a session */
+extern void aa_stats_utility_begin(Node *stmt);
+extern void aa_stats_utility_end(Node *stmt);
+
+/* ---------------------------------------------------------------------
  * admit.c -- may a statement touch a protected table at all: decided, and
  * recorded, before any row is read
  * ---------------------------------------------------------------------

@@ -428,7 +428,8 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 
 		if (!u->checked)
 			continue;
-		if (explain_only)
+		/* EXPLAIN in a session: the column check; stats.c the rest */
+		if (explain_only && aa_session == NULL)
 			continue;
 		if (aa_session == NULL)
 		{
@@ -460,6 +461,8 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 					 errdetail("Its rows would be kept after the transaction, beyond a revocation or a consent withdrawal."),
 					 errhint("Declare the cursor without WITH HOLD inside a transaction: every FETCH is checked.")));
 		check_scope(u);
+		if (explain_only)
+			continue;
 		aa_access_add_rel(q, u->relid, u->prot, u->att);
 	}
 }

@@ -8,7 +8,8 @@
  *
  *		Before a utility statement runs: the DDL guard of protected tables
  *		(ddl.c), then the append-only guard of the audit log
- *		(audit_guard.c).  After it ran: the session's reaction to it
+ *		(audit_guard.c), then EXPLAIN in a session (stats.c, told again when
+ *		the statement ends).  After it ran: the session's reaction to it
  *		(session.c: DISCARD ALL ends the session).
  *
  *		Before an object is dropped: the audit log's guard, then, for a
@@ -44,6 +45,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	aa_ddl_check(stmt);
 	aa_audit_guard_check(stmt);
+	aa_stats_utility_begin(stmt);
 
 	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
 		aa_allow_uninstall)
@@ -62,6 +64,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_FINALLY();
 	{
 		uninstalling = save_uninstalling;
+		aa_stats_utility_end(stmt);
 	}
 	PG_END_TRY();
 }

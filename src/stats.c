@@ -1,0 +1,535 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *		Plan and statistics outputs: nothing that carries statistics of a
+ *		protected table -- plan estimates, row counts of a run, access
+ *		counters, planner statistics -- tells a role held to the row check
+ *		what the rows it may not read contain.
+ *
+ *		EXPLAIN (utility.c calls aa_stats_utility_begin/_end around every
+ *		utility statement):
+ *		- in a session, EXPLAIN ANALYZE and EXPLAIN (BUFFERS) are refused
+ *		  (their counts include the rows the row check withholds: "Rows
+ *		  Removed by Filter", loops, buffers), and so is EXPLAIN EXECUTE of
+ *		  a prepared statement on a protected table (its plan may have been
+ *		  made with the table's statistics); plain EXPLAIN gets the column
+ *		  check of the statement (columns.c);
+ *		- while EXPLAIN plans (or debug_print_plan is on), the planner is
+ *		  given no statistics (pg_statistic, extended statistics, average
+ *		  widths) of a relation hidden from the role: in a session every
+ *		  relation, outside one a protected table, unless the role bypasses
+ *		  row security.  Estimates then come from the relation's size alone.
+ *
+ *		Statistics functions: in a session a statement that calls a function
+ *		named pg_stat* (the pg_stat_get_* counters behind pg_stat_*_tables,
+ *		_indexes, pg_statio_*, pg_stat_xact_*, pg_stat_database, and
+ *		pg_stat_statements) is refused at planning (planner_hook); a plan
+ *		made before the session began is made again (ResetPlanCache).
+ *		pg_stats, pg_stats_ext and pg_stats_ext_exprs already show nothing
+ *		of a table under row security, and pg_statistic is for superusers.
+ *
+ *		Access counters: the read counters (tuples returned and fetched,
+ *		blocks fetched and hit) that a session's statements add to protected
+ *		tables, their indexes and TOAST are dropped at the end of each
+ *		statement and of the transaction, before they are published: no
+ *		later reader of pg_stat_* (in or out of a session, in any backend)
+ *		sees what an index probe touched behind the row check.
+ *
+ *		Messages: in a session no LOG or DEBUG message reaches the client
+ *		(auto_explain's plans, debug_print_plan, log_planner_stats ...):
+ *		they go to the server log only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/prepare.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/plancat.h"
+#include "optimizer/planner.h"
+#include "pgstat.h"
+#include "utils/elog.h"
+#include "utils/json.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/pgstat_internal.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/selfuncs.h"
+
+#include "agentauth.h"
+
+static planner_hook_type prev_planner = NULL;
+static get_relation_info_hook_type prev_relation_info = NULL;
+static get_relation_stats_hook_type prev_relation_stats = NULL;
+static get_index_stats_hook_type prev_index_stats = NULL;
+static get_attavgwidth_hook_type prev_attavgwidth = NULL;
+static ExecutorStart_hook_type prev_start = NULL;
+static ExecutorEnd_hook_type prev_end = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
+
+/* EXPLAIN statements under way in this backend */
+static int	explain_depth = 0;
+
+/* the session the plan cache was last reset for */
+static bool seen_session = false;
+static pg_uuid_t seen_session_id;
+
+/* relations whose read counters a session's statements touched */
+static Oid *counted = NULL;
+static int	ncounted = 0;
+static int	maxcounted = 0;
+
+/* ------------------------------------------------------------------
+ * EXPLAIN
+ * ------------------------------------------------------------------
+ */
+
+static void
+refuse(const char *what, const char *detail)
+{
+	AARecord	rec;
+	StringInfoData d;
+
+	initStringInfo(&d);
+	appendStringInfoString(&d, "{\"reason\": ");
+	escape_json(&d, what);
+	appendStringInfoChar(&d, '}');
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "denied";
+	rec.action = aa_action_name(AA_ACT_READ);
+	rec.row_count = -1;
+	rec.outcome = "deny";
+	rec.detail = d.data;
+	aa_audit_emit(&rec, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is not allowed in an agentauth session", what),
+			 errdetail("%s", detail),
+			 errhint("Use plain EXPLAIN: it shows the plan, with estimates from the size of each table only.")));
+}
+
+/* the prepared statement an EXPLAIN [CREATE TABLE AS] EXECUTE runs, or NULL */
+static ExecuteStmt *
+explained_execute(ExplainStmt *es)
+{
+	Node	   *q = es->query;
+
+	if (q != NULL && IsA(q, Query) && ((Query *) q)->commandType == CMD_UTILITY)
+		q = ((Query *) q)->utilityStmt;
+	if (q != NULL && IsA(q, CreateTableAsStmt))
+	{
+		q = ((CreateTableAsStmt *) q)->query;
+		if (q != NULL && IsA(q, Query) && ((Query *) q)->commandType == CMD_UTILITY)
+			q = ((Query *) q)->utilityStmt;
+	}
+	return (q != NULL && IsA(q, ExecuteStmt)) ? (ExecuteStmt *) q : NULL;
+}
+
+static bool
+touches_protected(List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		if (aa_protected_rel(lfirst_oid(lc)) != NULL)
+			return true;
+	return false;
+}
+
+void
+aa_stats_utility_begin(Node *stmt)
+{
+	ExplainStmt *es;
+	ExecuteStmt *ex;
+	ListCell   *lc;
+
+	if (!IsA(stmt, ExplainStmt))
+		return;
+	es = (ExplainStmt *) stmt;
+
+	if (aa_session != NULL)
+	{
+		foreach(lc, es->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "analyze") == 0 && defGetBoolean(opt))
+				refuse("EXPLAIN ANALYZE",
+					   "Its row counts, loops and buffers include the rows the row check withholds.");
+			if (strcmp(opt->defname, "buffers") == 0 && defGetBoolean(opt))
+				refuse("EXPLAIN (BUFFERS)",
+					   "Its buffer counts include the pages of rows the row check withholds.");
+		}
+	}
+
+	ex = explained_execute(es);
+	if (ex != NULL && (aa_session != NULL || !aa_role_bypasses_rls(GetUserId())))
+	{
+		PreparedStatement *ps = FetchPreparedStatement(ex->name, false);
+
+		if (ps != NULL && touches_protected(ps->plansource->relationOids))
+		{
+			if (aa_session != NULL)
+				refuse("EXPLAIN EXECUTE",
+					   "The prepared statement's plan may have been made with the statistics of a protected table.");
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("EXPLAIN EXECUTE of a prepared statement on a protected table is not allowed"),
+					 errdetail("The prepared statement's plan may have been made with the statistics of a protected table."),
+					 errhint("Use plain EXPLAIN of the statement itself.")));
+		}
+	}
+	explain_depth++;
+}
+
+void
+aa_stats_utility_end(Node *stmt)
+{
+	if (IsA(stmt, ExplainStmt) && explain_depth > 0)
+		explain_depth--;
+}
+
+/* ------------------------------------------------------------------
+ * Planner statistics, hidden while a plan is shown
+ * ------------------------------------------------------------------
+ */
+
+static bool
+stats_hidden(Oid relid)
+{
+	if (explain_depth == 0 && !Debug_print_plan)
+		return false;
+	if (!IsTransactionState())
+		return false;
+	if (aa_session != NULL)
+		return true;
+	if (aa_protected_rel(relid) == NULL)
+		return false;
+	return !aa_role_bypasses_rls(GetUserId());
+}
+
+static void
+aa_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
+{
+	if (prev_relation_info)
+		prev_relation_info(root, relid, inhparent, rel);
+	if (stats_hidden(relid))
+		rel->statlist = NIL;	/* extended statistics */
+}
+
+static bool
+aa_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
+				  VariableStatData *vardata)
+{
+	if (rte->rtekind == RTE_RELATION && stats_hidden(rte->relid))
+	{
+		vardata->statsTuple = NULL;
+		vardata->freefunc = NULL;
+		return true;
+	}
+	if (prev_relation_stats)
+		return prev_relation_stats(root, rte, attnum, vardata);
+	return false;
+}
+
+static bool
+aa_index_stats(PlannerInfo *root, Oid indexoid, AttrNumber attnum,
+			   VariableStatData *vardata)
+{
+	if (stats_hidden(IndexGetRelation(indexoid, false)))
+	{
+		vardata->statsTuple = NULL;
+		vardata->freefunc = NULL;
+		return true;
+	}
+	if (prev_index_stats)
+		return prev_index_stats(root, indexoid, attnum, vardata);
+	return false;
+}
+
+/* the average width of the column's type, not the one measured */
+static int32
+aa_attavgwidth(Oid relid, AttrNumber attnum)
+{
+	if (attnum > 0 && stats_hidden(relid))
+	{
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+
+		get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+		return get_typavgwidth(typid, typmod);
+	}
+	if (prev_attavgwidth)
+		return prev_attavgwidth(relid, attnum);
+	return 0;
+}
+
+/* ------------------------------------------------------------------
+ * Statistics functions, refused in a session
+ * ------------------------------------------------------------------
+ */
+
+static bool
+is_stats_function(Oid funcid, void *context)
+{
+	char	   *name = get_func_name(funcid);
+
+	return name != NULL && strncmp(name, "pg_stat", 7) == 0;
+}
+
+static bool
+stats_function_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, is_stats_function, NULL))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, stats_function_walker,
+								 context, 0);
+	return expression_tree_walker(node, stats_function_walker, context);
+}
+
+/*
+ * Plans made before the session began were not checked for it: the first
+ * hook to see a new session makes every cached plan be made again.  True
+ * when this call saw it.
+ */
+static bool
+check_session_changed(void)
+{
+	if (aa_session == NULL)
+	{
+		seen_session = false;
+		return false;
+	}
+	if (seen_session && memcmp(&seen_session_id, &aa_session->id, sizeof(pg_uuid_t)) == 0)
+		return false;
+	seen_session = true;
+	seen_session_id = aa_session->id;
+	ResetPlanCache();
+	return true;
+}
+
+static PlannedStmt *
+aa_planner(Query *parse, const char *query_string, int cursorOptions,
+		   ParamListInfo boundParams)
+{
+	if (aa_session != NULL)
+	{
+		check_session_changed();
+		if (stats_function_walker((Node *) parse, NULL))
+		{
+			AARecord	rec;
+
+			memset(&rec, 0, sizeof(rec));
+			rec.event = "denied";
+			rec.action = aa_action_name(AA_ACT_READ);
+			rec.row_count = -1;
+			rec.outcome = "deny";
+			rec.detail = "{\"reason\": \"statistics function\"}";
+			aa_audit_emit(&rec, false);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("statistics functions are not allowed in an agentauth session"),
+					 errdetail("Access counters and statement statistics (pg_stat_*, pg_statio_*, pg_stat_statements) count the rows the row check withholds."),
+					 errhint("Read them outside the session, as a monitoring role.")));
+		}
+	}
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/* ------------------------------------------------------------------
+ * Access counters of a session's reads, dropped before they are published
+ * ------------------------------------------------------------------
+ */
+
+static void
+remember_counted(Oid relid)
+{
+	if (!OidIsValid(relid))
+		return;
+	for (int i = 0; i < ncounted; i++)
+		if (counted[i] == relid)
+			return;
+	if (ncounted == maxcounted)
+	{
+		maxcounted = maxcounted ? maxcounted * 2 : 16;
+		counted = counted ?
+			repalloc(counted, sizeof(Oid) * maxcounted) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * maxcounted);
+	}
+	counted[ncounted++] = relid;
+}
+
+/* the protected tables of the statement, their indexes and TOAST */
+static void
+remember_statement(PlannedStmt *ps)
+{
+	ListCell   *lc;
+
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		Relation	rel;
+		List	   *indexes;
+		ListCell   *lc2;
+		Oid			toast;
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION ||
+			aa_protected_rel(rte->relid) == NULL)
+			continue;
+		remember_counted(rte->relid);
+		rel = RelationIdGetRelation(rte->relid);
+		if (!RelationIsValid(rel))
+			continue;
+		indexes = RelationGetIndexList(rel);
+		toast = rel->rd_rel->reltoastrelid;
+		RelationClose(rel);
+		foreach(lc2, indexes)
+			remember_counted(lfirst_oid(lc2));
+		if (OidIsValid(toast))
+		{
+			remember_counted(toast);
+			rel = RelationIdGetRelation(toast);
+			if (RelationIsValid(rel))
+			{
+				indexes = RelationGetIndexList(rel);
+				RelationClose(rel);
+				foreach(lc2, indexes)
+					remember_counted(lfirst_oid(lc2));
+			}
+		}
+	}
+}
+
+#if PG_VERSION_NUM >= 160000
+#define COUNT(ts, f) ((ts)->counts.f)
+#else
+#define COUNT(ts, f) ((ts)->t_counts.t_##f)
+#endif
+
+/*
+ * The number of scans stays (it depends on the plan, not on the rows);
+ * what the scans returned and touched goes.
+ */
+static void
+drop_counted(bool forget)
+{
+	for (int i = 0; i < ncounted; i++)
+	{
+		PgStat_EntryRef *ref = pgstat_fetch_pending_entry(PGSTAT_KIND_RELATION,
+														  MyDatabaseId, counted[i]);
+		PgStat_TableStatus *ts;
+
+		if (ref == NULL || ref->pending == NULL)
+			continue;
+		ts = (PgStat_TableStatus *) ref->pending;
+		COUNT(ts, tuples_returned) = 0;
+		COUNT(ts, tuples_fetched) = 0;
+		COUNT(ts, blocks_fetched) = 0;
+		COUNT(ts, blocks_hit) = 0;
+	}
+	if (forget)
+		ncounted = 0;
+}
+
+static void
+stats_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (ncounted > 0)
+				drop_counted(true);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+aa_stats_executor_start(QueryDesc *qd, int eflags)
+{
+	/*
+	 * Seen first here, not when the statement that began the session ended
+	 * nor when a statement was planned since: this plan was made before.
+	 */
+	if (check_session_changed())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("statement was planned before the agentauth session began"),
+				 errdetail("The session began while another statement was still running."),
+				 errhint("Run the statement again.")));
+	if (aa_session != NULL && !IsParallelWorker() && IsTransactionState())
+		remember_statement(qd->plannedstmt);
+	if (prev_start)
+		prev_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+}
+
+static void
+aa_stats_executor_end(QueryDesc *qd)
+{
+	if (prev_end)
+		prev_end(qd);
+	else
+		standard_ExecutorEnd(qd);
+	if (ncounted > 0)
+		drop_counted(false);
+	check_session_changed();
+}
+
+/* ------------------------------------------------------------------
+ * Messages: in a session, LOG and DEBUG stay in the server log
+ * ------------------------------------------------------------------
+ */
+
+static void
+aa_stats_emit_log(ErrorData *edata)
+{
+	if (aa_session != NULL && edata->elevel < INFO)
+		edata->output_to_client = false;
+	if (prev_emit_log)
+		prev_emit_log(edata);
+}
+
+void
+aa_stats_init(void)
+{
+	prev_planner = planner_hook;
+	planner_hook = aa_planner;
+	prev_relation_info = get_relation_info_hook;
+	get_relation_info_hook = aa_relation_info;
+	prev_relation_stats = get_relation_stats_hook;
+	get_relation_stats_hook = aa_relation_stats;
+	prev_index_stats = get_index_stats_hook;
+	get_index_stats_hook = aa_index_stats;
+	prev_attavgwidth = get_attavgwidth_hook;
+	get_attavgwidth_hook = aa_attavgwidth;
+	prev_start = ExecutorStart_hook;
+	ExecutorStart_hook = aa_stats_executor_start;
+	prev_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = aa_stats_executor_end;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = aa_stats_emit_log;
+	RegisterXactCallback(stats_xact_callback, NULL);
+}
