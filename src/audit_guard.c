@@ -103,6 +103,19 @@ in_own_script(const Protected *p)
 		CurrentExtensionObject == p->extension;
 }
 
+/*
+ * Does agentauth guard its schema now: is it installed, and is none of its
+ * own scripts running?  *nsp: the schema (schema_guard.c, label.c).
+ */
+bool
+aa_schema_guarded(Oid *nsp)
+{
+	Protected	p = protected_objects();
+
+	*nsp = p.nsp;
+	return OidIsValid(p.nsp) && !in_own_script(&p);
+}
+
 static void
 refuse(const char *what)
 {
