@@ -7,11 +7,15 @@
  *		Refused: switching row security off (only unprotect_table() ends
  *		protection); dropping or renaming the patient column; inheritance
  *		and partitions across the boundary of protection; renaming or
- *		moving the table (another could take its name), unless a superuser
- *		does it; code attached to the table -- triggers, rules, restrictive
- *		policies, index, constraint, generated-column, USING and statistics
- *		expressions -- unless a superuser attaches it; dropping the table,
- *		unless a superuser drops it (recorded as table_unprotected).
+ *		moving the table (another could take its name; by whatever ALTER
+ *		INDEX/VIEW/SEQUENCE spelling), or renaming or re-owning its schema,
+ *		unless a superuser does it; code attached to the table -- triggers,
+ *		rules, restrictive policies, index, constraint, generated-column,
+ *		USING and statistics expressions, a change of a column to a type a
+ *		non-superuser made, validating a stored constraint, a constraint
+ *		added to a domain a column uses (owner_code.c) -- unless a
+ *		superuser attaches it; dropping the table, unless a superuser drops
+ *		it (recorded as table_unprotected).
  *
  *		Checked: TRUNCATE (refused in a session, audited as privileged
  *		access for a role that bypasses row security) and COPY (under row

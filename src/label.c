@@ -14,7 +14,10 @@
  *		A table is protected when it carries a table label of this provider.
  *		The provider refuses unknown classes, a patient column that does not
  *		exist, and labels set by anyone but an agentauth_admin (or a
- *		superuser, e.g. pg_restore).  Every change bumps the generation
+ *		superuser, e.g. pg_restore), and -- for every role, by either
+ *		route -- labels on the schema agentauth and anything in it (a label
+ *		on the audit log would hold its auditors to the row check, and
+ *		nothing could remove it).  Every change bumps the generation
  *		counter and is audited.  protect_table() and friends set labels
  *		through _set_label(), which does its own checks and its own auditing.
  *
