@@ -69,6 +69,14 @@
 
 #include "agentauth.h"
 
+#if PG_VERSION_NUM >= 170000
+#define MY_LXID()			(MyProc->vxid.lxid)
+#define IN_AUTOVACUUM()		AmAutoVacuumWorkerProcess()
+#else
+#define MY_LXID()			(MyProc->lxid)
+#define IN_AUTOVACUUM()		IsAutoVacuumWorkerProcess()
+#endif
+
 /* the utility statement under way, when it processes a protected table */
 static AAOwnerCodeGuard guard = {InvalidOid, InvalidOid, NULL};
 
@@ -474,7 +482,7 @@ aa_owner_code_call(Oid fn)
 		return;
 	relname = pstrdup(prot->relname);
 
-	if (IsAutoVacuumWorkerProcess())
+	if (IN_AUTOVACUUM())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("autovacuum does not run function %s over the rows of protected table %s",
@@ -491,12 +499,12 @@ aa_owner_code_call(Oid fn)
 						   func_owner_name(fn)),
 				 errhint("A superuser may run the statement (recorded as privileged_access); otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
 	if (relid == audited_relid && fn == audited_fn &&
-		MyProc->lxid == audited_lxid && command == audited_command)
+		MY_LXID() == audited_lxid && command == audited_command)
 		return;
 	audit_owner_code(relname, fn, command);
 	aa_audit_wait();
 	audited_relid = relid;
 	audited_fn = fn;
-	audited_lxid = MyProc->lxid;
+	audited_lxid = MY_LXID();
 	audited_command = command;
 }
