@@ -23,12 +23,12 @@ LANGUAGE sql AS $$
 $$;
 SELECT * FROM reg22_verify();
 
--- switch the guard off (in this transaction only; the GRANT makes this
--- backend reload the table's triggers)
+-- switch the guard off (in this transaction only; the pg_class update
+-- makes this backend reload the table's triggers)
 CREATE FUNCTION reg22_unguard() RETURNS void LANGUAGE sql AS $$
     UPDATE pg_catalog.pg_trigger SET tgenabled = 'D'
      WHERE tgrelid = 'agentauth.audit_log'::regclass;
-    GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+    UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_log'::regclass;
 $$;
 
 -- a changed record: its own hash no longer matches

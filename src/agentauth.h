@@ -506,8 +506,9 @@ extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
 						  unsigned char *out);
 
 /* ---------------------------------------------------------------------
- * utility.c -- the one ProcessUtility hook and the one object-access hook,
- * dispatching to the checks of ddl.c, audit_guard.c and session.c
+ * utility.c -- the one ProcessUtility hook, the one object-access hook and
+ * the fmgr hooks, dispatching to the checks of ddl.c, audit_guard.c,
+ * schema_guard.c, owner_code.c and session.c
  * ---------------------------------------------------------------------
  */
 extern void aa_utility_init(void);
@@ -521,6 +522,28 @@ extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
 
 /* ---------------------------------------------------------------------
+ * owner_code.c -- code a non-superuser made, over the rows of a protected
+ * table during DDL and maintenance: refused, or recorded for a superuser
+ * ---------------------------------------------------------------------
+ */
+typedef struct AAOwnerCodeGuard
+{
+	Oid			relid;			/* the protected table the statement processes */
+	Oid			user;			/* who runs the statement */
+	const char *command;
+} AAOwnerCodeGuard;
+
+/* utility.c brackets every utility statement with these */
+extern void aa_owner_code_begin(Node *stmt, AAOwnerCodeGuard *save);
+extern void aa_owner_code_end(const AAOwnerCodeGuard *save);
+/* the fmgr hooks (utility.c): is fn owner code; it is about to run */
+extern bool aa_owner_code_function(Oid fn);
+extern void aa_owner_code_call(Oid fn);
+/* checks before a statement (ddl.c) */
+extern bool aa_owner_code_type_trusted(Oid typid);
+extern void aa_owner_code_check_domain(Node *stmt);
+
+/* ---------------------------------------------------------------------
  * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION;
  * purge_audit, the one way records leave the log
  * ---------------------------------------------------------------------
@@ -528,6 +551,16 @@ extern void aa_ddl_check_drop(Oid relid);
 extern void aa_audit_guard_check(Node *stmt);
 /* false: agentauth guards no drop now (not installed, or its own script) */
 extern bool aa_audit_guard_drop(Oid classId, Oid objectId);
+/* installed, and none of its own scripts runs: *nsp is schema agentauth */
+extern bool aa_schema_guarded(Oid *nsp);
+
+/* ---------------------------------------------------------------------
+ * schema_guard.c -- everything in schema agentauth keeps its owners,
+ * privileges, labels and protection against every role
+ * ---------------------------------------------------------------------
+ */
+extern void aa_schema_guard_check(Node *stmt);
+extern void aa_schema_guard_drop_trigger(Oid trigoid);
 
 /* ---------------------------------------------------------------------
  * label.c -- the "agentauth" security-label provider: classification

@@ -21,7 +21,9 @@
  *		  be dropped by any route (DROP ... CASCADE of something they depend
  *		  on, DROP OWNED); utility.c skips this while an allowed DROP
  *		  EXTENSION agentauth is under way.
- *		The extension's own install and upgrade scripts are let through.
+ *		The extension's own install and upgrade scripts are let through
+ *		(aa_schema_guarded says so for the rest of the schema's guard,
+ *		schema_guard.c, and label.c).
  *
  *		The one way records leave the log is agentauth.purge_audit(), here
  *		too: it removes a prefix of the chain older than
@@ -101,6 +103,19 @@ in_own_script(const Protected *p)
 {
 	return creating_extension && OidIsValid(p->extension) &&
 		CurrentExtensionObject == p->extension;
+}
+
+/*
+ * Does agentauth guard its schema now: is it installed, and is none of its
+ * own scripts running?  *nsp: the schema (schema_guard.c, label.c).
+ */
+bool
+aa_schema_guarded(Oid *nsp)
+{
+	Protected	p = protected_objects();
+
+	*nsp = p.nsp;
+	return OidIsValid(p.nsp) && !in_own_script(&p);
 }
 
 static void

@@ -7,11 +7,15 @@
  *		Refused: switching row security off (only unprotect_table() ends
  *		protection); dropping or renaming the patient column; inheritance
  *		and partitions across the boundary of protection; renaming or
- *		moving the table (another could take its name), unless a superuser
- *		does it; code attached to the table -- triggers, rules, restrictive
- *		policies, index, constraint, generated-column, USING and statistics
- *		expressions -- unless a superuser attaches it; dropping the table,
- *		unless a superuser drops it (recorded as table_unprotected).
+ *		moving the table (another could take its name; by whatever ALTER
+ *		INDEX/VIEW/SEQUENCE spelling), or renaming or re-owning its schema,
+ *		unless a superuser does it; code attached to the table -- triggers,
+ *		rules, restrictive policies, index, constraint, generated-column,
+ *		USING and statistics expressions, a change of a column to a type a
+ *		non-superuser made, validating a stored constraint, a constraint
+ *		added to a domain a column uses (owner_code.c) -- unless a
+ *		superuser attaches it; dropping the table, unless a superuser drops
+ *		it (recorded as table_unprotected).
  *
  *		Checked: TRUNCATE (refused in a session, audited as privileged
  *		access for a role that bypasses row security) and COPY (under row
@@ -29,9 +33,12 @@
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_seclabel.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -111,6 +118,67 @@ refuse_moved(Oid relid, const char *what)
 	if (prot != NULL)
 		refuse_ddl(prot->relname, what,
 				   "Another table could take its name, unprotected. A superuser may do this; otherwise unprotect it first with agentauth.unprotect_table() (audited).");
+}
+
+/*
+ * The first protected table of a schema (a name to report), or NULL.  The
+ * labels are few: pg_seclabel is read whole.
+ */
+static char *
+schema_protected_table(Oid nsp)
+{
+	Relation	rel = table_open(SecLabelRelationId, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *relids = NIL;
+	ListCell   *lc;
+	char	   *found = NULL;
+
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		FormData_pg_seclabel *form = (FormData_pg_seclabel *) GETSTRUCT(tup);
+
+		if (form->classoid == RelationRelationId && form->objsubid == 0 &&
+			get_rel_namespace(form->objoid) == nsp)
+			relids = lappend_oid(relids, form->objoid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	foreach(lc, relids)
+	{
+		AAProtectedRel *prot = aa_protected_rel(lfirst_oid(lc));
+
+		if (prot != NULL)
+		{
+			found = pstrdup(prot->relname);
+			break;
+		}
+	}
+	return found;
+}
+
+/*
+ * Renaming the schema of a protected table (or giving it to another owner,
+ * who could rename it) frees the table's name as renaming the table does.
+ */
+static void
+refuse_schema(const char *schema, const char *what)
+{
+	Oid			nsp;
+	char	   *relname;
+
+	if (schema == NULL || superuser())
+		return;
+	nsp = get_namespace_oid(schema, true);
+	if (!OidIsValid(nsp) || (relname = schema_protected_table(nsp)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s schema %s, which holds protected table %s",
+					what, quote_identifier(schema), relname),
+			 errdetail("Another table could take the name of a protected table, unprotected."),
+			 errhint("A superuser may do this; otherwise unprotect its tables first with agentauth.unprotect_table() (audited).")));
 }
 
 static bool
@@ -262,7 +330,25 @@ check_alter_table(AlterTableStmt *stmt)
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
 					((ColumnDef *) cmd->def)->raw_default != NULL)
 					refuse_attached_code(relid, "change a column type with a USING expression on");
+				/* a domain's CHECK or a type's cast runs over every value */
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					((ColumnDef *) cmd->def)->typeName != NULL)
+				{
+					Oid			typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
+
+					if (OidIsValid(typid) && !aa_owner_code_type_trusted(typid))
+						refuse_attached_code(relid, "change a column to a type or domain that a non-superuser made on");
+				}
 				break;
+			case AT_ValidateConstraint:
+				/* a stored CHECK (made before protection) runs over every row */
+				refuse_attached_code(relid, "validate a constraint of");
+				break;
+#if PG_VERSION_NUM >= 170000
+			case AT_SetExpression:
+				refuse_attached_code(relid, "change a generated column's expression on");
+				break;
+#endif
 			default:
 				break;
 		}
@@ -279,9 +365,19 @@ check_rename(RenameStmt *stmt)
 	 * Its owner could rename (or move) a protected table and put an
 	 * unprotected one in its place, into which agents would then write.
 	 */
-	if (stmt->renameType == OBJECT_TABLE && stmt->relation != NULL)
+	if (stmt->relation != NULL &&
+		(stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_INDEX ||
+		 stmt->renameType == OBJECT_VIEW || stmt->renameType == OBJECT_MATVIEW ||
+		 stmt->renameType == OBJECT_FOREIGN_TABLE ||
+		 stmt->renameType == OBJECT_SEQUENCE))
 	{
+		/* ALTER INDEX ... RENAME renames a table too */
 		refuse_moved(rangevar_relid(stmt->relation), "rename");
+		return;
+	}
+	if (stmt->renameType == OBJECT_SCHEMA)
+	{
+		refuse_schema(stmt->subname, "rename");
 		return;
 	}
 	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
@@ -447,9 +543,18 @@ aa_ddl_check(Node *stmt)
 			check_index((IndexStmt *) stmt);
 			break;
 		case T_AlterObjectSchemaStmt:
-			if (((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)
+			/* ALTER TABLE, VIEW, INDEX ... SET SCHEMA: whatever it says */
+			if (((AlterObjectSchemaStmt *) stmt)->relation != NULL)
 				refuse_moved(rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation),
 							 "move");
+			break;
+		case T_AlterOwnerStmt:
+			if (((AlterOwnerStmt *) stmt)->objectType == OBJECT_SCHEMA)
+				refuse_schema(strVal(((AlterOwnerStmt *) stmt)->object),
+							  "change the owner of");
+			break;
+		case T_AlterDomainStmt:
+			aa_owner_code_check_domain(stmt);
 			break;
 		case T_CreateStatsStmt:
 			check_stats((CreateStatsStmt *) stmt);

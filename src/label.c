@@ -14,7 +14,10 @@
  *		A table is protected when it carries a table label of this provider.
  *		The provider refuses unknown classes, a patient column that does not
  *		exist, and labels set by anyone but an agentauth_admin (or a
- *		superuser, e.g. pg_restore).  Every change bumps the generation
+ *		superuser, e.g. pg_restore), and -- for every role, by either
+ *		route -- labels on the schema agentauth and anything in it (a label
+ *		on the audit log would hold its auditors to the row check, and
+ *		nothing could remove it).  Every change bumps the generation
  *		counter and is audited.  protect_table() and friends set labels
  *		through _set_label(), which does its own checks and its own auditing.
  *
@@ -32,7 +35,9 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_seclabel.h"
 #include "commands/seclabel.h"
 #include "executor/spi.h"
@@ -421,6 +426,32 @@ aa_is_protected(Oid relid)
  * ------------------------------------------------------------------
  */
 
+/*
+ * The extension's own tables are never classified: a label on the audit log
+ * would hold its auditors to the row check, and nothing could remove it.
+ * Refused for every role, on the schema and everything in it.
+ */
+static void
+refuse_in_own_schema(const ObjectAddress *object)
+{
+	Oid			nsp;
+	bool		own;
+
+	if (!aa_schema_guarded(&nsp))
+		return;
+	if (object->classId == NamespaceRelationId)
+		own = object->objectId == nsp;
+	else if (object->classId == RelationRelationId)
+		own = get_rel_namespace(object->objectId) == nsp;
+	else
+		own = get_object_namespace(object) == nsp;
+	if (own)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentauth labels cannot be set on the objects of schema agentauth"),
+				 errdetail("The extension's own tables keep their protection against every role.")));
+}
+
 static void
 require_label_admin(void)
 {
@@ -535,6 +566,7 @@ agentauth_relabel(const ObjectAddress *object, const char *seclabel)
 {
 	if (IsBinaryUpgrade)
 		return;
+	refuse_in_own_schema(object);
 	require_label_admin();
 	if (object->classId != RelationRelationId)
 		ereport(ERROR,
@@ -580,6 +612,7 @@ aa_set_label(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 		label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	refuse_in_own_schema(&addr);
 	if (label != NULL || addr.objectSubId != 0)
 		check_label(relid, addr.objectSubId, label);
 	SetSecurityLabel(&addr, AA_LABEL_PROVIDER, label);

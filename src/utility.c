@@ -8,14 +8,22 @@
  *
  *		Before a utility statement runs: the DDL guard of protected tables
  *		(ddl.c), then the append-only guard of the audit log
- *		(audit_guard.c), then EXPLAIN in a session (stats.c, told again when
- *		the statement ends).  After it ran: the session's reaction to it
+ *		(audit_guard.c), then the guard of the extension's schema
+ *		(schema_guard.c), then EXPLAIN in a session (stats.c, told again
+ *		when the statement ends).  After it ran: the session's reaction to it
  *		(session.c: DISCARD ALL ends the session).
  *
+ *		While it runs: the protected table it processes, if any, for the
+ *		owner-code guard (owner_code.c).
+ *
  *		Before an object is dropped: the audit log's guard, then, for a
- *		relation, the drop guard of protected tables (ddl.c).  Nothing is
+ *		relation, the drop guard of protected tables (ddl.c), for a
+ *		trigger, the schema's guard (schema_guard.c).  Nothing is
  *		guarded while an allowed DROP EXTENSION agentauth is under way
  *		(agentauth.allow_uninstall = on).
+ *
+ *		The fmgr hooks: every function a non-superuser owns is called
+ *		through fmgr_hook, which hands it to owner_code.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +31,7 @@
 
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 
@@ -30,6 +39,8 @@
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* an allowed DROP EXTENSION agentauth is under way */
 static bool uninstalling = false;
@@ -42,10 +53,13 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	bool		save_uninstalling = uninstalling;
+	AAOwnerCodeGuard save_guard;
 
 	aa_ddl_check(stmt);
 	aa_audit_guard_check(stmt);
+	aa_schema_guard_check(stmt);
 	aa_stats_utility_begin(stmt);
+	aa_owner_code_begin(stmt, &save_guard);
 
 	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
 		aa_allow_uninstall)
@@ -65,6 +79,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		uninstalling = save_uninstalling;
 		aa_stats_utility_end(stmt);
+		aa_owner_code_end(&save_guard);
 	}
 	PG_END_TRY();
 }
@@ -82,6 +97,25 @@ aa_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		return;
 	if (classId == RelationRelationId && subId == 0)
 		aa_ddl_check_drop(objectId);
+	if (classId == TriggerRelationId)
+		aa_schema_guard_drop_trigger(objectId);
+}
+
+static bool
+aa_needs_fmgr_hook(Oid fn)
+{
+	if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn))
+		return true;
+	return aa_owner_code_function(fn);
+}
+
+static void
+aa_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+{
+	if (event == FHET_START)
+		aa_owner_code_call(flinfo->fn_oid);
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, arg);
 }
 
 void
@@ -91,4 +125,8 @@ aa_utility_init(void)
 	ProcessUtility_hook = aa_process_utility;
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = aa_object_access;
+	prev_needs_fmgr_hook = needs_fmgr_hook;
+	needs_fmgr_hook = aa_needs_fmgr_hook;
+	prev_fmgr_hook = fmgr_hook;
+	fmgr_hook = aa_fmgr_hook;
 }

@@ -1,0 +1,510 @@
+/*-------------------------------------------------------------------------
+ *
+ * owner_code.c
+ *		Owner code over the existing rows of a protected table, during DDL
+ *		and maintenance.
+ *
+ *		A statement that evaluates stored code over every row of a table --
+ *		ALTER TABLE (a type change through a domain or a cast, a rewrite,
+ *		constraint validation, a foreign key), an index build (CREATE
+ *		INDEX, REINDEX, CLUSTER, VACUUM FULL, a BRIN summary in VACUUM),
+ *		ANALYZE (expression indexes, statistics on expressions), ALTER
+ *		DOMAIN on a domain a protected column uses -- hands every value to
+ *		the functions that code calls, outside the row check and unaudited.
+ *		Code a non-superuser made ("owner code": a function, a domain, a
+ *		type) may not run there:
+ *
+ *		- while such a statement runs on a protected table, a function
+ *		  owned by a role that is not a superuser is refused (42501) when
+ *		  a non-superuser runs the statement, and recorded once as
+ *		  privileged_access when a superuser does (fmgr hook).  The
+ *		  statement is known from the utility statement (utility.c brackets
+ *		  it with aa_owner_code_begin/end) or, for maintenance that names
+ *		  no table (database-wide VACUUM, ANALYZE, CLUSTER, REINDEX SCHEMA,
+ *		  autovacuum), from the backend's progress report of the relation
+ *		  it is processing.  Autovacuum never runs owner code over a
+ *		  protected table: a superuser runs ANALYZE by hand (recorded).
+ *		  The hook is asked for every function owned by a non-superuser,
+ *		  whatever runs, so that no such SQL function is ever inlined into
+ *		  a cached expression (a domain's CHECK) and escapes it later.
+ *		- code that is not a function call: a CHECK of a domain made by a
+ *		  non-superuser may be built of built-in functions only and still
+ *		  copy every value (set_config()), so ddl.c refuses, before the
+ *		  statement, a change of a protected column to a type a
+ *		  non-superuser made (aa_owner_code_type_trusted), and here
+ *		  ALTER DOMAIN ... ADD or VALIDATE CONSTRAINT on a domain that a
+ *		  protected column uses (aa_owner_code_check_domain).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/index.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
+#include "postmaster/autovacuum.h"
+#include "storage/proc.h"
+#include "utils/backend_progress.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "agentauth.h"
+
+#if PG_VERSION_NUM >= 170000
+#define MY_LXID()			(MyProc->vxid.lxid)
+#define IN_AUTOVACUUM()		AmAutoVacuumWorkerProcess()
+#else
+#define MY_LXID()			(MyProc->lxid)
+#define IN_AUTOVACUUM()		IsAutoVacuumWorkerProcess()
+#endif
+
+/* the utility statement under way, when it processes a protected table */
+static AAOwnerCodeGuard guard = {InvalidOid, InvalidOid, NULL};
+
+/* the last privileged_access written by the hook: one per relation/statement */
+static Oid	audited_relid = InvalidOid;
+static Oid	audited_fn = InvalidOid;
+static LocalTransactionId audited_lxid = InvalidLocalTransactionId;
+static const char *audited_command = NULL;
+
+/*
+ * Is this function code that a non-superuser made?  Built-in functions and
+ * those of superusers (extensions included) are trusted.
+ */
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+bool
+aa_owner_code_function(Oid fn)
+{
+	Oid			owner;
+
+	if (fn < FirstNormalObjectId || !IsTransactionState())
+		return false;
+	owner = function_owner(fn);
+	return OidIsValid(owner) && !superuser_arg(owner);
+}
+
+/*
+ * Is this type free of code a non-superuser made?  A type (a domain and
+ * its CHECK constraints, a composite, a range) belongs to its owner, who
+ * alone may add constraints to it; every type it is made of counts too.
+ */
+static bool
+type_trusted(Oid typid, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	Oid			owner;
+	char		typtype;
+	Oid			base;
+	Oid			elem;
+	Oid			typrelid;
+	bool		ok = true;
+
+	if (typid < FirstNormalObjectId)
+		return true;
+	if (depth > 16)
+		return false;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	owner = typ->typowner;
+	typtype = typ->typtype;
+	base = typ->typbasetype;
+	elem = typ->typelem;
+	typrelid = typ->typrelid;
+	ReleaseSysCache(tup);
+
+	if (!superuser_arg(owner))
+		return false;
+	if (typtype == TYPTYPE_DOMAIN)
+		return type_trusted(base, depth + 1);
+	if (OidIsValid(elem) && !type_trusted(elem, depth + 1))
+		return false;
+	if (typtype == TYPTYPE_RANGE)
+		return type_trusted(get_range_subtype(typid), depth + 1);
+	if (typtype == TYPTYPE_MULTIRANGE)
+		return type_trusted(get_multirange_range(typid), depth + 1);
+	if (typtype == TYPTYPE_COMPOSITE && OidIsValid(typrelid))
+	{
+		for (AttrNumber i = 1; ok; i++)
+		{
+			HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(typrelid),
+											   Int16GetDatum(i));
+
+			if (!HeapTupleIsValid(atup))
+				break;
+			if (!((Form_pg_attribute) GETSTRUCT(atup))->attisdropped)
+				ok = type_trusted(((Form_pg_attribute) GETSTRUCT(atup))->atttypid,
+								  depth + 1);
+			ReleaseSysCache(atup);
+		}
+	}
+	return ok;
+}
+
+bool
+aa_owner_code_type_trusted(Oid typid)
+{
+	return type_trusted(typid, 0);
+}
+
+/*
+ * A protected table with a column of this type (through domains over it,
+ * arrays, ranges and composite types made of it), or InvalidOid.
+ */
+static Oid
+type_protected_user(Oid typid, int depth)
+{
+	Relation	dep;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *types = NIL;
+	Oid			found = InvalidOid;
+	ListCell   *lc;
+
+	if (depth > 16)
+		return InvalidOid;
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	dep = table_open(DependRelationId, AccessShareLock);
+	scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, keys);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (d->classid == TypeRelationId)
+			types = lappend_oid(types, d->objid);
+		else if (d->classid == RelationRelationId && d->objsubid > 0)
+		{
+			if (get_rel_relkind(d->objid) == RELKIND_COMPOSITE_TYPE)
+				types = lappend_oid(types, get_rel_type_id(d->objid));
+			else if (!OidIsValid(found) && aa_is_protected(d->objid))
+				found = d->objid;
+		}
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	foreach(lc, types)
+	{
+		if (OidIsValid(found))
+			break;
+		if (lfirst_oid(lc) != typid)
+			found = type_protected_user(lfirst_oid(lc), depth + 1);
+	}
+	return found;
+}
+
+static Oid
+domain_of(AlterDomainStmt *stmt)
+{
+	TypeName   *tn = makeTypeNameFromNameList(stmt->typeName);
+
+	return LookupTypeNameOid(NULL, tn, true);
+}
+
+/*
+ * ALTER DOMAIN ... ADD CONSTRAINT runs the new CHECK over every value of
+ * every column of the domain (and, NOT VALID or not, over every value an
+ * agent writes later); VALIDATE CONSTRAINT runs a stored one.  Refused to
+ * a non-superuser when a protected column uses the domain.
+ */
+void
+aa_owner_code_check_domain(Node *node)
+{
+	AlterDomainStmt *stmt = (AlterDomainStmt *) node;
+	Oid			typid;
+	Oid			relid;
+	AAProtectedRel *prot;
+
+	if ((stmt->subtype != 'C' && stmt->subtype != 'V') || superuser())
+		return;
+	typid = domain_of(stmt);
+	if (!OidIsValid(typid))
+		return;
+	relid = type_protected_user(typid, 0);
+	if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s a constraint of domain %s, which a column of protected table %s uses",
+					stmt->subtype == 'C' ? "add" : "validate",
+					format_type_be(typid), prot->relname),
+			 errdetail("The constraint would see every value of the column outside the row check."),
+			 errhint("A superuser may do this (audited when it runs code a non-superuser made); otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
+}
+
+/* ------------------------------------------------------------------
+ * The statement under way
+ * ------------------------------------------------------------------
+ */
+
+static Oid
+first_protected(List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		if (OidIsValid(lfirst_oid(lc)) && aa_is_protected(lfirst_oid(lc)))
+			return lfirst_oid(lc);
+	return InvalidOid;
+}
+
+static Oid
+rv_relid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/*
+ * The protected table whose existing rows this utility statement processes
+ * (its first one), with the statement's name; InvalidOid when none, or
+ * when it names no table (maintenance of a whole schema or database, left
+ * to the progress report).
+ */
+static Oid
+statement_relid(Node *stmt, const char **command)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *a = (AlterTableStmt *) stmt;
+
+				*command = "ALTER TABLE";
+				relids = list_make1_oid(rv_relid(a->relation));
+				/* a foreign key's validation reads the referenced table */
+				foreach(lc, a->cmds)
+				{
+					AlterTableCmd *cmd = lfirst(lc);
+
+					if (cmd->subtype == AT_AddConstraint && cmd->def &&
+						IsA(cmd->def, Constraint) &&
+						((Constraint *) cmd->def)->contype == CONSTR_FOREIGN)
+						relids = lappend_oid(relids,
+											 rv_relid(((Constraint *) cmd->def)->pktable));
+				}
+				break;
+			}
+		case T_IndexStmt:
+			*command = "CREATE INDEX";
+			relids = list_make1_oid(rv_relid(((IndexStmt *) stmt)->relation));
+			break;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+				Oid			relid = rv_relid(r->relation);
+
+				*command = "REINDEX";
+				if (r->kind == REINDEX_OBJECT_INDEX && OidIsValid(relid))
+					relid = IndexGetRelation(relid, true);
+				relids = list_make1_oid(relid);
+				break;
+			}
+		case T_ClusterStmt:
+			*command = "CLUSTER";
+			relids = list_make1_oid(rv_relid(((ClusterStmt *) stmt)->relation));
+			break;
+		case T_VacuumStmt:
+			{
+				VacuumStmt *v = (VacuumStmt *) stmt;
+
+				*command = v->is_vacuumcmd ? "VACUUM" : "ANALYZE";
+				foreach(lc, v->rels)
+					relids = lappend_oid(relids,
+										 rv_relid(lfirst_node(VacuumRelation, lc)->relation));
+				break;
+			}
+		case T_AlterDomainStmt:
+			{
+				Oid			typid = domain_of((AlterDomainStmt *) stmt);
+
+				*command = "ALTER DOMAIN";
+				if (OidIsValid(typid))
+					relids = list_make1_oid(type_protected_user(typid, 0));
+				break;
+			}
+		default:
+			return InvalidOid;
+	}
+	return first_protected(relids);
+}
+
+/*
+ * A utility statement is about to run (utility.c): remember the protected
+ * table it processes, if any, until aa_owner_code_end(save).
+ */
+void
+aa_owner_code_begin(Node *stmt, AAOwnerCodeGuard *save)
+{
+	const char *command = NULL;
+	Oid			relid;
+
+	*save = guard;
+	if (!IsTransactionState() || !aa_extension_ready())
+		return;
+	relid = statement_relid(stmt, &command);
+	if (!OidIsValid(relid))
+		return;
+	guard.relid = relid;
+	guard.user = GetUserId();
+	guard.command = command;
+}
+
+void
+aa_owner_code_end(const AAOwnerCodeGuard *save)
+{
+	guard = *save;
+}
+
+/* the relation that the backend's maintenance command is processing now */
+static Oid
+progress_relid(const char **command)
+{
+	volatile PgBackendStatus *be = MyBEEntry;
+
+	if (be == NULL)
+		return InvalidOid;
+	switch (be->st_progress_command)
+	{
+		case PROGRESS_COMMAND_ANALYZE:
+			*command = "ANALYZE";
+			break;
+		case PROGRESS_COMMAND_CLUSTER:
+			*command = "CLUSTER or VACUUM FULL";
+			break;
+		case PROGRESS_COMMAND_CREATE_INDEX:
+			*command = "CREATE INDEX or REINDEX";
+			break;
+		case PROGRESS_COMMAND_VACUUM:
+			*command = "VACUUM";
+			break;
+		default:
+			return InvalidOid;
+	}
+	return be->st_progress_command_target;
+}
+
+static const char *
+func_owner_name(Oid fn)
+{
+	char	   *name = GetUserNameFromId(function_owner(fn), true);
+
+	return name ? name : "?";
+}
+
+static void
+audit_owner_code(const char *relname, Oid fn, const char *command)
+{
+	AARecord	rec;
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, "{\"reason\": \"owner code\", \"command\": ");
+	escape_json(&detail, command);
+	appendStringInfoString(&detail, ", \"function\": ");
+	escape_json(&detail, format_procedure_qualified(fn));
+	appendStringInfoString(&detail, ", \"function_owner\": ");
+	escape_json(&detail, func_owner_name(fn));
+	appendStringInfoChar(&detail, '}');
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "privileged_access";
+	rec.relation = relname;
+	rec.action = "read";
+	rec.row_count = -1;
+	rec.outcome = "permit";
+	rec.detail = detail.data;
+	aa_audit_emit(&rec, false);
+}
+
+/*
+ * A function is about to run (the fmgr hook, for every function
+ * aa_owner_code_function() names, and any another hook asked for).  Refuse it, or record
+ * it for a superuser, when it runs over the rows of a protected table in
+ * DDL or maintenance.
+ */
+void
+aa_owner_code_call(Oid fn)
+{
+	const char *command = guard.command;
+	Oid			relid = guard.relid;
+	Oid			user = guard.user;
+	AAProtectedRel *prot;
+	char	   *relname;
+
+	if (!IsTransactionState())
+		return;
+	if (!OidIsValid(relid))
+	{
+		relid = progress_relid(&command);
+		user = GetOuterUserId();
+	}
+	if (!OidIsValid(relid) || !aa_owner_code_function(fn) ||
+		(prot = aa_protected_rel(relid)) == NULL)
+		return;
+	relname = pstrdup(prot->relname);
+
+	if (IN_AUTOVACUUM())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("autovacuum does not run function %s over the rows of protected table %s",
+						format_procedure(fn), relname),
+				 errdetail("The function belongs to role \"%s\", which is not a superuser.",
+						   func_owner_name(fn)),
+				 errhint("A superuser runs ANALYZE on the table (recorded), or replaces the index or statistics that call the function.")));
+	if (!superuser_arg(user))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s may not run function %s over the rows of protected table %s",
+						command, format_procedure(fn), relname),
+				 errdetail("The function belongs to role \"%s\", which is not a superuser: it would see every row outside the row check, unaudited.",
+						   func_owner_name(fn)),
+				 errhint("A superuser may run the statement (recorded as privileged_access); otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
+	if (relid == audited_relid && fn == audited_fn &&
+		MY_LXID() == audited_lxid && command == audited_command)
+		return;
+	audit_owner_code(relname, fn, command);
+	aa_audit_wait();
+	audited_relid = relid;
+	audited_fn = fn;
+	audited_lxid = MY_LXID();
+	audited_command = command;
+}
