@@ -84,6 +84,7 @@ SELECT agentauth._audit_log_guard();
 -- ordinary maintenance of the log is allowed
 VACUUM agentauth.audit_log;
 ANALYZE agentauth.audit_log;
+SELECT obj_description('agentauth.audit_log'::regclass, 'pg_class') AS installed_comment \gset
 COMMENT ON TABLE agentauth.audit_log IS 'the hash-chained audit log';
-COMMENT ON TABLE agentauth.audit_log IS NULL;
+COMMENT ON TABLE agentauth.audit_log IS :'installed_comment';
 DROP FUNCTION reg21_forbidden();

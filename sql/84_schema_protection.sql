@@ -69,8 +69,9 @@ DROP TRIGGER consent_generation ON agentauth.consent;
 -- storage settings and comments are fine
 ALTER TABLE agentauth.consent SET (autovacuum_vacuum_scale_factor = 0.05);
 ALTER TABLE agentauth.consent RESET (autovacuum_vacuum_scale_factor);
+SELECT obj_description('agentauth.consent'::regclass, 'pg_class') AS installed_comment \gset
 COMMENT ON TABLE agentauth.consent IS 'reg84';
-COMMENT ON TABLE agentauth.consent IS NULL;
+COMMENT ON TABLE agentauth.consent IS :'installed_comment';
 -- a foreign key of a user's table to the extension's comes and goes
 CREATE TABLE public.reg84_ref (p uuid REFERENCES agentauth.principal);
 DROP TABLE public.reg84_ref;
