@@ -10,6 +10,9 @@
 -- a run after a token change revalidates, one after a withdrawal reloads
 -- that patient, inside the parallel statement.
 \set SHOW_CONTEXT never
+-- force_parallel_mode is debug_parallel_query from PostgreSQL 16 on
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS fpm \gset
 CREATE ROLE reg37_agent LOGIN;
 CREATE TABLE reg37_obs (id int PRIMARY KEY, patient_id text, code text, value int);
 INSERT INTO reg37_obs
@@ -67,12 +70,12 @@ SELECT reg37_keep('serial', :s) AS serial_records;
 -- 2. force_parallel_mode: the whole statement in parallel mode
 SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_log \gset
 SET SESSION AUTHORIZATION reg37_agent;
-SET force_parallel_mode = on;
+SET :fpm = on;
 SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
 SELECT count(*) AS rows, sum(value) AS total, count(DISTINCT patient_id) AS patients FROM reg37_obs;
 SELECT count(*) AS rows, sum(o.value) AS total FROM reg37_obs o JOIN reg37_big b ON b.k = o.id;
 SELECT patient_id, count(*) FROM reg37_obs WHERE patient_id IN ('R37-P001', 'R37-P085', 'R37-P095') GROUP BY 1 ORDER BY 1;
-RESET force_parallel_mode;
+RESET :fpm;
 RESET SESSION AUTHORIZATION;
 SELECT reg37_keep('force_parallel_mode', :s) AS forced_records;
 
@@ -111,7 +114,7 @@ SELECT event, outcome, count(*) AS records, sum(row_count) AS rows
 -- (revalidation), a withdrawal of P001 (its consent reloaded), a
 -- revocation (28000)
 SET SESSION AUTHORIZATION reg37_agent;
-SET force_parallel_mode = on;
+SET :fpm = on;
 SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
 SELECT count(*) AS rows FROM reg37_obs;
 RESET SESSION AUTHORIZATION;
@@ -126,5 +129,5 @@ SELECT agentauth.revoke_token(t.id, 'reg37') FROM agentauth.token t
 SET SESSION AUTHORIZATION reg37_agent;
 SELECT count(*) AS rows FROM reg37_obs o JOIN reg37_big b ON b.k = o.id;
 SELECT agentauth.end_session();
-RESET force_parallel_mode;
+RESET :fpm;
 RESET SESSION AUTHORIZATION;
