@@ -2,8 +2,8 @@
  *
  * access.c
  *		The access context of a statement on protected tables: the per-row
- *		check agentauth._row_check(), the table of patients it counts rows
- *		into, and the audit records of the statement.
+ *		check agentauth._row_check() and the table of patients it counts
+ *		rows into.
  *
  *		columns.c admits a statement at ExecutorStart and describes, per
  *		protected relation, the columns it touches per action
@@ -13,15 +13,13 @@
  *		policy of policy.c calls _row_check(relid, patient, cmd), which
  *		decides once per patient and action (consent.c), counts the row as
  *		allowed or withheld, refuses a write that is not permitted and
- *		consumes a clinician's approval where the table requires one.
+ *		consumes a clinician's approval where the table requires one.  A
+ *		row that names no patient is withheld (a write of one refused) and
+ *		counted apart.
  *
- *		At the end of every ExecutorRun (a statement, or each FETCH of a
- *		cursor) and at ExecutorEnd the counts become one `access` record per
- *		table x patient x action and one `denied` record per table x
- *		withheld patient x action; then aa_audit_wait().  If the statement
- *		fails, what was counted is emitted when its executor memory goes
- *		away (no wait: the error already reaches the client).  What is
- *		decided before any row is read is admit.c's.
+ *		The statement's runs, their records and the checks before a later
+ *		run are access_run.c's (it shares the types of access_int.h).  What
+ *		is decided before any row is read is admit.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,14 +27,13 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "agentauth.h"
+#include "access_int.h"
 
 PG_FUNCTION_INFO_V1(aa_row_check);
 
@@ -57,115 +54,8 @@ aa_row_cmd_name(AARowCmd cmd)
  * ------------------------------------------------------------------
  */
 
-/* a patient value of a row: not NUL-terminated */
-typedef struct PatientKey
-{
-	const char *str;
-	int			len;
-} PatientKey;
-
-/*
- * One patient's rows in one relation within the current executor run: an
- * element of the relation's patient table.  What the row check touches on
- * every row -- hash, key, decision generation, decisions and counts of
- * rows allowed -- fills the first cache line.  Elements move at every
- * insertion: keep no pointer to one across access_patient().
- */
-typedef struct PatientAccess
-{
-	uint32		hash;
-	char		status;			/* simplehash's */
-	int8		decided[AA_NACTIONS];	/* -1 unknown, 0 deny, 1 permit */
-	uint32		dgen;			/* decisions above are valid for this */
-	PatientKey	patient;		/* str: a NUL-terminated copy of its own */
-	int64		allowed[AA_NACTIONS];
-	/* the rest is touched for withheld rows, decisions and records */
-	bool		btg[AA_NACTIONS];	/* permitted by break-the-glass */
-	int64		withheld[AA_NACTIONS];
-	int64		written_new;	/* UPDATE: new rows checked for this patient */
-	AADecision *decision[AA_NACTIONS];	/* why permitted, or why denied */
-	bool		approval_done[AA_NACTIONS];
-	char	   *approval[AA_NACTIONS];	/* approval id consumed */
-} pg_attribute_aligned(64) PatientAccess;
-
-#define SH_PREFIX		patients
-#define SH_ELEMENT_TYPE	PatientAccess
-#define SH_KEY_TYPE		PatientKey
-#define SH_KEY			patient
-#define SH_HASH_KEY(tb, key) \
-	hash_bytes((const unsigned char *) (key).str, (key).len)
-#define SH_EQUAL(tb, a, b) \
-	((a).len == (b).len && memcmp((a).str, (b).str, (a).len) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_USE_NONDEFAULT_ALLOCATOR
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-/* the elements' array, aligned to the cache line; zeroed as simplehash needs */
-static inline void *
-patients_allocate(patients_hash *tb, Size size)
-{
-	char	   *raw = MemoryContextAllocExtended(tb->ctx, size + 64,
-												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	char	   *data = (char *) TYPEALIGN(64, raw + sizeof(void *));
-
-	((void **) data)[-1] = raw;
-	return data;
-}
-
-static inline void
-patients_free(patients_hash *tb, void *pointer)
-{
-	pfree(((void **) pointer)[-1]);
-}
-
-/* one protected relation of a statement */
-typedef struct RelAccess
-{
-	Oid			relid;
-	char	   *relname;
-	int			approve_mask;
-	/* columns and classes the statement touches, per action index */
-	int			ncols[AA_NACTIONS];
-	char	  **cols[AA_NACTIONS];
-	int			nclasses[AA_NACTIONS];
-	char	  **classes[AA_NACTIONS];
-
-	/*
-	 * No class touched (only the patient column or non_phi): the row needs
-	 * consent for any one of these, the table's classes in scope.
-	 */
-	int			nanyof[AA_NACTIONS];
-	char	  **anyof[AA_NACTIONS];
-	patients_hash *patients;	/* created at the first row */
-	int			last_len;		/* the previous row's patient, for a cheap compare */
-	char		last_key[32];
-	PatientAccess *last;		/* the last patient looked up */
-	bool		any_counted;
-	AAQueryAccess *query;
-} RelAccess;
-
-struct AAQueryAccess
-{
-	QueryDesc  *qd;
-	MemoryContext cxt;			/* the statement's accounting memory */
-	List	   *rels;			/* RelAccess * */
-	bool		done;			/* final flush happened */
-	bool		live;			/* in the registry */
-	const char *cascade_rel;	/* a foreign-key cascade writes this
-								 * protected table unchecked: refused if it
-								 * writes a row */
-	const char *cascade_action;
-	pg_uuid_t	session_id;		/* the session it was checked for */
-	AAQueryAccess *next;
-	MemoryContextCallback cb;
-};
-
-static AAQueryAccess *live_queries = NULL;	/* newest first */
-static List *running = NIL;		/* QueryDesc *, innermost first */
+AAQueryAccess *aa_live_queries = NULL;	/* newest first */
+List	   *aa_running = NIL;		/* QueryDesc *, innermost first */
 
 /*
  * A context for the statement's accounting, a child of the current memory
@@ -203,6 +93,7 @@ aa_access_add_rel(AAQueryAccess *q, Oid relid, AAProtectedRel *prot,
 
 	/* the row check refuses the rows of any other session */
 	memcpy(&q->session_id, &aa_session->id, sizeof(pg_uuid_t));
+	q->in_session = true;
 	ra->relid = relid;
 	ra->relname = prot->relname;
 	ra->approve_mask = prot->approve_mask;
@@ -262,8 +153,8 @@ aa_access_built(AAQueryAccess *q)
  * check calls this for every row: the previous row's patient first, then
  * a probe of the relation's table keyed by the bytes of the value.
  */
-static PatientAccess *
-access_patient(RelAccess *ra, const char *patient, int len)
+PatientAccess *
+aa_access_patient(RelAccess *ra, const char *patient, int len)
 {
 	PatientAccess *pa = ra->last;
 	PatientKey	key;
@@ -325,10 +216,10 @@ found:
 	return pa;
 }
 
-static AAQueryAccess *
-find_query(QueryDesc *qd)
+AAQueryAccess *
+aa_access_find(QueryDesc *qd)
 {
-	for (AAQueryAccess *q = live_queries; q != NULL; q = q->next)
+	for (AAQueryAccess *q = aa_live_queries; q != NULL; q = q->next)
 		if (q->qd == qd)
 			return q;
 	return NULL;
@@ -343,7 +234,7 @@ rel_in_query(AAQueryAccess *q, Oid relid)
 	{
 		RelAccess  *ra = lfirst(lc);
 
-		if (ra->relid == relid)
+		if (ra->relid == relid && !ra->inherited)
 			return ra;
 	}
 	return NULL;
@@ -359,13 +250,13 @@ access_for(Oid relid)
 	AAQueryAccess *q;
 	RelAccess  *ra;
 
-	if (running != NIL)
+	if (aa_running != NIL)
 	{
-		q = find_query((QueryDesc *) linitial(running));
+		q = aa_access_find((QueryDesc *) linitial(aa_running));
 		if (q && (ra = rel_in_query(q, relid)) != NULL)
 			return ra;
 	}
-	for (q = live_queries; q != NULL; q = q->next)
+	for (q = aa_live_queries; q != NULL; q = q->next)
 		if ((ra = rel_in_query(q, relid)) != NULL)
 			return ra;
 	return NULL;
@@ -392,8 +283,8 @@ cmd_index(AARowCmd cmd)
 }
 
 /* the decision for one patient and action, cached for the run */
-static bool
-decide(RelAccess *ra, PatientAccess *pa, int idx)
+bool
+aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 {
 	if (pa->decided[idx] < 0)
 	{
@@ -521,16 +412,27 @@ aa_row_check(PG_FUNCTION_ARGS)
 		st->dgen = dgen;
 	}
 
+	/*
+	 * A row that names no patient: no consent can permit it.  Counted like
+	 * a withheld patient's rows (a `denied` record, patient NULL): invisible
+	 * to a read and to the old row of an UPDATE or DELETE, an error for a
+	 * new row (INSERT, the new row of an UPDATE, ON CONFLICT).
+	 */
 	if (PG_ARGISNULL(1))
 	{
-		if (st->cmd == AA_ROW_READ)
+		ra->nopatient[idx]++;
+		ra->any_counted = true;
+		if (st->cmd == AA_ROW_READ || st->cmd == AA_ROW_UPDATE ||
+			st->cmd == AA_ROW_DELETE)
 			return BoolGetDatum(false);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("a row of protected table %s must name its patient", ra->relname)));
+				 errmsg("a row of protected table %s must name its patient", ra->relname),
+				 errdetail("No consent can permit the %s of a row without a patient.",
+						   aa_action_name(AA_ACT_BIT(idx)))));
 	}
 	pt = PG_GETARG_TEXT_PP(1);
-	pa = access_patient(ra, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
+	pa = aa_access_patient(ra, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
 	if (pa->dgen != (uint32) dgen)
 	{
 		for (int i = 0; i < AA_NACTIONS; i++)
@@ -541,7 +443,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 	switch (st->cmd)
 	{
 		case AA_ROW_READ:
-			if (decide(ra, pa, AA_READ))
+			if (aa_access_decide(ra, pa, AA_READ))
 			{
 				pa->allowed[AA_READ]++;
 				return BoolGetDatum(true);
@@ -552,12 +454,12 @@ aa_row_check(PG_FUNCTION_ARGS)
 		case AA_ROW_UPDATE:
 		case AA_ROW_DELETE:
 			/* a row the session cannot read stays invisible */
-			if (!decide(ra, pa, AA_READ))
+			if (!aa_access_decide(ra, pa, AA_READ))
 			{
 				pa->withheld[idx]++;
 				return BoolGetDatum(false);
 			}
-			if (!decide(ra, pa, idx))
+			if (!aa_access_decide(ra, pa, idx))
 				refuse_write(ra, pa, idx);
 			/* an UPDATE takes its approval at the new row: rows it writes */
 			if (st->cmd == AA_ROW_DELETE)
@@ -566,14 +468,14 @@ aa_row_check(PG_FUNCTION_ARGS)
 			return BoolGetDatum(true);
 
 		case AA_ROW_INSERT:
-			if (!decide(ra, pa, idx))
+			if (!aa_access_decide(ra, pa, idx))
 				refuse_write(ra, pa, idx);
 			consume_approval(ra, pa, idx);
 			pa->allowed[idx]++;
 			return BoolGetDatum(true);
 
 		case AA_ROW_UPDATE_NEW:
-			if (!decide(ra, pa, idx))
+			if (!aa_access_decide(ra, pa, idx))
 				refuse_write(ra, pa, idx);
 			consume_approval(ra, pa, idx);
 			pa->written_new++;
@@ -582,206 +484,3 @@ aa_row_check(PG_FUNCTION_ARGS)
 	return BoolGetDatum(false);
 }
 
-/* ------------------------------------------------------------------
- * The records of the rows counted
- * ------------------------------------------------------------------
- */
-
-static int
-cmp_patient(const void *a, const void *b)
-{
-	return strcmp((*(PatientAccess *const *) a)->patient.str,
-				  (*(PatientAccess *const *) b)->patient.str);
-}
-
-/* Emit the counted records of one query; returns whether any were. */
-static bool
-flush_query(AAQueryAccess *q)
-{
-	ListCell   *lc;
-	bool		emitted = false;
-
-	foreach(lc, q->rels)
-	{
-		RelAccess  *ra = lfirst(lc);
-		PatientAccess *pa;
-		PatientAccess **sorted;
-		patients_iterator it;
-		long		n = 0;
-
-		if (!ra->any_counted || ra->patients == NULL)
-			continue;
-		ra->any_counted = false;
-		/* records in patient order: the same statement, the same log */
-		sorted = palloc(sizeof(PatientAccess *) * (ra->patients->members + 1));
-		patients_start_iterate(ra->patients, &it);
-		while ((pa = patients_iterate(ra->patients, &it)) != NULL)
-			sorted[n++] = pa;
-		qsort(sorted, n, sizeof(PatientAccess *), cmp_patient);
-		for (long k = 0; k < n; k++)
-		{
-			pa = sorted[k];
-			for (int idx = 0; idx < AA_NACTIONS; idx++)
-			{
-				int64		allowed = pa->allowed[idx];
-				AARecord	rec;
-
-				if (idx == AA_UPDATE && pa->written_new > allowed)
-					allowed = pa->written_new;
-				memset(&rec, 0, sizeof(rec));
-				rec.patient = pa->patient.str;
-				rec.relation = ra->relname;
-				rec.ncolumns = ra->ncols[idx];
-				rec.columns = (const char **) ra->cols[idx];
-				rec.nclasses = ra->nclasses[idx];
-				rec.classes = (const char **) ra->classes[idx];
-				rec.action = aa_action_name(AA_ACT_BIT(idx));
-				if (allowed > 0)
-				{
-					rec.event = "access";
-					rec.row_count = allowed;
-					rec.outcome = "permit";
-					rec.authority = pa->decision[idx] ?
-						aa_decision_authority(pa->decision[idx], pa->approval[idx]) :
-						NULL;
-					if (pa->btg[idx])
-						rec.purpose = "BTG";
-					aa_audit_emit(&rec, false);
-					emitted = true;
-				}
-				if (pa->withheld[idx] > 0)
-				{
-					rec.event = "denied";
-					rec.row_count = pa->withheld[idx];
-					rec.outcome = "deny";
-					rec.purpose = NULL;
-					rec.authority = pa->decision[idx] ?
-						pa->decision[idx]->authority : NULL;
-					aa_audit_emit(&rec, false);
-					emitted = true;
-				}
-				pa->allowed[idx] = 0;
-				pa->withheld[idx] = 0;
-			}
-			pa->written_new = 0;
-		}
-		pfree(sorted);
-	}
-	return emitted;
-}
-
-/* ------------------------------------------------------------------
- * The statement's life in the executor
- * ------------------------------------------------------------------
- */
-
-static void
-unregister_query(AAQueryAccess *q)
-{
-	AAQueryAccess **pp;
-
-	if (!q->live)
-		return;
-	for (pp = &live_queries; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == q)
-		{
-			*pp = q->next;
-			break;
-		}
-	q->live = false;
-}
-
-/*
- * The statement's executor memory is going away.  After an error, emit
- * what was counted: a reader's error or rollback does not erase its
- * records.
- */
-static void
-query_memory_gone(void *arg)
-{
-	AAQueryAccess *q = (AAQueryAccess *) arg;
-
-	unregister_query(q);
-	if (q->done)
-		return;
-	q->done = true;
-	/* non-transactional records reach the queue whatever the abort */
-	flush_query(q);
-}
-
-/* After ExecutorStart: the context lives and dies with the executor's memory. */
-void
-aa_access_register(AAQueryAccess *q, QueryDesc *qd)
-{
-	MemoryContextSetParent(q->cxt, qd->estate->es_query_cxt);
-	q->qd = qd;
-	q->cb.func = query_memory_gone;
-	q->cb.arg = q;
-	MemoryContextRegisterResetCallback(q->cxt, &q->cb);
-	q->next = live_queries;
-	live_queries = q;
-	q->live = true;
-}
-
-/* ExecutorRun or ExecutorFinish of qd begins / ends (also on error) */
-void
-aa_access_enter(QueryDesc *qd)
-{
-	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-
-	running = lcons(qd, running);
-	MemoryContextSwitchTo(oldcxt);
-}
-
-void
-aa_access_leave(void)
-{
-	running = list_delete_first(running);
-}
-
-/* An ExecutorRun of qd ended: a cascade is refused, the counts recorded. */
-void
-aa_access_run_done(QueryDesc *qd)
-{
-	AAQueryAccess *q = find_query(qd);
-
-	if (q != NULL && q->cascade_rel != NULL && qd->estate->es_processed > 0)
-		aa_refuse_cascade(q->cascade_rel, q->cascade_action,
-						  qd->estate->es_processed);
-	if (q != NULL && flush_query(q))
-		aa_audit_wait();
-}
-
-/* ExecutorEnd of qd: the last counts recorded. */
-void
-aa_access_end(QueryDesc *qd)
-{
-	AAQueryAccess *q = find_query(qd);
-
-	if (q != NULL)
-	{
-		bool		emitted = flush_query(q);
-
-		q->done = true;
-		unregister_query(q);
-		if (emitted)
-			aa_audit_wait();
-	}
-}
-
-/* The transaction ended: nothing of its statements is running any more. */
-static void
-access_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		list_free(running);
-		running = NIL;
-	}
-}
-
-void
-aa_access_init(void)
-{
-	RegisterXactCallback(access_xact_callback, NULL);
-}

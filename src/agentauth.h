@@ -651,11 +651,10 @@ typedef enum AARowCmd
 /* its name: the action's, or "update_new" */
 extern const char *aa_row_cmd_name(AARowCmd cmd);
 
-/* one statement's access context (private to access.c) */
+/* one statement's access context (private: access_int.h) */
 typedef struct AAQueryAccess AAQueryAccess;
 struct QueryDesc;
 
-extern void aa_access_init(void);
 /* ExecutorStart, before the executor's: built in aa_access_memory() */
 extern AAQueryAccess *aa_access_begin(void);
 extern MemoryContext aa_access_memory(AAQueryAccess *q);
@@ -666,8 +665,17 @@ extern void aa_access_add_cascade(AAQueryAccess *q, const char *relname,
 								  const char *action);
 /* q, or NULL (freed) when there is nothing to account */
 extern AAQueryAccess *aa_access_built(AAQueryAccess *q);
+
+/* ---------------------------------------------------------------------
+ * access_run.c -- the statement's runs: the records of each, and the
+ * checks before each later run (a cursor's FETCH) of what it may keep
+ * ---------------------------------------------------------------------
+ */
+extern void aa_access_init(void);
 /* ExecutorStart, after the executor's */
 extern void aa_access_register(AAQueryAccess *q, struct QueryDesc *qd);
+/* before each ExecutorRun: the session, and what earlier runs kept */
+extern void aa_access_run_begin(struct QueryDesc *qd);
 /* around ExecutorRun and ExecutorFinish: the row check finds the context */
 extern void aa_access_enter(struct QueryDesc *qd);
 extern void aa_access_leave(void);

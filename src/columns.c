@@ -502,6 +502,7 @@ static void
 aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 				bool execute_once)
 {
+	aa_access_run_begin(qd);
 	aa_access_enter(qd);
 	PG_TRY();
 	{

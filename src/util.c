@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -181,6 +182,25 @@ aa_unpin_search_path(int nest)
  */
 
 /*
+ * The latest snapshot, for the extension's own queries.  In parallel mode
+ * (the leader of a parallel plan, where the PARALLEL RESTRICTED row check
+ * runs) GetLatestSnapshot() refuses, because the leader and its workers
+ * must agree on the statement's snapshots.  These queries read only the
+ * extension's tables, in the leader, for the leader: they take a snapshot
+ * of their own there, as the catalog snapshot is taken in parallel mode,
+ * and see what they would see in a serial plan.
+ */
+static Snapshot
+aa_latest_snapshot(void)
+{
+	static SnapshotData parallel_latest = {SNAPSHOT_MVCC};
+
+	if (!IsInParallelMode())
+		return GetLatestSnapshot();
+	return GetSnapshotData(&parallel_latest);
+}
+
+/*
  * Run the extension's own queries as userid (aa_spi_begin: the bootstrap
  * superuser, who owns the extension's tables), whoever the caller is:
  * search_path pinned, SPI connected, and with latest_snapshot the latest
@@ -205,7 +225,7 @@ aa_spi_begin_as(AASpiState *st, Oid userid, bool latest_snapshot)
 						   SECURITY_RESTRICTED_OPERATION);
 	st->snapshot_pushed = latest_snapshot;
 	if (latest_snapshot)
-		PushActiveSnapshot(GetLatestSnapshot());
+		PushActiveSnapshot(aa_latest_snapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -257,7 +277,7 @@ aa_spi_select_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
 					 long tcount)
 {
 	int			rc = SPI_execute_snapshot(plan, values, nulls,
-										  GetLatestSnapshot(), InvalidSnapshot,
+										  aa_latest_snapshot(), InvalidSnapshot,
 										  true, false, tcount);
 
 	if (rc != SPI_OK_SELECT)

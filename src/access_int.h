@@ -1,0 +1,153 @@
+/*-------------------------------------------------------------------------
+ *
+ * access_int.h
+ *		The statement's access context, shared by access.c (building it,
+ *		the per-row check) and access_run.c (the statement's runs and their
+ *		records).  Private to these two files; the rest of the code sees
+ *		only AAQueryAccess, opaque, through agentauth.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENTAUTH_ACCESS_INT_H
+#define AGENTAUTH_ACCESS_INT_H
+
+#include "common/hashfn.h"
+#include "executor/execdesc.h"
+#include "utils/memutils.h"
+
+#include "agentauth.h"
+
+/* a patient value of a row: not NUL-terminated */
+typedef struct PatientKey
+{
+	const char *str;
+	int			len;
+} PatientKey;
+
+/*
+ * One patient's rows in one relation within the current executor run: an
+ * element of the relation's patient table.  What the row check touches on
+ * every row -- hash, key, decision generation, decisions and counts of
+ * rows allowed -- fills the first cache line.  Elements move at every
+ * insertion: keep no pointer to one across access_patient().
+ */
+typedef struct PatientAccess
+{
+	uint32		hash;
+	char		status;			/* simplehash's */
+	int8		decided[AA_NACTIONS];	/* -1 unknown, 0 deny, 1 permit */
+	uint32		dgen;			/* decisions above are valid for this */
+	PatientKey	patient;		/* str: a NUL-terminated copy of its own */
+	int64		allowed[AA_NACTIONS];
+	/* the rest is touched for withheld rows, decisions and records */
+	bool		btg[AA_NACTIONS];	/* permitted by break-the-glass */
+	int64		withheld[AA_NACTIONS];
+	int64		written_new;	/* UPDATE: new rows checked for this patient */
+	AADecision *decision[AA_NACTIONS];	/* why permitted, or why denied */
+	bool		approval_done[AA_NACTIONS];
+	char	   *approval[AA_NACTIONS];	/* approval id consumed */
+	bool		read_before;	/* a finished run read rows of it, permitted */
+} pg_attribute_aligned(64) PatientAccess;
+
+#define SH_PREFIX		patients
+#define SH_ELEMENT_TYPE	PatientAccess
+#define SH_KEY_TYPE		PatientKey
+#define SH_KEY			patient
+#define SH_HASH_KEY(tb, key) \
+	hash_bytes((const unsigned char *) (key).str, (key).len)
+#define SH_EQUAL(tb, a, b) \
+	((a).len == (b).len && memcmp((a).str, (b).str, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_USE_NONDEFAULT_ALLOCATOR
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* the elements' array, aligned to the cache line; zeroed as simplehash needs */
+static inline void *
+patients_allocate(patients_hash *tb, Size size)
+{
+	char	   *raw = MemoryContextAllocExtended(tb->ctx, size + 64,
+												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	char	   *data = (char *) TYPEALIGN(64, raw + sizeof(void *));
+
+	((void **) data)[-1] = raw;
+	return data;
+}
+
+static inline void
+patients_free(patients_hash *tb, void *pointer)
+{
+	pfree(((void **) pointer)[-1]);
+}
+
+/* one protected relation of a statement */
+typedef struct RelAccess
+{
+	Oid			relid;
+	char	   *relname;
+	int			approve_mask;
+	/* columns and classes the statement touches, per action index */
+	int			ncols[AA_NACTIONS];
+	char	  **cols[AA_NACTIONS];
+	int			nclasses[AA_NACTIONS];
+	char	  **classes[AA_NACTIONS];
+
+	/*
+	 * No class touched (only the patient column or non_phi): the row needs
+	 * consent for any one of these, the table's classes in scope.
+	 */
+	int			nanyof[AA_NACTIONS];
+	char	  **anyof[AA_NACTIONS];
+	patients_hash *patients;	/* created at the first row */
+	int			last_len;		/* the previous row's patient, for a cheap compare */
+	char		last_key[32];
+	PatientAccess *last;		/* the last patient looked up */
+	bool		any_counted;
+	int64		nopatient[AA_NACTIONS]; /* rows naming no patient: withheld,
+										 * or a write refused */
+
+	/*
+	 * Not scanned by this statement: the patients a statement it ran (a
+	 * function) read, kept for the checks before its later runs.
+	 */
+	bool		inherited;
+	AAQueryAccess *query;
+} RelAccess;
+
+struct AAQueryAccess
+{
+	QueryDesc  *qd;
+	MemoryContext cxt;			/* the statement's accounting memory */
+	List	   *rels;			/* RelAccess * */
+	bool		done;			/* final flush happened */
+	bool		live;			/* in the registry */
+	const char *cascade_rel;	/* a foreign-key cascade writes this
+								 * protected table unchecked: refused if it
+								 * writes a row */
+	const char *cascade_action;
+	pg_uuid_t	session_id;		/* the session it was checked for */
+	bool		in_session;		/* session_id is set: rows are checked */
+	/* its later runs (a cursor's FETCHes): see access_run.c */
+	bool		holds;			/* its plan may keep protected rows */
+	bool		nested;			/* a statement it ran read protected rows */
+	int			runs;			/* runs begun */
+	uint64		run_dgen;		/* decision generation at the last */
+	AAQueryAccess *next;
+	MemoryContextCallback cb;
+};
+
+/* the live statements, newest first; the running ones, innermost first */
+extern AAQueryAccess *aa_live_queries;
+extern List *aa_running;
+
+/* access.c */
+extern PatientAccess *aa_access_patient(RelAccess *ra, const char *patient,
+										int len);
+extern AAQueryAccess *aa_access_find(QueryDesc *qd);
+/* the decision for one patient and action, cached for the run */
+extern bool aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx);
+
+#endif							/* AGENTAUTH_ACCESS_INT_H */

@@ -1,0 +1,608 @@
+/*-------------------------------------------------------------------------
+ *
+ * access_run.c
+ *		The runs of a statement on protected tables: the records of the rows
+ *		each run counted, and the checks before every run after the first.
+ *
+ *		A statement is one executor run; a cursor, or a portal fetched a few
+ *		rows at a time, runs once per FETCH.  At the end of every run and at
+ *		ExecutorEnd the counts of access.c become one `access` record per
+ *		table x patient x action and one `denied` record per table x
+ *		withheld patient x action (patient NULL for rows that name none);
+ *		then aa_audit_wait().  If the statement fails, what was counted is
+ *		emitted when its executor memory goes away (no wait: the error
+ *		already reaches the client).
+ *
+ *		Rows that a later run returns may have been checked by an earlier
+ *		one: a plan that keeps rows (Sort, Material, Hash, Agg, WindowAgg,
+ *		CTEs and other subplans, Memoize, a merge, the outer row of a
+ *		nested loop ...) or a function whose own statements read protected
+ *		rows (a materialised set-returning function).  So before every run
+ *		the session is checked again (28000 when revoked, expired,
+ *		suspended, replaced; 42501 when ended), and when the plan may keep
+ *		rows or a function read some, every patient an earlier run read is
+ *		decided again once the decision generation moved: one now refused
+ *		refuses the run (42501, recorded as `denied`).  A change for another
+ *		patient disturbs nothing, and a plan that keeps no row needs no
+ *		second decision: its rows are checked as they are returned.
+ *
+ *		A WITH HOLD cursor is read to its end at COMMIT and then fetched
+ *		without the executor: one over a protected table is refused at
+ *		ExecutorStart (columns.c), one over a function that reads protected
+ *		rows at the end of the first run in which it does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "nodes/plannodes.h"
+#include "parser/parsetree.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
+
+#include "access_int.h"
+
+/* ------------------------------------------------------------------
+ * The records of the rows counted
+ * ------------------------------------------------------------------
+ */
+
+static int
+cmp_patient(const void *a, const void *b)
+{
+	return strcmp((*(PatientAccess *const *) a)->patient.str,
+				  (*(PatientAccess *const *) b)->patient.str);
+}
+
+static void inherit_patient(QueryDesc *outer, AAQueryAccess *from,
+							RelAccess *ra, PatientAccess *pa);
+
+/* the rows of a table that name no patient: one denied record per action */
+static bool
+flush_nopatient(RelAccess *ra)
+{
+	bool		emitted = false;
+
+	for (int idx = 0; idx < AA_NACTIONS; idx++)
+	{
+		AARecord	rec;
+		AAJsonbBuilder authority;
+
+		if (ra->nopatient[idx] == 0)
+			continue;
+		aa_jsonb_begin(&authority, NULL);
+		aa_jsonb_add_string(&authority, "reason", "the row names no patient");
+		memset(&rec, 0, sizeof(rec));
+		rec.event = "denied";
+		rec.relation = ra->relname;
+		rec.ncolumns = ra->ncols[idx];
+		rec.columns = (const char **) ra->cols[idx];
+		rec.nclasses = ra->nclasses[idx];
+		rec.classes = (const char **) ra->classes[idx];
+		rec.action = aa_action_name(AA_ACT_BIT(idx));
+		rec.row_count = ra->nopatient[idx];
+		rec.outcome = "deny";
+		rec.authority = aa_jsonb_end(&authority);
+		aa_audit_emit(&rec, false);
+		ra->nopatient[idx] = 0;
+		emitted = true;
+	}
+	return emitted;
+}
+
+/*
+ * Emit the counted records of one query; returns whether any were.  With
+ * inherit, the statements running it (a function's caller) learn which
+ * patients it read.
+ */
+static bool
+flush_query(AAQueryAccess *q, bool inherit)
+{
+	ListCell   *lc;
+	bool		emitted = false;
+
+	foreach(lc, q->rels)
+	{
+		RelAccess  *ra = lfirst(lc);
+		PatientAccess *pa;
+		PatientAccess **sorted;
+		patients_iterator it;
+		long		n = 0;
+
+		if (!ra->any_counted || ra->inherited)
+			continue;
+		ra->any_counted = false;
+		if (flush_nopatient(ra))
+			emitted = true;
+		if (ra->patients == NULL)
+			continue;
+		/* records in patient order: the same statement, the same log */
+		sorted = palloc(sizeof(PatientAccess *) * (ra->patients->members + 1));
+		patients_start_iterate(ra->patients, &it);
+		while ((pa = patients_iterate(ra->patients, &it)) != NULL)
+			sorted[n++] = pa;
+		qsort(sorted, n, sizeof(PatientAccess *), cmp_patient);
+		for (long k = 0; k < n; k++)
+		{
+			pa = sorted[k];
+			if (pa->allowed[AA_READ] > 0)
+			{
+				ListCell   *lc2;
+
+				pa->read_before = true;
+				if (inherit)
+					foreach(lc2, aa_running)
+						inherit_patient(lfirst(lc2), q, ra, pa);
+			}
+			for (int idx = 0; idx < AA_NACTIONS; idx++)
+			{
+				int64		allowed = pa->allowed[idx];
+				AARecord	rec;
+
+				if (idx == AA_UPDATE && pa->written_new > allowed)
+					allowed = pa->written_new;
+				memset(&rec, 0, sizeof(rec));
+				rec.patient = pa->patient.str;
+				rec.relation = ra->relname;
+				rec.ncolumns = ra->ncols[idx];
+				rec.columns = (const char **) ra->cols[idx];
+				rec.nclasses = ra->nclasses[idx];
+				rec.classes = (const char **) ra->classes[idx];
+				rec.action = aa_action_name(AA_ACT_BIT(idx));
+				if (allowed > 0)
+				{
+					rec.event = "access";
+					rec.row_count = allowed;
+					rec.outcome = "permit";
+					rec.authority = pa->decision[idx] ?
+						aa_decision_authority(pa->decision[idx], pa->approval[idx]) :
+						NULL;
+					if (pa->btg[idx])
+						rec.purpose = "BTG";
+					aa_audit_emit(&rec, false);
+					emitted = true;
+				}
+				if (pa->withheld[idx] > 0)
+				{
+					rec.event = "denied";
+					rec.row_count = pa->withheld[idx];
+					rec.outcome = "deny";
+					rec.purpose = NULL;
+					rec.authority = pa->decision[idx] ?
+						pa->decision[idx]->authority : NULL;
+					aa_audit_emit(&rec, false);
+					emitted = true;
+				}
+				pa->allowed[idx] = 0;
+				pa->withheld[idx] = 0;
+			}
+			pa->written_new = 0;
+		}
+		pfree(sorted);
+	}
+	return emitted;
+}
+
+/* ------------------------------------------------------------------
+ * What a statement keeps across its runs
+ * ------------------------------------------------------------------
+ */
+
+/* does this plan node scan one of the statement's protected relations? */
+static bool
+scans_protected(Plan *plan, PlannedStmt *ps, AAQueryAccess *q)
+{
+	Index		scanrelid;
+	Oid			relid;
+	ListCell   *lc;
+
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			scanrelid = ((Scan *) plan)->scanrelid;
+			break;
+		default:
+			return false;
+	}
+	if (scanrelid == 0 || scanrelid > list_length(ps->rtable))
+		return false;
+	relid = rt_fetch(scanrelid, ps->rtable)->relid;
+	foreach(lc, q->rels)
+		if (((RelAccess *) lfirst(lc))->relid == relid)
+			return true;
+	return false;
+}
+
+/*
+ * Walk a plan: *scans when the subtree scans a protected relation of the
+ * statement, and the result says whether a node of it may keep such a row
+ * (checked in one call of the executor) to return it in a later call.
+ * Unknown nodes keep: only those listed below pass rows straight through.
+ */
+static bool
+plan_keeps(Plan *plan, PlannedStmt *ps, AAQueryAccess *q, bool *scans)
+{
+	bool		keeps = false;
+	bool		child_scans = false;
+	bool		outer_scans = false;
+	List	   *children = NIL;
+	ListCell   *lc;
+
+	*scans = false;
+	if (plan == NULL)
+		return false;
+	switch (nodeTag(plan))
+	{
+		case T_Append:
+			children = ((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = ((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_BitmapAnd:
+			children = ((BitmapAnd *) plan)->bitmapplans;
+			break;
+		case T_BitmapOr:
+			children = ((BitmapOr *) plan)->bitmapplans;
+			break;
+		case T_SubqueryScan:
+			children = list_make1(((SubqueryScan *) plan)->subplan);
+			break;
+		case T_CustomScan:
+			children = ((CustomScan *) plan)->custom_plans;
+			break;
+		default:
+			break;
+	}
+	keeps = plan_keeps(outerPlan(plan), ps, q, &outer_scans);
+	if (plan_keeps(innerPlan(plan), ps, q, &child_scans))
+		keeps = true;
+	child_scans |= outer_scans;
+	foreach(lc, children)
+	{
+		bool		s;
+
+		if (plan_keeps(lfirst(lc), ps, q, &s))
+			keeps = true;
+		child_scans |= s;
+	}
+	*scans = child_scans || scans_protected(plan, ps, q);
+
+	switch (nodeTag(plan))
+	{
+			/* each row they return is one their child just returned */
+		case T_Result:
+		case T_Limit:
+		case T_LockRows:
+		case T_Append:
+		case T_SubqueryScan:
+		case T_Unique:
+		case T_Gather:
+		case T_BitmapAnd:
+		case T_BitmapOr:
+		case T_BitmapHeapScan:
+		case T_ModifyTable:
+			return keeps;
+			/* the outer row stays while the inner side is read */
+		case T_NestLoop:
+			return keeps || outer_scans;
+		default:
+			return keeps || child_scans;
+	}
+}
+
+/*
+ * May the statement return, in a later run, a protected row that an
+ * earlier run checked?  Values of subplans (InitPlans, hashed subplans,
+ * CTEs) are kept by construction.
+ */
+static bool
+statement_keeps(PlannedStmt *ps, AAQueryAccess *q)
+{
+	bool		scans;
+	ListCell   *lc;
+
+	if (plan_keeps(ps->planTree, ps, q, &scans))
+		return true;
+	foreach(lc, ps->subplans)
+	{
+		if (plan_keeps(lfirst(lc), ps, q, &scans) || scans)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A statement that ran this one (a function's caller, at any depth) may
+ * keep what it returned: it learns that the patient was read, for the
+ * checks before its own later runs.  Its context is made here if it has
+ * none (it touches no protected table itself).
+ */
+static void
+inherit_patient(QueryDesc *outer, AAQueryAccess *from, RelAccess *ra,
+				PatientAccess *pa)
+{
+	AAQueryAccess *q = aa_access_find(outer);
+	RelAccess  *to = NULL;
+	PatientAccess *opa;
+	ListCell   *lc;
+
+	if (q == NULL)
+	{
+		q = aa_access_begin();
+		aa_access_register(q, outer);
+		/* this run is under way: the next one checks what it kept */
+		q->runs = 1;
+		q->run_dgen = 0;
+	}
+	if (!q->in_session)
+	{
+		memcpy(&q->session_id, &from->session_id, sizeof(pg_uuid_t));
+		q->in_session = true;
+	}
+	q->nested = true;
+	foreach(lc, q->rels)
+	{
+		RelAccess  *r = lfirst(lc);
+
+		if (r->inherited && r->relid == ra->relid)
+			to = r;
+	}
+	if (to == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(q->cxt);
+
+		to = palloc0(sizeof(RelAccess));
+		to->relid = ra->relid;
+		to->relname = pstrdup(ra->relname);
+		to->inherited = true;
+		to->query = q;
+		to->ncols[AA_READ] = ra->ncols[AA_READ];
+		to->cols[AA_READ] = palloc0(sizeof(char *) * (ra->ncols[AA_READ] + 1));
+		for (int i = 0; i < ra->ncols[AA_READ]; i++)
+			to->cols[AA_READ][i] = pstrdup(ra->cols[AA_READ][i]);
+		to->nclasses[AA_READ] = ra->nclasses[AA_READ];
+		to->classes[AA_READ] = palloc0(sizeof(char *) * (ra->nclasses[AA_READ] + 1));
+		for (int i = 0; i < ra->nclasses[AA_READ]; i++)
+			to->classes[AA_READ][i] = pstrdup(ra->classes[AA_READ][i]);
+		to->nanyof[AA_READ] = ra->nanyof[AA_READ];
+		to->anyof[AA_READ] = palloc0(sizeof(char *) * (ra->nanyof[AA_READ] + 1));
+		for (int i = 0; i < ra->nanyof[AA_READ]; i++)
+			to->anyof[AA_READ][i] = pstrdup(ra->anyof[AA_READ][i]);
+		q->rels = lappend(q->rels, to);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	opa = aa_access_patient(to, pa->patient.str, pa->patient.len);
+	to->any_counted = false;	/* its records are the function's */
+	opa->read_before = true;
+	opa->decided[AA_READ] = pa->decided[AA_READ];
+	opa->dgen = pa->dgen;
+}
+
+/*
+ * Before a later run of a statement that may keep rows: a patient an
+ * earlier run read under a permit that the decision now refuses refuses
+ * the run, recorded as denied.
+ */
+static void
+refuse_changed(AAQueryAccess *q, uint64 dgen)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->rels)
+	{
+		RelAccess  *ra = lfirst(lc);
+		PatientAccess *pa;
+		patients_iterator it;
+
+		if (ra->patients == NULL)
+			continue;
+		patients_start_iterate(ra->patients, &it);
+		while ((pa = patients_iterate(ra->patients, &it)) != NULL)
+		{
+			AARecord	rec;
+			AADecision *d;
+
+			if (!pa->read_before)
+				continue;
+			if (pa->dgen != (uint32) dgen)
+			{
+				memset(pa->decided, -1, sizeof(pa->decided));
+				pa->dgen = (uint32) dgen;
+			}
+			if (aa_access_decide(ra, pa, AA_READ))
+				continue;
+
+			d = pa->decision[AA_READ];
+			memset(&rec, 0, sizeof(rec));
+			rec.event = "denied";
+			rec.patient = pa->patient.str;
+			rec.relation = ra->relname;
+			rec.ncolumns = ra->ncols[AA_READ];
+			rec.columns = (const char **) ra->cols[AA_READ];
+			rec.nclasses = ra->nclasses[AA_READ];
+			rec.classes = (const char **) ra->classes[AA_READ];
+			rec.action = aa_action_name(AA_ACT_READ);
+			rec.row_count = -1;
+			rec.outcome = "deny";
+			rec.authority = d->authority;
+			rec.detail = "{\"reason\": \"the decision changed while the statement kept rows of the patient\"}";
+			aa_audit_emit(&rec, false);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to read rows of patient \"%s\" in table %s",
+							pa->patient.str, ra->relname),
+					 errdetail("The statement keeps rows of the patient that it read before the decision changed: %s",
+							   aa_decision_text(d)),
+					 errhint("Close the cursor; a statement run again checks each row as it reads it.")));
+		}
+	}
+}
+
+/* ------------------------------------------------------------------
+ * The statement's life in the executor
+ * ------------------------------------------------------------------
+ */
+
+static void
+unregister_query(AAQueryAccess *q)
+{
+	AAQueryAccess **pp;
+
+	if (!q->live)
+		return;
+	for (pp = &aa_live_queries; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == q)
+		{
+			*pp = q->next;
+			break;
+		}
+	q->live = false;
+}
+
+/*
+ * The statement's executor memory is going away.  After an error, emit
+ * what was counted: a reader's error or rollback does not erase its
+ * records.
+ */
+static void
+query_memory_gone(void *arg)
+{
+	AAQueryAccess *q = (AAQueryAccess *) arg;
+
+	unregister_query(q);
+	if (q->done)
+		return;
+	q->done = true;
+	/* non-transactional records reach the queue whatever the abort */
+	flush_query(q, false);
+}
+
+/* After ExecutorStart: the context lives and dies with the executor's memory. */
+void
+aa_access_register(AAQueryAccess *q, QueryDesc *qd)
+{
+	MemoryContextSetParent(q->cxt, qd->estate->es_query_cxt);
+	q->qd = qd;
+	q->holds = q->rels != NIL && statement_keeps(qd->plannedstmt, q);
+	q->cb.func = query_memory_gone;
+	q->cb.arg = q;
+	MemoryContextRegisterResetCallback(q->cxt, &q->cb);
+	q->next = aa_live_queries;
+	aa_live_queries = q;
+	q->live = true;
+}
+
+/* ExecutorRun or ExecutorFinish of qd begins / ends (also on error) */
+void
+aa_access_enter(QueryDesc *qd)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+	aa_running = lcons(qd, aa_running);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+void
+aa_access_leave(void)
+{
+	aa_running = list_delete_first(aa_running);
+}
+
+/*
+ * An ExecutorRun of qd begins (a statement, or a FETCH of a cursor): the
+ * session is still the one it was checked for, and still valid; what an
+ * earlier run may have kept is still permitted.
+ */
+void
+aa_access_run_begin(QueryDesc *qd)
+{
+	AAQueryAccess *q = aa_access_find(qd);
+	uint64		dgen;
+
+	if (q == NULL || !q->in_session)
+		return;
+	if (aa_session == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no agentauth session"),
+				 errdetail("The session ended while a statement on protected tables was open.")));
+	if (memcmp(&aa_session->id, &q->session_id, sizeof(pg_uuid_t)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the agentauth session changed while a statement on protected tables was open"),
+				 errhint("Begin or end a session in a statement of its own, with no cursor open.")));
+	aa_session_check();
+	dgen = aa_decision_gen();
+	if (q->runs++ > 0 && (q->holds || q->nested) && dgen != q->run_dgen)
+		refuse_changed(q, dgen);
+	q->run_dgen = dgen;
+}
+
+/* An ExecutorRun of qd ended: a cascade is refused, the counts recorded. */
+void
+aa_access_run_done(QueryDesc *qd)
+{
+	AAQueryAccess *q = aa_access_find(qd);
+
+	if (q == NULL)
+		return;
+	if (q->cascade_rel != NULL && qd->estate->es_processed > 0)
+		aa_refuse_cascade(q->cascade_rel, q->cascade_action,
+						  qd->estate->es_processed);
+	if (flush_query(q, true))
+		aa_audit_wait();
+
+	/* a function of a WITH HOLD cursor read protected rows */
+	if (q->nested && ActivePortal != NULL && ActivePortal->queryDesc == qd &&
+		(ActivePortal->cursorOptions & CURSOR_OPT_HOLD))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot keep a WITH HOLD cursor over rows of protected tables"),
+				 errdetail("A function of the cursor read rows of a protected table; they would be kept after the transaction, beyond a revocation or a consent withdrawal."),
+				 errhint("Declare the cursor without WITH HOLD inside a transaction: every FETCH is checked.")));
+}
+
+/* ExecutorEnd of qd: the last counts recorded. */
+void
+aa_access_end(QueryDesc *qd)
+{
+	AAQueryAccess *q = aa_access_find(qd);
+
+	if (q != NULL)
+	{
+		bool		emitted = flush_query(q, true);
+
+		q->done = true;
+		unregister_query(q);
+		if (emitted)
+			aa_audit_wait();
+	}
+}
+
+/* The transaction ended: nothing of its statements is running any more. */
+static void
+access_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		list_free(aa_running);
+		aa_running = NIL;
+	}
+}
+
+void
+aa_access_init(void)
+{
+	RegisterXactCallback(access_xact_callback, NULL);
+}
