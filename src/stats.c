@@ -16,9 +16,11 @@
  *		  check of the statement (columns.c);
  *		- while EXPLAIN plans (or debug_print_plan is on), the planner is
  *		  given no statistics (pg_statistic, extended statistics, average
- *		  widths) of a relation hidden from the role: in a session every
- *		  relation, outside one a protected table, unless the role bypasses
- *		  row security.  Estimates then come from the relation's size alone.
+ *		  widths) of a protected table hidden from the role: in a session
+ *		  always, outside one unless the role bypasses row security.
+ *		  Estimates then come from the relation's size alone.  Other
+ *		  relations keep their statistics: whoever may plan over them may
+ *		  read their rows.
  *
  *		Statistics functions: in a session a statement that calls a function
  *		named pg_stat* (the pg_stat_get_* counters behind pg_stat_*_tables,
@@ -211,10 +213,10 @@ stats_hidden(Oid relid)
 		return false;
 	if (!IsTransactionState())
 		return false;
+	if (aa_protected_rel(relid) == NULL)
+		return false;			/* its rows are readable as they are */
 	if (aa_session != NULL)
 		return true;
-	if (aa_protected_rel(relid) == NULL)
-		return false;
 	return !aa_role_bypasses_rls(GetUserId());
 }
 
