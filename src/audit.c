@@ -27,11 +27,28 @@
  *		warning on timeout: no error is possible there), so they are
  *		visible when the committing statement returns.
  *
+ *		Bounds (fail closed, never a record the writer cannot store):
+ *		  - a record emitted in a database other than agentauth.database
+ *		    is refused (55000) in the statement emitting it: the writer
+ *		    stores records only there;
+ *		  - the log is never more than agentauth.audit_wait_timeout behind
+ *		    a completed statement, audit_sync on or off: after pushing its
+ *		    records (they are kept) a statement fails (53000) when the
+ *		    oldest record the writer has not committed is that old, or the
+ *		    writer has been unable to write for that long (aa_queue_late);
+ *		  - at PRE_COMMIT of a transaction with records, the same check
+ *		    before the transactional records are pushed, and with
+ *		    audit_sync on a wait for its other records: a transaction
+ *		    commits only while the writer is writing, so that its
+ *		    administrative records -- which can only be written after the
+ *		    commit -- are not left to a writer known unable to store them.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -63,6 +80,7 @@ static int *staged_off = NULL;	/* offset of each in staged->data */
 static uint64 txn_end = 0;		/* end of this transaction's push */
 
 static bool wait_failed = false;	/* in this transaction */
+static bool xact_pushed = false;	/* records pushed in this transaction */
 static bool callbacks_registered = false;
 static bool exit_registered = false;
 
@@ -411,6 +429,94 @@ audit_unavailable(const char *what)
 			 errhint("The statement was refused because its audit records could not be made durable in time; retry, and check the audit writer in the server log.")));
 }
 
+static const char *
+writer_state_text(AAWriterState state)
+{
+	switch (state)
+	{
+		case AA_WRITER_ABLE:
+			return "the audit writer is running but not writing";
+		case AA_WRITER_STOPPED:
+			return "the audit writer is not running";
+		case AA_WRITER_FAILED:
+			return "the audit writer fails with an error at every attempt (see the server log)";
+		case AA_WRITER_NOT_STARTED:
+			return "the audit writer has not started";
+		case AA_WRITER_NO_DATABASE:
+			return "the audit writer is waiting for agentauth.database to be created";
+	}
+	return "?";
+}
+
+/*
+ * Fail closed when the log is agentauth.audit_wait_timeout behind: the
+ * oldest record the writer has not committed is that old, or the writer
+ * has not been able to write for that long.  Cheap when nothing waits.
+ * The caller's own records are already queued (kept).
+ *
+ * A writer that is late but says it can write may be catching up (it was
+ * stopped and has just resumed, or a burst was queued): the statement then
+ * waits, as with audit_sync on, up to the timeout for everything queued so
+ * far, and fails only if that is not committed in time.
+ */
+static void
+check_late(void)
+{
+	AAQueueLate late;
+
+	if (aa_queue_in_writer() || !aa_queue_late(aa_audit_wait_timeout, &late))
+		return;
+	if (late.unable_ms < aa_audit_wait_timeout &&
+		(aa_queue_wait_committed(aa_queue_head(), aa_audit_wait_timeout) ||
+		 !aa_queue_late(aa_audit_wait_timeout, &late)))
+		return;
+	wait_failed = true;
+	aa_monitor_fail_closed("committed");
+	if (late.oldest_ms >= aa_audit_wait_timeout)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("audit records could not be committed within agentauth.audit_wait_timeout"),
+				 errdetail("The oldest audit record not yet written has waited %ld ms: %s.",
+						   late.oldest_ms, writer_state_text(late.state)),
+				 errhint("The statement was refused because the audit log is more than agentauth.audit_wait_timeout behind; statements run again once the audit writer catches up.  Check the audit writer in the server log.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("audit records could not be committed within agentauth.audit_wait_timeout"),
+			 errdetail("The audit writer has not been able to write for %ld ms: %s.",
+					   late.unable_ms, writer_state_text(late.state)),
+			 errhint("The statement was refused because its audit records would not be written; statements run again once the audit writer writes.  Check the audit writer in the server log.")));
+}
+
+/*
+ * The writer works in agentauth.database and stores records only in its
+ * log.  A backend of another database (where the extension was installed
+ * before agentauth.database was changed) would queue records the writer
+ * never stores, or stores in another database's log: refuse them, in the
+ * statement that produces them.
+ */
+static void
+check_database(void)
+{
+	static int	in_audit_db = -1;
+	static char *dbname = NULL;
+
+	if (in_audit_db < 0)
+	{
+		char	   *db = OidIsValid(MyDatabaseId) ? get_database_name(MyDatabaseId) : NULL;
+
+		dbname = MemoryContextStrdup(audit_context(), db ? db : "?");
+		in_audit_db = (db != NULL && aa_database != NULL &&
+					   strcmp(db, aa_database) == 0);
+	}
+	if (!in_audit_db)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("audit records cannot be written in database \"%s\"", dbname),
+				 errdetail("agentauth.database is \"%s\": the audit writer stores records only there.",
+						   aa_database ? aa_database : ""),
+				 errhint("Set agentauth.database in postgresql.conf to the database where the extension is installed, and restart the server.")));
+}
+
 /*
  * Push len bytes of whole entries from buf, in pieces of at most a quarter
  * of the queue.  With throw = false never raises an error: what could not be
@@ -454,6 +560,7 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			return false;
 		}
 		pushed_end = Max(pushed_end, end);
+		xact_pushed = true;
 		off += chunk;
 	}
 	resetStringInfo(buf);
@@ -510,11 +617,20 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 		exit_registered = true;
 	}
 
+	if (IsTransactionState() && !aa_queue_in_writer())
+		check_database();
+
 	if (!transactional)
 	{
 		serialize_record(pending, rec, InvalidTransactionId);
 		if (pending->len >= FLUSH_THRESHOLD)
-			flush_pending(IsTransactionState());
+		{
+			bool		in_xact = IsTransactionState();
+
+			flush_pending(in_xact);
+			if (in_xact)
+				check_late();
+		}
 		return;
 	}
 
@@ -550,7 +666,10 @@ aa_audit_wait(void)
 	if (pending == NULL)
 		return;
 	flush_pending(true);
-	if (!aa_audit_sync || pushed_end == 0 || aa_queue_in_writer())
+	if (aa_queue_in_writer())
+		return;
+	check_late();
+	if (!aa_audit_sync || pushed_end == 0)
 		return;
 	if (!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
 		audit_unavailable("committed");
@@ -574,6 +693,20 @@ audit_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			flush_pending(true);
+			if ((xact_pushed || nstaged > 0) && !aa_queue_in_writer())
+			{
+				/*
+				 * Commit only while the writer writes: the transactional
+				 * records can be stored only after the commit, and must not
+				 * be left to a writer known unable to store them.  The
+				 * other records, already queued, are waited for here
+				 * (audit_sync): a failure can still refuse the commit.
+				 */
+				check_late();
+				if (aa_audit_sync && pushed_end > 0 &&
+					!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
+					audit_unavailable("committed");
+			}
 			if (nstaged > 0)
 			{
 				uint64		end;
@@ -623,6 +756,7 @@ audit_xact_callback(XactEvent event, void *arg)
 			}
 			txn_end = 0;
 			wait_failed = false;
+			xact_pushed = false;
 			break;
 		case XACT_EVENT_ABORT:
 			reset_staged();
@@ -634,10 +768,12 @@ audit_xact_callback(XactEvent event, void *arg)
 			if (aa_audit_sync && pushed_end > 0 && !wait_failed && !aa_queue_in_writer())
 				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
 			wait_failed = false;
+			xact_pushed = false;
 			break;
 		case XACT_EVENT_PREPARE:
 			reset_staged();
 			txn_end = 0;
+			xact_pushed = false;
 			break;
 		default:
 			break;
