@@ -346,6 +346,18 @@ extern void aa_audit_init(void);
 extern void aa_audit_set_session_source(AASession *const *session);
 
 /* ---------------------------------------------------------------------
+ * audit_bounds.c -- when a statement fails closed instead of leaving
+ * records the writer may never store: outside agentauth.database (55000),
+ * or with the log agentauth.audit_wait_timeout behind (53000)
+ * ---------------------------------------------------------------------
+ */
+struct AAQueueLate;
+extern void aa_audit_check_database(void);
+extern bool aa_audit_late(struct AAQueueLate *late);
+extern void aa_audit_fail_closed(const char *what,
+								 const struct AAQueueLate *late) pg_attribute_noreturn();
+
+/* ---------------------------------------------------------------------
  * audit_queue.c -- the shared-memory queue between backends and the writer
  * ---------------------------------------------------------------------
  */

@@ -27,28 +27,20 @@
  *		warning on timeout: no error is possible there), so they are
  *		visible when the committing statement returns.
  *
- *		Bounds (fail closed, never a record the writer cannot store):
- *		  - a record emitted in a database other than agentauth.database
- *		    is refused (55000) in the statement emitting it: the writer
- *		    stores records only there;
- *		  - the log is never more than agentauth.audit_wait_timeout behind
- *		    a completed statement, audit_sync on or off: after pushing its
- *		    records (they are kept) a statement fails (53000) when the
- *		    oldest record the writer has not committed is that old, or the
- *		    writer has been unable to write for that long (aa_queue_late);
- *		  - at PRE_COMMIT of a transaction with records, the same check
- *		    before the transactional records are pushed, and with
- *		    audit_sync on a wait for its other records: a transaction
- *		    commits only while the writer is writing, so that its
- *		    administrative records -- which can only be written after the
- *		    commit -- are not left to a writer known unable to store them.
+ *		The bounds -- when a statement fails closed instead of leaving
+ *		records the writer may never store -- are audit_bounds.c's: the
+ *		database (at each record), how late the writer is (after each push:
+ *		aa_audit_wait(), every 64 kB, and at PRE_COMMIT of a transaction with
+ *		records, where with audit_sync on its non-transactional records are
+ *		waited for too, before the transactional ones are pushed: those can
+ *		only be written after the commit, which happens only while the
+ *		writer writes).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -410,111 +402,25 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
  * ------------------------------------------------------------------
  */
 
+/* the statement fails closed; its records are already queued (kept) */
 static void
 audit_unavailable(const char *what)
 {
-	bool		running = aa_queue_writer_running();
-
 	wait_failed = true;
-	/* the always-on "audit writer failing closed" alert (monitor.c) */
-	if (!aa_queue_in_writer())
-		aa_monitor_fail_closed(what);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-			 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
-			 running ?
-			 errdetail("The audit writer is running; the audit queue is %d%% full.",
-					   aa_queue_percent_full()) :
-			 errdetail("The audit writer is not running."),
-			 errhint("The statement was refused because its audit records could not be made durable in time; retry, and check the audit writer in the server log.")));
+	aa_audit_fail_closed(what, NULL);
 }
 
-static const char *
-writer_state_text(AAWriterState state)
-{
-	switch (state)
-	{
-		case AA_WRITER_ABLE:
-			return "the audit writer is running but not writing";
-		case AA_WRITER_STOPPED:
-			return "the audit writer is not running";
-		case AA_WRITER_FAILED:
-			return "the audit writer fails with an error at every attempt (see the server log)";
-		case AA_WRITER_NOT_STARTED:
-			return "the audit writer has not started";
-		case AA_WRITER_NO_DATABASE:
-			return "the audit writer is waiting for agentauth.database to be created";
-	}
-	return "?";
-}
-
-/*
- * Fail closed when the log is agentauth.audit_wait_timeout behind: the
- * oldest record the writer has not committed is that old, or the writer
- * has not been able to write for that long.  Cheap when nothing waits.
- * The caller's own records are already queued (kept).
- *
- * A writer that is late but says it can write may be catching up (it was
- * stopped and has just resumed, or a burst was queued): the statement then
- * waits, as with audit_sync on, up to the timeout for everything queued so
- * far, and fails only if that is not committed in time.
- */
+/* fail closed when the log is agentauth.audit_wait_timeout behind */
 static void
 check_late(void)
 {
 	AAQueueLate late;
 
-	if (aa_queue_in_writer() || !aa_queue_late(aa_audit_wait_timeout, &late))
-		return;
-	if (late.unable_ms < aa_audit_wait_timeout &&
-		(aa_queue_wait_committed(aa_queue_head(), aa_audit_wait_timeout) ||
-		 !aa_queue_late(aa_audit_wait_timeout, &late)))
-		return;
-	wait_failed = true;
-	aa_monitor_fail_closed("committed");
-	if (late.oldest_ms >= aa_audit_wait_timeout)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("audit records could not be committed within agentauth.audit_wait_timeout"),
-				 errdetail("The oldest audit record not yet written has waited %ld ms: %s.",
-						   late.oldest_ms, writer_state_text(late.state)),
-				 errhint("The statement was refused because the audit log is more than agentauth.audit_wait_timeout behind; statements run again once the audit writer catches up.  Check the audit writer in the server log.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-			 errmsg("audit records could not be committed within agentauth.audit_wait_timeout"),
-			 errdetail("The audit writer has not been able to write for %ld ms: %s.",
-					   late.unable_ms, writer_state_text(late.state)),
-			 errhint("The statement was refused because its audit records would not be written; statements run again once the audit writer writes.  Check the audit writer in the server log.")));
-}
-
-/*
- * The writer works in agentauth.database and stores records only in its
- * log.  A backend of another database (where the extension was installed
- * before agentauth.database was changed) would queue records the writer
- * never stores, or stores in another database's log: refuse them, in the
- * statement that produces them.
- */
-static void
-check_database(void)
-{
-	static int	in_audit_db = -1;
-	static char *dbname = NULL;
-
-	if (in_audit_db < 0)
+	if (!aa_queue_in_writer() && aa_audit_late(&late))
 	{
-		char	   *db = OidIsValid(MyDatabaseId) ? get_database_name(MyDatabaseId) : NULL;
-
-		dbname = MemoryContextStrdup(audit_context(), db ? db : "?");
-		in_audit_db = (db != NULL && aa_database != NULL &&
-					   strcmp(db, aa_database) == 0);
+		wait_failed = true;
+		aa_audit_fail_closed("committed", &late);
 	}
-	if (!in_audit_db)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("audit records cannot be written in database \"%s\"", dbname),
-				 errdetail("agentauth.database is \"%s\": the audit writer stores records only there.",
-						   aa_database ? aa_database : ""),
-				 errhint("Set agentauth.database in postgresql.conf to the database where the extension is installed, and restart the server.")));
 }
 
 /*
@@ -618,7 +524,7 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	}
 
 	if (IsTransactionState() && !aa_queue_in_writer())
-		check_database();
+		aa_audit_check_database();
 
 	if (!transactional)
 	{
