@@ -346,14 +346,53 @@ extern void aa_audit_init(void);
 extern void aa_audit_set_session_source(AASession *const *session);
 
 /* ---------------------------------------------------------------------
+ * audit_bounds.c -- when a statement fails closed instead of leaving
+ * records the writer may never store: outside agentauth.database (55000),
+ * or with the log agentauth.audit_wait_timeout behind (53000)
+ * ---------------------------------------------------------------------
+ */
+struct AAQueueLate;
+extern void aa_audit_check_database(void);
+extern bool aa_audit_late(struct AAQueueLate *late);
+extern void aa_audit_fail_closed(const char *what,
+								 const struct AAQueueLate *late) pg_attribute_noreturn();
+
+/* ---------------------------------------------------------------------
  * audit_queue.c -- the shared-memory queue between backends and the writer
  * ---------------------------------------------------------------------
  */
 extern Size aa_queue_shmem_size(void);
 extern void aa_queue_shmem_startup(void);
 extern Size aa_queue_capacity(void);
-extern bool aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end);
+extern bool aa_queue_push(char *data, Size len, int timeout_ms, uint64 *end);
 extern bool aa_queue_wait_committed(uint64 pos, int timeout_ms);
+extern uint64 aa_queue_head(void);
+
+/*
+ * Whether the writer can write, as it last said.  Only STOPPED and FAILED
+ * (and NOT_STARTED, counted from the backend's own start) make backends
+ * fail closed once they last agentauth.audit_wait_timeout: a backend that
+ * emits records is in agentauth.database with the extension installed, so
+ * a writer still looking for either will find them.
+ */
+typedef enum AAWriterState
+{
+	AA_WRITER_NOT_STARTED,		/* no writer since the server started */
+	AA_WRITER_NO_DATABASE,		/* waiting for agentauth.database */
+	AA_WRITER_ABLE,				/* its last batch went through */
+	AA_WRITER_STOPPED,			/* it exited (terminated, shutting down) */
+	AA_WRITER_FAILED			/* it exited with an error */
+} AAWriterState;
+
+/* why the writer is late (aa_queue_late) */
+typedef struct AAQueueLate
+{
+	AAWriterState state;
+	long		oldest_ms;		/* age of the oldest record not yet written */
+	long		unable_ms;		/* how long the writer has not been able */
+} AAQueueLate;
+
+extern bool aa_queue_late(int timeout_ms, AAQueueLate *late);
 /* the writer gathers unwaited records up to this long, while the queue is
  * less than 1/AA_GATHER_FILL full */
 #define AA_GATHER_MS 10
@@ -368,7 +407,8 @@ extern bool aa_queue_in_writer(void);
 extern void aa_queue_read(uint64 pos, char *dst, Size len);
 extern void aa_queue_bounds(uint64 *tail, uint64 *head);
 extern void aa_queue_writer_attach(Latch *latch);
-extern void aa_queue_writer_detach(void);
+extern void aa_queue_writer_detach(bool failed);
+extern void aa_queue_set_writer_state(AAWriterState state);
 extern bool aa_queue_db_known(void);
 extern void aa_queue_set_db_known(bool known);
 extern void aa_queue_set_inflight(uint64 end, int64 last_seq);
@@ -471,6 +511,8 @@ typedef struct AAQueueEntry
 	uint32		authority_len;	/* binary jsonb copies (0: NULL) */
 	uint32		detail_len;
 	uint32		pad;
+	TimestampTz queued_at;		/* set by aa_queue_push: the writer is late
+								 * once the oldest is audit_wait_timeout old */
 } AAQueueEntry;
 
 #define AA_ENTRY_BODY(e)	((const char *) (e) + MAXALIGN(sizeof(AAQueueEntry)))

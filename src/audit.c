@@ -27,6 +27,15 @@
  *		warning on timeout: no error is possible there), so they are
  *		visible when the committing statement returns.
  *
+ *		The bounds -- when a statement fails closed instead of leaving
+ *		records the writer may never store -- are audit_bounds.c's: the
+ *		database (at each record), how late the writer is (after each push:
+ *		aa_audit_wait(), every 64 kB, and at PRE_COMMIT of a transaction with
+ *		records, where with audit_sync on its non-transactional records are
+ *		waited for too, before the transactional ones are pushed: those can
+ *		only be written after the commit, which happens only while the
+ *		writer writes).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -63,6 +72,7 @@ static int *staged_off = NULL;	/* offset of each in staged->data */
 static uint64 txn_end = 0;		/* end of this transaction's push */
 
 static bool wait_failed = false;	/* in this transaction */
+static bool xact_pushed = false;	/* records pushed in this transaction */
 static bool callbacks_registered = false;
 static bool exit_registered = false;
 
@@ -392,23 +402,25 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
  * ------------------------------------------------------------------
  */
 
+/* the statement fails closed; its records are already queued (kept) */
 static void
 audit_unavailable(const char *what)
 {
-	bool		running = aa_queue_writer_running();
-
 	wait_failed = true;
-	/* the always-on "audit writer failing closed" alert (monitor.c) */
-	if (!aa_queue_in_writer())
-		aa_monitor_fail_closed(what);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-			 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
-			 running ?
-			 errdetail("The audit writer is running; the audit queue is %d%% full.",
-					   aa_queue_percent_full()) :
-			 errdetail("The audit writer is not running."),
-			 errhint("The statement was refused because its audit records could not be made durable in time; retry, and check the audit writer in the server log.")));
+	aa_audit_fail_closed(what, NULL);
+}
+
+/* fail closed when the log is agentauth.audit_wait_timeout behind */
+static void
+check_late(void)
+{
+	AAQueueLate late;
+
+	if (!aa_queue_in_writer() && aa_audit_late(&late))
+	{
+		wait_failed = true;
+		aa_audit_fail_closed("committed", &late);
+	}
 }
 
 /*
@@ -454,6 +466,7 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			return false;
 		}
 		pushed_end = Max(pushed_end, end);
+		xact_pushed = true;
 		off += chunk;
 	}
 	resetStringInfo(buf);
@@ -510,11 +523,20 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 		exit_registered = true;
 	}
 
+	if (IsTransactionState() && !aa_queue_in_writer())
+		aa_audit_check_database();
+
 	if (!transactional)
 	{
 		serialize_record(pending, rec, InvalidTransactionId);
 		if (pending->len >= FLUSH_THRESHOLD)
-			flush_pending(IsTransactionState());
+		{
+			bool		in_xact = IsTransactionState();
+
+			flush_pending(in_xact);
+			if (in_xact)
+				check_late();
+		}
 		return;
 	}
 
@@ -550,7 +572,10 @@ aa_audit_wait(void)
 	if (pending == NULL)
 		return;
 	flush_pending(true);
-	if (!aa_audit_sync || pushed_end == 0 || aa_queue_in_writer())
+	if (aa_queue_in_writer())
+		return;
+	check_late();
+	if (!aa_audit_sync || pushed_end == 0)
 		return;
 	if (!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
 		audit_unavailable("committed");
@@ -574,6 +599,20 @@ audit_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			flush_pending(true);
+			if ((xact_pushed || nstaged > 0) && !aa_queue_in_writer())
+			{
+				/*
+				 * Commit only while the writer writes: the transactional
+				 * records can be stored only after the commit, and must not
+				 * be left to a writer known unable to store them.  The
+				 * other records, already queued, are waited for here
+				 * (audit_sync): a failure can still refuse the commit.
+				 */
+				check_late();
+				if (aa_audit_sync && pushed_end > 0 &&
+					!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
+					audit_unavailable("committed");
+			}
 			if (nstaged > 0)
 			{
 				uint64		end;
@@ -623,6 +662,7 @@ audit_xact_callback(XactEvent event, void *arg)
 			}
 			txn_end = 0;
 			wait_failed = false;
+			xact_pushed = false;
 			break;
 		case XACT_EVENT_ABORT:
 			reset_staged();
@@ -634,10 +674,12 @@ audit_xact_callback(XactEvent event, void *arg)
 			if (aa_audit_sync && pushed_end > 0 && !wait_failed && !aa_queue_in_writer())
 				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
 			wait_failed = false;
+			xact_pushed = false;
 			break;
 		case XACT_EVENT_PREPARE:
 			reset_staged();
 			txn_end = 0;
+			xact_pushed = false;
 			break;
 		default:
 			break;

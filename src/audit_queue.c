@@ -31,6 +31,17 @@
  *		(aa_queue_should_gather): records of audit_sync = off statements
  *		share one WAL flush instead of paying one each.
  *
+ *		How late the writer is.  Each entry is stamped with the time it was
+ *		pushed, and the shared state keeps the stamp of the oldest entry not
+ *		yet committed (oldest_at: set by the push onto an empty queue, moved
+ *		by aa_queue_release to the next entry's), so a backend learns with
+ *		one atomic read that nothing is waiting, and with a clock reading
+ *		how long the oldest has.  The writer also says whether it can write
+ *		(writer_state, and unable_since: when it stopped being able): a
+ *		writer that exited, or exits again and again with an error, is known
+ *		unable before anything waits for it.  aa_queue_late() puts both
+ *		together for audit.c, which fails statements closed on it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -55,6 +66,10 @@ typedef struct AAQueue
 	pg_atomic_uint64 head;		/* next byte to write */
 	pg_atomic_uint64 committed; /* everything before it is stored or dropped */
 	pg_atomic_uint32 sync_waiters;	/* backends in aa_queue_wait_committed */
+	pg_atomic_uint64 oldest_at; /* queued_at of the entry at committed; 0:
+								 * the queue is empty (moved under lock) */
+	pg_atomic_uint32 writer_state;	/* AAWriterState */
+	pg_atomic_uint64 unable_since;	/* when the writer stopped being able */
 
 	slock_t		mutex;			/* protects the fields below */
 	pid_t		writer_pid;		/* 0: no writer connected */
@@ -101,6 +116,9 @@ aa_queue_shmem_startup(void)
 		pg_atomic_init_u64(&aa_queue->head, 0);
 		pg_atomic_init_u64(&aa_queue->committed, 0);
 		pg_atomic_init_u32(&aa_queue->sync_waiters, 0);
+		pg_atomic_init_u64(&aa_queue->oldest_at, 0);
+		pg_atomic_init_u32(&aa_queue->writer_state, AA_WRITER_NOT_STARTED);
+		pg_atomic_init_u64(&aa_queue->unable_since, 0);
 		SpinLockInit(&aa_queue->mutex);
 		aa_queue->size = queue_data_size();
 	}
@@ -157,18 +175,30 @@ aa_queue_wake_writer(void)
 /*
  * Append len bytes of whole entries, waiting up to timeout_ms for space.
  * Returns false (nothing appended) when there was no space in time; on
- * success *end is the position after the last byte appended.
+ * success *end is the position after the last byte appended.  Each entry
+ * is stamped (queued_at) with the time of the call.
  */
 bool
-aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
+aa_queue_push(char *data, Size len, int timeout_ms, uint64 *end)
 {
 	TimestampTz start = 0;
+	TimestampTz now;
 	bool		sleeping = false;
 	bool		ok = false;
 
 	Assert(len % MAXIMUM_ALIGNOF == 0);
 	if (aa_queue == NULL || len > aa_queue->size)
 		return false;
+
+	now = GetCurrentTimestamp();
+	for (Size off = 0; off < len;)
+	{
+		AAQueueEntry *e = (AAQueueEntry *) (data + off);
+
+		Assert(e->len > 0 && off + e->len <= len);
+		e->queued_at = now;
+		off += e->len;
+	}
 
 	for (;;)
 	{
@@ -183,6 +213,8 @@ aa_queue_push(const char *data, Size len, int timeout_ms, uint64 *end)
 		if (head - tail + len <= aa_queue->size)
 		{
 			ring_write(head, data, len);
+			if (head == tail)
+				pg_atomic_write_u64(&aa_queue->oldest_at, (uint64) now);
 			pg_write_barrier();
 			pg_atomic_write_u64(&aa_queue->head, head + len);
 			*end = head + len;
@@ -274,6 +306,13 @@ aa_queue_wait_committed(uint64 pos, int timeout_ms)
 	return ok;
 }
 
+/* the position after the last byte queued so far */
+uint64
+aa_queue_head(void)
+{
+	return aa_queue ? pg_atomic_read_u64(&aa_queue->head) : 0;
+}
+
 /* for error messages */
 bool
 aa_queue_writer_running(void)
@@ -338,8 +377,9 @@ aa_queue_writer_attach(Latch *latch)
 	SpinLockRelease(&aa_queue->mutex);
 }
 
+/* The writer exits: failed says whether with an error. */
 void
-aa_queue_writer_detach(void)
+aa_queue_writer_detach(bool failed)
 {
 	if (aa_queue == NULL)
 		return;
@@ -350,6 +390,72 @@ aa_queue_writer_detach(void)
 		aa_queue->writer_latch = NULL;
 	}
 	SpinLockRelease(&aa_queue->mutex);
+	aa_queue_set_writer_state(failed ? AA_WRITER_FAILED : AA_WRITER_STOPPED);
+}
+
+/*
+ * The writer says whether it can write.  unable_since keeps the first
+ * moment of an unbroken run of not being able: a writer failing again after
+ * each restart stays unable since its first failure.  Only the writer
+ * writes these (one at a time: the postmaster runs one writer).
+ */
+void
+aa_queue_set_writer_state(AAWriterState state)
+{
+	if (aa_queue == NULL)
+		return;
+	if (state == AA_WRITER_ABLE)
+	{
+		if (pg_atomic_read_u32(&aa_queue->writer_state) != AA_WRITER_ABLE)
+		{
+			pg_atomic_write_u64(&aa_queue->unable_since, 0);
+			pg_atomic_write_u32(&aa_queue->writer_state, AA_WRITER_ABLE);
+		}
+		return;
+	}
+	if (pg_atomic_read_u64(&aa_queue->unable_since) == 0)
+		pg_atomic_write_u64(&aa_queue->unable_since,
+							(uint64) GetCurrentTimestamp());
+	pg_atomic_write_u32(&aa_queue->writer_state, state);
+}
+
+/*
+ * Is the writer late, by timeout_ms or more?  Late when the oldest record
+ * it has not committed was pushed that long ago, or when it has been
+ * unable to write for that long (it exited, or keeps failing; a writer not
+ * started at all counts from this backend's own start, which came after
+ * recovery).  Cheap when all is well: two atomic reads, no clock.
+ */
+bool
+aa_queue_late(int timeout_ms, AAQueueLate *late)
+{
+	TimestampTz oldest;
+	TimestampTz now;
+	AAWriterState state;
+
+	memset(late, 0, sizeof(*late));
+	if (aa_queue == NULL)
+		return false;
+	oldest = (TimestampTz) pg_atomic_read_u64(&aa_queue->oldest_at);
+	state = (AAWriterState) pg_atomic_read_u32(&aa_queue->writer_state);
+	late->state = state;
+	if (oldest == 0 && state == AA_WRITER_ABLE)
+		return false;
+
+	now = GetCurrentTimestamp();
+	if (oldest != 0 && now > oldest)
+		late->oldest_ms = (long) ((now - oldest) / 1000);
+	if (state == AA_WRITER_STOPPED || state == AA_WRITER_FAILED ||
+		state == AA_WRITER_NOT_STARTED)
+	{
+		TimestampTz since = (TimestampTz) pg_atomic_read_u64(&aa_queue->unable_since);
+
+		if (state == AA_WRITER_NOT_STARTED || since == 0)
+			since = Max(since, MyStartTimestamp);
+		if (since != 0 && now > since)
+			late->unable_ms = (long) ((now - since) / 1000);
+	}
+	return late->oldest_ms >= timeout_ms || late->unable_ms >= timeout_ms;
 }
 
 bool
@@ -404,13 +510,27 @@ aa_queue_get_inflight(uint64 *end, int64 *last_seq)
 	SpinLockRelease(&aa_queue->mutex);
 }
 
-/* Everything before end is committed (or dropped): free it, wake waiters. */
+/*
+ * Everything before end is committed (or dropped): free it, wake waiters.
+ * The oldest entry left is the one at end: its stamp is now the oldest.
+ */
 void
 aa_queue_release(uint64 end)
 {
 	LWLockAcquire(&aa_queue->lock, LW_EXCLUSIVE);
 	if (end > pg_atomic_read_u64(&aa_queue->committed))
+	{
 		pg_atomic_write_u64(&aa_queue->committed, end);
+		if (end == pg_atomic_read_u64(&aa_queue->head))
+			pg_atomic_write_u64(&aa_queue->oldest_at, 0);
+		else
+		{
+			AAQueueEntry hdr;
+
+			aa_queue_read(end, (char *) &hdr, sizeof(hdr));
+			pg_atomic_write_u64(&aa_queue->oldest_at, (uint64) hdr.queued_at);
+		}
+	}
 	LWLockRelease(&aa_queue->lock);
 	SpinLockAcquire(&aa_queue->mutex);
 	aa_queue->inflight_end = 0;

@@ -34,6 +34,13 @@
  *		The chain head goes to the server log every
  *		agentauth.head_log_interval (when it moved) and at shutdown.
  *
+ *		Whether it can write, it tells the queue (aa_queue_set_writer_state):
+ *		waiting for the database; able after each batch that went through
+ *		(the log found, or the extension not installed yet); stopped or
+ *		failed when it exits -- failed when an error ends it, so that a
+ *		writer failing at every restart is known unable to write and
+ *		backends fail closed instead of queueing records it never stores.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -77,6 +84,7 @@
 #define MAX_BATCH	8192		/* records per transaction */
 
 static volatile sig_atomic_t got_sigterm = false;
+static bool exiting_cleanly = false;	/* set before the writer's own exits */
 
 /* the chain head, as committed */
 typedef struct ChainHead
@@ -108,10 +116,11 @@ writer_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/* an error that ends the writer is a FATAL: it comes here uncleanly */
 static void
 writer_exit(int code, Datum arg)
 {
-	aa_queue_writer_detach();
+	aa_queue_writer_detach(!exiting_cleanly);
 }
 
 static void
@@ -169,6 +178,7 @@ wait_for_database(void)
 	bool		noted = false;
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	aa_queue_set_writer_state(AA_WRITER_NO_DATABASE);
 	for (;;)
 	{
 		Oid			dbid;
@@ -580,6 +590,7 @@ aa_audit_writer_main(Datum main_arg)
 		gather_since = 0;
 
 		n = process_batch(&blocked, &no_log);
+		aa_queue_set_writer_state(AA_WRITER_ABLE);
 		if (no_log && !ext_missing_noted)
 		{
 			ereport(LOG,
@@ -618,5 +629,6 @@ aa_audit_writer_main(Datum main_arg)
 	}
 	log_head("at shutdown");
 	/* restarted when terminated on its own; not at server shutdown */
+	exiting_cleanly = true;
 	proc_exit(1);
 }

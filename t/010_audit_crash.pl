@@ -1,8 +1,9 @@
 # The audit path under failure: a reader's ROLLBACK keeps its records;
 # kill -9 of a backend and of the audit writer, and an immediate shutdown,
 # lose no committed record, and seq continues gaplessly; a stopped writer
-# makes audited statements fail closed within agentauth.audit_wait_timeout,
-# and they recover when it resumes.  The writer leaves the chain head in
+# makes audited statements fail closed within agentauth.audit_wait_timeout
+# (with audit_sync off too, once the log is that far behind), and they
+# recover when it resumes.  The writer leaves the chain head in
 # the server log at shutdown.
 use strict;
 use warnings;
@@ -170,11 +171,15 @@ crash_and_check('writer_kill',
 	unlike($o, qr/\d/, 'writer stopped: no row returned unrecorded');
 	ok($elapsed >= 1.5 && $elapsed < 10, "writer stopped: failed after the timeout ($elapsed s)");
 
-	# the same for an agent's read, with audit_sync off the statement still
-	# needs its records in shared memory, which it gets: it succeeds
+	# with audit_sync off a statement completes once its records are
+	# queued -- but not once the log is audit_wait_timeout behind: the
+	# failed read's record has waited longer than that, so it fails too
+	# (its own record is queued first, and kept)
 	($r, $o, $e) = $node->psql('postgres',
 		'SET agentauth.audit_sync = off; SELECT count(*) FROM t10_labs');
-	is($r, 0, 'writer stopped, audit_sync off: the read completes (records queued)');
+	isnt($r, 0, 'writer stopped, audit_sync off: the read fails once the log is the timeout behind');
+	like($e, qr/oldest audit record not yet written has waited/,
+		'writer stopped, audit_sync off: the error says why');
 
 	kill 'CONT', $wpid;
 	($r, $o, $e) = $node->psql('postgres', 'SELECT count(*) FROM t10_labs');
