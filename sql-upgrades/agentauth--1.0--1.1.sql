@@ -341,3 +341,58 @@ $$;
 -- remove them with set_default_decision(purpose, '*', 'none')), and pg_dump
 -- now carries every row.
 SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision', '');
+
+
+-- Issue "Guarantees" item 7: a pooled connection must not hand one client's
+-- session to the next.  principal.transaction_only_required (set by the
+-- audited require_transaction_only()) and the setting
+-- agentauth.require_transaction_only make begin_session and
+-- begin_human_session refuse a session that would outlive its transaction
+-- (42501); the principals view shows the flag.  Existing principals keep
+-- session-scoped sessions until an administrator marks them.
+ALTER TABLE agentauth.principal
+    ADD COLUMN transaction_only_required boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION agentauth.require_transaction_only(principal uuid, required boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF required IS NULL THEN
+        RAISE EXCEPTION 'required must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
+    END IF;
+    UPDATE agentauth.principal x SET transaction_only_required = $2 WHERE x.id = $1;
+    PERFORM agentauth._audit('principal_status',
+        pg_catalog.jsonb_build_object('name', p.name, 'status', p.status,
+                                      'transaction_only_required', required,
+                                      'was', p.transaction_only_required),
+        p.id);
+    PERFORM agentauth._bump_generation();
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.require_transaction_only(uuid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.require_transaction_only(uuid, boolean) TO agentauth_admin;
+
+CREATE OR REPLACE VIEW agentauth.principals AS
+SELECT p.id, p.kind, p.name, p.db_role::regrole AS db_role, p.owner,
+       p.purposes, p.scopes, p.max_token_ttl,
+       -- (a view runs functions as the caller: keep private ones out)
+       ARRAY(SELECT c.cap FROM (VALUES (1, 'break_glass', p.can_break_glass),
+                                       (2, 'delegate', p.can_delegate),
+                                       (3, 'approve', p.can_approve)) c(o, cap, held)
+              WHERE c.held ORDER BY c.o) AS capabilities,
+       p.status, p.registered_at, p.registered_by,
+       p.description, p.status_reason, p.status_changed_at, p.last_session_at,
+       p.transaction_only_required
+  FROM agentauth.principal p;

@@ -47,6 +47,7 @@ extern int	aa_review_deadline;		/* s */
 extern int	aa_audit_retention;		/* s */
 extern bool aa_allow_uninstall;
 extern int	aa_inactive_after;		/* s */
+extern bool aa_require_transaction_only;
 
 extern void aa_guc_init(void);
 
