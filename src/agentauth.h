@@ -522,6 +522,15 @@ extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
 
 /* ---------------------------------------------------------------------
+ * replication.c -- writes of logical replication workers into protected
+ * tables (no executor hook sees them): counted by a trigger of each
+ * protected table, recorded before their transaction commits; the guard of
+ * those triggers, called by ddl.c
+ * ---------------------------------------------------------------------
+ */
+extern void aa_replication_ddl_check(Node *stmt);
+
+/* ---------------------------------------------------------------------
  * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION;
  * purge_audit, the one way records leave the log
  * ---------------------------------------------------------------------
