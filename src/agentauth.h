@@ -285,6 +285,15 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
 	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL))"
 
+/*
+ * may principal p begin only transaction_only sessions?  (SQL, for p; read
+ * through the row's jsonb so that a 1.0 schema, before ALTER EXTENSION
+ * UPDATE adds the column, reads false)
+ */
+#define AA_TXONLY_REQUIRED_SQL \
+	"COALESCE((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) " \
+	"'transaction_only_required')::pg_catalog.bool, false)"
+
 /* ---------------------------------------------------------------------
  * session_sql.c -- begin_session, begin_human_session, end_session, whoami
  * ---------------------------------------------------------------------

@@ -73,13 +73,13 @@ static SPIPlanPtr revalidate_human_plan = NULL;
  */
 #define REVALIDATE_AGENT_SQL \
 	"SELECT t.expires_at, " AA_TOKEN_REVOKED_SQL ", p.status, p.db_role, " \
-	"p.transaction_only_required " \
+	AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.token t JOIN agentauth.principal p " \
 	"ON p.id OPERATOR(pg_catalog.=) t.agent " \
 	"WHERE t.id OPERATOR(pg_catalog.=) $1"
 
 #define REVALIDATE_HUMAN_SQL \
-	"SELECT p.status, p.db_role, p.transaction_only_required " \
+	"SELECT p.status, p.db_role, " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.principal p " \
 	"WHERE p.id OPERATOR(pg_catalog.=) $1"
 

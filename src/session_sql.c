@@ -42,7 +42,7 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	"SELECT t.id, t.agent, t.purpose, t.on_behalf_of, t.scopes, t.patients, " \
 	"t.expires_at, t.chain, " AA_TOKEN_REVOKED_SQL ", " \
 	"p.name, p.owner, p.db_role, p.status, p.can_break_glass, " \
-	"p.can_delegate, p.can_approve, p.transaction_only_required " \
+	"p.can_delegate, p.can_approve, " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.token t JOIN agentauth.principal p " \
 	"ON p.id OPERATOR(pg_catalog.=) t.agent " \
 	"WHERE t.secret_hash OPERATOR(pg_catalog.=) $1"
@@ -51,7 +51,7 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	"SELECT p.id, p.kind, p.name, p.status, p.purposes, p.scopes, " \
 	"p.can_break_glass, p.can_delegate, p.can_approve, " \
 	"(SELECT pu.reserved FROM agentauth.purpose pu " \
-	" WHERE pu.code OPERATOR(pg_catalog.=) $2), p.transaction_only_required " \
+	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) $1"
 
 #define SENSITIVE_SQL \
