@@ -24,7 +24,9 @@
  *
  *		The DDL guard of those triggers: while the table is protected no one
  *		drops, renames, replaces or disables them, or ties them to another
- *		extension (only unprotect_table() removes them).  Called by ddl.c's
+ *		extension (only unprotect_table() removes them).  And the other side:
+ *		only a superuser may add a protected table to a publication (what a
+ *		publisher streams is read from WAL, unrecorded).  Called by ddl.c's
  *		guard.
  *
  *-------------------------------------------------------------------------
@@ -541,8 +543,39 @@ check_alter_table_triggers(AlterTableStmt *stmt)
 }
 
 /*
+ * A publication streams every change of its tables to a subscriber, read
+ * from WAL: nothing records it.  Only a superuser (trusted, see the
+ * README) may publish a protected table; its owner may not.
+ */
+static void
+check_publication(List *pubobjects)
+{
+	ListCell   *lc;
+
+	if (superuser())
+		return;
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *spec = lfirst(lc);
+		Oid			relid;
+
+		if (!IsA(spec, PublicationObjSpec) || spec->pubtable == NULL ||
+			spec->pubtable->relation == NULL)
+			continue;
+		relid = RangeVarGetRelid(spec->pubtable->relation, NoLock, true);
+		if (OidIsValid(relid) && aa_is_protected(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot publish protected table %s", get_rel_name(relid)),
+					 errdetail("A publication streams every row change to its subscribers, unchecked and unrecorded."),
+					 errhint("A superuser may publish it; otherwise unprotect the table with agentauth.unprotect_table() (audited).")));
+	}
+}
+
+/*
  * A utility statement is about to run: refuse it when it would drop,
- * rename or switch off the replication triggers of a protected table.
+ * rename or switch off the replication triggers of a protected table, or
+ * publish the table.
  */
 void
 aa_replication_ddl_check(Node *stmt)
@@ -583,6 +616,13 @@ aa_replication_ddl_check(Node *stmt)
 			break;
 		case T_AlterTableStmt:
 			check_alter_table_triggers((AlterTableStmt *) stmt);
+			break;
+		case T_CreatePublicationStmt:
+			check_publication(((CreatePublicationStmt *) stmt)->pubobjects);
+			break;
+		case T_AlterPublicationStmt:
+			if (((AlterPublicationStmt *) stmt)->action != AP_DropObjects)
+				check_publication(((AlterPublicationStmt *) stmt)->pubobjects);
 			break;
 		case T_CreateTrigStmt:
 			{

@@ -143,6 +143,39 @@ SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname)
   FROM pg_trigger WHERE tgrelid = 'labs'::regclass}),
 	'agentauth_replicated_truncate:A,agentauth_replicated_write:A', 'the triggers are intact');
 
+# the owner cannot publish the protected table (a superuser can)
+$sub->safe_psql('postgres', 'GRANT CREATE ON DATABASE postgres TO clinic_owner');
+my ($pret, $pout, $perr) = $sub->psql('postgres', "\\set VERBOSITY verbose\nCREATE PUBLICATION leak FOR TABLE labs",
+	extra_params => [ '-U', 'clinic_owner' ]);
+like($perr, qr/42501: cannot publish protected table labs/, 'the owner cannot publish it');
+$sub->safe_psql('postgres', 'CREATE TABLE other (id int)');
+$sub->safe_psql('postgres', 'ALTER TABLE other OWNER TO clinic_owner');
+$sub->safe_psql('postgres', 'CREATE PUBLICATION side FOR TABLE other', extra_params => [ '-U', 'clinic_owner' ]);
+($pret, $pout, $perr) = $sub->psql('postgres', 'ALTER PUBLICATION side ADD TABLE labs',
+	extra_params => [ '-U', 'clinic_owner' ]);
+like($perr, qr/cannot publish protected table labs/, 'nor add it to a publication');
+($pret, $pout, $perr) = $sub->psql('postgres', 'CREATE PUBLICATION su_pub FOR TABLE labs');
+is($pret, 0, 'a superuser can') or diag($perr);
+$sub->safe_psql('postgres', 'DROP PUBLICATION su_pub; DROP PUBLICATION side');
+
+# they travel with pg_dump: a superuser's restore has them, still ALWAYS
+my $dumpdir = PostgreSQL::Test::Utils::tempdir;
+$sub->run_log([ 'pg_dump', '-t', 'labs', '-f', "$dumpdir/labs.sql", '-d', $sub->connstr('postgres') ]);
+my $copy = PostgreSQL::Test::Cluster->new('restored');
+$copy->init;
+$copy->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+$copy->start;
+$copy->safe_psql('postgres', 'CREATE EXTENSION agentauth CASCADE; CREATE ROLE clinic_owner');
+my ($rret, $rout, $rerr) = $copy->psql('postgres', undef,
+	extra_params => [ '-f', "$dumpdir/labs.sql" ], on_error_stop => 1);
+is($rret, 0, 'a dump of the protected table restores') or diag($rerr);
+is($copy->safe_psql('postgres', q{
+SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname)
+  FROM pg_trigger WHERE tgrelid = 'labs'::regclass}),
+	'agentauth_replicated_truncate:A,agentauth_replicated_write:A',
+	'with its recording triggers');
+$copy->stop;
+
 # protect_table() again keeps them; unprotect_table() removes them
 $sub->safe_psql('postgres', q{
 SELECT agentauth.protect_table('labs', 'patient_id',
