@@ -7,7 +7,11 @@
  *
  *		Each begin reads the principal (and token) with one query on the
  *		latest snapshot, refuses with a session_denied record, or fills a
- *		new session and hands it to session.c, which stages it.
+ *		new session and hands it to session.c, which stages it.  Where the
+ *		principal is marked transaction_only_required, or the setting
+ *		agentauth.require_transaction_only is on, only a transaction_only
+ *		session may begin (a transaction-mode pooler would hand any other to
+ *		the next client).
  *
  *-------------------------------------------------------------------------
  */
