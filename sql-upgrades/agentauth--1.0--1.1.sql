@@ -6,7 +6,8 @@
 -- has; t/090_upgrade.pl compares the two, object by object.  A 1.0 site's
 -- rows (principals, tokens, consents, defaults, the audit log) are kept.
 -- Changes are listed in the order they were made, each under the issue it
--- belongs to.
+-- belongs to; the comments (src/sql/90_comments.sql) stay last, so that
+-- they reach every object made before them.
 
 -- Issue "Guarantees" items 14 and 15: accountability names a real person,
 -- approvers need the authority they grant.
@@ -342,6 +343,268 @@ $$;
 -- now carries every row.
 SELECT pg_catalog.pg_extension_config_dump('agentauth.default_decision', '');
 
+-- Issue "Guarantees" item 7: a pooled connection must not hand one client's
+-- session to the next.  principal.transaction_only_required (set by the
+-- audited require_transaction_only()) and the setting
+-- agentauth.require_transaction_only make begin_session and
+-- begin_human_session refuse a session that would outlive its transaction
+-- (42501); the principals view shows the flag.  Existing principals keep
+-- session-scoped sessions until an administrator marks them.
+ALTER TABLE agentauth.principal
+    ADD COLUMN transaction_only_required boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION agentauth.require_transaction_only(principal uuid, required boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF required IS NULL THEN
+        RAISE EXCEPTION 'required must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
+    END IF;
+    UPDATE agentauth.principal x SET transaction_only_required = $2 WHERE x.id = $1;
+    PERFORM agentauth._audit('principal_status',
+        pg_catalog.jsonb_build_object('name', p.name, 'status', p.status,
+                                      'transaction_only_required', required,
+                                      'was', p.transaction_only_required),
+        p.id);
+    PERFORM agentauth._bump_generation();
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.require_transaction_only(uuid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.require_transaction_only(uuid, boolean) TO agentauth_admin;
+
+CREATE OR REPLACE VIEW agentauth.principals AS
+SELECT p.id, p.kind, p.name, p.db_role::regrole AS db_role, p.owner,
+       p.purposes, p.scopes, p.max_token_ttl,
+       -- (a view runs functions as the caller: keep private ones out)
+       ARRAY(SELECT c.cap FROM (VALUES (1, 'break_glass', p.can_break_glass),
+                                       (2, 'delegate', p.can_delegate),
+                                       (3, 'approve', p.can_approve)) c(o, cap, held)
+              WHERE c.held ORDER BY c.o) AS capabilities,
+       p.status, p.registered_at, p.registered_by,
+       p.description, p.status_reason, p.status_changed_at, p.last_session_at,
+       p.transaction_only_required
+  FROM agentauth.principal p;
+
+-- Issue "Guarantees" item 8: replicated writes are recorded.  A logical
+-- replication worker writes into a protected table without the executor's
+-- hooks; two ENABLE ALWAYS triggers on every protected table record its
+-- writes as privileged_access (src/replication.c).  protect_table() adds
+-- them, unprotect_table() removes them, and every table a 1.0 site
+-- protected gets them now.
+CREATE FUNCTION agentauth._replicating() RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'aa_replicating';
+GRANT EXECUTE ON FUNCTION agentauth._replicating() TO PUBLIC;
+
+CREATE FUNCTION agentauth._replicated_write() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_replicated_write';
+REVOKE ALL ON FUNCTION agentauth._replicated_write() FROM PUBLIC;
+
+CREATE FUNCTION agentauth._replication_triggers(tbl regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                      AND g.tgname OPERATOR(pg_catalog.=) 'agentauth_replicated_write') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER agentauth_replicated_write '
+            'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+            'WHEN (agentauth._replicating()) '
+            'EXECUTE FUNCTION agentauth._replicated_write()', tbl);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                      AND g.tgname OPERATOR(pg_catalog.=) 'agentauth_replicated_truncate') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER agentauth_replicated_truncate '
+            'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+            'EXECUTE FUNCTION agentauth._replicated_write()', tbl);
+    END IF;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER agentauth_replicated_write, '
+        'ENABLE ALWAYS TRIGGER agentauth_replicated_truncate', tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._replication_triggers(regclass) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
+                                        column_classes jsonb,
+                                        default_class text DEFAULT NULL)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel         record;
+    col         record;
+    k           text;
+    v           jsonb;
+    cls         text;
+    old_label   text;
+    approve     text := '';
+    classes     jsonb := '{}'::jsonb;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient_column IS NULL THEN
+        RAISE EXCEPTION 'patient_column must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF column_classes IS NULL THEN
+        RAISE EXCEPTION 'column_classes must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass ''{}'' and a default_class to give every column one class.';
+    END IF;
+    SELECT c.oid, c.relkind, c.relnamespace::regnamespace::text AS nsp
+      INTO rel FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF rel.relkind OPERATOR(pg_catalog.<>) 'r' THEN
+        RAISE EXCEPTION '% is not an ordinary table', tbl USING ERRCODE = '42809',
+            HINT = 'Only ordinary tables can be protected; protect each partition of a partitioned table and query it directly.';
+    END IF;
+    IF rel.nsp OPERATOR(pg_catalog.=) 'agentauth' THEN
+        RAISE EXCEPTION 'tables of the agentauth schema cannot be protected' USING ERRCODE = '42809';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
+                   OR i.inhparent OPERATOR(pg_catalog.=) tbl) THEN
+        RAISE EXCEPTION 'table % takes part in inheritance', tbl USING ERRCODE = '42809',
+            HINT = 'Rows reached through a parent or child table would escape the checks.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                      AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient_column) THEN
+        RAISE EXCEPTION 'patient column "%" does not exist in table %', patient_column, tbl
+            USING ERRCODE = '42703';
+    END IF;
+    IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(column_classes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'column_classes must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'For example {"hiv_status": "hiv", "note": "clinical_note"}.';
+    END IF;
+    IF default_class IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) default_class) THEN
+        RAISE EXCEPTION 'unknown data class "%" for default_class', default_class
+            USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+    END IF;
+
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(column_classes) e ORDER BY e.key LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                          AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) k) THEN
+            RAISE EXCEPTION 'column "%" does not exist in table %', k, tbl USING ERRCODE = '42703';
+        END IF;
+        IF k OPERATOR(pg_catalog.=) patient_column THEN
+            RAISE EXCEPTION 'column "%" is the patient column and takes no data class', k
+                USING ERRCODE = '22023',
+                HINT = 'Any session that may use some class of the table may reference the patient column.';
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+            RAISE EXCEPTION 'the data class of column "%" must be a string', k USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d
+                        WHERE d.name OPERATOR(pg_catalog.=) (v OPERATOR(pg_catalog.#>>) '{}')) THEN
+            RAISE EXCEPTION 'unknown data class "%" for column "%"', v OPERATOR(pg_catalog.#>>) '{}', k
+                USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+        END IF;
+    END LOOP;
+
+    -- every column but the patient column gets a class
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.<>) patient_column
+                ORDER BY a.attnum LOOP
+        cls := coalesce(column_classes OPERATOR(pg_catalog.->>) col.attname::text, default_class);
+        IF cls IS NULL THEN
+            RAISE EXCEPTION 'column "%" of table % is not classified', col.attname, tbl
+                USING ERRCODE = '22023',
+                HINT = 'Give it a class in column_classes, or pass default_class.';
+        END IF;
+        classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+    END LOOP;
+
+    PERFORM agentauth._replication_triggers(tbl);
+    old_label := agentauth._table_label(tbl);
+    IF old_label IS NOT NULL AND pg_catalog.strpos(old_label, ';') OPERATOR(pg_catalog.>) 0 THEN
+        approve := pg_catalog.substr(old_label, pg_catalog.strpos(old_label, ';'));
+    END IF;
+    PERFORM agentauth._set_label(tbl, NULL, 'patient=' OPERATOR(pg_catalog.||) patient_column OPERATOR(pg_catalog.||) approve);
+    PERFORM agentauth._set_label(tbl, patient_column, NULL);
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(classes) e LOOP
+        PERFORM agentauth._set_label(tbl, k::name, v OPERATOR(pg_catalog.#>>) '{}');
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('patient_column', patient_column,
+                                      'column_classes', classes,
+                                      'reclassified', old_label IS NOT NULL),
+        NULL, NULL, NULL, tbl::text);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) TO agentauth_admin;
+
+CREATE OR REPLACE FUNCTION agentauth.unprotect_table(tbl regclass, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to unprotect a table' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    IF agentauth._table_label(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
+    END IF;
+    PERFORM agentauth._set_label(tbl, NULL, NULL);
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_seclabel s
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) s.objoid AND a.attnum OPERATOR(pg_catalog.=) s.objsubid
+                WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.>) 0
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth' LOOP
+        PERFORM agentauth._set_label(tbl, col.attname, NULL);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
+    PERFORM agentauth._audit('table_unprotected',
+        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.unprotect_table(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.unprotect_table(regclass, text) TO agentauth_admin;
+
+SELECT agentauth._replication_triggers(c.oid::pg_catalog.regclass)
+  FROM pg_catalog.pg_seclabel s JOIN pg_catalog.pg_class c
+    ON c.oid OPERATOR(pg_catalog.=) s.objoid
+ WHERE s.provider OPERATOR(pg_catalog.=) 'agentauth'
+   AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND s.objsubid OPERATOR(pg_catalog.=) 0
+   AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+ ORDER BY c.oid;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -378,6 +641,8 @@ COMMENT ON FUNCTION agentauth.begin_human_session(text, boolean) IS
     'Begin a session as the registered human principal of this login, for a purpose';
 COMMENT ON FUNCTION agentauth.end_session() IS
     'End the current agentauth session';
+COMMENT ON FUNCTION agentauth.require_transaction_only(uuid, boolean) IS
+    'Allow a principal only transaction_only sessions, for roles behind a pooler (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.whoami() IS
     'The current session: principal, token, purpose, scopes, patients, overrides';
 COMMENT ON FUNCTION agentauth.check_session() IS

@@ -89,7 +89,8 @@ SELECT count(*) AS agentauth_settings_not_in_the_documented_list
    AND name NOT IN ('agentauth.database', 'agentauth.audit_sync', 'agentauth.audit_wait_timeout',
                     'agentauth.audit_queue_size', 'agentauth.head_log_interval',
                     'agentauth.review_deadline', 'agentauth.audit_retention',
-                    'agentauth.allow_uninstall', 'agentauth.inactive_after');
+                    'agentauth.allow_uninstall', 'agentauth.inactive_after',
+                    'agentauth.require_transaction_only');
 
 -- DISCARD ALL (a pooler's reset between clients) ends the session
 SET SESSION AUTHORIZATION noset_agent;

@@ -135,6 +135,7 @@ ALTER POLICY wide ON reg80_s.notes USING (reg80_s.grab(hiv));   -- permissive: f
 RESET ROLE;
 DROP POLICY narrow ON reg80_s.notes;
 SELECT count(*) AS code_objects FROM pg_trigger t WHERE t.tgrelid = 'reg80_s.notes'::regclass
+   AND t.tgname NOT LIKE 'agentauth\_replicated\_%'   -- protect_table's own (item 8)
 UNION ALL SELECT count(*) FROM pg_policy WHERE polrelid = 'reg80_s.notes'::regclass AND NOT polpermissive
 UNION ALL SELECT count(*) FROM pg_rewrite WHERE ev_class = 'reg80_s.notes'::regclass;
 

@@ -47,6 +47,7 @@ extern int	aa_review_deadline;		/* s */
 extern int	aa_audit_retention;		/* s */
 extern bool aa_allow_uninstall;
 extern int	aa_inactive_after;		/* s */
+extern bool aa_require_transaction_only;
 
 extern void aa_guc_init(void);
 
@@ -283,6 +284,15 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 #define AA_TOKEN_REVOKED_SQL \
 	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
 	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL))"
+
+/*
+ * may principal p begin only transaction_only sessions?  (SQL, for p; read
+ * through the row's jsonb so that a 1.0 schema, before ALTER EXTENSION
+ * UPDATE adds the column, reads false)
+ */
+#define AA_TXONLY_REQUIRED_SQL \
+	"COALESCE((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) " \
+	"'transaction_only_required')::pg_catalog.bool, false)"
 
 /* ---------------------------------------------------------------------
  * session_sql.c -- begin_session, begin_human_session, end_session, whoami
@@ -584,6 +594,15 @@ extern void aa_owner_code_call(Oid fn);
 /* checks before a statement (ddl.c) */
 extern bool aa_owner_code_type_trusted(Oid typid);
 extern void aa_owner_code_check_domain(Node *stmt);
+
+/* ---------------------------------------------------------------------
+ * replication.c -- writes of logical replication workers into protected
+ * tables (no executor hook sees them): counted by a trigger of each
+ * protected table, recorded before their transaction commits; the guard of
+ * those triggers, called by ddl.c
+ * ---------------------------------------------------------------------
+ */
+extern void aa_replication_ddl_check(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * audit_guard.c -- append-only protection of the audit log, DROP EXTENSION;

@@ -527,6 +527,7 @@ aa_ddl_check(Node *stmt)
 {
 	if (!IsTransactionState() || IsParallelWorker())
 		return;
+	aa_replication_ddl_check(stmt); /* the triggers of replication.c */
 
 	switch (nodeTag(stmt))
 	{

@@ -21,6 +21,7 @@ int			aa_review_deadline = 72 * 3600;
 int			aa_audit_retention = 6 * 365 * 86400 + 2 * 86400;	/* six years */
 bool		aa_allow_uninstall = false;
 int			aa_inactive_after = 90 * 86400;
+bool		aa_require_transaction_only = false;
 
 void
 aa_guc_init(void)
@@ -105,6 +106,15 @@ aa_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agentauth.require_transaction_only",
+							 "Every agentauth session must be begun with transaction_only => true (for transaction-pooling poolers).",
+							 NULL,
+							 &aa_require_transaction_only,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentauth");
 }

@@ -72,13 +72,15 @@ static SPIPlanPtr revalidate_human_plan = NULL;
  * included.
  */
 #define REVALIDATE_AGENT_SQL \
-	"SELECT t.expires_at, " AA_TOKEN_REVOKED_SQL ", p.status, p.db_role " \
+	"SELECT t.expires_at, " AA_TOKEN_REVOKED_SQL ", p.status, p.db_role, " \
+	AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.token t JOIN agentauth.principal p " \
 	"ON p.id OPERATOR(pg_catalog.=) t.agent " \
 	"WHERE t.id OPERATOR(pg_catalog.=) $1"
 
 #define REVALIDATE_HUMAN_SQL \
-	"SELECT p.status, p.db_role FROM agentauth.principal p " \
+	"SELECT p.status, p.db_role, " AA_TXONLY_REQUIRED_SQL " " \
+	"FROM agentauth.principal p " \
 	"WHERE p.id OPERATOR(pg_catalog.=) $1"
 
 /* ---------------------------------------------------------------------
@@ -479,6 +481,8 @@ session_revalidate(AASession *s)
 		session_invalid(s, "The session user is not the principal's role.");
 	if (aa_role_bypasses_rls(s->db_role))
 		session_invalid(s, "The principal's role now bypasses row security.");
+	if (!s->transaction_only && aa_require_transaction_only)
+		session_invalid(s, "agentauth.require_transaction_only is now on.");
 
 	/* first clear the flag and read the counter, then read the state */
 	recheck_pending = false;
@@ -499,6 +503,8 @@ session_revalidate(AASession *s)
 			reason = "The agent was suspended or retired.";
 		else if (DatumGetTimestampTz(aa_spi_first_value(1, &isnull)) <= GetCurrentTimestamp())
 			reason = "The token expired.";
+		else if (!s->transaction_only && DatumGetBool(aa_spi_first_value(5, &isnull)))
+			reason = "The principal now requires transaction_only sessions.";
 	}
 	else
 	{
@@ -509,6 +515,8 @@ session_revalidate(AASession *s)
 			reason = "The principal no longer exists.";
 		else if (strcmp(TextDatumGetCString(aa_spi_first_value(1, &isnull)), "active") != 0)
 			reason = "The principal was suspended or retired.";
+		else if (!s->transaction_only && DatumGetBool(aa_spi_first_value(3, &isnull)))
+			reason = "The principal now requires transaction_only sessions.";
 	}
 	aa_spi_end(&st);
 
@@ -528,7 +536,8 @@ aa_session_check(void)
 	if (likely(!recheck_pending &&
 			   aa_generation() == s->validated_gen &&
 			   !s->revoked &&
-			   GetSessionUserId() == s->db_role))
+			   GetSessionUserId() == s->db_role &&
+			   (s->transaction_only || !aa_require_transaction_only)))
 		return;
 	session_revalidate(s);
 }

@@ -7,7 +7,11 @@
  *
  *		Each begin reads the principal (and token) with one query on the
  *		latest snapshot, refuses with a session_denied record, or fills a
- *		new session and hands it to session.c, which stages it.
+ *		new session and hands it to session.c, which stages it.  Where the
+ *		principal is marked transaction_only_required, or the setting
+ *		agentauth.require_transaction_only is on, only a transaction_only
+ *		session may begin (a transaction-mode pooler would hand any other to
+ *		the next client).
  *
  *-------------------------------------------------------------------------
  */
@@ -42,7 +46,7 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	"SELECT t.id, t.agent, t.purpose, t.on_behalf_of, t.scopes, t.patients, " \
 	"t.expires_at, t.chain, " AA_TOKEN_REVOKED_SQL ", " \
 	"p.name, p.owner, p.db_role, p.status, p.can_break_glass, " \
-	"p.can_delegate, p.can_approve " \
+	"p.can_delegate, p.can_approve, " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.token t JOIN agentauth.principal p " \
 	"ON p.id OPERATOR(pg_catalog.=) t.agent " \
 	"WHERE t.secret_hash OPERATOR(pg_catalog.=) $1"
@@ -51,7 +55,7 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	"SELECT p.id, p.kind, p.name, p.status, p.purposes, p.scopes, " \
 	"p.can_break_glass, p.can_delegate, p.can_approve, " \
 	"(SELECT pu.reserved FROM agentauth.purpose pu " \
-	" WHERE pu.code OPERATOR(pg_catalog.=) $2) " \
+	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) $1"
 
 #define SENSITIVE_SQL \
@@ -228,6 +232,29 @@ bool_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 	return PG_GETARG_BOOL(argno);
 }
 
+/*
+ * Behind a transaction-pooling pooler the next transaction of this backend
+ * may be another client's: a session that outlives its transaction would be
+ * handed to it.  Where the principal is marked transaction_only_required, or
+ * agentauth.require_transaction_only is on, only a transaction_only session
+ * may begin.  NULL: allowed; otherwise the reason.
+ */
+static const char *
+session_scope_refused(bool txonly, bool principal_requires)
+{
+	if (txonly)
+		return NULL;
+	if (principal_requires)
+		return "the principal requires transaction_only sessions";
+	if (aa_require_transaction_only)
+		return "agentauth.require_transaction_only is on";
+	return NULL;
+}
+
+#define TXONLY_HINT \
+	"Begin the session inside a transaction block with transaction_only => true: " \
+	"it ends with that transaction, so a pooled connection cannot hand it to the next client."
+
 #define BAD_TOKEN_MSG	"invalid or expired token"
 #define BAD_TOKEN_HINT	"Ask the token issuer for a new token for this agent."
 
@@ -307,6 +334,19 @@ aa_begin_session(PG_FUNCTION_ARGS)
 			aa_spi_end(&st);
 			deny("begin_session", reason, &agent_id, name, &token_id,
 				 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, BAD_TOKEN_MSG, BAD_TOKEN_HINT);
+		}
+		reason = session_scope_refused(txonly,
+									   DatumGetBool(aa_spi_first_value(17, &isnull)));
+		if (reason != NULL)
+		{
+			char	   *name = MemoryContextStrdup(callercxt,
+												   TextDatumGetCString(aa_spi_first_value(10, &isnull)));
+			char	   *msg;
+
+			aa_spi_end(&st);
+			msg = psprintf("principal \"%s\" may begin only transaction_only sessions", name);
+			deny("begin_session", reason, &agent_id, name, &token_id,
+				 ERRCODE_INSUFFICIENT_PRIVILEGE, msg, TXONLY_HINT);
 		}
 	}
 
@@ -393,6 +433,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	int			npurposes;
 	char	  **purposes;
 	bool		found = false;
+	const char *txonly_refused = NULL;
 
 	purpose = aa_text_arg(fcinfo, 0, "purpose", true, AA_MAX_NAME_LEN);
 	txonly = bool_arg(fcinfo, 1, "transaction_only");
@@ -442,6 +483,19 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	if (msg == NULL && bad_purpose == NULL)
+	{
+		const char *why = session_scope_refused(txonly,
+												DatumGetBool(aa_spi_first_value(11, &isnull)));
+
+		if (why != NULL)
+		{
+			msg = psprintf("principal \"%s\" may begin only transaction_only sessions",
+						   pname);
+			sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+			txonly_refused = why;
+		}
+	}
 	if (msg != NULL || bad_purpose != NULL)
 	{
 		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
@@ -455,8 +509,9 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(bad_purpose, purpose),
 					 errhint("Purpose codes are listed in agentauth.purpose (HL7 v3 PurposeOfUse); BTG is entered only through agentauth.break_glass().")));
-		deny("begin_human_session", msg, known ? &pid : NULL, pname, NULL, sqlstate, msg,
-			 known ? NULL :
+		deny("begin_human_session", txonly_refused ? txonly_refused : msg,
+			 known ? &pid : NULL, pname, NULL, sqlstate, msg,
+			 txonly_refused ? TXONLY_HINT : known ? NULL :
 			 "An administrator registers clinicians with agentauth.register_human().");
 	}
 

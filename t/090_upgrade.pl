@@ -115,6 +115,11 @@ is($site_after, $site_before, 'principals, tokens, consents, defaults, audit rec
 is($up->safe_psql('postgres', q{SELECT count(*) FROM agentauth.purpose WHERE code = 'SITEQA'}),
 	'1', 'a purpose the site added survives');
 is($up->safe_psql('postgres', $read), $before, 'the 1.0 token reads the same rows after the update');
+is($up->safe_psql('postgres', q{
+	SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname)
+	  FROM pg_trigger WHERE tgrelid = 'labs'::regclass}),
+	'agentauth_replicated_truncate:A,agentauth_replicated_write:A',
+	'a table protected under 1.0 gets the triggers that record replicated writes (item 8)');
 is($up->safe_psql('postgres', q{SELECT ok FROM agentauth.verify_audit()}),
 	't', 'the audit chain written before and after the update verifies');
 

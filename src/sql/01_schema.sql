@@ -73,6 +73,9 @@ CREATE TABLE agentauth.principal (
     registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     registered_by   text NOT NULL,
     last_session_at timestamptz,
+    -- (1.1) only transaction_only sessions: the role connects through a
+    -- transaction-pooling pooler (agentauth.require_transaction_only())
+    transaction_only_required boolean NOT NULL DEFAULT false,
     CHECK (kind = 'human' OR (owner IS NOT NULL AND max_token_ttl IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.principal', '');

@@ -451,6 +451,45 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.set_principal_status(uuid, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.set_principal_status(uuid, text, text) TO agentauth_admin;
 
+-- (1.1) Behind a transaction-pooling pooler (pgbouncer pool_mode =
+-- transaction) consecutive transactions of one backend belong to different
+-- clients: a session that outlives its transaction is handed to the next
+-- client.  required = true: the principal's sessions must be begun with
+-- transaction_only => true (begin_session and begin_human_session refuse
+-- otherwise, with 42501), and a session-scoped session it already has ends
+-- at its next check.  agentauth.require_transaction_only = on (the
+-- configuration file) requires it of every principal.
+CREATE FUNCTION agentauth.require_transaction_only(principal uuid, required boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF required IS NULL THEN
+        RAISE EXCEPTION 'required must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
+    END IF;
+    UPDATE agentauth.principal x SET transaction_only_required = $2 WHERE x.id = $1;
+    PERFORM agentauth._audit('principal_status',
+        pg_catalog.jsonb_build_object('name', p.name, 'status', p.status,
+                                      'transaction_only_required', required,
+                                      'was', p.transaction_only_required),
+        p.id);
+    PERFORM agentauth._bump_generation();
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.require_transaction_only(uuid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.require_transaction_only(uuid, boolean) TO agentauth_admin;
+
 CREATE VIEW agentauth.principals AS
 SELECT p.id, p.kind, p.name, p.db_role::regrole AS db_role, p.owner,
        p.purposes, p.scopes, p.max_token_ttl,
@@ -460,7 +499,8 @@ SELECT p.id, p.kind, p.name, p.db_role::regrole AS db_role, p.owner,
                                        (3, 'approve', p.can_approve)) c(o, cap, held)
               WHERE c.held ORDER BY c.o) AS capabilities,
        p.status, p.registered_at, p.registered_by,
-       p.description, p.status_reason, p.status_changed_at, p.last_session_at
+       p.description, p.status_reason, p.status_changed_at, p.last_session_at,
+       p.transaction_only_required
   FROM agentauth.principal p;
 GRANT SELECT ON agentauth.principals TO agentauth_admin, agentauth_issuer, agentauth_auditor;
 

@@ -25,6 +25,44 @@ CREATE TRIGGER data_class_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCAT
     ON agentauth.data_class FOR EACH STATEMENT
     EXECUTE FUNCTION agentauth._generation_trigger();
 
+-- (1.1) Writes that no executor hook sees: a logical replication
+-- subscriber's initial copy and applied changes (src/replication.c).  Every
+-- protected table has two triggers, ENABLE ALWAYS, that record them as
+-- privileged_access; outside a replication worker the WHEN clause is false.
+CREATE FUNCTION agentauth._replicating() RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'aa_replicating';
+GRANT EXECUTE ON FUNCTION agentauth._replicating() TO PUBLIC;
+
+CREATE FUNCTION agentauth._replicated_write() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_replicated_write';
+REVOKE ALL ON FUNCTION agentauth._replicated_write() FROM PUBLIC;
+
+CREATE FUNCTION agentauth._replication_triggers(tbl regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                      AND g.tgname OPERATOR(pg_catalog.=) 'agentauth_replicated_write') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER agentauth_replicated_write '
+            'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+            'WHEN (agentauth._replicating()) '
+            'EXECUTE FUNCTION agentauth._replicated_write()', tbl);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                      AND g.tgname OPERATOR(pg_catalog.=) 'agentauth_replicated_truncate') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER agentauth_replicated_truncate '
+            'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+            'EXECUTE FUNCTION agentauth._replicated_write()', tbl);
+    END IF;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER agentauth_replicated_write, '
+        'ENABLE ALWAYS TRIGGER agentauth_replicated_truncate', tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._replication_triggers(regclass) FROM PUBLIC;
+
 -- The patient column named by a table label 'patient=<column>[;approve=...]'.
 CREATE FUNCTION agentauth._label_patient_column(label text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT
@@ -139,6 +177,7 @@ BEGIN
         classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
     END LOOP;
 
+    PERFORM agentauth._replication_triggers(tbl);
     old_label := agentauth._table_label(tbl);
     IF old_label IS NOT NULL AND pg_catalog.strpos(old_label, ';') OPERATOR(pg_catalog.>) 0 THEN
         approve := pg_catalog.substr(old_label, pg_catalog.strpos(old_label, ';'));
@@ -191,6 +230,8 @@ BEGIN
         PERFORM agentauth._set_label(tbl, col.attname, NULL);
     END LOOP;
     EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
     PERFORM agentauth._audit('table_unprotected',
         pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
 END

@@ -37,6 +37,8 @@ COMMENT ON FUNCTION agentauth.begin_human_session(text, boolean) IS
     'Begin a session as the registered human principal of this login, for a purpose';
 COMMENT ON FUNCTION agentauth.end_session() IS
     'End the current agentauth session';
+COMMENT ON FUNCTION agentauth.require_transaction_only(uuid, boolean) IS
+    'Allow a principal only transaction_only sessions, for roles behind a pooler (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.whoami() IS
     'The current session: principal, token, purpose, scopes, patients, overrides';
 COMMENT ON FUNCTION agentauth.check_session() IS
