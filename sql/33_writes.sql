@@ -84,3 +84,12 @@ SELECT event, patient, action, row_count, columns, data_classes, outcome,
  ORDER BY seq;
 -- leave no approval behind for other suites
 DELETE FROM agentauth.approval WHERE agent = :'agent';
+-- COPY FROM cannot be checked row by row: refused in a session, and recorded
+SELECT coalesce(max(seq), 0) AS seq_copy FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
+COPY reg33_meds (id, patient_id, drug) FROM '/dev/null';
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT event, action, columns, outcome, detail->>'reason' AS reason
+  FROM agentauth.audit_log WHERE seq > :seq_copy AND relation = 'public.reg33_meds';

@@ -192,6 +192,22 @@ aa_refuse_bypass_in_session(const char *relname, const char *action,
 }
 
 /*
+ * COPY FROM into a protected table in a session: PostgreSQL cannot apply
+ * row security to it, so it is refused -- and recorded, like any other
+ * refused write of the session.
+ */
+void
+aa_refuse_copy_in_session(const char *relname, int ncols, const char **cols)
+{
+	emit_statement_record("denied", "deny", relname, "insert", ncols, cols,
+						  "{\"reason\": \"COPY FROM cannot check rows one by one\"}");
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("COPY FROM into protected table %s is not supported in an agentauth session", relname),
+			 errhint("Use INSERT, which checks each row.")));
+}
+
+/*
  * A foreign-key cascade of the statement wrote rows of a protected table
  * without the row check: audited, and the statement refused.
  */

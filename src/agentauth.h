@@ -690,6 +690,8 @@ extern void aa_refuse_bypass_in_session(const char *relname,
 										const char *action, Oid as_role);
 extern void aa_refuse_cascade(const char *relname, const char *action,
 							  uint64 rows);
+extern void aa_refuse_copy_in_session(const char *relname, int ncols,
+									  const char **cols);
 
 /* ---------------------------------------------------------------------
  * access.c -- the statement's access context: the per-row check, the

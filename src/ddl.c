@@ -454,7 +454,10 @@ check_bulk(Oid relid, int act, List *attnames)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot truncate protected table %s", relname),
 					 errhint("Delete the rows with DELETE, which checks each row.")));
-		/* COPY under row security goes through the executor */
+		/* PostgreSQL refuses COPY FROM under row security: say so, recorded */
+		if (act == AA_ACT_INSERT)
+			aa_refuse_copy_in_session(relname, ncols, cols);
+		/* COPY TO under row security goes through the executor */
 		return;
 	}
 	if (aa_session != NULL)
