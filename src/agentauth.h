@@ -572,6 +572,21 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
+extern bool aa_ddl_constraints_run_code(List *constraints);
+
+/* ---------------------------------------------------------------------
+ * partition.c -- a protected partitioned table protects every partition,
+ * present and future: CREATE ... PARTITION OF, ATTACH and DETACH checked
+ * (ddl.c) and followed up (utility.c); partitions missing their labels
+ * fail closed (label.c)
+ * ---------------------------------------------------------------------
+ */
+struct CreateStmt;
+extern void aa_partition_check_create(struct CreateStmt *stmt, bool foreign);
+extern void aa_partition_check_attach(Oid parent, Oid part);
+extern void aa_partition_check_detach(Oid parent, Oid part);
+extern void aa_partition_utility_done(Node *stmt);
+extern bool aa_partition_unlabelled_protected(Oid relid, char relkind);
 
 /* ---------------------------------------------------------------------
  * owner_code.c -- code a non-superuser made, over the rows of a protected

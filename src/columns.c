@@ -327,7 +327,10 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		ListCell   *lc2;
 		bool		bypass;
 
-		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+		/* a partitioned table named by the statement: partition.c */
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->relkind != RELKIND_RELATION &&
+			 rte->relkind != RELKIND_PARTITIONED_TABLE))
 			continue;
 		prot = aa_protected_rel(rte->relid);
 		if (prot == NULL)

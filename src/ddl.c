@@ -181,8 +181,9 @@ refuse_schema(const char *schema, const char *what)
 			 errhint("A superuser may do this; otherwise unprotect its tables first with agentauth.unprotect_table() (audited).")));
 }
 
-static bool
-constraints_run_code(List *constraints)
+/* does a list of Constraint nodes attach code (also for partition.c)? */
+bool
+aa_ddl_constraints_run_code(List *constraints)
 {
 	ListCell   *lc;
 
@@ -270,21 +271,16 @@ check_alter_table(AlterTableStmt *stmt)
 						   "Rows of a child table would escape the checks of the protected table.");
 		}
 
-		/*
-		 * A partition is read through its parent with the parent's row
-		 * security only, and directly with its own: both or neither must
-		 * be protected.
-		 */
-		if (cmd->subtype == AT_AttachPartition && cmd->def &&
-			IsA(cmd->def, PartitionCmd))
+		/* partitions: partition.c */
+		if ((cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition) &&
+			cmd->def && IsA(cmd->def, PartitionCmd))
 		{
 			Oid			part = rangevar_relid(((PartitionCmd *) cmd->def)->name);
 
-			if (OidIsValid(part) && aa_is_protected(part) != aa_is_protected(relid))
-				refuse_ddl(aa_is_protected(part) ? get_rel_name(part) :
-						   get_rel_name(relid),
-						   "attach a partition across the boundary of",
-						   "A partition and its parent must both be protected, or neither: rows would escape the checks of the protected one.");
+			if (cmd->subtype == AT_AttachPartition)
+				aa_partition_check_attach(relid, part);
+			else
+				aa_partition_check_detach(relid, part);
 		}
 	}
 	/* looked up last: the pointer is good until the next lookup */
@@ -318,12 +314,12 @@ check_alter_table(AlterTableStmt *stmt)
 				break;
 			case AT_AddConstraint:
 				if (cmd->def && IsA(cmd->def, Constraint) &&
-					constraints_run_code(list_make1(cmd->def)))
+					aa_ddl_constraints_run_code(list_make1(cmd->def)))
 					refuse_attached_code(relid, "add a check or exclusion constraint to");
 				break;
 			case AT_AddColumn:
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
-					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
+					aa_ddl_constraints_run_code(((ColumnDef *) cmd->def)->constraints))
 					refuse_attached_code(relid, "add a generated or checked column to");
 				break;
 			case AT_AlterColumnType:
@@ -393,10 +389,16 @@ check_rename(RenameStmt *stmt)
 }
 
 static void
-check_create(CreateStmt *stmt)
+check_create(CreateStmt *stmt, bool foreign)
 {
 	ListCell   *lc;
 
+	/* a partition of a protected table becomes protected: partition.c */
+	if (stmt->partbound != NULL)
+	{
+		aa_partition_check_create(stmt, foreign);
+		return;
+	}
 	foreach(lc, stmt->inhRelations)
 	{
 		RangeVar   *rv = lfirst(lc);
@@ -541,7 +543,10 @@ aa_ddl_check(Node *stmt)
 			check_rename((RenameStmt *) stmt);
 			break;
 		case T_CreateStmt:
-			check_create((CreateStmt *) stmt);
+			check_create((CreateStmt *) stmt, false);
+			break;
+		case T_CreateForeignTableStmt:
+			check_create(&((CreateForeignTableStmt *) stmt)->base, true);
 			break;
 		case T_IndexStmt:
 			check_index((IndexStmt *) stmt);

@@ -319,7 +319,12 @@ load_protected_rel(Oid relid)
 	table_close(seclabel, AccessShareLock);
 
 	if (table_label == NULL)
-		return NULL;
+	{
+		/* a partition missing its parent's labels: fail closed */
+		if (!aa_partition_unlabelled_protected(relid, relkind))
+			return NULL;
+		table_label = "";		/* malformed: no patient column */
+	}
 
 	oldcxt = MemoryContextSwitchTo(label_cxt);
 	rel = palloc0(sizeof(AAProtectedRel));

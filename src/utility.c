@@ -10,8 +10,9 @@
  *		(ddl.c), then the append-only guard of the audit log
  *		(audit_guard.c), then the guard of the extension's schema
  *		(schema_guard.c), then EXPLAIN in a session (stats.c, told again
- *		when the statement ends).  After it ran: the session's reaction to it
- *		(session.c: DISCARD ALL ends the session).
+ *		when the statement ends).  After it ran: the protection of the
+ *		partitions it created or attached (partition.c), then the session's
+ *		reaction to it (session.c: DISCARD ALL ends the session).
  *
  *		While it runs: the protected table it processes, if any, for the
  *		owner-code guard (owner_code.c).
@@ -73,6 +74,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		aa_partition_utility_done(stmt);
 		aa_session_utility_done(stmt);
 	}
 	PG_FINALLY();

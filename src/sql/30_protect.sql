@@ -109,14 +109,15 @@ BEGIN
     END IF;
     SELECT c.oid, c.relkind, c.relnamespace::regnamespace::text AS nsp
       INTO rel FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-    IF rel.relkind OPERATOR(pg_catalog.<>) 'r' THEN
+    IF rel.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
         RAISE EXCEPTION '% is not an ordinary table', tbl USING ERRCODE = '42809',
-            HINT = 'Only ordinary tables can be protected; protect each partition of a partitioned table and query it directly.';
+            HINT = 'Only ordinary and partitioned tables can be protected.';
     END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'protect_table');
     IF rel.nsp OPERATOR(pg_catalog.=) 'agentauth' THEN
         RAISE EXCEPTION 'tables of the agentauth schema cannot be protected' USING ERRCODE = '42809';
     END IF;
-    IF EXISTS (SELECT FROM pg_catalog.pg_inherits i
+    IF rel.relkind OPERATOR(pg_catalog.=) 'r' AND EXISTS (SELECT FROM pg_catalog.pg_inherits i
                 WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
                    OR i.inhparent OPERATOR(pg_catalog.=) tbl) THEN
         RAISE EXCEPTION 'table % takes part in inheritance', tbl USING ERRCODE = '42809',
@@ -188,6 +189,7 @@ BEGIN
         PERFORM agentauth._set_label(tbl, k::name, v OPERATOR(pg_catalog.#>>) '{}');
     END LOOP;
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+    PERFORM agentauth._protect_partitions(tbl);
 
     PERFORM agentauth._audit('table_protected',
         pg_catalog.jsonb_build_object('patient_column', patient_column,
@@ -216,6 +218,7 @@ BEGIN
     IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
         RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
     END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'unprotect_table');
     IF agentauth._table_label(tbl) IS NULL THEN
         RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
     END IF;
@@ -229,6 +232,7 @@ BEGIN
                   AND s.provider OPERATOR(pg_catalog.=) 'agentauth' LOOP
         PERFORM agentauth._set_label(tbl, col.attname, NULL);
     END LOOP;
+    PERFORM agentauth._unprotect_partitions(tbl, reason);
     EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tbl);
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
@@ -257,6 +261,7 @@ BEGIN
         RAISE EXCEPTION 'actions must not be null' USING ERRCODE = '22004',
             HINT = 'Pass ''{}'' to stop requiring approvals.';
     END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'require_approval');
     old_label := agentauth._table_label(tbl);
     IF old_label IS NULL THEN
         RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000',
@@ -273,6 +278,7 @@ BEGIN
         'patient=' OPERATOR(pg_catalog.||) agentauth._label_patient_column(old_label)
         OPERATOR(pg_catalog.||) CASE WHEN acts IS NULL THEN ''
              ELSE ';approve=' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(acts, ',') END);
+    PERFORM agentauth._protect_partitions(tbl);
     PERFORM agentauth._audit('table_protected',
         pg_catalog.jsonb_build_object('require_approval', coalesce(acts, '{}'::text[])),
         NULL, NULL, NULL, tbl::text);
