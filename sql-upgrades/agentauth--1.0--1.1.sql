@@ -605,6 +605,333 @@ SELECT agentauth._replication_triggers(c.oid::pg_catalog.regclass)
    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
  ORDER BY c.oid;
 
+-- Issue "Real clinical schemas" item 2: partitioned tables.  protect_table()
+-- on a partitioned table protects every partition, present and future
+-- (src/partition.c, src/sql/30_protect_partitions.sql); require_approval()
+-- and unprotect_table() act on the whole tree; on a partition alone they
+-- are refused.
+
+-- Copy the classification of a protected table to one of its partitions
+-- (labels by column name), recorded as table_protected.
+CREATE FUNCTION agentauth._inherit_classification(parent regclass, part regclass)
+    RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'aa_inherit_classification';
+REVOKE ALL ON FUNCTION agentauth._inherit_classification(regclass, regclass) FROM PUBLIC;
+
+-- Give the partitions of a protected table (all, or those without labels)
+-- its classification, row security and replication triggers.  Returns how
+-- many it protected.
+CREATE FUNCTION agentauth._protect_partitions(tbl regclass, only_unprotected boolean DEFAULT false)
+    RETURNS integer LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part    record;
+    n       integer := 0;
+BEGIN
+    SELECT t.relid INTO part FROM pg_catalog.pg_partition_tree(tbl) t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+     WHERE c.relkind OPERATOR(pg_catalog.=) 'f' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'partition % of % is a foreign table', part.relid, tbl USING ERRCODE = '42809',
+            DETAIL = 'Rows of a foreign table cannot be protected.',
+            HINT = 'Detach it before protecting the partitioned table.';
+    END IF;
+    FOR part IN SELECT t.relid, t.parentrelid FROM pg_catalog.pg_partition_tree(tbl) t
+                 WHERE t.level OPERATOR(pg_catalog.>) 0 ORDER BY t.level, t.relid LOOP
+        CONTINUE WHEN only_unprotected AND agentauth._table_label(part.relid) IS NOT NULL;
+        PERFORM agentauth._replication_triggers(part.relid);
+        PERFORM agentauth._inherit_classification(part.parentrelid, part.relid);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY',
+                                  part.relid);
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._protect_partitions(regclass, boolean) FROM PUBLIC;
+
+-- Unprotect the partitions of tbl, whose own labels the caller removed:
+-- their labels, row security and own triggers (the clones of tbl's
+-- replication trigger go with it).  Each recorded as table_unprotected.
+CREATE FUNCTION agentauth._unprotect_partitions(tbl regclass, reason text)
+    RETURNS void LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part    record;
+    col     record;
+BEGIN
+    -- every label first: while one is left, its relatives count as protected
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
+                 WHERE t.level OPERATOR(pg_catalog.>) 0 ORDER BY t.level, t.relid LOOP
+        CONTINUE WHEN agentauth._table_label(part.relid) IS NULL;
+        PERFORM agentauth._set_label(part.relid, NULL, NULL);
+        FOR col IN SELECT a.attname FROM pg_catalog.pg_seclabel s
+                     JOIN pg_catalog.pg_attribute a
+                       ON a.attrelid OPERATOR(pg_catalog.=) s.objoid AND a.attnum OPERATOR(pg_catalog.=) s.objsubid
+                    WHERE s.objoid OPERATOR(pg_catalog.=) part.relid
+                      AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND s.objsubid OPERATOR(pg_catalog.>) 0
+                      AND s.provider OPERATOR(pg_catalog.=) 'agentauth' LOOP
+            PERFORM agentauth._set_label(part.relid, col.attname, NULL);
+        END LOOP;
+        PERFORM agentauth._audit('table_unprotected',
+            pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', tbl::text),
+            NULL, NULL, NULL, part.relid::text);
+    END LOOP;
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
+                 WHERE t.level OPERATOR(pg_catalog.>) 0 ORDER BY t.level, t.relid LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY',
+                                  part.relid);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', part.relid);
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) part.relid
+                      AND g.tgname OPERATOR(pg_catalog.=) 'agentauth_replicated_write'
+                      AND g.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER agentauth_replicated_write ON %s', part.relid);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._unprotect_partitions(regclass, text) FROM PUBLIC;
+
+-- protect_table(), require_approval() and unprotect_table() take the
+-- partitioned table, not one of its partitions (unprotect_table() takes a
+-- partition no protected table holds: left over, it can be cleaned up).
+CREATE FUNCTION agentauth._refuse_partition(tbl regclass, caller text)
+    RETURNS void LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    root regclass;
+BEGIN
+    IF NOT coalesce((SELECT c.relispartition FROM pg_catalog.pg_class c
+                      WHERE c.oid OPERATOR(pg_catalog.=) tbl), false) THEN
+        RETURN;
+    END IF;
+    IF caller OPERATOR(pg_catalog.=) 'unprotect_table' AND NOT EXISTS
+        (SELECT FROM pg_catalog.pg_partition_ancestors(tbl) a
+          WHERE a.relid OPERATOR(pg_catalog.<>) tbl
+            AND agentauth._table_label(a.relid) IS NOT NULL) THEN
+        RETURN;
+    END IF;
+    root := pg_catalog.pg_partition_root(tbl);
+    RAISE EXCEPTION 'table % is a partition of %', tbl, root USING ERRCODE = '42809',
+        DETAIL = 'A partition takes the classification of its partitioned table: rows read through either are checked alike.',
+        HINT = pg_catalog.format('Call agentauth.%s() on %s: it covers every partition, present and future.',
+                                 caller, root);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._refuse_partition(regclass, text) FROM PUBLIC;
+
+-- PostgreSQL clones the replication trigger of a partitioned table onto a
+-- new partition as the user who creates or attaches it, and checks that
+-- user's EXECUTE privilege on the function.  As a trigger it does nothing
+-- on a table that is not protected, and no one else attaches triggers to a
+-- protected table (ddl.c).
+GRANT EXECUTE ON FUNCTION agentauth._replicated_write() TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
+                                        column_classes jsonb,
+                                        default_class text DEFAULT NULL)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel         record;
+    col         record;
+    k           text;
+    v           jsonb;
+    cls         text;
+    old_label   text;
+    approve     text := '';
+    classes     jsonb := '{}'::jsonb;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient_column IS NULL THEN
+        RAISE EXCEPTION 'patient_column must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF column_classes IS NULL THEN
+        RAISE EXCEPTION 'column_classes must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass ''{}'' and a default_class to give every column one class.';
+    END IF;
+    SELECT c.oid, c.relkind, c.relnamespace::regnamespace::text AS nsp
+      INTO rel FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF rel.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
+        RAISE EXCEPTION '% is not an ordinary table', tbl USING ERRCODE = '42809',
+            HINT = 'Only ordinary and partitioned tables can be protected.';
+    END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'protect_table');
+    IF rel.nsp OPERATOR(pg_catalog.=) 'agentauth' THEN
+        RAISE EXCEPTION 'tables of the agentauth schema cannot be protected' USING ERRCODE = '42809';
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.=) 'r' AND EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
+                   OR i.inhparent OPERATOR(pg_catalog.=) tbl) THEN
+        RAISE EXCEPTION 'table % takes part in inheritance', tbl USING ERRCODE = '42809',
+            HINT = 'Rows reached through a parent or child table would escape the checks.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                      AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient_column) THEN
+        RAISE EXCEPTION 'patient column "%" does not exist in table %', patient_column, tbl
+            USING ERRCODE = '42703';
+    END IF;
+    IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(column_classes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'column_classes must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'For example {"hiv_status": "hiv", "note": "clinical_note"}.';
+    END IF;
+    IF default_class IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) default_class) THEN
+        RAISE EXCEPTION 'unknown data class "%" for default_class', default_class
+            USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+    END IF;
+
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(column_classes) e ORDER BY e.key LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                          AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) k) THEN
+            RAISE EXCEPTION 'column "%" does not exist in table %', k, tbl USING ERRCODE = '42703';
+        END IF;
+        IF k OPERATOR(pg_catalog.=) patient_column THEN
+            RAISE EXCEPTION 'column "%" is the patient column and takes no data class', k
+                USING ERRCODE = '22023',
+                HINT = 'Any session that may use some class of the table may reference the patient column.';
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+            RAISE EXCEPTION 'the data class of column "%" must be a string', k USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d
+                        WHERE d.name OPERATOR(pg_catalog.=) (v OPERATOR(pg_catalog.#>>) '{}')) THEN
+            RAISE EXCEPTION 'unknown data class "%" for column "%"', v OPERATOR(pg_catalog.#>>) '{}', k
+                USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+        END IF;
+    END LOOP;
+
+    -- every column but the patient column gets a class
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.<>) patient_column
+                ORDER BY a.attnum LOOP
+        cls := coalesce(column_classes OPERATOR(pg_catalog.->>) col.attname::text, default_class);
+        IF cls IS NULL THEN
+            RAISE EXCEPTION 'column "%" of table % is not classified', col.attname, tbl
+                USING ERRCODE = '22023',
+                HINT = 'Give it a class in column_classes, or pass default_class.';
+        END IF;
+        classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+    END LOOP;
+
+    PERFORM agentauth._replication_triggers(tbl);
+    old_label := agentauth._table_label(tbl);
+    IF old_label IS NOT NULL AND pg_catalog.strpos(old_label, ';') OPERATOR(pg_catalog.>) 0 THEN
+        approve := pg_catalog.substr(old_label, pg_catalog.strpos(old_label, ';'));
+    END IF;
+    PERFORM agentauth._set_label(tbl, NULL, 'patient=' OPERATOR(pg_catalog.||) patient_column OPERATOR(pg_catalog.||) approve);
+    PERFORM agentauth._set_label(tbl, patient_column, NULL);
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(classes) e LOOP
+        PERFORM agentauth._set_label(tbl, k::name, v OPERATOR(pg_catalog.#>>) '{}');
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+    PERFORM agentauth._protect_partitions(tbl);
+
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('patient_column', patient_column,
+                                      'column_classes', classes,
+                                      'reclassified', old_label IS NOT NULL),
+        NULL, NULL, NULL, tbl::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.unprotect_table(tbl regclass, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to unprotect a table' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'unprotect_table');
+    IF agentauth._table_label(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
+    END IF;
+    PERFORM agentauth._set_label(tbl, NULL, NULL);
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_seclabel s
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) s.objoid AND a.attnum OPERATOR(pg_catalog.=) s.objsubid
+                WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.>) 0
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth' LOOP
+        PERFORM agentauth._set_label(tbl, col.attname, NULL);
+    END LOOP;
+    PERFORM agentauth._unprotect_partitions(tbl, reason);
+    EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
+    PERFORM agentauth._audit('table_unprotected',
+        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.require_approval(tbl regclass,
+                                           actions text[] DEFAULT '{insert,update,delete}')
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_label text;
+    acts      text[];
+    a         text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF actions IS NULL THEN
+        RAISE EXCEPTION 'actions must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass ''{}'' to stop requiring approvals.';
+    END IF;
+    PERFORM agentauth._refuse_partition(tbl, 'require_approval');
+    old_label := agentauth._table_label(tbl);
+    IF old_label IS NULL THEN
+        RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000',
+            HINT = 'Protect it first with agentauth.protect_table().';
+    END IF;
+    FOREACH a IN ARRAY actions LOOP
+        IF a IS NULL OR a OPERATOR(pg_catalog.<>) ALL (ARRAY['insert', 'update', 'delete']) THEN
+            RAISE EXCEPTION 'unknown action "%" for require_approval', a USING ERRCODE = '22023',
+                HINT = 'Approvals cover insert, update and delete.';
+        END IF;
+    END LOOP;
+    SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO acts FROM pg_catalog.unnest(actions) x;
+    PERFORM agentauth._set_label(tbl, NULL,
+        'patient=' OPERATOR(pg_catalog.||) agentauth._label_patient_column(old_label)
+        OPERATOR(pg_catalog.||) CASE WHEN acts IS NULL THEN ''
+             ELSE ';approve=' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(acts, ',') END);
+    PERFORM agentauth._protect_partitions(tbl);
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('require_approval', coalesce(acts, '{}'::text[])),
+        NULL, NULL, NULL, tbl::text);
+END
+$$;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS

@@ -87,8 +87,8 @@ SELECT ok FROM agentauth.verify_audit();
 -- every existing row at once; a restrictive policy with a cheap function
 -- runs before the row check on every row an agent scans; a protected table
 -- attached as a partition of an unprotected parent is read through the
--- parent with no row security at all.  All refused.  (A partition or a
--- partitioned table cannot be protected itself: protect_table refuses.)
+-- parent with no row security at all.  All refused.  (A partitioned table
+-- is protected as a whole, every partition with it: 49_partitions.)
 CREATE ROLE reg80_owner LOGIN;
 CREATE SCHEMA reg80_s AUTHORIZATION reg80_owner;
 CREATE TABLE reg80_s.notes (patient_id text NOT NULL, lab text, hiv text);
