@@ -6,7 +6,8 @@
  *
  *		Refused: switching row security off (only unprotect_table() ends
  *		protection); dropping or renaming the patient column; inheritance
- *		and partitions across the boundary of protection; renaming or
+ *		across the boundary of protection (partitions: partition.c, called
+ *		from here); renaming or
  *		moving the table (another could take its name; by whatever ALTER
  *		INDEX/VIEW/SEQUENCE spelling), or renaming or re-owning its schema,
  *		unless a superuser does it; code attached to the table -- triggers,

@@ -11,7 +11,10 @@
  *		  table:  'patient=<column>' or 'patient=<column>;approve=insert,update'
  *		  column: the name of a row of agentauth.data_class
  *
- *		A table is protected when it carries a table label of this provider.
+ *		A table is protected when it carries a table label of this provider
+ *		-- or, failing closed with nothing classified, when it is a
+ *		partition of a protected table or a partitioned table holding a
+ *		protected partition and has none (partition.c).
  *		The provider refuses unknown classes, a patient column that does not
  *		exist, and labels set by anyone but an agentauth_admin (or a
  *		superuser, e.g. pg_restore), and -- for every role, by either
