@@ -149,6 +149,12 @@ SELECT id FROM reg49.obs_a;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 ALTER TABLE reg49.obs DETACH PARTITION reg49.obs_a;
+-- so does an unprotected partitioned table holding a protected partition
+CREATE TABLE reg49.loose_g PARTITION OF reg49.loose FOR VALUES IN ('G');
+SECURITY LABEL FOR agentauth ON TABLE reg49.loose_g IS 'patient=patient_id';
+SET ROLE reg49_owner;
+SELECT count(*) FROM reg49.loose;
+RESET ROLE;
 SELECT agentauth.protect_table('reg49.obs', 'patient_id', '{"value": "lab", "note": "clinical_note"}', 'non_phi');
 SELECT relation, count(data_class) AS classified FROM agentauth.protected_columns
  WHERE relation = 'reg49.obs_a'::regclass GROUP BY relation;
@@ -158,12 +164,12 @@ SELECT agentauth.unprotect_table('reg49.obs_a', 'test');
 SELECT agentauth.unprotect_table('reg49.obs', 'test');
 SELECT count(*) AS labels FROM pg_seclabel s JOIN pg_class c ON c.oid = s.objoid
  WHERE c.relnamespace = 'reg49'::regnamespace AND s.provider = 'agentauth'
-   AND c.relname NOT IN ('other');
+   AND c.relname NOT IN ('other', 'loose_g');
 SELECT count(*) AS with_row_security FROM pg_class c
  WHERE c.relnamespace = 'reg49'::regnamespace AND c.relkind IN ('r', 'p')
-   AND c.relrowsecurity AND c.relname NOT IN ('other');
+   AND c.relrowsecurity AND c.relname NOT IN ('other', 'loose_g');
 SELECT count(*) AS triggers FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
- WHERE c.relnamespace = 'reg49'::regnamespace AND g.tgname LIKE 'agentauth%' AND c.relname NOT IN ('other');
+ WHERE c.relnamespace = 'reg49'::regnamespace AND g.tgname LIKE 'agentauth%' AND c.relname NOT IN ('other', 'loose_g');
 SELECT relation, detail->>'via' AS via FROM agentauth.audit_log
  WHERE event = 'table_unprotected' AND relation LIKE 'reg49.%' ORDER BY seq;
 
