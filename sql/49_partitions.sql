@@ -36,10 +36,10 @@ SELECT c.oid::regclass AS relation, c.relrowsecurity, c.relforcerowsecurity,
 SELECT relation, detail FROM agentauth.audit_log
  WHERE event = 'table_protected' AND relation LIKE 'reg49.%' ORDER BY seq;
 
-SELECT agentauth.register_agent('reg49-agent', 'reg49_agent', 'Obs AI', '{TREAT}',
+SELECT agentauth.register_agent('reg49-agent', 'reg49_agent', 'Obs AI', '{CAREMGT}',
     '{lab:read,lab:write,clinical_note:read}') AS agent \gset
-SELECT agentauth.issue_token(:'agent', 'TREAT', scopes => '{lab:read,lab:write}') AS tok \gset
-SELECT agentauth.record_consent('R49-P1', 'permit', '{TREAT}', actions => '{read,write}') IS NOT NULL AS p1;
+SELECT agentauth.issue_token(:'agent', 'CAREMGT', scopes => '{lab:read,lab:write}') AS tok \gset
+SELECT agentauth.record_consent('R49-P1', 'permit', '{CAREMGT}', actions => '{read,write}') IS NOT NULL AS p1;
 
 SET SESSION AUTHORIZATION reg49_agent;
 SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
@@ -186,11 +186,11 @@ SELECT count(DISTINCT relation) AS protected_relations FROM agentauth.protected_
 CREATE ROLE reg49_nurse LOGIN;
 GRANT USAGE ON SCHEMA ehr TO reg49_nurse;
 GRANT SELECT, INSERT ON ehr.vitals, ehr.vitals_2025_03 TO reg49_nurse;
-SELECT agentauth.register_agent('reg49-nurse', 'reg49_nurse', 'Vitals AI', '{TREAT}',
+SELECT agentauth.register_agent('reg49-nurse', 'reg49_nurse', 'Vitals AI', '{CAREMGT}',
     '{vital_signs:read,vital_signs:write}') AS nurse \gset
-SELECT agentauth.issue_token(:'nurse', 'TREAT') AS ntok \gset
-SELECT agentauth.record_consent('17', 'permit', '{TREAT}', actions => '{read,write}') IS NOT NULL AS p17;
-SELECT agentauth.record_consent('18', 'permit', '{TREAT}') IS NOT NULL AS p18;
+SELECT agentauth.issue_token(:'nurse', 'CAREMGT') AS ntok \gset
+SELECT agentauth.record_consent('17', 'permit', '{CAREMGT}', actions => '{read,write}') IS NOT NULL AS p17;
+SELECT agentauth.record_consent('18', 'permit', '{CAREMGT}') IS NOT NULL AS p18;
 -- pruning and the patient index, outside a session (EXPLAIN only): one
 -- partition scanned, by the index, the row check on top
 CREATE FUNCTION pg_temp.reg49_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
