@@ -91,8 +91,12 @@ label_of(Oid relid, int32 subid)
 static char *
 qualified_name(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+
+	if (name == NULL || nsp == NULL)
+		return psprintf("%u", relid);
+	return quote_qualified_identifier(nsp, name);
 }
 
 /* the nearest ancestor of a partition with a table label, or InvalidOid */
@@ -224,6 +228,11 @@ aa_inherit_classification(PG_FUNCTION_ARGS)
 				 errmsg("tables must not be null")));
 	parent = PG_GETARG_OID(0);
 	part = PG_GETARG_OID(1);
+	if (get_rel_relkind(parent) == '\0' || get_rel_relkind(part) == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist",
+						get_rel_relkind(parent) == '\0' ? parent : part)));
 	if (!list_member_oid(get_partition_ancestors(part), parent))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
