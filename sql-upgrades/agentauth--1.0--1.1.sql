@@ -605,6 +605,45 @@ SELECT agentauth._replication_triggers(c.oid::pg_catalog.regclass)
    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
  ORDER BY c.oid;
 
+-- Issue "Operations and documentation": the audit writer's health in one
+-- view, agentauth.status (the whole of src/sql/71_status.sql).
+CREATE FUNCTION agentauth._status(
+    OUT writer_state text,
+    OUT writer_pid integer,
+    OUT writer_since timestamptz,
+    OUT queue_used_bytes bigint,
+    OUT queue_capacity_bytes bigint,
+    OUT queue_percent numeric,
+    OUT oldest_unwritten_age interval,
+    OUT records_written bigint,
+    OUT records_per_second numeric,
+    OUT last_seq bigint,
+    OUT last_written_at timestamptz,
+    OUT head_seq bigint,
+    OUT head_hash text,
+    OUT head_logged_at timestamptz,
+    OUT failed_closed bigint,
+    OUT last_failed_closed_at timestamptz,
+    OUT audit_sync boolean,
+    OUT audit_wait_timeout interval,
+    OUT head_log_interval interval)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_status';
+REVOKE ALL ON FUNCTION agentauth._status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._status() TO agentauth_auditor, agentauth_admin, pg_monitor;
+
+CREATE VIEW agentauth.status AS
+SELECT s.writer_state, s.writer_pid, s.writer_since,
+       s.queue_used_bytes, s.queue_capacity_bytes, s.queue_percent,
+       s.oldest_unwritten_age, s.records_written, s.records_per_second,
+       s.last_seq, s.last_written_at,
+       s.head_seq, s.head_hash, s.head_logged_at,
+       s.failed_closed, s.last_failed_closed_at,
+       s.audit_sync, s.audit_wait_timeout, s.head_log_interval
+  FROM agentauth._status() s;
+GRANT SELECT ON agentauth.status TO agentauth_auditor, agentauth_admin, pg_monitor;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -716,6 +755,7 @@ COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is over
 COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and their use (agentauth_auditor)';
 COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
+COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
 -- tables: private to the extension (no grants); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
@@ -728,6 +768,10 @@ COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass ov
 COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+
+-- internal, but granted: what the status view reads
+COMMENT ON FUNCTION agentauth._status() IS
+    'agentauth internal: the shared state behind the view agentauth.status (read the view)';
 
 -- everything whose name starts with "_" is internal
 DO $$

@@ -424,6 +424,12 @@ extern void aa_queue_set_db_known(bool known);
 extern void aa_queue_set_inflight(uint64 end, int64 last_seq);
 extern void aa_queue_get_inflight(uint64 *end, int64 *last_seq);
 extern void aa_queue_release(uint64 end);
+/* what the status view shows (status.c): the writer notes, status reads */
+#define AA_RATE_SECONDS 60		/* records_per_second: over this many s */
+struct AAWriterStatus;
+extern void aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now);
+extern void aa_queue_note_head_logged(int64 seq, const unsigned char *hash);
+extern void aa_queue_status(struct AAWriterStatus *st);
 
 /* ---------------------------------------------------------------------
  * audit_writer.c -- the background worker: dequeue, assign seq and
@@ -862,6 +868,8 @@ extern bool aa_monitor_signals_ready(void);
 extern uint64 aa_monitor_rules_gen(void);
 extern bool aa_monitor_signals_pending(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
+/* the status view: statements failed closed since the server started */
+extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);
 
 /* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
@@ -881,5 +889,30 @@ extern void aa_monitor_init(void);
  */
 extern void aa_monitor_observe(const Datum *values, const bool *nulls);
 extern void aa_monitor_after_commit(void);
+
+/* ---------------------------------------------------------------------
+ * status.c -- agentauth._status(), behind the view agentauth.status: the
+ * audit writer's health in one row (audit_queue.c, monitor_signal.c)
+ * ---------------------------------------------------------------------
+ */
+typedef struct AAWriterStatus
+{
+	TimestampTz now;			/* when it was read */
+	AAWriterState state;
+	TimestampTz unable_since;	/* 0: able */
+	pid_t		writer_pid;		/* 0: no writer attached */
+	TimestampTz writer_started_at;
+	uint64		queue_used;		/* bytes queued, not yet committed */
+	Size		queue_capacity; /* bytes */
+	TimestampTz oldest_at;		/* oldest record not committed; 0: none */
+	uint64		records_written;	/* since the server started */
+	uint64		records_recent; /* in the last AA_RATE_SECONDS */
+	int64		last_seq;		/* the newest record in the log */
+	TimestampTz last_written_at;	/* 0: none written since start */
+	bool		head_logged;	/* the three below are set */
+	int64		head_seq;		/* the head last written to the server log */
+	unsigned char head_hash[AA_HASH_LEN];
+	TimestampTz head_logged_at;
+} AAWriterStatus;
 
 #endif							/* AGENTAUTH_H */

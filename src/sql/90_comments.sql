@@ -112,6 +112,7 @@ COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is over
 COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and their use (agentauth_auditor)';
 COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
+COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
 -- tables: private to the extension (no grants); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
@@ -124,6 +125,10 @@ COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass ov
 COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+
+-- internal, but granted: what the status view reads
+COMMENT ON FUNCTION agentauth._status() IS
+    'agentauth internal: the shared state behind the view agentauth.status (read the view)';
 
 -- everything whose name starts with "_" is internal
 DO $$
