@@ -15,6 +15,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Basename;
 
 my $node = PostgreSQL::Test::Cluster->new('status');
 $node->init;
@@ -168,6 +169,36 @@ SKIP:
 	ok($node->poll_query_until('postgres',
 			"SELECT writer_state = 'running' AND queue_used_bytes = 0 FROM agentauth.status"),
 		'audit_log readable again: running, everything written');
+}
+
+# ---------------------------------------------------------------------------
+# the README's queries run, as a pg_monitor member (what postgres_exporter
+# connects as)
+# ---------------------------------------------------------------------------
+{
+	my $readme = slurp_file(dirname(__FILE__) . '/../README.md');
+	my ($section) = $readme =~ /^### Monitoring the writer: `agentauth.status`\n(.*?)^### /ms;
+	ok(defined $section, 'the README has the monitoring section');
+	my @sql = ($section // '') =~ /```sql\n(.*?)```/gs;
+	my ($yaml) = ($section // '') =~ /```yaml\n(.*?)```/s;
+	my ($query) = ($yaml // '') =~ /^  query: \|\n((?:    .*\n)+)/m;
+	ok(defined $query, 'with a postgres_exporter query');
+	my @metrics = ($yaml // '') =~ /^    - (\w+):$/mg;
+
+	$node->safe_psql('postgres', 'CREATE ROLE t16_exporter LOGIN IN ROLE pg_monitor');
+	for my $q (@sql, $query // 'SELECT')
+	{
+		my ($r, $o, $e) = $node->psql('postgres', $q,
+			extra_params => [ '-U', 't16_exporter', '-F', ',', '-P', 'tuples_only=off', '-P', 'footer=off' ]);
+		is($r, 0, 'a README query runs as a pg_monitor member') or diag("$q\n$e");
+		next unless defined $query && $q eq $query;
+		my ($head, $row) = split /\n/, $o;
+		is(join(',', sort split(/,/, $head // '')), join(',', sort @metrics),
+			'the exporter query returns exactly the metrics the YAML declares');
+		like($row // '', qr/^running,1,/, 'and says the writer runs');
+	}
+	ok($node->poll_query_until('postgres', $sql[1] // 'SELECT', 'f|f|f|t|f'),
+		'the README\'s alert checks: only failing_closed fires (a statement failed closed minutes ago)');
 }
 
 is($node->safe_psql('postgres', 'SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
