@@ -198,7 +198,7 @@ SKIP:
 		like($row // '', qr/^running,1,/, 'and says the writer runs');
 	}
 	ok($node->poll_query_until('postgres', $sql[1] // 'SELECT', 'f|f|f|t|f'),
-		'the README\'s alert checks: only failing_closed fires (a statement failed closed minutes ago)');
+		'the README\'s alert checks: only failing_closed fires (a statement failed closed within 5 minutes)');
 }
 
 is($node->safe_psql('postgres', 'SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
