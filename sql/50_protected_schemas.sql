@@ -112,7 +112,8 @@ RESET SESSION AUTHORIZATION;
 
 -- every protection is recorded; the table protections name the role that
 -- made the table
-SELECT event, relation, db_role, detail ? 'protected_schema' AS schema_record
+SELECT event, relation, CASE WHEN db_role = session_user THEN 'superuser' ELSE db_role END AS db_role,
+       detail ? 'protected_schema' AS schema_record
   FROM agentauth.audit_log
  WHERE event IN ('table_protected', 'table_unprotected')
    AND (relation LIKE 'reg50%' OR detail->>'protected_schema' = 'reg50_phi')
