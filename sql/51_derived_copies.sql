@@ -39,6 +39,8 @@ CREATE MATERIALIZED VIEW reg51_work.mv AS SELECT patient_id, value FROM reg51_la
 WITH c AS (INSERT INTO reg51_work.copy SELECT patient_id, value FROM reg51_labs RETURNING 1)
 SELECT count(*) FROM c;
 UPDATE reg51_work.copy SET value = (SELECT max(value) FROM reg51_labs);
+MERGE INTO reg51_work.copy c USING reg51_labs l ON false
+ WHEN NOT MATCHED THEN INSERT VALUES (l.patient_id, l.value);
 COPY (SELECT patient_id, value FROM reg51_labs) TO '/dev/null';
 COPY reg51_labs (patient_id, value) TO '/dev/null';
 -- a materialized view made empty, then refreshed

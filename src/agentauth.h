@@ -562,7 +562,7 @@ extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
 /* ---------------------------------------------------------------------
  * utility.c -- the one ProcessUtility hook, the one object-access hook and
  * the fmgr hooks, dispatching to the checks of ddl.c, audit_guard.c,
- * schema_guard.c, owner_code.c and session.c
+ * schema_guard.c, protected_schema.c, derived.c, owner_code.c and session.c
  * ---------------------------------------------------------------------
  */
 extern void aa_utility_init(void);
