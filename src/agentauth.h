@@ -112,6 +112,8 @@ extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
  * ---------------------------------------------------------------------
  */
 extern void aa_require_role(const char *role);
+/* > 0: protected_schema.c acts for the agentauth_admin check */
+extern int	aa_admin_on_behalf;
 extern bool aa_has_role(const char *role);
 extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
@@ -566,7 +568,7 @@ extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
 /* ---------------------------------------------------------------------
  * utility.c -- the one ProcessUtility hook, the one object-access hook and
  * the fmgr hooks, dispatching to the checks of ddl.c, audit_guard.c,
- * schema_guard.c, owner_code.c and session.c
+ * schema_guard.c, protected_schema.c, derived.c, owner_code.c and session.c
  * ---------------------------------------------------------------------
  */
 extern void aa_utility_init(void);
@@ -578,6 +580,18 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
+
+/* ---------------------------------------------------------------------
+ * protected_schema.c -- tables made in, renamed or moved into a protected
+ * schema are protected by the statement that made them, or it is refused
+ * ---------------------------------------------------------------------
+ */
+/* the object-access hook (utility.c): a relation made, altered, a column added */
+extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
+									   int subId, void *arg);
+/* around every utility statement (utility.c) */
+extern void aa_protected_schema_check(Node *stmt);
+extern void aa_protected_schema_utility_done(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * owner_code.c -- code a non-superuser made, over the rows of a protected
@@ -670,6 +684,22 @@ extern void aa_policy_init(void);
  * ---------------------------------------------------------------------
  */
 extern void aa_columns_init(void);
+
+/* ---------------------------------------------------------------------
+ * derived.c -- in a session, what is read from a protected table never
+ * lands in an unprotected relation (INSERT ... SELECT, CREATE TABLE AS,
+ * materialized views, temporary tables, functions and triggers that copy)
+ * ---------------------------------------------------------------------
+ */
+struct QueryDesc;
+
+/* ExecutorStart, and around each ExecutorRun (columns.c) */
+extern void aa_derived_start(struct QueryDesc *qd, int eflags);
+extern bool aa_derived_enter(struct QueryDesc *qd);
+extern void aa_derived_leave(bool writer);
+/* around every utility statement (utility.c): COPY to a server file */
+extern void aa_derived_utility_begin(Node *stmt);
+extern void aa_derived_utility_end(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * stats.c -- plan and statistics outputs (EXPLAIN, planner statistics,

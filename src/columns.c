@@ -19,7 +19,8 @@
  *		context, into which agentauth._row_check() counts rows.  The other
  *		executor hooks tell access.c when the statement runs (the row check
  *		finds its context) and when a run or the statement ends (its
- *		records).
+ *		records).  Derived copies (derived.c) are checked at the start and
+ *		around each run.
  *
  *-------------------------------------------------------------------------
  */
@@ -487,6 +488,7 @@ aa_executor_start(QueryDesc *qd, int eflags)
 		check_statement(qd, eflags, q);
 		MemoryContextSwitchTo(oldcxt);
 		q = aa_access_built(q);
+		aa_derived_start(qd, eflags);
 	}
 
 	if (prev_start)
@@ -502,6 +504,8 @@ static void
 aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 				bool execute_once)
 {
+	bool		writer = aa_derived_enter(qd);
+
 	aa_access_run_begin(qd);
 	aa_access_enter(qd);
 	PG_TRY();
@@ -514,6 +518,7 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	PG_FINALLY();
 	{
 		aa_access_leave();
+		aa_derived_leave(writer);
 	}
 	PG_END_TRY();
 

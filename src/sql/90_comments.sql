@@ -65,6 +65,10 @@ COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS
     'Protect a table: its patient column and each column''s data class (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.unprotect_table(regclass, text) IS
     'Remove a table''s protection, with a reason (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) IS
+    'Declare a schema as holding PHI: every table made in it is protected by its patient column and classes (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.unprotect_schema(regnamespace, text) IS
+    'End a schema''s declaration, with a reason; its tables stay protected (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.require_approval(regclass, text[]) IS
     'Require a clinician''s approval for agent writes of these actions (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) IS
@@ -106,6 +110,7 @@ COMMENT ON VIEW agentauth.tokens IS 'Issued tokens, without secrets or their has
 COMMENT ON VIEW agentauth.consents IS 'Consent provisions (agentauth_consent_manager, agentauth_auditor)';
 COMMENT ON VIEW agentauth.default_decisions IS 'Defaults per purpose and data class (readable by everyone)';
 COMMENT ON VIEW agentauth.protected_columns IS 'Protected tables: patient column and each column''s data class';
+COMMENT ON VIEW agentauth.protected_schemas IS 'Protected schemas: the patient column and classes every table made there gets';
 COMMENT ON VIEW agentauth.agent_inventory IS 'Every agent, its owner, scopes, tokens and last activity (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_events IS 'Break-the-glass overrides, their accesses and reviews (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is overdue (agentauth_auditor)';
@@ -125,6 +130,7 @@ COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass ov
 COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
 
 -- internal, but granted: what the status view reads
 COMMENT ON FUNCTION agentauth._status() IS
