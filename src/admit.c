@@ -11,10 +11,14 @@
  *		BYPASSRLS) is let through outside a session, audited as
  *		privileged_access; inside a session nothing bypasses: a view or a
  *		SECURITY DEFINER function owned by such a role is refused, and so is
- *		a foreign-key cascade that writes a protected table unchecked.
+ *		a foreign-key cascade that writes a protected table unchecked (a
+ *		key check, which writes nothing, is let through by columns.c).  The
+ *		validation of a foreign key over a protected table reads every row
+ *		as the role in effect: refused before it starts unless that role
+ *		bypasses row security.
  *
- *		Callers: the executor (columns.c), TRUNCATE and COPY (ddl.c), the
- *		end of a run that a cascade wrote in (access.c).
+ *		Callers: the executor (columns.c), TRUNCATE, COPY and ALTER TABLE
+ *		(ddl.c), the end of a run that a cascade wrote in (access.c).
  *
  *-------------------------------------------------------------------------
  */
