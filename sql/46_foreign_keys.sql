@@ -37,11 +37,11 @@ SELECT agentauth.protect_table('reg46_flag', 'patient_id', '{"id": "non_phi", "e
 GRANT SELECT, INSERT, UPDATE, DELETE ON reg46_pat, reg46_enc, reg46_lab, reg46_note, reg46_flag TO reg46_agent;
 -- an agent that writes labs, and may delete patients and encounters; it
 -- has no scope for notes at all
-SELECT agentauth.register_agent('reg46-agent', 'reg46_agent', 'Lab interface', '{TREAT}',
+SELECT agentauth.register_agent('reg46-agent', 'reg46_agent', 'Lab interface', '{CAREMGT}',
     '{lab:read,lab:write,demographics:read,demographics:write,encounter:read,encounter:write}') AS agent \gset
-SELECT agentauth.issue_token(:'agent', 'TREAT') AS tok \gset
+SELECT agentauth.issue_token(:'agent', 'CAREMGT') AS tok \gset
 -- P1, P2, P4, P5 let it read and write; P3 nothing
-SELECT count(agentauth.record_consent(p, 'permit', '{TREAT}', actions => '{read,write}')) AS consents
+SELECT count(agentauth.record_consent(p, 'permit', '{CAREMGT}', actions => '{read,write}')) AS consents
   FROM unnest(ARRAY['R46-P1', 'R46-P2', 'R46-P4', 'R46-P5']) p;
 SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_log \gset
 
@@ -107,7 +107,8 @@ SELECT event, patient, relation, action, row_count, outcome, detail->>'reason' A
  ORDER BY seq;
 
 -- examples/ehr: ehr.patients <- ehr.encounters <- ehr.lab_results, keyed
--- by an integer patient id, NO ACTION foreign keys
+-- by an integer patient id, NO ACTION foreign keys (purpose CAREMGT: no
+-- default decision of another suite applies)
 \set ECHO none
 SET client_min_messages = warning;
 \i examples/ehr/schema.sql
@@ -136,9 +137,9 @@ SELECT agentauth.protect_table('ehr.lab_results', 'patient_id',
 GRANT USAGE ON SCHEMA ehr TO reg46_agent;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ehr TO reg46_agent;
 -- the lab interface may write labs of patient 7 (integer id), not of 8
-SELECT agentauth.record_consent(7, 'permit', '{TREAT}', '{lab}', '{read,write}') IS NOT NULL AS consent;
-SELECT agentauth.record_consent(8, 'permit', '{TREAT}', '{lab}', '{read}') IS NOT NULL AS consent;
-SELECT agentauth.issue_token(:'agent', 'TREAT', scopes => '{lab:read,lab:write}') AS lab_tok \gset
+SELECT agentauth.record_consent(7, 'permit', '{CAREMGT}', '{lab}', '{read,write}') IS NOT NULL AS consent;
+SELECT agentauth.record_consent(8, 'permit', '{CAREMGT}', '{lab}', '{read}') IS NOT NULL AS consent;
+SELECT agentauth.issue_token(:'agent', 'CAREMGT', scopes => '{lab:read,lab:write}') AS lab_tok \gset
 SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_log \gset
 
 SET SESSION AUTHORIZATION reg46_agent;

@@ -136,7 +136,8 @@ emit_statement_record(const char *event, const char *outcome,
 static void
 append_role_in_effect(StringInfo buf)
 {
-	if (GetUserId() != GetSessionUserId())
+	/* a foreign-key action runs as the table's owner: not the user's doing */
+	if (GetUserId() != GetSessionUserId() && !InNoForceRLSOperation())
 		appendStringInfo(buf, " The statement runs as role \"%s\", which row security binds like any other (a table's owner included).",
 						 GetUserNameFromId(GetUserId(), false));
 }
