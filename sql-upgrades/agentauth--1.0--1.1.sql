@@ -924,6 +924,241 @@ SELECT p.schema_name, p.patient_column, p.column_classes, p.default_class,
   FROM agentauth.protected_schema p;
 GRANT SELECT ON agentauth.protected_schemas TO PUBLIC;
 
+-- Issue "Real clinical schemas" item 6: patient ids of non-text columns.
+-- record_consent, explain_access, break_glass, approve_action and the
+-- patient reports also take the id as a value of the column's type
+-- (anynonarray: 10000037, a uuid), and use it as the type prints it.  An
+-- id given as text that no protected table's patient column could hold
+-- as written ('010000148' where every patient column is an integer) is
+-- refused (22023) by record_consent, explain_access, break_glass and
+-- approve_action (agentauth._patient_id, src/patient_id.c): it would
+-- never match a row.  Consents recorded before keep their rows.
+CREATE FUNCTION agentauth._patient_id(patient text) RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_patient_id';
+REVOKE ALL ON FUNCTION agentauth._patient_id(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth.record_consent(
+    patient       text,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x   text;
+    id  uuid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.btrim(patient) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'patient must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'patient is too long' USING ERRCODE = '22001';
+    END IF;
+    PERFORM agentauth._patient_id(patient);
+    IF decision IS NULL THEN
+        RAISE EXCEPTION 'decision must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+        RAISE EXCEPTION 'unknown decision "%"', decision USING ERRCODE = '22023',
+            HINT = 'A decision is permit or deny.';
+    END IF;
+    IF purposes IS NOT NULL THEN
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'purposes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any purpose.';
+        END IF;
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many purposes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY purposes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown purpose "%"', x USING ERRCODE = '22023',
+                    HINT = 'The purposes are the rows of agentauth.purpose.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF data_classes IS NOT NULL THEN
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'data_classes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any class.';
+        END IF;
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many data classes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY data_classes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown data class "%"', x USING ERRCODE = '22023',
+                    HINT = 'The classes are the rows of agentauth.data_class.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF actions IS NULL OR pg_catalog.cardinality(actions) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'actions must not be null or empty' USING ERRCODE = '22023',
+            HINT = 'Actions are read, write, insert, update and delete.';
+    END IF;
+    FOREACH x IN ARRAY actions LOOP
+        IF x IS NULL OR x OPERATOR(pg_catalog.<>) ALL (ARRAY['read', 'write', 'insert', 'update', 'delete']) THEN
+            RAISE EXCEPTION 'unknown action "%"', x USING ERRCODE = '22023',
+                HINT = 'Actions are read, write, insert, update and delete.';
+        END IF;
+    END LOOP;
+    IF grantee_agent IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.principal p WHERE p.id OPERATOR(pg_catalog.=) grantee_agent
+            AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+        RAISE EXCEPTION 'grantee_agent is not a registered agent' USING ERRCODE = '22023';
+    END IF;
+    IF grantee_owner IS NOT NULL AND (pg_catalog.btrim(grantee_owner) OPERATOR(pg_catalog.=) ''
+        OR pg_catalog.length(grantee_owner) OPERATOR(pg_catalog.>) 4000) THEN
+        RAISE EXCEPTION 'grantee_owner must not be empty or longer than 4000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF valid IS NULL THEN
+        RAISE EXCEPTION 'valid must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass tstzrange(now(), NULL) for "from now on".';
+    END IF;
+    IF pg_catalog.isempty(valid) THEN
+        RAISE EXCEPTION 'valid must not be an empty range' USING ERRCODE = '22023';
+    END IF;
+    IF source IS NOT NULL AND pg_catalog.length(source) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'source is too long' USING ERRCODE = '22001';
+    END IF;
+
+    INSERT INTO agentauth.consent (patient, decision, purposes, data_classes, actions,
+                                   grantee_agent, grantee_owner, valid, source, recorded_by)
+    VALUES (patient, decision, purposes, data_classes, actions,
+            grantee_agent, grantee_owner, valid, source, session_user)
+    RETURNING consent.id INTO id;
+
+    PERFORM agentauth._audit('consent_recorded',
+        pg_catalog.jsonb_build_object('consent', id, 'decision', decision,
+            'purposes', purposes, 'data_classes', data_classes, 'actions', actions,
+            'grantee_agent', grantee_agent, 'grantee_owner', grantee_owner,
+            'valid', valid::text, 'source', source),
+        NULL, NULL, patient, NULL);
+    RETURN id;
+END
+$$;
+
+-- The patient id of a non-text patient column (integer, bigint, uuid ...)
+-- as a value of its type: the same call with the id as the type prints it.
+CREATE FUNCTION agentauth.record_consent(
+    patient       anynonarray,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.record_consent(pg_catalog.format('%s', $1), $2, $3, $4, $5,
+                                    $6, $7, $8, $9)
+$$;
+REVOKE ALL ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
+
+CREATE FUNCTION agentauth.explain_access(patient anynonarray, data_class text,
+                                         action text DEFAULT 'read',
+                                         OUT decision text, OUT reason text,
+                                         OUT authority jsonb)
+    RETURNS record LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM agentauth.explain_access(pg_catalog.format('%s', $1), $2, $3)
+$$;
+GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._check_patient(patient text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$' THEN
+        RAISE EXCEPTION 'invalid patient id "%"', pg_catalog.left(patient, 80)
+            USING ERRCODE = '22023',
+                  HINT = 'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".';
+    END IF;
+    RETURN agentauth._patient_id(patient);
+END
+$$;
+
+CREATE FUNCTION agentauth.break_glass(patient anynonarray, reason text,
+                                      ttl interval DEFAULT '60 minutes')
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT agentauth.break_glass(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.break_glass(anynonarray, text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.break_glass(anynonarray, text, interval) TO PUBLIC;
+
+CREATE FUNCTION agentauth.approve_action(agent uuid, tbl regclass, patient anynonarray,
+                                         action text, reason text,
+                                         valid_for interval DEFAULT '10 minutes',
+                                         uses int DEFAULT 1)
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.approve_action($1, $2, pg_catalog.format('%s', $3), $4, $5, $6, $7)
+$$;
+REVOKE ALL ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) TO PUBLIC;
+
+CREATE FUNCTION agentauth.access_report(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.access_report(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) TO agentauth_auditor;
+
+CREATE FUNCTION agentauth.element_access(
+    patient anynonarray, tbl regclass, column_name name,
+    since timestamptz DEFAULT '-infinity',
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, action text,
+                   data_classes text[], row_count bigint, authority jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.element_access(pg_catalog.format('%s', $1), $2, $3, $4, $5) $$;
+REVOKE ALL ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) TO agentauth_auditor;
+
+CREATE FUNCTION agentauth.disclosure_accounting(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    include_exempt boolean DEFAULT false)
+    RETURNS TABLE (disclosed_at timestamptz, recipient text, recipient_owner text,
+                   on_behalf_of text, purpose text, purpose_display text,
+                   description text, relation text, columns text[],
+                   data_classes text[], row_count bigint, exempt boolean, seq bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.disclosure_accounting(pg_catalog.format('%s', $1), $2, $3, $4) $$;
+REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) TO agentauth_auditor;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -1026,6 +1261,23 @@ COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamp
     'HIPAA accounting of disclosures for a patient (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
     'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
+
+-- the same calls with a patient id of a non-text column's type (integer,
+-- bigint, uuid ...): the id as the type prints it
+COMMENT ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) IS
+    'record_consent with the patient id as a value of its column''s type (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.explain_access(anynonarray, text, text) IS
+    'explain_access with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.break_glass(anynonarray, text, interval) IS
+    'break_glass with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, integer) IS
+    'approve_action with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) IS
+    'access_report with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) IS
+    'element_access with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) IS
+    'disclosure_accounting with the patient id as a value of its column''s type (agentauth_auditor)';
 
 -- views
 COMMENT ON VIEW agentauth.principals IS 'Registered agents and humans (agentauth_admin, agentauth_auditor)';

@@ -718,6 +718,9 @@ extern void aa_stats_utility_end(Node *stmt);
  */
 extern bool aa_rls_bypassed(Oid relid, Oid checkAsUser);
 extern void aa_check_standby(const char *relname);
+/* ALTER TABLE: a foreign key's validation over a protected table */
+struct AlterTableCmd;
+extern void aa_admit_fk_validation(Oid relid, struct AlterTableCmd *cmd);
 extern void aa_refuse_outside_session(const char *relname, int ncols,
 									  const char **cols, const char *action);
 extern void aa_audit_privileged(const char *relname, int ncols,
@@ -836,6 +839,14 @@ extern uint64 aa_decision_gen(void);
  * consent_sql.c -- explain_access(), the consent and generation triggers
  * ---------------------------------------------------------------------
  */
+
+/* ---------------------------------------------------------------------
+ * patient_id.c -- a patient id given by hand (consent, break-the-glass,
+ * approvals, explain_access): one that a protected table's patient
+ * column could hold as written, or 22023
+ * ---------------------------------------------------------------------
+ */
+extern void aa_patient_id_check(const char *id);
 
 /* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals

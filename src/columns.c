@@ -305,6 +305,17 @@ touched_cols(RelUse *u, int *ncols)
 }
 
 /*
+ * A referential-integrity query that only reads (and locks) rows: a SELECT
+ * with no data-modifying WITH.  Only called under InNoForceRLSOperation(),
+ * which PostgreSQL sets for its referential-integrity queries alone.
+ */
+static bool
+ri_key_check(PlannedStmt *ps)
+{
+	return ps->commandType == CMD_SELECT && !ps->hasModifyingCTE;
+}
+
+/*
  * Check the statement, in the memory of its access context q, and describe
  * to q each protected relation it touches under row security.
  */
@@ -378,18 +389,23 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 
 			/*
 			 * Referential-integrity queries run as the owner without RLS.
-			 * A key check reads no more than the constraint's error says;
-			 * a cascading action (ON DELETE / ON UPDATE CASCADE, SET NULL,
-			 * SET DEFAULT) writes rows with no row check: refused at its
-			 * first written row (aa_access_run_done), unless a role that
-			 * bypasses row security anyway runs it outside a session
-			 * (audited as privileged access below).
+			 * A key check reads no more than the constraint's error says:
+			 * a SELECT, whose FOR KEY SHARE lock asks for UPDATE privilege
+			 * but writes nothing (the child's check of its parent, the
+			 * parent's NO ACTION / RESTRICT check of its children, the
+			 * validation of a new constraint).  A cascading action (ON
+			 * DELETE / ON UPDATE CASCADE, SET NULL, SET DEFAULT) writes
+			 * rows with no row check: refused at its first written row
+			 * (aa_access_run_done), unless a role that bypasses row
+			 * security anyway runs it outside a session (audited as
+			 * privileged access below).
 			 */
 			if (InNoForceRLSOperation())
 			{
 				Oid			outer = GetOuterUserId();
 
-				if (!(rc.required & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
+				if (ri_key_check(ps) ||
+					!(rc.required & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
 					continue;
 				if (aa_session != NULL ||
 					!(superuser_arg(outer) || has_bypassrls_privilege(outer)))

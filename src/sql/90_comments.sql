@@ -104,6 +104,23 @@ COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamp
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
     'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
 
+-- the same calls with a patient id of a non-text column's type (integer,
+-- bigint, uuid ...): the id as the type prints it
+COMMENT ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) IS
+    'record_consent with the patient id as a value of its column''s type (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.explain_access(anynonarray, text, text) IS
+    'explain_access with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.break_glass(anynonarray, text, interval) IS
+    'break_glass with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, integer) IS
+    'approve_action with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) IS
+    'access_report with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) IS
+    'element_access with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) IS
+    'disclosure_accounting with the patient id as a value of its column''s type (agentauth_auditor)';
+
 -- views
 COMMENT ON VIEW agentauth.principals IS 'Registered agents and humans (agentauth_admin, agentauth_auditor)';
 COMMENT ON VIEW agentauth.tokens IS 'Issued tokens, without secrets or their hashes (agentauth_admin, agentauth_issuer, agentauth_auditor)';
