@@ -55,9 +55,12 @@ ifdef WERROR
 override CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror
 endif
 
-.PHONY: demo test
+.PHONY: demo demo-stop test
 demo:
 	bash scripts/demo.sh
+
+demo-stop:
+	bash scripts/demo.sh stop
 
 test:
 	bash scripts/test.sh

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# agentauth demo: `make demo` (as root) runs this.
+# agentauth demo: `make demo` (as root) runs this; `make demo-stop` stops
+# the server it started.
 #
-# Installs what it needs, builds and installs the extension, starts a
-# private PostgreSQL server under ./demo (port 54329, owned by the postgres
-# OS user), creates a small clinical schema with synthetic patients, and
-# walks through what agentauth does, step by step.  Re-running it stops the
-# old demo server and starts again from scratch.
+# Installs what it needs, builds the extension in a temporary copy of the
+# source (the checkout is only read) and installs it, starts a private
+# PostgreSQL server under $DEMO_DIR (default /var/tmp/agentauth-demo, port
+# 54329, owned by the postgres OS user), creates a small clinical schema
+# with synthetic patients, and walks through what agentauth does, step by
+# step.  Re-running it stops the old demo server and starts again from
+# scratch.  It starts and stops only its own server.
+#
+# Every statement must succeed, except those marked "-- fails" at the end
+# of their line, which must fail: anything else stops the demo with a
+# non-zero exit status.
 #
 # Extending the demo: add a step function below and call it from main at
 # the place marked for it.  Run SQL as the DBA with `sql`, as the agent
@@ -16,7 +23,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 
 PORT=${DEMO_PORT:-54329}
-demo=$top/demo
+demo=${DEMO_DIR:-/var/tmp/agentauth-demo}
 data=$demo/data
 ver=$(pg_config --version 2>/dev/null | sed 's/[^0-9]*\([0-9]*\).*/\1/' || true)
 
@@ -31,8 +38,36 @@ step() {
 say() { printf '   %s\n' "$*"; }
 as_pg() { runuser -u postgres -- "$@"; }
 
+# Statements marked "-- fails" must fail; every other one must succeed
+# (psql stops at the first error: ON_ERROR_STOP).  A marked statement runs
+# with ON_ERROR_STOP off, and the demo stops if it did not fail.
+mark_expected_failures() {
+    awk '
+    /^\\/ && buf == "" { print; next }
+    {
+        buf = buf $0 "\n"
+        if ($0 ~ /-- fails/) f = 1
+        if ($0 ~ /(;|\\g[a-z]*( .*)?)[ \t]*(--.*)?$/) {
+            if (f)
+                printf "\\set ON_ERROR_STOP 0\n%s\\set ON_ERROR_STOP 1\n\\if :ERROR\n\\else\n\\echo demo: the statement above should have failed\nSELECT demo_step_should_have_failed;\n\\endif\n", buf
+            else
+                printf "%s", buf
+            buf = ""; f = 0
+        }
+    }
+    END { printf "%s", buf }'
+}
 # psql on the demo server: sql [-U role] <<'SQL' ... SQL (echoes each query)
-psql_demo() { as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=0 "$@"; }
+psql_demo() {
+    local a
+    for a in "$@"; do
+        if [ "$a" = -c ]; then
+            as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 "$@"
+            return
+        fi
+    done
+    mark_expected_failures | as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 "$@"
+}
 sql() { psql_demo -e "$@"; }
 # quiet, one value
 sql_value() { psql_demo -At -c "$1"; }
@@ -46,7 +81,8 @@ agent_sql() {
     {
         printf '\\set secret %s\n' "'$TOKEN'"
         printf '\\echo %s\n' "'-- SELECT agentauth.begin_session(<the token>);'"
-        printf 'SELECT agentauth.begin_session(:%s) IS NOT NULL AS session_begun;\n' "'secret'"
+        printf 'SELECT agentauth.begin_session(:%s) IS NOT NULL AS session_begun;%s\n' "'secret'" \
+            "${BEGIN_FAILS:+  -- fails: 28000}"
         printf '\\set ECHO queries\n'
         printf '%s\n' "$body"
     } | psql_demo -U demo_agent
@@ -69,19 +105,31 @@ install_and_build() {
     step "Install dependencies, build and install agentauth"
     bash scripts/deps.sh
     ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-    make -s clean >/dev/null 2>&1 || true
-    make -s -j2
-    make -s install >/dev/null
+    build=$(mktemp -d "${TMPDIR:-/tmp}/agentauth-demo-build.XXXXXX")
+    trap 'rm -rf "$build"' EXIT
+    if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+        (git -C "$top" ls-files -z --cached --others --exclude-standard | xargs -0 tar -C "$top" -cf - 2>/dev/null) | tar -C "$build" -xf -
+    else
+        tar -C "$top" -cf - . | tar -C "$build" -xf -
+    fi
+    make -s -C "$build" -j2 >/dev/null
+    make -s -C "$build" install >/dev/null
+    aa_verify=$(pg_config --bindir)/aa_verify
     say "installed into $(pg_config --pkglibdir) and $(pg_config --sharedir)/extension"
+}
+
+stop_server() {
+    local bin=/usr/lib/postgresql/$ver/bin
+    if [ -f "$data/postmaster.pid" ]; then
+        as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+        say "stopped the demo server in $demo"
+    fi
 }
 
 start_server() {
     local bin=/usr/lib/postgresql/$ver/bin
     step "Start a private server in ./demo (port $PORT)"
-    if [ -f "$data/postmaster.pid" ]; then
-        say "stopping the previous demo server"
-        as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
-    fi
+    stop_server
     rm -rf "$demo"
     mkdir -p "$demo"
     chown postgres: "$demo"
@@ -172,7 +220,7 @@ SELECT agentauth.register_agent(
     max_token_ttl => '5 minutes',
     description   => 'summarizes recent labs for the care team') AS agent_id;
 SELECT agentauth.register_human('Dr. Grey', 'demo_clinician', '{TREAT,ETREAT}',
-    '{*:read}', can_break_glass => true, can_approve => true) AS clinician_id;
+    '{*:read,medication:write}', can_break_glass => true, can_approve => true) AS clinician_id;
 SELECT kind, name, db_role, owner, purposes, scopes, max_token_ttl, capabilities, status
   FROM agentauth.principals ORDER BY kind, name;
 SQL
@@ -206,7 +254,7 @@ SQL
     {
         printf '\\set secret %s\n' "'$TOKEN'"
         printf '\\echo %s\n' "'-- SELECT agentauth.begin_session(<the token>);'"
-        printf 'SELECT agentauth.begin_session(:%s);\n' "'secret'"
+        printf 'SELECT agentauth.begin_session(:%s);  -- fails: not the agent login\n' "'secret'"
     } | psql_demo -U demo_clinician
 }
 
@@ -228,7 +276,7 @@ SELECT objoid::regclass AS relation, objsubid, label FROM pg_seclabel
 SQL
     step "Row security cannot be switched off, not even by the owner"
     sql <<'SQL'
-ALTER TABLE clinic.observations DISABLE ROW LEVEL SECURITY;
+ALTER TABLE clinic.observations DISABLE ROW LEVEL SECURITY;  -- fails
 SQL
 }
 
@@ -240,7 +288,7 @@ SELECT patient_id, display, count(*) AS n, round(avg(value), 1) AS mean
   FROM clinic.observations GROUP BY patient_id, display ORDER BY patient_id, display;
 SELECT patient_id, name, birth_date FROM clinic.patients ORDER BY patient_id;
 -- minimum necessary: SELECT * names columns outside the token's scopes
-SELECT * FROM clinic.patients;
+SELECT * FROM clinic.patients;  -- fails: 42501
 SQL
 }
 
@@ -295,12 +343,12 @@ SELECT display, value, unit, taken_at::date AS taken
   FROM clinic.observations WHERE patient_id = 'P004' ORDER BY taken_at, display;
 SELECT decision, reason FROM agentauth.explain_access('P004', 'lab');
 -- minimum necessary still holds: '*' never covers the sensitive class hiv
-SELECT hiv_status FROM clinic.patients WHERE patient_id = 'P004';
+SELECT hiv_status FROM clinic.patients WHERE patient_id = 'P004';  -- fails: 42501
 -- done: end it now rather than wait for the 30 minutes
 SELECT agentauth.end_break_glass(:'override');
 SELECT count(*) AS p004_rows_after FROM clinic.observations WHERE patient_id = 'P004';
 -- and nobody reviews their own override (Dr. Grey is no privacy officer anyway)
-SELECT agentauth.review_break_glass(:'override', 'justified', 'it was me');
+SELECT agentauth.review_break_glass(:'override', 'justified', 'it was me');  -- fails
 SQL
     step "Every override is queued for a privacy officer's review"
     sql <<'SQL'
@@ -324,7 +372,7 @@ SELECT agentauth.review_break_glass(id, 'justified',
 SELECT patient, review_status, reviewer, review_notes FROM agentauth.break_glass_events;
 -- a review is final
 SELECT agentauth.review_break_glass(id, 'unjustified', 'second thoughts')
-  FROM agentauth.break_glass_events WHERE patient = 'P004';
+  FROM agentauth.break_glass_events WHERE patient = 'P004';  -- fails: 55000
 -- nothing is overdue (unreviewed after agentauth.review_deadline)
 SELECT current_setting('agentauth.review_deadline') AS review_deadline,
        count(*) AS overdue FROM agentauth.break_glass_overdue;
@@ -366,7 +414,7 @@ SQL
     }
     say "(the agent tries first, without an approval)"
     orders_sql <<'SQL'
-INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '500 mg bid');
+INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '500 mg bid');  -- fails: 42501
 SQL
     say "(Dr. Grey approves one insert for P001, valid 10 minutes)"
     human_sql <<SQL
@@ -376,7 +424,7 @@ SQL
     orders_sql <<'SQL'
 INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '500 mg bid');
 -- the approval had one use
-INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '1000 mg bid');
+INSERT INTO clinic.medication_orders (patient_id, drug, dose) VALUES ('P001', 'metformin', '1000 mg bid');  -- fails: 42501
 SELECT patient_id, drug, dose FROM clinic.medication_orders;
 SQL
     sql <<'SQL'
@@ -397,12 +445,12 @@ DECLARE c CURSOR FOR SELECT i, agentauth.check_session() AS valid FROM generate_
 FETCH 2 FROM c;
 \\echo -- meanwhile the issuer revokes the token (another connection):
 \\! psql -X -q -h $demo -p $PORT -d postgres -c "SELECT agentauth.revoke_token('$TOKEN_ID', 'demo: task cancelled')"
-FETCH 2 FROM c;
+FETCH 2 FROM c;  -- fails: 28000
 ROLLBACK;
 SELECT * FROM agentauth.whoami();
 SQL
     step "A new session with the revoked token is refused (one message for every bad token)"
-    agent_sql <<'SQL'
+    BEGIN_FAILS=1 agent_sql <<'SQL'
 SQL
     sql <<'SQL'
 SELECT state, revoke_reason FROM agentauth.tokens;
@@ -431,12 +479,17 @@ SQL
     step "The offline verifier: export the log, keep the head, check both with no database"
     psql_demo -At -c "SELECT * FROM agentauth.export_audit()" > "$demo/audit.jsonl"
     psql_demo -At -c "SELECT seq || ':' || encode(row_hash, 'hex') FROM agentauth.audit_head()" > "$demo/head.txt"
-    say "\$ tools/aa_verify -D demo/head.txt demo/audit.jsonl"
-    tools/aa_verify -D "$demo/head.txt" "$demo/audit.jsonl" || true
+    say "\$ aa_verify -D head.txt audit.jsonl"
+    "$aa_verify" -D "$demo/head.txt" "$demo/audit.jsonl"
     say "(someone edits one record of the export: P004 becomes P005)"
     sed '0,/"patient" : "P004"/s//"patient" : "P005"/' "$demo/audit.jsonl" > "$demo/audit-tampered.jsonl"
-    say "\$ tools/aa_verify -D demo/head.txt demo/audit-tampered.jsonl"
-    tools/aa_verify -D "$demo/head.txt" "$demo/audit-tampered.jsonl" || say "(exit status $?)"
+    say "\$ aa_verify -D head.txt audit-tampered.jsonl"
+    if "$aa_verify" -D "$demo/head.txt" "$demo/audit-tampered.jsonl"; then
+        echo "demo: aa_verify accepted a tampered export" >&2
+        exit 1
+    else
+        say "(exit status $?: the tampering is found)"
+    fi
 }
 
 monitoring_console() {
@@ -464,7 +517,7 @@ SELECT count(*) FROM clinic.observations WHERE patient_id = 'P004';
 \echo -- (the audit writer counts the denials as it commits them, and suspends the agent)
 SELECT pg_sleep(1);
 -- its open session is refused at the next row
-SELECT count(*) FROM clinic.observations WHERE patient_id = 'P001';
+SELECT count(*) FROM clinic.observations WHERE patient_id = 'P001';  -- fails: 28000
 SQL
     TOKEN=$old_token
     sleep 1
@@ -488,13 +541,17 @@ SQL
 finish() {
     step "Done"
     say "The demo server keeps running: psql -h $demo -p $PORT -U postgres postgres"
-    say "Stop it with: runuser -u postgres -- /usr/lib/postgresql/$ver/bin/pg_ctl -D $data stop"
+    say "Stop it with: make demo-stop"
 }
 
 main() {
     if [ "$(id -u)" -ne 0 ]; then
         echo "run as root (make demo): it installs packages and the extension" >&2
         exit 1
+    fi
+    if [ "${1:-}" = stop ]; then
+        stop_server
+        exit 0
     fi
     install_and_build
     start_server

@@ -605,6 +605,561 @@ SELECT agentauth._replication_triggers(c.oid::pg_catalog.regclass)
    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
  ORDER BY c.oid;
 
+-- Issue "Operations and documentation": the audit writer's health in one
+-- view, agentauth.status (the whole of src/sql/71_status.sql).
+CREATE FUNCTION agentauth._status(
+    OUT writer_state text,
+    OUT writer_pid integer,
+    OUT writer_since timestamptz,
+    OUT queue_used_bytes bigint,
+    OUT queue_capacity_bytes bigint,
+    OUT queue_percent numeric,
+    OUT oldest_unwritten_age interval,
+    OUT records_written bigint,
+    OUT records_per_second numeric,
+    OUT last_seq bigint,
+    OUT last_written_at timestamptz,
+    OUT head_seq bigint,
+    OUT head_hash text,
+    OUT head_logged_at timestamptz,
+    OUT failed_closed bigint,
+    OUT last_failed_closed_at timestamptz,
+    OUT audit_sync boolean,
+    OUT audit_wait_timeout interval,
+    OUT head_log_interval interval)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_status';
+REVOKE ALL ON FUNCTION agentauth._status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._status() TO agentauth_auditor, agentauth_admin, pg_monitor;
+
+CREATE VIEW agentauth.status AS
+SELECT s.writer_state, s.writer_pid, s.writer_since,
+       s.queue_used_bytes, s.queue_capacity_bytes, s.queue_percent,
+       s.oldest_unwritten_age, s.records_written, s.records_per_second,
+       s.last_seq, s.last_written_at,
+       s.head_seq, s.head_hash, s.head_logged_at,
+       s.failed_closed, s.last_failed_closed_at,
+       s.audit_sync, s.audit_wait_timeout, s.head_log_interval
+  FROM agentauth._status() s;
+GRANT SELECT ON agentauth.status TO agentauth_auditor, agentauth_admin, pg_monitor;
+
+-- Issue "Real clinical schemas" item 3: protected schemas (the whole of
+-- src/sql/34_protected_schema.sql).  Item 4 (derived copies) is in the
+-- library only.
+-- (1.1) Protected schemas (issue "Real clinical schemas" item 3): a schema
+-- declared as holding PHI.  Every table created in it, or renamed or moved
+-- into it, is protected by the statement that makes it, before the
+-- statement's transaction commits (src/protected_schema.c calls
+-- agentauth._protect_in_schema() after every utility statement that
+-- created or altered a relation there); a table that cannot be protected
+-- (no patient column, a column no class covers, a materialized view or a
+-- foreign table) is refused.  Declared by name: dumped with the extension's
+-- configuration.
+CREATE TABLE agentauth.protected_schema (
+    schema_name     name PRIMARY KEY,
+    patient_column  name NOT NULL CHECK (pg_catalog.strpos(patient_column, ';') = 0),
+    column_classes  jsonb NOT NULL DEFAULT '{}'
+                    CHECK (pg_catalog.jsonb_typeof(column_classes) = 'object'),
+    default_class   text,           -- a data_class (checked by protect_schema)
+    protected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    protected_by    text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.protected_schema', '');
+CREATE TRIGGER protected_schema_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON agentauth.protected_schema FOR EACH STATEMENT
+    EXECUTE FUNCTION agentauth._generation_trigger();
+
+-- Wait for the statements creating relations in a schema to end, and hold
+-- new ones off until the calling transaction ends (a lock on the schema).
+CREATE FUNCTION agentauth._lock_schema(nsp oid) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_lock_schema';
+REVOKE ALL ON FUNCTION agentauth._lock_schema(oid) FROM PUBLIC;
+
+-- Protect one relation of a protected schema by the schema's declaration
+-- (passed in: the library reads it on the latest snapshot): false when
+-- there is nothing to do (not a table, a partition of a protected table,
+-- already protected with every column classified).  Called by the library
+-- as the bootstrap superuser on behalf of the role that made the table (the
+-- record names that role), and by protect_schema().
+CREATE FUNCTION agentauth._protect_in_schema(tbl regclass, patient_column name,
+                                             column_classes jsonb, default_class text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel      record;
+    col      record;
+    cls      text;
+    label    text;
+    patient  text;
+    classes  jsonb := '{}'::jsonb;
+    added    jsonb := '{}'::jsonb;
+    missing  text[] := '{}'::text[];
+BEGIN
+    SELECT c.relkind, c.relispartition, n.nspname,
+           pg_catalog.format('%I.%I', n.nspname, c.relname) AS qname
+      INTO rel
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['m', 'f']::"char"[]) THEN
+        RAISE EXCEPTION '% % cannot be in protected schema %',
+            CASE rel.relkind WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END,
+            rel.qname, pg_catalog.quote_ident(rel.nspname)
+            USING ERRCODE = '42501',
+            DETAIL = 'Every relation of a protected schema that holds rows is a protected table; this one cannot be protected.',
+            HINT = 'Create a table instead, or use a schema that is not protected.';
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
+        RETURN false;
+    END IF;
+    -- a partition of a protected table takes its parent's classification
+    IF rel.relispartition AND EXISTS (
+            SELECT FROM pg_catalog.pg_inherits i
+             WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
+               AND agentauth._table_label(i.inhparent) IS NOT NULL) THEN
+        RETURN false;
+    END IF;
+
+    label := agentauth._table_label(tbl);
+    patient := coalesce(agentauth._label_patient_column(label), _protect_in_schema.patient_column);
+    IF label IS NULL AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+               AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient) THEN
+        RAISE EXCEPTION 'table % has no patient column "%"', rel.qname, patient
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Schema %I is protected: every table in it holds PHI and is protected by its patient column.', rel.nspname),
+            HINT = pg_catalog.format('Give the table a column "%s", or create it in a schema that is not protected (agentauth.protected_schema lists them).', patient);
+    END IF;
+
+    FOR col IN SELECT a.attname, s.label
+                 FROM pg_catalog.pg_attribute a
+                 LEFT JOIN pg_catalog.pg_seclabel s
+                   ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.<>) patient
+                ORDER BY a.attnum LOOP
+        cls := coalesce(col.label, _protect_in_schema.column_classes OPERATOR(pg_catalog.->>) col.attname::text,
+                        _protect_in_schema.default_class);
+        IF cls IS NULL THEN
+            missing := missing OPERATOR(pg_catalog.||) col.attname::text;
+            CONTINUE;
+        END IF;
+        classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+        IF col.label IS NULL THEN
+            added := added OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+        END IF;
+    END LOOP;
+
+    IF label IS NULL THEN
+        IF pg_catalog.cardinality(missing) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'column "%" of table % has no data class', missing[1], rel.qname
+                USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('Schema %I is protected, and neither its column classes nor a default class cover this column.', rel.nspname),
+                HINT = 'An administrator names the column in the schema''s column_classes or gives it a default_class (agentauth.protect_schema).';
+        END IF;
+        PERFORM agentauth.protect_table(tbl, patient::name, classes, NULL);
+        RETURN true;
+    END IF;
+
+    -- protected already: columns added since get the schema's classes
+    -- (a column no class covers stays unclassified, hence unreadable)
+    IF added OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN false;
+    END IF;
+    FOR col IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(added) e LOOP
+        PERFORM agentauth._set_label(tbl, col.key::name, col.value);
+    END LOOP;
+    PERFORM agentauth._protect_partitions(tbl);     -- a partitioned table's columns
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('protected_schema', rel.nspname,
+                                      'column_classes', added,
+                                      'reclassified', true),
+        NULL, NULL, NULL, tbl::text);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._protect_in_schema(regclass, name, jsonb, text) FROM PUBLIC;
+
+CREATE FUNCTION agentauth.protect_schema(schema regnamespace, patient_column name,
+                                         column_classes jsonb DEFAULT '{}',
+                                         default_class text DEFAULT NULL)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp     name;
+    k       text;
+    v       jsonb;
+    t       record;
+    old     record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'schema must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient_column IS NULL THEN
+        RAISE EXCEPTION 'patient_column must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF column_classes IS NULL THEN
+        RAISE EXCEPTION 'column_classes must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass ''{}'' and a default_class to give every column one class.';
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'protect_schema must run in a READ COMMITTED transaction'
+            USING ERRCODE = '25001',
+            DETAIL = 'It protects the tables other transactions committed in the schema while it waited for them.';
+    END IF;
+    SELECT n.nspname INTO nsp FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) schema;
+    IF nsp OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth', 'pg_catalog', 'information_schema', 'pg_toast']::name[])
+       OR nsp OPERATOR(pg_catalog.~) '^pg_(toast_)?temp_' THEN
+        RAISE EXCEPTION 'schema % cannot be protected', pg_catalog.quote_ident(nsp) USING ERRCODE = '42809';
+    END IF;
+    IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(column_classes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'column_classes must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'For example {"hiv_status": "hiv", "note": "clinical_note"}.';
+    END IF;
+    IF default_class IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) default_class) THEN
+        RAISE EXCEPTION 'unknown data class "%" for default_class', default_class
+            USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+    END IF;
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(column_classes) e ORDER BY e.key LOOP
+        IF k OPERATOR(pg_catalog.=) patient_column THEN
+            RAISE EXCEPTION 'column "%" is the patient column and takes no data class', k
+                USING ERRCODE = '22023';
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+            RAISE EXCEPTION 'the data class of column "%" must be a string', k USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d
+                        WHERE d.name OPERATOR(pg_catalog.=) (v OPERATOR(pg_catalog.#>>) '{}')) THEN
+            RAISE EXCEPTION 'unknown data class "%" for column "%"', v OPERATOR(pg_catalog.#>>) '{}', k
+                USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+        END IF;
+    END LOOP;
+
+    -- no table is created or moved into the schema until this commits
+    PERFORM agentauth._lock_schema(schema::oid);
+
+    SELECT p.* INTO old FROM agentauth.protected_schema p WHERE p.schema_name OPERATOR(pg_catalog.=) nsp;
+    INSERT INTO agentauth.protected_schema AS p
+           (schema_name, patient_column, column_classes, default_class, protected_by)
+    VALUES (nsp, protect_schema.patient_column, protect_schema.column_classes,
+            protect_schema.default_class, pg_catalog.session_user())
+    ON CONFLICT (schema_name) DO UPDATE
+       SET patient_column = excluded.patient_column,
+           column_classes = excluded.column_classes,
+           default_class = excluded.default_class,
+           protected_at = pg_catalog.now(),
+           protected_by = excluded.protected_by;
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('protected_schema', nsp,
+                                      'patient_column', patient_column,
+                                      'column_classes', column_classes,
+                                      'default_class', default_class,
+                                      'reclassified', old.schema_name IS NOT NULL));
+
+    -- the tables already there: protected, or the declaration refused
+    FOR t IN SELECT c.oid::pg_catalog.regclass AS rel FROM pg_catalog.pg_class c
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) schema
+                AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'm', 'f']::"char"[])
+              ORDER BY c.relispartition, c.oid LOOP
+        PERFORM agentauth._protect_in_schema(t.rel, protect_schema.patient_column,
+                                             protect_schema.column_classes,
+                                             protect_schema.default_class);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) TO agentauth_admin;
+
+-- The schema's tables stay protected (agentauth.unprotect_table() ends the
+-- protection of each); tables made there afterwards are not.
+CREATE FUNCTION agentauth.unprotect_schema(schema regnamespace, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'schema must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to unprotect a schema' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    SELECT n.nspname INTO nsp FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) schema;
+    DELETE FROM agentauth.protected_schema p WHERE p.schema_name OPERATOR(pg_catalog.=) nsp;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema % is not protected', pg_catalog.quote_ident(nsp) USING ERRCODE = '55000';
+    END IF;
+    PERFORM agentauth._audit('table_unprotected',
+        pg_catalog.jsonb_build_object('protected_schema', nsp, 'reason', reason));
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.unprotect_schema(regnamespace, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.unprotect_schema(regnamespace, text) TO agentauth_admin;
+
+-- Readable by everyone, as agentauth.protected_columns is.
+CREATE VIEW agentauth.protected_schemas AS
+SELECT p.schema_name, p.patient_column, p.column_classes, p.default_class,
+       p.protected_at, p.protected_by
+  FROM agentauth.protected_schema p;
+GRANT SELECT ON agentauth.protected_schemas TO PUBLIC;
+
+-- Issue "Real clinical schemas" item 6: patient ids of non-text columns.
+-- record_consent, explain_access, break_glass, approve_action and the
+-- patient reports also take the id as a value of the column's type
+-- (anynonarray: 10000037, a uuid), and use it as the type prints it.  An
+-- id given as text that no protected table's patient column could hold
+-- as written ('010000148' where every patient column is an integer) is
+-- refused (22023) by record_consent, explain_access, break_glass and
+-- approve_action (agentauth._patient_id, src/patient_id.c): it would
+-- never match a row.  Consents recorded before keep their rows.
+CREATE FUNCTION agentauth._patient_id(patient text) RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_patient_id';
+REVOKE ALL ON FUNCTION agentauth._patient_id(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth.record_consent(
+    patient       text,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x   text;
+    id  uuid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.btrim(patient) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'patient must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'patient is too long' USING ERRCODE = '22001';
+    END IF;
+    PERFORM agentauth._patient_id(patient);
+    IF decision IS NULL THEN
+        RAISE EXCEPTION 'decision must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+        RAISE EXCEPTION 'unknown decision "%"', decision USING ERRCODE = '22023',
+            HINT = 'A decision is permit or deny.';
+    END IF;
+    IF purposes IS NOT NULL THEN
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'purposes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any purpose.';
+        END IF;
+        IF pg_catalog.cardinality(purposes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many purposes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY purposes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown purpose "%"', x USING ERRCODE = '22023',
+                    HINT = 'The purposes are the rows of agentauth.purpose.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF data_classes IS NOT NULL THEN
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'data_classes must not be empty' USING ERRCODE = '22023',
+                HINT = 'Pass NULL for any class.';
+        END IF;
+        IF pg_catalog.cardinality(data_classes) OPERATOR(pg_catalog.>) 1000 THEN
+            RAISE EXCEPTION 'too many data classes' USING ERRCODE = '22023';
+        END IF;
+        FOREACH x IN ARRAY data_classes LOOP
+            IF x IS NULL OR NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) x) THEN
+                RAISE EXCEPTION 'unknown data class "%"', x USING ERRCODE = '22023',
+                    HINT = 'The classes are the rows of agentauth.data_class.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF actions IS NULL OR pg_catalog.cardinality(actions) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'actions must not be null or empty' USING ERRCODE = '22023',
+            HINT = 'Actions are read, write, insert, update and delete.';
+    END IF;
+    FOREACH x IN ARRAY actions LOOP
+        IF x IS NULL OR x OPERATOR(pg_catalog.<>) ALL (ARRAY['read', 'write', 'insert', 'update', 'delete']) THEN
+            RAISE EXCEPTION 'unknown action "%"', x USING ERRCODE = '22023',
+                HINT = 'Actions are read, write, insert, update and delete.';
+        END IF;
+    END LOOP;
+    IF grantee_agent IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.principal p WHERE p.id OPERATOR(pg_catalog.=) grantee_agent
+            AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+        RAISE EXCEPTION 'grantee_agent is not a registered agent' USING ERRCODE = '22023';
+    END IF;
+    IF grantee_owner IS NOT NULL AND (pg_catalog.btrim(grantee_owner) OPERATOR(pg_catalog.=) ''
+        OR pg_catalog.length(grantee_owner) OPERATOR(pg_catalog.>) 4000) THEN
+        RAISE EXCEPTION 'grantee_owner must not be empty or longer than 4000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF valid IS NULL THEN
+        RAISE EXCEPTION 'valid must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass tstzrange(now(), NULL) for "from now on".';
+    END IF;
+    IF pg_catalog.isempty(valid) THEN
+        RAISE EXCEPTION 'valid must not be an empty range' USING ERRCODE = '22023';
+    END IF;
+    IF source IS NOT NULL AND pg_catalog.length(source) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'source is too long' USING ERRCODE = '22001';
+    END IF;
+
+    INSERT INTO agentauth.consent (patient, decision, purposes, data_classes, actions,
+                                   grantee_agent, grantee_owner, valid, source, recorded_by)
+    VALUES (patient, decision, purposes, data_classes, actions,
+            grantee_agent, grantee_owner, valid, source, session_user)
+    RETURNING consent.id INTO id;
+
+    PERFORM agentauth._audit('consent_recorded',
+        pg_catalog.jsonb_build_object('consent', id, 'decision', decision,
+            'purposes', purposes, 'data_classes', data_classes, 'actions', actions,
+            'grantee_agent', grantee_agent, 'grantee_owner', grantee_owner,
+            'valid', valid::text, 'source', source),
+        NULL, NULL, patient, NULL);
+    RETURN id;
+END
+$$;
+
+-- The patient id of a non-text patient column (integer, bigint, uuid ...)
+-- as a value of its type: the same call with the id as the type prints it.
+CREATE FUNCTION agentauth.record_consent(
+    patient       anynonarray,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.record_consent(pg_catalog.format('%s', $1), $2, $3, $4, $5,
+                                    $6, $7, $8, $9)
+$$;
+REVOKE ALL ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
+
+CREATE FUNCTION agentauth.explain_access(patient anynonarray, data_class text,
+                                         action text DEFAULT 'read',
+                                         OUT decision text, OUT reason text,
+                                         OUT authority jsonb)
+    RETURNS record LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM agentauth.explain_access(pg_catalog.format('%s', $1), $2, $3)
+$$;
+GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._check_patient(patient text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF patient IS NULL THEN
+        RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$' THEN
+        RAISE EXCEPTION 'invalid patient id "%"', pg_catalog.left(patient, 80)
+            USING ERRCODE = '22023',
+                  HINT = 'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".';
+    END IF;
+    RETURN agentauth._patient_id(patient);
+END
+$$;
+
+CREATE FUNCTION agentauth.break_glass(patient anynonarray, reason text,
+                                      ttl interval DEFAULT '60 minutes')
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT agentauth.break_glass(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.break_glass(anynonarray, text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.break_glass(anynonarray, text, interval) TO PUBLIC;
+
+CREATE FUNCTION agentauth.approve_action(agent uuid, tbl regclass, patient anynonarray,
+                                         action text, reason text,
+                                         valid_for interval DEFAULT '10 minutes',
+                                         uses int DEFAULT 1)
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.approve_action($1, $2, pg_catalog.format('%s', $3), $4, $5, $6, $7)
+$$;
+REVOKE ALL ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) TO PUBLIC;
+
+CREATE FUNCTION agentauth.access_report(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.access_report(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) TO agentauth_auditor;
+
+CREATE FUNCTION agentauth.element_access(
+    patient anynonarray, tbl regclass, column_name name,
+    since timestamptz DEFAULT '-infinity',
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, action text,
+                   data_classes text[], row_count bigint, authority jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.element_access(pg_catalog.format('%s', $1), $2, $3, $4, $5) $$;
+REVOKE ALL ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) TO agentauth_auditor;
+
+CREATE FUNCTION agentauth.disclosure_accounting(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    include_exempt boolean DEFAULT false)
+    RETURNS TABLE (disclosed_at timestamptz, recipient text, recipient_owner text,
+                   on_behalf_of text, purpose text, purpose_display text,
+                   description text, relation text, columns text[],
+                   data_classes text[], row_count bigint, exempt boolean, seq bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.disclosure_accounting(pg_catalog.format('%s', $1), $2, $3, $4) $$;
+REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) TO agentauth_auditor;
+
 -- Issue "Real clinical schemas" item 2: partitioned tables.  protect_table()
 -- on a partitioned table protects every partition, present and future
 -- (src/partition.c, src/sql/30_protect_partitions.sql); require_approval()
@@ -996,6 +1551,10 @@ COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS
     'Protect a table: its patient column and each column''s data class (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.unprotect_table(regclass, text) IS
     'Remove a table''s protection, with a reason (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) IS
+    'Declare a schema as holding PHI: every table made in it is protected by its patient column and classes (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.unprotect_schema(regnamespace, text) IS
+    'End a schema''s declaration, with a reason; its tables stay protected (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.require_approval(regclass, text[]) IS
     'Require a clinician''s approval for agent writes of these actions (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) IS
@@ -1031,18 +1590,37 @@ COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamp
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
     'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
 
+-- the same calls with a patient id of a non-text column's type (integer,
+-- bigint, uuid ...): the id as the type prints it
+COMMENT ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) IS
+    'record_consent with the patient id as a value of its column''s type (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.explain_access(anynonarray, text, text) IS
+    'explain_access with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.break_glass(anynonarray, text, interval) IS
+    'break_glass with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, integer) IS
+    'approve_action with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) IS
+    'access_report with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) IS
+    'element_access with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) IS
+    'disclosure_accounting with the patient id as a value of its column''s type (agentauth_auditor)';
+
 -- views
 COMMENT ON VIEW agentauth.principals IS 'Registered agents and humans (agentauth_admin, agentauth_auditor)';
 COMMENT ON VIEW agentauth.tokens IS 'Issued tokens, without secrets or their hashes (agentauth_admin, agentauth_issuer, agentauth_auditor)';
 COMMENT ON VIEW agentauth.consents IS 'Consent provisions (agentauth_consent_manager, agentauth_auditor)';
 COMMENT ON VIEW agentauth.default_decisions IS 'Defaults per purpose and data class (readable by everyone)';
 COMMENT ON VIEW agentauth.protected_columns IS 'Protected tables: patient column and each column''s data class';
+COMMENT ON VIEW agentauth.protected_schemas IS 'Protected schemas: the patient column and classes every table made there gets';
 COMMENT ON VIEW agentauth.agent_inventory IS 'Every agent, its owner, scopes, tokens and last activity (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_events IS 'Break-the-glass overrides, their accesses and reviews (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is overdue (agentauth_auditor)';
 COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and their use (agentauth_auditor)';
 COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
+COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
 -- tables: private to the extension (no grants); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
@@ -1055,6 +1633,11 @@ COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass ov
 COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
+
+-- internal, but granted: what the status view reads
+COMMENT ON FUNCTION agentauth._status() IS
+    'agentauth internal: the shared state behind the view agentauth.status (read the view)';
 
 -- everything whose name starts with "_" is internal
 DO $$

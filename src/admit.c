@@ -11,25 +11,34 @@
  *		BYPASSRLS) is let through outside a session, audited as
  *		privileged_access; inside a session nothing bypasses: a view or a
  *		SECURITY DEFINER function owned by such a role is refused, and so is
- *		a foreign-key cascade that writes a protected table unchecked.
+ *		a foreign-key cascade that writes a protected table unchecked (a
+ *		key check, which writes nothing, is let through by columns.c).  The
+ *		validation of a foreign key over a protected table reads every row
+ *		as the role in effect: refused before it starts unless that role
+ *		bypasses row security.
  *
- *		Callers: the executor (columns.c), TRUNCATE and COPY (ddl.c), the
- *		end of a run that a cascade wrote in (access.c).
+ *		Callers: the executor (columns.c), TRUNCATE, COPY and ALTER TABLE
+ *		(ddl.c), the end of a run that a cascade wrote in (access.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "agentauth.h"
 
@@ -120,6 +129,20 @@ emit_statement_record(const char *event, const char *outcome,
 }
 
 /*
+ * The role the statement runs as, when it is not the login role (SET ROLE,
+ * a SECURITY DEFINER function): named in the refusal, which otherwise
+ * names only the login.
+ */
+static void
+append_role_in_effect(StringInfo buf)
+{
+	/* a foreign-key action runs as the table's owner: not the user's doing */
+	if (GetUserId() != GetSessionUserId() && !InNoForceRLSOperation())
+		appendStringInfo(buf, " The statement runs as role \"%s\", which row security binds like any other (a table's owner included).",
+						 GetUserNameFromId(GetUserId(), false));
+}
+
+/*
  * A protected table touched outside any session: audited (as
  * unregistered_access when the login role is not a principal at all), then
  * refused.
@@ -130,22 +153,30 @@ aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
 {
 	bool		registered = is_registered_principal(GetSessionUserId());
 	StringInfoData detail;
+	StringInfoData why;
 
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"reason\": \"no agentauth session\", %s}", client_json());
 	emit_statement_record(registered ? "denied" : "unregistered_access", "deny",
 						  relname, action, ncols, cols, detail.data);
+	initStringInfo(&why);
+	if (registered)
+		appendStringInfo(&why, "Table %s is protected; every statement on it needs an agentauth session.",
+						 relname);
+	else
+		appendStringInfo(&why, "Table %s is protected, and role \"%s\" is not a registered agentauth principal.",
+						 relname, GetUserNameFromId(GetSessionUserId(), false));
+	append_role_in_effect(&why);
 	if (registered)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no agentauth session"),
-				 errdetail("Table %s is protected; every statement on it needs an agentauth session.", relname),
+				 errdetail_internal("%s", why.data),
 				 errhint("Call agentauth.begin_session() with a token, or agentauth.begin_human_session().")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("no agentauth session"),
-			 errdetail("Table %s is protected, and role \"%s\" is not a registered agentauth principal.",
-					   relname, GetUserNameFromId(GetSessionUserId(), false)),
+			 errdetail_internal("%s", why.data),
 			 errhint("An administrator registers agents with agentauth.register_agent().")));
 }
 
@@ -234,4 +265,65 @@ aa_refuse_cascade(const char *relname, const char *action, uint64 rows)
 					action, relname),
 			 errdetail("A cascading action (CASCADE, SET NULL, SET DEFAULT) writes them without the row check."),
 			 errhint("Delete or update the rows of the protected table first, in statements of their own, which are checked.")));
+}
+
+/*
+ * ALTER TABLE ... ADD FOREIGN KEY (unless NOT VALID) and VALIDATE
+ * CONSTRAINT of a foreign key read every row of the referencing table
+ * against the referenced one, as the role in effect.  When either is
+ * protected only a role that bypasses row security reads them all: for
+ * anyone else -- the tables' owner included, which row security binds --
+ * the check would see only the rows of the patients it may see (none
+ * outside a session), so it is refused before it starts.  A superuser's
+ * validation is recorded as privileged_access.  Called by ddl.c for each
+ * subcommand of an ALTER TABLE on relid.
+ */
+void
+aa_admit_fk_validation(Oid relid, AlterTableCmd *cmd)
+{
+	Oid			parent = InvalidOid;
+	const char *what;
+	AAProtectedRel *prot;
+
+	if (cmd->subtype == AT_AddConstraint && cmd->def != NULL &&
+		IsA(cmd->def, Constraint) &&
+		((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
+		!((Constraint *) cmd->def)->skip_validation)
+	{
+		parent = RangeVarGetRelid(((Constraint *) cmd->def)->pktable, NoLock, true);
+		what = "add a validated foreign key";
+	}
+	else if (cmd->subtype == AT_ValidateConstraint && cmd->name != NULL)
+	{
+		Oid			conid = get_relation_constraint_oid(relid, cmd->name, true);
+		HeapTuple	tup;
+
+		if (!OidIsValid(conid))
+			return;
+		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
+		if (!HeapTupleIsValid(tup))
+			return;
+		if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
+			parent = ((Form_pg_constraint) GETSTRUCT(tup))->confrelid;
+		ReleaseSysCache(tup);
+		if (!OidIsValid(parent))
+			return;
+		what = "validate a foreign key";
+	}
+	else
+		return;
+
+	if (superuser() || has_bypassrls_privilege(GetUserId()))
+		return;
+	prot = aa_protected_rel(relid);
+	if (prot == NULL && OidIsValid(parent))
+		prot = aa_protected_rel(parent);
+	if (prot == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s over protected table %s", what, prot->relname),
+			 errdetail("The check reads every row as role \"%s\", which row security binds (a table's owner included): it would see only the rows of the patients that role may see.",
+					   GetUserNameFromId(GetUserId(), false)),
+			 errhint("Add the foreign key NOT VALID (every row written from then on is checked), or have a superuser add or validate it (recorded as privileged_access).")));
 }

@@ -112,6 +112,8 @@ extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
  * ---------------------------------------------------------------------
  */
 extern void aa_require_role(const char *role);
+/* > 0: protected_schema.c acts for the agentauth_admin check */
+extern int	aa_admin_on_behalf;
 extern bool aa_has_role(const char *role);
 extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
@@ -424,6 +426,12 @@ extern void aa_queue_set_db_known(bool known);
 extern void aa_queue_set_inflight(uint64 end, int64 last_seq);
 extern void aa_queue_get_inflight(uint64 *end, int64 *last_seq);
 extern void aa_queue_release(uint64 end);
+/* what the status view shows (status.c): the writer notes, status reads */
+#define AA_RATE_SECONDS 60		/* records_per_second: over this many s */
+struct AAWriterStatus;
+extern void aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now);
+extern void aa_queue_note_head_logged(int64 seq, const unsigned char *hash);
+extern void aa_queue_status(struct AAWriterStatus *st);
 
 /* ---------------------------------------------------------------------
  * audit_writer.c -- the background worker: dequeue, assign seq and
@@ -560,7 +568,8 @@ extern void aa_chain_hash(pg_cryptohash_ctx *ctx,
 /* ---------------------------------------------------------------------
  * utility.c -- the one ProcessUtility hook, the one object-access hook and
  * the fmgr hooks, dispatching to the checks of ddl.c, audit_guard.c,
- * schema_guard.c, owner_code.c, partition.c and session.c
+ * schema_guard.c, protected_schema.c, derived.c, owner_code.c, partition.c
+ * and session.c
  * ---------------------------------------------------------------------
  */
 extern void aa_utility_init(void);
@@ -587,6 +596,18 @@ extern void aa_partition_check_attach(Oid parent, Oid part);
 extern void aa_partition_check_detach(Oid parent, Oid part);
 extern void aa_partition_utility_done(Node *stmt);
 extern bool aa_partition_unlabelled_protected(Oid relid, char relkind);
+
+/* ---------------------------------------------------------------------
+ * protected_schema.c -- tables made in, renamed or moved into a protected
+ * schema are protected by the statement that made them, or it is refused
+ * ---------------------------------------------------------------------
+ */
+/* the object-access hook (utility.c): a relation made, altered, a column added */
+extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
+									   int subId, void *arg);
+/* around every utility statement (utility.c) */
+extern void aa_protected_schema_check(Node *stmt);
+extern void aa_protected_schema_utility_done(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * owner_code.c -- code a non-superuser made, over the rows of a protected
@@ -681,6 +702,22 @@ extern void aa_policy_init(void);
 extern void aa_columns_init(void);
 
 /* ---------------------------------------------------------------------
+ * derived.c -- in a session, what is read from a protected table never
+ * lands in an unprotected relation (INSERT ... SELECT, CREATE TABLE AS,
+ * materialized views, temporary tables, functions and triggers that copy)
+ * ---------------------------------------------------------------------
+ */
+struct QueryDesc;
+
+/* ExecutorStart, and around each ExecutorRun (columns.c) */
+extern void aa_derived_start(struct QueryDesc *qd, int eflags);
+extern bool aa_derived_enter(struct QueryDesc *qd);
+extern void aa_derived_leave(bool writer);
+/* around every utility statement (utility.c): COPY to a server file */
+extern void aa_derived_utility_begin(Node *stmt);
+extern void aa_derived_utility_end(Node *stmt);
+
+/* ---------------------------------------------------------------------
  * stats.c -- plan and statistics outputs (EXPLAIN, planner statistics,
  * access counters, plan messages) tell nothing of withheld rows
  * ---------------------------------------------------------------------
@@ -697,6 +734,9 @@ extern void aa_stats_utility_end(Node *stmt);
  */
 extern bool aa_rls_bypassed(Oid relid, Oid checkAsUser);
 extern void aa_check_standby(const char *relname);
+/* ALTER TABLE: a foreign key's validation over a protected table */
+struct AlterTableCmd;
+extern void aa_admit_fk_validation(Oid relid, struct AlterTableCmd *cmd);
 extern void aa_refuse_outside_session(const char *relname, int ncols,
 									  const char **cols, const char *action);
 extern void aa_audit_privileged(const char *relname, int ncols,
@@ -817,6 +857,14 @@ extern uint64 aa_decision_gen(void);
  */
 
 /* ---------------------------------------------------------------------
+ * patient_id.c -- a patient id given by hand (consent, break-the-glass,
+ * approvals, explain_access): one that a protected table's patient
+ * column could hold as written, or 22023
+ * ---------------------------------------------------------------------
+ */
+extern void aa_patient_id_check(const char *id);
+
+/* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals
  * ---------------------------------------------------------------------
  */
@@ -877,6 +925,8 @@ extern bool aa_monitor_signals_ready(void);
 extern uint64 aa_monitor_rules_gen(void);
 extern bool aa_monitor_signals_pending(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
+/* the status view: statements failed closed since the server started */
+extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);
 
 /* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
@@ -896,5 +946,30 @@ extern void aa_monitor_init(void);
  */
 extern void aa_monitor_observe(const Datum *values, const bool *nulls);
 extern void aa_monitor_after_commit(void);
+
+/* ---------------------------------------------------------------------
+ * status.c -- agentauth._status(), behind the view agentauth.status: the
+ * audit writer's health in one row (audit_queue.c, monitor_signal.c)
+ * ---------------------------------------------------------------------
+ */
+typedef struct AAWriterStatus
+{
+	TimestampTz now;			/* when it was read */
+	AAWriterState state;
+	TimestampTz unable_since;	/* 0: able */
+	pid_t		writer_pid;		/* 0: no writer attached */
+	TimestampTz writer_started_at;
+	uint64		queue_used;		/* bytes queued, not yet committed */
+	Size		queue_capacity; /* bytes */
+	TimestampTz oldest_at;		/* oldest record not committed; 0: none */
+	uint64		records_written;	/* since the server started */
+	uint64		records_recent; /* in the last AA_RATE_SECONDS */
+	int64		last_seq;		/* the newest record in the log */
+	TimestampTz last_written_at;	/* 0: none written since start */
+	bool		head_logged;	/* the three below are set */
+	int64		head_seq;		/* the head last written to the server log */
+	unsigned char head_hash[AA_HASH_LEN];
+	TimestampTz head_logged_at;
+} AAWriterStatus;
 
 #endif							/* AGENTAUTH_H */

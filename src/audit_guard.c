@@ -20,7 +20,9 @@
  *		  triggers, the guard function, the schema and the extension cannot
  *		  be dropped by any route (DROP ... CASCADE of something they depend
  *		  on, DROP OWNED); utility.c skips this while an allowed DROP
- *		  EXTENSION agentauth is under way.
+ *		  EXTENSION agentauth is under way.  An index that is not valid
+ *		  may go: the old copy REINDEX CONCURRENTLY drops at its end, or
+ *		  one a failed REINDEX CONCURRENTLY left behind.
  *		The extension's own install and upgrade scripts are let through
  *		(aa_schema_guarded says so for the rest of the schema's guard,
  *		schema_guard.c, and label.c).
@@ -42,6 +44,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
@@ -57,6 +60,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -149,12 +153,19 @@ rangevar_is_log(const Protected *p, RangeVar *rv)
 	return is_log_relation(p, RangeVarGetRelid(rv, NoLock, true));
 }
 
+/*
+ * Does the statement name the guard function?  Looked up as the statement
+ * names it (FUNCTION, PROCEDURE or ROUTINE): a lookup as a function would
+ * refuse every ALTER PROCEDURE with "is not a function".
+ */
 static bool
-func_is_guard(const Protected *p, ObjectWithArgs *func)
+func_is_guard(const Protected *p, ObjectType objtype, ObjectWithArgs *func)
 {
 	if (func == NULL || !OidIsValid(p->guard))
 		return false;
-	return LookupFuncWithArgs(OBJECT_FUNCTION, func, true) == p->guard;
+	if (objtype != OBJECT_FUNCTION && objtype != OBJECT_ROUTINE)
+		return false;			/* a procedure is not the guard */
+	return LookupFuncWithArgs(objtype, func, true) == p->guard;
 }
 
 /*
@@ -230,8 +241,7 @@ aa_audit_guard_check(Node *stmt)
 				if (r->renameType == OBJECT_SCHEMA &&
 					strcmp(r->subname, AA_SCHEMA) == 0)
 					refuse("ALTER SCHEMA");
-				if (r->renameType == OBJECT_FUNCTION &&
-					func_is_guard(&p, (ObjectWithArgs *) r->object))
+				if (func_is_guard(&p, r->renameType, (ObjectWithArgs *) r->object))
 					refuse("ALTER FUNCTION");
 				break;
 			}
@@ -241,8 +251,7 @@ aa_audit_guard_check(Node *stmt)
 
 				if (rangevar_is_log(&p, a->relation))
 					refuse("ALTER");
-				if (a->objectType == OBJECT_FUNCTION &&
-					func_is_guard(&p, (ObjectWithArgs *) a->object))
+				if (func_is_guard(&p, a->objectType, (ObjectWithArgs *) a->object))
 					refuse("ALTER FUNCTION");
 				break;
 			}
@@ -268,7 +277,8 @@ aa_audit_guard_check(Node *stmt)
 				break;
 			}
 		case T_AlterFunctionStmt:
-			if (func_is_guard(&p, ((AlterFunctionStmt *) stmt)->func))
+			if (func_is_guard(&p, ((AlterFunctionStmt *) stmt)->objtype,
+							  ((AlterFunctionStmt *) stmt)->func))
 				refuse("ALTER FUNCTION");
 			break;
 		case T_AlterExtensionContentsStmt:
@@ -283,6 +293,29 @@ aa_audit_guard_check(Node *stmt)
 		default:
 			break;
 	}
+}
+
+/*
+ * An index that is not valid: one that REINDEX CONCURRENTLY has replaced
+ * and drops at its end, or left behind when it failed.  No query or
+ * constraint uses it, so dropping it changes neither records nor their
+ * protection.
+ */
+static bool
+index_invalid(Oid relid)
+{
+	HeapTuple	tup;
+	bool		invalid = false;
+
+	if (get_rel_relkind(relid) != RELKIND_INDEX)
+		return false;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		invalid = !((Form_pg_index) GETSTRUCT(tup))->indisvalid;
+		ReleaseSysCache(tup);
+	}
+	return invalid;
 }
 
 static Oid
@@ -334,7 +367,8 @@ aa_audit_guard_drop(Oid classId, Oid objectId)
 				 errhint("Start the server with agentauth.allow_uninstall = on in postgresql.conf to uninstall it.")));
 	if (classId == NamespaceRelationId && objectId == p.nsp)
 		refuse("DROP SCHEMA agentauth");
-	if (classId == RelationRelationId && is_log_relation(&p, objectId))
+	if (classId == RelationRelationId && is_log_relation(&p, objectId) &&
+		!index_invalid(objectId))
 		refuse("DROP");
 	if (classId == TriggerRelationId && OidIsValid(p.log) &&
 		trigger_relid(objectId) == p.log)

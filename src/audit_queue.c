@@ -42,6 +42,14 @@
  *		unable before anything waits for it.  aa_queue_late() puts both
  *		together for audit.c, which fails statements closed on it.
  *
+ *		What the status view shows (status.c, agentauth.status).  The writer
+ *		also notes, under the mutex, when it started, how many records it
+ *		has committed (in all, and in each of the last AA_RATE_SECONDS
+ *		seconds, for a recent rate), the newest seq, and the chain head it
+ *		last wrote to the server log; aa_queue_status() reads them with the
+ *		rest for one consistent-enough picture.  Nothing here is on the path
+ *		of a statement.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -77,6 +85,17 @@ typedef struct AAQueue
 	bool		db_known;		/* agentauth.database exists: connect to it */
 	uint64		inflight_end;	/* batch being committed: end position ... */
 	int64		inflight_last_seq;	/* ... and the last seq it assigns */
+	/* for the status view (aa_queue_status) */
+	TimestampTz writer_started_at;	/* the running writer's start */
+	uint64		records_written;	/* committed since the server started */
+	int64		last_seq;		/* the newest record in the log */
+	TimestampTz last_written_at;	/* the writer's last commit of records */
+	int64		rate_sec[AA_RATE_SECONDS];	/* second (epoch) of each slot */
+	uint64		rate_count[AA_RATE_SECONDS];	/* records committed in it */
+	bool		head_logged;	/* a head was written to the server log */
+	int64		head_seq;		/* the last head written there */
+	unsigned char head_hash[AA_HASH_LEN];
+	TimestampTz head_logged_at;
 
 	Size		size;			/* bytes of data[] */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
@@ -374,6 +393,7 @@ aa_queue_writer_attach(Latch *latch)
 	SpinLockAcquire(&aa_queue->mutex);
 	aa_queue->writer_pid = MyProcPid;
 	aa_queue->writer_latch = latch;
+	aa_queue->writer_started_at = MyStartTimestamp;
 	SpinLockRelease(&aa_queue->mutex);
 }
 
@@ -537,4 +557,89 @@ aa_queue_release(uint64 end)
 	aa_queue->inflight_last_seq = 0;
 	SpinLockRelease(&aa_queue->mutex);
 	ConditionVariableBroadcast(&aa_queue->cv);
+}
+
+/* ---------------- what the status view shows ---------------- */
+
+/*
+ * The writer committed nrec records (0: it only learned the newest seq,
+ * reading the head of the log); the newest is last_seq, committed at now.
+ */
+void
+aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now)
+{
+	int64		sec = (int64) (now / USECS_PER_SEC);
+	int			slot = (int) (sec % AA_RATE_SECONDS);
+
+	if (aa_queue == NULL)
+		return;
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->last_seq = last_seq;
+	if (nrec > 0)
+	{
+		aa_queue->records_written += nrec;
+		aa_queue->last_written_at = now;
+		if (aa_queue->rate_sec[slot] != sec)
+		{
+			aa_queue->rate_sec[slot] = sec;
+			aa_queue->rate_count[slot] = 0;
+		}
+		aa_queue->rate_count[slot] += nrec;
+	}
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+/* The writer wrote this chain head to the server log. */
+void
+aa_queue_note_head_logged(int64 seq, const unsigned char *hash)
+{
+	if (aa_queue == NULL)
+		return;
+	SpinLockAcquire(&aa_queue->mutex);
+	aa_queue->head_logged = true;
+	aa_queue->head_seq = seq;
+	memcpy(aa_queue->head_hash, hash, AA_HASH_LEN);
+	aa_queue->head_logged_at = GetCurrentTimestamp();
+	SpinLockRelease(&aa_queue->mutex);
+}
+
+/* Everything the status view shows of the queue and the writer, as of now. */
+void
+aa_queue_status(AAWriterStatus *st)
+{
+	int64		now_sec;
+
+	memset(st, 0, sizeof(*st));
+	st->now = GetCurrentTimestamp();
+	if (aa_queue == NULL)
+	{
+		st->state = AA_WRITER_NOT_STARTED;
+		return;
+	}
+	now_sec = (int64) (st->now / USECS_PER_SEC);
+
+	LWLockAcquire(&aa_queue->lock, LW_SHARED);
+	st->queue_used = pg_atomic_read_u64(&aa_queue->head) -
+		pg_atomic_read_u64(&aa_queue->committed);
+	st->oldest_at = (TimestampTz) pg_atomic_read_u64(&aa_queue->oldest_at);
+	LWLockRelease(&aa_queue->lock);
+	st->queue_capacity = aa_queue->size;
+	st->state = (AAWriterState) pg_atomic_read_u32(&aa_queue->writer_state);
+	st->unable_since = (TimestampTz) pg_atomic_read_u64(&aa_queue->unable_since);
+
+	SpinLockAcquire(&aa_queue->mutex);
+	st->writer_pid = aa_queue->writer_pid;
+	st->writer_started_at = aa_queue->writer_started_at;
+	st->records_written = aa_queue->records_written;
+	st->last_seq = aa_queue->last_seq;
+	st->last_written_at = aa_queue->last_written_at;
+	for (int i = 0; i < AA_RATE_SECONDS; i++)
+		if (aa_queue->rate_sec[i] > now_sec - AA_RATE_SECONDS &&
+			aa_queue->rate_sec[i] <= now_sec)
+			st->records_recent += aa_queue->rate_count[i];
+	st->head_logged = aa_queue->head_logged;
+	st->head_seq = aa_queue->head_seq;
+	memcpy(st->head_hash, aa_queue->head_hash, AA_HASH_LEN);
+	st->head_logged_at = aa_queue->head_logged_at;
+	SpinLockRelease(&aa_queue->mutex);
 }

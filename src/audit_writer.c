@@ -32,7 +32,9 @@
  *		PRE_COMMIT and the committing backend wakes the writer.
  *
  *		The chain head goes to the server log every
- *		agentauth.head_log_interval (when it moved) and at shutdown.
+ *		agentauth.head_log_interval (when it moved) and at shutdown; the
+ *		status view (status.c) shows the last one logged, and the records
+ *		committed (aa_queue_note_written, after each batch).
  *
  *		Whether it can write, it tells the queue (aa_queue_set_writer_state):
  *		waiting for the database; able after each batch that went through
@@ -137,6 +139,7 @@ log_head(const char *why)
 					head.seq > 0 ? timestamptz_to_str(head.logged_at) : "none"),
 			 errdetail("Written %s; keep it outside the database and pass row_hash to agentauth.verify_audit() as expected_head.", why)));
 	logged_seq = head.seq;
+	aa_queue_note_head_logged(head.seq, head.hash);
 }
 
 /* ------------------------------------------------------------------
@@ -373,6 +376,7 @@ process_batch(bool *blocked, bool *no_log)
 	if (head.relid != relid)
 	{
 		load_head(rel);
+		aa_queue_note_written(0, head.seq, 0);
 		aa_queue_bounds(&tail, &qhead);
 		if (logged_seq < 0)
 			log_head("when the audit writer started");
@@ -494,6 +498,7 @@ process_batch(bool *blocked, bool *no_log)
 	{
 		head = h;
 		aa_queue_release(pos);
+		aa_queue_note_written(nrec, h.seq, h.logged_at);
 	}
 	for (int i = 0; i < nrec; i++)
 		ExecClearTuple(slots[i]);

@@ -19,7 +19,8 @@
  *		context, into which agentauth._row_check() counts rows.  The other
  *		executor hooks tell access.c when the statement runs (the row check
  *		finds its context) and when a run or the statement ends (its
- *		records).
+ *		records).  Derived copies (derived.c) are checked at the start and
+ *		around each run.
  *
  *-------------------------------------------------------------------------
  */
@@ -304,6 +305,17 @@ touched_cols(RelUse *u, int *ncols)
 }
 
 /*
+ * A referential-integrity query that only reads (and locks) rows: a SELECT
+ * with no data-modifying WITH.  Only called under InNoForceRLSOperation(),
+ * which PostgreSQL sets for its referential-integrity queries alone.
+ */
+static bool
+ri_key_check(PlannedStmt *ps)
+{
+	return ps->commandType == CMD_SELECT && !ps->hasModifyingCTE;
+}
+
+/*
  * Check the statement, in the memory of its access context q, and describe
  * to q each protected relation it touches under row security.
  */
@@ -380,18 +392,23 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 
 			/*
 			 * Referential-integrity queries run as the owner without RLS.
-			 * A key check reads no more than the constraint's error says;
-			 * a cascading action (ON DELETE / ON UPDATE CASCADE, SET NULL,
-			 * SET DEFAULT) writes rows with no row check: refused at its
-			 * first written row (aa_access_run_done), unless a role that
-			 * bypasses row security anyway runs it outside a session
-			 * (audited as privileged access below).
+			 * A key check reads no more than the constraint's error says:
+			 * a SELECT, whose FOR KEY SHARE lock asks for UPDATE privilege
+			 * but writes nothing (the child's check of its parent, the
+			 * parent's NO ACTION / RESTRICT check of its children, the
+			 * validation of a new constraint).  A cascading action (ON
+			 * DELETE / ON UPDATE CASCADE, SET NULL, SET DEFAULT) writes
+			 * rows with no row check: refused at its first written row
+			 * (aa_access_run_done), unless a role that bypasses row
+			 * security anyway runs it outside a session (audited as
+			 * privileged access below).
 			 */
 			if (InNoForceRLSOperation())
 			{
 				Oid			outer = GetOuterUserId();
 
-				if (!(rc.required & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
+				if (ri_key_check(ps) ||
+					!(rc.required & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
 					continue;
 				if (aa_session != NULL ||
 					!(superuser_arg(outer) || has_bypassrls_privilege(outer)))
@@ -490,6 +507,7 @@ aa_executor_start(QueryDesc *qd, int eflags)
 		check_statement(qd, eflags, q);
 		MemoryContextSwitchTo(oldcxt);
 		q = aa_access_built(q);
+		aa_derived_start(qd, eflags);
 	}
 
 	if (prev_start)
@@ -505,6 +523,8 @@ static void
 aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 				bool execute_once)
 {
+	bool		writer = aa_derived_enter(qd);
+
 	aa_access_run_begin(qd);
 	aa_access_enter(qd);
 	PG_TRY();
@@ -517,6 +537,7 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	PG_FINALLY();
 	{
 		aa_access_leave();
+		aa_derived_leave(writer);
 	}
 	PG_END_TRY();
 

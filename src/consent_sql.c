@@ -50,6 +50,8 @@ aa_explain_access(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown data class \"%s\"", data_class)));
+	/* an id no patient column could hold would be explained in vain */
+	aa_patient_id_check(patient);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 

@@ -263,6 +263,9 @@ check_alter_table(AlterTableStmt *stmt)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
 
+		/* a foreign key's validation reads both tables whole (admit.c) */
+		aa_admit_fk_validation(relid, cmd);
+
 		if (cmd->subtype == AT_AddInherit && cmd->def && IsA(cmd->def, RangeVar))
 		{
 			Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);

@@ -9,7 +9,8 @@
  *		found a problem.  Both are counted here and raised by the writer
  *		when it next runs (aa_monitor_take_signals): a NOTIFY of the failing
  *		transaction would be lost with it, and the writer may be the thing
- *		that is down.  The server log has each refusal at once.
+ *		that is down.  The server log has each refusal at once, and the
+ *		status view (status.c) their count since the server started.
  *
  *-------------------------------------------------------------------------
  */
@@ -141,6 +142,25 @@ aa_monitor_chain_failure_sql(PG_FUNCTION_ARGS)
 
 	aa_monitor_chain_failure(first_bad, problem);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Statements failed closed since the server started, and when the last one
+ * did (0: none).  For the status view.
+ */
+uint64
+aa_monitor_fail_closed_count(TimestampTz *last_at)
+{
+	uint64		n;
+
+	*last_at = 0;
+	if (mon_shared == NULL)
+		return 0;
+	SpinLockAcquire(&mon_shared->mutex);
+	n = mon_shared->fail_closed;
+	*last_at = mon_shared->fail_closed_at;
+	SpinLockRelease(&mon_shared->mutex);
+	return n;
 }
 
 /* ------------------------------------------------------------------

@@ -9,10 +9,16 @@
  *		Before a utility statement runs: the DDL guard of protected tables
  *		(ddl.c), then the append-only guard of the audit log
  *		(audit_guard.c), then the guard of the extension's schema
- *		(schema_guard.c), then EXPLAIN in a session (stats.c, told again
- *		when the statement ends).  After it ran: the protection of the
- *		partitions it created or attached (partition.c), then the session's
- *		reaction to it (session.c: DISCARD ALL ends the session).
+ *		(schema_guard.c), then renaming a protected schema
+ *		(protected_schema.c), then EXPLAIN in a session (stats.c, told again
+ *		when the statement ends), then COPY to a server file (derived.c,
+ *		told again when the statement ends).  After it ran: the protection
+ *		of the partitions it created or attached (partition.c), the
+ *		relations it made or moved into a protected schema protected
+ *		(protected_schema.c), then the session's reaction to it (session.c:
+ *		DISCARD ALL ends the session).
+ *
+ *		When a relation is created or altered: protected_schema.c notes it.
  *
  *		While it runs: the protected table it processes, if any, for the
  *		owner-code guard (owner_code.c).
@@ -59,8 +65,10 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_ddl_check(stmt);
 	aa_audit_guard_check(stmt);
 	aa_schema_guard_check(stmt);
+	aa_protected_schema_check(stmt);
 	aa_stats_utility_begin(stmt);
 	aa_owner_code_begin(stmt, &save_guard);
+	aa_derived_utility_begin(stmt);
 
 	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
 		aa_allow_uninstall)
@@ -75,10 +83,12 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
 		aa_partition_utility_done(stmt);
+		aa_protected_schema_utility_done(stmt);
 		aa_session_utility_done(stmt);
 	}
 	PG_FINALLY();
 	{
+		aa_derived_utility_end(stmt);
 		uninstalling = save_uninstalling;
 		aa_stats_utility_end(stmt);
 		aa_owner_code_end(&save_guard);
@@ -93,6 +103,8 @@ aa_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 
+	if (access == OAT_POST_CREATE || access == OAT_POST_ALTER)
+		aa_protected_schema_object(access, classId, objectId, subId, arg);
 	if (access != OAT_DROP || uninstalling)
 		return;
 	if (!aa_audit_guard_drop(classId, objectId))

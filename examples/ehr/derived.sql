@@ -1,6 +1,10 @@
 -- Rebuild a derived "concept" table the way clinical concept scripts do:
 -- drop it and create it again from the source tables.  Run it as often as
--- the data changes.
+-- the data changes.  Once classify.sql declared schema derived protected,
+-- the new table is protected by the CREATE TABLE AS that makes it (with
+-- the schema's classes); dropping a protected table takes a superuser (it
+-- is recorded as table_unprotected), and so does reading ehr.lab_results
+-- outside a session (recorded as privileged_access).
 DROP TABLE IF EXISTS derived.kidney_function;
 CREATE TABLE derived.kidney_function AS
 SELECT l.patient_id,

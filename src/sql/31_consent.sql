@@ -26,6 +26,14 @@ CREATE TRIGGER default_decision_generation AFTER INSERT OR UPDATE OR DELETE OR T
 -- default.  Every row is the site's, and pg_dump carries them all
 -- (pg_extension_config_dump in the schema fragment).
 
+-- A patient id given by hand, or 22023 when no patient column of a
+-- protected table could hold it as written ('010000148' where every
+-- patient column is an integer): it would never match a row
+-- (src/patient_id.c).
+CREATE FUNCTION agentauth._patient_id(patient text) RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_patient_id';
+REVOKE ALL ON FUNCTION agentauth._patient_id(text) FROM PUBLIC;
+
 CREATE FUNCTION agentauth.record_consent(
     patient       text,
     decision      text,
@@ -53,6 +61,7 @@ BEGIN
     IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
         RAISE EXCEPTION 'patient is too long' USING ERRCODE = '22001';
     END IF;
+    PERFORM agentauth._patient_id(patient);
     IF decision IS NULL THEN
         RAISE EXCEPTION 'decision must not be null' USING ERRCODE = '22004';
     END IF;
@@ -137,6 +146,27 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
+
+-- The patient id of a non-text patient column (integer, bigint, uuid ...)
+-- as a value of its type: the same call with the id as the type prints it.
+CREATE FUNCTION agentauth.record_consent(
+    patient       anynonarray,
+    decision      text,
+    purposes      text[]    DEFAULT NULL,
+    data_classes  text[]    DEFAULT NULL,
+    actions       text[]    DEFAULT '{read}',
+    grantee_agent uuid      DEFAULT NULL,
+    grantee_owner text      DEFAULT NULL,
+    valid         tstzrange DEFAULT pg_catalog.tstzrange(pg_catalog.now(), NULL),
+    source        text      DEFAULT NULL
+) RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.record_consent(pg_catalog.format('%s', $1), $2, $3, $4, $5,
+                                    $6, $7, $8, $9)
+$$;
+REVOKE ALL ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
 
 CREATE FUNCTION agentauth.withdraw_consent(consent uuid, reason text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -253,3 +283,13 @@ CREATE FUNCTION agentauth.explain_access(patient text, data_class text,
                                          OUT authority jsonb)
     RETURNS record LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_explain_access';
 GRANT EXECUTE ON FUNCTION agentauth.explain_access(text, text, text) TO PUBLIC;
+CREATE FUNCTION agentauth.explain_access(patient anynonarray, data_class text,
+                                         action text DEFAULT 'read',
+                                         OUT decision text, OUT reason text,
+                                         OUT authority jsonb)
+    RETURNS record LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM agentauth.explain_access(pg_catalog.format('%s', $1), $2, $3)
+$$;
+GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO PUBLIC;

@@ -25,9 +25,10 @@ CREATE FUNCTION agentauth._btg_audit(event text, patient text, relation text,
     RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_btg_audit';
 REVOKE ALL ON FUNCTION agentauth._btg_audit(text, text, text, text, jsonb, jsonb, text) FROM PUBLIC;
 
--- A valid patient id, or an error (22004 / 22023).
+-- A valid patient id, or an error (22004 / 22023): also one that some
+-- protected table's patient column could hold as written (_patient_id).
 CREATE FUNCTION agentauth._check_patient(patient text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF patient IS NULL THEN
         RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
@@ -37,7 +38,7 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".';
     END IF;
-    RETURN patient;
+    RETURN agentauth._patient_id(patient);
 END
 $$;
 
@@ -131,6 +132,14 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.break_glass(text, text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.break_glass(text, text, interval) TO PUBLIC;
+-- the patient id as a value of a non-text patient column's type
+CREATE FUNCTION agentauth.break_glass(patient anynonarray, reason text,
+                                      ttl interval DEFAULT '60 minutes')
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT agentauth.break_glass(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.break_glass(anynonarray, text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.break_glass(anynonarray, text, interval) TO PUBLIC;
 
 ------------------------------------------------------------------------
 -- end_break_glass(id): by the principal who started it, or a privacy
@@ -442,6 +451,18 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.approve_action(uuid, regclass, text, text, text, interval, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.approve_action(uuid, regclass, text, text, text, interval, int) TO PUBLIC;
+-- the patient id as a value of a non-text patient column's type
+CREATE FUNCTION agentauth.approve_action(agent uuid, tbl regclass, patient anynonarray,
+                                         action text, reason text,
+                                         valid_for interval DEFAULT '10 minutes',
+                                         uses int DEFAULT 1)
+    RETURNS uuid LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT agentauth.approve_action($1, $2, pg_catalog.format('%s', $3), $4, $5, $6, $7)
+$$;
+REVOKE ALL ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, int) TO PUBLIC;
 
 CREATE VIEW agentauth.approvals AS
 SELECT ap.id, ap.agent, ag.name AS agent_name,

@@ -210,6 +210,21 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.access_report(text, timestamptz, timestamptz) TO agentauth_auditor;
+-- the patient id as a value of a non-text patient column's type
+CREATE FUNCTION agentauth.access_report(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.access_report(pg_catalog.format('%s', $1), $2, $3) $$;
+REVOKE ALL ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) TO agentauth_auditor;
 
 -- agent_activity: everything one principal (agent or human) did or was
 -- refused in the period, oldest first: what an auditor asks about an agent.
@@ -286,6 +301,20 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, timestamptz) TO agentauth_auditor;
+-- the patient id as a value of a non-text patient column's type
+CREATE FUNCTION agentauth.element_access(
+    patient anynonarray, tbl regclass, column_name name,
+    since timestamptz DEFAULT '-infinity',
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, action text,
+                   data_classes text[], row_count bigint, authority jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.element_access(pg_catalog.format('%s', $1), $2, $3, $4, $5) $$;
+REVOKE ALL ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) TO agentauth_auditor;
 
 -- Purposes under which a use of PHI needs no accounting (45 CFR
 -- 164.528(a)(1)): treatment, payment, health care operations, and the
@@ -361,6 +390,21 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) TO agentauth_auditor;
+-- the patient id as a value of a non-text patient column's type
+CREATE FUNCTION agentauth.disclosure_accounting(
+    patient anynonarray,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    include_exempt boolean DEFAULT false)
+    RETURNS TABLE (disclosed_at timestamptz, recipient text, recipient_owner text,
+                   on_behalf_of text, purpose text, purpose_display text,
+                   description text, relation text, columns text[],
+                   data_classes text[], row_count bigint, exempt boolean, seq bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM agentauth.disclosure_accounting(pg_catalog.format('%s', $1), $2, $3, $4) $$;
+REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) TO agentauth_auditor;
 
 -- agent_inventory: every registered agent with its owner, role, status,
 -- grants, live tokens, last access and recent denials.

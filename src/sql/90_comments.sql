@@ -65,6 +65,10 @@ COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS
     'Protect a table: its patient column and each column''s data class (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.unprotect_table(regclass, text) IS
     'Remove a table''s protection, with a reason (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) IS
+    'Declare a schema as holding PHI: every table made in it is protected by its patient column and classes (agentauth_admin)';
+COMMENT ON FUNCTION agentauth.unprotect_schema(regnamespace, text) IS
+    'End a schema''s declaration, with a reason; its tables stay protected (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.require_approval(regclass, text[]) IS
     'Require a clinician''s approval for agent writes of these actions (agentauth_admin)';
 COMMENT ON FUNCTION agentauth.record_consent(text, text, text[], text[], text[], uuid, text, tstzrange, text) IS
@@ -100,18 +104,37 @@ COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamp
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
     'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
 
+-- the same calls with a patient id of a non-text column's type (integer,
+-- bigint, uuid ...): the id as the type prints it
+COMMENT ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) IS
+    'record_consent with the patient id as a value of its column''s type (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.explain_access(anynonarray, text, text) IS
+    'explain_access with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.break_glass(anynonarray, text, interval) IS
+    'break_glass with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.approve_action(uuid, regclass, anynonarray, text, text, interval, integer) IS
+    'approve_action with the patient id as a value of its column''s type';
+COMMENT ON FUNCTION agentauth.access_report(anynonarray, timestamptz, timestamptz) IS
+    'access_report with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.element_access(anynonarray, regclass, name, timestamptz, timestamptz) IS
+    'element_access with the patient id as a value of its column''s type (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) IS
+    'disclosure_accounting with the patient id as a value of its column''s type (agentauth_auditor)';
+
 -- views
 COMMENT ON VIEW agentauth.principals IS 'Registered agents and humans (agentauth_admin, agentauth_auditor)';
 COMMENT ON VIEW agentauth.tokens IS 'Issued tokens, without secrets or their hashes (agentauth_admin, agentauth_issuer, agentauth_auditor)';
 COMMENT ON VIEW agentauth.consents IS 'Consent provisions (agentauth_consent_manager, agentauth_auditor)';
 COMMENT ON VIEW agentauth.default_decisions IS 'Defaults per purpose and data class (readable by everyone)';
 COMMENT ON VIEW agentauth.protected_columns IS 'Protected tables: patient column and each column''s data class';
+COMMENT ON VIEW agentauth.protected_schemas IS 'Protected schemas: the patient column and classes every table made there gets';
 COMMENT ON VIEW agentauth.agent_inventory IS 'Every agent, its owner, scopes, tokens and last activity (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_events IS 'Break-the-glass overrides, their accesses and reviews (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is overdue (agentauth_auditor)';
 COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and their use (agentauth_auditor)';
 COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
+COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
 -- tables: private to the extension (no grants); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
@@ -124,6 +147,11 @@ COMMENT ON TABLE agentauth.break_glass IS 'agentauth catalog: break-the-glass ov
 COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (read agentauth.approvals)';
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
+COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
+
+-- internal, but granted: what the status view reads
+COMMENT ON FUNCTION agentauth._status() IS
+    'agentauth internal: the shared state behind the view agentauth.status (read the view)';
 
 -- everything whose name starts with "_" is internal
 DO $$

@@ -1,0 +1,138 @@
+-- Protected schemas (issue 13, item 3): a schema declared as holding PHI
+-- protects every table created in it, or renamed or moved into it, in the
+-- statement that makes it; a table that cannot be protected is refused.
+-- Rebuilding a derived table (DROP; CREATE TABLE AS) stays protected.
+\set SHOW_CONTEXT never
+CREATE ROLE reg50_admin LOGIN;
+GRANT agentauth_admin TO reg50_admin;
+CREATE ROLE reg50_etl LOGIN;
+CREATE ROLE reg50_agent LOGIN;
+CREATE ROLE reg50_reader LOGIN;
+CREATE SCHEMA reg50_phi;
+CREATE SCHEMA reg50_other;
+GRANT USAGE, CREATE ON SCHEMA reg50_phi, reg50_other TO reg50_etl;
+GRANT USAGE ON SCHEMA reg50_phi, reg50_other TO reg50_agent, reg50_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE reg50_etl IN SCHEMA reg50_phi
+    GRANT SELECT ON TABLES TO reg50_agent, reg50_reader;
+CREATE TABLE reg50_phi.labs (patient_id int NOT NULL, loinc text, value numeric, note text);
+INSERT INTO reg50_phi.labs VALUES (1, '2160-0', 1.1, 'a'), (2, '2160-0', 2.2, 'b'), (3, '33914-3', 55, 'c');
+GRANT SELECT ON reg50_phi.labs TO reg50_agent, reg50_reader;
+SELECT agentauth.register_agent('reg50-agent', 'reg50_agent', 'Kidney AI', '{TREATDS}',
+    '{lab:read,clinical_note:read}') AS agent \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS tok \gset
+SELECT agentauth.record_consent('1', 'permit', '{TREATDS}') IS NOT NULL AS c1;
+SELECT agentauth.record_consent('3', 'permit', '{TREATDS}') IS NOT NULL AS c3;
+
+-- only an administrator declares a schema; the arguments are checked
+SET ROLE reg50_etl;
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{}', 'lab');
+RESET ROLE;
+SET ROLE reg50_admin;
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{"note": "nope"}', 'lab');
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '[]', 'lab');
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{}', 'nope');
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{"patient_id": "lab"}', 'lab');
+SELECT agentauth.protect_schema('agentauth', 'patient_id', '{}', 'lab');
+-- the table already there is protected by the declaration
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{"note": "clinical_note", "loinc": "non_phi"}', 'lab');
+RESET ROLE;
+SELECT schema_name, patient_column, column_classes, default_class FROM agentauth.protected_schemas;
+SELECT relation, column_name, data_class, patient_column FROM agentauth.protected_columns
+ WHERE relation::text LIKE 'reg50%' ORDER BY relation::text, column_name;
+
+-- CREATE TABLE, CREATE TABLE AS, SELECT INTO, CREATE TABLE LIKE: protected
+-- in the statement that makes them, whoever makes them
+SET SESSION AUTHORIZATION reg50_etl;
+CREATE TABLE reg50_phi.made (patient_id int, score int, note text);
+CREATE TABLE reg50_phi.copied AS SELECT 7 AS patient_id, 'x'::text AS note;
+SELECT 8 AS patient_id, 1.5 AS value INTO reg50_phi.selected;
+CREATE TABLE reg50_phi.liked (LIKE reg50_phi.made);
+RESET SESSION AUTHORIZATION;
+SELECT relation, column_name, data_class FROM agentauth.protected_columns
+ WHERE relation::text IN ('reg50_phi.made', 'reg50_phi.copied', 'reg50_phi.selected', 'reg50_phi.liked')
+ ORDER BY relation::text, column_name;
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c
+ WHERE c.relnamespace = 'reg50_phi'::regnamespace AND c.relkind = 'r' ORDER BY 1;
+-- in one transaction too: protected before the transaction ends
+BEGIN;
+SET LOCAL ROLE reg50_etl;
+CREATE TABLE reg50_phi.in_tx (patient_id int, v text);
+SELECT agentauth._table_label('reg50_phi.in_tx') AS label_in_tx;
+COMMIT;
+-- a function or DO block that makes a table
+SET ROLE reg50_etl;
+DO $$ BEGIN EXECUTE 'CREATE TABLE reg50_phi.from_do (patient_id int, v text)'; END $$;
+RESET ROLE;
+SELECT agentauth._table_label('reg50_phi.from_do') AS label_from_do;
+
+-- a table that cannot be protected is refused (42501)
+SET ROLE reg50_etl;
+CREATE TABLE reg50_phi.codes (code text, name text);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE reg50_phi.codes2 AS SELECT 'x'::text AS code;
+CREATE MATERIALIZED VIEW reg50_phi.mv AS SELECT 1 AS patient_id;
+\echo :LAST_ERROR_SQLSTATE
+CREATE VIEW reg50_phi.v AS SELECT 1 AS patient_id;   -- a view holds no rows: allowed
+SELECT to_regclass('reg50_phi.codes') IS NULL AS codes_refused, to_regclass('reg50_phi.mv') IS NULL AS mv_refused;
+-- renamed or moved into the schema
+CREATE TABLE reg50_other.moved (patient_id int, v text);
+CREATE TABLE reg50_other.nopatient (v text);
+ALTER TABLE reg50_other.moved SET SCHEMA reg50_phi;
+ALTER TABLE reg50_other.nopatient SET SCHEMA reg50_phi;
+RESET ROLE;
+SELECT agentauth._table_label('reg50_phi.moved') AS label_moved,
+       to_regclass('reg50_other.nopatient') IS NOT NULL AS nopatient_stayed;
+-- a column added later gets the schema's class (a column no class covers
+-- stays unclassified: unreadable)
+ALTER TABLE reg50_phi.made ADD COLUMN value numeric, ADD COLUMN loinc text;
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_phi.made'::regclass ORDER BY 1;
+-- the schema keeps its name
+ALTER SCHEMA reg50_phi RENAME TO reg50_renamed;
+
+-- the derived-table rebuild (DROP; CREATE TABLE AS) stays protected
+CREATE TABLE reg50_phi.kidney AS
+SELECT patient_id, max(value) AS max_value FROM reg50_phi.labs GROUP BY patient_id;
+DROP TABLE reg50_phi.kidney;
+CREATE TABLE reg50_phi.kidney AS
+SELECT patient_id, max(value) AS max_value FROM reg50_phi.labs GROUP BY patient_id;
+GRANT SELECT ON reg50_phi.kidney TO reg50_agent, reg50_reader;
+SELECT agentauth._table_label('reg50_phi.kidney') AS label_kidney;
+-- a non-principal reads nothing, with a record; the agent reads only its
+-- patients, and needs a session
+SET ROLE reg50_reader;
+SELECT * FROM reg50_phi.kidney;
+RESET ROLE;
+SET SESSION AUTHORIZATION reg50_agent;
+SELECT * FROM reg50_phi.kidney;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+SELECT patient_id, max_value FROM reg50_phi.kidney ORDER BY 1;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+
+-- every protection is recorded; the table protections name the role that
+-- made the table
+SELECT event, relation, CASE WHEN db_role = session_user THEN 'superuser' ELSE db_role END AS db_role,
+       detail ? 'protected_schema' AS schema_record
+  FROM agentauth.audit_log
+ WHERE event IN ('table_protected', 'table_unprotected')
+   AND (relation LIKE 'reg50%' OR detail->>'protected_schema' = 'reg50_phi')
+ ORDER BY seq;
+
+-- unprotect_schema: needs a reason; tables already protected stay so, new
+-- ones are not
+SET ROLE reg50_admin;
+SELECT agentauth.unprotect_schema('reg50_phi', '');
+SELECT agentauth.unprotect_schema('reg50_other', 'not protected');
+SELECT agentauth.unprotect_schema('reg50_phi', 'moving to a new layout');
+RESET ROLE;
+CREATE TABLE reg50_phi.after (v text);
+SELECT agentauth._table_label('reg50_phi.made') IS NOT NULL AS made_still_protected,
+       agentauth._table_label('reg50_phi.after') IS NULL AS after_not_protected;
+SELECT event, detail->>'reason' AS reason FROM agentauth.audit_log
+ WHERE event = 'table_unprotected' AND detail->>'protected_schema' = 'reg50_phi';
+-- a schema whose tables lack the patient column cannot be declared
+SET ROLE reg50_admin;
+SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{}', 'lab');
+RESET ROLE;
+SELECT count(*) AS declared FROM agentauth.protected_schemas WHERE schema_name = 'reg50_phi';

@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * derived.c
+ *		Derived copies keep their protection: in an agentauth session, what
+ *		is read from a protected table never lands in a relation that is
+ *		not protected.
+ *
+ *		A statement reads a protected table when it selects from it, or
+ *		updates or deletes its rows (triggers see them); it writes an
+ *		unprotected relation when it inserts, updates, deletes or merges
+ *		into one (a temporary table included), when it fills a relation
+ *		that CREATE TABLE AS, SELECT INTO or CREATE / REFRESH MATERIALIZED
+ *		VIEW makes, or when it is a COPY to a server file.  In a session,
+ *		within one client statement (statement_timestamp(): a function, a
+ *		DO block or a procedure is one, across its COMMITs), refused with a
+ *		denied record (42501), before any row of the later statement is
+ *		read or written:
+ *
+ *		- a statement that reads a protected table and writes an
+ *		  unprotected relation (INSERT ... SELECT, CREATE TABLE AS, a
+ *		  data-modifying WITH, UPDATE ... FROM);
+ *		- a statement that writes an unprotected relation after another
+ *		  statement read a protected table (a function, a trigger, a DO
+ *		  block that keeps rows in variables);
+ *		- a statement that reads a protected table while a statement that
+ *		  writes an unprotected relation runs (a function called for each
+ *		  row that statement writes).
+ *
+ *		Referential-integrity checks and actions (which read only keys) and
+ *		the extension's own tables are not counted.  Writes into protected
+ *		tables are checked row by row as any write (access.c).
+ *
+ *		Callers: the executor hooks (columns.c), the utility hook
+ *		(utility.c: COPY to a server file).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+
+#include "agentauth.h"
+
+#define AA_DERIVED_NAME_LEN (2 * NAMEDATALEN + 8)
+
+/* the client statement that read a protected table, and which table */
+static bool read_valid = false;
+static TimestampTz read_stmt;
+static char read_source[AA_DERIVED_NAME_LEN];
+
+/* statements writing an unprotected relation that are running now */
+static int	writer_depth = 0;
+static char writer_target[AA_DERIVED_NAME_LEN];
+
+/* COPY ... TO a server file or program under way */
+static int	copy_to_server = 0;
+
+typedef struct Flow
+{
+	Oid			source;			/* a protected relation read, or InvalidOid */
+	bool		writes;			/* writes an unprotected relation */
+	char		target[AA_DERIVED_NAME_LEN];
+} Flow;
+
+static void
+relation_name(Oid relid, char *out)
+{
+	Oid			nspid = get_rel_namespace(relid);
+	char	   *nsp = isAnyTempNamespace(nspid) ? "pg_temp" : get_namespace_name(nspid);
+	char	   *rel = get_rel_name(relid);
+
+	strlcpy(out, quote_qualified_identifier(nsp ? nsp : "?", rel ? rel : "?"),
+			AA_DERIVED_NAME_LEN);
+}
+
+static AclMode
+rte_required(PlannedStmt *ps, RangeTblEntry *rte)
+{
+#if PG_VERSION_NUM >= 160000
+	if (rte->perminfoindex == 0)
+		return 0;
+	return list_nth_node(RTEPermissionInfo, ps->permInfos,
+						 rte->perminfoindex - 1)->requiredPerms;
+#else
+	return rte->requiredPerms;
+#endif
+}
+
+static void
+statement_flow(QueryDesc *qd, Flow *f)
+{
+	PlannedStmt *ps = qd->plannedstmt;
+	Oid			own = get_namespace_oid(AA_SCHEMA, true);
+	ListCell   *lc;
+	int			mydest = qd->dest ? qd->dest->mydest : DestNone;
+
+	memset(f, 0, sizeof(*f));
+
+	/* a referential-integrity query reads or writes keys only */
+	if (InNoForceRLSOperation())
+		return;
+
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->relkind != RELKIND_RELATION &&
+			 rte->relkind != RELKIND_PARTITIONED_TABLE))
+			continue;
+		if (!(rte_required(ps, rte) & (ACL_SELECT | ACL_UPDATE | ACL_DELETE)))
+			continue;
+		if (aa_is_protected(rte->relid))
+		{
+			f->source = rte->relid;
+			break;
+		}
+	}
+
+	foreach(lc, ps->resultRelations)
+	{
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+
+		if (rte->rtekind != RTE_RELATION || aa_is_protected(rte->relid) ||
+			get_rel_namespace(rte->relid) == own)
+			continue;
+		f->writes = true;
+		relation_name(rte->relid, f->target);
+		return;
+	}
+	if (mydest == DestIntoRel)
+	{
+		f->writes = true;
+		strlcpy(f->target, "the relation CREATE TABLE AS, SELECT INTO or CREATE MATERIALIZED VIEW makes",
+				AA_DERIVED_NAME_LEN);
+	}
+	else if (mydest == DestTransientRel)
+	{
+		f->writes = true;
+		strlcpy(f->target, "a materialized view (REFRESH)", AA_DERIVED_NAME_LEN);
+	}
+	else if (mydest == DestCopyOut && copy_to_server > 0)
+	{
+		f->writes = true;
+		strlcpy(f->target, "a server file (COPY TO)", AA_DERIVED_NAME_LEN);
+	}
+}
+
+static bool
+read_in_this_statement(void)
+{
+	return read_valid && read_stmt == GetCurrentStatementStartTimestamp();
+}
+
+static void
+note_read(Oid source)
+{
+	if (read_in_this_statement())
+		return;
+	read_valid = true;
+	read_stmt = GetCurrentStatementStartTimestamp();
+	relation_name(source, read_source);
+}
+
+static void
+refuse(const char *source, const char *target, const char *how)
+{
+	AARecord	rec;
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, "{\"reason\": \"a copy into a relation that is not protected\", \"target\": ");
+	escape_json(&detail, target);
+	appendStringInfoString(&detail, ", \"how\": ");
+	escape_json(&detail, how);
+	appendStringInfoChar(&detail, '}');
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "denied";
+	rec.outcome = "deny";
+	rec.relation = source;
+	rec.action = "read";
+	rec.row_count = -1;
+	rec.detail = detail.data;
+	aa_audit_emit(&rec, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot copy rows of protected table %s into %s, which is not protected",
+					source, target),
+			 errdetail("In an agentauth session, what is read from a protected table never lands in an unprotected relation (%s).",
+					   how),
+			 errhint("Write into a protected table, or return the rows to the client.")));
+}
+
+static bool
+in_session(void)
+{
+	return aa_session != NULL && !IsParallelWorker() && IsTransactionState();
+}
+
+/*
+ * ExecutorStart (columns.c), before the executor's: refuse the statement
+ * when it would copy protected rows into an unprotected relation.
+ */
+void
+aa_derived_start(QueryDesc *qd, int eflags)
+{
+	Flow		f;
+	char		source[AA_DERIVED_NAME_LEN];
+
+	if (!in_session() || (eflags & EXEC_FLAG_EXPLAIN_ONLY))
+		return;
+	statement_flow(qd, &f);
+	if (OidIsValid(f.source))
+	{
+		relation_name(f.source, source);
+		if (f.writes)
+			refuse(source, f.target, "the statement reads the one and writes the other");
+		if (writer_depth > 0)
+			refuse(source, writer_target,
+				   "read while a statement writing the other runs");
+		note_read(f.source);
+	}
+	if (f.writes && read_in_this_statement())
+		refuse(read_source, f.target,
+			   "written after the same client statement read the protected table");
+}
+
+/*
+ * Before each ExecutorRun (columns.c): a later run of a statement that
+ * reads a protected table (a cursor's FETCH) counts as a read of the
+ * client statement that runs it; a statement that writes an unprotected
+ * relation is counted while it runs.  Returns whether aa_derived_leave()
+ * has a writer to uncount.
+ */
+bool
+aa_derived_enter(QueryDesc *qd)
+{
+	Flow		f;
+	char		source[AA_DERIVED_NAME_LEN];
+
+	if (!in_session())
+		return false;
+	statement_flow(qd, &f);
+	if (OidIsValid(f.source) && !f.writes)
+	{
+		relation_name(f.source, source);
+		if (writer_depth > 0)
+			refuse(source, writer_target,
+				   "read while a statement writing the other runs");
+		note_read(f.source);
+	}
+	if (!f.writes)
+		return false;
+	if (read_in_this_statement())
+		refuse(read_source, f.target,
+			   "written after the same client statement read the protected table");
+	if (writer_depth++ == 0)
+		strlcpy(writer_target, f.target, AA_DERIVED_NAME_LEN);
+	return true;
+}
+
+void
+aa_derived_leave(bool writer)
+{
+	if (writer && writer_depth > 0)
+		writer_depth--;
+}
+
+static bool
+is_copy_to_server(Node *stmt)
+{
+	return IsA(stmt, CopyStmt) && !((CopyStmt *) stmt)->is_from &&
+		((CopyStmt *) stmt)->filename != NULL;
+}
+
+/* around every utility statement (utility.c): COPY to a server file */
+void
+aa_derived_utility_begin(Node *stmt)
+{
+	if (is_copy_to_server(stmt))
+		copy_to_server++;
+}
+
+void
+aa_derived_utility_end(Node *stmt)
+{
+	if (is_copy_to_server(stmt) && copy_to_server > 0)
+		copy_to_server--;
+}

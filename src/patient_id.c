@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * patient_id.c
+ *		Patient ids given by hand: could a protected table's patient column
+ *		ever hold this one?
+ *
+ *		The row check compares a row's patient as text: the column's value
+ *		as its type prints it (policy.c; char(n) without its trailing
+ *		blanks).  An id that no patient column prints -- '010000148' or
+ *		'+7' where every patient column is an integer, an upper-case uuid
+ *		-- would be accepted and then never match a row: a consent to deny
+ *		would deny nothing.  agentauth._patient_id() refuses it (22023):
+ *		record_consent, break_glass and approve_action (_check_patient) and
+ *		explain_access call it.  With no table protected yet, every id
+ *		passes.
+ *
+ *		The test reads the id with the input function of each patient
+ *		column's base type (never a domain's CHECK: no code of the table's
+ *		owner runs here) and prints it again; a data exception (22xxx) of
+ *		the input function means "not a value of this type".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "agentauth.h"
+
+typedef struct PatientType
+{
+	Oid			typid;			/* base type */
+	int32		typmod;
+} PatientType;
+
+/* the distinct (base type, typmod) of the protected tables' patient columns */
+static List *
+patient_types(void)
+{
+	AASpiState	spi;
+	List	   *types = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	aa_spi_begin(&spi, false);
+	if (SPI_execute("SELECT DISTINCT a.atttypid, a.atttypmod "
+					"  FROM pg_catalog.pg_seclabel s "
+					"  JOIN pg_catalog.pg_attribute a "
+					"    ON a.attrelid OPERATOR(pg_catalog.=) s.objoid "
+					"   AND a.attname OPERATOR(pg_catalog.=) agentauth._label_patient_column(s.label) "
+					" WHERE s.provider OPERATOR(pg_catalog.=) 'agentauth' "
+					"   AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"   AND s.objsubid OPERATOR(pg_catalog.=) 0 "
+					"   AND NOT a.attisdropped", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the patient columns of protected tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			typid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+		int32		typmod = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc,
+														 2, &isnull));
+		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+		PatientType *t = palloc(sizeof(PatientType));
+
+		t->typid = getBaseTypeAndTypmod(typid, &typmod);
+		t->typmod = typmod;
+		types = lappend(types, t);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	aa_spi_end(&spi);
+	return types;
+}
+
+/* does a value of this type print as id (char(n): without trailing blanks)? */
+static bool
+type_prints(const PatientType *t, const char *id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			typinput;
+	Oid			typioparam;
+	Oid			typoutput;
+	bool		varlena;
+	volatile bool prints = false;
+
+	/* text prints every id: no need to try */
+	if (t->typid == TEXTOID || (t->typid == VARCHAROID && t->typmod < 0))
+		return true;
+	getTypeInputInfo(t->typid, &typinput, &typioparam);
+	getTypeOutputInfo(t->typid, &typoutput, &varlena);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Datum		d = OidInputFunctionCall(typinput, (char *) id, typioparam,
+											 t->typmod);
+		char	   *out = OidOutputFunctionCall(typoutput, d);
+
+		if (t->typid == BPCHAROID)
+		{
+			int			len = strlen(out);
+
+			while (len > 0 && out[len - 1] == ' ')
+				out[--len] = '\0';
+		}
+		prints = strcmp(out, id) == 0;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* only "not a value of this type" is an answer */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return prints;
+}
+
+/*
+ * Refuse (22023) an id that no patient column of a protected table can
+ * hold as it is written.
+ */
+void
+aa_patient_id_check(const char *id)
+{
+	List	   *types = patient_types();
+	StringInfoData names;
+	ListCell   *lc;
+
+	if (types == NIL)
+		return;
+	initStringInfo(&names);
+	foreach(lc, types)
+	{
+		PatientType *t = lfirst(lc);
+		char	   *name = format_type_with_typemod(t->typid, t->typmod);
+
+		if (type_prints(t, id))
+			return;
+		if (strstr(names.data, name) == NULL)
+			appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "", name);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("no protected patient column could hold this id"),
+			 errdetail("Patient id \"%s\" is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.",
+					   id, names.data),
+			 errhint("Write the id as the column prints it (SELECT patient_column::text): an integer without leading zeros, sign or blanks; a uuid in lower case.")));
+}
+
+/*
+ * agentauth._patient_id(patient text) RETURNS text: the id, or 22023.
+ * NULL passes (the callers say what NULL means).
+ */
+PG_FUNCTION_INFO_V1(aa_patient_id);
+
+Datum
+aa_patient_id(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	aa_patient_id_check(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+}

@@ -1,0 +1,351 @@
+/*-------------------------------------------------------------------------
+ *
+ * protected_schema.c
+ *		Protected schemas: every table created in a schema declared as
+ *		holding PHI (agentauth.protect_schema), or renamed or moved into
+ *		it, is protected by the statement that made it, before that
+ *		statement's transaction commits.
+ *
+ *		The object-access hook (utility.c) tells this file of every
+ *		relation created (CREATE TABLE, CREATE TABLE AS, SELECT INTO,
+ *		CREATE TABLE LIKE, PARTITION OF, CREATE MATERIALIZED VIEW, IMPORT
+ *		FOREIGN SCHEMA ...), of every column added, and of every relation
+ *		altered (ALTER TABLE ... SET SCHEMA, RENAME).  After each utility
+ *		statement (utility.c), the relations it made or changed in a
+ *		protected schema are handed to agentauth._protect_in_schema(),
+ *		which protects them by the schema's declaration or refuses the
+ *		statement (42501: no patient column, a column no class covers, a
+ *		materialized view or a foreign table).  The call runs as the
+ *		bootstrap superuser, passing the agentauth_admin check on behalf of
+ *		the role that made the table, whom the records name.
+ *
+ *		The declaration is read on the latest snapshot after taking a lock
+ *		on the schema that protect_schema() takes exclusively: a table made
+ *		while protect_schema() runs is either seen by it or sees it.
+ *
+ *		Before a utility statement: renaming a protected schema is refused
+ *		(its declaration is by name).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "agentauth.h"
+
+PG_FUNCTION_INFO_V1(aa_lock_schema);
+
+/* a protected schema's declaration, as the library caches it */
+typedef struct ProtectedSchema
+{
+	Oid			nsp;
+	char	   *patient_column;
+	char	   *column_classes; /* jsonb text */
+	char	   *default_class;	/* or NULL */
+} ProtectedSchema;
+
+/*
+ * Relations made (or given a column), and relations altered, by the utility
+ * statements under way; in TopTransactionContext.  An altered relation
+ * counts only after a statement that renames or moves one: the statements
+ * protect_table() runs itself (ALTER TABLE ... ENABLE ROW LEVEL SECURITY)
+ * alter the table it is protecting.
+ */
+static List *pending = NIL;
+static List *pending_moved = NIL;
+static bool callback_registered = false;
+
+/* protecting now: what that does itself is not pending */
+static bool protecting = false;
+
+/* the declarations, valid while the generation has not moved */
+static List *schemas = NIL;		/* ProtectedSchema *, in cache_cxt */
+static MemoryContext cache_cxt = NULL;
+static uint64 cache_gen = 0;
+static bool cache_valid = false;
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
+	{
+		pending = NIL;
+		pending_moved = NIL;
+	}
+}
+
+/*
+ * Called by the one object-access hook (utility.c): a relation was
+ * created, a column added, or a relation altered.
+ */
+void
+aa_protected_schema_object(int access, Oid classId,
+						   Oid objectId, int subId, void *arg)
+{
+	MemoryContext oldcxt;
+
+	if (classId != RelationRelationId || protecting ||
+		!IsTransactionState() || IsBinaryUpgrade)
+		return;
+	if (access == OAT_POST_CREATE)
+	{
+		/* transient heaps of CLUSTER, VACUUM FULL, REFRESH, rewrites */
+		if (arg && ((ObjectAccessPostCreate *) arg)->is_internal)
+			return;
+	}
+	else if (access == OAT_POST_ALTER)
+	{
+		if (subId != 0 ||
+			(arg && ((ObjectAccessPostAlter *) arg)->is_internal))
+			return;
+	}
+	else
+		return;
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		callback_registered = true;
+	}
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	if (access == OAT_POST_CREATE)
+		pending = list_append_unique_oid(pending, objectId);
+	else
+		pending_moved = list_append_unique_oid(pending_moved, objectId);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* installed, not in its own script, and the 1.1 catalog is there */
+static bool
+schemas_ready(void)
+{
+	Oid			ext;
+	Oid			nsp;
+
+	if (!IsTransactionState() || IsBinaryUpgrade)
+		return false;
+	ext = get_extension_oid("agentauth", true);
+	if (!OidIsValid(ext) || (creating_extension && CurrentExtensionObject == ext))
+		return false;
+	nsp = get_namespace_oid(AA_SCHEMA, true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("protected_schema", nsp));
+}
+
+static void
+load_schemas(void)
+{
+	AASpiState	spi;
+	uint64		gen = aa_generation();
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "agentauth protected schemas",
+										  ALLOCSET_SMALL_SIZES);
+	if (cache_valid && cache_gen == gen)
+		return;
+	MemoryContextReset(cache_cxt);
+	schemas = NIL;
+	cache_valid = false;
+
+	aa_spi_begin(&spi, true);
+	if (SPI_execute("SELECT n.oid, p.patient_column::pg_catalog.text, "
+					"       p.column_classes::pg_catalog.text, p.default_class "
+					"  FROM agentauth.protected_schema p "
+					"  JOIN pg_catalog.pg_namespace n "
+					"    ON n.nspname OPERATOR(pg_catalog.=) p.schema_name",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read agentauth.protected_schema");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext oldcxt;
+		ProtectedSchema *ps;
+		char	   *patient = SPI_getvalue(tup, desc, 2);
+		char	   *classes = SPI_getvalue(tup, desc, 3);
+		char	   *def = SPI_getvalue(tup, desc, 4);
+		Oid			nsp = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+
+		oldcxt = MemoryContextSwitchTo(cache_cxt);
+		ps = palloc0(sizeof(ProtectedSchema));
+		ps->nsp = nsp;
+		ps->patient_column = pstrdup(patient);
+		ps->column_classes = pstrdup(classes);
+		ps->default_class = def ? pstrdup(def) : NULL;
+		schemas = lappend(schemas, ps);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	aa_spi_end(&spi);
+	cache_gen = gen;
+	cache_valid = true;
+}
+
+static ProtectedSchema *
+schema_declaration(Oid nsp)
+{
+	ListCell   *lc;
+
+	load_schemas();
+	foreach(lc, schemas)
+	{
+		ProtectedSchema *ps = lfirst(lc);
+
+		if (ps->nsp == nsp)
+			return ps;
+	}
+	return NULL;
+}
+
+/* protect relid by the declaration ps, or refuse (an ERROR) */
+static void
+protect_one(Oid relid, ProtectedSchema *ps)
+{
+	AASpiState	spi;
+	Oid			argtypes[4] = {REGCLASSOID, NAMEOID, JSONBOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		patient = DirectFunctionCall1(namein,
+											  CStringGetDatum(ps->patient_column));
+	Datum		classes = DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(ps->column_classes));
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = patient;
+	values[2] = classes;
+	values[3] = ps->default_class ? CStringGetTextDatum(ps->default_class) : (Datum) 0;
+	if (ps->default_class == NULL)
+		nulls[3] = 'n';
+
+	aa_spi_begin(&spi, false);
+	if (SPI_execute_with_args("SELECT agentauth._protect_in_schema($1, $2, $3, $4)",
+							  4, argtypes, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not protect a table of a protected schema");
+	aa_spi_end(&spi);
+}
+
+static void
+protect_all(List *todo, List *decls)
+{
+	protecting = true;
+	aa_admin_on_behalf++;
+	PG_TRY();
+	{
+		ListCell   *lc;
+		ListCell   *lc2;
+
+		forboth(lc, todo, lc2, decls)
+			protect_one(lfirst_oid(lc), lfirst(lc2));
+	}
+	PG_FINALLY();
+	{
+		protecting = false;
+		aa_admin_on_behalf--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * After a utility statement ran (utility.c): protect what it made or
+ * changed in a protected schema, or refuse it.
+ */
+void
+aa_protected_schema_utility_done(Node *stmt)
+{
+	List	   *relids;
+	List	   *todo = NIL;
+	List	   *decls = NIL;
+	ListCell   *lc;
+
+	relids = pending;
+	if (IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt))
+		relids = list_concat_unique_oid(relids, pending_moved);
+	pending = NIL;
+	pending_moved = NIL;
+	if (relids == NIL || protecting || !schemas_ready())
+		return;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			nsp = get_rel_namespace(relid);
+		ProtectedSchema *ps;
+
+		if (!OidIsValid(nsp) || isAnyTempNamespace(nsp) ||
+			IsCatalogNamespace(nsp) || IsToastNamespace(nsp))
+			continue;
+
+		/*
+		 * protect_schema() holds it exclusively until it commits; then the
+		 * latest snapshot sees its declaration
+		 */
+		LockDatabaseObject(NamespaceRelationId, nsp, 0, AccessShareLock);
+		ps = schema_declaration(nsp);
+		if (ps == NULL)
+			continue;
+		todo = lappend_oid(todo, relid);
+		decls = lappend(decls, ps);
+	}
+	if (todo == NIL)
+		return;
+
+	protect_all(todo, decls);
+}
+
+/*
+ * Before a utility statement (utility.c): a protected schema is declared
+ * by name, so it keeps its name.
+ */
+void
+aa_protected_schema_check(Node *stmt)
+{
+	RenameStmt *rs;
+	Oid			nsp;
+
+	if (!IsA(stmt, RenameStmt))
+		return;
+	rs = (RenameStmt *) stmt;
+	if (rs->renameType != OBJECT_SCHEMA || rs->subname == NULL)
+		return;
+	if (!schemas_ready())
+		return;
+	nsp = get_namespace_oid(rs->subname, true);
+	if (!OidIsValid(nsp) || schema_declaration(nsp) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot rename protected schema %s", quote_identifier(rs->subname)),
+			 errdetail("A protected schema is declared by its name: tables made under the new name would not be protected."),
+			 errhint("An administrator runs agentauth.unprotect_schema(), renames it, and runs agentauth.protect_schema() on the new name.")));
+}
+
+/*
+ * agentauth._lock_schema(nsp oid): for protect_schema().  Waits for the
+ * transactions that created relations in the schema (they hold a lock on
+ * it) and keeps new ones out until the caller's transaction ends.
+ */
+Datum
+aa_lock_schema(PG_FUNCTION_ARGS)
+{
+	aa_require_role("agentauth_admin");
+	LockDatabaseObject(NamespaceRelationId, PG_GETARG_OID(0), 0,
+					   AccessExclusiveLock);
+	PG_RETURN_VOID();
+}

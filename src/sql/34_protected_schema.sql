@@ -1,0 +1,277 @@
+-- (1.1) Protected schemas (issue "Real clinical schemas" item 3): a schema
+-- declared as holding PHI.  Every table created in it, or renamed or moved
+-- into it, is protected by the statement that makes it, before the
+-- statement's transaction commits (src/protected_schema.c calls
+-- agentauth._protect_in_schema() after every utility statement that
+-- created or altered a relation there); a table that cannot be protected
+-- (no patient column, a column no class covers, a materialized view or a
+-- foreign table) is refused.  Declared by name: dumped with the extension's
+-- configuration.
+CREATE TABLE agentauth.protected_schema (
+    schema_name     name PRIMARY KEY,
+    patient_column  name NOT NULL CHECK (pg_catalog.strpos(patient_column, ';') = 0),
+    column_classes  jsonb NOT NULL DEFAULT '{}'
+                    CHECK (pg_catalog.jsonb_typeof(column_classes) = 'object'),
+    default_class   text,           -- a data_class (checked by protect_schema)
+    protected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    protected_by    text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.protected_schema', '');
+CREATE TRIGGER protected_schema_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON agentauth.protected_schema FOR EACH STATEMENT
+    EXECUTE FUNCTION agentauth._generation_trigger();
+
+-- Wait for the statements creating relations in a schema to end, and hold
+-- new ones off until the calling transaction ends (a lock on the schema).
+CREATE FUNCTION agentauth._lock_schema(nsp oid) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_lock_schema';
+REVOKE ALL ON FUNCTION agentauth._lock_schema(oid) FROM PUBLIC;
+
+-- Protect one relation of a protected schema by the schema's declaration
+-- (passed in: the library reads it on the latest snapshot): false when
+-- there is nothing to do (not a table, a partition of a protected table,
+-- already protected with every column classified).  Called by the library
+-- as the bootstrap superuser on behalf of the role that made the table (the
+-- record names that role), and by protect_schema().
+CREATE FUNCTION agentauth._protect_in_schema(tbl regclass, patient_column name,
+                                             column_classes jsonb, default_class text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel      record;
+    col      record;
+    cls      text;
+    label    text;
+    patient  text;
+    classes  jsonb := '{}'::jsonb;
+    added    jsonb := '{}'::jsonb;
+    missing  text[] := '{}'::text[];
+BEGIN
+    SELECT c.relkind, c.relispartition, n.nspname,
+           pg_catalog.format('%I.%I', n.nspname, c.relname) AS qname
+      INTO rel
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['m', 'f']::"char"[]) THEN
+        RAISE EXCEPTION '% % cannot be in protected schema %',
+            CASE rel.relkind WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END,
+            rel.qname, pg_catalog.quote_ident(rel.nspname)
+            USING ERRCODE = '42501',
+            DETAIL = 'Every relation of a protected schema that holds rows is a protected table; this one cannot be protected.',
+            HINT = 'Create a table instead, or use a schema that is not protected.';
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
+        RETURN false;
+    END IF;
+    -- a partition of a protected table takes its parent's classification
+    IF rel.relispartition AND EXISTS (
+            SELECT FROM pg_catalog.pg_inherits i
+             WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
+               AND agentauth._table_label(i.inhparent) IS NOT NULL) THEN
+        RETURN false;
+    END IF;
+
+    label := agentauth._table_label(tbl);
+    patient := coalesce(agentauth._label_patient_column(label), _protect_in_schema.patient_column);
+    IF label IS NULL AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+               AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient) THEN
+        RAISE EXCEPTION 'table % has no patient column "%"', rel.qname, patient
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Schema %I is protected: every table in it holds PHI and is protected by its patient column.', rel.nspname),
+            HINT = pg_catalog.format('Give the table a column "%s", or create it in a schema that is not protected (agentauth.protected_schema lists them).', patient);
+    END IF;
+
+    FOR col IN SELECT a.attname, s.label
+                 FROM pg_catalog.pg_attribute a
+                 LEFT JOIN pg_catalog.pg_seclabel s
+                   ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.<>) patient
+                ORDER BY a.attnum LOOP
+        cls := coalesce(col.label, _protect_in_schema.column_classes OPERATOR(pg_catalog.->>) col.attname::text,
+                        _protect_in_schema.default_class);
+        IF cls IS NULL THEN
+            missing := missing OPERATOR(pg_catalog.||) col.attname::text;
+            CONTINUE;
+        END IF;
+        classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+        IF col.label IS NULL THEN
+            added := added OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, cls);
+        END IF;
+    END LOOP;
+
+    IF label IS NULL THEN
+        IF pg_catalog.cardinality(missing) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'column "%" of table % has no data class', missing[1], rel.qname
+                USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('Schema %I is protected, and neither its column classes nor a default class cover this column.', rel.nspname),
+                HINT = 'An administrator names the column in the schema''s column_classes or gives it a default_class (agentauth.protect_schema).';
+        END IF;
+        PERFORM agentauth.protect_table(tbl, patient::name, classes, NULL);
+        RETURN true;
+    END IF;
+
+    -- protected already: columns added since get the schema's classes
+    -- (a column no class covers stays unclassified, hence unreadable)
+    IF added OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN false;
+    END IF;
+    FOR col IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(added) e LOOP
+        PERFORM agentauth._set_label(tbl, col.key::name, col.value);
+    END LOOP;
+    PERFORM agentauth._protect_partitions(tbl);     -- a partitioned table's columns
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('protected_schema', rel.nspname,
+                                      'column_classes', added,
+                                      'reclassified', true),
+        NULL, NULL, NULL, tbl::text);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._protect_in_schema(regclass, name, jsonb, text) FROM PUBLIC;
+
+CREATE FUNCTION agentauth.protect_schema(schema regnamespace, patient_column name,
+                                         column_classes jsonb DEFAULT '{}',
+                                         default_class text DEFAULT NULL)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp     name;
+    k       text;
+    v       jsonb;
+    t       record;
+    old     record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'schema must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF patient_column IS NULL THEN
+        RAISE EXCEPTION 'patient_column must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF column_classes IS NULL THEN
+        RAISE EXCEPTION 'column_classes must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass ''{}'' and a default_class to give every column one class.';
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'protect_schema must run in a READ COMMITTED transaction'
+            USING ERRCODE = '25001',
+            DETAIL = 'It protects the tables other transactions committed in the schema while it waited for them.';
+    END IF;
+    SELECT n.nspname INTO nsp FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) schema;
+    IF nsp OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth', 'pg_catalog', 'information_schema', 'pg_toast']::name[])
+       OR nsp OPERATOR(pg_catalog.~) '^pg_(toast_)?temp_' THEN
+        RAISE EXCEPTION 'schema % cannot be protected', pg_catalog.quote_ident(nsp) USING ERRCODE = '42809';
+    END IF;
+    IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(column_classes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'column_classes must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'For example {"hiv_status": "hiv", "note": "clinical_note"}.';
+    END IF;
+    IF default_class IS NOT NULL AND NOT EXISTS
+        (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) default_class) THEN
+        RAISE EXCEPTION 'unknown data class "%" for default_class', default_class
+            USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+    END IF;
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(column_classes) e ORDER BY e.key LOOP
+        IF k OPERATOR(pg_catalog.=) patient_column THEN
+            RAISE EXCEPTION 'column "%" is the patient column and takes no data class', k
+                USING ERRCODE = '22023';
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+            RAISE EXCEPTION 'the data class of column "%" must be a string', k USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d
+                        WHERE d.name OPERATOR(pg_catalog.=) (v OPERATOR(pg_catalog.#>>) '{}')) THEN
+            RAISE EXCEPTION 'unknown data class "%" for column "%"', v OPERATOR(pg_catalog.#>>) '{}', k
+                USING ERRCODE = '22023', HINT = 'The classes are the rows of agentauth.data_class.';
+        END IF;
+    END LOOP;
+
+    -- no table is created or moved into the schema until this commits
+    PERFORM agentauth._lock_schema(schema::oid);
+
+    SELECT p.* INTO old FROM agentauth.protected_schema p WHERE p.schema_name OPERATOR(pg_catalog.=) nsp;
+    INSERT INTO agentauth.protected_schema AS p
+           (schema_name, patient_column, column_classes, default_class, protected_by)
+    VALUES (nsp, protect_schema.patient_column, protect_schema.column_classes,
+            protect_schema.default_class, pg_catalog.session_user())
+    ON CONFLICT (schema_name) DO UPDATE
+       SET patient_column = excluded.patient_column,
+           column_classes = excluded.column_classes,
+           default_class = excluded.default_class,
+           protected_at = pg_catalog.now(),
+           protected_by = excluded.protected_by;
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('protected_schema', nsp,
+                                      'patient_column', patient_column,
+                                      'column_classes', column_classes,
+                                      'default_class', default_class,
+                                      'reclassified', old.schema_name IS NOT NULL));
+
+    -- the tables already there: protected, or the declaration refused
+    FOR t IN SELECT c.oid::pg_catalog.regclass AS rel FROM pg_catalog.pg_class c
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) schema
+                AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'm', 'f']::"char"[])
+              ORDER BY c.relispartition, c.oid LOOP
+        PERFORM agentauth._protect_in_schema(t.rel, protect_schema.patient_column,
+                                             protect_schema.column_classes,
+                                             protect_schema.default_class);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, text) TO agentauth_admin;
+
+-- The schema's tables stay protected (agentauth.unprotect_table() ends the
+-- protection of each); tables made there afterwards are not.
+CREATE FUNCTION agentauth.unprotect_schema(schema regnamespace, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'schema must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to unprotect a schema' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    SELECT n.nspname INTO nsp FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) schema;
+    DELETE FROM agentauth.protected_schema p WHERE p.schema_name OPERATOR(pg_catalog.=) nsp;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema % is not protected', pg_catalog.quote_ident(nsp) USING ERRCODE = '55000';
+    END IF;
+    PERFORM agentauth._audit('table_unprotected',
+        pg_catalog.jsonb_build_object('protected_schema', nsp, 'reason', reason));
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.unprotect_schema(regnamespace, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.unprotect_schema(regnamespace, text) TO agentauth_admin;
+
+-- Readable by everyone, as agentauth.protected_columns is.
+CREATE VIEW agentauth.protected_schemas AS
+SELECT p.schema_name, p.patient_column, p.column_classes, p.default_class,
+       p.protected_at, p.protected_by
+  FROM agentauth.protected_schema p;
+GRANT SELECT ON agentauth.protected_schemas TO PUBLIC;
