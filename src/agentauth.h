@@ -652,6 +652,18 @@ extern bool aa_parse_table_label(const char *label, char **patient_column,
 								 int *approve_mask, const char **why);
 
 /* ---------------------------------------------------------------------
+ * label_restore.c -- a restore's labels: site classes that arrive after
+ * the labels naming them, and a table whose labels are incomplete (no
+ * table label, yet column labels or protect_table()'s triggers) fails
+ * closed
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_label_unknown_class_ok(const char *label);
+extern List *aa_label_known_classes(bool *valid);
+extern void aa_label_unprotecting(Oid relid);
+extern bool aa_label_incomplete(Oid relid, bool has_column_labels);
+
+/* ---------------------------------------------------------------------
  * policy.c -- row-security policy hooks: the restrictive policy of a
  * protected table calls agentauth._row_check() (access.c) on every row
  * ---------------------------------------------------------------------
