@@ -11,10 +11,14 @@
  *		  table:  'patient=<column>' or 'patient=<column>;approve=insert,update'
  *		  column: the name of a row of agentauth.data_class
  *
- *		A table is protected when it carries a table label of this provider.
- *		The provider refuses unknown classes, a patient column that does not
- *		exist, and labels set by anyone but an agentauth_admin (or a
- *		superuser, e.g. pg_restore), and -- for every role, by either
+ *		A table is protected when it carries a table label of this provider
+ *		(or, its classification incomplete after a restore, column labels or
+ *		protect_table()'s triggers without one: label_restore.c).  A column
+ *		whose class is no row of agentauth.data_class is unclassified.
+ *		The provider refuses unknown classes (but in a restore:
+ *		label_restore.c), a patient column that does not exist, and labels
+ *		set by anyone but an agentauth_admin (or a superuser, e.g.
+ *		pg_restore), and -- for every role, by either
  *		route -- labels on the schema agentauth and anything in it (a label
  *		on the audit log would hold its auditors to the row check, and
  *		nothing could remove it).  Every change bumps the generation
