@@ -20,6 +20,7 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
+#include "utils/snapshot.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -117,6 +118,7 @@ extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
 extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out);
 extern bool aa_extension_ready(void);
+extern Snapshot aa_latest_snapshot(void);
 extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
 

@@ -104,7 +104,8 @@ aa_label_unknown_class_ok(const char *label)
 }
 
 /*
- * The names of agentauth.data_class, read with the latest snapshot straight
+ * The names of agentauth.data_class, read with the latest snapshot (util.c's,
+ * which also serves the leader of a parallel plan) straight
  * from the table (no SPI: this runs while label.c builds a cache entry, in
  * planner and DDL hooks).  *valid is false when the table is not there
  * (agentauth not installed, or being installed): then nothing is known.
@@ -129,7 +130,7 @@ aa_label_known_classes(bool *valid)
 		return NIL;
 
 	rel = table_open(relid, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = RegisterSnapshot(aa_latest_snapshot());
 	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
