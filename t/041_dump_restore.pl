@@ -207,6 +207,15 @@ sub check_restored
 	$node->command_ok([ 'pg_restore', '-d', $node->connstr('postgres'), "$dir/db.dump" ],
 		'-Fc: pg_restore succeeds');
 	check_restored($node, '-Fc');
+	# a label naming no row of data_class (as in a restore before the
+	# data): the column is unclassified, never covered by the * default
+	$node->safe_psql('postgres', q{DELETE FROM agentauth.data_class WHERE name = 'psychotherapy'});
+	like(rows_of(agent_view($node), $queries[5]),
+		qr/^ERROR: permission denied to read columns of protected table ehr.notes/,
+		'a class that is no row of data_class: its column is unclassified');
+	$node->safe_psql('postgres', q{
+		INSERT INTO agentauth.data_class VALUES ('psychotherapy', 'psychotherapy notes', true)});
+	is(agent_view($node), $before, 'the class back: the same rows as before');
 	$node->stop;
 }
 
