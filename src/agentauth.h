@@ -20,6 +20,7 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
+#include "utils/snapshot.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -119,6 +120,7 @@ extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
 extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out);
 extern bool aa_extension_ready(void);
+extern Snapshot aa_latest_snapshot(void);
 extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
 
@@ -670,6 +672,18 @@ extern bool aa_is_protected(Oid relid);
 extern bool aa_class_lookup(const char *name, bool *sensitive);
 extern bool aa_parse_table_label(const char *label, char **patient_column,
 								 int *approve_mask, const char **why);
+
+/* ---------------------------------------------------------------------
+ * label_restore.c -- a restore's labels: site classes that arrive after
+ * the labels naming them, and a table whose labels are incomplete (no
+ * table label, yet column labels or protect_table()'s triggers) fails
+ * closed
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_label_unknown_class_ok(const char *label);
+extern List *aa_label_known_classes(bool *valid);
+extern void aa_label_unprotecting(Oid relid);
+extern bool aa_label_incomplete(Oid relid, bool has_column_labels);
 
 /* ---------------------------------------------------------------------
  * policy.c -- row-security policy hooks: the restrictive policy of a

@@ -11,10 +11,14 @@
  *		  table:  'patient=<column>' or 'patient=<column>;approve=insert,update'
  *		  column: the name of a row of agentauth.data_class
  *
- *		A table is protected when it carries a table label of this provider.
- *		The provider refuses unknown classes, a patient column that does not
- *		exist, and labels set by anyone but an agentauth_admin (or a
- *		superuser, e.g. pg_restore), and -- for every role, by either
+ *		A table is protected when it carries a table label of this provider
+ *		(or, its classification incomplete after a restore, column labels or
+ *		protect_table()'s triggers without one: label_restore.c).  A column
+ *		whose class is no row of agentauth.data_class is unclassified.
+ *		The provider refuses unknown classes (but in a restore:
+ *		label_restore.c), a patient column that does not exist, and labels
+ *		set by anyone but an agentauth_admin (or a superuser, e.g.
+ *		pg_restore), and -- for every role, by either
  *		route -- labels on the schema agentauth and anything in it (a label
  *		on the audit log would hold its auditors to the row check, and
  *		nothing could remove it).  Every change bumps the generation
@@ -259,6 +263,17 @@ aa_parse_table_label(const char *label, char **patient_column,
  * ------------------------------------------------------------------
  */
 
+static bool
+class_in(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
 static AAProtectedRel *
 load_protected_rel(Oid relid)
 {
@@ -275,6 +290,8 @@ load_protected_rel(Oid relid)
 	ListCell   *lc,
 			   *lc2;
 	char		relkind;
+	List	   *known = NIL;
+	bool		known_valid = false;
 
 	relkind = get_rel_relkind(relid);
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
@@ -318,8 +335,13 @@ load_protected_rel(Oid relid)
 	systable_endscan(scan);
 	table_close(seclabel, AccessShareLock);
 
-	if (table_label == NULL)
+	/* no table label: not protected, or incomplete (label_restore.c) */
+	if (table_label == NULL &&
+		!aa_label_incomplete(relid, collabels != NIL))
 		return NULL;
+	/* a class that is no row of data_class (yet): unclassified */
+	if (collabels != NIL)
+		known = aa_label_known_classes(&known_valid);
 
 	oldcxt = MemoryContextSwitchTo(label_cxt);
 	rel = palloc0(sizeof(AAProtectedRel));
@@ -327,6 +349,7 @@ load_protected_rel(Oid relid)
 	rel->relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid));
 	rel->relkind = relkind;
+	if (table_label != NULL)
 	{
 		const char *why;
 
@@ -334,6 +357,8 @@ load_protected_rel(Oid relid)
 								  &rel->approve_mask, &why))
 			rel->patient_column = NULL; /* fail closed below */
 	}
+	else
+		collabels = colnums = NIL;	/* incomplete: nothing classified */
 	rel->patient_attno = rel->patient_column ?
 		get_attnum(relid, rel->patient_column) : InvalidAttrNumber;
 
@@ -367,8 +392,12 @@ load_protected_rel(Oid relid)
 	{
 		int			attnum = lfirst_int(lc);
 
+		char	   *cls = (char *) lfirst(lc2);
+
+		if (known_valid && !class_in(known, cls))
+			continue;
 		if (attnum >= 1 && attnum <= natts && rel->att_name[attnum] != NULL)
-			rel->att_class[attnum] = pstrdup((char *) lfirst(lc2));
+			rel->att_class[attnum] = pstrdup(cls);
 	}
 
 	/* the distinct classes of the table, non_phi excluded */
@@ -513,7 +542,7 @@ check_label(Oid relid, int32 subid, const char *label)
 
 		if (label == NULL)
 			return;				/* unclassified: unreadable */
-		if (!aa_class_lookup(label, NULL))
+		if (!aa_class_lookup(label, NULL) && !aa_label_unknown_class_ok(label))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown data class \"%s\"", label),
@@ -615,6 +644,8 @@ aa_set_label(PG_FUNCTION_ARGS)
 	refuse_in_own_schema(&addr);
 	if (label != NULL || addr.objectSubId != 0)
 		check_label(relid, addr.objectSubId, label);
+	else
+		aa_label_unprotecting(relid);
 	SetSecurityLabel(&addr, AA_LABEL_PROVIDER, label);
 	CommandCounterIncrement();
 	aa_generation_bump_at_commit();

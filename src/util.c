@@ -199,7 +199,7 @@ aa_unpin_search_path(int nest)
  * of their own there, as the catalog snapshot is taken in parallel mode,
  * and see what they would see in a serial plan.
  */
-static Snapshot
+Snapshot
 aa_latest_snapshot(void)
 {
 	static SnapshotData parallel_latest = {SNAPSHOT_MVCC};

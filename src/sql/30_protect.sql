@@ -216,7 +216,17 @@ BEGIN
     IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
         RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
     END IF;
-    IF agentauth._table_label(tbl) IS NULL THEN
+    -- (1.1) a table whose classification a restore left incomplete (no
+    -- table label, yet column labels or our triggers) is protected too
+    IF agentauth._table_label(tbl) IS NULL
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
+                        WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                          AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND s.provider OPERATOR(pg_catalog.=) 'agentauth')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                        WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                          AND g.tgparentid OPERATOR(pg_catalog.=) 0
+                          AND g.tgname OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth_replicated_write', 'agentauth_replicated_truncate'])) THEN
         RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
     END IF;
     PERFORM agentauth._set_label(tbl, NULL, NULL);

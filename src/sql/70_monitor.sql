@@ -239,9 +239,14 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO agentauth.alert_log (raised_at, rule, event, principal, principal_name, role,
+    -- (1.1) past the highest id: a restore writes alert_log's rows before
+    -- it sets the sequence, and its own statements on protected tables
+    -- raise alerts meanwhile (only the audit writer inserts: no race)
+    INSERT INTO agentauth.alert_log (id, raised_at, rule, event, principal, principal_name, role,
                                      count, per, action, action_taken, audit_seq, detail)
-    VALUES (v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
+    VALUES (GREATEST(pg_catalog.nextval('agentauth.alert_log_id_seq'::pg_catalog.regclass),
+                      (SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a) OPERATOR(pg_catalog.+) 1),
+            v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
     RETURNING id INTO v_id;
 
     IF action OPERATOR(pg_catalog.=) 'suspend' THEN
