@@ -1303,6 +1303,27 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._raise_alert(int, text, uuid, text, bigint, interval, text, bigint, jsonb, boolean) FROM PUBLIC;
 
+-- Issue "Operations and documentation": deliberate declarations.  The
+-- IMMUTABLE helpers (argument checks, FHIR mapping, hashing, constant
+-- lists) read nothing and write nothing: PARALLEL SAFE.
+ALTER FUNCTION agentauth._secret_hash(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_text(text,text,boolean,integer) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_array(text[],text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_ttl(interval,text,interval,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._label_patient_column(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._accounting_exempt(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_coding(text,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_class_label(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_fail(text,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_array(jsonb,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_string(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_time(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_period(jsonb,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_codings(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_meet(text[],text[],text,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_find_key(jsonb,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._audit_events() PARALLEL SAFE;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS

@@ -65,7 +65,7 @@ REVOKE ALL ON FUNCTION agentauth._replication_triggers(regclass) FROM PUBLIC;
 
 -- The patient column named by a table label 'patient=<column>[;approve=...]'.
 CREATE FUNCTION agentauth._label_patient_column(label text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT pg_catalog.split_part(pg_catalog.substr(label, 9), ';', 1) $$;
 
@@ -80,6 +80,7 @@ CREATE FUNCTION agentauth._table_label(tbl regclass) RETURNS text
        AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
     $$;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
                                         column_classes jsonb,
                                         default_class text DEFAULT NULL)
@@ -199,6 +200,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) TO agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.unprotect_table(tbl regclass, reason text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -249,6 +251,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.unprotect_table(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.unprotect_table(regclass, text) TO agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.require_approval(tbl regclass,
                                            actions text[] DEFAULT '{insert,update,delete}')
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER

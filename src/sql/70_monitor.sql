@@ -9,7 +9,7 @@
 
 -- The audit events a rule may count: SPEC 10's list.
 CREATE FUNCTION agentauth._audit_events() RETURNS text[]
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY['access', 'denied', 'privileged_access', 'unregistered_access',
@@ -107,6 +107,7 @@ CREATE FUNCTION agentauth._alert_rules_changed() RETURNS void
 REVOKE ALL ON FUNCTION agentauth._alert_rules_changed() FROM PUBLIC;
 
 -- every change of a rule is audited (alert_rule_changed) and reaches the writer
+-- SECURITY DEFINER: trigger of agentauth.alert_rule: audits the change and tells the writer.
 CREATE FUNCTION agentauth._alert_rule_audit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -123,6 +124,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._alert_rule_audit() FROM PUBLIC;
 
+-- SECURITY DEFINER: trigger of agentauth.alert_rule: audits the change and tells the writer.
 CREATE FUNCTION agentauth._alert_rule_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
