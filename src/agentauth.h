@@ -116,6 +116,8 @@ extern void aa_require_role(const char *role);
 /* > 0: protected_schema.c acts for the agentauth_admin check */
 extern int	aa_admin_on_behalf;
 extern bool aa_has_role(const char *role);
+/* the table of a trigger, and whether it is internal (a foreign key's) */
+extern Oid	aa_trigger_relation(Oid trigoid, bool *internal);
 extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
 extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out);
