@@ -447,7 +447,7 @@ FETCH 2 FROM c;
 \\! psql -X -q -h $demo -p $PORT -d postgres -c "SELECT agentauth.revoke_token('$TOKEN_ID', 'demo: task cancelled')"
 FETCH 2 FROM c;  -- fails: 28000
 ROLLBACK;
-SELECT * FROM agentauth.whoami();
+SELECT * FROM agentauth.whoami();  -- fails: 28000, the session is no longer valid
 SQL
     step "A new session with the revoked token is refused (one message for every bad token)"
     BEGIN_FAILS=1 agent_sql <<'SQL'

@@ -1160,6 +1160,171 @@ CREATE FUNCTION agentauth.disclosure_accounting(
 REVOKE ALL ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.disclosure_accounting(anynonarray, timestamptz, timestamptz, boolean) TO agentauth_auditor;
 
+-- Issue "Real clinical schemas" item 5: dump and restore.  A table whose
+-- classification a restore left incomplete (its labels refused or left
+-- out, its column labels or triggers there) is protected, failing closed,
+-- until protect_table() classifies it again; unprotect_table() ends that
+-- state too.
+CREATE OR REPLACE FUNCTION agentauth.unprotect_table(tbl regclass, reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required to unprotect a table' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(reason) OPERATOR(pg_catalog.>) 4000 THEN
+        RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
+    END IF;
+    -- (1.1) a table whose classification a restore left incomplete (no
+    -- table label, yet column labels or our triggers) is protected too
+    IF agentauth._table_label(tbl) IS NULL
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
+                        WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                          AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND s.provider OPERATOR(pg_catalog.=) 'agentauth')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                        WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                          AND g.tgparentid OPERATOR(pg_catalog.=) 0
+                          AND g.tgname OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth_replicated_write', 'agentauth_replicated_truncate'])) THEN
+        RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
+    END IF;
+    PERFORM agentauth._set_label(tbl, NULL, NULL);
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_seclabel s
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) s.objoid AND a.attnum OPERATOR(pg_catalog.=) s.objsubid
+                WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.>) 0
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth' LOOP
+        PERFORM agentauth._set_label(tbl, col.attname, NULL);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
+    PERFORM agentauth._audit('table_unprotected',
+        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.unprotect_table(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.unprotect_table(regclass, text) TO agentauth_admin;
+
+-- Issue "Real clinical schemas" item 5: an alert raised while a restore
+-- is under way takes an id past the restored ones.
+CREATE OR REPLACE FUNCTION agentauth._raise_alert(
+    rule int, event text, principal uuid, role text, count bigint, per interval,
+    action text, audit_seq bigint, detail jsonb, last_attempt boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '200ms'
+AS $$
+DECLARE
+    p agentauth.principal;
+    v_taken text := 'notified';
+    v_id bigint;
+    v_reason text;
+    v_at timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    IF principal IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x WHERE x.id OPERATOR(pg_catalog.=) principal;
+    ELSIF role IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x
+         WHERE x.db_role OPERATOR(pg_catalog.=)
+               (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role);
+    END IF;
+
+    IF action OPERATOR(pg_catalog.=) 'suspend' THEN
+        IF p.id IS NULL THEN
+            v_taken := 'notified; not suspended: no registered principal';
+        ELSIF p.status OPERATOR(pg_catalog.<>) 'active' THEN
+            v_taken := 'notified; not suspended: principal is already ' OPERATOR(pg_catalog.||) p.status;
+        ELSE
+            v_reason := CASE
+                WHEN rule IS NOT NULL THEN pg_catalog.format(
+                    'alert rule %s: %s %s records within %s', rule, count, event, per)
+                WHEN event OPERATOR(pg_catalog.=) 'inactive' THEN pg_catalog.format(
+                    'no session for more than %s (agentauth.inactive_after)', per)
+                ELSE pg_catalog.format('alert: %s', event) END;
+            BEGIN
+                PERFORM agentauth.set_principal_status(p.id, 'suspended', v_reason);
+                v_taken := 'notified; suspended';
+            EXCEPTION
+                WHEN lock_not_available THEN
+                    IF NOT last_attempt THEN
+                        RETURN NULL;
+                    END IF;
+                    v_taken := 'notified; suspension failed: ' OPERATOR(pg_catalog.||) SQLERRM;
+                WHEN OTHERS THEN
+                    v_taken := 'notified; suspension failed: ' OPERATOR(pg_catalog.||) SQLERRM;
+            END;
+        END IF;
+    END IF;
+
+    -- (1.1) past the highest id: a restore writes alert_log's rows before
+    -- it sets the sequence, and its own statements on protected tables
+    -- raise alerts meanwhile (only the audit writer inserts: no race)
+    INSERT INTO agentauth.alert_log (id, raised_at, rule, event, principal, principal_name, role,
+                                     count, per, action, action_taken, audit_seq, detail)
+    VALUES (GREATEST(pg_catalog.nextval('agentauth.alert_log_id_seq'::pg_catalog.regclass),
+                      (SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a) OPERATOR(pg_catalog.+) 1),
+            v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
+    RETURNING id INTO v_id;
+
+    IF action OPERATOR(pg_catalog.=) 'suspend' THEN
+        PERFORM agentauth._audit('alert',
+            pg_catalog.jsonb_build_object('alert', v_id, 'rule', rule, 'event', event,
+                'role', role, 'count', count,
+                'window', pg_catalog.date_part('epoch', per),
+                'action', action, 'action_taken', v_taken, 'audit_seq', audit_seq),
+            p.id);
+    END IF;
+
+    PERFORM pg_catalog.pg_notify('agentauth_alerts', pg_catalog.json_build_object(
+        'alert', v_id,
+        'raised_at', v_at,
+        'rule', rule,
+        'event', event,
+        'principal', p.id,
+        'principal_name', p.name,
+        'role', role,
+        'count', count,
+        'window', pg_catalog.date_part('epoch', per),
+        'action', action,
+        'action_taken', v_taken,
+        'audit_seq', audit_seq)::text);
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._raise_alert(int, text, uuid, text, bigint, interval, text, bigint, jsonb, boolean) FROM PUBLIC;
+
+-- Issue "Operations and documentation": deliberate declarations.  The
+-- IMMUTABLE helpers (argument checks, FHIR mapping, hashing, constant
+-- lists) read nothing and write nothing: PARALLEL SAFE.
+ALTER FUNCTION agentauth._secret_hash(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_text(text,text,boolean,integer) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_array(text[],text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._check_ttl(interval,text,interval,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._label_patient_column(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._accounting_exempt(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_coding(text,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_class_label(text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_fail(text,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_array(jsonb,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_string(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_time(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_period(jsonb,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_codings(jsonb,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_meet(text[],text[],text,text,boolean) PARALLEL SAFE;
+ALTER FUNCTION agentauth._fhir_find_key(jsonb,text,text) PARALLEL SAFE;
+ALTER FUNCTION agentauth._audit_events() PARALLEL SAFE;
+
 -- Issue "Real clinical schemas" item 2: partitioned tables.  protect_table()
 -- on a partitioned table protects every partition, present and future
 -- (src/partition.c, src/sql/30_protect_partitions.sql); require_approval()
@@ -1423,7 +1588,17 @@ BEGIN
         RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
     END IF;
     PERFORM agentauth._refuse_partition(tbl, 'unprotect_table');
-    IF agentauth._table_label(tbl) IS NULL THEN
+    -- (1.1) a table whose classification a restore left incomplete (no
+    -- table label, yet column labels or our triggers) is protected too
+    IF agentauth._table_label(tbl) IS NULL
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
+                        WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                          AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND s.provider OPERATOR(pg_catalog.=) 'agentauth')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                        WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                          AND g.tgparentid OPERATOR(pg_catalog.=) 0
+                          AND g.tgname OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth_replicated_write', 'agentauth_replicated_truncate'])) THEN
         RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
     END IF;
     PERFORM agentauth._set_label(tbl, NULL, NULL);

@@ -23,3 +23,13 @@ SELECT count(*) FILTER (WHERE p.proname LIKE '\_%'
        count(*) FILTER (WHERE p.proname NOT LIKE '\_%'
                           AND obj_description(p.oid, 'pg_proc') LIKE 'agentauth internal%') AS public_marked_internal
   FROM pg_proc p WHERE p.pronamespace = 'agentauth'::regnamespace;
+-- declarations are deliberate (PostgreSQL's opr_sanity checks): nothing
+-- IMMUTABLE is PARALLEL UNSAFE, and every SECURITY DEFINER function pins
+-- its search_path
+SELECT p.oid::regprocedure AS immutable_but_parallel_unsafe
+  FROM pg_proc p
+ WHERE p.pronamespace = 'agentauth'::regnamespace AND p.provolatile = 'i' AND p.proparallel = 'u';
+SELECT p.oid::regprocedure AS security_definer_without_search_path
+  FROM pg_proc p
+ WHERE p.pronamespace = 'agentauth'::regnamespace AND p.prosecdef
+   AND NOT coalesce(p.proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false);

@@ -20,6 +20,7 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
+#include "utils/snapshot.h"
 #include "utils/uuid.h"
 
 #define AA_SCHEMA			"agentauth"
@@ -115,10 +116,13 @@ extern void aa_require_role(const char *role);
 /* > 0: protected_schema.c acts for the agentauth_admin check */
 extern int	aa_admin_on_behalf;
 extern bool aa_has_role(const char *role);
+/* the table of a trigger, and whether it is internal (a foreign key's) */
+extern Oid	aa_trigger_relation(Oid trigoid, bool *internal);
 extern char *aa_text_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						 bool required, int maxlen);
 extern void aa_sha256(const unsigned char *data, size_t len, unsigned char *out);
 extern bool aa_extension_ready(void);
+extern Snapshot aa_latest_snapshot(void);
 extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
 
@@ -581,21 +585,19 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
-extern bool aa_ddl_constraints_run_code(List *constraints);
 
 /* ---------------------------------------------------------------------
  * partition.c -- a protected partitioned table protects every partition,
  * present and future: CREATE ... PARTITION OF, ATTACH and DETACH checked
- * (ddl.c) and followed up (utility.c); partitions missing their labels
- * fail closed (label.c)
+ * (called by ddl.c) and followed up (called by utility.c)
  * ---------------------------------------------------------------------
  */
 struct CreateStmt;
-extern void aa_partition_check_create(struct CreateStmt *stmt, bool foreign);
+extern void aa_partition_check_create(struct CreateStmt *stmt, bool foreign,
+									  bool runs_code);
 extern void aa_partition_check_attach(Oid parent, Oid part);
 extern void aa_partition_check_detach(Oid parent, Oid part);
 extern void aa_partition_utility_done(Node *stmt);
-extern bool aa_partition_unlabelled_protected(Oid relid, char relkind);
 
 /* ---------------------------------------------------------------------
  * protected_schema.c -- tables made in, renamed or moved into a protected
@@ -686,6 +688,28 @@ extern bool aa_is_protected(Oid relid);
 extern bool aa_class_lookup(const char *name, bool *sensitive);
 extern bool aa_parse_table_label(const char *label, char **patient_column,
 								 int *approve_mask, const char **why);
+
+/* ---------------------------------------------------------------------
+ * partition_label.c -- partitions' labels read from pg_seclabel; a
+ * partition without them under a protected table (or a partitioned table
+ * holding a protected one) fails closed (for label.c and partition.c)
+ * ---------------------------------------------------------------------
+ */
+extern char *aa_partition_label(Oid relid, int32 subid);
+extern Oid	aa_partition_labelled_ancestor(Oid relid);
+extern bool aa_partition_unlabelled_protected(Oid relid, char relkind);
+
+/* ---------------------------------------------------------------------
+ * label_restore.c -- a restore's labels: site classes that arrive after
+ * the labels naming them, and a table whose labels are incomplete (no
+ * table label, yet column labels or protect_table()'s triggers) fails
+ * closed
+ * ---------------------------------------------------------------------
+ */
+extern bool aa_label_unknown_class_ok(const char *label);
+extern List *aa_label_known_classes(bool *valid);
+extern void aa_label_unprotecting(Oid relid);
+extern bool aa_label_incomplete(Oid relid, bool has_column_labels);
 
 /* ---------------------------------------------------------------------
  * policy.c -- row-security policy hooks: the restrictive policy of a

@@ -318,27 +318,6 @@ index_invalid(Oid relid)
 	return invalid;
 }
 
-static Oid
-trigger_relid(Oid trigoid)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			relid = InvalidOid;
-
-	rel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(trigoid));
-	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return relid;
-}
-
 /*
  * An object is about to be dropped: refuse it when it is a part of the audit
  * log's protection.  Returns whether agentauth guards drops in this database
@@ -371,7 +350,7 @@ aa_audit_guard_drop(Oid classId, Oid objectId)
 		!index_invalid(objectId))
 		refuse("DROP");
 	if (classId == TriggerRelationId && OidIsValid(p.log) &&
-		trigger_relid(objectId) == p.log)
+		aa_trigger_relation(objectId, NULL) == p.log)
 		refuse("DROP TRIGGER");
 	if (classId == ProcedureRelationId && objectId == p.guard)
 		refuse("DROP FUNCTION");

@@ -182,9 +182,8 @@ refuse_schema(const char *schema, const char *what)
 			 errhint("A superuser may do this; otherwise unprotect its tables first with agentauth.unprotect_table() (audited).")));
 }
 
-/* does a list of Constraint nodes attach code (also for partition.c)? */
-bool
-aa_ddl_constraints_run_code(List *constraints)
+static bool
+constraints_run_code(List *constraints)
 {
 	ListCell   *lc;
 
@@ -318,12 +317,12 @@ check_alter_table(AlterTableStmt *stmt)
 				break;
 			case AT_AddConstraint:
 				if (cmd->def && IsA(cmd->def, Constraint) &&
-					aa_ddl_constraints_run_code(list_make1(cmd->def)))
+					constraints_run_code(list_make1(cmd->def)))
 					refuse_attached_code(relid, "add a check or exclusion constraint to");
 				break;
 			case AT_AddColumn:
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
-					aa_ddl_constraints_run_code(((ColumnDef *) cmd->def)->constraints))
+					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
 					refuse_attached_code(relid, "add a generated or checked column to");
 				break;
 			case AT_AlterColumnType:
@@ -392,6 +391,38 @@ check_rename(RenameStmt *stmt)
 				   "Unprotect the table, rename the column, and protect it again.");
 }
 
+/*
+ * Code in a CREATE TABLE statement itself: CHECK, exclusion or generated
+ * columns, a partition key on expressions.
+ */
+static bool
+create_runs_code(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (constraints_run_code(stmt->constraints))
+		return true;
+	foreach(lc, stmt->tableElts)
+	{
+		Node	   *elt = lfirst(lc);
+
+		if (IsA(elt, ColumnDef) &&
+			constraints_run_code(((ColumnDef *) elt)->constraints))
+			return true;
+		if (IsA(elt, Constraint) && constraints_run_code(list_make1(elt)))
+			return true;
+	}
+	if (stmt->partspec != NULL)
+		foreach(lc, stmt->partspec->partParams)
+		{
+			PartitionElem *pe = lfirst(lc);
+
+			if (IsA(pe, PartitionElem) && pe->expr != NULL)
+				return true;
+		}
+	return false;
+}
+
 static void
 check_create(CreateStmt *stmt, bool foreign)
 {
@@ -400,7 +431,7 @@ check_create(CreateStmt *stmt, bool foreign)
 	/* a partition of a protected table becomes protected: partition.c */
 	if (stmt->partbound != NULL)
 	{
-		aa_partition_check_create(stmt, foreign);
+		aa_partition_check_create(stmt, foreign, create_runs_code(stmt));
 		return;
 	}
 	foreach(lc, stmt->inhRelations)

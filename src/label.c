@@ -12,12 +12,15 @@
  *		  column: the name of a row of agentauth.data_class
  *
  *		A table is protected when it carries a table label of this provider
- *		-- or, failing closed with nothing classified, when it is a
- *		partition of a protected table or a partitioned table holding a
- *		protected partition and has none (partition.c).
- *		The provider refuses unknown classes, a patient column that does not
- *		exist, and labels set by anyone but an agentauth_admin (or a
- *		superuser, e.g. pg_restore), and -- for every role, by either
+ *		(or, its classification incomplete after a restore, column labels or
+ *		protect_table()'s triggers without one: label_restore.c; or a
+ *		partition of a protected table, or a partitioned table holding a
+ *		protected partition, without one: partition_label.c).  A column
+ *		whose class is no row of agentauth.data_class is unclassified.
+ *		The provider refuses unknown classes (but in a restore:
+ *		label_restore.c), a patient column that does not exist, and labels
+ *		set by anyone but an agentauth_admin (or a superuser, e.g.
+ *		pg_restore), and -- for every role, by either
  *		route -- labels on the schema agentauth and anything in it (a label
  *		on the audit log would hold its auditors to the row check, and
  *		nothing could remove it).  Every change bumps the generation
@@ -262,6 +265,17 @@ aa_parse_table_label(const char *label, char **patient_column,
  * ------------------------------------------------------------------
  */
 
+static bool
+class_in(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
 static AAProtectedRel *
 load_protected_rel(Oid relid)
 {
@@ -278,6 +292,8 @@ load_protected_rel(Oid relid)
 	ListCell   *lc,
 			   *lc2;
 	char		relkind;
+	List	   *known = NIL;
+	bool		known_valid = false;
 
 	relkind = get_rel_relkind(relid);
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
@@ -321,13 +337,17 @@ load_protected_rel(Oid relid)
 	systable_endscan(scan);
 	table_close(seclabel, AccessShareLock);
 
-	if (table_label == NULL)
-	{
-		/* a partition missing its parent's labels: fail closed */
-		if (!aa_partition_unlabelled_protected(relid, relkind))
-			return NULL;
-		table_label = "";		/* malformed: no patient column */
-	}
+	/*
+	 * no table label: not protected, or incomplete (label_restore.c), or a
+	 * partition missing its parent's labels (partition_label.c)
+	 */
+	if (table_label == NULL &&
+		!aa_label_incomplete(relid, collabels != NIL) &&
+		!aa_partition_unlabelled_protected(relid, relkind))
+		return NULL;
+	/* a class that is no row of data_class (yet): unclassified */
+	if (collabels != NIL)
+		known = aa_label_known_classes(&known_valid);
 
 	oldcxt = MemoryContextSwitchTo(label_cxt);
 	rel = palloc0(sizeof(AAProtectedRel));
@@ -335,6 +355,7 @@ load_protected_rel(Oid relid)
 	rel->relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid));
 	rel->relkind = relkind;
+	if (table_label != NULL)
 	{
 		const char *why;
 
@@ -342,6 +363,8 @@ load_protected_rel(Oid relid)
 								  &rel->approve_mask, &why))
 			rel->patient_column = NULL; /* fail closed below */
 	}
+	else
+		collabels = colnums = NIL;	/* incomplete: nothing classified */
 	rel->patient_attno = rel->patient_column ?
 		get_attnum(relid, rel->patient_column) : InvalidAttrNumber;
 
@@ -375,8 +398,12 @@ load_protected_rel(Oid relid)
 	{
 		int			attnum = lfirst_int(lc);
 
+		char	   *cls = (char *) lfirst(lc2);
+
+		if (known_valid && !class_in(known, cls))
+			continue;
 		if (attnum >= 1 && attnum <= natts && rel->att_name[attnum] != NULL)
-			rel->att_class[attnum] = pstrdup((char *) lfirst(lc2));
+			rel->att_class[attnum] = pstrdup(cls);
 	}
 
 	/* the distinct classes of the table, non_phi excluded */
@@ -521,7 +548,7 @@ check_label(Oid relid, int32 subid, const char *label)
 
 		if (label == NULL)
 			return;				/* unclassified: unreadable */
-		if (!aa_class_lookup(label, NULL))
+		if (!aa_class_lookup(label, NULL) && !aa_label_unknown_class_ok(label))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown data class \"%s\"", label),
@@ -623,6 +650,8 @@ aa_set_label(PG_FUNCTION_ARGS)
 	refuse_in_own_schema(&addr);
 	if (label != NULL || addr.objectSubId != 0)
 		check_label(relid, addr.objectSubId, label);
+	else
+		aa_label_unprotecting(relid);
 	SetSecurityLabel(&addr, AA_LABEL_PROVIDER, label);
 	CommandCounterIncrement();
 	aa_generation_bump_at_commit();

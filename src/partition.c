@@ -35,11 +35,10 @@
  *		  (_protect_partitions), each recorded as table_protected; a
  *		  detached partition gets back the replication trigger that
  *		  PostgreSQL drops with the parent's clone.
- *		- for label.c: a partition of a protected table that lacks its own
- *		  table label, and an unprotected partitioned table with a
- *		  protected partition (labels set one by one with SECURITY LABEL,
- *		  or half restored), count as protected with no classification:
- *		  every column unreadable, no row passes.  Fail closed.
+ *		- (partition_label.c, for label.c and for this file: a partition of
+ *		  a protected table that lacks its own table label, and an
+ *		  unprotected partitioned table with a protected partition, count
+ *		  as protected with no classification.  Fail closed.)
  *
  *-------------------------------------------------------------------------
  */
@@ -73,20 +72,9 @@ PG_FUNCTION_INFO_V1(aa_inherit_classification);
 #define WRITE_TRIGGER	"agentauth_replicated_write"
 
 /* ------------------------------------------------------------------
- * Labels, read directly (no cache: label.c calls in while it loads)
+ * Names
  * ------------------------------------------------------------------
  */
-
-static char *
-label_of(Oid relid, int32 subid)
-{
-	ObjectAddress addr;
-
-	addr.classId = RelationRelationId;
-	addr.objectId = relid;
-	addr.objectSubId = subid;
-	return GetSecurityLabel(&addr, AA_LABEL_PROVIDER);
-}
 
 static char *
 qualified_name(Oid relid)
@@ -97,40 +85,6 @@ qualified_name(Oid relid)
 	if (name == NULL || nsp == NULL)
 		return psprintf("%u", relid);
 	return quote_qualified_identifier(nsp, name);
-}
-
-/* the nearest ancestor of a partition with a table label, or InvalidOid */
-static Oid
-labelled_ancestor(Oid relid)
-{
-	ListCell   *lc;
-
-	if (!get_rel_relispartition(relid))
-		return InvalidOid;
-	foreach(lc, get_partition_ancestors(relid))
-		if (label_of(lfirst_oid(lc), 0) != NULL)
-			return lfirst_oid(lc);
-	return InvalidOid;
-}
-
-/*
- * A relation without a table label that must nevertheless count as
- * protected (label.c): a partition under a protected table, or a
- * partitioned table with a protected partition.
- */
-bool
-aa_partition_unlabelled_protected(Oid relid, char relkind)
-{
-	ListCell   *lc;
-
-	if (OidIsValid(labelled_ancestor(relid)))
-		return true;
-	if (relkind != RELKIND_PARTITIONED_TABLE)
-		return false;
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
-		if (lfirst_oid(lc) != relid && label_of(lfirst_oid(lc), 0) != NULL)
-			return true;
-	return false;
 }
 
 /* walk the live columns of a relation by attnum */
@@ -177,7 +131,7 @@ same_classification(Oid parent, Oid part)
 {
 	int			natts = rel_natts(part);
 
-	if (!same_label(label_of(parent, 0), label_of(part, 0)))
+	if (!same_label(aa_partition_label(parent, 0), aa_partition_label(part, 0)))
 		return false;
 	for (AttrNumber i = 1; i <= natts; i++)
 	{
@@ -187,7 +141,7 @@ same_classification(Oid parent, Oid part)
 		if (name == NULL)
 			continue;
 		pattno = get_attnum(parent, name);
-		if (pattno <= 0 || !same_label(label_of(parent, pattno), label_of(part, i)))
+		if (pattno <= 0 || !same_label(aa_partition_label(parent, pattno), aa_partition_label(part, i)))
 			return false;
 	}
 	return true;
@@ -238,7 +192,7 @@ aa_inherit_classification(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("table %s is not a partition of %s",
 						qualified_name(part), qualified_name(parent))));
-	label = label_of(parent, 0);
+	label = aa_partition_label(parent, 0);
 	if (label == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -271,7 +225,7 @@ aa_inherit_classification(PG_FUNCTION_ARGS)
 		pattno = get_attnum(parent, name);
 		addr.objectSubId = i;
 		SetSecurityLabel(&addr, AA_LABEL_PROVIDER,
-						 pattno > 0 ? label_of(parent, pattno) : NULL);
+						 pattno > 0 ? aa_partition_label(parent, pattno) : NULL);
 	}
 	CommandCounterIncrement();
 	aa_generation_bump_at_commit();
@@ -376,42 +330,14 @@ attached_code(Oid parent, Oid part)
 	return what;
 }
 
-/* code in a CREATE TABLE ... PARTITION OF statement itself */
-static bool
-create_runs_code(CreateStmt *stmt)
-{
-	ListCell   *lc;
-
-	if (aa_ddl_constraints_run_code(stmt->constraints))
-		return true;
-	foreach(lc, stmt->tableElts)
-	{
-		Node	   *elt = lfirst(lc);
-
-		if (IsA(elt, ColumnDef) &&
-			aa_ddl_constraints_run_code(((ColumnDef *) elt)->constraints))
-			return true;
-		if (IsA(elt, Constraint) && aa_ddl_constraints_run_code(list_make1(elt)))
-			return true;
-	}
-	if (stmt->partspec != NULL)
-		foreach(lc, stmt->partspec->partParams)
-		{
-			PartitionElem *pe = lfirst(lc);
-
-			if (IsA(pe, PartitionElem) && pe->expr != NULL)
-				return true;
-		}
-	return false;
-}
-
 /*
  * CREATE [FOREIGN] TABLE ... PARTITION OF a protected table: the new
  * partition will be protected by the statement's end; it may not be a
- * foreign table, nor bring code of a non-superuser's.
+ * foreign table, nor bring code of a non-superuser's (runs_code: ddl.c
+ * found constraints, generated columns or a partition key that run code).
  */
 void
-aa_partition_check_create(CreateStmt *stmt, bool foreign)
+aa_partition_check_create(CreateStmt *stmt, bool foreign, bool runs_code)
 {
 	Oid			parent;
 	AAProtectedRel *prot;
@@ -426,7 +352,7 @@ aa_partition_check_create(CreateStmt *stmt, bool foreign)
 	if (foreign)
 		refuse(psprintf("cannot create a foreign table as a partition of protected table %s", relname),
 			   "Rows of a foreign table cannot be protected.", NULL);
-	if (!superuser() && create_runs_code(stmt))
+	if (!superuser() && runs_code)
 		refuse(psprintf("cannot create a partition with check, exclusion or generated columns or an expression partition key of protected table %s",
 						relname),
 			   NULL, CODE_HINT);
@@ -449,7 +375,7 @@ aa_partition_check_attach(Oid parent, Oid part)
 	if (!OidIsValid(parent) || !OidIsValid(part))
 		return;
 	parent_protected = aa_is_protected(parent);
-	part_labelled = label_of(part, 0) != NULL;
+	part_labelled = aa_partition_label(part, 0) != NULL;
 	if (!parent_protected)
 	{
 		if (part_labelled || aa_is_protected(part))
@@ -468,7 +394,7 @@ aa_partition_check_attach(Oid parent, Oid part)
 			refuse(psprintf("cannot attach foreign table %s to protected table %s",
 							qualified_name(member), qualified_name(parent)),
 				   "Rows of a foreign table cannot be protected.", NULL);
-		if (label_of(member, 0) != NULL && !same_classification(parent, member))
+		if (aa_partition_label(member, 0) != NULL && !same_classification(parent, member))
 			refuse(psprintf("cannot attach protected table %s to protected table %s: their classifications differ",
 							qualified_name(member), qualified_name(parent)),
 				   "A partition takes its parent's classification.",
@@ -513,9 +439,9 @@ aa_partition_check_detach(Oid parent, Oid part)
 {
 	Oid			anc;
 
-	if (!OidIsValid(part) || label_of(part, 0) != NULL)
+	if (!OidIsValid(part) || aa_partition_label(part, 0) != NULL)
 		return;
-	anc = labelled_ancestor(part);
+	anc = aa_partition_labelled_ancestor(part);
 	if (OidIsValid(anc))
 		refuse(psprintf("cannot detach partition %s of protected table %s: it has no classification of its own",
 						qualified_name(part), qualified_name(anc)),
@@ -547,7 +473,7 @@ protect_new_partitions(RangeVar *parent_rv)
 {
 	Oid			parent = parent_rv ? RangeVarGetRelid(parent_rv, NoLock, true) : InvalidOid;
 
-	if (OidIsValid(parent) && label_of(parent, 0) != NULL)
+	if (OidIsValid(parent) && aa_partition_label(parent, 0) != NULL)
 		run_as_owner("SELECT agentauth._protect_partitions($1::pg_catalog.regclass, true)",
 					 parent);
 }
@@ -593,7 +519,7 @@ aa_partition_utility_done(Node *stmt)
 					 cmd->subtype == AT_DetachPartitionFinalize)
 			{
 				part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
-				if (OidIsValid(part) && label_of(part, 0) != NULL)
+				if (OidIsValid(part) && aa_partition_label(part, 0) != NULL)
 					run_as_owner("SELECT agentauth._replication_triggers(s.r) FROM"
 								 " (SELECT $1::pg_catalog.regclass AS r, 0 AS level"
 								 "  UNION ALL SELECT t.relid, t.level"

@@ -344,28 +344,13 @@ aa_schema_guard_check(Node *stmt)
 void
 aa_schema_guard_drop_trigger(Oid trigoid)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			relid = InvalidOid;
-	bool		internal = true;
+	Oid			relid;
+	bool		internal;
 	Oid			nsp;
 
 	if (!aa_schema_guarded(&nsp))
 		return;
-	rel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(trigoid));
-	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
-		internal = ((Form_pg_trigger) GETSTRUCT(tup))->tgisinternal;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	relid = aa_trigger_relation(trigoid, &internal);
 	if (!internal && rel_in_schema(nsp, relid))
 		refuse("DROP TRIGGER");
 }

@@ -15,6 +15,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/pg_trigger.h"
+#include "utils/fmgroids.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -199,7 +204,7 @@ aa_unpin_search_path(int nest)
  * of their own there, as the catalog snapshot is taken in parallel mode,
  * and see what they would see in a serial plan.
  */
-static Snapshot
+Snapshot
 aa_latest_snapshot(void)
 {
 	static SnapshotData parallel_latest = {SNAPSHOT_MVCC};
@@ -500,4 +505,35 @@ aa_check_install(PG_FUNCTION_ARGS)
 				 errdetail("This is database \"%s\".", db ? db : "?"),
 				 errhint("Set agentauth.database in postgresql.conf to the database that holds the protected tables, and restart the server.")));
 	PG_RETURN_VOID();
+}
+
+/*
+ * The table a trigger belongs to, and whether it is internal (a foreign
+ * key's); InvalidOid when there is no such trigger.
+ */
+Oid
+aa_trigger_relation(Oid trigoid, bool *internal)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			relid = InvalidOid;
+
+	if (internal)
+		*internal = true;
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+		if (internal)
+			*internal = ((Form_pg_trigger) GETSTRUCT(tup))->tgisinternal;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return relid;
 }

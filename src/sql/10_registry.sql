@@ -21,7 +21,7 @@ REVOKE ALL ON FUNCTION agentauth._new_secret() FROM PUBLIC;
 
 -- SHA-256 of the secret's text (what agentauth.token.secret_hash holds)
 CREATE FUNCTION agentauth._secret_hash(secret text) RETURNS bytea
-    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'aa_secret_hash';
+    LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT AS 'MODULE_PATHNAME', 'aa_secret_hash';
 REVOKE ALL ON FUNCTION agentauth._secret_hash(text) FROM PUBLIC;
 
 -- is the calling role (outside SECURITY DEFINER) a member of role?
@@ -46,7 +46,7 @@ REVOKE ALL ON FUNCTION agentauth._session_token() FROM PUBLIC;
 
 CREATE FUNCTION agentauth._check_text(val text, what text, required boolean, maxlen int)
 RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -75,7 +75,7 @@ REVOKE ALL ON FUNCTION agentauth._check_text(text, text, boolean, int) FROM PUBL
 -- a one-dimensional, non-empty array without NULLs of at most 1000 elements
 CREATE FUNCTION agentauth._check_array(val text[], what text, required boolean)
 RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -260,7 +260,7 @@ REVOKE ALL ON FUNCTION agentauth._check_name(text) FROM PUBLIC;
 -- a positive interval, at most max (messages name the argument)
 CREATE FUNCTION agentauth._check_ttl(ttl interval, what text, max interval, max_what text)
 RETURNS interval
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -283,6 +283,7 @@ REVOKE ALL ON FUNCTION agentauth._check_ttl(interval, text, interval, text) FROM
 -- Principals (SPEC 3)
 ---------------------------------------------------------------------------
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.register_agent(
     name            text,
     db_role         regrole,
@@ -336,6 +337,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) TO agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.register_human(
     name text, db_role regrole, purposes text[], scopes text[],
     can_break_glass boolean DEFAULT false,
@@ -396,6 +398,7 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION agentauth._revoke_tree(uuid[], text) FROM PUBLIC;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.set_principal_status(principal uuid, status text, reason text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -459,6 +462,7 @@ GRANT EXECUTE ON FUNCTION agentauth.set_principal_status(uuid, text, text) TO ag
 -- otherwise, with 42501), and a session-scoped session it already has ends
 -- at its next check.  agentauth.require_transaction_only = on (the
 -- configuration file) requires it of every principal.
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.require_transaction_only(principal uuid, required boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -508,6 +512,7 @@ GRANT SELECT ON agentauth.principals TO agentauth_admin, agentauth_issuer, agent
 -- Tokens (SPEC 4.1, 4.3, 4.4)
 ---------------------------------------------------------------------------
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.issue_token(
     agent        uuid,
     purpose      text,
@@ -593,6 +598,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.issue_token(uuid, text, interval, text, text[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.issue_token(uuid, text, interval, text, text[], text[]) TO agentauth_issuer;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.revoke_token(token uuid, reason text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -635,6 +641,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.revoke_token(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.revoke_token(uuid, text) TO agentauth_issuer, agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.delegate_token(
     agent    uuid,
     purpose  text     DEFAULT NULL,
@@ -786,6 +793,7 @@ GRANT SELECT ON agentauth.tokens TO agentauth_admin, agentauth_issuer, agentauth
 -- may call them: each checks session_user against the principal's role.
 ---------------------------------------------------------------------------
 
+-- SECURITY DEFINER: reads the token and principal tables (private to the extension) for the backend's own session; no privilege role needed.
 CREATE FUNCTION agentauth.begin_session(secret text, transaction_only boolean DEFAULT false)
 RETURNS uuid
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -794,6 +802,7 @@ AS 'MODULE_PATHNAME', 'aa_begin_session';
 REVOKE ALL ON FUNCTION agentauth.begin_session(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.begin_session(text, boolean) TO PUBLIC;
 
+-- SECURITY DEFINER: reads the token and principal tables (private to the extension) for the backend's own session; no privilege role needed.
 CREATE FUNCTION agentauth.begin_human_session(purpose text, transaction_only boolean DEFAULT false)
 RETURNS uuid
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -802,6 +811,7 @@ AS 'MODULE_PATHNAME', 'aa_begin_human_session';
 REVOKE ALL ON FUNCTION agentauth.begin_human_session(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.begin_human_session(text, boolean) TO PUBLIC;
 
+-- SECURITY DEFINER: reads the token and principal tables (private to the extension) for the backend's own session; no privilege role needed.
 CREATE FUNCTION agentauth.end_session()
 RETURNS void
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -810,6 +820,7 @@ AS 'MODULE_PATHNAME', 'aa_end_session';
 REVOKE ALL ON FUNCTION agentauth.end_session() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.end_session() TO PUBLIC;
 
+-- SECURITY DEFINER: reads the token and principal tables (private to the extension) for the backend's own session; no privilege role needed.
 CREATE FUNCTION agentauth.whoami()
 RETURNS TABLE (principal uuid, kind text, name text, token uuid,
                purpose text, on_behalf_of text, scopes text[], patients text[],

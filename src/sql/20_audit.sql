@@ -25,6 +25,7 @@ ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- The chain head: a digest to keep outside the database.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.audit_head(OUT seq bigint, OUT row_hash bytea,
                                      OUT logged_at timestamptz)
     RETURNS record
@@ -165,6 +166,7 @@ GRANT EXECUTE ON FUNCTION agentauth.canonical_record(agentauth.audit_log) TO age
 -- The same verification as verify_audit(), in SQL over pgcrypto's digest():
 -- the chain can be checked without trusting the C code.  Identical answers
 -- (see chain.c for the algorithm and the problems reported).
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.verify_audit_sql(from_seq bigint DEFAULT 1,
                                            expected_head bytea DEFAULT NULL,
                                            OUT checked bigint, OUT ok boolean,

@@ -65,7 +65,7 @@ REVOKE ALL ON FUNCTION agentauth._replication_triggers(regclass) FROM PUBLIC;
 
 -- The patient column named by a table label 'patient=<column>[;approve=...]'.
 CREATE FUNCTION agentauth._label_patient_column(label text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT pg_catalog.split_part(pg_catalog.substr(label, 9), ';', 1) $$;
 
@@ -80,6 +80,7 @@ CREATE FUNCTION agentauth._table_label(tbl regclass) RETURNS text
        AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
     $$;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
                                         column_classes jsonb,
                                         default_class text DEFAULT NULL)
@@ -201,6 +202,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) TO agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.unprotect_table(tbl regclass, reason text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -219,7 +221,17 @@ BEGIN
         RAISE EXCEPTION 'reason is too long' USING ERRCODE = '22001';
     END IF;
     PERFORM agentauth._refuse_partition(tbl, 'unprotect_table');
-    IF agentauth._table_label(tbl) IS NULL THEN
+    -- (1.1) a table whose classification a restore left incomplete (no
+    -- table label, yet column labels or our triggers) is protected too
+    IF agentauth._table_label(tbl) IS NULL
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
+                        WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                          AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND s.provider OPERATOR(pg_catalog.=) 'agentauth')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                        WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                          AND g.tgparentid OPERATOR(pg_catalog.=) 0
+                          AND g.tgname OPERATOR(pg_catalog.=) ANY (ARRAY['agentauth_replicated_write', 'agentauth_replicated_truncate'])) THEN
         RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
     END IF;
     PERFORM agentauth._set_label(tbl, NULL, NULL);
@@ -243,6 +255,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.unprotect_table(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.unprotect_table(regclass, text) TO agentauth_admin;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.require_approval(tbl regclass,
                                            actions text[] DEFAULT '{insert,update,delete}')
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER

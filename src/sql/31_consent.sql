@@ -34,6 +34,7 @@ CREATE FUNCTION agentauth._patient_id(patient text) RETURNS text
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_patient_id';
 REVOKE ALL ON FUNCTION agentauth._patient_id(text) FROM PUBLIC;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.record_consent(
     patient       text,
     decision      text,
@@ -168,6 +169,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.record_consent(anynonarray, text, text[], text[], text[], uuid, text, tstzrange, text) TO agentauth_consent_manager;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.withdraw_consent(consent uuid, reason text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -204,6 +206,7 @@ REVOKE ALL ON FUNCTION agentauth.withdraw_consent(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.withdraw_consent(uuid, text) TO agentauth_consent_manager;
 
 -- decision 'none' removes the default row (then step 5: deny).
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.set_default_decision(purpose text, data_class text, decision text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -141,6 +141,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._protect_in_schema(regclass, name, jsonb, text) FROM PUBLIC;
 
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.protect_schema(schema regnamespace, patient_column name,
                                          column_classes jsonb DEFAULT '{}',
                                          default_class text DEFAULT NULL)
@@ -240,6 +241,7 @@ GRANT EXECUTE ON FUNCTION agentauth.protect_schema(regnamespace, name, jsonb, te
 
 -- The schema's tables stay protected (agentauth.unprotect_table() ends the
 -- protection of each); tables made there afterwards are not.
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.unprotect_schema(schema regnamespace, reason text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -48,6 +48,7 @@ REVOKE ALL ON FUNCTION agentauth._check_patient(text) FROM PUBLIC;
 -- break_glass(patient, reason, ttl): open consent for one patient, in
 -- this session only, until end_break_glass() or ttl.
 ------------------------------------------------------------------------
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks the caller's session and principal inside.
 CREATE FUNCTION agentauth.break_glass(patient text, reason text,
                                       ttl interval DEFAULT '60 minutes')
     RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER
@@ -145,6 +146,7 @@ GRANT EXECUTE ON FUNCTION agentauth.break_glass(anynonarray, text, interval) TO 
 -- end_break_glass(id): by the principal who started it, or a privacy
 -- officer.
 ------------------------------------------------------------------------
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks the caller's session and principal inside.
 CREATE FUNCTION agentauth.end_break_glass(id uuid) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp AS $$
@@ -192,6 +194,7 @@ GRANT EXECUTE ON FUNCTION agentauth.end_break_glass(uuid) TO PUBLIC;
 -- review_break_glass(id, verdict, notes): a privacy officer's verdict on
 -- an override that is over; never on one's own.
 ------------------------------------------------------------------------
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks the caller's session and principal inside.
 CREATE FUNCTION agentauth.review_break_glass(id uuid, verdict text, notes text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp AS $$
@@ -309,6 +312,7 @@ GRANT SELECT ON agentauth.break_glass_events, agentauth.break_glass_overdue TO a
 -- approve_action(agent, tbl, patient, action, reason, valid_for, uses):
 -- a clinician allows an agent's writes to a table under require_approval.
 ------------------------------------------------------------------------
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks the caller's session and principal inside.
 CREATE FUNCTION agentauth.approve_action(agent uuid, tbl regclass, patient text,
                                          action text, reason text,
                                          valid_for interval DEFAULT '10 minutes',

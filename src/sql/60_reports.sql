@@ -69,6 +69,7 @@ REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_log) FROM PUBLIC;
 --   last     {"end": true, "records": C, "last_seq": S, "head": "<hex>"}
 -- The whole export is read under one snapshot (STABLE), so header, records
 -- and end line agree even while the writer appends.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.export_audit(from_seq bigint DEFAULT 1)
     RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -182,6 +183,7 @@ REVOKE ALL ON FUNCTION agentauth._report_args(text, timestamptz, timestamptz) FR
 -- access_report: every audit record that names the patient in the period
 -- (accesses, denials, privileged and unregistered access, overrides,
 -- consent changes), oldest first.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.access_report(
     patient text,
     since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
@@ -228,6 +230,7 @@ GRANT EXECUTE ON FUNCTION agentauth.access_report(anynonarray, timestamptz, time
 
 -- agent_activity: everything one principal (agent or human) did or was
 -- refused in the period, oldest first: what an auditor asks about an agent.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.agent_activity(
     principal uuid,
     since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
@@ -266,6 +269,7 @@ GRANT EXECUTE ON FUNCTION agentauth.agent_activity(uuid, timestamptz, timestampt
 -- element_access: who touched one element (table column) of one patient's
 -- record, when, for what purpose, under whose authority -- including the
 -- attempts that were denied.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.element_access(
     patient text, tbl regclass, column_name name,
     since timestamptz DEFAULT '-infinity',
@@ -321,7 +325,7 @@ GRANT EXECUTE ON FUNCTION agentauth.element_access(anynonarray, regclass, name, 
 -- patient's own request.  Anything else -- research, public health, model
 -- training, break-the-glass, a code a site added -- is accounted for.
 CREATE FUNCTION agentauth._accounting_exempt(purpose text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT purpose OPERATOR(pg_catalog.=) ANY (ARRAY['TREAT', 'ETREAT', 'ERTREAT', 'TREATDS',
@@ -335,6 +339,7 @@ REVOKE ALL ON FUNCTION agentauth._accounting_exempt(text) FROM PUBLIC;
 -- reached data count (access and privileged_access with rows); uses for
 -- treatment, payment, operations or at the patient's request are left out
 -- unless include_exempt.
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.disclosure_accounting(
     patient text,
     since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,

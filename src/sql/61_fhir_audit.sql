@@ -18,7 +18,7 @@
 -- the code systems
 CREATE FUNCTION agentauth._fhir_coding(system text, code text, display text DEFAULT NULL)
     RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
@@ -57,7 +57,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_purpose(text) FROM PUBLIC;
 
 -- the sensitivity label (v3-ActCode) of a sensitive data class
 CREATE FUNCTION agentauth._fhir_class_label(data_class text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT CASE data_class
@@ -70,6 +70,7 @@ CREATE FUNCTION agentauth._fhir_class_label(data_class text) RETURNS jsonb
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_class_label(text) FROM PUBLIC;
 
+-- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
 CREATE FUNCTION agentauth.audit_event_fhir(seq bigint) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -21,7 +21,7 @@ CREATE TYPE agentauth._fhir_rule AS (
 
 CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL)
     RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
@@ -36,7 +36,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text) FROM PUBLIC;
 
 -- a JSON array member (or error)
 CREATE FUNCTION agentauth._fhir_array(v jsonb, path text) RETURNS jsonb
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
@@ -54,7 +54,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_array(jsonb, text) FROM PUBLIC;
 -- a string member (or error); NULL when absent and not required
 CREATE FUNCTION agentauth._fhir_string(v jsonb, path text, required boolean DEFAULT false)
     RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
@@ -79,7 +79,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_string(jsonb, text, boolean) FROM PUBLIC;
 -- any matching date/time"), so the bound is the next one, exclusive.
 -- Returns the bound; *inclusive* tells whether an end bound is inclusive.
 CREATE FUNCTION agentauth._fhir_time(v jsonb, path text, is_end boolean, OUT t timestamptz, OUT inclusive boolean)
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -116,7 +116,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_time(jsonb, text, boolean) FROM PUBLIC;
 
 -- a Period as a tstzrange
 CREATE FUNCTION agentauth._fhir_period(v jsonb, path text) RETURNS tstzrange
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -158,7 +158,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_period(jsonb, text) FROM PUBLIC;
 -- the codings of a CodeableConcept (or a bare Coding) with their paths
 CREATE FUNCTION agentauth._fhir_codings(v jsonb, path text, concept boolean)
     RETURNS TABLE (system text, code text, cpath text)
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -338,7 +338,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_map_actor(jsonb, text) FROM PUBLIC;
 -- intersect two constraint lists (NULL = any); empty means "covers nothing"
 CREATE FUNCTION agentauth._fhir_meet(parent text[], child text[], path text, what text, deny boolean)
     RETURNS text[]
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -621,7 +621,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_tree(jsonb, text, agentauth._fhir_rule, b
 
 -- the path of the first member named key, depth first, or NULL
 CREATE FUNCTION agentauth._fhir_find_key(v jsonb, path text, key text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -844,6 +844,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
 
 -- import_fhir_consent(resource): store the rules through record_consent,
 -- one provision per rule and actor; returns their ids in document order.
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

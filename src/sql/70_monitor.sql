@@ -9,7 +9,7 @@
 
 -- The audit events a rule may count: SPEC 10's list.
 CREATE FUNCTION agentauth._audit_events() RETURNS text[]
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY['access', 'denied', 'privileged_access', 'unregistered_access',
@@ -107,6 +107,7 @@ CREATE FUNCTION agentauth._alert_rules_changed() RETURNS void
 REVOKE ALL ON FUNCTION agentauth._alert_rules_changed() FROM PUBLIC;
 
 -- every change of a rule is audited (alert_rule_changed) and reaches the writer
+-- SECURITY DEFINER: trigger of agentauth.alert_rule: audits the change and tells the writer.
 CREATE FUNCTION agentauth._alert_rule_audit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -123,6 +124,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._alert_rule_audit() FROM PUBLIC;
 
+-- SECURITY DEFINER: trigger of agentauth.alert_rule: audits the change and tells the writer.
 CREATE FUNCTION agentauth._alert_rule_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -239,9 +241,14 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO agentauth.alert_log (raised_at, rule, event, principal, principal_name, role,
+    -- (1.1) past the highest id: a restore writes alert_log's rows before
+    -- it sets the sequence, and its own statements on protected tables
+    -- raise alerts meanwhile (only the audit writer inserts: no race)
+    INSERT INTO agentauth.alert_log (id, raised_at, rule, event, principal, principal_name, role,
                                      count, per, action, action_taken, audit_seq, detail)
-    VALUES (v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
+    VALUES (GREATEST(pg_catalog.nextval('agentauth.alert_log_id_seq'::pg_catalog.regclass),
+                      (SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a) OPERATOR(pg_catalog.+) 1),
+            v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
     RETURNING id INTO v_id;
 
     IF action OPERATOR(pg_catalog.=) 'suspend' THEN
