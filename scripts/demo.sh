@@ -609,7 +609,7 @@ SQL
     ehr_cohort "Latest HbA1c per patient: patients, mean, above the normal range" \
         "SELECT count(*), round(avg(value), 2), count(*) FILTER (WHERE value > 5.6)
   FROM (SELECT DISTINCT ON (patient_id) patient_id, value FROM ehr.lab_results
-         WHERE loinc = '4548-4' ORDER BY patient_id, taken_at DESC) latest"
+         WHERE loinc = '4548-4' ORDER BY patient_id, taken_at DESC, result_id DESC) latest"
     ehr_cohort "Creatinine during inpatient stays, by sex (patients x encounters x lab_results)" \
         "SELECT p.sex, count(DISTINCT e.encounter_id), round(avg(l.value), 2)
   FROM ehr.patients p
