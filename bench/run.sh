@@ -14,6 +14,10 @@
 # user who can do those things.  Prints a table and a last line of
 # name=value ratios, each agentauth / baseline as SPEC 14 defines them.
 # Never fails on timing.  See bench/README.md.
+#
+# bench/ehr.sh is its companion on the EHR example (examples/ehr): cohort
+# queries as an agent against the same queries over the consenting patients
+# only, with the answers checked equal and the audit records counted.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)

@@ -17,7 +17,8 @@
 # Extending the demo: add a step function below and call it from main at
 # the place marked for it.  Run SQL as the DBA with `sql`, as the agent
 # with `agent_sql` (which begins the agent's session with its token first),
-# and as the clinician with `human_sql`.
+# and as the clinician with `human_sql` (AGENT_ROLE=role agent_sql runs
+# as another agent's login).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -85,7 +86,7 @@ agent_sql() {
             "${BEGIN_FAILS:+  -- fails: 28000}"
         printf '\\set ECHO queries\n'
         printf '%s\n' "$body"
-    } | psql_demo -U demo_agent
+    } | psql_demo -U "${AGENT_ROLE:-demo_agent}"
 }
 
 # Run SQL as the clinician (demo_clinician) in a human session.
@@ -538,6 +539,125 @@ SQL
     say "Agents without a session for agentauth.inactive_after ($(sql_value "SHOW agentauth.inactive_after")) are suspended the same way."
 }
 
+ehr_example() {
+    step "A hospital-shaped schema: examples/ehr (500 synthetic patients)"
+    say "(ten ehr tables keyed by an integer patient id, foreign keys, vital signs"
+    say " partitioned by month, code lists in schema ref, derived.kidney_function"
+    say " rebuilt by DROP + CREATE TABLE AS; see examples/ehr/README.md)"
+    { echo 'SET client_min_messages = warning;'
+      cat examples/ehr/schema.sql examples/ehr/generate.sql examples/ehr/derived.sql; } |
+        as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -v patients=500
+    sql <<'SQL'
+SELECT c.oid::regclass AS "table", c.reltuples::bigint AS "rows"
+  FROM pg_class c
+ WHERE c.relnamespace IN ('ehr'::regnamespace, 'derived'::regnamespace)
+   AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ ORDER BY c.oid::regclass::text;
+SQL
+    step "Classify it through protected schemas: every table of ehr and derived, now and later"
+    if ! psql_demo -c "BEGIN; CREATE TABLE demo_probe (patient_id int) PARTITION BY RANGE (patient_id);
+            SELECT agentauth.protect_table('demo_probe', 'patient_id', '{}', 'lab'); ROLLBACK;" >/dev/null 2>&1; then
+        say "(this build cannot protect a partitioned table yet: ehr.vitals is left out)"
+        psql_demo -c "DROP TABLE ehr.vitals"
+    fi
+    say "\$ psql -f examples/ehr/classify.sql   (agentauth.protect_schema, classes by column name)"
+    as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -o /dev/null <examples/ehr/classify.sql
+    sql <<'SQL'
+SELECT schema_name, patient_column, default_class,
+       (SELECT count(*) FROM jsonb_object_keys(column_classes)) AS column_classes
+  FROM agentauth.protected_schemas ORDER BY schema_name;
+SELECT relation, string_agg(DISTINCT data_class, ', ' ORDER BY data_class) AS classes
+  FROM agentauth.protected_columns
+ WHERE relation::text ~ '^(ehr|derived)\.' AND data_class IS NOT NULL
+ GROUP BY relation ORDER BY relation::text;
+SQL
+    step "A cohort-finding agent (TREATDS) and the patients who consented"
+    say "(a cohort query passes over every non-consenting patient, one 'denied' record each:"
+    say " the probing rule added above would suspend this agent at its first query, so the"
+    say " site switches it off for this workload)"
+    sql <<'SQL'
+UPDATE agentauth.alert_rule SET enabled = false WHERE action = 'suspend';
+CREATE ROLE demo_cohort_agent LOGIN;
+GRANT USAGE ON SCHEMA ehr, derived, ref TO demo_cohort_agent;
+GRANT SELECT ON ALL TABLES IN SCHEMA ehr, derived, ref TO demo_cohort_agent;
+-- derived.sql makes a new table each time: grant it in advance
+ALTER DEFAULT PRIVILEGES IN SCHEMA derived GRANT SELECT ON TABLES TO demo_cohort_agent;
+SELECT agentauth.register_agent('cohort-finder', 'demo_cohort_agent', 'Clinical research AI team',
+    '{TREATDS}', '{demographics:read,encounter:read,diagnosis:read,lab:read}') IS NOT NULL AS registered;
+-- every third patient consents to AI decision support (integer ids, as the table has them)
+SELECT count(agentauth.record_consent(i, 'permit', '{TREATDS}',
+                                      '{demographics,encounter,diagnosis,lab}'))
+       AS consents_recorded
+  FROM generate_series(3, 500, 3) i;
+-- the reference: the consenting patients, as the superuser reads the consent list
+CREATE TABLE public.demo_consenting AS
+SELECT patient::int AS patient_id FROM agentauth.consents
+ WHERE status = 'active' AND decision = 'permit' AND purposes @> '{TREATDS}' AND patient ~ '^[0-9]+$';
+SELECT count(*) AS consenting_patients FROM public.demo_consenting;
+SQL
+    local cohort_id
+    cohort_id=$(sql_value "SELECT id FROM agentauth.principals WHERE name = 'cohort-finder'")
+    COHORT_TOKEN=$(sql_value "SELECT agentauth.issue_token('$cohort_id', 'TREATDS', '5 minutes', 'dr.grey')")
+    step "Published-style cohort queries, as the agent: only the consenting patients count"
+    say "(each next to the same query run by the superuser over the consent list: they must match)"
+    ehr_cohort "Chronic kidney disease (eGFR < 60) in type 2 diabetes" \
+        "SELECT count(*) FROM ehr.patients p
+ WHERE EXISTS (SELECT 1 FROM ehr.lab_results l
+                WHERE l.patient_id = p.patient_id AND l.loinc = '33914-3' AND l.value < 60)
+   AND EXISTS (SELECT 1 FROM ehr.diagnoses d
+                WHERE d.patient_id = p.patient_id AND d.icd10 = 'E11.9')"
+    ehr_cohort "Latest HbA1c per patient: patients, mean, above the normal range" \
+        "SELECT count(*), round(avg(value), 2), count(*) FILTER (WHERE value > 5.6)
+  FROM (SELECT DISTINCT ON (patient_id) patient_id, value FROM ehr.lab_results
+         WHERE loinc = '4548-4' ORDER BY patient_id, taken_at DESC, result_id DESC) latest"
+    ehr_cohort "Creatinine during inpatient stays, by sex (patients x encounters x lab_results)" \
+        "SELECT p.sex, count(DISTINCT e.encounter_id), round(avg(l.value), 2)
+  FROM ehr.patients p
+  JOIN ehr.encounters e ON e.patient_id = p.patient_id
+  JOIN ehr.lab_results l ON l.encounter_id = e.encounter_id
+ WHERE e.kind = 'inpatient' AND l.loinc = '2160-0'
+ GROUP BY p.sex ORDER BY p.sex"
+    step "The derived table is rebuilt (DROP + CREATE TABLE AS): it is protected again at once"
+    say "\$ psql -f examples/ehr/derived.sql   (as a superuser: the drop and the read are recorded)"
+    as_pg psql -X -q -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 <examples/ehr/derived.sql
+    sql <<'SQL'
+SELECT relrowsecurity AS row_security, relforcerowsecurity AS forced
+  FROM pg_class WHERE oid = 'derived.kidney_function'::regclass;
+SELECT column_name, data_class, patient_column
+  FROM agentauth.protected_columns
+ WHERE relation = 'derived.kidney_function'::regclass ORDER BY column_name;
+SELECT seq, event, db_role, relation
+  FROM agentauth.audit_log
+ WHERE event IN ('table_protected', 'table_unprotected') AND relation = 'derived.kidney_function'
+ ORDER BY seq;
+SQL
+    ehr_cohort "The rebuilt derived table: patients with an eGFR below 60" \
+        "SELECT count(*) FILTER (WHERE egfr_below_60), count(*) FROM derived.kidney_function"
+}
+
+# ehr_cohort title query: runs the query as the cohort agent (in a session
+# with its token) and as the superuser with every ehr and derived table
+# restricted to public.demo_consenting (each "schema.table [alias]" becomes
+# a subquery; keywords in capitals, aliases in lower case); prints both and
+# stops the demo if they differ.
+ehr_cohort() {
+    local title=$1 q=$2 ref agent
+    ref=$(perl -pe 's/\b(ehr|derived)\.(\w+)(?: ([a-z]\w*)\b)?/"(SELECT * FROM $1.$2 WHERE patient_id IN (SELECT patient_id FROM public.demo_consenting)) " . ($3 \/\/ $2)/ge' <<<"$q")
+    agent=$({
+        printf '\\set secret %s\n' "'$COHORT_TOKEN'"
+        printf 'SELECT agentauth.begin_session(:%s) \\g /dev/null\n' "'secret'"
+        printf '%s;\n' "$q"
+    } | as_pg psql -X -q -At -F ' | ' -h "$demo" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -U demo_cohort_agent)
+    ref=$(psql_demo -At -F ' | ' -c "$ref")
+    printf '\n   \033[1m%s\033[0m\n' "$title"
+    sed 's/^/   /' <<<"$q;"
+    paste -d '\n' <(sed 's/^/   agent:     /' <<<"$agent") <(sed 's/^/   reference: /' <<<"$ref")
+    if [ "$agent" != "$ref" ]; then
+        echo "demo: the agent's answer differs from the reference over the consenting patients" >&2
+        exit 1
+    fi
+}
+
 finish() {
     step "Done"
     say "The demo server keeps running: psql -h $demo -p $PORT -U postgres postgres"
@@ -569,6 +689,7 @@ main() {
     revoke_and_refuse
     auditor_reports
     monitoring_console
+    ehr_example
     finish
 }
 
