@@ -100,16 +100,6 @@ as_pg $PSQL -U postgres -d ehr -c "SET client_min_messages = warning" -c "CREATE
 for db in ehr ehr_ref; do
     ehr_files "$db" examples/ehr/schema.sql examples/ehr/generate.sql examples/ehr/derived.sql
 done
-# ehr.vitals is partitioned: left out (in both) where this build cannot
-# protect a partitioned table yet
-vitals=1
-if ! as_pg $PSQL -U postgres -d ehr -o /dev/null -c "BEGIN;
-        CREATE TABLE bench_probe (patient_id int) PARTITION BY RANGE (patient_id);
-        SELECT agentauth.protect_table('bench_probe', 'patient_id', '{}', 'lab'); ROLLBACK;" 2>/dev/null; then
-    echo "   (this build cannot protect a partitioned table: ehr.vitals and its queries left out)"
-    vitals=0
-    for db in ehr ehr_ref; do as_pg $PSQL -U postgres -d "$db" -c "DROP TABLE ehr.vitals"; done
-fi
 
 echo "== classify (examples/ehr/classify.sql), an agent, consents of the even patients"
 ehr_files ehr examples/ehr/classify.sql
@@ -188,10 +178,6 @@ fail=0
 rows=()
 for qf in "$W"/q/*.sql; do
     name=$(basename "$qf" .sql); name=${name#*_}
-    if [ "$vitals" = 0 ] && grep -q 'ehr\.vitals' "$qf"; then
-        rows+=("$(printf '%-22s %s' "$name" "(skipped: ehr.vitals left out)")")
-        continue
-    fi
     at=$(run_query ehr "$qf" "$W/$name.agent.out" -U bench_ehr_agent)
     rt=$(run_query ehr_ref "$qf" "$W/$name.ref.out" -U postgres)
     if ! cmp -s "$W/$name.agent.out" "$W/$name.ref.out"; then

@@ -6,7 +6,6 @@
 -- Format: a line "-- name: what it asks" starts a query; the query ends at
 -- the first line that ends with ";".  Every answer is deterministic (ORDER
 -- BY on every grouped result, ties broken by a key).  A query that names
--- ehr.vitals is skipped where the build cannot protect a partitioned table.
 
 -- ckd_diabetes: patients with chronic kidney disease (eGFR < 60) and type 2 diabetes
 SELECT count(*) AS patients
