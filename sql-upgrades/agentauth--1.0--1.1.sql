@@ -1662,6 +1662,158 @@ BEGIN
 END
 $$;
 
+-- Issue "Performance" item 2: alert rules count statements.  A rule's
+-- threshold is how many statements with records of its event (a cohort
+-- query withholding 409 patients is one), unless per_patient: then every
+-- record counts, as in 1.0.  The seeded rules and a site's rules count
+-- statements from now on.
+ALTER TABLE agentauth.alert_rule ADD COLUMN per_patient boolean NOT NULL DEFAULT false;
+CREATE OR REPLACE FUNCTION agentauth._alert_rule_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.event IS NULL THEN
+        RAISE EXCEPTION 'alert rule event must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT NEW.event OPERATOR(pg_catalog.=) ANY (agentauth._audit_events()) THEN
+        RAISE EXCEPTION 'unknown audit event "%" in alert rule', NEW.event USING ERRCODE = '22023',
+            HINT = pg_catalog.format('The events are %s.',
+                                     pg_catalog.array_to_string(agentauth._audit_events(), ', '));
+    END IF;
+    IF NEW.threshold IS NULL THEN
+        RAISE EXCEPTION 'alert rule threshold must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NEW.threshold OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'alert rule threshold must be positive' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The threshold given is %s.', NEW.threshold),
+            HINT = 'The threshold is how many statements (records, with per_patient) within the window raise the alert.';
+    END IF;
+    IF NEW.threshold OPERATOR(pg_catalog.>) 10000 THEN
+        RAISE EXCEPTION 'alert rule threshold is too large' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The threshold given is %s; the limit is 10000.', NEW.threshold);
+    END IF;
+    IF NEW.per IS NULL THEN
+        RAISE EXCEPTION 'alert rule window must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NEW.per OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'alert rule window must be positive' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The window given is %s.', NEW.per),
+            HINT = 'The window (per) is a positive interval, e.g. ''1 minute''.';
+    END IF;
+    IF NEW.per OPERATOR(pg_catalog.>) '31 days'::interval THEN
+        RAISE EXCEPTION 'alert rule window is too long' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The window given is %s; the limit is 31 days.', NEW.per);
+    END IF;
+    IF NEW.action IS NULL THEN
+        RAISE EXCEPTION 'alert rule action must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NEW.action NOT IN ('notify', 'suspend') THEN
+        RAISE EXCEPTION 'unknown alert rule action "%"', NEW.action USING ERRCODE = '22023',
+            HINT = 'The action is notify or suspend.';
+    END IF;
+    IF NEW.enabled IS NULL THEN
+        RAISE EXCEPTION 'alert rule enabled must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NEW.per_patient IS NULL THEN
+        RAISE EXCEPTION 'alert rule per_patient must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._alert_rule_check() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._raise_alert(
+    rule int, event text, principal uuid, role text, count bigint, per interval,
+    action text, audit_seq bigint, detail jsonb, last_attempt boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '200ms'
+AS $$
+DECLARE
+    p agentauth.principal;
+    v_taken text := 'notified';
+    v_id bigint;
+    v_reason text;
+    v_at timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    IF principal IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x WHERE x.id OPERATOR(pg_catalog.=) principal;
+    ELSIF role IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x
+         WHERE x.db_role OPERATOR(pg_catalog.=)
+               (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role);
+    END IF;
+
+    IF action OPERATOR(pg_catalog.=) 'suspend' THEN
+        IF p.id IS NULL THEN
+            v_taken := 'notified; not suspended: no registered principal';
+        ELSIF p.status OPERATOR(pg_catalog.<>) 'active' THEN
+            v_taken := 'notified; not suspended: principal is already ' OPERATOR(pg_catalog.||) p.status;
+        ELSE
+            v_reason := CASE
+                WHEN rule IS NOT NULL AND COALESCE((SELECT r.per_patient FROM agentauth.alert_rule r
+                                                     WHERE r.id OPERATOR(pg_catalog.=) rule), false)
+                THEN pg_catalog.format(
+                    'alert rule %s: %s %s records within %s', rule, count, event, per)
+                WHEN rule IS NOT NULL THEN pg_catalog.format(
+                    'alert rule %s: %s statements with %s records within %s', rule, count, event, per)
+                WHEN event OPERATOR(pg_catalog.=) 'inactive' THEN pg_catalog.format(
+                    'no session for more than %s (agentauth.inactive_after)', per)
+                ELSE pg_catalog.format('alert: %s', event) END;
+            BEGIN
+                PERFORM agentauth.set_principal_status(p.id, 'suspended', v_reason);
+                v_taken := 'notified; suspended';
+            EXCEPTION
+                WHEN lock_not_available THEN
+                    IF NOT last_attempt THEN
+                        RETURN NULL;
+                    END IF;
+                    v_taken := 'notified; suspension failed: ' OPERATOR(pg_catalog.||) SQLERRM;
+                WHEN OTHERS THEN
+                    v_taken := 'notified; suspension failed: ' OPERATOR(pg_catalog.||) SQLERRM;
+            END;
+        END IF;
+    END IF;
+
+    -- (1.1) past the highest id: a restore writes alert_log's rows before
+    -- it sets the sequence, and its own statements on protected tables
+    -- raise alerts meanwhile (only the audit writer inserts: no race)
+    INSERT INTO agentauth.alert_log (id, raised_at, rule, event, principal, principal_name, role,
+                                     count, per, action, action_taken, audit_seq, detail)
+    VALUES (GREATEST(pg_catalog.nextval('agentauth.alert_log_id_seq'::pg_catalog.regclass),
+                      (SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a) OPERATOR(pg_catalog.+) 1),
+            v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
+    RETURNING id INTO v_id;
+
+    IF action OPERATOR(pg_catalog.=) 'suspend' THEN
+        PERFORM agentauth._audit('alert',
+            pg_catalog.jsonb_build_object('alert', v_id, 'rule', rule, 'event', event,
+                'role', role, 'count', count,
+                'window', pg_catalog.date_part('epoch', per),
+                'action', action, 'action_taken', v_taken, 'audit_seq', audit_seq),
+            p.id);
+    END IF;
+
+    PERFORM pg_catalog.pg_notify('agentauth_alerts', pg_catalog.json_build_object(
+        'alert', v_id,
+        'raised_at', v_at,
+        'rule', rule,
+        'event', event,
+        'principal', p.id,
+        'principal_name', p.name,
+        'role', role,
+        'count', count,
+        'window', pg_catalog.date_part('epoch', per),
+        'action', action,
+        'action_taken', v_taken,
+        'audit_seq', audit_seq)::text);
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._raise_alert(int, text, uuid, text, bigint, interval, text, bigint, jsonb, boolean) FROM PUBLIC;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS

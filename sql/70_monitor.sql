@@ -1,6 +1,10 @@
 -- Real-time monitoring (SPEC 15): alert rules, their validation and
 -- privileges, the alerts view, disabled rules, and a suspend rule that
--- ends a live session at its next row.
+-- ends a live session at its next row.  A rule counts statements (issue
+-- "Performance" item 2): a cohort query that withholds 12 patients is one
+-- event for the README's example rule, which suspends an agent probing
+-- patients across statements, not one running a cohort query; a rule with
+-- per_patient counts every record.
 --
 -- Alerts are raised by the audit writer after it has committed the records
 -- that raise them, in a transaction of its own: a test waits for them with
@@ -34,8 +38,8 @@ CREATE ROLE reg70_nobody LOGIN;
 CREATE ROLE reg70_agent LOGIN;
 CREATE ROLE reg70_quiet LOGIN;
 
--- the seeded rules
-SELECT id, event, threshold, per, action, enabled FROM agentauth.alert_rule ORDER BY id;
+-- the seeded rules: they count statements
+SELECT id, event, threshold, per, action, enabled, per_patient FROM agentauth.alert_rule ORDER BY id;
 
 -- bad rules are refused with a clear error, whatever the statement
 SET ROLE reg70_admin;
@@ -54,6 +58,7 @@ INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied
 INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied', 5, NULL, 'notify');
 INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied', 5, '40 days', 'notify');
 INSERT INTO agentauth.alert_rule (event, threshold, per, action, enabled) VALUES ('denied', 5, '1 minute', 'notify', NULL);
+INSERT INTO agentauth.alert_rule (event, threshold, per, action, per_patient) VALUES ('denied', 5, '1 minute', 'notify', NULL);
 UPDATE agentauth.alert_rule SET threshold = 0 WHERE id = 1;
 UPDATE agentauth.alert_rule SET per = '0 seconds' WHERE id = 1;
 UPDATE agentauth.alert_rule SET action = 'page' WHERE id = 2;
@@ -98,7 +103,7 @@ RESET ROLE;
 -- consented to its purpose (TREATDS has no default): every row it asks
 -- for is withheld and recorded as denied, one record per patient
 CREATE TABLE reg70_chart (patient_id text NOT NULL, lab text);
-INSERT INTO reg70_chart SELECT 'R70P' || i, 'lab' || i FROM generate_series(1, 4) i;
+INSERT INTO reg70_chart SELECT 'R70P' || i, 'lab' || i FROM generate_series(1, 12) i;
 SELECT agentauth.protect_table('reg70_chart', 'patient_id', '{"lab": "lab"}');
 GRANT SELECT ON reg70_chart TO reg70_agent, reg70_quiet;
 SET ROLE reg70_admin;
@@ -110,7 +115,7 @@ RESET ROLE;
 SELECT agentauth.issue_token(:'agent', 'TREATDS') AS s_agent \gset
 SELECT agentauth.issue_token(:'quiet', 'TREATDS') AS s_quiet \gset
 
--- a disabled rule raises nothing
+-- a disabled rule raises nothing: three statements, 14 denied records
 SET ROLE reg70_admin;
 INSERT INTO agentauth.alert_rule (event, threshold, per, action, enabled)
 VALUES ('denied', 3, '1 hour', 'suspend', false) RETURNING id AS rule_off \gset
@@ -119,9 +124,10 @@ SET SESSION AUTHORIZATION reg70_quiet;
 SELECT agentauth.begin_session(:'s_quiet') IS NOT NULL AS began;
 SELECT patient_id, lab FROM reg70_chart;
 SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P1';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P2';
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
-SELECT count(*) >= 3 AS over_the_threshold FROM agentauth.audit_log
+SELECT count(*) AS denied_records FROM agentauth.audit_log
  WHERE event = 'denied' AND principal = :'quiet';
 -- a privileged read after them raises its always-on alert ...
 SELECT count(*) AS superuser_reads FROM reg70_chart;
@@ -139,15 +145,41 @@ SELECT agentauth.begin_session(:'s_quiet') IS NOT NULL AS still_begins;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 
--- an enabled suspend rule: the agent probing patients crosses it and is
--- refused at its next row, in the session it still has open
+-- the README's example rule: suspend an agent refused patients in 10
+-- statements within 5 minutes
 SET ROLE reg70_admin;
-UPDATE agentauth.alert_rule SET enabled = true, threshold = 6 WHERE id = :rule_off;
+UPDATE agentauth.alert_rule SET enabled = true, threshold = 10, per = '5 minutes' WHERE id = :rule_off;
 RESET ROLE;
+-- a cohort query that withholds 12 patients: 12 denied records, one event
 SET SESSION AUTHORIZATION reg70_agent;
 SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
 SELECT patient_id, lab FROM reg70_chart;
-SELECT patient_id, lab FROM reg70_chart WHERE patient_id IN ('R70P1', 'R70P2');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS cohort_denied_records FROM agentauth.audit_log
+ WHERE event = 'denied' AND principal = :'agent';
+-- behind a later privileged read's alert: nothing raised, the agent is active
+SELECT max(seq) AS mark FROM agentauth.audit_log \gset
+SELECT count(*) AS superuser_reads FROM reg70_chart;
+SELECT reg70_wait($$EXISTS (SELECT FROM agentauth.alerts a WHERE a.event = 'privileged_access'
+                            AND a.audit_seq > $$ || :mark || $$)$$) AS privileged_alert;
+SELECT count(*) AS alerts_for_agent FROM agentauth.alerts WHERE principal = :'agent';
+SELECT status FROM agentauth.principals WHERE id = :'agent';
+
+-- probing patient after patient, one statement each: the tenth statement
+-- crosses the rule, and the agent is refused at its next row, in the
+-- session it still has open
+SET SESSION AUTHORIZATION reg70_agent;
+SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P1';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P2';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P4';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P5';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P6';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P7';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P8';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P9';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P10';
 RESET SESSION AUTHORIZATION;
 SELECT reg70_wait($$(SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$$ || :'agent' || $$')$$) AS suspended;
 SET SESSION AUTHORIZATION reg70_agent;
@@ -158,7 +190,7 @@ SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P3';
 SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
--- the alert: which rule, whom, how many, what was done
+-- the alert: which rule, whom, how many statements, what was done
 SELECT rule = :rule_off AS our_rule, event, principal = :'agent' AS agent, principal_name, role,
        count, per, action, action_taken, audit_seq IS NOT NULL AS has_seq
   FROM agentauth.alerts WHERE principal = :'agent' ORDER BY id;
@@ -172,6 +204,26 @@ SELECT count(*) AS live_tokens FROM agentauth.tokens WHERE agent = :'agent' AND 
 -- the owner reactivates it; it needs a new token
 SELECT agentauth.set_principal_status(:'agent', 'active', 'reviewed with the owner');
 SELECT status FROM agentauth.principals WHERE id = :'agent';
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS s_agent \gset
+
+-- per_patient: every record counts, so the same cohort query is 12 events
+-- and crosses the rule at its tenth patient
+SET ROLE reg70_admin;
+UPDATE agentauth.alert_rule SET per_patient = true WHERE id = :rule_off;
+RESET ROLE;
+SET SESSION AUTHORIZATION reg70_agent;
+SELECT agentauth.begin_session(:'s_agent') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg70_chart;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT reg70_wait($$(SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$$ || :'agent' || $$')$$) AS suspended;
+SELECT rule = :rule_off AS our_rule, event, count, per, action, action_taken
+  FROM agentauth.alerts WHERE principal = :'agent' ORDER BY id;
+SELECT replace(detail->>'reason', :'rule_off', 'N') AS reason
+  FROM agentauth.audit_log
+ WHERE principal = :'agent' AND event = 'principal_status' AND detail->>'to' = 'suspended'
+ ORDER BY seq;
+SELECT agentauth.set_principal_status(:'agent', 'active', 'reviewed with the owner');
 
 -- suspend for a role that is no principal: the alert says so
 SELECT agentauth._raise_alert(:rule_off, 'denied', NULL, 'reg70_nobody', 6, '1 hour', 'suspend', NULL, NULL, true) AS nobody_alert \gset
@@ -181,4 +233,4 @@ SELECT event, role, principal, count, action, action_taken FROM agentauth.alerts
 SET ROLE reg70_admin;
 DELETE FROM agentauth.alert_rule WHERE id = :rule_off;
 RESET ROLE;
-SELECT id, event, threshold, per, action, enabled FROM agentauth.alert_rule ORDER BY id;
+SELECT id, event, threshold, per, action, enabled, per_patient FROM agentauth.alert_rule ORDER BY id;

@@ -135,6 +135,8 @@ struct AAQueryAccess
 	bool		nested;			/* a statement it ran read protected rows */
 	int			runs;			/* runs begun */
 	uint64		run_dgen;		/* decision generation at the last */
+	uint64		statement;		/* its records' statement number (0: none
+								 * yet): one for all its runs */
 	AAQueryAccess *next;
 	MemoryContextCallback cb;
 };

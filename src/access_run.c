@@ -11,7 +11,9 @@
  *		withheld patient x action (patient NULL for rows that name none);
  *		then aa_audit_wait().  If the statement fails, what was counted is
  *		emitted when its executor memory goes away (no wait: the error
- *		already reaches the client).
+ *		already reaches the client).  All the records of one query, of
+ *		every run, carry one statement number (aa_audit_new_statement):
+ *		the alert rules count them as one statement.
  *
  *		Rows that a later run returns may have been checked by an earlier
  *		one: a plan that keeps rows (Sort, Material, Hash, Agg, WindowAgg,
@@ -61,7 +63,7 @@ static void inherit_patient(QueryDesc *outer, AAQueryAccess *from,
 
 /* the rows of a table that name no patient: one denied record per action */
 static bool
-flush_nopatient(RelAccess *ra)
+flush_nopatient(RelAccess *ra, uint64 statement)
 {
 	bool		emitted = false;
 
@@ -85,11 +87,21 @@ flush_nopatient(RelAccess *ra)
 		rec.row_count = ra->nopatient[idx];
 		rec.outcome = "deny";
 		rec.authority = aa_jsonb_end(&authority);
+		rec.statement = statement;
 		aa_audit_emit(&rec, false);
 		ra->nopatient[idx] = 0;
 		emitted = true;
 	}
 	return emitted;
+}
+
+/* the query's statement number: all its records, of every run, share it */
+static uint64
+query_statement(AAQueryAccess *q)
+{
+	if (q->statement == 0)
+		q->statement = aa_audit_new_statement();
+	return q->statement;
 }
 
 /*
@@ -102,6 +114,7 @@ flush_query(AAQueryAccess *q, bool inherit)
 {
 	ListCell   *lc;
 	bool		emitted = false;
+	uint64		statement = query_statement(q);
 
 	foreach(lc, q->rels)
 	{
@@ -114,7 +127,7 @@ flush_query(AAQueryAccess *q, bool inherit)
 		if (!ra->any_counted || ra->inherited)
 			continue;
 		ra->any_counted = false;
-		if (flush_nopatient(ra))
+		if (flush_nopatient(ra, statement))
 			emitted = true;
 		if (ra->patients == NULL)
 			continue;
@@ -146,6 +159,7 @@ flush_query(AAQueryAccess *q, bool inherit)
 				memset(&rec, 0, sizeof(rec));
 				rec.patient = pa->patient.str;
 				rec.relation = ra->relname;
+				rec.statement = statement;
 				rec.ncolumns = ra->ncols[idx];
 				rec.columns = (const char **) ra->cols[idx];
 				rec.nclasses = ra->nclasses[idx];
@@ -437,6 +451,7 @@ refuse_changed(AAQueryAccess *q, uint64 dgen)
 			rec.outcome = "deny";
 			rec.authority = d->authority;
 			rec.detail = "{\"reason\": \"the decision changed while the statement kept rows of the patient\"}";
+			rec.statement = query_statement(q);
 			aa_audit_emit(&rec, false);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -338,6 +338,8 @@ typedef struct AARecord
 	const char *principal_name;
 	const pg_uuid_t *token;
 	const char *purpose;
+	/* the statement it belongs to (aa_audit_new_statement); 0: its own */
+	uint64		statement;
 } AARecord;
 
 /*
@@ -354,6 +356,13 @@ extern void aa_audit_emit(const AARecord *rec, bool transactional);
  */
 extern void aa_audit_wait(void);
 extern void aa_audit_init(void);
+
+/*
+ * A number for the records of one statement (a query's runs), unique among
+ * the backends: the alert rules count statements (monitor.c).  It travels
+ * in the queue entry's header only; the stored record does not carry it.
+ */
+extern uint64 aa_audit_new_statement(void);
 
 /* longest patient id (bytes) a record may name: it must fit the log's index */
 #define AA_AUDIT_MAX_PATIENT	1000
@@ -535,6 +544,8 @@ typedef struct AAQueueEntry
 	uint32		pad;
 	TimestampTz queued_at;		/* set by aa_queue_push: the writer is late
 								 * once the oldest is audit_wait_timeout old */
+	uint64		statement;		/* aa_audit_new_statement(): for the alert
+								 * rules only, neither stored nor hashed */
 } AAQueueEntry;
 
 #define AA_ENTRY_BODY(e)	((const char *) (e) + MAXALIGN(sizeof(AAQueueEntry)))
@@ -961,14 +972,15 @@ extern void aa_monitor_init(void);
 /*
  * The audit writer's side.  aa_monitor_observe(): for every record of a
  * batch, with the row inserted into agentauth.audit_log (values/nulls
- * indexed by AAAuditColumn, seq and logged_at set); memory only, no catalog
- * access.
+ * indexed by AAAuditColumn, seq and logged_at set) and the statement it
+ * belongs to (AAQueueEntry.statement); memory only, no catalog access.
  * aa_monitor_after_commit(): once per round of the writer's loop, outside
  * any transaction, after the batch committed: raises the alerts found, in a
  * transaction of its own; reloads rules; checks inactive agents every
  * agentauth.head_log_interval.
  */
-extern void aa_monitor_observe(const Datum *values, const bool *nulls);
+extern void aa_monitor_observe(const Datum *values, const bool *nulls,
+							   uint64 statement);
 extern void aa_monitor_after_commit(void);
 
 /* ---------------------------------------------------------------------

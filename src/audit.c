@@ -27,6 +27,10 @@
  *		warning on timeout: no error is possible there), so they are
  *		visible when the committing statement returns.
  *
+ *		Each queue entry's header also says which statement it belongs to
+ *		(aa_audit_new_statement: the caller's, or one of its own), for the
+ *		alert rules, which count statements; the record does not carry it.
+ *
  *		The bounds -- when a statement fails closed instead of leaving
  *		records the writer may never store -- are audit_bounds.c's: the
  *		database (at each record), how late the writer is (after each push:
@@ -171,6 +175,27 @@ statement_text(void)
 	cached_query_id = qid;
 	cached_query_ptr = debug_query_string;
 	return cached_statement;
+}
+
+/*
+ * The pid in the high half, a counter in the low half: unique among the
+ * live backends, and a backend that reuses an earlier one's pid starts its
+ * counter elsewhere (from its start time), never 0.
+ */
+uint64
+aa_audit_new_statement(void)
+{
+	static uint32 counter = 0;
+	static bool started = false;
+
+	if (!started)
+	{
+		counter = (uint32) (MyStartTimestamp ^ (MyStartTimestamp >> 32));
+		started = true;
+	}
+	if (++counter == 0)
+		counter = 1;
+	return ((uint64) (uint32) MyProcPid << 32) | counter;
 }
 
 /* "address=A application_name=N"; A is "local" for a Unix socket */
@@ -385,6 +410,14 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	f.statement = statement_text();
 	aa_record_encode(out, &f, xid);
 	MemoryContextSwitchTo(old);
+
+	/* for the alert rules: which statement (not part of the record) */
+	{
+		uint64		stmt = rec->statement ? rec->statement : aa_audit_new_statement();
+
+		memcpy(out->data + start + offsetof(AAQueueEntry, statement), &stmt,
+			   sizeof(stmt));
+	}
 
 	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
 	{

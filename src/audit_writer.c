@@ -452,7 +452,7 @@ process_batch(bool *blocked, bool *no_log)
 		aa_record_set_chain(values, nulls, h.seq, h.logged_at, h.hash, hash);
 		memcpy(h.hash, hash, AA_HASH_LEN);
 		ExecStoreVirtualTuple(slot);
-		aa_monitor_observe(values, nulls);	/* alert rules (monitor.c) */
+		aa_monitor_observe(values, nulls, e->statement);	/* alert rules */
 
 		nrec++;
 		nentries++;

@@ -22,6 +22,16 @@
  *		chain verification failing -- arrives through shared memory
  *		(monitor_signal.c) and is raised here like the rest.
  *
+ *		A rule counts statements: the records of one statement (a query
+ *		withholding 409 patients writes 409 `denied` records) are one event.
+ *		Each queue entry names its statement (AAQueueEntry.statement, set
+ *		by audit.c, not stored); a window remembers the last MON_RECENT
+ *		statements it counted, so records of a few statements of one
+ *		principal interleaved in the queue are still one event each (more
+ *		than MON_RECENT at once can only count a statement twice, never
+ *		miss one).  A rule with per_patient counts every record: one per
+ *		patient (and table and action).
+ *
  *		Windows, like the rules, live in the writer's memory: a restart of
  *		the writer or a change of the rules starts every count again.
  *
@@ -60,6 +70,7 @@ aa_monitor_init(void)
 #define MON_EVENT_LEN	64
 #define MON_RETRY_MS	10000	/* how long a locked principal is retried */
 #define MON_MAX_PENDING	10000	/* beyond this, always-on alerts coalesce by event */
+#define MON_RECENT		8		/* statements a window remembers it counted */
 
 typedef struct MonRule
 {
@@ -69,6 +80,7 @@ typedef struct MonRule
 	int64		per_us;
 	Interval	per;
 	bool		suspend;
+	bool		per_patient;	/* count records, not statements */
 } MonRule;
 
 /* an event the writer looks at, and the rules that count it */
@@ -97,6 +109,8 @@ typedef struct WinEntry
 	int64		per_us;
 	TimestampTz last;
 	TimestampTz *ring;			/* threshold slots */
+	int			next_recent;	/* the slot of recent[] to overwrite next */
+	uint64		recent[MON_RECENT]; /* statements counted (0: free slot) */
 } WinEntry;
 
 typedef struct PendingAlert
@@ -288,7 +302,7 @@ observe_always_on(const MonInterest *in, const pg_uuid_t *principal,
 
 static void
 observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
-			 int rolelen, TimestampTz at, int64 seq)
+			 int rolelen, TimestampTz at, int64 seq, uint64 statement)
 {
 	WinKey		key;
 	WinEntry   *w;
@@ -317,8 +331,21 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 		w->threshold = r->threshold;
 		w->per_us = r->per_us;
 		w->ring = MemoryContextAlloc(win_cxt, sizeof(TimestampTz) * r->threshold);
+		w->next_recent = 0;
+		memset(w->recent, 0, sizeof(w->recent));
 	}
 	w->last = at;
+
+	/* a statement counts once, however many records (patients) it has */
+	if (!r->per_patient && statement != 0)
+	{
+		for (int i = 0; i < MON_RECENT; i++)
+			if (w->recent[i] == statement)
+				return;
+		w->recent[w->next_recent] = statement;
+		w->next_recent = (w->next_recent + 1) % MON_RECENT;
+	}
+
 	if (w->n < w->threshold)
 		w->ring[(w->start + w->n++) % w->threshold] = at;
 	else
@@ -339,7 +366,7 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 
 		a->has_per = true;
 		a->per = r->per;
-		/* the next alert needs threshold more records */
+		/* the next alert needs threshold more (recent[] is kept) */
 		w->n = 0;
 		w->start = 0;
 	}
@@ -348,10 +375,11 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 /*
  * The writer calls this for every record of a batch, with the row it
  * inserts into agentauth.audit_log (values/nulls indexed by AAAuditColumn,
- * seq and logged_at set).  No catalog access, no error in the steady state.
+ * seq and logged_at set) and the record's statement (0: a statement of its
+ * own).  No catalog access, no error in the steady state.
  */
 void
-aa_monitor_observe(const Datum *values, const bool *nulls)
+aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 {
 	const char *ev;
 	int			evlen;
@@ -387,7 +415,8 @@ aa_monitor_observe(const Datum *values, const bool *nulls)
 	if (in->always_on)
 		observe_always_on(in, principal, role, rolelen, seq);
 	for (int i = 0; i < in->nrules; i++)
-		observe_rule(&rules[in->rules[i]], principal, role, rolelen, at, seq);
+		observe_rule(&rules[in->rules[i]], principal, role, rolelen, at, seq,
+					 statement);
 }
 
 /* ------------------------------------------------------------------
@@ -401,10 +430,12 @@ load_rules(void)
 	MemoryContext old;
 	int			ret;
 
+	/* per_patient through to_jsonb: a 1.0 table without it counts statements */
 	ret = SPI_execute("SELECT id, event, threshold, per, "
 					  "(pg_catalog.date_part('epoch', per) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8, "
-					  "action OPERATOR(pg_catalog.=) 'suspend' "
-					  "FROM agentauth.alert_rule WHERE enabled ORDER BY id",
+					  "action OPERATOR(pg_catalog.=) 'suspend', "
+					  "COALESCE((pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'per_patient')::pg_catalog.bool, false) "
+					  "FROM agentauth.alert_rule r WHERE enabled ORDER BY id",
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.alert_rule: %d", ret);
@@ -432,6 +463,7 @@ load_rules(void)
 			   sizeof(Interval));
 		r->per_us = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		r->suspend = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		r->per_patient = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 		/* the table's checks make these impossible; do not trust them */
 		if (r->threshold <= 0 || r->threshold > 10000 || r->per_us <= 0)
 			continue;

@@ -2,8 +2,9 @@
 # receives every always-on alert with the documented payload -- an
 # unregistered login, a privileged read, a break-the-glass, the audit writer
 # failing closed, a chain verification failure (C and SQL verifiers) -- and
-# the alerts of rules: the seeded session_denied rule, a suspend rule, and
-# the inactivity rule with a short agentauth.inactive_after.
+# the alerts of rules: the seeded session_denied rule, a suspend rule
+# counting every record (per_patient), and the inactivity rule with a short
+# agentauth.inactive_after.
 use strict;
 use warnings;
 use JSON::PP;
@@ -155,9 +156,10 @@ check_payload(wait_alert(sub { $_[0]{event} eq 'session_denied' }),
 	'seeded session_denied rule', rule => 2, role => 'mon_stranger', principal => undef,
 	count => 5, window => 60, action => 'notify', action_taken => 'notified');
 
-# 7. a suspend rule: the agent probing patients without consent
+# 7. a suspend rule: the agent probing patients without consent; it counts
+# every record (per_patient), so one read of the five patients crosses it
 $node->safe_psql('postgres',
-	"INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied', 5, '10 minutes', 'suspend')");
+	"INSERT INTO agentauth.alert_rule (event, threshold, per, action, per_patient) VALUES ('denied', 5, '10 minutes', 'suspend', true)");
 my $rule = $node->safe_psql('postgres', "SELECT max(id) FROM agentauth.alert_rule");
 my $secret = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$agent', 'TREATDS')");
 my $probe = $node->background_psql('postgres', on_error_stop => 0,

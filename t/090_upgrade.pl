@@ -22,6 +22,7 @@ my $seeds = q{
 	SELECT 'purpose ' || code || ' ' || display || ' ' || reserved FROM agentauth.purpose
 	UNION ALL SELECT 'class ' || name || ' ' || description || ' ' || sensitive FROM agentauth.data_class
 	UNION ALL SELECT 'rule ' || id || ' ' || event || ' ' || threshold || ' ' || per || ' ' || action
+	       || ' ' || per_patient
 	  FROM agentauth.alert_rule) s(l)
 	ORDER BY l COLLATE "C"};
 

@@ -31,10 +31,13 @@ CREATE TABLE agentauth.alert_rule (
     threshold int NOT NULL CHECK (threshold > 0 AND threshold <= 10000),
     per       interval NOT NULL CHECK (per > '0'::interval AND per <= '31 days'::interval),
     action    text NOT NULL DEFAULT 'notify' CHECK (action IN ('notify', 'suspend')),
-    enabled   boolean NOT NULL DEFAULT true
+    enabled   boolean NOT NULL DEFAULT true,
+    -- (1.1) false: a statement is one event, however many records
+    -- (patients) it wrote; true: every record is one
+    per_patient boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE agentauth.alert_rule IS
-    'threshold records of event within per, for one principal (or one role when the record has none, and always one role for session_denied), raise an alert: notify, or suspend the principal';
+    'threshold statements with records of event (records, with per_patient) within per, for one principal (or one role when the record has none, and always one role for session_denied), raise an alert: notify, or suspend the principal';
 
 -- The seeded rules (SPEC 15), before the triggers: installing is not a
 -- change to audit.  They are not dumped: CREATE EXTENSION creates them
@@ -65,7 +68,7 @@ BEGIN
     IF NEW.threshold OPERATOR(pg_catalog.<=) 0 THEN
         RAISE EXCEPTION 'alert rule threshold must be positive' USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('The threshold given is %s.', NEW.threshold),
-            HINT = 'The threshold is how many records within the window raise the alert.';
+            HINT = 'The threshold is how many statements (records, with per_patient) within the window raise the alert.';
     END IF;
     IF NEW.threshold OPERATOR(pg_catalog.>) 10000 THEN
         RAISE EXCEPTION 'alert rule threshold is too large' USING ERRCODE = '22023',
@@ -92,6 +95,9 @@ BEGIN
     END IF;
     IF NEW.enabled IS NULL THEN
         RAISE EXCEPTION 'alert rule enabled must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NEW.per_patient IS NULL THEN
+        RAISE EXCEPTION 'alert rule per_patient must not be null' USING ERRCODE = '22004';
     END IF;
     RETURN NEW;
 END
@@ -221,8 +227,12 @@ BEGIN
             v_taken := 'notified; not suspended: principal is already ' OPERATOR(pg_catalog.||) p.status;
         ELSE
             v_reason := CASE
-                WHEN rule IS NOT NULL THEN pg_catalog.format(
+                WHEN rule IS NOT NULL AND COALESCE((SELECT r.per_patient FROM agentauth.alert_rule r
+                                                     WHERE r.id OPERATOR(pg_catalog.=) rule), false)
+                THEN pg_catalog.format(
                     'alert rule %s: %s %s records within %s', rule, count, event, per)
+                WHEN rule IS NOT NULL THEN pg_catalog.format(
+                    'alert rule %s: %s statements with %s records within %s', rule, count, event, per)
                 WHEN event OPERATOR(pg_catalog.=) 'inactive' THEN pg_catalog.format(
                     'no session for more than %s (agentauth.inactive_after)', per)
                 ELSE pg_catalog.format('alert: %s', event) END;
