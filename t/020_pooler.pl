@@ -8,9 +8,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use AgentauthPgBouncer;
 
-my $pgbouncer = $ENV{PGBOUNCER} || '/usr/sbin/pgbouncer';
-BAIL_OUT('pgbouncer not found: set PGBOUNCER (scripts/deps.sh --pgbouncer prints it)') unless -x $pgbouncer;
 
 my $node = PostgreSQL::Test::Cluster->new('pooled');
 $node->init;
@@ -38,45 +39,7 @@ my $tok2 = $node->safe_psql('postgres', $issue);
 like($tok1, qr/^aat_[A-Za-z0-9_-]{43}$/, 'a token for the first task');
 
 # pgbouncer in transaction mode, one server connection per user
-my $dir = $node->basedir . '/pgbouncer';
-mkdir $dir;
-my $bport = PostgreSQL::Test::Cluster::get_free_port();
-my $host = $node->host;
-my $pport = $node->port;
-open my $fh, '>', "$dir/users.txt" or die;
-print $fh qq{"pool_agent" ""\n};
-close $fh;
-open $fh, '>', "$dir/pgbouncer.ini" or die;
-print $fh <<"EOF";
-[databases]
-postgres = host=$host port=$pport dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bport
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/users.txt
-pool_mode = transaction
-default_pool_size = 1
-max_client_conn = 20
-server_reset_query =
-ignore_startup_parameters = extra_float_digits
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-close $fh;
-system($pgbouncer, '-d', "$dir/pgbouncer.ini") == 0
-  or BAIL_OUT('pgbouncer did not start');
-
-my $via = "host=127.0.0.1 port=$bport dbname=postgres user=pool_agent";
-my $ready = 0;
-for (1 .. 100)
-{
-	my ($r) = $node->psql('postgres', 'SELECT 1', connstr => $via);
-	if ($r == 0) { $ready = 1; last; }
-	select(undef, undef, undef, 0.1);
-}
-ok($ready, 'pgbouncer accepts connections');
+my $via = AgentauthPgBouncer::start($node, 'pool_agent') . ' user=pool_agent';
 
 sub through_pool
 {
@@ -133,11 +96,6 @@ SELECT count(DISTINCT token) FROM agentauth.audit_log
  WHERE event = 'access' AND relation = 'public.labs'});
 is($tokens, '2', 'each transaction recorded under its own token');
 
-if (open my $pf, '<', "$dir/pgbouncer.pid")
-{
-	my $pid = <$pf>;
-	chomp $pid;
-	kill 'TERM', $pid if $pid;
-}
+AgentauthPgBouncer::stop($node);
 $node->stop;
 done_testing();
