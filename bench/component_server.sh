@@ -8,7 +8,7 @@
 start_component_server() {
     local sb=$1 queue=$2 prefix=$3 name root ver
     name=$(basename "$top")
-    root=${PGROOT:-/work/pgroot/$name}
+    root=${PGROOT:-/var/tmp/agentauth-pgroot/$name}
     ver=$(pg_config --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
     if [ ! -x "$root/usr/lib/postgresql/$ver/bin/postgres" ]; then
         mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"

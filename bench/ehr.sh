@@ -5,7 +5,7 @@
 #
 #   bash bench/ehr.sh              # 2000 patients (NPAT), 5 rounds (ROUNDS)
 #   QUICK=1 bash bench/ehr.sh      # 300 patients (a smoke test, a minute)
-#   PGROOT=/work/pgroot/me bash bench/ehr.sh
+#   PGROOT=/var/tmp/agentauth-pgroot/me bash bench/ehr.sh
 #                                  # install into (and run from) a private
 #                                  # copy of PostgreSQL, as bench/run.sh does
 #

@@ -5,7 +5,7 @@
 #   bash bench/run.sh            # full run (about 10 minutes on 2 cores)
 #   QUICK=1 bash bench/run.sh    # small dataset, short runs (a smoke test)
 #   SETUP_ONLY=1 bash bench/run.sh   # build the dataset, leave the server up
-#   PGROOT=/work/pgroot/me bash bench/run.sh
+#   PGROOT=/var/tmp/agentauth-pgroot/me bash bench/run.sh
 #                                # install into (and run from) the private
 #                                # copy of PostgreSQL that scripts/dev.sh uses
 #
