@@ -9,7 +9,7 @@
 #                                # install into (and run from) the private
 #                                # copy of PostgreSQL that scripts/dev.sh uses,
 #                                # or a relocated prefix whose own pg_config
-#                                # names it (PGROOT=/opt/pgX)
+#                                # names it (PGROOT=/path/to/prefix)
 #
 # Every pgbench run is measured by TPS, latency, WAL bytes and the server's
 # CPU time per transaction (every process of the server: backends, the
@@ -60,7 +60,7 @@ if [ -n "${PGROOT:-}" ]; then
     pgc=$PGROOT/usr/lib/postgresql/$ver/bin/pg_config
     if [ -x "$pgc" ] && [ "$("$pgc" --bindir)" = "$PGROOT/usr/lib/postgresql/$ver/bin" ]; then
         # a relocated prefix whose pg_config names its own paths (the
-        # helpers' /opt/pgX): build and install with that pg_config
+        # a relocated copy): build and install with that pg_config
         PG_CONFIG=$pgc
     else
         # a private copy of the installation (scripts/dev.sh makes the
