@@ -148,6 +148,9 @@ aa_access_built(AAQueryAccess *q)
 	return q;
 }
 
+/* the size of a block of the patients' key copies */
+#define AA_PATIENT_KEY_BLOCK	8192
+
 /*
  * The statement's entry for a patient (created on first sight).  The row
  * check calls this for every row: the previous row's patient first, then
@@ -192,8 +195,21 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 				 errdetail("It has %d characters; the limit is %d.",
 						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN)));
 
-	/* a new patient: its own copy of the key first, then the entry */
-	copy = MemoryContextAlloc(ra->query->cxt, len + 1);
+	/*
+	 * A new patient: its own copy of the key first, then the entry.  The
+	 * copies are packed side by side in blocks of their own: the table's
+	 * probe compares the row's value with one on every row.
+	 */
+	if (len + 1 > ra->keys_left)
+	{
+		int			size = Max(len + 1, AA_PATIENT_KEY_BLOCK);
+
+		ra->keys = MemoryContextAlloc(ra->query->cxt, size);
+		ra->keys_left = size;
+	}
+	copy = ra->keys;
+	ra->keys += len + 1;
+	ra->keys_left -= len + 1;
 	memcpy(copy, patient, len);
 	copy[len] = '\0';
 	key.str = copy;

@@ -105,6 +105,10 @@ typedef struct RelAccess
 	int			last_len;		/* the previous row's patient, for a cheap compare */
 	char		last_key[32];
 	PatientAccess *last;		/* the last patient looked up */
+	char	   *keys;			/* free space for the patients' key copies,
+								 * packed so that the key compares of the
+								 * row check stay in the cache */
+	int			keys_left;
 	bool		any_counted;
 	int64		nopatient[AA_NACTIONS]; /* rows naming no patient: withheld,
 										 * or a write refused */
