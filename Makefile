@@ -31,9 +31,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# PGXS does not track header dependencies: every module includes the one
-# shared header, so a change there rebuilds everything.
-$(OBJS): src/agentauth.h
+# PGXS does not track header dependencies: every module includes the
+# shared header (and access*.c the private one), so a change to any header
+# rebuilds everything.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 agentauth--$(EXTVERSION).sql: $(SQL_PARTS) agentauth.control
 	cat $(SQL_PARTS) > $@
