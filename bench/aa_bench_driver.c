@@ -15,6 +15,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 
 #include "agentauth.h"
 
@@ -41,7 +42,8 @@ aa_bench_emit(PG_FUNCTION_ARGS)
 	rec.classes = classes;
 	rec.action = "read";
 	rec.outcome = "permit";
-	rec.authority = "{\"consent\": [\"6e0f3a52-4d7b-4a39-9d2e-0d1f2a3b4c5d\"]}";
+	rec.authority = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													   CStringGetDatum("{\"consent\": [\"6e0f3a52-4d7b-4a39-9d2e-0d1f2a3b4c5d\"]}")));
 	rec.patient = patient;
 	for (int64 i = 0; i < n; i++)
 	{
