@@ -17,7 +17,8 @@ DATA_built  = agentauth--$(EXTVERSION).sql
 # install of this version
 DATA        = $(wildcard sql-upgrades/*.sql) test/fixtures/agentauth--1.0.sql
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK  =
+# OpenSSL 3: chain.c fetches SHA-256 once instead of on every hash
+SHLIB_LINK  = $(filter -lcrypto,$(LIBS))
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-config=$(srcdir)/test/agentauth.conf --temp-instance=tmp_check

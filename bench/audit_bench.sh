@@ -19,6 +19,9 @@
 #   verify_rps            verify_audit() records/s over the whole log
 #   verify_cpu_rps        the same per CPU second of the verifying backend
 #   verify_sql_rps        verify_audit_sql() records/s (last 100000 records)
+#   aa_verify_rps         tools/aa_verify records/s on an export_audit() file
+#                         of the whole log (wall clock, reading the file)
+#   aa_verify_cpu_rps     the same per CPU second (user + system)
 # Runs as root; the server runs as the postgres OS user.
 set -eu
 cd "$(dirname "$0")/.."
@@ -70,6 +73,18 @@ t8=$(now)
 verify_s=$(awk -v a="$t5" -v b="$t6" 'BEGIN { print b - a }')
 verify_sql_s=$(awk -v a="$t7" -v b="$t8" 'BEGIN { print b - a }')
 
+# 4. the offline verifier on an export of the whole log
+exp="$dir/export.jsonl"
+psql_ -c "SELECT * FROM agentauth.export_audit()" > "$exp"
+t9=$(now)
+TIMEFORMAT='%U %S'
+acpu=$( { time "$top/tools/aa_verify" -q "$exp" >/dev/null && echo ok >&2 || echo broken >&2; } 2>&1 )
+t10=$(now)
+ares=$(echo "$acpu" | tail -1)
+acpu_s=$(echo "$acpu" | head -1 | awk '{ print $1 + $2 }')
+averify_s=$(awk -v a="$t9" -v b="$t10" 'BEGIN { print b - a }')
+rm -f "$exp"
+
 {
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "cpus=$(nproc) load_at_start=$(cut -d' ' -f1 /proc/loadavg)"
@@ -86,5 +101,9 @@ verify_sql_s=$(awk -v a="$t7" -v b="$t8" 'BEGIN { print b - a }')
     echo "verify_cpu_rps=$(rate "$total" "$vcpu_s")"
     echo "verify_sql_result=\"$sres\""
     echo "verify_sql_rps=$(rate "$sqln" "$verify_sql_s")"
+    echo "aa_verify_result=$ares"
+    echo "aa_verify_rps=$(rate "$total" "$averify_s")"
+    echo "aa_verify_cpu_seconds=$acpu_s"
+    echo "aa_verify_cpu_rps=$(rate "$total" "$acpu_s")"
     echo "log_size=$(psql_ -c "SELECT pg_size_pretty(pg_total_relation_size('agentauth.audit_log'))" | tr -d ' ')"
 } | tee bench/audit_bench.last

@@ -563,8 +563,26 @@ extern void aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
 extern void aa_record_get_chain(const Datum *values, const bool *nulls,
 								int64 *seq, TimestampTz *logged_at,
 								unsigned char *row_hash);
+
+/*
+ * verify_audit's reusable state for aa_record_canon_stored: the last
+ * binary value of each jsonb column (authority, detail) and its text.
+ */
+typedef struct AACanonJsonb
+{
+	StringInfoData bin;
+	StringInfoData text;
+	bool		valid;
+} AACanonJsonb;
+
+typedef struct AACanonCache
+{
+	AACanonJsonb jsonb[2];
+} AACanonCache;
+
+extern void aa_record_canon_cache_init(AACanonCache *cache);
 extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
-								   const bool *nulls, StringInfo scratch);
+								   const bool *nulls, AACanonCache *cache);
 
 /* ---------------------------------------------------------------------
  * chain.c -- the chain hash, verify_audit
