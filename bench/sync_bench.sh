@@ -79,6 +79,7 @@ printf '%-8s %-7s %10s %12s %10s\n' test variant tps cpu_us/tx tx/flush
 for k in point.plain point.aa_off point.aa_on cohort.aa_off cohort.aa_on; do
     printf '%-8s %-7s %10s %12s %10s\n' "${k%%.*}" "${k#*.}" "$(mean "${TPS[$k]}")" "$(mean "${CPU[$k]}")" "$(mean "${BATCH[$k]}")"
 done
+for k in point.plain point.aa_off point.aa_on cohort.aa_off cohort.aa_on; do echo "rounds $k tps:${TPS[$k]}"; done
 echo "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $NPAT patients, $NOBS rows; $ROUNDS x ${T}s, $C clients"
 echo "tps_sync_ratio=$(ratio "$(mean "${TPS[point.aa_on]}")" "$(mean "${TPS[point.plain]}")")" \
      "tps_async_ratio=$(ratio "$(mean "${TPS[point.aa_off]}")" "$(mean "${TPS[point.plain]}")")" \
