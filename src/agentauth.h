@@ -390,6 +390,7 @@ extern Size aa_queue_shmem_size(void);
 extern void aa_queue_shmem_startup(void);
 extern Size aa_queue_capacity(void);
 extern bool aa_queue_push(char *data, Size len, int timeout_ms, uint64 *end);
+extern void aa_queue_note_sync(uint64 end);
 extern bool aa_queue_wait_committed(uint64 pos, int timeout_ms);
 extern uint64 aa_queue_head(void);
 

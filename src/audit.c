@@ -501,6 +501,9 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 		pushed_end = Max(pushed_end, end);
 		xact_pushed = true;
 		off += chunk;
+		/* the statement will wait for them: the writer must not gather */
+		if (aa_audit_sync && !aa_queue_in_writer())
+			aa_queue_note_sync(end);
 	}
 	resetStringInfo(buf);
 	return true;

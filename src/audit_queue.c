@@ -25,7 +25,9 @@
  *
  *		Waking the writer: a push wakes it only when the queue was empty
  *		(everything committed) or is filling up; a backend that waits for
- *		its records (audit_sync) counts itself in sync_waiters and wakes it.
+ *		its records (audit_sync) counts itself in sync_waiters and wakes it,
+ *		and its pushes move sync_end (aa_queue_note_sync): records someone
+ *		will wait for are not gathered.
  *		While nobody waits and little is queued, the writer gathers records
  *		for up to AA_GATHER_MS before committing them in one transaction
  *		(aa_queue_should_gather): records of audit_sync = off statements
@@ -74,6 +76,8 @@ typedef struct AAQueue
 	pg_atomic_uint64 head;		/* next byte to write */
 	pg_atomic_uint64 committed; /* everything before it is stored or dropped */
 	pg_atomic_uint32 sync_waiters;	/* backends in aa_queue_wait_committed */
+	pg_atomic_uint64 sync_end;	/* end of the last records pushed by an
+								 * audit_sync = on backend: to be waited for */
 	pg_atomic_uint64 oldest_at; /* queued_at of the entry at committed; 0:
 								 * the queue is empty (moved under lock) */
 	pg_atomic_uint32 writer_state;	/* AAWriterState */
@@ -135,6 +139,7 @@ aa_queue_shmem_startup(void)
 		pg_atomic_init_u64(&aa_queue->head, 0);
 		pg_atomic_init_u64(&aa_queue->committed, 0);
 		pg_atomic_init_u32(&aa_queue->sync_waiters, 0);
+		pg_atomic_init_u64(&aa_queue->sync_end, 0);
 		pg_atomic_init_u64(&aa_queue->oldest_at, 0);
 		pg_atomic_init_u32(&aa_queue->writer_state, AA_WRITER_NOT_STARTED);
 		pg_atomic_init_u64(&aa_queue->unable_since, 0);
@@ -277,6 +282,29 @@ aa_queue_push(char *data, Size len, int timeout_ms, uint64 *end)
 }
 
 /*
+ * Records up to end were pushed by a backend that will wait for them
+ * (audit_sync = on): the writer commits them without gathering, from the
+ * first push of the statement on (a cohort query pushes every 64 kB, and
+ * the writer works through them while the statement still runs).  No
+ * wakeup here: a push onto an empty queue wakes the writer, a busy writer
+ * looks again after its batch, and the wait wakes it.
+ */
+void
+aa_queue_note_sync(uint64 end)
+{
+	uint64		cur;
+
+	if (aa_queue == NULL)
+		return;
+	cur = pg_atomic_read_u64(&aa_queue->sync_end);
+	while (cur < end)
+	{
+		if (pg_atomic_compare_exchange_u64(&aa_queue->sync_end, &cur, end))
+			break;
+	}
+}
+
+/*
  * Wait up to timeout_ms until everything before pos is committed (or
  * dropped) by the writer.  Returns whether it is.
  */
@@ -362,7 +390,8 @@ aa_queue_percent_full(void)
 
 /*
  * Should the writer wait a little before committing what is queued?  Yes
- * while something is queued, nobody waits for it and it is little.
+ * while something is queued, nobody waits or will wait for it (sync_end)
+ * and it is little.
  */
 bool
 aa_queue_should_gather(void)
@@ -372,6 +401,7 @@ aa_queue_should_gather(void)
 
 	return head != committed &&
 		pg_atomic_read_u32(&aa_queue->sync_waiters) == 0 &&
+		pg_atomic_read_u64(&aa_queue->sync_end) <= committed &&
 		head - committed <= aa_queue->size / AA_GATHER_FILL;
 }
 

@@ -214,18 +214,26 @@ wait_for_database(void)
  * ------------------------------------------------------------------
  */
 
-/* audit_log's oid when the extension is installed, else InvalidOid */
+/*
+ * audit_log's oid when the extension is installed, else InvalidOid.  Two
+ * syscache lookups per batch; the scan of pg_extension (no syscache) only
+ * for a relation not seen before: audit_log, a member of the extension, is
+ * dropped with it, so the one we already write to says it is installed.
+ */
 static Oid
 audit_log_relid(void)
 {
 	Oid			nsp;
+	Oid			relid;
 
-	if (!OidIsValid(get_extension_oid("agentauth", true)))
-		return InvalidOid;
 	nsp = get_namespace_oid(AA_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid("audit_log", nsp);
+	relid = get_relname_relid("audit_log", nsp);
+	if (OidIsValid(relid) && relid != head.relid &&
+		!OidIsValid(get_extension_oid("agentauth", true)))
+		return InvalidOid;
+	return relid;
 }
 
 /* read the last record of the log (the chain head) */
@@ -491,6 +499,7 @@ process_batch(bool *blocked, bool *no_log)
 	if (nentries > 0)
 		aa_queue_set_inflight(pos, nrec > 0 ? h.seq : 0);
 	PopActiveSnapshot();
+	/* one commit, one WAL flush (synchronous_commit is on) for the batch */
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -565,6 +574,8 @@ aa_audit_writer_main(Datum main_arg)
 		int			n;
 		long		timeout;
 		TimestampTz now;
+		uint64		tail,
+					qhead;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -594,7 +605,15 @@ aa_audit_writer_main(Datum main_arg)
 		}
 		gather_since = 0;
 
-		n = process_batch(&blocked, &no_log);
+		/*
+		 * Nothing queued and the log known: no transaction to start (the
+		 * loop comes here once more after every batch).
+		 */
+		aa_queue_bounds(&tail, &qhead);
+		if (OidIsValid(head.relid) && tail == qhead)
+			n = 0;
+		else
+			n = process_batch(&blocked, &no_log);
 		aa_queue_set_writer_state(AA_WRITER_ABLE);
 		if (no_log && !ext_missing_noted)
 		{
@@ -606,6 +625,8 @@ aa_audit_writer_main(Datum main_arg)
 
 		/* raise the alerts of what was just committed (monitor.c) */
 		aa_monitor_after_commit();
+		/* the writer's commits and WAL in pg_stat_* (at most once a second) */
+		pgstat_report_stat(false);
 
 		now = GetCurrentTimestamp();
 		if (now >= next_head_log)
