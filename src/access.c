@@ -287,6 +287,7 @@ typedef struct RowCheckState
 {
 	RelAccess  *ra;
 	AARowCmd	cmd;
+	int			idx;			/* the action it counts in: cmd_index(cmd) */
 	uint64		dgen;			/* decision generation the session was
 								 * last found unchanged at */
 } RowCheckState;
@@ -394,6 +395,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 		st = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(RowCheckState));
 		st->ra = ra;
 		st->cmd = c;
+		st->idx = cmd_index(c);
 		st->dgen = PG_UINT64_MAX;
 		fcinfo->flinfo->fn_extra = st;
 	}
@@ -408,7 +410,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 						   ra->relname)));
 	aa_session_check();
 	dgen = aa_decision_gen();
-	idx = cmd_index(st->cmd);
+	idx = st->idx;
 
 	/*
 	 * The statement's columns were checked against the scopes of the

@@ -106,29 +106,6 @@ is_registered_principal(Oid roleid)
 }
 
 /*
- * One statement-level record (no patient, no row count): the refusals and
- * privileged accesses that are decided before any row is read.
- */
-static void
-emit_statement_record(const char *event, const char *outcome,
-					  const char *relname, const char *action,
-					  int ncols, const char **cols, const char *detail)
-{
-	AARecord	rec;
-
-	memset(&rec, 0, sizeof(rec));
-	rec.event = event;
-	rec.outcome = outcome;
-	rec.relation = relname;
-	rec.action = action;
-	rec.ncolumns = ncols;
-	rec.columns = cols;
-	rec.row_count = -1;
-	rec.detail = detail;
-	aa_audit_emit(&rec, false);
-}
-
-/*
  * The role the statement runs as, when it is not the login role (SET ROLE,
  * a SECURITY DEFINER function): named in the refusal, which otherwise
  * names only the login.
@@ -157,8 +134,8 @@ aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
 
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"reason\": \"no agentauth session\", %s}", client_json());
-	emit_statement_record(registered ? "denied" : "unregistered_access", "deny",
-						  relname, action, ncols, cols, detail.data);
+	aa_audit_statement(registered ? "denied" : "unregistered_access", "deny",
+						  relname, action, ncols, cols, detail.data, false);
 	initStringInfo(&why);
 	if (registered)
 		appendStringInfo(&why, "Table %s is protected; every statement on it needs an agentauth session.",
@@ -193,8 +170,8 @@ aa_audit_privileged(const char *relname, int ncols, const char **cols,
 					 superuser_arg(uid) ? "superuser" :
 					 has_bypassrls_privilege(uid) ? "bypassrls" : "row security not applied",
 					 client_json());
-	emit_statement_record("privileged_access", "permit", relname, action,
-						  ncols, cols, detail.data);
+	aa_audit_statement("privileged_access", "permit", relname, action,
+						  ncols, cols, detail.data, false);
 	aa_audit_wait();
 }
 
@@ -212,8 +189,8 @@ aa_refuse_bypass_in_session(const char *relname, const char *action,
 	appendStringInfoString(&detail, "{\"reason\": \"reached as a role that bypasses row-level security\", \"as_role\": ");
 	escape_json(&detail, GetUserNameFromId(as_role, false));
 	appendStringInfoChar(&detail, '}');
-	emit_statement_record("denied", "deny", relname, action, 0, NULL,
-						  detail.data);
+	aa_audit_statement("denied", "deny", relname, action, 0, NULL,
+						  detail.data, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("row security cannot be applied to table %s here", relname),
@@ -230,8 +207,8 @@ aa_refuse_bypass_in_session(const char *relname, const char *action,
 void
 aa_refuse_copy_in_session(const char *relname, int ncols, const char **cols)
 {
-	emit_statement_record("denied", "deny", relname, "insert", ncols, cols,
-						  "{\"reason\": \"COPY FROM cannot check rows one by one\"}");
+	aa_audit_statement("denied", "deny", relname, "insert", ncols, cols,
+						  "{\"reason\": \"COPY FROM cannot check rows one by one\"}", false);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("COPY FROM into protected table %s is not supported in an agentauth session", relname),

@@ -348,6 +348,11 @@ typedef struct AARecord
  * caller's rollback, error or cancel (accesses, denials, session events).
  */
 extern void aa_audit_emit(const AARecord *rec, bool transactional);
+/* a record about a whole statement: no patient, no row count */
+extern void aa_audit_statement(const char *event, const char *outcome,
+							   const char *relname, const char *action,
+							   int ncols, const char **cols,
+							   const char *detail, bool transactional);
 
 /*
  * Wait until every non-transactional record this backend has emitted is

@@ -602,6 +602,30 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	nstaged++;
 }
 
+/*
+ * A record about a whole statement (no patient, no row count): refusals,
+ * privileged accesses and administrative events decided before or without
+ * reading rows.  detail is jsonb text or NULL.
+ */
+void
+aa_audit_statement(const char *event, const char *outcome, const char *relname,
+				   const char *action, int ncols, const char **cols,
+				   const char *detail, bool transactional)
+{
+	AARecord	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = event;
+	rec.outcome = outcome;
+	rec.relation = relname;
+	rec.action = action;
+	rec.ncolumns = ncols;
+	rec.columns = cols;
+	rec.row_count = -1;
+	rec.detail = detail;
+	aa_audit_emit(&rec, transactional);
+}
+
 void
 aa_audit_wait(void)
 {

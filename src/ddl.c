@@ -649,7 +649,6 @@ void
 aa_ddl_check_drop(Oid relid)
 {
 	AAProtectedRel *prot = aa_protected_rel(relid);
-	AARecord	rec;
 
 	if (prot == NULL)
 		return;
@@ -658,12 +657,7 @@ aa_ddl_check_drop(Oid relid)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot drop protected table %s", prot->relname),
 				 errhint("Unprotect it first with agentauth.unprotect_table() (audited), or ask a superuser.")));
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "table_unprotected";
-	rec.relation = pstrdup(prot->relname);
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	rec.detail = "{\"via\": \"drop\"}";
-	aa_audit_emit(&rec, true);
+	aa_audit_statement("table_unprotected", "permit", pstrdup(prot->relname), NULL,
+					   0, NULL, "{\"via\": \"drop\"}", true);
 	aa_generation_bump_at_commit();
 }

@@ -175,7 +175,6 @@ note_read(Oid source)
 static void
 refuse(const char *source, const char *target, const char *how)
 {
-	AARecord	rec;
 	StringInfoData detail;
 
 	initStringInfo(&detail);
@@ -185,14 +184,7 @@ refuse(const char *source, const char *target, const char *how)
 	escape_json(&detail, how);
 	appendStringInfoChar(&detail, '}');
 
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "denied";
-	rec.outcome = "deny";
-	rec.relation = source;
-	rec.action = "read";
-	rec.row_count = -1;
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, false);
+	aa_audit_statement("denied", "deny", source, "read", 0, NULL, detail.data, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("cannot copy rows of protected table %s into %s, which is not protected",

@@ -565,7 +565,6 @@ check_label(Oid relid, int32 subid, const char *label)
 static void
 audit_relabel(Oid relid, int32 subid, const char *label)
 {
-	AARecord	rec;
 	StringInfoData detail;
 	char	   *relname;
 
@@ -587,13 +586,8 @@ audit_relabel(Oid relid, int32 subid, const char *label)
 		appendStringInfoString(&detail, "null");
 	appendStringInfoChar(&detail, '}');
 
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "table_protected";
-	rec.relation = relname;
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, true);
+	aa_audit_statement("table_protected", "permit", relname, NULL, 0, NULL,
+					   detail.data, true);
 }
 
 static void

@@ -433,7 +433,6 @@ func_owner_name(Oid fn)
 static void
 audit_owner_code(const char *relname, Oid fn, const char *command)
 {
-	AARecord	rec;
 	StringInfoData detail;
 
 	initStringInfo(&detail);
@@ -445,14 +444,8 @@ audit_owner_code(const char *relname, Oid fn, const char *command)
 	escape_json(&detail, func_owner_name(fn));
 	appendStringInfoChar(&detail, '}');
 
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "privileged_access";
-	rec.relation = relname;
-	rec.action = "read";
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, false);
+	aa_audit_statement("privileged_access", "permit", relname, "read", 0, NULL,
+					   detail.data, false);
 }
 
 /*

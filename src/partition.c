@@ -169,7 +169,6 @@ aa_inherit_classification(PG_FUNCTION_ARGS)
 	int			natts;
 	Oid			nsp;
 	ObjectAddress addr;
-	AARecord	rec;
 	StringInfoData detail;
 
 	if (!superuser() && !aa_has_role("agentauth_admin"))
@@ -234,13 +233,8 @@ aa_inherit_classification(PG_FUNCTION_ARGS)
 	appendStringInfoString(&detail, "{\"via\": \"partition\", \"parent\": ");
 	escape_json(&detail, qualified_name(parent));
 	appendStringInfoChar(&detail, '}');
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "table_protected";
-	rec.relation = qualified_name(part);
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	rec.detail = detail.data;
-	aa_audit_emit(&rec, true);
+	aa_audit_statement("table_protected", "permit", qualified_name(part), NULL,
+					   0, NULL, detail.data, true);
 	PG_RETURN_VOID();
 }
 

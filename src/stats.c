@@ -99,20 +99,14 @@ static int	maxcounted = 0;
 static void
 refuse(const char *what, const char *detail)
 {
-	AARecord	rec;
 	StringInfoData d;
 
 	initStringInfo(&d);
 	appendStringInfoString(&d, "{\"reason\": ");
 	escape_json(&d, what);
 	appendStringInfoChar(&d, '}');
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "denied";
-	rec.action = aa_action_name(AA_ACT_READ);
-	rec.row_count = -1;
-	rec.outcome = "deny";
-	rec.detail = d.data;
-	aa_audit_emit(&rec, false);
+	aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
+					   0, NULL, d.data, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s is not allowed in an agentauth session", what),
@@ -333,15 +327,8 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		check_session_changed();
 		if (stats_function_walker((Node *) parse, NULL))
 		{
-			AARecord	rec;
-
-			memset(&rec, 0, sizeof(rec));
-			rec.event = "denied";
-			rec.action = aa_action_name(AA_ACT_READ);
-			rec.row_count = -1;
-			rec.outcome = "deny";
-			rec.detail = "{\"reason\": \"statistics function\"}";
-			aa_audit_emit(&rec, false);
+			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
+							   0, NULL, "{\"reason\": \"statistics function\"}", false);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("statistics functions are not allowed in an agentauth session"),
