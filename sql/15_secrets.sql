@@ -75,7 +75,7 @@ SELECT f.tbl, bool_or(f.col = 'id') AS in_id, bool_or(f.col = 'chain') AS in_cha
   FROM (SELECT id::text AS needle FROM agentauth.token
          WHERE secret_hash = sha256(convert_to(:'child_secret', 'UTF8'))) t,
        sec_find(t.needle) f
- WHERE f.tbl IN ('agentauth.token', 'agentauth.audit_log')
+ WHERE f.tbl IN ('agentauth.token', 'agentauth.audit_record')
  GROUP BY 1 ORDER BY 1;
 SELECT f.tbl, f.col
   FROM sec_find(encode(sha256(convert_to(:'child_secret', 'UTF8')), 'hex')) f;

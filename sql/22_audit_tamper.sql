@@ -5,7 +5,7 @@
 \set VERBOSITY terse
 SELECT agentauth._audit('reg22_' || i, jsonb_build_object('i', i)) FROM generate_series(1, 6) i;
 CREATE TEMP TABLE reg22 AS
-  SELECT min(seq) AS s1, max(seq) AS s6 FROM agentauth.audit_log WHERE event LIKE 'reg22\_%';
+  SELECT min(seq) AS s1, max(seq) AS s6 FROM agentauth.audit_record WHERE event LIKE 'reg22\_%';
 SELECT s6 - s1 AS span FROM reg22;
 CREATE TEMP TABLE reg22_head AS SELECT * FROM agentauth.audit_head();
 
@@ -27,14 +27,14 @@ SELECT * FROM reg22_verify();
 -- makes this backend reload the table's triggers)
 CREATE FUNCTION reg22_unguard() RETURNS void LANGUAGE sql AS $$
     UPDATE pg_catalog.pg_trigger SET tgenabled = 'D'
-     WHERE tgrelid = 'agentauth.audit_log'::regclass;
-    UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_log'::regclass;
+     WHERE tgrelid = 'agentauth.audit_record'::regclass;
+    UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
 $$;
 
 -- a changed record: its own hash no longer matches
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET detail = '{"i": 99}' WHERE seq = (SELECT s1 + 2 FROM reg22);
+UPDATE agentauth.audit_record SET detail = '{"i": 99}' WHERE seq = (SELECT s1 + 2 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
@@ -42,9 +42,9 @@ ROLLBACK;
 -- links to it
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log l SET detail = '{"i": 99}' WHERE seq = (SELECT s1 + 2 FROM reg22);
-UPDATE agentauth.audit_log l
-   SET row_hash = sha256(l.prev_hash || agentauth.canonical_record(l))
+UPDATE agentauth.audit_record l SET detail = '{"i": 99}' WHERE seq = (SELECT s1 + 2 FROM reg22);
+UPDATE agentauth.audit_record l
+   SET row_hash = sha256(l.prev_hash || agentauth.canonical_stored(l))
  WHERE seq = (SELECT s1 + 2 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
@@ -52,7 +52,7 @@ ROLLBACK;
 -- a changed record in a field that is not hashed as text: logged_at
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET logged_at = logged_at - interval '1 microsecond'
+UPDATE agentauth.audit_record SET logged_at = logged_at - interval '1 microsecond'
  WHERE seq = (SELECT s1 + 1 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
@@ -60,47 +60,47 @@ ROLLBACK;
 -- NULL versus empty: a changed field that prints the same
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET patient = '' WHERE seq = (SELECT s1 + 3 FROM reg22);
+UPDATE agentauth.audit_record SET patient = '' WHERE seq = (SELECT s1 + 3 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
 -- a deleted record: a gap at its seq
 BEGIN;
 SELECT reg22_unguard();
-DELETE FROM agentauth.audit_log WHERE seq = (SELECT s1 + 3 FROM reg22);
+DELETE FROM agentauth.audit_record WHERE seq = (SELECT s1 + 3 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
 -- a deleted record, the later ones renumbered to close the gap
 BEGIN;
 SELECT reg22_unguard();
-DELETE FROM agentauth.audit_log WHERE seq = (SELECT s1 + 3 FROM reg22);
-UPDATE agentauth.audit_log SET seq = -seq WHERE seq > (SELECT s1 + 3 FROM reg22);
-UPDATE agentauth.audit_log SET seq = -seq - 1 WHERE seq < 0;
+DELETE FROM agentauth.audit_record WHERE seq = (SELECT s1 + 3 FROM reg22);
+UPDATE agentauth.audit_record SET seq = -seq WHERE seq > (SELECT s1 + 3 FROM reg22);
+UPDATE agentauth.audit_record SET seq = -seq - 1 WHERE seq < 0;
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
 -- an inserted record (a copy of another one, put after the last)
 BEGIN;
 SELECT reg22_unguard();
-INSERT INTO agentauth.audit_log
-  SELECT (SELECT max(seq) + 1 FROM agentauth.audit_log), logged_at, event, principal, principal_name,
+INSERT INTO agentauth.audit_record
+  SELECT (SELECT max(seq) + 1 FROM agentauth.audit_record), logged_at, event, principal, principal_name,
          db_role, token, on_behalf_of, delegation_chain, purpose, patient, relation, columns,
          data_classes, action, row_count, authority, outcome, statement, client, detail,
-         (SELECT row_hash FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1), row_hash
-    FROM agentauth.audit_log WHERE seq = (SELECT s1 FROM reg22);
+         (SELECT row_hash FROM agentauth.audit_record ORDER BY seq DESC LIMIT 1), row_hash
+    FROM agentauth.audit_record WHERE seq = (SELECT s1 FROM reg22);
 SELECT verifier, ok, bad - (SELECT s6 - s1 + 1 FROM reg22) AS bad_after_last, problem FROM reg22_verify();
 ROLLBACK;
 
 -- an inserted record in the middle, the later ones renumbered
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET seq = -seq - 1 WHERE seq > (SELECT s1 + 1 FROM reg22);
-UPDATE agentauth.audit_log SET seq = -seq WHERE seq < 0;
-INSERT INTO agentauth.audit_log
+UPDATE agentauth.audit_record SET seq = -seq - 1 WHERE seq > (SELECT s1 + 1 FROM reg22);
+UPDATE agentauth.audit_record SET seq = -seq WHERE seq < 0;
+INSERT INTO agentauth.audit_record
   SELECT s1 + 2, now(), 'reg22_forged', NULL, NULL, 'postgres', NULL, NULL, NULL, NULL, NULL,
          NULL, NULL, NULL, NULL, NULL, NULL, 'permit', NULL, NULL, NULL,
-         (SELECT row_hash FROM agentauth.audit_log WHERE seq = s1 + 1), sha256('forged')
+         (SELECT row_hash FROM agentauth.audit_record WHERE seq = s1 + 1), sha256('forged')
     FROM reg22;
 SELECT * FROM reg22_verify();
 ROLLBACK;
@@ -108,16 +108,16 @@ ROLLBACK;
 -- two records swapped
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET seq = -1 WHERE seq = (SELECT s1 + 4 FROM reg22);
-UPDATE agentauth.audit_log SET seq = (SELECT s1 + 4 FROM reg22) WHERE seq = (SELECT s1 + 3 FROM reg22);
-UPDATE agentauth.audit_log SET seq = (SELECT s1 + 3 FROM reg22) WHERE seq = -1;
+UPDATE agentauth.audit_record SET seq = -1 WHERE seq = (SELECT s1 + 4 FROM reg22);
+UPDATE agentauth.audit_record SET seq = (SELECT s1 + 4 FROM reg22) WHERE seq = (SELECT s1 + 3 FROM reg22);
+UPDATE agentauth.audit_record SET seq = (SELECT s1 + 3 FROM reg22) WHERE seq = -1;
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
 -- a record with a seq before the chain starts
 BEGIN;
 SELECT reg22_unguard();
-INSERT INTO agentauth.audit_log (seq, logged_at, event, prev_hash, row_hash)
+INSERT INTO agentauth.audit_record (seq, logged_at, event, prev_hash, row_hash)
   VALUES (0, now(), 'reg22_forged', decode(repeat('00', 32), 'hex'), sha256('x'));
 SELECT verifier, ok, bad + (SELECT s1 FROM reg22) AS bad, problem FROM reg22_verify();
 ROLLBACK;
@@ -125,7 +125,7 @@ ROLLBACK;
 -- the tail removed: only an outside digest (the head kept earlier) shows it
 BEGIN;
 SELECT reg22_unguard();
-DELETE FROM agentauth.audit_log WHERE seq >= (SELECT s1 + 4 FROM reg22);
+DELETE FROM agentauth.audit_record WHERE seq >= (SELECT s1 + 4 FROM reg22);
 SELECT * FROM reg22_verify();
 SELECT * FROM reg22_verify(1, (SELECT row_hash FROM reg22_head));
 ROLLBACK;
@@ -134,7 +134,7 @@ ROLLBACK;
 -- still checks its content
 BEGIN;
 SELECT reg22_unguard();
-UPDATE agentauth.audit_log SET prev_hash = sha256('x') WHERE seq = (SELECT s1 + 2 FROM reg22);
+UPDATE agentauth.audit_record SET prev_hash = sha256('x') WHERE seq = (SELECT s1 + 2 FROM reg22);
 SELECT * FROM reg22_verify((SELECT s1 + 3 FROM reg22));
 SELECT * FROM reg22_verify((SELECT s1 + 2 FROM reg22));
 SELECT * FROM reg22_verify((SELECT s1 + 1 FROM reg22));
@@ -143,6 +143,6 @@ ROLLBACK;
 -- all rolled back: the log verifies, the guard is on again
 SELECT * FROM reg22_verify(1, (SELECT row_hash FROM reg22_head));
 SELECT tgname, tgenabled FROM pg_trigger
- WHERE tgrelid = 'agentauth.audit_log'::regclass ORDER BY tgname;
+ WHERE tgrelid = 'agentauth.audit_record'::regclass ORDER BY tgname;
 DROP FUNCTION reg22_verify(bigint, bytea);
 DROP FUNCTION reg22_unguard();

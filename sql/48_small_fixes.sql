@@ -21,10 +21,10 @@ DROP FUNCTION reg48_func();
 -- 2. REINDEX TABLE CONCURRENTLY of the audit log: its last step drops the
 -- old copies of the indexes, which the guard refused, leaving invalid
 -- indexes nobody could drop.  An index that is not valid may go now.
-REINDEX TABLE CONCURRENTLY agentauth.audit_log;
+REINDEX TABLE CONCURRENTLY agentauth.audit_record;
 REINDEX INDEX CONCURRENTLY agentauth.audit_log_patient_idx;
 SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
- WHERE i.indrelid = 'agentauth.audit_log'::regclass ORDER BY 1;
+ WHERE i.indrelid = 'agentauth.audit_record'::regclass ORDER BY 1;
 -- a valid index of the log stays undroppable
 DROP INDEX agentauth.audit_log_patient_idx;
 
@@ -61,9 +61,9 @@ ALTER TABLE reg48_plain VALIDATE CONSTRAINT reg48_plain_fk;
 SELECT count(*) FROM reg48_lab;
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
-SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_log \gset
+SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_record \gset
 ALTER TABLE reg48_lab VALIDATE CONSTRAINT reg48_fk;
-SELECT event, relation, action, outcome, detail->>'reason' AS reason FROM agentauth.audit_log
+SELECT event, relation, action, outcome, detail->>'reason' AS reason FROM agentauth.audit_record
  WHERE seq > :s AND relation LIKE 'public.reg48\_%' ORDER BY seq;
 SELECT conname, convalidated FROM pg_constraint WHERE conname LIKE 'reg48%' ORDER BY 1;
 

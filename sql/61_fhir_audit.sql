@@ -181,10 +181,10 @@ CREATE TEMP TABLE base AS SELECT COALESCE(max(seq), 0) + 1000000000 AS b FROM ag
 -- the log is append-only for every role: a superuser switches its guard off
 -- through the catalog, inside this transaction (rolled back below); the
 -- pg_class update makes this backend reload the table's triggers
-UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_log'::regclass;
-UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_log'::regclass;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
 GRANT SELECT ON base TO reg61_auditor;
-INSERT INTO agentauth.audit_log (seq, logged_at, event, principal, principal_name, db_role, token,
+INSERT INTO agentauth.audit_record (seq, logged_at, event, principal, principal_name, db_role, token,
     on_behalf_of, delegation_chain, purpose, patient, relation, columns, data_classes, action,
     row_count, authority, outcome, statement, client, detail, prev_hash, row_hash)
 SELECT b + n, t, ev, pr, pn, dr, tk, obo, ch, pu, pa, rel, cols, cls, act, rc, au, oc, st, cl, de, '', ''

@@ -8,20 +8,20 @@ CREATE ROLE reg84_auditor LOGIN;
 GRANT agentauth_auditor TO reg84_auditor;
 -- the issue's reproducer: a label on the audit log would hold its auditors
 -- to the row check, and nothing could remove it
-SECURITY LABEL FOR agentauth ON TABLE agentauth.audit_log IS 'patient=patient';
-SECURITY LABEL FOR agentauth ON COLUMN agentauth.audit_log.detail IS 'lab';
+SECURITY LABEL FOR agentauth ON TABLE agentauth.audit_record IS 'patient=patient';
+SECURITY LABEL FOR agentauth ON COLUMN agentauth.audit_record.detail IS 'lab';
 SECURITY LABEL FOR agentauth ON TABLE agentauth.consent IS 'patient=patient_id';
 SECURITY LABEL FOR agentauth ON SCHEMA agentauth IS 'x';
 SECURITY LABEL FOR agentauth ON FUNCTION agentauth.whoami() IS 'x';
 -- ... nor through protect_table()
 SELECT agentauth.protect_table('agentauth.consent', 'patient_id', '{}', 'lab');
-SELECT agentauth._set_label('agentauth.audit_log', NULL, 'patient=patient');
-SELECT agentauth._set_label('agentauth.audit_log', 'detail', 'lab');
+SELECT agentauth._set_label('agentauth.audit_record', NULL, 'patient=patient');
+SELECT agentauth._set_label('agentauth.audit_record', 'detail', 'lab');
 SELECT count(*) AS labels FROM pg_seclabel
  WHERE provider = 'agentauth' AND objoid IN (SELECT oid FROM pg_class
                                              WHERE relnamespace = 'agentauth'::regnamespace);
 SET ROLE reg84_auditor;
-SELECT count(*) >= 0 AS auditor_reads FROM agentauth.audit_log;
+SELECT count(*) >= 0 AS auditor_reads FROM agentauth.audit_record;
 RESET ROLE;
 -- the schema
 ALTER SCHEMA agentauth OWNER TO reg84_role;
@@ -31,15 +31,15 @@ REVOKE USAGE ON SCHEMA agentauth FROM PUBLIC;
 REASSIGN OWNED BY CURRENT_USER TO reg84_role;
 -- its tables, views, functions and types: owners
 ALTER TABLE agentauth.consent OWNER TO reg84_role;
-ALTER TABLE agentauth.audit_log OWNER TO reg84_role;
+ALTER TABLE agentauth.audit_record OWNER TO reg84_role;
 ALTER VIEW agentauth.consents OWNER TO reg84_role;
 ALTER FUNCTION agentauth.whoami() OWNER TO reg84_role;
 ALTER FUNCTION agentauth._audit_log_guard() OWNER TO reg84_role;
 -- privileges
 GRANT SELECT ON agentauth.token TO PUBLIC;
 GRANT SELECT (token_hash) ON agentauth.token TO reg84_role;
-GRANT SELECT ON agentauth.audit_log TO reg84_role;
-REVOKE SELECT ON agentauth.audit_log FROM agentauth_auditor;
+GRANT SELECT ON agentauth.audit_record TO reg84_role;
+REVOKE SELECT ON agentauth.audit_record FROM agentauth_auditor;
 REVOKE EXECUTE ON FUNCTION agentauth.whoami() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.purge_audit(timestamptz) TO PUBLIC;
 GRANT ALL ON ALL TABLES IN SCHEMA agentauth TO reg84_role;
@@ -81,7 +81,7 @@ SELECT nspname, nspowner = (SELECT extowner FROM pg_extension WHERE extname = 'a
 SELECT count(*) AS reowned FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'agentauth' AND c.relowner <> n.nspowner;
 SELECT has_table_privilege('public', 'agentauth.token', 'SELECT') AS public_reads_tokens,
-       has_table_privilege('agentauth_auditor', 'agentauth.audit_log', 'SELECT') AS auditor_reads_log;
+       has_table_privilege('agentauth_auditor', 'agentauth.audit_record', 'SELECT') AS auditor_reads_log;
 SELECT tgname, tgenabled FROM pg_trigger
  WHERE tgrelid = 'agentauth.consent'::regclass AND NOT tgisinternal ORDER BY 1;
 DROP ROLE reg84_role;

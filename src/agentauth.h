@@ -465,7 +465,11 @@ extern PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
  * ---------------------------------------------------------------------
  */
 
-/* the columns of agentauth.audit_log, in table order: indexes of values[] */
+/*
+ * the columns of agentauth.audit_record (the stored log; the view
+ * agentauth.audit_log shows the first 23), in table order: indexes of
+ * values[]
+ */
 typedef enum AAAuditColumn
 {
 	AA_COL_SEQ,
@@ -491,7 +495,11 @@ typedef enum AAAuditColumn
 	AA_COL_DETAIL,
 	AA_COL_PREV_HASH,
 	AA_COL_ROW_HASH,
-	AA_AUDIT_NATTS				/* 23 columns */
+	AA_COL_ENTRY_KINDS,			/* a unit's entries (encoding version 2) */
+	AA_COL_ENTRY_PATIENTS,
+	AA_COL_ENTRY_ROW_COUNTS,
+	AA_COL_ENTRY_AUTHORITIES,
+	AA_AUDIT_NATTS				/* 27 columns */
 } AAAuditColumn;
 
 /* the attribute number of a column */
@@ -559,7 +567,7 @@ typedef struct AAQueueEntry
 extern void aa_record_check_tupdesc(TupleDesc desc);
 extern void aa_record_encode(StringInfo out, const AARecordFields *f,
 							 TransactionId xid);
-extern void aa_record_canon_head(unsigned char *out, int64 seq,
+extern void aa_record_canon_head(unsigned char *out, int version, int64 seq,
 								 TimestampTz logged_at);
 extern void aa_record_decode(const AAQueueEntry *e, Datum *values, bool *nulls);
 extern void aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
@@ -569,6 +577,8 @@ extern void aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
 extern void aa_record_get_chain(const Datum *values, const bool *nulls,
 								int64 *seq, TimestampTz *logged_at,
 								unsigned char *row_hash);
+extern void aa_record_set_no_entries(Datum *values, bool *nulls);
+extern int64 aa_record_entry_count(const Datum *values, const bool *nulls);
 
 /*
  * verify_audit's reusable state for aa_record_canon_stored: the last
@@ -586,9 +596,27 @@ typedef struct AACanonCache
 	AACanonJsonb jsonb[2];
 } AACanonCache;
 
+/* record_stored.c -- canonical(stored row): version 1 or 2 */
 extern void aa_record_canon_cache_init(AACanonCache *cache);
 extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
 								   const bool *nulls, AACanonCache *cache);
+
+/* ---------------------------------------------------------------------
+ * unit.c -- a statement's records of one table as one unit (encoding
+ * version 2), gathered by the writer from consecutive queue entries
+ * ---------------------------------------------------------------------
+ */
+#define AA_UNIT_MAX_ENTRIES	128
+
+typedef struct AAUnit AAUnit;
+
+extern AAUnit *aa_unit_create(MemoryContext cxt);
+extern int	aa_unit_size(const AAUnit *u);
+extern bool aa_unit_add(AAUnit *u, const AAQueueEntry *e);
+extern void aa_unit_finish(AAUnit *u, pg_cryptohash_ctx *ctx, int64 seq,
+						   TimestampTz logged_at, const unsigned char *prev_hash,
+						   Datum *values, bool *nulls, unsigned char *row_hash);
+extern void aa_unit_observe(AAUnit *u, Datum *values, bool *nulls);
 
 /* ---------------------------------------------------------------------
  * chain.c -- the chain hash, verify_audit

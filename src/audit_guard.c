@@ -75,14 +75,15 @@ typedef struct Protected
 {
 	Oid			extension;
 	Oid			nsp;
-	Oid			log;
+	Oid			log;			/* agentauth.audit_record, the stored log */
+	Oid			views[2];		/* agentauth.audit_log, _audit_entries */
 	Oid			guard;
 } Protected;
 
 static Protected
 protected_objects(void)
 {
-	Protected	p = {InvalidOid, InvalidOid, InvalidOid, InvalidOid};
+	Protected	p = {InvalidOid, InvalidOid, InvalidOid, {InvalidOid, InvalidOid}, InvalidOid};
 
 	if (!IsTransactionState())
 		return p;
@@ -92,7 +93,9 @@ protected_objects(void)
 	p.nsp = get_namespace_oid(AA_SCHEMA, true);
 	if (!OidIsValid(p.nsp))
 		return p;
-	p.log = get_relname_relid("audit_log", p.nsp);
+	p.log = get_relname_relid("audit_record", p.nsp);
+	p.views[0] = get_relname_relid("audit_log", p.nsp);
+	p.views[1] = get_relname_relid("_audit_entries", p.nsp);
 	{
 		List	   *name = list_make2(makeString(AA_SCHEMA), makeString(GUARD_FUNCTION));
 
@@ -132,13 +135,13 @@ refuse(const char *what)
 			 errhint("Old records are removed with agentauth.purge_audit() once they are older than agentauth.audit_retention.")));
 }
 
-/* is relid the log or one of its indexes? */
+/* is relid the log, one of its indexes, or a view that shows it? */
 static bool
 is_log_relation(const Protected *p, Oid relid)
 {
 	if (!OidIsValid(relid) || !OidIsValid(p->log))
 		return false;
-	if (relid == p->log)
+	if (relid == p->log || relid == p->views[0] || relid == p->views[1])
 		return true;
 	if (get_rel_relkind(relid) == RELKIND_INDEX)
 		return IndexGetRelation(relid, true) == p->log;
@@ -205,6 +208,7 @@ aa_audit_guard_check(Node *stmt)
 		case T_AlterObjectSchemaStmt:
 		case T_CreateTrigStmt:
 		case T_RuleStmt:
+		case T_ViewStmt:
 		case T_CreateFunctionStmt:
 		case T_AlterFunctionStmt:
 		case T_AlterExtensionContentsStmt:
@@ -262,6 +266,11 @@ aa_audit_guard_check(Node *stmt)
 		case T_RuleStmt:
 			if (rangevar_is_log(&p, ((RuleStmt *) stmt)->relation))
 				refuse("CREATE RULE");
+			break;
+		case T_ViewStmt:
+			/* CREATE OR REPLACE VIEW agentauth.audit_log AS <fewer rows> */
+			if (rangevar_is_log(&p, ((ViewStmt *) stmt)->view))
+				refuse("CREATE OR REPLACE VIEW");
 			break;
 		case T_CreateFunctionStmt:
 			{
@@ -416,9 +425,9 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	Oid			relid;
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 	Datum		args[1];
-	int64		first_seq;
-	int64		last_seq;
-	int64		cut_seq;
+	volatile int64 first_seq;
+	volatile int64 last_seq;
+	volatile int64 cut_seq;
 	int64		removed = 0;
 	char		cut_hex[AA_HASH_LEN * 2 + 1];
 	bool		isnull;
@@ -443,11 +452,11 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 				 errdetail("before must be no later than %s.", timestamptz_to_str(oldest_allowed)),
 				 errhint("agentauth.audit_retention is set in postgresql.conf.")));
 
-	relid = get_relname_relid("audit_log", get_namespace_oid(AA_SCHEMA, false));
+	relid = get_relname_relid("audit_record", get_namespace_oid(AA_SCHEMA, false));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("agentauth.audit_log does not exist")));
+				 errmsg("agentauth.audit_record does not exist")));
 	/* one purge at a time; the writer's inserts go on */
 	LockRelationOid(relid, ShareUpdateExclusiveLock);
 
@@ -459,7 +468,8 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 		table_close(rel, NoLock);
 	}
 	aa_spi_begin_as(&spi, owner, false);
-	ret = SPI_execute("SELECT pg_catalog.min(seq), pg_catalog.max(seq) FROM agentauth.audit_log",
+	/* rows: records and units; a unit is kept or removed whole */
+	ret = SPI_execute("SELECT pg_catalog.min(seq), pg_catalog.max(seq) FROM agentauth.audit_record",
 					  true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the audit log");
@@ -472,7 +482,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 	args[0] = TimestampTzGetDatum(before);
-	ret = SPI_execute_with_args("SELECT pg_catalog.min(seq) FROM agentauth.audit_log"
+	ret = SPI_execute_with_args("SELECT pg_catalog.min(seq) FROM agentauth.audit_record"
 								" WHERE logged_at OPERATOR(pg_catalog.>=) $1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -486,7 +496,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	/* the hash the first record kept links to */
 	args[0] = Int64GetDatum(cut_seq);
 	argtypes[0] = INT8OID;
-	ret = SPI_execute_with_args("SELECT pg_catalog.encode(prev_hash, 'hex') FROM agentauth.audit_log"
+	ret = SPI_execute_with_args("SELECT pg_catalog.encode(prev_hash, 'hex') FROM agentauth.audit_record"
 								" WHERE seq OPERATOR(pg_catalog.=) $1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -505,7 +515,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 		audit_purging = true;
 		PG_TRY();
 		{
-			ret = SPI_execute_with_args("DELETE FROM agentauth.audit_log WHERE seq OPERATOR(pg_catalog.<) $1",
+			ret = SPI_execute_with_args("DELETE FROM agentauth.audit_record WHERE seq OPERATOR(pg_catalog.<) $1",
 										1, argtypes, args, NULL, false, 0);
 		}
 		PG_FINALLY();
@@ -515,7 +525,8 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not purge the audit log");
-		removed = SPI_processed;
+		/* records, not rows: seq is gapless */
+		removed = cut_seq - first_seq;
 	}
 	aa_spi_end(&spi);
 

@@ -83,7 +83,8 @@
 
 #include "agentauth.h"
 
-#define MAX_BATCH	8192		/* records per transaction */
+#define MAX_BATCH	8192		/* rows per transaction */
+#define MAX_ENTRIES	65536		/* queue entries per transaction */
 
 static volatile sig_atomic_t got_sigterm = false;
 static bool exiting_cleanly = false;	/* set before the writer's own exits */
@@ -91,7 +92,7 @@ static bool exiting_cleanly = false;	/* set before the writer's own exits */
 /* the chain head, as committed */
 typedef struct ChainHead
 {
-	Oid			relid;			/* the audit_log it was read from */
+	Oid			relid;			/* the audit_record it was read from */
 	int64		seq;
 	unsigned char hash[AA_HASH_LEN];
 	TimestampTz logged_at;
@@ -107,6 +108,7 @@ static TupleDesc slot_desc = NULL;
 static TupleTableSlot *slots[MAX_BATCH];
 static char *entry_buf = NULL;
 static Size entry_buf_size = 0;
+static AAUnit *unit = NULL;		/* the unit being gathered (unit.c) */
 
 static void
 writer_sigterm(SIGNAL_ARGS)
@@ -215,10 +217,11 @@ wait_for_database(void)
  */
 
 /*
- * audit_log's oid when the extension is installed, else InvalidOid.  Two
- * syscache lookups per batch; the scan of pg_extension (no syscache) only
- * for a relation not seen before: audit_log, a member of the extension, is
- * dropped with it, so the one we already write to says it is installed.
+ * audit_record's oid (the stored log) when the extension is installed,
+ * else InvalidOid.  Two syscache lookups per batch; the scan of
+ * pg_extension (no syscache) only for a relation not seen before:
+ * audit_record, a member of the extension, is dropped with it, so the one
+ * we already write to says it is installed.
  */
 static Oid
 audit_log_relid(void)
@@ -229,7 +232,7 @@ audit_log_relid(void)
 	nsp = get_namespace_oid(AA_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	relid = get_relname_relid("audit_log", nsp);
+	relid = get_relname_relid("audit_record", nsp);
 	if (OidIsValid(relid) && relid != head.relid &&
 		!OidIsValid(get_extension_oid("agentauth", true)))
 		return InvalidOid;
@@ -338,6 +341,38 @@ copy_entry(uint64 pos)
 	return (const AAQueueEntry *) entry_buf;
 }
 
+/* the batch's slot i, made for the log's row type when first needed */
+static TupleTableSlot *
+batch_slot(Relation rel, int i)
+{
+	if (slots[i] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		slots[i] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(rel));
+		MemoryContextSwitchTo(old);
+	}
+	ExecClearTuple(slots[i]);
+	return slots[i];
+}
+
+/* the unit gathered so far, as the batch's row i: n records, one hash */
+static void
+store_unit(Relation rel, ChainHead *h, TimestampTz now, int i)
+{
+	TupleTableSlot *slot = batch_slot(rel, i);
+	unsigned char hash[AA_HASH_LEN];
+	int64		first = h->seq + 1;
+
+	h->seq += aa_unit_size(unit);
+	h->logged_at = now;
+	aa_unit_finish(unit, sha_ctx, first, now, h->hash,
+				   slot->tts_values, slot->tts_isnull, hash);
+	memcpy(h->hash, hash, AA_HASH_LEN);
+	ExecStoreVirtualTuple(slot);
+	aa_unit_observe(unit, slot->tts_values, slot->tts_isnull);	/* alert rules */
+}
+
 /*
  * Store what the queue holds, up to MAX_BATCH records, in one transaction.
  * Returns the number of queue entries consumed (stored or dropped); sets
@@ -412,7 +447,7 @@ process_batch(bool *blocked, bool *no_log)
 	MemoryContextReset(batch_cxt);
 	old = MemoryContextSwitchTo(batch_cxt);
 	pos = tail;
-	while (pos < qhead && nrec < MAX_BATCH)
+	while (pos < qhead && nrec < MAX_BATCH - 1 && nentries < MAX_ENTRIES)
 	{
 		const AAQueueEntry *e = copy_entry(pos);
 		TupleTableSlot *slot;
@@ -438,22 +473,33 @@ process_batch(bool *blocked, bool *no_log)
 			}
 		}
 
-		if (slots[nrec] == NULL)
+		/* a patient's record of a statement: an entry of a unit */
+		if (aa_unit_add(unit, e))
 		{
-			MemoryContext o2 = MemoryContextSwitchTo(TopMemoryContext);
-
-			slots[nrec] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(rel));
-			MemoryContextSwitchTo(o2);
+			pos += e->len;
+			nentries++;
+			continue;
 		}
-		slot = slots[nrec];
-		ExecClearTuple(slot);
+		if (aa_unit_size(unit) > 0)
+		{
+			store_unit(rel, &h, now, nrec++);
+			if (aa_unit_add(unit, e))
+			{
+				pos += e->len;
+				nentries++;
+				continue;
+			}
+		}
+
+		slot = batch_slot(rel, nrec);
 		values = slot->tts_values;
 		nulls = slot->tts_isnull;
 
 		aa_record_decode(e, values, nulls);
+		aa_record_set_no_entries(values, nulls);
 		h.seq++;
 		h.logged_at = now;
-		aa_record_canon_head(canon_head, h.seq, h.logged_at);
+		aa_record_canon_head(canon_head, 1, h.seq, h.logged_at);
 		aa_chain_hash(sha_ctx, h.hash, AA_HASH_LEN,
 					  (const char *) canon_head, AA_CANON_HEAD_LEN,
 					  AA_ENTRY_BODY(e), e->body_len, hash);
@@ -466,6 +512,8 @@ process_batch(bool *blocked, bool *no_log)
 		nentries++;
 		pos += e->len;
 	}
+	if (aa_unit_size(unit) > 0)
+		store_unit(rel, &h, now, nrec++);
 
 	if (nrec > 0)
 	{
@@ -505,9 +553,11 @@ process_batch(bool *blocked, bool *no_log)
 
 	if (nentries > 0)
 	{
+		int64		written = h.seq - head.seq;	/* records, not rows */
+
 		head = h;
 		aa_queue_release(pos);
-		aa_queue_note_written(nrec, h.seq, h.logged_at);
+		aa_queue_note_written(written, h.seq, h.logged_at);
 	}
 	for (int i = 0; i < nrec; i++)
 		ExecClearTuple(slots[i]);
@@ -561,6 +611,7 @@ aa_audit_writer_main(Datum main_arg)
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit batch",
 									  16 * 1024 * 1024, 16 * 1024 * 1024,
 									  16 * 1024 * 1024);
+	unit = aa_unit_create(TopMemoryContext);
 
 	on_shmem_exit(writer_exit, (Datum) 0);
 	aa_queue_writer_attach(MyLatch);

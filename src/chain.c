@@ -149,7 +149,7 @@ latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 	aa_spi_begin_as(&spi, rel->rd_rel->relowner, false);
 	ret = SPI_execute("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
 					  " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
-					  " FROM agentauth.audit_log l"
+					  " FROM agentauth.audit_record l"
 					  " WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'"
 					  " ORDER BY l.seq DESC LIMIT 1", true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -211,6 +211,7 @@ static bool
 verify_record(VerifyState *st, Datum *values, bool *nulls)
 {
 	int64		seq = DatumGetInt64(values[AA_COL_SEQ]);
+	int64		n;
 	unsigned char calc[AA_HASH_LEN];
 	MemoryContext oldcxt;
 	bytea	   *prev;
@@ -235,7 +236,8 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 		st->problem = "prev_hash mismatch";
 		return false;
 	}
-	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH])
+	n = aa_record_entry_count(values, nulls);
+	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH] || n < 1)
 	{
 		st->bad_seq = seq;
 		st->problem = "row_hash mismatch";
@@ -263,8 +265,8 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 	if (st->have_expected_head && !st->head_found &&
 		memcmp(st->expected_head, calc, AA_HASH_LEN) == 0)
 		st->head_found = true;
-	st->checked++;
-	st->expected_seq++;
+	st->checked += n;			/* a unit: its n records */
+	st->expected_seq += n;
 	return true;
 }
 
@@ -328,6 +330,43 @@ verify_indexscan(Relation rel, VerifyState *st, int64 lo)
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
+}
+
+/*
+ * Where verification from seq starts: seq, or the first seq of the unit
+ * that holds it (the last row at or before seq, when it is a unit that
+ * reaches seq).
+ */
+static int64
+unit_start(Relation rel, int64 seq)
+{
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	int64		start = seq;
+
+	ScanKeyInit(&key, 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(seq));
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		int64		first;
+		int64		n;
+
+		slot_getallattrs(slot);
+		if (!slot->tts_isnull[AA_COL_SEQ])
+		{
+			first = DatumGetInt64(slot->tts_values[AA_COL_SEQ]);
+			n = aa_record_entry_count(slot->tts_values, slot->tts_isnull);
+			if (first < seq && first + n > seq)
+				start = first;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	return start;
 }
 
 PG_FUNCTION_INFO_V1(aa_verify_audit);
@@ -397,15 +436,18 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	/* where the chain starts, and what the first record must link to */
-	relid = get_relname_relid("audit_log", get_namespace_oid(AA_SCHEMA, false));
+	relid = get_relname_relid("audit_record", get_namespace_oid(AA_SCHEMA, false));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("agentauth.audit_log does not exist")));
+				 errmsg("agentauth.audit_record does not exist")));
 	rel = table_open(relid, AccessShareLock);
 	aa_record_check_tupdesc(RelationGetDescr(rel));
 
 	start = Max(from_seq, 1);
+	if (start > 1)
+		start = unit_start(rel, start);
+	from_seq = (from_seq <= 1) ? from_seq : start;
 	if (latest_purge_anchor(rel, &cut_seq, cut_hash) && start <= cut_seq)
 	{
 		start = cut_seq;

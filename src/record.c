@@ -40,17 +40,8 @@
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
+#include "record_int.h"
 
-#define AA_CANON_VERSION	0x01
-
-/* the tag before each field */
-#define AA_TAG_NULL			0x00
-#define AA_TAG_INT8			'i'
-#define AA_TAG_TIMESTAMPTZ	'T'
-#define AA_TAG_UUID			'u'
-#define AA_TAG_TEXT			't'
-#define AA_TAG_JSONB		'j'
-#define AA_TAG_ARRAY		'a'
 
 /*
  * The type of each column of agentauth.audit_log, and the tag of its
@@ -85,7 +76,20 @@ static const struct
 	[AA_COL_DETAIL] = {JSONBOID, AA_TAG_JSONB},
 	[AA_COL_PREV_HASH] = {BYTEAOID, AA_TAG_NULL},
 	[AA_COL_ROW_HASH] = {BYTEAOID, AA_TAG_NULL},
+	/* a unit's entries (version 2): encoded after detail, see unit.c */
+	[AA_COL_ENTRY_KINDS] = {INT2ARRAYOID, AA_TAG_ARRAY},
+	[AA_COL_ENTRY_PATIENTS] = {TEXTARRAYOID, AA_TAG_ARRAY},
+	[AA_COL_ENTRY_ROW_COUNTS] = {INT8ARRAYOID, AA_TAG_ARRAY},
+	[AA_COL_ENTRY_AUTHORITIES] = {JSONBARRAYOID, AA_TAG_ARRAY},
 };
+
+/* the type of column col (AAAuditColumn) */
+Oid
+aa_record_column_type(int col)
+{
+	Assert(col >= 0 && col < AA_AUDIT_NATTS);
+	return audit_columns[col].type;
+}
 
 /*
  * Refuse to read or write a table that is not the audit log we know: the
@@ -106,8 +110,8 @@ aa_record_check_tupdesc(TupleDesc desc)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("agentauth.audit_log does not have the columns of the audit log"),
-				 errdetail("The canonical encoding needs the 23 columns created by the extension.")));
+				 errmsg("agentauth.audit_record does not have the columns of the audit log"),
+				 errdetail("The canonical encoding needs the 27 columns created by the extension.")));
 }
 
 /* ------------------------------------------------------------------
@@ -115,54 +119,9 @@ aa_record_check_tupdesc(TupleDesc desc)
  * ------------------------------------------------------------------
  */
 
-static inline void
-put_be32(StringInfo buf, uint32 v)
-{
-	uint32		be = pg_hton32(v);
-
-	appendBinaryStringInfo(buf, (char *) &be, sizeof(be));
-}
-
-static inline void
-put_be64(unsigned char *b, uint64 v)
-{
-	uint64		be = pg_hton64(v);
-
-	memcpy(b, &be, sizeof(be));
-}
-
-static inline void
-canon_null(StringInfo buf)
-{
-	appendStringInfoCharMacro(buf, AA_TAG_NULL);
-}
-
-/* tag and 8 big-endian bytes: bigint and timestamptz */
-static void
-canon_8bytes(StringInfo buf, char tag, uint64 v)
-{
-	unsigned char b[9];
-
-	b[0] = tag;
-	put_be64(b + 1, v);
-	appendBinaryStringInfo(buf, (char *) b, 9);
-}
-
-static void
-canon_uuid(StringInfo buf, const pg_uuid_t *u)
-{
-	if (u == NULL)
-	{
-		canon_null(buf);
-		return;
-	}
-	appendStringInfoCharMacro(buf, AA_TAG_UUID);
-	appendBinaryStringInfo(buf, (const char *) u->data, UUID_LEN);
-}
-
 /* tag, 4-byte length, UTF-8 bytes of s (len bytes in the server encoding) */
-static void
-canon_string(StringInfo buf, char tag, const char *s, int len)
+void
+aa_canon_string(StringInfo buf, char tag, const char *s, int len)
 {
 	const char *u = s;
 	int			ulen = len;
@@ -187,14 +146,7 @@ canon_text(StringInfo buf, const char *s)
 	if (s == NULL)
 		canon_null(buf);
 	else
-		canon_string(buf, AA_TAG_TEXT, s, strlen(s));
-}
-
-static void
-canon_array_header(StringInfo buf, int nelems)
-{
-	appendStringInfoCharMacro(buf, AA_TAG_ARRAY);
-	put_be32(buf, (uint32) nelems);
+		aa_canon_string(buf, AA_TAG_TEXT, s, strlen(s));
 }
 
 /* a text[] field from C strings; items NULL: the NULL tag */
@@ -216,9 +168,10 @@ canon_text_array(StringInfo buf, int n, const char **items)
  * logged_at.
  */
 void
-aa_record_canon_head(unsigned char *out, int64 seq, TimestampTz logged_at)
+aa_record_canon_head(unsigned char *out, int version, int64 seq,
+					 TimestampTz logged_at)
 {
-	out[0] = AA_CANON_VERSION;
+	out[0] = (unsigned char) version;
 	out[1] = AA_TAG_INT8;
 	put_be64(out + 2, (uint64) seq);
 	out[10] = AA_TAG_TIMESTAMPTZ;
@@ -281,14 +234,14 @@ aa_record_encode(StringInfo out, const AARecordFields *f, TransactionId xid)
 	else
 		canon_8bytes(out, AA_TAG_INT8, (uint64) f->row_count);
 	if (f->authority)
-		canon_string(out, AA_TAG_JSONB, f->authority_text, f->authority_text_len);
+		aa_canon_string(out, AA_TAG_JSONB, f->authority_text, f->authority_text_len);
 	else
 		canon_null(out);
 	canon_text(out, f->outcome);
 	canon_text(out, f->statement);
-	canon_string(out, AA_TAG_TEXT, f->client, f->client_len);
+	aa_canon_string(out, AA_TAG_TEXT, f->client, f->client_len);
 	if (f->detail)
-		canon_string(out, AA_TAG_JSONB, f->detail_text, f->detail_text_len);
+		aa_canon_string(out, AA_TAG_JSONB, f->detail_text, f->detail_text_len);
 	else
 		canon_null(out);
 	body_len = out->len - body_start;
@@ -356,16 +309,12 @@ rd_tag(Reader *r)
 	return *r->p++;
 }
 
-static Datum
-rd_text_body(Reader *r)
+/* a text datum from len bytes of UTF-8 (converted to the server encoding) */
+Datum
+aa_record_text_datum(const char *s, uint32 len)
 {
-	uint32		len = rd_be32(r);
-	const char *s = r->p;
 	text	   *t;
 
-	if ((uint32) (r->end - r->p) < len)
-		corrupt_entry();
-	r->p += len;
 	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
 	{
 		char	   *conv = pg_any_to_server(s, len, PG_UTF8);
@@ -377,6 +326,18 @@ rd_text_body(Reader *r)
 	SET_VARSIZE(t, len + VARHDRSZ);
 	memcpy(VARDATA(t), s, len);
 	return PointerGetDatum(t);
+}
+
+static Datum
+rd_text_body(Reader *r)
+{
+	uint32		len = rd_be32(r);
+	const char *s = r->p;
+
+	if ((uint32) (r->end - r->p) < len)
+		corrupt_entry();
+	r->p += len;
+	return aa_record_text_datum(s, len);
 }
 
 static Datum
@@ -524,14 +485,46 @@ aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
 }
 
 /*
- * The same columns read back from a stored row (the chain head):
- * *row_hash stays all zero unless the row has a 32-byte row_hash.
+ * How many records a stored row holds: 1 for a record (entry_kinds NULL),
+ * n for a unit of n entries (0 or less: a damaged unit).
+ */
+int64
+aa_record_entry_count(const Datum *values, const bool *nulls)
+{
+	ArrayType  *a;
+	int64		n;
+
+	if (nulls[AA_COL_ENTRY_KINDS])
+		return 1;
+	a = DatumGetArrayTypeP(values[AA_COL_ENTRY_KINDS]);
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if ((Pointer) a != DatumGetPointer(values[AA_COL_ENTRY_KINDS]))
+		pfree(a);
+	return n;
+}
+
+/* A record's row: no entries (encoding version 1). */
+void
+aa_record_set_no_entries(Datum *values, bool *nulls)
+{
+	for (int col = AA_COL_ENTRY_KINDS; col <= AA_COL_ENTRY_AUTHORITIES; col++)
+	{
+		values[col] = (Datum) 0;
+		nulls[col] = true;
+	}
+}
+
+/*
+ * The same columns read back from a stored row (the chain head): *seq is
+ * the row's last record (a unit's seq + n - 1); *row_hash stays all zero
+ * unless the row has a 32-byte row_hash.
  */
 void
 aa_record_get_chain(const Datum *values, const bool *nulls, int64 *seq,
 					TimestampTz *logged_at, unsigned char *row_hash)
 {
 	*seq = nulls[AA_COL_SEQ] ? 0 : DatumGetInt64(values[AA_COL_SEQ]);
+	*seq += aa_record_entry_count(values, nulls) - 1;
 	*logged_at = nulls[AA_COL_LOGGED_AT] ? 0 :
 		DatumGetTimestampTz(values[AA_COL_LOGGED_AT]);
 	memset(row_hash, 0, AA_HASH_LEN);
@@ -542,255 +535,4 @@ aa_record_get_chain(const Datum *values, const bool *nulls, int64 *seq,
 		if (VARSIZE_ANY_EXHDR(b) == AA_HASH_LEN)
 			memcpy(row_hash, VARDATA_ANY(b), AA_HASH_LEN);
 	}
-}
-
-/* ------------------------------------------------------------------
- * The stored form: canonical(record) of a row, for verify_audit
- *
- * verify_audit encodes every row of the log, so this path allocates
- * nothing per row: it writes straight into the caller's buffer (grown
- * once), reads text and arrays where they lie in the tuple (no detoast
- * copy unless toasted), and remembers the text of the last value of each
- * jsonb column (records of one statement repeat their authority).
- * ------------------------------------------------------------------
- */
-
-/* room for n more bytes (and the terminating zero) at buf->data + buf->len */
-static inline char *
-buf_room(StringInfo buf, int n)
-{
-	if (buf->len + n >= buf->maxlen)
-		enlargeStringInfo(buf, n);
-	return buf->data + buf->len;
-}
-
-/* tag, 4-byte length, len bytes already in UTF-8 */
-static inline void
-put_tagged(StringInfo buf, char tag, const char *s, uint32 len)
-{
-	char	   *p = buf_room(buf, 5 + len);
-	uint32		be = pg_hton32(len);
-
-	p[0] = tag;
-	memcpy(p + 1, &be, 4);
-	memcpy(p + 5, s, len);
-	buf->len += 5 + len;
-}
-
-/* a string field of a stored row: in UTF-8 already unless db_utf8 is false */
-static inline void
-put_string(StringInfo buf, char tag, const char *s, int len, bool db_utf8)
-{
-	if (db_utf8)
-		put_tagged(buf, tag, s, len);
-	else
-		canon_string(buf, tag, s, len);
-}
-
-static void
-canon_text_datum(StringInfo buf, Datum d, bool db_utf8)
-{
-	text	   *t = (text *) PG_DETOAST_DATUM_PACKED(d);
-
-	put_string(buf, AA_TAG_TEXT, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), db_utf8);
-	if ((Pointer) t != DatumGetPointer(d))
-		pfree(t);
-}
-
-/* an array the general way: deconstructed from an aligned copy */
-static void
-canon_array_general(StringInfo buf, Datum d, bool is_uuid, bool db_utf8)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(d);
-	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	array_iter	it;
-
-	canon_array_header(buf, n);
-	array_iter_setup(&it, (AnyArrayType *) arr);
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		e;
-
-		if (is_uuid)
-			e = array_iter_next(&it, &isnull, i, UUID_LEN, false, TYPALIGN_CHAR);
-		else
-			e = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
-		if (isnull)
-			canon_null(buf);
-		else if (is_uuid)
-			canon_uuid(buf, DatumGetUUIDP(e));
-		else
-			canon_text_datum(buf, e, db_utf8);
-	}
-	if ((Pointer) arr != DatumGetPointer(d))
-		pfree(arr);
-}
-
-/*
- * An array field.  The common case -- inline, at most one dimension, no
- * NULL element -- is read where it lies, even with a 1-byte header (which
- * leaves the array unaligned in the tuple): offsets are taken from where
- * the array's 4-byte header would begin, the base every alignment inside
- * an array is relative to.  Anything else, or anything that does not add
- * up, goes the general way (which reads it exactly as before).
- */
-static void
-canon_array_datum(StringInfo buf, Datum d, bool is_uuid, bool db_utf8)
-{
-	struct varlena *v = (struct varlena *) DatumGetPointer(d);
-	int			start = buf->len;
-	const char *base;
-	int32		ndim;
-	int32		dataoffset;
-	int32		n = 0;
-	uint32		end;
-	uint32		off;
-
-	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
-		goto general;
-	base = VARATT_IS_SHORT(v) ? (const char *) v - (VARHDRSZ - VARHDRSZ_SHORT) :
-		(const char *) v;
-	end = (const char *) v + VARSIZE_ANY(v) - base;
-	if (end < sizeof(ArrayType) + sizeof(int32))
-		goto general;
-	/* ndim, dataoffset: the ArrayType fields after the 4-byte header */
-	memcpy(&ndim, base + offsetof(ArrayType, ndim), sizeof(int32));
-	memcpy(&dataoffset, base + offsetof(ArrayType, dataoffset), sizeof(int32));
-	if (dataoffset != 0 || ndim < 0 || ndim > 1)
-		goto general;
-	if (ndim == 1)
-		memcpy(&n, base + sizeof(ArrayType), sizeof(int32));	/* dims[0] */
-	off = ARR_OVERHEAD_NONULLS(ndim);
-	if (n < 0 || off > end)
-		goto general;
-
-	canon_array_header(buf, n);
-	for (int32 i = 0; i < n; i++)
-	{
-		if (is_uuid)
-		{
-			if (end - off < UUID_LEN)
-				goto general;
-			canon_uuid(buf, (const pg_uuid_t *) (base + off));
-			off += UUID_LEN;
-		}
-		else
-		{
-			const char *e;
-			uint32		elen;
-
-			off = INTALIGN(off);
-			e = base + off;
-			if (off >= end || (!VARATT_IS_SHORT(e) && end - off < VARHDRSZ))
-				goto general;
-			elen = VARSIZE_ANY(e);
-			if (elen > end - off || VARATT_IS_EXTERNAL(e) || VARATT_IS_COMPRESSED(e))
-				goto general;
-			put_string(buf, AA_TAG_TEXT, VARDATA_ANY(e), VARSIZE_ANY_EXHDR(e), db_utf8);
-			off += elen;
-		}
-	}
-	return;
-
-general:
-	buf->len = start;
-	canon_array_general(buf, d, is_uuid, db_utf8);
-}
-
-/*
- * A jsonb field: its text (JsonbToCString), taken from the cache when the
- * binary value is the one last seen in this column.
- */
-static void
-canon_jsonb_datum(StringInfo buf, Datum d, AACanonJsonb *cache, bool db_utf8)
-{
-	struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
-	const char *bin = VARDATA_ANY(v);
-	int			binlen = VARSIZE_ANY_EXHDR(v);
-
-	if (!cache->valid || cache->bin.len != binlen ||
-		memcmp(cache->bin.data, bin, binlen) != 0)
-	{
-		Jsonb	   *jb;
-
-		/* an aligned copy with a 4-byte header for the jsonb reader */
-		resetStringInfo(&cache->bin);
-		appendBinaryStringInfo(&cache->bin, "\0\0\0\0", VARHDRSZ);
-		appendBinaryStringInfo(&cache->bin, bin, binlen);
-		jb = (Jsonb *) cache->bin.data;
-		SET_VARSIZE(jb, VARHDRSZ + binlen);
-		resetStringInfo(&cache->text);
-		JsonbToCString(&cache->text, &jb->root, VARSIZE(jb));
-		/* the key: the value's bytes without the header */
-		memmove(cache->bin.data, cache->bin.data + VARHDRSZ, binlen);
-		cache->bin.len = binlen;
-		cache->valid = true;
-	}
-	if ((Pointer) v != DatumGetPointer(d))
-		pfree(v);
-	put_string(buf, AA_TAG_JSONB, cache->text.data, cache->text.len, db_utf8);
-}
-
-void
-aa_record_canon_cache_init(AACanonCache *cache)
-{
-	for (int i = 0; i < 2; i++)
-	{
-		initStringInfo(&cache->jsonb[i].bin);
-		initStringInfo(&cache->jsonb[i].text);
-		cache->jsonb[i].valid = false;
-	}
-}
-
-/*
- * canonical(record) of a stored row, from its deformed columns, appended
- * to buf; cache keeps the last jsonb texts between calls (set up by
- * aa_record_canon_cache_init).
- */
-void
-aa_record_canon_stored(StringInfo buf, const Datum *values, const bool *nulls,
-					   AACanonCache *cache)
-{
-	int			enc = GetDatabaseEncoding();
-	bool		db_utf8 = (enc == PG_UTF8 || enc == PG_SQL_ASCII);
-
-	appendStringInfoCharMacro(buf, AA_CANON_VERSION);
-	for (int col = AA_COL_SEQ; col <= AA_COL_DETAIL; col++)
-	{
-		Datum		d = values[col];
-
-		if (nulls[col])
-		{
-			canon_null(buf);
-			continue;
-		}
-		switch (audit_columns[col].type)
-		{
-			case INT8OID:
-				canon_8bytes(buf, AA_TAG_INT8, (uint64) DatumGetInt64(d));
-				break;
-			case TIMESTAMPTZOID:
-				canon_8bytes(buf, AA_TAG_TIMESTAMPTZ, (uint64) DatumGetTimestampTz(d));
-				break;
-			case UUIDOID:
-				canon_uuid(buf, DatumGetUUIDP(d));
-				break;
-			case UUIDARRAYOID:
-				canon_array_datum(buf, d, true, db_utf8);
-				break;
-			case TEXTARRAYOID:
-				canon_array_datum(buf, d, false, db_utf8);
-				break;
-			case JSONBOID:
-				canon_jsonb_datum(buf, d,
-								  &cache->jsonb[col == AA_COL_AUTHORITY ? 0 : 1],
-								  db_utf8);
-				break;
-			default:
-				canon_text_datum(buf, d, db_utf8);
-				break;
-		}
-	}
-	buf->data[buf->len] = '\0';
 }

@@ -178,9 +178,17 @@ CREATE TABLE agentauth.approval (
 CREATE INDEX ON agentauth.approval (agent, relation, patient);
 SELECT pg_catalog.pg_extension_config_dump('agentauth.approval', '');
 
--- The audit log (SPEC 10).  Only the audit writer inserts; nobody updates
--- or deletes (see the append-only guards in the audit fragment).
-CREATE TABLE agentauth.audit_log (
+-- The audit log (SPEC 10) is stored here; agentauth.audit_log (the audit
+-- fragment) is the view auditors read, one row per record.  Only the audit
+-- writer inserts; nobody updates or deletes (see the append-only guards in
+-- the audit fragment).  A row is either one record (encoding version 1:
+-- entry_* NULL) or a unit (encoding version 2): what the records of one
+-- statement x table share, stored once (event 'entries', patient,
+-- row_count, authority and outcome NULL), and each patient's part as the
+-- i-th element of the four entry_* arrays; the unit's entries have seq,
+-- seq + 1, ..., seq + n - 1 and are chained as one (docs/DESIGN.md,
+-- "Canonical record encoding, version 2").
+CREATE TABLE agentauth.audit_record (
     seq              bigint PRIMARY KEY,
     logged_at        timestamptz NOT NULL,
     event            text NOT NULL,
@@ -203,9 +211,21 @@ CREATE TABLE agentauth.audit_log (
     client           text,
     detail           jsonb,
     prev_hash        bytea NOT NULL,
-    row_hash         bytea NOT NULL
+    row_hash         bytea NOT NULL,
+    entry_kinds      smallint[],
+    entry_patients   text[],
+    entry_row_counts bigint[],
+    entry_authorities jsonb[]
 );
-CREATE INDEX audit_log_patient_idx ON agentauth.audit_log (patient, logged_at);
+-- a unit's arrays are compressed with LZ4: a fraction of pglz's CPU
+ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
+CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
+    WHERE patient IS NOT NULL;
+-- a unit's patients: one GIN entry per patient, gathered in its pending
+-- list and merged in bulk, far cheaper than a btree insertion each
+CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
+    USING gin (entry_patients) WHERE entry_patients IS NOT NULL;
 -- logged_at only grows (the writer stamps it, never backwards): a BRIN
 -- index serves time ranges at a fraction of a btree's insert cost
-CREATE INDEX audit_log_logged_at_idx ON agentauth.audit_log USING brin (logged_at);
+CREATE INDEX audit_log_logged_at_idx ON agentauth.audit_record USING brin (logged_at);

@@ -2,11 +2,108 @@
 -- verifiers and retention.  The writer (a background worker) is the only
 -- inserter; see src/audit*.c, src/chain.c and src/utility.c.
 
+-- The records of the units (agentauth.audit_record, 01_schema.sql), one
+-- row per entry, with the unit's patients (unit_patients) for the GIN
+-- index: a query that names a patient adds unit_patients @> ARRAY[patient]
+-- (the reports, _patient_log below).  A unit's entry i (from 1) has seq
+-- seq + i - 1; its kind k says event and outcome (k / 3: 0 access/permit,
+-- 1 denied/deny) and purpose (k % 3: 0 the unit's, 1 'BTG', 2 NULL).
+CREATE VIEW agentauth._audit_entries AS
+SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
+       r.logged_at,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END AS event,
+       r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
+       r.delegation_chain,
+       CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END AS purpose,
+       e.patient, r.relation, r.columns, r.data_classes, r.action,
+       e.row_count, e.authority,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END AS outcome,
+       r.statement, r.client, r.detail, r.prev_hash, r.row_hash,
+       r.seq AS unit_seq, r.entry_patients AS unit_patients
+  FROM agentauth.audit_record r
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(r.entry_kinds),
+                               pg_catalog.unnest(r.entry_patients),
+                               pg_catalog.unnest(r.entry_row_counts),
+                               pg_catalog.unnest(r.entry_authorities))
+       WITH ORDINALITY AS e(kind, patient, row_count, authority, ord)
+ WHERE r.entry_kinds IS NOT NULL;
+
+-- The log as SPEC 10 defines it: one row per record, version 1 records as
+-- stored, each entry of a unit as its own record (prev_hash and row_hash
+-- are the unit's: the hash covers the unit).
+CREATE VIEW agentauth.audit_log AS
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e;
+
+-- One patient's records, found by index: the version 1 records by
+-- (patient, logged_at), the units by the GIN index on their patients.
+-- SQL, STABLE, one query: the planner inlines it into the reports.
+CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) p
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e
+ WHERE e.unit_patients OPERATOR(pg_catalog.@>) ARRAY[p]
+   AND e.patient OPERATOR(pg_catalog.=) p
+$$;
+REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
+
+-- The records from seq lo on, found by the primary key: the unit holding
+-- lo, and every row after it.
+CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL AND r.seq OPERATOR(pg_catalog.>=) lo
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e
+ WHERE e.unit_seq OPERATOR(pg_catalog.>=) (SELECT COALESCE(pg_catalog.max(u.seq), lo)
+                                             FROM agentauth.audit_record u
+                                            WHERE u.seq OPERATOR(pg_catalog.<=) lo)
+   AND e.seq OPERATOR(pg_catalog.>=) lo
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
+
 -- Auditors read the log (SPEC 2); nobody writes it but the audit writer.
 GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+GRANT SELECT ON agentauth.audit_record TO agentauth_auditor;
 
 -- Only purge_audit() ever deletes, by seq from the oldest end.
-CREATE INDEX audit_log_purged_idx ON agentauth.audit_log (seq)
+CREATE INDEX audit_log_purged_idx ON agentauth.audit_record (seq)
     WHERE event OPERATOR(pg_catalog.=) 'audit_purged';
 
 -- Append-only, for every role: INSERT, UPDATE, DELETE and TRUNCATE are
@@ -16,13 +113,13 @@ CREATE FUNCTION agentauth._audit_log_guard() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'aa_audit_log_guard';
 REVOKE ALL ON FUNCTION agentauth._audit_log_guard() FROM PUBLIC;
 CREATE TRIGGER audit_log_append_only
-    BEFORE INSERT OR UPDATE OR DELETE ON agentauth.audit_log
+    BEFORE INSERT OR UPDATE OR DELETE ON agentauth.audit_record
     FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
 CREATE TRIGGER audit_log_no_truncate
-    BEFORE TRUNCATE ON agentauth.audit_log
+    BEFORE TRUNCATE ON agentauth.audit_record
     FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
-ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
-ALTER TABLE agentauth.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+ALTER TABLE agentauth.audit_record ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE agentauth.audit_record ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- The chain head: a digest to keep outside the database.
 -- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).
@@ -34,8 +131,10 @@ CREATE FUNCTION agentauth.audit_head(OUT seq bigint, OUT row_hash bytea,
 AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
-    SELECT l.seq, l.row_hash, l.logged_at INTO seq, row_hash, logged_at
-      FROM agentauth.audit_log l ORDER BY l.seq DESC LIMIT 1;
+    -- the last stored row; a unit's last record is its seq + n - 1
+    SELECT l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0),
+           l.row_hash, l.logged_at INTO seq, row_hash, logged_at
+      FROM agentauth.audit_record l ORDER BY l.seq DESC LIMIT 1;
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth.audit_head() FROM PUBLIC;
@@ -117,6 +216,30 @@ AS $$
                        FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
 $$;
 
+-- Version 2's entry arrays: bigint elements (the kinds, cast from
+-- smallint) and jsonb elements, each tagged as the fields are.
+CREATE FUNCTION agentauth._canon_int8_array(a bigint[]) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_int8(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
+$$;
+
+CREATE FUNCTION agentauth._canon_jsonb_array(a jsonb[]) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_jsonb(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
+$$;
+
 -- SHA-256 from pgcrypto, wherever pgcrypto was installed.
 DO $sha$
 BEGIN
@@ -163,6 +286,44 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.canonical_record(agentauth.audit_log) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.canonical_record(agentauth.audit_log) TO agentauth_auditor;
 
+-- canonical(stored row): version 1 for a record, version 2 for a unit --
+-- the version byte 0x02, the 21 fields of the unit's row as version 1
+-- encodes them, then its four entry arrays.  row_hash covers these bytes.
+CREATE FUNCTION agentauth.canonical_stored(r agentauth.audit_record) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN r.entry_kinds IS NULL THEN pg_catalog.decode('01', 'hex')
+                ELSE pg_catalog.decode('02', 'hex') END
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.seq)
+        OPERATOR(pg_catalog.||) agentauth._canon_timestamptz(r.logged_at)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.event)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.principal)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.principal_name)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.db_role)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.token)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.on_behalf_of)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid_array(r.delegation_chain)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.purpose)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.patient)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.relation)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.columns)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.data_classes)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.action)
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.row_count)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.authority)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.outcome)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.statement)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.client)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.detail)
+        OPERATOR(pg_catalog.||) CASE WHEN r.entry_kinds IS NULL THEN ''::pg_catalog.bytea ELSE
+               agentauth._canon_int8_array(r.entry_kinds::bigint[])
+               OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.entry_patients)
+               OPERATOR(pg_catalog.||) agentauth._canon_int8_array(r.entry_row_counts)
+               OPERATOR(pg_catalog.||) agentauth._canon_jsonb_array(r.entry_authorities) END
+$$;
+REVOKE ALL ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) TO agentauth_auditor;
+
 -- The same verification as verify_audit(), in SQL over pgcrypto's digest():
 -- the chain can be checked without trusting the C code.  Identical answers
 -- (see chain.c for the algorithm and the problems reported).
@@ -197,11 +358,22 @@ BEGIN
     SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::bigint,
            pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')
       INTO cut_seq, cut_hash
-      FROM agentauth.audit_log l
+      FROM agentauth.audit_record l
      WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'
      ORDER BY l.seq DESC LIMIT 1;
 
     start_seq := pg_catalog.int8larger(from_seq, 1);
+    -- from_seq inside a unit: verification starts at the unit
+    IF start_seq OPERATOR(pg_catalog.>) 1 THEN
+        SELECT pg_catalog.int8smaller(u.seq, start_seq) INTO start_seq
+          FROM (SELECT l.seq, l.entry_kinds FROM agentauth.audit_record l
+                 WHERE l.seq OPERATOR(pg_catalog.<=) start_seq
+                 ORDER BY l.seq DESC LIMIT 1) u
+         WHERE u.entry_kinds IS NOT NULL
+           AND u.seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(u.entry_kinds) OPERATOR(pg_catalog.>) start_seq
+        UNION ALL SELECT start_seq LIMIT 1;
+    END IF;
+    lo := CASE WHEN from_seq OPERATOR(pg_catalog.<=) 1 THEN NULL ELSE start_seq END;
     IF cut_seq IS NOT NULL AND cut_hash IS NOT NULL AND start_seq OPERATOR(pg_catalog.<=) cut_seq THEN
         start_seq := cut_seq;
         exp_prev := CASE WHEN pg_catalog.octet_length(cut_hash) OPERATOR(pg_catalog.=) 32
@@ -209,36 +381,46 @@ BEGIN
     ELSIF start_seq OPERATOR(pg_catalog.=) 1 THEN
         exp_prev := pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex');
     END IF;
-    lo := CASE WHEN from_seq OPERATOR(pg_catalog.<=) 1 THEN NULL ELSE from_seq END;
 
+    -- each stored row: a record (n = 1) or a unit of n records
     SELECT s.* INTO bad
-      FROM (SELECT l.seq, l.prev_hash, l.row_hash,
-                   pg_catalog.lag(l.seq) OVER w AS pseq,
-                   pg_catalog.lag(l.row_hash) OVER w AS phash,
+      FROM (SELECT t.*,
+                   pg_catalog.lag(t.seq) OVER w AS pseq,
+                   pg_catalog.lag(t.n) OVER w AS pn,
+                   pg_catalog.lag(t.row_hash) OVER w AS phash,
                    pg_catalog.row_number() OVER w AS rn,
-                   (l.prev_hash IS NULL OR l.row_hash IS NULL OR
-                    l.row_hash IS DISTINCT FROM
-                      agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_record(l))) AS self_bad
-              FROM agentauth.audit_log l
-             WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo
-            WINDOW w AS (ORDER BY l.seq)) s
+                   COALESCE(pg_catalog.sum(t.n) OVER (ORDER BY t.seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS before
+              FROM (SELECT l.seq, l.prev_hash, l.row_hash,
+                           CASE WHEN l.entry_kinds IS NULL THEN 1
+                                ELSE pg_catalog.cardinality(l.entry_kinds) END::bigint AS n,
+                           (l.prev_hash IS NULL OR l.row_hash IS NULL OR
+                            (l.entry_kinds IS NOT NULL AND pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.<) 1) OR
+                            l.row_hash IS DISTINCT FROM
+                              agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_stored(l))) AS self_bad
+                      FROM agentauth.audit_record l
+                     WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo) t
+            WINDOW w AS (ORDER BY t.seq)) s
      WHERE CASE WHEN s.rn OPERATOR(pg_catalog.=) 1
                 THEN s.seq OPERATOR(pg_catalog.<>) start_seq
                      OR (exp_prev IS NOT NULL AND s.prev_hash IS DISTINCT FROM exp_prev)
-                ELSE s.seq OPERATOR(pg_catalog.<>) (s.pseq OPERATOR(pg_catalog.+) 1)
+                ELSE s.seq OPERATOR(pg_catalog.<>) (s.pseq OPERATOR(pg_catalog.+) s.pn)
                      OR s.prev_hash IS DISTINCT FROM s.phash END
            OR s.self_bad
      ORDER BY s.seq LIMIT 1;
 
     IF FOUND THEN
-        checked := bad.rn OPERATOR(pg_catalog.-) 1;
+        checked := bad.before;
         ok := false;
         IF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.<) start_seq THEN
             first_bad_seq := bad.seq;  problem := 'unexpected record';
         ELSIF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.>) start_seq THEN
             first_bad_seq := start_seq;  problem := 'missing record';
-        ELSIF bad.rn OPERATOR(pg_catalog.>) 1 AND bad.seq OPERATOR(pg_catalog.<>) (bad.pseq OPERATOR(pg_catalog.+) 1) THEN
-            first_bad_seq := bad.pseq OPERATOR(pg_catalog.+) 1;  problem := 'missing record';
+        ELSIF bad.rn OPERATOR(pg_catalog.>) 1 AND bad.seq OPERATOR(pg_catalog.<>) (bad.pseq OPERATOR(pg_catalog.+) bad.pn) THEN
+            IF bad.seq OPERATOR(pg_catalog.<) (bad.pseq OPERATOR(pg_catalog.+) bad.pn) THEN
+                first_bad_seq := bad.seq;  problem := 'unexpected record';
+            ELSE
+                first_bad_seq := bad.pseq OPERATOR(pg_catalog.+) bad.pn;  problem := 'missing record';
+            END IF;
         ELSIF (bad.rn OPERATOR(pg_catalog.=) 1 AND exp_prev IS NOT NULL AND bad.prev_hash IS DISTINCT FROM exp_prev)
               OR (bad.rn OPERATOR(pg_catalog.>) 1 AND bad.prev_hash IS DISTINCT FROM bad.phash) THEN
             first_bad_seq := bad.seq;  problem := 'prev_hash mismatch';
@@ -250,13 +432,15 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT pg_catalog.count(*) INTO checked
-      FROM agentauth.audit_log l
+    SELECT COALESCE(pg_catalog.sum(CASE WHEN l.entry_kinds IS NULL THEN 1
+                                        ELSE pg_catalog.cardinality(l.entry_kinds) END), 0)::bigint
+      INTO checked
+      FROM agentauth.audit_record l
      WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo;
     ok := true;
     IF expected_head IS NOT NULL
        AND expected_head IS DISTINCT FROM exp_prev
-       AND NOT EXISTS (SELECT FROM agentauth.audit_log l
+       AND NOT EXISTS (SELECT FROM agentauth.audit_record l
                         WHERE (lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo)
                           AND l.row_hash OPERATOR(pg_catalog.=) expected_head) THEN
         ok := false;

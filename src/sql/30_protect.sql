@@ -337,7 +337,7 @@ SELECT 'attempt'::text AS kind,
        (pg_catalog.array_agg(l.detail OPERATOR(pg_catalog.->>) 'application_name' ORDER BY l.seq DESC))[1] AS last_application_name,
        NULL::text[] AS privileges,
        NULL::boolean AS bypasses_rls
-  FROM agentauth.audit_log l
+  FROM agentauth.audit_record l
  WHERE l.event OPERATOR(pg_catalog.=) 'unregistered_access'
  GROUP BY l.db_role, l.relation
 UNION ALL

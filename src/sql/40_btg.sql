@@ -286,7 +286,7 @@ GRANT EXECUTE ON FUNCTION agentauth.review_break_glass(uuid, text, text) TO agen
 CREATE VIEW agentauth.break_glass_events AS
 SELECT b.id, b.principal, b.on_behalf_of, b.patient, b.reason,
        b.started_at, b.ends_at, b.ended_at,
-       (SELECT pg_catalog.count(*) FROM agentauth.audit_log a
+       (SELECT pg_catalog.count(*) FROM agentauth._patient_log(b.patient) a
          WHERE a.patient = b.patient AND a.logged_at >= b.started_at
            AND a.event = 'access'
            AND a.authority ->> 'break_glass' = b.id::text) AS accesses,

@@ -9,7 +9,7 @@
 -- arguments on every call, which made it 2.5 times slower); no SET clause
 -- (everything is schema-qualified) and STABLE like its body, so the planner
 -- inlines it into export_audit's query.
-CREATE FUNCTION agentauth._export_line(l agentauth.audit_log) RETURNS text
+CREATE FUNCTION agentauth._export_line(l agentauth.audit_record) RETURNS text
     LANGUAGE sql STABLE
     AS $$
     SELECT '{"seq" : '
@@ -58,9 +58,19 @@ CREATE FUNCTION agentauth._export_line(l agentauth.audit_log) RETURNS text
         OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(pg_catalog.encode(l.prev_hash, 'hex'))::pg_catalog.text, 'null')
         OPERATOR(pg_catalog.||) ', "row_hash" : '
         OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(pg_catalog.encode(l.row_hash, 'hex'))::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) CASE WHEN l.entry_kinds IS NULL THEN '' ELSE
+               ', "entry_kinds" : '
+               OPERATOR(pg_catalog.||) pg_catalog.to_json(l.entry_kinds)::pg_catalog.text
+               OPERATOR(pg_catalog.||) ', "entry_patients" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_patients)::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) ', "entry_row_counts" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_row_counts)::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) ', "entry_authorities" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_authorities::pg_catalog.text[])::pg_catalog.text, 'null')
+               END
         OPERATOR(pg_catalog.||) '}'
 $$;
-REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_log) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_record) FROM PUBLIC;
 
 -- export_audit(from_seq): the audit log as lines of JSON for the offline
 -- verifier (tools/aa_verify).  The README documents the format:
@@ -91,15 +101,25 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('from_seq was %s.', from_seq);
     END IF;
 
-    SELECT pg_catalog.min(l.seq), pg_catalog.max(l.seq), pg_catalog.count(*)
+    -- stored rows: records, and units of n records each (exported whole:
+    -- from_seq inside a unit starts at the unit)
+    SELECT pg_catalog.min(l.seq),
+           pg_catalog.max(l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0)),
+           pg_catalog.sum(COALESCE(pg_catalog.cardinality(l.entry_kinds), 1))
       INTO v_first, v_last, v_count
-      FROM agentauth.audit_log l
-     WHERE l.seq OPERATOR(pg_catalog.>=) from_seq;
+      FROM agentauth.audit_record l
+     WHERE l.seq OPERATOR(pg_catalog.>=) COALESCE(
+           (SELECT u.seq FROM agentauth.audit_record u
+             WHERE u.seq OPERATOR(pg_catalog.<=) from_seq
+               AND u.seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(u.entry_kinds) OPERATOR(pg_catalog.>) from_seq
+             ORDER BY u.seq DESC LIMIT 1), from_seq);
+    v_count := COALESCE(v_count, 0);
 
     IF v_count OPERATOR(pg_catalog.=) 0 THEN
         -- nothing at or after from_seq: anchor on the record before it
-        SELECT l.seq, l.row_hash INTO v_last, v_anchor
-          FROM agentauth.audit_log l
+        SELECT l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0),
+               l.row_hash INTO v_last, v_anchor
+          FROM agentauth.audit_record l
          WHERE l.seq OPERATOR(pg_catalog.<) from_seq
          ORDER BY l.seq DESC LIMIT 1;
         IF NOT FOUND THEN
@@ -109,20 +129,20 @@ BEGIN
         v_first := v_last OPERATOR(pg_catalog.+) 1;
         v_head := v_anchor;
     ELSE
-        SELECT l.prev_hash INTO v_anchor FROM agentauth.audit_log l
+        SELECT l.prev_hash INTO v_anchor FROM agentauth.audit_record l
          WHERE l.seq OPERATOR(pg_catalog.=) v_first;
-        SELECT l.row_hash INTO v_head FROM agentauth.audit_log l
-         WHERE l.seq OPERATOR(pg_catalog.=) v_last;
+        SELECT l.row_hash INTO v_head FROM agentauth.audit_record l
+         WHERE l.seq OPERATOR(pg_catalog.<=) v_last ORDER BY l.seq DESC LIMIT 1;
     END IF;
 
     RETURN NEXT pg_catalog.json_build_object(
-        'agentauth_export', 1,
+        'agentauth_export', 2,
         'first_seq', v_first,
         'anchor', pg_catalog.encode(v_anchor, 'hex'))::text;
 
     RETURN QUERY
     SELECT agentauth._export_line(l)
-      FROM agentauth.audit_log l
+      FROM agentauth.audit_record l
      WHERE l.seq OPERATOR(pg_catalog.>=) v_first
        AND l.seq OPERATOR(pg_catalog.<=) v_last
      ORDER BY l.seq;
@@ -138,7 +158,7 @@ REVOKE ALL ON FUNCTION agentauth.export_audit(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.export_audit(bigint) TO agentauth_auditor;
 
 -- Reports look up an agent's accesses by principal and time.
-CREATE INDEX audit_log_principal_idx ON agentauth.audit_log (principal, logged_at);
+CREATE INDEX audit_log_principal_idx ON agentauth.audit_record (principal, logged_at);
 
 -- The relation of a regclass as the audit log names it: schema-qualified,
 -- each part quoted only where SQL needs it.
@@ -203,7 +223,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.relation, l.action, l.columns,
            l.data_classes, l.row_count, l.authority, l.token, l.client
-      FROM agentauth.audit_log l
+      FROM agentauth._patient_log(access_report.patient) l
      WHERE l.patient OPERATOR(pg_catalog.=) access_report.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -294,7 +314,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.action, l.data_classes,
            l.row_count, l.authority
-      FROM agentauth.audit_log l
+      FROM agentauth._patient_log(element_access.patient) l
      WHERE l.patient OPERATOR(pg_catalog.=) element_access.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -380,7 +400,7 @@ BEGIN
            l.relation, l.columns, l.data_classes, l.row_count,
            COALESCE(agentauth._accounting_exempt(l.purpose), false),
            l.seq
-      FROM agentauth.audit_log l
+      FROM agentauth._patient_log(disclosure_accounting.patient) l
       LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) l.principal
       LEFT JOIN agentauth.purpose pu ON pu.code OPERATOR(pg_catalog.=) l.purpose
      WHERE l.patient OPERATOR(pg_catalog.=) disclosure_accounting.patient

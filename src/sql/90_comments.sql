@@ -52,13 +52,19 @@ COMMENT ON FUNCTION agentauth.verify_audit(bigint, bytea) IS
 COMMENT ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) IS
     'Verify the audit hash chain in SQL over pgcrypto: an independent check (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.canonical_record(agentauth.audit_log) IS
-    'The canonical bytes a record''s hash covers (encoding version 1)';
+    'The canonical bytes of a record in encoding version 1 (a unit''s records: agentauth.canonical_stored)';
 COMMENT ON FUNCTION agentauth.purge_audit(timestamptz) IS
     'Delete records older than the retention period, leaving a verifiable anchor (superuser)';
 COMMENT ON FUNCTION agentauth.export_audit(bigint) IS
     'The audit log as JSON lines for the offline verifier aa_verify (agentauth_auditor)';
-COMMENT ON TABLE agentauth.audit_log IS
+COMMENT ON VIEW agentauth.audit_log IS
     'Append-only, hash-chained audit log: one record per statement x table x patient (agentauth_auditor)';
+COMMENT ON TABLE agentauth.audit_record IS
+    'The stored audit log: records (encoding version 1) and units of a statement''s records (version 2); read it through agentauth.audit_log';
+COMMENT ON VIEW agentauth._audit_entries IS
+    'Internal: the records of the units of agentauth.audit_record, one row each';
+COMMENT ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) IS
+    'The canonical bytes a stored row''s hash covers: a record (version 1) or a unit (version 2)';
 
 -- protected tables, consent, defaults
 COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS

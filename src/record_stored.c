@@ -1,0 +1,344 @@
+/*-------------------------------------------------------------------------
+ *
+ * record_stored.c
+ *		canonical(stored row), for verify_audit: a record (encoding
+ *		version 1) or a unit (version 2: the same 21 fields, then the four
+ *		entry arrays).  The writer hashes the same bytes built from the
+ *		queue (record.c, unit.c); agentauth.canonical_stored() in SQL and
+ *		tools/aa_verify.c build them independently.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/arrayaccess.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "agentauth.h"
+#include "record_int.h"
+
+/* ------------------------------------------------------------------
+ * The stored form: canonical(record) of a row, for verify_audit
+ *
+ * verify_audit encodes every row of the log, so this path allocates
+ * nothing per row: it writes straight into the caller's buffer (grown
+ * once), reads text and arrays where they lie in the tuple (no detoast
+ * copy unless toasted), and remembers the text of the last value of each
+ * jsonb column (records of one statement repeat their authority).
+ * ------------------------------------------------------------------
+ */
+
+/* room for n more bytes (and the terminating zero) at buf->data + buf->len */
+static inline char *
+buf_room(StringInfo buf, int n)
+{
+	if (buf->len + n >= buf->maxlen)
+		enlargeStringInfo(buf, n);
+	return buf->data + buf->len;
+}
+
+/* tag, 4-byte length, len bytes already in UTF-8 */
+static inline void
+put_tagged(StringInfo buf, char tag, const char *s, uint32 len)
+{
+	char	   *p = buf_room(buf, 5 + len);
+	uint32		be = pg_hton32(len);
+
+	p[0] = tag;
+	memcpy(p + 1, &be, 4);
+	memcpy(p + 5, s, len);
+	buf->len += 5 + len;
+}
+
+/* a string field of a stored row: in UTF-8 already unless db_utf8 is false */
+static inline void
+put_string(StringInfo buf, char tag, const char *s, int len, bool db_utf8)
+{
+	if (db_utf8)
+		put_tagged(buf, tag, s, len);
+	else
+		aa_canon_string(buf, tag, s, len);
+}
+
+static void
+canon_text_datum(StringInfo buf, Datum d, bool db_utf8)
+{
+	text	   *t = (text *) PG_DETOAST_DATUM_PACKED(d);
+
+	put_string(buf, AA_TAG_TEXT, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), db_utf8);
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+}
+
+/* an array the general way: deconstructed from an aligned copy */
+static void
+canon_array_general(StringInfo buf, Datum d, bool is_uuid, bool db_utf8)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	array_iter	it;
+
+	canon_array_header(buf, n);
+	array_iter_setup(&it, (AnyArrayType *) arr);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		e;
+
+		if (is_uuid)
+			e = array_iter_next(&it, &isnull, i, UUID_LEN, false, TYPALIGN_CHAR);
+		else
+			e = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
+		if (isnull)
+			canon_null(buf);
+		else if (is_uuid)
+			canon_uuid(buf, DatumGetUUIDP(e));
+		else
+			canon_text_datum(buf, e, db_utf8);
+	}
+	if ((Pointer) arr != DatumGetPointer(d))
+		pfree(arr);
+}
+
+/*
+ * An array field.  The common case -- inline, at most one dimension, no
+ * NULL element -- is read where it lies, even with a 1-byte header (which
+ * leaves the array unaligned in the tuple): offsets are taken from where
+ * the array's 4-byte header would begin, the base every alignment inside
+ * an array is relative to.  Anything else, or anything that does not add
+ * up, goes the general way (which reads it exactly as before).
+ */
+static void
+canon_array_datum(StringInfo buf, Datum d, bool is_uuid, bool db_utf8)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	int			start = buf->len;
+	const char *base;
+	int32		ndim;
+	int32		dataoffset;
+	int32		n = 0;
+	uint32		end;
+	uint32		off;
+
+	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+		goto general;
+	base = VARATT_IS_SHORT(v) ? (const char *) v - (VARHDRSZ - VARHDRSZ_SHORT) :
+		(const char *) v;
+	end = (const char *) v + VARSIZE_ANY(v) - base;
+	if (end < sizeof(ArrayType) + sizeof(int32))
+		goto general;
+	/* ndim, dataoffset: the ArrayType fields after the 4-byte header */
+	memcpy(&ndim, base + offsetof(ArrayType, ndim), sizeof(int32));
+	memcpy(&dataoffset, base + offsetof(ArrayType, dataoffset), sizeof(int32));
+	if (dataoffset != 0 || ndim < 0 || ndim > 1)
+		goto general;
+	if (ndim == 1)
+		memcpy(&n, base + sizeof(ArrayType), sizeof(int32));	/* dims[0] */
+	off = ARR_OVERHEAD_NONULLS(ndim);
+	if (n < 0 || off > end)
+		goto general;
+
+	canon_array_header(buf, n);
+	for (int32 i = 0; i < n; i++)
+	{
+		if (is_uuid)
+		{
+			if (end - off < UUID_LEN)
+				goto general;
+			canon_uuid(buf, (const pg_uuid_t *) (base + off));
+			off += UUID_LEN;
+		}
+		else
+		{
+			const char *e;
+			uint32		elen;
+
+			off = INTALIGN(off);
+			e = base + off;
+			if (off >= end || (!VARATT_IS_SHORT(e) && end - off < VARHDRSZ))
+				goto general;
+			elen = VARSIZE_ANY(e);
+			if (elen > end - off || VARATT_IS_EXTERNAL(e) || VARATT_IS_COMPRESSED(e))
+				goto general;
+			put_string(buf, AA_TAG_TEXT, VARDATA_ANY(e), VARSIZE_ANY_EXHDR(e), db_utf8);
+			off += elen;
+		}
+	}
+	return;
+
+general:
+	buf->len = start;
+	canon_array_general(buf, d, is_uuid, db_utf8);
+}
+
+/*
+ * A jsonb field: its text (JsonbToCString), taken from the cache when the
+ * binary value is the one last seen in this column.
+ */
+static void
+canon_jsonb_datum(StringInfo buf, Datum d, AACanonJsonb *cache, bool db_utf8)
+{
+	struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+	const char *bin = VARDATA_ANY(v);
+	int			binlen = VARSIZE_ANY_EXHDR(v);
+
+	if (!cache->valid || cache->bin.len != binlen ||
+		memcmp(cache->bin.data, bin, binlen) != 0)
+	{
+		Jsonb	   *jb;
+
+		/* an aligned copy with a 4-byte header for the jsonb reader */
+		resetStringInfo(&cache->bin);
+		appendBinaryStringInfo(&cache->bin, "\0\0\0\0", VARHDRSZ);
+		appendBinaryStringInfo(&cache->bin, bin, binlen);
+		jb = (Jsonb *) cache->bin.data;
+		SET_VARSIZE(jb, VARHDRSZ + binlen);
+		resetStringInfo(&cache->text);
+		JsonbToCString(&cache->text, &jb->root, VARSIZE(jb));
+		/* the key: the value's bytes without the header */
+		memmove(cache->bin.data, cache->bin.data + VARHDRSZ, binlen);
+		cache->bin.len = binlen;
+		cache->valid = true;
+	}
+	if ((Pointer) v != DatumGetPointer(d))
+		pfree(v);
+	put_string(buf, AA_TAG_JSONB, cache->text.data, cache->text.len, db_utf8);
+}
+
+/*
+ * A unit's smallint[] (kinds) or bigint[] (row counts): each element as a
+ * bigint, 'i' and 8 big-endian bytes; a NULL element the NULL tag.
+ */
+static void
+canon_number_array(StringInfo buf, Datum d, Oid elemtype)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	if (elemtype == INT2OID)
+		deconstruct_array(arr, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, &enulls, &n);
+	else
+		deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &elems, &enulls, &n);
+	canon_array_header(buf, n);
+	for (int i = 0; i < n; i++)
+	{
+		if (enulls[i])
+			canon_null(buf);
+		else
+			canon_8bytes(buf, AA_TAG_INT8, elemtype == INT2OID ?
+						 (uint64) (int64) DatumGetInt16(elems[i]) :
+						 (uint64) DatumGetInt64(elems[i]));
+	}
+}
+
+/* a unit's jsonb[] (authorities): each element as a jsonb field */
+static void
+canon_jsonb_array(StringInfo buf, Datum d, AACanonJsonb *cache, bool db_utf8)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT,
+					  &elems, &enulls, &n);
+	canon_array_header(buf, n);
+	for (int i = 0; i < n; i++)
+	{
+		if (enulls[i])
+			canon_null(buf);
+		else
+			canon_jsonb_datum(buf, elems[i], cache, db_utf8);
+	}
+}
+
+void
+aa_record_canon_cache_init(AACanonCache *cache)
+{
+	for (int i = 0; i < 2; i++)
+	{
+		initStringInfo(&cache->jsonb[i].bin);
+		initStringInfo(&cache->jsonb[i].text);
+		cache->jsonb[i].valid = false;
+	}
+}
+
+/*
+ * canonical(record) of a stored row, from its deformed columns, appended
+ * to buf; cache keeps the last jsonb texts between calls (set up by
+ * aa_record_canon_cache_init).
+ */
+void
+aa_record_canon_stored(StringInfo buf, const Datum *values, const bool *nulls,
+					   AACanonCache *cache)
+{
+	int			enc = GetDatabaseEncoding();
+	bool		db_utf8 = (enc == PG_UTF8 || enc == PG_SQL_ASCII);
+
+	bool		unit = !nulls[AA_COL_ENTRY_KINDS];
+
+	appendStringInfoCharMacro(buf, unit ? AA_CANON_VERSION_UNIT : AA_CANON_VERSION);
+	for (int col = AA_COL_SEQ; col <= AA_COL_DETAIL; col++)
+	{
+		Datum		d = values[col];
+
+		if (nulls[col])
+		{
+			canon_null(buf);
+			continue;
+		}
+		switch (aa_record_column_type(col))
+		{
+			case INT8OID:
+				canon_8bytes(buf, AA_TAG_INT8, (uint64) DatumGetInt64(d));
+				break;
+			case TIMESTAMPTZOID:
+				canon_8bytes(buf, AA_TAG_TIMESTAMPTZ, (uint64) DatumGetTimestampTz(d));
+				break;
+			case UUIDOID:
+				canon_uuid(buf, DatumGetUUIDP(d));
+				break;
+			case UUIDARRAYOID:
+				canon_array_datum(buf, d, true, db_utf8);
+				break;
+			case TEXTARRAYOID:
+				canon_array_datum(buf, d, false, db_utf8);
+				break;
+			case JSONBOID:
+				canon_jsonb_datum(buf, d,
+								  &cache->jsonb[col == AA_COL_AUTHORITY ? 0 : 1],
+								  db_utf8);
+				break;
+			default:
+				canon_text_datum(buf, d, db_utf8);
+				break;
+		}
+	}
+	if (unit)
+	{
+		canon_number_array(buf, values[AA_COL_ENTRY_KINDS], INT2OID);
+		if (nulls[AA_COL_ENTRY_PATIENTS])
+			canon_null(buf);
+		else
+			canon_array_datum(buf, values[AA_COL_ENTRY_PATIENTS], false, db_utf8);
+		if (nulls[AA_COL_ENTRY_ROW_COUNTS])
+			canon_null(buf);
+		else
+			canon_number_array(buf, values[AA_COL_ENTRY_ROW_COUNTS], INT8OID);
+		if (nulls[AA_COL_ENTRY_AUTHORITIES])
+			canon_null(buf);
+		else
+			canon_jsonb_array(buf, values[AA_COL_ENTRY_AUTHORITIES],
+							  &cache->jsonb[0], db_utf8);
+	}
+	buf->data[buf->len] = '\0';
+}
