@@ -1537,6 +1537,930 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._raise_alert(int, text, uuid, text, bigint, interval, text, bigint, jsonb, boolean) FROM PUBLIC;
 
+-- Issue "Performance", item 1: audit storage for multi-patient statements.
+-- The table becomes agentauth.audit_record (its rows, version 1 records,
+-- are kept as they are and stay verifiable); a statement's records of one
+-- table are stored as one unit (encoding version 2, docs/DESIGN.md); the
+-- view agentauth.audit_log shows every record with the 23 columns as
+-- before.  Everything that named the table or its row type follows it.
+ALTER TABLE agentauth.audit_log RENAME TO audit_record;
+ALTER INDEX agentauth.audit_log_pkey RENAME TO audit_record_pkey;
+ALTER TABLE agentauth.audit_record
+    ADD COLUMN entry_kinds smallint[],
+    ADD COLUMN entry_patients text[],
+    ADD COLUMN entry_row_counts bigint[],
+    ADD COLUMN entry_authorities jsonb[];
+ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
+DROP INDEX agentauth.audit_log_patient_idx;
+CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
+    WHERE patient IS NOT NULL;
+CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
+    USING gin (entry_patients) WHERE entry_patients IS NOT NULL;
+-- the functions that took the table's row type
+DROP FUNCTION agentauth.canonical_record(agentauth.audit_record);
+
+CREATE VIEW agentauth._audit_entries AS
+SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
+       r.logged_at,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END AS event,
+       r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
+       r.delegation_chain,
+       CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END AS purpose,
+       e.patient, r.relation, r.columns, r.data_classes, r.action,
+       e.row_count, e.authority,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END AS outcome,
+       r.statement, r.client, r.detail, r.prev_hash, r.row_hash,
+       r.seq AS unit_seq, r.entry_patients AS unit_patients
+  FROM agentauth.audit_record r
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(r.entry_kinds),
+                               pg_catalog.unnest(r.entry_patients),
+                               pg_catalog.unnest(r.entry_row_counts),
+                               pg_catalog.unnest(r.entry_authorities))
+       WITH ORDINALITY AS e(kind, patient, row_count, authority, ord)
+ WHERE r.entry_kinds IS NOT NULL;
+
+CREATE VIEW agentauth.audit_log AS
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e;
+
+CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) p
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e
+ WHERE e.unit_patients OPERATOR(pg_catalog.@>) ARRAY[p]
+   AND e.patient OPERATOR(pg_catalog.=) p
+$$;
+
+CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL AND r.seq OPERATOR(pg_catalog.>=) lo
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e
+ WHERE e.unit_seq OPERATOR(pg_catalog.>=) (SELECT COALESCE(pg_catalog.max(u.seq), lo)
+                                             FROM agentauth.audit_record u
+                                            WHERE u.seq OPERATOR(pg_catalog.<=) lo)
+   AND e.seq OPERATOR(pg_catalog.>=) lo
+$$;
+
+REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
+GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
+
+CREATE OR REPLACE FUNCTION agentauth.audit_head(OUT seq bigint, OUT row_hash bytea,
+                                     OUT logged_at timestamptz)
+    RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    -- the last stored row; a unit's last record is its seq + n - 1
+    SELECT l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0),
+           l.row_hash, l.logged_at INTO seq, row_hash, logged_at
+      FROM agentauth.audit_record l ORDER BY l.seq DESC LIMIT 1;
+END
+$$;
+
+CREATE FUNCTION agentauth._canon_int8_array(a bigint[]) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_int8(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
+$$;
+
+CREATE FUNCTION agentauth._canon_jsonb_array(a jsonb[]) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN a IS NULL THEN pg_catalog.decode('00', 'hex')
+           ELSE pg_catalog.decode('61', 'hex')
+                OPERATOR(pg_catalog.||) pg_catalog.int4send(pg_catalog.cardinality(a))
+                OPERATOR(pg_catalog.||) COALESCE(
+                    (SELECT pg_catalog.string_agg(agentauth._canon_jsonb(e), ''::pg_catalog.bytea ORDER BY o)
+                       FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
+$$;
+
+CREATE FUNCTION agentauth.canonical_record(r agentauth.audit_log) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.decode('01', 'hex')
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.seq)
+        OPERATOR(pg_catalog.||) agentauth._canon_timestamptz(r.logged_at)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.event)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.principal)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.principal_name)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.db_role)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.token)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.on_behalf_of)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid_array(r.delegation_chain)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.purpose)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.patient)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.relation)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.columns)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.data_classes)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.action)
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.row_count)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.authority)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.outcome)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.statement)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.client)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.detail)
+$$;
+
+REVOKE ALL ON FUNCTION agentauth.canonical_record(agentauth.audit_log) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.canonical_record(agentauth.audit_log) TO agentauth_auditor;
+
+CREATE FUNCTION agentauth.canonical_stored(r agentauth.audit_record) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN r.entry_kinds IS NULL THEN pg_catalog.decode('01', 'hex')
+                ELSE pg_catalog.decode('02', 'hex') END
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.seq)
+        OPERATOR(pg_catalog.||) agentauth._canon_timestamptz(r.logged_at)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.event)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.principal)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.principal_name)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.db_role)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid(r.token)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.on_behalf_of)
+        OPERATOR(pg_catalog.||) agentauth._canon_uuid_array(r.delegation_chain)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.purpose)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.patient)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.relation)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.columns)
+        OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.data_classes)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.action)
+        OPERATOR(pg_catalog.||) agentauth._canon_int8(r.row_count)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.authority)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.outcome)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.statement)
+        OPERATOR(pg_catalog.||) agentauth._canon_text(r.client)
+        OPERATOR(pg_catalog.||) agentauth._canon_jsonb(r.detail)
+        OPERATOR(pg_catalog.||) CASE WHEN r.entry_kinds IS NULL THEN ''::pg_catalog.bytea ELSE
+               agentauth._canon_int8_array(r.entry_kinds::bigint[])
+               OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.entry_patients)
+               OPERATOR(pg_catalog.||) agentauth._canon_int8_array(r.entry_row_counts)
+               OPERATOR(pg_catalog.||) agentauth._canon_jsonb_array(r.entry_authorities) END
+$$;
+
+REVOKE ALL ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) TO agentauth_auditor;
+
+CREATE OR REPLACE FUNCTION agentauth.verify_audit_sql(from_seq bigint DEFAULT 1,
+                                           expected_head bytea DEFAULT NULL,
+                                           OUT checked bigint, OUT ok boolean,
+                                           OUT first_bad_seq bigint, OUT problem text)
+    RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cut_seq   bigint;
+    cut_hash  bytea;
+    start_seq bigint;
+    exp_prev  bytea;
+    lo        bigint;
+    bad       record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF from_seq IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'from_seq must not be null';
+    END IF;
+    IF expected_head IS NOT NULL AND pg_catalog.octet_length(expected_head) OPERATOR(pg_catalog.<>) 32 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'expected_head must be 32 bytes',
+            HINT = 'Pass the row_hash returned by agentauth.audit_head().';
+    END IF;
+
+    SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::bigint,
+           pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')
+      INTO cut_seq, cut_hash
+      FROM agentauth.audit_record l
+     WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'
+     ORDER BY l.seq DESC LIMIT 1;
+
+    start_seq := pg_catalog.int8larger(from_seq, 1);
+    -- from_seq inside a unit: verification starts at the unit
+    IF start_seq OPERATOR(pg_catalog.>) 1 THEN
+        SELECT pg_catalog.int8smaller(u.seq, start_seq) INTO start_seq
+          FROM (SELECT l.seq, l.entry_kinds FROM agentauth.audit_record l
+                 WHERE l.seq OPERATOR(pg_catalog.<=) start_seq
+                 ORDER BY l.seq DESC LIMIT 1) u
+         WHERE u.entry_kinds IS NOT NULL
+           AND u.seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(u.entry_kinds) OPERATOR(pg_catalog.>) start_seq
+        UNION ALL SELECT start_seq LIMIT 1;
+    END IF;
+    lo := CASE WHEN from_seq OPERATOR(pg_catalog.<=) 1 THEN NULL ELSE start_seq END;
+    IF cut_seq IS NOT NULL AND cut_hash IS NOT NULL AND start_seq OPERATOR(pg_catalog.<=) cut_seq THEN
+        start_seq := cut_seq;
+        exp_prev := CASE WHEN pg_catalog.octet_length(cut_hash) OPERATOR(pg_catalog.=) 32
+                         THEN cut_hash ELSE pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex') END;
+    ELSIF start_seq OPERATOR(pg_catalog.=) 1 THEN
+        exp_prev := pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex');
+    END IF;
+
+    -- each stored row: a record (n = 1) or a unit of n records
+    SELECT s.* INTO bad
+      FROM (SELECT t.*,
+                   pg_catalog.lag(t.seq) OVER w AS pseq,
+                   pg_catalog.lag(t.n) OVER w AS pn,
+                   pg_catalog.lag(t.row_hash) OVER w AS phash,
+                   pg_catalog.row_number() OVER w AS rn,
+                   COALESCE(pg_catalog.sum(t.n) OVER (ORDER BY t.seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS before
+              FROM (SELECT l.seq, l.prev_hash, l.row_hash,
+                           CASE WHEN l.entry_kinds IS NULL THEN 1
+                                ELSE pg_catalog.cardinality(l.entry_kinds) END::bigint AS n,
+                           (l.prev_hash IS NULL OR l.row_hash IS NULL OR
+                            (l.entry_kinds IS NOT NULL AND pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.<) 1) OR
+                            l.row_hash IS DISTINCT FROM
+                              agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_stored(l))) AS self_bad
+                      FROM agentauth.audit_record l
+                     WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo) t
+            WINDOW w AS (ORDER BY t.seq)) s
+     WHERE CASE WHEN s.rn OPERATOR(pg_catalog.=) 1
+                THEN s.seq OPERATOR(pg_catalog.<>) start_seq
+                     OR (exp_prev IS NOT NULL AND s.prev_hash IS DISTINCT FROM exp_prev)
+                ELSE s.seq OPERATOR(pg_catalog.<>) (s.pseq OPERATOR(pg_catalog.+) s.pn)
+                     OR s.prev_hash IS DISTINCT FROM s.phash END
+           OR s.self_bad
+     ORDER BY s.seq LIMIT 1;
+
+    IF FOUND THEN
+        checked := bad.before;
+        ok := false;
+        IF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.<) start_seq THEN
+            first_bad_seq := bad.seq;  problem := 'unexpected record';
+        ELSIF bad.rn OPERATOR(pg_catalog.=) 1 AND bad.seq OPERATOR(pg_catalog.>) start_seq THEN
+            first_bad_seq := start_seq;  problem := 'missing record';
+        ELSIF bad.rn OPERATOR(pg_catalog.>) 1 AND bad.seq OPERATOR(pg_catalog.<>) (bad.pseq OPERATOR(pg_catalog.+) bad.pn) THEN
+            IF bad.seq OPERATOR(pg_catalog.<) (bad.pseq OPERATOR(pg_catalog.+) bad.pn) THEN
+                first_bad_seq := bad.seq;  problem := 'unexpected record';
+            ELSE
+                first_bad_seq := bad.pseq OPERATOR(pg_catalog.+) bad.pn;  problem := 'missing record';
+            END IF;
+        ELSIF (bad.rn OPERATOR(pg_catalog.=) 1 AND exp_prev IS NOT NULL AND bad.prev_hash IS DISTINCT FROM exp_prev)
+              OR (bad.rn OPERATOR(pg_catalog.>) 1 AND bad.prev_hash IS DISTINCT FROM bad.phash) THEN
+            first_bad_seq := bad.seq;  problem := 'prev_hash mismatch';
+        ELSE
+            first_bad_seq := bad.seq;  problem := 'row_hash mismatch';
+        END IF;
+        -- the always-on chain verification alert (70_monitor.sql)
+        PERFORM agentauth._chain_failure(first_bad_seq, problem);
+        RETURN;
+    END IF;
+
+    SELECT COALESCE(pg_catalog.sum(CASE WHEN l.entry_kinds IS NULL THEN 1
+                                        ELSE pg_catalog.cardinality(l.entry_kinds) END), 0)::bigint
+      INTO checked
+      FROM agentauth.audit_record l
+     WHERE lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo;
+    ok := true;
+    IF expected_head IS NOT NULL
+       AND expected_head IS DISTINCT FROM exp_prev
+       AND NOT EXISTS (SELECT FROM agentauth.audit_record l
+                        WHERE (lo IS NULL OR l.seq OPERATOR(pg_catalog.>=) lo)
+                          AND l.row_hash OPERATOR(pg_catalog.=) expected_head) THEN
+        ok := false;
+        first_bad_seq := start_seq OPERATOR(pg_catalog.+) checked;
+        problem := 'expected head not found';
+        PERFORM agentauth._chain_failure(first_bad_seq, problem);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth._export_line(l agentauth.audit_record) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT '{"seq" : '
+        OPERATOR(pg_catalog.||) COALESCE(l.seq::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "logged_at" : '
+        OPERATOR(pg_catalog.||) COALESCE((('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.timestamptz_send(l.logged_at), 'hex'))::bit(64)::bigint)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "event" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.event)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "principal" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.principal)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "principal_name" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.principal_name)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "db_role" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.db_role)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "token" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.token)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "on_behalf_of" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.on_behalf_of)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "delegation_chain" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.delegation_chain)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "purpose" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.purpose)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "patient" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.patient)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "relation" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.relation)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "columns" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.columns)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "data_classes" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.data_classes)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "action" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.action)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "row_count" : '
+        OPERATOR(pg_catalog.||) COALESCE(l.row_count::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "authority" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.authority::pg_catalog.text)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "outcome" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.outcome)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "statement" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.statement)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "client" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.client)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "detail" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.detail::pg_catalog.text)::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "prev_hash" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(pg_catalog.encode(l.prev_hash, 'hex'))::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) ', "row_hash" : '
+        OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(pg_catalog.encode(l.row_hash, 'hex'))::pg_catalog.text, 'null')
+        OPERATOR(pg_catalog.||) CASE WHEN l.entry_kinds IS NULL THEN '' ELSE
+               ', "entry_kinds" : '
+               OPERATOR(pg_catalog.||) pg_catalog.to_json(l.entry_kinds)::pg_catalog.text
+               OPERATOR(pg_catalog.||) ', "entry_patients" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_patients)::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) ', "entry_row_counts" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_row_counts)::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) ', "entry_authorities" : '
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_authorities::pg_catalog.text[])::pg_catalog.text, 'null')
+               END
+        OPERATOR(pg_catalog.||) '}'
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.export_audit(from_seq bigint DEFAULT 1)
+    RETURNS SETOF text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_first  bigint;
+    v_last   bigint;
+    v_count  bigint;
+    v_anchor bytea;
+    v_head   bytea;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF from_seq IS NULL THEN
+        RAISE EXCEPTION 'from_seq must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF from_seq OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'from_seq must be at least 1'
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('from_seq was %s.', from_seq);
+    END IF;
+
+    -- stored rows: records, and units of n records each (exported whole:
+    -- from_seq inside a unit starts at the unit)
+    SELECT pg_catalog.min(l.seq),
+           pg_catalog.max(l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0)),
+           pg_catalog.sum(COALESCE(pg_catalog.cardinality(l.entry_kinds), 1))
+      INTO v_first, v_last, v_count
+      FROM agentauth.audit_record l
+     WHERE l.seq OPERATOR(pg_catalog.>=) COALESCE(
+           (SELECT u.seq FROM agentauth.audit_record u
+             WHERE u.seq OPERATOR(pg_catalog.<=) from_seq
+               AND u.seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(u.entry_kinds) OPERATOR(pg_catalog.>) from_seq
+             ORDER BY u.seq DESC LIMIT 1), from_seq);
+    v_count := COALESCE(v_count, 0);
+
+    IF v_count OPERATOR(pg_catalog.=) 0 THEN
+        -- nothing at or after from_seq: anchor on the record before it
+        SELECT l.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.-) 1, 0),
+               l.row_hash INTO v_last, v_anchor
+          FROM agentauth.audit_record l
+         WHERE l.seq OPERATOR(pg_catalog.<) from_seq
+         ORDER BY l.seq DESC LIMIT 1;
+        IF NOT FOUND THEN
+            v_last := 0;
+            v_anchor := pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex');
+        END IF;
+        v_first := v_last OPERATOR(pg_catalog.+) 1;
+        v_head := v_anchor;
+    ELSE
+        SELECT l.prev_hash INTO v_anchor FROM agentauth.audit_record l
+         WHERE l.seq OPERATOR(pg_catalog.=) v_first;
+        SELECT l.row_hash INTO v_head FROM agentauth.audit_record l
+         WHERE l.seq OPERATOR(pg_catalog.<=) v_last ORDER BY l.seq DESC LIMIT 1;
+    END IF;
+
+    RETURN NEXT pg_catalog.json_build_object(
+        'agentauth_export', 2,
+        'first_seq', v_first,
+        'anchor', pg_catalog.encode(v_anchor, 'hex'))::text;
+
+    RETURN QUERY
+    SELECT agentauth._export_line(l)
+      FROM agentauth.audit_record l
+     WHERE l.seq OPERATOR(pg_catalog.>=) v_first
+       AND l.seq OPERATOR(pg_catalog.<=) v_last
+     ORDER BY l.seq;
+
+    RETURN NEXT pg_catalog.json_build_object(
+        'end', true,
+        'records', v_count,
+        'last_seq', v_last,
+        'head', pg_catalog.encode(v_head, 'hex'))::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.access_report(
+    patient text,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::interval,
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, relation text, action text,
+                   columns text[], data_classes text[], row_count bigint,
+                   authority jsonb, token uuid, client text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    RETURN QUERY
+    SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
+           l.db_role, l.on_behalf_of, l.purpose, l.relation, l.action, l.columns,
+           l.data_classes, l.row_count, l.authority, l.token, l.client
+      FROM agentauth._patient_log(access_report.patient) l
+     WHERE l.patient OPERATOR(pg_catalog.=) access_report.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+     ORDER BY l.seq;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.element_access(
+    patient text, tbl regclass, column_name name,
+    since timestamptz DEFAULT '-infinity',
+    until timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (seq bigint, logged_at timestamptz, event text, outcome text,
+                   principal uuid, principal_name text, db_role text,
+                   on_behalf_of text, purpose text, action text,
+                   data_classes text[], row_count bigint, authority jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_rel text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    IF tbl IS NULL OR column_name IS NULL THEN
+        RAISE EXCEPTION 'tbl and column_name must not be null' USING ERRCODE = '22004';
+    END IF;
+    v_rel := agentauth._relation_name(tbl);
+    RETURN QUERY
+    SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
+           l.db_role, l.on_behalf_of, l.purpose, l.action, l.data_classes,
+           l.row_count, l.authority
+      FROM agentauth._patient_log(element_access.patient) l
+     WHERE l.patient OPERATOR(pg_catalog.=) element_access.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+       AND l.relation OPERATOR(pg_catalog.=) v_rel
+       AND (element_access.column_name)::text OPERATOR(pg_catalog.=) ANY (l.columns)
+     ORDER BY l.seq;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.disclosure_accounting(
+    patient text,
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '6 years'::interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    include_exempt boolean DEFAULT false)
+    RETURNS TABLE (disclosed_at timestamptz, recipient text, recipient_owner text,
+                   on_behalf_of text, purpose text, purpose_display text,
+                   description text, relation text, columns text[],
+                   data_classes text[], row_count bigint, exempt boolean, seq bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    PERFORM agentauth._report_args(patient, since, until);
+    IF include_exempt IS NULL THEN
+        RAISE EXCEPTION 'include_exempt must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN QUERY
+    SELECT l.logged_at,
+           COALESCE(l.principal_name, p.name, l.db_role),
+           p.owner,
+           l.on_behalf_of,
+           l.purpose,
+           pu.display,
+           pg_catalog.concat_ws(' ',
+               COALESCE(pg_catalog.array_to_string(l.data_classes, ', '), 'unclassified data'),
+               'from', COALESCE(l.relation, 'an unnamed table'),
+               '(' OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_to_string(l.columns, ', '), '')
+                   OPERATOR(pg_catalog.||) ')',
+               CASE WHEN l.action IS NULL OR l.action OPERATOR(pg_catalog.=) 'read' THEN NULL
+                    ELSE l.action END,
+               CASE WHEN l.row_count IS NULL THEN NULL
+                    ELSE pg_catalog.format('%s row%s', l.row_count,
+                         CASE WHEN l.row_count OPERATOR(pg_catalog.=) 1 THEN '' ELSE 's' END) END,
+               CASE WHEN l.event OPERATOR(pg_catalog.=) 'privileged_access'
+                    THEN '(privileged role, no agentauth session)' END),
+           l.relation, l.columns, l.data_classes, l.row_count,
+           COALESCE(agentauth._accounting_exempt(l.purpose), false),
+           l.seq
+      FROM agentauth._patient_log(disclosure_accounting.patient) l
+      LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) l.principal
+      LEFT JOIN agentauth.purpose pu ON pu.code OPERATOR(pg_catalog.=) l.purpose
+     WHERE l.patient OPERATOR(pg_catalog.=) disclosure_accounting.patient
+       AND l.logged_at OPERATOR(pg_catalog.>=) since
+       AND l.logged_at OPERATOR(pg_catalog.<=) until
+       AND l.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'privileged_access'])
+       AND l.outcome OPERATOR(pg_catalog.=) 'permit'
+       AND COALESCE(l.row_count, 1) OPERATOR(pg_catalog.>) 0
+       AND (include_exempt OR NOT COALESCE(agentauth._accounting_exempt(l.purpose), false))
+     ORDER BY l.seq;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentauth.audit_event_fhir(seq bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r        agentauth.audit_log;
+    p        agentauth.principal;
+    v_btg    boolean;
+    v_access boolean;
+    v_type   jsonb;
+    v_sub    jsonb := '[]';
+    v_action text;
+    v_outcome text;
+    v_desc   text;
+    v_purposes jsonb := '[]';
+    v_agents jsonb := '[]';
+    v_agent  jsonb;
+    v_policy jsonb;
+    v_ext    jsonb := '[]';
+    v_entities jsonb := '[]';
+    v_detail jsonb := '[]';
+    v_labels jsonb;
+    v_sysid  text;
+    v_res    jsonb;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF audit_event_fhir.seq IS NULL THEN
+        RAISE EXCEPTION 'seq must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO r FROM agentauth._log_from(audit_event_fhir.seq) l
+     WHERE l.seq OPERATOR(pg_catalog.=) audit_event_fhir.seq;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit record with seq %', audit_event_fhir.seq
+            USING ERRCODE = '22023', HINT = 'See agentauth.audit_head() for the last seq.';
+    END IF;
+    IF NOT pg_catalog.isfinite(r.logged_at) THEN
+        RAISE EXCEPTION 'audit record % has no finite time', r.seq USING ERRCODE = '22023';
+    END IF;
+    IF r.principal IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x WHERE x.id OPERATOR(pg_catalog.=) r.principal;
+    END IF;
+
+    v_access := r.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'denied', 'privileged_access', 'unregistered_access']);
+    v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
+             OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
+             OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
+
+    -- type, subtype, action
+    IF v_access THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.action WHEN 'read' THEN 'R' WHEN 'insert' THEN 'C'
+                                  WHEN 'update' THEN 'U' WHEN 'delete' THEN 'D' ELSE 'E' END;
+        IF r.action IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('restful',
+                    CASE r.action WHEN 'insert' THEN 'create' ELSE r.action END));
+        END IF;
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['session_begin', 'session_end', 'session_denied']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110114', 'User Authentication');
+        v_action := 'E';
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            CASE WHEN r.event OPERATOR(pg_catalog.=) 'session_end'
+                 THEN agentauth._fhir_coding('DCM', '110123', 'Logout')
+                 ELSE agentauth._fhir_coding('DCM', '110122', 'Login') END);
+    ELSIF r.event OPERATOR(pg_catalog.=) 'audit_purged' THEN
+        v_type := agentauth._fhir_coding('DCM', '110101', 'Audit Log Used');
+        v_action := 'D';
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['consent_recorded', 'consent_withdrawn']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.event WHEN 'consent_recorded' THEN 'C' ELSE 'U' END;
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            agentauth._fhir_coding('restful', CASE r.event WHEN 'consent_recorded' THEN 'create' ELSE 'update' END));
+    ELSE
+        v_type := agentauth._fhir_coding('DCM', '110113', 'Security Alert');
+        v_action := CASE r.event
+            WHEN 'token_issued' THEN 'C' WHEN 'principal_registered' THEN 'C'
+            WHEN 'approval_granted' THEN 'C'
+            WHEN 'break_glass_start' THEN 'E' WHEN 'break_glass_end' THEN 'E'
+            ELSE 'U' END;
+        v_agent := CASE r.event
+            WHEN 'break_glass_start' THEN agentauth._fhir_coding('DCM', '110127', 'Emergency Override Started')
+            WHEN 'break_glass_end' THEN agentauth._fhir_coding('DCM', '110138', 'Emergency Override Stopped')
+            WHEN 'token_issued' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'token_revoked' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_status' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_registered' THEN agentauth._fhir_coding('DCM', '110136', 'Security Roles Changed')
+            WHEN 'approval_granted' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'table_protected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'table_unprotected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'default_changed' THEN agentauth._fhir_coding('DCM', '110129', 'Security Configuration')
+            END;
+        IF v_agent IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(v_agent);
+        END IF;
+    END IF;
+    v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+        agentauth._fhir_coding('urn:agentauth:event', r.event));
+
+    -- outcome: 0 success; 4 minor failure (a denial); 8 serious failure
+    -- (an unmanaged login reached a protected table)
+    v_outcome := CASE WHEN r.outcome IS NOT DISTINCT FROM 'permit' THEN '0'
+                      WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access' THEN '8'
+                      ELSE '4' END;
+    v_desc := CASE WHEN v_outcome OPERATOR(pg_catalog.=) '0' THEN NULL
+                   WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access'
+                       THEN 'denied: login role is not a registered principal'
+                   ELSE 'denied' END;
+
+    -- purposeOfEvent
+    IF r.purpose IS NOT NULL THEN
+        v_purposes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('coding',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose(r.purpose))));
+    END IF;
+    IF v_btg THEN
+        IF r.purpose IS DISTINCT FROM 'BTG' THEN
+            v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                    agentauth._fhir_purpose('BTG'))));
+        END IF;
+        v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose('ETREAT'))));
+    END IF;
+
+    -- the authority (consents, override, approval) as the agent's policy
+    SELECT pg_catalog.jsonb_agg(DISTINCT 'urn:uuid:' OPERATOR(pg_catalog.||) (v.value OPERATOR(pg_catalog.#>>) '{}'))
+      INTO v_policy
+      FROM pg_catalog.jsonb_path_query(COALESCE(r.authority, '{}'), 'strict $.**') AS v(value)
+     WHERE pg_catalog.jsonb_typeof(v.value) OPERATOR(pg_catalog.=) 'string'
+       AND (v.value OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+           '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+    -- the token and the delegation chain, as extensions of the agent
+    IF r.token IS NOT NULL THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'url', 'urn:agentauth:fhir:token', 'valueString', r.token::text));
+    END IF;
+    IF r.delegation_chain IS NOT NULL AND pg_catalog.cardinality(r.delegation_chain) OPERATOR(pg_catalog.>) 1 THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'url', 'urn:agentauth:fhir:delegation-chain', 'valueString', t::text) ORDER BY o)
+              FROM pg_catalog.unnest(r.delegation_chain) WITH ORDINALITY AS u(t, o));
+    END IF;
+
+    -- agent 1: who did it (a registered agent or human, or a bare login role)
+    v_agent := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
+        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+            CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
+                 THEN agentauth._fhir_coding('role-type', 'humanuser', 'human user')
+                 WHEN p.kind IS NOT DISTINCT FROM 'agent'
+                 THEN agentauth._fhir_coding('DCM', '110150', 'Application')
+                 ELSE agentauth._fhir_coding('DCM', '110151', 'Application Launcher') END)),
+        'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                'system', 'urn:agentauth:principal', 'value', r.principal::text) END,
+            'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
+        'altId', r.db_role,
+        'name', r.principal_name,
+        'requestor', r.on_behalf_of IS NULL,
+        'policy', v_policy,
+        'purposeOfUse', CASE WHEN r.purpose IS NOT NULL THEN pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose(r.purpose)))) END));
+    v_agents := pg_catalog.jsonb_build_array(v_agent);
+
+    -- agent 2: the person the agent acts for (R4's stand-in for onBehalfOf)
+    IF r.on_behalf_of IS NOT NULL THEN
+        v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('ParticipationType', 'RESP', 'responsible party'))),
+            'who', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:on-behalf-of',
+                                                            'value', r.on_behalf_of),
+                'display', r.on_behalf_of),
+            'requestor', true));
+    END IF;
+
+    -- entity 1: the patient
+    IF r.patient IS NOT NULL THEN
+        v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'what', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('value', r.patient),
+                'display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+            'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
+            'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
+    END IF;
+
+    -- entity 2: the table and the elements (columns) touched
+    IF r.relation IS NOT NULL OR r.columns IS NOT NULL OR r.detail IS NOT NULL
+       OR r.authority IS NOT NULL OR r.statement IS NOT NULL OR r.client IS NOT NULL THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', k, 'valueString', v) ORDER BY o), '[]')
+          INTO v_detail
+          FROM (SELECT 1 AS o, 'column' AS k, c AS v, cn AS o2
+                  FROM pg_catalog.unnest(r.columns) WITH ORDINALITY AS u(c, cn)
+                UNION ALL SELECT 2, 'data_class', d, dn
+                  FROM pg_catalog.unnest(r.data_classes) WITH ORDINALITY AS u(d, dn)
+                UNION ALL SELECT 3, 'row_count', r.row_count::text, 1 WHERE r.row_count IS NOT NULL
+                UNION ALL SELECT 4, 'authority', r.authority::text, 1 WHERE r.authority IS NOT NULL
+                UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
+                UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
+                UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
+         WHERE x.v IS NOT NULL;
+        SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
+          INTO v_labels
+          FROM pg_catalog.unnest(r.data_classes) AS d
+         WHERE agentauth._fhir_class_label(d) IS NOT NULL;
+        IF v_labels IS NOT NULL THEN
+            v_labels := pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('Confidentiality', 'R', 'restricted')) OPERATOR(pg_catalog.||) v_labels;
+        END IF;
+        v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+            pg_catalog.jsonb_build_object(
+                'what', CASE WHEN r.relation IS NOT NULL
+                             THEN pg_catalog.jsonb_build_object('display', r.relation) END,
+                'type', agentauth._fhir_coding('entity-type', '2', 'System Object'),
+                'role', CASE WHEN r.relation IS NOT NULL
+                             THEN agentauth._fhir_coding('object-role', '22', 'Table')
+                             ELSE agentauth._fhir_coding('object-role', '13', 'Security Resource') END,
+                'name', r.relation,
+                'description', CASE WHEN r.columns IS NOT NULL THEN
+                    pg_catalog.concat_ws(' ', pg_catalog.array_to_string(r.data_classes, ', '),
+                        '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ')
+                            OPERATOR(pg_catalog.||) ')') END,
+                'securityLabel', v_labels,
+                'detail', CASE WHEN pg_catalog.jsonb_array_length(v_detail) OPERATOR(pg_catalog.>) 0
+                               THEN v_detail END)));
+    END IF;
+
+    SELECT s.system_identifier::text INTO v_sysid FROM pg_catalog.pg_control_system() s;
+
+    v_res := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'resourceType', 'AuditEvent',
+        'id', 'agentauth-' OPERATOR(pg_catalog.||) r.seq::text,
+        'meta', CASE WHEN v_btg THEN pg_catalog.jsonb_build_object('security',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose('BTG'))) END,
+        'type', v_type,
+        'subtype', v_sub,
+        'action', v_action,
+        'recorded', pg_catalog.to_char(r.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'outcome', v_outcome,
+        'outcomeDesc', v_desc,
+        'purposeOfEvent', CASE WHEN pg_catalog.jsonb_array_length(v_purposes) OPERATOR(pg_catalog.>) 0
+                               THEN v_purposes END,
+        'agent', v_agents,
+        'source', pg_catalog.jsonb_build_object(
+            'site', pg_catalog.current_database(),
+            'observer', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:system-identifier',
+                                                            'value', v_sysid),
+                'display', 'agentauth, database ' OPERATOR(pg_catalog.||) pg_catalog.current_database()),
+            'type', pg_catalog.jsonb_build_array(agentauth._fhir_coding('source-type', '5', 'Database Server'))),
+        'entity', CASE WHEN pg_catalog.jsonb_array_length(v_entities) OPERATOR(pg_catalog.>) 0
+                       THEN v_entities END));
+    RETURN v_res;
+END
+$$;
+
+CREATE OR REPLACE VIEW agentauth.unregistered_activity AS
+SELECT 'attempt'::text AS kind,
+       l.db_role AS role,
+       l.relation,
+       pg_catalog.count(*) AS attempts,
+       pg_catalog.min(l.logged_at) AS first_seen,
+       pg_catalog.max(l.logged_at) AS last_seen,
+       (pg_catalog.array_agg(l.detail OPERATOR(pg_catalog.->>) 'client_addr' ORDER BY l.seq DESC))[1] AS last_client_addr,
+       (pg_catalog.array_agg(l.detail OPERATOR(pg_catalog.->>) 'application_name' ORDER BY l.seq DESC))[1] AS last_application_name,
+       NULL::text[] AS privileges,
+       NULL::boolean AS bypasses_rls
+  FROM agentauth.audit_record l
+ WHERE l.event OPERATOR(pg_catalog.=) 'unregistered_access'
+ GROUP BY l.db_role, l.relation
+UNION ALL
+SELECT 'privileged role', r.rolname::text,
+       pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
+       NULL, NULL, NULL, NULL, NULL,
+       ARRAY(SELECT p FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+              WHERE pg_catalog.has_table_privilege(r.oid, t.objoid, p)),
+       r.rolsuper OR r.rolbypassrls
+  FROM pg_catalog.pg_seclabel t
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.objoid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  CROSS JOIN pg_catalog.pg_roles r
+ WHERE t.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND t.objsubid OPERATOR(pg_catalog.=) 0
+   AND t.provider OPERATOR(pg_catalog.=) 'agentauth'
+   AND r.rolcanlogin
+   AND NOT EXISTS (SELECT FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) r.oid)
+   AND (pg_catalog.has_table_privilege(r.oid, t.objoid, 'SELECT')
+        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'INSERT')
+        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'UPDATE')
+        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'DELETE')
+        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'TRUNCATE'));
+
+CREATE OR REPLACE VIEW agentauth.break_glass_events AS
+SELECT b.id, b.principal, b.on_behalf_of, b.patient, b.reason,
+       b.started_at, b.ends_at, b.ended_at,
+       (SELECT pg_catalog.count(*) FROM agentauth._patient_log(b.patient) a
+         WHERE a.patient = b.patient AND a.logged_at >= b.started_at
+           AND a.event = 'access'
+           AND a.authority ->> 'break_glass' = b.id::text) AS accesses,
+       b.review_status, b.reviewer, b.reviewed_at,
+       pr.name AS principal_name, pr.kind AS principal_kind, b.token,
+       CASE WHEN b.ended_at IS NOT NULL THEN 'ended'
+            WHEN b.ends_at <= pg_catalog.now() THEN 'expired'
+            ELSE 'active' END AS state,
+       b.ended_by, b.review_notes,
+       b.started_at + pg_catalog.current_setting('agentauth.review_deadline')::interval AS review_due
+  FROM agentauth.break_glass b
+  JOIN agentauth.principal pr ON pr.id = b.principal;
+
+CREATE OR REPLACE VIEW agentauth.agent_inventory AS
+SELECT p.id AS agent,
+       p.name,
+       p.owner,
+       p.db_role::regrole::text AS db_role,
+       p.status,
+       p.scopes,
+       p.purposes,
+       p.max_token_ttl,
+       p.can_break_glass,
+       p.can_delegate,
+       p.registered_at,
+       p.registered_by,
+       (SELECT pg_catalog.count(*) FROM agentauth.token t
+         WHERE t.agent OPERATOR(pg_catalog.=) p.id
+           AND t.revoked_at IS NULL
+           AND t.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()) AS live_tokens,
+       p.last_session_at,
+       (SELECT pg_catalog.max(l.logged_at) FROM agentauth.audit_log l
+         WHERE l.principal OPERATOR(pg_catalog.=) p.id
+           AND l.event OPERATOR(pg_catalog.=) 'access') AS last_access,
+       (SELECT pg_catalog.count(*) FROM agentauth.audit_log l
+         WHERE l.principal OPERATOR(pg_catalog.=) p.id
+           AND l.event OPERATOR(pg_catalog.=) ANY (ARRAY['denied', 'session_denied'])
+           AND l.logged_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::interval))
+           AS denials_24h
+  FROM agentauth.principal p
+ WHERE p.kind OPERATOR(pg_catalog.=) 'agent';
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -1588,13 +2512,19 @@ COMMENT ON FUNCTION agentauth.verify_audit(bigint, bytea) IS
 COMMENT ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) IS
     'Verify the audit hash chain in SQL over pgcrypto: an independent check (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.canonical_record(agentauth.audit_log) IS
-    'The canonical bytes a record''s hash covers (encoding version 1)';
+    'The canonical bytes of a record in encoding version 1 (a unit''s records: agentauth.canonical_stored)';
 COMMENT ON FUNCTION agentauth.purge_audit(timestamptz) IS
     'Delete records older than the retention period, leaving a verifiable anchor (superuser)';
 COMMENT ON FUNCTION agentauth.export_audit(bigint) IS
     'The audit log as JSON lines for the offline verifier aa_verify (agentauth_auditor)';
-COMMENT ON TABLE agentauth.audit_log IS
+COMMENT ON VIEW agentauth.audit_log IS
     'Append-only, hash-chained audit log: one record per statement x table x patient (agentauth_auditor)';
+COMMENT ON TABLE agentauth.audit_record IS
+    'The stored audit log: records (encoding version 1) and units of a statement''s records (version 2); read it through agentauth.audit_log';
+COMMENT ON VIEW agentauth._audit_entries IS
+    'Internal: the records of the units of agentauth.audit_record, one row each';
+COMMENT ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) IS
+    'The canonical bytes a stored row''s hash covers: a record (version 1) or a unit (version 2)';
 
 -- protected tables, consent, defaults
 COMMENT ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) IS

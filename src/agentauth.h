@@ -502,6 +502,9 @@ typedef enum AAAuditColumn
 	AA_AUDIT_NATTS				/* 27 columns */
 } AAAuditColumn;
 
+/* the columns of a 1.0 log (agentauth.audit_log before the update) */
+#define AA_AUDIT_NATTS_V1	AA_COL_ENTRY_KINDS
+
 /* the attribute number of a column */
 #define AA_COL_ATTNUM(col)	((AttrNumber) ((col) + 1))
 
@@ -564,7 +567,8 @@ typedef struct AAQueueEntry
 
 #define AA_ENTRY_BODY(e)	((const char *) (e) + MAXALIGN(sizeof(AAQueueEntry)))
 
-extern void aa_record_check_tupdesc(TupleDesc desc);
+extern int	aa_record_check_tupdesc(TupleDesc desc);
+extern Oid	aa_record_log_relid(Oid nsp);
 extern void aa_record_encode(StringInfo out, const AARecordFields *f,
 							 TransactionId xid);
 extern void aa_record_canon_head(unsigned char *out, int version, int64 seq,
@@ -575,10 +579,11 @@ extern void aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
 								const unsigned char *prev_hash,
 								const unsigned char *row_hash);
 extern void aa_record_get_chain(const Datum *values, const bool *nulls,
-								int64 *seq, TimestampTz *logged_at,
+								int natts, int64 *seq, TimestampTz *logged_at,
 								unsigned char *row_hash);
-extern void aa_record_set_no_entries(Datum *values, bool *nulls);
-extern int64 aa_record_entry_count(const Datum *values, const bool *nulls);
+extern void aa_record_set_no_entries(Datum *values, bool *nulls, int natts);
+extern int64 aa_record_entry_count(const Datum *values, const bool *nulls,
+								   int natts);
 
 /*
  * verify_audit's reusable state for aa_record_canon_stored: the last
@@ -594,6 +599,7 @@ typedef struct AACanonJsonb
 typedef struct AACanonCache
 {
 	AACanonJsonb jsonb[2];
+	int			natts;			/* of the stored log: 27, or 23 (1.0) */
 } AACanonCache;
 
 /* record_stored.c -- canonical(stored row): version 1 or 2 */

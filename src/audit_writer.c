@@ -109,6 +109,7 @@ static TupleTableSlot *slots[MAX_BATCH];
 static char *entry_buf = NULL;
 static Size entry_buf_size = 0;
 static AAUnit *unit = NULL;		/* the unit being gathered (unit.c) */
+static int	log_natts = AA_AUDIT_NATTS; /* 23: a 1.0 log, records only */
 
 static void
 writer_sigterm(SIGNAL_ARGS)
@@ -232,7 +233,7 @@ audit_log_relid(void)
 	nsp = get_namespace_oid(AA_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	relid = get_relname_relid("audit_record", nsp);
+	relid = aa_record_log_relid(nsp);
 	if (OidIsValid(relid) && relid != head.relid &&
 		!OidIsValid(get_extension_oid("agentauth", true)))
 		return InvalidOid;
@@ -257,7 +258,7 @@ load_head(Relation rel)
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
 		slot_getallattrs(slot);
-		aa_record_get_chain(slot->tts_values, slot->tts_isnull,
+		aa_record_get_chain(slot->tts_values, slot->tts_isnull, log_natts,
 							&head.seq, &head.logged_at, head.hash);
 	}
 	index_endscan(scan);
@@ -415,8 +416,10 @@ process_batch(bool *blocked, bool *no_log)
 	}
 	ext_missing_noted = false;
 	rel = table_open(relid, RowExclusiveLock);
-	aa_record_check_tupdesc(RelationGetDescr(rel));
-	if (head.relid != relid)
+	log_natts = aa_record_check_tupdesc(RelationGetDescr(rel));
+	/* a new log, or the same one given the unit columns by the 1.1 update */
+	if (head.relid != relid || slot_desc == NULL ||
+		slot_desc->natts != RelationGetDescr(rel)->natts)
 	{
 		load_head(rel);
 		aa_queue_note_written(0, head.seq, 0);
@@ -474,7 +477,7 @@ process_batch(bool *blocked, bool *no_log)
 		}
 
 		/* a patient's record of a statement: an entry of a unit */
-		if (aa_unit_add(unit, e))
+		if (log_natts == AA_AUDIT_NATTS && aa_unit_add(unit, e))
 		{
 			pos += e->len;
 			nentries++;
@@ -496,7 +499,7 @@ process_batch(bool *blocked, bool *no_log)
 		nulls = slot->tts_isnull;
 
 		aa_record_decode(e, values, nulls);
-		aa_record_set_no_entries(values, nulls);
+		aa_record_set_no_entries(values, nulls, log_natts);
 		h.seq++;
 		h.logged_at = now;
 		aa_record_canon_head(canon_head, 1, h.seq, h.logged_at);

@@ -147,11 +147,14 @@ latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 
 	/* the caller is an auditor, checked; the table is the extension's */
 	aa_spi_begin_as(&spi, rel->rd_rel->relowner, false);
-	ret = SPI_execute("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
-					  " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
-					  " FROM agentauth.audit_record l"
-					  " WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'"
-					  " ORDER BY l.seq DESC LIMIT 1", true, 1);
+	/* the stored log (audit_record; a 1.0 log's table): by its index */
+	ret = SPI_execute(psprintf("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
+							   " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
+							   " FROM agentauth.%s l"
+							   " WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'"
+							   " ORDER BY l.seq DESC LIMIT 1",
+							   quote_identifier(RelationGetRelationName(rel))),
+					  true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purge anchor");
 	if (SPI_processed == 1)
@@ -236,7 +239,7 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 		st->problem = "prev_hash mismatch";
 		return false;
 	}
-	n = aa_record_entry_count(values, nulls);
+	n = aa_record_entry_count(values, nulls, st->cache.natts);
 	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH] || n < 1)
 	{
 		st->bad_seq = seq;
@@ -358,7 +361,8 @@ unit_start(Relation rel, int64 seq)
 		if (!slot->tts_isnull[AA_COL_SEQ])
 		{
 			first = DatumGetInt64(slot->tts_values[AA_COL_SEQ]);
-			n = aa_record_entry_count(slot->tts_values, slot->tts_isnull);
+			n = aa_record_entry_count(slot->tts_values, slot->tts_isnull,
+									  RelationGetDescr(rel)->natts);
 			if (first < seq && first + n > seq)
 				start = first;
 		}
@@ -436,13 +440,13 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	/* where the chain starts, and what the first record must link to */
-	relid = get_relname_relid("audit_record", get_namespace_oid(AA_SCHEMA, false));
+	relid = aa_record_log_relid(get_namespace_oid(AA_SCHEMA, false));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("agentauth.audit_record does not exist")));
 	rel = table_open(relid, AccessShareLock);
-	aa_record_check_tupdesc(RelationGetDescr(rel));
+	(void) aa_record_check_tupdesc(RelationGetDescr(rel));
 
 	start = Max(from_seq, 1);
 	if (start > 1)
@@ -472,6 +476,7 @@ aa_verify_audit(PG_FUNCTION_ARGS)
 				 errmsg("out of memory")));
 	initStringInfo(&st.buf);
 	aa_record_canon_cache_init(&st.cache);
+	st.cache.natts = RelationGetDescr(rel)->natts;
 	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "agentauth verify row",
 									  ALLOCSET_DEFAULT_SIZES);
 	initial = st;

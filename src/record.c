@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "port/pg_bswap.h"
@@ -37,6 +38,7 @@
 #include "utils/arrayaccess.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -95,12 +97,13 @@ aa_record_column_type(int col)
  * Refuse to read or write a table that is not the audit log we know: the
  * encoding is tied to its columns.
  */
-void
+int
 aa_record_check_tupdesc(TupleDesc desc)
 {
-	bool		ok = (desc->natts == AA_AUDIT_NATTS);
+	bool		ok = (desc->natts == AA_AUDIT_NATTS ||
+					  desc->natts == AA_AUDIT_NATTS_V1);
 
-	for (int i = 0; ok && i < AA_AUDIT_NATTS; i++)
+	for (int i = 0; ok && i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
@@ -112,6 +115,27 @@ aa_record_check_tupdesc(TupleDesc desc)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("agentauth.audit_record does not have the columns of the audit log"),
 				 errdetail("The canonical encoding needs the 27 columns created by the extension.")));
+	return desc->natts;
+}
+
+/*
+ * The stored log: agentauth.audit_record, or -- in a 1.0 schema that
+ * ALTER EXTENSION agentauth UPDATE has not yet brought to 1.1 -- the table
+ * agentauth.audit_log, whose 23 columns hold records only.  InvalidOid when
+ * neither is there.
+ */
+Oid
+aa_record_log_relid(Oid nsp)
+{
+	Oid			relid = get_relname_relid("audit_record", nsp);
+
+	if (!OidIsValid(relid))
+	{
+		relid = get_relname_relid("audit_log", nsp);
+		if (OidIsValid(relid) && get_rel_relkind(relid) != RELKIND_RELATION)
+			relid = InvalidOid;
+	}
+	return relid;
 }
 
 /* ------------------------------------------------------------------
@@ -489,12 +513,12 @@ aa_record_set_chain(Datum *values, bool *nulls, int64 seq,
  * n for a unit of n entries (0 or less: a damaged unit).
  */
 int64
-aa_record_entry_count(const Datum *values, const bool *nulls)
+aa_record_entry_count(const Datum *values, const bool *nulls, int natts)
 {
 	ArrayType  *a;
 	int64		n;
 
-	if (nulls[AA_COL_ENTRY_KINDS])
+	if (natts <= AA_COL_ENTRY_KINDS || nulls[AA_COL_ENTRY_KINDS])
 		return 1;
 	a = DatumGetArrayTypeP(values[AA_COL_ENTRY_KINDS]);
 	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
@@ -505,9 +529,9 @@ aa_record_entry_count(const Datum *values, const bool *nulls)
 
 /* A record's row: no entries (encoding version 1). */
 void
-aa_record_set_no_entries(Datum *values, bool *nulls)
+aa_record_set_no_entries(Datum *values, bool *nulls, int natts)
 {
-	for (int col = AA_COL_ENTRY_KINDS; col <= AA_COL_ENTRY_AUTHORITIES; col++)
+	for (int col = AA_COL_ENTRY_KINDS; col < natts; col++)
 	{
 		values[col] = (Datum) 0;
 		nulls[col] = true;
@@ -520,11 +544,11 @@ aa_record_set_no_entries(Datum *values, bool *nulls)
  * unless the row has a 32-byte row_hash.
  */
 void
-aa_record_get_chain(const Datum *values, const bool *nulls, int64 *seq,
-					TimestampTz *logged_at, unsigned char *row_hash)
+aa_record_get_chain(const Datum *values, const bool *nulls, int natts,
+					int64 *seq, TimestampTz *logged_at, unsigned char *row_hash)
 {
 	*seq = nulls[AA_COL_SEQ] ? 0 : DatumGetInt64(values[AA_COL_SEQ]);
-	*seq += aa_record_entry_count(values, nulls) - 1;
+	*seq += aa_record_entry_count(values, nulls, natts) - 1;
 	*logged_at = nulls[AA_COL_LOGGED_AT] ? 0 :
 		DatumGetTimestampTz(values[AA_COL_LOGGED_AT]);
 	memset(row_hash, 0, AA_HASH_LEN);

@@ -270,6 +270,7 @@ aa_record_canon_cache_init(AACanonCache *cache)
 		initStringInfo(&cache->jsonb[i].text);
 		cache->jsonb[i].valid = false;
 	}
+	cache->natts = AA_AUDIT_NATTS;
 }
 
 /*
@@ -284,7 +285,7 @@ aa_record_canon_stored(StringInfo buf, const Datum *values, const bool *nulls,
 	int			enc = GetDatabaseEncoding();
 	bool		db_utf8 = (enc == PG_UTF8 || enc == PG_SQL_ASCII);
 
-	bool		unit = !nulls[AA_COL_ENTRY_KINDS];
+	bool		unit = cache->natts > AA_COL_ENTRY_KINDS && !nulls[AA_COL_ENTRY_KINDS];
 
 	appendStringInfoCharMacro(buf, unit ? AA_CANON_VERSION_UNIT : AA_CANON_VERSION);
 	for (int col = AA_COL_SEQ; col <= AA_COL_DETAIL; col++)
