@@ -1,0 +1,158 @@
+-- Audit storage version 2 (issue "Performance", item 1): a statement's
+-- records of one table are stored as one unit -- what they share once, each
+-- patient's part as an entry -- and chained as one.  agentauth.audit_log
+-- still shows one record per statement x table x patient; both verifiers
+-- check units and find every change to an entry; the reports find a
+-- patient's entries by index.
+\set VERBOSITY terse
+CREATE ROLE reg45_agent LOGIN;
+CREATE TABLE reg45_obs (id int PRIMARY KEY, patient_id text NOT NULL, value int);
+INSERT INTO reg45_obs SELECT i, 'R45-P' || (i % 5 + 1), i FROM generate_series(1, 12) i;
+INSERT INTO reg45_obs SELECT 100 + i, 'R45-C' || i, i FROM generate_series(1, 200) i;
+SELECT agentauth.protect_table('reg45_obs', 'patient_id', '{"id": "non_phi", "value": "lab"}');
+GRANT SELECT ON reg45_obs TO reg45_agent;
+SELECT agentauth.register_agent('reg45-agent', 'reg45_agent', 'lab AI', '{TREAT}',
+    '{lab:read}') AS agent \gset
+SELECT agentauth.issue_token(:'agent', 'TREAT') AS secret \gset
+-- P1 by its own consent, P2..P4 by the TREAT default, P5 refuses
+SELECT agentauth.record_consent('R45-P1', 'permit', purposes => '{TREAT}') IS NOT NULL AS c1;
+SELECT agentauth.record_consent('R45-P5', 'deny') IS NOT NULL AS c5;
+SELECT coalesce(max(seq), 0) AS s0 FROM agentauth.audit_log \gset
+
+SET SESSION AUTHORIZATION reg45_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+SELECT count(*) FROM reg45_obs WHERE patient_id LIKE 'R45-P%';
+SELECT value FROM reg45_obs WHERE patient_id = 'R45-P2' ORDER BY id;
+SELECT count(*) FROM reg45_obs WHERE patient_id LIKE 'R45-C%';
+RESET SESSION AUTHORIZATION;
+
+-- stored: a statement's records of the table as units (at most 128
+-- entries each; where the writer cut a statement's run depends on when it
+-- drained the queue), the shared fields once, event 'entries', the
+-- patient's part in the entry arrays
+SELECT r.event, r.patient, r.row_count, r.outcome, r.authority, r.purpose, r.relation,
+       r.columns, count(*) >= 1 AS units, max(cardinality(r.entry_kinds)) <= 128 AS at_most_128,
+       sum(cardinality(r.entry_kinds)) AS records,
+       bool_and(cardinality(r.entry_patients) = cardinality(r.entry_kinds)
+                AND cardinality(r.entry_row_counts) = cardinality(r.entry_kinds)
+                AND cardinality(r.entry_authorities) = cardinality(r.entry_kinds)) AS arrays_agree
+  FROM agentauth.audit_record r
+ WHERE r.seq > :s0 AND r.relation = 'public.reg45_obs'
+ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+ ORDER BY records;
+-- the one-patient statement: one unit of one entry
+SELECT entry_kinds, entry_patients, entry_row_counts, entry_authorities
+  FROM agentauth.audit_record
+ WHERE seq > :s0 AND relation = 'public.reg45_obs' AND cardinality(entry_kinds) = 1
+   AND columns = '{id,patient_id,value}';
+-- fewer stored rows than records
+SELECT count(*) < sum(cardinality(entry_kinds)) / 50 AS compact
+  FROM agentauth.audit_record WHERE seq > :s0 AND relation = 'public.reg45_obs';
+
+-- as the log shows them: one record per patient, seq without gaps (a
+-- LIKE is not leakproof: the row check saw every patient's rows before it)
+SELECT seq - (SELECT min(seq) FROM agentauth.audit_log
+               WHERE seq > :s0 AND relation = 'public.reg45_obs') AS n,
+       event, patient, row_count, outcome, purpose, columns, data_classes,
+       authority ? 'consents' AS by_consent, authority -> 'defaults' AS defaults,
+       authority ->> 'reason' AS reason
+  FROM agentauth.audit_log
+ WHERE seq > :s0 AND relation = 'public.reg45_obs' AND patient LIKE 'R45-P%'
+ ORDER BY seq;
+SELECT count(*) AS records, max(seq) - min(seq) + 1 AS span,
+       count(DISTINCT row_hash) AS hashes
+  FROM agentauth.audit_log WHERE seq > :s0;
+SELECT count(*) AS cohort_records FROM agentauth.audit_log
+ WHERE seq > :s0 AND patient LIKE 'R45-C%' AND event = 'access';
+-- the head is the last record of the last row
+SELECT h.seq = (SELECT max(seq) FROM agentauth.audit_log) AS head_is_last,
+       h.row_hash = (SELECT row_hash FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1) AS head_hash
+  FROM agentauth.audit_head() h;
+
+-- both verifiers, side by side, relative to the first unit
+CREATE TEMP TABLE reg45 AS
+  SELECT min(seq) AS u1 FROM agentauth.audit_record
+   WHERE seq > :s0 AND relation = 'public.reg45_obs';
+CREATE FUNCTION reg45_verify(from_seq bigint DEFAULT 1)
+RETURNS TABLE (verifier text, ok boolean, bad bigint, problem text, checked_ok boolean)
+LANGUAGE sql AS $$
+    SELECT 'C', v.ok, v.first_bad_seq - (SELECT u1 FROM reg45), v.problem,
+           v.checked = (SELECT c.checked FROM agentauth.verify_audit_sql(from_seq) c)
+      FROM agentauth.verify_audit(from_seq) v
+    UNION ALL
+    SELECT 'SQL', v.ok, v.first_bad_seq - (SELECT u1 FROM reg45), v.problem,
+           v.checked = (SELECT c.checked FROM agentauth.verify_audit(from_seq) c)
+      FROM agentauth.verify_audit_sql(from_seq) v
+$$;
+SELECT * FROM reg45_verify();
+-- from a seq inside a unit: the unit is checked whole
+SELECT * FROM reg45_verify((SELECT u1 + 2 FROM reg45));
+SELECT v.checked = (SELECT count(*) FROM agentauth.audit_log WHERE seq >= (SELECT u1 FROM reg45)) AS whole_units
+  FROM agentauth.verify_audit((SELECT u1 + 2 FROM reg45)) v;
+
+-- a patient's entries by index, in the reports
+SELECT event, outcome, row_count, relation FROM agentauth.access_report('R45-P2')
+ WHERE relation = 'public.reg45_obs' ORDER BY seq;
+SELECT event, outcome, row_count FROM agentauth.access_report('R45-C150')
+ WHERE relation = 'public.reg45_obs' ORDER BY seq;
+SELECT count(*) AS disclosures FROM agentauth.disclosure_accounting('R45-P1')
+ WHERE relation = 'public.reg45_obs';
+-- one record by seq: a unit's entry as a FHIR AuditEvent
+SELECT r->'entity'->0->'what'->'identifier'->>'value' AS patient
+  FROM agentauth.audit_event_fhir((SELECT min(seq) + 1 FROM agentauth.audit_log
+                                    WHERE seq > :s0 AND relation = 'public.reg45_obs')) r;
+
+-- the export: a unit is one line with its entries
+SELECT count(*) FILTER (WHERE l::jsonb ? 'entry_kinds') =
+         (SELECT count(*) FROM agentauth.audit_record
+           WHERE seq >= (SELECT u1 FROM reg45) AND entry_kinds IS NOT NULL) AS unit_lines,
+       sum(jsonb_array_length(l::jsonb -> 'entry_kinds')) =
+         (SELECT sum(cardinality(entry_kinds)) FROM agentauth.audit_record
+           WHERE seq >= (SELECT u1 FROM reg45)) AS unit_records,
+       (array_agg(l::jsonb -> 'records') FILTER (WHERE l::jsonb ? 'end'))[1] =
+         to_jsonb((SELECT count(*) FROM agentauth.audit_log WHERE seq >= (SELECT u1 FROM reg45))) AS end_counts
+  FROM agentauth.export_audit((SELECT u1 FROM reg45)) l;
+
+-- tampering with a unit, each through the superuser's route around the
+-- guard (its pg_trigger row, in this transaction only), rolled back
+CREATE FUNCTION reg45_unguard() RETURNS void LANGUAGE sql AS $$
+    UPDATE pg_catalog.pg_trigger SET tgenabled = 'D'
+     WHERE tgrelid = 'agentauth.audit_record'::regclass;
+    UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+$$;
+-- each change is made and verified in a subtransaction that is then
+-- undone; what the verifiers said is kept in a variable
+CREATE FUNCTION reg45_check(change text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    said text[] := '{}';
+BEGIN
+    BEGIN
+        PERFORM reg45_unguard();
+        EXECUTE 'UPDATE agentauth.audit_record SET ' || change || ' WHERE seq = (SELECT u1 FROM reg45)';
+        FOR r IN SELECT * FROM reg45_verify() LOOP
+            said := said || format('%s: ok=%s bad=%s %s checked_ok=%s',
+                                   r.verifier, r.ok, r.bad, r.problem, r.checked_ok);
+        END LOOP;
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'undo';
+    EXCEPTION WHEN SQLSTATE 'P0001' THEN
+        NULL;
+    END;
+    RETURN QUERY SELECT change || ' | ' || x FROM unnest(said) x;
+END $$;
+SELECT reg45_check('entry_patients[2] = ''R45-X9''');
+SELECT reg45_check('entry_row_counts[1] = entry_row_counts[1] + 1');
+SELECT reg45_check('entry_kinds[1] = 3');
+SELECT reg45_check('entry_kinds[1] = 1');
+SELECT reg45_check('entry_authorities[1] = NULL');
+SELECT reg45_check('entry_authorities[2] = ''{"defaults": ["TREAT/lab"]}''');
+SELECT reg45_check('entry_patients = ARRAY[entry_patients[2], entry_patients[1]] || entry_patients[3:]');
+-- an entry removed from all four arrays: the unit no longer hashes to its row_hash
+SELECT reg45_check('entry_patients = entry_patients[2:], entry_kinds = entry_kinds[2:], entry_row_counts = entry_row_counts[2:], entry_authorities = entry_authorities[2:]');
+SELECT reg45_check('entry_patients = NULL');
+SELECT reg45_check('entry_kinds = NULL');
+SELECT reg45_check('entry_kinds = ''{}''');
+SELECT reg45_check('purpose = ''HPAYMT''');
+SELECT reg45_check('columns = ''{patient_id,value}''');
+-- and nothing was changed for real
+SELECT * FROM reg45_verify();
