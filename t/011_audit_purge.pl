@@ -74,21 +74,21 @@ is(verify_both('against the earlier head', "1, '\\x$head'"), "$n|t||",
 # the anchor is checked: the first record kept must link to it (tampered
 # inside a transaction that is rolled back)
 ($r, $o, $e) = $node->psql('postgres', qq{BEGIN;
-UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_log'::regclass;
-UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_log'::regclass;
-UPDATE agentauth.audit_log SET prev_hash = sha256('x') WHERE seq = $first_new;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+UPDATE agentauth.audit_record SET prev_hash = sha256('x') WHERE seq = $first_new;
 SELECT first_bad_seq, problem FROM agentauth.verify_audit() UNION ALL SELECT first_bad_seq, problem FROM agentauth.verify_audit_sql();
 ROLLBACK;});
 is($o, "$first_new|prev_hash mismatch\n$first_new|prev_hash mismatch",
 	'a first record that does not link to the anchor is reported by both');
-($r, $o, $e) = $node->psql('postgres', 'UPDATE agentauth.audit_log SET detail = NULL');
+($r, $o, $e) = $node->psql('postgres', 'UPDATE agentauth.audit_record SET detail = NULL');
 like($e, qr/UPDATE is not allowed/, 'the guard is still on');
 
 # a record left below the cut (or put there) is reported
 ($r, $o, $e) = $node->psql('postgres', q{BEGIN;
-UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_log'::regclass;
-UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_log'::regclass;
-INSERT INTO agentauth.audit_log (seq, logged_at, event, prev_hash, row_hash)
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+INSERT INTO agentauth.audit_record (seq, logged_at, event, prev_hash, row_hash)
   VALUES (2, now(), 't11_forged', sha256('a'), sha256('b'));
 SELECT first_bad_seq, problem FROM agentauth.verify_audit() UNION ALL SELECT first_bad_seq, problem FROM agentauth.verify_audit_sql();
 ROLLBACK;});

@@ -19,7 +19,7 @@ $node->safe_psql('postgres',
 	"SELECT agentauth._audit('t14_record_' || i, jsonb_build_object('i', i)) FROM generate_series(1, 6) i");
 
 my $file = $node->data_dir . '/'
-  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_log')");
+  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_record')");
 my %seq = map { $_ => $node->safe_psql('postgres',
 		"SELECT seq FROM agentauth.audit_log WHERE event = 't14_record_$_'") } (3, 5);
 

@@ -52,6 +52,28 @@ CREATE FUNCTION canon.rec(l agentauth.audit_log) RETURNS bytea LANGUAGE sql AS $
       || canon.a(l.columns) || canon.a(l.data_classes) || canon.t(l.action)
       || canon.i(l.row_count) || canon.j(l.authority) || canon.t(l.outcome)
       || canon.t(l.statement) || canon.t(l.client) || canon.j(l.detail) $$;
+-- version 2: a unit (README, "The audit log"): version byte 2, the 21
+-- fields of its row, then its four entry arrays
+CREATE FUNCTION canon.ai(x bigint[]) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea
+         ELSE '\x61'::bytea || int4send(cardinality(x))
+              || coalesce((SELECT string_agg(canon.i(e), ''::bytea ORDER BY o)
+                             FROM unnest(x) WITH ORDINALITY AS u(e, o)), ''::bytea) END $$;
+CREATE FUNCTION canon.aj(x jsonb[]) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN x IS NULL THEN '\x00'::bytea
+         ELSE '\x61'::bytea || int4send(cardinality(x))
+              || coalesce((SELECT string_agg(canon.j(e), ''::bytea ORDER BY o)
+                             FROM unnest(x) WITH ORDINALITY AS u(e, o)), ''::bytea) END $$;
+CREATE FUNCTION canon.stored(l agentauth.audit_record) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN l.entry_kinds IS NULL THEN '\x01'::bytea ELSE '\x02'::bytea END
+      || substr(canon.rec(ROW(l.seq, l.logged_at, l.event, l.principal, l.principal_name, l.db_role,
+                              l.token, l.on_behalf_of, l.delegation_chain, l.purpose, l.patient,
+                              l.relation, l.columns, l.data_classes, l.action, l.row_count,
+                              l.authority, l.outcome, l.statement, l.client, l.detail, NULL,
+                              NULL)::agentauth.audit_log), 2)
+      || CASE WHEN l.entry_kinds IS NULL THEN ''::bytea
+              ELSE canon.ai(l.entry_kinds::bigint[]) || canon.a(l.entry_patients)
+                   || canon.ai(l.entry_row_counts) || canon.aj(l.entry_authorities) END $$;
 });
 
 # Real records from the audit writer: registration, a token, a protected
@@ -72,10 +94,10 @@ SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 	my $tok = $node->safe_psql('postgres',
 		qq{SELECT agentauth.issue_token('$agent', 'TREAT', on_behalf_of => 'dr_house')});
 	$node->safe_psql('postgres',
-		qq{SELECT agentauth.begin_session('$tok'); SELECT result FROM public.vlab ORDER BY id;},
+		qq{SELECT agentauth.begin_session('$tok'); SELECT result FROM public.vlab WHERE patient_id = 'P1';},
 		extra_params => [ '-U', 'v_agent' ]);
 	$node->psql('postgres',
-		qq{SELECT agentauth.begin_session('$tok'); SELECT hiv FROM public.vlab;},
+		qq{SELECT agentauth.begin_session('$tok'); SELECT hiv FROM public.vlab WHERE patient_id = 'P2';},
 		extra_params => [ '-U', 'v_agent' ]);
 	# the first session ended with its connection: the exiting backend
 	# writes that record; wait for it so the log stops moving
@@ -93,10 +115,10 @@ SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 
 # the chain in the database agrees with the SQL rendering of the encoding
 is($node->safe_psql('postgres', q{
-SELECT count(*) FROM agentauth.audit_log l
- WHERE l.row_hash <> digest(l.prev_hash || canon.rec(l), 'sha256')
-    OR l.prev_hash <> coalesce((SELECT p.row_hash FROM agentauth.audit_log p WHERE p.seq = l.seq - 1),
-                               decode(repeat('00', 32), 'hex'))}),
+SELECT count(*) FROM (SELECT l, lag(l.row_hash) OVER (ORDER BY l.seq) AS before
+                        FROM agentauth.audit_record l) s
+ WHERE (s.l).row_hash <> digest((s.l).prev_hash || canon.stored(s.l), 'sha256')
+    OR (s.l).prev_hash <> coalesce(s.before, decode(repeat('00', 32), 'hex'))}),
 	'0', 'the stored chain matches an independent SQL encoding');
 
 my $nrec = $node->safe_psql('postgres', 'SELECT count(*) FROM agentauth.audit_log');
@@ -108,12 +130,13 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 my $export = $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit()');
 my @lines = split /\n/, $export;
 is(scalar(@lines), $nrec + 2, 'export: header, one line per record, end line');
-like($lines[0], qr/^\{"agentauth_export" : 1, "first_seq" : 1, "anchor" : "0{64}"\}$/, 'header line');
+like($lines[0], qr/^\{"agentauth_export" : 2, "first_seq" : 1, "anchor" : "0{64}"\}$/, 'header line');
 like($lines[-1], qr/"end" : true, "records" : $nrec, "last_seq" : $head_seq, "head" : "$head_hex"/,
 	'end line names the head');
 
 {
-	ok(scalar(grep { /"event" : "access".*"columns" : \["/ } @lines), 'export holds an agent read with its columns');
+	ok(scalar(grep { /"event" : "entries".*"columns" : \[".*"entry_kinds" : \[0\], "entry_patients" : \["P1"\]/ } @lines),
+		'export holds an agent read with its columns (a unit of one entry)');
 	ok(scalar(grep { /"event" : "denied"/ } @lines), 'export holds a denial');
 	ok(scalar(grep { /"delegation_chain" : \["/ } @lines), 'export holds a delegation chain');
 }
@@ -314,7 +337,7 @@ BEGIN
             RAISE EXCEPTION 'the two SQL encodings differ at seq %', r.seq;
         END IF;
         prev := r.row_hash;
-        RETURN NEXT agentauth._export_line(r);
+        RETURN NEXT agentauth._export_line(ROW(r.*, NULL, NULL, NULL, NULL)::agentauth.audit_record);
     END LOOP;
     RETURN NEXT json_build_object('end', true, 'records', 4, 'last_seq', 4, 'head', encode(prev, 'hex'))::text;
 END
@@ -381,6 +404,42 @@ $head = $node->safe_psql('postgres',
 ($rc, $out) = run_verify('-d', $head, write_file('purged.jsonl', @purged));
 is($rc, 0, 'a purged log verifies from its anchor') or diag($out);
 like($out, qr/confirmed by the audit_purged record seq \d+/, 'the anchor is the one the purge recorded');
+
+# a unit of several entries (a read of every patient): verified, and each
+# change to one of its entries found
+$node->safe_psql('postgres', q{
+	INSERT INTO public.vlab (patient_id, result, hiv)
+	SELECT 'Q' || i, 'r' || i, 'neg' FROM generate_series(1, 40) i});
+{
+	my $tok2 = $node->safe_psql('postgres', q{
+		SELECT agentauth.issue_token(id, 'TREAT') FROM agentauth.principal WHERE name = 'v bot'});
+	$node->safe_psql('postgres',
+		qq{SELECT agentauth.begin_session('$tok2'); SELECT count(result) FROM public.vlab;},
+		extra_params => [ '-U', 'v_agent' ]);
+}
+$node->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM agentauth.audit_record WHERE cardinality(entry_kinds) > 10})
+  or die 'no unit';
+my @ulines = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit()');
+my ($ui) = grep { $ulines[$_] =~ /"entry_kinds" : \[[0-9,]{20,}/ } 0 .. $#ulines;
+ok(defined $ui, 'the export holds a unit of many entries');
+my ($useq) = $ulines[$ui] =~ /"seq" : (\d+)/;
+($rc, $out) = run_verify(write_file('units.jsonl', @ulines));
+is($rc, 0, 'an export with a unit of many entries verifies') or diag($out);
+for my $case (
+	[ 'a patient', sub { $_[0] =~ s/"entry_patients" : \["/"entry_patients" : ["X/ } ],
+	[ 'a row count', sub { $_[0] =~ s/"entry_row_counts" : \[(\d+)/'"entry_row_counts" : [' . ($1 + 1)/e } ],
+	[ 'a kind', sub { $_[0] =~ s/"entry_kinds" : \[0/"entry_kinds" : [3/ } ],
+	[ 'an authority', sub { $_[0] =~ s/"entry_authorities" : \["\{/"entry_authorities" : [null, "{/ } ],
+	[ 'the entries dropped', sub { $_[0] =~ s/, "entry_kinds" : .*\}$/}/ } ])
+{
+	my ($what, $edit) = @$case;
+	my @t = @ulines;
+	$edit->($t[$ui]) or die "cannot change $what";
+	($rc, $out) = run_verify(write_file('unit-tampered.jsonl', @t));
+	is($rc, 1, "a unit's $what changed: exit 1");
+	like($out, qr/first bad seq $useq: /, "a unit's $what changed: its seq named") or diag($out);
+}
 
 $node->stop;
 done_testing();

@@ -126,6 +126,67 @@ is($up->safe_psql('postgres', q{
 is($up->safe_psql('postgres', q{SELECT ok FROM agentauth.verify_audit()}),
 	't', 'the audit chain written before and after the update verifies');
 
+# One chain, both encodings (issue "Performance", item 1): the records 1.0
+# wrote (version 1, one row each) and the units 1.1 writes (version 2, a
+# statement's records of a table in one row), checked by both verifiers and
+# by the offline aa_verify, intact and after a change to either kind.
+$up->safe_psql('postgres', $read) for 1 .. 2;
+$up->safe_psql('postgres', q{SELECT agentauth._audit('up_after', '{}')});
+my $stored = $up->safe_psql('postgres', qq{
+	SELECT count(*) FILTER (WHERE entry_kinds IS NULL AND patient IS NOT NULL AND seq <= $seq_before) || ' ' ||
+	       count(*) FILTER (WHERE entry_kinds IS NOT NULL AND cardinality(entry_kinds) > 1)
+	  FROM agentauth.audit_record});
+my ($v1_patient_rows, $units) = split / /, $stored;
+cmp_ok($v1_patient_rows, '>', 1, 'the 1.0 per-patient records are kept as version 1 rows');
+cmp_ok($units, '>', 0, 'reads after the update are stored as units of several entries');
+is($up->safe_psql('postgres', q{
+	SELECT count(*) = max(seq) AND count(*) = (SELECT checked FROM agentauth.verify_audit())
+	  FROM agentauth.audit_log}), 't', 'the view shows every record of both encodings, seq 1..n without a gap');
+
+my $aa_verify = "$ENV{TESTDIR}/tools/aa_verify";
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+# both verifiers and aa_verify on the same state: ok and the first bad seq
+sub three_verdicts
+{
+	my ($sql_before) = @_;
+	my $sql = ($sql_before // '') . q{
+		SELECT c.ok || ' ' || coalesce(c.first_bad_seq::text, '-') || ' ' || coalesce(c.problem, '-') || ' | ' ||
+		       s.ok || ' ' || coalesce(s.first_bad_seq::text, '-') || ' ' || coalesce(s.problem, '-')
+		  FROM agentauth.verify_audit() c, agentauth.verify_audit_sql() s;
+		SELECT * FROM agentauth.export_audit();
+		ROLLBACK;};
+	my ($v, @export) = split /\n/, $up->safe_psql('postgres', "BEGIN;\n$sql");
+	open my $fh, '>', "$tmp/export.jsonl" or die;
+	print $fh join("\n", @export), "\n";
+	close $fh;
+	my ($stdout, $stderr);
+	IPC::Run::run([ $aa_verify, "$tmp/export.jsonl" ], '>', \$stdout, '2>', \$stderr);
+	return ($v, $? >> 8, $stdout . $stderr);
+}
+my ($v, $rc, $out) = three_verdicts();
+is($v, 'true - - | true - -', 'both verifiers pass the mixed chain');
+is($rc, 0, 'aa_verify passes the export of the mixed chain') or diag($out);
+like($out, qr/OK: \d+ records, seq 1\.\./, 'aa_verify counts every record of the units');
+
+my $unguard = q{
+	UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+	UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;};
+my $unit_seq = $up->safe_psql('postgres', q{
+	SELECT min(seq) FROM agentauth.audit_record WHERE cardinality(entry_kinds) > 1});
+my $v1_seq = $up->safe_psql('postgres', qq{
+	SELECT max(seq) FROM agentauth.audit_record WHERE patient IS NOT NULL AND seq <= $seq_before});
+for my $case (
+	[ "a version 1 record's row count", $v1_seq, "UPDATE agentauth.audit_record SET row_count = row_count + 1 WHERE seq = $v1_seq;" ],
+	[ "a unit's patient", $unit_seq, "UPDATE agentauth.audit_record SET entry_patients[1] = 'UP-P9' WHERE seq = $unit_seq;" ],
+	[ "a unit's entry removed", $unit_seq, "UPDATE agentauth.audit_record SET entry_kinds = entry_kinds[2:], entry_patients = entry_patients[2:], entry_row_counts = entry_row_counts[2:], entry_authorities = entry_authorities[2:] WHERE seq = $unit_seq;" ])
+{
+	my ($what, $bad, $change) = @$case;
+	($v, $rc, $out) = three_verdicts($unguard . $change);
+	is($v, "false $bad row_hash mismatch | false $bad row_hash mismatch", "$what: both verifiers name seq $bad");
+	is($rc, 1, "$what: aa_verify fails");
+	like($out, qr/seq $bad\b/, "$what: aa_verify names seq $bad") or diag($out);
+}
+
 $fresh->stop;
 $up->stop;
 done_testing();

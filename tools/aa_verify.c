@@ -7,8 +7,9 @@
  *		a digest kept outside the database (agentauth.audit_head()), and
  *		checks the hash chain with no database at all: every record is
  *		re-encoded from its fields in the canonical encoding, version 1
- *		(README, "The audit log"), hashed with SHA-256 after the previous
- *		record's hash, and compared.
+ *		(README, "The audit log"), or a unit of a statement's records from
+ *		its fields and entries in version 2, hashed with SHA-256 after the
+ *		previous record's hash, and compared.
  *
  *		This program is deliberately independent of the extension: plain C
  *		and libc, its own SHA-256 and its own JSON reader, written from the
@@ -883,6 +884,25 @@ bb_tag_be(bytebuf *b, unsigned char tag, uint64_t v, int nbytes)
 #define K_JSONB		'j'
 #define K_TEXTARR	'A'
 #define K_UUIDARR	'U'
+#define K_INTARR	'I'			/* a unit's kinds and row counts */
+#define K_JSONBARR	'J'			/* a unit's authorities */
+
+/*
+ * A unit (encoding version 2): the members after row_hash that hold its
+ * entries, each element encoded after the 21 fields as the fields are
+ * (kinds and row counts as bigints).
+ */
+static const struct
+{
+	const char *name;
+	char		kind;
+}			entry_fields[] = {
+	{"entry_kinds", K_INTARR},
+	{"entry_patients", K_TEXTARR},
+	{"entry_row_counts", K_INTARR},
+	{"entry_authorities", K_JSONBARR},
+};
+#define NENTRY		4
 
 static const struct
 {
@@ -957,6 +977,10 @@ member_index(const char *key, size_t keylen, size_t hint)
 		return NFIELDS;
 	if (keylen == 8 && memcmp(key, "row_hash", 8) == 0)
 		return NFIELDS + 1;
+	for (k = 0; k < NENTRY; k++)
+		if (keylen == strlen(entry_fields[k].name) &&
+			memcmp(key, entry_fields[k].name, keylen) == 0)
+			return (int) (NFIELDS + 2 + k);
 	return -1;
 }
 
@@ -1069,6 +1093,8 @@ encode_field(bytebuf *b, const char *name, char kind, const jval *v,
 			return true;
 		case K_TEXTARR:
 		case K_UUIDARR:
+		case K_INTARR:
+		case K_JSONBARR:
 			if (v->type != J_ARR || v->n > UINT32_MAX)
 				break;
 			bb_tag_be(b, 'a', (uint64_t) v->n, 4);
@@ -1078,8 +1104,17 @@ encode_field(bytebuf *b, const char *name, char kind, const jval *v,
 
 				if (e->type == J_NULL)
 					bb_byte(b, 0x00);
+				else if (e->type == J_INT && kind == K_INTARR)
+					bb_tag_be(b, 'i', (uint64_t) e->i, 8);
+				else if (e->type == J_STR && kind == K_JSONBARR)
+					encode_text(b, 'j', e);
 				else if (e->type == J_STR && kind == K_TEXTARR)
 					encode_text(b, 't', e);
+				else if (kind == K_INTARR || kind == K_JSONBARR)
+				{
+					snprintf(err, errlen, "element %zu of \"%s\" has the wrong type", k + 1, name);
+					return false;
+				}
 				else if (e->type == J_STR && parse_uuid(e->s, e->slen, u))
 				{
 					bb_byte(b, 'u');
@@ -1265,7 +1300,8 @@ main(int argc, char **argv)
 				prev[32];
 	bytebuf		enc = {NULL, 0, 0};
 	bool		is_purge;
-	jval	   *slot[NFIELDS + 2];
+	jval	   *slot[NFIELDS + 2 + NENTRY];
+	int64_t		nrec;
 	int64_t		purge_seq = 0;
 	unsigned char purge_hash[32];
 	int64_t		anchor_confirmed_by = 0;
@@ -1358,9 +1394,9 @@ main(int argc, char **argv)
 			{
 				return fail(1, lineno, "the first line is not an agentauth export header");
 			}
-			if (ver->i != 1)
+			if (ver->i != 1 && ver->i != 2)
 			{
-				fprintf(stderr, "aa_verify: export format version %" PRId64 " is not supported (this program reads version 1)\n", ver->i);
+				fprintf(stderr, "aa_verify: export format version %" PRId64 " is not supported (this program reads versions 1 and 2)\n", ver->i);
 				return EXIT_USAGE;
 			}
 			if (fs->i < 1 || !parse_hash(an->s, an->slen, anchor))
@@ -1463,6 +1499,31 @@ main(int argc, char **argv)
 				return fail(expect, lineno, "%s", err);
 			}
 		}
+		/* a unit: version 2, its entries after the fields, n records */
+		nrec = 1;
+		v = slot[NFIELDS + 2];
+		if (v != NULL && v->type != J_NULL)
+		{
+			if (v->type != J_ARR || v->n < 1)
+				return fail(expect, lineno, "entry_kinds is not a non-empty array");
+			nrec = (int64_t) v->n;
+			enc.data[0] = 0x02;
+			for (f = 0; f < NENTRY; f++)
+			{
+				v = slot[NFIELDS + 2 + f];
+				if (v == NULL)
+					return fail(expect, lineno, "member \"%s\" of a unit is missing", entry_fields[f].name);
+				if (!encode_field(&enc, entry_fields[f].name, entry_fields[f].kind, v,
+								  err, sizeof(err)))
+					return fail(expect, lineno, "%s", err);
+			}
+		}
+		else
+		{
+			for (f = 1; f < NENTRY; f++)
+				if (slot[NFIELDS + 2 + f] != NULL && slot[NFIELDS + 2 + f]->type != J_NULL)
+					return fail(expect, lineno, "member \"%s\" without entry_kinds", entry_fields[f].name);
+		}
 		v = slot[NFIELDS];
 		if (v == NULL || v->type != J_STR || !parse_hash(v->s, v->slen, stored_prev))
 		{
@@ -1490,17 +1551,17 @@ main(int argc, char **argv)
 
 		if (dg.has_digest && !dg.digest_matched)
 		{
-			if (dg.digest_has_seq && dg.digest_seq == expect)
+			if (dg.digest_has_seq && dg.digest_seq >= expect && dg.digest_seq < expect + nrec)
 			{
 				if (memcmp(computed, dg.digest, 32) != 0)
 					return fail(expect, lineno, "record %" PRId64 " does not match the digest", expect);
 				dg.digest_matched = true;
-				dg.digest_matched_seq = expect;
+				dg.digest_matched_seq = dg.digest_seq;
 			}
 			else if (!dg.digest_has_seq && memcmp(computed, dg.digest, 32) == 0)
 			{
 				dg.digest_matched = true;
-				dg.digest_matched_seq = expect;
+				dg.digest_matched_seq = expect + nrec - 1;
 			}
 		}
 		if (is_purge && purge_seq == first_seq)
@@ -1511,8 +1572,8 @@ main(int argc, char **argv)
 			anchor_confirmed_by = expect;
 		}
 		memcpy(prev, computed, 32);
-		expect++;
-		count++;
+		expect += nrec;
+		count += nrec;
 	}
 	if (ferror(in))
 	{
