@@ -16,10 +16,15 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 #include "agentauth.h"
 
 PG_MODULE_MAGIC;
+
+#define BENCH_PATIENTS	10000
+
+static Jsonb **authorities = NULL;
 
 PG_FUNCTION_INFO_V1(aa_bench_emit);
 
@@ -42,17 +47,41 @@ aa_bench_emit(PG_FUNCTION_ARGS)
 	rec.classes = classes;
 	rec.action = "read";
 	rec.outcome = "permit";
-	/* the record takes the authority as a Jsonb (it was text before 1.1) */
-	rec.authority = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													   CStringGetDatum("{\"consent\": [\"6e0f3a52-4d7b-4a39-9d2e-0d1f2a3b4c5d\"]}")));
 	rec.patient = patient;
+	/*
+	 * Each patient's own consent, as a cohort query over consenting
+	 * patients has them (the record takes the authority as a Jsonb): the
+	 * authorities differ from patient to patient, as they do in real
+	 * statements, so that audit storage is measured honestly.
+	 */
+	if (authorities == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		authorities = palloc(sizeof(Jsonb *) * BENCH_PATIENTS);
+		for (int k = 0; k < BENCH_PATIENTS; k++)
+		{
+			char		json[96];
+
+			snprintf(json, sizeof(json),
+					 "{\"consents\": [\"6e0f3a52-4d7b-4a39-%04x-%012x\"]}",
+					 (unsigned) (k * 2654435761u) & 0xffff, (unsigned) (k * 40503u + 977u));
+			authorities[k] = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+		}
+		MemoryContextSwitchTo(old);
+	}
+	rec.statement = aa_audit_new_statement();
 	for (int64 i = 0; i < n; i++)
 	{
-		snprintf(patient, sizeof(patient), "P" INT64_FORMAT, i % 10000);
+		snprintf(patient, sizeof(patient), "P" INT64_FORMAT, i % BENCH_PATIENTS);
 		rec.row_count = 1 + i % 7;
+		rec.authority = authorities[i % BENCH_PATIENTS];
 		aa_audit_emit(&rec, false);
 		if ((i + 1) % per == 0)
+		{
 			aa_audit_wait();
+			rec.statement = aa_audit_new_statement();	/* the next statement */
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	aa_audit_wait();

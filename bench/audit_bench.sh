@@ -33,11 +33,17 @@ rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%d", n / t; else pr
 
 # 1. writer throughput from a full queue: queue everything (audit_sync off),
 #    then wait until the writer has committed it all
+bytes0=$(psql_ -c "SELECT pg_total_relation_size('agentauth.audit_record')")
+seq0=$(psql_ -c "SELECT coalesce(max(seq), 0) FROM agentauth.audit_log")
 c0=$(cpu "$wpid"); t0=$(now)
 psql_ -c "SET agentauth.audit_sync = off" -c "SELECT bench_emit($n, 10000)" >/dev/null
 t1=$(now)
 psql_ -c "SELECT bench_emit(1, 1)" >/dev/null   # audit_sync on: waits for all before it
 t2=$(now); c1=$(cpu "$wpid")
+psql_ -c "CHECKPOINT" >/dev/null
+bytes1=$(psql_ -c "SELECT pg_total_relation_size('agentauth.audit_record')")
+entries=$(psql_ -c "SELECT count(*) FROM agentauth.audit_log WHERE seq > $seq0 AND patient IS NOT NULL")
+rows=$(psql_ -c "SELECT count(*) FROM agentauth.audit_record WHERE seq > $seq0")
 hz=$(getconf CLK_TCK)
 emit_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 drain_s=$(awk -v a="$t0" -v b="$t2" 'BEGIN { print b - a }')
@@ -94,6 +100,8 @@ rm -f "$exp"
     echo "writer_cpu_seconds=$wcpu_s"
     echo "writer_cpu_rps=$(rate "$n" "$wcpu_s")"
     echo "writer_sync_rps=$(rate "$ns" "$sync_s")"
+    echo "stored_rows=$rows"
+    echo "bytes_per_entry=$(rate "$((bytes1 - bytes0))" "$entries")"
     echo "log_records=$total"
     echo "verify_result=\"$vres\""
     echo "verify_rps=$(rate "$total" "$verify_s")"
@@ -105,5 +113,5 @@ rm -f "$exp"
     echo "aa_verify_rps=$(rate "$total" "$averify_s")"
     echo "aa_verify_cpu_seconds=$acpu_s"
     echo "aa_verify_cpu_rps=$(rate "$total" "$acpu_s")"
-    echo "log_size=$(psql_ -c "SELECT pg_size_pretty(pg_total_relation_size('agentauth.audit_log'))" | tr -d ' ')"
+    echo "log_size=$(psql_ -c "SELECT pg_size_pretty(pg_total_relation_size('agentauth.audit_record'))" | tr -d ' ')"
 } | tee bench/audit_bench.last
