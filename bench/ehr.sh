@@ -170,7 +170,7 @@ run_query() {
         fi
     } | as_pg $PSQL -d "$db" -At -F '|' "$@" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2
 }
-AUDIT_NOW="SELECT coalesce(max(seq), 0), pg_total_relation_size('agentauth.audit_log') FROM agentauth.audit_log"
+AUDIT_NOW="SELECT coalesce(max(seq), 0), pg_total_relation_size('agentauth.audit_record') FROM agentauth.audit_log"
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "== $(ls "$W/q" | wc -l) queries (bench/ehr_queries.sql), $ROUNDS timed runs each after a warm-up"

@@ -60,7 +60,7 @@ SELECT seq - (SELECT min(seq) FROM agentauth.audit_log
  WHERE seq > :s0 AND relation = 'public.reg45_obs' AND patient LIKE 'R45-P%'
  ORDER BY seq;
 SELECT count(*) AS records, max(seq) - min(seq) + 1 AS span,
-       count(DISTINCT row_hash) AS hashes
+       count(DISTINCT row_hash) < count(*) / 10 AS fewer_hashes
   FROM agentauth.audit_log WHERE seq > :s0;
 SELECT count(*) AS cohort_records FROM agentauth.audit_log
  WHERE seq > :s0 AND patient LIKE 'R45-C%' AND event = 'access';

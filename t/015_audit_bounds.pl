@@ -269,7 +269,7 @@ SKIP:
 	skip 'file permissions do not bind root', 7 if $> == 0;
 
 	my $file = $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_log')");
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_record')");
 	ok(-f $file, 'found the audit log file');
 	chmod 0000, $file;
 	# a new writer must open the file

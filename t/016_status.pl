@@ -150,7 +150,7 @@ SKIP:
 	skip 'file permissions do not bind root', 4 if $> == 0;
 
 	my $file = $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_log')");
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('agentauth.audit_record')");
 	chmod 0000, $file;
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($wpid)");
 	$node->safe_psql('postgres',
