@@ -8,7 +8,10 @@
 #    records (session_begin, access, denied) are chained on the primary,
 #    each naming the standby; with audit_sync = on they are committed on
 #    the primary when the standby's statement returns; the chain verifies.
-#  - A rolled-back read on the standby is audited.
+#  - A rolled-back read on the standby is audited; a bad secret there
+#    leaves its session_denied on the primary.
+#  - Forwarding stopped (the forwarder frozen): fail closed (53000), and
+#    recover when it resumes.
 #  - The primary stopped: standby reads fail closed (53000) within
 #    audit_wait_timeout and return no row; restarted: they recover by
 #    themselves, and the records of the failed statements arrive too.
@@ -136,6 +139,26 @@ is($primary->safe_psql('postgres',
 is($ret, 0, 'a read in a transaction rolled back on the standby') or diag $err;
 is(primary_count("event = 'access' AND patient = 'S1' AND $from_standby"), '2',
 	'its record is on the primary all the same');
+
+# a bad secret on the standby: session_denied, forwarded
+($ret, $out, $err) = $standby->psql('postgres',
+	"SET SESSION AUTHORIZATION standby_agent; SELECT agentauth.begin_session('aat_not_a_token')");
+like($err, qr/28000|invalid|token/i, 'a bad secret is refused on the standby');
+is(primary_count("event = 'session_denied' AND db_role = 'standby_agent' AND $from_standby"), '1',
+	'and its session_denied record is on the primary');
+
+# forwarding stopped (the forwarder frozen): fail closed, then recover
+my $fwd_pid = $standby->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit forwarder'");
+like($fwd_pid, qr/^\d+$/, 'the standby runs the audit forwarder');
+kill 'STOP', $fwd_pid;
+($ret, $out, $err) = agent_read($standby);
+kill 'CONT', $fwd_pid;
+isnt($ret, 0, 'with forwarding stopped, a standby statement fails closed');
+like($err, qr/53000/, 'SQLSTATE 53000');
+unlike($out, qr/S1\|1\.5/, 'no row returned');
+($ret, $out, $err) = agent_read($standby);
+is($ret, 0, 'forwarding resumed: standby reads succeed again') or diag $err;
 
 # ---- writes go to the primary ------------------------------------------
 ($ret, $out, $err) = $standby->psql('postgres',
