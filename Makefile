@@ -16,9 +16,12 @@ DATA_built  = agentauth--$(EXTVERSION).sql
 # EXTENSION agentauth UPDATE is what t/090_upgrade.pl compares with a fresh
 # install of this version
 DATA        = $(wildcard sql-upgrades/*.sql) test/fixtures/agentauth--1.0.sql
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # OpenSSL 3: chain.c fetches SHA-256 once instead of on every hash
 SHLIB_LINK  = $(filter -lcrypto,$(LIBS))
+# libpq: a hot standby's forwarder sends audit records to the primary
+# (forward.c), as dblink and postgres_fdw link it
+SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-config=$(srcdir)/test/agentauth.conf --temp-instance=tmp_check

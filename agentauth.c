@@ -38,5 +38,7 @@ _PG_init(void)
 	aa_stats_init();			/* plans and statistics: no withheld contents */
 	aa_access_init();			/* rows: the statement's access context */
 	aa_audit_init();			/* records: queue, writer, chain */
+	aa_replica_init();			/* hot standbys: replayed changes reach caches */
+	aa_forward_init();			/* hot standbys: records forwarded to the primary */
 	aa_monitor_init();			/* alerts on the records written */
 }

@@ -2461,6 +2461,23 @@ SELECT p.id AS agent,
   FROM agentauth.principal p
  WHERE p.kind OPERATOR(pg_catalog.=) 'agent';
 
+-- Issue "Read replicas" (16): agents on hot standbys, audited on the
+-- primary (SPEC 6.9).  The privilege role a standby forwards its audit
+-- records as, and the primary's function that accepts them
+-- (src/sql/00_base.sql, src/sql/72_forward.sql).
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+                   WHERE rolname OPERATOR(pg_catalog.=) 'agentauth_forwarder') THEN
+        CREATE ROLE agentauth_forwarder NOLOGIN;
+    END IF;
+END
+$roles$;
+CREATE FUNCTION agentauth.forward_audit(standby text, batch bytea) RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_forward_audit';
+REVOKE ALL ON FUNCTION agentauth.forward_audit(text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.forward_audit(text, bytea) TO agentauth_forwarder;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -2477,6 +2494,8 @@ COMMENT ON ROLE agentauth_auditor IS
     'agentauth: reads the audit log and reports, verifies the chain';
 COMMENT ON ROLE agentauth_privacy_officer IS
     'agentauth: reviews break-the-glass overrides (is also an auditor)';
+COMMENT ON ROLE agentauth_forwarder IS
+    'agentauth: on a primary, accepts the audit records a hot standby forwards (grant it to the standby''s login)';
 
 -- registry, tokens, sessions
 COMMENT ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) IS
@@ -2640,3 +2659,7 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- hot standbys
+COMMENT ON FUNCTION agentauth.forward_audit(text, bytea) IS
+    'Append audit records forwarded by a hot standby through the writer; returns once committed (agentauth_forwarder)';

@@ -4,8 +4,9 @@
  *		Whether a statement may touch a protected table at all, decided
  *		before any row is read, and the statement-level records of it.
  *
- *		A protected table is never read on a hot standby (no record could be
- *		written).  Outside any session a statement on it is audited (as
+ *		On a hot standby a protected table is read only when its records
+ *		can be forwarded to the primary (agentauth.forward_conninfo).
+ *		Outside any session a statement on it is audited (as
  *		unregistered_access when the login role is no principal) and
  *		refused.  A role for which row security is not applied (superuser,
  *		BYPASSRLS) is let through outside a session, audited as
@@ -48,15 +49,22 @@ aa_rls_bypassed(Oid relid, Oid checkAsUser)
 	return check_enable_rls(relid, checkAsUser, true) != RLS_ENABLED;
 }
 
+/*
+ * On a hot standby the records are forwarded to the primary (forward.c):
+ * without agentauth.forward_conninfo there is nowhere to write them, and a
+ * protected table fails closed.  With it, the statement runs under the
+ * same checks, and its records fail it closed if they cannot be delivered.
+ */
 void
 aa_check_standby(const char *relname)
 {
-	if (RecoveryInProgress())
+	if (RecoveryInProgress() &&
+		(aa_forward_conninfo == NULL || aa_forward_conninfo[0] == '\0'))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("protected table %s cannot be accessed on a hot standby", relname),
-				 errdetail("No audit record can be written during recovery, so agentauth fails closed."),
-				 errhint("Run the statement on the primary server.")));
+				 errdetail("No audit record can be written during recovery and agentauth.forward_conninfo is not set, so agentauth fails closed."),
+				 errhint("Run the statement on the primary server, or set agentauth.forward_conninfo on this standby (see the README, \"Read replicas\").")));
 }
 
 static char *

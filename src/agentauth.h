@@ -49,6 +49,7 @@ extern int	aa_audit_retention;		/* s */
 extern bool aa_allow_uninstall;
 extern int	aa_inactive_after;		/* s */
 extern bool aa_require_transaction_only;
+extern char *aa_forward_conninfo;	/* on a hot standby: the primary */
 
 extern void aa_guc_init(void);
 
@@ -107,6 +108,10 @@ extern void aa_consent_changed_at_commit(const char *patient, int len);
  * C strings, or false when that cannot be told (every patient).
  */
 extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
+/* replica.c: told of each change published (consent or not), at init */
+extern void aa_shmem_on_publish(void (*hook) (bool consent));
+/* a change replayed on a hot standby: every consent (true), or the rest */
+extern void aa_shared_changed_now(bool consent);
 
 /* ---------------------------------------------------------------------
  * util.c -- the helper layer shared by every module
@@ -458,6 +463,37 @@ extern void aa_queue_status(struct AAWriterStatus *st);
  * ---------------------------------------------------------------------
  */
 extern PGDLLEXPORT void aa_audit_writer_main(Datum main_arg);
+
+/* ---------------------------------------------------------------------
+ * forward.c -- the audit forwarder of a hot standby: in the writer's
+ * place during recovery, it sends the queue's records over libpq to the
+ * primary (agentauth.forward_audit, forward_sql.c) and releases them once
+ * the primary's writer committed them; polls replayed changes (replica.c)
+ * ---------------------------------------------------------------------
+ */
+extern void aa_forward_init(void);
+extern PGDLLEXPORT void aa_forward_main(Datum main_arg);
+
+/* ---------------------------------------------------------------------
+ * forward_sql.c -- the primary's side: agentauth.forward_audit() reads and
+ * checks each forwarded record, names the standby in its client, queues
+ * it for this server's writer and returns once it is committed
+ * ---------------------------------------------------------------------
+ */
+/* SQL entry point only */
+
+/* ---------------------------------------------------------------------
+ * replica.c -- hot standbys and the access state: the primary's changes
+ * reach a standby's caches through replayed relcache invalidations of
+ * marker relations; writes of agentauth's state refused on a standby
+ * ---------------------------------------------------------------------
+ */
+struct PlannedStmt;
+extern void aa_replica_init(void);
+/* the standby's forwarder, every AA_REPLICA_POLL_MS, outside a transaction */
+extern void aa_replica_poll(void);
+/* ExecutorStart (columns.c): on a standby, a write of agentauth's tables */
+extern void aa_replica_check_write(struct PlannedStmt *ps);
 
 /* ---------------------------------------------------------------------
  * record.c -- the audit record format: columns, canonical encoding,

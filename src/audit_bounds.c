@@ -22,6 +22,10 @@
  *		    timeout to commit everything queued so far before the
  *		    statement fails (53000).
  *
+ *		On a hot standby the forwarder (forward.c) is in the writer's
+ *		place: late is the primary not having committed them in time, and
+ *		the error says so.
+ *
  *		Every refusal is counted for the always-on "audit writer failing
  *		closed" alert (monitor_signal.c).
  *
@@ -29,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -104,6 +109,13 @@ aa_audit_fail_closed(const char *what, const AAQueueLate *late)
 	/* the always-on "audit writer failing closed" alert (monitor.c) */
 	if (!aa_queue_in_writer())
 		aa_monitor_fail_closed(what);
+	/* a hot standby: its records go to the primary (forward.c) */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
+				 errdetail("On this hot standby audit records are forwarded to the primary (agentauth.forward_conninfo); the primary has not committed them in time."),
+				 errhint("The statement was refused because its audit records could not be made durable in time; statements run again once the primary accepts records.  Check the primary, and the audit forwarder in this server's log.")));
 	if (late == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),

@@ -502,6 +502,7 @@ aa_executor_start(QueryDesc *qd, int eflags)
 	{
 		MemoryContext oldcxt;
 
+		aa_replica_check_write(qd->plannedstmt);	/* hot standby: refused */
 		q = aa_access_begin();
 		oldcxt = MemoryContextSwitchTo(aa_access_memory(q));
 		check_statement(qd, eflags, q);

@@ -22,6 +22,7 @@ int			aa_audit_retention = 6 * 365 * 86400 + 2 * 86400;	/* six years */
 bool		aa_allow_uninstall = false;
 int			aa_inactive_after = 90 * 86400;
 bool		aa_require_transaction_only = false;
+char	   *aa_forward_conninfo = NULL;
 
 void
 aa_guc_init(void)
@@ -115,6 +116,20 @@ aa_guc_init(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	/*
+	 * On a hot standby: where the forwarder (forward.c) sends the records.
+	 * It may hold a password, so only superusers see it (GUC_SUPERUSER_ONLY,
+	 * as primary_conninfo); a .pgpass file keeps the secret out of it.
+	 */
+	DefineCustomStringVariable("agentauth.forward_conninfo",
+							   "On a hot standby: the libpq connection string to the primary, where audit records are forwarded.",
+							   NULL,
+							   &aa_forward_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentauth");
 }

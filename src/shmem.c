@@ -58,6 +58,9 @@ static struct
 }			requests[MAX_SHMEM_REQUESTS];
 static int	nrequests = 0;
 
+/* told of every change published at commit (replica.c), or NULL */
+static void (*publish_hook) (bool consent) = NULL;
+
 /*
  * What the current transaction changed, published again at its commit and
  * forgotten at its abort.  A change made in a subtransaction that rolls
@@ -225,6 +228,8 @@ aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
 	int			i;
 
 	pending_register();
+	if (publish_hook)
+		publish_hook(false);
 	pg_atomic_fetch_add_u64(counter, 1);
 	for (i = 0; i < pending.nbumps; i++)
 		if (pending.bumps[i].counter == counter)
@@ -234,6 +239,32 @@ aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
 	pending.bumps[i].counter = counter;
 	pending.bumps[i].after = after;
 	pending.nbumps++;
+}
+
+/*
+ * At init (replica.c): told of every change this transaction publishes at
+ * commit, consent (true) or other access state -- so that hot standbys
+ * learn of it when they replay the commit.
+ */
+void
+aa_shmem_on_publish(void (*hook) (bool consent))
+{
+	publish_hook = hook;
+}
+
+/*
+ * A change replayed on a hot standby (replica.c): move the counters at
+ * once, every patient's consent (true) or the generation.
+ */
+void
+aa_shared_changed_now(bool consent)
+{
+	if (aa_shared == NULL)
+		return;
+	if (consent)
+		publish_consent_change(-1, NULL, NULL);
+	else
+		pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
 }
 
 uint64
@@ -274,6 +305,8 @@ aa_consent_changed_at_commit(const char *patient, int len)
 	bool		all = (patient == NULL || len < 0 || len > AA_CONSENT_PATIENT_MAX);
 
 	pending_register();
+	if (publish_hook)
+		publish_hook(true);
 	if (all)
 	{
 		pending.npatients = -1;

@@ -6,14 +6,16 @@ CREATE FUNCTION agentauth._check_install() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'aa_check_install';
 SELECT agentauth._check_install();
 
--- The five privilege roles (SPEC 2).  Roles are cluster-wide: reuse them.
+-- The privilege roles (SPEC 2).  Roles are cluster-wide: reuse them.
+-- agentauth_forwarder (1.1): the login a hot standby forwards its audit
+-- records as (SPEC 6.9).
 DO $roles$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['agentauth_admin', 'agentauth_issuer',
                              'agentauth_consent_manager', 'agentauth_auditor',
-                             'agentauth_privacy_officer']
+                             'agentauth_privacy_officer', 'agentauth_forwarder']
     LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
                        WHERE rolname OPERATOR(pg_catalog.=) r) THEN

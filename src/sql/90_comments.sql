@@ -17,6 +17,8 @@ COMMENT ON ROLE agentauth_auditor IS
     'agentauth: reads the audit log and reports, verifies the chain';
 COMMENT ON ROLE agentauth_privacy_officer IS
     'agentauth: reviews break-the-glass overrides (is also an auditor)';
+COMMENT ON ROLE agentauth_forwarder IS
+    'agentauth: on a primary, accepts the audit records a hot standby forwards (grant it to the standby''s login)';
 
 -- registry, tokens, sessions
 COMMENT ON FUNCTION agentauth.register_agent(text, regrole, text, text[], text[], interval, boolean, boolean, text) IS
@@ -180,3 +182,7 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- hot standbys
+COMMENT ON FUNCTION agentauth.forward_audit(text, bytea) IS
+    'Append audit records forwarded by a hot standby through the writer; returns once committed (agentauth_forwarder)';

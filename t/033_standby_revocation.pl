@@ -1,0 +1,167 @@
+# Hot standbys (SPEC 6.9, issue 16 "Read replicas"), continued:
+#
+#  - A revocation committed on the primary stops an open cursor on the
+#    standby: after replay, its next FETCH returns no row (28000).  The
+#    bound (replay plus the forwarder's poll of replayed invalidations) is
+#    measured and printed; only a generous deadline is asserted.
+#  - A consent withdrawal on the primary hides the patient's rows on the
+#    standby once replayed.
+#  - Promotion: the promoted standby's audit writer continues the chain
+#    from the replicated log -- no gap, no fork -- and verify_audit passes
+#    across the promotion.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'agentauth'
+agentauth.audit_wait_timeout = '5s'
+});
+$primary->start;
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION agentauth CASCADE;
+	CREATE TABLE labs (patient_id text NOT NULL, result numeric);
+	INSERT INTO labs SELECT 'R1', g FROM generate_series(1, 20) g;
+	INSERT INTO labs SELECT 'R2', g FROM generate_series(1, 5) g;
+	SELECT agentauth.protect_table('labs', 'patient_id', '{"result": "lab"}');
+	CREATE ROLE r_agent LOGIN;
+	GRANT SELECT ON labs TO r_agent;
+	SELECT agentauth.register_agent('r-agent', 'r_agent', 'Analytics', '{TREAT}', '{lab:read}', max_token_ttl => '2 hours');
+	SELECT agentauth.record_consent('R1', 'permit', '{TREAT}');
+	CREATE ROLE r_fwd LOGIN;
+	GRANT agentauth_forwarder TO r_fwd;
+});
+my $consent_r2 = $primary->safe_psql('postgres',
+	"SELECT agentauth.record_consent('R2', 'permit', '{TREAT}')");
+my $issue = "SELECT agentauth.issue_token((SELECT id FROM agentauth.principals WHERE name = 'r-agent'), 'TREAT', '1 hour')";
+my $secret = $primary->safe_psql('postgres', $issue);
+my $secret2 = $primary->safe_psql('postgres', $issue);
+
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf',
+	"agentauth.forward_conninfo = 'host=" . $primary->host . ' port=' . $primary->port
+	  . " dbname=postgres user=r_fwd'");
+$standby->start;
+$primary->wait_for_catchup($standby);
+$standby->poll_query_until('postgres',
+	"SELECT writer_state = 'running' FROM agentauth.status")
+  or die 'the forwarder did not connect';
+
+# a session on the standby, kept open
+sub agent_session
+{
+	my ($s) = @_;
+	my $bg = $standby->background_psql('postgres', on_error_stop => 0);
+	$bg->set_query_timer_restart();
+	$bg->query_safe('\set VERBOSITY verbose');
+	$bg->query_safe('SET SESSION AUTHORIZATION r_agent');
+	$bg->query_safe("SELECT agentauth.begin_session('$s') IS NOT NULL");
+	return $bg;
+}
+sub run_q
+{
+	my ($bg, $sql) = @_;
+	$bg->{stderr} = '';
+	my $o = $bg->query($sql);
+	return ($o, $bg->{stderr});
+}
+
+# ---- revocation stops an open cursor ------------------------------------
+my $cur = agent_session($secret);
+my $poller = agent_session($secret);
+my ($out, $err);
+run_q($cur, 'BEGIN');
+run_q($cur, 'DECLARE c CURSOR FOR SELECT patient_id, result FROM labs WHERE patient_id = \'R1\' ORDER BY result');
+($out, $err) = run_q($cur, 'FETCH 2 FROM c');
+is($out, "R1|1\nR1|2", 'the cursor on the standby returns rows before the revocation') or diag $err;
+($out, $err) = run_q($poller, 'SELECT count(*) FROM labs');
+is($out, '25', 'the other session reads too');
+
+my $t0 = time;
+$primary->safe_psql('postgres',
+	"SELECT agentauth.revoke_token((SELECT token FROM agentauth.audit_log WHERE event = 'session_begin' ORDER BY seq DESC LIMIT 1), 'stolen')");
+my $lsn = $primary->lsn('insert');
+$primary->wait_for_catchup($standby, 'replay', $lsn);
+my $t_replayed = time;
+# wait, with a deadline, for the revocation to reach the standby's sessions
+my $refused = 0;
+while (time < $t0 + 30)
+{
+	($out, $err) = run_q($poller, 'SELECT count(*) FROM labs');
+	if ($err =~ /28000/) { $refused = 1; last; }
+	usleep(20_000);
+}
+my $t_refused = time;
+ok($refused, 'after replay the standby refuses the revoked token (28000)');
+note(sprintf('revocation to first refusal on the standby: %.3f s (replay %.3f s, then %.3f s)',
+	$t_refused - $t0, $t_replayed - $t0, $t_refused - $t_replayed));
+cmp_ok($t_refused - $t0, '<', 30, 'within a generous deadline');
+($out, $err) = run_q($cur, 'FETCH 5 FROM c');
+is($out, '', 'the open cursor returns zero rows after replay');
+like($err, qr/28000/, 'its FETCH fails with 28000');
+$cur->quit;
+$poller->quit;
+
+# ---- consent withdrawal --------------------------------------------------
+my $s2 = agent_session($secret2);
+($out, $err) = run_q($s2, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+is($out, '5', 'R2 is visible on the standby under its consent');
+$primary->safe_psql('postgres', "SELECT agentauth.withdraw_consent('$consent_r2', 'patient request')");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $hidden = 0;
+$t0 = time;
+while (time < $t0 + 30)
+{
+	($out, $err) = run_q($s2, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+	if ($out eq '0') { $hidden = 1; last; }
+	usleep(20_000);
+}
+ok($hidden, 'after replay the withdrawn consent hides R2 on the standby');
+note(sprintf('replay to hidden: %.3f s', time - $t0));
+($out, $err) = run_q($s2, "SELECT count(*) FROM labs WHERE patient_id = 'R1'");
+is($out, '20', 'R1 stays visible');
+$s2->quit;
+
+# ---- promotion -----------------------------------------------------------
+$primary->wait_for_catchup($standby);
+my $seq_before = $standby->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
+my $standby_recs = $standby->safe_psql('postgres',
+	"SELECT count(*) FROM agentauth.audit_log WHERE client LIKE '% standby=standby'");
+cmp_ok($standby_recs, '>', 0, 'the standby\'s forwarded records replicated back to it');
+$primary->stop;
+$standby->promote;
+$standby->poll_query_until('postgres',
+	"SELECT writer_state = 'running' AND NOT pg_is_in_recovery() FROM agentauth.status")
+  or die 'the audit writer did not start after promotion';
+my $secret3 = $standby->safe_psql('postgres', $issue);
+my ($ret, $o, $e) = $standby->psql('postgres', qq{
+SET SESSION AUTHORIZATION r_agent;
+SELECT agentauth.begin_session('$secret3') IS NOT NULL;
+SELECT count(*) FROM labs;
+});
+is($ret, 0, 'an agent reads on the promoted server') or diag $e;
+like($o, qr/^20$/m, 'under the same checks');
+is($standby->safe_psql('postgres', qq{
+	SELECT min(seq) = $seq_before + 1 AND count(*) = max(seq) - $seq_before
+	  FROM agentauth.audit_log WHERE seq > $seq_before}),
+	't', 'the chain continues from the replicated head without a gap');
+is($standby->safe_psql('postgres', qq{
+	SELECT count(*) FROM agentauth.audit_log
+	 WHERE seq > $seq_before AND event = 'token_issued'}),
+	'1', 'the promoted server\'s own records are in it');
+is($standby->safe_psql('postgres',
+	'SELECT ok AND checked = (SELECT max(seq) FROM agentauth.audit_log) FROM agentauth.verify_audit()'),
+	't', 'verify_audit passes across the promotion');
+is($standby->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentauth audit forwarder'"),
+	'0', 'the forwarder stopped at promotion');
+
+$standby->stop;
+done_testing();
