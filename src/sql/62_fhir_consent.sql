@@ -844,6 +844,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
 
 -- import_fhir_consent(resource): store the rules through record_consent,
 -- one provision per rule and actor; returns their ids in document order.
+-- A Bundle of Consents is imported entry by entry (import_fhir_consent_bundle).
 -- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -863,6 +864,13 @@ DECLARE
     st    text;
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    -- a Bundle of Consents: every provision of every entry, in order
+    IF pg_catalog.jsonb_typeof(resource) IS NOT DISTINCT FROM 'object'
+       AND (resource OPERATOR(pg_catalog.->>) 'resourceType') IS NOT DISTINCT FROM 'Bundle' THEN
+        RETURN ARRAY(SELECT u.c FROM agentauth.import_fhir_consent_bundle(resource) AS b,
+                                     pg_catalog.unnest(b.consents) WITH ORDINALITY AS u(c, o)
+                      ORDER BY b.entry, u.o);
+    END IF;
     v := agentauth._fhir_consent_rules(resource);
 
     -- an earlier import of the same Consent (same id, same patient) is
