@@ -1537,6 +1537,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._raise_alert(int, text, uuid, text, bigint, interval, text, bigint, jsonb, boolean) FROM PUBLIC;
 
+
 -- Issue "Interoperability" (issue 17): begin
 
 -- Issue "Interoperability" item 3: consents in bulk.  A large transaction's
@@ -1839,6 +1840,636 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.import_fhir_consent(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.import_fhir_consent(jsonb) TO agentauth_consent_manager;
+
+
+-- Issue "Interoperability" item 4: R5 Consent for real.  The consent is the
+-- root rule and every provision an exception (the opposite decision); a
+-- deny is cut around its permit exceptions in purposes, classes and
+-- actions; provision.data denies the classes of the resources it names
+-- (the whole of src/sql/62_fhir_consent_r5.sql, and the functions of
+-- 62_fhir_consent.sql that changed).
+-- FHIR R5 Consent, the parts beyond R4 (used by 62_fhir_consent.sql):
+-- provision.data, and the cut of a deny around its permit exceptions.
+
+-- the data classes of a FHIR resource type, or NULL
+CREATE FUNCTION agentauth._fhir_type_classes(code text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE code
+        WHEN 'Patient' THEN ARRAY['demographics', 'contact', 'identifiers']
+        WHEN 'RelatedPerson' THEN ARRAY['contact']
+        WHEN 'Encounter' THEN ARRAY['encounter']
+        WHEN 'EpisodeOfCare' THEN ARRAY['encounter']
+        WHEN 'Procedure' THEN ARRAY['encounter']
+        WHEN 'Condition' THEN ARRAY['diagnosis']
+        WHEN 'AllergyIntolerance' THEN ARRAY['diagnosis']
+        WHEN 'Observation' THEN ARRAY['lab', 'vital_signs']
+        WHEN 'DiagnosticReport' THEN ARRAY['lab', 'imaging']
+        WHEN 'Specimen' THEN ARRAY['lab']
+        WHEN 'Medication' THEN ARRAY['medication']
+        WHEN 'MedicationRequest' THEN ARRAY['medication']
+        WHEN 'MedicationStatement' THEN ARRAY['medication']
+        WHEN 'MedicationAdministration' THEN ARRAY['medication']
+        WHEN 'MedicationDispense' THEN ARRAY['medication']
+        WHEN 'Immunization' THEN ARRAY['medication']
+        WHEN 'ImagingStudy' THEN ARRAY['imaging']
+        WHEN 'Media' THEN ARRAY['imaging']
+        WHEN 'DocumentReference' THEN ARRAY['clinical_note']
+        WHEN 'Composition' THEN ARRAY['clinical_note']
+        WHEN 'ClinicalImpression' THEN ARRAY['clinical_note']
+        WHEN 'Claim' THEN ARRAY['billing']
+        WHEN 'ClaimResponse' THEN ARRAY['billing']
+        WHEN 'ExplanationOfBenefit' THEN ARRAY['billing']
+        WHEN 'Coverage' THEN ARRAY['billing']
+        WHEN 'Account' THEN ARRAY['billing']
+        WHEN 'Invoice' THEN ARRAY['billing']
+        END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_type_classes(text) FROM PUBLIC;
+
+-- provision.data (R4 and R5): particular resources.  agentauth decides by
+-- patient, class, purpose and action, not by resource, so a deny of
+-- particular data is widened to the whole of the classes of their types
+-- (fail closed: more is withheld, never less); a permit of particular data
+-- would grant the whole class and is refused.  With class, resourceType or
+-- securityLabel in the same provision (classes, NULL when none), the
+-- provision covers the data of those classes only.
+CREATE FUNCTION agentauth._fhir_data_classes(data jsonb, path text, decision text, classes text[])
+    RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    e       jsonb;
+    i       int := 0;
+    p       text;
+    meaning text;
+    ref     text;
+    m       text[];
+    part    text[];
+    r       text[] := '{}';
+BEGIN
+    IF decision OPERATOR(pg_catalog.=) 'permit' THEN
+        PERFORM agentauth._fhir_fail(path,
+            'a permit of particular resources cannot be enforced: it would grant every resource of their data classes',
+            'agentauth decides by patient, data class, purpose and action.  Permit a class (class, resourceType or securityLabel) instead.');
+    END IF;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(agentauth._fhir_array(data, path)) LOOP
+        p := pg_catalog.format('%s[%s]', path, i);
+        IF pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object' THEN
+            PERFORM agentauth._fhir_fail(p, 'expected a data object (meaning and reference)');
+        END IF;
+        meaning := agentauth._fhir_string(e OPERATOR(pg_catalog.->) 'meaning', p OPERATOR(pg_catalog.||) '.meaning', true);
+        IF meaning OPERATOR(pg_catalog.=) 'authoredby' THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                'data authored by a party cannot be told apart (agentauth does not know who wrote a row)');
+        ELSIF meaning OPERATOR(pg_catalog.<>) ALL (ARRAY['instance', 'related', 'dependents']) THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                pg_catalog.format('unknown meaning "%s" (instance, related, dependents, authoredby)', meaning));
+        END IF;
+        IF pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'reference') IS DISTINCT FROM 'object' THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference', 'expected a Reference');
+        END IF;
+        ref := agentauth._fhir_string(e OPERATOR(pg_catalog.#>) '{reference,reference}', p OPERATOR(pg_catalog.||) '.reference.reference', true);
+        m := pg_catalog.regexp_match(ref, '^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-\.]{1,64}(?:/_history/[A-Za-z0-9\-\.]{1,64})?$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
+                pg_catalog.format('"%s" is not a reference to a resource (Type/id)', ref));
+        END IF;
+        part := agentauth._fhir_type_classes(m[1]);
+        IF part IS NULL THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
+                pg_catalog.format('resource type "%s" has no agentauth data class', m[1]),
+                'A deny of particular data is enforced as a deny of their data class.');
+        END IF;
+        r := r OPERATOR(pg_catalog.||) part;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    IF i OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail(path, 'an empty data list names nothing');
+    END IF;
+    IF classes IS NOT NULL THEN
+        SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r
+          FROM pg_catalog.unnest(r) x WHERE x OPERATOR(pg_catalog.=) ANY (classes);
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path, 'the data of this provision lie outside its classes, resource types and security labels');
+        END IF;
+    END IF;
+    SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r FROM pg_catalog.unnest(r) x;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_data_classes(jsonb, text, text, text[]) FROM PUBLIC;
+
+-- b minus e, for a deny b and a permit e nested in it (same actors and
+-- period): the parts of b outside e, as boxes of purposes x data classes x
+-- actions.  NULL is "any": expanded to the rows of agentauth.purpose (not
+-- reserved), agentauth.data_class, or the four actions, only where e
+-- narrows that dimension.
+CREATE FUNCTION agentauth._fhir_box_minus(b agentauth._fhir_rule, e agentauth._fhir_rule)
+    RETURNS SETOF agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    dim    text;
+    bl     text[];
+    el     text[];
+    inside text[];
+    outside text[];
+    rest   agentauth._fhir_rule := b;
+    part   agentauth._fhir_rule;
+BEGIN
+    -- no overlap in some dimension: b stays whole
+    IF (b.purposes IS NOT NULL AND e.purposes IS NOT NULL AND NOT b.purposes OPERATOR(pg_catalog.&&) e.purposes)
+       OR (b.classes IS NOT NULL AND e.classes IS NOT NULL AND NOT b.classes OPERATOR(pg_catalog.&&) e.classes)
+       OR (b.actions IS NOT NULL AND e.actions IS NOT NULL AND NOT b.actions OPERATOR(pg_catalog.&&) e.actions) THEN
+        RETURN NEXT b;
+        RETURN;
+    END IF;
+    FOREACH dim IN ARRAY ARRAY['purposes', 'classes', 'actions'] LOOP
+        el := CASE dim WHEN 'purposes' THEN e.purposes WHEN 'classes' THEN e.classes ELSE e.actions END;
+        CONTINUE WHEN el IS NULL;       -- e covers all of it
+        bl := CASE dim WHEN 'purposes' THEN rest.purposes WHEN 'classes' THEN rest.classes ELSE rest.actions END;
+        IF bl IS NULL THEN
+            bl := CASE dim
+                WHEN 'purposes' THEN (SELECT pg_catalog.array_agg(p.code ORDER BY p.code) FROM agentauth.purpose p WHERE NOT p.reserved)
+                WHEN 'classes' THEN (SELECT pg_catalog.array_agg(d.name ORDER BY d.name) FROM agentauth.data_class d)
+                ELSE ARRAY['delete', 'insert', 'read', 'update'] END;
+        END IF;
+        SELECT pg_catalog.array_agg(x ORDER BY x) FILTER (WHERE x OPERATOR(pg_catalog.<>) ALL (el)),
+               pg_catalog.array_agg(x ORDER BY x) FILTER (WHERE x OPERATOR(pg_catalog.=) ANY (el))
+          INTO outside, inside
+          FROM pg_catalog.unnest(bl) x;
+        IF outside IS NOT NULL THEN
+            part := rest;
+            CASE dim WHEN 'purposes' THEN part.purposes := outside;
+                     WHEN 'classes' THEN part.classes := outside;
+                     ELSE part.actions := outside; END CASE;
+            RETURN NEXT part;
+        END IF;
+        CASE dim WHEN 'purposes' THEN rest.purposes := inside;
+                 WHEN 'classes' THEN rest.classes := inside;
+                 ELSE rest.actions := inside; END CASE;
+    END LOOP;
+    -- what is left of rest lies inside e: permitted
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_box_minus(agentauth._fhir_rule, agentauth._fhir_rule) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_map_class(system text, code text, path text) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r text[];
+BEGIN
+    IF system OPERATOR(pg_catalog.=) 'urn:agentauth:data-class' THEN
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) code) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown data class "%s"', code));
+        END IF;
+        RETURN ARRAY[code];
+    ELSIF system OPERATOR(pg_catalog.=) ANY (ARRAY['http://hl7.org/fhir/resource-types',
+                                                   'http://hl7.org/fhir/fhir-types']) THEN
+        r := agentauth._fhir_type_classes(code);
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('resource type "%s" has no agentauth data class', code),
+                'Use a coding of system urn:agentauth:data-class to name a class directly.');
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+        r := CASE code
+            WHEN 'HIV' THEN ARRAY['hiv']
+            WHEN 'PSY' THEN ARRAY['mental_health']
+            WHEN 'PSYTHPN' THEN ARRAY['mental_health']
+            WHEN 'ETH' THEN ARRAY['substance_use']
+            WHEN 'SUD' THEN ARRAY['substance_use']
+            WHEN 'GDIS' THEN ARRAY['genetic']
+            WHEN 'SEX' THEN ARRAY['reproductive']
+            END;
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('sensitivity code "%s" has no agentauth data class', code));
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' THEN
+        IF code OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V']) THEN
+            SELECT pg_catalog.array_agg(d.name ORDER BY d.name) INTO r
+              FROM agentauth.data_class d WHERE d.sensitive;
+            RETURN r;
+        END IF;
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+            pg_catalog.format('confidentiality code "%s" has no agentauth data class', code),
+            'Only R (restricted) and V (very restricted) map: to every sensitive class.');
+    END IF;
+    PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.system',
+        pg_catalog.format('unknown code system "%s" for data', COALESCE(system, '(none)')));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_map_class(text, text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_node(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    k     text;
+    e     jsonb;
+    c     record;
+    i     int;
+    lst   text[];
+    part  text[];
+    res   agentauth._fhir_rule;
+    v_valid tstzrange;
+    known boolean;
+BEGIN
+    IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a provision object');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(node) LOOP
+        IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['id', 'extension', 'type', 'period', 'actor', 'action',
+                'securityLabel', 'purpose', 'class', 'resourceType', 'data', 'provision']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                CASE k
+                    WHEN 'dataPeriod' THEN 'a period of the data cannot be enforced (agentauth decides by the time of access)'
+                    WHEN 'code' THEN 'consent by clinical code cannot be enforced; use class or securityLabel'
+                    WHEN 'documentType' THEN 'consent by document type cannot be enforced; use class or securityLabel'
+                    WHEN 'expression' THEN 'computable expressions are not supported'
+                    WHEN 'modifierExtension' THEN 'a modifier extension is not understood'
+                    ELSE 'unknown element of a provision' END);
+        END IF;
+    END LOOP;
+
+    res.path := path;
+    -- decision: R4 provision.type; otherwise an exception to the parent
+    IF node OPERATOR(pg_catalog.?) 'type' THEN
+        IF r5 THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                'an R5 provision has no type (the decision is Consent.decision)');
+        END IF;
+        res.decision := agentauth._fhir_string(node OPERATOR(pg_catalog.->) 'type', path OPERATOR(pg_catalog.||) '.type');
+        IF res.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                pg_catalog.format('type "%s" is neither permit nor deny', res.decision));
+        END IF;
+    ELSIF is_root THEN
+        res.decision := parent.decision;
+    ELSE
+        res.decision := CASE parent.decision WHEN 'permit' THEN 'deny' ELSE 'permit' END;
+    END IF;
+
+    -- period
+    v_valid := agentauth._fhir_period(node OPERATOR(pg_catalog.->) 'period', path OPERATOR(pg_catalog.||) '.period');
+    res.valid := COALESCE(parent.valid, '(,)'::tstzrange);
+    IF v_valid IS NOT NULL AND res.decision OPERATOR(pg_catalog.=) 'deny' AND NOT is_root THEN
+        res.valid := v_valid;           -- a deny denies what it names
+    ELSIF v_valid IS NOT NULL THEN
+        res.valid := res.valid OPERATOR(pg_catalog.*) v_valid;
+        IF pg_catalog.isempty(res.valid) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.period',
+                'the period lies outside the period of the provision it is nested in');
+        END IF;
+    END IF;
+
+    -- purpose (Coding[])
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'purpose', path OPERATOR(pg_catalog.||) '.purpose')) LOOP
+        SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.purpose[%s]', path, i), false);
+        IF c.system IS DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActReason'
+           AND c.system IS DISTINCT FROM 'http://hl7.org/fhir/v3/ActReason'
+           AND c.system IS DISTINCT FROM 'urn:agentauth:purpose' THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.system',
+                pg_catalog.format('a purpose must be a v3-ActReason code, not of system "%s"', COALESCE(c.system, '(none)')));
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown purpose "%s"', c.code),
+                'The purposes are the rows of agentauth.purpose.');
+        END IF;
+        IF EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code AND p.reserved) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('purpose "%s" is reserved (entered only through break_glass)', c.code));
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) c.code;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- class, resourceType (R5), securityLabel: the data classes
+    lst := NULL;
+    FOR k IN SELECT pg_catalog.unnest(ARRAY['class', 'resourceType', 'securityLabel']) LOOP
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(node OPERATOR(pg_catalog.->) k, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k)) LOOP
+            SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
+            part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
+            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    END LOOP;
+    -- data: particular resources, denied as the whole of their classes
+    IF node OPERATOR(pg_catalog.?) 'data' THEN
+        lst := agentauth._fhir_data_classes(node OPERATOR(pg_catalog.->) 'data', path OPERATOR(pg_catalog.||) '.data',
+                                            res.decision, lst);
+    END IF;
+    res.classes := agentauth._fhir_meet(parent.classes, lst, path OPERATOR(pg_catalog.||) '.class', 'data classes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- action (CodeableConcept[]): consentaction codes
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'action', path OPERATOR(pg_catalog.||) '.action')) LOOP
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(e, pg_catalog.format('%s.action[%s]', path, i), true) LOOP
+            IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/consentaction'
+               OR c.system IS NOT DISTINCT FROM 'http://hl7.org/fhir/consentaction' THEN
+                part := CASE c.code
+                    WHEN 'access' THEN ARRAY['read'] WHEN 'use' THEN ARRAY['read']
+                    WHEN 'disclose' THEN ARRAY['read'] WHEN 'collect' THEN ARRAY['insert']
+                    WHEN 'correct' THEN ARRAY['update'] END;
+                IF part IS NULL THEN
+                    PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                        pg_catalog.format('unknown consent action "%s"', c.code));
+                END IF;
+                lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail(pg_catalog.format('%s.action[%s]', path, i),
+                'no coding of system http://terminology.hl7.org/CodeSystem/consentaction');
+        END IF;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actions := agentauth._fhir_meet(parent.actions, lst, path OPERATOR(pg_catalog.||) '.action', 'actions', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- actor: recipients only
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'actor', path OPERATOR(pg_catalog.||) '.actor')) LOOP
+        k := pg_catalog.format('%s.actor[%s]', path, i);
+        IF e OPERATOR(pg_catalog.?) 'role' THEN
+            known := false;
+            FOR c IN SELECT * FROM agentauth._fhir_codings(e OPERATOR(pg_catalog.->) 'role', k OPERATOR(pg_catalog.||) '.role', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType'
+                   AND c.code OPERATOR(pg_catalog.=) ANY (ARRAY['IRCP', 'PRCP']) THEN
+                    known := true;
+                ELSIF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-RoleCode'
+                   AND c.code OPERATOR(pg_catalog.=) 'GRANTEE' THEN
+                    known := true;
+                END IF;
+            END LOOP;
+            IF NOT known THEN
+                PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role',
+                    'the actor is not a recipient of the data',
+                    'agentauth maps actors with role v3-ParticipationType IRCP or PRCP (information recipient) only.');
+            END IF;
+        ELSIF NOT r5 THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role', 'required element is missing');
+        END IF;
+        IF NOT e OPERATOR(pg_catalog.?) 'reference' THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.reference', 'required element is missing');
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||)
+               agentauth._fhir_map_actor(e OPERATOR(pg_catalog.->) 'reference', k OPERATOR(pg_catalog.||) '.reference');
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actors := agentauth._fhir_meet(parent.actors, lst, path OPERATOR(pg_catalog.||) '.actor', 'actors', res.decision OPERATOR(pg_catalog.=) 'deny');
+    RETURN res;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_node(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS SETOF agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me      agentauth._fhir_rule;
+    orig    agentauth._fhir_rule;
+    boxes   agentauth._fhir_rule[];
+    kids    jsonb;
+    kid     agentauth._fhir_rule;
+    i       int := 0;
+    e       jsonb;
+BEGIN
+    me := agentauth._fhir_node(node, path, parent, r5, is_root);
+    orig := me;
+    kids := agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'provision', path OPERATOR(pg_catalog.||) '.provision');
+
+    -- a deny is cut around the permits nested in it (deny overrides
+    -- permit in agentauth's decision order): what is left of it, as boxes
+    -- of purposes x classes x actions
+    boxes := ARRAY[me];
+    IF me.decision OPERATOR(pg_catalog.=) 'deny' THEN
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+            kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), me, r5, false);
+            i := i OPERATOR(pg_catalog.+) 1;
+            CONTINUE WHEN kid.decision OPERATOR(pg_catalog.=) 'deny';
+            IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid THEN
+                PERFORM agentauth._fhir_fail(kid.path,
+                    'a permit nested in a deny can only narrow its purposes, data classes or actions',
+                    'agentauth gives a matching deny precedence over any permit (first match: deny, then permit), so the deny must be cut around its exceptions; an exception for other actors or another period cannot be cut out.  Split the consent into provisions that do not overlap.');
+            END IF;
+            boxes := ARRAY(SELECT x FROM pg_catalog.unnest(boxes) AS b,
+                                         agentauth._fhir_box_minus(b, kid) AS x);
+        END LOOP;
+    END IF;
+    FOREACH me IN ARRAY boxes LOOP
+        RETURN NEXT me;
+    END LOOP;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+        RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
+                                                        orig, r5, false);
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_tree(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_consent_rules(resource jsonb,
+    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[], OUT active boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r5     boolean;
+    k      text;
+    ref    jsonb;
+    m      text[];
+    base   agentauth._fhir_rule;
+    c      record;
+    e      jsonb;
+    i      int;
+    known  boolean;
+    v_status text;
+BEGIN
+    IF resource IS NULL THEN
+        RAISE EXCEPTION 'resource must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.octet_length(resource::text) OPERATOR(pg_catalog.>) 1048576 THEN
+        RAISE EXCEPTION 'FHIR Consent resource is too large'
+            USING ERRCODE = '22023', DETAIL = 'The limit is 1 MB.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(resource) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
+    END IF;
+    IF agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
+       OPERATOR(pg_catalog.<>) 'Consent' THEN
+        PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Consent');
+    END IF;
+    k := agentauth._fhir_find_key(resource, '$', 'modifierExtension');
+    IF k IS NOT NULL THEN
+        PERFORM agentauth._fhir_fail(k, 'a modifier extension is not understood');
+    END IF;
+
+    r5 := resource OPERATOR(pg_catalog.?|) ARRAY['decision', 'subject', 'grantee', 'grantor', 'controller', 'manager']
+          OR pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') IS NOT DISTINCT FROM 'array';
+
+    -- status: an active consent is in force; an inactive (or entered in
+    -- error) one only ends what an earlier import of it recorded
+    v_status := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'status', '$.status', true);
+    IF v_status OPERATOR(pg_catalog.<>) ALL (ARRAY['active', 'inactive', 'entered-in-error']) THEN
+        PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent is in force', v_status),
+            'A draft, proposed or rejected consent grants nothing and cannot be imported.');
+    END IF;
+    active := v_status OPERATOR(pg_catalog.=) 'active';
+    k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
+    IF k IS NOT NULL AND k !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+        PERFORM agentauth._fhir_fail('$.id', 'not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "-" and ".")');
+    END IF;
+    IF k IS NULL AND NOT active THEN
+        PERFORM agentauth._fhir_fail('$.id', pg_catalog.format('a consent that is %s needs its id to end an earlier import', v_status));
+    END IF;
+    source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(k, '(no id)');
+
+    -- scope (R4): a privacy consent
+    IF NOT r5 THEN
+        IF NOT resource OPERATOR(pg_catalog.?) 'scope' THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'required element is missing');
+        END IF;
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'scope', '$.scope', true) LOOP
+            IF c.code OPERATOR(pg_catalog.=) 'patient-privacy' THEN
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'only a patient-privacy consent governs access to data',
+                'Consents to treatment, research participation or advance directives are not access rules.');
+        END IF;
+    END IF;
+
+    -- the patient
+    k := CASE WHEN r5 THEN 'subject' ELSE 'patient' END;
+    ref := resource OPERATOR(pg_catalog.->) k;
+    IF ref IS NULL THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'required element is missing');
+    END IF;
+    IF pg_catalog.jsonb_typeof(ref) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'expected a Reference');
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'reference' THEN
+        m := pg_catalog.regexp_match(agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference'),
+                                     '^(?:.*/)?Patient/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference',
+                'expected a reference to a Patient (Patient/<id>)');
+        END IF;
+        patient := m[1];
+    ELSE
+        patient := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}',
+                                          '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.identifier.value', true);
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'the patient id is longer than 200 characters');
+    END IF;
+
+    IF NOT active THEN
+        rules := '{}';
+        RETURN;
+    END IF;
+
+    -- the base decision
+    IF r5 THEN
+        base.decision := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'decision', '$.decision', true);
+        IF base.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail('$.decision', pg_catalog.format('decision "%s" is neither permit nor deny', base.decision));
+        END IF;
+        -- R5 grantee: the parties the consent grants to, as actors of every provision
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'grantee', '$.grantee')) LOOP
+            base.actors := COALESCE(base.actors, '{}') OPERATOR(pg_catalog.||)
+                agentauth._fhir_map_actor(e, pg_catalog.format('$.grantee[%s]', i));
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    ELSE
+        known := false;
+        IF resource OPERATOR(pg_catalog.?) 'policyRule' THEN
+            FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'policyRule', '$.policyRule', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+                    base.decision := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
+                                                 WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
+                    known := base.decision IS NOT NULL;
+                END IF;
+            END LOOP;
+            IF NOT known AND NOT (resource OPERATOR(pg_catalog.#>) '{provision}') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.policyRule', 'the policy rule is neither OPTIN nor OPTOUT (v3-ActCode)',
+                    'Give the root provision a type (permit or deny).');
+            END IF;
+        END IF;
+    END IF;
+
+    -- the provisions.  R5: the consent itself is the root rule -- its
+    -- decision over everything, in its period, for its grantees -- and
+    -- every provision an exception to the rule it is nested in (the
+    -- opposite decision); an exception to a deny cuts the deny.
+    IF r5 THEN
+        rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+            pg_catalog.jsonb_build_object('provision',
+                agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision'))
+            OPERATOR(pg_catalog.||) CASE WHEN resource OPERATOR(pg_catalog.?) 'period'
+                THEN pg_catalog.jsonb_build_object('period', resource OPERATOR(pg_catalog.->) 'period')
+                ELSE '{}'::jsonb END,
+            '$', base, true, true) t);
+    ELSE
+        IF NOT resource OPERATOR(pg_catalog.?) 'provision' THEN
+            IF base.decision IS NULL THEN
+                PERFORM agentauth._fhir_fail('$.provision', 'required: a consent with neither provision nor OPTIN/OPTOUT policy rule says nothing');
+            END IF;
+            base.path := '$';
+            base.valid := '(,)'::tstzrange;
+            rules := ARRAY[base];
+        ELSE
+            IF base.decision IS NULL AND NOT (resource OPERATOR(pg_catalog.->) 'provision') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.provision.type', 'required when the consent has no OPTIN/OPTOUT policy rule');
+            END IF;
+            rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+                resource OPERATOR(pg_catalog.->) 'provision', '$.provision', base, false, true) t);
+        END IF;
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'the consent yields no provision');
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.>) 1000 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'more than 1000 provisions');
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
 
 -- Issue "Interoperability" (issue 17): end
 

@@ -63,12 +63,12 @@ SELECT entry, source, cardinality(consents) AS provisions
                          'request', '{"method": "PUT", "url": "Consent/b65-1"}'::jsonb),
       jsonb_build_object('resource', pg_temp.consent('b65-2', 'P65B', 'HRESCH'),
                          'request', '{"method": "POST", "url": "Consent"}'::jsonb),
-      -- R5 shape in the same Bundle
+      -- R5 shape in the same Bundle: permit, except HIV data
       jsonb_build_object('resource', '{"resourceType": "Consent", "id": "b65-3", "status": "active",
-          "subject": {"reference": "Patient/P65C"}, "decision": "deny",
+          "subject": {"reference": "Patient/P65C"}, "decision": "permit",
           "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}]}'::jsonb))));
 SELECT patient, decision, purposes, data_classes, source FROM agentauth.consents
- WHERE patient LIKE 'P65%' ORDER BY patient;
+ WHERE patient LIKE 'P65%' ORDER BY patient, source;
 -- import_fhir_consent takes a Bundle too: every provision, in entry order
 SELECT cardinality(agentauth.import_fhir_consent(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
