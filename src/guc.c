@@ -22,6 +22,7 @@ int			aa_audit_retention = 6 * 365 * 86400 + 2 * 86400;	/* six years */
 bool		aa_allow_uninstall = false;
 int			aa_inactive_after = 90 * 86400;
 bool		aa_require_transaction_only = false;
+static char *aa_fhir_patient_reference = NULL;	/* read by SQL only */
 
 void
 aa_guc_init(void)
@@ -32,6 +33,15 @@ aa_guc_init(void)
 							   &aa_database,
 							   "postgres",
 							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agentauth.fhir_patient_reference",
+							   "How audit_event_fhir names a patient: a reference template, %s the patient id.",
+							   "Empty: a logical reference by identifier (system urn:agentauth:patient).",
+							   &aa_fhir_patient_reference,
+							   "Patient/%s",
+							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 

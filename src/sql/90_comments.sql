@@ -104,7 +104,9 @@ COMMENT ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, 
 COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) IS
     'HIPAA accounting of disclosures for a patient (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
-    'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
+    'One audit record as a FHIR R4 AuditEvent, IHE BALP for patient data (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.fhir_patient_reference(text) IS
+    'The FHIR Reference(Patient) of a patient id, per the setting agentauth.fhir_patient_reference';
 
 -- the same calls with a patient id of a non-text column's type (integer,
 -- bigint, uuid ...): the id as the type prints it
