@@ -29,7 +29,7 @@ ISOLATION      = $(basename $(notdir $(sort $(wildcard specs/*.spec))))
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/isolation.conf --temp-instance=tmp_check_iso
 TAP_TESTS    = 1
 
-EXTRA_CLEAN = agentauth--$(EXTVERSION).sql tools/aa_verify tmp_check_iso output_iso
+EXTRA_CLEAN = agentauth--$(EXTVERSION).sql tools/aa_verify tools/aa_feed tmp_check_iso output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -54,6 +54,19 @@ install: install-aa-verify
 install-aa-verify: tools/aa_verify
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) tools/aa_verify '$(DESTDIR)$(bindir)/aa_verify'
+
+# The feed to the audit repository (FHIR PUT or syslog over TLS): a client
+# program of its own, with libpq and OpenSSL.
+AA_FEED_CFLAGS = -O2 -std=c99 -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir)
+AA_FEED_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto
+all: tools/aa_feed
+tools/aa_feed: tools/aa_feed.c
+	$(CC) $(AA_FEED_CFLAGS) -o $@ $< $(AA_FEED_LIBS)
+install: install-aa-feed
+.PHONY: install-aa-feed
+install-aa-feed: tools/aa_feed
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) tools/aa_feed '$(DESTDIR)$(bindir)/aa_feed'
 
 # CI and developers: warnings are errors
 ifdef WERROR

@@ -10,7 +10,7 @@
 # its service): its .deb is unpacked into a cache directory instead, and
 # `scripts/deps.sh --pgbouncer` prints the binary's path.
 set -eu
-pkgs="make gcc binutils postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl postgresql-15-pgaudit libevent-2.1-7 libc-ares2"
+pkgs="make gcc binutils postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl postgresql-15-pgaudit libevent-2.1-7 libc-ares2 python3 python3-jsonschema openssl"
 cache=${AGENTAUTH_DEPS_CACHE:-/var/tmp/agentauth-deps}
 
 pgbouncer_path() {

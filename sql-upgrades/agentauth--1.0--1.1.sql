@@ -2478,6 +2478,1805 @@ CREATE FUNCTION agentauth.forward_audit(standby text, batch bytea) RETURNS bigin
 REVOKE ALL ON FUNCTION agentauth.forward_audit(text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.forward_audit(text, bytea) TO agentauth_forwarder;
 
+
+
+-- Issue "Interoperability" (issue 17): begin
+
+-- Issue "Interoperability" item 3: consents in bulk.  A large transaction's
+-- administrative records are spilled into agentauth._audit_spill (the
+-- whole of src/sql/63_fhir_bundle.sql), and import_fhir_consent takes a
+-- Bundle.
+-- Consents in bulk: a site's existing consents, loaded in one transaction.
+--
+-- The administrative records of a large transaction (one consent_recorded
+-- per provision) no longer have to fit in the audit queue: past a quarter
+-- of agentauth.audit_queue_size they are written into _audit_spill by the
+-- transaction itself (committed with it, gone with its abort), and the
+-- "agentauth audit spill" worker moves them into the queue after the
+-- commit, a chunk per transaction of its own that deletes the rows it
+-- queues: recorded when, and only when, the transaction commits, exactly
+-- once (audit_spill.c).  Nobody reads or writes the table but the
+-- extension's C code: no grant.
+CREATE TABLE agentauth._audit_spill (
+    txn   bigint NOT NULL,      -- the spilling transaction (FullTransactionId)
+    ord   bigint NOT NULL,      -- its order within the backend
+    entry bytea  NOT NULL       -- the queued record (record.c's queued form)
+);
+REVOKE ALL ON agentauth._audit_spill FROM PUBLIC;
+
+-- Store the rules of one checked Consent (from _fhir_consent_rules): an
+-- earlier import of the same Consent (same id, same patient) is replaced --
+-- its provisions still in force are withdrawn, audited -- and each rule
+-- and actor becomes one record_consent provision.  No exception block: a
+-- bulk load stays at its transaction's top level, where its audit records
+-- can be spilled as they come (bounded memory).
+CREATE FUNCTION agentauth._fhir_consent_store(v_patient text, v_source text,
+                                              v_rules agentauth._fhir_rule[], v_active boolean)
+    RETURNS uuid[]
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    old   uuid;
+    r     agentauth._fhir_rule;
+    a     text;
+    ids   uuid[] := '{}';
+    valid tstzrange;
+BEGIN
+    IF v_source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
+        FOR old IN SELECT c.id FROM agentauth.consent c
+                    WHERE c.patient OPERATOR(pg_catalog.=) v_patient
+                      AND c.withdrawn_at IS NULL
+                      AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')
+                    ORDER BY c.recorded_at, c.id LOOP
+            PERFORM agentauth.withdraw_consent(old,
+                CASE WHEN v_active THEN 'replaced by a new import of ' OPERATOR(pg_catalog.||) v_source
+                     ELSE v_source OPERATOR(pg_catalog.||) ' is no longer active' END);
+        END LOOP;
+    END IF;
+    FOREACH r IN ARRAY v_rules LOOP
+        -- an open start means "from now" (record_consent's default)
+        valid := r.valid;
+        IF pg_catalog.lower_inf(valid) THEN
+            valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
+                CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
+        END IF;
+        FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
+            ids := ids OPERATOR(pg_catalog.||) agentauth.record_consent(
+                patient => v_patient,
+                decision => r.decision,
+                purposes => r.purposes,
+                data_classes => r.classes,
+                actions => COALESCE(r.actions, ARRAY['read', 'insert', 'update', 'delete']),
+                grantee_agent => CASE WHEN a OPERATOR(pg_catalog.~~) 'a:%'
+                                      THEN pg_catalog.substr(a, 3)::uuid END,
+                grantee_owner => CASE WHEN a OPERATOR(pg_catalog.~~) 'o:%'
+                                      THEN pg_catalog.substr(a, 3) END,
+                valid => valid,
+                source => v_source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+        END LOOP;
+    END LOOP;
+    RETURN ids;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_store(text, text, agentauth._fhir_rule[], boolean) FROM PUBLIC;
+
+-- The rules of one Bundle entry's Consent, checked as record_consent will
+-- check them, with every error's JSON path prefixed by the entry's.
+CREATE FUNCTION agentauth._fhir_bundle_entry_rules(resource jsonb, prefix text,
+    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[], OUT active boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v   record;
+    r   agentauth._fhir_rule;
+    msg text;
+    hnt text;
+    st  text;
+BEGIN
+    BEGIN
+        v := agentauth._fhir_consent_rules(resource);
+        PERFORM agentauth._patient_id(v.patient);
+        FOREACH r IN ARRAY v.rules LOOP
+            IF pg_catalog.isempty(r.valid) THEN
+                PERFORM agentauth._fhir_fail(r.path OPERATOR(pg_catalog.||) '.period', 'the period is empty');
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
+        IF msg OPERATOR(pg_catalog.~) ' at \$' THEN
+            msg := pg_catalog.regexp_replace(msg, ' at \$(\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) '\1');
+        ELSE
+            msg := 'cannot import FHIR Consent: ' OPERATOR(pg_catalog.||) msg
+                   OPERATOR(pg_catalog.||) ' at ' OPERATOR(pg_catalog.||) prefix;
+        END IF;
+        IF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION '%', msg USING ERRCODE = st, HINT = hnt;
+        END IF;
+        RAISE EXCEPTION '%', msg USING ERRCODE = st;
+    END;
+    patient := v.patient;
+    source := v.source;
+    rules := v.rules;
+    active := v.active;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_bundle_entry_rules(jsonb, text) FROM PUBLIC;
+
+-- import_fhir_consent_bundle(bundle): every Consent of a FHIR Bundle
+-- (collection, batch, transaction or searchset), all or nothing, in entry
+-- order; one row per Consent entry: its index, its source
+-- ("Consent/<id>") and the provisions recorded.  An error names the entry
+-- and the JSON path ($.entry[i].resource...).
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
+CREATE FUNCTION agentauth.import_fhir_consent_bundle(bundle jsonb)
+    RETURNS TABLE (entry integer, source text, consents uuid[])
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_type  text;
+    e       jsonb;
+    i       int := 0;
+    res     jsonb;
+    p       text;
+    k       text;
+    v       record;
+    d       record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF bundle IS NULL THEN
+        RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(bundle) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
+    END IF;
+    IF agentauth._fhir_string(bundle OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
+       OPERATOR(pg_catalog.<>) 'Bundle' THEN
+        PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Bundle',
+            'import_fhir_consent takes a single Consent.');
+    END IF;
+    v_type := agentauth._fhir_string(bundle OPERATOR(pg_catalog.->) 'type', '$.type', true);
+    IF v_type OPERATOR(pg_catalog.<>) ALL (ARRAY['collection', 'batch', 'transaction', 'searchset']) THEN
+        PERFORM agentauth._fhir_fail('$.type', pg_catalog.format('a Bundle of type "%s" cannot be imported', v_type),
+            'Send a collection, batch, transaction or searchset Bundle of Consents.');
+    END IF;
+    IF pg_catalog.jsonb_array_length(agentauth._fhir_array(bundle OPERATOR(pg_catalog.->) 'entry', '$.entry'))
+       OPERATOR(pg_catalog.>) 1000000 THEN
+        PERFORM agentauth._fhir_fail('$.entry', 'more than 1000000 entries',
+            'Split the load into several Bundles (they may share one transaction).');
+    END IF;
+    -- one Consent id once: a second copy would silently replace the first
+    SELECT x.cid, pg_catalog.min(x.o) AS first, pg_catalog.min(x.o) FILTER (WHERE x.o OPERATOR(pg_catalog.>) x.m) AS dup
+      INTO d
+      FROM (SELECT y.value OPERATOR(pg_catalog.#>>) '{resource,id}' AS cid, y.o OPERATOR(pg_catalog.-) 1 AS o,
+                   pg_catalog.min(y.o OPERATOR(pg_catalog.-) 1) OVER (PARTITION BY y.value OPERATOR(pg_catalog.#>>) '{resource,id}') AS m
+              FROM pg_catalog.jsonb_array_elements(bundle OPERATOR(pg_catalog.->) 'entry') WITH ORDINALITY AS y(value, o)
+             WHERE pg_catalog.jsonb_typeof(y.value) OPERATOR(pg_catalog.=) 'object'
+               AND (y.value OPERATOR(pg_catalog.#>>) '{resource,resourceType}') IS NOT DISTINCT FROM 'Consent'
+               AND (y.value OPERATOR(pg_catalog.#>>) '{resource,id}') IS NOT NULL) AS x
+     GROUP BY x.cid HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1
+     ORDER BY 3 LIMIT 1;
+    IF FOUND THEN
+        PERFORM agentauth._fhir_fail(pg_catalog.format('$.entry[%s].resource.id', d.dup),
+            pg_catalog.format('Consent/%s is also entry %s', d.cid, d.first),
+            'A Bundle names each Consent once.');
+    END IF;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(agentauth._fhir_array(bundle OPERATOR(pg_catalog.->) 'entry', '$.entry')) LOOP
+        p := pg_catalog.format('$.entry[%s]', i);
+        IF pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object' THEN
+            PERFORM agentauth._fhir_fail(p, 'expected a Bundle entry object');
+        END IF;
+        res := e OPERATOR(pg_catalog.->) 'resource';
+        IF res IS NULL THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.resource', 'required element is missing');
+        END IF;
+        -- a searchset's included resources (the patients, say) are not consents
+        IF v_type OPERATOR(pg_catalog.=) 'searchset'
+           AND (e OPERATOR(pg_catalog.#>>) '{search,mode}') IS NOT DISTINCT FROM 'include' THEN
+            i := i OPERATOR(pg_catalog.+) 1;
+            CONTINUE;
+        END IF;
+        IF e OPERATOR(pg_catalog.?) 'request' THEN
+            k := agentauth._fhir_string(e OPERATOR(pg_catalog.#>) '{request,method}', p OPERATOR(pg_catalog.||) '.request.method', true);
+            IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['POST', 'PUT']) THEN
+                PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.request.method',
+                    pg_catalog.format('method "%s" cannot be imported', k),
+                    'Only POST and PUT create or replace a consent; withdraw with status "inactive".');
+            END IF;
+        END IF;
+        v := agentauth._fhir_bundle_entry_rules(res, p OPERATOR(pg_catalog.||) '.resource');
+        entry := i;
+        source := v.source;
+        consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
+        RETURN NEXT;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) TO agentauth_consent_manager;
+
+CREATE OR REPLACE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v     record;
+    old   uuid;
+    r     agentauth._fhir_rule;
+    a     text;
+    ids   uuid[] := '{}';
+    id    uuid;
+    valid tstzrange;
+    msg   text;
+    det   text;
+    hnt   text;
+    st    text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    -- a Bundle of Consents: every provision of every entry, in order
+    IF pg_catalog.jsonb_typeof(resource) IS NOT DISTINCT FROM 'object'
+       AND (resource OPERATOR(pg_catalog.->>) 'resourceType') IS NOT DISTINCT FROM 'Bundle' THEN
+        RETURN ARRAY(SELECT u.c FROM agentauth.import_fhir_consent_bundle(resource) AS b,
+                                     pg_catalog.unnest(b.consents) WITH ORDINALITY AS u(c, o)
+                      ORDER BY b.entry, u.o);
+    END IF;
+    v := agentauth._fhir_consent_rules(resource);
+
+    -- an earlier import of the same Consent (same id, same patient) is
+    -- replaced: its provisions still in force are withdrawn, audited
+    IF v.source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
+        FOR old IN SELECT c.id FROM agentauth.consent c
+                    WHERE c.patient OPERATOR(pg_catalog.=) v.patient
+                      AND c.withdrawn_at IS NULL
+                      AND pg_catalog.starts_with(c.source, v.source OPERATOR(pg_catalog.||) ' ')
+                    ORDER BY c.recorded_at, c.id LOOP
+            PERFORM agentauth.withdraw_consent(old,
+                CASE WHEN v.active THEN 'replaced by a new import of ' OPERATOR(pg_catalog.||) v.source
+                     ELSE v.source OPERATOR(pg_catalog.||) ' is no longer active' END);
+        END LOOP;
+    END IF;
+    FOREACH r IN ARRAY v.rules LOOP
+        -- an open start means "from now" (record_consent's default)
+        valid := r.valid;
+        IF pg_catalog.lower_inf(valid) THEN
+            valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
+                CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
+        END IF;
+        FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
+            BEGIN
+                id := agentauth.record_consent(
+                    patient => v.patient,
+                    decision => r.decision,
+                    purposes => r.purposes,
+                    data_classes => r.classes,
+                    actions => COALESCE(r.actions, ARRAY['read', 'insert', 'update', 'delete']),
+                    grantee_agent => CASE WHEN a OPERATOR(pg_catalog.~~) 'a:%'
+                                          THEN pg_catalog.substr(a, 3)::uuid END,
+                    grantee_owner => CASE WHEN a OPERATOR(pg_catalog.~~) 'o:%'
+                                          THEN pg_catalog.substr(a, 3) END,
+                    valid => valid,
+                    source => v.source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                        hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
+                IF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 AND pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, DETAIL = det, HINT = hnt;
+                ELSIF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, DETAIL = det;
+                ELSIF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
+                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
+                        USING ERRCODE = st, HINT = hnt;
+                END IF;
+                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path USING ERRCODE = st;
+            END;
+            ids := ids OPERATOR(pg_catalog.||) id;
+        END LOOP;
+    END LOOP;
+    RETURN ids;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.import_fhir_consent(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.import_fhir_consent(jsonb) TO agentauth_consent_manager;
+
+
+-- Issue "Interoperability" item 4: R5 Consent for real.  The consent is the
+-- root rule and every provision an exception (the opposite decision); a
+-- deny is cut around its permit exceptions in purposes, classes and
+-- actions; provision.data denies the classes of the resources it names
+-- (the whole of src/sql/62_fhir_consent_r5.sql, and the functions of
+-- 62_fhir_consent.sql that changed).
+-- FHIR R5 Consent, the parts beyond R4 (used by 62_fhir_consent.sql):
+-- provision.data, and the cut of a deny around its permit exceptions.
+
+-- the data classes of a FHIR resource type, or NULL
+CREATE FUNCTION agentauth._fhir_type_classes(code text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE code
+        WHEN 'Patient' THEN ARRAY['demographics', 'contact', 'identifiers']
+        WHEN 'RelatedPerson' THEN ARRAY['contact']
+        WHEN 'Encounter' THEN ARRAY['encounter']
+        WHEN 'EpisodeOfCare' THEN ARRAY['encounter']
+        WHEN 'Procedure' THEN ARRAY['encounter']
+        WHEN 'Condition' THEN ARRAY['diagnosis']
+        WHEN 'AllergyIntolerance' THEN ARRAY['diagnosis']
+        WHEN 'Observation' THEN ARRAY['lab', 'vital_signs']
+        WHEN 'DiagnosticReport' THEN ARRAY['lab', 'imaging']
+        WHEN 'Specimen' THEN ARRAY['lab']
+        WHEN 'Medication' THEN ARRAY['medication']
+        WHEN 'MedicationRequest' THEN ARRAY['medication']
+        WHEN 'MedicationStatement' THEN ARRAY['medication']
+        WHEN 'MedicationAdministration' THEN ARRAY['medication']
+        WHEN 'MedicationDispense' THEN ARRAY['medication']
+        WHEN 'Immunization' THEN ARRAY['medication']
+        WHEN 'ImagingStudy' THEN ARRAY['imaging']
+        WHEN 'Media' THEN ARRAY['imaging']
+        WHEN 'DocumentReference' THEN ARRAY['clinical_note']
+        WHEN 'Composition' THEN ARRAY['clinical_note']
+        WHEN 'ClinicalImpression' THEN ARRAY['clinical_note']
+        WHEN 'Claim' THEN ARRAY['billing']
+        WHEN 'ClaimResponse' THEN ARRAY['billing']
+        WHEN 'ExplanationOfBenefit' THEN ARRAY['billing']
+        WHEN 'Coverage' THEN ARRAY['billing']
+        WHEN 'Account' THEN ARRAY['billing']
+        WHEN 'Invoice' THEN ARRAY['billing']
+        END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_type_classes(text) FROM PUBLIC;
+
+-- provision.data (R4 and R5): particular resources.  agentauth decides by
+-- patient, class, purpose and action, not by resource, so a deny of
+-- particular data is widened to the whole of the classes of their types
+-- (fail closed: more is withheld, never less); a permit of particular data
+-- would grant the whole class and is refused.  With class, resourceType or
+-- securityLabel in the same provision (classes, NULL when none), the
+-- provision covers the data of those classes only.
+CREATE FUNCTION agentauth._fhir_data_classes(data jsonb, path text, decision text, classes text[])
+    RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    e       jsonb;
+    i       int := 0;
+    p       text;
+    meaning text;
+    ref     text;
+    m       text[];
+    part    text[];
+    r       text[] := '{}';
+BEGIN
+    IF decision OPERATOR(pg_catalog.=) 'permit' THEN
+        PERFORM agentauth._fhir_fail(path,
+            'a permit of particular resources cannot be enforced: it would grant every resource of their data classes',
+            'agentauth decides by patient, data class, purpose and action.  Permit a class (class, resourceType or securityLabel) instead.');
+    END IF;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(agentauth._fhir_array(data, path)) LOOP
+        p := pg_catalog.format('%s[%s]', path, i);
+        IF pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object' THEN
+            PERFORM agentauth._fhir_fail(p, 'expected a data object (meaning and reference)');
+        END IF;
+        meaning := agentauth._fhir_string(e OPERATOR(pg_catalog.->) 'meaning', p OPERATOR(pg_catalog.||) '.meaning', true);
+        IF meaning OPERATOR(pg_catalog.=) 'authoredby' THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                'data authored by a party cannot be told apart (agentauth does not know who wrote a row)');
+        ELSIF meaning OPERATOR(pg_catalog.<>) ALL (ARRAY['instance', 'related', 'dependents']) THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                pg_catalog.format('unknown meaning "%s" (instance, related, dependents, authoredby)', meaning));
+        END IF;
+        IF pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'reference') IS DISTINCT FROM 'object' THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference', 'expected a Reference');
+        END IF;
+        ref := agentauth._fhir_string(e OPERATOR(pg_catalog.#>) '{reference,reference}', p OPERATOR(pg_catalog.||) '.reference.reference', true);
+        m := pg_catalog.regexp_match(ref, '^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-\.]{1,64}(?:/_history/[A-Za-z0-9\-\.]{1,64})?$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
+                pg_catalog.format('"%s" is not a reference to a resource (Type/id)', ref));
+        END IF;
+        part := agentauth._fhir_type_classes(m[1]);
+        IF part IS NULL THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
+                pg_catalog.format('resource type "%s" has no agentauth data class', m[1]),
+                'A deny of particular data is enforced as a deny of their data class.');
+        END IF;
+        r := r OPERATOR(pg_catalog.||) part;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    IF i OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail(path, 'an empty data list names nothing');
+    END IF;
+    IF classes IS NOT NULL THEN
+        SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r
+          FROM pg_catalog.unnest(r) x WHERE x OPERATOR(pg_catalog.=) ANY (classes);
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path, 'the data of this provision lie outside its classes, resource types and security labels');
+        END IF;
+    END IF;
+    SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r FROM pg_catalog.unnest(r) x;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_data_classes(jsonb, text, text, text[]) FROM PUBLIC;
+
+-- b minus e, for a deny b and a permit e nested in it (same actors and
+-- period): the parts of b outside e, as boxes of purposes x data classes x
+-- actions.  NULL is "any": expanded to the rows of agentauth.purpose (not
+-- reserved), agentauth.data_class, or the four actions, only where e
+-- narrows that dimension.
+CREATE FUNCTION agentauth._fhir_box_minus(b agentauth._fhir_rule, e agentauth._fhir_rule)
+    RETURNS SETOF agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    dim    text;
+    bl     text[];
+    el     text[];
+    inside text[];
+    outside text[];
+    rest   agentauth._fhir_rule := b;
+    part   agentauth._fhir_rule;
+BEGIN
+    -- no overlap in some dimension: b stays whole
+    IF (b.purposes IS NOT NULL AND e.purposes IS NOT NULL AND NOT b.purposes OPERATOR(pg_catalog.&&) e.purposes)
+       OR (b.classes IS NOT NULL AND e.classes IS NOT NULL AND NOT b.classes OPERATOR(pg_catalog.&&) e.classes)
+       OR (b.actions IS NOT NULL AND e.actions IS NOT NULL AND NOT b.actions OPERATOR(pg_catalog.&&) e.actions) THEN
+        RETURN NEXT b;
+        RETURN;
+    END IF;
+    FOREACH dim IN ARRAY ARRAY['purposes', 'classes', 'actions'] LOOP
+        el := CASE dim WHEN 'purposes' THEN e.purposes WHEN 'classes' THEN e.classes ELSE e.actions END;
+        CONTINUE WHEN el IS NULL;       -- e covers all of it
+        bl := CASE dim WHEN 'purposes' THEN rest.purposes WHEN 'classes' THEN rest.classes ELSE rest.actions END;
+        IF bl IS NULL THEN
+            bl := CASE dim
+                WHEN 'purposes' THEN (SELECT pg_catalog.array_agg(p.code ORDER BY p.code) FROM agentauth.purpose p WHERE NOT p.reserved)
+                WHEN 'classes' THEN (SELECT pg_catalog.array_agg(d.name ORDER BY d.name) FROM agentauth.data_class d)
+                ELSE ARRAY['delete', 'insert', 'read', 'update'] END;
+        END IF;
+        SELECT pg_catalog.array_agg(x ORDER BY x) FILTER (WHERE x OPERATOR(pg_catalog.<>) ALL (el)),
+               pg_catalog.array_agg(x ORDER BY x) FILTER (WHERE x OPERATOR(pg_catalog.=) ANY (el))
+          INTO outside, inside
+          FROM pg_catalog.unnest(bl) x;
+        IF outside IS NOT NULL THEN
+            part := rest;
+            CASE dim WHEN 'purposes' THEN part.purposes := outside;
+                     WHEN 'classes' THEN part.classes := outside;
+                     ELSE part.actions := outside; END CASE;
+            RETURN NEXT part;
+        END IF;
+        CASE dim WHEN 'purposes' THEN rest.purposes := inside;
+                 WHEN 'classes' THEN rest.classes := inside;
+                 ELSE rest.actions := inside; END CASE;
+    END LOOP;
+    -- what is left of rest lies inside e: permitted
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_box_minus(agentauth._fhir_rule, agentauth._fhir_rule) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_map_class(system text, code text, path text) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r text[];
+BEGIN
+    IF system OPERATOR(pg_catalog.=) 'urn:agentauth:data-class' THEN
+        IF NOT EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) code) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown data class "%s"', code));
+        END IF;
+        RETURN ARRAY[code];
+    ELSIF system OPERATOR(pg_catalog.=) ANY (ARRAY['http://hl7.org/fhir/resource-types',
+                                                   'http://hl7.org/fhir/fhir-types']) THEN
+        r := agentauth._fhir_type_classes(code);
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('resource type "%s" has no agentauth data class', code),
+                'Use a coding of system urn:agentauth:data-class to name a class directly.');
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+        r := CASE code
+            WHEN 'HIV' THEN ARRAY['hiv']
+            WHEN 'PSY' THEN ARRAY['mental_health']
+            WHEN 'PSYTHPN' THEN ARRAY['mental_health']
+            WHEN 'ETH' THEN ARRAY['substance_use']
+            WHEN 'SUD' THEN ARRAY['substance_use']
+            WHEN 'GDIS' THEN ARRAY['genetic']
+            WHEN 'SEX' THEN ARRAY['reproductive']
+            END;
+        IF r IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('sensitivity code "%s" has no agentauth data class', code));
+        END IF;
+        RETURN r;
+    ELSIF system OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' THEN
+        IF code OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V']) THEN
+            SELECT pg_catalog.array_agg(d.name ORDER BY d.name) INTO r
+              FROM agentauth.data_class d WHERE d.sensitive;
+            RETURN r;
+        END IF;
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
+            pg_catalog.format('confidentiality code "%s" has no agentauth data class', code),
+            'Only R (restricted) and V (very restricted) map: to every sensitive class.');
+    END IF;
+    PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.system',
+        pg_catalog.format('unknown code system "%s" for data', COALESCE(system, '(none)')));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_map_class(text, text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_node(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    k     text;
+    e     jsonb;
+    c     record;
+    i     int;
+    lst   text[];
+    part  text[];
+    res   agentauth._fhir_rule;
+    v_valid tstzrange;
+    known boolean;
+BEGIN
+    IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a provision object');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(node) LOOP
+        IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['id', 'extension', 'type', 'period', 'actor', 'action',
+                'securityLabel', 'purpose', 'class', 'resourceType', 'data', 'provision']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                CASE k
+                    WHEN 'dataPeriod' THEN 'a period of the data cannot be enforced (agentauth decides by the time of access)'
+                    WHEN 'code' THEN 'consent by clinical code cannot be enforced; use class or securityLabel'
+                    WHEN 'documentType' THEN 'consent by document type cannot be enforced; use class or securityLabel'
+                    WHEN 'expression' THEN 'computable expressions are not supported'
+                    WHEN 'modifierExtension' THEN 'a modifier extension is not understood'
+                    ELSE 'unknown element of a provision' END);
+        END IF;
+    END LOOP;
+
+    res.path := path;
+    -- decision: R4 provision.type; otherwise an exception to the parent
+    IF node OPERATOR(pg_catalog.?) 'type' THEN
+        IF r5 THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                'an R5 provision has no type (the decision is Consent.decision)');
+        END IF;
+        res.decision := agentauth._fhir_string(node OPERATOR(pg_catalog.->) 'type', path OPERATOR(pg_catalog.||) '.type');
+        IF res.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.type',
+                pg_catalog.format('type "%s" is neither permit nor deny', res.decision));
+        END IF;
+    ELSIF is_root THEN
+        res.decision := parent.decision;
+    ELSE
+        res.decision := CASE parent.decision WHEN 'permit' THEN 'deny' ELSE 'permit' END;
+    END IF;
+
+    -- period
+    v_valid := agentauth._fhir_period(node OPERATOR(pg_catalog.->) 'period', path OPERATOR(pg_catalog.||) '.period');
+    res.valid := COALESCE(parent.valid, '(,)'::tstzrange);
+    IF v_valid IS NOT NULL AND res.decision OPERATOR(pg_catalog.=) 'deny' AND NOT is_root THEN
+        res.valid := v_valid;           -- a deny denies what it names
+    ELSIF v_valid IS NOT NULL THEN
+        res.valid := res.valid OPERATOR(pg_catalog.*) v_valid;
+        IF pg_catalog.isempty(res.valid) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.period',
+                'the period lies outside the period of the provision it is nested in');
+        END IF;
+    END IF;
+
+    -- purpose (Coding[])
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'purpose', path OPERATOR(pg_catalog.||) '.purpose')) LOOP
+        SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.purpose[%s]', path, i), false);
+        IF c.system IS DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActReason'
+           AND c.system IS DISTINCT FROM 'http://hl7.org/fhir/v3/ActReason'
+           AND c.system IS DISTINCT FROM 'urn:agentauth:purpose' THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.system',
+                pg_catalog.format('a purpose must be a v3-ActReason code, not of system "%s"', COALESCE(c.system, '(none)')));
+        END IF;
+        IF NOT EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('unknown purpose "%s"', c.code),
+                'The purposes are the rows of agentauth.purpose.');
+        END IF;
+        IF EXISTS (SELECT FROM agentauth.purpose p WHERE p.code OPERATOR(pg_catalog.=) c.code AND p.reserved) THEN
+            PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                pg_catalog.format('purpose "%s" is reserved (entered only through break_glass)', c.code));
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) c.code;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- class, resourceType (R5), securityLabel: the data classes
+    lst := NULL;
+    FOR k IN SELECT pg_catalog.unnest(ARRAY['class', 'resourceType', 'securityLabel']) LOOP
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(node OPERATOR(pg_catalog.->) k, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k)) LOOP
+            SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
+            part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
+            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    END LOOP;
+    -- data: particular resources, denied as the whole of their classes
+    IF node OPERATOR(pg_catalog.?) 'data' THEN
+        lst := agentauth._fhir_data_classes(node OPERATOR(pg_catalog.->) 'data', path OPERATOR(pg_catalog.||) '.data',
+                                            res.decision, lst);
+    END IF;
+    res.classes := agentauth._fhir_meet(parent.classes, lst, path OPERATOR(pg_catalog.||) '.class', 'data classes', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- action (CodeableConcept[]): consentaction codes
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'action', path OPERATOR(pg_catalog.||) '.action')) LOOP
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(e, pg_catalog.format('%s.action[%s]', path, i), true) LOOP
+            IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/consentaction'
+               OR c.system IS NOT DISTINCT FROM 'http://hl7.org/fhir/consentaction' THEN
+                part := CASE c.code
+                    WHEN 'access' THEN ARRAY['read'] WHEN 'use' THEN ARRAY['read']
+                    WHEN 'disclose' THEN ARRAY['read'] WHEN 'collect' THEN ARRAY['insert']
+                    WHEN 'correct' THEN ARRAY['update'] END;
+                IF part IS NULL THEN
+                    PERFORM agentauth._fhir_fail(c.cpath OPERATOR(pg_catalog.||) '.code',
+                        pg_catalog.format('unknown consent action "%s"', c.code));
+                END IF;
+                lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail(pg_catalog.format('%s.action[%s]', path, i),
+                'no coding of system http://terminology.hl7.org/CodeSystem/consentaction');
+        END IF;
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actions := agentauth._fhir_meet(parent.actions, lst, path OPERATOR(pg_catalog.||) '.action', 'actions', res.decision OPERATOR(pg_catalog.=) 'deny');
+
+    -- actor: recipients only
+    lst := NULL;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                 agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'actor', path OPERATOR(pg_catalog.||) '.actor')) LOOP
+        k := pg_catalog.format('%s.actor[%s]', path, i);
+        IF e OPERATOR(pg_catalog.?) 'role' THEN
+            known := false;
+            FOR c IN SELECT * FROM agentauth._fhir_codings(e OPERATOR(pg_catalog.->) 'role', k OPERATOR(pg_catalog.||) '.role', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType'
+                   AND c.code OPERATOR(pg_catalog.=) ANY (ARRAY['IRCP', 'PRCP']) THEN
+                    known := true;
+                ELSIF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-RoleCode'
+                   AND c.code OPERATOR(pg_catalog.=) 'GRANTEE' THEN
+                    known := true;
+                END IF;
+            END LOOP;
+            IF NOT known THEN
+                PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role',
+                    'the actor is not a recipient of the data',
+                    'agentauth maps actors with role v3-ParticipationType IRCP or PRCP (information recipient) only.');
+            END IF;
+        ELSIF NOT r5 THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.role', 'required element is missing');
+        END IF;
+        IF NOT e OPERATOR(pg_catalog.?) 'reference' THEN
+            PERFORM agentauth._fhir_fail(k OPERATOR(pg_catalog.||) '.reference', 'required element is missing');
+        END IF;
+        lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||)
+               agentauth._fhir_map_actor(e OPERATOR(pg_catalog.->) 'reference', k OPERATOR(pg_catalog.||) '.reference');
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    res.actors := agentauth._fhir_meet(parent.actors, lst, path OPERATOR(pg_catalog.||) '.actor', 'actors', res.decision OPERATOR(pg_catalog.=) 'deny');
+    RETURN res;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_node(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fhir_rule,
+                                     r5 boolean, is_root boolean)
+    RETURNS SETOF agentauth._fhir_rule
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me      agentauth._fhir_rule;
+    orig    agentauth._fhir_rule;
+    boxes   agentauth._fhir_rule[];
+    kids    jsonb;
+    kid     agentauth._fhir_rule;
+    i       int := 0;
+    e       jsonb;
+BEGIN
+    me := agentauth._fhir_node(node, path, parent, r5, is_root);
+    orig := me;
+    kids := agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'provision', path OPERATOR(pg_catalog.||) '.provision');
+
+    -- a deny is cut around the permits nested in it (deny overrides
+    -- permit in agentauth's decision order): what is left of it, as boxes
+    -- of purposes x classes x actions
+    boxes := ARRAY[me];
+    IF me.decision OPERATOR(pg_catalog.=) 'deny' THEN
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+            kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), me, r5, false);
+            i := i OPERATOR(pg_catalog.+) 1;
+            CONTINUE WHEN kid.decision OPERATOR(pg_catalog.=) 'deny';
+            IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid THEN
+                PERFORM agentauth._fhir_fail(kid.path,
+                    'a permit nested in a deny can only narrow its purposes, data classes or actions',
+                    'agentauth gives a matching deny precedence over any permit (first match: deny, then permit), so the deny must be cut around its exceptions; an exception for other actors or another period cannot be cut out.  Split the consent into provisions that do not overlap.');
+            END IF;
+            boxes := ARRAY(SELECT x FROM pg_catalog.unnest(boxes) AS b,
+                                         agentauth._fhir_box_minus(b, kid) AS x);
+        END LOOP;
+    END IF;
+    FOREACH me IN ARRAY boxes LOOP
+        RETURN NEXT me;
+    END LOOP;
+    i := 0;
+    FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
+        RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
+                                                        orig, r5, false);
+        i := i OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_tree(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth._fhir_consent_rules(resource jsonb,
+    OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[], OUT active boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r5     boolean;
+    k      text;
+    ref    jsonb;
+    m      text[];
+    base   agentauth._fhir_rule;
+    c      record;
+    e      jsonb;
+    i      int;
+    known  boolean;
+    v_status text;
+BEGIN
+    IF resource IS NULL THEN
+        RAISE EXCEPTION 'resource must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.octet_length(resource::text) OPERATOR(pg_catalog.>) 1048576 THEN
+        RAISE EXCEPTION 'FHIR Consent resource is too large'
+            USING ERRCODE = '22023', DETAIL = 'The limit is 1 MB.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(resource) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
+    END IF;
+    IF agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
+       OPERATOR(pg_catalog.<>) 'Consent' THEN
+        PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Consent');
+    END IF;
+    k := agentauth._fhir_find_key(resource, '$', 'modifierExtension');
+    IF k IS NOT NULL THEN
+        PERFORM agentauth._fhir_fail(k, 'a modifier extension is not understood');
+    END IF;
+
+    r5 := resource OPERATOR(pg_catalog.?|) ARRAY['decision', 'subject', 'grantee', 'grantor', 'controller', 'manager']
+          OR pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') IS NOT DISTINCT FROM 'array';
+
+    -- status: an active consent is in force; an inactive (or entered in
+    -- error) one only ends what an earlier import of it recorded
+    v_status := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'status', '$.status', true);
+    IF v_status OPERATOR(pg_catalog.<>) ALL (ARRAY['active', 'inactive', 'entered-in-error']) THEN
+        PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent is in force', v_status),
+            'A draft, proposed or rejected consent grants nothing and cannot be imported.');
+    END IF;
+    active := v_status OPERATOR(pg_catalog.=) 'active';
+    k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
+    IF k IS NOT NULL AND k !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+        PERFORM agentauth._fhir_fail('$.id', 'not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "-" and ".")');
+    END IF;
+    IF k IS NULL AND NOT active THEN
+        PERFORM agentauth._fhir_fail('$.id', pg_catalog.format('a consent that is %s needs its id to end an earlier import', v_status));
+    END IF;
+    source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(k, '(no id)');
+
+    -- scope (R4): a privacy consent
+    IF NOT r5 THEN
+        IF NOT resource OPERATOR(pg_catalog.?) 'scope' THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'required element is missing');
+        END IF;
+        known := false;
+        FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'scope', '$.scope', true) LOOP
+            IF c.code OPERATOR(pg_catalog.=) 'patient-privacy' THEN
+                known := true;
+            END IF;
+        END LOOP;
+        IF NOT known THEN
+            PERFORM agentauth._fhir_fail('$.scope', 'only a patient-privacy consent governs access to data',
+                'Consents to treatment, research participation or advance directives are not access rules.');
+        END IF;
+    END IF;
+
+    -- the patient
+    k := CASE WHEN r5 THEN 'subject' ELSE 'patient' END;
+    ref := resource OPERATOR(pg_catalog.->) k;
+    IF ref IS NULL THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'required element is missing');
+    END IF;
+    IF pg_catalog.jsonb_typeof(ref) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'expected a Reference');
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'reference' THEN
+        m := pg_catalog.regexp_match(agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference'),
+                                     '^(?:.*/)?Patient/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference',
+                'expected a reference to a Patient (Patient/<id>)');
+        END IF;
+        patient := m[1];
+    ELSE
+        patient := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}',
+                                          '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.identifier.value', true);
+    END IF;
+    IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
+        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'the patient id is longer than 200 characters');
+    END IF;
+
+    IF NOT active THEN
+        rules := '{}';
+        RETURN;
+    END IF;
+
+    -- the base decision
+    IF r5 THEN
+        base.decision := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'decision', '$.decision', true);
+        IF base.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail('$.decision', pg_catalog.format('decision "%s" is neither permit nor deny', base.decision));
+        END IF;
+        -- R5 grantee: the parties the consent grants to, as actors of every provision
+        i := 0;
+        FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
+                     agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'grantee', '$.grantee')) LOOP
+            base.actors := COALESCE(base.actors, '{}') OPERATOR(pg_catalog.||)
+                agentauth._fhir_map_actor(e, pg_catalog.format('$.grantee[%s]', i));
+            i := i OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    ELSE
+        known := false;
+        IF resource OPERATOR(pg_catalog.?) 'policyRule' THEN
+            FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'policyRule', '$.policyRule', true) LOOP
+                IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
+                    base.decision := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
+                                                 WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
+                    known := base.decision IS NOT NULL;
+                END IF;
+            END LOOP;
+            IF NOT known AND NOT (resource OPERATOR(pg_catalog.#>) '{provision}') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.policyRule', 'the policy rule is neither OPTIN nor OPTOUT (v3-ActCode)',
+                    'Give the root provision a type (permit or deny).');
+            END IF;
+        END IF;
+    END IF;
+
+    -- the provisions.  R5: the consent itself is the root rule -- its
+    -- decision over everything, in its period, for its grantees -- and
+    -- every provision an exception to the rule it is nested in (the
+    -- opposite decision); an exception to a deny cuts the deny.
+    IF r5 THEN
+        rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+            pg_catalog.jsonb_build_object('provision',
+                agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision'))
+            OPERATOR(pg_catalog.||) CASE WHEN resource OPERATOR(pg_catalog.?) 'period'
+                THEN pg_catalog.jsonb_build_object('period', resource OPERATOR(pg_catalog.->) 'period')
+                ELSE '{}'::jsonb END,
+            '$', base, true, true) t);
+    ELSE
+        IF NOT resource OPERATOR(pg_catalog.?) 'provision' THEN
+            IF base.decision IS NULL THEN
+                PERFORM agentauth._fhir_fail('$.provision', 'required: a consent with neither provision nor OPTIN/OPTOUT policy rule says nothing');
+            END IF;
+            base.path := '$';
+            base.valid := '(,)'::tstzrange;
+            rules := ARRAY[base];
+        ELSE
+            IF base.decision IS NULL AND NOT (resource OPERATOR(pg_catalog.->) 'provision') OPERATOR(pg_catalog.?) 'type' THEN
+                PERFORM agentauth._fhir_fail('$.provision.type', 'required when the consent has no OPTIN/OPTOUT policy rule');
+            END IF;
+            rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+                resource OPERATOR(pg_catalog.->) 'provision', '$.provision', base, false, true) t);
+        END IF;
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'the consent yields no provision');
+    END IF;
+    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.>) 1000 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'more than 1000 provisions');
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
+
+
+-- Issue "Interoperability" item 1: IHE BALP AuditEvents for the records
+-- about a patient's data (the whole of src/sql/61_fhir_balp.sql), called
+-- from audit_event_fhir.
+-- audit_event_fhir for the records about a patient's data (access, denied,
+-- privileged_access, unregistered_access): IHE Basic Audit Log Patterns
+-- (BALP, https://profiles.ihe.net/ITI/BALP/).
+--
+--   read, permitted       PatientQuery: type rest, subtype search-type,
+--                         action E; an SQL statement is a query, and BALP
+--                         asks for one AuditEvent per patient of its results
+--                         (agentauth records one per statement, table and
+--                         patient)
+--   insert/update/delete  PatientCreate / PatientUpdate / PatientDelete:
+--                         type rest, subtype create/update/delete, action
+--                         C/U/D
+--   denied                AuthZconsent (the consent authorization
+--                         decision): type DCM 110113 Security Alert,
+--                         subtype AuthZ-Consent, action E, outcome 4
+--
+-- Agents: client (the agent's or person's connection, with its network
+-- address), server (this database), user (the person: the token's
+-- on_behalf_of, or the human principal).  Entities: the patient as a
+-- Reference(Patient) -- agentauth.fhir_patient_reference(), configured by
+-- the setting of that name -- and the query, the data, or the consents.
+
+-- The Reference(Patient) of a patient id, as the site configures it:
+-- agentauth.fhir_patient_reference (sighup), a template where %s stands for
+-- the patient id, e.g. 'https://fhir.example.org/r4/Patient/%s'; the
+-- default 'Patient/%s' (an id that is no FHIR id then becomes a logical
+-- reference by identifier); empty: always by identifier, system
+-- urn:agentauth:patient.
+CREATE FUNCTION agentauth.fhir_patient_reference(patient text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    t text := pg_catalog.current_setting('agentauth.fhir_patient_reference');
+BEGIN
+    IF patient IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF t OPERATOR(pg_catalog.=) '' OR (t OPERATOR(pg_catalog.=) 'Patient/%s'
+                                       AND patient !~ '^[A-Za-z0-9\-\.]{1,64}$') THEN
+        RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
+            pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
+    END IF;
+    IF pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'agentauth.fhir_patient_reference must contain %%s, where the patient id goes'
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('It is "%s".', t);
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('reference', pg_catalog.replace(t, '%s', patient), 'type', 'Patient');
+END
+$$;
+
+-- a network address as an agent.network: an IP address (type 2) or a
+-- machine name (type 1)
+CREATE FUNCTION agentauth._fhir_network(address text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN address IS NULL OR address OPERATOR(pg_catalog.=) 'local'
+                THEN '{"address": "localhost", "type": "1"}'::jsonb
+                WHEN address OPERATOR(pg_catalog.~) '^[0-9a-fA-F:.]+$'
+                THEN pg_catalog.jsonb_build_object('address', address, 'type', '2')
+                ELSE pg_catalog.jsonb_build_object('address', address, 'type', '1') END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_network(text) FROM PUBLIC;
+
+-- the BALP AuditEvent of a record about a patient's data; the caller
+-- (audit_event_fhir) has checked the role and read the record
+CREATE FUNCTION agentauth._fhir_balp(r agentauth.audit_log, p agentauth.principal) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_pattern  text;            -- query, create, update, delete, authz
+    v_btg      boolean;
+    v_purposes jsonb := '[]';
+    v_pou      jsonb;
+    v_consents text[];
+    v_client   jsonb;
+    v_user     jsonb;
+    v_agents   jsonb;
+    v_entities jsonb;
+    v_labels   jsonb;
+    v_detail   jsonb;
+    v_what     text;
+    v_ext      jsonb := '[]';
+    v_sysid    text;
+    v_server   jsonb;
+    v_patient  jsonb;
+BEGIN
+    v_pattern := CASE WHEN r.outcome IS DISTINCT FROM 'permit' THEN 'authz'
+                      WHEN r.action OPERATOR(pg_catalog.=) 'insert' THEN 'create'
+                      WHEN r.action OPERATOR(pg_catalog.=) ANY (ARRAY['update', 'delete']) THEN r.action
+                      ELSE 'query' END;
+    v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
+             OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
+    SELECT s.system_identifier::text INTO v_sysid FROM pg_catalog.pg_control_system() s;
+
+    -- purposeOfEvent (and BTG: ETREAT too), as before
+    IF r.purpose IS NOT NULL THEN
+        v_pou := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('coding',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose(r.purpose))));
+        v_purposes := v_pou;
+    END IF;
+    IF v_btg THEN
+        IF r.purpose IS DISTINCT FROM 'BTG' THEN
+            v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(agentauth._fhir_purpose('BTG'))));
+        END IF;
+        v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(agentauth._fhir_purpose('ETREAT'))));
+    END IF;
+
+    -- the consents, override and approval behind the decision
+    SELECT pg_catalog.array_agg(DISTINCT v.value OPERATOR(pg_catalog.#>>) '{}')
+      INTO v_consents
+      FROM pg_catalog.jsonb_path_query(COALESCE(r.authority, '{}'), 'strict $.**') AS v(value)
+     WHERE pg_catalog.jsonb_typeof(v.value) OPERATOR(pg_catalog.=) 'string'
+       AND (v.value OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+           '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+    -- the token and the delegation chain, as extensions of the client
+    IF r.token IS NOT NULL THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'url', 'urn:agentauth:fhir:token', 'valueString', r.token::text));
+    END IF;
+    IF r.delegation_chain IS NOT NULL AND pg_catalog.cardinality(r.delegation_chain) OPERATOR(pg_catalog.>) 1 THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'url', 'urn:agentauth:fhir:delegation-chain', 'valueString', t::text) ORDER BY o)
+              FROM pg_catalog.unnest(r.delegation_chain) WITH ORDINALITY AS u(t, o));
+    END IF;
+
+    -- the user: the person the agent acts for, or the human principal
+    IF r.on_behalf_of IS NOT NULL OR p.kind IS NOT DISTINCT FROM 'human' THEN
+        v_user := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                CASE v_pattern
+                    WHEN 'create' THEN agentauth._fhir_coding('ParticipationType', 'AUT', 'author')
+                    WHEN 'update' THEN agentauth._fhir_coding('ParticipationType', 'AUT', 'author')
+                    WHEN 'delete' THEN agentauth._fhir_coding('ParticipationType', 'CST', 'custodian')
+                    ELSE agentauth._fhir_coding('ParticipationType', 'IRCP', 'information recipient') END)),
+            'who', CASE WHEN r.on_behalf_of IS NOT NULL
+                THEN pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                         'system', 'urn:agentauth:on-behalf-of', 'value', r.on_behalf_of), 'display', r.on_behalf_of)
+                ELSE pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                         'system', 'urn:agentauth:principal', 'value', r.principal::text), 'display', r.principal_name) END,
+            'name', COALESCE(r.on_behalf_of, r.principal_name),
+            'requestor', true,
+            'purposeOfUse', v_pou));
+    END IF;
+
+    -- AuthZconsent requires a user: without a person, the principal itself
+    IF v_user IS NULL AND v_pattern OPERATOR(pg_catalog.=) 'authz' THEN
+        v_user := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('ParticipationType', 'IRCP', 'information recipient'))),
+            'who', CASE WHEN r.principal IS NOT NULL
+                THEN pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                         'system', 'urn:agentauth:principal', 'value', r.principal::text), 'display', r.principal_name)
+                ELSE pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                         'system', 'urn:agentauth:db-role', 'value', COALESCE(r.db_role, 'unknown')),
+                         'display', COALESCE(r.db_role, 'unknown')) END,
+            'name', COALESCE(r.principal_name, r.db_role),
+            'requestor', true,
+            'purposeOfUse', v_pou));
+    END IF;
+
+    -- the client: the agent's (or the person's, or a bare login's) connection
+    v_client := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
+        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+            CASE WHEN v_pattern OPERATOR(pg_catalog.=) 'authz'
+                 THEN agentauth._fhir_coding('DCM', '110150', 'Application')
+                 ELSE agentauth._fhir_coding('DCM', '110153', 'Source Role ID') END)),
+        'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                'system', 'urn:agentauth:principal', 'value', r.principal::text)
+                ELSE pg_catalog.jsonb_build_object('system', 'urn:agentauth:db-role', 'value', COALESCE(r.db_role, 'unknown')) END,
+            'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
+        -- AuthZconsent has no altId or name for the client
+        'altId', CASE WHEN v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN r.db_role END,
+        'name', CASE WHEN v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN r.principal_name END,
+        'requestor', v_user IS NULL,
+        'policy', (SELECT pg_catalog.jsonb_agg('urn:uuid:' OPERATOR(pg_catalog.||) c ORDER BY c)
+                     FROM pg_catalog.unnest(v_consents) c),
+        'network', agentauth._fhir_network((pg_catalog.regexp_match(r.client, '^address=(\S+)'))[1]),
+        'purposeOfUse', CASE WHEN v_user IS NULL AND v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN v_pou END));
+
+    -- the server: this database
+    v_server := pg_catalog.jsonb_build_object(
+        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+            CASE WHEN v_pattern OPERATOR(pg_catalog.=) 'authz'
+                 THEN agentauth._fhir_coding('http://terminology.hl7.org/CodeSystem/extra-security-role-type', 'authserver', 'authorization server')
+                 ELSE agentauth._fhir_coding('DCM', '110152', 'Destination Role ID') END)),
+        'who', pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                   'system', 'urn:agentauth:system-identifier', 'value', v_sysid),
+                 'display', 'agentauth, database ' OPERATOR(pg_catalog.||) pg_catalog.current_database()),
+        'requestor', false);
+    IF v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN
+        v_server := v_server OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('network',
+            agentauth._fhir_network(pg_catalog.host(pg_catalog.inet_server_addr())));
+    END IF;
+
+    v_agents := pg_catalog.jsonb_build_array(v_client);
+    IF v_user IS NOT NULL THEN
+        v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(v_user);
+    END IF;
+    -- AuthZconsent: the user's organization (the agent's accountable owner)
+    IF v_pattern OPERATOR(pg_catalog.=) 'authz' THEN
+        v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('http://terminology.hl7.org/CodeSystem/v3-RoleClass', 'PROV', 'healthcare provider'))),
+            'who', CASE WHEN p.owner OPERATOR(pg_catalog.~) '^(Organization|Practitioner|PractitionerRole|CareTeam)/[A-Za-z0-9\-\.]{1,64}$'
+                        THEN pg_catalog.jsonb_build_object('reference', p.owner)
+                        ELSE pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                                 'system', 'urn:agentauth:owner', 'value', COALESCE(p.owner, 'unknown')),
+                             'display', COALESCE(p.owner, 'unknown')) END,
+            'requestor', false));
+    END IF;
+    v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(v_server);
+
+    -- the patient
+    v_patient := agentauth.fhir_patient_reference(r.patient);
+    v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'what', v_patient OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+        'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
+        'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
+
+    -- what was touched: table, columns, classes and the rest of the record
+    SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
+      INTO v_labels FROM pg_catalog.unnest(r.data_classes) AS d
+     WHERE agentauth._fhir_class_label(d) IS NOT NULL;
+    IF v_labels IS NOT NULL THEN
+        v_labels := pg_catalog.jsonb_build_array(agentauth._fhir_coding('Confidentiality', 'R', 'restricted'))
+                    OPERATOR(pg_catalog.||) v_labels;
+    END IF;
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', k, 'valueString', v) ORDER BY o, o2)
+      INTO v_detail
+      FROM (SELECT 1 AS o, 'column' AS k, c AS v, cn AS o2 FROM pg_catalog.unnest(r.columns) WITH ORDINALITY AS u(c, cn)
+            UNION ALL SELECT 2, 'data_class', d, dn FROM pg_catalog.unnest(r.data_classes) WITH ORDINALITY AS u(d, dn)
+            UNION ALL SELECT 3, 'row_count', r.row_count::text, 1 WHERE r.row_count IS NOT NULL
+            UNION ALL SELECT 4, 'authority', r.authority::text, 1 WHERE r.authority IS NOT NULL
+            UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
+            UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
+            UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
+     WHERE x.v IS NOT NULL;
+    v_what := pg_catalog.concat_ws(' ', r.action, COALESCE(r.relation, '(no table)'),
+        CASE WHEN r.columns IS NOT NULL THEN
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ') OPERATOR(pg_catalog.||) ')' END,
+        CASE WHEN r.data_classes IS NOT NULL THEN
+            'classes ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.data_classes, ', ') END);
+
+    IF v_pattern OPERATOR(pg_catalog.=) 'authz' THEN
+        -- AuthZconsent: patient, and the consents (closed slicing: nothing
+        -- else); a decision no consent made names the rule that did
+        v_entities := v_entities OPERATOR(pg_catalog.||) COALESCE(
+            (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'type', agentauth._fhir_coding('http://hl7.org/fhir/resource-types', 'Consent', 'Consent'),
+                 'what', pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                     'system', 'urn:agentauth:consent', 'value', c), 'type', 'Consent')) ORDER BY c)
+               FROM pg_catalog.unnest(v_consents) c),
+            pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                 'type', agentauth._fhir_coding('http://hl7.org/fhir/resource-types', 'Consent', 'Consent'),
+                 'what', pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
+                     'system', 'urn:agentauth:consent', 'value', 'none'),
+                     'display', 'no consent or default permits it (agentauth denies by default)'))));
+    ELSE
+        IF v_pattern OPERATOR(pg_catalog.=) 'query' THEN
+            -- the query: the statement's identifier (agentauth keeps no
+            -- statement text), base64; what it read, in the description
+            v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+                pg_catalog.jsonb_build_object(
+                    'type', agentauth._fhir_coding('entity-type', '2', 'System Object'),
+                    'role', agentauth._fhir_coding('object-role', '24', 'Query'),
+                    'description', v_what,
+                    'securityLabel', v_labels,
+                    'query', pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
+                        COALESCE(r.statement, 'unknown statement'), 'UTF8'), 'base64'), E'\n', ''))));
+        END IF;
+        -- the data: the table and the elements (columns); for a query an
+        -- "Other" entity (BALP's query slice takes every System Object)
+        v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+            pg_catalog.jsonb_build_object(
+                'what', pg_catalog.jsonb_build_object(
+                    'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:relation',
+                                                                'value', COALESCE(r.relation, 'unknown')),
+                    'display', COALESCE(r.relation, 'unknown')),
+                'type', CASE WHEN v_pattern OPERATOR(pg_catalog.=) 'query'
+                             THEN agentauth._fhir_coding('entity-type', '4', 'Other')
+                             ELSE agentauth._fhir_coding('entity-type', '2', 'System Object') END,
+                'role', agentauth._fhir_coding('object-role', '4', 'Domain Resource'),
+                'name', r.relation,
+                'description', v_what,
+                'securityLabel', v_labels,
+                'detail', v_detail)));
+    END IF;
+
+    RETURN pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'resourceType', 'AuditEvent',
+        'id', 'agentauth-' OPERATOR(pg_catalog.||) r.seq::text,
+        'meta', CASE WHEN v_btg THEN pg_catalog.jsonb_build_object('security',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose('BTG'))) END,
+        'type', CASE WHEN v_pattern OPERATOR(pg_catalog.=) 'authz'
+                     THEN agentauth._fhir_coding('DCM', '110113', 'Security Alert')
+                     ELSE agentauth._fhir_coding('http://terminology.hl7.org/CodeSystem/audit-event-type', 'rest', 'Restful Operation') END,
+        'subtype', pg_catalog.jsonb_build_array(
+            CASE v_pattern
+                WHEN 'authz' THEN agentauth._fhir_coding('https://profiles.ihe.net/ITI/BALP/CodeSystem/AuthZsubType',
+                                                         'AuthZ-Consent', 'Authorization Decision using Roles and Consent')
+                WHEN 'query' THEN agentauth._fhir_coding('restful', 'search-type', 'search-type')
+                ELSE agentauth._fhir_coding('restful', v_pattern, v_pattern) END,
+            agentauth._fhir_coding('urn:agentauth:event', r.event)),
+        'action', CASE v_pattern WHEN 'create' THEN 'C' WHEN 'update' THEN 'U' WHEN 'delete' THEN 'D' ELSE 'E' END,
+        'recorded', pg_catalog.to_char(r.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'outcome', CASE WHEN r.outcome IS NOT DISTINCT FROM 'permit' THEN '0'
+                        WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access' THEN '8' ELSE '4' END,
+        'outcomeDesc', CASE WHEN r.outcome IS DISTINCT FROM 'permit' THEN
+            CASE WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access'
+                 THEN 'denied: login role is not a registered principal'
+                 ELSE 'denied: ' OPERATOR(pg_catalog.||) v_what END END,
+        'purposeOfEvent', CASE WHEN pg_catalog.jsonb_array_length(v_purposes) OPERATOR(pg_catalog.>) 0 THEN v_purposes END,
+        'agent', v_agents,
+        'source', pg_catalog.jsonb_build_object(
+            'site', pg_catalog.current_database(),
+            'observer', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:system-identifier', 'value', v_sysid),
+                'display', 'agentauth, database ' OPERATOR(pg_catalog.||) pg_catalog.current_database()),
+            'type', pg_catalog.jsonb_build_array(agentauth._fhir_coding('source-type', '5', 'Database Server'))),
+        'entity', v_entities));
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_balp(agentauth.audit_log, agentauth.principal) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentauth.audit_event_fhir(seq bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r        agentauth.audit_log;
+    p        agentauth.principal;
+    v_btg    boolean;
+    v_access boolean;
+    v_type   jsonb;
+    v_sub    jsonb := '[]';
+    v_action text;
+    v_outcome text;
+    v_desc   text;
+    v_purposes jsonb := '[]';
+    v_agents jsonb := '[]';
+    v_agent  jsonb;
+    v_policy jsonb;
+    v_ext    jsonb := '[]';
+    v_entities jsonb := '[]';
+    v_detail jsonb := '[]';
+    v_labels jsonb;
+    v_sysid  text;
+    v_res    jsonb;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF audit_event_fhir.seq IS NULL THEN
+        RAISE EXCEPTION 'seq must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO r FROM agentauth.audit_log l WHERE l.seq OPERATOR(pg_catalog.=) audit_event_fhir.seq;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit record with seq %', audit_event_fhir.seq
+            USING ERRCODE = '22023', HINT = 'See agentauth.audit_head() for the last seq.';
+    END IF;
+    IF NOT pg_catalog.isfinite(r.logged_at) THEN
+        RAISE EXCEPTION 'audit record % has no finite time', r.seq USING ERRCODE = '22023';
+    END IF;
+    IF r.principal IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x WHERE x.id OPERATOR(pg_catalog.=) r.principal;
+    END IF;
+
+    v_access := r.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'denied', 'privileged_access', 'unregistered_access']);
+    -- a patient's data: IHE BALP (61_fhir_balp.sql)
+    IF v_access AND r.patient IS NOT NULL THEN
+        RETURN agentauth._fhir_balp(r, p);
+    END IF;
+    v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
+             OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
+             OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
+
+    -- type, subtype, action
+    IF v_access THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.action WHEN 'read' THEN 'R' WHEN 'insert' THEN 'C'
+                                  WHEN 'update' THEN 'U' WHEN 'delete' THEN 'D' ELSE 'E' END;
+        IF r.action IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('restful',
+                    CASE r.action WHEN 'insert' THEN 'create' ELSE r.action END));
+        END IF;
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['session_begin', 'session_end', 'session_denied']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110114', 'User Authentication');
+        v_action := 'E';
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            CASE WHEN r.event OPERATOR(pg_catalog.=) 'session_end'
+                 THEN agentauth._fhir_coding('DCM', '110123', 'Logout')
+                 ELSE agentauth._fhir_coding('DCM', '110122', 'Login') END);
+    ELSIF r.event OPERATOR(pg_catalog.=) 'audit_purged' THEN
+        v_type := agentauth._fhir_coding('DCM', '110101', 'Audit Log Used');
+        v_action := 'D';
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['consent_recorded', 'consent_withdrawn']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.event WHEN 'consent_recorded' THEN 'C' ELSE 'U' END;
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            agentauth._fhir_coding('restful', CASE r.event WHEN 'consent_recorded' THEN 'create' ELSE 'update' END));
+    ELSE
+        v_type := agentauth._fhir_coding('DCM', '110113', 'Security Alert');
+        v_action := CASE r.event
+            WHEN 'token_issued' THEN 'C' WHEN 'principal_registered' THEN 'C'
+            WHEN 'approval_granted' THEN 'C'
+            WHEN 'break_glass_start' THEN 'E' WHEN 'break_glass_end' THEN 'E'
+            ELSE 'U' END;
+        v_agent := CASE r.event
+            WHEN 'break_glass_start' THEN agentauth._fhir_coding('DCM', '110127', 'Emergency Override Started')
+            WHEN 'break_glass_end' THEN agentauth._fhir_coding('DCM', '110138', 'Emergency Override Stopped')
+            WHEN 'token_issued' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'token_revoked' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_status' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_registered' THEN agentauth._fhir_coding('DCM', '110136', 'Security Roles Changed')
+            WHEN 'approval_granted' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'table_protected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'table_unprotected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'default_changed' THEN agentauth._fhir_coding('DCM', '110129', 'Security Configuration')
+            END;
+        IF v_agent IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(v_agent);
+        END IF;
+    END IF;
+    v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+        agentauth._fhir_coding('urn:agentauth:event', r.event));
+
+    -- outcome: 0 success; 4 minor failure (a denial); 8 serious failure
+    -- (an unmanaged login reached a protected table)
+    v_outcome := CASE WHEN r.outcome IS NOT DISTINCT FROM 'permit' THEN '0'
+                      WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access' THEN '8'
+                      ELSE '4' END;
+    v_desc := CASE WHEN v_outcome OPERATOR(pg_catalog.=) '0' THEN NULL
+                   WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access'
+                       THEN 'denied: login role is not a registered principal'
+                   ELSE 'denied' END;
+
+    -- purposeOfEvent
+    IF r.purpose IS NOT NULL THEN
+        v_purposes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('coding',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose(r.purpose))));
+    END IF;
+    IF v_btg THEN
+        IF r.purpose IS DISTINCT FROM 'BTG' THEN
+            v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                    agentauth._fhir_purpose('BTG'))));
+        END IF;
+        v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose('ETREAT'))));
+    END IF;
+
+    -- the authority (consents, override, approval) as the agent's policy
+    SELECT pg_catalog.jsonb_agg(DISTINCT 'urn:uuid:' OPERATOR(pg_catalog.||) (v.value OPERATOR(pg_catalog.#>>) '{}'))
+      INTO v_policy
+      FROM pg_catalog.jsonb_path_query(COALESCE(r.authority, '{}'), 'strict $.**') AS v(value)
+     WHERE pg_catalog.jsonb_typeof(v.value) OPERATOR(pg_catalog.=) 'string'
+       AND (v.value OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+           '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+    -- the token and the delegation chain, as extensions of the agent
+    IF r.token IS NOT NULL THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'url', 'urn:agentauth:fhir:token', 'valueString', r.token::text));
+    END IF;
+    IF r.delegation_chain IS NOT NULL AND pg_catalog.cardinality(r.delegation_chain) OPERATOR(pg_catalog.>) 1 THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'url', 'urn:agentauth:fhir:delegation-chain', 'valueString', t::text) ORDER BY o)
+              FROM pg_catalog.unnest(r.delegation_chain) WITH ORDINALITY AS u(t, o));
+    END IF;
+
+    -- agent 1: who did it (a registered agent or human, or a bare login role)
+    v_agent := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
+        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+            CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
+                 THEN agentauth._fhir_coding('role-type', 'humanuser', 'human user')
+                 WHEN p.kind IS NOT DISTINCT FROM 'agent'
+                 THEN agentauth._fhir_coding('DCM', '110150', 'Application')
+                 ELSE agentauth._fhir_coding('DCM', '110151', 'Application Launcher') END)),
+        'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                'system', 'urn:agentauth:principal', 'value', r.principal::text) END,
+            'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
+        'altId', r.db_role,
+        'name', r.principal_name,
+        'requestor', r.on_behalf_of IS NULL,
+        'policy', v_policy,
+        'purposeOfUse', CASE WHEN r.purpose IS NOT NULL THEN pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose(r.purpose)))) END));
+    v_agents := pg_catalog.jsonb_build_array(v_agent);
+
+    -- agent 2: the person the agent acts for (R4's stand-in for onBehalfOf)
+    IF r.on_behalf_of IS NOT NULL THEN
+        v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('ParticipationType', 'RESP', 'responsible party'))),
+            'who', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:on-behalf-of',
+                                                            'value', r.on_behalf_of),
+                'display', r.on_behalf_of),
+            'requestor', true));
+    END IF;
+
+    -- entity 1: the patient
+    IF r.patient IS NOT NULL THEN
+        v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'what', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('value', r.patient),
+                'display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+            'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
+            'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
+    END IF;
+
+    -- entity 2: the table and the elements (columns) touched
+    IF r.relation IS NOT NULL OR r.columns IS NOT NULL OR r.detail IS NOT NULL
+       OR r.authority IS NOT NULL OR r.statement IS NOT NULL OR r.client IS NOT NULL THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', k, 'valueString', v) ORDER BY o), '[]')
+          INTO v_detail
+          FROM (SELECT 1 AS o, 'column' AS k, c AS v, cn AS o2
+                  FROM pg_catalog.unnest(r.columns) WITH ORDINALITY AS u(c, cn)
+                UNION ALL SELECT 2, 'data_class', d, dn
+                  FROM pg_catalog.unnest(r.data_classes) WITH ORDINALITY AS u(d, dn)
+                UNION ALL SELECT 3, 'row_count', r.row_count::text, 1 WHERE r.row_count IS NOT NULL
+                UNION ALL SELECT 4, 'authority', r.authority::text, 1 WHERE r.authority IS NOT NULL
+                UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
+                UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
+                UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
+         WHERE x.v IS NOT NULL;
+        SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
+          INTO v_labels
+          FROM pg_catalog.unnest(r.data_classes) AS d
+         WHERE agentauth._fhir_class_label(d) IS NOT NULL;
+        IF v_labels IS NOT NULL THEN
+            v_labels := pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('Confidentiality', 'R', 'restricted')) OPERATOR(pg_catalog.||) v_labels;
+        END IF;
+        v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+            pg_catalog.jsonb_build_object(
+                'what', CASE WHEN r.relation IS NOT NULL
+                             THEN pg_catalog.jsonb_build_object('display', r.relation) END,
+                'type', agentauth._fhir_coding('entity-type', '2', 'System Object'),
+                'role', CASE WHEN r.relation IS NOT NULL
+                             THEN agentauth._fhir_coding('object-role', '22', 'Table')
+                             ELSE agentauth._fhir_coding('object-role', '13', 'Security Resource') END,
+                'name', r.relation,
+                'description', CASE WHEN r.columns IS NOT NULL THEN
+                    pg_catalog.concat_ws(' ', pg_catalog.array_to_string(r.data_classes, ', '),
+                        '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ')
+                            OPERATOR(pg_catalog.||) ')') END,
+                'securityLabel', v_labels,
+                'detail', CASE WHEN pg_catalog.jsonb_array_length(v_detail) OPERATOR(pg_catalog.>) 0
+                               THEN v_detail END)));
+    END IF;
+
+    SELECT s.system_identifier::text INTO v_sysid FROM pg_catalog.pg_control_system() s;
+
+    v_res := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'resourceType', 'AuditEvent',
+        'id', 'agentauth-' OPERATOR(pg_catalog.||) r.seq::text,
+        'meta', CASE WHEN v_btg THEN pg_catalog.jsonb_build_object('security',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose('BTG'))) END,
+        'type', v_type,
+        'subtype', v_sub,
+        'action', v_action,
+        'recorded', pg_catalog.to_char(r.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'outcome', v_outcome,
+        'outcomeDesc', v_desc,
+        'purposeOfEvent', CASE WHEN pg_catalog.jsonb_array_length(v_purposes) OPERATOR(pg_catalog.>) 0
+                               THEN v_purposes END,
+        'agent', v_agents,
+        'source', pg_catalog.jsonb_build_object(
+            'site', pg_catalog.current_database(),
+            'observer', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:system-identifier',
+                                                            'value', v_sysid),
+                'display', 'agentauth, database ' OPERATOR(pg_catalog.||) pg_catalog.current_database()),
+            'type', pg_catalog.jsonb_build_array(agentauth._fhir_coding('source-type', '5', 'Database Server'))),
+        'entity', CASE WHEN pg_catalog.jsonb_array_length(v_entities) OPERATOR(pg_catalog.>) 0
+                       THEN v_entities END));
+    RETURN v_res;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.audit_event_fhir(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.audit_event_fhir(bigint) TO agentauth_auditor;
+
+-- Issue "Interoperability" (issue 17): end
+
+-- Issues "Performance" and "Interoperability" both changed
+-- audit_event_fhir: a record found by seq through the units (_log_from),
+-- and IHE BALP for a patient's data.  Its definition as both left it.
+CREATE OR REPLACE FUNCTION agentauth.audit_event_fhir(seq bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r        agentauth.audit_log;
+    p        agentauth.principal;
+    v_btg    boolean;
+    v_access boolean;
+    v_type   jsonb;
+    v_sub    jsonb := '[]';
+    v_action text;
+    v_outcome text;
+    v_desc   text;
+    v_purposes jsonb := '[]';
+    v_agents jsonb := '[]';
+    v_agent  jsonb;
+    v_policy jsonb;
+    v_ext    jsonb := '[]';
+    v_entities jsonb := '[]';
+    v_detail jsonb := '[]';
+    v_labels jsonb;
+    v_sysid  text;
+    v_res    jsonb;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    IF audit_event_fhir.seq IS NULL THEN
+        RAISE EXCEPTION 'seq must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO r FROM agentauth._log_from(audit_event_fhir.seq) l
+     WHERE l.seq OPERATOR(pg_catalog.=) audit_event_fhir.seq;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit record with seq %', audit_event_fhir.seq
+            USING ERRCODE = '22023', HINT = 'See agentauth.audit_head() for the last seq.';
+    END IF;
+    IF NOT pg_catalog.isfinite(r.logged_at) THEN
+        RAISE EXCEPTION 'audit record % has no finite time', r.seq USING ERRCODE = '22023';
+    END IF;
+    IF r.principal IS NOT NULL THEN
+        SELECT * INTO p FROM agentauth.principal x WHERE x.id OPERATOR(pg_catalog.=) r.principal;
+    END IF;
+
+    v_access := r.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'denied', 'privileged_access', 'unregistered_access']);
+    -- a patient's data: IHE BALP (61_fhir_balp.sql)
+    IF v_access AND r.patient IS NOT NULL THEN
+        RETURN agentauth._fhir_balp(r, p);
+    END IF;
+    v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
+             OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
+             OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
+
+    -- type, subtype, action
+    IF v_access THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.action WHEN 'read' THEN 'R' WHEN 'insert' THEN 'C'
+                                  WHEN 'update' THEN 'U' WHEN 'delete' THEN 'D' ELSE 'E' END;
+        IF r.action IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('restful',
+                    CASE r.action WHEN 'insert' THEN 'create' ELSE r.action END));
+        END IF;
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['session_begin', 'session_end', 'session_denied']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110114', 'User Authentication');
+        v_action := 'E';
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            CASE WHEN r.event OPERATOR(pg_catalog.=) 'session_end'
+                 THEN agentauth._fhir_coding('DCM', '110123', 'Logout')
+                 ELSE agentauth._fhir_coding('DCM', '110122', 'Login') END);
+    ELSIF r.event OPERATOR(pg_catalog.=) 'audit_purged' THEN
+        v_type := agentauth._fhir_coding('DCM', '110101', 'Audit Log Used');
+        v_action := 'D';
+    ELSIF r.event OPERATOR(pg_catalog.=) ANY (ARRAY['consent_recorded', 'consent_withdrawn']) THEN
+        v_type := agentauth._fhir_coding('DCM', '110110', 'Patient Record');
+        v_action := CASE r.event WHEN 'consent_recorded' THEN 'C' ELSE 'U' END;
+        v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            agentauth._fhir_coding('restful', CASE r.event WHEN 'consent_recorded' THEN 'create' ELSE 'update' END));
+    ELSE
+        v_type := agentauth._fhir_coding('DCM', '110113', 'Security Alert');
+        v_action := CASE r.event
+            WHEN 'token_issued' THEN 'C' WHEN 'principal_registered' THEN 'C'
+            WHEN 'approval_granted' THEN 'C'
+            WHEN 'break_glass_start' THEN 'E' WHEN 'break_glass_end' THEN 'E'
+            ELSE 'U' END;
+        v_agent := CASE r.event
+            WHEN 'break_glass_start' THEN agentauth._fhir_coding('DCM', '110127', 'Emergency Override Started')
+            WHEN 'break_glass_end' THEN agentauth._fhir_coding('DCM', '110138', 'Emergency Override Stopped')
+            WHEN 'token_issued' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'token_revoked' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_status' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'principal_registered' THEN agentauth._fhir_coding('DCM', '110136', 'Security Roles Changed')
+            WHEN 'approval_granted' THEN agentauth._fhir_coding('DCM', '110137', 'User Security Attributes Changed')
+            WHEN 'table_protected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'table_unprotected' THEN agentauth._fhir_coding('DCM', '110135', 'Object Security Attributes Changed')
+            WHEN 'default_changed' THEN agentauth._fhir_coding('DCM', '110129', 'Security Configuration')
+            END;
+        IF v_agent IS NOT NULL THEN
+            v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(v_agent);
+        END IF;
+    END IF;
+    v_sub := v_sub OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+        agentauth._fhir_coding('urn:agentauth:event', r.event));
+
+    -- outcome: 0 success; 4 minor failure (a denial); 8 serious failure
+    -- (an unmanaged login reached a protected table)
+    v_outcome := CASE WHEN r.outcome IS NOT DISTINCT FROM 'permit' THEN '0'
+                      WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access' THEN '8'
+                      ELSE '4' END;
+    v_desc := CASE WHEN v_outcome OPERATOR(pg_catalog.=) '0' THEN NULL
+                   WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access'
+                       THEN 'denied: login role is not a registered principal'
+                   ELSE 'denied' END;
+
+    -- purposeOfEvent
+    IF r.purpose IS NOT NULL THEN
+        v_purposes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('coding',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose(r.purpose))));
+    END IF;
+    IF v_btg THEN
+        IF r.purpose IS DISTINCT FROM 'BTG' THEN
+            v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                    agentauth._fhir_purpose('BTG'))));
+        END IF;
+        v_purposes := v_purposes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose('ETREAT'))));
+    END IF;
+
+    -- the authority (consents, override, approval) as the agent's policy
+    SELECT pg_catalog.jsonb_agg(DISTINCT 'urn:uuid:' OPERATOR(pg_catalog.||) (v.value OPERATOR(pg_catalog.#>>) '{}'))
+      INTO v_policy
+      FROM pg_catalog.jsonb_path_query(COALESCE(r.authority, '{}'), 'strict $.**') AS v(value)
+     WHERE pg_catalog.jsonb_typeof(v.value) OPERATOR(pg_catalog.=) 'string'
+       AND (v.value OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+           '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+    -- the token and the delegation chain, as extensions of the agent
+    IF r.token IS NOT NULL THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'url', 'urn:agentauth:fhir:token', 'valueString', r.token::text));
+    END IF;
+    IF r.delegation_chain IS NOT NULL AND pg_catalog.cardinality(r.delegation_chain) OPERATOR(pg_catalog.>) 1 THEN
+        v_ext := v_ext OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'url', 'urn:agentauth:fhir:delegation-chain', 'valueString', t::text) ORDER BY o)
+              FROM pg_catalog.unnest(r.delegation_chain) WITH ORDINALITY AS u(t, o));
+    END IF;
+
+    -- agent 1: who did it (a registered agent or human, or a bare login role)
+    v_agent := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
+        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+            CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
+                 THEN agentauth._fhir_coding('role-type', 'humanuser', 'human user')
+                 WHEN p.kind IS NOT DISTINCT FROM 'agent'
+                 THEN agentauth._fhir_coding('DCM', '110150', 'Application')
+                 ELSE agentauth._fhir_coding('DCM', '110151', 'Application Launcher') END)),
+        'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                'system', 'urn:agentauth:principal', 'value', r.principal::text) END,
+            'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
+        'altId', r.db_role,
+        'name', r.principal_name,
+        'requestor', r.on_behalf_of IS NULL,
+        'policy', v_policy,
+        'purposeOfUse', CASE WHEN r.purpose IS NOT NULL THEN pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_purpose(r.purpose)))) END));
+    v_agents := pg_catalog.jsonb_build_array(v_agent);
+
+    -- agent 2: the person the agent acts for (R4's stand-in for onBehalfOf)
+    IF r.on_behalf_of IS NOT NULL THEN
+        v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('ParticipationType', 'RESP', 'responsible party'))),
+            'who', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:on-behalf-of',
+                                                            'value', r.on_behalf_of),
+                'display', r.on_behalf_of),
+            'requestor', true));
+    END IF;
+
+    -- entity 1: the patient
+    IF r.patient IS NOT NULL THEN
+        v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'what', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('value', r.patient),
+                'display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+            'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
+            'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
+    END IF;
+
+    -- entity 2: the table and the elements (columns) touched
+    IF r.relation IS NOT NULL OR r.columns IS NOT NULL OR r.detail IS NOT NULL
+       OR r.authority IS NOT NULL OR r.statement IS NOT NULL OR r.client IS NOT NULL THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', k, 'valueString', v) ORDER BY o), '[]')
+          INTO v_detail
+          FROM (SELECT 1 AS o, 'column' AS k, c AS v, cn AS o2
+                  FROM pg_catalog.unnest(r.columns) WITH ORDINALITY AS u(c, cn)
+                UNION ALL SELECT 2, 'data_class', d, dn
+                  FROM pg_catalog.unnest(r.data_classes) WITH ORDINALITY AS u(d, dn)
+                UNION ALL SELECT 3, 'row_count', r.row_count::text, 1 WHERE r.row_count IS NOT NULL
+                UNION ALL SELECT 4, 'authority', r.authority::text, 1 WHERE r.authority IS NOT NULL
+                UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
+                UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
+                UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
+         WHERE x.v IS NOT NULL;
+        SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
+          INTO v_labels
+          FROM pg_catalog.unnest(r.data_classes) AS d
+         WHERE agentauth._fhir_class_label(d) IS NOT NULL;
+        IF v_labels IS NOT NULL THEN
+            v_labels := pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('Confidentiality', 'R', 'restricted')) OPERATOR(pg_catalog.||) v_labels;
+        END IF;
+        v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+            pg_catalog.jsonb_build_object(
+                'what', CASE WHEN r.relation IS NOT NULL
+                             THEN pg_catalog.jsonb_build_object('display', r.relation) END,
+                'type', agentauth._fhir_coding('entity-type', '2', 'System Object'),
+                'role', CASE WHEN r.relation IS NOT NULL
+                             THEN agentauth._fhir_coding('object-role', '22', 'Table')
+                             ELSE agentauth._fhir_coding('object-role', '13', 'Security Resource') END,
+                'name', r.relation,
+                'description', CASE WHEN r.columns IS NOT NULL THEN
+                    pg_catalog.concat_ws(' ', pg_catalog.array_to_string(r.data_classes, ', '),
+                        '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ')
+                            OPERATOR(pg_catalog.||) ')') END,
+                'securityLabel', v_labels,
+                'detail', CASE WHEN pg_catalog.jsonb_array_length(v_detail) OPERATOR(pg_catalog.>) 0
+                               THEN v_detail END)));
+    END IF;
+
+    SELECT s.system_identifier::text INTO v_sysid FROM pg_catalog.pg_control_system() s;
+
+    v_res := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'resourceType', 'AuditEvent',
+        'id', 'agentauth-' OPERATOR(pg_catalog.||) r.seq::text,
+        'meta', CASE WHEN v_btg THEN pg_catalog.jsonb_build_object('security',
+            pg_catalog.jsonb_build_array(agentauth._fhir_purpose('BTG'))) END,
+        'type', v_type,
+        'subtype', v_sub,
+        'action', v_action,
+        'recorded', pg_catalog.to_char(r.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'outcome', v_outcome,
+        'outcomeDesc', v_desc,
+        'purposeOfEvent', CASE WHEN pg_catalog.jsonb_array_length(v_purposes) OPERATOR(pg_catalog.>) 0
+                               THEN v_purposes END,
+        'agent', v_agents,
+        'source', pg_catalog.jsonb_build_object(
+            'site', pg_catalog.current_database(),
+            'observer', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:system-identifier',
+                                                            'value', v_sysid),
+                'display', 'agentauth, database ' OPERATOR(pg_catalog.||) pg_catalog.current_database()),
+            'type', pg_catalog.jsonb_build_array(agentauth._fhir_coding('source-type', '5', 'Database Server'))),
+        'entity', CASE WHEN pg_catalog.jsonb_array_length(v_entities) OPERATOR(pg_catalog.>) 0
+                       THEN v_entities END));
+    RETURN v_res;
+END
+$$;
+
 -- Issue "Operations and documentation": every object says what it is for
 -- (the whole of src/sql/90_comments.sql).
 COMMENT ON SCHEMA agentauth IS
@@ -2565,7 +4364,9 @@ COMMENT ON FUNCTION agentauth.set_default_decision(text, text, text) IS
 COMMENT ON FUNCTION agentauth.explain_access(text, text, text) IS
     'Why the current session may or may not touch a patient''s class for an action';
 COMMENT ON FUNCTION agentauth.import_fhir_consent(jsonb) IS
-    'Import a FHIR R4 or R5 Consent resource as provisions (agentauth_consent_manager)';
+    'Import a FHIR R4 or R5 Consent resource, or a Bundle of them, as provisions (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) IS
+    'Import every Consent of a FHIR Bundle, all or nothing; one row per entry (agentauth_consent_manager)';
 
 -- break-the-glass and approvals
 COMMENT ON FUNCTION agentauth.break_glass(text, text, interval) IS
@@ -2587,7 +4388,9 @@ COMMENT ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, 
 COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) IS
     'HIPAA accounting of disclosures for a patient (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
-    'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
+    'One audit record as a FHIR R4 AuditEvent, IHE BALP for patient data (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.fhir_patient_reference(text) IS
+    'The FHIR Reference(Patient) of a patient id, per the setting agentauth.fhir_patient_reference';
 
 -- the same calls with a patient id of a non-text column's type (integer,
 -- bigint, uuid ...): the id as the type prints it
@@ -2633,6 +4436,7 @@ COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
 COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
+COMMENT ON TABLE agentauth._audit_spill IS 'agentauth internal: administrative audit records of large committed transactions on their way to the log';
 
 -- internal, but granted: what the status view reads
 COMMENT ON FUNCTION agentauth._status() IS

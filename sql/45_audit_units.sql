@@ -98,7 +98,8 @@ SELECT event, outcome, row_count FROM agentauth.access_report('R45-C150')
 SELECT count(*) AS disclosures FROM agentauth.disclosure_accounting('R45-P1')
  WHERE relation = 'public.reg45_obs';
 -- one record by seq: a unit's entry as a FHIR AuditEvent
-SELECT r->'entity'->0->'what'->'identifier'->>'value' AS patient
+SELECT (SELECT e->'what'->>'reference' FROM jsonb_array_elements(r->'entity') e
+         WHERE e->'what'->>'reference' LIKE 'Patient/%') AS patient
   FROM agentauth.audit_event_fhir((SELECT min(seq) + 1 FROM agentauth.audit_log
                                     WHERE seq > :s0 AND relation = 'public.reg45_obs')) r;
 

@@ -55,13 +55,14 @@ SELECT cardinality(agentauth.import_fhir_consent('{
   "provision": {"period": {"start": "1964-01-01", "end": "2019-01-01"}}
 }')) AS provisions;
 
--- research consent (R5 shape): P63R permits research on diagnoses to
--- agents acting for Practitioner f204, but never mental health data
+-- research consent (R5 shape): P63R denies agents acting for Practitioner
+-- f204 everything except research on diagnoses (an exception, the
+-- opposite of the decision), and within that never mental health data
 SELECT cardinality(agentauth.import_fhir_consent('{
   "resourceType": "Consent", "id": "r5-research", "status": "active",
   "subject": {"reference": "Patient/P63R"},
   "grantee": [{"reference": "Practitioner/f204"}],
-  "decision": "permit",
+  "decision": "deny",
   "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
                  "resourceType": [{"system": "http://hl7.org/fhir/fhir-types", "code": "Condition"}],
                  "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}]}]

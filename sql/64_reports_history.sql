@@ -92,17 +92,22 @@ SELECT count(*) FROM agentauth.agent_activity(:'bot', 'infinity', '-infinity');
 SELECT name, owner, db_role, status, scopes, purposes, live_tokens,
        last_access >= :'t0' AS accessed_since_t0, denials_24h
   FROM agentauth.agent_inventory WHERE name = 'reg64 bot';
--- the override's read as FHIR: emergency codes, the doctor, the patient, the elements
+-- the override's read as FHIR (IHE BALP PatientQuery): emergency codes, the
+-- doctor, the patient as a Reference(Patient), the elements
 SELECT f->'type'->>'code' AS type, f->>'action' AS action, f->>'outcome' AS outcome,
        f->'meta'->'security'->0->>'code' AS label,
        (SELECT string_agg(c->>'code', ',') FROM jsonb_array_elements(f->'purposeOfEvent') p,
                jsonb_array_elements(p->'coding') c) AS purposes,
        f->'agent'->0->'who'->>'display' AS who,
        f->'agent'->0->'policy'->>0 = 'urn:uuid:' || :'bg' AS policy_is_bg,
-       f->'entity'->0->'what'->'identifier'->>'value' AS patient,
-       (SELECT string_agg(d->>'valueString', ',') FROM jsonb_array_elements(f->'entity'->1->'detail') d
+       (SELECT e->'what'->>'reference' FROM jsonb_array_elements(f->'entity') e
+         WHERE e->'what'->>'type' = 'Patient') AS patient,
+       (SELECT string_agg(d->>'valueString', ',') FROM jsonb_array_elements(f->'entity') e,
+               jsonb_array_elements(e->'detail') d
          WHERE d->>'type' = 'column') AS columns,
-       f->'entity'->1->'securityLabel'->1->>'code' AS sensitivity
+       (SELECT string_agg(DISTINCT l->>'code', ',') FROM jsonb_array_elements(f->'entity') e,
+               jsonb_array_elements(e->'securityLabel') l
+         WHERE l->>'code' NOT IN ('R', 'N', 'V')) AS sensitivity
   FROM agentauth.access_report('R64-P1', :'t0') r, agentauth.audit_event_fhir(r.seq) f
  WHERE r.event = 'access' AND r.purpose = 'BTG';
 -- and the agent's treatment read: the clinician it acted for is a second agent

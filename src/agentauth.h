@@ -379,6 +379,8 @@ extern uint64 aa_audit_new_statement(void);
 
 /* session.c says where the acting session is kept, once, at its init */
 extern void aa_audit_set_session_source(AASession *const *session);
+/* the spill mover: a queued entry staged as this transaction's own record */
+extern void aa_audit_stage_entry(const char *entry, Size len);
 
 /* ---------------------------------------------------------------------
  * audit_bounds.c -- when a statement fails closed instead of leaving
@@ -456,6 +458,30 @@ struct AAWriterStatus;
 extern void aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now);
 extern void aa_queue_note_head_logged(int64 seq, const unsigned char *hash);
 extern void aa_queue_status(struct AAWriterStatus *st);
+
+/* ---------------------------------------------------------------------
+ * audit_spill.c -- a large transaction's administrative records, spilled
+ * into agentauth._audit_spill inside it (no bound of the queue, bounded
+ * backend memory); the shared tickets of the spill mover
+ * ---------------------------------------------------------------------
+ */
+extern void aa_spill_init(void);
+extern Size aa_spill_threshold(void);
+extern Size aa_spill_chunk(void);
+extern Oid	aa_spill_relid(void);
+extern bool aa_spill_write(const char *data, Size len);
+extern void aa_spill_committed(void);
+extern void aa_spill_attach(Latch *latch);
+extern uint64 aa_spill_requested(void);
+extern void aa_spill_note_moved(uint64 nrecords);
+extern void aa_spill_note_done(uint64 ticket);
+
+/* ---------------------------------------------------------------------
+ * audit_spill_mover.c -- the "agentauth audit spill" worker: committed
+ * spilled records into the queue, a chunk per transaction (exactly once)
+ * ---------------------------------------------------------------------
+ */
+extern PGDLLEXPORT void aa_spill_mover_main(Datum main_arg);
 
 /* ---------------------------------------------------------------------
  * audit_writer.c -- the background worker: dequeue, assign seq and

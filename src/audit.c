@@ -25,7 +25,9 @@
  *		writer stores them once that xid is known committed and drops them
  *		if it aborted.  After COMMIT the backend waits for them (logging a
  *		warning on timeout: no error is possible there), so they are
- *		visible when the committing statement returns.
+ *		visible when the committing statement returns.  A transaction with
+ *		more than the queue takes spills them into a table instead
+ *		(audit_spill.c), which a worker moves into the queue after commit.
  *
  *		Each queue entry's header also says which statement it belongs to
  *		(aa_audit_new_statement: the caller's, or one of its own), for the
@@ -74,6 +76,8 @@ static int	staged_cap = 0;
 static int *staged_level = NULL;	/* subtransaction level of each */
 static int *staged_off = NULL;	/* offset of each in staged->data */
 static uint64 txn_end = 0;		/* end of this transaction's push */
+static bool xact_spilled = false;	/* records went to _audit_spill */
+static bool is_mover = false;	/* the spill mover: never spills */
 
 static bool wait_failed = false;	/* in this transaction */
 static bool xact_pushed = false;	/* records pushed in this transaction */
@@ -89,6 +93,8 @@ static const char *cached_query_ptr = NULL;
 static char cached_statement[128];
 
 static void audit_xact_callback(XactEvent event, void *arg);
+static bool spill_staged(void);
+static void stage_slot(void);
 static void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 
@@ -109,6 +115,7 @@ aa_audit_init(void)
 	BackgroundWorker worker;
 
 	aa_shmem_register(aa_queue_shmem_size, aa_queue_shmem_startup);
+	aa_spill_init();
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	callbacks_registered = true;
@@ -578,6 +585,28 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 
 	if (!IsTransactionState())
 		elog(ERROR, "transactional audit record outside a transaction");
+	/* a large transaction, at its top level: spilled (bounded memory) */
+	if ((Size) staged->len >= aa_spill_threshold() && GetCurrentTransactionNestLevel() == 1)
+		(void) spill_staged();
+	stage_slot();
+	serialize_record(staged, rec, GetTopTransactionId());
+}
+
+/* the spill mover: stage a queued entry as this transaction's own record */
+void
+aa_audit_stage_entry(const char *entry, Size len)
+{
+	ensure_buffers();
+	is_mover = true;
+	stage_slot();
+	appendBinaryStringInfo(staged, entry, len);
+	((AAQueueEntry *) (staged->data + staged_off[nstaged - 1]))->xid = GetTopTransactionId();
+}
+
+/* room for one more staged record, which starts at staged->len */
+static void
+stage_slot(void)
+{
 	if (nstaged == staged_cap)
 	{
 		int			newcap = Max(16, staged_cap * 2);
@@ -598,7 +627,6 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	}
 	staged_off[nstaged] = staged->len;
 	staged_level[nstaged] = GetCurrentTransactionNestLevel();
-	serialize_record(staged, rec, GetTopTransactionId());
 	nstaged++;
 }
 
@@ -649,6 +677,17 @@ reset_staged(void)
 	nstaged = 0;
 }
 
+/* the staged records into agentauth._audit_spill (audit_spill.c), if it is there */
+static bool
+spill_staged(void)
+{
+	if (aa_queue_in_writer() || is_mover || !aa_spill_write(staged->data, staged->len))
+		return false;
+	xact_spilled = true;
+	reset_staged();
+	return true;
+}
+
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
@@ -683,6 +722,8 @@ audit_xact_callback(XactEvent event, void *arg)
 				 * first of them until we commit, so a part could never be
 				 * followed by the rest.
 				 */
+				if ((xact_spilled || (Size) staged->len > aa_spill_threshold()) && spill_staged())
+					break;		/* the spill mover queues them after the commit */
 				if ((Size) staged->len > aa_queue_capacity())
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -699,7 +740,7 @@ audit_xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (nstaged > 0)
+			if (nstaged > 0 || xact_spilled)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that changed agentauth state"),
@@ -720,9 +761,12 @@ audit_xact_callback(XactEvent event, void *arg)
 							 errmsg("the audit records of this transaction are not yet written"),
 							 errdetail("The transaction committed; the audit writer will write its records when it resumes.")));
 			}
+			if (xact_spilled)
+				aa_spill_committed();
 			txn_end = 0;
 			wait_failed = false;
 			xact_pushed = false;
+			xact_spilled = false;
 			break;
 		case XACT_EVENT_ABORT:
 			reset_staged();
@@ -735,6 +779,7 @@ audit_xact_callback(XactEvent event, void *arg)
 				(void) aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout);
 			wait_failed = false;
 			xact_pushed = false;
+			xact_spilled = false;
 			break;
 		case XACT_EVENT_PREPARE:
 			reset_staged();
@@ -771,41 +816,4 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		default:
 			break;
 	}
-}
-
-PG_FUNCTION_INFO_V1(aa_audit_sql);
-
-/*
- * agentauth._audit(event, detail jsonb, principal uuid, token uuid,
- *                  patient text, relation text)
- *
- * The SQL door to aa_audit_emit() for administrative events written in SQL:
- * transactional (recorded iff the caller's transaction commits).  Private to
- * the extension's own SECURITY DEFINER functions (no grant to PUBLIC).
- */
-Datum
-aa_audit_sql(PG_FUNCTION_ARGS)
-{
-	AARecord	rec;
-	pg_uuid_t  *principal = NULL;
-	pg_uuid_t  *token = NULL;
-
-	memset(&rec, 0, sizeof(rec));
-	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
-	if (!PG_ARGISNULL(1))
-		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
-	if (!PG_ARGISNULL(2))
-		principal = PG_GETARG_UUID_P(2);
-	if (!PG_ARGISNULL(3))
-		token = PG_GETARG_UUID_P(3);
-	if (!PG_ARGISNULL(4))
-		rec.patient = text_to_cstring(PG_GETARG_TEXT_PP(4));
-	if (!PG_ARGISNULL(5))
-		rec.relation = text_to_cstring(PG_GETARG_TEXT_PP(5));
-	rec.principal = principal;
-	rec.token = token;
-	rec.row_count = -1;
-	rec.outcome = "permit";
-	aa_audit_emit(&rec, true);
-	PG_RETURN_VOID();
 }

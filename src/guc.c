@@ -23,6 +23,7 @@ bool		aa_allow_uninstall = false;
 int			aa_inactive_after = 90 * 86400;
 bool		aa_require_transaction_only = false;
 char	   *aa_forward_conninfo = NULL;
+static char *aa_fhir_patient_reference = NULL;	/* read by SQL only */
 
 void
 aa_guc_init(void)
@@ -33,6 +34,15 @@ aa_guc_init(void)
 							   &aa_database,
 							   "postgres",
 							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agentauth.fhir_patient_reference",
+							   "How audit_event_fhir names a patient: a reference template, %s the patient id.",
+							   "Empty: a logical reference by identifier (system urn:agentauth:patient).",
+							   &aa_fhir_patient_reference,
+							   "Patient/%s",
+							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 

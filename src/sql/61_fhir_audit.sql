@@ -1,5 +1,7 @@
 
--- audit_event_fhir(seq): one audit record as a FHIR R4 AuditEvent.
+-- audit_event_fhir(seq): one audit record as a FHIR R4 AuditEvent.  The
+-- records about a patient's data follow IHE BALP (61_fhir_balp.sql); the
+-- others are mapped here.
 --
 -- type/subtype: DICOM (DCM) audit event ids and HL7 codes;
 --   PHI accesses: DCM 110110 "Patient Record", subtype restful-interaction
@@ -114,6 +116,10 @@ BEGIN
     END IF;
 
     v_access := r.event OPERATOR(pg_catalog.=) ANY (ARRAY['access', 'denied', 'privileged_access', 'unregistered_access']);
+    -- a patient's data: IHE BALP (61_fhir_balp.sql)
+    IF v_access AND r.patient IS NOT NULL THEN
+        RETURN agentauth._fhir_balp(r, p);
+    END IF;
     v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
              OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
              OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);

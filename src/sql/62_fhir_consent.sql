@@ -210,35 +210,7 @@ BEGIN
         RETURN ARRAY[code];
     ELSIF system OPERATOR(pg_catalog.=) ANY (ARRAY['http://hl7.org/fhir/resource-types',
                                                    'http://hl7.org/fhir/fhir-types']) THEN
-        r := CASE code
-            WHEN 'Patient' THEN ARRAY['demographics', 'contact', 'identifiers']
-            WHEN 'RelatedPerson' THEN ARRAY['contact']
-            WHEN 'Encounter' THEN ARRAY['encounter']
-            WHEN 'EpisodeOfCare' THEN ARRAY['encounter']
-            WHEN 'Procedure' THEN ARRAY['encounter']
-            WHEN 'Condition' THEN ARRAY['diagnosis']
-            WHEN 'AllergyIntolerance' THEN ARRAY['diagnosis']
-            WHEN 'Observation' THEN ARRAY['lab', 'vital_signs']
-            WHEN 'DiagnosticReport' THEN ARRAY['lab', 'imaging']
-            WHEN 'Specimen' THEN ARRAY['lab']
-            WHEN 'Medication' THEN ARRAY['medication']
-            WHEN 'MedicationRequest' THEN ARRAY['medication']
-            WHEN 'MedicationStatement' THEN ARRAY['medication']
-            WHEN 'MedicationAdministration' THEN ARRAY['medication']
-            WHEN 'MedicationDispense' THEN ARRAY['medication']
-            WHEN 'Immunization' THEN ARRAY['medication']
-            WHEN 'ImagingStudy' THEN ARRAY['imaging']
-            WHEN 'Media' THEN ARRAY['imaging']
-            WHEN 'DocumentReference' THEN ARRAY['clinical_note']
-            WHEN 'Composition' THEN ARRAY['clinical_note']
-            WHEN 'ClinicalImpression' THEN ARRAY['clinical_note']
-            WHEN 'Claim' THEN ARRAY['billing']
-            WHEN 'ClaimResponse' THEN ARRAY['billing']
-            WHEN 'ExplanationOfBenefit' THEN ARRAY['billing']
-            WHEN 'Coverage' THEN ARRAY['billing']
-            WHEN 'Account' THEN ARRAY['billing']
-            WHEN 'Invoice' THEN ARRAY['billing']
-            END;
+        r := agentauth._fhir_type_classes(code);
         IF r IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.code',
                 pg_catalog.format('resource type "%s" has no agentauth data class', code),
@@ -384,10 +356,9 @@ BEGIN
     END IF;
     FOR k IN SELECT pg_catalog.jsonb_object_keys(node) LOOP
         IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['id', 'extension', 'type', 'period', 'actor', 'action',
-                'securityLabel', 'purpose', 'class', 'resourceType', 'provision']) THEN
+                'securityLabel', 'purpose', 'class', 'resourceType', 'data', 'provision']) THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
                 CASE k
-                    WHEN 'data' THEN 'consent to particular resources cannot be enforced (agentauth decides by patient, class, purpose and action)'
                     WHEN 'dataPeriod' THEN 'a period of the data cannot be enforced (agentauth decides by the time of access)'
                     WHEN 'code' THEN 'consent by clinical code cannot be enforced; use class or securityLabel'
                     WHEN 'documentType' THEN 'consent by document type cannot be enforced; use class or securityLabel'
@@ -466,6 +437,11 @@ BEGIN
             i := i OPERATOR(pg_catalog.+) 1;
         END LOOP;
     END LOOP;
+    -- data: particular resources, denied as the whole of their classes
+    IF node OPERATOR(pg_catalog.?) 'data' THEN
+        lst := agentauth._fhir_data_classes(node OPERATOR(pg_catalog.->) 'data', path OPERATOR(pg_catalog.||) '.data',
+                                            res.decision, lst);
+    END IF;
     res.classes := agentauth._fhir_meet(parent.classes, lst, path OPERATOR(pg_catalog.||) '.class', 'data classes', res.decision OPERATOR(pg_catalog.=) 'deny');
 
     -- action (CodeableConcept[]): consentaction codes
@@ -536,10 +512,11 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_node(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
 
 -- A provision and everything nested in it, as rules in document order.
--- A deny with permit exceptions nested in it is representable only when
--- every exception differs from it in purposes alone or in data classes
--- alone: the deny then covers the rest of that dimension (SPEC 7 gives a
--- matching deny precedence, so it must not overlap its exceptions).
+-- A deny with permit exceptions nested in it becomes the part of it its
+-- exceptions leave (SPEC 7 gives a matching deny precedence, so it must
+-- not overlap them): deny rules cut along purposes, data classes and
+-- actions (_fhir_box_minus).  An exception for other actors or another
+-- period cannot be cut out and is refused.
 CREATE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fhir_rule,
                                      r5 boolean, is_root boolean)
     RETURNS SETOF agentauth._fhir_rule
@@ -549,14 +526,9 @@ CREATE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fh
 DECLARE
     me      agentauth._fhir_rule;
     orig    agentauth._fhir_rule;
-    emit    boolean := true;
+    boxes   agentauth._fhir_rule[];
     kids    jsonb;
     kid     agentauth._fhir_rule;
-    kpaths  text[] := '{}';
-    dim     text;
-    kdim    text;
-    cut     text[] := '{}';
-    univ    text[];
     i       int := 0;
     e       jsonb;
 BEGIN
@@ -564,51 +536,27 @@ BEGIN
     orig := me;
     kids := agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'provision', path OPERATOR(pg_catalog.||) '.provision');
 
+    -- a deny is cut around the permits nested in it (deny overrides
+    -- permit in agentauth's decision order): what is left of it, as boxes
+    -- of purposes x classes x actions
+    boxes := ARRAY[me];
     IF me.decision OPERATOR(pg_catalog.=) 'deny' THEN
         FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
             kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), me, r5, false);
             i := i OPERATOR(pg_catalog.+) 1;
             CONTINUE WHEN kid.decision OPERATOR(pg_catalog.=) 'deny';
-            kdim := NULL;
-            IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid
-               OR kid.actions IS DISTINCT FROM me.actions THEN
-                kdim := 'other';
-            ELSIF kid.purposes IS DISTINCT FROM me.purposes AND kid.classes IS NOT DISTINCT FROM me.classes THEN
-                kdim := 'purposes';
-            ELSIF kid.classes IS DISTINCT FROM me.classes AND kid.purposes IS NOT DISTINCT FROM me.purposes THEN
-                kdim := 'classes';
-            ELSE
-                kdim := 'other';
-            END IF;
-            IF kdim OPERATOR(pg_catalog.=) 'other' OR (dim IS NOT NULL AND dim OPERATOR(pg_catalog.<>) kdim) THEN
+            IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid THEN
                 PERFORM agentauth._fhir_fail(kid.path,
-                    'a permit nested in a deny can only narrow its purposes or its data classes',
-                    'agentauth gives a matching deny precedence over any permit (first match: deny, then permit), so the deny must be cut around its exceptions; split the consent into provisions that do not overlap.');
+                    'a permit nested in a deny can only narrow its purposes, data classes or actions',
+                    'agentauth gives a matching deny precedence over any permit (first match: deny, then permit), so the deny must be cut around its exceptions; an exception for other actors or another period cannot be cut out.  Split the consent into provisions that do not overlap.');
             END IF;
-            dim := kdim;
-            cut := cut OPERATOR(pg_catalog.||) CASE dim WHEN 'purposes' THEN kid.purposes ELSE kid.classes END;
+            boxes := ARRAY(SELECT x FROM pg_catalog.unnest(boxes) AS b,
+                                         agentauth._fhir_box_minus(b, kid) AS x);
         END LOOP;
-        IF dim OPERATOR(pg_catalog.=) 'purposes' THEN
-            univ := COALESCE(me.purposes, (SELECT pg_catalog.array_agg(p.code ORDER BY p.code)
-                                              FROM agentauth.purpose p WHERE NOT p.reserved));
-            SELECT pg_catalog.array_agg(x ORDER BY x) INTO me.purposes
-              FROM pg_catalog.unnest(univ) x WHERE x OPERATOR(pg_catalog.<>) ALL (cut);
-        ELSIF dim OPERATOR(pg_catalog.=) 'classes' THEN
-            univ := COALESCE(me.classes, (SELECT pg_catalog.array_agg(d.name ORDER BY d.name)
-                                             FROM agentauth.data_class d));
-            SELECT pg_catalog.array_agg(x ORDER BY x) INTO me.classes
-              FROM pg_catalog.unnest(univ) x WHERE x OPERATOR(pg_catalog.<>) ALL (cut);
-        END IF;
-        -- nothing left of the deny: its exceptions cover it all
-        IF dim IS NOT NULL AND (me.purposes IS NULL AND dim OPERATOR(pg_catalog.=) 'purposes'
-                                OR me.classes IS NULL AND dim OPERATOR(pg_catalog.=) 'classes') THEN
-            emit := false;
-        END IF;
     END IF;
-
-    IF emit THEN
+    FOREACH me IN ARRAY boxes LOOP
         RETURN NEXT me;
-    END IF;
+    END LOOP;
     i := 0;
     FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
         RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
@@ -764,13 +712,10 @@ BEGIN
 
     -- the base decision
     IF r5 THEN
-        IF resource OPERATOR(pg_catalog.?) 'decision' THEN
-            base.decision := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'decision', '$.decision');
-            IF base.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
-                PERFORM agentauth._fhir_fail('$.decision', pg_catalog.format('decision "%s" is neither permit nor deny', base.decision));
-            END IF;
+        base.decision := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'decision', '$.decision', true);
+        IF base.decision OPERATOR(pg_catalog.<>) ALL (ARRAY['permit', 'deny']) THEN
+            PERFORM agentauth._fhir_fail('$.decision', pg_catalog.format('decision "%s" is neither permit nor deny', base.decision));
         END IF;
-        base.valid := agentauth._fhir_period(resource OPERATOR(pg_catalog.->) 'period', '$.period');
         -- R5 grantee: the parties the consent grants to, as actors of every provision
         i := 0;
         FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
@@ -796,26 +741,18 @@ BEGIN
         END IF;
     END IF;
 
-    -- the provisions
+    -- the provisions.  R5: the consent itself is the root rule -- its
+    -- decision over everything, in its period, for its grantees -- and
+    -- every provision an exception to the rule it is nested in (the
+    -- opposite decision); an exception to a deny cuts the deny.
     IF r5 THEN
-        IF resource OPERATOR(pg_catalog.?) 'provision' THEN
-            IF base.decision IS NULL THEN
-                PERFORM agentauth._fhir_fail('$.decision', 'required when the consent has provisions');
-            END IF;
-            i := 0;
-            FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
-                         agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision')) LOOP
-                rules := rules OPERATOR(pg_catalog.||) ARRAY(SELECT t FROM agentauth._fhir_tree(
-                    e, pg_catalog.format('$.provision[%s]', i), base, true, true) t);
-                i := i OPERATOR(pg_catalog.+) 1;
-            END LOOP;
-        ELSIF base.decision IS NOT NULL THEN
-            base.path := '$';
-            base.valid := COALESCE(base.valid, '(,)'::tstzrange);
-            rules := ARRAY[base];
-        ELSE
-            PERFORM agentauth._fhir_fail('$.decision', 'required element is missing');
-        END IF;
+        rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
+            pg_catalog.jsonb_build_object('provision',
+                agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision'))
+            OPERATOR(pg_catalog.||) CASE WHEN resource OPERATOR(pg_catalog.?) 'period'
+                THEN pg_catalog.jsonb_build_object('period', resource OPERATOR(pg_catalog.->) 'period')
+                ELSE '{}'::jsonb END,
+            '$', base, true, true) t);
     ELSE
         IF NOT resource OPERATOR(pg_catalog.?) 'provision' THEN
             IF base.decision IS NULL THEN
@@ -844,6 +781,7 @@ REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
 
 -- import_fhir_consent(resource): store the rules through record_consent,
 -- one provision per rule and actor; returns their ids in document order.
+-- A Bundle of Consents is imported entry by entry (import_fhir_consent_bundle).
 -- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -863,6 +801,13 @@ DECLARE
     st    text;
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    -- a Bundle of Consents: every provision of every entry, in order
+    IF pg_catalog.jsonb_typeof(resource) IS NOT DISTINCT FROM 'object'
+       AND (resource OPERATOR(pg_catalog.->>) 'resourceType') IS NOT DISTINCT FROM 'Bundle' THEN
+        RETURN ARRAY(SELECT u.c FROM agentauth.import_fhir_consent_bundle(resource) AS b,
+                                     pg_catalog.unnest(b.consents) WITH ORDINALITY AS u(c, o)
+                      ORDER BY b.entry, u.o);
+    END IF;
     v := agentauth._fhir_consent_rules(resource);
 
     -- an earlier import of the same Consent (same id, same patient) is

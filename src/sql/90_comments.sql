@@ -88,7 +88,9 @@ COMMENT ON FUNCTION agentauth.set_default_decision(text, text, text) IS
 COMMENT ON FUNCTION agentauth.explain_access(text, text, text) IS
     'Why the current session may or may not touch a patient''s class for an action';
 COMMENT ON FUNCTION agentauth.import_fhir_consent(jsonb) IS
-    'Import a FHIR R4 or R5 Consent resource as provisions (agentauth_consent_manager)';
+    'Import a FHIR R4 or R5 Consent resource, or a Bundle of them, as provisions (agentauth_consent_manager)';
+COMMENT ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) IS
+    'Import every Consent of a FHIR Bundle, all or nothing; one row per entry (agentauth_consent_manager)';
 
 -- break-the-glass and approvals
 COMMENT ON FUNCTION agentauth.break_glass(text, text, interval) IS
@@ -110,7 +112,9 @@ COMMENT ON FUNCTION agentauth.element_access(text, regclass, name, timestamptz, 
 COMMENT ON FUNCTION agentauth.disclosure_accounting(text, timestamptz, timestamptz, boolean) IS
     'HIPAA accounting of disclosures for a patient (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.audit_event_fhir(bigint) IS
-    'One audit record as a FHIR R4 AuditEvent (agentauth_auditor)';
+    'One audit record as a FHIR R4 AuditEvent, IHE BALP for patient data (agentauth_auditor)';
+COMMENT ON FUNCTION agentauth.fhir_patient_reference(text) IS
+    'The FHIR Reference(Patient) of a patient id, per the setting agentauth.fhir_patient_reference';
 
 -- the same calls with a patient id of a non-text column's type (integer,
 -- bigint, uuid ...): the id as the type prints it
@@ -156,6 +160,7 @@ COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
 COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
+COMMENT ON TABLE agentauth._audit_spill IS 'agentauth internal: administrative audit records of large committed transactions on their way to the log';
 
 -- internal, but granted: what the status view reads
 COMMENT ON FUNCTION agentauth._status() IS

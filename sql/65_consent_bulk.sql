@@ -1,0 +1,123 @@
+-- Consents in bulk.  (1) 20,000 record_consent calls in one transaction
+-- are recorded -- each with its consent_recorded audit record, which no
+-- longer has to fit in the audit queue (they are spilled into
+-- agentauth._audit_spill and moved into the log after the commit) -- and
+-- still only when the transaction commits: a rollback, or a rolled-back
+-- savepoint, leaves none.  (2) A FHIR Bundle of Consents is imported all
+-- or nothing, and every error names the entry and the JSON path.
+\set SHOW_CONTEXT never
+SET TimeZone = 'UTC';
+CREATE ROLE reg65_mgr IN ROLE agentauth_consent_manager;
+CREATE ROLE reg65_nobody;
+SET ROLE reg65_mgr;
+
+-- (1) in one transaction, past the queue: recorded, each audited once
+BEGIN;
+SELECT count(agentauth.record_consent('b65-' || i, 'permit', '{TREAT}', '{lab}'))
+  FROM generate_series(1, 20000) i;
+SAVEPOINT s;
+SELECT agentauth.record_consent('b65-rolled-back', 'permit') IS NOT NULL AS recorded;
+ROLLBACK TO s;
+SELECT agentauth.record_consent('b65-kept', 'deny') IS NOT NULL AS recorded;
+COMMIT;
+RESET ROLE;
+-- visible when COMMIT returns (the committing backend waits for the move)
+SELECT count(*) AS consent_recorded, count(DISTINCT patient) AS patients,
+       count(*) FILTER (WHERE patient = 'b65-rolled-back') AS rolled_back,
+       count(*) FILTER (WHERE patient = 'b65-kept') AS kept
+  FROM agentauth.audit_log WHERE event = 'consent_recorded' AND patient LIKE 'b65-%';
+SELECT count(*) AS consents FROM agentauth.consent WHERE patient LIKE 'b65-%';
+SELECT count(*) AS left_in_spill FROM agentauth._audit_spill;
+SELECT ok, problem FROM agentauth.verify_audit();
+
+-- a rolled-back bulk load leaves neither consents nor records
+SET ROLE reg65_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('c65-' || i, 'permit')) FROM generate_series(1, 20000) i;
+ROLLBACK;
+RESET ROLE;
+SELECT pg_sleep(0.5);
+SELECT count(*) AS records_after_rollback FROM agentauth.audit_log WHERE patient LIKE 'c65-%';
+SELECT count(*) AS consents_after_rollback FROM agentauth.consent WHERE patient LIKE 'c65-%';
+SELECT count(*) AS left_in_spill FROM agentauth._audit_spill;
+-- nobody reads or writes the spill table
+SET ROLE reg65_mgr;
+SELECT count(*) FROM agentauth._audit_spill;
+RESET ROLE;
+
+-- (2) a Bundle of Consents
+CREATE FUNCTION pg_temp.consent(id text, patient text, purpose text) RETURNS jsonb
+    LANGUAGE sql AS $$
+    SELECT jsonb_build_object('resourceType', 'Consent', 'id', id, 'status', 'active',
+        'scope', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}'::jsonb,
+        'patient', jsonb_build_object('reference', 'Patient/' || patient),
+        'policyRule', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}'::jsonb,
+        'provision', jsonb_build_object('purpose', jsonb_build_array(jsonb_build_object(
+            'system', 'http://terminology.hl7.org/CodeSystem/v3-ActReason', 'code', purpose))))
+$$;
+SET ROLE reg65_mgr;
+SELECT entry, source, cardinality(consents) AS provisions
+  FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'transaction', 'entry', jsonb_build_array(
+      jsonb_build_object('fullUrl', 'urn:uuid:1', 'resource', pg_temp.consent('b65-1', 'P65A', 'TREAT'),
+                         'request', '{"method": "PUT", "url": "Consent/b65-1"}'::jsonb),
+      jsonb_build_object('resource', pg_temp.consent('b65-2', 'P65B', 'HRESCH'),
+                         'request', '{"method": "POST", "url": "Consent"}'::jsonb),
+      -- R5 shape in the same Bundle: permit, except HIV data
+      jsonb_build_object('resource', '{"resourceType": "Consent", "id": "b65-3", "status": "active",
+          "subject": {"reference": "Patient/P65C"}, "decision": "permit",
+          "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}]}'::jsonb))));
+SELECT patient, decision, purposes, data_classes, source FROM agentauth.consents
+ WHERE patient LIKE 'P65%' ORDER BY patient, source;
+-- import_fhir_consent takes a Bundle too: every provision, in entry order
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-4', 'P65D', 'TREAT')),
+      jsonb_build_object('resource', pg_temp.consent('b65-5', 'P65E', 'TREAT')))))) AS provisions;
+-- a searchset's included resources are skipped
+SELECT entry, source FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'searchset', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-6', 'P65F', 'TREAT'), 'search', '{"mode": "match"}'::jsonb),
+      jsonb_build_object('resource', '{"resourceType": "Patient", "id": "P65F"}'::jsonb, 'search', '{"mode": "include"}'::jsonb))));
+
+-- refusals: each names the entry and the JSON path, and nothing is written
+RESET ROLE;
+SELECT count(*) AS consents_before FROM agentauth.consent WHERE patient LIKE 'P65%' \gset
+SET ROLE reg65_mgr;
+SELECT * FROM agentauth.import_fhir_consent_bundle(NULL);
+SELECT * FROM agentauth.import_fhir_consent_bundle('[]');
+SELECT * FROM agentauth.import_fhir_consent_bundle(pg_temp.consent('x', 'P65X', 'TREAT'));
+SELECT * FROM agentauth.import_fhir_consent_bundle('{"resourceType": "Bundle", "type": "history", "entry": []}');
+SELECT * FROM agentauth.import_fhir_consent_bundle('{"resourceType": "Bundle", "type": "collection", "entry": {}}');
+SELECT * FROM agentauth.import_fhir_consent_bundle('{"resourceType": "Bundle", "type": "collection", "entry": [42]}');
+SELECT * FROM agentauth.import_fhir_consent_bundle('{"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "x"}]}');
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'batch', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-7', 'P65G', 'TREAT'),
+                         'request', '{"method": "DELETE", "url": "Consent/b65-7"}'::jsonb))));
+-- the third entry is bad: the first two are not kept
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-8', 'P65H', 'TREAT')),
+      jsonb_build_object('resource', pg_temp.consent('b65-9', 'P65I', 'TREAT')),
+      jsonb_build_object('resource', pg_temp.consent('b65-10', 'P65J', 'NOSUCH')))));
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-11', 'P65K', 'TREAT')),
+      jsonb_build_object('resource', pg_temp.consent('b65-11', 'P65K', 'HRESCH')))));
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-12', 'P65L', 'TREAT')),
+      jsonb_build_object('resource', pg_temp.consent('b65-13', 'P65M', 'TREAT') || '{"status": "draft"}'))));
+SELECT * FROM agentauth.import_fhir_consent(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-14', 'P65N', 'TREAT') #- '{patient}'))));
+RESET ROLE;
+SELECT count(*) = :consents_before AS nothing_written FROM agentauth.consent WHERE patient LIKE 'P65%';
+SET ROLE reg65_nobody;
+SELECT * FROM agentauth.import_fhir_consent_bundle('{"resourceType": "Bundle", "type": "collection", "entry": []}');
+RESET ROLE;
+
+DELETE FROM agentauth.consent WHERE patient LIKE 'P65%' OR patient LIKE 'b65-%';
+DROP ROLE reg65_mgr;
+DROP ROLE reg65_nobody;

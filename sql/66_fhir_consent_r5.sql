@@ -1,0 +1,132 @@
+-- FHIR R5 Consent, hand-written resources: the consent is the root rule
+-- (its decision over everything, in its period, for its grantees), and
+-- every provision an exception to the rule it is nested in -- the
+-- opposite decision.  Each mapping (grantees, actors, purposes, actions,
+-- security labels, resource types, data, periods, nesting, a deny cut
+-- around its exceptions: deny overrides permit) and each clean refusal.
+\set SHOW_CONTEXT never
+SET TimeZone = 'UTC';
+CREATE ROLE reg66_agent;
+INSERT INTO agentauth.principal (id, kind, name, db_role, owner, purposes, scopes,
+    max_token_ttl, registered_by) VALUES
+  ('66000000-0000-0000-0000-0000000000a1', 'agent', 'reg66-bot', 'reg66_agent'::regrole,
+   'Organization/o66', '{TREAT}', '{lab:read}', '5 minutes', 'reg66');
+
+CREATE FUNCTION pg_temp.rules(r jsonb)
+    RETURNS TABLE (path text, decision text, purposes text[], classes text[], actions text[],
+                   actors text[], valid tstzrange)
+    LANGUAGE sql AS $$
+    SELECT u.path, u.decision, u.purposes, u.classes, u.actions, u.actors, u.valid
+      FROM agentauth._fhir_consent_rules(r) x, unnest(x.rules) u
+$$;
+-- an R5 Consent of patient P66 with these members
+CREATE FUNCTION pg_temp.r5(members text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT ('{"resourceType": "Consent", "id": "r5", "status": "active",
+              "subject": {"reference": "Patient/P66"}, ' || members || '}')::jsonb
+$$;
+
+-- the decision alone: everything, in the period
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit"'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "period": {"start": "2026-01-01", "end": "2026-12-31"}'));
+-- grantees: every rule is for them (a practitioner, an organization, an
+-- agent by Device reference and by principal identifier)
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "grantee": [
+    {"reference": "Practitioner/p1"}, {"reference": "Organization/o66"},
+    {"reference": "Device/66000000-0000-0000-0000-0000000000A1"},
+    {"identifier": {"system": "urn:agentauth:principal", "value": "66000000-0000-0000-0000-0000000000a1"}}]'));
+-- a permit with exceptions: each provision denies what it names --
+-- a security label, a resource type, a purpose, actions, an actor
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"},
+                       {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]},
+    {"resourceType": [{"system": "http://hl7.org/fhir/fhir-types", "code": "Observation"}],
+     "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]},
+    {"action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]}]},
+    {"actor": [{"reference": {"reference": "Organization/o-other"}}],
+     "period": {"start": "2026-03-01", "end": "2026-03-31"}},
+    {"actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "reference": {"reference": "Practitioner/p-other"}}],
+     "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}]'));
+-- data: a deny of particular resources is enforced as a deny of their
+-- data classes (more is withheld, never less); with a security label in
+-- the same provision, of that label's classes only
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"data": [{"meaning": "instance", "reference": {"reference": "Observation/obs-1"}},
+              {"meaning": "related", "reference": {"reference": "https://fhir.example.org/r5/DocumentReference/d1/_history/2"}}]},
+    {"data": [{"meaning": "dependents", "reference": {"reference": "DiagnosticReport/dr-1"}}],
+     "class": [{"system": "urn:agentauth:data-class", "code": "imaging"}]}]'));
+-- three levels: permit; except research (deny); except research on
+-- diagnoses (permit again): the deny is cut around it
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
+     "provision": [{"resourceType": [{"system": "http://hl7.org/fhir/fhir-types", "code": "Condition"}]}]}]'));
+-- deny overrides: an opt-out with exceptions.  Emergency treatment only
+-- (the deny keeps every other purpose) ...
+SELECT path, decision, purposes, classes, actions FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}]'));
+-- ... reading labs for treatment: the deny is cut in three dimensions
+-- (other purposes; TREAT but other classes; TREAT and lab, but writing)
+SELECT path, decision, purposes, classes, actions FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+     "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+     "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]}]}]'));
+-- ... an exception that covers all of the deny it is nested in: nothing
+-- is left of that deny ($.provision[0].provision[0])
+SELECT path, decision, purposes, classes FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+     "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+     "provision": [{"class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+                    "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]}]}]'));
+-- ... for a grantee: its exceptions are for the grantee too
+SELECT path, decision, purposes, actors FROM pg_temp.rules(pg_temp.r5('"decision": "deny",
+    "grantee": [{"reference": "Organization/o66"}], "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]'));
+
+-- imported end to end: the rules become provisions
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.r5('"decision": "permit", "provision": [
+    {"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}]'))) AS provisions;
+SELECT decision, data_classes, source FROM agentauth.consents WHERE patient = 'P66' ORDER BY source;
+
+-- refusals, each with its JSON path
+SELECT * FROM pg_temp.rules(pg_temp.r5('"provision": []'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "maybe"'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": {"purpose": []}'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [{"type": "deny"}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"data": [{"meaning": "instance", "reference": {"reference": "Observation/obs-1"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"data": [{"meaning": "authoredby", "reference": {"reference": "Practitioner/p1"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"data": [{"meaning": "related", "reference": {"reference": "Task/t1"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"data": [{"meaning": "instance", "reference": {"reference": "#contained"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"data": [{"meaning": "instance", "reference": {"reference": "Observation/o1"}}],
+     "class": [{"system": "urn:agentauth:data-class", "code": "billing"}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [{"data": []}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"documentType": [{"system": "http://loinc.org", "code": "34133-9"}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"code": [{"coding": [{"system": "http://snomed.info/sct", "code": "123"}]}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"dataPeriod": {"start": "2020-01-01"}}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"expression": {"language": "text/fhirpath", "expression": "true"}}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"actor": [{"reference": {"reference": "Practitioner/p1"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "deny", "provision": [
+    {"period": {"start": "2026-01-01"}}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT"}]},
+                "reference": {"reference": "Practitioner/p1"}}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "grantee": [{"reference": "Patient/P66"}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"provision": [{"modifierExtension": [{"url": "urn:x", "valueBoolean": true}]}]}]'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
+    {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG"}]}]'));
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "not-done", "subject": {"reference": "Patient/P66"}, "decision": "permit"}');
+SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "subject": {"reference": "Group/g1"}, "decision": "permit"}');
+
+DELETE FROM agentauth.consent WHERE patient = 'P66';
+DELETE FROM agentauth.principal WHERE name = 'reg66-bot';
+DROP ROLE reg66_agent;

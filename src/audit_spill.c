@@ -1,0 +1,255 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_spill.c
+ *		Administrative audit records of a large transaction (a bulk load of
+ *		consents): spilled into the table agentauth._audit_spill inside the
+ *		transaction, instead of one push into the shared queue at commit.
+ *
+ *		Why.  A transaction's administrative records are stored iff it
+ *		commits; the writer stops at the first of them until it knows, so
+ *		they were pushed in one piece at PRE_COMMIT, and a transaction whose
+ *		records did not fit in agentauth.audit_queue_size was refused
+ *		("too many administrative audit records in one transaction"), and
+ *		held them all in backend memory until then.  Spilled, they are rows
+ *		the transaction itself writes: committed with it, gone with its
+ *		abort -- the same guarantee, with no bound but the disk.
+ *
+ *		When.  audit.c calls aa_spill_write() once a transaction's staged
+ *		records pass aa_spill_threshold() (a quarter of the queue): at once
+ *		while the transaction is at its top level (every staged record is
+ *		then of level 1, and a row written now commits exactly with them),
+ *		which bounds the backend's memory by the threshold; otherwise at
+ *		PRE_COMMIT.  After the commit the backend hands out a ticket
+ *		(aa_spill_committed) and waits, as for its other records, until the
+ *		mover has moved them (or warns that they will follow).
+ *
+ *		The mover (audit_spill_mover.c, the "agentauth audit spill" worker)
+ *		moves committed rows into the queue a chunk at a time, each chunk in
+ *		one transaction of its own that deletes the rows and stages their
+ *		records as its own administrative records: the chunk reaches the log
+ *		iff that transaction commits, so a crash of either side neither
+ *		loses nor repeats a record.
+ *
+ *		This file owns the table's format, the shared state (tickets, the
+ *		mover's latch) and the worker's registration.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "agentauth.h"
+
+typedef struct AASpillShared
+{
+	slock_t		mutex;
+	Latch	   *mover_latch;	/* NULL: no mover attached */
+	pg_atomic_uint64 requested; /* tickets handed out (committed spills) */
+	pg_atomic_uint64 done;		/* every ticket up to this one is moved */
+	pg_atomic_uint64 moved;		/* records moved since the server started */
+	ConditionVariable cv;		/* done or moved advanced */
+} AASpillShared;
+
+static AASpillShared *spill = NULL;
+static int64 spill_ord = 0;		/* order of this backend's rows */
+
+static Size
+spill_shmem_size(void)
+{
+	return MAXALIGN(sizeof(AASpillShared));
+}
+
+static void
+spill_shmem_startup(void)
+{
+	bool		found;
+
+	spill = ShmemInitStruct("agentauth audit spill", spill_shmem_size(), &found);
+	if (!found)
+	{
+		SpinLockInit(&spill->mutex);
+		spill->mover_latch = NULL;
+		pg_atomic_init_u64(&spill->requested, 0);
+		pg_atomic_init_u64(&spill->done, 0);
+		pg_atomic_init_u64(&spill->moved, 0);
+		ConditionVariableInit(&spill->cv);
+	}
+}
+
+void
+aa_spill_init(void)
+{
+	BackgroundWorker worker;
+
+	aa_shmem_register(spill_shmem_size, spill_shmem_startup);
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "agentauth");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aa_spill_mover_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agentauth audit spill");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "agentauth audit spill");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* staged records past this many bytes go to the table */
+Size
+aa_spill_threshold(void)
+{
+	return aa_queue_capacity() / 4;
+}
+
+/* the mover moves at most this many bytes per transaction */
+Size
+aa_spill_chunk(void)
+{
+	return aa_queue_capacity() / 8;
+}
+
+Oid
+aa_spill_relid(void)
+{
+	Oid			nsp = get_namespace_oid("agentauth", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("_audit_spill", nsp) : InvalidOid;
+}
+
+/*
+ * Write the queued entries data[0..len) as rows of the current
+ * (sub)transaction.  false: there is no spill table (the extension's SQL is
+ * older than the library); the caller keeps them.
+ */
+bool
+aa_spill_write(const char *data, Size len)
+{
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	Size		off = 0;
+	uint64		txn;
+
+	if (RecoveryInProgress() || !OidIsValid(relid = aa_spill_relid()))
+		return false;
+	txn = U64FromFullTransactionId(GetTopFullTransactionId());
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (desc->natts != 3)
+		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
+	while (off < len)
+	{
+		const AAQueueEntry *e = (const AAQueueEntry *) (data + off);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		bytea	   *b;
+		HeapTuple	tup;
+
+		if (e->len < MAXALIGN(sizeof(AAQueueEntry)) || e->len > len - off)
+			elog(ERROR, "corrupt staged audit record");
+		b = palloc(VARHDRSZ + e->len);
+		SET_VARSIZE(b, VARHDRSZ + e->len);
+		memcpy(VARDATA(b), data + off, e->len);
+		values[0] = Int64GetDatum((int64) txn);
+		values[1] = Int64GetDatum(++spill_ord);
+		values[2] = PointerGetDatum(b);
+		tup = heap_form_tuple(desc, values, nulls);
+		simple_heap_insert(rel, tup);
+		heap_freetuple(tup);
+		pfree(b);
+		off += e->len;
+	}
+	table_close(rel, NoLock);
+	return true;
+}
+
+/*
+ * After the commit of a transaction that spilled: wake the mover, and wait
+ * until it has moved them, as long as it makes progress (a bulk load can
+ * take it a while) and at most audit_wait_timeout without any.  No error
+ * is possible here (the transaction has committed): a warning.
+ */
+void
+aa_spill_committed(void)
+{
+	uint64		ticket;
+	uint64		last_moved;
+	TimestampTz progress_at;
+
+	if (spill == NULL)
+		return;
+	ticket = pg_atomic_add_fetch_u64(&spill->requested, 1);
+	SpinLockAcquire(&spill->mutex);
+	if (spill->mover_latch)
+		SetLatch(spill->mover_latch);
+	SpinLockRelease(&spill->mutex);
+
+	last_moved = pg_atomic_read_u64(&spill->moved);
+	progress_at = GetCurrentTimestamp();
+	ConditionVariablePrepareToSleep(&spill->cv);
+	while (pg_atomic_read_u64(&spill->done) < ticket)
+	{
+		uint64		m = pg_atomic_read_u64(&spill->moved);
+
+		if (m != last_moved)
+		{
+			last_moved = m;
+			progress_at = GetCurrentTimestamp();
+		}
+		else if (TimestampDifferenceExceeds(progress_at, GetCurrentTimestamp(),
+											aa_audit_wait_timeout))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("the audit records of this transaction are not yet written"),
+					 errdetail("The transaction committed and its administrative records are kept in agentauth._audit_spill; the audit spill worker will move them into the log when it can.")));
+			break;
+		}
+		(void) ConditionVariableTimedSleep(&spill->cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* the mover's side */
+void
+aa_spill_attach(Latch *latch)
+{
+	SpinLockAcquire(&spill->mutex);
+	spill->mover_latch = latch;
+	SpinLockRelease(&spill->mutex);
+}
+
+uint64
+aa_spill_requested(void)
+{
+	return pg_atomic_read_u64(&spill->requested);
+}
+
+void
+aa_spill_note_moved(uint64 nrecords)
+{
+	pg_atomic_fetch_add_u64(&spill->moved, nrecords);
+	ConditionVariableBroadcast(&spill->cv);
+}
+
+void
+aa_spill_note_done(uint64 ticket)
+{
+	if (pg_atomic_read_u64(&spill->done) < ticket)
+		pg_atomic_write_u64(&spill->done, ticket);
+	ConditionVariableBroadcast(&spill->cv);
+}

@@ -1,0 +1,90 @@
+# Consents in bulk: a 100,000-consent FHIR Bundle in one call, with its
+# 100,000 consent_recorded records -- far more than the audit queue holds;
+# and the records of a committed bulk load reach the log exactly once
+# even when the server crashes before the spill worker has moved them
+# (and none of a bulk load that rolled back).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('consent_bulk');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'agentauth'
+agentauth.audit_queue_size = 2048
+agentauth.audit_wait_timeout = '2s'
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION agentauth CASCADE;
+CREATE ROLE t46_mgr LOGIN IN ROLE agentauth_consent_manager;
+});
+
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+
+# the Bundle, built in the server: 100,000 R4 Consents of 100,000 patients
+my $n = $ENV{T46_CONSENTS} // 100000;
+my ($rc, $out, $err) = $node->psql('postgres', qq{
+SET ROLE t46_mgr;
+SELECT count(*), sum(cardinality(consents)), max(entry)
+  FROM agentauth.import_fhir_consent_bundle(
+    (SELECT jsonb_build_object('resourceType', 'Bundle', 'type', 'transaction', 'entry',
+            jsonb_agg(jsonb_build_object(
+              'request', jsonb_build_object('method', 'PUT', 'url', 'Consent/t46-' || i),
+              'resource', jsonb_build_object(
+                'resourceType', 'Consent', 'id', 't46-' || i, 'status', 'active',
+                'scope', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}'::jsonb,
+                'patient', jsonb_build_object('reference', 'Patient/T46P' || i),
+                'policyRule', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}'::jsonb,
+                'provision', '{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}'::jsonb))
+              ORDER BY i))
+       FROM generate_series(1, $n) i));
+});
+is($rc, 0, "a Bundle of $n Consents is imported in one call") or diag($err);
+is($out, "$n|$n|" . ($n - 1), 'one provision per entry');
+unlike($err, qr/WARNING/, 'its records were written before the call returned');
+is(sq(q{SELECT count(*) FROM agentauth.consent WHERE source LIKE 'Consent/t46-%'}), $n,
+	"$n consents stored");
+is(sq(q{SELECT count(*) || ' ' || count(DISTINCT patient) FROM agentauth.audit_log
+         WHERE event = 'consent_recorded' AND patient LIKE 'T46P%'}), "$n $n",
+	"$n consent_recorded records, one per consent");
+is(sq('SELECT count(*) FROM agentauth._audit_spill'), 0, 'nothing left in the spill table');
+is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
+
+# a crash after the commit, before the spill worker moved the records:
+# they are moved once the server is back, exactly once
+my $mover = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit spill'});
+like($mover, qr/^\d+$/, 'the spill worker runs');
+kill 'STOP', $mover;
+($rc, $out, $err) = $node->psql('postgres', q{
+SET ROLE t46_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('T46C' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
+COMMIT;
+});
+is($rc, 0, 'the bulk load committed');
+like($err, qr/not yet written/, 'with the spill worker stopped, COMMIT warns that the records follow');
+is(sq('SELECT count(*) FROM agentauth._audit_spill'), 5000, 'its records wait in the spill table');
+# the rollback of another bulk load, spilled too: nothing of it may appear
+($rc, $out, $err) = $node->psql('postgres', q{
+SET ROLE t46_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('T46R' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
+ROLLBACK;
+});
+# the server crashes: the spill worker dies (SIGKILL), and the postmaster
+# reinitializes everything from the WAL
+kill 'KILL', $mover;
+$node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM agentauth._audit_spill')
+  or die 'the spilled records were not moved';
+is(sq(q{SELECT count(*) || ' ' || count(DISTINCT patient) FROM agentauth.audit_log
+         WHERE event = 'consent_recorded' AND patient LIKE 'T46C%'}), '5000 5000',
+	'after the crash: every record of the committed load, none twice');
+is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE patient LIKE 'T46R%'}), '0',
+	'none of the rolled-back load');
+is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
+unlike(slurp_file($node->logfile), qr/PANIC/, 'no PANIC');
+done_testing();

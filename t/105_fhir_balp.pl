@@ -1,0 +1,73 @@
+# audit_event_fhir, checked from outside: every record of a real workload
+# (test/fhir/balp_events.sql) is valid against the official FHIR R4 JSON
+# schema (test/fhir/fhir.schema.json.gz), and every record about a
+# patient's data follows the IHE BALP pattern it claims (PatientQuery,
+# PatientCreate/Update/Delete, AuthZconsent) with every element BALP
+# requires (test/fhir/check_auditevent.py).  The patient is a
+# Reference(Patient), and a site can replace agentauth.fhir_patient_reference().
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Basename;
+
+my $dir = dirname(__FILE__) . '/../test/fhir';
+system('python3', '-c', 'import jsonschema') == 0
+  or plan skip_all => 'python3-jsonschema is not installed (scripts/deps.sh installs it)';
+
+my $node = PostgreSQL::Test::Cluster->new('fhir_balp');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION agentauth CASCADE');
+my ($rc, $out, $err) = $node->psql('postgres', slurp_file("$dir/balp_events.sql"), on_error_stop => 1);
+is($rc, 0, 'the workload ran') or diag($err);
+
+sub events
+{
+	my $lines = $node->safe_psql('postgres', q{
+		SELECT json_build_object('seq', seq, 'event', event, 'patient', patient,
+		                         'resource', agentauth.audit_event_fhir(seq))
+		  FROM agentauth.audit_log ORDER BY seq});
+	my $file = $node->basedir . '/events.jsonl';
+	open my $fh, '>', $file or die $!;
+	print $fh $lines, "\n";
+	close $fh;
+	my $res = `python3 $dir/check_auditevent.py < $file 2>&1`;
+	return ($? >> 8, $res);
+}
+my ($code, $res) = events();
+is($code, 0, 'valid FHIR R4 (official JSON schema) and BALP-conformant') or diag($res);
+like($res, qr/checked (\d+), BALP (\d+)/, 'the checker ran');
+my ($n, $nbalp) = $res =~ /checked (\d+), BALP (\d+)/;
+cmp_ok($nbalp, '>=', 12, "$nbalp records about patients' data checked against BALP (of $n)");
+
+sub ae { return $node->safe_psql('postgres', $_[0]); }
+is(ae(q{SELECT string_agg(DISTINCT f->'subtype'->0->>'code' || ' ' || (f->>'action'), ',')
+          FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient IS NOT NULL AND l.event IN ('access', 'denied')}),
+	'AuthZ-Consent E,create C,delete D,search-type E,update U', 'each pattern is there');
+is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'P1' AND l.event = 'access' LIMIT 1}), 'Patient/P1', 'the patient is Reference(Patient/P1)');
+is(ae(q{SELECT f->'entity'->0->'what'->'identifier'->>'value' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'mrn:77' AND l.event = 'access' LIMIT 1}), 'mrn:77',
+	'a patient id that is no FHIR id: a logical reference by identifier');
+is(ae(q{SELECT f->'agent'->0->'network'->>'address' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'P1' AND l.event = 'access' LIMIT 1}), 'localhost', 'the client has a network address');
+
+# the site's mapping from patient id to reference (a setting)
+$node->append_conf('postgresql.conf', q{agentauth.fhir_patient_reference = 'https://fhir.example.org/r4/Patient/%s'});
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_setting('agentauth.fhir_patient_reference') LIKE 'https:%'});
+is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'P1' AND l.event = 'access' LIMIT 1}), 'https://fhir.example.org/r4/Patient/P1',
+	'agentauth.fhir_patient_reference names the site\'s FHIR server');
+($code, $res) = events();
+is($code, 0, 'still valid and conformant with the site\'s mapping') or diag($res);
+$node->append_conf('postgresql.conf', q{agentauth.fhir_patient_reference = 'Patient'});
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_setting('agentauth.fhir_patient_reference') = 'Patient'});
+($rc, $out, $err) = $node->psql('postgres', q{SELECT agentauth.audit_event_fhir(seq) FROM agentauth.audit_log WHERE event = 'access' AND patient IS NOT NULL LIMIT 1});
+like($err, qr/ERROR:  agentauth.fhir_patient_reference must contain %s/, 'a template without %s is an error');
+done_testing();

@@ -1,0 +1,217 @@
+# The feed to the audit repository (tools/aa_feed): audit records, as they
+# commit, to a FHIR server (PUT AuditEvent/agentauth-<seq> over https with a
+# bearer token) and to a syslog collector (RFC 5424 over TLS, RFC 5425
+# framing), against a local receiver the test starts (test/feed/receiver.py,
+# a self-signed certificate made here with openssl).  Every record arrives,
+# none is lost across a restart of the collector or of the feed, the FHIR
+# server holds each once; a collector that is down holds up no statement.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Basename;
+use IPC::Run;
+use Time::HiRes qw(time usleep);
+
+my $top = dirname(__FILE__) . '/..';
+my $feed_bin = "$top/tools/aa_feed";
+plan skip_all => 'tools/aa_feed is not built' unless -x $feed_bin;
+my $receiver = "$top/test/feed/receiver.py";
+
+my $node = PostgreSQL::Test::Cluster->new('audit_feed');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION agentauth CASCADE;
+CREATE ROLE t106_feeder LOGIN IN ROLE agentauth_auditor;
+});
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+sub add_records
+{
+	my ($tag, $n) = @_;
+	sq("SELECT count(agentauth._audit('t106_$tag', jsonb_build_object('i', i))) FROM generate_series(1, $n) i");
+}
+
+my $dir = $node->basedir;
+my ($crt, $key) = ("$dir/collector.crt", "$dir/collector.key");
+system('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+	'-addext', 'subjectAltName=DNS:localhost', '-keyout', $key, '-out', $crt) == 0
+  or die 'openssl failed';
+open my $tf, '>', "$dir/token" or die $!;
+print $tf "t106-s3cret\n";
+close $tf;
+my $conninfo = $node->connstr('postgres') . ' user=t106_feeder';
+
+# ---------------- FHIR ----------------
+my $store = "$dir/fhir";
+mkdir $store;
+my $fport = PostgreSQL::Test::Cluster::get_free_port();
+my ($recv, $feed);
+sub start_receiver
+{
+	$recv = IPC::Run::start([ 'python3', $receiver, 'fhir', $fport, $crt, $key, $store, 't106-s3cret' ],
+		'>', "$dir/receiver.log", '2>&1');
+	# listening?
+	for (1 .. 100)
+	{
+		last if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $fport);
+		usleep(100_000);
+	}
+}
+sub start_feed
+{
+	my @args = @_;
+	return IPC::Run::start([ $feed_bin, '--dbname', $conninfo, @args ], '>>', "$dir/feed.log", '2>&1');
+}
+sub head_seq { return sq('SELECT max(seq) FROM agentauth.audit_log'); }
+sub fhir_ids
+{
+	opendir my $d, $store or die $!;
+	my %ids = map { /^agentauth-(\d+)\.json$/ ? ($1 => 1) : () } readdir $d;
+	closedir $d;
+	return \%ids;
+}
+sub wait_for
+{
+	my ($cond, $what) = @_;
+	my $deadline = time + 60;
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		usleep(50_000);
+	}
+	diag("timed out waiting for $what; feed log:\n" . slurp_file("$dir/feed.log"));
+	return 0;
+}
+sub all_delivered
+{
+	my $h = head_seq();
+	my $ids = fhir_ids();
+	return !grep { !$ids->{$_} } 1 .. $h;
+}
+
+use IO::Socket::INET;
+start_receiver();
+add_records('a', 40);
+$feed = start_feed('--fhir', "https://localhost:$fport/fhir", '--ca', $crt, '--token-file', "$dir/token",
+	'--state', "$dir/fhir.state", '--interval', '100');
+ok(wait_for(\&all_delivered, 'the first records'), 'every record is PUT to the FHIR server');
+my $one = slurp_file("$store/agentauth-1.json");
+like($one, qr/"resourceType": "AuditEvent"/, 'as a FHIR AuditEvent');
+like($one, qr/"id": "agentauth-1"/, 'whose id is derived from seq');
+
+# the lag: a record committed now, until the server has it
+my @lags;
+for my $i (1 .. 5)
+{
+	my $t0 = time;
+	add_records("lag$i", 1);
+	my $h = head_seq();
+	wait_for(sub { -e "$store/agentauth-$h.json" }, 'the lag probe');
+	push @lags, (time - $t0) * 1000;
+}
+@lags = sort { $a <=> $b } @lags;
+note(sprintf('feed lag, commit to FHIR server (poll interval 100 ms): median %.0f ms, max %.0f ms',
+	$lags[2], $lags[4]));
+diag(sprintf('feed lag, commit to FHIR server (poll interval 100 ms): median %.0f ms, max %.0f ms',
+	$lags[2], $lags[4]));
+
+# the collector goes down: statements do not wait for it; it comes back and
+# gets what it missed
+$recv->kill_kill;
+my $t0 = time;
+add_records('down', 200);
+cmp_ok(time - $t0, '<', 5, 'with the collector down, audited work goes on');
+start_receiver();
+ok(wait_for(\&all_delivered, 'the records after the collector restart'),
+	'after the collector restarts, nothing is missing');
+
+# the feed is killed (no goodbye) and restarted: it resumes from its state
+$feed->kill_kill;
+add_records('feeddown', 30);
+$feed = start_feed('--fhir', "https://localhost:$fport/fhir", '--ca', $crt, '--token-file', "$dir/token",
+	'--state', "$dir/fhir.state", '--interval', '100');
+ok(wait_for(\&all_delivered, 'the records after the feed restart'), 'after the feed restarts, nothing is missing');
+my $h = head_seq();
+ok(wait_for(sub { (slurp_file("$dir/fhir.state") =~ /^(\d+)/)[0] == $h }, 'the state file'),
+	'the state file holds the last seq delivered');
+my @puts = split /\n/, slurp_file("$store/puts.log");
+my %n;
+$n{$_}++ for @puts;
+is(scalar(keys %n), $h, "$h AuditEvents on the server, one per record");
+my @twice = grep { $n{$_} > 1 } sort keys %n;
+cmp_ok(scalar(@twice), '<=', 2, 'a record is sent again only when it was in flight at a restart (' .
+	scalar(@twice) . '), and then replaces itself (PUT)');
+$feed->kill_kill;
+
+# a server that refuses (wrong token): the feed stops, does not skip
+open $tf, '>', "$dir/badtoken" or die $!;
+print $tf "wrong\n";
+close $tf;
+unlink "$dir/fhir2.state";
+my ($out, $err);
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/badtoken", '--state', "$dir/fhir2.state", '--once' ], '>', \$out, '2>', \$err);
+like($err, qr/refused the AuditEvent \(HTTP 401\)/, 'a refusal stops the feed with the HTTP status');
+ok(!-e "$dir/fhir2.state", '... and nothing is marked delivered');
+# an untrusted certificate: refused
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir",
+		'--token-file', "$dir/token", '--state', "$dir/fhir3.state", '--once' ], '>', \$out, '2>', \$err);
+like($err, qr/TLS handshake .* failed/, 'a collector whose certificate is not trusted gets nothing');
+$recv->kill_kill;
+
+# ---------------- syslog over TLS ----------------
+my $sport = PostgreSQL::Test::Cluster::get_free_port();
+my $sstore = "$dir/syslog";
+mkdir $sstore;
+my $srecv = IPC::Run::start([ 'python3', $receiver, 'syslog', $sport, $crt, $key, $sstore ],
+	'>', "$dir/sreceiver.log", '2>&1');
+for (1 .. 100)
+{
+	last if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $sport);
+	usleep(100_000);
+}
+sub syslog_seqs
+{
+	return {} unless -e "$sstore/syslog.log";
+	my %s;
+	for (split /\n/, slurp_file("$sstore/syslog.log"))
+	{
+		$s{$1}++ if /^<85>1 \S+ \S+ agentauth \d+ IHE\+FHIR \[agentauth\@32473 seq="(\d+)"\] \{/;
+	}
+	return \%s;
+}
+sub syslog_all
+{
+	my $hh = head_seq();
+	my $s = syslog_seqs();
+	return !grep { !$s->{$_} } 1 .. $hh;
+}
+$feed = start_feed('--syslog', "localhost:$sport", '--ca', $crt, '--state', "$dir/syslog.state",
+	'--interval', '100', '--replay', '5');
+ok(wait_for(\&syslog_all, 'syslog'), 'every record reaches the syslog collector, framed and parsed');
+my $lines = () = slurp_file("$sstore/syslog.log") =~ /\n/g;
+my $first = (split /\n/, slurp_file("$sstore/syslog.log"))[0];
+like($first, qr/^<85>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z /, 'RFC 5424: PRI 85 (security, notice), version 1, timestamp');
+like($first, qr/"resourceType": "AuditEvent"/, 'the message is the FHIR AuditEvent');
+# the collector restarts: the feed reconnects, re-sends its last 5, then the rest
+$srecv->kill_kill;
+add_records('sdown', 20);
+$srecv = IPC::Run::start([ 'python3', $receiver, 'syslog', $sport, $crt, $key, $sstore ],
+	'>>', "$dir/sreceiver.log", '2>&1');
+ok(wait_for(\&syslog_all, 'syslog after restart'), 'after a collector restart nothing is missing');
+my $s = syslog_seqs();
+my @dups = grep { $s->{$_} > 1 } keys %$s;
+cmp_ok(scalar(@dups), '<=', 5 + 1, 'duplicates only from the replay window, each with its seq to drop it by (' .
+	scalar(@dups) . ')');
+$feed->kill_kill;
+$srecv->kill_kill;
+
+# bad use
+IPC::Run::run([ $feed_bin, '--state', "$dir/x" ], '>', \$out, '2>', \$err);
+like($err, qr/usage: aa_feed/, 'a destination is required');
+IPC::Run::run([ $feed_bin, '--state', "$dir/x", '--fhir', 'ftp://x' ], '>', \$out, '2>', \$err);
+like($err, qr/--fhir must be an http/, 'an unknown scheme is refused');
+done_testing();
