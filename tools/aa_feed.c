@@ -11,9 +11,11 @@
  *                    the seq in structured data [agentauth@32473 seq="N"].
  *                    Syslog has no acknowledgement: see "Restarts" below.
  *
- * It reads the log only through the view agentauth.audit_log (by seq, in
- * order; seq grows in commit order, so a record is read once it has
- * committed), as a login granted agentauth_auditor, over a libpq connection
+ * It reads the log's records from a seq on (agentauth._log_from, the rows
+ * of the view agentauth.audit_log found by the stored log's primary key, so
+ * a poll costs the same on a log of any size; by seq, in order; seq grows
+ * in commit order, so a record is read once it has committed), as a login
+ * granted agentauth_auditor, over a libpq connection
  * (--dbname; passwords in ~/.pgpass or PGPASSFILE).  It is a separate
  * program: nothing on an agent statement's path waits for it, and its
  * credentials (--token-file, --cert/--key) are files, never settings.
@@ -474,7 +476,7 @@ fetch(long long after, int limit)
 	r = PQexecParams(db,
 					 "SELECT l.seq, to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
 					 "       agentauth.audit_event_fhir(l.seq)::text "
-					 "  FROM agentauth.audit_log l WHERE l.seq > $1::bigint ORDER BY l.seq LIMIT $2::int",
+					 "  FROM agentauth._log_from($1::bigint + 1) l ORDER BY l.seq LIMIT $2::int",
 					 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 	{

@@ -97,6 +97,8 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
    AND e.seq OPERATOR(pg_catalog.>=) lo
 $$;
 REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
+-- the audit feed (tools/aa_feed) reads the log from a seq on through it
+GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
 
 -- Auditors read the log (SPEC 2); nobody writes it but the audit writer.
 GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
