@@ -90,7 +90,7 @@ SELECT count(*) AS agentauth_settings_not_in_the_documented_list
                     'agentauth.audit_queue_size', 'agentauth.head_log_interval',
                     'agentauth.review_deadline', 'agentauth.audit_retention',
                     'agentauth.allow_uninstall', 'agentauth.inactive_after',
-                    'agentauth.require_transaction_only');
+                    'agentauth.require_transaction_only', 'agentauth.fhir_patient_reference');
 
 -- DISCARD ALL (a pooler's reset between clients) ends the session
 SET SESSION AUTHORIZATION noset_agent;

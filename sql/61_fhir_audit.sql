@@ -254,9 +254,11 @@ SELECT s - b AS n, f->'subtype'->-1->>'code' AS event, f->'type'->>'code' AS typ
  ORDER BY s;
 
 -- an agent's read on behalf of a clinician, whole
-SELECT jsonb_pretty(agentauth.audit_event_fhir(b + 1) - 'source' - 'id') FROM base;
+SELECT regexp_replace(jsonb_pretty(agentauth.audit_event_fhir(b + 1) - 'source' - 'id'),
+       '"[0-9]{12,20}"', '"<system identifier>"', 'g') FROM base;
 -- a break-the-glass read, whole
-SELECT jsonb_pretty(agentauth.audit_event_fhir(b + 4) - 'source' - 'id') FROM base;
+SELECT regexp_replace(jsonb_pretty(agentauth.audit_event_fhir(b + 4) - 'source' - 'id'),
+       '"[0-9]{12,20}"', '"<system identifier>"', 'g') FROM base;
 -- the source names this database
 SELECT f->'source'->>'site' = current_database() AS site,
        f->'source'->'observer'->'identifier'->>'value' = (SELECT system_identifier::text FROM pg_control_system()) AS observer,

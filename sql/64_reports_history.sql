@@ -99,13 +99,14 @@ SELECT f->'type'->>'code' AS type, f->>'action' AS action, f->>'outcome' AS outc
                jsonb_array_elements(p->'coding') c) AS purposes,
        f->'agent'->0->'who'->>'display' AS who,
        f->'agent'->0->'policy'->>0 = 'urn:uuid:' || :'bg' AS policy_is_bg,
-       f->'entity'->0->'what'->'identifier'->>'value' AS patient,
-       (SELECT string_agg(d->>'valueString', ',') FROM jsonb_array_elements(f->'entity'->1->'detail') d
+       f->'entity'->0->'what'->>'reference' AS patient,
+       (SELECT string_agg(d->>'valueString', ',') FROM jsonb_array_elements(f->'entity'->-1->'detail') d
          WHERE d->>'type' = 'column') AS columns,
-       f->'entity'->1->'securityLabel'->1->>'code' AS sensitivity
+       f->'entity'->-1->'securityLabel'->1->>'code' AS sensitivity
   FROM agentauth.access_report('R64-P1', :'t0') r, agentauth.audit_event_fhir(r.seq) f
  WHERE r.event = 'access' AND r.purpose = 'BTG';
--- and the agent's treatment read: the clinician it acted for is a second agent
+-- and the agent's treatment read: the clinician it acted for is the user
+-- agent (BALP: information recipient, the requestor)
 SELECT f->'agent'->0->>'requestor' AS bot_requestor,
        f->'agent'->1->'who'->>'display' AS on_behalf_of,
        f->'agent'->1->'type'->'coding'->0->>'code' AS role,
