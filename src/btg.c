@@ -30,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -66,6 +67,19 @@ static bool btg_callbacks_registered = false;
 	"SELECT id, patient, ends_at FROM agentauth.break_glass " \
 	"WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL"
 
+/*
+ * On a hot standby (issue "Read replicas"): no override can start there (it
+ * is a write), and a session there is not the primary's session that
+ * started one.  An override started on the primary takes effect, after
+ * replay, for the standby's sessions of the same credential: the token an
+ * agent broke the glass with, or the human principal without a token.
+ */
+#define LOAD_STANDBY_SQL \
+	"SELECT id, patient, ends_at FROM agentauth.break_glass " \
+	"WHERE ended_at IS NULL AND CASE WHEN $1 IS NULL " \
+	"THEN token IS NULL AND principal OPERATOR(pg_catalog.=) $2 " \
+	"ELSE token OPERATOR(pg_catalog.=) $1 END"
+
 #define FIND_APPROVAL_SQL \
 	"SELECT id FROM agentauth.approval " \
 	"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 " \
@@ -97,6 +111,7 @@ static bool btg_callbacks_registered = false;
 
 /* prepared once per backend */
 static SPIPlanPtr load_plan = NULL;
+static SPIPlanPtr load_standby_plan = NULL;
 static SPIPlanPtr find_approval_plan = NULL;
 static SPIPlanPtr use_approval_plan = NULL;
 
@@ -123,7 +138,8 @@ btg_current(void)
 		return true;
 	memcpy(&btg_session_id, &aa_session->id, sizeof(pg_uuid_t));
 	btg_session_known = true;
-	btg_context = btg_find_context(false);
+	/* a standby session's overrides come from the replayed table */
+	btg_context = btg_find_context(RecoveryInProgress());
 	btg_loaded_gen = 0;
 	return true;
 }
@@ -161,9 +177,25 @@ btg_reload(void)
 	int			n;
 
 	aa_spi_begin(&st, false);
-	arg = UUIDPGetDatum(&aa_session->id);
-	aa_spi_select_latest(aa_spi_keep_plan(&load_plan, LOAD_SQL, 1, types),
-						 &arg, nulls, 0);
+	if (RecoveryInProgress())
+	{
+		Oid			stypes[2] = {UUIDOID, UUIDOID};
+		Datum		sargs[2];
+		char		snulls[2] = {' ', ' '};
+
+		sargs[0] = UUIDPGetDatum(&aa_session->token);
+		snulls[0] = aa_session->has_token ? ' ' : 'n';
+		sargs[1] = UUIDPGetDatum(&aa_session->principal);
+		aa_spi_select_latest(aa_spi_keep_plan(&load_standby_plan, LOAD_STANDBY_SQL,
+											  2, stypes),
+							 sargs, snulls, 0);
+	}
+	else
+	{
+		arg = UUIDPGetDatum(&aa_session->id);
+		aa_spi_select_latest(aa_spi_keep_plan(&load_plan, LOAD_SQL, 1, types),
+							 &arg, nulls, 0);
+	}
 
 	/* the new list replaces the old one in our child of the session's memory */
 	MemoryContextReset(btg_context);

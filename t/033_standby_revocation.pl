@@ -129,6 +129,55 @@ note(sprintf('replay to hidden: %.3f s', time - $t0));
 is($out, '20', 'R1 stays visible');
 $s2->quit;
 
+# ---- break-the-glass started on the primary --------------------------------
+# A clinician breaks the glass for R2 (its consent now withdrawn) on the
+# primary; after replay the override takes effect for the clinician's
+# session on the standby, and its end is replayed the same way.
+$primary->safe_psql('postgres', q{
+	CREATE ROLE dr_r LOGIN;
+	GRANT SELECT ON labs TO dr_r;
+	SELECT agentauth.register_human('dr-r', 'dr_r', '{TREAT}', '{lab:read}', can_break_glass => true);
+});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $doc = $standby->background_psql('postgres', on_error_stop => 0);
+$doc->query_safe('SET SESSION AUTHORIZATION dr_r');
+$doc->query_safe("SELECT agentauth.begin_human_session('TREAT') IS NOT NULL");
+($out, $err) = run_q($doc, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+is($out, '0', 'the clinician on the standby does not see R2 before breaking the glass') or diag $err;
+my $bg_id = $primary->safe_psql('postgres', q{
+	SET SESSION AUTHORIZATION dr_r;
+	SELECT agentauth.begin_human_session('TREAT') IS NOT NULL \g /dev/null
+	SELECT agentauth.break_glass('R2', 'unconscious in the ED, no consent on file');});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $seen = 0;
+$t0 = time;
+while (time < $t0 + 30)
+{
+	($out, $err) = run_q($doc, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+	if ($out eq '5') { $seen = 1; last; }
+	usleep(20_000);
+}
+ok($seen, 'after replay the override started on the primary shows R2 to the clinician on the standby')
+  or diag "$out $err";
+note(sprintf('replay to override in effect: %.3f s', time - $t0));
+ok($primary->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM agentauth.audit_log
+	 WHERE event = 'access' AND patient = 'R2' AND purpose = 'BTG'
+	   AND authority ->> 'break_glass' = '$bg_id' AND client LIKE '% standby=standby'}),
+	'the standby\'s read under the override is audited on the primary, purpose BTG, with its id');
+$primary->safe_psql('postgres', qq{SELECT agentauth.end_break_glass('$bg_id')});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $ended = 0;
+$t0 = time;
+while (time < $t0 + 30)
+{
+	($out, $err) = run_q($doc, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+	if ($out eq '0') { $ended = 1; last; }
+	usleep(20_000);
+}
+ok($ended, 'after replay its end hides R2 on the standby again');
+$doc->quit;
+
 # ---- promotion -----------------------------------------------------------
 $primary->wait_for_catchup($standby);
 my $seq_before = $standby->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
