@@ -69,6 +69,28 @@ SELECT h.seq = (SELECT max(seq) FROM agentauth.audit_log) AS head_is_last,
        h.row_hash = (SELECT row_hash FROM agentauth.audit_log ORDER BY seq DESC LIMIT 1) AS head_hash
   FROM agentauth.audit_head() h;
 
+-- a statement run again and again, one patient after another (a prepared
+-- point query): the records share every field but the patient's part, so
+-- the writer may keep them in one unit (when it gathers them in one
+-- batch); each keeps its own seq, in the order it was read
+SELECT coalesce(max(seq), 0) AS s1 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg45_agent;
+CREATE FUNCTION pg_temp.reg45_each() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE n int := 0; v int;
+BEGIN
+    FOR i IN 1 .. 5 LOOP
+        SELECT count(*) INTO v FROM reg45_obs WHERE patient_id = 'R45-C' || (i * 7);
+        n := n + v;
+    END LOOP;
+    RETURN n;
+END $$;
+SELECT pg_temp.reg45_each();
+RESET SESSION AUTHORIZATION;
+SELECT seq - :s1 AS n, event, patient, row_count
+  FROM agentauth.audit_log WHERE seq > :s1 AND relation = 'public.reg45_obs' ORDER BY seq;
+SELECT count(*) <= 5 AS at_most_one_row_each
+  FROM agentauth.audit_record WHERE seq > :s1 AND relation = 'public.reg45_obs';
+
 -- both verifiers, side by side, relative to the first unit
 CREATE TEMP TABLE reg45 AS
   SELECT min(seq) AS u1 FROM agentauth.audit_record

@@ -620,7 +620,8 @@ typedef struct AAQueueEntry
 	TransactionId xid;			/* transactional: store iff it commits */
 	uint32		authority_len;	/* binary jsonb copies (0: NULL) */
 	uint32		detail_len;
-	uint32		pad;
+	int32		backend;		/* the pid that encoded it: the writer keeps
+								 * a backend's records in its order */
 	TimestampTz queued_at;		/* set by aa_queue_push: the writer is late
 								 * once the oldest is audit_wait_timeout old */
 	uint64		statement;		/* aa_audit_new_statement(): for the alert
@@ -680,6 +681,8 @@ typedef struct AAUnit AAUnit;
 
 extern AAUnit *aa_unit_create(MemoryContext cxt);
 extern int	aa_unit_size(const AAUnit *u);
+extern int32 aa_unit_backend(const AAUnit *u);
+extern bool aa_unit_candidate(const AAQueueEntry *e);
 extern bool aa_unit_add(AAUnit *u, const AAQueueEntry *e);
 extern void aa_unit_finish(AAUnit *u, pg_cryptohash_ctx *ctx, int64 seq,
 						   TimestampTz logged_at, const unsigned char *prev_hash,

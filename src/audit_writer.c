@@ -108,7 +108,18 @@ static TupleDesc slot_desc = NULL;
 static TupleTableSlot *slots[MAX_BATCH];
 static char *entry_buf = NULL;
 static Size entry_buf_size = 0;
-static AAUnit *unit = NULL;		/* the unit being gathered (unit.c) */
+/*
+ * The units being gathered (unit.c), at most one per backend: the records
+ * of the backends that read PHI concurrently arrive interleaved.  A
+ * backend's next record that cannot join its unit stores that unit first,
+ * and any record that is not a unit's entry stores every open unit first,
+ * so each backend's records keep their order and every record keeps its
+ * place relative to the administrative records around it; units are
+ * stored in the order of their first entry.
+ */
+#define MAX_OPEN_UNITS	16
+static AAUnit *units[MAX_OPEN_UNITS];
+static int	nopen = 0;			/* units[0 .. nopen-1] have entries, oldest first */
 static int	log_natts = AA_AUDIT_NATTS; /* 23: a 1.0 log, records only */
 
 static void
@@ -357,21 +368,64 @@ batch_slot(Relation rel, int i)
 	return slots[i];
 }
 
-/* the unit gathered so far, as the batch's row i: n records, one hash */
+/* open unit k, as the batch's row i: n records, one hash; then closed */
 static void
-store_unit(Relation rel, ChainHead *h, TimestampTz now, int i)
+store_unit(Relation rel, ChainHead *h, TimestampTz now, int i, int k)
 {
 	TupleTableSlot *slot = batch_slot(rel, i);
+	AAUnit	   *u = units[k];
 	unsigned char hash[AA_HASH_LEN];
 	int64		first = h->seq + 1;
 
-	h->seq += aa_unit_size(unit);
+	h->seq += aa_unit_size(u);
 	h->logged_at = now;
-	aa_unit_finish(unit, sha_ctx, first, now, h->hash,
+	aa_unit_finish(u, sha_ctx, first, now, h->hash,
 				   slot->tts_values, slot->tts_isnull, hash);
 	memcpy(h->hash, hash, AA_HASH_LEN);
 	ExecStoreVirtualTuple(slot);
-	aa_unit_observe(unit, slot->tts_values, slot->tts_isnull);	/* alert rules */
+	aa_unit_observe(u, slot->tts_values, slot->tts_isnull);	/* alert rules */
+	/* keep the order of the others; the emptied unit goes to the end */
+	memmove(&units[k], &units[k + 1], sizeof(AAUnit *) * (MAX_OPEN_UNITS - k - 1));
+	units[MAX_OPEN_UNITS - 1] = u;
+	nopen--;
+}
+
+/* every open unit, oldest first, as the batch's rows from *nrec on */
+static void
+store_open_units(Relation rel, ChainHead *h, TimestampTz now, int *nrec)
+{
+	while (nopen > 0)
+		store_unit(rel, h, now, (*nrec)++, 0);
+}
+
+/*
+ * Take e into the open unit of its backend; false when it is no unit's
+ * entry.  A unit it cannot join is stored first (rows from *nrec on), and
+ * so is the oldest unit when all are open.
+ */
+static bool
+gather(const AAQueueEntry *e, Relation rel, ChainHead *h, TimestampTz now,
+	   int *nrec)
+{
+	int			k;
+
+	if (log_natts != AA_AUDIT_NATTS || !aa_unit_candidate(e))
+		return false;
+	for (k = 0; k < nopen; k++)
+		if (aa_unit_backend(units[k]) == e->backend)
+			break;
+	if (k < nopen)
+	{
+		if (aa_unit_add(units[k], e))
+			return true;
+		store_unit(rel, h, now, (*nrec)++, k);
+	}
+	if (nopen == MAX_OPEN_UNITS)
+		store_unit(rel, h, now, (*nrec)++, 0);
+	if (!aa_unit_add(units[nopen], e))
+		return false;			/* not an access or denied record */
+	nopen++;
+	return true;
 }
 
 /*
@@ -450,7 +504,9 @@ process_batch(bool *blocked, bool *no_log)
 	MemoryContextReset(batch_cxt);
 	old = MemoryContextSwitchTo(batch_cxt);
 	pos = tail;
-	while (pos < qhead && nrec < MAX_BATCH - 1 && nentries < MAX_ENTRIES)
+	/* room for the open units and a record in each round */
+	while (pos < qhead && nrec < MAX_BATCH - MAX_OPEN_UNITS - 2 &&
+		   nentries < MAX_ENTRIES)
 	{
 		const AAQueueEntry *e = copy_entry(pos);
 		TupleTableSlot *slot;
@@ -477,22 +533,14 @@ process_batch(bool *blocked, bool *no_log)
 		}
 
 		/* a patient's record of a statement: an entry of a unit */
-		if (log_natts == AA_AUDIT_NATTS && aa_unit_add(unit, e))
+		if (gather(e, rel, &h, now, &nrec))
 		{
 			pos += e->len;
 			nentries++;
 			continue;
 		}
-		if (aa_unit_size(unit) > 0)
-		{
-			store_unit(rel, &h, now, nrec++);
-			if (aa_unit_add(unit, e))
-			{
-				pos += e->len;
-				nentries++;
-				continue;
-			}
-		}
+		/* anything else comes after every record that arrived before it */
+		store_open_units(rel, &h, now, &nrec);
 
 		slot = batch_slot(rel, nrec);
 		values = slot->tts_values;
@@ -515,8 +563,7 @@ process_batch(bool *blocked, bool *no_log)
 		nentries++;
 		pos += e->len;
 	}
-	if (aa_unit_size(unit) > 0)
-		store_unit(rel, &h, now, nrec++);
+	store_open_units(rel, &h, now, &nrec);
 
 	if (nrec > 0)
 	{
@@ -614,7 +661,8 @@ aa_audit_writer_main(Datum main_arg)
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit batch",
 									  16 * 1024 * 1024, 16 * 1024 * 1024,
 									  16 * 1024 * 1024);
-	unit = aa_unit_create(TopMemoryContext);
+	for (int k = 0; k < MAX_OPEN_UNITS; k++)
+		units[k] = aa_unit_create(TopMemoryContext);
 
 	on_shmem_exit(writer_exit, (Datum) 0);
 	aa_queue_writer_attach(MyLatch);

@@ -33,6 +33,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "utils/array.h"
 #include "utils/arrayaccess.h"
@@ -281,6 +282,7 @@ aa_record_encode(StringInfo out, const AARecordFields *f, TransactionId xid)
 	hdr->body_len = body_len;
 	hdr->xid = xid;
 	hdr->authority_len = f->authority ? VARSIZE(f->authority) : 0;
+	hdr->backend = MyProcPid;
 	hdr->detail_len = f->detail ? VARSIZE(f->detail) : 0;
 }
 

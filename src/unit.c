@@ -5,9 +5,11 @@
  *		(issue "Performance", encoding version 2).  A cohort query leaves
  *		one access (or denied) record per patient, and all of them repeat
  *		the principal, token, purpose, relation, columns, classes,
- *		statement and client; the audit writer gathers consecutive queue
- *		entries that differ only in their patient's part into a unit of at
- *		most AA_UNIT_MAX_ENTRIES, stores what they share once and each
+ *		statement and client; so do the records of a prepared statement
+ *		that a session runs again and again for one patient after another.
+ *		The audit writer gathers a backend's successive queue entries that
+ *		differ only in their patient's part into a unit of at most
+ *		AA_UNIT_MAX_ENTRIES, stores what they share once and each
  *		patient's part as the i-th element of four arrays:
  *
  *		  entry_kinds        k / 3: 0 access/permit, 1 denied/deny;
@@ -74,7 +76,7 @@ struct AAUnit
 	Datum		auths[AA_UNIT_MAX_ENTRIES];
 	bool		auth_nulls[AA_UNIT_MAX_ENTRIES];
 	uint64		statements[AA_UNIT_MAX_ENTRIES];
-	uint64		statement;
+	int32		backend;		/* the pid whose records these are */
 	/* the synthetic queue entry of the unit's row, and its canonical */
 	StringInfoData row;
 	StringInfoData canon;
@@ -131,6 +133,20 @@ int
 aa_unit_size(const AAUnit *u)
 {
 	return u->n;
+}
+
+/* the backend whose records the unit holds (valid while it has entries) */
+int32
+aa_unit_backend(const AAUnit *u)
+{
+	return u->backend;
+}
+
+/* can e be an entry of some unit at all (whatever the unit)? */
+bool
+aa_unit_candidate(const AAQueueEntry *e)
+{
+	return !TransactionIdIsValid(e->xid) && e->statement != 0;
 }
 
 static uint32
@@ -237,15 +253,16 @@ start_unit(AAUnit *u, const AAQueueEntry *e, const Segment *seg)
 	resetStringInfo(&u->c_patients);
 	resetStringInfo(&u->c_rows);
 	resetStringInfo(&u->c_auths);
-	u->statement = e->statement;
+	u->backend = e->backend;
 	u->n = 0;
 }
 
 /*
  * Add the queue entry e to the unit when it can be one of its entries: an
  * access record that permitted (or a denied record that refused) rows of a
- * patient, not transactional, of the unit's statement, with every shared
- * field the same.  A unit that is empty starts with e.  Returns false when
+ * patient, not transactional, of a statement (not 0) of the unit's backend,
+ * with every shared field the same -- the statement's text included, so the
+ * records of a prepared statement run again and again share a unit.  A unit that is empty starts with e.  Returns false when
  * e cannot join (the caller stores the unit, then tries again with an
  * empty one, and stores e as a record of its own when that fails too).
  */
@@ -278,7 +295,7 @@ aa_unit_add(AAUnit *u, const AAQueueEntry *e)
 
 	if (u->n == 0)
 		start_unit(u, e, seg);
-	else if (e->statement != u->statement)
+	else if (e->backend != u->backend)
 		return false;
 	ubody = u->first.data;
 	for (int col = AA_COL_EVENT; col <= AA_COL_DETAIL; col++)
