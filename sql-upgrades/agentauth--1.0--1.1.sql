@@ -1643,6 +1643,7 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
+GRANT SELECT ON agentauth._audit_entries TO agentauth_auditor;
 GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
 
 CREATE OR REPLACE FUNCTION agentauth.audit_head(OUT seq bigint, OUT row_hash bytea,

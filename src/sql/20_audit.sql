@@ -103,6 +103,7 @@ GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
 -- Auditors read the log (SPEC 2); nobody writes it but the audit writer.
 GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;
 GRANT SELECT ON agentauth.audit_record TO agentauth_auditor;
+GRANT SELECT ON agentauth._audit_entries TO agentauth_auditor;
 
 -- Only purge_audit() ever deletes, by seq from the oldest end.
 CREATE INDEX audit_log_purged_idx ON agentauth.audit_record (seq)
