@@ -177,5 +177,56 @@ SELECT reg45_check('entry_kinds = NULL');
 SELECT reg45_check('entry_kinds = ''{}''');
 SELECT reg45_check('purpose = ''HPAYMT''');
 SELECT reg45_check('columns = ''{patient_id,value}''');
+-- shapes the encoding does not cover (two dimensions, other bounds, a
+-- unit's arrays that disagree, entry arrays on a record), even when the
+-- tamperer recomputes every hash after the change: the verifiers check
+-- that a row is shaped as the writer writes it
+CREATE FUNCTION reg45_rechain(from_seq bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE r agentauth.audit_record; prev bytea;
+BEGIN
+    SELECT row_hash INTO prev FROM agentauth.audit_record WHERE seq < from_seq ORDER BY seq DESC LIMIT 1;
+    FOR r IN SELECT * FROM agentauth.audit_record WHERE seq >= from_seq ORDER BY seq LOOP
+        r.prev_hash := prev;
+        r.row_hash := sha256(prev || agentauth.canonical_stored(r));
+        UPDATE agentauth.audit_record SET prev_hash = r.prev_hash, row_hash = r.row_hash WHERE seq = r.seq;
+        prev := r.row_hash;
+    END LOOP;
+END $$;
+CREATE FUNCTION reg45_check_rechained(change text, at text DEFAULT '(SELECT u1 FROM reg45)')
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    said text[] := '{}';
+BEGIN
+    BEGIN
+        PERFORM reg45_unguard();
+        EXECUTE 'UPDATE agentauth.audit_record SET ' || change || ' WHERE seq = ' || at;
+        EXECUTE 'SELECT reg45_rechain(' || at || ')';
+        FOR r IN SELECT * FROM reg45_verify() LOOP
+            said := said || format('%s: ok=%s bad=%s %s', r.verifier, r.ok, r.bad, r.problem);
+        END LOOP;
+        FOR r IN SELECT count(*) FILTER (WHERE l LIKE '%"malformed" : true%') AS n FROM agentauth.export_audit() l LOOP
+            said := said || format('export: %s malformed line(s)', r.n);
+        END LOOP;
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'undo';
+    EXCEPTION WHEN SQLSTATE 'P0001' THEN
+        NULL;
+    END;
+    RETURN QUERY SELECT change || ' | ' || x FROM unnest(said) x;
+END $$;
+-- the rehash alone, with nothing changed, leaves a chain that verifies
+SELECT reg45_check_rechained('event = event');
+SELECT reg45_check_rechained('entry_patients = entry_patients || ''{R45-EXTRA}''::text[]');
+SELECT reg45_check_rechained('entry_kinds[1] = 6');
+SELECT reg45_check_rechained('entry_kinds[1] = NULL');
+SELECT reg45_check_rechained('entry_patients[1] = NULL');
+SELECT reg45_check_rechained('entry_row_counts[1] = NULL');
+SELECT reg45_check_rechained('entry_row_counts = NULL, entry_patients = NULL, entry_authorities = NULL');
+SELECT reg45_check_rechained('entry_patients = (''[0:'' || (cardinality(entry_patients) - 1) || '']='' || entry_patients::text)::text[]');
+SELECT reg45_check_rechained('columns = (''[2:'' || (cardinality(columns) + 1) || '']='' || columns::text)::text[]');
+SELECT reg45_check_rechained('entry_kinds = ARRAY[entry_kinds, entry_kinds], entry_patients = ARRAY[entry_patients, entry_patients], entry_row_counts = ARRAY[entry_row_counts, entry_row_counts], entry_authorities = ARRAY[entry_authorities, entry_authorities]');
+-- entry arrays on a record (no entry_kinds): not hashed, so refused
+SELECT reg45_check_rechained('entry_patients = ''{R45-P1}'', entry_row_counts = ''{5}''',
+    '(SELECT max(seq) FROM agentauth.audit_record WHERE entry_kinds IS NULL)');
 -- and nothing was changed for real
 SELECT * FROM reg45_verify();

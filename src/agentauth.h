@@ -669,6 +669,8 @@ typedef struct AACanonCache
 extern void aa_record_canon_cache_init(AACanonCache *cache);
 extern void aa_record_canon_stored(StringInfo buf, const Datum *values,
 								   const bool *nulls, AACanonCache *cache);
+extern bool aa_record_well_formed(const Datum *values, const bool *nulls,
+								  int natts);
 
 /* ---------------------------------------------------------------------
  * unit.c -- a statement's records of one table as one unit (encoding

@@ -343,3 +343,77 @@ aa_record_canon_stored(StringInfo buf, const Datum *values, const bool *nulls,
 	}
 	buf->data[buf->len] = '\0';
 }
+
+/* an array column holds a plain list: at most one dimension, from 1 */
+static bool
+plain_list(Datum d, int *n)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	bool		ok = ARR_NDIM(a) <= 1 && (ARR_NDIM(a) == 0 || ARR_LBOUND(a)[0] == 1);
+
+	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if ((Pointer) a != DatumGetPointer(d))
+		pfree(a);
+	return ok;
+}
+
+/* no NULL element; with kinds, every element 0..5 */
+static bool
+no_nulls(Datum d, Oid elemtype, bool kinds)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	bool		ok = !ARR_HASNULL(a) || !array_contains_nulls(a);
+
+	if (ok && kinds)
+	{
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(a, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, &enulls, &n);
+		for (int i = 0; ok && i < n; i++)
+			ok = DatumGetInt16(elems[i]) >= 0 && DatumGetInt16(elems[i]) <= 5;
+	}
+	if ((Pointer) a != DatumGetPointer(d))
+		pfree(a);
+	return ok;
+}
+
+/*
+ * Is a stored row shaped as the writer writes it?  The encoding covers an
+ * array's elements, not its dimensions or bounds, and a unit's entries
+ * only as its arrays hold them; so the verifiers also require: every array
+ * a plain list (one dimension, from 1); a record without entry arrays; a
+ * unit with all four, of its n >= 1 entries, kinds 0..5, and no NULL kind,
+ * patient or row count.  (agentauth.verify_audit_sql: _stored_well_formed;
+ * tools/aa_verify checks the same on the export.)
+ */
+bool
+aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
+{
+	static const int arrays[] = {AA_COL_DELEGATION_CHAIN, AA_COL_COLUMNS,
+	AA_COL_DATA_CLASSES};
+	int			n;
+	int			m;
+
+	for (int i = 0; i < lengthof(arrays); i++)
+		if (!nulls[arrays[i]] && !plain_list(values[arrays[i]], &m))
+			return false;
+	if (natts <= AA_COL_ENTRY_KINDS)
+		return true;
+	if (nulls[AA_COL_ENTRY_KINDS])
+		return nulls[AA_COL_ENTRY_PATIENTS] && nulls[AA_COL_ENTRY_ROW_COUNTS] &&
+			nulls[AA_COL_ENTRY_AUTHORITIES];
+	if (!plain_list(values[AA_COL_ENTRY_KINDS], &n) || n < 1 ||
+		!no_nulls(values[AA_COL_ENTRY_KINDS], INT2OID, true))
+		return false;
+	for (int col = AA_COL_ENTRY_PATIENTS; col <= AA_COL_ENTRY_AUTHORITIES; col++)
+	{
+		if (nulls[col] || !plain_list(values[col], &m) || m != n)
+			return false;
+		if (col != AA_COL_ENTRY_AUTHORITIES && !no_nulls(values[col], InvalidOid, false))
+			return false;
+	}
+	return true;
+}

@@ -431,7 +431,10 @@ for my $case (
 	[ 'a row count', sub { $_[0] =~ s/"entry_row_counts" : \[(\d+)/'"entry_row_counts" : [' . ($1 + 1)/e } ],
 	[ 'a kind', sub { $_[0] =~ s/"entry_kinds" : \[0/"entry_kinds" : [3/ } ],
 	[ 'an authority', sub { $_[0] =~ s/"entry_authorities" : \["\{/"entry_authorities" : [null, "{/ } ],
-	[ 'the entries dropped', sub { $_[0] =~ s/, "entry_kinds" : .*\}$/}/ } ])
+	[ 'the entries dropped', sub { $_[0] =~ s/, "entry_kinds" : .*\}$/}/ } ],
+	[ 'a patient added (the arrays disagree)', sub { $_[0] =~ s/"entry_patients" : \["/"entry_patients" : ["X", "/ } ],
+	[ 'a kind out of range', sub { $_[0] =~ s/"entry_kinds" : \[0/"entry_kinds" : [7/ } ],
+	[ 'a NULL patient', sub { $_[0] =~ s/"entry_patients" : \["[^"]*"/"entry_patients" : [null/ } ])
 {
 	my ($what, $edit) = @$case;
 	my @t = @ulines;

@@ -1510,9 +1510,23 @@ main(int argc, char **argv)
 			enc.data[0] = 0x02;
 			for (f = 0; f < NENTRY; f++)
 			{
+				size_t		k;
+
 				v = slot[NFIELDS + 2 + f];
 				if (v == NULL)
 					return fail(expect, lineno, "member \"%s\" of a unit is missing", entry_fields[f].name);
+				/* the unit's shape: n entries in each array, kinds 0..5, a patient and rows each */
+				if (v->type != J_ARR || (int64_t) v->n != nrec)
+					return fail(expect, lineno, "\"%s\" does not hold the unit's %" PRId64 " entries",
+								entry_fields[f].name, nrec);
+				for (k = 0; k < v->n && f < 3; k++)
+				{
+					const jval *e = &v->items[k];
+
+					if (e->type == J_NULL || (f == 0 && (e->type != J_INT || e->i < 0 || e->i > 5)))
+						return fail(expect, lineno, "element %zu of \"%s\" is not a valid entry",
+									k + 1, entry_fields[f].name);
+				}
 				if (!encode_field(&enc, entry_fields[f].name, entry_fields[f].kind, v,
 								  err, sizeof(err)))
 					return fail(expect, lineno, "%s", err);

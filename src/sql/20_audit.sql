@@ -327,6 +327,41 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) TO agentauth_auditor;
 
+-- A stored row shaped as the writer writes it (the C verifier's
+-- aa_record_well_formed): the encoding covers an array's elements, not its
+-- dimensions or bounds, and a unit's entries only as its arrays hold them.
+CREATE FUNCTION agentauth._plain_list(a anyarray) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT a IS NULL OR pg_catalog.array_ndims(a) IS NULL
+        OR (pg_catalog.array_ndims(a) OPERATOR(pg_catalog.=) 1
+            AND pg_catalog.array_lower(a, 1) OPERATOR(pg_catalog.=) 1)
+$$;
+
+CREATE FUNCTION agentauth._stored_well_formed(l agentauth.audit_record) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT COALESCE(CASE
+        WHEN NOT (agentauth._plain_list(l.delegation_chain) AND agentauth._plain_list(l.columns)
+                  AND agentauth._plain_list(l.data_classes)) THEN false
+        WHEN l.entry_kinds IS NULL
+            THEN l.entry_patients IS NULL AND l.entry_row_counts IS NULL AND l.entry_authorities IS NULL
+        WHEN NOT (agentauth._plain_list(l.entry_kinds) AND agentauth._plain_list(l.entry_patients)
+                  AND agentauth._plain_list(l.entry_row_counts) AND agentauth._plain_list(l.entry_authorities))
+            THEN false
+        ELSE pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.>=) 1
+             AND pg_catalog.cardinality(l.entry_patients) OPERATOR(pg_catalog.=) pg_catalog.cardinality(l.entry_kinds)
+             AND pg_catalog.cardinality(l.entry_row_counts) OPERATOR(pg_catalog.=) pg_catalog.cardinality(l.entry_kinds)
+             AND pg_catalog.cardinality(l.entry_authorities) OPERATOR(pg_catalog.=) pg_catalog.cardinality(l.entry_kinds)
+             AND pg_catalog.array_position(l.entry_kinds, NULL) IS NULL
+             AND pg_catalog.array_position(l.entry_patients, NULL) IS NULL
+             AND pg_catalog.array_position(l.entry_row_counts, NULL) IS NULL
+             AND (SELECT pg_catalog.bool_and(k OPERATOR(pg_catalog.>=) 0 AND k OPERATOR(pg_catalog.<=) 5)
+                    FROM pg_catalog.unnest(l.entry_kinds) k)
+        END, false)
+$$;
+REVOKE ALL ON FUNCTION agentauth._stored_well_formed(agentauth.audit_record) FROM PUBLIC;
+
 -- The same verification as verify_audit(), in SQL over pgcrypto's digest():
 -- the chain can be checked without trusting the C code.  Identical answers
 -- (see chain.c for the algorithm and the problems reported).
@@ -398,6 +433,7 @@ BEGIN
                                 ELSE pg_catalog.cardinality(l.entry_kinds) END::bigint AS n,
                            (l.prev_hash IS NULL OR l.row_hash IS NULL OR
                             (l.entry_kinds IS NOT NULL AND pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.<) 1) OR
+                            NOT agentauth._stored_well_formed(l) OR
                             l.row_hash IS DISTINCT FROM
                               agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_stored(l))) AS self_bad
                       FROM agentauth.audit_record l

@@ -68,6 +68,10 @@ CREATE FUNCTION agentauth._export_line(l agentauth.audit_record) RETURNS text
                OPERATOR(pg_catalog.||) ', "entry_authorities" : '
                OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_authorities::pg_catalog.text[])::pg_catalog.text, 'null')
                END
+        -- a row not shaped as the writer writes it (an array of two
+        -- dimensions or other bounds, a unit's arrays that do not agree):
+        -- a member no record has, so that aa_verify stops at it
+        OPERATOR(pg_catalog.||) CASE WHEN agentauth._stored_well_formed(l) THEN '' ELSE ', "malformed" : true' END
         OPERATOR(pg_catalog.||) '}'
 $$;
 REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_record) FROM PUBLIC;
