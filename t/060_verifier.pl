@@ -444,5 +444,38 @@ for my $case (
 	like($out, qr/first bad seq $useq: /, "a unit's $what changed: its seq named") or diag($out);
 }
 
+# the same changes with every hash recomputed (a tamperer with the SQL
+# encoding), and the exporter's "malformed" flag taken out: aa_verify
+# checks a unit's shape itself
+for my $case (
+	[ 'a patient added', q{entry_patients = entry_patients || '{X}'::text[]}, qr/does not hold the unit's \d+ entries/ ],
+	[ 'a kind out of range', q{entry_kinds[1] = 7}, qr/element 1 of "entry_kinds" is not a valid entry/ ],
+	[ 'a NULL row count', q{entry_row_counts[1] = NULL}, qr/element 1 of "entry_row_counts" is not a valid entry/ ])
+{
+	my ($what, $change, $says) = @$case;
+	my $out = $node->safe_psql('postgres', qq{
+		BEGIN;
+		UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+		UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+		UPDATE agentauth.audit_record SET $change WHERE seq = $useq;
+		DO \$\$
+		DECLARE r agentauth.audit_record; prev bytea;
+		BEGIN
+		    SELECT row_hash INTO prev FROM agentauth.audit_record WHERE seq < $useq ORDER BY seq DESC LIMIT 1;
+		    FOR r IN SELECT * FROM agentauth.audit_record WHERE seq >= $useq ORDER BY seq LOOP
+		        r.prev_hash := prev;
+		        r.row_hash := digest(prev || agentauth.canonical_stored(r), 'sha256');
+		        UPDATE agentauth.audit_record SET prev_hash = r.prev_hash, row_hash = r.row_hash WHERE seq = r.seq;
+		        prev := r.row_hash;
+		    END LOOP;
+		END \$\$;
+		SELECT * FROM agentauth.export_audit();
+		ROLLBACK;});
+	my @t = map { s/, "malformed" : true//r } split /\n/, $out;
+	($rc, $out) = run_verify(write_file('unit-rehashed.jsonl', @t));
+	is($rc, 1, "a unit with $what, rehashed: exit 1");
+	like($out, qr/first bad seq $useq: .*$says/, "a unit with $what, rehashed: aa_verify says so") or diag($out);
+}
+
 $node->stop;
 done_testing();
