@@ -1850,7 +1850,6 @@ BEGIN
                            CASE WHEN l.entry_kinds IS NULL THEN 1
                                 ELSE pg_catalog.cardinality(l.entry_kinds) END::bigint AS n,
                            (l.prev_hash IS NULL OR l.row_hash IS NULL OR
-                            (l.entry_kinds IS NOT NULL AND pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.<) 1) OR
                             NOT agentauth._stored_well_formed(l) OR
                             l.row_hash IS DISTINCT FROM
                               agentauth._sha256(l.prev_hash OPERATOR(pg_catalog.||) agentauth.canonical_stored(l))) AS self_bad

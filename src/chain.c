@@ -240,7 +240,7 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 		return false;
 	}
 	n = aa_record_entry_count(values, nulls, st->cache.natts);
-	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH] || n < 1 ||
+	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH] ||
 		!aa_record_well_formed(values, nulls, st->cache.natts))
 	{
 		st->bad_seq = seq;

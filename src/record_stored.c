@@ -359,10 +359,10 @@ plain_list(Datum d, int *n)
 
 /* no NULL element; with kinds, every element 0..5 */
 static bool
-no_nulls(Datum d, Oid elemtype, bool kinds)
+no_nulls(Datum d, bool kinds)
 {
 	ArrayType  *a = DatumGetArrayTypeP(d);
-	bool		ok = !ARR_HASNULL(a) || !array_contains_nulls(a);
+	bool		ok = !array_contains_nulls(a);
 
 	if (ok && kinds)
 	{
@@ -406,13 +406,13 @@ aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
 		return nulls[AA_COL_ENTRY_PATIENTS] && nulls[AA_COL_ENTRY_ROW_COUNTS] &&
 			nulls[AA_COL_ENTRY_AUTHORITIES];
 	if (!plain_list(values[AA_COL_ENTRY_KINDS], &n) || n < 1 ||
-		!no_nulls(values[AA_COL_ENTRY_KINDS], INT2OID, true))
+		!no_nulls(values[AA_COL_ENTRY_KINDS], true))
 		return false;
 	for (int col = AA_COL_ENTRY_PATIENTS; col <= AA_COL_ENTRY_AUTHORITIES; col++)
 	{
 		if (nulls[col] || !plain_list(values[col], &m) || m != n)
 			return false;
-		if (col != AA_COL_ENTRY_AUTHORITIES && !no_nulls(values[col], InvalidOid, false))
+		if (col != AA_COL_ENTRY_AUTHORITIES && !no_nulls(values[col], false))
 			return false;
 	}
 	return true;

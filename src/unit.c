@@ -276,8 +276,8 @@ aa_unit_add(AAUnit *u, const AAQueueEntry *e)
 	const char *ubody;
 	MemoryContext old;
 
-	if (u->n >= AA_UNIT_MAX_ENTRIES || TransactionIdIsValid(e->xid) ||
-		e->statement == 0 || !parse_body(body, e->body_len, seg))
+	if (u->n >= AA_UNIT_MAX_ENTRIES || !aa_unit_candidate(e) ||
+		!parse_body(body, e->body_len, seg))
 		return false;
 	if (CANON_IS(body, seg[AA_COL_EVENT], CANON_ACCESS) &&
 		CANON_IS(body, seg[AA_COL_OUTCOME], CANON_PERMIT))
