@@ -130,8 +130,8 @@ TOK_ASYNC=$(as_pg $PSQL -At -c "SELECT agentauth.issue_token((SELECT id FROM age
 TOK_SYNC=$(as_pg $PSQL -At -c "SELECT agentauth.issue_token((SELECT id FROM agentauth.principals WHERE name = 'bench_agent_sync'), 'TREAT', '2 hours')")
 
 # variant -> role, table, token, the audit_sync it must run with
-role_of()  { case $1 in plain) echo bench_plain;; hand) echo bench_hand;; pgaudit) echo bench_pga;; aa_async) echo bench_agent_async;; aa_sync) echo bench_agent_sync;; esac; }
-table_of() { case $1 in plain|pgaudit) echo obs_plain;; hand) echo obs_hand;; aa_*) echo obs_aa;; esac; }
+role_of()  { case $1 in plain|plain_dw) echo bench_plain;; hand) echo bench_hand;; pgaudit) echo bench_pga;; aa_async) echo bench_agent_async;; aa_sync) echo bench_agent_sync;; esac; }
+table_of() { case $1 in plain|pgaudit|plain_dw) echo obs_plain;; hand) echo obs_hand;; aa_*) echo obs_aa;; esac; }
 token_of() { case $1 in aa_async) echo "$TOK_ASYNC";; aa_sync) echo "$TOK_SYNC";; *) echo none;; esac; }
 
 # agentauth.audit_sync and pgaudit.log are superuser settings: PostgreSQL 15
@@ -145,6 +145,7 @@ want_of() {   # variant -> "setting value" it must run with
         aa_async) echo "agentauth.audit_sync off" ;;
         aa_sync) echo "agentauth.audit_sync on" ;;
         pgaudit) echo "pgaudit.log read" ;;
+        plain_dw) echo "synchronous_commit on" ;;
         *) echo "" ;;
     esac
 }
@@ -173,8 +174,12 @@ mkscript() {   # template variant
     {
         case $2 in
             aa_*) printf '\\if :started = 0\nSELECT 1 AS started FROM agentauth.begin_session(:token) \\gset\n\\endif\n' ;;
+            plain_dw) echo "BEGIN;" ;;
         esac
         sed "s/@T@/$(table_of "$2")/g" "$B/scripts/$1.sql"
+        # plain_dw: the same reads and one durable write in the transaction,
+        # what PostgreSQL itself pays to make one record per read durable
+        if [ "$2" = plain_dw ]; then printf 'INSERT INTO clinic.durable_write VALUES (1);\nCOMMIT;\n'; fi
     } >"$out"
     echo "$out"
 }
@@ -312,14 +317,14 @@ echo "== full scan of every observation, 1 client (audit on)"
 measure scan scan 1 "$((T * 2))" plain hand aa_sync
 for c in $CLIENTS; do
     echo "== point query, $c clients (${CT}s runs)"
-    measure "point$c" point "$c" "$CT" plain hand aa_async aa_sync
+    measure "point$c" point "$c" "$CT" plain hand aa_async aa_sync plain_dw
 done
 echo "== mixed reads, 8 clients, with a consent toggler at 5/s"
 toggled0=$(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth.audit_log WHERE event = 'consent_withdrawn'")
 as_pg "$BIN/pgbench" -n -c 1 -j 1 -R 5 -T "$((T * ROUNDS * 4 + 20))" -D npat="$NPAT" \
     -f "$B/scripts/toggle.sql" bench >"$W/toggle.log" 2>&1 &
 toggler=$!
-measure mixed mixed 8 "$T" plain pgaudit aa_async aa_sync
+measure mixed mixed 8 "$T" plain pgaudit aa_async aa_sync plain_dw
 kill "$toggler" 2>/dev/null || true; wait "$toggler" 2>/dev/null || true
 toggled=$(( $(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth.audit_log WHERE event = 'consent_withdrawn'") - toggled0 ))
 mark1=$(audit_mark)
@@ -364,7 +369,7 @@ echo "dataset: $NOBS observations over $NPAT patients; $ROUNDS round(s) of ${T}s
 echo "cpu_us/tx: server CPU (all its processes) per transaction; writer_us/tx: the audit writer's part of it; x_plain: this variant / plain"
 printf '%-8s %-9s %10s %8s %11s %8s %10s %8s %10s %12s\n' measure variant tps x_plain latency_ms x_plain cpu_us/tx x_plain writer_us wal_bytes/tx
 for m in point slice like scan mixed; do
-    for v in plain hand pgaudit aa_async aa_sync; do
+    for v in plain hand pgaudit aa_async aa_sync plain_dw; do
         k=$m.$v
         [ -n "${TPS[$k]:-}" ] || continue
         printf '%-8s %-9s %10s %8s %11s %8s %10s %8s %10s %12s\n' "$m" "$v" \
@@ -379,7 +384,7 @@ echo "point query by clients (1: the point runs above; x_plain: this variant / p
 printf '%-7s %-9s %10s %8s %10s %8s %10s\n' clients variant tps x_plain cpu_us/tx x_plain writer_us
 for c in 1 $CLIENTS; do
     m=point$c; [ "$c" = 1 ] && m=point
-    for v in plain hand aa_async aa_sync; do
+    for v in plain hand aa_async aa_sync plain_dw; do
         k=$m.$v
         [ -n "${TPS[$k]:-}" ] || continue
         printf '%-7s %-9s %10s %8s %10s %8s %10s\n' "$c" "$v" \
@@ -423,6 +428,29 @@ if [ -f "$B/ehr.sh" ]; then
     tee -a "$B/results/last.txt" <"$W/ehr.table"
 fi
 
+# per-patient reports over 1.0's storage and 1.1's, the same workload
+# (bench/report_bench.sh, two servers of its own, about a minute)
+report_line="report_bench=absent"
+if [ -f "$B/report_bench.sh" ]; then
+    echo
+    echo "== per-patient reports, 1.0 storage against 1.1 (bench/report_bench.sh)"
+    rargs=(ROUNDS=1 NREP=200 NCOLD=30)
+    [ "$QUICK" = 1 ] && rargs=(ROUNDS=1 NTX=8000 NSCAN=10 NREP=100 NCOLD=20)
+    report_rc=0
+    if [ -n "$ORIG_PG_CONFIG" ]; then
+        env PG_CONFIG="$ORIG_PG_CONFIG" "${rargs[@]}" bash "$B/report_bench.sh" >"$W/report.out" 2>&1 || report_rc=$?
+    else
+        env -u PG_CONFIG "${rargs[@]}" bash "$B/report_bench.sh" >"$W/report.out" 2>&1 || report_rc=$?
+    fi
+    if [ "$report_rc" = 0 ]; then
+        report_line=$(tail -1 "$W/report.out")
+        { echo; sed -n '/^audit log after/,$p' "$W/report.out" | sed '$d'; } | tee -a "$B/results/last.txt"
+    else
+        report_line="report_bench=failed"
+        { echo; echo "bench/report_bench.sh exited $report_rc:"; tail -8 "$W/report.out"; } | tee -a "$B/results/last.txt"
+    fi
+fi
+
 point_ratio=$(rfig LAT point aa_async plain)
 slice_ratio=$(rfig LAT slice aa_async plain)
 like_ratio=$(rfig LAT like aa_async plain)
@@ -437,10 +465,15 @@ cmax=$(echo "$CLIENTS" | tr ' ' '\n' | grep . | sort -n | tail -1)
 cpu_point_max_ratio=$(rfig CPU "point$cmax" aa_async plain)
 tps_point_max_ratio=$(rfig TPS "point$cmax" aa_async plain)
 tps_point_max_sync_ratio=$(rfig TPS "point$cmax" aa_sync plain)
+# the limit of audit_sync = on: PostgreSQL's own reads plus one durable
+# write per transaction, against plain reads; and audit_sync = on against it
+sync_limit_ratio=$(rfig TPS mixed plain_dw plain)
+sync_vs_limit_ratio=$(rfig TPS mixed aa_sync plain_dw)
+point_sync_limit_ratio=$(rfig TPS "point$cmax" plain_dw plain)
 cpu_mixed_ratio=$(rfig CPU mixed aa_async plain)
 
 elapsed=$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%d min %02d s", (b - a) / 60, (b - a) % 60 }')
 echo "run time: $elapsed" | tee -a "$B/results/last.txt"
-line="point_ratio=$point_ratio scan_ratio=$scan_ratio handwritten_ratio=$handwritten_ratio hand_point_ratio=$hand_point_ratio tps_async_ratio=$tps_async_ratio tps_sync_ratio=$tps_sync_ratio pgaudit_tps_ratio=$pgaudit_tps_ratio cpu_point_ratio=$cpu_point_ratio cpu_point${cmax}_ratio=$cpu_point_max_ratio tps_point${cmax}_ratio=$tps_point_max_ratio tps_point${cmax}_sync_ratio=$tps_point_max_sync_ratio cpu_mixed_ratio=$cpu_mixed_ratio slice_ratio=$slice_ratio like_ratio=$like_ratio audit_bytes_per_entry=$wl_bpe emit_bytes_per_entry=$em_bpe writer_rate=$writer_rate writer_cpu_rate=$writer_cpu_rate verify_rate=$verify_rate ehr_ratio=${ehr_ratio:-nan} stale_rows=$stale"
+line="point_ratio=$point_ratio scan_ratio=$scan_ratio handwritten_ratio=$handwritten_ratio hand_point_ratio=$hand_point_ratio tps_async_ratio=$tps_async_ratio tps_sync_ratio=$tps_sync_ratio pgaudit_tps_ratio=$pgaudit_tps_ratio cpu_point_ratio=$cpu_point_ratio cpu_point${cmax}_ratio=$cpu_point_max_ratio tps_point${cmax}_ratio=$tps_point_max_ratio tps_point${cmax}_sync_ratio=$tps_point_max_sync_ratio sync_limit_ratio=$sync_limit_ratio sync_vs_limit_ratio=$sync_vs_limit_ratio point${cmax}_sync_limit_ratio=$point_sync_limit_ratio cpu_mixed_ratio=$cpu_mixed_ratio slice_ratio=$slice_ratio like_ratio=$like_ratio audit_bytes_per_entry=$wl_bpe emit_bytes_per_entry=$em_bpe writer_rate=$writer_rate writer_cpu_rate=$writer_cpu_rate verify_rate=$verify_rate ehr_ratio=${ehr_ratio:-nan} stale_rows=$stale $report_line"
 echo
 echo "$line" | tee -a "$B/results/last.txt"

@@ -93,6 +93,9 @@ CREATE ROLE bench_hand LOGIN;
 CREATE ROLE bench_agent_async LOGIN;
 CREATE ROLE bench_agent_sync LOGIN;
 GRANT SELECT ON clinic.obs_plain TO bench_plain, bench_pga;
+-- the plain_dw variant's one durable write per transaction (bench/run.sh)
+CREATE TABLE clinic.durable_write (x int);
+GRANT INSERT ON clinic.durable_write TO bench_plain;
 GRANT SELECT ON clinic.obs_hand, clinic.consent_hand TO bench_hand;
 GRANT SELECT ON clinic.obs_aa TO bench_agent_async, bench_agent_sync;
 SELECT agentauth.register_agent('bench_agent_async', 'bench_agent_async', 'bench team',

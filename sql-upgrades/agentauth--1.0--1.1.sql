@@ -1551,7 +1551,11 @@ ALTER TABLE agentauth.audit_record
     ADD COLUMN entry_row_counts bigint[],
     ADD COLUMN entry_authorities jsonb[];
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
-    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4,
+    ALTER COLUMN entry_kinds SET STORAGE MAIN,
+    ALTER COLUMN entry_patients SET STORAGE MAIN,
+    ALTER COLUMN entry_row_counts SET STORAGE MAIN,
+    ALTER COLUMN entry_authorities SET STORAGE MAIN;
 DROP INDEX agentauth.audit_log_patient_idx;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
     WHERE patient IS NOT NULL;
@@ -1605,16 +1609,26 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
        r.row_hash
   FROM agentauth.audit_record r
- WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) p
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "default")
 UNION ALL
-SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
-       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
-       e.relation, e.columns, e.data_classes, e.action, e.row_count,
-       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
-       e.row_hash
-  FROM agentauth._audit_entries e
- WHERE e.unit_patients OPERATOR(pg_catalog.@>) ARRAY[p]
-   AND e.patient OPERATOR(pg_catalog.=) p
+SELECT r.seq OPERATOR(pg_catalog.+) e.i OPERATOR(pg_catalog.-) 1, e.logged_at,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
+       r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
+       r.delegation_chain,
+       CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END,
+       p, r.relation, r.columns, r.data_classes, r.action,
+       e.row_count, e.authority,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
+       r.statement, r.client, r.detail, r.prev_hash, r.row_hash
+  FROM agentauth.audit_record r
+ CROSS JOIN LATERAL (SELECT x.i, r.logged_at, r.entry_kinds[x.i] AS kind,
+                            r.entry_row_counts[x.i] AS row_count,
+                            r.entry_authorities[x.i] AS authority
+                       FROM pg_catalog.unnest(pg_catalog.array_positions(
+                                r.entry_patients, p COLLATE "default")) AS x(i)
+                     OFFSET 0) e
+ WHERE r.entry_kinds IS NOT NULL
+   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "default"]
 $$;
 
 CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log
@@ -2059,6 +2073,7 @@ CREATE OR REPLACE FUNCTION agentauth.access_report(
                    authority jsonb, token uuid, client text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
@@ -2085,6 +2100,7 @@ CREATE OR REPLACE FUNCTION agentauth.element_access(
                    data_classes text[], row_count bigint, authority jsonb)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 DECLARE
     v_rel text;
@@ -2120,6 +2136,7 @@ CREATE OR REPLACE FUNCTION agentauth.disclosure_accounting(
                    data_classes text[], row_count bigint, exempt boolean, seq bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');

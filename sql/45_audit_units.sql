@@ -119,6 +119,40 @@ SELECT event, outcome, row_count FROM agentauth.access_report('R45-C150')
  WHERE relation = 'public.reg45_obs' ORDER BY seq;
 SELECT count(*) AS disclosures FROM agentauth.disclosure_accounting('R45-P1')
  WHERE relation = 'public.reg45_obs';
+-- The patient lookup goes by index whatever the argument's collation
+-- (element_access(patient, tbl, column_name name) passes "C" to it; POSIX
+-- here: not the regression database's default), and a
+-- generic plan's time range filters the entries found, never ANDs a BRIN
+-- bitmap into the GIN one (it re-checked every unit on a lossy page).
+CREATE FUNCTION reg45_plan(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    l text;
+    r text := '';
+BEGIN
+    FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        r := r || l || E'\n';
+    END LOOP;
+    RETURN r;
+END $$;
+SET enable_seqscan = off;
+SELECT p LIKE '%Index Cond: (entry_patients @> %' AS units_by_gin,
+       p ~ 'Index Cond: \(+patient = ' AS records_by_btree
+  FROM reg45_plan($q$SELECT * FROM agentauth._patient_log('R45-P2' COLLATE "POSIX")$q$) p;
+PREPARE reg45_range(text, timestamptz, timestamptz) AS
+    SELECT * FROM agentauth._patient_log($1) l WHERE l.logged_at >= $2 AND l.logged_at <= $3;
+SET plan_cache_mode = force_generic_plan;
+SELECT p LIKE '%Index Cond: (entry_patients @> %' AS units_by_gin,
+       p NOT LIKE '%BitmapAnd%' AND p NOT LIKE '%audit_log_logged_at_idx%' AS no_time_bitmap
+  FROM reg45_plan($q$EXECUTE reg45_range('R45-P2', '-infinity', 'infinity')$q$) p;
+RESET plan_cache_mode;
+RESET enable_seqscan;
+DEALLOCATE reg45_range;
+-- and the reports give the same rows as reading the whole log would
+SELECT (SELECT count(*) FROM agentauth.access_report('R45-C150', '-infinity', 'infinity')) =
+       (SELECT count(*) FROM agentauth.audit_log WHERE patient = 'R45-C150') AS access_report_whole,
+       (SELECT count(*) FROM agentauth.element_access('R45-P2', 'public.reg45_obs', 'value')) =
+       (SELECT count(*) FROM agentauth.audit_log WHERE patient = 'R45-P2'
+           AND relation = 'public.reg45_obs' AND 'value' = ANY (columns)) AS element_access_whole;
 -- one record by seq: a unit's entry as a FHIR AuditEvent
 SELECT (SELECT e->'what'->>'reference' FROM jsonb_array_elements(r->'entity') e
          WHERE e->'what'->>'reference' LIKE 'Patient/%') AS patient

@@ -70,6 +70,8 @@ WITH ext AS (
            CASE WHEN a.attidentity::text <> '' THEN ' identity ' || a.attidentity::text ELSE '' END ||
            CASE WHEN a.attgenerated::text <> '' THEN ' generated ' || a.attgenerated::text ELSE '' END ||
            coalesce(' collate ' || nullif(a.attcollation, t.typcollation)::regcollation::text, '') ||
+           coalesce(' storage ' || nullif(a.attstorage, t.typstorage)::text, '') ||
+           coalesce(' compression ' || nullif(a.attcompression::text, ''), '') ||
            coalesce(' acl ' || a.attacl::text, '') ||
            -- (pg_attver: a per-cluster attribute version that 15.x back
            -- branches keep in attoptions, not a property of the object)

@@ -48,7 +48,14 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
   FROM agentauth._audit_entries e;
 
 -- One patient's records, found by index: the version 1 records by
--- (patient, logged_at), the units by the GIN index on their patients.
+-- (patient, logged_at), the units by the GIN index on their patients, and in
+-- each unit only the patient's own entries (array_positions; the other
+-- entries are never unnested).  p is compared under the columns' own
+-- collation: a caller's argument of another collation (a name, a column
+-- COLLATE "C") would otherwise keep both indexes out of the plan.  A unit's
+-- logged_at comes out of the OFFSET 0 subquery, so a caller's time range is
+-- a filter on the entries found, never a lossy BRIN bitmap ANDed with the
+-- GIN one (a generic plan cannot tell a range that covers the whole log).
 -- SQL, STABLE, one query: the planner inlines it into the reports.
 CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
     LANGUAGE sql STABLE
@@ -59,16 +66,26 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
        r.row_hash
   FROM agentauth.audit_record r
- WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) p
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "default")
 UNION ALL
-SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
-       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
-       e.relation, e.columns, e.data_classes, e.action, e.row_count,
-       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
-       e.row_hash
-  FROM agentauth._audit_entries e
- WHERE e.unit_patients OPERATOR(pg_catalog.@>) ARRAY[p]
-   AND e.patient OPERATOR(pg_catalog.=) p
+SELECT r.seq OPERATOR(pg_catalog.+) e.i OPERATOR(pg_catalog.-) 1, e.logged_at,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
+       r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
+       r.delegation_chain,
+       CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END,
+       p, r.relation, r.columns, r.data_classes, r.action,
+       e.row_count, e.authority,
+       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
+       r.statement, r.client, r.detail, r.prev_hash, r.row_hash
+  FROM agentauth.audit_record r
+ CROSS JOIN LATERAL (SELECT x.i, r.logged_at, r.entry_kinds[x.i] AS kind,
+                            r.entry_row_counts[x.i] AS row_count,
+                            r.entry_authorities[x.i] AS authority
+                       FROM pg_catalog.unnest(pg_catalog.array_positions(
+                                r.entry_patients, p COLLATE "default")) AS x(i)
+                     OFFSET 0) e
+ WHERE r.entry_kinds IS NOT NULL
+   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "default"]
 $$;
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
 

@@ -204,6 +204,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._report_args(text, timestamptz, timestamptz) FROM PUBLIC;
 
+-- The three per-patient reports plan their query once per session
+-- (force_generic_plan): the plan is the same for every patient and period
+-- (_patient_log's indexes), and a custom plan each call cost more than the
+-- query on a warm cache (bench/report_bench.sh).
+--
 -- access_report: every audit record that names the patient in the period
 -- (accesses, denials, privileged and unregistered access, overrides,
 -- consent changes), oldest first.
@@ -219,6 +224,7 @@ CREATE FUNCTION agentauth.access_report(
                    authority jsonb, token uuid, client text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
@@ -304,6 +310,7 @@ CREATE FUNCTION agentauth.element_access(
                    data_classes text[], row_count bigint, authority jsonb)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 DECLARE
     v_rel text;
@@ -375,6 +382,7 @@ CREATE FUNCTION agentauth.disclosure_accounting(
                    data_classes text[], row_count bigint, exempt boolean, seq bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
