@@ -1551,11 +1551,7 @@ ALTER TABLE agentauth.audit_record
     ADD COLUMN entry_row_counts bigint[],
     ADD COLUMN entry_authorities jsonb[];
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
-    ALTER COLUMN entry_authorities SET COMPRESSION lz4,
-    ALTER COLUMN entry_kinds SET STORAGE MAIN,
-    ALTER COLUMN entry_patients SET STORAGE MAIN,
-    ALTER COLUMN entry_row_counts SET STORAGE MAIN,
-    ALTER COLUMN entry_authorities SET STORAGE MAIN;
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
 DROP INDEX agentauth.audit_log_patient_idx;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
     WHERE patient IS NOT NULL;

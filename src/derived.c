@@ -56,7 +56,7 @@
 /* the client statement that read a protected table, and which table */
 static bool read_valid = false;
 static TimestampTz read_stmt;
-static char read_source[AA_DERIVED_NAME_LEN];
+static Oid	read_source;	/* named only when a refusal needs it */
 
 /* statements writing an unprotected relation that are running now */
 static int	writer_depth = 0;
@@ -169,13 +169,16 @@ note_read(Oid source)
 		return;
 	read_valid = true;
 	read_stmt = GetCurrentStatementStartTimestamp();
-	relation_name(source, read_source);
+	read_source = source;
 }
 
 static void
-refuse(const char *source, const char *target, const char *how)
+refuse(Oid source_rel, const char *target, const char *how)
 {
 	StringInfoData detail;
+	char		source[AA_DERIVED_NAME_LEN];
+
+	relation_name(source_rel, source);
 
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, "{\"reason\": \"a copy into a relation that is not protected\", \"target\": ");
@@ -208,18 +211,16 @@ void
 aa_derived_start(QueryDesc *qd, int eflags)
 {
 	Flow		f;
-	char		source[AA_DERIVED_NAME_LEN];
 
 	if (!in_session() || (eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		return;
 	statement_flow(qd, &f);
 	if (OidIsValid(f.source))
 	{
-		relation_name(f.source, source);
 		if (f.writes)
-			refuse(source, f.target, "the statement reads the one and writes the other");
+			refuse(f.source, f.target, "the statement reads the one and writes the other");
 		if (writer_depth > 0)
-			refuse(source, writer_target,
+			refuse(f.source, writer_target,
 				   "read while a statement writing the other runs");
 		note_read(f.source);
 	}
@@ -239,16 +240,14 @@ bool
 aa_derived_enter(QueryDesc *qd)
 {
 	Flow		f;
-	char		source[AA_DERIVED_NAME_LEN];
 
 	if (!in_session())
 		return false;
 	statement_flow(qd, &f);
 	if (OidIsValid(f.source) && !f.writes)
 	{
-		relation_name(f.source, source);
 		if (writer_depth > 0)
-			refuse(source, writer_target,
+			refuse(f.source, writer_target,
 				   "read while a statement writing the other runs");
 		note_read(f.source);
 	}

@@ -217,15 +217,11 @@ CREATE TABLE agentauth.audit_record (
     entry_row_counts bigint[],
     entry_authorities jsonb[]
 );
--- a unit's arrays are compressed with LZ4: a fraction of pglz's CPU; and
--- kept in the row (MAIN) unless it cannot fit a page: a report reads one
--- patient's entries from the unit's page, not from four TOAST chunks
+-- a unit's arrays are compressed with LZ4: a fraction of pglz's CPU.  Their
+-- storage stays EXTENDED: MAIN (kept in the row) made reports a little
+-- faster and the log 10-35 % bigger, the verifier slower (bench/README.md)
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
-    ALTER COLUMN entry_authorities SET COMPRESSION lz4,
-    ALTER COLUMN entry_kinds SET STORAGE MAIN,
-    ALTER COLUMN entry_patients SET STORAGE MAIN,
-    ALTER COLUMN entry_row_counts SET STORAGE MAIN,
-    ALTER COLUMN entry_authorities SET STORAGE MAIN;
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
     WHERE patient IS NOT NULL;
 -- a unit's patients: one GIN entry per patient, gathered in its pending
