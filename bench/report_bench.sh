@@ -172,19 +172,16 @@ fi
 mean() { awk '{s=0; for(i=1;i<=NF;i++) s+=$i; printf "%.3f", NF ? s/NF : 0}' <<<"$1"; }
 printf '%-12s %10s %10s %8s\n' report v10_ms v11_ms v11/v10
 line=
-for rep in access element disclosure; do
-    a=$(mean "${LAT[$rep.v10]}"); b=$(mean "${LAT[$rep.v11]}")
+row() {   # key: a row of the table and a name=ratio for the last line
+    local a b ratio
+    a=$(mean "${LAT[$1.v10]}"); b=$(mean "${LAT[$1.v11]}")
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
-    printf '%-12s %10s %10s %8s\n' "$rep" "$a" "$b" "$ratio"
-    line="$line ${rep}_report_ratio=$ratio"
-done
+    printf '%-12s %10s %10s %8s\n' "$1" "$a" "$b" "$ratio"
+    line="$line ${1}_report_ratio=$ratio"
+}
+for rep in access element disclosure; do row "$rep"; done
 if [ "$cold" = yes ]; then
-    for rep in access element disclosure; do
-        a=$(mean "${LAT[cold_$rep.v10]}"); b=$(mean "${LAT[cold_$rep.v11]}")
-        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
-        printf '%-12s %10s %10s %8s\n' "cold_$rep" "$a" "$b" "$ratio"
-        line="$line cold_${rep}_report_ratio=$ratio"
-    done
+    for rep in access element disclosure; do row "cold_$rep"; done
 fi
 echo "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $NPAT patients, $NOBS rows; $NTX statements + $NSCAN scans; $ROUNDS x $NREP calls per report"
 echo "same_answers=$same$line"
