@@ -98,9 +98,27 @@ extern void aa_shmem_register(Size (*size) (void), void (*startup) (void));
 
 /* move a shared counter now and again at commit, then run after (or NULL) */
 extern void aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void));
-extern uint64 aa_generation(void);
+/*
+ * The shared generation counters, read on every row (set with shared
+ * memory, shmem.c; NULL before): inline, one atomic read each.
+ */
+extern pg_atomic_uint64 *aa_generation_counter;
+extern pg_atomic_uint64 *aa_consent_generation_counter;
+
+static inline uint64
+aa_generation(void)
+{
+	return aa_generation_counter ? pg_atomic_read_u64(aa_generation_counter) : 0;
+}
+
+static inline uint64
+aa_consent_generation(void)
+{
+	return aa_consent_generation_counter ?
+		pg_atomic_read_u64(aa_consent_generation_counter) : 0;
+}
+
 extern void aa_generation_bump_at_commit(void);
-extern uint64 aa_consent_generation(void);
 /* a consent of this patient (NULL: of any) changed: now and at commit */
 extern void aa_consent_changed_at_commit(const char *patient, int len);
 /*

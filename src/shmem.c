@@ -44,6 +44,8 @@
 #include "agentauth.h"
 
 AASharedState *aa_shared = NULL;
+pg_atomic_uint64 *aa_generation_counter = NULL;
+pg_atomic_uint64 *aa_consent_generation_counter = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -112,6 +114,8 @@ shmem_startup(void)
 		SpinLockInit(&aa_shared->consent_mutex);
 		aa_shared->consent_nlog = 0;
 	}
+	aa_generation_counter = &aa_shared->generation;
+	aa_consent_generation_counter = &aa_shared->consent_generation;
 	for (int i = 0; i < nrequests; i++)
 		requests[i].startup();
 	LWLockRelease(AddinShmemInitLock);
@@ -267,28 +271,12 @@ aa_shared_changed_now(bool consent)
 		pg_atomic_fetch_add_u64(&aa_shared->generation, 1);
 }
 
-uint64
-aa_generation(void)
-{
-	if (aa_shared == NULL)
-		return 0;
-	return pg_atomic_read_u64(&aa_shared->generation);
-}
-
 /* the generation counter: every backend drops its caches (see above) */
 void
 aa_generation_bump_at_commit(void)
 {
 	if (aa_shared != NULL)
 		aa_bump_at_commit(&aa_shared->generation, NULL);
-}
-
-uint64
-aa_consent_generation(void)
-{
-	if (aa_shared == NULL)
-		return 0;
-	return pg_atomic_read_u64(&aa_shared->consent_generation);
 }
 
 /*
