@@ -1596,6 +1596,19 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
        e.row_hash
   FROM agentauth._audit_entries e;
 
+-- A unit's entries of one patient (record_stored.c): their ordinals in
+-- storage order (the view's WITH ORDINALITY), and one field of an entry by
+-- ordinal, whatever the arrays' bounds or dimensions (a tampered unit is
+-- reported as the view shows it, and flagged by the verifiers).
+CREATE FUNCTION agentauth._entry_positions(patients text[], p text) RETURNS integer[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_entry_positions';
+REVOKE ALL ON FUNCTION agentauth._entry_positions(text[], text) FROM PUBLIC;
+CREATE FUNCTION agentauth._entry_at(a anyarray, ord integer) RETURNS anyelement
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_entry_at';
+REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
+
 CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
     LANGUAGE sql STABLE
 AS $$
@@ -1607,7 +1620,7 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
   FROM agentauth.audit_record r
  WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "default")
 UNION ALL
-SELECT r.seq OPERATOR(pg_catalog.+) e.i OPERATOR(pg_catalog.-) 1, e.logged_at,
+SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
        r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
        r.delegation_chain,
@@ -1617,11 +1630,11 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.i OPERATOR(pg_catalog.-) 1, e.logged_at,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
        r.statement, r.client, r.detail, r.prev_hash, r.row_hash
   FROM agentauth.audit_record r
- CROSS JOIN LATERAL (SELECT x.i, r.logged_at, r.entry_kinds[x.i] AS kind,
-                            r.entry_row_counts[x.i] AS row_count,
-                            r.entry_authorities[x.i] AS authority
-                       FROM pg_catalog.unnest(pg_catalog.array_positions(
-                                r.entry_patients, p COLLATE "default")) AS x(i)
+ CROSS JOIN LATERAL (SELECT x.o, r.logged_at,
+                            agentauth._entry_at(r.entry_kinds, x.o) AS kind,
+                            agentauth._entry_at(r.entry_row_counts, x.o) AS row_count,
+                            agentauth._entry_at(r.entry_authorities, x.o) AS authority
+                       FROM pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS x(o)
                      OFFSET 0) e
  WHERE r.entry_kinds IS NOT NULL
    AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "default"]

@@ -211,6 +211,46 @@ SELECT reg45_check('entry_kinds = NULL');
 SELECT reg45_check('entry_kinds = ''{}''');
 SELECT reg45_check('purpose = ''HPAYMT''');
 SELECT reg45_check('columns = ''{patient_id,value}''');
+-- the reports show a tampered unit's entries as the view does: other
+-- bounds and two dimensions shifted their seqs and fields, or made every
+-- report on the unit's patients fail (array_positions)
+CREATE FUNCTION reg45_reports_on(change text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    said text;
+BEGIN
+    BEGIN
+        PERFORM reg45_unguard();
+        EXECUTE 'UPDATE agentauth.audit_record SET ' || change || ' WHERE seq = (SELECT u1 FROM reg45)';
+        WITH unit AS (
+            SELECT min(seq) AS lo, max(seq) AS hi, array_agg(DISTINCT patient) AS patients
+              FROM agentauth._audit_entries WHERE unit_seq = (SELECT u1 FROM reg45)
+        ), per AS (
+            SELECT q.p,
+                   (SELECT array_agg(format('%s %s %s %s %s', a.seq, a.event, a.outcome, a.row_count, a.authority) ORDER BY a.seq)
+                      FROM agentauth.access_report(q.p, '-infinity', 'infinity') a, unit
+                     WHERE a.seq BETWEEN unit.lo AND unit.hi) AS reported,
+                   (SELECT array_agg(format('%s %s %s %s %s', v.seq, v.event, v.outcome, v.row_count, v.authority) ORDER BY v.seq)
+                      FROM agentauth.audit_log v, unit
+                     WHERE v.patient = q.p AND v.seq BETWEEN unit.lo AND unit.hi) AS viewed
+              FROM unit, unnest(unit.patients) q(p)
+        )
+        SELECT format('%s patients, reports = view: %s', count(*),
+                      bool_and(reported IS NOT DISTINCT FROM viewed))
+          INTO said FROM per;
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'undo';
+    EXCEPTION
+        WHEN SQLSTATE 'P0001' THEN
+            NULL;
+        WHEN OTHERS THEN
+            said := 'error: ' || SQLERRM;
+    END;
+    RETURN QUERY SELECT change || ' | ' || said;
+END $$;
+SELECT reg45_reports_on('event = event');
+SELECT reg45_reports_on('entry_patients = (''[0:'' || (cardinality(entry_patients) - 1) || '']='' || entry_patients::text)::text[]');
+SELECT reg45_reports_on('entry_kinds = (''[5:'' || (cardinality(entry_kinds) + 4) || '']='' || entry_kinds::text)::smallint[]');
+SELECT reg45_reports_on('entry_patients = ARRAY[entry_patients]');
+SELECT reg45_reports_on('entry_authorities = ARRAY[entry_authorities], entry_row_counts = ARRAY[entry_row_counts]');
 -- shapes the encoding does not cover (two dimensions, other bounds, a
 -- unit's arrays that disagree, entry arrays on a record), even when the
 -- tamperer recomputes every hash after the change: the verifiers check

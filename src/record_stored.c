@@ -17,6 +17,7 @@
 #include "utils/arrayaccess.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -416,4 +417,121 @@ aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
 			return false;
 	}
 	return true;
+}
+
+/* ------------------------------------------------------------------
+ * A patient's entries of a unit, for the reports (_patient_log)
+ * ------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(aa_entry_positions);
+PG_FUNCTION_INFO_V1(aa_entry_at);
+
+/*
+ * agentauth._entry_positions(patients text[], p text) RETURNS int[]
+ *
+ * The ordinals (from 1, in storage order) of the unit's entries whose
+ * patient is p, byte for byte (the default collation's equality).  The
+ * ordinal is the one the view agentauth.audit_log numbers entries by
+ * (unnest ... WITH ORDINALITY), whatever the array's bounds or dimensions:
+ * a unit re-based or reshaped by tampering still reports the entries the
+ * view shows (the verifiers flag the unit), where array_positions() would
+ * shift them or fail.  One pass, no function call per element.
+ */
+Datum
+aa_entry_positions(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
+	text	   *p = PG_GETARG_TEXT_PP(1);
+	const char *pdata = VARDATA_ANY(p);
+	int			plen = VARSIZE_ANY_EXHDR(p);
+	int			n;
+	int			nfound = 0;
+	Datum	   *found;
+	array_iter	it;
+
+	if (ARR_ELEMTYPE(a) != TEXTOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("unit patients must be an array of text")));
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	found = palloc(sizeof(Datum) * Max(n, 1));
+	array_iter_setup(&it, (AnyArrayType *) a);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
+
+		if (!isnull)
+		{
+			text	   *e = DatumGetTextPP(d);
+
+			if (VARSIZE_ANY_EXHDR(e) == plen && memcmp(VARDATA_ANY(e), pdata, plen) == 0)
+				found[nfound++] = Int32GetDatum(i + 1);
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(found, nfound, INT4OID, sizeof(int32),
+										  true, TYPALIGN_INT));
+}
+
+typedef struct ElemInfo
+{
+	Oid			type;
+	int16		len;
+	bool		byval;
+	char		align;
+} ElemInfo;
+
+/*
+ * agentauth._entry_at(a anyarray, ord int) RETURNS anyelement
+ *
+ * The ord-th element of a in storage order (from 1), or NULL: the entry
+ * field that _entry_positions' ordinal names, whatever a's bounds or
+ * dimensions.
+ */
+Datum
+aa_entry_at(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
+	int32		ord = PG_GETARG_INT32(1);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	ElemInfo   *ti = (ElemInfo *) fcinfo->flinfo->fn_extra;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool		isnull = true;
+	Datum		d = (Datum) 0;
+
+	if (ord < 1 || ord > n)
+		PG_RETURN_NULL();
+	/* the element type's layout, looked up once per call site */
+	if (ti == NULL || ti->type != ARR_ELEMTYPE(a))
+	{
+		if (ti == NULL)
+			ti = fcinfo->flinfo->fn_extra =
+				MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ElemInfo));
+		ti->type = ARR_ELEMTYPE(a);
+		get_typlenbyvalalign(ti->type, &ti->len, &ti->byval, &ti->align);
+	}
+	typlen = ti->len;
+	typbyval = ti->byval;
+	typalign = ti->align;
+	if (ARR_NDIM(a) == 1)
+	{
+		int			sub = ARR_LBOUND(a)[0] + ord - 1;
+
+		d = array_get_element(PointerGetDatum(a), 1, &sub, -1, typlen, typbyval,
+							  typalign, &isnull);
+	}
+	else
+	{
+		array_iter	it;
+
+		array_iter_setup(&it, (AnyArrayType *) a);
+		for (int i = 0; i < ord; i++)
+			d = array_iter_next(&it, &isnull, i, typlen, typbyval, typalign);
+	}
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(d);
 }
