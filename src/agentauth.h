@@ -460,7 +460,7 @@ extern int	aa_queue_percent_full(void);
 /* true in the audit writer: its own records are never waited for */
 extern bool aa_queue_in_writer(void);
 /* the writer's side */
-extern void aa_queue_read(uint64 pos, char *dst, Size len);
+extern const struct AAQueueEntry *aa_queue_entry_at(uint64 pos);
 extern void aa_queue_bounds(uint64 *tail, uint64 *head);
 extern void aa_queue_writer_attach(Latch *latch);
 extern void aa_queue_writer_detach(bool failed);

@@ -64,6 +64,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -166,8 +167,8 @@ ring_write(uint64 pos, const char *src, Size len)
 		memcpy(aa_queue->data, src + first, len - first);
 }
 
-void
-aa_queue_read(uint64 pos, char *dst, Size len)
+static void
+queue_read(uint64 pos, char *dst, Size len)
 {
 	Size		off = pos % aa_queue->size;
 	Size		first = Min(len, aa_queue->size - off);
@@ -175,6 +176,32 @@ aa_queue_read(uint64 pos, char *dst, Size len)
 	memcpy(dst, aa_queue->data + off, first);
 	if (first < len)
 		memcpy(dst + first, aa_queue->data, len - first);
+}
+
+/*
+ * The reader's side (the writer, or the standby's forwarder): a copy of the
+ * whole entry at pos, in one buffer of this process that the next call
+ * reuses.  An entry's length outside what the queue can hold is a corrupt
+ * queue: PANIC, as nothing after it can be read.
+ */
+const AAQueueEntry *
+aa_queue_entry_at(uint64 pos)
+{
+	static char *buf = NULL;
+	static Size buf_size = 0;
+	AAQueueEntry hdr;
+
+	queue_read(pos, (char *) &hdr, sizeof(hdr));
+	if (hdr.len < MAXALIGN(sizeof(AAQueueEntry)) || hdr.len > aa_queue_capacity())
+		elog(PANIC, "corrupt audit queue at position " UINT64_FORMAT, pos);
+	if (hdr.len > buf_size)
+	{
+		buf_size = Max(hdr.len, 8192);
+		buf = buf ? repalloc(buf, buf_size)
+			: MemoryContextAlloc(TopMemoryContext, buf_size);
+	}
+	queue_read(pos, buf, hdr.len);
+	return (const AAQueueEntry *) buf;
 }
 
 static void
@@ -577,7 +604,7 @@ aa_queue_release(uint64 end)
 		{
 			AAQueueEntry hdr;
 
-			aa_queue_read(end, (char *) &hdr, sizeof(hdr));
+			queue_read(end, (char *) &hdr, sizeof(hdr));
 			pg_atomic_write_u64(&aa_queue->oldest_at, (uint64) hdr.queued_at);
 		}
 	}

@@ -106,8 +106,6 @@ static pg_cryptohash_ctx *sha_ctx = NULL;
 static MemoryContext batch_cxt = NULL;
 static TupleDesc slot_desc = NULL;
 static TupleTableSlot *slots[MAX_BATCH];
-static char *entry_buf = NULL;
-static Size entry_buf_size = 0;
 /*
  * The units being gathered (unit.c), at most one per backend: the records
  * of the backends that read PHI concurrently arrive interleaved.  A
@@ -335,24 +333,6 @@ xid_state(TransactionId xid)
 	return XS_ABORTED;			/* aborted, or lost in a crash */
 }
 
-static const AAQueueEntry *
-copy_entry(uint64 pos)
-{
-	AAQueueEntry hdr;
-
-	aa_queue_read(pos, (char *) &hdr, sizeof(hdr));
-	if (hdr.len < MAXALIGN(sizeof(AAQueueEntry)) || hdr.len > aa_queue_capacity())
-		elog(PANIC, "corrupt audit queue at position " UINT64_FORMAT, pos);
-	if (hdr.len > entry_buf_size)
-	{
-		entry_buf_size = Max(hdr.len, 8192);
-		entry_buf = entry_buf ? repalloc(entry_buf, entry_buf_size)
-			: MemoryContextAlloc(TopMemoryContext, entry_buf_size);
-	}
-	aa_queue_read(pos, entry_buf, hdr.len);
-	return (const AAQueueEntry *) entry_buf;
-}
-
 /* the batch's slot i, made for the log's row type when first needed */
 static TupleTableSlot *
 batch_slot(Relation rel, int i)
@@ -508,7 +488,7 @@ process_batch(bool *blocked, bool *no_log)
 	while (pos < qhead && nrec < MAX_BATCH - MAX_OPEN_UNITS - 2 &&
 		   nentries < MAX_ENTRIES)
 	{
-		const AAQueueEntry *e = copy_entry(pos);
+		const AAQueueEntry *e = aa_queue_entry_at(pos);
 		TupleTableSlot *slot;
 		Datum	   *values;
 		bool	   *nulls;

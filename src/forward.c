@@ -78,8 +78,6 @@ static PGconn *conn = NULL;
 static char *conn_info_used = NULL; /* the conninfo conn was made with */
 static bool failing = false;		/* last attempt failed (logged once) */
 static StringInfoData batch;
-static char *entry_buf = NULL;
-static Size entry_buf_size = 0;
 
 void
 aa_forward_init(void)
@@ -229,24 +227,6 @@ forward_connect(void)
 	return true;
 }
 
-static const AAQueueEntry *
-read_entry(uint64 pos)
-{
-	AAQueueEntry hdr;
-
-	aa_queue_read(pos, (char *) &hdr, sizeof(hdr));
-	if (hdr.len < MAXALIGN(sizeof(AAQueueEntry)) || hdr.len > aa_queue_capacity())
-		elog(PANIC, "corrupt audit queue at position " UINT64_FORMAT, pos);
-	if (hdr.len > entry_buf_size)
-	{
-		entry_buf_size = Max(hdr.len, 8192);
-		entry_buf = entry_buf ? repalloc(entry_buf, entry_buf_size)
-			: MemoryContextAlloc(TopMemoryContext, entry_buf_size);
-	}
-	aa_queue_read(pos, entry_buf, hdr.len);
-	return (const AAQueueEntry *) entry_buf;
-}
-
 /*
  * The batch from tail: each record as [be32 body length][be64 statement]
  * [body], up to AA_FORWARD_BATCH_BYTES (at least one record).  Returns the
@@ -262,7 +242,7 @@ build_batch(uint64 tail, uint64 head, int *nrec)
 	*nrec = 0;
 	while (pos < head && (batch.len == 0 || batch.len < AA_FORWARD_BATCH_BYTES))
 	{
-		const AAQueueEntry *e = read_entry(pos);
+		const AAQueueEntry *e = aa_queue_entry_at(pos);
 
 		if (!TransactionIdIsValid(e->xid))
 		{
