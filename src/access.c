@@ -100,6 +100,7 @@ aa_access_add_rel(AAQueryAccess *q, Oid relid, AAProtectedRel *prot,
 	ra->query = q;
 	for (int idx = 0; idx < AA_NACTIONS; idx++)
 	{
+		ra->question[idx] = AA_QUESTION_UNKNOWN;
 		ra->cols[idx] = palloc0(sizeof(char *) * (prot->natts + 1));
 		ra->classes[idx] = palloc0(sizeof(char *) * (prot->natts + 1));
 		ra->anyof[idx] = palloc0(sizeof(char *) * (prot->nclasses + 1));
@@ -148,36 +149,128 @@ aa_access_built(AAQueryAccess *q)
 	return q;
 }
 
+/* what the row check touches of an element is in its first cache line */
+StaticAssertDecl(offsetof(PatientAccess, allowed) + sizeof(int64) * (AA_READ + 1) <= 64,
+				 "the row check's fields of PatientAccess span two cache lines");
+
 /* the size of a block of the patients' key copies */
 #define AA_PATIENT_KEY_BLOCK	8192
+
+/* the index's first size: slots for 32 patients at half load */
+#define AA_PATIENT_SLOTS	64
+
+static PatientTable *
+patient_table_create(MemoryContext cxt)
+{
+	PatientTable *t = MemoryContextAllocZero(cxt, sizeof(PatientTable));
+
+	t->cxt = cxt;
+	t->slots = MemoryContextAllocZero(cxt, sizeof(uint64) * AA_PATIENT_SLOTS);
+	t->mask = AA_PATIENT_SLOTS - 1;
+	return t;
+}
+
+/* twice the slots, filled again from the hashes they hold */
+static void
+patient_table_grow(PatientTable *t)
+{
+	uint32		nslots;
+	uint64	   *slots;
+
+	if (t->mask >= (1U << 30) - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many patients in one statement")));
+	nslots = (t->mask + 1) * 2;
+	slots = MemoryContextAllocExtended(t->cxt, sizeof(uint64) * nslots,
+									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (uint32 i = 0; i <= t->mask; i++)
+	{
+		uint64		s = t->slots[i];
+		uint32		pos;
+
+		if (s == 0)
+			continue;
+		pos = (uint32) (s >> 32) & (nslots - 1);
+		while (slots[pos] != 0)
+			pos = (pos + 1) & (nslots - 1);
+		slots[pos] = s;
+	}
+	pfree(t->slots);
+	t->slots = slots;
+	t->mask = nslots - 1;
+}
+
+/* a new element, zeroed, in its block (cache-line aligned) */
+static PatientAccess *
+patient_table_add(PatientTable *t)
+{
+	uint32		i = t->members;
+	int			b = i / AA_PATIENT_BLOCK;
+
+	if (b >= t->nblocks)
+	{
+		int			n = Max(8, t->nblocks * 2);
+
+		if (t->blocks == NULL)
+			t->blocks = MemoryContextAllocZero(t->cxt, sizeof(PatientAccess *) * n);
+		else
+		{
+			t->blocks = repalloc(t->blocks, sizeof(PatientAccess *) * n);
+			memset(t->blocks + t->nblocks, 0,
+				   sizeof(PatientAccess *) * (n - t->nblocks));
+		}
+		t->nblocks = n;
+	}
+	if (t->blocks[b] == NULL)
+	{
+		char	   *raw = MemoryContextAlloc(t->cxt,
+											 sizeof(PatientAccess) * AA_PATIENT_BLOCK + 64);
+
+		t->blocks[b] = (PatientAccess *) TYPEALIGN(64, raw);
+	}
+	t->members++;
+	memset(aa_patient_at(t, i), 0, sizeof(PatientAccess));
+	return aa_patient_at(t, i);
+}
 
 /*
  * The statement's entry for a patient (created on first sight).  The row
  * check calls this for every row: the previous row's patient first, then
- * a probe of the relation's table keyed by the bytes of the value.
+ * a probe of the relation's index keyed by the bytes of the value.
  */
 PatientAccess *
 aa_access_patient(RelAccess *ra, const char *patient, int len)
 {
 	PatientAccess *pa = ra->last;
+	PatientTable *t;
 	PatientKey	key;
 	uint32		hash;
-	bool		found;
+	uint32		pos;
 	char	   *copy;
 
 	ra->any_counted = true;
-	if (pa != NULL && ra->last_len == len &&
-		memcmp(ra->last_key, patient, len) == 0)
+	aa_patient_key(&key, patient, len);
+	if (pa != NULL && aa_patient_key_equal(&key, &ra->last_key))
 		return pa;
 
 	if (ra->patients == NULL)
-		ra->patients = patients_create(ra->query->cxt, 32, ra);
-	key.str = patient;
-	key.len = len;
+		ra->patients = patient_table_create(ra->query->cxt);
+	t = ra->patients;
 	hash = hash_bytes((const unsigned char *) patient, len);
-	pa = patients_lookup_hash(ra->patients, key, hash);
-	if (pa != NULL)
-		goto found;
+	for (pos = hash & t->mask;; pos = (pos + 1) & t->mask)
+	{
+		uint64		s = t->slots[pos];
+
+		if (s == 0)
+			break;
+		if ((uint32) (s >> 32) == hash)
+		{
+			pa = aa_patient_at(t, (uint32) s - 1);
+			if (aa_patient_key_equal(&key, &pa->patient))
+				goto found;
+		}
+	}
 
 	/*
 	 * A patient id is at most AA_MAX_NAME_LEN characters, as everywhere
@@ -196,9 +289,10 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN)));
 
 	/*
-	 * A new patient: its own copy of the key first, then the entry.  The
-	 * copies are packed side by side in blocks of their own: the table's
-	 * probe compares the row's value with one on every row.
+	 * A new patient: its own copy of the key first, then the element, then
+	 * its slot (the free one the probe stopped at, unless the index grew).
+	 * The copies are packed side by side in blocks of their own: a probe
+	 * compares a value longer than AA_KEY_INLINE with one.
 	 */
 	if (len + 1 > ra->keys_left)
 	{
@@ -212,23 +306,21 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 	ra->keys_left -= len + 1;
 	memcpy(copy, patient, len);
 	copy[len] = '\0';
-	key.str = copy;
-	pa = patients_insert_hash(ra->patients, key, hash, &found);
-	Assert(!found);
-	/* simplehash set status, hash and key; the slot may hold a moved entry */
+	pa = patient_table_add(t);
+	pa->patient = key;
+	pa->patient.str = copy;
 	memset(pa->decided, -1, sizeof(pa->decided));
-	pa->dgen = 0;
-	memset((char *) pa + offsetof(PatientAccess, allowed), 0,
-		   sizeof(PatientAccess) - offsetof(PatientAccess, allowed));
+	if ((t->members + 1) * 2 > t->mask + 1)
+	{
+		patient_table_grow(t);
+		for (pos = hash & t->mask; t->slots[pos] != 0; pos = (pos + 1) & t->mask)
+			;
+	}
+	t->slots[pos] = ((uint64) hash << 32) | t->members;
 found:
 	ra->last = pa;
-	if (len <= (int) sizeof(ra->last_key))
-	{
-		memcpy(ra->last_key, patient, len);
-		ra->last_len = len;
-	}
-	else
-		ra->last_len = -1;
+	/* the element's key: its str is the stable copy, not the row's value */
+	ra->last_key = pa->patient;
 	return pa;
 }
 
@@ -299,22 +391,39 @@ cmd_index(AARowCmd cmd)
 	return cmd == AA_ROW_UPDATE_NEW ? AA_UPDATE : (int) cmd;
 }
 
-/* the decision for one patient and action, cached for the run */
+/*
+ * The decision for one patient and action, cached for the run; kept by
+ * consent.c across statements where it can be (the same question of the
+ * same patient in the next statement costs one lookup, not a decision and
+ * its authority built again).
+ */
 bool
 aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 {
 	if (pa->decided[idx] < 0)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
-		AADecision *d = palloc(sizeof(AADecision));
+		const AADecision *d;
+		bool		anyof = ra->nclasses[idx] == 0;
 
-		if (ra->nclasses[idx] > 0)
-			aa_consent_decide(pa->patient.str, ra->nclasses[idx], ra->classes[idx],
-							  false, AA_ACT_BIT(idx), d);
-		else
-			aa_consent_decide(pa->patient.str, ra->nanyof[idx], ra->anyof[idx],
-							  true, AA_ACT_BIT(idx), d);
-		MemoryContextSwitchTo(oldcxt);
+		if (ra->question[idx] == AA_QUESTION_UNKNOWN)
+			ra->question[idx] = anyof ?
+				aa_consent_question(ra->nanyof[idx], ra->anyof[idx], true, AA_ACT_BIT(idx)) :
+				aa_consent_question(ra->nclasses[idx], ra->classes[idx], false, AA_ACT_BIT(idx));
+		d = aa_consent_decide_kept(pa->patient.str, ra->question[idx]);
+		if (d == NULL)
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
+			AADecision *own = palloc(sizeof(AADecision));
+
+			if (anyof)
+				aa_consent_decide(pa->patient.str, ra->nanyof[idx], ra->anyof[idx],
+								  true, AA_ACT_BIT(idx), own);
+			else
+				aa_consent_decide(pa->patient.str, ra->nclasses[idx], ra->classes[idx],
+								  false, AA_ACT_BIT(idx), own);
+			MemoryContextSwitchTo(oldcxt);
+			d = own;
+		}
 		pa->decided[idx] = d->permit ? 1 : 0;
 		pa->decision[idx] = d;
 		pa->btg[idx] = d->btg;

@@ -121,7 +121,6 @@ flush_query(AAQueryAccess *q, bool inherit)
 		RelAccess  *ra = lfirst(lc);
 		PatientAccess *pa;
 		PatientAccess **sorted;
-		patients_iterator it;
 		long		n = 0;
 
 		if (!ra->any_counted || ra->inherited)
@@ -133,9 +132,8 @@ flush_query(AAQueryAccess *q, bool inherit)
 			continue;
 		/* records in patient order: the same statement, the same log */
 		sorted = palloc(sizeof(PatientAccess *) * (ra->patients->members + 1));
-		patients_start_iterate(ra->patients, &it);
-		while ((pa = patients_iterate(ra->patients, &it)) != NULL)
-			sorted[n++] = pa;
+		for (uint32 i = 0; i < ra->patients->members; i++)
+			sorted[n++] = aa_patient_at(ra->patients, i);
 		qsort(sorted, n, sizeof(PatientAccess *), cmp_patient);
 		for (long k = 0; k < n; k++)
 		{
@@ -173,6 +171,12 @@ flush_query(AAQueryAccess *q, bool inherit)
 					rec.authority = pa->decision[idx] ?
 						aa_decision_authority(pa->decision[idx], pa->approval[idx]) :
 						NULL;
+					if (rec.authority != NULL &&
+						rec.authority == pa->decision[idx]->authority)
+					{
+						rec.authority_canon = pa->decision[idx]->authority_canon;
+						rec.authority_canon_len = pa->decision[idx]->authority_canon_len;
+					}
 					if (pa->btg[idx])
 						rec.purpose = "BTG";
 					aa_audit_emit(&rec, false);
@@ -186,6 +190,10 @@ flush_query(AAQueryAccess *q, bool inherit)
 					rec.purpose = NULL;
 					rec.authority = pa->decision[idx] ?
 						pa->decision[idx]->authority : NULL;
+					rec.authority_canon = pa->decision[idx] ?
+						pa->decision[idx]->authority_canon : NULL;
+					rec.authority_canon_len = pa->decision[idx] ?
+						pa->decision[idx]->authority_canon_len : 0;
 					aa_audit_emit(&rec, false);
 					emitted = true;
 				}
@@ -381,6 +389,8 @@ inherit_patient(QueryDesc *outer, AAQueryAccess *from, RelAccess *ra,
 		to->relname = pstrdup(ra->relname);
 		to->inherited = true;
 		to->query = q;
+		for (int idx = 0; idx < AA_NACTIONS; idx++)
+			to->question[idx] = AA_QUESTION_UNKNOWN;
 		to->ncols[AA_READ] = ra->ncols[AA_READ];
 		to->cols[AA_READ] = palloc0(sizeof(char *) * (ra->ncols[AA_READ] + 1));
 		for (int i = 0; i < ra->ncols[AA_READ]; i++)
@@ -416,16 +426,14 @@ refuse_changed(AAQueryAccess *q, uint64 dgen)
 	foreach(lc, q->rels)
 	{
 		RelAccess  *ra = lfirst(lc);
-		PatientAccess *pa;
-		patients_iterator it;
 
 		if (ra->patients == NULL)
 			continue;
-		patients_start_iterate(ra->patients, &it);
-		while ((pa = patients_iterate(ra->patients, &it)) != NULL)
+		for (uint32 i = 0; i < ra->patients->members; i++)
 		{
+			PatientAccess *pa = aa_patient_at(ra->patients, i);
 			AARecord	rec;
-			AADecision *d;
+			const AADecision *d;
 
 			if (!pa->read_before)
 				continue;
@@ -486,6 +494,17 @@ unregister_query(AAQueryAccess *q)
 }
 
 /*
+ * No statement is live: none holds a decision that consent.c kept and has
+ * since forgotten, so those can be freed.
+ */
+static void
+release_decisions(void)
+{
+	if (aa_live_queries == NULL)
+		aa_consent_release();
+}
+
+/*
  * The statement's executor memory is going away.  After an error, emit
  * what was counted: a reader's error or rollback does not erase its
  * records.
@@ -496,11 +515,13 @@ query_memory_gone(void *arg)
 	AAQueryAccess *q = (AAQueryAccess *) arg;
 
 	unregister_query(q);
-	if (q->done)
-		return;
-	q->done = true;
-	/* non-transactional records reach the queue whatever the abort */
-	flush_query(q, false);
+	if (!q->done)
+	{
+		q->done = true;
+		/* non-transactional records reach the queue whatever the abort */
+		flush_query(q, false);
+	}
+	release_decisions();
 }
 
 /* After ExecutorStart: the context lives and dies with the executor's memory. */
@@ -600,6 +621,7 @@ aa_access_end(QueryDesc *qd)
 
 		q->done = true;
 		unregister_query(q);
+		release_decisions();
 		if (emitted)
 			aa_audit_wait();
 	}

@@ -354,6 +354,8 @@ typedef struct AARecord
 	const char *action;			/* read | insert | update | delete */
 	int64		row_count;		/* < 0: NULL */
 	const Jsonb *authority;		/* or NULL */
+	const char *authority_canon;	/* its canonical text, when known */
+	int			authority_canon_len;
 	const char *outcome;		/* permit | deny */
 	const char *detail;			/* jsonb text or NULL */
 	/* identity: taken from aa_session unless set here */
@@ -1011,6 +1013,9 @@ typedef struct AADecision
 	List	   *consents;		/* the consents that permit (char *) */
 	List	   *defaults;		/* the defaults that permit: purpose/class */
 	Jsonb	   *authority;		/* all of it, as its records' authority */
+	char	   *authority_canon;	/* its canonical text (kept decisions
+									 * only; else NULL) */
+	int			authority_canon_len;
 } AADecision;
 
 /*
@@ -1028,6 +1033,18 @@ extern Jsonb *aa_decision_authority(const AADecision *d, const char *approval);
 extern char *aa_decision_text(const AADecision *d);
 /* moves whenever a cached decision may have changed (the row check's test) */
 extern uint64 aa_decision_gen(void);
+
+/*
+ * Decisions kept across statements: a question (classes, anyof, action)
+ * numbered once; the decision for a patient and question, or NULL where
+ * it is not kept (decide with aa_consent_decide()).  A kept decision stays
+ * valid until aa_consent_release() is called with no statement running.
+ */
+extern int	aa_consent_question(int nclasses, char **classes, bool anyof,
+								int action);
+extern const AADecision *aa_consent_decide_kept(const char *patient,
+												int question);
+extern void aa_consent_release(void);
 
 /* ---------------------------------------------------------------------
  * consent_sql.c -- explain_access(), the consent and generation triggers

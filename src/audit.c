@@ -371,11 +371,21 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	}
 
 	/* what can fail (malformed JSON) first: then nothing is half written */
-	f.authority = (struct varlena *) jsonb_arg(rec->authority, &authority_cache);
-	if (f.authority)
+	if (rec->authority != NULL && rec->authority_canon != NULL)
 	{
-		f.authority_text = authority_cache.canon.data;
-		f.authority_text_len = authority_cache.canon.len;
+		/* a kept decision's: its canonical text made once */
+		f.authority = (const struct varlena *) rec->authority;
+		f.authority_text = rec->authority_canon;
+		f.authority_text_len = rec->authority_canon_len;
+	}
+	else
+	{
+		f.authority = (struct varlena *) jsonb_arg(rec->authority, &authority_cache);
+		if (f.authority)
+		{
+			f.authority_text = authority_cache.canon.data;
+			f.authority_text_len = authority_cache.canon.len;
+		}
 	}
 	f.detail = (struct varlena *) jsonb_text_arg(rec->detail, &detail_cache);
 	if (f.detail)

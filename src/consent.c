@@ -71,7 +71,32 @@ typedef struct PatientConsent
 	char	   *patient;		/* hash key */
 	List	   *provisions;		/* Provision * */
 	bool		stale;			/* a change was published: reload at next use */
+	struct CachedDecision *decided; /* its decisions kept across statements */
 } PatientConsent;
+
+/*
+ * A decision kept for a patient across statements, for one question (see
+ * aa_consent_question()), with its authority's canonical text made once.
+ * It lives in decision_cxt, which a reset of the cache retires, not frees:
+ * a running statement may hold it (consent_release()).
+ */
+typedef struct CachedDecision
+{
+	int			question;
+	AADecision	d;
+	struct CachedDecision *next;
+} CachedDecision;
+
+/* an interned question: classes (all or anyof) and action */
+typedef struct Question
+{
+	int			action;
+	bool		anyof;
+	int			nclasses;
+	char	  **classes;
+} Question;
+
+#define MAX_QUESTIONS 256
 
 typedef struct DefaultRule
 {
@@ -86,6 +111,14 @@ static int	lazy_loads = 0;
 static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
 static bool defaults_loaded = false;
 static TimestampTz valid_until = DT_NOEND;
+
+/* the decisions kept; contexts retired by a reset, freed when unused */
+static MemoryContext decision_cxt = NULL;
+static List *retired_cxts = NIL;
+
+/* the questions asked so far in this backend (never forgotten) */
+static MemoryContext question_cxt = NULL;
+static List *questions = NIL;
 
 /* stale patients reloaded since the last reset (their old entries leak) */
 static int	stale_reloads = 0;
@@ -158,6 +191,39 @@ session_changed(void)
 	return false;
 }
 
+/*
+ * The kept decisions are forgotten: their context is retired, and freed
+ * once no statement can hold one of them (aa_consent_release()).
+ */
+static void
+retire_decisions(void)
+{
+	if (decision_cxt != NULL && MemoryContextMemAllocated(decision_cxt, true) >
+		ALLOCSET_DEFAULT_INITSIZE)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		retired_cxts = lappend(retired_cxts, decision_cxt);
+		MemoryContextSwitchTo(oldcxt);
+		decision_cxt = NULL;
+	}
+	if (decision_cxt == NULL)
+		decision_cxt = AllocSetContextCreate(TopMemoryContext,
+											 "agentauth kept decisions",
+											 ALLOCSET_DEFAULT_SIZES);
+}
+
+void
+aa_consent_release(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired_cxts)
+		MemoryContextDelete(lfirst(lc));
+	list_free(retired_cxts);
+	retired_cxts = NIL;
+}
+
 static void
 reset_cache(void)
 {
@@ -174,6 +240,7 @@ reset_cache(void)
 	if (aa_session)
 		built_session_id = aa_session->id;
 	MemoryContextReset(consent_cxt);
+	retire_decisions();
 	patients = string_hash_create("agentauth consent by patient",
 									 sizeof(PatientConsent), consent_cxt);
 	all_loaded = false;
@@ -225,7 +292,10 @@ aa_decision_gen(void)
 				PatientConsent *pc = hash_search(patients, &pat, HASH_FIND, NULL);
 
 				if (pc != NULL)
+				{
 					pc->stale = true;
+					pc->decided = NULL;
+				}
 				else if (all_loaded)
 				{
 					/* absent means "none" once all are loaded: add it, stale */
@@ -236,6 +306,7 @@ aa_decision_gen(void)
 					pc->patient = key;
 					pc->provisions = NIL;
 					pc->stale = true;
+					pc->decided = NULL;
 				}
 			}
 			list_free_deep(changed);
@@ -328,6 +399,7 @@ load_provisions(const char *patient)
 		/* a stale entry is loaded afresh (its old provisions are left) */
 		pc->provisions = NIL;
 		pc->stale = false;
+		pc->decided = NULL;
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -381,6 +453,7 @@ load_provisions(const char *patient)
 			pc->patient = pat;
 			pc->provisions = NIL;
 			pc->stale = false;
+			pc->decided = NULL;
 		}
 		pc->provisions = lappend(pc->provisions, p);
 	}
@@ -419,18 +492,19 @@ load_defaults(void)
 	aa_spi_end(&st);
 }
 
-static List *
-provisions_for(const char *patient)
+/* the patient's cache entry, loaded when absent or stale; NULL: none */
+static PatientConsent *
+patient_entry(const char *patient)
 {
 	PatientConsent *pc;
 
 	pc = hash_search(patients, &patient, HASH_FIND, NULL);
 	if (pc != NULL && !pc->stale)
-		return pc->provisions;
+		return pc;
 	if (pc != NULL)
 		load_provisions(patient);	/* its consent changed: this one only */
 	else if (all_loaded)
-		return NIL;
+		return NULL;
 	else if (lazy_loads >= LAZY_LIMIT)
 	{
 		/* a fresh table: the lazily loaded entries would be doubled */
@@ -445,7 +519,14 @@ provisions_for(const char *patient)
 		lazy_loads++;
 		load_provisions(patient);
 	}
-	pc = hash_search(patients, &patient, HASH_FIND, NULL);
+	return hash_search(patients, &patient, HASH_FIND, NULL);
+}
+
+static List *
+provisions_for(const char *patient)
+{
+	PatientConsent *pc = patient_entry(patient);
+
 	return pc ? pc->provisions : NIL;
 }
 
@@ -675,6 +756,10 @@ append_unique(List *list, const char *s)
 	return lappend(list, pstrdup(s));
 }
 
+static AADecisionReason decide_provisions(List *provs, int nclasses,
+										  char **classes, bool anyof,
+										  int action, AADecision *result);
+
 /*
  * The decision (what aa_consent_decide() says) without its authority: the
  * reason, and what permitted or refused.
@@ -685,8 +770,6 @@ decide(const char *patient, int nclasses, char **classes, bool anyof,
 {
 	const AABreakGlass *bg;
 	List	   *provs;
-	TimestampTz now;
-	ListCell   *lc;
 
 	if (aa_session == NULL)
 		return AA_DECIDE_NO_SESSION;
@@ -707,7 +790,16 @@ decide(const char *patient, int nclasses, char **classes, bool anyof,
 	}
 
 	provs = provisions_for(patient);
-	now = GetCurrentTimestamp();
+	return decide_provisions(provs, nclasses, classes, anyof, action, result);
+}
+
+/* the decision on the patient's provisions (past the token and overrides) */
+static AADecisionReason
+decide_provisions(List *provs, int nclasses, char **classes, bool anyof,
+				  int action, AADecision *result)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
 
 	if (nclasses == 0)
 		return AA_DECIDE_NO_CLASS_IN_SCOPE;
@@ -767,4 +859,115 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 	result->action = action;
 	result->reason = decide(patient, nclasses, classes, anyof, action, result);
 	result->authority = build_authority(result, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------
+ * Decisions kept across statements
+ * ------------------------------------------------------------------
+ */
+
+/*
+ * The number of a question -- these classes (all of them, or anyof at
+ * least one), this action -- the same for the same question as long as
+ * the backend lives; -1 past MAX_QUESTIONS (then nothing is kept for it).
+ */
+int
+aa_consent_question(int nclasses, char **classes, bool anyof, int action)
+{
+	ListCell   *lc;
+	Question   *q;
+	MemoryContext oldcxt;
+
+	foreach(lc, questions)
+	{
+		bool		same;
+
+		q = lfirst(lc);
+		same = q->action == action && q->anyof == anyof && q->nclasses == nclasses;
+		for (int i = 0; same && i < nclasses; i++)
+			same = strcmp(q->classes[i], classes[i]) == 0;
+		if (same)
+			return foreach_current_index(lc);
+	}
+	if (list_length(questions) >= MAX_QUESTIONS)
+		return -1;
+	if (question_cxt == NULL)
+		question_cxt = AllocSetContextCreate(TopMemoryContext,
+											 "agentauth decision questions",
+											 ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(question_cxt);
+	q = palloc(sizeof(Question));
+	q->action = action;
+	q->anyof = anyof;
+	q->nclasses = nclasses;
+	q->classes = palloc(sizeof(char *) * Max(nclasses, 1));
+	for (int i = 0; i < nclasses; i++)
+		q->classes[i] = pstrdup(classes[i]);
+	questions = lappend(questions, q);
+	MemoryContextSwitchTo(oldcxt);
+	return list_length(questions) - 1;
+}
+
+/*
+ * The decision for the patient and question, kept across statements in
+ * the patient's cache entry: it depends on nothing but what invalidates
+ * that entry (the session, the generation counter, the patient's consent,
+ * the defaults, the clock passing a provision's boundary).  NULL where it
+ * is not kept -- no session, no question number, a token's patient list,
+ * an active break-the-glass (it ends on its own clock) -- and the caller
+ * decides with aa_consent_decide().  The result, with its authority's
+ * canonical text, is valid until aa_consent_release() is called while no
+ * statement holds it.
+ */
+const AADecision *
+aa_consent_decide_kept(const char *patient, int question)
+{
+	const Question *q;
+	PatientConsent *pc;
+	CachedDecision *cd;
+	MemoryContext oldcxt;
+	StringInfoData canon;
+
+	if (aa_session == NULL || question < 0 || aa_session->npatients >= 0)
+		return NULL;
+	(void) aa_decision_gen();	/* make sure the cache is current */
+	if (aa_btg_active_for(patient) != NULL)
+		return NULL;
+
+	/* the patient's entry, loaded (or its "none" entry made) */
+	pc = patient_entry(patient);
+	if (pc == NULL)
+	{
+		bool		found;
+		char	   *key;
+
+		Assert(all_loaded);
+		key = MemoryContextStrdup(consent_cxt, patient);
+		pc = hash_search(patients, &key, HASH_ENTER, &found);
+		pc->patient = key;
+		pc->provisions = NIL;
+		pc->stale = false;
+		pc->decided = NULL;
+	}
+	Assert(!pc->stale);
+	for (cd = pc->decided; cd != NULL; cd = cd->next)
+		if (cd->question == question)
+			return &cd->d;
+
+	q = list_nth(questions, question);
+	oldcxt = MemoryContextSwitchTo(decision_cxt);
+	cd = palloc0(sizeof(CachedDecision));
+	cd->question = question;
+	cd->d.action = q->action;
+	cd->d.reason = decide_provisions(pc->provisions, q->nclasses, q->classes,
+									 q->anyof, q->action, &cd->d);
+	cd->d.authority = build_authority(&cd->d, NULL, NULL);
+	initStringInfo(&canon);
+	JsonbToCString(&canon, &cd->d.authority->root, VARSIZE(cd->d.authority));
+	cd->d.authority_canon = canon.data;
+	cd->d.authority_canon_len = canon.len;
+	MemoryContextSwitchTo(oldcxt);
+	cd->next = pc->decided;
+	pc->decided = cd;
+	return &cd->d;
 }
