@@ -149,6 +149,9 @@ aa_access_built(AAQueryAccess *q)
 	return q;
 }
 
+/* three cache lines an element; what the row check touches, the first */
+StaticAssertDecl(sizeof(PatientAccess) == 192,
+				 "PatientAccess grew past three cache lines");
 /* what the row check touches of an element is in its first cache line */
 StaticAssertDecl(offsetof(PatientAccess, allowed) + sizeof(int64) * (AA_READ + 1) <= 64,
 				 "the row check's fields of PatientAccess span two cache lines");

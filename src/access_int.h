@@ -69,13 +69,13 @@ typedef struct PatientAccess
 	int64		allowed[AA_NACTIONS];
 	/* the rest is touched for withheld rows, decisions and records */
 	bool		btg[AA_NACTIONS];	/* permitted by break-the-glass */
+	bool		approval_done[AA_NACTIONS];
+	bool		read_before;	/* a finished run read rows of it, permitted */
 	int64		withheld[AA_NACTIONS];
 	int64		written_new;	/* UPDATE: new rows checked for this patient */
 	const AADecision *decision[AA_NACTIONS];	/* why permitted, or why
 												 * denied */
-	bool		approval_done[AA_NACTIONS];
 	char	   *approval[AA_NACTIONS];	/* approval id consumed */
-	bool		read_before;	/* a finished run read rows of it, permitted */
 } pg_attribute_aligned(64) PatientAccess;
 
 /*

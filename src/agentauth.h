@@ -1031,8 +1031,40 @@ extern void aa_consent_decide(const char *patient, int nclasses,
 extern Jsonb *aa_decision_authority(const AADecision *d, const char *approval);
 /* d as JSON text, for messages */
 extern char *aa_decision_text(const AADecision *d);
-/* moves whenever a cached decision may have changed (the row check's test) */
-extern uint64 aa_decision_gen(void);
+/*
+ * A number that moves whenever a cached decision may have changed (the row
+ * check's test, on every row).  The common case inline: when nothing but
+ * the two counters and the session can move it (no period boundary ahead,
+ * the cache valid), it has not moved while they have not;
+ * aa_decision_gen_recheck() decides every other case.
+ */
+typedef struct AADecisionGenState
+{
+	bool		quick;			/* the test below is the whole test */
+	uint64		gen;			/* the counters the cache was built at */
+	uint64		consent_gen;
+	const AASession *session;	/* and the session, by pointer and id */
+	pg_uuid_t	session_id;
+	uint64		value;
+} AADecisionGenState;
+
+extern AADecisionGenState aa_dgen_state;
+extern uint64 aa_decision_gen_recheck(void);
+
+static inline uint64
+aa_decision_gen(void)
+{
+	const AADecisionGenState *st = &aa_dgen_state;
+
+	if (likely(st->quick &&
+			   aa_generation() == st->gen &&
+			   aa_consent_generation() == st->consent_gen &&
+			   aa_session == st->session &&
+			   (aa_session == NULL ||
+				memcmp(&aa_session->id, &st->session_id, sizeof(pg_uuid_t)) == 0)))
+		return st->value;
+	return aa_decision_gen_recheck();
+}
 
 /*
  * Decisions kept across statements: a question (classes, anyof, action)

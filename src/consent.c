@@ -173,11 +173,16 @@ string_hash_create(const char *name, Size entrysize, MemoryContext cxt)
  * Validity
  * ------------------------------------------------------------------
  */
+AADecisionGenState aa_dgen_state;
+
 static void
 note_boundary(TimestampTz t, TimestampTz now)
 {
 	if (t != DT_NOBEGIN && t != DT_NOEND && t > now && t < valid_until)
+	{
 		valid_until = t;
+		aa_dgen_state.quick = false;	/* the clock must be read */
+	}
 }
 
 static bool
@@ -262,7 +267,7 @@ reset_cache(void)
  * passed.  The per-row check compares it with what it decided at.
  */
 uint64
-aa_decision_gen(void)
+aa_decision_gen_recheck(void)
 {
 	uint64		cgen;
 
@@ -313,6 +318,15 @@ aa_decision_gen(void)
 		}
 		decision_gen++;
 	}
+
+	/* what aa_decision_gen() tests inline until something else can matter */
+	aa_dgen_state.quick = cache_valid && valid_until == DT_NOEND &&
+		stale_reloads < STALE_RELOAD_LIMIT;
+	aa_dgen_state.gen = built_gen;
+	aa_dgen_state.consent_gen = built_consent_gen;
+	aa_dgen_state.session = built_session;
+	aa_dgen_state.session_id = built_session_id;
+	aa_dgen_state.value = decision_gen;
 	return decision_gen;
 }
 
@@ -394,8 +408,8 @@ load_provisions(const char *patient)
 
 		if (!found)
 			pc->patient = key;
-		else if (pc->stale)
-			stale_reloads++;
+		else if (pc->stale && ++stale_reloads >= STALE_RELOAD_LIMIT)
+			aa_dgen_state.quick = false;	/* reset at the next test */
 		/* a stale entry is loaded afresh (its old provisions are left) */
 		pc->provisions = NIL;
 		pc->stale = false;
