@@ -406,13 +406,25 @@ aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 	if (pa->decided[idx] < 0)
 	{
 		const AADecision *d;
+		void	   *pin = NULL;
 		bool		anyof = ra->nclasses[idx] == 0;
 
 		if (ra->question[idx] == AA_QUESTION_UNKNOWN)
 			ra->question[idx] = anyof ?
 				aa_consent_question(ra->nanyof[idx], ra->anyof[idx], true, AA_ACT_BIT(idx)) :
 				aa_consent_question(ra->nclasses[idx], ra->classes[idx], false, AA_ACT_BIT(idx));
-		d = aa_consent_decide_kept(pa->patient.str, ra->question[idx]);
+		/* kept only for a registered statement: it unpins when it ends */
+		d = ra->query->live ?
+			aa_consent_decide_kept(pa->patient.str, ra->question[idx], &pin) :
+			NULL;
+		if (d != NULL && (ra->query->pins == NIL || linitial(ra->query->pins) != pin))
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
+
+			ra->query->pins = lcons(pin, ra->query->pins);
+			MemoryContextSwitchTo(oldcxt);
+			aa_consent_pin(pin);
+		}
 		if (d == NULL)
 		{
 			MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);

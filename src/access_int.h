@@ -168,6 +168,8 @@ struct AAQueryAccess
 	uint64		run_dgen;		/* decision generation at the last */
 	uint64		statement;		/* its records' statement number (0: none
 								 * yet): one for all its runs */
+	/* the kept decisions' memory it pins (consent.c), the last first */
+	List	   *pins;
 	AAQueryAccess *next;
 	MemoryContextCallback cb;
 };

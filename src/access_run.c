@@ -493,15 +493,16 @@ unregister_query(AAQueryAccess *q)
 	q->live = false;
 }
 
-/*
- * No statement is live: none holds a decision that consent.c kept and has
- * since forgotten, so those can be freed.
- */
+/* The statement holds no kept decision any more: its pins go. */
 static void
-release_decisions(void)
+unpin_decisions(AAQueryAccess *q)
 {
-	if (aa_live_queries == NULL)
-		aa_consent_release();
+	ListCell   *lc;
+
+	foreach(lc, q->pins)
+		aa_consent_unpin(lfirst(lc));
+	list_free(q->pins);
+	q->pins = NIL;
 }
 
 /*
@@ -521,7 +522,7 @@ query_memory_gone(void *arg)
 		/* non-transactional records reach the queue whatever the abort */
 		flush_query(q, false);
 	}
-	release_decisions();
+	unpin_decisions(q);
 }
 
 /* After ExecutorStart: the context lives and dies with the executor's memory. */
@@ -621,7 +622,7 @@ aa_access_end(QueryDesc *qd)
 
 		q->done = true;
 		unregister_query(q);
-		release_decisions();
+		unpin_decisions(q);
 		if (emitted)
 			aa_audit_wait();
 	}

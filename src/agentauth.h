@@ -1069,14 +1069,26 @@ aa_decision_gen(void)
 /*
  * Decisions kept across statements: a question (classes, anyof, action)
  * numbered once; the decision for a patient and question, or NULL where
- * it is not kept (decide with aa_consent_decide()).  A kept decision stays
- * valid until aa_consent_release() is called with no statement running.
+ * it is not kept (decide with aa_consent_decide()).  *pin names the memory
+ * it is in: a statement that keeps the pointer pins it once
+ * (aa_consent_pin()) and unpins it when it ends.
  */
 extern int	aa_consent_question(int nclasses, char **classes, bool anyof,
 								int action);
 extern const AADecision *aa_consent_decide_kept(const char *patient,
-												int question);
-extern void aa_consent_release(void);
+												int question, void **pin);
+extern void aa_consent_pin(void *pin);
+extern void aa_consent_unpin(void *pin);
+/* consent.c, for consent_kept.c: the cache's resets, an entry, a decision */
+extern uint64 aa_consent_cache_epoch(void);
+extern void **aa_consent_kept_slot(const char *patient, List **provisions);
+extern void aa_consent_decide_on(List *provisions, int nclasses,
+								 char **classes, bool anyof, int action,
+								 AADecision *result);
+/* decision.c: d as its records' authority, and as text for messages */
+extern Jsonb *aa_decision_build_authority(const AADecision *d,
+										  const char *approval,
+										  StringInfo text);
 
 /* ---------------------------------------------------------------------
  * consent_sql.c -- explain_access(), the consent and generation triggers

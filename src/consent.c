@@ -71,32 +71,8 @@ typedef struct PatientConsent
 	char	   *patient;		/* hash key */
 	List	   *provisions;		/* Provision * */
 	bool		stale;			/* a change was published: reload at next use */
-	struct CachedDecision *decided; /* its decisions kept across statements */
+	void	   *kept;			/* consent_kept.c's, for this entry */
 } PatientConsent;
-
-/*
- * A decision kept for a patient across statements, for one question (see
- * aa_consent_question()), with its authority's canonical text made once.
- * It lives in decision_cxt, which a reset of the cache retires, not frees:
- * a running statement may hold it (consent_release()).
- */
-typedef struct CachedDecision
-{
-	int			question;
-	AADecision	d;
-	struct CachedDecision *next;
-} CachedDecision;
-
-/* an interned question: classes (all or anyof) and action */
-typedef struct Question
-{
-	int			action;
-	bool		anyof;
-	int			nclasses;
-	char	  **classes;
-} Question;
-
-#define MAX_QUESTIONS 256
 
 typedef struct DefaultRule
 {
@@ -112,13 +88,7 @@ static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
 static bool defaults_loaded = false;
 static TimestampTz valid_until = DT_NOEND;
 
-/* the decisions kept; contexts retired by a reset, freed when unused */
-static MemoryContext decision_cxt = NULL;
-static List *retired_cxts = NIL;
 
-/* the questions asked so far in this backend (never forgotten) */
-static MemoryContext question_cxt = NULL;
-static List *questions = NIL;
 
 /* stale patients reloaded since the last reset (their old entries leak) */
 static int	stale_reloads = 0;
@@ -135,6 +105,7 @@ static AASession *built_session = NULL;
 static pg_uuid_t built_session_id;
 static uint64 decision_gen = 1;
 static bool cache_valid = false;
+static uint64 cache_epoch = 0;	/* resets of the cache */
 
 /* ------------------------------------------------------------------
  * Hash on C strings of any length (dynahash with HASH_STRINGS truncates)
@@ -196,39 +167,6 @@ session_changed(void)
 	return false;
 }
 
-/*
- * The kept decisions are forgotten: their context is retired, and freed
- * once no statement can hold one of them (aa_consent_release()).
- */
-static void
-retire_decisions(void)
-{
-	if (decision_cxt != NULL && MemoryContextMemAllocated(decision_cxt, true) >
-		ALLOCSET_DEFAULT_INITSIZE)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-
-		retired_cxts = lappend(retired_cxts, decision_cxt);
-		MemoryContextSwitchTo(oldcxt);
-		decision_cxt = NULL;
-	}
-	if (decision_cxt == NULL)
-		decision_cxt = AllocSetContextCreate(TopMemoryContext,
-											 "agentauth kept decisions",
-											 ALLOCSET_DEFAULT_SIZES);
-}
-
-void
-aa_consent_release(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, retired_cxts)
-		MemoryContextDelete(lfirst(lc));
-	list_free(retired_cxts);
-	retired_cxts = NIL;
-}
-
 static void
 reset_cache(void)
 {
@@ -245,7 +183,7 @@ reset_cache(void)
 	if (aa_session)
 		built_session_id = aa_session->id;
 	MemoryContextReset(consent_cxt);
-	retire_decisions();
+	cache_epoch++;				/* every entry, and what hangs off it, gone */
 	patients = string_hash_create("agentauth consent by patient",
 									 sizeof(PatientConsent), consent_cxt);
 	all_loaded = false;
@@ -299,7 +237,7 @@ aa_decision_gen_recheck(void)
 				if (pc != NULL)
 				{
 					pc->stale = true;
-					pc->decided = NULL;
+					pc->kept = NULL;
 				}
 				else if (all_loaded)
 				{
@@ -311,7 +249,7 @@ aa_decision_gen_recheck(void)
 					pc->patient = key;
 					pc->provisions = NIL;
 					pc->stale = true;
-					pc->decided = NULL;
+					pc->kept = NULL;
 				}
 			}
 			list_free_deep(changed);
@@ -413,7 +351,7 @@ load_provisions(const char *patient)
 		/* a stale entry is loaded afresh (its old provisions are left) */
 		pc->provisions = NIL;
 		pc->stale = false;
-		pc->decided = NULL;
+		pc->kept = NULL;
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -457,9 +395,15 @@ load_provisions(const char *patient)
 		p->upper_inc = !isnull && DatumGetBool(d);
 		note_boundary(p->lower, now);
 		note_boundary(p->upper, now);
-		/* an inclusive bound changes one microsecond later */
+		/*
+		 * An inclusive upper bound, and an exclusive lower one, change one
+		 * microsecond later (a load at exactly an exclusive lower bound
+		 * would otherwise note no boundary and keep its refusal).
+		 */
 		if (p->upper_inc && p->upper != DT_NOEND)
 			note_boundary(p->upper + 1, now);
+		if (!p->lower_inc && p->lower != DT_NOBEGIN)
+			note_boundary(p->lower + 1, now);
 
 		pc = hash_search(patients, &pat, HASH_ENTER, &found);
 		if (!found)
@@ -467,7 +411,7 @@ load_provisions(const char *patient)
 			pc->patient = pat;
 			pc->provisions = NIL;
 			pc->stale = false;
-			pc->decided = NULL;
+			pc->kept = NULL;
 		}
 		pc->provisions = lappend(pc->provisions, p);
 	}
@@ -687,76 +631,6 @@ patient_in_token(const char *patient)
 	return false;
 }
 
-/* the reason of a refusal, by AADecisionReason (none for a permit) */
-static const char *const reason_text[] = {
-	[AA_DECIDE_NO_SESSION] = "no agentauth session",
-	[AA_DECIDE_NOT_IN_TOKEN] = "patient not in the token's patient list",
-	[AA_DECIDE_NO_CLASS_IN_SCOPE] = "no data class of the table is in scope",
-	[AA_DECIDE_DENIED_BY_CONSENT] = "denied by consent",
-	[AA_DECIDE_DENIED_BY_DEFAULT] = "denied by default",
-	[AA_DECIDE_NOTHING_PERMITS] = "no consent or default permits",
-	[AA_DECIDE_NOTHING_PERMITS_ANY] = "no consent or default permits any data class in scope",
-};
-
-/*
- * The decision as the authority of its records (jsonb), with an approval
- * when one was consumed; with text, also as JSON text with its keys in
- * this order, for messages.
- */
-static Jsonb *
-build_authority(const AADecision *d, const char *approval, StringInfo text)
-{
-	AAJsonbBuilder b;
-
-	aa_jsonb_begin(&b, text);
-	switch (d->reason)
-	{
-		case AA_DECIDE_PERMIT:
-			if (d->consents != NIL)
-				aa_jsonb_add_strings(&b, "consents", d->consents);
-			if (d->defaults != NIL)
-				aa_jsonb_add_strings(&b, "defaults", d->defaults);
-			break;
-		case AA_DECIDE_BREAK_GLASS:
-			aa_jsonb_add_string(&b, "break_glass", d->break_glass);
-			break;
-		default:
-			aa_jsonb_add_string(&b, "reason", reason_text[d->reason]);
-			if (d->data_class != NULL)
-				aa_jsonb_add_string(&b, "data_class", d->data_class);
-			if (d->reason >= AA_DECIDE_DENIED_BY_CONSENT)
-				aa_jsonb_add_string(&b, "action", aa_action_name(d->action));
-			if (d->consent != NULL)
-				aa_jsonb_add_string(&b, "consent", d->consent);
-			if (d->default_rule != NULL)
-				aa_jsonb_add_string(&b, "default", d->default_rule);
-			break;
-	}
-	if (approval != NULL)
-		aa_jsonb_add_string(&b, "approval", approval);
-	return aa_jsonb_end(&b);
-}
-
-/* the authority of a record of the decision, with the approval consumed */
-Jsonb *
-aa_decision_authority(const AADecision *d, const char *approval)
-{
-	if (approval == NULL)
-		return d->authority;
-	return build_authority(d, approval, NULL);
-}
-
-/* the decision as JSON text, for messages */
-char *
-aa_decision_text(const AADecision *d)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	(void) build_authority(d, NULL, &buf);
-	return buf.data;
-}
-
 /* append a copy of s to list unless it holds an equal string */
 static List *
 append_unique(List *list, const char *s)
@@ -872,116 +746,50 @@ aa_consent_decide(const char *patient, int nclasses, char **classes,
 	memset(result, 0, sizeof(*result));
 	result->action = action;
 	result->reason = decide(patient, nclasses, classes, anyof, action, result);
-	result->authority = build_authority(result, NULL, NULL);
+	result->authority = aa_decision_build_authority(result, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------
- * Decisions kept across statements
+ * For the decisions kept across statements (consent_kept.c)
  * ------------------------------------------------------------------
  */
 
-/*
- * The number of a question -- these classes (all of them, or anyof at
- * least one), this action -- the same for the same question as long as
- * the backend lives; -1 past MAX_QUESTIONS (then nothing is kept for it).
- */
-int
-aa_consent_question(int nclasses, char **classes, bool anyof, int action)
+/* moves at every reset of the cache: every entry is gone */
+uint64
+aa_consent_cache_epoch(void)
 {
-	ListCell   *lc;
-	Question   *q;
-	MemoryContext oldcxt;
-
-	foreach(lc, questions)
-	{
-		bool		same;
-
-		q = lfirst(lc);
-		same = q->action == action && q->anyof == anyof && q->nclasses == nclasses;
-		for (int i = 0; same && i < nclasses; i++)
-			same = strcmp(q->classes[i], classes[i]) == 0;
-		if (same)
-			return foreach_current_index(lc);
-	}
-	if (list_length(questions) >= MAX_QUESTIONS)
-		return -1;
-	if (question_cxt == NULL)
-		question_cxt = AllocSetContextCreate(TopMemoryContext,
-											 "agentauth decision questions",
-											 ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(question_cxt);
-	q = palloc(sizeof(Question));
-	q->action = action;
-	q->anyof = anyof;
-	q->nclasses = nclasses;
-	q->classes = palloc(sizeof(char *) * Max(nclasses, 1));
-	for (int i = 0; i < nclasses; i++)
-		q->classes[i] = pstrdup(classes[i]);
-	questions = lappend(questions, q);
-	MemoryContextSwitchTo(oldcxt);
-	return list_length(questions) - 1;
+	return cache_epoch;
 }
 
 /*
- * The decision for the patient and question, kept across statements in
- * the patient's cache entry: it depends on nothing but what invalidates
- * that entry (the session, the generation counter, the patient's consent,
- * the defaults, the clock passing a provision's boundary).  NULL where it
- * is not kept -- no session, no question number, a token's patient list,
- * an active break-the-glass (it ends on its own clock) -- and the caller
- * decides with aa_consent_decide().  The result, with its authority's
- * canonical text, is valid until aa_consent_release() is called while no
- * statement holds it.
+ * The patient's cache entry (loaded when absent or stale): where a kept
+ * decision of it hangs, cleared whenever the entry's provisions change;
+ * NULL for a patient with no provision that can match the session (every
+ * such patient decides alike).  *provisions: what to decide on.
  */
-const AADecision *
-aa_consent_decide_kept(const char *patient, int question)
+void	  **
+aa_consent_kept_slot(const char *patient, List **provisions)
 {
-	const Question *q;
-	PatientConsent *pc;
-	CachedDecision *cd;
-	MemoryContext oldcxt;
-	StringInfoData canon;
+	PatientConsent *pc = patient_entry(patient);
 
-	if (aa_session == NULL || question < 0 || aa_session->npatients >= 0)
+	Assert(pc == NULL || !pc->stale);
+	*provisions = pc ? pc->provisions : NIL;
+	if (pc == NULL || pc->provisions == NIL)
 		return NULL;
-	(void) aa_decision_gen();	/* make sure the cache is current */
-	if (aa_btg_active_for(patient) != NULL)
-		return NULL;
+	return &pc->kept;
+}
 
-	/* the patient's entry, loaded (or its "none" entry made) */
-	pc = patient_entry(patient);
-	if (pc == NULL)
-	{
-		bool		found;
-		char	   *key;
-
-		Assert(all_loaded);
-		key = MemoryContextStrdup(consent_cxt, patient);
-		pc = hash_search(patients, &key, HASH_ENTER, &found);
-		pc->patient = key;
-		pc->provisions = NIL;
-		pc->stale = false;
-		pc->decided = NULL;
-	}
-	Assert(!pc->stale);
-	for (cd = pc->decided; cd != NULL; cd = cd->next)
-		if (cd->question == question)
-			return &cd->d;
-
-	q = list_nth(questions, question);
-	oldcxt = MemoryContextSwitchTo(decision_cxt);
-	cd = palloc0(sizeof(CachedDecision));
-	cd->question = question;
-	cd->d.action = q->action;
-	cd->d.reason = decide_provisions(pc->provisions, q->nclasses, q->classes,
-									 q->anyof, q->action, &cd->d);
-	cd->d.authority = build_authority(&cd->d, NULL, NULL);
-	initStringInfo(&canon);
-	JsonbToCString(&canon, &cd->d.authority->root, VARSIZE(cd->d.authority));
-	cd->d.authority_canon = canon.data;
-	cd->d.authority_canon_len = canon.len;
-	MemoryContextSwitchTo(oldcxt);
-	cd->next = pc->decided;
-	pc->decided = cd;
-	return &cd->d;
+/*
+ * The decision on a patient's provisions, past its token and overrides
+ * (the caller checked them), with its authority (current memory context).
+ */
+void
+aa_consent_decide_on(List *provisions, int nclasses, char **classes,
+					 bool anyof, int action, AADecision *result)
+{
+	memset(result, 0, sizeof(*result));
+	result->action = action;
+	result->reason = decide_provisions(provisions, nclasses, classes, anyof,
+									   action, result);
+	result->authority = aa_decision_build_authority(result, NULL, NULL);
 }

@@ -179,6 +179,22 @@ publish_consent_change(int n, char (*pats)[AA_CONSENT_PATIENT_MAX], const int *l
 	SpinLockRelease(&aa_shared->consent_mutex);
 }
 
+/*
+ * Move the counters this transaction moved, and publish its consent
+ * patients, once more: every backend that loaded in between -- in
+ * practice this one, which alone saw the changes before they were
+ * committed -- reloads.  Nothing here may fail: it runs in abort.
+ */
+static void
+republish_pending(void)
+{
+	for (int i = 0; i < pending.nbumps; i++)
+		pg_atomic_fetch_add_u64(pending.bumps[i].counter, 1);
+	if (pending.npatients != 0)
+		publish_consent_change(pending.npatients, pending.patient,
+							   pending.patient_len);
+}
+
 static void
 pending_xact_callback(XactEvent event, void *arg)
 {
@@ -200,6 +216,8 @@ pending_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			/* this backend's caches may hold what is rolled back */
+			republish_pending();
 			pending.nbumps = 0;
 			pending.npatients = 0;
 			break;
@@ -208,12 +226,27 @@ pending_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A savepoint rolled back: its changes are gone, and this backend's caches
+ * may hold them (it reloads with its own transaction's changes in sight).
+ * What the transaction changed so far is published again now; the commit
+ * still publishes it all.
+ */
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		republish_pending();
+}
+
 static void
 pending_register(void)
 {
 	if (!pending.callback_registered)
 	{
 		RegisterXactCallback(pending_xact_callback, NULL);
+		RegisterSubXactCallback(pending_subxact_callback, NULL);
 		pending.callback_registered = true;
 	}
 }
