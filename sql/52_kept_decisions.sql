@@ -151,6 +151,18 @@ SET SESSION AUTHORIZATION reg52_agent;
 SELECT count(*) AS after_the_rollback FROM reg52_chart WHERE patient_id = 'R52-010' AND lab IS NOT NULL;
 RESET SESSION AUTHORIZATION;
 
+-- A change cannot be prepared for a later COMMIT PREPARED: nothing would
+-- publish it then (found by review: a withdrawal by a direct UPDATE,
+-- prepared and committed, left every backend that had reloaded meanwhile
+-- permitting).  The refusal comes before PostgreSQL's own check.
+BEGIN;
+UPDATE agentauth.consent SET withdrawn_at = now(), withdrawn_by = 'reg52', withdraw_reason = 'prepared'
+ WHERE id = :'c001';
+PREPARE TRANSACTION 'reg52';
+SET SESSION AUTHORIZATION reg52_agent;
+SELECT count(*) AS after_the_refused_prepare FROM reg52_chart WHERE patient_id = 'R52-001' AND lab IS NOT NULL;
+RESET SESSION AUTHORIZATION;
+
 SELECT agentauth.set_default_decision('TREATDS', 'diagnosis', 'none');
 SELECT agentauth.unprotect_table('reg52_chart', 'regression cleanup');
 DROP VIEW reg52_kept;

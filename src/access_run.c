@@ -516,12 +516,22 @@ query_memory_gone(void *arg)
 	AAQueryAccess *q = (AAQueryAccess *) arg;
 
 	unregister_query(q);
-	if (!q->done)
+	PG_TRY();
 	{
-		q->done = true;
-		/* non-transactional records reach the queue whatever the abort */
-		flush_query(q, false);
+		if (!q->done)
+		{
+			q->done = true;
+			/* non-transactional records reach the queue whatever the abort */
+			flush_query(q, false);
+		}
 	}
+	PG_CATCH();
+	{
+		/* the decisions are not needed any more: no arena kept forever */
+		unpin_decisions(q);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	unpin_decisions(q);
 }
 

@@ -214,6 +214,19 @@ pending_xact_callback(XactEvent event, void *arg)
 			pending.nbumps = 0;
 			pending.npatients = 0;
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			/*
+			 * Nothing would publish the change when COMMIT PREPARED makes
+			 * it true, perhaps in another backend: every backend that
+			 * reloaded meanwhile would keep the old state.  Refused, as
+			 * audit.c refuses a transaction with staged records.
+			 */
+			if (pending.nbumps != 0 || pending.npatients != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that changed agentauth state"),
+						 errdetail("Its changes to consent, defaults, the registry or protection are published to the other sessions only when it commits.")));
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			/* this backend's caches may hold what is rolled back */
