@@ -233,8 +233,7 @@ patient_table_add(PatientTable *t)
 		t->blocks[b] = (PatientAccess *) TYPEALIGN(64, raw);
 	}
 	t->members++;
-	memset(aa_patient_at(t, i), 0, sizeof(PatientAccess));
-	return aa_patient_at(t, i);
+	return memset(aa_patient_at(t, i), 0, sizeof(PatientAccess));
 }
 
 /*
@@ -408,11 +407,11 @@ aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 		const AADecision *d;
 		void	   *pin = NULL;
 		bool		anyof = ra->nclasses[idx] == 0;
+		int			n = anyof ? ra->nanyof[idx] : ra->nclasses[idx];
+		char	  **classes = anyof ? ra->anyof[idx] : ra->classes[idx];
 
 		if (ra->question[idx] == AA_QUESTION_UNKNOWN)
-			ra->question[idx] = anyof ?
-				aa_consent_question(ra->nanyof[idx], ra->anyof[idx], true, AA_ACT_BIT(idx)) :
-				aa_consent_question(ra->nclasses[idx], ra->classes[idx], false, AA_ACT_BIT(idx));
+			ra->question[idx] = aa_consent_question(n, classes, anyof, AA_ACT_BIT(idx));
 		/* kept only for a registered statement: it unpins when it ends */
 		d = ra->query->live ?
 			aa_consent_decide_kept(pa->patient.str, ra->question[idx], &pin) :
@@ -430,12 +429,7 @@ aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 			MemoryContext oldcxt = MemoryContextSwitchTo(ra->query->cxt);
 			AADecision *own = palloc(sizeof(AADecision));
 
-			if (anyof)
-				aa_consent_decide(pa->patient.str, ra->nanyof[idx], ra->anyof[idx],
-								  true, AA_ACT_BIT(idx), own);
-			else
-				aa_consent_decide(pa->patient.str, ra->nclasses[idx], ra->classes[idx],
-								  false, AA_ACT_BIT(idx), own);
+			aa_consent_decide(pa->patient.str, n, classes, anyof, AA_ACT_BIT(idx), own);
 			MemoryContextSwitchTo(oldcxt);
 			d = own;
 		}

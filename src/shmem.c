@@ -181,12 +181,13 @@ publish_consent_change(int n, char (*pats)[AA_CONSENT_PATIENT_MAX], const int *l
 
 /*
  * Move the counters this transaction moved, and publish its consent
- * patients, once more: every backend that loaded in between -- in
- * practice this one, which alone saw the changes before they were
- * committed -- reloads.  Nothing here may fail: it runs in abort.
+ * patients, once more: at commit, and at an abort, where every backend
+ * that loaded in between -- in practice this one, which alone saw the
+ * changes before they were committed -- must reload.  Nothing here may
+ * fail: it runs in commit and abort.
  */
 static void
-republish_pending(void)
+publish_pending(void)
 {
 	for (int i = 0; i < pending.nbumps; i++)
 		pg_atomic_fetch_add_u64(pending.bumps[i].counter, 1);
@@ -202,15 +203,10 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			publish_pending();
 			for (int i = 0; i < pending.nbumps; i++)
-			{
-				pg_atomic_fetch_add_u64(pending.bumps[i].counter, 1);
 				if (pending.bumps[i].after != NULL)
 					pending.bumps[i].after();
-			}
-			if (pending.npatients != 0)
-				publish_consent_change(pending.npatients, pending.patient,
-									   pending.patient_len);
 			pending.nbumps = 0;
 			pending.npatients = 0;
 			break;
@@ -230,7 +226,7 @@ pending_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			/* this backend's caches may hold what is rolled back */
-			republish_pending();
+			publish_pending();
 			pending.nbumps = 0;
 			pending.npatients = 0;
 			break;
@@ -250,7 +246,7 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		republish_pending();
+		publish_pending();
 }
 
 static void
