@@ -106,6 +106,26 @@ SET SESSION AUTHORIZATION reg52_agent;
 SELECT * FROM reg52_loop(5);
 RESET SESSION AUTHORIZATION;
 
+-- The statement's patient index compares ids of up to 16 bytes as two
+-- words held in the element, longer ones byte by byte: ids that differ
+-- only in their last byte, at 15, 16, 17 and 40 bytes, one of each pair
+-- permitted, must never share an element (nor its decision)
+RESET SESSION AUTHORIZATION;
+CREATE TABLE reg52_keys (id int PRIMARY KEY, patient_id text NOT NULL, lab text);
+INSERT INTO reg52_keys
+SELECT row_number() OVER (), rpad('K', n - 1, 'x') || last, 'lab'
+  FROM unnest('{15,16,17,40}'::int[]) n, unnest('{a,b}'::text[]) last, generate_series(1, 2);
+SELECT agentauth.protect_table('reg52_keys', 'patient_id', '{"id": "non_phi", "lab": "lab"}');
+GRANT SELECT ON reg52_keys TO reg52_agent;
+SELECT count(agentauth.record_consent(rpad('K', n - 1, 'x') || 'a', 'permit', '{TREATDS}', '{lab}'))
+  FROM unnest('{15,16,17,40}'::int[]) n;
+SET SESSION AUTHORIZATION reg52_agent;
+SELECT length(patient_id) AS bytes, right(patient_id, 1) AS last, count(*) AS rows
+  FROM reg52_keys GROUP BY 1, 2 ORDER BY 1, 2;
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.unprotect_table('reg52_keys', 'regression cleanup');
+DROP TABLE reg52_keys;
+
 -- A change this backend made and rolled back is not kept: it reloaded with
 -- the change in sight (its own transaction), so the rollback publishes the
 -- change again.  Found by review: in 1.0 too, a rolled-back consent kept
