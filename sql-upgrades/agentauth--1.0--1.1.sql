@@ -1551,12 +1551,14 @@ ALTER TABLE agentauth.audit_record
     ADD COLUMN entry_row_counts bigint[],
     ADD COLUMN entry_authorities jsonb[];
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
-    ALTER COLUMN entry_authorities SET COMPRESSION lz4;
+    ALTER COLUMN entry_authorities SET COMPRESSION lz4,
+    ALTER COLUMN entry_kinds SET COMPRESSION lz4,
+    ALTER COLUMN entry_row_counts SET COMPRESSION lz4;
 DROP INDEX agentauth.audit_log_patient_idx;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
     WHERE patient IS NOT NULL;
 CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
-    USING gin (entry_patients) WHERE entry_patients IS NOT NULL;
+    USING gin (entry_patients COLLATE "C") WHERE entry_patients IS NOT NULL;
 -- the functions that took the table's row type
 DROP FUNCTION agentauth.canonical_record(agentauth.audit_record);
 
@@ -1637,7 +1639,7 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
                        FROM pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS x(o)
                      OFFSET 0) e
  WHERE r.entry_kinds IS NOT NULL
-   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "default"]
+   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]
 $$;
 
 CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log

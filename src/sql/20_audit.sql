@@ -63,9 +63,10 @@ REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 -- One patient's records, found by index: the version 1 records by
 -- (patient, logged_at), the units by the GIN index on their patients, and in
 -- each unit only the patient's own entries (_entry_positions; the other
--- entries are never unnested).  p is compared under the columns' own
--- collation: a caller's argument of another collation (a name, a column
--- COLLATE "C") would otherwise keep both indexes out of the plan.  A unit's
+-- entries are never unnested).  p is compared under each index's own
+-- collation (the btree's is the column's, the GIN index's "C"): a caller's
+-- argument of another collation (a name, a column COLLATE "POSIX") would
+-- otherwise keep both indexes out of the plan.  A unit's
 -- logged_at comes out of the OFFSET 0 subquery, so a caller's time range is
 -- a filter on the entries found, never a lossy BRIN bitmap ANDed with the
 -- GIN one (a generic plan cannot tell a range that covers the whole log).
@@ -98,7 +99,7 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
                        FROM pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS x(o)
                      OFFSET 0) e
  WHERE r.entry_kinds IS NOT NULL
-   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "default"]
+   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]
 $$;
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
 
