@@ -451,9 +451,10 @@ typedef struct AAQueueLate
 } AAQueueLate;
 
 extern bool aa_queue_late(int timeout_ms, AAQueueLate *late);
-/* the writer gathers unwaited records up to this long, while the queue is
- * less than 1/AA_GATHER_FILL full */
-#define AA_GATHER_MS 10
+/* the writer gathers unwaited records up to this long (and at most a
+ * quarter of agentauth.audit_wait_timeout), while the queue is less than
+ * 1/AA_GATHER_FILL full */
+#define AA_GATHER_MS 50
 #define AA_GATHER_FILL 16
 extern bool aa_queue_should_gather(void);
 extern void aa_queue_wake_writer(void);
@@ -703,6 +704,7 @@ typedef struct AAUnit AAUnit;
 
 extern AAUnit *aa_unit_create(MemoryContext cxt);
 extern int	aa_unit_size(const AAUnit *u);
+extern const AAQueueEntry *aa_unit_take_single(AAUnit *u);
 extern int32 aa_unit_backend(const AAUnit *u);
 extern bool aa_unit_candidate(const AAQueueEntry *e);
 extern bool aa_unit_add(AAUnit *u, const AAQueueEntry *e);
