@@ -1555,7 +1555,7 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION l
     ALTER COLUMN entry_kinds SET COMPRESSION lz4,
     ALTER COLUMN entry_row_counts SET COMPRESSION lz4;
 DROP INDEX agentauth.audit_log_patient_idx;
-CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
+CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;
 CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
     USING gin (entry_patients COLLATE "C") WHERE entry_patients IS NOT NULL;
@@ -1620,7 +1620,7 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
        r.row_hash
   FROM agentauth.audit_record r
- WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "default")
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "C")
 UNION ALL
 SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,

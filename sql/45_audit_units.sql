@@ -151,13 +151,15 @@ SELECT p LIKE '%Index Cond: (entry_patients @> %' AS units_by_gin,
 RESET plan_cache_mode;
 RESET enable_seqscan;
 DEALLOCATE reg45_range;
--- The writer's GIN merge compares patients bytewise, whatever the
+-- The writer's index insertions compare patients bytewise, whatever the
 -- database's collation (under it every comparison was a strcoll()), and
 -- every array of a unit compresses with LZ4, not pglz (bench/README.md,
 -- "Audit writer").
-SELECT c.collname AS gin_key_collation
-  FROM pg_index i JOIN pg_collation c ON c.oid = i.indcollation[0]
- WHERE i.indexrelid = 'agentauth.audit_record_entry_patients_idx'::regclass;
+SELECT x.relname, c.collname AS key_collation
+  FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+  JOIN pg_collation c ON c.oid = i.indcollation[0]
+ WHERE i.indrelid = 'agentauth.audit_record'::regclass
+ ORDER BY 1;
 SELECT attname, attcompression FROM pg_attribute
  WHERE attrelid = 'agentauth.audit_record'::regclass AND attname LIKE 'entry\_%'
  ORDER BY attname;

@@ -225,15 +225,16 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION l
     ALTER COLUMN entry_authorities SET COMPRESSION lz4,
     ALTER COLUMN entry_kinds SET COMPRESSION lz4,
     ALTER COLUMN entry_row_counts SET COMPRESSION lz4;
-CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient, logged_at)
+-- both patient indexes compare bytewise (COLLATE "C", below)
+CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;
 -- a unit's patients: one GIN entry per patient, gathered in its pending
--- list and merged in bulk, far cheaper than a btree insertion each.  Its
--- keys are compared bytewise (COLLATE "C"): the merge sorts every entry,
--- and under the database's collation each comparison copied both strings
--- and called strcoll() -- a third of the writer's time with C.UTF-8, more
--- with a real locale.  Only equality is ever asked of it (_patient_log
--- looks a patient up as ARRAY[p COLLATE "C"]), the same under any
+-- list and merged in bulk, far cheaper than a btree insertion each.  Both
+-- indexes compare patients bytewise (COLLATE "C"): the GIN merge sorts
+-- every entry, and under the database's collation each comparison copied
+-- both strings and called strcoll() -- a third of the writer's time with
+-- C.UTF-8, more with a real locale.  Only equality is ever asked of them
+-- (_patient_log looks a patient up as p COLLATE "C"), the same under any
 -- deterministic collation.
 CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
     USING gin (entry_patients COLLATE "C") WHERE entry_patients IS NOT NULL;

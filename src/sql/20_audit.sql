@@ -63,10 +63,10 @@ REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 -- One patient's records, found by index: the version 1 records by
 -- (patient, logged_at), the units by the GIN index on their patients, and in
 -- each unit only the patient's own entries (_entry_positions; the other
--- entries are never unnested).  p is compared under each index's own
--- collation (the btree's is the column's, the GIN index's "C"): a caller's
--- argument of another collation (a name, a column COLLATE "POSIX") would
--- otherwise keep both indexes out of the plan.  A unit's
+-- entries are never unnested).  p is compared under the indexes' own
+-- collation, "C": an argument of the column's collation, or of another
+-- (a name, a column COLLATE "POSIX"), would keep both out of the plan.
+-- Equality is the same under any deterministic collation.  A unit's
 -- logged_at comes out of the OFFSET 0 subquery, so a caller's time range is
 -- a filter on the entries found, never a lossy BRIN bitmap ANDed with the
 -- GIN one (a generic plan cannot tell a range that covers the whole log).
@@ -80,7 +80,7 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
        r.row_hash
   FROM agentauth.audit_record r
- WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "default")
+ WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "C")
 UNION ALL
 SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
