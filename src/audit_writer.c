@@ -348,7 +348,6 @@ batch_slot(Relation rel, int i)
 	return slots[i];
 }
 
-/* open unit k, as the batch's row i: n records, one hash; then closed */
 /* the queue entry e as a record of its own (version 1), the batch's i-th row */
 static void
 store_record(Relation rel, ChainHead *h, TimestampTz now, int i,
@@ -374,7 +373,10 @@ store_record(Relation rel, ChainHead *h, TimestampTz now, int i,
 	aa_monitor_observe(values, nulls, e->statement);	/* alert rules */
 }
 
-/* the open unit k as the batch's i-th row; a unit of one as its record */
+/*
+ * The open unit k as the batch's i-th row -- n records, one hash -- or, a
+ * unit of one, as its record; then closed.
+ */
 static void
 store_unit(Relation rel, ChainHead *h, TimestampTz now, int i, int k)
 {
