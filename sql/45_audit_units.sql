@@ -44,7 +44,7 @@ SELECT r.event, r.patient, r.row_count, r.outcome, r.authority, r.purpose, r.rel
 -- arrays, about 100 bytes more) but the version 1 record it is, shown by
 -- the log as a unit's entry would be
 SELECT event, patient, row_count, outcome, authority, entry_kinds IS NULL AS record,
-       pg_column_size(r.*) < 600 AS small
+       num_nulls(entry_patients, entry_row_counts, entry_authorities) = 3 AS no_arrays
   FROM agentauth.audit_record r
  WHERE seq > :s0 AND relation = 'public.reg45_obs' AND columns = '{id,patient_id,value}';
 SELECT count(*) AS units_of_one FROM agentauth.audit_record
