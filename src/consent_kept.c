@@ -125,6 +125,19 @@ aa_consent_question(int nclasses, char **classes, bool anyof, int action)
 	return list_length(questions) - 1;
 }
 
+/* s (or NULL) copied to *p, which moves past it */
+static char *
+place_string(char **p, const char *s)
+{
+	char	   *copy;
+
+	if (s == NULL)
+		return NULL;
+	copy = strcpy(*p, s);
+	*p += strlen(s) + 1;
+	return copy;
+}
+
 /*
  * d (made in scratch memory) as one allocation in the arena: the struct,
  * the authority, its canonical text and the strings; the two lists of
@@ -159,22 +172,9 @@ keep_decision(const AADecision *d, const StringInfoData *canon, int question)
 	cd->d.authority_canon_len = canon->len;
 	memcpy(p, canon->data, canon->len + 1);
 	p += canon->len + 1;
-	for (int i = 0; i < 3; i++)
-	{
-		char	   *copy = NULL;
-
-		if (strs[i] != NULL)
-		{
-			copy = strcpy(p, strs[i]);
-			p += strlen(strs[i]) + 1;
-		}
-		if (i == 0)
-			cd->d.data_class = copy;
-		else if (i == 1)
-			cd->d.consent = copy;
-		else
-			cd->d.default_rule = copy;
-	}
+	cd->d.data_class = place_string(&p, d->data_class);
+	cd->d.consent = place_string(&p, d->consent);
+	cd->d.default_rule = place_string(&p, d->default_rule);
 	foreach(lc, d->consents)
 		cd->d.consents = lappend(cd->d.consents, pstrdup(lfirst(lc)));
 	foreach(lc, d->defaults)
