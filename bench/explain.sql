@@ -21,9 +21,9 @@ RESET SESSION AUTHORIZATION;
 \echo === obs_aa (agentauth)
 SET SESSION AUTHORIZATION bench_agent_sync;
 SELECT agentauth.begin_session(:'tok') IS NOT NULL AS session_started;
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value, effective FROM clinic.obs_aa WHERE patient_id = :'p';
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value FROM clinic.obs_aa WHERE patient_id = :'p' AND code LIKE '%GL%';
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_aa WHERE patient_id BETWEEN 'P000100' AND 'P000300';
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_aa;
+EXPLAIN (COSTS OFF) SELECT code, value, effective FROM clinic.obs_aa WHERE patient_id = :'p';
+EXPLAIN (COSTS OFF) SELECT code, value FROM clinic.obs_aa WHERE patient_id = :'p' AND code LIKE '%GL%';
+EXPLAIN (COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_aa WHERE patient_id BETWEEN 'P000100' AND 'P000300';
+EXPLAIN (COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_aa;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;

@@ -1549,11 +1549,15 @@ ALTER TABLE agentauth.audit_record
     ADD COLUMN entry_kinds smallint[],
     ADD COLUMN entry_patients text[],
     ADD COLUMN entry_row_counts bigint[],
-    ADD COLUMN entry_authorities jsonb[];
+    ADD COLUMN entry_authorities jsonb[],
+    ADD COLUMN entry_consents uuid[];
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION lz4,
     ALTER COLUMN entry_authorities SET COMPRESSION lz4,
     ALTER COLUMN entry_kinds SET COMPRESSION lz4,
     ALTER COLUMN entry_row_counts SET COMPRESSION lz4;
+-- a permit by one consent is stored as the consent's id (unit.c): random
+-- bytes, which no compression shrinks, so none is tried
+ALTER TABLE agentauth.audit_record ALTER COLUMN entry_consents SET STORAGE EXTERNAL;
 DROP INDEX agentauth.audit_log_patient_idx;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;
@@ -1561,6 +1565,24 @@ CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
     USING gin (entry_patients COLLATE "C") WHERE entry_patients IS NOT NULL;
 -- the functions that took the table's row type
 DROP FUNCTION agentauth.canonical_record(agentauth.audit_record);
+
+-- a permit by one consent, stored as the consent's id, shown as its authority
+CREATE FUNCTION agentauth._consent_authority(c uuid) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.jsonb_build_object('consents', pg_catalog.jsonb_build_array(c::pg_catalog.text))
+$$;
+REVOKE ALL ON FUNCTION agentauth._consent_authority(uuid) FROM PUBLIC;
+CREATE FUNCTION agentauth._entry_authorities(a jsonb[], c uuid[]) RETURNS jsonb[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN a IS NULL OR c IS NULL THEN a
+           ELSE ARRAY(SELECT CASE WHEN y IS NULL THEN x ELSE agentauth._consent_authority(y) END
+                        FROM ROWS FROM (pg_catalog.unnest(a), pg_catalog.unnest(c))
+                             WITH ORDINALITY AS t(x, y, o)
+                       ORDER BY o) END
+$$;
+REVOKE ALL ON FUNCTION agentauth._entry_authorities(jsonb[], uuid[]) FROM PUBLIC;
 
 CREATE VIEW agentauth._audit_entries AS
 SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
@@ -1570,7 +1592,9 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
        r.delegation_chain,
        CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END AS purpose,
        e.patient, r.relation, r.columns, r.data_classes, r.action,
-       e.row_count, e.authority,
+       e.row_count,
+       CASE WHEN e.consent IS NULL THEN e.authority
+            ELSE agentauth._consent_authority(e.consent) END AS authority,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END AS outcome,
        r.statement, r.client, r.detail, r.prev_hash, r.row_hash,
        r.seq AS unit_seq, r.entry_patients AS unit_patients
@@ -1578,8 +1602,9 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
  CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(r.entry_kinds),
                                pg_catalog.unnest(r.entry_patients),
                                pg_catalog.unnest(r.entry_row_counts),
-                               pg_catalog.unnest(r.entry_authorities))
-       WITH ORDINALITY AS e(kind, patient, row_count, authority, ord)
+                               pg_catalog.unnest(r.entry_authorities),
+                               pg_catalog.unnest(r.entry_consents))
+       WITH ORDINALITY AS e(kind, patient, row_count, authority, consent, ord)
  WHERE r.entry_kinds IS NOT NULL;
 
 CREATE VIEW agentauth.audit_log AS
@@ -1628,14 +1653,17 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
        r.delegation_chain,
        CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END,
        p, r.relation, r.columns, r.data_classes, r.action,
-       e.row_count, e.authority,
+       e.row_count,
+       CASE WHEN e.consent IS NULL THEN e.authority
+            ELSE agentauth._consent_authority(e.consent) END,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
        r.statement, r.client, r.detail, r.prev_hash, r.row_hash
   FROM agentauth.audit_record r
  CROSS JOIN LATERAL (SELECT x.o, r.logged_at,
                             agentauth._entry_at(r.entry_kinds, x.o) AS kind,
                             agentauth._entry_at(r.entry_row_counts, x.o) AS row_count,
-                            agentauth._entry_at(r.entry_authorities, x.o) AS authority
+                            agentauth._entry_at(r.entry_authorities, x.o) AS authority,
+                            agentauth._entry_at(r.entry_consents, x.o) AS consent
                        FROM pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS x(o)
                      OFFSET 0) e
  WHERE r.entry_kinds IS NOT NULL
@@ -1768,7 +1796,8 @@ AS $$
                agentauth._canon_int8_array(r.entry_kinds::bigint[])
                OPERATOR(pg_catalog.||) agentauth._canon_text_array(r.entry_patients)
                OPERATOR(pg_catalog.||) agentauth._canon_int8_array(r.entry_row_counts)
-               OPERATOR(pg_catalog.||) agentauth._canon_jsonb_array(r.entry_authorities) END
+               OPERATOR(pg_catalog.||) agentauth._canon_jsonb_array(
+                   agentauth._entry_authorities(r.entry_authorities, r.entry_consents)) END
 $$;
 
 REVOKE ALL ON FUNCTION agentauth.canonical_stored(agentauth.audit_record) FROM PUBLIC;
@@ -1793,8 +1822,17 @@ AS $$
                   AND agentauth._plain_list(l.data_classes)) THEN false
         WHEN l.entry_kinds IS NULL
             THEN l.entry_patients IS NULL AND l.entry_row_counts IS NULL AND l.entry_authorities IS NULL
+                 AND l.entry_consents IS NULL
         WHEN NOT (agentauth._plain_list(l.entry_kinds) AND agentauth._plain_list(l.entry_patients)
-                  AND agentauth._plain_list(l.entry_row_counts) AND agentauth._plain_list(l.entry_authorities))
+                  AND agentauth._plain_list(l.entry_row_counts) AND agentauth._plain_list(l.entry_authorities)
+                  AND agentauth._plain_list(l.entry_consents))
+            THEN false
+        -- a consent id only where the entry has no authority of its own
+        WHEN l.entry_consents IS NOT NULL
+             AND (pg_catalog.cardinality(l.entry_consents) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(l.entry_kinds)
+                  OR EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(l.entry_authorities),
+                                                    pg_catalog.unnest(l.entry_consents)) AS t(x, y)
+                              WHERE x IS NOT NULL AND y IS NOT NULL))
             THEN false
         ELSE pg_catalog.cardinality(l.entry_kinds) OPERATOR(pg_catalog.>=) 1
              AND pg_catalog.cardinality(l.entry_patients) OPERATOR(pg_catalog.=) pg_catalog.cardinality(l.entry_kinds)
@@ -1989,7 +2027,8 @@ CREATE OR REPLACE FUNCTION agentauth._export_line(l agentauth.audit_record) RETU
                OPERATOR(pg_catalog.||) ', "entry_row_counts" : '
                OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_row_counts)::pg_catalog.text, 'null')
                OPERATOR(pg_catalog.||) ', "entry_authorities" : '
-               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_authorities::pg_catalog.text[])::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(agentauth._entry_authorities(
+                   l.entry_authorities, l.entry_consents)::pg_catalog.text[])::pg_catalog.text, 'null')
                END
         -- a row not shaped as the writer writes it (an array of two
         -- dimensions or other bounds, a unit's arrays that do not agree):

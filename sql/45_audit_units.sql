@@ -44,7 +44,7 @@ SELECT r.event, r.patient, r.row_count, r.outcome, r.authority, r.purpose, r.rel
 -- arrays, about 100 bytes more) but the version 1 record it is, shown by
 -- the log as a unit's entry would be
 SELECT event, patient, row_count, outcome, authority, entry_kinds IS NULL AS record,
-       num_nulls(entry_patients, entry_row_counts, entry_authorities) = 3 AS no_arrays
+       num_nulls(entry_patients, entry_row_counts, entry_authorities, entry_consents) = 4 AS no_arrays
   FROM agentauth.audit_record r
  WHERE seq > :s0 AND relation = 'public.reg45_obs' AND columns = '{id,patient_id,value}';
 SELECT count(*) AS units_of_one FROM agentauth.audit_record
@@ -160,7 +160,8 @@ SELECT x.relname, c.collname AS key_collation
   JOIN pg_collation c ON c.oid = i.indcollation[0]
  WHERE i.indrelid = 'agentauth.audit_record'::regclass
  ORDER BY 1;
-SELECT attname, attcompression FROM pg_attribute
+-- (the consent ids are random bytes: stored without trying to compress)
+SELECT attname, attcompression, attstorage FROM pg_attribute
  WHERE attrelid = 'agentauth.audit_record'::regclass AND attname LIKE 'entry\_%'
  ORDER BY attname;
 -- and the reports give the same rows as reading the whole log would
@@ -195,14 +196,15 @@ CREATE FUNCTION reg45_unguard() RETURNS void LANGUAGE sql AS $$
 $$;
 -- each change is made and verified in a subtransaction that is then
 -- undone; what the verifiers said is kept in a variable
-CREATE FUNCTION reg45_check(change text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+CREATE FUNCTION reg45_check(change text, at text DEFAULT '(SELECT u1 FROM reg45)')
+RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     said text[] := '{}';
 BEGIN
     BEGIN
         PERFORM reg45_unguard();
-        EXECUTE 'UPDATE agentauth.audit_record SET ' || change || ' WHERE seq = (SELECT u1 FROM reg45)';
+        EXECUTE 'UPDATE agentauth.audit_record SET ' || change || ' WHERE seq = ' || at;
         FOR r IN SELECT * FROM reg45_verify() LOOP
             said := said || format('%s: ok=%s bad=%s %s checked_ok=%s',
                                    r.verifier, r.ok, r.bad, r.problem, r.checked_ok);
@@ -219,6 +221,35 @@ SELECT reg45_check('entry_kinds[1] = 3');
 SELECT reg45_check('entry_kinds[1] = 1');
 SELECT reg45_check('entry_authorities[1] = NULL');
 SELECT reg45_check('entry_authorities[2] = ''{"defaults": ["TREAT/lab"]}''');
+-- a permit by one consent (P1's) is stored as the consent's id, in
+-- entry_consents, and shown as the authority it is; its unit (cu) and
+-- P1's place in it (cp)
+CREATE TEMP TABLE reg45c AS
+  SELECT e.unit_seq AS cu, e.seq - e.unit_seq + 1 AS cp FROM agentauth._audit_entries e
+   WHERE e.unit_seq >= (SELECT u1 FROM reg45) AND e.patient = 'R45-P1' ORDER BY e.seq LIMIT 1;
+SELECT cardinality(r.entry_consents) = cardinality(r.entry_kinds) AS one_per_entry,
+       cardinality(array_positions(r.entry_consents, NULL)) = cardinality(r.entry_kinds) - 1 AS others_not,
+       r.entry_authorities[c.cp] IS NULL AS no_jsonb_for_it,
+       r.entry_consents[c.cp] = (SELECT id FROM agentauth.consent WHERE patient = 'R45-P1') AS p1s_consent
+  FROM agentauth.audit_record r, reg45c c WHERE r.seq = c.cu;
+SELECT l.patient, l.authority = jsonb_build_object('consents', jsonb_build_array(
+                    (SELECT id::text FROM agentauth.consent WHERE patient = 'R45-P1'))) AS shown_as_its_authority
+  FROM agentauth.audit_log l, reg45c c WHERE l.seq = c.cu + c.cp - 1;
+-- the checks of that unit, its seq (where the writer cut the statement's
+-- run depends on when it drained the queue) named 'cu'
+CREATE FUNCTION reg45_cu(said text) RETURNS text LANGUAGE sql AS $$
+    SELECT replace(said, 'bad=' || (SELECT cu - u1 FROM reg45c, reg45) || ' ', 'bad=cu ')
+$$;
+CREATE FUNCTION reg45_check_cu(change text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT reg45_cu(reg45_check(change, '(SELECT cu FROM reg45c)'))
+$$;
+-- the id is hashed as that authority's text: another id, or none, is found
+SELECT reg45_check_cu('entry_consents[(SELECT cp FROM reg45c)] = ''00000000-0000-0000-0000-000000000001''');
+SELECT reg45_check_cu('entry_consents[(SELECT cp FROM reg45c)] = NULL');
+SELECT reg45_check_cu('entry_consents = NULL');
+-- the same authority stored as jsonb: the same record (the stored form is
+-- not what is hashed)
+SELECT reg45_check_cu('entry_authorities[(SELECT cp FROM reg45c)] = agentauth._consent_authority(entry_consents[(SELECT cp FROM reg45c)]), entry_consents = NULL');
 SELECT reg45_check('entry_patients = ARRAY[entry_patients[2], entry_patients[1]] || entry_patients[3:]');
 -- an entry removed from all four arrays: the unit no longer hashes to its row_hash
 SELECT reg45_check('entry_patients = entry_patients[2:], entry_kinds = entry_kinds[2:], entry_row_counts = entry_row_counts[2:], entry_authorities = entry_authorities[2:]');
@@ -315,8 +346,16 @@ SELECT reg45_check_rechained('entry_row_counts = NULL, entry_patients = NULL, en
 SELECT reg45_check_rechained('entry_patients = (''[0:'' || (cardinality(entry_patients) - 1) || '']='' || entry_patients::text)::text[]');
 SELECT reg45_check_rechained('columns = (''[2:'' || (cardinality(columns) + 1) || '']='' || columns::text)::text[]');
 SELECT reg45_check_rechained('entry_kinds = ARRAY[entry_kinds, entry_kinds], entry_patients = ARRAY[entry_patients, entry_patients], entry_row_counts = ARRAY[entry_row_counts, entry_row_counts], entry_authorities = ARRAY[entry_authorities, entry_authorities]');
+-- a consent id where the entry has an authority of its own, or one id too
+-- many: the arrays disagree
+SELECT reg45_cu(reg45_check_rechained('entry_consents[(SELECT cp FROM reg45c) % cardinality(entry_kinds) + 1] = entry_consents[(SELECT cp FROM reg45c)]',
+                                      '(SELECT cu FROM reg45c)'));
+SELECT reg45_cu(reg45_check_rechained('entry_consents = entry_consents || entry_consents[(SELECT cp FROM reg45c)]',
+                                      '(SELECT cu FROM reg45c)'));
 -- entry arrays on a record (no entry_kinds): not hashed, so refused
 SELECT reg45_check_rechained('entry_patients = ''{R45-P1}'', entry_row_counts = ''{5}''',
+    '(SELECT max(seq) FROM agentauth.audit_record WHERE entry_kinds IS NULL)');
+SELECT reg45_check_rechained('entry_consents = ''{00000000-0000-0000-0000-000000000001}''',
     '(SELECT max(seq) FROM agentauth.audit_record WHERE entry_kinds IS NULL)');
 -- and nothing was changed for real
 SELECT * FROM reg45_verify();

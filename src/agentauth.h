@@ -582,7 +582,8 @@ typedef enum AAAuditColumn
 	AA_COL_ENTRY_PATIENTS,
 	AA_COL_ENTRY_ROW_COUNTS,
 	AA_COL_ENTRY_AUTHORITIES,
-	AA_AUDIT_NATTS				/* 27 columns */
+	AA_COL_ENTRY_CONSENTS,		/* a consent's authority, as its id */
+	AA_AUDIT_NATTS				/* 28 columns */
 } AAAuditColumn;
 
 /* the columns of a 1.0 log (agentauth.audit_log before the update) */

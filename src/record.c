@@ -84,6 +84,8 @@ static const struct
 	[AA_COL_ENTRY_PATIENTS] = {TEXTARRAYOID, AA_TAG_ARRAY},
 	[AA_COL_ENTRY_ROW_COUNTS] = {INT8ARRAYOID, AA_TAG_ARRAY},
 	[AA_COL_ENTRY_AUTHORITIES] = {JSONBARRAYOID, AA_TAG_ARRAY},
+	/* not encoded itself: its elements are entry_authorities' (below) */
+	[AA_COL_ENTRY_CONSENTS] = {UUIDARRAYOID, AA_TAG_ARRAY},
 };
 
 /* the type of column col (AAAuditColumn) */
@@ -115,7 +117,7 @@ aa_record_check_tupdesc(TupleDesc desc)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("agentauth.audit_record does not have the columns of the audit log"),
-				 errdetail("The canonical encoding needs the 27 columns created by the extension.")));
+				 errdetail("The canonical encoding needs the 28 columns created by the extension.")));
 	return desc->natts;
 }
 
@@ -162,6 +164,74 @@ aa_canon_string(StringInfo buf, char tag, const char *s, int len)
 	appendBinaryStringInfo(buf, u, ulen);
 	if (u != s)
 		pfree((char *) u);
+}
+
+static const char consent_auth_head[] = "{\"consents\": [\"";
+static const char consent_auth_tail[] = "\"]}";
+
+#define CONSENT_AUTH_HEAD_LEN	(sizeof(consent_auth_head) - 1)
+
+/*
+ * Is text (len bytes) the canonical text of a permit by one consent,
+ * {"consents": ["<id>"]} with the id in uuid_out's form (lower-case hex,
+ * dashes after 8, 12, 16 and 20 digits)?  Then *id is the consent's id.
+ * Anything else -- another form of the same id included -- is not: the
+ * verifiers rebuild exactly these bytes from the id.
+ */
+bool
+aa_consent_authority_parse(const char *text, uint32 len, pg_uuid_t *id)
+{
+	const char *p = text + CONSENT_AUTH_HEAD_LEN;
+	int			nibbles = 0;
+
+	StaticAssertStmt(CONSENT_AUTH_HEAD_LEN + 36 + sizeof(consent_auth_tail) - 1 ==
+					 AA_CONSENT_AUTH_LEN, "consent authority length");
+	if (len != AA_CONSENT_AUTH_LEN ||
+		memcmp(text, consent_auth_head, CONSENT_AUTH_HEAD_LEN) != 0 ||
+		memcmp(p + 36, consent_auth_tail, sizeof(consent_auth_tail) - 1) != 0)
+		return false;
+	for (int i = 0; i < 36; i++)
+	{
+		char		c = p[i];
+		int			v;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (c != '-')
+				return false;
+			continue;
+		}
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			return false;
+		if (nibbles % 2 == 0)
+			id->data[nibbles / 2] = (unsigned char) (v << 4);
+		else
+			id->data[nibbles / 2] |= (unsigned char) v;
+		nibbles++;
+	}
+	return true;
+}
+
+/* the canonical text of a permit by the consent id (AA_CONSENT_AUTH_LEN bytes) */
+void
+aa_consent_authority_text(const pg_uuid_t *id, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	char	   *p = out + CONSENT_AUTH_HEAD_LEN;
+
+	memcpy(out, consent_auth_head, CONSENT_AUTH_HEAD_LEN);
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[id->data[i] >> 4];
+		*p++ = hex[id->data[i] & 0x0F];
+	}
+	memcpy(p, consent_auth_tail, sizeof(consent_auth_tail) - 1);
 }
 
 /* a text field; NULL: the NULL tag */

@@ -80,7 +80,17 @@ canon_array_header(StringInfo buf, int nelems)
 	put_be32(buf, (uint32) nelems);
 }
 
+/*
+ * The authority of a permit by one consent, {"consents": ["<id>"]}: in a
+ * unit it is stored as the consent's id (entry_consents), and its canonical
+ * text -- JsonbToCString's, the id as uuid_out writes it -- is rebuilt.
+ */
+#define AA_CONSENT_AUTH_LEN	54
+
 /* record.c */
+extern bool aa_consent_authority_parse(const char *text, uint32 len,
+									   pg_uuid_t *id);
+extern void aa_consent_authority_text(const pg_uuid_t *id, char *out);
 extern void aa_canon_string(StringInfo buf, char tag, const char *s, int len);
 extern Oid	aa_record_column_type(int col);
 extern Datum aa_record_text_datum(const char *utf8, uint32 len);

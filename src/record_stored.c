@@ -3,7 +3,8 @@
  * record_stored.c
  *		canonical(stored row), for verify_audit: a record (encoding
  *		version 1) or a unit (version 2: the same 21 fields, then the four
- *		entry arrays).  The writer hashes the same bytes built from the
+ *		entry arrays, the authorities with each consent id of
+ *		entry_consents rebuilt as its text).  The writer hashes the same bytes built from the
  *		queue (record.c, unit.c); agentauth.canonical_stored() in SQL and
  *		tools/aa_verify.c build them independently.
  *
@@ -241,24 +242,43 @@ canon_number_array(StringInfo buf, Datum d, Oid elemtype)
 	}
 }
 
-/* a unit's jsonb[] (authorities): each element as a jsonb field */
+/*
+ * A unit's authorities: each element of its jsonb[] as a jsonb field,
+ * except where its uuid[] of consents (when not NULL) has an element: that
+ * entry's authority is the consent's, {"consents": ["<id>"]}, rebuilt.  As
+ * many elements as the longer array (arrays that disagree are flagged by
+ * aa_record_well_formed; agentauth._entry_authorities merges alike).
+ */
 static void
-canon_jsonb_array(StringInfo buf, Datum d, AACanonJsonb *cache, bool db_utf8)
+canon_authority_array(StringInfo buf, Datum d, const Datum *consents,
+					  AACanonJsonb *cache, bool db_utf8)
 {
 	ArrayType  *arr = DatumGetArrayTypeP(d);
 	Datum	   *elems;
 	bool	   *enulls;
 	int			n;
+	Datum	   *ids = NULL;
+	bool	   *idnulls = NULL;
+	int			nids = 0;
+	char		text[AA_CONSENT_AUTH_LEN];
 
 	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT,
 					  &elems, &enulls, &n);
-	canon_array_header(buf, n);
-	for (int i = 0; i < n; i++)
+	if (consents != NULL)
+		deconstruct_array(DatumGetArrayTypeP(*consents), UUIDOID, UUID_LEN,
+						  false, TYPALIGN_CHAR, &ids, &idnulls, &nids);
+	canon_array_header(buf, Max(n, nids));
+	for (int i = 0; i < Max(n, nids); i++)
 	{
-		if (enulls[i])
-			canon_null(buf);
-		else
+		if (i < nids && !idnulls[i])
+		{
+			aa_consent_authority_text(DatumGetUUIDP(ids[i]), text);
+			put_tagged(buf, AA_TAG_JSONB, text, AA_CONSENT_AUTH_LEN);
+		}
+		else if (i < n && !enulls[i])
 			canon_jsonb_datum(buf, elems[i], cache, db_utf8);
+		else
+			canon_null(buf);
 	}
 }
 
@@ -339,8 +359,11 @@ aa_record_canon_stored(StringInfo buf, const Datum *values, const bool *nulls,
 		if (nulls[AA_COL_ENTRY_AUTHORITIES])
 			canon_null(buf);
 		else
-			canon_jsonb_array(buf, values[AA_COL_ENTRY_AUTHORITIES],
-							  &cache->jsonb[0], db_utf8);
+			canon_authority_array(buf, values[AA_COL_ENTRY_AUTHORITIES],
+								  cache->natts > AA_COL_ENTRY_CONSENTS &&
+								  !nulls[AA_COL_ENTRY_CONSENTS] ?
+								  &values[AA_COL_ENTRY_CONSENTS] : NULL,
+								  &cache->jsonb[0], db_utf8);
 	}
 	buf->data[buf->len] = '\0';
 }
@@ -381,14 +404,36 @@ no_nulls(Datum d, bool kinds)
 	return ok;
 }
 
+/* no entry has both an authority and a consent id */
+static bool
+consents_apart(Datum auths, Datum consents)
+{
+	Datum	   *elems;
+	bool	   *anulls;
+	bool	   *cnulls;
+	int			na;
+	int			nc;
+
+	deconstruct_array(DatumGetArrayTypeP(auths), JSONBOID, -1, false,
+					  TYPALIGN_INT, &elems, &anulls, &na);
+	deconstruct_array(DatumGetArrayTypeP(consents), UUIDOID, UUID_LEN, false,
+					  TYPALIGN_CHAR, &elems, &cnulls, &nc);
+	for (int i = 0; i < Min(na, nc); i++)
+		if (!anulls[i] && !cnulls[i])
+			return false;
+	return true;
+}
+
 /*
  * Is a stored row shaped as the writer writes it?  The encoding covers an
  * array's elements, not its dimensions or bounds, and a unit's entries
  * only as its arrays hold them; so the verifiers also require: every array
  * a plain list (one dimension, from 1); a record without entry arrays; a
  * unit with all four, of its n >= 1 entries, kinds 0..5, and no NULL kind,
- * patient or row count.  (agentauth.verify_audit_sql: _stored_well_formed;
- * tools/aa_verify checks the same on the export.)
+ * patient or row count; its consents NULL or n elements, none where the
+ * entry has an authority.  (agentauth.verify_audit_sql: _stored_well_formed;
+ * tools/aa_verify checks the same on the export, where the authorities are
+ * merged.)
  */
 bool
 aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
@@ -405,7 +450,8 @@ aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
 		return true;
 	if (nulls[AA_COL_ENTRY_KINDS])
 		return nulls[AA_COL_ENTRY_PATIENTS] && nulls[AA_COL_ENTRY_ROW_COUNTS] &&
-			nulls[AA_COL_ENTRY_AUTHORITIES];
+			nulls[AA_COL_ENTRY_AUTHORITIES] &&
+			(natts <= AA_COL_ENTRY_CONSENTS || nulls[AA_COL_ENTRY_CONSENTS]);
 	if (!plain_list(values[AA_COL_ENTRY_KINDS], &n) || n < 1 ||
 		!no_nulls(values[AA_COL_ENTRY_KINDS], true))
 		return false;
@@ -416,6 +462,11 @@ aa_record_well_formed(const Datum *values, const bool *nulls, int natts)
 		if (col != AA_COL_ENTRY_AUTHORITIES && !no_nulls(values[col], false))
 			return false;
 	}
+	if (natts > AA_COL_ENTRY_CONSENTS && !nulls[AA_COL_ENTRY_CONSENTS] &&
+		(!plain_list(values[AA_COL_ENTRY_CONSENTS], &m) || m != n ||
+		 !consents_apart(values[AA_COL_ENTRY_AUTHORITIES],
+						 values[AA_COL_ENTRY_CONSENTS])))
+		return false;
 	return true;
 }
 

@@ -64,6 +64,13 @@ CREATE FUNCTION canon.aj(x jsonb[]) RETURNS bytea LANGUAGE sql AS $$
          ELSE '\x61'::bytea || int4send(cardinality(x))
               || coalesce((SELECT string_agg(canon.j(e), ''::bytea ORDER BY o)
                              FROM unnest(x) WITH ORDINALITY AS u(e, o)), ''::bytea) END $$;
+-- a permit by one consent is stored as the consent's id: its authority is
+-- {"consents": ["<id>"]}
+CREATE FUNCTION canon.merged(a jsonb[], c uuid[]) RETURNS jsonb[] LANGUAGE sql AS $$
+  SELECT CASE WHEN a IS NULL OR c IS NULL THEN a
+         ELSE ARRAY(SELECT coalesce(('{"consents": ["' || y || '"]}')::jsonb, x)
+                      FROM ROWS FROM (unnest(a), unnest(c)) WITH ORDINALITY AS t(x, y, o)
+                     ORDER BY o) END $$;
 CREATE FUNCTION canon.stored(l agentauth.audit_record) RETURNS bytea LANGUAGE sql AS $$
   SELECT CASE WHEN l.entry_kinds IS NULL THEN '\x01'::bytea ELSE '\x02'::bytea END
       || substr(canon.rec(ROW(l.seq, l.logged_at, l.event, l.principal, l.principal_name, l.db_role,
@@ -73,7 +80,7 @@ CREATE FUNCTION canon.stored(l agentauth.audit_record) RETURNS bytea LANGUAGE sq
                               NULL)::agentauth.audit_log), 2)
       || CASE WHEN l.entry_kinds IS NULL THEN ''::bytea
               ELSE canon.ai(l.entry_kinds::bigint[]) || canon.a(l.entry_patients)
-                   || canon.ai(l.entry_row_counts) || canon.aj(l.entry_authorities) END $$;
+                   || canon.ai(l.entry_row_counts) || canon.aj(canon.merged(l.entry_authorities, l.entry_consents)) END $$;
 });
 
 # Real records from the audit writer: registration, a token, a protected
@@ -339,7 +346,7 @@ BEGIN
             RAISE EXCEPTION 'the two SQL encodings differ at seq %', r.seq;
         END IF;
         prev := r.row_hash;
-        RETURN NEXT agentauth._export_line(ROW(r.*, NULL, NULL, NULL, NULL)::agentauth.audit_record);
+        RETURN NEXT agentauth._export_line(ROW(r.*, NULL, NULL, NULL, NULL, NULL)::agentauth.audit_record);
     END LOOP;
     RETURN NEXT json_build_object('end', true, 'records', 4, 'last_seq', 4, 'head', encode(prev, 'hex'))::text;
 END
@@ -408,10 +415,13 @@ is($rc, 0, 'a purged log verifies from its anchor') or diag($out);
 like($out, qr/confirmed by the audit_purged record seq \d+/, 'the anchor is the one the purge recorded');
 
 # a unit of several entries (a read of every patient): verified, and each
-# change to one of its entries found
+# change to one of its entries found.  Five patients are read by their own
+# consent: the unit stores those as consent ids (entry_consents), which the
+# export shows, and the verifiers hash, as the authorities they are.
 $node->safe_psql('postgres', q{
 	INSERT INTO public.vlab (patient_id, result, hiv)
-	SELECT 'Q' || i, 'r' || i, 'neg' FROM generate_series(1, 40) i});
+	SELECT 'Q' || i, 'r' || i, 'neg' FROM generate_series(1, 40) i;
+	SELECT agentauth.record_consent('Q' || i, 'permit', '{TREAT}') FROM generate_series(1, 5) i});
 {
 	my $tok2 = $node->safe_psql('postgres', q{
 		SELECT agentauth.issue_token(id, 'TREAT') FROM agentauth.principal WHERE name = 'v bot'});
@@ -426,6 +436,12 @@ my @ulines = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.e
 my ($ui) = grep { $ulines[$_] =~ /"entry_kinds" : \[[0-9,]{20,}/ } 0 .. $#ulines;
 ok(defined $ui, 'the export holds a unit of many entries');
 my ($useq) = $ulines[$ui] =~ /"seq" : (\d+)/;
+is($node->safe_psql('postgres',
+		qq{SELECT cardinality(entry_consents) - cardinality(array_positions(entry_consents, NULL))
+		     FROM agentauth.audit_record WHERE seq = $useq}),
+	'5', "the unit stores its five consents' authorities as their ids");
+is(scalar(() = $ulines[$ui] =~ /\{\\"consents\\": \[\\"[0-9a-f-]{36}\\"\]\}/g), 5,
+	'the export shows them as the authorities they are');
 ($rc, $out) = run_verify(write_file('units.jsonl', @ulines));
 is($rc, 0, 'an export with a unit of many entries verifies') or diag($out);
 for my $case (
@@ -433,6 +449,7 @@ for my $case (
 	[ 'a row count', sub { $_[0] =~ s/"entry_row_counts" : \[(\d+)/'"entry_row_counts" : [' . ($1 + 1)/e } ],
 	[ 'a kind', sub { $_[0] =~ s/"entry_kinds" : \[0/"entry_kinds" : [3/ } ],
 	[ 'an authority', sub { $_[0] =~ s/"entry_authorities" : \["\{/"entry_authorities" : [null, "{/ } ],
+	[ 'a consent id', sub { $_[0] =~ s/(\{\\"consents\\": \[\\")([0-9a-f])/$1 . ($2 eq '0' ? '1' : '0')/e } ],
 	[ 'the entries dropped', sub { $_[0] =~ s/, "entry_kinds" : .*\}$/}/ } ],
 	[ 'a patient added (the arrays disagree)', sub { $_[0] =~ s/"entry_patients" : \["/"entry_patients" : ["X", "/ } ],
 	[ 'a kind out of range', sub { $_[0] =~ s/"entry_kinds" : \[0/"entry_kinds" : [7/ } ],

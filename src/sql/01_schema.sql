@@ -215,7 +215,8 @@ CREATE TABLE agentauth.audit_record (
     entry_kinds      smallint[],
     entry_patients   text[],
     entry_row_counts bigint[],
-    entry_authorities jsonb[]
+    entry_authorities jsonb[],
+    entry_consents   uuid[]
 );
 -- a unit's arrays are compressed with LZ4: a fraction of pglz's CPU (the
 -- kinds and row counts too: pglz on them was 4 % of the writer).  Their
@@ -225,6 +226,9 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION l
     ALTER COLUMN entry_authorities SET COMPRESSION lz4,
     ALTER COLUMN entry_kinds SET COMPRESSION lz4,
     ALTER COLUMN entry_row_counts SET COMPRESSION lz4;
+-- a permit by one consent is stored as the consent's id (unit.c): random
+-- bytes, which no compression shrinks, so none is tried
+ALTER TABLE agentauth.audit_record ALTER COLUMN entry_consents SET STORAGE EXTERNAL;
 -- both patient indexes compare bytewise (COLLATE "C", below)
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;

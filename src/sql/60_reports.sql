@@ -66,7 +66,8 @@ CREATE FUNCTION agentauth._export_line(l agentauth.audit_record) RETURNS text
                OPERATOR(pg_catalog.||) ', "entry_row_counts" : '
                OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_row_counts)::pg_catalog.text, 'null')
                OPERATOR(pg_catalog.||) ', "entry_authorities" : '
-               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(l.entry_authorities::pg_catalog.text[])::pg_catalog.text, 'null')
+               OPERATOR(pg_catalog.||) COALESCE(pg_catalog.to_json(agentauth._entry_authorities(
+                   l.entry_authorities, l.entry_consents)::pg_catalog.text[])::pg_catalog.text, 'null')
                END
         -- a row not shaped as the writer writes it (an array of two
         -- dimensions or other bounds, a unit's arrays that do not agree):
