@@ -1572,7 +1572,6 @@ CREATE FUNCTION agentauth._consent_authority(c uuid) RETURNS jsonb
 AS $$
     SELECT pg_catalog.jsonb_build_object('consents', pg_catalog.jsonb_build_array(c::pg_catalog.text))
 $$;
-REVOKE ALL ON FUNCTION agentauth._consent_authority(uuid) FROM PUBLIC;
 CREATE FUNCTION agentauth._entry_authorities(a jsonb[], c uuid[]) RETURNS jsonb[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -1582,7 +1581,6 @@ AS $$
                              WITH ORDINALITY AS t(x, y, o)
                        ORDER BY o) END
 $$;
-REVOKE ALL ON FUNCTION agentauth._entry_authorities(jsonb[], uuid[]) FROM PUBLIC;
 
 CREATE VIEW agentauth._audit_entries AS
 SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,

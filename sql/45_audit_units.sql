@@ -235,6 +235,16 @@ SELECT cardinality(r.entry_consents) = cardinality(r.entry_kinds) AS one_per_ent
 SELECT l.patient, l.authority = jsonb_build_object('consents', jsonb_build_array(
                     (SELECT id::text FROM agentauth.consent WHERE patient = 'R45-P1'))) AS shown_as_its_authority
   FROM agentauth.audit_log l, reg45c c WHERE l.seq = c.cu + c.cp - 1;
+-- an auditor sees it so too, and can encode the unit in SQL
+CREATE ROLE reg45_auditor IN ROLE agentauth_auditor;
+SELECT cu, cp FROM reg45c \gset
+SET SESSION AUTHORIZATION reg45_auditor;
+SELECT l.patient, l.authority ? 'consents' AS by_consent
+  FROM agentauth.audit_log l WHERE l.seq = :cu + :cp - 1;
+SELECT sha256(r.prev_hash || agentauth.canonical_stored(r)) = r.row_hash AS encodes_to_its_hash
+  FROM agentauth.audit_record r WHERE r.seq = :cu;
+RESET SESSION AUTHORIZATION;
+DROP ROLE reg45_auditor;
 -- the checks of that unit, its seq (where the writer cut the statement's
 -- run depends on when it drained the queue) named 'cu'
 CREATE FUNCTION reg45_cu(said text) RETURNS text LANGUAGE sql AS $$

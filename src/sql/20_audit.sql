@@ -9,13 +9,15 @@
 -- seq + i - 1; its kind k says event and outcome (k / 3: 0 access/permit,
 -- 1 denied/deny) and purpose (k % 3: 0 the unit's, 1 'BTG', 2 NULL).  A
 -- permit by one consent is stored as the consent's id (entry_consents,
--- unit.c) and shown as the authority it is, {"consents": ["<id>"]}.
+-- unit.c) and shown as the authority it is, {"consents": ["<id>"]}.  Both
+-- helpers are functions of their arguments only, executable by everyone as
+-- the _canon_* functions are: whoever may read the view or encode a row
+-- calls them.
 CREATE FUNCTION agentauth._consent_authority(c uuid) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT pg_catalog.jsonb_build_object('consents', pg_catalog.jsonb_build_array(c::pg_catalog.text))
 $$;
-REVOKE ALL ON FUNCTION agentauth._consent_authority(uuid) FROM PUBLIC;
 -- A unit's authorities as the canonical encoding and the export have them:
 -- a's elements, each consent id of c (where not NULL) as its authority; as
 -- many elements as the longer array (the verifiers flag arrays that
@@ -29,7 +31,6 @@ AS $$
                              WITH ORDINALITY AS t(x, y, o)
                        ORDER BY o) END
 $$;
-REVOKE ALL ON FUNCTION agentauth._entry_authorities(jsonb[], uuid[]) FROM PUBLIC;
 
 CREATE VIEW agentauth._audit_entries AS
 SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
