@@ -26,6 +26,16 @@ PG_MODULE_MAGIC;
 
 static Jsonb **authorities = NULL;
 
+/* splitmix64's finalizer: 64 bits that look random, from k */
+static uint64
+mix64(uint64 x)
+{
+	x += UINT64CONST(0x9e3779b97f4a7c15);
+	x = (x ^ (x >> 30)) * UINT64CONST(0xbf58476d1ce4e5b9);
+	x = (x ^ (x >> 27)) * UINT64CONST(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
+
 PG_FUNCTION_INFO_V1(aa_bench_emit);
 
 Datum
@@ -63,9 +73,19 @@ aa_bench_emit(PG_FUNCTION_ARGS)
 		{
 			char		json[96];
 
+			/*
+			 * 128 bits that look random (splitmix64 of k), in uuid_out's
+			 * form, as gen_random_uuid() makes consent ids: an id with a
+			 * shared prefix and zeros would compress as no real one does
+			 */
+			uint64		h1 = mix64((uint64) k * 2 + 1);
+			uint64		h2 = mix64((uint64) k * 2 + 2);
+
 			snprintf(json, sizeof(json),
-					 "{\"consents\": [\"6e0f3a52-4d7b-4a39-%04x-%012x\"]}",
-					 (unsigned) (k * 2654435761u) & 0xffff, (unsigned) (k * 40503u + 977u));
+					 "{\"consents\": [\"%08x-%04x-%04x-%04x-%04x%08x\"]}",
+					 (unsigned) (h1 >> 32), (unsigned) (h1 >> 16) & 0xffff,
+					 (unsigned) h1 & 0xffff, (unsigned) (h2 >> 48),
+					 (unsigned) (h2 >> 32) & 0xffff, (unsigned) h2);
 			authorities[k] = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 		}
 		MemoryContextSwitchTo(old);

@@ -123,6 +123,14 @@ SELECT event, outcome, row_count FROM agentauth.access_report('R45-C150')
  WHERE relation = 'public.reg45_obs' ORDER BY seq;
 SELECT count(*) AS disclosures FROM agentauth.disclosure_accounting('R45-P1')
  WHERE relation = 'public.reg45_obs';
+-- P1 is read by its own consent: its entries name that consent, stored
+-- as the consent's id (below), in the reports as in the log
+SELECT count(*) AS p1_records,
+       bool_and(a.authority = jsonb_build_object('consents', jsonb_build_array(
+                  (SELECT id::text FROM agentauth.consent WHERE patient = 'R45-P1')))) AS by_its_consent,
+       bool_and(a.authority = l.authority) AS as_the_log_shows
+  FROM agentauth.access_report('R45-P1') a JOIN agentauth.audit_log l USING (seq)
+ WHERE a.relation = 'public.reg45_obs';
 -- The patient lookup goes by index whatever the argument's collation
 -- (element_access(patient, tbl, column_name name) passes "C" to it; POSIX
 -- here: not the regression database's default), and a
