@@ -1568,15 +1568,15 @@ DROP FUNCTION agentauth.canonical_record(agentauth.audit_record);
 
 -- a permit by one consent, stored as the consent's id, shown as its authority
 CREATE FUNCTION agentauth._consent_authority(c uuid) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT pg_catalog.jsonb_build_object('consents', pg_catalog.jsonb_build_array(c::pg_catalog.text))
-$$;
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_consent_authority';
 CREATE FUNCTION agentauth._entry_authorities(a jsonb[], c uuid[]) RETURNS jsonb[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN a IS NULL OR c IS NULL THEN a
-           ELSE ARRAY(SELECT CASE WHEN y IS NULL THEN x ELSE agentauth._consent_authority(y) END
+           ELSE ARRAY(SELECT CASE WHEN y IS NULL THEN x
+                                  ELSE ('{"consents": ["' OPERATOR(pg_catalog.||) y::pg_catalog.text
+                                        OPERATOR(pg_catalog.||) '"]}')::pg_catalog.jsonb END
                         FROM ROWS FROM (pg_catalog.unnest(a), pg_catalog.unnest(c))
                              WITH ORDINALITY AS t(x, y, o)
                        ORDER BY o) END

@@ -118,7 +118,7 @@ static TupleTableSlot *slots[MAX_BATCH];
 #define MAX_OPEN_UNITS	16
 static AAUnit *units[MAX_OPEN_UNITS];
 static int	nopen = 0;			/* units[0 .. nopen-1] have entries, oldest first */
-static int	log_natts = AA_AUDIT_NATTS; /* 23: a 1.0 log, records only */
+static int	log_natts = AA_AUDIT_NATTS; /* or 23: a 1.0 log, records only */
 
 static void
 writer_sigterm(SIGNAL_ARGS)

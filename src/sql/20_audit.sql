@@ -9,15 +9,15 @@
 -- seq + i - 1; its kind k says event and outcome (k / 3: 0 access/permit,
 -- 1 denied/deny) and purpose (k % 3: 0 the unit's, 1 'BTG', 2 NULL).  A
 -- permit by one consent is stored as the consent's id (entry_consents,
--- unit.c) and shown as the authority it is, {"consents": ["<id>"]}.  Both
--- helpers are functions of their arguments only, executable by everyone as
--- the _canon_* functions are: whoever may read the view or encode a row
--- calls them.
+-- unit.c) and shown as the authority it is, {"consents": ["<id>"]}: in C
+-- for the view and the reports, in SQL for the SQL verifier and the export
+-- (_entry_authorities, independent of the C encoder).  Both helpers are
+-- functions of their arguments only, executable by everyone as the
+-- _canon_* functions are: whoever may read the view or encode a row calls
+-- them.
 CREATE FUNCTION agentauth._consent_authority(c uuid) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT pg_catalog.jsonb_build_object('consents', pg_catalog.jsonb_build_array(c::pg_catalog.text))
-$$;
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_consent_authority';
 -- A unit's authorities as the canonical encoding and the export have them:
 -- a's elements, each consent id of c (where not NULL) as its authority; as
 -- many elements as the longer array (the verifiers flag arrays that
@@ -26,7 +26,9 @@ CREATE FUNCTION agentauth._entry_authorities(a jsonb[], c uuid[]) RETURNS jsonb[
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN a IS NULL OR c IS NULL THEN a
-           ELSE ARRAY(SELECT CASE WHEN y IS NULL THEN x ELSE agentauth._consent_authority(y) END
+           ELSE ARRAY(SELECT CASE WHEN y IS NULL THEN x
+                                  ELSE ('{"consents": ["' OPERATOR(pg_catalog.||) y::pg_catalog.text
+                                        OPERATOR(pg_catalog.||) '"]}')::pg_catalog.jsonb END
                         FROM ROWS FROM (pg_catalog.unnest(a), pg_catalog.unnest(c))
                              WITH ORDINALITY AS t(x, y, o)
                        ORDER BY o) END
