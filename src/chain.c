@@ -239,16 +239,18 @@ verify_record(VerifyState *st, Datum *values, bool *nulls)
 		st->problem = "prev_hash mismatch";
 		return false;
 	}
+	/* the shape checks detoast and unpack arrays: in the row's context too */
+	oldcxt = MemoryContextSwitchTo(st->rowcxt);
 	n = aa_record_entry_count(values, nulls, st->cache.natts);
 	if (nulls[AA_COL_PREV_HASH] || nulls[AA_COL_ROW_HASH] ||
 		!aa_record_well_formed(values, nulls, st->cache.natts))
 	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(st->rowcxt);
 		st->bad_seq = seq;
 		st->problem = "row_hash mismatch";
 		return false;
 	}
-
-	oldcxt = MemoryContextSwitchTo(st->rowcxt);
 	prev = DatumGetByteaPP(values[AA_COL_PREV_HASH]);
 	st->buf.len = 0;
 	aa_record_canon_stored(&st->buf, values, nulls, &st->cache);
