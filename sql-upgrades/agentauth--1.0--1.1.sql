@@ -1036,6 +1036,8 @@ ALTER FUNCTION agentauth._check_array(text[],text,boolean) PARALLEL SAFE;
 ALTER FUNCTION agentauth._check_ttl(interval,text,interval,text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._label_patient_column(text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._accounting_exempt(text) PARALLEL SAFE;
+-- inlined into disclosure_accounting (a SET clause kept it a call per record)
+ALTER FUNCTION agentauth._accounting_exempt(text) RESET search_path;
 ALTER FUNCTION agentauth._fhir_coding(text,text,text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._fhir_class_label(text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._fhir_fail(text,text,text) PARALLEL SAFE;
