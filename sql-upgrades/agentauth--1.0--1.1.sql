@@ -1593,8 +1593,7 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.ord OPERATOR(pg_catalog.-) 1 AS seq,
        CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END AS purpose,
        e.patient, r.relation, r.columns, r.data_classes, r.action,
        e.row_count,
-       CASE WHEN e.consent IS NULL THEN e.authority
-            ELSE agentauth._consent_authority(e.consent) END AS authority,
+       COALESCE(agentauth._consent_authority(e.consent), e.authority) AS authority,
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END AS outcome,
        r.statement, r.client, r.detail, r.prev_hash, r.row_hash,
        r.seq AS unit_seq, r.entry_patients AS unit_patients
@@ -1654,8 +1653,7 @@ SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
        CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END,
        p, r.relation, r.columns, r.data_classes, r.action,
        e.row_count,
-       CASE WHEN e.consent IS NULL THEN e.authority
-            ELSE agentauth._consent_authority(e.consent) END,
+       COALESCE(agentauth._consent_authority(e.consent), e.authority),
        CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
        r.statement, r.client, r.detail, r.prev_hash, r.row_hash
   FROM agentauth.audit_record r

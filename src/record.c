@@ -184,13 +184,14 @@ aa_consent_authority_parse(const char *text, uint32 len, pg_uuid_t *id)
 	const char *p = text + CONSENT_AUTH_HEAD_LEN;
 	int			nibbles = 0;
 
-	StaticAssertStmt(CONSENT_AUTH_HEAD_LEN + 36 + sizeof(consent_auth_tail) - 1 ==
-					 AA_CONSENT_AUTH_LEN, "consent authority length");
+	StaticAssertStmt(CONSENT_AUTH_HEAD_LEN == AA_CONSENT_ID_OFF &&
+					 AA_CONSENT_ID_OFF + AA_CONSENT_ID_LEN + sizeof(consent_auth_tail) - 1 ==
+					 AA_CONSENT_AUTH_LEN, "consent authority layout");
 	if (len != AA_CONSENT_AUTH_LEN ||
 		memcmp(text, consent_auth_head, CONSENT_AUTH_HEAD_LEN) != 0 ||
-		memcmp(p + 36, consent_auth_tail, sizeof(consent_auth_tail) - 1) != 0)
+		memcmp(p + AA_CONSENT_ID_LEN, consent_auth_tail, sizeof(consent_auth_tail) - 1) != 0)
 		return false;
-	for (int i = 0; i < 36; i++)
+	for (int i = 0; i < AA_CONSENT_ID_LEN; i++)
 	{
 		char		c = p[i];
 		int			v;

@@ -86,6 +86,8 @@ canon_array_header(StringInfo buf, int nelems)
  * text -- JsonbToCString's, the id as uuid_out writes it -- is rebuilt.
  */
 #define AA_CONSENT_AUTH_LEN	54
+#define AA_CONSENT_ID_OFF	15		/* where the id's text begins */
+#define AA_CONSENT_ID_LEN	36		/* uuid_out's text */
 
 /* record.c */
 extern bool aa_consent_authority_parse(const char *text, uint32 len,

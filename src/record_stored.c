@@ -614,7 +614,7 @@ aa_consent_authority(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue	v;
 
-	/* the id as the verifiers' text has it: after {"consents": [" */
+	/* the id as the verifiers' text has it */
 	aa_consent_authority_text(PG_GETARG_UUID_P(0), text);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	v.type = jbvString;
@@ -622,8 +622,8 @@ aa_consent_authority(PG_FUNCTION_ARGS)
 	v.val.string.len = strlen("consents");
 	pushJsonbValue(&state, WJB_KEY, &v);
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
-	v.val.string.val = text + AA_CONSENT_AUTH_LEN - 36 - 3;
-	v.val.string.len = 36;
+	v.val.string.val = text + AA_CONSENT_ID_OFF;
+	v.val.string.len = AA_CONSENT_ID_LEN;
 	pushJsonbValue(&state, WJB_ELEM, &v);
 	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));

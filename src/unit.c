@@ -68,12 +68,12 @@ struct AAUnit
 {
 	MemoryContext cxt;
 	int			n;
-	/* the first entry: its body (with the segments) and detail's copy */
-	StringInfoData first;
-	StringInfoData entry;		/* the first queue entry, whole: a unit that
-								 * stays at one entry is stored as it */
-	uint32		first_body_len;
-	uint32		detail_len;
+	/*
+	 * the first queue entry, whole: its body has the shared fields (where
+	 * seg says) and detail's binary copy; a unit that stays at one entry is
+	 * stored as it
+	 */
+	StringInfoData entry;
 	Segment		seg[NFIELDS];
 	StringInfoData purpose;		/* the kind-0 purpose's field; len 0: none */
 	/* the entries, as hashed (elements of each array) and as stored */
@@ -131,7 +131,6 @@ aa_unit_create(MemoryContext cxt)
 	AAUnit	   *u = palloc0(sizeof(AAUnit));
 
 	u->cxt = cxt;
-	initStringInfo(&u->first);
 	initStringInfo(&u->entry);
 	initStringInfo(&u->purpose);
 	initStringInfo(&u->c_kinds);
@@ -142,6 +141,13 @@ aa_unit_create(MemoryContext cxt)
 	initStringInfo(&u->canon);
 	MemoryContextSwitchTo(old);
 	return u;
+}
+
+/* the unit's first queue entry (valid while it has entries) */
+static inline const AAQueueEntry *
+first_entry(const AAUnit *u)
+{
+	return (const AAQueueEntry *) u->entry.data;
 }
 
 int
@@ -166,7 +172,7 @@ aa_unit_take_single(AAUnit *u)
 	if (u->n != 1)
 		return NULL;
 	u->n = 0;
-	return (const AAQueueEntry *) u->entry.data;
+	return first_entry(u);
 }
 
 /* the backend whose records the unit holds (valid while it has entries) */
@@ -269,20 +275,8 @@ parse_body(const char *body, uint32 len, Segment *seg)
 static void
 start_unit(AAUnit *u, const AAQueueEntry *e, const Segment *seg)
 {
-	const char *body = AA_ENTRY_BODY(e);
-	const char *detail = body + MAXALIGN(e->body_len) + MAXALIGN(e->authority_len);
-
-	resetStringInfo(&u->first);
-	appendBinaryStringInfo(&u->first, body, e->body_len);
-	/* detail's binary copy, after the body at the next MAXALIGNed offset */
-	while (u->first.len % MAXIMUM_ALIGNOF != 0)
-		appendStringInfoCharMacro(&u->first, '\0');
-	if (e->detail_len > 0)
-		appendBinaryStringInfo(&u->first, detail, e->detail_len);
 	resetStringInfo(&u->entry);
 	appendBinaryStringInfo(&u->entry, (const char *) e, e->len);
-	u->first_body_len = e->body_len;
-	u->detail_len = e->detail_len;
 	memcpy(u->seg, seg, sizeof(u->seg));
 	resetStringInfo(&u->purpose);
 	resetStringInfo(&u->c_kinds);
@@ -334,7 +328,7 @@ aa_unit_add(AAUnit *u, const AAQueueEntry *e)
 		start_unit(u, e, seg);
 	else if (e->backend != u->backend)
 		return false;
-	ubody = u->first.data;
+	ubody = AA_ENTRY_BODY(first_entry(u));
 	for (int col = AA_COL_EVENT; col <= AA_COL_DETAIL; col++)
 	{
 		if (!shared_field[col])
@@ -406,7 +400,7 @@ aa_unit_add(AAUnit *u, const AAQueueEntry *e)
 static void
 unit_body(AAUnit *u, StringInfo out)
 {
-	const char *ubody = u->first.data;
+	const char *ubody = AA_ENTRY_BODY(first_entry(u));
 
 	for (int col = AA_COL_EVENT; col <= AA_COL_DETAIL; col++)
 	{
@@ -443,6 +437,7 @@ aa_unit_finish(AAUnit *u, pg_cryptohash_ctx *ctx, int64 seq,
 			   TimestampTz logged_at, const unsigned char *prev_hash,
 			   Datum *values, bool *nulls, unsigned char *row_hash)
 {
+	const AAQueueEntry *first = first_entry(u);
 	AAQueueEntry *hdr;
 	int			body_start;
 	int			body_len;
@@ -462,15 +457,16 @@ aa_unit_finish(AAUnit *u, pg_cryptohash_ctx *ctx, int64 seq,
 	body_len = u->row.len - body_start;
 	while (u->row.len % MAXIMUM_ALIGNOF != 0)
 		appendStringInfoCharMacro(&u->row, '\0');
-	if (u->detail_len > 0)
+	if (first->detail_len > 0)
 		appendBinaryStringInfo(&u->row,
-							   u->first.data + MAXALIGN(u->first_body_len),
-							   u->detail_len);
+							   AA_ENTRY_BODY(first) + MAXALIGN(first->body_len) +
+							   MAXALIGN(first->authority_len),
+							   first->detail_len);
 	hdr = (AAQueueEntry *) u->row.data;
 	memset(hdr, 0, sizeof(AAQueueEntry));
 	hdr->len = u->row.len;
 	hdr->body_len = body_len;
-	hdr->detail_len = u->detail_len;
+	hdr->detail_len = first->detail_len;
 
 	/* canonical: head (version 2), the body, the four arrays */
 	aa_record_canon_head(head, AA_CANON_VERSION_UNIT, seq, logged_at);
