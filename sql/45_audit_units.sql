@@ -377,3 +377,38 @@ SELECT reg45_check_rechained('entry_consents = ''{00000000-0000-0000-0000-000000
     '(SELECT max(seq) FROM agentauth.audit_record WHERE entry_kinds IS NULL)');
 -- and nothing was changed for real
 SELECT * FROM reg45_verify();
+
+-- A unit of 128 permits by consent (about 5 kB: 2 kB of consent ids) keeps
+-- its ids in the row: the log's rows are compressed or moved out of line
+-- only past 4 kB (toast_tuple_target), so a report that reads such an
+-- entry pays no TOAST lookup (at the default 2 kB the ids went out of line)
+CREATE TABLE reg45_many (id int PRIMARY KEY, patient_id text NOT NULL, value int);
+INSERT INTO reg45_many SELECT i, 'R45-K' || i, i FROM generate_series(1, 128) i;
+SELECT agentauth.protect_table('reg45_many', 'patient_id', '{"id": "non_phi", "value": "lab"}');
+GRANT SELECT ON reg45_many TO reg45_agent;
+SELECT count(agentauth.record_consent('R45-K' || i, 'permit', purposes => '{TREAT}')) AS consents
+  FROM generate_series(1, 128) i;
+SELECT reloptions FROM pg_class WHERE oid = 'agentauth.audit_record'::regclass;
+SELECT reltoastrelid::regclass AS toastrel FROM pg_class
+ WHERE oid = 'agentauth.audit_record'::regclass \gset
+SELECT count(*) AS chunks0 FROM :toastrel \gset
+SELECT coalesce(max(seq), 0) AS s2 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg45_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+SELECT count(*) FROM reg45_many;
+RESET SESSION AUTHORIZATION;
+SELECT sum(cardinality(entry_kinds)) AS entries,
+       sum(cardinality(array_remove(entry_consents, NULL))) AS consent_ids,
+       bool_and(pg_column_compression(entry_consents) IS NULL) AS ids_uncompressed,
+       max(pg_column_size(r.*)) > 2100 AS wider_than_2kb
+  FROM agentauth.audit_record r
+ WHERE seq > :s2 AND relation = 'public.reg45_many';
+SELECT count(*) - :chunks0 AS new_toast_chunks FROM :toastrel;
+-- and a report reads them
+SELECT id AS k77 FROM agentauth.consent WHERE patient = 'R45-K77' \gset
+SET ROLE agentauth_auditor;
+SELECT event, outcome, row_count,
+       authority = jsonb_build_object('consents', jsonb_build_array(:'k77'::text)) AS by_its_consent
+  FROM agentauth.access_report('R45-K77', '-infinity', 'infinity')
+ WHERE relation = 'public.reg45_many';
+RESET ROLE;

@@ -229,6 +229,13 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION l
 -- a permit by one consent is stored as the consent's id (unit.c): random
 -- bytes, which no compression shrinks, so none is tried
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_consents SET STORAGE EXTERNAL;
+-- A row is compressed or moved out of line only past 4 kB, not the default
+-- 2 kB: a unit of 128 entries (about 5 kB) then keeps its consent ids in
+-- the row, its two largest arrays compressed, two such rows to a page.
+-- At 2 kB the ids went to TOAST, and a report paid a TOAST index lookup
+-- for every such unit its patient is in: a fifth of access_report's time
+-- with the log in memory (bench/README.md, "Per-patient reports").
+ALTER TABLE agentauth.audit_record SET (toast_tuple_target = 4080);
 -- both patient indexes compare bytewise (COLLATE "C", below)
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;

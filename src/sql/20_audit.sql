@@ -91,7 +91,10 @@ REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 -- One patient's records, found by index: the version 1 records by
 -- (patient, logged_at), the units by the GIN index on their patients, and in
 -- each unit only the patient's own entries (_entry_positions; the other
--- entries are never unnested).  p is compared under the indexes' own
+-- entries are never unnested): the ordinals come out of a set-returning
+-- call in the select list (one ProjectSet node, no function scan and its
+-- tuplestore per unit), and each field of the entry is read once, in the
+-- OFFSET 0 subquery, whatever refers to it above.  p is compared under the indexes' own
 -- collation, "C": an argument of the column's collation, or of another
 -- (a name, a column COLLATE "POSIX"), would keep both out of the plan.
 -- Equality is the same under any deterministic collation.  A unit's
@@ -110,26 +113,27 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
   FROM agentauth.audit_record r
  WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "C")
 UNION ALL
-SELECT r.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
-       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
-       r.principal, r.principal_name, r.db_role, r.token, r.on_behalf_of,
-       r.delegation_chain,
-       CASE e.kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN r.purpose WHEN 1 THEN 'BTG' END,
-       p, r.relation, r.columns, r.data_classes, r.action,
-       e.row_count,
-       COALESCE(agentauth._consent_authority(e.consent), e.authority),
-       CASE e.kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
-       r.statement, r.client, r.detail, r.prev_hash, r.row_hash
-  FROM agentauth.audit_record r
- CROSS JOIN LATERAL (SELECT x.o, r.logged_at,
-                            agentauth._entry_at(r.entry_kinds, x.o) AS kind,
-                            agentauth._entry_at(r.entry_row_counts, x.o) AS row_count,
-                            agentauth._entry_at(r.entry_authorities, x.o) AS authority,
-                            agentauth._entry_at(r.entry_consents, x.o) AS consent
-                       FROM pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS x(o)
-                     OFFSET 0) e
- WHERE r.entry_kinds IS NOT NULL
-   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]
+SELECT e.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
+       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
+       e.principal, e.principal_name, e.db_role, e.token, e.on_behalf_of,
+       e.delegation_chain,
+       CASE e.e_kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN e.purpose WHEN 1 THEN 'BTG' END,
+       p, e.relation, e.columns, e.data_classes, e.action,
+       e.e_row_count,
+       COALESCE(agentauth._consent_authority(e.e_consent), e.e_authority),
+       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
+       e.statement, e.client, e.detail, e.prev_hash, e.row_hash
+  FROM (SELECT u.*,
+               agentauth._entry_at(u.entry_kinds, u.o) AS e_kind,
+               agentauth._entry_at(u.entry_row_counts, u.o) AS e_row_count,
+               agentauth._entry_at(u.entry_authorities, u.o) AS e_authority,
+               agentauth._entry_at(u.entry_consents, u.o) AS e_consent
+          FROM (SELECT r.*,
+                       pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS o
+                  FROM agentauth.audit_record r
+                 WHERE r.entry_kinds IS NOT NULL
+                   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]) u
+        OFFSET 0) e
 $$;
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
 
