@@ -528,7 +528,14 @@ aa_entry_positions(PG_FUNCTION_ARGS)
 		{
 			text	   *e = DatumGetTextPP(d);
 
-			if (VARSIZE_ANY_EXHDR(e) == plen && memcmp(VARDATA_ANY(e), pdata, plen) == 0)
+			/*
+			 * The last byte first: the ids of one unit mostly share a prefix
+			 * and length, and a report asks of up to 128 of them for one
+			 */
+			if (VARSIZE_ANY_EXHDR(e) == plen &&
+				(plen == 0 ||
+				 (VARDATA_ANY(e)[plen - 1] == pdata[plen - 1] &&
+				  memcmp(VARDATA_ANY(e), pdata, plen - 1) == 0)))
 				found[nfound++] = Int32GetDatum(i + 1);
 		}
 	}
