@@ -331,6 +331,15 @@ BEGIN
         prev := r.row_hash;
     END LOOP;
 END $$;
+-- the seqs whose record, as _log_record reads it (audit_event_fhir and so
+-- the audit feed: one record by its seq), is not the view's (one of the
+-- view's, where a tampered unit claims the seq of the row after it)
+CREATE FUNCTION reg45_log_record_differs() RETURNS bigint LANGUAGE sql AS $$
+    SELECT count(*) FILTER (WHERE ok IS NOT TRUE)
+      FROM (SELECT l.seq,
+                   bool_or(to_jsonb(l) = (SELECT to_jsonb(x) FROM agentauth._log_record(l.seq) x)) AS ok
+              FROM agentauth.audit_log l GROUP BY l.seq) q
+$$;
 CREATE FUNCTION reg45_check_rechained(change text, at text DEFAULT '(SELECT u1 FROM reg45)')
 RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
@@ -347,12 +356,19 @@ BEGIN
         FOR r IN SELECT count(*) FILTER (WHERE l LIKE '%"malformed" : true%') AS n FROM agentauth.export_audit() l LOOP
             said := said || format('export: %s malformed line(s)', r.n);
         END LOOP;
+        FOR r IN SELECT reg45_log_record_differs() AS n LOOP
+            said := said || format('log_record: %s seq(s) differ from the view', r.n);
+        END LOOP;
         RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'undo';
     EXCEPTION WHEN SQLSTATE 'P0001' THEN
         NULL;
     END;
     RETURN QUERY SELECT change || ' | ' || x FROM unnest(said) x;
 END $$;
+-- the log read one record at a time is the view, record for record
+SELECT reg45_log_record_differs() AS log_record_differs,
+       (SELECT count(*) FROM agentauth._log_record((SELECT max(seq) + 1 FROM agentauth.audit_log))) AS past_the_head,
+       (SELECT count(*) FROM agentauth.audit_log WHERE seq > :s0) > 400 AS units_among_them;
 -- the rehash alone, with nothing changed, leaves a chain that verifies
 SELECT reg45_check_rechained('event = event');
 SELECT reg45_check_rechained('entry_patients = entry_patients || ''{R45-EXTRA}''::text[]');

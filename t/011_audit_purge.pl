@@ -57,6 +57,12 @@ sleep 3;
 is(sq("SET ROLE t11_officer; SELECT agentauth.purge_audit('$cut_time')"), $old_count,
 	'the records logged before the cut are removed');
 is(sq('SELECT min(seq) FROM agentauth.audit_log'), $first_new, 'the log now starts at the cut');
+# the audit feed's next batch (_log_next) from a seq the purge removed:
+# the first records that are left, not an empty window
+is(sq("SET ROLE t11_auditor; SELECT string_agg(seq::text, ',' ORDER BY seq) FROM agentauth._log_next(0, 2)"),
+	$first_new . ',' . ($first_new + 1), 'a feed behind the purge gets the first records left');
+is(sq("SET ROLE t11_auditor; SELECT string_agg(seq::text, ',' ORDER BY seq) FROM agentauth._log_next($first_new, 2)"),
+	($first_new + 1) . ',' . ($first_new + 2), '... and the next ones after them');
 is(sq("SELECT (detail->>'cut_seq')::bigint || ' ' || (detail->>'cut_hash') || ' ' || (detail->>'removed')
         FROM agentauth.audit_log WHERE event = 'audit_purged'"),
 	"$first_new $hash_before_cut $old_count",

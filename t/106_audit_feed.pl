@@ -146,6 +146,55 @@ cmp_ok(scalar(@twice), '<=', 2, 'a record is sent again only when it was in flig
 	scalar(@twice) . '), and then replaces itself (PUT)');
 $feed->kill_kill;
 
+# units: an agent's read of 150 patients is stored as units of entries;
+# the feed reads the log a window at a time (--batch 40: windows that
+# begin and end inside units), and every record arrives, an entry as the
+# AuditEvent of its own patient
+my $before_units = head_seq();
+sq(q{
+CREATE ROLE t106_agent LOGIN;
+CREATE TABLE public.t106_obs (id int PRIMARY KEY, patient_id text NOT NULL, v int);
+INSERT INTO public.t106_obs SELECT i, 'T106-' || i, i FROM generate_series(1, 150) i;
+GRANT SELECT ON public.t106_obs TO t106_agent;
+SELECT agentauth.protect_table('public.t106_obs', 'patient_id', '{"id": "non_phi", "v": "lab"}');
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
+});
+my $agent = sq(q{SELECT agentauth.register_agent('t106 bot', 't106_agent', 'the lab', '{TREAT}', '{lab:read}')});
+my $tok = sq(qq{SELECT agentauth.issue_token('$agent', 'TREAT')});
+$node->safe_psql('postgres', qq{SELECT agentauth.begin_session('$tok'); SELECT count(v) FROM public.t106_obs;},
+	extra_params => [ '-U', 't106_agent' ]);
+$node->poll_query_until('postgres',
+	q{SELECT count(DISTINCT patient) = 150 FROM agentauth.audit_log WHERE relation = 'public.t106_obs'})
+  or die 'the records of the agent did not arrive: '
+  . sq(q{SELECT string_agg(event || ' ' || coalesce(patient, '-') || ' ' || outcome, ', ')
+	FROM (SELECT * FROM agentauth.audit_log WHERE relation = 'public.t106_obs' ORDER BY seq LIMIT 5) s});
+# the session's end, written by its exiting backend: the last record
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM agentauth.audit_log WHERE event = 'session_end' AND db_role = 't106_agent'})
+  or die 'no session_end';
+my $units = sq(q{SELECT count(*) FROM agentauth.audit_record
+	WHERE relation = 'public.t106_obs' AND entry_kinds IS NOT NULL});
+cmp_ok($units, '>=', 2, "the read is stored as units ($units)");
+open my $sf, '>', "$dir/fhir4.state" or die $!;
+print $sf "$before_units\n";
+close $sf;
+my $uh = head_seq();
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/fhir4.state", '--batch', '40', '--once' ],
+	'>', \my $uout, '2>', \my $uerr);
+is((slurp_file("$dir/fhir4.state") =~ /^(\d+)/)[0], $uh, 'in windows of 40 the feed reaches the head')
+  or diag($uerr);
+my $ids = fhir_ids();
+is(scalar(grep { !$ids->{$_} } $before_units + 1 .. $uh), 0, 'every record since is on the server');
+my $mismatch = 0;
+for my $row (split /\n/, sq(q{SELECT seq || ' ' || patient FROM agentauth.audit_log
+	WHERE relation = 'public.t106_obs' AND patient IS NOT NULL}))
+{
+	my ($seq, $patient) = split / /, $row;
+	$mismatch++ unless slurp_file("$store/agentauth-$seq.json") =~ /\Q$patient\E"/;
+}
+is($mismatch, 0, 'each entry is the AuditEvent of its own patient');
+
 # a server that refuses (wrong token): the feed stops, does not skip
 open $tf, '>', "$dir/badtoken" or die $!;
 print $tf "wrong\n";

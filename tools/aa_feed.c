@@ -473,10 +473,15 @@ fetch(long long after, int limit)
 	}
 	snprintf(a, sizeof(a), "%lld", after);
 	snprintf(l, sizeof(l), "%d", limit);
+
+	/*
+	 * The next batch is a window of seqs (_log_next): its cost is that of
+	 * the batch, however far behind the feed is
+	 */
 	r = PQexecParams(db,
 					 "SELECT l.seq, to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
 					 "       agentauth.audit_event_fhir(l.seq)::text "
-					 "  FROM agentauth._log_from($1::bigint + 1) l ORDER BY l.seq LIMIT $2::int",
+					 "  FROM agentauth._log_next($1::bigint, $2::int) l ORDER BY l.seq",
 					 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 	{

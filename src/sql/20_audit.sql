@@ -162,8 +162,105 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
    AND e.seq OPERATOR(pg_catalog.>=) lo
 $$;
 REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
--- the audit feed (tools/aa_feed) reads the log from a seq on through it
+-- for an auditor's own queries (the audit feed reads _log_between)
 GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
+
+-- The records with seq from lo to hi, found by the primary key: the unit
+-- holding lo, and the rows up to hi.  The audit feed (tools/aa_feed) reads
+-- its next batch so: a window of the log, its cost that of the batch,
+-- where _log_from(lo) ... ORDER BY seq LIMIT n read and sorted every
+-- record after lo (3.5 s a batch at 10 M records behind).
+CREATE FUNCTION agentauth._log_between(lo bigint, hi bigint) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL
+   AND r.seq OPERATOR(pg_catalog.>=) lo AND r.seq OPERATOR(pg_catalog.<=) hi
+UNION ALL
+SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
+       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
+       e.relation, e.columns, e.data_classes, e.action, e.row_count,
+       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
+       e.row_hash
+  FROM agentauth._audit_entries e
+ WHERE e.unit_seq OPERATOR(pg_catalog.>=) (SELECT COALESCE(pg_catalog.max(u.seq), lo)
+                                             FROM agentauth.audit_record u
+                                            WHERE u.seq OPERATOR(pg_catalog.<=) lo)
+   AND e.unit_seq OPERATOR(pg_catalog.<=) hi
+   AND e.seq OPERATOR(pg_catalog.>=) lo AND e.seq OPERATOR(pg_catalog.<=) hi
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_between(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._log_between(bigint, bigint) TO agentauth_auditor;
+
+-- The feed's next batch: the first n records after seq after, a window of
+-- the log (it has no gaps but its purged start, below which a feed's last
+-- seq may lie).
+CREATE FUNCTION agentauth._log_next(after bigint, n integer) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT l.*
+  FROM agentauth._log_between(after OPERATOR(pg_catalog.+) 1,
+           pg_catalog.int8larger(after OPERATOR(pg_catalog.+) 1,
+                                 (SELECT pg_catalog.min(r.seq) FROM agentauth.audit_record r))
+           OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.-) 1) l
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_next(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._log_next(bigint, integer) TO agentauth_auditor;
+
+-- One record by its seq, as the view shows it: a version 1 record by the
+-- primary key, or the entry of the unit that holds it (the row with the
+-- greatest seq not after s, when s is within its entries), its fields
+-- read by ordinal as _patient_log reads them; a unit has as many entries
+-- as its longest array, as in the view.  audit_event_fhir (and so the
+-- audit feed) reads one record per call: through the view that was every
+-- entry of the unit unnested, for one.
+CREATE FUNCTION agentauth._log_record(s bigint) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
+       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
+       r.relation, r.columns, r.data_classes, r.action, r.row_count,
+       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
+       r.row_hash
+  FROM agentauth.audit_record r
+ WHERE r.entry_kinds IS NULL AND r.seq OPERATOR(pg_catalog.=) s
+UNION ALL
+SELECT s, e.logged_at,
+       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
+       e.principal, e.principal_name, e.db_role, e.token, e.on_behalf_of,
+       e.delegation_chain,
+       CASE e.e_kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN e.purpose WHEN 1 THEN 'BTG' END,
+       e.e_patient, e.relation, e.columns, e.data_classes, e.action,
+       e.e_row_count,
+       COALESCE(agentauth._consent_authority(e.e_consent), e.e_authority),
+       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
+       e.statement, e.client, e.detail, e.prev_hash, e.row_hash
+  FROM (SELECT u.*,
+               agentauth._entry_at(u.entry_kinds, u.o) AS e_kind,
+               agentauth._entry_at(u.entry_patients, u.o) AS e_patient,
+               agentauth._entry_at(u.entry_row_counts, u.o) AS e_row_count,
+               agentauth._entry_at(u.entry_authorities, u.o) AS e_authority,
+               agentauth._entry_at(u.entry_consents, u.o) AS e_consent
+          FROM (SELECT r.*, (s OPERATOR(pg_catalog.-) r.seq OPERATOR(pg_catalog.+) 1)::integer AS o
+                  FROM agentauth.audit_record r
+                 WHERE r.seq OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(x.seq)
+                                                       FROM agentauth.audit_record x
+                                                      WHERE x.seq OPERATOR(pg_catalog.<=) s)
+                   AND r.entry_kinds IS NOT NULL
+                   AND s OPERATOR(pg_catalog.-) r.seq OPERATOR(pg_catalog.<)
+                       pg_catalog.int8(GREATEST(pg_catalog.cardinality(r.entry_kinds),
+                                                pg_catalog.cardinality(r.entry_patients),
+                                                pg_catalog.cardinality(r.entry_row_counts),
+                                                pg_catalog.cardinality(r.entry_authorities),
+                                                pg_catalog.cardinality(r.entry_consents)))) u
+        OFFSET 0) e
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_record(bigint) FROM PUBLIC;
 
 -- Auditors read the log (SPEC 2); nobody writes it but the audit writer.
 GRANT SELECT ON agentauth.audit_log TO agentauth_auditor;

@@ -102,8 +102,7 @@ BEGIN
     IF audit_event_fhir.seq IS NULL THEN
         RAISE EXCEPTION 'seq must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO r FROM agentauth._log_from(audit_event_fhir.seq) l
-     WHERE l.seq OPERATOR(pg_catalog.=) audit_event_fhir.seq;
+    SELECT * INTO r FROM agentauth._log_record(audit_event_fhir.seq) l;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no audit record with seq %', audit_event_fhir.seq
             USING ERRCODE = '22023', HINT = 'See agentauth.audit_head() for the last seq.';
