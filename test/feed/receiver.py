@@ -36,6 +36,9 @@ if mode == "fhir":
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # its answer goes out as written: with Nagle's algorithm the
+        # answer's second write waited for the feed's delayed ACK (40 ms)
+        disable_nagle_algorithm = True
 
         def answer(self, status, body):
             data = json.dumps(body).encode()
