@@ -428,3 +428,13 @@ SELECT event, outcome, row_count,
   FROM agentauth.access_report('R45-K77', '-infinity', 'infinity')
  WHERE relation = 'public.reg45_many';
 RESET ROLE;
+
+-- agent_inventory reads the stored rows (a unit's kinds), not the view:
+-- the same last access and denials as the log shows
+SELECT i.last_access = (SELECT max(logged_at) FROM agentauth.audit_log
+                         WHERE principal = :'agent' AND event = 'access') AS last_access_as_the_log,
+       i.denials_24h = (SELECT count(*) FROM agentauth.audit_log
+                         WHERE principal = :'agent' AND event IN ('denied', 'session_denied')
+                           AND logged_at > now() - interval '24 hours') AS denials_as_the_log,
+       i.denials_24h >= 2 AS denials_in_units
+  FROM agentauth.agent_inventory i WHERE i.agent = :'agent';
