@@ -1670,33 +1670,7 @@ SELECT e.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
                    AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]) u
         OFFSET 0) e
 $$;
-
-CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log
-    LANGUAGE sql STABLE
-AS $$
-SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
-       r.token, r.on_behalf_of, r.delegation_chain, r.purpose, r.patient,
-       r.relation, r.columns, r.data_classes, r.action, r.row_count,
-       r.authority, r.outcome, r.statement, r.client, r.detail, r.prev_hash,
-       r.row_hash
-  FROM agentauth.audit_record r
- WHERE r.entry_kinds IS NULL AND r.seq OPERATOR(pg_catalog.>=) lo
-UNION ALL
-SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
-       e.token, e.on_behalf_of, e.delegation_chain, e.purpose, e.patient,
-       e.relation, e.columns, e.data_classes, e.action, e.row_count,
-       e.authority, e.outcome, e.statement, e.client, e.detail, e.prev_hash,
-       e.row_hash
-  FROM agentauth._audit_entries e
- WHERE e.unit_seq OPERATOR(pg_catalog.>=) (SELECT COALESCE(pg_catalog.max(u.seq), lo)
-                                             FROM agentauth.audit_record u
-                                            WHERE u.seq OPERATOR(pg_catalog.<=) lo)
-   AND e.seq OPERATOR(pg_catalog.>=) lo
-$$;
-
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
 
 -- a window of the log (20_audit.sql), for the audit feed
 CREATE FUNCTION agentauth._log_between(lo bigint, hi bigint) RETURNS SETOF agentauth.audit_log
@@ -1725,6 +1699,15 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
 $$;
 REVOKE ALL ON FUNCTION agentauth._log_between(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth._log_between(bigint, bigint) TO agentauth_auditor;
+
+-- the records from seq lo on: the window from lo to the end (20_audit.sql)
+CREATE FUNCTION agentauth._log_from(lo bigint) RETURNS SETOF agentauth.audit_log
+    LANGUAGE sql STABLE
+AS $$
+SELECT l.* FROM agentauth._log_between(lo, 9223372036854775807) l
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
 
 -- The feed's next batch: the first n records after seq after, a window of
 -- the log (it has no gaps but its purged start, below which a feed's last
