@@ -1040,6 +1040,10 @@ ALTER FUNCTION agentauth._accounting_exempt(text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._accounting_exempt(text) RESET search_path;
 ALTER FUNCTION agentauth._fhir_coding(text,text,text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._fhir_class_label(text) PARALLEL SAFE;
+-- the FHIR export's helpers inline into their callers (61_fhir_audit.sql):
+-- STABLE as their bodies are, no SET clause
+ALTER FUNCTION agentauth._fhir_coding(text,text,text) STABLE RESET search_path;
+ALTER FUNCTION agentauth._fhir_class_label(text) STABLE RESET search_path;
 ALTER FUNCTION agentauth._fhir_fail(text,text,text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._fhir_array(jsonb,text) PARALLEL SAFE;
 ALTER FUNCTION agentauth._fhir_string(jsonb,text,boolean) PARALLEL SAFE;
@@ -3401,8 +3405,7 @@ $$;
 -- a network address as an agent.network: an IP address (type 2) or a
 -- machine name (type 1)
 CREATE FUNCTION agentauth._fhir_network(address text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
     SELECT CASE WHEN address IS NULL OR address OPERATOR(pg_catalog.=) 'local'
                 THEN '{"address": "localhost", "type": "1"}'::jsonb

@@ -53,8 +53,7 @@ $$;
 -- a network address as an agent.network: an IP address (type 2) or a
 -- machine name (type 1)
 CREATE FUNCTION agentauth._fhir_network(address text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
     SELECT CASE WHEN address IS NULL OR address OPERATOR(pg_catalog.=) 'local'
                 THEN '{"address": "localhost", "type": "1"}'::jsonb
