@@ -65,3 +65,14 @@ SELECT kind, role, relation, attempts, last_application_name
 SELECT kind, role, relation, privileges, bypasses_rls
   FROM agentauth.unregistered_activity
  WHERE relation = 'public.reg35_dx' AND kind = 'privileged role' AND role LIKE 'reg35%' ORDER BY role;
+-- the attempts are read by their own partial index, not a scan of the log
+CREATE FUNCTION reg35_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+    FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP RETURN NEXT l; END LOOP;
+END $$;
+SET enable_seqscan = off;
+SELECT count(*) FILTER (WHERE p LIKE '%audit_log_unregistered_idx%') AS by_the_index,
+       count(*) FILTER (WHERE p LIKE '%Seq Scan on audit_record%') AS log_scans
+  FROM reg35_explain('SELECT * FROM agentauth.unregistered_activity WHERE kind = ''attempt''') p;
+RESET enable_seqscan;

@@ -252,6 +252,11 @@ GRANT SELECT ON agentauth._audit_entries TO agentauth_auditor;
 -- Only purge_audit() ever deletes, by seq from the oldest end.
 CREATE INDEX audit_log_purged_idx ON agentauth.audit_record (seq)
     WHERE event OPERATOR(pg_catalog.=) 'audit_purged';
+-- unregistered_activity (30_protect.sql) reads the unregistered roles'
+-- attempts by this index: without it, a scan of the whole log (192 ms at
+-- 10 M entries, minutes in a six-year log)
+CREATE INDEX audit_log_unregistered_idx ON agentauth.audit_record (seq)
+    WHERE event OPERATOR(pg_catalog.=) 'unregistered_access';
 
 -- Append-only, for every role: INSERT, UPDATE, DELETE and TRUNCATE are
 -- refused.  ENABLE ALWAYS: session_replication_role = replica does not
