@@ -344,6 +344,7 @@ fhir_put(long long seq, const char *json)
 	char		head[8192];
 	char		line[8192];
 	char	   *req;
+	size_t		jlen = strlen(json);
 	int			rc;
 	int			status = 0;
 	long long	clen = -1;
@@ -365,17 +366,17 @@ fhir_put(long long seq, const char *json)
 				 "Content-Length: %zu\r\n"
 				 "%s%s%s"
 				 "\r\n",
-				 base_path, seq, host, port, strlen(json),
+				 base_path, seq, host, port, jlen,
 				 token[0] ? "Authorization: Bearer " : "", token, token[0] ? "\r\n" : "");
 	if (n >= (int) sizeof(head))
 		die("request head too long");
 	/* the head and the body in one write: one TLS record, one segment */
-	req = malloc((size_t) n + strlen(json));
+	req = malloc((size_t) n + jlen);
 	if (req == NULL)
 		die("out of memory");
 	memcpy(req, head, (size_t) n);
-	memcpy(req + n, json, strlen(json));
-	rc = conn_write(req, (size_t) n + strlen(json));
+	memcpy(req + n, json, jlen);
+	rc = conn_write(req, (size_t) n + jlen);
 	free(req);
 	if (rc != 0)
 		goto retry;

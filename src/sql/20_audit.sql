@@ -235,11 +235,11 @@ SELECT s, e.logged_at,
                                                       WHERE x.seq OPERATOR(pg_catalog.<=) s)
                    AND r.entry_kinds IS NOT NULL
                    AND s OPERATOR(pg_catalog.-) r.seq OPERATOR(pg_catalog.<)
-                       pg_catalog.int8(GREATEST(pg_catalog.cardinality(r.entry_kinds),
-                                                pg_catalog.cardinality(r.entry_patients),
-                                                pg_catalog.cardinality(r.entry_row_counts),
-                                                pg_catalog.cardinality(r.entry_authorities),
-                                                pg_catalog.cardinality(r.entry_consents)))) u
+                       GREATEST(pg_catalog.cardinality(r.entry_kinds),
+                                pg_catalog.cardinality(r.entry_patients),
+                                pg_catalog.cardinality(r.entry_row_counts),
+                                pg_catalog.cardinality(r.entry_authorities),
+                                pg_catalog.cardinality(r.entry_consents))) u
         OFFSET 0) e
 $$;
 REVOKE ALL ON FUNCTION agentauth._log_record(bigint) FROM PUBLIC;
