@@ -6,7 +6,8 @@
 #                    Bundle of N R4 Consents (built in the server first, not
 #                    timed)
 # Each time runs to the COMMIT's return, which waits until every
-# consent_recorded record is in the audit log (spilled records moved).
+# consent_recorded record is in the audit log (spilled records moved); the
+# COMMIT of the first load is also timed alone (the move).
 # Never fails on timing.
 #   PG_CONFIG=... bash bench/consent_bulk.sh     (as root; server as postgres)
 # N (100000)
@@ -39,7 +40,9 @@ as_pg $PSQL -c 'CREATE EXTENSION agentauth CASCADE' >/dev/null 2>&1
 ms() { date +%s%3N; }
 
 t0=$(ms)
-as_pg $PSQL -c "BEGIN" -c "SELECT count(agentauth.record_consent('R' || i, 'permit', '{TREAT}')) FROM generate_series(1, $N) i" -c "COMMIT" >/dev/null
+# the COMMIT's own time: the spilled records moved into the log
+commit_ms=$(as_pg $PSQL -c '\timing on' -c "BEGIN" -c "SELECT count(agentauth.record_consent('R' || i, 'permit', '{TREAT}')) FROM generate_series(1, $N) i" -c "COMMIT" |
+    awk '/^Time:/ { t = $2 } END { printf "%d", t }')
 t1=$(ms)
 rc_ms=$((t1 - t0))
 
@@ -59,6 +62,7 @@ b_ms=$((t1 - t0))
 recs=$(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth.audit_log WHERE event = 'consent_recorded'")
 spill=$(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth._audit_spill")
 echo "consents per load: $N; consent_recorded records in the log: $recs; left in the spill table: $spill"
-awk -v n="$N" -v a="$rc_ms" -v b="$b_ms" 'BEGIN {
+awk -v n="$N" -v a="$rc_ms" -v b="$b_ms" -v c="$commit_ms" 'BEGIN {
     printf "record_consent x %d, one transaction: %7.1f s  %7.0f consents/s\n", n, a / 1000, n * 1000 / a
+    printf "  of which its COMMIT (the spilled records moved into the log): %5.1f s  %7.0f records/s\n", c / 1000, n * 1000 / c
     printf "FHIR Bundle of %d Consents, one call: %7.1f s  %7.0f consents/s\n", n, b / 1000, n * 1000 / b }'

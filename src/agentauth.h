@@ -20,6 +20,7 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 #include "utils/snapshot.h"
 #include "utils/uuid.h"
 
@@ -490,6 +491,7 @@ extern void aa_spill_init(void);
 extern Size aa_spill_threshold(void);
 extern Size aa_spill_chunk(void);
 extern Oid	aa_spill_relid(void);
+extern Oid	aa_spill_order_index(Relation rel);
 extern bool aa_spill_write(const char *data, Size len);
 extern void aa_spill_committed(void);
 extern void aa_spill_attach(Latch *latch);

@@ -37,11 +37,14 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -51,6 +54,7 @@
 #include "storage/spin.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -131,15 +135,54 @@ aa_spill_relid(void)
 }
 
 /*
+ * The table's index on (txn, ord), by which the mover reads it in order.
+ * It is the table's only index (install script); anything else is an error,
+ * not a scan of the whole table per chunk.
+ */
+Oid
+aa_spill_order_index(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid			indexid = InvalidOid;
+
+	if (list_length(indexes) == 1)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID,
+										  ObjectIdGetDatum(linitial_oid(indexes)));
+		Form_pg_index form;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", linitial_oid(indexes));
+		form = (Form_pg_index) GETSTRUCT(tup);
+		if (form->indnatts == 2 && form->indkey.values[0] == 1 &&
+			form->indkey.values[1] == 2 &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL))
+			indexid = form->indexrelid;
+		ReleaseSysCache(tup);
+	}
+	list_free(indexes);
+	if (!OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentauth._audit_spill must have exactly one index, on (txn, ord)"),
+				 errhint("Recreate it with ALTER EXTENSION agentauth UPDATE or a fresh install.")));
+	return indexid;
+}
+
+/*
  * Write the queued entries data[0..len) as rows of the current
- * (sub)transaction.  false: there is no spill table (the extension's SQL is
- * older than the library); the caller keeps them.
+ * (sub)transaction, with their entries in the order index.  false: there
+ * is no spill table (the extension's SQL is older than the library); the
+ * caller keeps them.
  */
 bool
 aa_spill_write(const char *data, Size len)
 {
 	Oid			relid;
 	Relation	rel;
+	Relation	idx;
+	IndexInfo  *ii;
 	TupleDesc	desc;
 	Size		off = 0;
 	uint64		txn;
@@ -151,6 +194,8 @@ aa_spill_write(const char *data, Size len)
 	desc = RelationGetDescr(rel);
 	if (desc->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
+	idx = index_open(aa_spill_order_index(rel), RowExclusiveLock);
+	ii = BuildIndexInfo(idx);
 	while (off < len)
 	{
 		const AAQueueEntry *e = (const AAQueueEntry *) (data + off);
@@ -169,10 +214,14 @@ aa_spill_write(const char *data, Size len)
 		values[2] = PointerGetDatum(b);
 		tup = heap_form_tuple(desc, values, nulls);
 		simple_heap_insert(rel, tup);
+		/* the index's columns are the first two: (txn, ord) */
+		(void) index_insert(idx, values, nulls, &tup->t_self, rel,
+							UNIQUE_CHECK_NO, false, ii);
 		heap_freetuple(tup);
 		pfree(b);
 		off += e->len;
 	}
+	index_close(idx, NoLock);
 	table_close(rel, NoLock);
 	return true;
 }

@@ -6,7 +6,8 @@
  *		agentauth._audit_spill (audit_spill.c) into the audit queue.
  *
  *		One chunk (at most aa_spill_chunk() bytes, oldest transaction
- *		first, in the order each wrote them) per transaction of its own:
+ *		first, in the order each wrote them: read by the table's index on
+ *		(txn, ord), as far as the chunk goes) per transaction of its own:
  *		the rows are deleted and their records staged as this
  *		transaction's own administrative records (aa_audit_stage_entry,
  *		re-tagged with its xid), so the writer stores the chunk iff the
@@ -24,8 +25,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
 #include "access/xact.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -33,10 +36,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "catalog/pg_type.h"
-#include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "agentauth.h"
@@ -53,36 +54,45 @@ mover_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-/* one chunk; returns the number of records moved */
+/*
+ * One chunk; returns the number of records moved.  The rows are read in
+ * order by the table's index on (txn, ord) -- oldest transaction first, in
+ * the order each wrote them -- and only as far as the chunk goes: the work
+ * per record does not grow with the rows still waiting (a sort of the
+ * whole table per chunk made a 100,000-record load quadratic).
+ */
 static uint64
 move_chunk(void)
 {
 	Size		limit = aa_spill_chunk();
 	Size		bytes = 0;
 	uint64		n = 0;
-	StringInfoData tids;
+	Oid			relid;
+	Relation	rel;
+	Relation	idx;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	ItemPointerData *tids;
+	int			cap = 256;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!OidIsValid(aa_spill_relid()))
+	relid = aa_spill_relid();
+	if (!OidIsValid(relid))
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		return 0;
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT ctid::text, entry FROM agentauth._audit_spill "
-					"ORDER BY txn, ord LIMIT 10000", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "cannot read agentauth._audit_spill");
-	initStringInfo(&tids);
-	appendStringInfoString(&tids, "{");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	rel = table_open(relid, RowExclusiveLock);
+	idx = index_open(aa_spill_order_index(rel), AccessShareLock);
+	tids = palloc(cap * sizeof(ItemPointerData));
+	scan = systable_beginscan_ordered(rel, idx, GetActiveSnapshot(), 0, NULL);
+	while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
-		Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		Datum		d = heap_getattr(tup, 3, RelationGetDescr(rel), &isnull);
 		bytea	   *b;
 		AAQueueEntry hdr;
 
@@ -96,29 +106,26 @@ move_chunk(void)
 			MAXALIGN(sizeof(AAQueueEntry)) + hdr.body_len > hdr.len)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("agentauth._audit_spill holds a malformed record at %s",
-							SPI_getvalue(tup, SPI_tuptable->tupdesc, 1))));
+					 errmsg("agentauth._audit_spill holds a malformed record at (%u,%u)",
+							ItemPointerGetBlockNumber(&tup->t_self),
+							ItemPointerGetOffsetNumber(&tup->t_self))));
 		if (n > 0 && bytes + hdr.len > limit)
 			break;
 		aa_audit_stage_entry(VARDATA_ANY(b), hdr.len);	/* copied */
 		bytes += hdr.len;
-		if (n > 0)
-			appendStringInfoChar(&tids, ',');
-		appendStringInfo(&tids, "\"%s\"", SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
-		n++;
+		if (n == cap)
+		{
+			cap *= 2;
+			tids = repalloc(tids, cap * sizeof(ItemPointerData));
+		}
+		tids[n++] = tup->t_self;
 	}
-	appendStringInfoChar(&tids, '}');
-	if (n > 0)
-	{
-		Oid			argtype = TIDARRAYOID;
-		Datum		arg = OidInputFunctionCall(F_ARRAY_IN, tids.data, TIDOID, -1);
-
-		if (SPI_execute_with_args("DELETE FROM agentauth._audit_spill WHERE ctid = ANY ($1)",
-								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE ||
-			SPI_processed != n)
-			elog(ERROR, "agentauth._audit_spill changed while its records were moved");
-	}
-	SPI_finish();
+	systable_endscan_ordered(scan);
+	/* only the mover deletes: a row it read is still there */
+	for (uint64 i = 0; i < n; i++)
+		simple_heap_delete(rel, &tids[i]);
+	index_close(idx, AccessShareLock);
+	table_close(rel, NoLock);
 	PopActiveSnapshot();
 	/* PRE_COMMIT queues the chunk, COMMIT waits for the writer */
 	CommitTransactionCommand();
@@ -166,6 +173,7 @@ aa_spill_mover_main(Datum main_arg)
 			aa_spill_note_moved(n);
 		if (!got_sigterm)
 			aa_spill_note_done(ticket);
+		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10000L, PG_WAIT_EXTENSION);

@@ -15,6 +15,9 @@ CREATE TABLE agentauth._audit_spill (
     ord   bigint NOT NULL,      -- its order within the backend
     entry bytea  NOT NULL       -- the queued record (record.c's queued form)
 );
+-- the mover reads the rows in this order, a chunk at a time: no sort of
+-- the whole table per chunk
+CREATE INDEX _audit_spill_order ON agentauth._audit_spill (txn, ord);
 REVOKE ALL ON agentauth._audit_spill FROM PUBLIC;
 
 -- Store the rules of one checked Consent (from _fhir_consent_rules): an
