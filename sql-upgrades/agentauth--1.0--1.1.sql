@@ -1718,17 +1718,31 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._log_from(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth._log_from(bigint) TO agentauth_auditor;
 
--- The feed's next batch: the first n records after seq after, a window of
--- the log (it has no gaps but its purged start, below which a feed's last
--- seq may lie).
+-- The feed's next batch: the records of the n seqs from the first one after
+-- seq after that the log holds.  That is after + 1 when a stored row (a
+-- record, or a unit's entries) covers it; otherwise the next stored row:
+-- the log's first after a purge, or the first after a hole that tampering
+-- left (verify_audit reports it) -- a feed moves on instead of waiting on an
+-- empty window for ever.
 CREATE FUNCTION agentauth._log_next(after bigint, n integer) RETURNS SETOF agentauth.audit_log
     LANGUAGE sql STABLE
 AS $$
 SELECT l.*
-  FROM agentauth._log_between(after OPERATOR(pg_catalog.+) 1,
-           pg_catalog.int8larger(after OPERATOR(pg_catalog.+) 1,
-                                 (SELECT pg_catalog.min(r.seq) FROM agentauth.audit_record r))
-           OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.-) 1) l
+  FROM (SELECT CASE WHEN (SELECT (after OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.-) r.seq)
+                                 OPERATOR(pg_catalog.<)
+                                 COALESCE(GREATEST(pg_catalog.cardinality(r.entry_kinds),
+                                                   pg_catalog.cardinality(r.entry_patients),
+                                                   pg_catalog.cardinality(r.entry_row_counts),
+                                                   pg_catalog.cardinality(r.entry_authorities),
+                                                   pg_catalog.cardinality(r.entry_consents)), 1)
+                            FROM agentauth.audit_record r
+                           WHERE r.seq OPERATOR(pg_catalog.<=) (after OPERATOR(pg_catalog.+) 1)
+                           ORDER BY r.seq DESC LIMIT 1)
+               THEN after OPERATOR(pg_catalog.+) 1
+               ELSE (SELECT pg_catalog.min(r.seq) FROM agentauth.audit_record r
+                      WHERE r.seq OPERATOR(pg_catalog.>) after)
+          END AS lo) w,
+       agentauth._log_between(w.lo, w.lo OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.-) 1) l
 $$;
 REVOKE ALL ON FUNCTION agentauth._log_next(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth._log_next(bigint, integer) TO agentauth_auditor;

@@ -71,6 +71,19 @@ DELETE FROM agentauth.audit_record WHERE seq = (SELECT s1 + 3 FROM reg22);
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
+-- records deleted in the middle: the audit feed's next window (_log_next)
+-- moves on to the record after the hole, instead of coming back empty for
+-- ever (and blinding the outside copy that would show the tampering)
+BEGIN;
+SELECT reg22_unguard();
+DELETE FROM agentauth.audit_record
+ WHERE seq BETWEEN (SELECT s1 + 1 FROM reg22) AND (SELECT s1 + 3 FROM reg22);
+SELECT string_agg((l.seq - r.s1)::text, ',' ORDER BY l.seq) AS feed_after_hole
+  FROM reg22 r, agentauth._log_next(r.s1, 2) l;
+SELECT string_agg((l.seq - r.s1)::text, ',' ORDER BY l.seq) AS feed_before_hole
+  FROM reg22 r, agentauth._log_next(r.s1 - 1, 2) l;
+ROLLBACK;
+
 -- a deleted record, the later ones renumbered to close the gap
 BEGIN;
 SELECT reg22_unguard();

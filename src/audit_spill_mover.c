@@ -86,6 +86,8 @@ move_chunk(void)
 		return 0;
 	}
 	rel = table_open(relid, RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts != 3)
+		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
 	idx = index_open(aa_spill_order_index(rel), AccessShareLock);
 	tids = palloc(cap * sizeof(ItemPointerData));
 	scan = systable_beginscan_ordered(rel, idx, GetActiveSnapshot(), 0, NULL);

@@ -11,9 +11,11 @@
  *                    the seq in structured data [agentauth@32473 seq="N"].
  *                    Syslog has no acknowledgement: see "Restarts" below.
  *
- * It reads the log's records from a seq on (agentauth._log_from, the rows
- * of the view agentauth.audit_log found by the stored log's primary key, so
- * a poll costs the same on a log of any size; by seq, in order; seq grows
+ * It reads the log's records a window of seqs at a time
+ * (agentauth._log_next, the rows of the view agentauth.audit_log found by
+ * the stored log's primary key, so a poll costs the same on a log of any
+ * size and however far behind; past a purged start or a hole, the window
+ * moves on to the next stored record; by seq, in order; seq grows
  * in commit order, so a record is read once it has committed), as a login
  * granted agentauth_auditor, over a libpq connection
  * (--dbname; passwords in ~/.pgpass or PGPASSFILE).  It is a separate
