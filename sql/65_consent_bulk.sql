@@ -40,6 +40,36 @@ SELECT pg_sleep(0.5);
 SELECT count(*) AS records_after_rollback FROM agentauth.audit_log WHERE patient LIKE 'c65-%';
 SELECT count(*) AS consents_after_rollback FROM agentauth.consent WHERE patient LIKE 'c65-%';
 SELECT count(*) AS left_in_spill FROM agentauth._audit_spill;
+-- the spill table's index.  After REINDEX CONCURRENTLY (which builds a copy
+-- beside it and swaps), with an index a DBA added, and with an invalid copy
+-- of it left behind (a failed REINDEX CONCURRENTLY leaves one): every index
+-- that takes entries gets them, the mover reads by the valid one.
+REINDEX TABLE CONCURRENTLY agentauth._audit_spill;
+CREATE INDEX reg65_spill_ord ON agentauth._audit_spill (ord);
+CREATE INDEX reg65_spill_copy ON agentauth._audit_spill (txn, ord);
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'agentauth.reg65_spill_copy'::regclass;
+SET ROLE reg65_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('d65-' || i, 'permit')) FROM generate_series(1, 5000) i;
+COMMIT;
+RESET ROLE;
+SELECT count(*) AS consent_recorded FROM agentauth.audit_log
+ WHERE event = 'consent_recorded' AND patient LIKE 'd65-%';
+SELECT count(*) AS left_in_spill FROM agentauth._audit_spill;
+SELECT pg_relation_size('agentauth.reg65_spill_ord') > 16384 AS dba_index_took_entries,
+       pg_relation_size('agentauth.reg65_spill_copy') > 16384 AS invalid_copy_took_entries;
+-- with no valid index on (txn, ord), a transaction that would spill fails
+-- (before its commit), not the move after it
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'agentauth._audit_spill_order'::regclass;
+SET ROLE reg65_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('e65-' || i, 'permit')) FROM generate_series(1, 5000) i;
+ROLLBACK;
+RESET ROLE;
+UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'agentauth._audit_spill_order'::regclass;
+DROP INDEX agentauth.reg65_spill_ord, agentauth.reg65_spill_copy;
+SELECT count(*) AS records_of_the_refused_load FROM agentauth.audit_log WHERE patient LIKE 'e65-%';
+
 -- nobody reads or writes the spill table
 SET ROLE reg65_mgr;
 SELECT count(*) FROM agentauth._audit_spill;

@@ -44,6 +44,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -54,7 +55,6 @@
 #include "storage/spin.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -134,56 +134,72 @@ aa_spill_relid(void)
 	return OidIsValid(nsp) ? get_relname_relid("_audit_spill", nsp) : InvalidOid;
 }
 
+/* a valid btree on (txn, ord), ascending, nothing else: the move's order */
+static bool
+is_order_index(Relation idx)
+{
+	Form_pg_index ind = idx->rd_index;
+
+	return idx->rd_rel->relam == BTREE_AM_OID &&
+		ind->indisvalid && ind->indisready && ind->indislive &&
+		ind->indnatts == 2 && ind->indnkeyatts == 2 &&
+		ind->indkey.values[0] == 1 && ind->indkey.values[1] == 2 &&
+		idx->rd_indoption[0] == 0 && idx->rd_indoption[1] == 0 &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
+}
+
 /*
- * The table's index on (txn, ord), by which the mover reads it in order.
- * It is the table's only index (install script); anything else is an error,
- * not a scan of the whole table per chunk.
+ * The table's index on (txn, ord), by which the mover reads it in order
+ * (_audit_spill_order, or its copy while REINDEX CONCURRENTLY runs).  None:
+ * an error, not a scan of the whole table per chunk.
  */
 Oid
 aa_spill_order_index(Relation rel)
 {
 	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
 	Oid			indexid = InvalidOid;
 
-	if (list_length(indexes) == 1)
+	foreach(lc, indexes)
 	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID,
-										  ObjectIdGetDatum(linitial_oid(indexes)));
-		Form_pg_index form;
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		ok = is_order_index(idx);
 
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for index %u", linitial_oid(indexes));
-		form = (Form_pg_index) GETSTRUCT(tup);
-		if (form->indnatts == 2 && form->indkey.values[0] == 1 &&
-			form->indkey.values[1] == 2 &&
-			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(tup, Anum_pg_index_indpred, NULL))
-			indexid = form->indexrelid;
-		ReleaseSysCache(tup);
+		index_close(idx, AccessShareLock);
+		if (ok)
+		{
+			indexid = lfirst_oid(lc);
+			break;
+		}
 	}
 	list_free(indexes);
 	if (!OidIsValid(indexid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("agentauth._audit_spill must have exactly one index, on (txn, ord)"),
-				 errhint("Recreate it with ALTER EXTENSION agentauth UPDATE or a fresh install.")));
+				 errmsg("agentauth._audit_spill has no valid index on (txn, ord)"),
+				 errhint("REINDEX TABLE agentauth._audit_spill rebuilds the extension's index _audit_spill_order.")));
 	return indexid;
 }
 
 /*
  * Write the queued entries data[0..len) as rows of the current
- * (sub)transaction, with their entries in the order index.  false: there
- * is no spill table (the extension's SQL is older than the library); the
- * caller keeps them.
+ * (sub)transaction, with their entries in each of the table's indexes that
+ * takes entries (the order index, and a copy REINDEX CONCURRENTLY is
+ * building).  false: there is no spill table (the extension's SQL is older
+ * than the library); the caller keeps them.
  */
 bool
 aa_spill_write(const char *data, Size len)
 {
 	Oid			relid;
 	Relation	rel;
-	Relation	idx;
-	IndexInfo  *ii;
 	TupleDesc	desc;
+	List	   *indexes;
+	ListCell   *lc;
+	int			nidx = 0;
+	Relation   *idx;
+	IndexInfo **ii;
 	Size		off = 0;
 	uint64		txn;
 
@@ -194,8 +210,30 @@ aa_spill_write(const char *data, Size len)
 	desc = RelationGetDescr(rel);
 	if (desc->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
-	idx = index_open(aa_spill_order_index(rel), RowExclusiveLock);
-	ii = BuildIndexInfo(idx);
+	(void) aa_spill_order_index(rel);	/* the mover needs it: fail now */
+	indexes = RelationGetIndexList(rel);
+	idx = palloc(list_length(indexes) * sizeof(Relation));
+	ii = palloc(list_length(indexes) * sizeof(IndexInfo *));
+	foreach(lc, indexes)
+	{
+		Relation	r = index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		if (!r->rd_index->indisready)
+		{
+			index_close(r, RowExclusiveLock);
+			continue;
+		}
+		idx[nidx] = r;
+		ii[nidx] = BuildIndexInfo(r);
+		/* plain columns only: no executor here to compute anything else */
+		if (ii[nidx]->ii_Expressions != NIL || ii[nidx]->ii_Predicate != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("agentauth._audit_spill has an index on an expression or with a predicate: \"%s\"",
+							RelationGetRelationName(r))));
+		nidx++;
+	}
+	list_free(indexes);
 	while (off < len)
 	{
 		const AAQueueEntry *e = (const AAQueueEntry *) (data + off);
@@ -214,14 +252,28 @@ aa_spill_write(const char *data, Size len)
 		values[2] = PointerGetDatum(b);
 		tup = heap_form_tuple(desc, values, nulls);
 		simple_heap_insert(rel, tup);
-		/* the index's columns are the first two: (txn, ord) */
-		(void) index_insert(idx, values, nulls, &tup->t_self, rel,
-							UNIQUE_CHECK_NO, false, ii);
+		for (int k = 0; k < nidx; k++)
+		{
+			Datum		ivalues[INDEX_MAX_KEYS];
+			bool		inulls[INDEX_MAX_KEYS];
+
+			for (int a = 0; a < ii[k]->ii_NumIndexAttrs; a++)
+			{
+				AttrNumber	attno = ii[k]->ii_IndexAttrNumbers[a];
+
+				ivalues[a] = values[attno - 1];
+				inulls[a] = false;
+			}
+			(void) index_insert(idx[k], ivalues, inulls, &tup->t_self, rel,
+								idx[k]->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+								false, ii[k]);
+		}
 		heap_freetuple(tup);
 		pfree(b);
 		off += e->len;
 	}
-	index_close(idx, NoLock);
+	for (int k = 0; k < nidx; k++)
+		index_close(idx[k], NoLock);
 	table_close(rel, NoLock);
 	return true;
 }

@@ -27,6 +27,8 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -36,6 +38,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -54,26 +57,98 @@ mover_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/* the key (txn, ord) of the last row a pass moved */
+typedef struct SpillKey
+{
+	bool		valid;
+	int64		txn;
+	int64		ord;
+} SpillKey;
+
+typedef struct Chunk
+{
+	Size		limit;			/* bytes */
+	Size		bytes;
+	uint64		n;
+	int			cap;
+	ItemPointerData *tids;		/* the rows staged, to delete */
+	SpillKey	last;
+	bool		full;
+} Chunk;
+
+/*
+ * Stage the rows of one ordered scan of the index (keys: where it starts)
+ * until the chunk is full.
+ */
+static void
+scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
+{
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	scan = systable_beginscan_ordered(rel, idx, GetActiveSnapshot(), nkeys, keys);
+	while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull[3];
+		Datum		d[3];
+		bytea	   *b;
+		AAQueueEntry hdr;
+
+		heap_deform_tuple(tup, desc, d, isnull);
+		if (isnull[0] || isnull[1] || isnull[2])
+			elog(ERROR, "agentauth._audit_spill holds a NULL");
+		b = DatumGetByteaPP(d[2]);
+		if (VARSIZE_ANY_EXHDR(b) >= MAXALIGN(sizeof(AAQueueEntry)))
+			memcpy(&hdr, VARDATA_ANY(b), sizeof(hdr));
+		if (VARSIZE_ANY_EXHDR(b) < MAXALIGN(sizeof(AAQueueEntry)) ||
+			hdr.len != VARSIZE_ANY_EXHDR(b) ||
+			MAXALIGN(sizeof(AAQueueEntry)) + hdr.body_len > hdr.len)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("agentauth._audit_spill holds a malformed record at (%u,%u)",
+							ItemPointerGetBlockNumber(&tup->t_self),
+							ItemPointerGetOffsetNumber(&tup->t_self))));
+		if (c->n > 0 && c->bytes + hdr.len > c->limit)
+		{
+			c->full = true;
+			break;
+		}
+		aa_audit_stage_entry(VARDATA_ANY(b), hdr.len);	/* copied */
+		c->bytes += hdr.len;
+		if (c->n == (uint64) c->cap)
+		{
+			c->cap *= 2;
+			c->tids = repalloc(c->tids, c->cap * sizeof(ItemPointerData));
+		}
+		c->tids[c->n++] = tup->t_self;
+		c->last.valid = true;
+		c->last.txn = DatumGetInt64(d[0]);
+		c->last.ord = DatumGetInt64(d[1]);
+	}
+	systable_endscan_ordered(scan);
+}
+
 /*
  * One chunk; returns the number of records moved.  The rows are read in
  * order by the table's index on (txn, ord) -- oldest transaction first, in
- * the order each wrote them -- and only as far as the chunk goes: the work
- * per record does not grow with the rows still waiting (a sort of the
- * whole table per chunk made a 100,000-record load quadratic).
+ * the order each wrote them -- from after the last row this pass moved
+ * (*last), and only as far as the chunk goes: the work per record does not
+ * grow with the rows still waiting, nor with the index entries of rows
+ * already moved that an older snapshot still keeps from being marked dead
+ * (a sort of the whole table per chunk made a 100,000-record load
+ * quadratic).  A row that committed with a smaller key after the pass began
+ * is left to the next pass, which starts from the beginning: its
+ * transaction's ticket is later than this pass's.
  */
 static uint64
-move_chunk(void)
+move_chunk(SpillKey *last)
 {
-	Size		limit = aa_spill_chunk();
-	Size		bytes = 0;
-	uint64		n = 0;
+	Chunk		c;
 	Oid			relid;
 	Relation	rel;
 	Relation	idx;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	ItemPointerData *tids;
-	int			cap = 256;
+	ScanKeyData keys[2];
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -89,50 +164,39 @@ move_chunk(void)
 	if (RelationGetDescr(rel)->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
 	idx = index_open(aa_spill_order_index(rel), AccessShareLock);
-	tids = palloc(cap * sizeof(ItemPointerData));
-	scan = systable_beginscan_ordered(rel, idx, GetActiveSnapshot(), 0, NULL);
-	while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	memset(&c, 0, sizeof(c));
+	c.limit = aa_spill_chunk();
+	c.cap = 256;
+	c.tids = palloc(c.cap * sizeof(ItemPointerData));
+	c.last = *last;
+	if (!last->valid)
+		scan_into_chunk(rel, idx, 0, NULL, &c);
+	else
 	{
-		bool		isnull;
-		Datum		d = heap_getattr(tup, 3, RelationGetDescr(rel), &isnull);
-		bytea	   *b;
-		AAQueueEntry hdr;
-
-		if (isnull)
-			elog(ERROR, "agentauth._audit_spill holds a NULL record");
-		b = DatumGetByteaPP(d);
-		if (VARSIZE_ANY_EXHDR(b) >= MAXALIGN(sizeof(AAQueueEntry)))
-			memcpy(&hdr, VARDATA_ANY(b), sizeof(hdr));
-		if (VARSIZE_ANY_EXHDR(b) < MAXALIGN(sizeof(AAQueueEntry)) ||
-			hdr.len != VARSIZE_ANY_EXHDR(b) ||
-			MAXALIGN(sizeof(AAQueueEntry)) + hdr.body_len > hdr.len)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("agentauth._audit_spill holds a malformed record at (%u,%u)",
-							ItemPointerGetBlockNumber(&tup->t_self),
-							ItemPointerGetOffsetNumber(&tup->t_self))));
-		if (n > 0 && bytes + hdr.len > limit)
-			break;
-		aa_audit_stage_entry(VARDATA_ANY(b), hdr.len);	/* copied */
-		bytes += hdr.len;
-		if (n == cap)
+		/* the rest of the last transaction, then the later ones */
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(last->txn));
+		ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
+					Int64GetDatum(last->ord));
+		scan_into_chunk(rel, idx, 2, keys, &c);
+		if (!c.full)
 		{
-			cap *= 2;
-			tids = repalloc(tids, cap * sizeof(ItemPointerData));
+			ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
+						Int64GetDatum(last->txn));
+			scan_into_chunk(rel, idx, 1, keys, &c);
 		}
-		tids[n++] = tup->t_self;
 	}
-	systable_endscan_ordered(scan);
 	/* only the mover deletes: a row it read is still there */
-	for (uint64 i = 0; i < n; i++)
-		simple_heap_delete(rel, &tids[i]);
+	for (uint64 i = 0; i < c.n; i++)
+		simple_heap_delete(rel, &c.tids[i]);
 	index_close(idx, AccessShareLock);
 	table_close(rel, NoLock);
 	PopActiveSnapshot();
 	/* PRE_COMMIT queues the chunk, COMMIT waits for the writer */
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
-	return n;
+	*last = c.last;
+	return c.n;
 }
 
 void
@@ -161,6 +225,7 @@ aa_spill_mover_main(Datum main_arg)
 	{
 		uint64		ticket;
 		uint64		n;
+		SpillKey	last;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -171,7 +236,8 @@ aa_spill_mover_main(Datum main_arg)
 		}
 		ticket = aa_spill_requested();
 		pgstat_report_activity(STATE_RUNNING, "moving spilled audit records");
-		while (!got_sigterm && (n = move_chunk()) > 0)
+		last.valid = false;		/* a pass starts from the beginning */
+		while (!got_sigterm && (n = move_chunk(&last)) > 0)
 			aa_spill_note_moved(n);
 		if (!got_sigterm)
 			aa_spill_note_done(ticket);
