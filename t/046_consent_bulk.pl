@@ -25,6 +25,18 @@ CREATE ROLE t46_mgr LOGIN IN ROLE agentauth_consent_manager;
 
 sub sq { return $node->safe_psql('postgres', $_[0]); }
 
+# 5,000 record_consent calls in one transaction, ended by $end
+sub bulk_load
+{
+	my ($prefix, $end) = @_;
+	return $node->psql('postgres', qq{
+SET ROLE t46_mgr;
+BEGIN;
+SELECT count(agentauth.record_consent('$prefix' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
+$end;
+});
+}
+
 # the spill table's scans so far (its index was built by one)
 my $scans0 = sq(q{SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass});
 
@@ -80,12 +92,7 @@ like($mover, qr/^\d+$/, 'the spill worker runs');
 # 35,000 entries; one 10 s poll of the mover adds at most 5,000).
 $node->safe_psql('postgres', 'VACUUM agentauth._audit_spill');	# no dead entries left
 kill 'STOP', $mover;
-($rc, $out, $err) = $node->psql('postgres', q{
-SET ROLE t46_mgr;
-BEGIN;
-SELECT count(agentauth.record_consent('T46S' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
-COMMIT;
-});
+($rc, $out, $err) = bulk_load('T46S', 'COMMIT');
 is($rc, 0, 'a bulk load committed while the mover was stopped');
 my $bg = $node->background_psql('postgres');
 $bg->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
@@ -106,22 +113,12 @@ is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE event = 'consent_recorded
 	'5000', 'those records are in the log');
 
 kill 'STOP', $mover;
-($rc, $out, $err) = $node->psql('postgres', q{
-SET ROLE t46_mgr;
-BEGIN;
-SELECT count(agentauth.record_consent('T46C' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
-COMMIT;
-});
+($rc, $out, $err) = bulk_load('T46C', 'COMMIT');
 is($rc, 0, 'the bulk load committed');
 like($err, qr/not yet written/, 'with the spill worker stopped, COMMIT warns that the records follow');
 is(sq('SELECT count(*) FROM agentauth._audit_spill'), 5000, 'its records wait in the spill table');
 # the rollback of another bulk load, spilled too: nothing of it may appear
-($rc, $out, $err) = $node->psql('postgres', q{
-SET ROLE t46_mgr;
-BEGIN;
-SELECT count(agentauth.record_consent('T46R' || i, 'permit', '{TREAT}')) FROM generate_series(1, 5000) i;
-ROLLBACK;
-});
+($rc, $out, $err) = bulk_load('T46R', 'ROLLBACK');
 # the server crashes: the spill worker dies (SIGKILL), and the postmaster
 # reinitializes everything from the WAL
 kill 'KILL', $mover;
