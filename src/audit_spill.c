@@ -273,7 +273,12 @@ aa_spill_write(const char *data, Size len)
 		off += e->len;
 	}
 	for (int k = 0; k < nidx; k++)
+	{
 		index_close(idx[k], NoLock);
+		pfree(ii[k]);
+	}
+	pfree(idx);
+	pfree(ii);
 	table_close(rel, NoLock);
 	return true;
 }
