@@ -65,9 +65,12 @@ unlike($err, qr/WARNING/, 'its records were written before the call returned');
 # spilled rows in order by the table's index, each about once (before, it
 # read and sorted the whole table for every chunk it moved: 350 chunks of
 # 90 MB here, slow enough on some machines for the call above to warn).
-# The counters are read before anything else scans the table.
+# The counters are read before anything else scans the table, once both
+# the table's and its index's have been flushed (a flush that finds an
+# entry locked leaves it for the next one; no index: nothing to wait for).
 $node->poll_query_until('postgres', qq{
-SELECT n_tup_del >= $n FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass})
+SELECT n_tup_del >= $n AND coalesce(idx_tup_fetch, $n) >= $n
+  FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass})
   or die 'the deletions of the spilled rows were not counted';
 is(sq(qq{SELECT seq_scan - $scans0 || ' ' || (idx_tup_fetch BETWEEN $n AND $n * 1.1)
            FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass}),
