@@ -402,6 +402,7 @@ extern uint64 aa_audit_new_statement(void);
 extern void aa_audit_set_session_source(AASession *const *session);
 /* the spill mover: a queued entry staged as this transaction's own record */
 extern void aa_audit_stage_entry(const char *entry, Size len);
+extern bool aa_audit_commit_unwritten(void);
 
 /* ---------------------------------------------------------------------
  * audit_bounds.c -- when a statement fails closed instead of leaving

@@ -80,6 +80,7 @@ static bool xact_spilled = false;	/* records went to _audit_spill */
 static bool is_mover = false;	/* the spill mover: never spills */
 
 static bool wait_failed = false;	/* in this transaction */
+static bool commit_unwritten = false;	/* the last COMMIT's records not yet written */
 static bool xact_pushed = false;	/* records pushed in this transaction */
 static bool callbacks_registered = false;
 static bool exit_registered = false;
@@ -602,6 +603,16 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	serialize_record(staged, rec, GetTopTransactionId());
 }
 
+/*
+ * The spill mover: whether the records of the transaction it last committed
+ * were not yet written when COMMIT returned (its wait timed out).
+ */
+bool
+aa_audit_commit_unwritten(void)
+{
+	return commit_unwritten;
+}
+
 /* the spill mover: stage a queued entry as this transaction's own record */
 void
 aa_audit_stage_entry(const char *entry, Size len)
@@ -761,11 +772,13 @@ audit_xact_callback(XactEvent event, void *arg)
 			/* records of a committed transaction: visible on return */
 			if (txn_end > 0)
 				aa_queue_wake_writer();
+			commit_unwritten = false;
 			if (aa_audit_sync && (txn_end > 0 || pushed_end > 0) && !wait_failed &&
 				!aa_queue_in_writer())
 			{
-				if (!aa_queue_wait_committed(Max(txn_end, pushed_end),
-											 aa_audit_wait_timeout))
+				commit_unwritten = !aa_queue_wait_committed(Max(txn_end, pushed_end),
+															aa_audit_wait_timeout);
+				if (commit_unwritten)
 					ereport(WARNING,
 							(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 							 errmsg("the audit records of this transaction are not yet written"),

@@ -274,6 +274,10 @@ aa_spill_write(const char *data, Size len)
 	}
 	for (int k = 0; k < nidx; k++)
 	{
+#if PG_VERSION_NUM >= 170000
+		/* what an access method kept across inserts (BRIN: a buffer pin) */
+		index_insert_cleanup(idx[k], ii[k]);
+#endif
 		index_close(idx[k], NoLock);
 		pfree(ii[k]);
 	}

@@ -98,6 +98,7 @@ scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
 		heap_deform_tuple(tup, desc, d, isnull);
 		if (isnull[0] || isnull[1] || isnull[2])
 			elog(ERROR, "agentauth._audit_spill holds a NULL");
+		/* a row the mover cannot queue stops it: it is never skipped */
 		b = DatumGetByteaPP(d[2]);
 		if (VARSIZE_ANY_EXHDR(b) >= MAXALIGN(sizeof(AAQueueEntry)))
 			memcpy(&hdr, VARDATA_ANY(b), sizeof(hdr));
@@ -106,9 +107,10 @@ scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
 			MAXALIGN(sizeof(AAQueueEntry)) + hdr.body_len > hdr.len)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("agentauth._audit_spill holds a malformed record at (%u,%u)",
-							ItemPointerGetBlockNumber(&tup->t_self),
-							ItemPointerGetOffsetNumber(&tup->t_self))));
+					 errmsg("agentauth._audit_spill holds a malformed record (txn " INT64_FORMAT ", ord " INT64_FORMAT ")",
+							DatumGetInt64(d[0]), DatumGetInt64(d[1])),
+					 errdetail("The audit spill worker moves no record after it until the row is repaired or removed."),
+					 errhint("Compare the row with the queued record format (src/record.c); removing it loses that audit record.")));
 		if (c->n > 0 && c->bytes + hdr.len > c->limit)
 		{
 			c->full = true;
@@ -142,7 +144,7 @@ scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
  * transaction's ticket is later than this pass's.
  */
 static uint64
-move_chunk(SpillKey *last)
+move_chunk(SpillKey *last, bool *unwritten)
 {
 	Chunk		c;
 	Oid			relid;
@@ -196,6 +198,8 @@ move_chunk(SpillKey *last)
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	*last = c.last;
+	if (c.n > 0 && aa_audit_commit_unwritten())
+		*unwritten = true;
 	return c.n;
 }
 
@@ -218,6 +222,10 @@ aa_spill_mover_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(aa_database, NULL, 0);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* a chunk counts as moved once the writer has stored it */
+	SetConfigOption("agentauth.audit_sync", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("agentauth audit spill");
 	aa_spill_attach(MyLatch);
 
@@ -226,6 +234,7 @@ aa_spill_mover_main(Datum main_arg)
 		uint64		ticket;
 		uint64		n;
 		SpillKey	last;
+		bool		unwritten;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -237,9 +246,16 @@ aa_spill_mover_main(Datum main_arg)
 		ticket = aa_spill_requested();
 		pgstat_report_activity(STATE_RUNNING, "moving spilled audit records");
 		last.valid = false;		/* a pass starts from the beginning */
-		while (!got_sigterm && (n = move_chunk(&last)) > 0)
+		unwritten = false;
+		while (!got_sigterm && (n = move_chunk(&last, &unwritten)) > 0)
 			aa_spill_note_moved(n);
-		if (!got_sigterm)
+
+		/*
+		 * The tickets are done once their records are in the log: not when
+		 * the writer did not store a chunk in time (the committing backends
+		 * then warn); the next pass, which finds nothing, marks them.
+		 */
+		if (!got_sigterm && !unwritten)
 			aa_spill_note_done(ticket);
 		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
