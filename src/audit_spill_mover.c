@@ -12,8 +12,10 @@
  *		transaction's own administrative records (aa_audit_stage_entry,
  *		re-tagged with its xid), so the writer stores the chunk iff the
  *		deletion commits -- exactly once across crashes of either side.
- *		With audit_sync on (the default) each commit also waits until the
- *		writer has stored the chunk.
+ *		Each commit also waits until the writer has stored the chunk
+ *		(audit_sync is forced on here), and a pass marks the committing
+ *		sessions' tickets done only when every chunk of it was stored in
+ *		time.
  *
  *		It waits for the writer to know that agentauth.database exists
  *		(no FATAL while it does not), polls every 10 s for rows a crash
