@@ -149,6 +149,17 @@ is_order_index(Relation idx)
 		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
 }
 
+static void no_order_index(void) pg_attribute_noreturn();
+
+static void
+no_order_index(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("agentauth._audit_spill has no valid index on (txn, ord)"),
+			 errhint("REINDEX TABLE agentauth._audit_spill rebuilds the extension's index _audit_spill_order.")));
+}
+
 /*
  * The table's index on (txn, ord), by which the mover reads it in order
  * (_audit_spill_order, or its copy while REINDEX CONCURRENTLY runs).  None:
@@ -175,10 +186,7 @@ aa_spill_order_index(Relation rel)
 	}
 	list_free(indexes);
 	if (!OidIsValid(indexid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("agentauth._audit_spill has no valid index on (txn, ord)"),
-				 errhint("REINDEX TABLE agentauth._audit_spill rebuilds the extension's index _audit_spill_order.")));
+		no_order_index();
 	return indexid;
 }
 
@@ -198,6 +206,7 @@ aa_spill_write(const char *data, Size len)
 	List	   *indexes;
 	ListCell   *lc;
 	int			nidx = 0;
+	bool		have_order = false;
 	Relation   *idx;
 	IndexInfo **ii;
 	Size		off = 0;
@@ -210,7 +219,6 @@ aa_spill_write(const char *data, Size len)
 	desc = RelationGetDescr(rel);
 	if (desc->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
-	(void) aa_spill_order_index(rel);	/* the mover needs it: fail now */
 	indexes = RelationGetIndexList(rel);
 	idx = palloc(list_length(indexes) * sizeof(Relation));
 	ii = palloc(list_length(indexes) * sizeof(IndexInfo *));
@@ -231,9 +239,12 @@ aa_spill_write(const char *data, Size len)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("agentauth._audit_spill has an index on an expression or with a predicate: \"%s\"",
 							RelationGetRelationName(r))));
+		have_order |= is_order_index(r);
 		nidx++;
 	}
 	list_free(indexes);
+	if (!have_order)
+		no_order_index();		/* the mover needs one: fail before the commit */
 	while (off < len)
 	{
 		const AAQueueEntry *e = (const AAQueueEntry *) (data + off);
