@@ -9,6 +9,8 @@
 # timed, interleaved, for random patients, and their answers compared for a
 # sample of patients.  Ratios only; never fails on timing.
 #   PG_CONFIG=... bash bench/report_bench.sh   (as root; servers as postgres)
+#   PGROOT=... bash bench/report_bench.sh   (the private copy run.sh and
+#                                           ehr.sh install into)
 # NPAT (2000) NOBS (200000) NTX (40000 workload statements) NSCAN (40 full
 # scans) NREP (300 calls of each report per round, warm) NCOLD (50 calls,
 # cold: below) ROUNDS (2); KEEP=1 leaves
@@ -20,6 +22,11 @@ W=${W:-/tmp/aa_report_bench}
 NPAT=${NPAT:-2000}; NOBS=${NOBS:-200000}; NTX=${NTX:-40000}; NSCAN=${NSCAN:-40}
 NREP=${NREP:-300}; ROUNDS=${ROUNDS:-2}; NCOLD=${NCOLD:-50}
 BIN=$(${PG_CONFIG:-pg_config} --bindir)
+if [ -n "${PGROOT:-}" ]; then
+    # the private copy of the installation that run.sh installed into
+    ver=$(${PG_CONFIG:-pg_config} --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+    [ -x "$PGROOT/usr/lib/postgresql/$ver/bin/postgres" ] && BIN=$PGROOT/usr/lib/postgresql/$ver/bin
+fi
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 mkdir -p "$W"; chmod 777 "$W"
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
