@@ -1566,6 +1566,14 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_patients SET COMPRESSION l
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_consents SET STORAGE EXTERNAL;
 -- compressed or moved out of line only past 4 kB (01_schema.sql)
 ALTER TABLE agentauth.audit_record SET (toast_tuple_target = 4080);
+-- ANALYZE skips the columns no plan reads statistics of (01_schema.sql)
+ALTER TABLE agentauth.audit_record ALTER COLUMN entry_kinds SET STATISTICS 0,
+    ALTER COLUMN entry_row_counts SET STATISTICS 0,
+    ALTER COLUMN entry_authorities SET STATISTICS 0,
+    ALTER COLUMN entry_consents SET STATISTICS 0,
+    ALTER COLUMN entry_patients SET STATISTICS 0,
+    ALTER COLUMN prev_hash SET STATISTICS 0,
+    ALTER COLUMN row_hash SET STATISTICS 0;
 DROP INDEX agentauth.audit_log_patient_idx;
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;

@@ -72,6 +72,8 @@ WITH ext AS (
            coalesce(' collate ' || nullif(a.attcollation, t.typcollation)::regcollation::text, '') ||
            coalesce(' storage ' || nullif(a.attstorage, t.typstorage)::text, '') ||
            coalesce(' compression ' || nullif(a.attcompression::text, ''), '') ||
+           -- (statistics target: -1 the default before 17, NULL from 17)
+           coalesce(' statistics ' || nullif(a.attstattarget::int, -1)::text, '') ||
            coalesce(' acl ' || a.attacl::text, '') ||
            -- (pg_attver: a per-cluster attribute version that 15.x back
            -- branches keep in attoptions, not a property of the object)
