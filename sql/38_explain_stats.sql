@@ -131,6 +131,37 @@ RESET client_min_messages;
 EXECUTE reg38_probe;
 EXECUTE reg38_probe;
 SELECT agentauth.end_session();
+
+-- Sessions after the first in one backend: a plan made outside a session
+-- is made again only when one calls a statistics function (every other
+-- plan already passed the check a session's planning makes).  A plan is
+-- made when reg38_planned() says so: the planner folds it, immutable.
+RESET SESSION AUTHORIZATION;
+CREATE FUNCTION reg38_planned() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN RAISE NOTICE 'planned'; RETURN 1; END $$;
+SET SESSION AUTHORIZATION reg38_agent;
+SET plan_cache_mode = force_generic_plan;
+PREPARE reg38_plain AS SELECT reg38_planned() AS one;
+EXECUTE reg38_plain;
+EXECUTE reg38_plain;
+-- a new session: no statistics plan cached, nothing made again
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_second;
+EXECUTE reg38_plain;
+SELECT agentauth.end_session();
+-- a statistics plan made outside: the next session makes every plan again,
+-- and refuses it
+EXECUTE reg38_counter;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_third;
+EXECUTE reg38_plain;
+EXECUTE reg38_counter;
+SELECT agentauth.end_session();
+-- refused by the third session, so never made again: the fourth refuses
+-- it too, though nothing was planned outside in between
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_fourth;
+EXECUTE reg38_plain;
+EXECUTE reg38_counter;
+SELECT agentauth.end_session();
+RESET plan_cache_mode;
 RESET SESSION AUTHORIZATION;
 DEALLOCATE ALL;
 

@@ -82,9 +82,16 @@ static emit_log_hook_type prev_emit_log = NULL;
 /* EXPLAIN statements under way in this backend */
 static int	explain_depth = 0;
 
-/* the session the plan cache was last reset for */
+/* the session the plan cache was last checked for */
 static bool seen_session = false;
 static pg_uuid_t seen_session_id;
+
+/*
+ * A plan was made outside a session, since the plan cache was last reset,
+ * over a statement that calls a statistics function: one a session must
+ * not run.  Only then does a new session make every cached plan again.
+ */
+static bool stats_plans_cached = false;
 
 /* relations whose read counters a session's statements touched */
 static Oid *counted = NULL;
@@ -299,8 +306,12 @@ stats_function_walker(Node *node, void *context)
 
 /*
  * Plans made before the session began were not checked for it: the first
- * hook to see a new session makes every cached plan be made again.  True
- * when this call saw it.
+ * hook to see a new session makes every cached plan be made again when one
+ * made outside a session calls a statistics function.  Every other plan
+ * already passed the check a session's planning makes (the same walk over
+ * the same query): making them all again for each session cost a pooled
+ * backend that begins a session per transaction most of its replanning
+ * (bench/README.md).  True when this call saw a new session.
  */
 static bool
 check_session_changed(void)
@@ -314,7 +325,12 @@ check_session_changed(void)
 		return false;
 	seen_session = true;
 	seen_session_id = aa_session->id;
-	ResetPlanCache();
+	if (stats_plans_cached)
+	{
+		/* the flag first: a plan made during the reset is seen again */
+		stats_plans_cached = false;
+		ResetPlanCache();
+	}
 	return true;
 }
 
@@ -322,7 +338,13 @@ static PlannedStmt *
 aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		   ParamListInfo boundParams)
 {
-	if (aa_session != NULL)
+	if (aa_session == NULL)
+	{
+		/* a plan a later session must make again, and refuse */
+		if (!stats_plans_cached && stats_function_walker((Node *) parse, NULL))
+			stats_plans_cached = true;
+	}
+	else
 	{
 		check_session_changed();
 		if (stats_function_walker((Node *) parse, NULL))
