@@ -25,8 +25,9 @@
  *		Statistics functions: in a session a statement that calls a function
  *		named pg_stat* (the pg_stat_get_* counters behind pg_stat_*_tables,
  *		_indexes, pg_statio_*, pg_stat_xact_*, pg_stat_database, and
- *		pg_stat_statements) is refused at planning (planner_hook); a plan
- *		made before the session began is made again (ResetPlanCache).
+ *		pg_stat_statements) is refused at planning (planner_hook); when a
+ *		plan made outside a session calls one, the next session makes every
+ *		cached plan again (ResetPlanCache), and so refuses it.
  *		pg_stats, pg_stats_ext and pg_stats_ext_exprs already show nothing
  *		of a table under row security, and pg_statistic is for superusers.
  *
