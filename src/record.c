@@ -172,13 +172,6 @@ static const char consent_auth_tail[] = "\"]}";
 #define CONSENT_AUTH_HEAD_LEN	(sizeof(consent_auth_head) - 1)
 
 /*
- * Is text (len bytes) the canonical text of a permit by one consent,
- * {"consents": ["<id>"]} with the id in uuid_out's form (lower-case hex,
- * dashes after 8, 12, 16 and 20 digits)?  Then *id is the consent's id.
- * Anything else -- another form of the same id included -- is not: the
- * verifiers rebuild exactly these bytes from the id.
- */
-/*
  * A lower-case hex digit's value plus one; 0 for any other byte.  The
  * writer parses every permit's authority (unit.c): a table lookup per digit
  * instead of a compare and branch per digit, which random digits mispredict
@@ -198,6 +191,13 @@ static const uint8 uuid_digit_at[UUID_LEN] = {
 	0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34
 };
 
+/*
+ * Is text (len bytes) the canonical text of a permit by one consent,
+ * {"consents": ["<id>"]} with the id in uuid_out's form (lower-case hex,
+ * dashes after 8, 12, 16 and 20 digits)?  Then *id is the consent's id.
+ * Anything else -- another form of the same id included -- is not: the
+ * verifiers rebuild exactly these bytes from the id.
+ */
 bool
 aa_consent_authority_parse(const char *text, uint32 len, pg_uuid_t *id)
 {

@@ -328,7 +328,6 @@ check_session_changed(void)
 	seen_session_id = aa_session->id;
 	if (stats_plans_cached)
 	{
-		/* the flag first: a plan made during the reset is seen again */
 		stats_plans_cached = false;
 		ResetPlanCache();
 	}

@@ -241,7 +241,7 @@ ALTER TABLE agentauth.audit_record SET (toast_tuple_target = 4080);
 -- default), and nothing selects by an entry's kind, row count, authority,
 -- consent id or a hash.  ANALYZE skips them: the most common elements of
 -- arrays of 100 random ids were a third of every autoanalyze of the
--- log (bench/README.md, "Autoanalyze of the log").
+-- log (bench/README.md, "Autoanalyze, the writer's parse, ...").
 ALTER TABLE agentauth.audit_record ALTER COLUMN entry_kinds SET STATISTICS 0,
     ALTER COLUMN entry_row_counts SET STATISTICS 0,
     ALTER COLUMN entry_authorities SET STATISTICS 0,
