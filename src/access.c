@@ -259,7 +259,7 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 	if (ra->patients == NULL)
 		ra->patients = patient_table_create(ra->query->cxt);
 	t = ra->patients;
-	hash = hash_bytes((const unsigned char *) patient, len);
+	hash = aa_patient_key_hash(&key);
 	for (pos = hash & t->mask;; pos = (pos + 1) & t->mask)
 	{
 		uint64		s = t->slots[pos];
