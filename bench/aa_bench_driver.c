@@ -6,7 +6,8 @@
  *		records through aa_audit_emit(), calling aa_audit_wait() after every
  *		per_statement records, as the row check does at the end of each
  *		executor run.  Loaded into a server that preloads agentauth, whose
- *		symbols it uses.
+ *		symbols it uses.  aa_bench_row_true() is the do-nothing row check of
+ *		the floor variant (plain_rls).
  *
  *-------------------------------------------------------------------------
  */
@@ -106,4 +107,19 @@ aa_bench_emit(PG_FUNCTION_ARGS)
 	}
 	aa_audit_wait();
 	PG_RETURN_INT64(n);
+}
+
+PG_FUNCTION_INFO_V1(aa_bench_row_true);
+
+/*
+ * aa_bench_row_true(relid oid, patient text, cmd text) RETURNS boolean:
+ * the row check of the benchmark's floor variant (plain_rls, bench/run.sh),
+ * with agentauth._row_check's arguments and declaration, doing nothing but
+ * refusing a row without a patient: what PostgreSQL's row security costs
+ * for a policy that calls a C function on every row, before any decision.
+ */
+Datum
+aa_bench_row_true(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!PG_ARGISNULL(1));
 }

@@ -4,8 +4,15 @@
 SELECT agentauth.issue_token((SELECT id FROM agentauth.principals WHERE name = 'bench_agent_sync'),
                              'TREAT', '10 minutes') AS tok \gset
 \set p 'P000042'
-\echo === obs_plain (no row security)
+\echo === obs_plain (row security with a policy of true for bench_plain: no filter)
 SET SESSION AUTHORIZATION bench_plain;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value, effective FROM clinic.obs_plain WHERE patient_id = :'p';
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value FROM clinic.obs_plain WHERE patient_id = :'p' AND code LIKE '%GL%';
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_plain WHERE patient_id BETWEEN 'P000100' AND 'P000300';
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_plain;
+RESET SESSION AUTHORIZATION;
+\echo === obs_plain as bench_floor (plain_rls: a do-nothing C row check on every row)
+SET SESSION AUTHORIZATION bench_floor;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value, effective FROM clinic.obs_plain WHERE patient_id = :'p';
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT code, value FROM clinic.obs_plain WHERE patient_id = :'p' AND code LIKE '%GL%';
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*), avg(value) FROM clinic.obs_plain WHERE patient_id BETWEEN 'P000100' AND 'P000300';

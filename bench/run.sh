@@ -118,6 +118,24 @@ echo "== dataset: $NOBS observations over $NPAT patients, three copies"
 as_pg $PSQL -v npat="$NPAT" -v nobs="$NOBS" -f "$B/setup.sql" >"$W/setup.log"
 echo "   ($(awk -v a="$t_setup" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s)"
 
+# The floor variant (plain_rls): obs_plain read through row security whose
+# policy calls a C function that decides nothing (aa_bench_row_true, with
+# agentauth._row_check's arguments and declaration) -- what PostgreSQL's
+# row security itself costs before any consent is looked at.  The policies
+# are per role: plain and pgaudit read obs_plain under a policy of true,
+# which the planner folds away (their plans are unchanged, results/explain.txt).
+as_pg $PSQL >>"$W/setup.log" <<'EOSQL'
+CREATE FUNCTION clinic.bench_row_true(relid oid, patient text, cmd text)
+    RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED COST 10
+    AS '$libdir/aa_bench_driver', 'aa_bench_row_true';
+CREATE ROLE bench_floor LOGIN;
+GRANT SELECT ON clinic.obs_plain TO bench_floor;
+CREATE POLICY unprotected ON clinic.obs_plain FOR SELECT TO bench_plain, bench_pga USING (true);
+CREATE POLICY floor ON clinic.obs_plain FOR SELECT TO bench_floor
+    USING (clinic.bench_row_true('clinic.obs_plain'::regclass, patient_id, 'read'));
+ALTER TABLE clinic.obs_plain ENABLE ROW LEVEL SECURITY;
+EOSQL
+
 if [ "${SETUP_ONLY:-0}" = 1 ]; then
     # for profiling: leave the server running with the dataset
     trap - EXIT
@@ -130,8 +148,8 @@ TOK_ASYNC=$(as_pg $PSQL -At -c "SELECT agentauth.issue_token((SELECT id FROM age
 TOK_SYNC=$(as_pg $PSQL -At -c "SELECT agentauth.issue_token((SELECT id FROM agentauth.principals WHERE name = 'bench_agent_sync'), 'TREAT', '2 hours')")
 
 # variant -> role, table, token, the audit_sync it must run with
-role_of()  { case $1 in plain|plain_dw) echo bench_plain;; hand) echo bench_hand;; pgaudit) echo bench_pga;; aa_async) echo bench_agent_async;; aa_sync) echo bench_agent_sync;; esac; }
-table_of() { case $1 in plain|pgaudit|plain_dw) echo obs_plain;; hand) echo obs_hand;; aa_*) echo obs_aa;; esac; }
+role_of()  { case $1 in plain|plain_dw) echo bench_plain;; plain_rls) echo bench_floor;; hand) echo bench_hand;; pgaudit) echo bench_pga;; aa_async) echo bench_agent_async;; aa_sync) echo bench_agent_sync;; esac; }
+table_of() { case $1 in plain|pgaudit|plain_dw|plain_rls) echo obs_plain;; hand) echo obs_hand;; aa_*) echo obs_aa;; esac; }
 token_of() { case $1 in aa_async) echo "$TOK_ASYNC";; aa_sync) echo "$TOK_SYNC";; *) echo none;; esac; }
 
 # agentauth.audit_sync and pgaudit.log are superuser settings: PostgreSQL 15
@@ -308,7 +326,7 @@ as_pg $PSQL -v npat="$NPAT" -f "$B/explain.sql" >"$B/results/explain.txt" 2>&1 |
 
 mark0=$(audit_mark)
 echo "== point query, 1 client (audit_sync off for aa_async)"
-measure point point 1 "$T" plain hand aa_async aa_sync
+measure point point 1 "$T" plain hand plain_rls aa_async aa_sync
 echo "== 2% slice aggregate, 1 client"
 measure slice slice 1 "$T" plain hand aa_async
 echo "== non-leakproof LIKE search, 1 client"
@@ -324,7 +342,7 @@ toggled0=$(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth.audit_log WHERE ev
 as_pg "$BIN/pgbench" -n -c 1 -j 1 -R 5 -T "$((T * ROUNDS * 4 + 20))" -D npat="$NPAT" \
     -f "$B/scripts/toggle.sql" bench >"$W/toggle.log" 2>&1 &
 toggler=$!
-measure mixed mixed 8 "$T" plain pgaudit aa_async aa_sync plain_dw
+measure mixed mixed 8 "$T" plain pgaudit plain_rls aa_async aa_sync plain_dw
 kill "$toggler" 2>/dev/null || true; wait "$toggler" 2>/dev/null || true
 toggled=$(( $(as_pg $PSQL -At -c "SELECT count(*) FROM agentauth.audit_log WHERE event = 'consent_withdrawn'") - toggled0 ))
 mark1=$(audit_mark)
@@ -369,7 +387,7 @@ echo "dataset: $NOBS observations over $NPAT patients; $ROUNDS round(s) of ${T}s
 echo "cpu_us/tx: server CPU (all its processes) per transaction; writer_us/tx: the audit writer's part of it; x_plain: this variant / plain"
 printf '%-8s %-9s %10s %8s %11s %8s %10s %8s %10s %12s\n' measure variant tps x_plain latency_ms x_plain cpu_us/tx x_plain writer_us wal_bytes/tx
 for m in point slice like scan mixed; do
-    for v in plain hand pgaudit aa_async aa_sync plain_dw; do
+    for v in plain hand pgaudit plain_rls aa_async aa_sync plain_dw; do
         k=$m.$v
         [ -n "${TPS[$k]:-}" ] || continue
         printf '%-8s %-9s %10s %8s %11s %8s %10s %8s %10s %12s\n' "$m" "$v" \
@@ -384,7 +402,7 @@ echo "point query by clients (1: the point runs above; x_plain: this variant / p
 printf '%-7s %-9s %10s %8s %10s %8s %10s\n' clients variant tps x_plain cpu_us/tx x_plain writer_us
 for c in 1 $CLIENTS; do
     m=point$c; [ "$c" = 1 ] && m=point
-    for v in plain hand aa_async aa_sync plain_dw; do
+    for v in plain hand plain_rls aa_async aa_sync plain_dw; do
         k=$m.$v
         [ -n "${TPS[$k]:-}" ] || continue
         printf '%-7s %-9s %10s %8s %10s %8s %10s\n' "$c" "$v" \
@@ -471,9 +489,15 @@ sync_limit_ratio=$(rfig TPS mixed plain_dw plain)
 sync_vs_limit_ratio=$(rfig TPS mixed aa_sync plain_dw)
 point_sync_limit_ratio=$(rfig TPS "point$cmax" plain_dw plain)
 cpu_mixed_ratio=$(rfig CPU mixed aa_async plain)
+# the floor of row security: a policy that calls a do-nothing C function on
+# every row, against plain; and agentauth against that floor
+rls_floor_ratio=$(rfig TPS mixed plain_rls plain)
+tps_async_floor_ratio=$(rfig TPS mixed aa_async plain_rls)
+cpu_point_floor_ratio=$(rfig CPU point plain_rls plain)
+cpu_point_vs_floor_ratio=$(rfig CPU point aa_async plain_rls)
 
 elapsed=$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%d min %02d s", (b - a) / 60, (b - a) % 60 }')
 echo "run time: $elapsed" | tee -a "$B/results/last.txt"
-line="point_ratio=$point_ratio scan_ratio=$scan_ratio handwritten_ratio=$handwritten_ratio hand_point_ratio=$hand_point_ratio tps_async_ratio=$tps_async_ratio tps_sync_ratio=$tps_sync_ratio pgaudit_tps_ratio=$pgaudit_tps_ratio cpu_point_ratio=$cpu_point_ratio cpu_point${cmax}_ratio=$cpu_point_max_ratio tps_point${cmax}_ratio=$tps_point_max_ratio tps_point${cmax}_sync_ratio=$tps_point_max_sync_ratio sync_limit_ratio=$sync_limit_ratio sync_vs_limit_ratio=$sync_vs_limit_ratio point${cmax}_sync_limit_ratio=$point_sync_limit_ratio cpu_mixed_ratio=$cpu_mixed_ratio slice_ratio=$slice_ratio like_ratio=$like_ratio audit_bytes_per_entry=$wl_bpe emit_bytes_per_entry=$em_bpe writer_rate=$writer_rate writer_cpu_rate=$writer_cpu_rate verify_rate=$verify_rate ehr_ratio=${ehr_ratio:-nan} stale_rows=$stale $report_line"
+line="point_ratio=$point_ratio scan_ratio=$scan_ratio handwritten_ratio=$handwritten_ratio hand_point_ratio=$hand_point_ratio tps_async_ratio=$tps_async_ratio tps_sync_ratio=$tps_sync_ratio pgaudit_tps_ratio=$pgaudit_tps_ratio cpu_point_ratio=$cpu_point_ratio cpu_point${cmax}_ratio=$cpu_point_max_ratio tps_point${cmax}_ratio=$tps_point_max_ratio tps_point${cmax}_sync_ratio=$tps_point_max_sync_ratio sync_limit_ratio=$sync_limit_ratio sync_vs_limit_ratio=$sync_vs_limit_ratio point${cmax}_sync_limit_ratio=$point_sync_limit_ratio cpu_mixed_ratio=$cpu_mixed_ratio rls_floor_ratio=$rls_floor_ratio tps_async_floor_ratio=$tps_async_floor_ratio cpu_point_floor_ratio=$cpu_point_floor_ratio cpu_point_vs_floor_ratio=$cpu_point_vs_floor_ratio slice_ratio=$slice_ratio like_ratio=$like_ratio audit_bytes_per_entry=$wl_bpe emit_bytes_per_entry=$em_bpe writer_rate=$writer_rate writer_cpu_rate=$writer_cpu_rate verify_rate=$verify_rate ehr_ratio=${ehr_ratio:-nan} stale_rows=$stale $report_line"
 echo
 echo "$line" | tee -a "$B/results/last.txt"
