@@ -1,11 +1,13 @@
--- The row check's patient keys (src/access_int.h): a value of up to 16
--- bytes is compared and hashed as two words loaded from it (its first and
--- last 8 bytes, or 4 when it is shorter than 8, or its bytes when shorter
--- than 4); a longer one by its bytes.  Patients whose ids differ in a
--- single byte, at every position of every length from 1 to 20, must stay
--- apart: each is decided by its own consent and counted in its own entry.
--- The rows alternate between patients, so every row is looked up in the
--- statement's patient table rather than matched with the row before.
+-- Patient keys (src/patient_key.h), used by the row check's patient table
+-- and by the consent cache's patients: a value of up to 16 bytes is
+-- compared and hashed as two words loaded from it (its first and last 8
+-- bytes, or 4 when it is shorter than 8, or its bytes when shorter than
+-- 4); a longer one by its bytes.  Patients whose ids differ in a single
+-- byte, at every position of every length from 1 to 20, must stay apart:
+-- each is decided by its own consent and counted in its own entry.  The
+-- rows alternate between patients, so every row is looked up in the
+-- statement's patient table rather than matched with the row before, and
+-- the 230 patients grow the consent cache's index past its first size.
 \set SHOW_CONTEXT never
 CREATE ROLE reg53_agent LOGIN;
 CREATE TABLE reg53_obs (id serial PRIMARY KEY, patient_id text NOT NULL, v int);

@@ -38,16 +38,15 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "agentauth.h"
+#include "patient_key.h"
 
 #define LAZY_LIMIT	64
 
@@ -66,13 +65,37 @@ typedef struct Provision
 	bool		upper_inc;
 } Provision;
 
+/*
+ * A patient's entry: its key (the id's words inline), its provisions and
+ * consent_kept.c's decisions, in one cache line.
+ */
 typedef struct PatientConsent
 {
-	char	   *patient;		/* hash key */
+	PatientKey	key;			/* key.str: the NUL-terminated id */
 	List	   *provisions;		/* Provision * */
-	bool		stale;			/* a change was published: reload at next use */
 	void	   *kept;			/* consent_kept.c's, for this entry */
-} PatientConsent;
+	bool		stale;			/* a change was published: reload at next use */
+} pg_attribute_aligned(64) PatientConsent;
+
+/*
+ * The cache's patients: entries in blocks, where they stay (a pointer to
+ * one lives as long as the cache), and an open-addressing index over them
+ * whose slots hold a hash and an entry number in 8 bytes, at most half of
+ * them used.  A lookup reads a slot and the entry it names, whose key is
+ * inline; dynahash read a bucket, an element and the key string apart from
+ * it, each a cache miss in a table of 10 000 patients that every backend
+ * holds for itself.
+ */
+#define PATIENT_BLOCK	64		/* entries per block */
+
+typedef struct PatientIndex
+{
+	uint64	   *slots;			/* hash << 32 | (entry number + 1); 0 free */
+	uint32		mask;			/* number of slots - 1 */
+	uint32		members;
+	PatientConsent **blocks;
+	int			nblocks;
+} PatientIndex;
 
 typedef struct DefaultRule
 {
@@ -81,7 +104,7 @@ typedef struct DefaultRule
 } DefaultRule;
 
 static MemoryContext consent_cxt = NULL;
-static HTAB *patients = NULL;
+static PatientIndex *patients = NULL;
 static bool all_loaded = false;
 static int	lazy_loads = 0;
 static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
@@ -108,36 +131,139 @@ static bool cache_valid = false;
 static uint64 cache_epoch = 0;	/* resets of the cache */
 
 /* ------------------------------------------------------------------
- * Hash on C strings of any length (dynahash with HASH_STRINGS truncates)
+ * The patients' index
  * ------------------------------------------------------------------
  */
-static uint32
-cstring_ptr_hash(const void *key, Size keysize)
+static PatientIndex *
+patient_index_create(void)
 {
-	const char *s = *(const char *const *) key;
+	PatientIndex *t = MemoryContextAllocZero(consent_cxt, sizeof(PatientIndex));
 
-	return string_hash(s, strlen(s) + 1);
+	t->mask = 63;
+	t->slots = MemoryContextAllocZero(consent_cxt, sizeof(uint64) * (t->mask + 1));
+	return t;
 }
 
-static int
-cstring_ptr_match(const void *key1, const void *key2, Size keysize)
+static inline PatientConsent *
+patient_at(const PatientIndex *t, uint32 i)
 {
-	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+	return &t->blocks[i / PATIENT_BLOCK][i % PATIENT_BLOCK];
 }
 
-static HTAB *
-string_hash_create(const char *name, Size entrysize, MemoryContext cxt)
+/* the patient's entry, NULL when it has none; *slot: where a probe stopped */
+static PatientConsent *
+patient_find(PatientIndex *t, const PatientKey *key, uint32 hash, uint32 *slot)
 {
-	HASHCTL		ctl;
+	uint32		pos;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = entrysize;
-	ctl.hash = cstring_ptr_hash;
-	ctl.match = cstring_ptr_match;
-	ctl.hcxt = cxt;
-	return hash_create(name, 64, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	for (pos = hash & t->mask;; pos = (pos + 1) & t->mask)
+	{
+		uint64		s = t->slots[pos];
+
+		if (s == 0)
+			break;
+		if ((uint32) (s >> 32) == hash)
+		{
+			PatientConsent *pc = patient_at(t, (uint32) s - 1);
+
+			if (aa_patient_key_equal(key, &pc->key))
+				return pc;
+		}
+	}
+	*slot = pos;
+	return NULL;
+}
+
+static PatientConsent *
+patient_lookup(const char *patient)
+{
+	PatientKey	key;
+	uint32		slot;
+
+	aa_patient_key(&key, patient, strlen(patient));
+	return patient_find(patients, &key, aa_patient_key_hash(&key), &slot);
+}
+
+/*
+ * The patient's entry, made (no provisions, not stale) when it has none.
+ * copy: patient is the caller's, so the entry takes a copy of it.
+ */
+static PatientConsent *
+patient_enter(const char *patient, bool copy, bool *found)
+{
+	PatientIndex *t = patients;
+	PatientKey	key;
+	uint32		hash;
+	uint32		slot;
+	uint32		i;
+	PatientConsent *pc;
+	int			len = strlen(patient);
+
+	aa_patient_key(&key, patient, len);
+	hash = aa_patient_key_hash(&key);
+	pc = patient_find(t, &key, hash, &slot);
+	*found = (pc != NULL);
+	if (pc != NULL)
+		return pc;
+
+	i = t->members;
+	if (i / PATIENT_BLOCK >= t->nblocks)
+	{
+		int			n = Max(8, t->nblocks * 2);
+
+		if (t->blocks == NULL)
+			t->blocks = MemoryContextAllocZero(consent_cxt, sizeof(PatientConsent *) * n);
+		else
+		{
+			t->blocks = repalloc(t->blocks, sizeof(PatientConsent *) * n);
+			memset(t->blocks + t->nblocks, 0,
+				   sizeof(PatientConsent *) * (n - t->nblocks));
+		}
+		t->nblocks = n;
+	}
+	if (t->blocks[i / PATIENT_BLOCK] == NULL)
+	{
+		char	   *raw = MemoryContextAlloc(consent_cxt,
+											 sizeof(PatientConsent) * PATIENT_BLOCK + 64);
+
+		t->blocks[i / PATIENT_BLOCK] = (PatientConsent *) TYPEALIGN(64, raw);
+	}
+	pc = memset(patient_at(t, i), 0, sizeof(PatientConsent));
+	pc->key = key;
+	pc->key.str = copy ? MemoryContextStrdup(consent_cxt, patient) : patient;
+	t->members++;
+
+	if (t->members * 2 > t->mask + 1)
+	{
+		/* twice the slots, filled again from the hashes they hold */
+		uint32		nslots = (t->mask + 1) * 2;
+		uint64	   *slots;
+
+		if (nslots > MaxAllocSize / sizeof(uint64))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many patients in the consent cache")));
+		slots = MemoryContextAllocZero(consent_cxt, sizeof(uint64) * nslots);
+		for (uint32 j = 0; j <= t->mask; j++)
+		{
+			uint64		s = t->slots[j];
+			uint32		pos;
+
+			if (s == 0)
+				continue;
+			for (pos = (uint32) (s >> 32) & (nslots - 1); slots[pos] != 0;
+				 pos = (pos + 1) & (nslots - 1))
+				;
+			slots[pos] = s;
+		}
+		pfree(t->slots);
+		t->slots = slots;
+		t->mask = nslots - 1;
+		for (slot = hash & t->mask; t->slots[slot] != 0; slot = (slot + 1) & t->mask)
+			;
+	}
+	t->slots[slot] = ((uint64) hash << 32) | t->members;
+	return pc;
 }
 
 /* ------------------------------------------------------------------
@@ -184,8 +310,7 @@ reset_cache(void)
 		built_session_id = aa_session->id;
 	MemoryContextReset(consent_cxt);
 	cache_epoch++;				/* every entry, and what hangs off it, gone */
-	patients = string_hash_create("agentauth consent by patient",
-									 sizeof(PatientConsent), consent_cxt);
+	patients = patient_index_create();
 	all_loaded = false;
 	lazy_loads = 0;
 	stale_reloads = 0;
@@ -232,7 +357,7 @@ aa_decision_gen_recheck(void)
 			foreach(lc, changed)
 			{
 				char	   *pat = lfirst(lc);
-				PatientConsent *pc = hash_search(patients, &pat, HASH_FIND, NULL);
+				PatientConsent *pc = patient_lookup(pat);
 
 				if (pc != NULL)
 				{
@@ -243,13 +368,9 @@ aa_decision_gen_recheck(void)
 				{
 					/* absent means "none" once all are loaded: add it, stale */
 					bool		found;
-					char	   *key = MemoryContextStrdup(consent_cxt, pat);
 
-					pc = hash_search(patients, &key, HASH_ENTER, &found);
-					pc->patient = key;
-					pc->provisions = NIL;
+					pc = patient_enter(pat, true, &found);
 					pc->stale = true;
-					pc->kept = NULL;
 				}
 			}
 			list_free_deep(changed);
@@ -341,12 +462,9 @@ load_provisions(const char *patient)
 	{
 		/* an entry even when there is no provision: a negative entry */
 		bool		found;
-		char	   *key = pstrdup(patient);
-		PatientConsent *pc = hash_search(patients, &key, HASH_ENTER, &found);
+		PatientConsent *pc = patient_enter(patient, true, &found);
 
-		if (!found)
-			pc->patient = key;
-		else if (pc->stale && ++stale_reloads >= STALE_RELOAD_LIMIT)
+		if (found && pc->stale && ++stale_reloads >= STALE_RELOAD_LIMIT)
 			aa_dgen_state.quick = false;	/* reset at the next test */
 		/* a stale entry is loaded afresh (its old provisions are left) */
 		pc->provisions = NIL;
@@ -405,14 +523,8 @@ load_provisions(const char *patient)
 		if (!p->lower_inc && p->lower != DT_NOBEGIN)
 			note_boundary(p->lower + 1, now);
 
-		pc = hash_search(patients, &pat, HASH_ENTER, &found);
-		if (!found)
-		{
-			pc->patient = pat;
-			pc->provisions = NIL;
-			pc->stale = false;
-			pc->kept = NULL;
-		}
+		/* pat is in consent_cxt already: the entry keeps it */
+		pc = patient_enter(pat, false, &found);
 		pc->provisions = lappend(pc->provisions, p);
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -456,7 +568,7 @@ patient_entry(const char *patient)
 {
 	PatientConsent *pc;
 
-	pc = hash_search(patients, &patient, HASH_FIND, NULL);
+	pc = patient_lookup(patient);
 	if (pc != NULL && !pc->stale)
 		return pc;
 	if (pc != NULL)
@@ -465,10 +577,8 @@ patient_entry(const char *patient)
 		return NULL;
 	else if (lazy_loads >= LAZY_LIMIT)
 	{
-		/* a fresh table: the lazily loaded entries would be doubled */
-		hash_destroy(patients);
-		patients = string_hash_create("agentauth consent by patient",
-										 sizeof(PatientConsent), consent_cxt);
+		/* a fresh index: the lazily loaded entries would be doubled */
+		patients = patient_index_create();
 		load_provisions(NULL);
 		all_loaded = true;
 	}
@@ -477,7 +587,7 @@ patient_entry(const char *patient)
 		lazy_loads++;
 		load_provisions(patient);
 	}
-	return hash_search(patients, &patient, HASH_FIND, NULL);
+	return patient_lookup(patient);
 }
 
 static List *
