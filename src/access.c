@@ -159,83 +159,6 @@ StaticAssertDecl(offsetof(PatientAccess, allowed) + sizeof(int64) * (AA_READ + 1
 /* the size of a block of the patients' key copies */
 #define AA_PATIENT_KEY_BLOCK	8192
 
-/* the index's first size: slots for 32 patients at half load */
-#define AA_PATIENT_SLOTS	64
-
-static PatientTable *
-patient_table_create(MemoryContext cxt)
-{
-	PatientTable *t = MemoryContextAllocZero(cxt, sizeof(PatientTable));
-
-	t->cxt = cxt;
-	t->slots = MemoryContextAllocZero(cxt, sizeof(uint64) * AA_PATIENT_SLOTS);
-	t->mask = AA_PATIENT_SLOTS - 1;
-	return t;
-}
-
-/* twice the slots, filled again from the hashes they hold */
-static void
-patient_table_grow(PatientTable *t)
-{
-	uint32		nslots;
-	uint64	   *slots;
-
-	if (t->mask >= (1U << 30) - 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many patients in one statement")));
-	nslots = (t->mask + 1) * 2;
-	slots = MemoryContextAllocExtended(t->cxt, sizeof(uint64) * nslots,
-									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (uint32 i = 0; i <= t->mask; i++)
-	{
-		uint64		s = t->slots[i];
-		uint32		pos;
-
-		if (s == 0)
-			continue;
-		pos = (uint32) (s >> 32) & (nslots - 1);
-		while (slots[pos] != 0)
-			pos = (pos + 1) & (nslots - 1);
-		slots[pos] = s;
-	}
-	pfree(t->slots);
-	t->slots = slots;
-	t->mask = nslots - 1;
-}
-
-/* a new element, zeroed, in its block (cache-line aligned) */
-static PatientAccess *
-patient_table_add(PatientTable *t)
-{
-	uint32		i = t->members;
-	int			b = i / AA_PATIENT_BLOCK;
-
-	if (b >= t->nblocks)
-	{
-		int			n = Max(8, t->nblocks * 2);
-
-		if (t->blocks == NULL)
-			t->blocks = MemoryContextAllocZero(t->cxt, sizeof(PatientAccess *) * n);
-		else
-		{
-			t->blocks = repalloc(t->blocks, sizeof(PatientAccess *) * n);
-			memset(t->blocks + t->nblocks, 0,
-				   sizeof(PatientAccess *) * (n - t->nblocks));
-		}
-		t->nblocks = n;
-	}
-	if (t->blocks[b] == NULL)
-	{
-		char	   *raw = MemoryContextAlloc(t->cxt,
-											 sizeof(PatientAccess) * AA_PATIENT_BLOCK + 64);
-
-		t->blocks[b] = (PatientAccess *) TYPEALIGN(64, raw);
-	}
-	t->members++;
-	return memset(aa_patient_at(t, i), 0, sizeof(PatientAccess));
-}
-
 /*
  * The statement's entry for a patient (created on first sight).  The row
  * check calls this for every row: the previous row's patient first, then
@@ -248,7 +171,7 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 	PatientTable *t;
 	PatientKey	key;
 	uint32		hash;
-	uint32		pos;
+	uint32		pos = 0;	/* where the probe stopped */
 	char	   *copy;
 
 	ra->any_counted = true;
@@ -257,22 +180,14 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 		return pa;
 
 	if (ra->patients == NULL)
-		ra->patients = patient_table_create(ra->query->cxt);
+		ra->patients = aa_pindex_create(ra->query->cxt, sizeof(PatientAccess),
+										offsetof(PatientAccess, patient),
+										"one statement");
 	t = ra->patients;
 	hash = aa_patient_key_hash(&key);
-	for (pos = hash & t->mask;; pos = (pos + 1) & t->mask)
-	{
-		uint64		s = t->slots[pos];
-
-		if (s == 0)
-			break;
-		if ((uint32) (s >> 32) == hash)
-		{
-			pa = aa_patient_at(t, (uint32) s - 1);
-			if (aa_patient_key_equal(&key, &pa->patient))
-				goto found;
-		}
-	}
+	pa = aa_pindex_find(t, &key, hash, &pos);
+	if (pa != NULL)
+		goto found;
 
 	/*
 	 * A patient id is at most AA_MAX_NAME_LEN characters, as everywhere
@@ -308,17 +223,10 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 	ra->keys_left -= len + 1;
 	memcpy(copy, patient, len);
 	copy[len] = '\0';
-	pa = patient_table_add(t);
+	pa = aa_pindex_add(t, hash, pos);
 	pa->patient = key;
 	pa->patient.str = copy;
 	memset(pa->decided, -1, sizeof(pa->decided));
-	if ((t->members + 1) * 2 > t->mask + 1)
-	{
-		patient_table_grow(t);
-		for (pos = hash & t->mask; t->slots[pos] != 0; pos = (pos + 1) & t->mask)
-			;
-	}
-	t->slots[pos] = ((uint64) hash << 32) | t->members;
 found:
 	ra->last = pa;
 	/* the element's key: its str is the stable copy, not the row's value */

@@ -43,29 +43,15 @@ typedef struct PatientAccess
 } pg_attribute_aligned(64) PatientAccess;
 
 /*
- * A relation's patients in a statement: the elements in blocks, in the
- * order they were first seen, and an open-addressing index over them whose
- * slots hold a hash and an element number in 8 bytes.  A probe walks the
- * slots, eight to a cache line, and reads one element: the index of a
- * 10,000-patient scan is 256 kB, where a table of the elements themselves
- * is megabytes and a probe of it reads a line per slot it passes.
+ * A relation's patients in a statement: the elements in an index of
+ * patients (patient_key.h), in the order they were first seen.
  */
-#define AA_PATIENT_BLOCK	64	/* elements per block */
-
-typedef struct PatientTable
-{
-	uint64	   *slots;			/* hash << 32 | (element number + 1); 0 free */
-	uint32		mask;			/* number of slots - 1 */
-	uint32		members;
-	PatientAccess **blocks;
-	int			nblocks;		/* allocated in blocks[] */
-	MemoryContext cxt;
-} PatientTable;
+typedef AAPatientIndex PatientTable;
 
 static inline PatientAccess *
 aa_patient_at(const PatientTable *t, uint32 i)
 {
-	return &t->blocks[i / AA_PATIENT_BLOCK][i % AA_PATIENT_BLOCK];
+	return (PatientAccess *) aa_pindex_at(t, i);
 }
 
 /* RelAccess.question not yet asked for */

@@ -76,27 +76,9 @@ typedef struct PatientConsent
 	void	   *kept;			/* consent_kept.c's, for this entry */
 	bool		stale;			/* a change was published: reload at next use */
 } pg_attribute_aligned(64) PatientConsent;
+StaticAssertDecl(sizeof(PatientConsent) == 64, "PatientConsent grew past a cache line");
 
-/*
- * The cache's patients: entries in blocks, where they stay (a pointer to
- * one lives as long as the cache), and an open-addressing index over them
- * whose slots hold a hash and an entry number in 8 bytes, at most half of
- * them used.  A lookup reads a slot and the entry it names, whose key is
- * inline; dynahash read a bucket, an element and the key string apart from
- * it, each a cache miss in a table of 10 000 patients that every backend
- * holds for itself.
- */
-#define PATIENT_BLOCK	64		/* entries per block */
-
-typedef struct PatientIndex
-{
-	uint64	   *slots;			/* hash << 32 | (entry number + 1); 0 free */
-	uint32		mask;			/* number of slots - 1 */
-	uint32		members;
-	PatientConsent **blocks;
-	int			nblocks;
-} PatientIndex;
-
+/* the cache's patients: an index of patients (patient_key.h) */
 typedef struct DefaultRule
 {
 	char	   *data_class;
@@ -104,7 +86,7 @@ typedef struct DefaultRule
 } DefaultRule;
 
 static MemoryContext consent_cxt = NULL;
-static PatientIndex *patients = NULL;
+static AAPatientIndex *patients = NULL;
 static bool all_loaded = false;
 static int	lazy_loads = 0;
 static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
@@ -131,47 +113,14 @@ static bool cache_valid = false;
 static uint64 cache_epoch = 0;	/* resets of the cache */
 
 /* ------------------------------------------------------------------
- * The patients' index
+ * The patients
  * ------------------------------------------------------------------
  */
-static PatientIndex *
+static AAPatientIndex *
 patient_index_create(void)
 {
-	PatientIndex *t = MemoryContextAllocZero(consent_cxt, sizeof(PatientIndex));
-
-	t->mask = 63;
-	t->slots = MemoryContextAllocZero(consent_cxt, sizeof(uint64) * (t->mask + 1));
-	return t;
-}
-
-static inline PatientConsent *
-patient_at(const PatientIndex *t, uint32 i)
-{
-	return &t->blocks[i / PATIENT_BLOCK][i % PATIENT_BLOCK];
-}
-
-/* the patient's entry, NULL when it has none; *slot: where a probe stopped */
-static PatientConsent *
-patient_find(PatientIndex *t, const PatientKey *key, uint32 hash, uint32 *slot)
-{
-	uint32		pos;
-
-	for (pos = hash & t->mask;; pos = (pos + 1) & t->mask)
-	{
-		uint64		s = t->slots[pos];
-
-		if (s == 0)
-			break;
-		if ((uint32) (s >> 32) == hash)
-		{
-			PatientConsent *pc = patient_at(t, (uint32) s - 1);
-
-			if (aa_patient_key_equal(key, &pc->key))
-				return pc;
-		}
-	}
-	*slot = pos;
-	return NULL;
+	return aa_pindex_create(consent_cxt, sizeof(PatientConsent),
+							offsetof(PatientConsent, key), "the consent cache");
 }
 
 static PatientConsent *
@@ -181,7 +130,7 @@ patient_lookup(const char *patient)
 	uint32		slot;
 
 	aa_patient_key(&key, patient, strlen(patient));
-	return patient_find(patients, &key, aa_patient_key_hash(&key), &slot);
+	return aa_pindex_find(patients, &key, aa_patient_key_hash(&key), &slot);
 }
 
 /*
@@ -191,78 +140,20 @@ patient_lookup(const char *patient)
 static PatientConsent *
 patient_enter(const char *patient, bool copy, bool *found)
 {
-	PatientIndex *t = patients;
 	PatientKey	key;
 	uint32		hash;
-	uint32		slot;
-	uint32		i;
+	uint32		slot = 0;		/* where the probe stopped */
 	PatientConsent *pc;
-	int			len = strlen(patient);
 
-	aa_patient_key(&key, patient, len);
+	aa_patient_key(&key, patient, strlen(patient));
 	hash = aa_patient_key_hash(&key);
-	pc = patient_find(t, &key, hash, &slot);
+	pc = aa_pindex_find(patients, &key, hash, &slot);
 	*found = (pc != NULL);
 	if (pc != NULL)
 		return pc;
-
-	i = t->members;
-	if (i / PATIENT_BLOCK >= t->nblocks)
-	{
-		int			n = Max(8, t->nblocks * 2);
-
-		if (t->blocks == NULL)
-			t->blocks = MemoryContextAllocZero(consent_cxt, sizeof(PatientConsent *) * n);
-		else
-		{
-			t->blocks = repalloc(t->blocks, sizeof(PatientConsent *) * n);
-			memset(t->blocks + t->nblocks, 0,
-				   sizeof(PatientConsent *) * (n - t->nblocks));
-		}
-		t->nblocks = n;
-	}
-	if (t->blocks[i / PATIENT_BLOCK] == NULL)
-	{
-		char	   *raw = MemoryContextAlloc(consent_cxt,
-											 sizeof(PatientConsent) * PATIENT_BLOCK + 64);
-
-		t->blocks[i / PATIENT_BLOCK] = (PatientConsent *) TYPEALIGN(64, raw);
-	}
-	pc = memset(patient_at(t, i), 0, sizeof(PatientConsent));
+	pc = aa_pindex_add(patients, hash, slot);
 	pc->key = key;
 	pc->key.str = copy ? MemoryContextStrdup(consent_cxt, patient) : patient;
-	t->members++;
-
-	if (t->members * 2 > t->mask + 1)
-	{
-		/* twice the slots, filled again from the hashes they hold */
-		uint32		nslots = (t->mask + 1) * 2;
-		uint64	   *slots;
-
-		if (nslots > MaxAllocSize / sizeof(uint64))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many patients in the consent cache")));
-		slots = MemoryContextAllocZero(consent_cxt, sizeof(uint64) * nslots);
-		for (uint32 j = 0; j <= t->mask; j++)
-		{
-			uint64		s = t->slots[j];
-			uint32		pos;
-
-			if (s == 0)
-				continue;
-			for (pos = (uint32) (s >> 32) & (nslots - 1); slots[pos] != 0;
-				 pos = (pos + 1) & (nslots - 1))
-				;
-			slots[pos] = s;
-		}
-		pfree(t->slots);
-		t->slots = slots;
-		t->mask = nslots - 1;
-		for (slot = hash & t->mask; t->slots[slot] != 0; slot = (slot + 1) & t->mask)
-			;
-	}
-	t->slots[slot] = ((uint64) hash << 32) | t->members;
 	return pc;
 }
 
