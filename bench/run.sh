@@ -2,7 +2,7 @@
 # agentauth benchmark: every comparison of SPEC 14, side by side, in one run
 # on one server.
 #
-#   bash bench/run.sh            # full run (about 13 minutes on 2 cores)
+#   bash bench/run.sh            # full run (about 14 minutes on 2 cores)
 #   QUICK=1 bash bench/run.sh    # small dataset, short runs (a smoke test)
 #   SETUP_ONLY=1 bash bench/run.sh   # build the dataset, leave the server up
 #   PGROOT=/var/tmp/agentauth-pgroot/me bash bench/run.sh
@@ -332,7 +332,7 @@ measure slice slice 1 "$T" plain hand aa_async
 echo "== non-leakproof LIKE search, 1 client"
 measure like like 1 "$T" plain hand aa_async
 echo "== full scan of every observation, 1 client (audit on)"
-measure scan scan 1 "$((T * 2))" plain hand aa_sync
+measure scan scan 1 "$((T * 3 / 2))" plain hand aa_sync
 for c in $CLIENTS; do
     echo "== point query, $c clients (${CT}s runs)"
     measure "point$c" point "$c" "$CT" plain hand aa_async aa_sync plain_dw
@@ -383,7 +383,7 @@ stop_server
 
 {
 echo
-echo "dataset: $NOBS observations over $NPAT patients; $ROUNDS round(s) of ${T}s per variant (scan $((T * 2))s, clients table ${CT}s), interleaved; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dataset: $NOBS observations over $NPAT patients; $ROUNDS round(s) of ${T}s per variant (scan $((T * 3 / 2))s, clients table ${CT}s), interleaved; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "cpu_us/tx: server CPU (all its processes) per transaction; writer_us/tx: the audit writer's part of it; x_plain: this variant / plain"
 printf '%-8s %-9s %10s %8s %11s %8s %10s %8s %10s %12s\n' measure variant tps x_plain latency_ms x_plain cpu_us/tx x_plain writer_us wal_bytes/tx
 for m in point slice like scan mixed; do
