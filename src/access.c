@@ -162,7 +162,7 @@ StaticAssertDecl(offsetof(PatientAccess, allowed) + sizeof(int64) * (AA_READ + 1
 /*
  * The statement's entry for a patient (created on first sight).  The row
  * check calls this for every row: the previous row's patient first, then
- * a probe of the relation's index keyed by the bytes of the value.
+ * a probe of the relation's index of patients (patient_key.h).
  */
 PatientAccess *
 aa_access_patient(RelAccess *ra, const char *patient, int len)
@@ -182,7 +182,7 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 	if (ra->patients == NULL)
 		ra->patients = aa_pindex_create(ra->query->cxt, sizeof(PatientAccess),
 										offsetof(PatientAccess, patient),
-										"one statement");
+										"too many patients in one statement");
 	t = ra->patients;
 	hash = aa_patient_key_hash(&key);
 	pa = aa_pindex_find(t, &key, hash, &pos);

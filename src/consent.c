@@ -78,7 +78,6 @@ typedef struct PatientConsent
 } pg_attribute_aligned(64) PatientConsent;
 StaticAssertDecl(sizeof(PatientConsent) == 64, "PatientConsent grew past a cache line");
 
-/* the cache's patients: an index of patients (patient_key.h) */
 typedef struct DefaultRule
 {
 	char	   *data_class;
@@ -86,7 +85,7 @@ typedef struct DefaultRule
 } DefaultRule;
 
 static MemoryContext consent_cxt = NULL;
-static AAPatientIndex *patients = NULL;
+static AAPatientIndex *patients = NULL;	/* the cache's patients */
 static bool all_loaded = false;
 static int	lazy_loads = 0;
 static List *defaults = NIL;	/* DefaultRule * for the session's purpose */
@@ -120,7 +119,8 @@ static AAPatientIndex *
 patient_index_create(void)
 {
 	return aa_pindex_create(consent_cxt, sizeof(PatientConsent),
-							offsetof(PatientConsent, key), "the consent cache");
+							offsetof(PatientConsent, key),
+							"too many patients in the consent cache");
 }
 
 static PatientConsent *
@@ -151,9 +151,11 @@ patient_enter(const char *patient, bool copy, bool *found)
 	*found = (pc != NULL);
 	if (pc != NULL)
 		return pc;
+	/* the copy first: an entry is never left keyed by the caller's string */
+	if (copy)
+		key.str = MemoryContextStrdup(consent_cxt, patient);
 	pc = aa_pindex_add(patients, hash, slot);
 	pc->key = key;
-	pc->key.str = copy ? MemoryContextStrdup(consent_cxt, patient) : patient;
 	return pc;
 }
 
@@ -468,7 +470,12 @@ patient_entry(const char *patient)
 		return NULL;
 	else if (lazy_loads >= LAZY_LIMIT)
 	{
-		/* a fresh index: the lazily loaded entries would be doubled */
+		/*
+		 * A fresh index: the lazily loaded entries would be doubled.  The
+		 * old one stays in consent_cxt until the next reset (a few kB),
+		 * as the kept decisions pinned by running statements point into
+		 * its entries.
+		 */
 		patients = patient_index_create();
 		load_provisions(NULL);
 		all_loaded = true;

@@ -18,7 +18,7 @@
 
 AAPatientIndex *
 aa_pindex_create(MemoryContext cxt, Size elem_size, Size key_offset,
-				 const char *what)
+				 const char *too_many)
 {
 	AAPatientIndex *ix = MemoryContextAllocZero(cxt, sizeof(AAPatientIndex));
 
@@ -26,7 +26,7 @@ aa_pindex_create(MemoryContext cxt, Size elem_size, Size key_offset,
 	ix->cxt = cxt;
 	ix->elem_size = elem_size;
 	ix->key_offset = key_offset;
-	ix->what = what;
+	ix->too_many = too_many;
 	ix->slots = MemoryContextAllocZero(cxt, sizeof(uint64) * AA_PINDEX_SLOTS);
 	ix->mask = AA_PINDEX_SLOTS - 1;
 	return ix;
@@ -42,7 +42,7 @@ grow(AAPatientIndex *ix)
 	if (ix->mask >= (1U << 30) - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many patients in %s", ix->what)));
+				 errmsg("%s", ix->too_many)));
 	nslots = (ix->mask + 1) * 2;
 	slots = MemoryContextAllocExtended(ix->cxt, sizeof(uint64) * nslots,
 									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -66,7 +66,8 @@ grow(AAPatientIndex *ix)
 /*
  * A new element, zeroed, for a key of hash that aa_pindex_find() did not
  * find (slot: where it stopped).  The caller fills in the key, at
- * key_offset, before the next lookup.
+ * key_offset, before the next lookup.  Everything that can fail comes
+ * before the element is counted, so an error leaves the index as it was.
  */
 void *
 aa_pindex_add(AAPatientIndex *ix, uint32 hash, uint32 slot)
@@ -75,6 +76,13 @@ aa_pindex_add(AAPatientIndex *ix, uint32 hash, uint32 slot)
 	int			b = i / AA_PINDEX_BLOCK;
 	char	   *e;
 
+	/* past half full with it: twice the slots, and its free slot again */
+	if ((i + 1) * 2 > ix->mask + 1)
+	{
+		grow(ix);
+		for (slot = hash & ix->mask; ix->slots[slot] != 0; slot = (slot + 1) & ix->mask)
+			;
+	}
 	if (b >= ix->nblocks)
 	{
 		int			n = Max(8, ix->nblocks * 2);
@@ -95,16 +103,8 @@ aa_pindex_add(AAPatientIndex *ix, uint32 hash, uint32 slot)
 
 		ix->blocks[b] = (char *) TYPEALIGN(64, raw);
 	}
-	ix->members++;
 	e = memset(aa_pindex_at(ix, i), 0, ix->elem_size);
-
-	/* past half full: twice the slots, and the new one's free slot again */
-	if (ix->members * 2 > ix->mask + 1)
-	{
-		grow(ix);
-		for (slot = hash & ix->mask; ix->slots[slot] != 0; slot = (slot + 1) & ix->mask)
-			;
-	}
+	ix->members++;
 	ix->slots[slot] = ((uint64) hash << 32) | ix->members;
 	return e;
 }

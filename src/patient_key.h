@@ -129,12 +129,12 @@ typedef struct AAPatientIndex
 	int			nblocks;		/* allocated in blocks[] */
 	Size		elem_size;
 	Size		key_offset;
-	const char *what;			/* "one statement": for the error at the limit */
+	const char *too_many;		/* the error message at the limit */
 	MemoryContext cxt;
 } AAPatientIndex;
 
 extern AAPatientIndex *aa_pindex_create(MemoryContext cxt, Size elem_size,
-										Size key_offset, const char *what);
+										Size key_offset, const char *too_many);
 extern void *aa_pindex_add(AAPatientIndex *ix, uint32 hash, uint32 slot);
 
 /* element i (in the order they were added) */
