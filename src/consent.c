@@ -123,14 +123,23 @@ patient_index_create(void)
 							"too many patients in the consent cache");
 }
 
+/* the patient's entry or NULL; its key, hash and the slot a probe stopped at */
+static PatientConsent *
+patient_find(const char *patient, PatientKey *key, uint32 *hash, uint32 *slot)
+{
+	aa_patient_key(key, patient, strlen(patient));
+	*hash = aa_patient_key_hash(key);
+	return aa_pindex_find(patients, key, *hash, slot);
+}
+
 static PatientConsent *
 patient_lookup(const char *patient)
 {
 	PatientKey	key;
+	uint32		hash;
 	uint32		slot;
 
-	aa_patient_key(&key, patient, strlen(patient));
-	return aa_pindex_find(patients, &key, aa_patient_key_hash(&key), &slot);
+	return patient_find(patient, &key, &hash, &slot);
 }
 
 /*
@@ -145,9 +154,7 @@ patient_enter(const char *patient, bool copy, bool *found)
 	uint32		slot = 0;		/* where the probe stopped */
 	PatientConsent *pc;
 
-	aa_patient_key(&key, patient, strlen(patient));
-	hash = aa_patient_key_hash(&key);
-	pc = aa_pindex_find(patients, &key, hash, &slot);
+	pc = patient_find(patient, &key, &hash, &slot);
 	*found = (pc != NULL);
 	if (pc != NULL)
 		return pc;
