@@ -295,6 +295,22 @@ aa_decision_gen_recheck(void)
  */
 
 /*
+ * A load that fails part way (out of memory, a read error) leaves some
+ * entries with some of their provisions: a permit whose deny was not yet
+ * read.  The cache is invalid from the start of each load to its end, and
+ * the inline test is off, so the next decision after an error -- in this
+ * transaction, after a caught error, or in the next -- finds it invalid
+ * and rebuilds the whole cache before it decides.
+ */
+static void
+loading_begins(void)
+{
+	Assert(cache_valid);
+	cache_valid = false;
+	aa_dgen_state.quick = false;
+}
+
+/*
  * Run the provision query, for one patient (patient != NULL) or for every
  * patient; store the rows in the cache.
  */
@@ -345,6 +361,7 @@ load_provisions(const char *patient)
 	else
 		nulls[4] = 'n';
 
+	loading_begins();
 	aa_spi_begin(&st, true);
 	/* prepared once: parsing and planning cost more than the query */
 	if (patient)
@@ -429,6 +446,7 @@ load_provisions(const char *patient)
 	}
 	MemoryContextSwitchTo(oldcxt);
 	aa_spi_end(&st);
+	cache_valid = true;			/* loaded whole */
 }
 
 static void
@@ -440,6 +458,7 @@ load_defaults(void)
 	MemoryContext oldcxt;
 
 	values[0] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
+	loading_begins();
 	aa_spi_begin(&st, true);
 	if (SPI_execute_with_args("SELECT data_class, decision OPERATOR(pg_catalog.=) 'permit' "
 							  "  FROM agentauth.default_decision "
@@ -460,6 +479,7 @@ load_defaults(void)
 	defaults_loaded = true;
 	MemoryContextSwitchTo(oldcxt);
 	aa_spi_end(&st);
+	cache_valid = true;			/* loaded whole */
 }
 
 /* the patient's cache entry, loaded when absent or stale; NULL: none */
