@@ -88,8 +88,8 @@ flush_nopatient(RelAccess *ra, uint64 statement)
 		rec.outcome = "deny";
 		rec.authority = aa_jsonb_end(&authority);
 		rec.statement = statement;
+		ra->nopatient[idx] = 0;	/* before: see flush_query() */
 		aa_audit_emit(&rec, false);
-		ra->nopatient[idx] = 0;
 		emitted = true;
 	}
 	return emitted;
@@ -108,6 +108,11 @@ query_statement(AAQueryAccess *q)
  * Emit the counted records of one query; returns whether any were.  With
  * inherit, the statements running it (a function's caller) learn which
  * patients it read.
+ *
+ * An emit may fail (the writer late, the queue full): each count is
+ * cleared just before its record is emitted, and a relation counts as
+ * flushed only once all its records are, so the flush at the query's end
+ * or abort emits what an error left -- each record once, none lost.
  */
 static bool
 flush_query(AAQueryAccess *q, bool inherit)
@@ -125,11 +130,13 @@ flush_query(AAQueryAccess *q, bool inherit)
 
 		if (!ra->any_counted || ra->inherited)
 			continue;
-		ra->any_counted = false;
 		if (flush_nopatient(ra, statement))
 			emitted = true;
 		if (ra->patients == NULL)
+		{
+			ra->any_counted = false;
 			continue;
+		}
 		/* records in patient order: the same statement, the same log */
 		sorted = palloc(sizeof(PatientAccess *) * (ra->patients->members + 1));
 		for (uint32 i = 0; i < ra->patients->members; i++)
@@ -150,10 +157,13 @@ flush_query(AAQueryAccess *q, bool inherit)
 			for (int idx = 0; idx < AA_NACTIONS; idx++)
 			{
 				int64		allowed = pa->allowed[idx];
+				int64		withheld = pa->withheld[idx];
 				AARecord	rec;
 
 				if (idx == AA_UPDATE && pa->written_new > allowed)
 					allowed = pa->written_new;
+				if (allowed == 0 && withheld == 0)
+					continue;
 				memset(&rec, 0, sizeof(rec));
 				rec.patient = pa->patient.str;
 				rec.relation = ra->relname;
@@ -179,13 +189,16 @@ flush_query(AAQueryAccess *q, bool inherit)
 					}
 					if (pa->btg[idx])
 						rec.purpose = "BTG";
+					pa->allowed[idx] = 0;
+					if (idx == AA_UPDATE)
+						pa->written_new = 0;
 					aa_audit_emit(&rec, false);
 					emitted = true;
 				}
-				if (pa->withheld[idx] > 0)
+				if (withheld > 0)
 				{
 					rec.event = "denied";
-					rec.row_count = pa->withheld[idx];
+					rec.row_count = withheld;
 					rec.outcome = "deny";
 					rec.purpose = NULL;
 					rec.authority = pa->decision[idx] ?
@@ -194,15 +207,15 @@ flush_query(AAQueryAccess *q, bool inherit)
 						pa->decision[idx]->authority_canon : NULL;
 					rec.authority_canon_len = pa->decision[idx] ?
 						pa->decision[idx]->authority_canon_len : 0;
+					pa->withheld[idx] = 0;
 					aa_audit_emit(&rec, false);
 					emitted = true;
 				}
-				pa->allowed[idx] = 0;
-				pa->withheld[idx] = 0;
 			}
 			pa->written_new = 0;
 		}
 		pfree(sorted);
+		ra->any_counted = false;
 	}
 	return emitted;
 }

@@ -771,7 +771,16 @@ extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
 									   int subId, void *arg);
 /* around every utility statement (utility.c) */
 extern void aa_protected_schema_check(Node *stmt);
+/* the relations of the statements running it, set aside while it runs */
+typedef struct AAPendingRelations
+{
+	List	   *made;
+	List	   *moved;
+	uint64		xact_ends;		/* they die with their transaction */
+} AAPendingRelations;
+extern void aa_protected_schema_utility_begin(AAPendingRelations *outer);
 extern void aa_protected_schema_utility_done(Node *stmt);
+extern void aa_protected_schema_utility_end(const AAPendingRelations *outer);
 
 /* ---------------------------------------------------------------------
  * owner_code.c -- code a non-superuser made, over the rows of a protected

@@ -236,6 +236,26 @@ client_text(StringInfo out)
  */
 static AASession *const *acting_session = NULL;
 
+/*
+ * The entry being written into a buffer, until it is whole: an error part
+ * way (out of memory, a buffer past 1 GB) would leave a header whose
+ * length is still zero, which push_entries() would step over forever.
+ * Dropped before the buffer is used again.
+ */
+static StringInfo half_written = NULL;
+static int	half_written_at = 0;
+
+static void
+drop_half_written(void)
+{
+	if (half_written != NULL && half_written_at <= half_written->len)
+	{
+		half_written->len = half_written_at;
+		half_written->data[half_written_at] = '\0';
+	}
+	half_written = NULL;
+}
+
 void
 aa_audit_set_session_source(AASession *const *session)
 {
@@ -262,18 +282,25 @@ static void
 jsonb_cache_set(JsonbCache *c, const Jsonb *jb, const char *text)
 {
 	MemoryContext old = MemoryContextSwitchTo(audit_context());
+	Jsonb	   *bin;
+	char	   *copy;
 
+	if (c->canon.data == NULL)
+		initStringInfo(&c->canon);
+	/* forgotten first: an error below leaves nothing half made to match */
 	if (c->bin)
 		pfree(c->bin);
-	else
-		initStringInfo(&c->canon);
 	if (c->text)
 		pfree(c->text);
-	c->text = text ? pstrdup(text) : NULL;
-	c->bin = palloc(VARSIZE(jb));
-	memcpy(c->bin, jb, VARSIZE(jb));
+	c->bin = NULL;
+	c->text = NULL;
+	bin = palloc(VARSIZE(jb));
+	memcpy(bin, jb, VARSIZE(jb));
 	resetStringInfo(&c->canon);
-	JsonbToCString(&c->canon, &c->bin->root, VARSIZE(c->bin));
+	JsonbToCString(&c->canon, &bin->root, VARSIZE(bin));
+	copy = text ? pstrdup(text) : NULL;
+	c->bin = bin;
+	c->text = copy;
 	MemoryContextSwitchTo(old);
 }
 
@@ -318,6 +345,7 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 
 	if (rec->event == NULL || rec->event[0] == '\0')
 		elog(ERROR, "audit record without an event");
+	drop_half_written();
 	if (scratch == NULL)
 	{
 		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
@@ -426,6 +454,11 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	old = MemoryContextSwitchTo(scratch);
 	f.db_role = session_user_name();
 	f.statement = statement_text();
+	if (out == pending)			/* staged: an abort trims it (below) */
+	{
+		half_written = out;
+		half_written_at = start;
+	}
 	aa_record_encode(out, &f, xid);
 	MemoryContextSwitchTo(old);
 
@@ -439,13 +472,13 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 
 	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
 	{
-		out->len = start;
-		out->data[start] = '\0';
+		drop_half_written();
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("audit record is too large"),
 				 errdetail("A record may take at most a quarter of agentauth.audit_queue_size.")));
 	}
+	half_written = NULL;		/* whole */
 }
 
 /* ------------------------------------------------------------------
@@ -535,6 +568,7 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 static void
 flush_pending(bool throw)
 {
+	drop_half_written();
 	if (pending != NULL && pending->len > 0)
 		push_entries(pending, throw,
 					 (!throw && wait_failed) ? 0 : aa_audit_wait_timeout);

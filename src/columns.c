@@ -524,12 +524,20 @@ static void
 aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 				bool execute_once)
 {
-	bool		writer = aa_derived_enter(qd);
+	bool		writer;
+	volatile bool entered = false;
 
+	/*
+	 * What may refuse comes before what must be undone: a writer counted
+	 * and then refused by the run's check would stay counted, and refuse
+	 * every later read of the backend.
+	 */
 	aa_access_run_begin(qd);
-	aa_access_enter(qd);
+	writer = aa_derived_enter(qd);
 	PG_TRY();
 	{
+		aa_access_enter(qd);
+		entered = true;
 		if (prev_run)
 			prev_run(qd, direction, count, execute_once);
 		else
@@ -537,7 +545,8 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	}
 	PG_FINALLY();
 	{
-		aa_access_leave();
+		if (entered)
+			aa_access_leave();
 		aa_derived_leave(writer);
 	}
 	PG_END_TRY();

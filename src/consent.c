@@ -198,6 +198,9 @@ reset_cache(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	/* invalid until whole: an error below leaves it to be reset again */
+	cache_valid = false;
+	aa_dgen_state.quick = false;
 	if (consent_cxt == NULL)
 		consent_cxt = AllocSetContextCreate(TopMemoryContext,
 											"agentauth consent",
@@ -240,8 +243,9 @@ aa_decision_gen_recheck(void)
 		stale_reloads >= STALE_RELOAD_LIMIT ||
 		(valid_until != DT_NOEND && GetCurrentTimestamp() >= valid_until))
 	{
-		reset_cache();
+		/* first: a reset cut short still ends every decision made before */
 		decision_gen++;
+		reset_cache();
 	}
 	else if ((cgen = aa_consent_generation()) != built_consent_gen)
 	{
@@ -249,10 +253,18 @@ aa_decision_gen_recheck(void)
 		List	   *changed;
 		ListCell   *lc;
 
+		decision_gen++;
 		if (!aa_consent_changes(built_consent_gen, cgen, &changed))
 			reset_cache();
 		else
 		{
+			/*
+			 * Invalid while the changed patients are marked: an error part
+			 * way (out of memory) would leave the rest deciding on their old
+			 * provisions.  The next test then resets the whole cache.
+			 */
+			cache_valid = false;
+			aa_dgen_state.quick = false;
 			built_consent_gen = cgen;
 			foreach(lc, changed)
 			{
@@ -274,8 +286,8 @@ aa_decision_gen_recheck(void)
 				}
 			}
 			list_free_deep(changed);
+			cache_valid = true;
 		}
-		decision_gen++;
 	}
 
 	/* what aa_decision_gen() tests inline until something else can matter */

@@ -192,6 +192,8 @@ keep_decision(const AADecision *d, const StringInfoData *canon, int question)
 static void
 retire_decisions(void)
 {
+	KeptArena  *fresh;
+
 	memset(no_provision, 0, sizeof(no_provision));
 	if (arena != NULL && arena->pins == 0)
 	{
@@ -199,13 +201,15 @@ retire_decisions(void)
 		arena->count = 0;
 		return;
 	}
-	if (arena != NULL)
-		arena->retired = true;
-	arena = MemoryContextAllocZero(TopMemoryContext, sizeof(KeptArena));
+	/* the new one made whole before the old one is retired */
+	fresh = MemoryContextAllocZero(TopMemoryContext, sizeof(KeptArena));
 	/* exact sizes, no free lists: nothing is freed but the whole arena */
-	arena->cxt = GenerationContextCreate(TopMemoryContext,
+	fresh->cxt = GenerationContextCreate(TopMemoryContext,
 										 "agentauth kept decisions",
 										 ALLOCSET_DEFAULT_SIZES);
+	if (arena != NULL)
+		arena->retired = true;
+	arena = fresh;
 }
 
 void

@@ -66,7 +66,8 @@ PG_FUNCTION_INFO_V1(aa_set_label);
 typedef struct RelCacheEntry
 {
 	Oid			relid;			/* hash key */
-	bool		stale;
+	bool		stale;			/* an invalidation came: load again */
+	bool		loaded;			/* rel is a whole load's (not one cut short) */
 	AAProtectedRel *rel;		/* NULL: not protected */
 } RelCacheEntry;
 
@@ -143,6 +144,7 @@ label_cache_validate(void)
 static void
 load_classes(void)
 {
+	HTAB	   *classes;
 	HASHCTL		ctl;
 	AASpiState	st;
 	MemoryContext oldcxt;
@@ -158,8 +160,9 @@ load_classes(void)
 		elog(ERROR, "could not read agentauth.data_class");
 
 	oldcxt = MemoryContextSwitchTo(label_cxt);
-	class_cache = hash_create("agentauth data classes", 32, &ctl,
-							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	/* in use only once whole: a load cut short is made again */
+	classes = hash_create("agentauth data classes", 32, &ctl,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -171,11 +174,12 @@ load_classes(void)
 
 		if (strlen(name) >= NAMEDATALEN)
 			continue;
-		e = hash_search(class_cache, name, HASH_ENTER, NULL);
+		e = hash_search(classes, name, HASH_ENTER, NULL);
 		e->sensitive = !isnull && DatumGetBool(d);
 	}
 	MemoryContextSwitchTo(oldcxt);
 	aa_spi_end(&st);
+	class_cache = classes;
 }
 
 /*
@@ -437,15 +441,26 @@ aa_protected_rel(Oid relid)
 
 	label_cache_validate();
 	e = hash_search(rel_cache, &relid, HASH_ENTER, &found);
-	if (!found || e->stale)
+	if (!found || e->stale || !e->loaded)
 	{
+		AAProtectedRel *rel;
+
+		/*
+		 * Not loaded until the load returns: an error part way (a lock
+		 * timeout on a catalog, a cancel) leaves the entry to be loaded
+		 * again, never read as "not protected".  An invalidation during
+		 * the load marks it stale: loaded again at the next call.
+		 */
 		e->rel = NULL;
+		e->loaded = false;
 		e->stale = false;
-		e->rel = load_protected_rel(relid);
-		/* the entry may have moved if a callback fired meanwhile: redo */
+		rel = load_protected_rel(relid);
 		e = hash_search(rel_cache, &relid, HASH_FIND, NULL);
 		if (e == NULL)
-			return NULL;
+			elog(ERROR, "agentauth classification of relation %u vanished while loaded",
+				 relid);
+		e->rel = rel;
+		e->loaded = true;
 	}
 	return e->rel;
 }

@@ -38,6 +38,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -61,9 +62,15 @@
 #define MY_LXID		(MyProc->lxid)
 #endif
 
-/* the tables unprotect_table() is unprotecting in this transaction */
+/*
+ * The tables unprotect_table() is unprotecting in this transaction, and the
+ * subtransaction of each: a rolled-back unprotect_table() restores the
+ * labels, and its table counts as incomplete again.
+ */
 static List *unprotecting = NIL;	/* in TopTransactionContext */
+static List *unprotecting_subids = NIL; /* SubTransactionId each, likewise */
 static LocalTransactionId unprotecting_lxid = InvalidLocalTransactionId;
+static bool subxact_registered = false;
 
 static const char *const protect_triggers[] = {
 	"agentauth_replicated_write", "agentauth_replicated_truncate"
@@ -147,19 +154,56 @@ aa_label_known_classes(bool *valid)
 	return names;
 }
 
+/* a subtransaction rolled back: the tables it was unprotecting are not */
+static void
+unprotecting_subxact(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	List	   *relids = NIL;
+	List	   *subids = NIL;
+	ListCell   *lc,
+			   *lc2;
+	MemoryContext oldcxt;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || unprotecting_lxid != MY_LXID ||
+		unprotecting == NIL)
+		return;
+	/* later subtransactions have larger ids: those are its own or its children's */
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	forboth(lc, unprotecting, lc2, unprotecting_subids)
+	{
+		if ((SubTransactionId) lfirst_int(lc2) >= mySubid)
+			continue;
+		relids = lappend_oid(relids, lfirst_oid(lc));
+		subids = lappend_int(subids, lfirst_int(lc2));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	unprotecting = relids;
+	unprotecting_subids = subids;
+}
+
 /* unprotect_table() is removing the table label of relid */
 void
 aa_label_unprotecting(Oid relid)
 {
 	MemoryContext oldcxt;
 
+	if (!subxact_registered)
+	{
+		RegisterSubXactCallback(unprotecting_subxact, NULL);
+		subxact_registered = true;
+	}
 	if (unprotecting_lxid != MY_LXID)
 	{
-		unprotecting = NIL;		/* its memory went with the transaction */
+		/* their memory went with the transaction */
+		unprotecting = NIL;
+		unprotecting_subids = NIL;
 		unprotecting_lxid = MY_LXID;
 	}
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	unprotecting = lappend_oid(unprotecting, relid);
+	unprotecting_subids = lappend_int(unprotecting_subids,
+									  (int) GetCurrentSubTransactionId());
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -192,6 +192,7 @@ reset_windows(void)
 	HASHCTL		ctl;
 
 	MemoryContextReset(win_cxt);
+	windows = NULL;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(WinKey);
 	ctl.entrysize = sizeof(WinEntry);
@@ -211,8 +212,8 @@ ensure_state(void)
 									  ALLOCSET_SMALL_SIZES);
 	win_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert windows",
 									ALLOCSET_DEFAULT_SIZES);
-	build_interests();
 	reset_windows();
+	build_interests();
 }
 
 static void
@@ -441,11 +442,17 @@ load_rules(void)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.alert_rule: %d", ret);
 
+	/*
+	 * Nothing is watched until the rules are read whole: an error part way
+	 * leaves no interest pointing at freed or half-filled memory, and the
+	 * next round reads them again (loaded_gen is not yet set).
+	 */
 	MemoryContextReset(rules_cxt);
 	rules = NULL;
 	interests = NULL;
-	old = MemoryContextSwitchTo(rules_cxt);
+	ninterests = 0;
 	nrules = 0;
+	old = MemoryContextSwitchTo(rules_cxt);
 	if (SPI_processed > 0)
 		rules = palloc0(sizeof(MonRule) * SPI_processed);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -471,8 +478,8 @@ load_rules(void)
 		nrules++;
 	}
 	MemoryContextSwitchTo(old);
-	build_interests();
 	reset_windows();
+	build_interests();
 }
 
 static void
@@ -481,6 +488,8 @@ prune_windows(TimestampTz now)
 	HASH_SEQ_STATUS st;
 	WinEntry   *w;
 
+	if (windows == NULL)
+		return;					/* made again with the rules */
 	hash_seq_init(&st, windows);
 	while ((w = hash_seq_search(&st)) != NULL)
 	{

@@ -61,14 +61,22 @@ typedef struct ProtectedSchema
 
 /*
  * Relations made (or given a column), and relations altered, by the utility
- * statements under way; in TopTransactionContext.  An altered relation
+ * statement under way; in TopTransactionContext.  An altered relation
  * counts only after a statement that renames or moves one: the statements
  * protect_table() runs itself (ALTER TABLE ... ENABLE ROW LEVEL SECURITY)
  * alter the table it is protecting.
+ *
+ * Each utility statement takes only its own: a statement run inside
+ * another (a function's CREATE TABLE under a CREATE TABLE AS) sets the
+ * outer one's aside and puts them back when it ends.  Were they one list,
+ * the inner statement would protect the outer one's table inside a
+ * subtransaction that may roll back, and the outer one, finding nothing,
+ * would leave it unprotected.
  */
 static List *pending = NIL;
 static List *pending_moved = NIL;
 static bool callback_registered = false;
+static uint64 xact_ends = 0;	/* transactions ended since then */
 
 /* protecting now: what that does itself is not pending */
 static bool protecting = false;
@@ -88,6 +96,7 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		pending = NIL;
 		pending_moved = NIL;
+		xact_ends++;
 	}
 }
 
@@ -260,6 +269,28 @@ protect_all(List *todo, List *decls)
 		aa_admin_on_behalf--;
 	}
 	PG_END_TRY();
+}
+
+/* a utility statement begins (utility.c): the running ones' set aside */
+void
+aa_protected_schema_utility_begin(AAPendingRelations *outer)
+{
+	outer->made = pending;
+	outer->moved = pending_moved;
+	outer->xact_ends = xact_ends;
+	pending = NIL;
+	pending_moved = NIL;
+}
+
+/* ... and ends, done or failed: theirs back (its own are done or gone) */
+void
+aa_protected_schema_utility_end(const AAPendingRelations *outer)
+{
+	/* a procedure's COMMIT ended the transaction they were in: gone */
+	if (outer->xact_ends != xact_ends)
+		return;
+	pending = outer->made;
+	pending_moved = outer->moved;
 }
 
 /*

@@ -289,6 +289,18 @@ session_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				i++;
 			}
 			unstage_from(i);
+
+			/*
+			 * As at a top-level abort: the error may have cut a
+			 * revalidation short (its flag cleared, the generation not
+			 * yet noted) and, at the top level, disabled every timeout.
+			 * Revalidate before the next protected row; re-arm the expiry.
+			 */
+			if (aa_session != NULL)
+			{
+				recheck_pending = true;
+				arm_expiry();
+			}
 			break;
 
 		default:

@@ -378,10 +378,13 @@ remember_counted(Oid relid)
 			return;
 	if (ncounted == maxcounted)
 	{
-		maxcounted = maxcounted ? maxcounted * 2 : 16;
+		/* the new size noted once the memory is there */
+		int			n = maxcounted ? maxcounted * 2 : 16;
+
 		counted = counted ?
-			repalloc(counted, sizeof(Oid) * maxcounted) :
-			MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * maxcounted);
+			repalloc(counted, sizeof(Oid) * n) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * n);
+		maxcounted = n;
 	}
 	counted[ncounted++] = relid;
 }

@@ -61,6 +61,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 	bool		save_uninstalling = uninstalling;
 	AAOwnerCodeGuard save_guard;
+	AAPendingRelations outer_relations;
 
 	aa_ddl_check(stmt);
 	aa_audit_guard_check(stmt);
@@ -69,6 +70,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_stats_utility_begin(stmt);
 	aa_owner_code_begin(stmt, &save_guard);
 	aa_derived_utility_begin(stmt);
+	aa_protected_schema_utility_begin(&outer_relations);
 
 	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
 		aa_allow_uninstall)
@@ -88,6 +90,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_FINALLY();
 	{
+		aa_protected_schema_utility_end(&outer_relations);
 		aa_derived_utility_end(stmt);
 		uninstalling = save_uninstalling;
 		aa_stats_utility_end(stmt);
