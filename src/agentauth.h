@@ -747,6 +747,8 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
+/* code attached to relid that a non-superuser may not attach once protected */
+extern const char *aa_ddl_attached_code(Oid relid);
 
 /* ---------------------------------------------------------------------
  * partition.c -- a protected partitioned table protects every partition,

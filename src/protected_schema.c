@@ -271,6 +271,36 @@ protect_all(List *todo, List *decls)
 	PG_END_TRY();
 }
 
+/*
+ * A table its maker protects without an administrator's decision carries
+ * none of the code the DDL guard would refuse to attach once it is
+ * protected (ddl.c): a CHECK, a trigger, a rule ... made inline or by a
+ * statement run inside the one making it, before it was protected, would
+ * see every later row outside the row check.  A superuser may; the
+ * tables protect_schema() protects are the administrator's decision.
+ */
+static void
+refuse_makers_code(Oid relid)
+{
+	char		relkind = get_rel_relkind(relid);
+	const char *code;
+
+	if (superuser() ||
+		(relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
+		get_rel_relispartition(relid) ||	/* partition.c: its parent's */
+		aa_is_protected(relid))
+		return;
+	code = aa_ddl_attached_code(relid);
+	if (code != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("table %s in protected schema %s carries %s",
+						get_rel_name(relid),
+						get_namespace_name(get_rel_namespace(relid)), code),
+				 errdetail("Code attached to a protected table sees whole rows outside the row check; only a superuser may attach it."),
+				 errhint("Make the table without it, or have a superuser make it, or make it in a schema that is not protected.")));
+}
+
 /* a utility statement begins (utility.c): the running ones' set aside */
 void
 aa_protected_schema_utility_begin(AAPendingRelations *outer)
@@ -331,6 +361,7 @@ aa_protected_schema_utility_done(Node *stmt)
 		ps = schema_declaration(nsp);
 		if (ps == NULL)
 			continue;
+		refuse_makers_code(relid);
 		todo = lappend_oid(todo, relid);
 		decls = lappend(decls, ps);
 	}
