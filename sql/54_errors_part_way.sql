@@ -90,3 +90,64 @@ CREATE TABLE reg54_phi.outer_kept AS SELECT 'reg54-p1'::text AS patient_id, reg5
 SELECT c.relname, c.relrowsecurity, agentauth._table_label(c.oid) IS NOT NULL AS labelled
   FROM pg_class c WHERE c.relnamespace = 'reg54_phi'::regnamespace AND c.relkind = 'r'
    AND c.relname LIKE '%kept' ORDER BY 1;
+
+-- 3. Code its maker attached to a table of a protected schema before the
+-- table was protected.  The DDL guard refuses a non-superuser's trigger,
+-- rule, CHECK ... on a protected table; a table protected at the end of
+-- the statement that makes it could carry them already -- inline, or
+-- attached by a statement run inside the one making it (which now protects
+-- only its own tables) -- and run them over every later row.  Refused for
+-- a non-superuser; a superuser may.
+CREATE ROLE reg54_dev LOGIN;
+CREATE SCHEMA reg54_devs AUTHORIZATION reg54_dev;
+GRANT USAGE, CREATE ON SCHEMA reg54_phi TO reg54_dev;
+CREATE TABLE reg54_leak (patient_id text, v int);
+GRANT INSERT, SELECT ON reg54_leak TO PUBLIC;
+SET SESSION AUTHORIZATION reg54_dev;
+CREATE FUNCTION reg54_devs.copy_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.reg54_leak VALUES (NEW.patient_id, NEW.v);
+  RETURN NEW;
+END
+$$;
+CREATE FUNCTION reg54_devs.attach(what text) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  IF what = 'trigger' THEN
+    EXECUTE 'CREATE TRIGGER copy AFTER INSERT ON reg54_phi.w1 FOR EACH ROW EXECUTE FUNCTION reg54_devs.copy_row()';
+  ELSE
+    EXECUTE 'CREATE RULE copy AS ON INSERT TO reg54_phi.w1 DO ALSO INSERT INTO public.reg54_leak VALUES (NEW.patient_id, NEW.v)';
+  END IF;
+  RETURN 1;
+END
+$$;
+CREATE FUNCTION reg54_devs.keep(p text, v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.reg54_leak VALUES (p, v);
+  RETURN true;
+END
+$$;
+-- attached while the outer statement makes the table: refused
+CREATE TABLE reg54_phi.w1 AS SELECT 'reg54-p1'::text AS patient_id, reg54_devs.attach('trigger') AS v;
+CREATE TABLE reg54_phi.w1 AS SELECT 'reg54-p1'::text AS patient_id, reg54_devs.attach('rule') AS v;
+-- inline: refused
+CREATE TABLE reg54_phi.w2 (patient_id text, v int CHECK (reg54_devs.keep(patient_id, v)));
+CREATE TABLE reg54_phi.w2 (patient_id text, v int CHECK (v > 0));
+CREATE TABLE reg54_phi.w2 (patient_id text, v int, w int GENERATED ALWAYS AS (v * 2) STORED);
+CREATE TABLE reg54_phi.w2 (patient_id text, v int);
+CREATE INDEX ON reg54_phi.w2 ((v + 1));
+-- moved in with a trigger: refused
+CREATE TABLE reg54_devs.w3 (patient_id text, v int);
+CREATE TRIGGER copy AFTER INSERT ON reg54_devs.w3 FOR EACH ROW EXECUTE FUNCTION reg54_devs.copy_row();
+ALTER TABLE reg54_devs.w3 SET SCHEMA reg54_phi;
+-- a permissive policy and plain indexes, keys and defaults are no code
+CREATE TABLE reg54_phi.w4 (patient_id text PRIMARY KEY, v int DEFAULT 1 NOT NULL);
+CREATE POLICY mine ON reg54_phi.w4 USING (true);
+RESET SESSION AUTHORIZATION;
+SELECT c.relname, agentauth._table_label(c.oid) IS NOT NULL AS labelled
+  FROM pg_class c WHERE c.relnamespace = 'reg54_phi'::regnamespace AND c.relkind = 'r'
+   AND c.relname LIKE 'w%' ORDER BY 1;
+-- nothing was copied
+SELECT count(*) AS leaked FROM reg54_leak;
+-- a superuser may
+CREATE TABLE reg54_phi.w5 (patient_id text, v int CHECK (v > 0));
+SELECT agentauth._table_label('reg54_phi.w5') IS NOT NULL AS labelled;
