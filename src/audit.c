@@ -145,14 +145,17 @@ session_user_name(void)
 	if (role != cached_role || cached_role_name == NULL)
 	{
 		char	   *name = NULL;
+		char	   *copy;
 
 		if (IsTransactionState())
 			name = GetUserNameFromId(role, true);
 		if (name == NULL)
 			name = psprintf("%u", role);
+		/* the old one freed only once the new one is there */
+		copy = MemoryContextStrdup(audit_context(), name);
 		if (cached_role_name)
 			pfree(cached_role_name);
-		cached_role_name = MemoryContextStrdup(audit_context(), name);
+		cached_role_name = copy;
 		cached_role = role;
 	}
 	return cached_role_name;
@@ -348,11 +351,12 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	drop_half_written();
 	if (scratch == NULL)
 	{
-		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
-										ALLOCSET_DEFAULT_SIZES);
+		/* scratch, tested above, last: both are there once it is */
 		old = MemoryContextSwitchTo(audit_context());
 		client = makeStringInfo();
 		MemoryContextSwitchTo(old);
+		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
+										ALLOCSET_DEFAULT_SIZES);
 	}
 	MemoryContextReset(scratch);
 
@@ -588,8 +592,9 @@ ensure_buffers(void)
 	if (pending != NULL)
 		return;
 	old = MemoryContextSwitchTo(audit_context());
-	pending = makeStringInfo();
-	staged = makeStringInfo();
+	if (staged == NULL)
+		staged = makeStringInfo();
+	pending = makeStringInfo();	/* tested above: last */
 	MemoryContextSwitchTo(old);
 	if (!callbacks_registered)
 	{
@@ -667,16 +672,15 @@ stage_slot(void)
 		int			newcap = Max(16, staged_cap * 2);
 		MemoryContext old = MemoryContextSwitchTo(audit_context());
 
-		if (staged_level == NULL)
-		{
-			staged_level = palloc(newcap * sizeof(int));
+		/* each array kept valid: a failed repalloc leaves the old one */
+		if (staged_off == NULL)
 			staged_off = palloc(newcap * sizeof(int));
-		}
 		else
-		{
-			staged_level = repalloc(staged_level, newcap * sizeof(int));
 			staged_off = repalloc(staged_off, newcap * sizeof(int));
-		}
+		if (staged_level == NULL)
+			staged_level = palloc(newcap * sizeof(int));
+		else
+			staged_level = repalloc(staged_level, newcap * sizeof(int));
 		staged_cap = newcap;
 		MemoryContextSwitchTo(old);
 	}

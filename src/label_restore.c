@@ -159,27 +159,26 @@ static void
 unprotecting_subxact(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
-	List	   *relids = NIL;
-	List	   *subids = NIL;
-	ListCell   *lc,
-			   *lc2;
-	MemoryContext oldcxt;
+	int			keep = 0;
+	ListCell   *lc;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB || unprotecting_lxid != MY_LXID ||
 		unprotecting == NIL)
 		return;
-	/* later subtransactions have larger ids: those are its own or its children's */
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	forboth(lc, unprotecting, lc2, unprotecting_subids)
+
+	/*
+	 * Entries are appended in time order and subtransaction ids grow: those
+	 * of the aborted one and its children are a tail.  Cut in place (no
+	 * allocation during an abort).
+	 */
+	foreach(lc, unprotecting_subids)
 	{
-		if ((SubTransactionId) lfirst_int(lc2) >= mySubid)
-			continue;
-		relids = lappend_oid(relids, lfirst_oid(lc));
-		subids = lappend_int(subids, lfirst_int(lc2));
+		if ((SubTransactionId) lfirst_int(lc) >= mySubid)
+			break;
+		keep++;
 	}
-	MemoryContextSwitchTo(oldcxt);
-	unprotecting = relids;
-	unprotecting_subids = subids;
+	unprotecting = list_truncate(unprotecting, keep);
+	unprotecting_subids = list_truncate(unprotecting_subids, keep);
 }
 
 /* unprotect_table() is removing the table label of relid */
@@ -200,10 +199,11 @@ aa_label_unprotecting(Oid relid)
 		unprotecting_subids = NIL;
 		unprotecting_lxid = MY_LXID;
 	}
+	/* the ids first: a relid is never listed without its subtransaction */
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	unprotecting = lappend_oid(unprotecting, relid);
 	unprotecting_subids = lappend_int(unprotecting_subids,
 									  (int) GetCurrentSubTransactionId());
+	unprotecting = lappend_oid(unprotecting, relid);
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -204,16 +204,20 @@ reset_windows(void)
 static void
 ensure_state(void)
 {
+	MemoryContext cxt;
+
 	if (mon_cxt != NULL)
 		return;
-	mon_cxt = AllocSetContextCreate(TopMemoryContext, "agentauth monitor",
-									ALLOCSET_DEFAULT_SIZES);
-	rules_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert rules",
+	/* noted as made (mon_cxt) only once all of it is */
+	cxt = AllocSetContextCreate(TopMemoryContext, "agentauth monitor",
+								ALLOCSET_DEFAULT_SIZES);
+	rules_cxt = AllocSetContextCreate(cxt, "agentauth alert rules",
 									  ALLOCSET_SMALL_SIZES);
-	win_cxt = AllocSetContextCreate(mon_cxt, "agentauth alert windows",
+	win_cxt = AllocSetContextCreate(cxt, "agentauth alert windows",
 									ALLOCSET_DEFAULT_SIZES);
 	reset_windows();
 	build_interests();
+	mon_cxt = cxt;
 }
 
 static void
@@ -326,8 +330,9 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 		return;
 
 	w = hash_search(windows, &key, HASH_ENTER, &found);
-	if (!found)
+	if (!found || w->ring == NULL)	/* NULL: its allocation failed */
 	{
+		w->ring = NULL;
 		w->start = 0;
 		w->n = 0;
 		w->threshold = r->threshold;
@@ -443,15 +448,17 @@ load_rules(void)
 		elog(ERROR, "could not read agentauth.alert_rule: %d", ret);
 
 	/*
-	 * Nothing is watched until the rules are read whole: an error part way
+	 * No rule is watched until the rules are read whole: an error part way
 	 * leaves no interest pointing at freed or half-filled memory, and the
-	 * next round reads them again (loaded_gen is not yet set).
+	 * next round reads them again (loaded_gen is not yet set).  The
+	 * always-on events stay watched meanwhile.
 	 */
 	MemoryContextReset(rules_cxt);
 	rules = NULL;
 	interests = NULL;
 	ninterests = 0;
 	nrules = 0;
+	build_interests();
 	old = MemoryContextSwitchTo(rules_cxt);
 	if (SPI_processed > 0)
 		rules = palloc0(sizeof(MonRule) * SPI_processed);
