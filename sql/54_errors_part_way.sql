@@ -135,6 +135,9 @@ CREATE TABLE reg54_phi.w2 (patient_id text, v int CHECK (v > 0));
 CREATE TABLE reg54_phi.w2 (patient_id text, v int, w int GENERATED ALWAYS AS (v * 2) STORED);
 CREATE TABLE reg54_phi.w2 (patient_id text, v int);
 CREATE INDEX ON reg54_phi.w2 ((v + 1));
+-- a column of a domain its maker made (its CHECK runs on every value)
+CREATE DOMAIN reg54_devs.kept_int AS int CHECK (reg54_devs.keep('domain', VALUE));
+CREATE TABLE reg54_phi.w6 (patient_id text, v reg54_devs.kept_int);
 -- moved in with a trigger: refused
 CREATE TABLE reg54_devs.w3 (patient_id text, v int);
 CREATE TRIGGER copy AFTER INSERT ON reg54_devs.w3 FOR EACH ROW EXECUTE FUNCTION reg54_devs.copy_row();

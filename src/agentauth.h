@@ -659,6 +659,15 @@ extern int	aa_record_check_tupdesc(TupleDesc desc);
 extern Oid	aa_record_log_relid(Oid nsp);
 extern void aa_record_encode(StringInfo out, const AARecordFields *f,
 							 TransactionId xid);
+/* a record's jsonb and its canonical text, the last value remembered */
+typedef struct AAJsonbCache
+{
+	char	   *text;			/* the jsonb text it was given, or NULL */
+	Jsonb	   *bin;
+	StringInfoData canon;		/* what the chain hashes */
+} AAJsonbCache;
+extern Jsonb *aa_jsonb_text_cached(AAJsonbCache *c, const char *s, MemoryContext cxt);
+extern Jsonb *aa_jsonb_cached(AAJsonbCache *c, const Jsonb *jb, MemoryContext cxt);
 extern void aa_record_canon_head(unsigned char *out, int version, int64 seq,
 								 TimestampTz logged_at);
 extern void aa_record_decode(const AAQueueEntry *e, Datum *values, bool *nulls);
@@ -747,8 +756,6 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
-/* code attached to relid that a non-superuser may not attach once protected */
-extern const char *aa_ddl_attached_code(Oid relid);
 
 /* ---------------------------------------------------------------------
  * partition.c -- a protected partitioned table protects every partition,
@@ -760,6 +767,8 @@ struct CreateStmt;
 extern void aa_partition_check_create(struct CreateStmt *stmt, bool foreign,
 									  bool runs_code);
 extern void aa_partition_check_attach(Oid parent, Oid part);
+/* code of a table that a non-superuser may not bring under protection */
+extern char *aa_attached_code(Oid parent, Oid part);
 extern void aa_partition_check_detach(Oid parent, Oid part);
 extern void aa_partition_utility_done(Node *stmt);
 

@@ -265,72 +265,9 @@ aa_audit_set_session_source(AASession *const *session)
 	acting_session = session;
 }
 
-/*
- * A record's jsonb and its canonical text (what is hashed).  The last value
- * is remembered: the records of one statement usually share their
- * authority.  The detail comes as jsonb text (text is its key), the
- * authority as jsonb.
- */
-typedef struct JsonbCache
-{
-	char	   *text;
-	Jsonb	   *bin;
-	StringInfoData canon;
-} JsonbCache;
-
-static JsonbCache authority_cache;
-static JsonbCache detail_cache;
-
-static void
-jsonb_cache_set(JsonbCache *c, const Jsonb *jb, const char *text)
-{
-	MemoryContext old = MemoryContextSwitchTo(audit_context());
-	Jsonb	   *bin;
-	char	   *copy;
-
-	if (c->canon.data == NULL)
-		initStringInfo(&c->canon);
-	/* forgotten first: an error below leaves nothing half made to match */
-	if (c->bin)
-		pfree(c->bin);
-	if (c->text)
-		pfree(c->text);
-	c->bin = NULL;
-	c->text = NULL;
-	bin = palloc(VARSIZE(jb));
-	memcpy(bin, jb, VARSIZE(jb));
-	resetStringInfo(&c->canon);
-	JsonbToCString(&c->canon, &bin->root, VARSIZE(bin));
-	copy = text ? pstrdup(text) : NULL;
-	c->bin = bin;
-	c->text = copy;
-	MemoryContextSwitchTo(old);
-}
-
-/* jsonb text -> binary (validating it), remembered in c */
-static Jsonb *
-jsonb_text_arg(const char *s, JsonbCache *c)
-{
-	if (s == NULL)
-		return NULL;
-	if (c->text == NULL || strcmp(c->text, s) != 0)
-		jsonb_cache_set(c, DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															  CStringGetDatum(s))),
-						s);
-	return c->bin;
-}
-
-/* a jsonb, remembered in c */
-static Jsonb *
-jsonb_arg(const Jsonb *jb, JsonbCache *c)
-{
-	if (jb == NULL)
-		return NULL;
-	if (c->bin == NULL || VARSIZE(c->bin) != VARSIZE(jb) ||
-		memcmp(c->bin, jb, VARSIZE(jb)) != 0)
-		jsonb_cache_set(c, jb, NULL);
-	return c->bin;
-}
+/* the last authority and detail: a statement's records usually share them */
+static AAJsonbCache authority_cache;
+static AAJsonbCache detail_cache;
 
 /*
  * Resolve rec (identity, db_role, statement, client) and append it as one
@@ -413,14 +350,16 @@ serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
 	}
 	else
 	{
-		f.authority = (struct varlena *) jsonb_arg(rec->authority, &authority_cache);
+		f.authority = (struct varlena *) aa_jsonb_cached(&authority_cache, rec->authority,
+														   audit_context());
 		if (f.authority)
 		{
 			f.authority_text = authority_cache.canon.data;
 			f.authority_text_len = authority_cache.canon.len;
 		}
 	}
-	f.detail = (struct varlena *) jsonb_text_arg(rec->detail, &detail_cache);
+	f.detail = (struct varlena *) aa_jsonb_text_cached(&detail_cache, rec->detail,
+														 audit_context());
 	if (f.detail)
 	{
 		f.detail_text = detail_cache.canon.data;

@@ -29,15 +29,12 @@
 
 #include "access/genam.h"
 #include "access/parallel.h"
-#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_index.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_seclabel.h"
-#include "catalog/pg_statistic_ext.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_type.h"
@@ -46,8 +43,6 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/relcache.h"
-#include "utils/syscache.h"
 
 #include "agentauth.h"
 
@@ -84,94 +79,6 @@ refuse_attached_code(Oid relid, const char *what)
 	refuse_ddl(prot->relname, what,
 			   "Code attached to a protected table sees whole rows outside the row check. "
 			   "A superuser may make this change; otherwise unprotect the table with agentauth.unprotect_table() (audited), change it, and protect it again.");
-}
-
-/*
- * The first kind of code attached to relid that refuse_attached_code()
- * would refuse to attach to a protected table, or NULL: for a table that
- * becomes protected without an administrator's decision (made in, or
- * moved into, a protected schema by a non-superuser), whose code its
- * maker attached before it was protected -- inline (a CHECK, a generated
- * column, LIKE ... INCLUDING) or by a statement run inside the one making
- * it.  agentauth's own triggers and the internal ones (foreign keys) are
- * not its maker's code.
- */
-const char *
-aa_ddl_attached_code(Oid relid)
-{
-	Relation	rel = relation_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	const char *code = NULL;
-	List	   *indexes;
-	ListCell   *lc;
-
-	if (rel->rd_rel->relchecks > 0)
-		code = "a check constraint";
-	else if (rel->rd_rel->relhasrules)
-		code = "a rule";
-	for (int i = 0; code == NULL && i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped)
-			continue;
-		if (att->attgenerated != '\0')
-			code = "a generated column";
-		else if (!aa_owner_code_type_trusted(att->atttypid))
-			code = "a column of a type or domain a non-superuser made";
-	}
-	for (int i = 0; code == NULL && rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-	{
-		const Trigger *t = &rel->trigdesc->triggers[i];
-
-		if (!t->tgisinternal && strncmp(t->tgname, "agentauth_", 10) != 0)
-			code = "a trigger";
-	}
-	indexes = RelationGetIndexList(rel);
-	foreach(lc, indexes)
-	{
-		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-
-		if (!HeapTupleIsValid(itup))
-			continue;
-		if (code == NULL &&
-			(((Form_pg_index) GETSTRUCT(itup))->indisexclusion ||
-			 !heap_attisnull(itup, Anum_pg_index_indexprs, NULL) ||
-			 !heap_attisnull(itup, Anum_pg_index_indpred, NULL)))
-			code = "an index with expressions or a predicate, or an exclusion constraint";
-		ReleaseSysCache(itup);
-	}
-	list_free(indexes);
-	indexes = RelationGetStatExtList(rel);
-	foreach(lc, indexes)
-	{
-		HeapTuple	stup = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(lfirst_oid(lc)));
-
-		if (!HeapTupleIsValid(stup))
-			continue;
-		if (code == NULL && !heap_attisnull(stup, Anum_pg_statistic_ext_stxexprs, NULL))
-			code = "statistics on expressions";
-		ReleaseSysCache(stup);
-	}
-	list_free(indexes);
-	if (code == NULL)
-	{
-		Relation	pol = table_open(PolicyRelationId, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(relid));
-		scan = systable_beginscan(pol, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
-		while (code == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
-			if (!((Form_pg_policy) GETSTRUCT(tup))->polpermissive)
-				code = "a restrictive policy";
-		systable_endscan(scan);
-		table_close(pol, AccessShareLock);
-	}
-	relation_close(rel, AccessShareLock);
-	return code;
 }
 
 static bool

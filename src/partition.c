@@ -258,13 +258,14 @@ refuse(const char *msg, const char *detail, const char *hint)
 
 /*
  * The first code object of a table (and its partitions) that would run
- * over the rows agents write once it is a partition of parent, described;
- * NULL when there is none.  Objects the parent has alike (a constraint of
- * the same name and definition, a generated column of the same expression)
- * do not count.
+ * over the rows agents write once it is protected -- a partition of
+ * parent, or a table of a protected schema (protected_schema.c, parent
+ * InvalidOid) -- described; NULL when there is none.  Objects the parent
+ * has alike (a constraint of the same name and definition, a generated
+ * column of the same expression) do not count.
  */
-static char *
-attached_code(Oid parent, Oid part)
+char *
+aa_attached_code(Oid parent, Oid part)
 {
 	static const char *sql =
 		"WITH t AS (SELECT $2::pg_catalog.regclass AS relid UNION"
@@ -311,7 +312,8 @@ attached_code(Oid parent, Oid part)
 
 	args[0] = ObjectIdGetDatum(parent);
 	args[1] = ObjectIdGetDatum(part);
-	aa_spi_begin(&spi, false);
+	/* the latest snapshot: code the running statement attached counts */
+	aa_spi_begin(&spi, true);
 	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the code attached to a table");
 	if (SPI_processed > 0)
@@ -417,7 +419,7 @@ aa_partition_check_attach(Oid parent, Oid part)
 		}
 		return;
 	}
-	if (!superuser() && (what = attached_code(parent, part)) != NULL)
+	if (!superuser() && (what = aa_attached_code(parent, part)) != NULL)
 		refuse(psprintf("cannot attach table %s to protected table %s: it carries %s",
 						qualified_name(part), qualified_name(parent), what),
 			   NULL, CODE_HINT);

@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
@@ -45,6 +46,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "agentauth.h"
 
@@ -283,14 +285,30 @@ static void
 refuse_makers_code(Oid relid)
 {
 	char		relkind = get_rel_relkind(relid);
-	const char *code;
+	char	   *code;
 
 	if (superuser() ||
 		(relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
 		get_rel_relispartition(relid) ||	/* partition.c: its parent's */
 		aa_is_protected(relid))
 		return;
-	code = aa_ddl_attached_code(relid);
+	/* what partition.c refuses on a new partition; and a maker's types */
+	code = aa_attached_code(InvalidOid, relid);
+	if (code == NULL)
+	{
+		Relation	rel = relation_open(relid, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		for (int i = 0; code == NULL && i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && !aa_owner_code_type_trusted(att->atttypid))
+				code = psprintf("column %s, of a type or domain a non-superuser made",
+								quote_identifier(NameStr(att->attname)));
+		}
+		relation_close(rel, AccessShareLock);
+	}
 	if (code != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

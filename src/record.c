@@ -23,6 +23,9 @@
  *		           body into it (aa_record_decode, aa_record_set_chain), and
  *		           verify_audit re-encodes it (aa_record_canon_stored).
  *
+ *		A record's jsonb values come with their canonical text, the last
+ *		one remembered (aa_jsonb_cached, aa_jsonb_text_cached).
+ *
  *		agentauth.verify_audit_sql() and tools/aa_verify.c implement the
  *		same encoding independently; any change here changes them too.
  *
@@ -639,4 +642,62 @@ aa_record_get_chain(const Datum *values, const bool *nulls, int natts,
 		if (VARSIZE_ANY_EXHDR(b) == AA_HASH_LEN)
 			memcpy(row_hash, VARDATA_ANY(b), AA_HASH_LEN);
 	}
+}
+
+/*
+ * A record's jsonb and its canonical text (what is hashed), the last value
+ * remembered in c (kept in cxt): the records of one statement usually
+ * share their authority.  The detail comes as jsonb text (the text is its
+ * key), the authority as jsonb.
+ */
+static void
+jsonb_cache_set(AAJsonbCache *c, const Jsonb *jb, const char *text,
+				MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Jsonb	   *bin;
+	char	   *copy;
+
+	if (c->canon.data == NULL)
+		initStringInfo(&c->canon);
+	/* forgotten first: an error below leaves nothing half made to match */
+	if (c->bin)
+		pfree(c->bin);
+	if (c->text)
+		pfree(c->text);
+	c->bin = NULL;
+	c->text = NULL;
+	bin = palloc(VARSIZE(jb));
+	memcpy(bin, jb, VARSIZE(jb));
+	resetStringInfo(&c->canon);
+	JsonbToCString(&c->canon, &bin->root, VARSIZE(bin));
+	copy = text ? pstrdup(text) : NULL;
+	c->bin = bin;
+	c->text = copy;
+	MemoryContextSwitchTo(old);
+}
+
+/* jsonb text -> binary (validating it), remembered in c */
+Jsonb *
+aa_jsonb_text_cached(AAJsonbCache *c, const char *s, MemoryContext cxt)
+{
+	if (s == NULL)
+		return NULL;
+	if (c->text == NULL || strcmp(c->text, s) != 0)
+		jsonb_cache_set(c, DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(s))),
+						s, cxt);
+	return c->bin;
+}
+
+/* a jsonb, remembered in c */
+Jsonb *
+aa_jsonb_cached(AAJsonbCache *c, const Jsonb *jb, MemoryContext cxt)
+{
+	if (jb == NULL)
+		return NULL;
+	if (c->bin == NULL || VARSIZE(c->bin) != VARSIZE(jb) ||
+		memcmp(c->bin, jb, VARSIZE(jb)) != 0)
+		jsonb_cache_set(c, jb, NULL, cxt);
+	return c->bin;
 }
