@@ -154,3 +154,49 @@ SELECT count(*) AS leaked FROM reg54_leak;
 -- a superuser may
 CREATE TABLE reg54_phi.w5 (patient_id text, v int CHECK (v > 0));
 SELECT agentauth._table_label('reg54_phi.w5') IS NOT NULL AS labelled;
+
+-- 4. The DDL guard's other ways in, found with the above.
+SET SESSION AUTHORIZATION reg54_dev;
+-- a function in a partition bound runs after the partition exists, and
+-- attached a trigger to it before it was protected (any protected
+-- partitioned table a non-superuser owns)
+CREATE TABLE reg54_phi.par (patient_id text, v int) PARTITION BY LIST (patient_id);
+CREATE FUNCTION reg54_devs.bound(rel text, val text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('CREATE TRIGGER copy AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION reg54_devs.copy_row()', rel);
+  RETURN val;
+END
+$$;
+CREATE TABLE reg54_devs.p1 PARTITION OF reg54_phi.par FOR VALUES IN (reg54_devs.bound('reg54_devs.p1', 'reg54-p1'));
+CREATE TABLE reg54_devs.p1 PARTITION OF reg54_phi.par FOR VALUES IN ('reg54-p1');
+-- ALTER TYPE ... CASCADE changes a typed table's columns without naming it
+CREATE TYPE reg54_devs.comp AS (patient_id text, v int);
+CREATE TABLE reg54_phi.typed OF reg54_devs.comp;
+ALTER TYPE reg54_devs.comp ALTER ATTRIBUTE v TYPE reg54_devs.kept_int CASCADE;
+ALTER TYPE reg54_devs.comp ADD ATTRIBUTE w int CASCADE;
+ALTER TYPE reg54_devs.comp RENAME ATTRIBUTE patient_id TO pid CASCADE;
+-- a column added of a domain its maker made (a type change was refused already)
+ALTER TABLE reg54_phi.w4 ADD COLUMN w reg54_devs.kept_int;
+ALTER TABLE reg54_phi.w4 ADD COLUMN w int;
+RESET SESSION AUTHORIZATION;
+SELECT c.relname, agentauth._table_label(c.oid) IS NOT NULL AS labelled,
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'copy') AS copy_triggers
+  FROM pg_class c WHERE c.oid IN ('reg54_devs.p1'::regclass, 'reg54_phi.typed'::regclass)
+ ORDER BY 1;
+-- a declared schema dropped and made again is protected again, in a
+-- backend that read the declarations before (they were cached by OID)
+CREATE SCHEMA reg54_again;
+SET ROLE reg54_admin;
+SELECT agentauth.protect_schema('reg54_again', 'patient_id', '{}', 'lab') IS NOT NULL AS declared;
+RESET ROLE;
+CREATE TABLE reg54_phi.warm (patient_id text, v int);
+DROP SCHEMA reg54_again;
+CREATE SCHEMA reg54_again;
+CREATE TABLE reg54_again.t (patient_id text, v int);
+SELECT agentauth._table_label('reg54_again.t') IS NOT NULL AS labelled;
+-- a schema may not take a declared name: its tables would sit there unprotected
+DROP TABLE reg54_again.t;
+DROP SCHEMA reg54_again;
+CREATE SCHEMA reg54_squat;
+CREATE TABLE reg54_squat.t (patient_id text, v int);
+ALTER SCHEMA reg54_squat RENAME TO reg54_again;

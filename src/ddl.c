@@ -33,6 +33,7 @@
 #include "access/xact.h"
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_seclabel.h"
 #include "miscadmin.h"
@@ -245,6 +246,46 @@ check_stats(CreateStatsStmt *stmt)
 								 "create statistics on expressions of");
 }
 
+/*
+ * ALTER TYPE ... ALTER, ADD, DROP or RENAME ATTRIBUTE ... CASCADE changes
+ * the columns of every table typed by the composite type (CREATE TABLE
+ * ... OF), without naming them: a domain its maker made on a protected
+ * column, the patient column renamed or dropped.  Refused while a
+ * protected table is typed by it (unprotect that table first).
+ */
+static void
+refuse_typed_tables(Oid typrelid)
+{
+	Oid			typid = get_rel_type_id(typrelid);
+	Relation	classrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			typed = InvalidOid;
+
+	if (!OidIsValid(typid))
+		return;
+	classrel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(classrel, InvalidOid, false, NULL, 1, &key);
+	while (!OidIsValid(typed) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Oid			relid = ((Form_pg_class) GETSTRUCT(tup))->oid;
+
+		if (aa_is_protected(relid))
+			typed = relid;
+	}
+	systable_endscan(scan);
+	table_close(classrel, AccessShareLock);
+	if (OidIsValid(typed))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot alter the attributes of type %s: protected table %s is typed by it",
+						format_type_be(typid), get_rel_name(typed)),
+				 errhint("Unprotect the table with agentauth.unprotect_table() (audited), change the type, and protect the table again.")));
+}
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
@@ -256,6 +297,11 @@ check_alter_table(AlterTableStmt *stmt)
 
 	if (!OidIsValid(relid))
 		return;
+	if (get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE)
+	{
+		refuse_typed_tables(relid);
+		return;
+	}
 
 	/* a protected table may not become the parent of another */
 	foreach(lc, stmt->cmds)
@@ -324,6 +370,15 @@ check_alter_table(AlterTableStmt *stmt)
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
 					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
 					refuse_attached_code(relid, "add a generated or checked column to");
+				/* as for a type change below: a domain's CHECK sees every value */
+				if (cmd->def && IsA(cmd->def, ColumnDef) &&
+					((ColumnDef *) cmd->def)->typeName != NULL)
+				{
+					Oid			typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
+
+					if (OidIsValid(typid) && !aa_owner_code_type_trusted(typid))
+						refuse_attached_code(relid, "add a column of a type or domain that a non-superuser made to");
+				}
 				break;
 			case AT_AlterColumnType:
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
@@ -377,6 +432,11 @@ check_rename(RenameStmt *stmt)
 	if (stmt->renameType == OBJECT_SCHEMA)
 	{
 		refuse_schema(stmt->subname, "rename");
+		return;
+	}
+	if (stmt->renameType == OBJECT_ATTRIBUTE && stmt->relation != NULL)
+	{
+		refuse_typed_tables(rangevar_relid(stmt->relation));
 		return;
 	}
 	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
@@ -645,6 +705,36 @@ aa_ddl_check(Node *stmt)
  * hook (utility.c) for a relation about to be dropped, while agentauth is
  * installed and none of its own scripts runs.
  */
+/*
+ * After a statement that attaches code to a table: the check before it
+ * ran on what was committed then, before the statement waited for its
+ * lock; a transaction that protected the table (protect_table, a move into
+ * a protected schema, an ATTACH under a protected parent) may have
+ * committed meanwhile.  Checked again, now that the lock is held.
+ */
+void
+aa_ddl_check_after(Node *stmt)
+{
+	if (superuser() || !aa_extension_ready())
+		return;
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			/* CONCURRENTLY has committed its index: checked before only */
+			if (((IndexStmt *) stmt)->concurrent)
+				break;
+			/* FALLTHROUGH */
+		case T_CreateTrigStmt:
+		case T_RuleStmt:
+		case T_CreatePolicyStmt:
+		case T_CreateStatsStmt:
+			aa_ddl_check(stmt);
+			break;
+		default:
+			break;
+	}
+}
+
 void
 aa_ddl_check_drop(Oid relid)
 {

@@ -464,6 +464,29 @@ run_as_owner(const char *sql, Oid relid)
 	aa_spi_end(&spi);
 }
 
+/*
+ * After the statement, before its partitions are protected: code a
+ * non-superuser attached to the new partition while the statement ran (a
+ * function in a partition bound that creates a trigger on it) or in a
+ * transaction that committed while the statement waited for its lock is
+ * refused as the checks before the statement refuse it.
+ */
+static void
+refuse_code_after(RangeVar *parent_rv, RangeVar *part_rv)
+{
+	Oid			parent = parent_rv ? RangeVarGetRelid(parent_rv, NoLock, true) : InvalidOid;
+	Oid			part = part_rv ? RangeVarGetRelid(part_rv, NoLock, true) : InvalidOid;
+	char	   *what;
+
+	if (superuser() || !OidIsValid(parent) || !OidIsValid(part) ||
+		aa_partition_label(parent, 0) == NULL)
+		return;
+	if ((what = aa_attached_code(parent, part)) != NULL)
+		refuse(psprintf("cannot make %s a partition of protected table %s: it carries %s",
+						qualified_name(part), qualified_name(parent), what),
+			   NULL, CODE_HINT);
+}
+
 static void
 protect_new_partitions(RangeVar *parent_rv)
 {
@@ -494,7 +517,10 @@ aa_partition_utility_done(Node *stmt)
 	if (cs != NULL)
 	{
 		if (cs->partbound != NULL && list_length(cs->inhRelations) == 1)
+		{
+			refuse_code_after(linitial(cs->inhRelations), cs->relation);
 			protect_new_partitions(linitial(cs->inhRelations));
+		}
 		return;
 	}
 	if (IsA(stmt, AlterTableStmt))
@@ -510,7 +536,10 @@ aa_partition_utility_done(Node *stmt)
 			if (cmd->def == NULL || !IsA(cmd->def, PartitionCmd))
 				continue;
 			if (cmd->subtype == AT_AttachPartition)
+			{
+				refuse_code_after(as->relation, ((PartitionCmd *) cmd->def)->name);
 				protect_new_partitions(as->relation);
+			}
 			else if (cmd->subtype == AT_DetachPartition ||
 					 cmd->subtype == AT_DetachPartitionFinalize)
 			{

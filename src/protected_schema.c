@@ -55,7 +55,8 @@ PG_FUNCTION_INFO_V1(aa_lock_schema);
 /* a protected schema's declaration, as the library caches it */
 typedef struct ProtectedSchema
 {
-	Oid			nsp;
+	char	   *name;			/* declared by name: a schema dropped and
+								 * made again, by any OID, is it */
 	char	   *patient_column;
 	char	   *column_classes; /* jsonb text */
 	char	   *default_class;	/* or NULL */
@@ -176,28 +177,25 @@ load_schemas(void)
 	cache_valid = false;
 
 	aa_spi_begin(&spi, true);
-	if (SPI_execute("SELECT n.oid, p.patient_column::pg_catalog.text, "
+	if (SPI_execute("SELECT p.schema_name::pg_catalog.text, p.patient_column::pg_catalog.text, "
 					"       p.column_classes::pg_catalog.text, p.default_class "
-					"  FROM agentauth.protected_schema p "
-					"  JOIN pg_catalog.pg_namespace n "
-					"    ON n.nspname OPERATOR(pg_catalog.=) p.schema_name",
+					"  FROM agentauth.protected_schema p",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.protected_schema");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
 		MemoryContext oldcxt;
 		ProtectedSchema *ps;
+		char	   *name = SPI_getvalue(tup, desc, 1);
 		char	   *patient = SPI_getvalue(tup, desc, 2);
 		char	   *classes = SPI_getvalue(tup, desc, 3);
 		char	   *def = SPI_getvalue(tup, desc, 4);
-		Oid			nsp = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 
 		oldcxt = MemoryContextSwitchTo(cache_cxt);
 		ps = palloc0(sizeof(ProtectedSchema));
-		ps->nsp = nsp;
+		ps->name = pstrdup(name);
 		ps->patient_column = pstrdup(patient);
 		ps->column_classes = pstrdup(classes);
 		ps->default_class = def ? pstrdup(def) : NULL;
@@ -209,20 +207,29 @@ load_schemas(void)
 	cache_valid = true;
 }
 
+/* the declaration of the schema of this name, or NULL */
 static ProtectedSchema *
-schema_declaration(Oid nsp)
+declaration_named(const char *name)
 {
 	ListCell   *lc;
 
+	if (name == NULL)
+		return NULL;
 	load_schemas();
 	foreach(lc, schemas)
 	{
 		ProtectedSchema *ps = lfirst(lc);
 
-		if (ps->nsp == nsp)
+		if (strcmp(ps->name, name) == 0)
 			return ps;
 	}
 	return NULL;
+}
+
+static ProtectedSchema *
+schema_declaration(Oid nsp)
+{
+	return declaration_named(get_namespace_name(nsp));
 }
 
 /* protect relid by the declaration ps, or refuse (an ERROR) */
@@ -406,6 +413,18 @@ aa_protected_schema_check(Node *stmt)
 		return;
 	if (!schemas_ready())
 		return;
+
+	/*
+	 * Nor does a schema take a declared name: the tables it holds would be
+	 * in a protected schema, unprotected.
+	 */
+	if (declaration_named(rs->newname) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot rename schema %s to %s: that name is declared a protected schema",
+						quote_identifier(rs->subname), quote_identifier(rs->newname)),
+				 errdetail("The tables it holds would be in a protected schema, unprotected."),
+				 errhint("Create the schema under that name and make its tables there, or have an administrator run agentauth.unprotect_schema() first.")));
 	nsp = get_namespace_oid(rs->subname, true);
 	if (!OidIsValid(nsp) || schema_declaration(nsp) == NULL)
 		return;

@@ -84,6 +84,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		aa_ddl_check_after(stmt);
 		aa_partition_utility_done(stmt);
 		aa_protected_schema_utility_done(stmt);
 		aa_session_utility_done(stmt);
