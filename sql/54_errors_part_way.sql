@@ -189,7 +189,7 @@ CREATE SCHEMA reg54_again;
 SET ROLE reg54_admin;
 SELECT agentauth.protect_schema('reg54_again', 'patient_id', '{}', 'lab') IS NOT NULL AS declared;
 RESET ROLE;
-CREATE TABLE reg54_phi.warm (patient_id text, v int);
+CREATE TABLE reg54_warm (x int);
 DROP SCHEMA reg54_again;
 CREATE SCHEMA reg54_again;
 CREATE TABLE reg54_again.t (patient_id text, v int);
