@@ -286,14 +286,13 @@ refuse_typed_tables(Oid typrelid)
 				 errhint("Unprotect the table with agentauth.unprotect_table() (audited), change the type, and protect the table again.")));
 }
 
+static void check_alter_protected(AlterTableStmt *stmt, Oid relid);
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
 	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	AAProtectedRel *prot;
 	ListCell   *lc;
-	char	   *relname;
-	char	   *patient_column;
 
 	if (!OidIsValid(relid))
 		return;
@@ -332,6 +331,23 @@ check_alter_table(AlterTableStmt *stmt)
 				aa_partition_check_detach(relid, part);
 		}
 	}
+	check_alter_protected(stmt, relid);
+}
+
+/*
+ * The subcommands of ALTER TABLE refused on a protected table: before the
+ * statement, and again after it (aa_ddl_check_after: the table may have
+ * been protected while the statement waited for its lock).  Each depends
+ * on the statement's text and the table's classification only.
+ */
+static void
+check_alter_protected(AlterTableStmt *stmt, Oid relid)
+{
+	AAProtectedRel *prot;
+	ListCell   *lc;
+	char	   *relname;
+	char	   *patient_column;
+
 	/* looked up last: the pointer is good until the next lookup */
 	prot = aa_protected_rel(relid);
 	if (prot == NULL)
@@ -729,6 +745,16 @@ aa_ddl_check_after(Node *stmt)
 		case T_CreatePolicyStmt:
 		case T_CreateStatsStmt:
 			aa_ddl_check(stmt);
+			break;
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *as = (AlterTableStmt *) stmt;
+				Oid			relid = RangeVarGetRelid(as->relation, NoLock, true);
+
+				if (OidIsValid(relid) &&
+					get_rel_relkind(relid) != RELKIND_COMPOSITE_TYPE)
+					check_alter_protected(as, relid);
+			}
 			break;
 		default:
 			break;
