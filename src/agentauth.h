@@ -756,7 +756,8 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
-extern void aa_ddl_check_after(Node *stmt);
+extern Oid	aa_ddl_moved_relation(Node *stmt);
+extern void aa_ddl_check_after(Node *stmt, Oid moved);
 
 /* ---------------------------------------------------------------------
  * partition.c -- a protected partitioned table protects every partition,

@@ -728,11 +728,38 @@ aa_ddl_check(Node *stmt)
  * a protected schema, an ATTACH under a protected parent) may have
  * committed meanwhile.  Checked again, now that the lock is held.
  */
+/*
+ * The table a RENAME or SET SCHEMA names, before the statement (after it,
+ * the name no longer leads to it): for aa_ddl_check_after().
+ */
+Oid
+aa_ddl_moved_relation(Node *stmt)
+{
+	if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (rs->relation != NULL &&
+			(rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_INDEX ||
+			 rs->renameType == OBJECT_VIEW || rs->renameType == OBJECT_MATVIEW ||
+			 rs->renameType == OBJECT_FOREIGN_TABLE ||
+			 rs->renameType == OBJECT_SEQUENCE))
+			return rangevar_relid(rs->relation);
+	}
+	else if (IsA(stmt, AlterObjectSchemaStmt) &&
+			 ((AlterObjectSchemaStmt *) stmt)->relation != NULL)
+		return rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation);
+	return InvalidOid;
+}
+
 void
-aa_ddl_check_after(Node *stmt)
+aa_ddl_check_after(Node *stmt, Oid moved)
 {
 	if (superuser() || !aa_extension_ready())
 		return;
+	/* renamed or moved while a transaction protecting it committed */
+	if (OidIsValid(moved))
+		refuse_moved(moved, "rename or move");
 	switch (nodeTag(stmt))
 	{
 		case T_IndexStmt:

@@ -62,8 +62,10 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	bool		save_uninstalling = uninstalling;
 	AAOwnerCodeGuard save_guard;
 	AAPendingRelations outer_relations;
+	Oid			moved;
 
 	aa_ddl_check(stmt);
+	moved = aa_ddl_moved_relation(stmt);
 	aa_audit_guard_check(stmt);
 	aa_schema_guard_check(stmt);
 	aa_protected_schema_check(stmt);
@@ -84,7 +86,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
-		aa_ddl_check_after(stmt);
+		aa_ddl_check_after(stmt, moved);
 		aa_partition_utility_done(stmt);
 		aa_protected_schema_utility_done(stmt);
 		aa_session_utility_done(stmt);
