@@ -169,6 +169,11 @@ END
 $$;
 CREATE TABLE reg54_devs.p1 PARTITION OF reg54_phi.par FOR VALUES IN (reg54_devs.bound('reg54_devs.p1', 'reg54-p1'));
 CREATE TABLE reg54_devs.p1 PARTITION OF reg54_phi.par FOR VALUES IN ('reg54-p1');
+-- the parent's own code, cloned onto a new partition, is not its maker's
+RESET SESSION AUTHORIZATION;
+CREATE INDEX par_partial ON reg54_phi.par (v) WHERE v > 0;
+SET SESSION AUTHORIZATION reg54_dev;
+CREATE TABLE reg54_devs.p2 PARTITION OF reg54_phi.par FOR VALUES IN ('reg54-p2');
 -- ALTER TYPE ... CASCADE changes a typed table's columns without naming it
 CREATE TYPE reg54_devs.comp AS (patient_id text, v int);
 CREATE TABLE reg54_phi.typed OF reg54_devs.comp;

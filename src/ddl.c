@@ -715,20 +715,6 @@ aa_ddl_check(Node *stmt)
 }
 
 /*
- * Dropping a protected table deletes every patient's rows with no row check
- * and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): only a
- * superuser may, and the drop is recorded.  Called by the one object-access
- * hook (utility.c) for a relation about to be dropped, while agentauth is
- * installed and none of its own scripts runs.
- */
-/*
- * After a statement that attaches code to a table: the check before it
- * ran on what was committed then, before the statement waited for its
- * lock; a transaction that protected the table (protect_table, a move into
- * a protected schema, an ATTACH under a protected parent) may have
- * committed meanwhile.  Checked again, now that the lock is held.
- */
-/*
  * The table a RENAME or SET SCHEMA names, before the statement (after it,
  * the name no longer leads to it): for aa_ddl_check_after().
  */
@@ -752,6 +738,13 @@ aa_ddl_moved_relation(Node *stmt)
 	return InvalidOid;
 }
 
+/*
+ * After a statement that attaches code to a table: the check before it
+ * ran on what was committed then, before the statement waited for its
+ * lock; a transaction that protected the table (protect_table, a move into
+ * a protected schema, an ATTACH under a protected parent) may have
+ * committed meanwhile.  Checked again, now that the lock is held.
+ */
 void
 aa_ddl_check_after(Node *stmt, Oid moved)
 {
@@ -767,9 +760,15 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 			if (((IndexStmt *) stmt)->concurrent)
 				break;
 			/* FALLTHROUGH */
+		case T_RenameStmt:
+			/* the patient column's: the label still names it */
+			if (((RenameStmt *) stmt)->renameType == OBJECT_COLUMN)
+				aa_ddl_check(stmt);
+			break;
 		case T_CreateTrigStmt:
 		case T_RuleStmt:
 		case T_CreatePolicyStmt:
+		case T_AlterPolicyStmt:
 		case T_CreateStatsStmt:
 			aa_ddl_check(stmt);
 			break;
@@ -788,6 +787,13 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 	}
 }
 
+/*
+ * Dropping a protected table deletes every patient's rows with no row check
+ * and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): only a
+ * superuser may, and the drop is recorded.  Called by the one object-access
+ * hook (utility.c) for a relation about to be dropped, while agentauth is
+ * installed and none of its own scripts runs.
+ */
 void
 aa_ddl_check_drop(Oid relid)
 {

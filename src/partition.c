@@ -288,6 +288,7 @@ aa_attached_code(Oid parent, Oid part)
 		"   FROM pg_catalog.pg_index i JOIN t ON i.indrelid = t.relid"
 		"  WHERE (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)"
 		"    AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype = 'x')"
+		"    AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)"
 		" UNION ALL SELECT pg_catalog.format('statistics %I on %s', s.stxname, s.stxrelid::pg_catalog.regclass)"
 		"   FROM pg_catalog.pg_statistic_ext s JOIN t ON s.stxrelid = t.relid WHERE s.stxexprs IS NOT NULL"
 		" UNION ALL SELECT pg_catalog.format('generated column %I of %s', a.attname, a.attrelid::pg_catalog.regclass)"
@@ -478,8 +479,9 @@ refuse_code_after(RangeVar *parent_rv, RangeVar *part_rv)
 	Oid			part = part_rv ? RangeVarGetRelid(part_rv, NoLock, true) : InvalidOid;
 	char	   *what;
 
+	/* a protected table attached, as before the statement: its own code */
 	if (superuser() || !OidIsValid(parent) || !OidIsValid(part) ||
-		aa_partition_label(parent, 0) == NULL)
+		aa_partition_label(parent, 0) == NULL || aa_partition_label(part, 0) != NULL)
 		return;
 	if ((what = aa_attached_code(parent, part)) != NULL)
 		refuse(psprintf("cannot make %s a partition of protected table %s: it carries %s",
