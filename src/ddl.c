@@ -760,6 +760,12 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 			if (((IndexStmt *) stmt)->concurrent)
 				break;
 			/* FALLTHROUGH */
+		case T_CreateStmt:
+			/* an inheritance child of a table protected meanwhile */
+			if (((CreateStmt *) stmt)->partbound == NULL &&
+				((CreateStmt *) stmt)->inhRelations != NIL)
+				aa_ddl_check(stmt);
+			break;
 		case T_RenameStmt:
 			/* the patient column's: the label still names it */
 			if (((RenameStmt *) stmt)->renameType == OBJECT_COLUMN)
