@@ -288,6 +288,22 @@ refuse_typed_tables(Oid typrelid)
 
 static void check_alter_protected(AlterTableStmt *stmt, Oid relid);
 
+/*
+ * A column definition (ADD COLUMN, ALTER COLUMN TYPE) of a type or domain a
+ * non-superuser made: a domain's CHECK or a type's cast runs over every
+ * value.
+ */
+static bool
+column_type_untrusted(Node *def)
+{
+	Oid			typid;
+
+	if (def == NULL || !IsA(def, ColumnDef) || ((ColumnDef *) def)->typeName == NULL)
+		return false;
+	typid = LookupTypeNameOid(NULL, ((ColumnDef *) def)->typeName, true);
+	return OidIsValid(typid) && !aa_owner_code_type_trusted(typid);
+}
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
@@ -386,29 +402,15 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
 					constraints_run_code(((ColumnDef *) cmd->def)->constraints))
 					refuse_attached_code(relid, "add a generated or checked column to");
-				/* as for a type change below: a domain's CHECK sees every value */
-				if (cmd->def && IsA(cmd->def, ColumnDef) &&
-					((ColumnDef *) cmd->def)->typeName != NULL)
-				{
-					Oid			typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
-
-					if (OidIsValid(typid) && !aa_owner_code_type_trusted(typid))
-						refuse_attached_code(relid, "add a column of a type or domain that a non-superuser made to");
-				}
+				if (column_type_untrusted(cmd->def))
+					refuse_attached_code(relid, "add a column of a type or domain that a non-superuser made to");
 				break;
 			case AT_AlterColumnType:
 				if (cmd->def && IsA(cmd->def, ColumnDef) &&
 					((ColumnDef *) cmd->def)->raw_default != NULL)
 					refuse_attached_code(relid, "change a column type with a USING expression on");
-				/* a domain's CHECK or a type's cast runs over every value */
-				if (cmd->def && IsA(cmd->def, ColumnDef) &&
-					((ColumnDef *) cmd->def)->typeName != NULL)
-				{
-					Oid			typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
-
-					if (OidIsValid(typid) && !aa_owner_code_type_trusted(typid))
-						refuse_attached_code(relid, "change a column to a type or domain that a non-superuser made on");
-				}
+				if (column_type_untrusted(cmd->def))
+					refuse_attached_code(relid, "change a column to a type or domain that a non-superuser made on");
 				break;
 			case AT_ValidateConstraint:
 				/* a stored CHECK (made before protection) runs over every row */
@@ -425,6 +427,17 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 	}
 }
 
+/* a RENAME of a relation, by whatever ALTER TABLE/INDEX/VIEW/... spelling */
+static bool
+renames_relation(RenameStmt *rs)
+{
+	return rs->relation != NULL &&
+		(rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_INDEX ||
+		 rs->renameType == OBJECT_VIEW || rs->renameType == OBJECT_MATVIEW ||
+		 rs->renameType == OBJECT_FOREIGN_TABLE ||
+		 rs->renameType == OBJECT_SEQUENCE);
+}
+
 static void
 check_rename(RenameStmt *stmt)
 {
@@ -435,11 +448,7 @@ check_rename(RenameStmt *stmt)
 	 * Its owner could rename (or move) a protected table and put an
 	 * unprotected one in its place, into which agents would then write.
 	 */
-	if (stmt->relation != NULL &&
-		(stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_INDEX ||
-		 stmt->renameType == OBJECT_VIEW || stmt->renameType == OBJECT_MATVIEW ||
-		 stmt->renameType == OBJECT_FOREIGN_TABLE ||
-		 stmt->renameType == OBJECT_SEQUENCE))
+	if (renames_relation(stmt))
 	{
 		/* ALTER INDEX ... RENAME renames a table too */
 		refuse_moved(rangevar_relid(stmt->relation), "rename");
@@ -725,11 +734,7 @@ aa_ddl_moved_relation(Node *stmt)
 	{
 		RenameStmt *rs = (RenameStmt *) stmt;
 
-		if (rs->relation != NULL &&
-			(rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_INDEX ||
-			 rs->renameType == OBJECT_VIEW || rs->renameType == OBJECT_MATVIEW ||
-			 rs->renameType == OBJECT_FOREIGN_TABLE ||
-			 rs->renameType == OBJECT_SEQUENCE))
+		if (renames_relation(rs))
 			return rangevar_relid(rs->relation);
 	}
 	else if (IsA(stmt, AlterObjectSchemaStmt) &&
