@@ -762,9 +762,9 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 	{
 		case T_IndexStmt:
 			/* CONCURRENTLY has committed its index: checked before only */
-			if (((IndexStmt *) stmt)->concurrent)
-				break;
-			/* FALLTHROUGH */
+			if (!((IndexStmt *) stmt)->concurrent)
+				aa_ddl_check(stmt);
+			break;
 		case T_CreateStmt:
 			/* an inheritance child of a table protected meanwhile */
 			if (((CreateStmt *) stmt)->partbound == NULL &&
