@@ -756,6 +756,7 @@ extern void aa_utility_init(void);
  */
 extern void aa_ddl_check(Node *stmt);
 extern void aa_ddl_check_drop(Oid relid);
+extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
 

@@ -34,6 +34,7 @@
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_seclabel.h"
 #include "miscadmin.h"
@@ -304,6 +305,20 @@ column_type_untrusted(Node *def)
 	return OidIsValid(typid) && !aa_owner_code_type_trusted(typid);
 }
 
+/* ALTER TABLE ... INHERIT: a protected table may not become a parent */
+static void
+check_add_inherit(AlterTableCmd *cmd)
+{
+	Oid			parent;
+
+	if (cmd->subtype != AT_AddInherit || cmd->def == NULL || !IsA(cmd->def, RangeVar))
+		return;
+	parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+	if (OidIsValid(parent) && aa_is_protected(parent))
+		refuse_ddl(get_rel_name(parent), "inherit from",
+				   "Rows of a child table would escape the checks of the protected table.");
+}
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
@@ -326,14 +341,7 @@ check_alter_table(AlterTableStmt *stmt)
 		/* a foreign key's validation reads both tables whole (admit.c) */
 		aa_admit_fk_validation(relid, cmd);
 
-		if (cmd->subtype == AT_AddInherit && cmd->def && IsA(cmd->def, RangeVar))
-		{
-			Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
-
-			if (OidIsValid(parent) && aa_is_protected(parent))
-				refuse_ddl(get_rel_name(parent), "inherit from",
-						   "Rows of a child table would escape the checks of the protected table.");
-		}
+		check_add_inherit(cmd);
 
 		/* partitions: partition.c */
 		if ((cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition) &&
@@ -549,16 +557,28 @@ check_bulk(Oid relid, int act, List *attnames)
 	if (prot == NULL)
 		return;
 	relname = pstrdup(prot->relname);
+
+	/*
+	 * The columns the statement names, or all: each of the table's own
+	 * once, at most natts.  The list is the client's, checked by
+	 * PostgreSQL only after this hook -- it may repeat a name any number
+	 * of times or name no column at all (1.1: a list longer than the table
+	 * wrote past this array) -- and what is not a column of the table
+	 * goes into no audit record.
+	 */
 	cols = palloc(sizeof(char *) * (prot->natts + 1));
-	if (attnames != NIL)
+	for (int i = 1; i <= prot->natts; i++)
 	{
+		bool		named = (attnames == NIL);
+
+		if (prot->att_name[i] == NULL)
+			continue;
 		foreach(lc, attnames)
-			cols[ncols++] = pstrdup(strVal(lfirst(lc)));
+			if (strcmp(strVal(lfirst(lc)), prot->att_name[i]) == 0)
+				named = true;
+		if (named)
+			cols[ncols++] = pstrdup(prot->att_name[i]);
 	}
-	else
-		for (int i = 1; i <= prot->natts; i++)
-			if (prot->att_name[i])
-				cols[ncols++] = pstrdup(prot->att_name[i]);
 
 	aa_check_standby(relname);
 	if (aa_rls_bypassed(relid, InvalidOid) &&
@@ -597,18 +617,24 @@ check_truncate(TruncateStmt *ts)
 	List	   *relids = NIL;
 	ListCell   *lc;
 
+	/*
+	 * Each named table with its inheritance children and partitions (unless
+	 * ONLY), as PostgreSQL's TRUNCATE empties them; CASCADE also empties
+	 * every table whose foreign key references one of those -- a child or
+	 * a partition included (1.1: only the named tables' referencing ones
+	 * were looked for) -- and, over-counting rather than missing one, the
+	 * children of those too.
+	 */
 	foreach(lc, ts->relations)
 	{
-		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+		RangeVar   *rv = lfirst_node(RangeVar, lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
 		if (OidIsValid(relid))
-			relids = lappend_oid(relids, relid);
+			relids = list_concat_unique_oid(relids, rv->inh ?
+											find_all_inheritors(relid, NoLock, NULL) :
+											list_make1_oid(relid));
 	}
-
-	/*
-	 * CASCADE also empties every table whose foreign key references one of
-	 * them, a protected one included.
-	 */
 	if (ts->behavior == DROP_CASCADE)
 	{
 		bool		added = true;
@@ -620,7 +646,8 @@ check_truncate(TruncateStmt *ts)
 			{
 				if (!list_member_oid(relids, lfirst_oid(lc)))
 				{
-					relids = lappend_oid(relids, lfirst_oid(lc));
+					relids = list_concat_unique_oid(relids,
+													find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
 					added = true;
 				}
 			}
@@ -771,6 +798,12 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 				((CreateStmt *) stmt)->inhRelations != NIL)
 				aa_ddl_check(stmt);
 			break;
+		case T_CreateForeignTableStmt:
+			/* the same, a foreign table (1.1: was not checked again) */
+			if (((CreateForeignTableStmt *) stmt)->base.partbound == NULL &&
+				((CreateForeignTableStmt *) stmt)->base.inhRelations != NIL)
+				aa_ddl_check(stmt);
+			break;
 		case T_RenameStmt:
 			/* the patient column's: the label still names it */
 			if (((RenameStmt *) stmt)->renameType == OBJECT_COLUMN)
@@ -788,6 +821,11 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 				AlterTableStmt *as = (AlterTableStmt *) stmt;
 				Oid			relid = RangeVarGetRelid(as->relation, NoLock, true);
 
+				ListCell   *lc;
+
+				/* made a child of a table protected meanwhile (1.1) */
+				foreach(lc, as->cmds)
+					check_add_inherit(lfirst_node(AlterTableCmd, lc));
 				if (OidIsValid(relid) &&
 					get_rel_relkind(relid) != RELKIND_COMPOSITE_TYPE)
 					check_alter_protected(as, relid);
@@ -805,6 +843,29 @@ aa_ddl_check_after(Node *stmt, Oid moved)
  * hook (utility.c) for a relation about to be dropped, while agentauth is
  * installed and none of its own scripts runs.
  */
+/*
+ * A column of a relation is about to be dropped, by ALTER TABLE ... DROP
+ * COLUMN (refused by name before: check_alter_protected) or as an object
+ * that depends on another being dropped with CASCADE -- its collation, its
+ * type, a domain or enum its owner made (1.1).  A protected table's
+ * patient column is refused either way, for every role: a column of the
+ * same name added after it would become the patient column, and its rows
+ * the patient that column's default names.
+ */
+void
+aa_ddl_check_drop_column(Oid relid, AttrNumber attnum)
+{
+	AAProtectedRel *prot = aa_protected_rel(relid);
+
+	if (prot == NULL || attnum != prot->patient_attno)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot drop the patient column of protected table %s", prot->relname),
+			 errdetail("The drop of another object would take the column with it."),
+			 errhint("Unprotect the table first with agentauth.unprotect_table().")));
+}
+
 void
 aa_ddl_check_drop(Oid relid)
 {

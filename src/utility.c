@@ -117,6 +117,8 @@ aa_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		return;
 	if (classId == RelationRelationId && subId == 0)
 		aa_ddl_check_drop(objectId);
+	else if (classId == RelationRelationId)
+		aa_ddl_check_drop_column(objectId, (AttrNumber) subId);
 	if (classId == TriggerRelationId)
 		aa_schema_guard_drop_trigger(objectId);
 }

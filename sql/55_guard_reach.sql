@@ -1,0 +1,87 @@
+-- The DDL guard and statements that reach further than their text names
+-- (1.1).  A check that looks only at the names a statement gives misses
+-- what PostgreSQL itself adds: the inheritance children and partitions a
+-- TRUNCATE empties and the tables its CASCADE reaches through them, the
+-- columns a DROP ... CASCADE of a collation or type takes with it; and a
+-- client's column list is checked by PostgreSQL only after the hook has
+-- read it.
+\set SHOW_CONTEXT never
+CREATE ROLE reg55_owner LOGIN;
+CREATE SCHEMA reg55 AUTHORIZATION reg55_owner;
+SET SESSION AUTHORIZATION reg55_owner;
+CREATE TABLE reg55.obs (patient_id text NOT NULL, v int, note text, k int, k2 int);
+INSERT INTO reg55.obs VALUES ('R55-P1', 1, 'a', 1, 1), ('R55-P2', 2, 'b', 1, 1);
+-- an inheritance tree and a partitioned table of the owner's, unprotected
+CREATE TABLE reg55.par (id int);
+CREATE TABLE reg55.kid (id int PRIMARY KEY) INHERITS (reg55.par);
+CREATE TABLE reg55.ppar (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE reg55.ppart PARTITION OF reg55.ppar FOR VALUES FROM (0) TO (100);
+INSERT INTO reg55.kid VALUES (1);
+INSERT INTO reg55.ppar VALUES (1);
+RESET SESSION AUTHORIZATION;
+-- the protected table's keys reference the child and the partition
+ALTER TABLE reg55.obs ADD FOREIGN KEY (k) REFERENCES reg55.kid,
+                      ADD FOREIGN KEY (k2) REFERENCES reg55.ppart;
+SELECT agentauth.protect_table('reg55.obs', 'patient_id',
+    '{"v": "lab", "note": "clinical_note", "k": "non_phi", "k2": "non_phi"}') IS NOT NULL AS protected;
+
+-- 1. A COPY column list longer than the table: refused, the backend
+-- intact (1.0 wrote past the end of an array as long as the table's
+-- columns: any role that could name the table could crash the server)
+SELECT format('COPY reg55.obs (%s) TO STDOUT', string_agg('patient_id', ', ')) AS copy_long
+  FROM generate_series(1, 2000) \gset
+SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg55_owner;
+:copy_long;
+\echo SQLSTATE :SQLSTATE
+-- a name that is no column of the table goes into no record
+COPY reg55.obs (note, no_such_column, note) TO STDOUT;
+\echo SQLSTATE :SQLSTATE
+SELECT 1 AS backend_alive;
+RESET SESSION AUTHORIZATION;
+SELECT event, relation, columns FROM agentauth.audit_log
+ WHERE seq > :s AND relation = 'reg55.obs' ORDER BY seq;
+
+-- 2. TRUNCATE ... CASCADE through a child or a partition: the protected
+-- table whose key references it would be emptied (1.0 looked only for
+-- keys referencing the tables named)
+SET SESSION AUTHORIZATION reg55_owner;
+TRUNCATE reg55.par CASCADE;
+\echo SQLSTATE :SQLSTATE
+TRUNCATE reg55.ppar CASCADE;
+\echo SQLSTATE :SQLSTATE
+-- ONLY the parent: neither the child nor what references it is touched
+TRUNCATE ONLY reg55.par CASCADE;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+SELECT (SELECT count(*) FROM reg55.obs) AS obs_rows, (SELECT count(*) FROM reg55.kid) AS kid_rows,
+       (SELECT count(*) FROM reg55.ppart) AS part_rows;
+
+-- 3. The patient column dropped with an object it depends on: refused
+-- for every role.  1.0 let the owner change the column's collation to
+-- one of its own and drop that with CASCADE; a column of the same name
+-- added afterwards became the patient column.
+SET SESSION AUTHORIZATION reg55_owner;
+CREATE COLLATION reg55.oc FROM "C";
+ALTER TABLE reg55.obs ALTER COLUMN patient_id TYPE text COLLATE reg55.oc;
+DROP COLLATION reg55.oc CASCADE;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+CREATE DOMAIN reg55.pid AS text;
+ALTER TABLE reg55.obs ALTER COLUMN patient_id TYPE reg55.pid;
+DROP DOMAIN reg55.pid CASCADE;
+\echo SQLSTATE :SQLSTATE
+SELECT attname, atttypid::regtype, attcollation::regcollation FROM pg_attribute
+ WHERE attrelid = 'reg55.obs'::regclass AND attnum = 1;
+-- another column goes with its collation as before
+SET SESSION AUTHORIZATION reg55_owner;
+CREATE COLLATION reg55.oc2 FROM "C";
+ALTER TABLE reg55.obs ALTER COLUMN note TYPE text COLLATE reg55.oc2;
+DROP COLLATION reg55.oc2 CASCADE;
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS note_columns FROM pg_attribute
+ WHERE attrelid = 'reg55.obs'::regclass AND attname = 'note' AND NOT attisdropped;
+
+SELECT agentauth.unprotect_table('reg55.obs', 'regression test cleanup') IS NOT NULL AS unprotected;
+DROP SCHEMA reg55 CASCADE;
+DROP ROLE reg55_owner;
