@@ -751,7 +751,8 @@ extern void aa_utility_init(void);
 
 /* ---------------------------------------------------------------------
  * ddl.c -- the DDL guard of protected tables: refused or checked DDL,
- * TRUNCATE and COPY, dropping a protected table
+ * dropping a protected table or its patient column, the checks again
+ * after the lock
  * ---------------------------------------------------------------------
  */
 extern void aa_ddl_check(Node *stmt);
@@ -759,6 +760,12 @@ extern void aa_ddl_check_drop(Oid relid);
 extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
+
+/* ddl_bulk.c -- TRUNCATE and COPY of protected tables, for ddl.c */
+struct TruncateStmt;
+struct CopyStmt;
+extern void aa_bulk_check_truncate(struct TruncateStmt *ts);
+extern void aa_bulk_check_copy(struct CopyStmt *cs);
 
 /* ---------------------------------------------------------------------
  * partition.c -- a protected partitioned table protects every partition,
