@@ -9,8 +9,11 @@
 CREATE ROLE reg55_owner LOGIN;
 CREATE SCHEMA reg55 AUTHORIZATION reg55_owner;
 SET SESSION AUTHORIZATION reg55_owner;
-CREATE TABLE reg55.obs (patient_id text NOT NULL, v int, note text, k int, k2 int);
-INSERT INTO reg55.obs VALUES ('R55-P1', 1, 'a', 1, 1), ('R55-P2', 2, 'b', 1, 1);
+CREATE TYPE reg55.flag AS ENUM ('positive', 'negative');
+CREATE TABLE reg55.obs (patient_id text NOT NULL, v int, note text, k int, k2 int, f reg55.flag);
+INSERT INTO reg55.obs VALUES ('R55-P1', 1, 'a', 1, 1, 'positive'), ('R55-P2', 2, 'b', 1, 1, 'negative');
+-- a table of the owner's that is an extension's member before it is protected
+CREATE TABLE reg55.ext_t (patient_id text NOT NULL, v int);
 -- an inheritance tree and a partitioned table of the owner's, unprotected
 CREATE TABLE reg55.par (id int);
 CREATE TABLE reg55.kid (id int PRIMARY KEY) INHERITS (reg55.par);
@@ -23,7 +26,7 @@ RESET SESSION AUTHORIZATION;
 ALTER TABLE reg55.obs ADD FOREIGN KEY (k) REFERENCES reg55.kid,
                       ADD FOREIGN KEY (k2) REFERENCES reg55.ppart;
 SELECT agentauth.protect_table('reg55.obs', 'patient_id',
-    '{"v": "lab", "note": "clinical_note", "k": "non_phi", "k2": "non_phi"}') IS NOT NULL AS protected;
+    '{"v": "lab", "note": "clinical_note", "k": "non_phi", "k2": "non_phi", "f": "lab"}') IS NOT NULL AS protected;
 
 -- 1. A COPY column list longer than the table: refused, the backend
 -- intact (1.0 wrote past the end of an array as long as the table's
@@ -82,6 +85,60 @@ RESET SESSION AUTHORIZATION;
 SELECT count(*) AS note_columns FROM pg_attribute
  WHERE attrelid = 'reg55.obs'::regclass AND attname = 'note' AND NOT attisdropped;
 
+-- 4. ALTER TYPE ... RENAME ATTRIBUTE naming the table renames its column
+-- (PostgreSQL does not check that it is a type): refused for the patient
+-- column as ALTER TABLE ... RENAME COLUMN is
+SET SESSION AUTHORIZATION reg55_owner;
+ALTER TYPE reg55.obs RENAME ATTRIBUTE patient_id TO old_pid;
+\echo SQLSTATE :SQLSTATE
+-- another column's rename is allowed, as by ALTER TABLE
+ALTER TYPE reg55.obs RENAME ATTRIBUTE v TO v2;
+ALTER TABLE reg55.obs RENAME COLUMN v2 TO v;
+
+-- 5. A value of an enum a protected column uses, renamed: every stored
+-- value changes without the row check (refused to a non-superuser); a
+-- value added changes none
+ALTER TYPE reg55.flag RENAME VALUE 'positive' TO 'negative_';
+\echo SQLSTATE :SQLSTATE
+ALTER TYPE reg55.flag ADD VALUE 'unknown';
+RESET SESSION AUTHORIZATION;
+SELECT f, count(*) FROM reg55.obs GROUP BY f ORDER BY f;
+
+-- 6. Extensions: a protected table made an extension's member (left out of
+-- pg_dump, moved and dropped with it), by any role; an extension holding
+-- one moved to another schema by its owner
+GRANT CREATE ON DATABASE :"DBNAME" TO reg55_owner;
+SET SESSION AUTHORIZATION reg55_owner;
+CREATE SCHEMA reg55_attic;
+CREATE EXTENSION citext SCHEMA reg55;
+ALTER EXTENSION citext ADD TABLE reg55.ext_t;
+ALTER EXTENSION citext ADD TABLE reg55.obs;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+ALTER EXTENSION citext ADD TABLE reg55.obs;
+\echo SQLSTATE :SQLSTATE
+SELECT agentauth.protect_table('reg55.ext_t', 'patient_id', '{"v": "lab"}') IS NOT NULL AS protected;
+SET SESSION AUTHORIZATION reg55_owner;
+ALTER EXTENSION citext SET SCHEMA reg55_attic;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+SELECT c.relname, c.relnamespace::regnamespace FROM pg_class c
+ WHERE c.relname IN ('obs', 'ext_t') AND c.relnamespace IN ('reg55'::regnamespace, 'reg55_attic'::regnamespace)
+ ORDER BY 1;
+
+-- 7. REASSIGN OWNED gives the schema that holds the table to another
+-- role, as ALTER SCHEMA ... OWNER TO would: refused to a non-superuser
+CREATE ROLE reg55_heir NOLOGIN;
+GRANT reg55_heir TO reg55_owner;
+SET SESSION AUTHORIZATION reg55_owner;
+REASSIGN OWNED BY reg55_owner TO reg55_heir;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'reg55';
+
 SELECT agentauth.unprotect_table('reg55.obs', 'regression test cleanup') IS NOT NULL AS unprotected;
-DROP SCHEMA reg55 CASCADE;
+SELECT agentauth.unprotect_table('reg55.ext_t', 'regression test cleanup') IS NOT NULL AS unprotected;
+DROP SCHEMA reg55, reg55_attic CASCADE;
+REVOKE CREATE ON DATABASE :"DBNAME" FROM reg55_owner;
+DROP ROLE reg55_heir;
 DROP ROLE reg55_owner;

@@ -761,6 +761,16 @@ extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
 
+/* ddl_names.c -- what frees a protected table's name, for ddl.c */
+struct ReassignOwnedStmt;
+struct AlterExtensionContentsStmt;
+extern void aa_ddl_refuse(const char *relname, const char *what, const char *hint);
+extern void aa_ddl_refuse_moved(Oid relid, const char *what);
+extern void aa_ddl_refuse_schema(const char *schema, const char *what);
+extern void aa_ddl_check_reassign_owned(struct ReassignOwnedStmt *stmt);
+extern void aa_ddl_check_extension_add(struct AlterExtensionContentsStmt *stmt);
+extern void aa_ddl_refuse_extension_move(const char *extname);
+
 /* ddl_bulk.c -- TRUNCATE and COPY of protected tables, for ddl.c */
 struct TruncateStmt;
 struct CopyStmt;
@@ -824,6 +834,7 @@ extern void aa_owner_code_call(Oid fn);
 /* checks before a statement (ddl.c) */
 extern bool aa_owner_code_type_trusted(Oid typid);
 extern void aa_owner_code_check_domain(Node *stmt);
+extern void aa_owner_code_check_enum(Node *node);
 
 /* ---------------------------------------------------------------------
  * replication.c -- writes of logical replication workers into protected

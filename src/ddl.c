@@ -5,12 +5,17 @@
  *		do to a protected table, or does only after a check.
  *
  *		Refused: switching row security off (only unprotect_table() ends
- *		protection); dropping or renaming the patient column; inheritance
+ *		protection); dropping or renaming the patient column (also as a
+ *		dependent of another object, and by ALTER TYPE ... RENAME
+ *		ATTRIBUTE naming the table); inheritance
  *		across the boundary of protection (partitions: partition.c, called
  *		from here); renaming or
  *		moving the table (another could take its name; by whatever ALTER
  *		INDEX/VIEW/SEQUENCE spelling), or renaming or re-owning its schema,
- *		unless a superuser does it; code attached to the table -- triggers,
+ *		or moving an extension it is a member of (ddl_names.c), unless a
+ *		superuser does it; making it an extension's member; renaming a
+ *		value of an enum a protected column uses (owner_code.c), unless a
+ *		superuser does it; code attached to the table -- triggers,
  *		rules, restrictive policies, index, constraint, generated-column,
  *		USING and statistics expressions, a change of a column to a type a
  *		non-superuser made, validating a stored constraint, a constraint
@@ -31,9 +36,7 @@
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_inherits.h"
 #include "catalog/pg_policy.h"
-#include "catalog/pg_seclabel.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_type.h"
@@ -41,18 +44,9 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
 
 #include "agentauth.h"
 
-static void
-refuse_ddl(const char *relname, const char *what, const char *hint)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s protected table %s", what, relname),
-			 hint ? errhint("%s", hint) : 0));
-}
 
 /*
  * Code that a table's owner attaches to a protected table -- a trigger, a
@@ -75,7 +69,7 @@ refuse_attached_code(Oid relid, const char *what)
 	prot = aa_protected_rel(relid);
 	if (prot == NULL)
 		return;
-	refuse_ddl(prot->relname, what,
+	aa_ddl_refuse(prot->relname, what,
 			   "Code attached to a protected table sees whole rows outside the row check. "
 			   "A superuser may make this change; otherwise unprotect the table with agentauth.unprotect_table() (audited), change it, and protect it again.");
 }
@@ -105,80 +99,6 @@ static Oid
 rangevar_relid(RangeVar *rv)
 {
 	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
-}
-
-static void
-refuse_moved(Oid relid, const char *what)
-{
-	AAProtectedRel *prot;
-
-	if (!OidIsValid(relid) || superuser())
-		return;
-	prot = aa_protected_rel(relid);
-	if (prot != NULL)
-		refuse_ddl(prot->relname, what,
-				   "Another table could take its name, unprotected. A superuser may do this; otherwise unprotect it first with agentauth.unprotect_table() (audited).");
-}
-
-/*
- * The first protected table of a schema (a name to report), or NULL.  The
- * labels are few: pg_seclabel is read whole.
- */
-static char *
-schema_protected_table(Oid nsp)
-{
-	Relation	rel = table_open(SecLabelRelationId, AccessShareLock);
-	SysScanDesc scan;
-	HeapTuple	tup;
-	List	   *relids = NIL;
-	ListCell   *lc;
-	char	   *found = NULL;
-
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		FormData_pg_seclabel *form = (FormData_pg_seclabel *) GETSTRUCT(tup);
-
-		if (form->classoid == RelationRelationId && form->objsubid == 0 &&
-			get_rel_namespace(form->objoid) == nsp)
-			relids = lappend_oid(relids, form->objoid);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	foreach(lc, relids)
-	{
-		AAProtectedRel *prot = aa_protected_rel(lfirst_oid(lc));
-
-		if (prot != NULL)
-		{
-			found = pstrdup(prot->relname);
-			break;
-		}
-	}
-	return found;
-}
-
-/*
- * Renaming the schema of a protected table (or giving it to another owner,
- * who could rename it) frees the table's name as renaming the table does.
- */
-static void
-refuse_schema(const char *schema, const char *what)
-{
-	Oid			nsp;
-	char	   *relname;
-
-	if (schema == NULL || superuser())
-		return;
-	nsp = get_namespace_oid(schema, true);
-	if (!OidIsValid(nsp) || (relname = schema_protected_table(nsp)) == NULL)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s schema %s, which holds protected table %s",
-					what, quote_identifier(schema), relname),
-			 errdetail("Another table could take the name of a protected table, unprotected."),
-			 errhint("A superuser may do this; otherwise unprotect its tables first with agentauth.unprotect_table() (audited).")));
 }
 
 static bool
@@ -312,7 +232,7 @@ check_add_inherit(AlterTableCmd *cmd)
 		return;
 	parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
 	if (OidIsValid(parent) && aa_is_protected(parent))
-		refuse_ddl(get_rel_name(parent), "inherit from",
+		aa_ddl_refuse(get_rel_name(parent), "inherit from",
 				   "Rows of a child table would escape the checks of the protected table.");
 }
 
@@ -382,21 +302,21 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 		switch (cmd->subtype)
 		{
 			case AT_DisableRowSecurity:
-				refuse_ddl(relname, "disable row level security on",
+				aa_ddl_refuse(relname, "disable row level security on",
 						   "Only agentauth.unprotect_table() ends protection.");
 				break;
 			case AT_NoForceRowSecurity:
-				refuse_ddl(relname, "stop forcing row level security on",
+				aa_ddl_refuse(relname, "stop forcing row level security on",
 						   "Only agentauth.unprotect_table() ends protection.");
 				break;
 			case AT_DropColumn:
 				if (patient_column && cmd->name &&
 					strcmp(cmd->name, patient_column) == 0)
-					refuse_ddl(relname, "drop the patient column of",
+					aa_ddl_refuse(relname, "drop the patient column of",
 							   "Unprotect the table first with agentauth.unprotect_table().");
 				break;
 			case AT_AddInherit:
-				refuse_ddl(relname, "make an inheritance child of", NULL);
+				aa_ddl_refuse(relname, "make an inheritance child of", NULL);
 				break;
 			case AT_AddConstraint:
 				if (cmd->def && IsA(cmd->def, Constraint) &&
@@ -456,20 +376,29 @@ check_rename(RenameStmt *stmt)
 	if (renames_relation(stmt))
 	{
 		/* ALTER INDEX ... RENAME renames a table too */
-		refuse_moved(rangevar_relid(stmt->relation), "rename");
+		aa_ddl_refuse_moved(rangevar_relid(stmt->relation), "rename");
 		return;
 	}
 	if (stmt->renameType == OBJECT_SCHEMA)
 	{
-		refuse_schema(stmt->subname, "rename");
+		aa_ddl_refuse_schema(stmt->subname, "rename");
 		return;
 	}
 	if (stmt->renameType == OBJECT_ATTRIBUTE && stmt->relation != NULL)
 	{
-		refuse_typed_tables(rangevar_relid(stmt->relation));
-		return;
+		relid = rangevar_relid(stmt->relation);
+		refuse_typed_tables(relid);
+
+		/*
+		 * ALTER TYPE ... RENAME ATTRIBUTE naming a table renames the
+		 * table's column: PostgreSQL does not check that it is a type (1.1:
+		 * it renamed the patient column, and a column added under the old
+		 * name became the patient column)
+		 */
+		if (!OidIsValid(relid) || get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE)
+			return;
 	}
-	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+	else if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid))
@@ -477,7 +406,7 @@ check_rename(RenameStmt *stmt)
 	prot = aa_protected_rel(relid);
 	if (prot && prot->patient_column && stmt->subname &&
 		strcmp(stmt->subname, prot->patient_column) == 0)
-		refuse_ddl(prot->relname, "rename the patient column of",
+		aa_ddl_refuse(prot->relname, "rename the patient column of",
 				   "Unprotect the table, rename the column, and protect it again.");
 }
 
@@ -530,7 +459,7 @@ check_create(CreateStmt *stmt, bool foreign)
 		Oid			parent = RangeVarGetRelid(rv, NoLock, true);
 
 		if (OidIsValid(parent) && aa_is_protected(parent))
-			refuse_ddl(get_rel_name(parent), "inherit from",
+			aa_ddl_refuse(get_rel_name(parent), "inherit from",
 					   "Rows of a child table would escape the checks of the protected table.");
 	}
 }
@@ -567,16 +496,28 @@ aa_ddl_check(Node *stmt)
 		case T_AlterObjectSchemaStmt:
 			/* ALTER TABLE, VIEW, INDEX ... SET SCHEMA: whatever it says */
 			if (((AlterObjectSchemaStmt *) stmt)->relation != NULL)
-				refuse_moved(rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation),
+				aa_ddl_refuse_moved(rangevar_relid(((AlterObjectSchemaStmt *) stmt)->relation),
 							 "move");
+			/* ALTER EXTENSION ... SET SCHEMA moves its member tables */
+			else if (((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_EXTENSION)
+				aa_ddl_refuse_extension_move(strVal(((AlterObjectSchemaStmt *) stmt)->object));
 			break;
 		case T_AlterOwnerStmt:
 			if (((AlterOwnerStmt *) stmt)->objectType == OBJECT_SCHEMA)
-				refuse_schema(strVal(((AlterOwnerStmt *) stmt)->object),
+				aa_ddl_refuse_schema(strVal(((AlterOwnerStmt *) stmt)->object),
 							  "change the owner of");
 			break;
 		case T_AlterDomainStmt:
 			aa_owner_code_check_domain(stmt);
+			break;
+		case T_AlterEnumStmt:
+			aa_owner_code_check_enum(stmt);
+			break;
+		case T_ReassignOwnedStmt:
+			aa_ddl_check_reassign_owned((ReassignOwnedStmt *) stmt);
+			break;
+		case T_AlterExtensionContentsStmt:
+			aa_ddl_check_extension_add((AlterExtensionContentsStmt *) stmt);
 			break;
 		case T_CreateStatsStmt:
 			check_stats((CreateStatsStmt *) stmt);
@@ -650,7 +591,7 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 		return;
 	/* renamed or moved while a transaction protecting it committed */
 	if (OidIsValid(moved))
-		refuse_moved(moved, "rename or move");
+		aa_ddl_refuse_moved(moved, "rename or move");
 	switch (nodeTag(stmt))
 	{
 		case T_IndexStmt:
@@ -672,7 +613,8 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 			break;
 		case T_RenameStmt:
 			/* the patient column's: the label still names it */
-			if (((RenameStmt *) stmt)->renameType == OBJECT_COLUMN)
+			if (((RenameStmt *) stmt)->renameType == OBJECT_COLUMN ||
+				((RenameStmt *) stmt)->renameType == OBJECT_ATTRIBUTE)
 				aa_ddl_check(stmt);
 			break;
 		case T_CreateTrigStmt:

@@ -268,6 +268,37 @@ aa_owner_code_check_domain(Node *node)
 			 errhint("A superuser may do this (audited when it runs code a non-superuser made); otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
 }
 
+/*
+ * ALTER TYPE ... RENAME VALUE changes every stored value of an enum
+ * without naming a table: on a protected column, a write to every row
+ * without the row check (a patient column's: each row then counts as
+ * another patient's).  Refused to a non-superuser when a protected column
+ * uses the type (1.1).  ADD VALUE changes no stored value.
+ */
+void
+aa_owner_code_check_enum(Node *node)
+{
+	AlterEnumStmt *stmt = (AlterEnumStmt *) node;
+	Oid			typid;
+	Oid			relid;
+	AAProtectedRel *prot;
+
+	if (stmt->oldVal == NULL || superuser())
+		return;
+	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
+	if (!OidIsValid(typid))
+		return;
+	relid = type_protected_user(typid, 0);
+	if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot rename a value of type %s, which a column of protected table %s uses",
+					format_type_be(typid), prot->relname),
+			 errdetail("Every stored value would change without the row check."),
+			 errhint("A superuser may do this; otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
+}
+
 /* ------------------------------------------------------------------
  * The statement under way
  * ------------------------------------------------------------------

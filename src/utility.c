@@ -74,9 +74,20 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_derived_utility_begin(stmt);
 	aa_protected_schema_utility_begin(&outer_relations);
 
+	/*
+	 * DROP EXTENSION agentauth, when the site allows it: its own objects go
+	 * without the guards.  Only agentauth's: another extension's drop takes
+	 * a protected table it holds through the guards as any drop (1.1).
+	 */
 	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
 		aa_allow_uninstall)
-		uninstalling = true;
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) stmt)->objects)
+			if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), "agentauth") == 0)
+				uninstalling = true;
+	}
 
 	PG_TRY();
 	{
