@@ -79,3 +79,13 @@ SELECT f.tbl, bool_or(f.col = 'id') AS in_id, bool_or(f.col = 'chain') AS in_cha
  GROUP BY 1 ORDER BY 1;
 SELECT f.tbl, f.col
   FROM sec_find(encode(sha256(convert_to(:'child_secret', 'UTF8')), 'hex')) f;
+
+-- A statement of nothing but short secrets, past 64 MB: its redacted copy
+-- for the log (2.8 times as long) is not made and kept; a placeholder is
+-- logged instead (1.0 kept the copy in the backend's top memory context,
+-- and a statement of 400 MB failed inside the log hook)
+SELECT 'SELECT 1 aat_a' || repeat(' aat_a', 11200000) AS big_statement \gset
+:big_statement;
+\unset big_statement
+SELECT total_bytes < 32 * 1024 * 1024 AS no_copy_kept
+  FROM pg_backend_memory_contexts WHERE name = 'TopMemoryContext';

@@ -129,3 +129,19 @@ SELECT event, relation, action, outcome, detail->>'target' AS target
   FROM agentauth.audit_log
  WHERE seq > :seq0 AND detail->>'reason' = 'a copy into a relation that is not protected'
  ORDER BY seq;
+
+-- a target whose quoted name is long (each '"' in it doubled, a two-byte
+-- character at its end) is named whole in the record (1.0 cut it at 135
+-- bytes, here through the last character, and the SQL verifier then
+-- failed on the record's invalid text)
+SELECT format('reg51_work.%I', repeat('"', 61) || 'é') AS longname \gset
+SELECT coalesce(max(seq), 0) AS seq1 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg51_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+CREATE TABLE :longname (patient_id text, value numeric);
+INSERT INTO :longname SELECT patient_id, value FROM reg51_labs;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT octet_length(detail->>'target') AS target_bytes, detail->>'target' = :'longname' AS named_whole
+  FROM agentauth.audit_log
+ WHERE seq > :seq1 AND detail->>'reason' = 'a copy into a relation that is not protected';

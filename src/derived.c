@@ -51,7 +51,12 @@
 
 #include "agentauth.h"
 
-#define AA_DERIVED_NAME_LEN (2 * NAMEDATALEN + 8)
+/*
+ * A quoted qualified name whole: each name at most NAMEDATALEN - 1 bytes,
+ * every '"' in it doubled, two quotes, the dot and the NUL (1.0 kept 135
+ * bytes, and cut a long name -- through a multibyte character too)
+ */
+#define AA_DERIVED_NAME_LEN (4 * NAMEDATALEN + 2)
 
 /* the client statement that read a protected table, and which table */
 static bool read_valid = false;

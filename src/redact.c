@@ -29,6 +29,7 @@
 #include "agentauth.h"
 
 #define REDACTED_MARK	"[redacted]"
+#define AA_REDACT_MAX	((Size) 64 * 1024 * 1024)	/* bytes of text redacted */
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -68,6 +69,16 @@ aa_redact_secrets(const char *s, MemoryContext cxt)
 
 	if (s == NULL || (p = find_prefix(s)) == NULL)
 		return NULL;
+
+	/*
+	 * Each secret's mark may be longer than the secret: a text made of
+	 * nothing but short ones grows 2.8 times.  A text past this size is
+	 * not copied at all (1.1: a statement of 400 MB of them grew past 1 GB
+	 * inside the log hook, an error there, the copy left behind in
+	 * TopMemoryContext); it is not logged either way.
+	 */
+	if (strlen(s) > AA_REDACT_MAX)
+		return MemoryContextStrdup(cxt, "[a text of more than 64 MB that names agentauth secrets: not logged]");
 	oldcxt = MemoryContextSwitchTo(cxt);
 	initStringInfo(&buf);
 	while (p != NULL)
