@@ -229,6 +229,15 @@ type_protected_user(Oid typid, int depth)
 	return found;
 }
 
+/* a protected table with a column of this type (as above), or NULL */
+static AAProtectedRel *
+protected_table_using(Oid typid)
+{
+	Oid			relid = OidIsValid(typid) ? type_protected_user(typid, 0) : InvalidOid;
+
+	return OidIsValid(relid) ? aa_protected_rel(relid) : NULL;
+}
+
 static Oid
 domain_of(AlterDomainStmt *stmt)
 {
@@ -248,16 +257,12 @@ aa_owner_code_check_domain(Node *node)
 {
 	AlterDomainStmt *stmt = (AlterDomainStmt *) node;
 	Oid			typid;
-	Oid			relid;
 	AAProtectedRel *prot;
 
 	if ((stmt->subtype != 'C' && stmt->subtype != 'V') || superuser())
 		return;
 	typid = domain_of(stmt);
-	if (!OidIsValid(typid))
-		return;
-	relid = type_protected_user(typid, 0);
-	if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL)
+	if ((prot = protected_table_using(typid)) == NULL)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -280,16 +285,12 @@ aa_owner_code_check_enum(Node *node)
 {
 	AlterEnumStmt *stmt = (AlterEnumStmt *) node;
 	Oid			typid;
-	Oid			relid;
 	AAProtectedRel *prot;
 
 	if (stmt->oldVal == NULL || superuser())
 		return;
 	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
-	if (!OidIsValid(typid))
-		return;
-	relid = type_protected_user(typid, 0);
-	if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL)
+	if ((prot = protected_table_using(typid)) == NULL)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
