@@ -119,3 +119,15 @@ SELECT agentauth.begin_session(:'secret_star') IS NOT NULL AS began;
 SELECT id, lab_value, note FROM reg31_obs ORDER BY id;
 SELECT hiv FROM reg31_obs;
 RESET SESSION AUTHORIZATION;
+-- a class made sensitive while the session runs is out of its '*' from its
+-- next statement on (1.0 kept the sensitive classes of the session's
+-- beginning for its life)
+UPDATE agentauth.data_class SET sensitive = true WHERE name = 'clinical_note';
+SET SESSION AUTHORIZATION reg31_star;
+SELECT id, note FROM reg31_obs ORDER BY id;
+SELECT id, lab_value FROM reg31_obs ORDER BY id;
+RESET SESSION AUTHORIZATION;
+UPDATE agentauth.data_class SET sensitive = false WHERE name = 'clinical_note';
+SET SESSION AUTHORIZATION reg31_star;
+SELECT id, note FROM reg31_obs ORDER BY id;
+RESET SESSION AUTHORIZATION;

@@ -301,6 +301,8 @@ extern bool aa_session_scope_allows(const char *data_class, bool write);
 
 /* the session's lifecycle, for session_sql.c: staged with the transaction */
 extern AASession *aa_session_alloc(void);
+/* the sensitive classes into s (SPI connected): at its beginning, and on each revalidation */
+extern void aa_session_load_sensitive(AASession *s);
 extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 

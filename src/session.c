@@ -63,6 +63,7 @@ static volatile sig_atomic_t recheck_pending = false;
 static TimeoutId expiry_timeout = MAX_TIMEOUTS;
 
 /* plans kept across calls (SPI_keepplan) */
+static SPIPlanPtr sensitive_plan = NULL;
 static SPIPlanPtr revalidate_agent_plan = NULL;
 static SPIPlanPtr revalidate_human_plan = NULL;
 
@@ -477,6 +478,40 @@ session_invalid(AASession *s, const char *reason)
 			 errhint("End the session and begin a new one.")));
 }
 
+#define SENSITIVE_SQL \
+	"SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY 1"
+
+/*
+ * The names of the sensitive data classes, which a '*' scope does not
+ * cover, into s (SPI connected; the latest snapshot): when the session
+ * begins, and again whenever it is revalidated -- a class made sensitive,
+ * or a sensitive class added, while a session runs is not covered by its
+ * '*' from its next statement on (1.1: the list of its beginning was kept
+ * for the session's life).  The new list is made whole before it replaces
+ * the old.
+ */
+void
+aa_session_load_sensitive(AASession *s)
+{
+	char	  **names;
+	int			n;
+
+	aa_spi_select_latest(aa_spi_keep_plan(&sensitive_plan, SENSITIVE_SQL, 0, NULL),
+						 NULL, NULL, 0);
+	n = (int) SPI_processed;
+	names = MemoryContextAlloc(s->cxt, sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		names[i] = MemoryContextStrdup(s->cxt,
+									   SPI_getvalue(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1));
+	for (int i = 0; i < s->nsensitive; i++)
+		pfree(s->sensitive[i]);
+	if (s->sensitive != NULL)
+		pfree(s->sensitive);
+	s->sensitive = names;
+	s->nsensitive = n;
+}
+
 static void
 session_revalidate(AASession *s)
 {
@@ -530,6 +565,8 @@ session_revalidate(AASession *s)
 		else if (!s->transaction_only && DatumGetBool(aa_spi_first_value(3, &isnull)))
 			reason = "The principal now requires transaction_only sessions.";
 	}
+	if (reason == NULL)
+		aa_session_load_sensitive(s);
 	aa_spi_end(&st);
 
 	if (reason != NULL)

@@ -58,9 +58,6 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) $1"
 
-#define SENSITIVE_SQL \
-	"SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY 1"
-
 #define TOUCH_SQL \
 	"UPDATE agentauth.principal SET last_session_at = pg_catalog.now() " \
 	"WHERE id OPERATOR(pg_catalog.=) (SELECT p.id FROM agentauth.principal p " \
@@ -183,22 +180,6 @@ deny(const char *function, const char *reason, const pg_uuid_t *principal,
 			 errmsg("%s", message),
 			 errdetail_log("%s: %s", function, reason),
 			 hint ? errhint("%s", hint) : 0));
-}
-
-/* load the names of the sensitive data classes into s (SPI connected) */
-static void
-load_sensitive(AASession *s)
-{
-	int			rc = SPI_execute(SENSITIVE_SQL, true, 0);
-
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read agentauth.data_class");
-	s->nsensitive = SPI_processed;
-	s->sensitive = MemoryContextAlloc(s->cxt, sizeof(char *) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-		s->sensitive[i] = MemoryContextStrdup(s->cxt,
-											  SPI_getvalue(SPI_tuptable->vals[i],
-														   SPI_tuptable->tupdesc, 1));
 }
 
 /* remember when the principal last began a session (at most hourly) */
@@ -394,7 +375,7 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	s->can_approve = DatumGetBool(aa_spi_first_value(16, &isnull));
 	s->transaction_only = txonly;
 	s->validated_gen = gen;
-	load_sensitive(s);
+	aa_session_load_sensitive(s);
 	MemoryContextSwitchTo(old);
 
 	touch_principal(&agent_id);
@@ -537,7 +518,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	s->can_approve = DatumGetBool(aa_spi_first_value(9, &isnull));
 	s->transaction_only = txonly;
 	s->validated_gen = gen;
-	load_sensitive(s);
+	aa_session_load_sensitive(s);
 	MemoryContextSwitchTo(old);
 
 	touch_principal(&pid);
