@@ -45,14 +45,35 @@ UPDATE reg33_meds SET dose = '40mg' WHERE patient_id = 'R33-P2';
 UPDATE reg33_meds SET dose = '20u' WHERE patient_id = 'R33-P3';
 UPDATE reg33_meds SET dose = 'all';
 UPDATE reg33_meds SET dose = '300mg' WHERE id = 1 RETURNING patient_id, dose;
--- moving a row to a patient without write consent refuses
+-- moving a row to another patient writes every column of it (1.1): it
+-- needs write scope for every class, as DELETE does
 UPDATE reg33_meds SET patient_id = 'R33-P3' WHERE id = 13;
 -- DELETE removes every column: it needs write scope for every class
 DELETE FROM reg33_meds WHERE id = 13;
 SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
+-- moving a row to a patient without write consent refuses
+UPDATE reg33_meds SET patient_id = 'R33-P3' WHERE id = 13;
 DELETE FROM reg33_meds WHERE id = 13;
 DELETE FROM reg33_meds WHERE patient_id = 'R33-P2';
 SELECT id, patient_id, drug, dose FROM reg33_meds ORDER BY id;
+-- a row moved to another patient moves every class of it: P5 lets the
+-- agent write medication only, so its note may not move to P1, whose
+-- consent would then show it (1.0 asked P5 about the patient column only)
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+INSERT INTO reg33_meds VALUES (20, 'R33-P5', 'warfarin', '5mg', 'P5 private note');
+SELECT agentauth.record_consent('R33-P5', 'permit', '{TREATDS}', '{medication}', '{read,write}') IS NOT NULL AS c5;
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
+UPDATE reg33_meds SET patient_id = 'R33-P1' WHERE id = 20;
+SELECT id, note FROM reg33_meds WHERE id = 20;
+-- its medication columns alone it may still write
+UPDATE reg33_meds SET dose = '2.5mg' WHERE id = 20;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT id, patient_id, dose, note FROM reg33_meds WHERE id = 20;
+DELETE FROM reg33_meds WHERE id = 20;
+SET SESSION AUTHORIZATION reg33_agent;
 
 -- require_approval: an agent's insert needs a clinician's approval per patient
 RESET SESSION AUTHORIZATION;

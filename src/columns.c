@@ -372,7 +372,21 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		if (rc.required & ACL_INSERT)
 			mark_cols(u, AA_INSERT, rc.cols[AA_INSERT]);
 		if (rc.required & ACL_UPDATE)
+		{
 			mark_cols(u, AA_UPDATE, rc.cols[AA_UPDATE]);
+
+			/*
+			 * A row moved to another patient moves every column of it: each
+			 * class is written, for the patient it leaves and the one it
+			 * joins (1.1: only the patient column was, and a class the
+			 * first patient's consent refused became readable under the
+			 * second's)
+			 */
+			if (u->prot->patient_attno > 0 && u->att[AA_UPDATE][u->prot->patient_attno])
+				for (int i = 1; i <= u->prot->natts; i++)
+					if (u->prot->att_name[i])
+						u->att[AA_UPDATE][i] = true;
+		}
 		if (rc.required & ACL_DELETE)
 		{
 			/* a deleted row loses every column */
