@@ -195,6 +195,35 @@ DECLARE reg80_h CURSOR WITH HOLD FOR SELECT 1 AS one;
 COMMIT;
 FETCH ALL FROM reg80_h;
 CLOSE reg80_h;
+-- a loop that commits inside it is held the same way at its first COMMIT
+-- (its rest read into a store and fed from there): refused (1.0 let it
+-- go on); a loop that does not commit stays checked at every row, and one
+-- over unprotected rows may commit
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT patient_id, lab FROM reg80_chart WHERE patient_id = 'R80-P1' LOOP
+    COMMIT;
+  END LOOP;
+END
+$$;
+DO $$
+DECLARE r record; n int := 0;
+BEGIN
+  FOR r IN SELECT patient_id, lab FROM reg80_chart WHERE patient_id = 'R80-P1' LOOP
+    n := n + 1;
+  END LOOP;
+  RAISE NOTICE 'rows: %', n;
+END
+$$;
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT g FROM generate_series(1, 3) g LOOP
+    COMMIT;
+  END LOOP;
+END
+$$;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 

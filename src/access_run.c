@@ -603,6 +603,23 @@ aa_access_run_begin(QueryDesc *qd)
 				 errmsg("the agentauth session changed while a statement on protected tables was open"),
 				 errhint("Begin or end a session in a statement of its own, with no cursor open.")));
 	aa_session_check();
+
+	/*
+	 * A loop over protected rows that commits inside it (a FOR loop of a
+	 * procedure or DO block, a cursor loop): at the COMMIT PostgreSQL reads
+	 * the rest of the loop's query into a store, and feeds the loop from it
+	 * afterwards with no check -- past a revocation or a consent
+	 * withdrawal, as a WITH HOLD cursor (1.1: the loop went on).  That read
+	 * is this run: a pinned portal being persisted into its hold store.
+	 */
+	if (ActivePortal != NULL && ActivePortal->queryDesc == qd &&
+		ActivePortal->portalPinned && ActivePortal->holdStore != NULL &&
+		ActivePortal->strategy == PORTAL_ONE_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot commit inside a loop over rows of protected tables"),
+				 errdetail("The rest of the loop's rows would be kept after the transaction, beyond a revocation or a consent withdrawal."),
+				 errhint("Commit after the loop, or read the rows in batches, each in a transaction of its own.")));
 	dgen = aa_decision_gen();
 	if (q->runs++ > 0 && (q->holds || q->nested) && dgen != q->run_dgen)
 		refuse_changed(q, dgen);
