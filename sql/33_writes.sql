@@ -114,3 +114,16 @@ SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 SELECT event, action, columns, outcome, detail->>'reason' AS reason
   FROM agentauth.audit_log WHERE seq > :seq_copy AND relation = 'public.reg33_meds';
+
+-- a deny of some of the write actions refuses "write", which asks about
+-- all three (explain_access; 1.0 matched a deny only when it covered all
+-- three, and said permit); the row checks ask about one action at a time
+SELECT agentauth.record_consent('R33-P9', 'permit', '{TREATDS}', actions => '{write}') IS NOT NULL AS p9_permit;
+SELECT agentauth.record_consent('R33-P9', 'deny', '{TREATDS}', actions => '{delete}') IS NOT NULL AS p9_deny;
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
+SELECT decision, reason FROM agentauth.explain_access('R33-P9', 'medication', 'write');
+SELECT decision, reason FROM agentauth.explain_access('R33-P9', 'medication', 'update');
+SELECT decision, reason FROM agentauth.explain_access('R33-P9', 'medication', 'delete');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

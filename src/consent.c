@@ -560,7 +560,12 @@ static bool
 provision_matches(const Provision *p, const char *data_class, int action,
 				  TimestampTz now)
 {
-	if ((p->actions & action) != action)
+	/*
+	 * A permit covers every action asked about; a deny any of them: "write"
+	 * (explain_access) asks about three at once, and a deny of one refuses
+	 * it (1.1; the row checks ask about one action at a time)
+	 */
+	if (p->deny ? (p->actions & action) == 0 : (p->actions & action) != action)
 		return false;
 	if (p->nclasses >= 0)
 	{
