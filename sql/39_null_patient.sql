@@ -46,3 +46,16 @@ SELECT event, patient, action, row_count, outcome, authority->>'reason' AS reaso
  WHERE seq > :s AND relation = 'public.reg39_lab'
  ORDER BY seq;
 SELECT id, patient_id, test FROM reg39_lab ORDER BY id;
+
+-- an id that is empty or only spaces names no patient either: no consent
+-- can name it (record_consent refuses it), so a default that permits reads
+-- does not reach it (1.0 let a default permit it, and nothing could deny it)
+INSERT INTO reg39_lab VALUES (20, '', 'e'), (21, '   ', 's');
+SELECT agentauth.set_default_decision('TREATDS', '*', 'permit');
+SET SESSION AUTHORIZATION reg39_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+SELECT id, test FROM reg39_lab WHERE id >= 20 ORDER BY id;
+INSERT INTO reg39_lab VALUES (22, '', 'x');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREATDS', '*', 'none');

@@ -380,6 +380,19 @@ consume_approval(RelAccess *ra, PatientAccess *pa, int idx)
 /*
  * agentauth._row_check(relid oid, patient text, cmd text) RETURNS boolean
  */
+/* an id that is empty or only spaces: one byte looked at for any other */
+static inline bool
+names_no_patient(const text *pt)
+{
+	const char *p = VARDATA_ANY(pt);
+	int			len = VARSIZE_ANY_EXHDR(pt);
+
+	for (int i = 0; i < len; i++)
+		if (p[i] != ' ')
+			return false;
+	return true;
+}
+
 Datum
 aa_row_check(PG_FUNCTION_ARGS)
 {
@@ -457,12 +470,16 @@ aa_row_check(PG_FUNCTION_ARGS)
 	}
 
 	/*
-	 * A row that names no patient: no consent can permit it.  Counted like
-	 * a withheld patient's rows (a `denied` record, patient NULL): invisible
-	 * to a read and to the old row of an UPDATE or DELETE, an error for a
-	 * new row (INSERT, the new row of an UPDATE, ON CONFLICT).
+	 * A row that names no patient -- NULL, or an id that is empty or only
+	 * spaces, which no consent can name (record_consent refuses it; 1.1: a
+	 * default that permits reads reached it) -- no consent can permit.
+	 * Counted like a withheld patient's rows (a `denied` record, patient
+	 * NULL): invisible to a read and to the old row of an UPDATE or DELETE,
+	 * an error for a new row (INSERT, the new row of an UPDATE, ON
+	 * CONFLICT).
 	 */
-	if (PG_ARGISNULL(1))
+	pt = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	if (pt == NULL || names_no_patient(pt))
 	{
 		ra->nopatient[idx]++;
 		ra->any_counted = true;
@@ -475,7 +492,6 @@ aa_row_check(PG_FUNCTION_ARGS)
 				 errdetail("No consent can permit the %s of a row without a patient.",
 						   aa_action_name(AA_ACT_BIT(idx)))));
 	}
-	pt = PG_GETARG_TEXT_PP(1);
 	pa = aa_access_patient(ra, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
 	if (pa->dgen != (uint32) dgen)
 	{
