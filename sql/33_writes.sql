@@ -127,3 +127,20 @@ SELECT decision, reason FROM agentauth.explain_access('R33-P9', 'medication', 'u
 SELECT decision, reason FROM agentauth.explain_access('R33-P9', 'medication', 'delete');
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
+
+-- an UPDATE or DELETE through a view reads what the view's WHERE tests:
+-- the agent's own view may not test a column out of its scopes (1.0 took
+-- the table's permission bits, which an updatable view reduces to UPDATE
+-- of the columns set, and the count of rows updated answered the test)
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+CREATE TEMP VIEW reg33_probe AS
+  SELECT id, dose FROM reg33_meds WHERE patient_id = 'R33-P1' AND note = 'x';
+UPDATE reg33_probe SET dose = '100mg';
+DELETE FROM reg33_probe;
+-- a view that tests columns in scope is a view like any other
+CREATE TEMP VIEW reg33_fine AS
+  SELECT id, dose FROM reg33_meds WHERE patient_id = 'R33-P1' AND drug = 'aspirin';
+UPDATE reg33_fine SET dose = '100mg';
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

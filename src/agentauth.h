@@ -763,6 +763,10 @@ extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
 
+/* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c */
+struct PlannedStmt;
+extern Bitmapset *aa_plan_scan_reads(struct PlannedStmt *ps, Index rti);
+
 /* ddl_names.c -- what frees a protected table's name, for ddl.c */
 struct ReassignOwnedStmt;
 struct AlterExtensionContentsStmt;

@@ -397,7 +397,17 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		}
 		/* the read of an UPDATE/DELETE target decides its visibility */
 		if (rc.required & (ACL_UPDATE | ACL_DELETE))
+		{
+			/*
+			 * and what its scans test is read, whatever the permission
+			 * bits say: a view's WHERE (plan_reads.c)
+			 */
+			Bitmapset  *tested = aa_plan_scan_reads(ps, foreach_current_index(lc) + 1);
+
+			if (tested != NULL)
+				mark_cols(u, AA_READ, tested);
 			u->used[AA_READ] = true;
+		}
 
 		bypass = aa_rls_bypassed(rte->relid, rc.checkAsUser);
 		if (bypass)
