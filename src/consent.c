@@ -40,6 +40,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -336,17 +337,22 @@ loading_begins(void)
 	"   AND (pg_catalog.upper(c.valid) IS NULL " \
 	"        OR pg_catalog.upper(c.valid) OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()) " \
 	"   AND (c.purposes IS NULL OR $1 OPERATOR(pg_catalog.=) ANY (c.purposes)) " \
-	"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2) " \
-	"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3)) " \
+	"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2 " \
+	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_agent OPERATOR(pg_catalog.=) ANY " \
+	"            (SELECT t.agent FROM agentauth.token t WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
+	"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3) " \
+	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_owner OPERATOR(pg_catalog.=) ANY " \
+	"            (SELECT p.owner FROM agentauth.token t JOIN agentauth.principal p " \
+	"               ON p.id OPERATOR(pg_catalog.=) t.agent WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
 	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
 
 static void
 load_provisions(const char *patient)
 {
 	AASpiState	st;
-	Oid			argtypes[5] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, UUIDARRAYOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *owners[3];
 	int			nowners = 0;
 	TimestampTz now = GetCurrentTimestamp();
@@ -368,20 +374,37 @@ load_provisions(const char *patient)
 		values[3] = aa_cstrings_to_text_array(aa_session->patients, aa_session->npatients);
 	else
 		nulls[3] = 'n';
-	if (patient)
-		values[4] = CStringGetTextDatum(patient);
+	/*
+	 * A deny that names an agent (or owner) the session's token was
+	 * delegated from binds it too (1.1): through its delegate, an agent
+	 * would read what the patient refused it.  Permits bind only whom
+	 * they name.
+	 */
+	if (aa_session->nchain > 0)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * aa_session->nchain);
+
+		for (int i = 0; i < aa_session->nchain; i++)
+			d[i] = UUIDPGetDatum(&aa_session->chain[i]);
+		values[4] = PointerGetDatum(construct_array(d, aa_session->nchain, UUIDOID,
+													UUID_LEN, false, TYPALIGN_CHAR));
+	}
 	else
 		nulls[4] = 'n';
+	if (patient)
+		values[5] = CStringGetTextDatum(patient);
+	else
+		nulls[5] = 'n';
 
 	loading_begins();
 	aa_spi_begin(&st, true);
 	/* prepared once: parsing and planning cost more than the query */
 	if (patient)
 		plan = aa_spi_keep_plan(&patient_plan, PROVISION_QUERY
-								"   AND c.patient OPERATOR(pg_catalog.=) $5",
-								5, argtypes);
+								"   AND c.patient OPERATOR(pg_catalog.=) $6",
+								6, argtypes);
 	else
-		plan = aa_spi_keep_plan(&all_plan, PROVISION_QUERY, 4, argtypes);
+		plan = aa_spi_keep_plan(&all_plan, PROVISION_QUERY, 5, argtypes);
 	ret = SPI_execute_plan(plan, values, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read agentauth.consent");
