@@ -187,38 +187,3 @@ SELECT a.name, t.state, t.revoke_reason
  WHERE t.delegation_chain[1] = :'parent_token2'
  ORDER BY cardinality(t.delegation_chain);
 RESET ROLE;
-
--- A deny that names an agent binds the agents it delegates to (1.1):
--- through its delegate it would read what the patient refused it.  A
--- permit that names it does not reach them.
-CREATE ROLE del_a LOGIN;
-CREATE ROLE del_b LOGIN;
-CREATE TABLE del_chart (patient_id text NOT NULL, lab text);
-INSERT INTO del_chart VALUES ('DEL-P1', 'a'), ('DEL-P2', 'b'), ('DEL-P3', 'c');
-SELECT agentauth.protect_table('del_chart', 'patient_id', '{"lab": "lab"}') IS NOT NULL AS protected;
-GRANT SELECT ON del_chart TO del_a, del_b;
-SET ROLE del_admin;
-SELECT agentauth.register_agent('del-a', 'del_a', 'Orchestration team', '{TREAT}',
-    '{lab:read}', can_delegate => true) AS del_a \gset
-SELECT agentauth.register_agent('del-b', 'del_b', 'Lab AI team', '{TREAT}', '{lab:read}') AS del_b \gset
-RESET ROLE;
--- P1: permitted to everyone, denied to del-a; P2: permitted to del-a
--- alone; P3: permitted to everyone
-SELECT agentauth.record_consent('DEL-P1', 'permit', '{TREAT}') IS NOT NULL AS p1_permit;
-SELECT agentauth.record_consent('DEL-P1', 'deny', '{TREAT}', grantee_agent => :'del_a') IS NOT NULL AS p1_deny_a;
-SELECT agentauth.record_consent('DEL-P2', 'permit', '{TREAT}', grantee_agent => :'del_a') IS NOT NULL AS p2_permit_a;
-SELECT agentauth.record_consent('DEL-P3', 'permit', '{TREAT}') IS NOT NULL AS p3_permit;
-SET ROLE del_issuer;
-SELECT agentauth.issue_token(:'del_a', 'TREAT') AS a_secret \gset
-RESET ROLE;
-SET SESSION AUTHORIZATION del_a;
-SELECT agentauth.begin_session(:'a_secret') IS NOT NULL AS began;
-SELECT patient_id FROM del_chart ORDER BY 1;
-SELECT agentauth.delegate_token(:'del_b') AS b_secret \gset
-SELECT agentauth.end_session();
-RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION del_b;
-SELECT agentauth.begin_session(:'b_secret') IS NOT NULL AS began;
-SELECT patient_id FROM del_chart ORDER BY 1;
-SELECT agentauth.end_session();
-RESET SESSION AUTHORIZATION;

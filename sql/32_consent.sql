@@ -178,3 +178,38 @@ SELECT event, patient, detail->>'decision' AS decision, detail->>'reason' AS rea
   FROM agentauth.audit_log
  WHERE event IN ('consent_recorded', 'consent_withdrawn', 'default_changed')
    AND seq > :seq0 ORDER BY seq;
+
+-- A deny that names an agent binds the agents it delegates to (1.1):
+-- through its delegate it would read what the patient refused it.  A
+-- permit that names it does not reach them.
+CREATE ROLE reg32_dela LOGIN;
+CREATE ROLE reg32_delb LOGIN;
+CREATE TABLE reg32_delchart (patient_id text NOT NULL, lab text);
+INSERT INTO reg32_delchart VALUES ('R32-D1', 'a'), ('R32-D2', 'b'), ('R32-D3', 'c');
+SELECT agentauth.protect_table('reg32_delchart', 'patient_id', '{"lab": "lab"}') IS NOT NULL AS protected;
+GRANT SELECT ON reg32_delchart TO reg32_dela, reg32_delb;
+SELECT agentauth.register_agent('reg32-dela', 'reg32_dela', 'Orchestration team', '{TREAT}',
+    '{lab:read}', can_delegate => true) AS reg32_dela \gset
+SELECT agentauth.register_agent('reg32-delb', 'reg32_delb', 'Lab AI team', '{TREAT}', '{lab:read}') AS reg32_delb \gset
+-- P1: permitted to everyone, denied to reg32-dela; P2: permitted to
+-- reg32-dela alone; P3: permitted to everyone; no TREAT default meanwhile
+SELECT agentauth.set_default_decision('TREAT', '*', 'none');
+SELECT agentauth.record_consent('R32-D1', 'permit', '{TREAT}') IS NOT NULL AS p1_permit;
+SELECT agentauth.record_consent('R32-D1', 'deny', '{TREAT}', grantee_agent => :'reg32_dela') IS NOT NULL AS p1_deny_a;
+SELECT agentauth.record_consent('R32-D2', 'permit', '{TREAT}', grantee_agent => :'reg32_dela') IS NOT NULL AS p2_permit_a;
+SELECT agentauth.record_consent('R32-D3', 'permit', '{TREAT}') IS NOT NULL AS p3_permit;
+SELECT agentauth.issue_token(:'reg32_dela', 'TREAT') AS dela_secret \gset
+SET SESSION AUTHORIZATION reg32_dela;
+SELECT agentauth.begin_session(:'dela_secret') IS NOT NULL AS began;
+SELECT patient_id FROM reg32_delchart ORDER BY 1;
+SELECT agentauth.delegate_token(:'reg32_delb') AS delb_secret \gset
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION reg32_delb;
+SELECT agentauth.begin_session(:'delb_secret') IS NOT NULL AS began;
+SELECT patient_id FROM reg32_delchart ORDER BY 1;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
+SELECT agentauth.unprotect_table('reg32_delchart', 'regression test cleanup') IS NOT NULL AS unprotected;
+DROP TABLE reg32_delchart;
