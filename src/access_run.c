@@ -276,29 +276,7 @@ plan_keeps(Plan *plan, PlannedStmt *ps, AAQueryAccess *q, bool *scans)
 	*scans = false;
 	if (plan == NULL)
 		return false;
-	switch (nodeTag(plan))
-	{
-		case T_Append:
-			children = ((Append *) plan)->appendplans;
-			break;
-		case T_MergeAppend:
-			children = ((MergeAppend *) plan)->mergeplans;
-			break;
-		case T_BitmapAnd:
-			children = ((BitmapAnd *) plan)->bitmapplans;
-			break;
-		case T_BitmapOr:
-			children = ((BitmapOr *) plan)->bitmapplans;
-			break;
-		case T_SubqueryScan:
-			children = list_make1(((SubqueryScan *) plan)->subplan);
-			break;
-		case T_CustomScan:
-			children = ((CustomScan *) plan)->custom_plans;
-			break;
-		default:
-			break;
-	}
+	children = aa_plan_children(plan);
 	keeps = plan_keeps(outerPlan(plan), ps, q, &outer_scans);
 	if (plan_keeps(innerPlan(plan), ps, q, &child_scans))
 		keeps = true;

@@ -298,6 +298,10 @@ extern void aa_session_check(void);
 
 /* does the session's scope allow this class and action?  false: no session */
 extern bool aa_session_scope_allows(const char *data_class, bool write);
+/* the token's patient list names it (true without a list) */
+extern bool aa_session_token_names(const char *patient);
+/* the delegation chain as a uuid[] (*isnull without one) */
+extern Datum aa_session_chain_array(bool *isnull);
 
 /* the session's lifecycle, for session_sql.c: staged with the transaction */
 extern AASession *aa_session_alloc(void);
@@ -763,9 +767,11 @@ extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
 
-/* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c */
+/* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c; a plan node's children, for access_run.c too */
 struct PlannedStmt;
 extern Bitmapset *aa_plan_scan_reads(struct PlannedStmt *ps, Index rti);
+struct Plan;
+extern List *aa_plan_children(struct Plan *plan);
 
 /* ddl_names.c -- what frees a protected table's name, for ddl.c */
 struct ReassignOwnedStmt;

@@ -40,7 +40,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -351,6 +350,7 @@ load_provisions(const char *patient)
 {
 	AASpiState	st;
 	Oid			argtypes[6] = {TEXTOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, UUIDARRAYOID, TEXTOID};
+	bool		isnull;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *owners[3];
@@ -380,17 +380,8 @@ load_provisions(const char *patient)
 	 * would read what the patient refused it.  Permits bind only whom
 	 * they name.
 	 */
-	if (aa_session->nchain > 0)
-	{
-		Datum	   *d = palloc(sizeof(Datum) * aa_session->nchain);
-
-		for (int i = 0; i < aa_session->nchain; i++)
-			d[i] = UUIDPGetDatum(&aa_session->chain[i]);
-		values[4] = PointerGetDatum(construct_array(d, aa_session->nchain, UUIDOID,
-													UUID_LEN, false, TYPALIGN_CHAR));
-	}
-	else
-		nulls[4] = 'n';
+	values[4] = aa_session_chain_array(&isnull);
+	nulls[4] = isnull ? 'n' : ' ';
 	if (patient)
 		values[5] = CStringGetTextDatum(patient);
 	else
@@ -682,30 +673,6 @@ decide_class(List *provs, const char *data_class, int action,
 	}
 }
 
-static bool
-patient_in_token(const char *patient)
-{
-	int			lo = 0,
-				hi;
-
-	if (aa_session->npatients < 0)
-		return true;
-	hi = aa_session->npatients - 1;
-	while (lo <= hi)
-	{
-		int			mid = (lo + hi) / 2;
-		int			c = strcmp(aa_session->patients[mid], patient);
-
-		if (c == 0)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return false;
-}
-
 /* append a copy of s to list unless it holds an equal string */
 static List *
 append_unique(List *list, const char *s)
@@ -738,7 +705,7 @@ decide(const char *patient, int nclasses, char **classes, bool anyof,
 		return AA_DECIDE_NO_SESSION;
 	(void) aa_decision_gen();	/* make sure the cache is current */
 
-	if (!patient_in_token(patient))
+	if (!aa_session_token_names(patient))
 		return AA_DECIDE_NOT_IN_TOKEN;
 	bg = aa_btg_active_for(patient);
 	if (bg != NULL)

@@ -89,10 +89,36 @@ condition_vars(Node *node, PlanReads *pr)
 	return expression_tree_walker(node, condition_vars, (void *) pr);
 }
 
+/*
+ * A plan node's children other than its outer and inner plan: the plans
+ * of an Append, MergeAppend, BitmapAnd or BitmapOr, a subquery scan's, a
+ * custom scan's (also for access_run.c's walk).
+ */
+List *
+aa_plan_children(Plan *plan)
+{
+	switch (nodeTag(plan))
+	{
+		case T_Append:
+			return ((Append *) plan)->appendplans;
+		case T_MergeAppend:
+			return ((MergeAppend *) plan)->mergeplans;
+		case T_BitmapAnd:
+			return ((BitmapAnd *) plan)->bitmapplans;
+		case T_BitmapOr:
+			return ((BitmapOr *) plan)->bitmapplans;
+		case T_SubqueryScan:
+			return list_make1(((SubqueryScan *) plan)->subplan);
+		case T_CustomScan:
+			return ((CustomScan *) plan)->custom_plans;
+		default:
+			return NIL;
+	}
+}
+
 static void
 walk_plan(Plan *plan, PlanReads *pr)
 {
-	List	   *children = NIL;
 	ListCell   *lc;
 
 	if (plan == NULL)
@@ -119,30 +145,12 @@ walk_plan(Plan *plan, PlanReads *pr)
 			else if (IsA(plan, TidRangeScan))
 				condition_vars((Node *) ((TidRangeScan *) plan)->tidrangequals, pr);
 			break;
-		case T_Append:
-			children = ((Append *) plan)->appendplans;
-			break;
-		case T_MergeAppend:
-			children = ((MergeAppend *) plan)->mergeplans;
-			break;
-		case T_BitmapAnd:
-			children = ((BitmapAnd *) plan)->bitmapplans;
-			break;
-		case T_BitmapOr:
-			children = ((BitmapOr *) plan)->bitmapplans;
-			break;
-		case T_SubqueryScan:
-			children = list_make1(((SubqueryScan *) plan)->subplan);
-			break;
-		case T_CustomScan:
-			children = ((CustomScan *) plan)->custom_plans;
-			break;
 		default:
 			break;
 	}
 	walk_plan(outerPlan(plan), pr);
 	walk_plan(innerPlan(plan), pr);
-	foreach(lc, children)
+	foreach(lc, aa_plan_children(plan))
 		walk_plan(lfirst(lc), pr);
 }
 

@@ -38,6 +38,7 @@
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -589,6 +590,50 @@ aa_session_check(void)
 			   (s->transaction_only || !aa_require_transaction_only)))
 		return;
 	session_revalidate(s);
+}
+
+/* the token's patient list names the patient (sorted by strcmp: a binary search); true without a list */
+bool
+aa_session_token_names(const char *patient)
+{
+	int			lo = 0,
+				hi;
+
+	if (aa_session->npatients < 0)
+		return true;
+	hi = aa_session->npatients - 1;
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			c = strcmp(aa_session->patients[mid], patient);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * The session's delegation chain (token ids, root first) as a uuid[] for a
+ * query; *isnull without one (a human session).
+ */
+Datum
+aa_session_chain_array(bool *isnull)
+{
+	Datum	   *d;
+
+	*isnull = (aa_session == NULL || aa_session->nchain <= 0);
+	if (*isnull)
+		return (Datum) 0;
+	d = palloc(sizeof(Datum) * aa_session->nchain);
+	for (int i = 0; i < aa_session->nchain; i++)
+		d[i] = UUIDPGetDatum(&aa_session->chain[i]);
+	return PointerGetDatum(construct_array(d, aa_session->nchain, UUIDOID,
+										   UUID_LEN, false, TYPALIGN_CHAR));
 }
 
 bool
