@@ -3356,12 +3356,29 @@ BEGIN
             IF base.decision IS NULL THEN
                 PERFORM agentauth._fhir_fail('$.provision', 'required: a consent with neither provision nor OPTIN/OPTOUT policy rule says nothing');
             END IF;
+            -- (1.1) an opt-in with no provision would permit every purpose,
+            -- class and action: what it opts in to is the policy it names,
+            -- which is not read here
+            IF base.decision OPERATOR(pg_catalog.=) 'permit' THEN
+                PERFORM agentauth._fhir_fail('$.provision',
+                    'required: an OPTIN consent without provisions would permit every purpose, data class and action',
+                    'State what the policy permits in a provision (purpose, class, action).');
+            END IF;
             base.path := '$';
             base.valid := '(,)'::tstzrange;
             rules := ARRAY[base];
         ELSE
             IF base.decision IS NULL AND NOT (resource OPERATOR(pg_catalog.->) 'provision') OPERATOR(pg_catalog.?) 'type' THEN
                 PERFORM agentauth._fhir_fail('$.provision.type', 'required when the consent has no OPTIN/OPTOUT policy rule');
+            END IF;
+            -- (1.1) a permit at the root of an opt-out would replace the
+            -- opt-out: R4 gives the root provision no type, and an exception
+            -- to the policy rule is a provision nested in it
+            IF base.decision OPERATOR(pg_catalog.=) 'deny' AND
+               (resource OPERATOR(pg_catalog.#>>) '{provision,type}') OPERATOR(pg_catalog.=) 'permit' THEN
+                PERFORM agentauth._fhir_fail('$.provision.type',
+                    'a permit at the root of an OPTOUT consent would replace the opt-out',
+                    'Nest the permitted exception in a root provision without a type.');
             END IF;
             rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
                 resource OPERATOR(pg_catalog.->) 'provision', '$.provision', base, false, true) t);

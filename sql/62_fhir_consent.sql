@@ -69,6 +69,24 @@ SELECT * FROM pg_temp.rules('{
   }
 }');
 
+-- refused (1.1): a permit at the root of an opt-out, which R4 gives no
+-- type (1.0 stored the permit alone: the opt-out was gone), and an opt-in
+-- with no provision (1.0 permitted every purpose, class and action)
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-optout-root-permit", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {"type": "permit",
+                "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}
+}');
+SELECT * FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-optin-bare", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}
+}');
+
 -- consent-example-smartonfhir (modelled): a patient lets one app (here an
 -- agentauth agent, as Device/<principal id>) read observations and
 -- medication requests for a year, but never HIV data
