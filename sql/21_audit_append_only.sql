@@ -95,6 +95,21 @@ SELECT agentauth._audit_log_guard();
 -- ordinary maintenance of the log is allowed
 VACUUM agentauth.audit_record;
 ANALYZE agentauth.audit_record;
+-- VACUUM FULL would stop the writer while it rewrites the log (a
+-- database's owner may vacuum every table of it): refused to anyone but a
+-- superuser, named or database-wide (1.1); other tables go on as before
+CREATE ROLE reg21_dbowner;
+CREATE TABLE reg21_other (x int);
+ALTER TABLE reg21_other OWNER TO reg21_dbowner;
+SET ROLE reg21_dbowner;
+VACUUM FULL agentauth.audit_record;
+VACUUM (FULL, ANALYZE) agentauth.audit_record, reg21_other;
+VACUUM FULL;
+VACUUM FULL reg21_other;
+VACUUM agentauth.audit_record;
+RESET ROLE;
+DROP TABLE reg21_other;
+DROP ROLE reg21_dbowner;
 SELECT obj_description('agentauth.audit_record'::regclass, 'pg_class') AS installed_comment \gset
 COMMENT ON TABLE agentauth.audit_record IS 'the hash-chained audit log';
 COMMENT ON TABLE agentauth.audit_record IS :'installed_comment';

@@ -49,6 +49,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -157,6 +158,50 @@ rangevar_is_log(const Protected *p, RangeVar *rv)
 }
 
 /*
+ * VACUUM FULL rewrites a table under an ACCESS EXCLUSIVE lock: of the log,
+ * it stops the writer for as long as the rewrite -- or its wait behind an
+ * open reader -- lasts, and every audited statement of the cluster fails
+ * closed.  PostgreSQL lets the database's owner vacuum every table of it
+ * (1.1: a non-superuser could stall the log).  Refused to anyone but a
+ * superuser, named or database-wide; plain VACUUM takes no such lock.
+ */
+static void
+refuse_vacuum_full(const Protected *p, VacuumStmt *v)
+{
+	bool		full = false;
+	ListCell   *lc;
+
+	if (!v->is_vacuumcmd || superuser())
+		return;
+	foreach(lc, v->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "full") == 0)
+			full = defGetBoolean(opt);
+	}
+	if (!full)
+		return;
+	if (v->rels != NIL)
+	{
+		bool		names_log = false;
+
+		foreach(lc, v->rels)
+			if (rangevar_is_log(p, lfirst_node(VacuumRelation, lc)->relation))
+				names_log = true;
+		if (!names_log)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("VACUUM FULL of agentauth.audit_log is not allowed"),
+			 errdetail("It would stop the audit writer while it runs, and every audited statement would fail closed."),
+			 errhint("%s", v->rels == NIL ?
+					 "Name the tables to vacuum with FULL; a superuser may rewrite the log." :
+					 "Plain VACUUM keeps the log in shape; a superuser may rewrite it.")));
+}
+
+/*
  * Does the statement name the guard function?  Looked up as the statement
  * names it (FUNCTION, PROCEDURE or ROUTINE): a lookup as a function would
  * refuse every ALTER PROCEDURE with "is not a function".
@@ -212,6 +257,7 @@ aa_audit_guard_check(Node *stmt)
 		case T_CreateFunctionStmt:
 		case T_AlterFunctionStmt:
 		case T_AlterExtensionContentsStmt:
+		case T_VacuumStmt:
 			break;
 		default:
 			return;
@@ -289,6 +335,9 @@ aa_audit_guard_check(Node *stmt)
 			if (func_is_guard(&p, ((AlterFunctionStmt *) stmt)->objtype,
 							  ((AlterFunctionStmt *) stmt)->func))
 				refuse("ALTER FUNCTION");
+			break;
+		case T_VacuumStmt:
+			refuse_vacuum_full(&p, (VacuumStmt *) stmt);
 			break;
 		case T_AlterExtensionContentsStmt:
 			{
