@@ -49,6 +49,16 @@ UPDATE agentauth.audit_record l
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
+-- a record made into a purge anchor that is not one (its cut neither a
+-- number nor hex): both verifiers report the break; 1.0's failed the call
+BEGIN;
+SELECT reg22_unguard();
+UPDATE agentauth.audit_record
+   SET event = 'audit_purged', detail = '{"cut_seq": "x", "cut_hash": "zz"}'
+ WHERE seq = (SELECT s1 + 3 FROM reg22);
+SELECT * FROM reg22_verify();
+ROLLBACK;
+
 -- a changed record in a field that is not hashed as text: logged_at
 BEGIN;
 SELECT reg22_unguard();

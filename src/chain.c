@@ -148,8 +148,17 @@ latest_purge_anchor(Relation rel, int64 *cut_seq, unsigned char *cut_hash)
 	/* the caller is an auditor, checked; the table is the extension's */
 	aa_spi_begin_as(&spi, rel->rd_rel->relowner, false);
 	/* the stored log (audit_record; a 1.0 log's table): by its index */
-	ret = SPI_execute(psprintf("SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8,"
-							   " pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')"
+	/*
+	 * an anchor that is not a number and hex (tampered) is no anchor: the
+	 * chain is checked from its start and the break reported (1.1: the
+	 * casts failed the whole call); verify_audit_sql reads it alike
+	 */
+	ret = SPI_execute(psprintf("SELECT CASE WHEN (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')"
+							   " OPERATOR(pg_catalog.~) '^[0-9]{1,18}$'"
+							   " THEN (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::pg_catalog.int8 END,"
+							   " CASE WHEN (l.detail OPERATOR(pg_catalog.->>) 'cut_hash')"
+							   " OPERATOR(pg_catalog.~) '^([0-9a-fA-F]{2})*$'"
+							   " THEN pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex') END"
 							   " FROM agentauth.%s l"
 							   " WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'"
 							   " ORDER BY l.seq DESC LIMIT 1",

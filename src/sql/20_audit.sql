@@ -566,8 +566,13 @@ BEGIN
             HINT = 'Pass the row_hash returned by agentauth.audit_head().';
     END IF;
 
-    SELECT (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::bigint,
-           pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex')
+    -- (1.1) an anchor that is not a number and hex (tampered) is no
+    -- anchor: the chain is checked from its start and the break reported,
+    -- where the casts failed the whole call; the C verifier reads it alike
+    SELECT CASE WHEN (l.detail OPERATOR(pg_catalog.->>) 'cut_seq') OPERATOR(pg_catalog.~) '^[0-9]{1,18}$'
+                THEN (l.detail OPERATOR(pg_catalog.->>) 'cut_seq')::bigint END,
+           CASE WHEN (l.detail OPERATOR(pg_catalog.->>) 'cut_hash') OPERATOR(pg_catalog.~) '^([0-9a-fA-F]{2})*$'
+                THEN pg_catalog.decode(l.detail OPERATOR(pg_catalog.->>) 'cut_hash', 'hex') END
       INTO cut_seq, cut_hash
       FROM agentauth.audit_record l
      WHERE l.event OPERATOR(pg_catalog.=) 'audit_purged'
