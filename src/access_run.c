@@ -233,22 +233,7 @@ scans_protected(Plan *plan, PlannedStmt *ps, AAQueryAccess *q)
 	Oid			relid;
 	ListCell   *lc;
 
-	switch (nodeTag(plan))
-	{
-		case T_SeqScan:
-		case T_SampleScan:
-		case T_IndexScan:
-		case T_IndexOnlyScan:
-		case T_BitmapHeapScan:
-		case T_TidScan:
-		case T_TidRangeScan:
-		case T_ForeignScan:
-		case T_CustomScan:
-			scanrelid = ((Scan *) plan)->scanrelid;
-			break;
-		default:
-			return false;
-	}
+	scanrelid = aa_plan_scanrelid(plan);
 	if (scanrelid == 0 || scanrelid > list_length(ps->rtable))
 		return false;
 	relid = rt_fetch(scanrelid, ps->rtable)->relid;

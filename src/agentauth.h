@@ -772,6 +772,7 @@ struct PlannedStmt;
 extern Bitmapset *aa_plan_scan_reads(struct PlannedStmt *ps, Index rti);
 struct Plan;
 extern List *aa_plan_children(struct Plan *plan);
+extern Index aa_plan_scanrelid(struct Plan *plan);
 
 /* ddl_names.c -- what frees a protected table's name, for ddl.c */
 struct ReassignOwnedStmt;

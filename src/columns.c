@@ -117,6 +117,15 @@ copy_prot(AAProtectedRel *src)
 	return r;
 }
 
+/* every column of the table, for action idx */
+static void
+mark_all_cols(RelUse *u, int idx)
+{
+	for (int i = 1; i <= u->prot->natts; i++)
+		if (u->prot->att_name[i])
+			u->att[idx][i] = true;
+}
+
 static void
 mark_cols(RelUse *u, int idx, Bitmapset *cols)
 {
@@ -127,12 +136,7 @@ mark_cols(RelUse *u, int idx, Bitmapset *cols)
 		AttrNumber	attno = k + FirstLowInvalidHeapAttributeNumber;
 
 		if (attno == InvalidAttrNumber)
-		{
-			/* whole-row reference: every column */
-			for (int i = 1; i <= u->prot->natts; i++)
-				if (u->prot->att_name[i])
-					u->att[idx][i] = true;
-		}
+			mark_all_cols(u, idx);	/* whole-row reference: every column */
 		else if (attno > 0)
 		{
 			if (attno > u->prot->natts)
@@ -383,16 +387,12 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 			 * second's)
 			 */
 			if (u->prot->patient_attno > 0 && u->att[AA_UPDATE][u->prot->patient_attno])
-				for (int i = 1; i <= u->prot->natts; i++)
-					if (u->prot->att_name[i])
-						u->att[AA_UPDATE][i] = true;
+				mark_all_cols(u, AA_UPDATE);
 		}
 		if (rc.required & ACL_DELETE)
 		{
 			/* a deleted row loses every column */
-			for (int i = 1; i <= u->prot->natts; i++)
-				if (u->prot->att_name[i])
-					u->att[AA_DELETE][i] = true;
+			mark_all_cols(u, AA_DELETE);
 			u->used[AA_DELETE] = true;
 		}
 		/* the read of an UPDATE/DELETE target decides its visibility */

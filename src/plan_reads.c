@@ -89,6 +89,27 @@ condition_vars(Node *node, PlanReads *pr)
 	return expression_tree_walker(node, condition_vars, (void *) pr);
 }
 
+/* the range-table index a scan node scans; 0 for any other node */
+Index
+aa_plan_scanrelid(Plan *plan)
+{
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			return ((Scan *) plan)->scanrelid;
+		default:
+			return 0;
+	}
+}
+
 /*
  * A plan node's children other than its outer and inner plan: the plans
  * of an Append, MergeAppend, BitmapAnd or BitmapOr, a subquery scan's, a
@@ -123,30 +144,18 @@ walk_plan(Plan *plan, PlanReads *pr)
 
 	if (plan == NULL)
 		return;
-	switch (nodeTag(plan))
+	pr->scanrelid = aa_plan_scanrelid(plan);
+	if (pr->scanrelid != 0 && scans_for(pr, pr->scanrelid))
 	{
-		case T_SeqScan:
-		case T_SampleScan:
-		case T_IndexScan:
-		case T_IndexOnlyScan:
-		case T_BitmapHeapScan:
-		case T_TidScan:
-		case T_TidRangeScan:
-			if (!scans_for(pr, ((Scan *) plan)->scanrelid))
-				break;
-			pr->scanrelid = ((Scan *) plan)->scanrelid;
-			condition_vars((Node *) plan->qual, pr);
-			if (IsA(plan, IndexScan))
-				condition_vars((Node *) ((IndexScan *) plan)->indexqualorig, pr);
-			else if (IsA(plan, BitmapHeapScan))
-				condition_vars((Node *) ((BitmapHeapScan *) plan)->bitmapqualorig, pr);
-			else if (IsA(plan, TidScan))
-				condition_vars((Node *) ((TidScan *) plan)->tidquals, pr);
-			else if (IsA(plan, TidRangeScan))
-				condition_vars((Node *) ((TidRangeScan *) plan)->tidrangequals, pr);
-			break;
-		default:
-			break;
+		condition_vars((Node *) plan->qual, pr);
+		if (IsA(plan, IndexScan))
+			condition_vars((Node *) ((IndexScan *) plan)->indexqualorig, pr);
+		else if (IsA(plan, BitmapHeapScan))
+			condition_vars((Node *) ((BitmapHeapScan *) plan)->bitmapqualorig, pr);
+		else if (IsA(plan, TidScan))
+			condition_vars((Node *) ((TidScan *) plan)->tidquals, pr);
+		else if (IsA(plan, TidRangeScan))
+			condition_vars((Node *) ((TidRangeScan *) plan)->tidrangequals, pr);
 	}
 	walk_plan(outerPlan(plan), pr);
 	walk_plan(innerPlan(plan), pr);
