@@ -36,8 +36,9 @@ _PG_init(void)
 	aa_policy_init();			/* rewrite: the row check on protected tables */
 	aa_columns_init();			/* ExecutorStart: column scope */
 	aa_stats_init();			/* plans and statistics: no withheld contents */
-	aa_access_init();			/* rows: the statement's access context */
+	/* audit before access: at an abort, the last registered runs first */
 	aa_audit_init();			/* records: queue, writer, chain */
+	aa_access_init();			/* rows: the statement's access context */
 	aa_replica_init();			/* hot standbys: replayed changes reach caches */
 	aa_forward_init();			/* hot standbys: records forwarded to the primary */
 	aa_monitor_init();			/* alerts on the records written */

@@ -553,7 +553,10 @@ aa_access_run_begin(QueryDesc *qd)
 	AAQueryAccess *q = aa_access_find(qd);
 	uint64		dgen;
 
-	if (q == NULL || !q->in_session)
+	if (q == NULL)
+		return;
+	aa_audit_push_retained();
+	if (!q->in_session)
 		return;
 	if (aa_session == NULL)
 		ereport(ERROR,
@@ -631,12 +634,39 @@ aa_access_end(QueryDesc *qd)
 	}
 }
 
+/*
+ * The transaction aborts: emit what every statement still alive counted.
+ *
+ * A statement's counts are emitted when its executor memory goes
+ * (query_memory_gone).  A top-level statement's goes with its portal,
+ * before the abort's callbacks; but a query that a function runs inside a
+ * statement (PL/pgSQL, SPI) lives in the transaction's memory, which goes
+ * only at the transaction's cleanup -- after audit.c's abort callback has
+ * pushed the backend's records into the queue, and at backend exit after
+ * its exit callback too.  1.1 before: a terminate while such a query ran
+ * lost its records, a cancel left them until the session's next
+ * statement.  They are emitted here, and audit.c's callback, which runs
+ * after this one (agentauth.c registers it first), pushes them.
+ */
+static void
+flush_live_queries(void)
+{
+	for (AAQueryAccess *q = aa_live_queries; q != NULL; q = q->next)
+	{
+		if (q->done)
+			continue;
+		q->done = true;
+		flush_query(q, false);
+	}
+}
+
 /* The transaction ended: nothing of its statements is running any more. */
 static void
 access_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
+		flush_live_queries();
 		list_free(aa_running);
 		aa_running = NIL;
 	}

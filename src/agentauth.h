@@ -392,6 +392,8 @@ extern void aa_audit_statement(const char *event, const char *outcome,
  * off).  Fails closed with an ERROR after agentauth.audit_wait_timeout.
  */
 extern void aa_audit_wait(void);
+/* before a protected read: push what an abort could not (the queue full) */
+extern void aa_audit_push_retained(void);
 extern void aa_audit_init(void);
 
 /*

@@ -82,6 +82,7 @@ static bool is_mover = false;	/* the spill mover: never spills */
 static bool wait_failed = false;	/* in this transaction */
 static bool commit_unwritten = false;	/* the last COMMIT's records not yet written */
 static bool xact_pushed = false;	/* records pushed in this transaction */
+static bool retained = false;	/* pending: records an abort could not push */
 static bool callbacks_registered = false;
 static bool exit_registered = false;
 
@@ -452,9 +453,13 @@ check_late(void)
 
 /*
  * Push len bytes of whole entries from buf, in pieces of at most a quarter
- * of the queue.  With throw = false never raises an error: what could not be
- * pushed in time is reported to the log and dropped (the caller is already
- * failing, in abort or exit processing).
+ * of the queue.  With throw = false never raises an error (the caller is
+ * already failing, in abort or exit processing): what could not be pushed
+ * in time stays in buf, and the session pushes it before it reads a
+ * protected table again (aa_audit_push_retained) or as it ends; only what
+ * its exit cannot push is lost, with a WARNING in the server log.  1.1
+ * before: an abort dropped them, though a failing statement's rows may
+ * already have reached the client.
  */
 static bool
 push_entries(StringInfo buf, bool throw, int timeout_ms)
@@ -484,12 +489,23 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			buf->len -= off;
 			if (throw)
 				audit_unavailable("queued");
+			if (!proc_exit_inprogress)
+			{
+				retained = true;
+				ereport(WARNING,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("%d bytes of audit records could not be queued yet",
+								buf->len),
+						 errdetail("The audit queue is full.  This session queues them before it reads a protected table again, or when it ends.")));
+				return false;
+			}
 			ereport(WARNING,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("%d bytes of audit records could not be queued and are lost",
 							buf->len),
-					 errdetail("The audit queue is full and the statement producing them has already failed.")));
+					 errdetail("The audit queue stayed full while the session ended.")));
 			resetStringInfo(buf);
+			retained = false;
 			return false;
 		}
 		pushed_end = Max(pushed_end, end);
@@ -500,6 +516,7 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			aa_queue_note_sync(end);
 	}
 	resetStringInfo(buf);
+	retained = false;
 	return true;
 }
 
@@ -515,6 +532,20 @@ flush_pending(bool throw)
 	if (pending != NULL && pending->len > 0)
 		push_entries(pending, throw,
 					 (!throw && wait_failed) ? 0 : aa_audit_wait_timeout);
+}
+
+/*
+ * Before a statement reads a protected table: records an earlier abort
+ * could not push go first, or the read fails closed (53000) -- no row
+ * leaves while this session holds records it could not queue.
+ */
+void
+aa_audit_push_retained(void)
+{
+	if (!retained)
+		return;
+	flush_pending(true);
+	check_late();
 }
 
 static void
