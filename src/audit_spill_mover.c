@@ -82,6 +82,43 @@ typedef struct Chunk
  * Stage the rows of one ordered scan of the index (keys: where it starts)
  * until the chunk is full.
  */
+/*
+ * Whether a spilled entry's parts lie inside it as the writer reads them:
+ * the body, then each jsonb copy MAXALIGNed, each copy as long as its own
+ * header says.  The rows are written only by this module's backends, but a
+ * superuser can insert one by hand: it must stop the mover, not make the
+ * writer read past the entry (1.1 before: only the body was checked).
+ */
+static bool
+entry_fits(const AAQueueEntry *hdr, const char *entry)
+{
+	uint64		need = MAXALIGN(sizeof(AAQueueEntry));
+	const char *copy;
+
+	if (hdr->len != MAXALIGN(hdr->len))
+		return false;
+	need += MAXALIGN((uint64) hdr->body_len);
+	copy = entry + need;
+	need += MAXALIGN((uint64) hdr->authority_len) + MAXALIGN((uint64) hdr->detail_len);
+	if (need > hdr->len)
+		return false;
+	for (int i = 0; i < 2; i++)
+	{
+		uint32		len = i == 0 ? hdr->authority_len : hdr->detail_len;
+		uint32		have;
+
+		if (len == 0)
+			continue;
+		if (len < VARHDRSZ)
+			return false;
+		memcpy(&have, copy, sizeof(have));	/* the copy's varlena header */
+		if (VARSIZE(&have) != len || VARATT_IS_EXTENDED(&have))
+			return false;
+		copy += MAXALIGN(len);
+	}
+	return true;
+}
+
 static void
 scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
 {
@@ -106,7 +143,7 @@ scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
 			memcpy(&hdr, VARDATA_ANY(b), sizeof(hdr));
 		if (VARSIZE_ANY_EXHDR(b) < MAXALIGN(sizeof(AAQueueEntry)) ||
 			hdr.len != VARSIZE_ANY_EXHDR(b) ||
-			MAXALIGN(sizeof(AAQueueEntry)) + hdr.body_len > hdr.len)
+			!entry_fits(&hdr, VARDATA_ANY(b)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("agentauth._audit_spill holds a malformed record (txn " INT64_FORMAT ", ord " INT64_FORMAT ")",

@@ -150,4 +150,32 @@ is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE patient LIKE 'T46R%'}), '
 	'none of the rolled-back load');
 is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
 unlike(slurp_file($node->logfile), qr/PANIC/, 'no PANIC');
+
+# A spilled row whose lengths point past its end (a superuser's hand):
+# it stops the mover with an error naming it; the writer never reads it
+# (1.1 before: only the body's length was checked, and the writer read
+# the jsonb copies at the lengths the row claimed).
+$mover = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit spill'});
+stop_mover($mover);
+($rc, $out, $err) = bulk_load('T46M', 'COMMIT');
+is($rc, 0, 'a bulk load committed while the mover was stopped');
+my $first = q{(SELECT txn FROM agentauth._audit_spill ORDER BY txn, ord LIMIT 1),
+              (SELECT ord FROM agentauth._audit_spill ORDER BY txn, ord LIMIT 1)};
+my $orig = sq(qq{SELECT encode(entry, 'hex') FROM agentauth._audit_spill WHERE (txn, ord) = ($first)});
+# authority_len (bytes 13-16 of the entry's header): 2 GB
+sq(qq{UPDATE agentauth._audit_spill SET entry = overlay(entry PLACING '\\xffffff7f'::bytea FROM 13 FOR 4)
+       WHERE (txn, ord) = ($first)});
+my $logpos = -s $node->logfile;
+kill 'CONT', $mover;
+ok($node->wait_for_log(qr/_audit_spill holds a malformed record/, $logpos),
+	'a spilled row with a length past its end stops the mover, named');
+is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE patient LIKE 'T46M%'}), '0',
+	'nothing of that load is written past the bad row');
+sq(qq{UPDATE agentauth._audit_spill SET entry = decode('$orig', 'hex') WHERE (txn, ord) = ($first)});
+$node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM agentauth._audit_spill')
+  or die 'the repaired row was not moved';
+is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE patient LIKE 'T46M%'}), '5000',
+	'repaired: the whole load is written');
+unlike(slurp_file($node->logfile, $logpos), qr/terminated by signal/, 'no process crashed');
+is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
 done_testing();
