@@ -117,7 +117,27 @@ ALTER EXTENSION citext ADD TABLE reg55.obs;
 RESET SESSION AUTHORIZATION;
 ALTER EXTENSION citext ADD TABLE reg55.obs;
 \echo SQLSTATE :SQLSTATE
+-- ... nor an extension's member protected (1.1: it was), nor attached as
+-- a partition to a protected table, nor a protected table's partition
 SELECT agentauth.protect_table('reg55.ext_t', 'patient_id', '{"v": "lab"}') IS NOT NULL AS protected;
+\echo SQLSTATE :SQLSTATE
+SELECT agentauth._table_label('reg55.ext_t'::regclass) IS NULL AS ext_t_unprotected;
+CREATE TABLE reg55.pt (patient_id text NOT NULL, v text) PARTITION BY LIST (patient_id);
+CREATE TABLE reg55.pt_a (patient_id text NOT NULL, v text);
+ALTER EXTENSION citext ADD TABLE reg55.pt_a;
+ALTER TABLE reg55.pt ATTACH PARTITION reg55.pt_a FOR VALUES IN ('A');
+SELECT agentauth.protect_table('reg55.pt', 'patient_id', '{"v": "lab"}') IS NOT NULL AS protected;
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE reg55.pt DETACH PARTITION reg55.pt_a;
+SELECT agentauth.protect_table('reg55.pt', 'patient_id', '{"v": "lab"}') IS NOT NULL AS protected;
+ALTER TABLE reg55.pt ATTACH PARTITION reg55.pt_a FOR VALUES IN ('A');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'reg55.pt'::regclass;
+-- a protected member as 1.0 let one be made (here by a superuser's
+-- catalog edit): its extension is not moved to another schema
+INSERT INTO pg_depend
+SELECT 'pg_class'::regclass, 'reg55.obs'::regclass, 0,
+       'pg_extension'::regclass, (SELECT oid FROM pg_extension WHERE extname = 'citext'), 0, 'e';
 SET SESSION AUTHORIZATION reg55_owner;
 ALTER EXTENSION citext SET SCHEMA reg55_attic;
 \echo SQLSTATE :SQLSTATE
@@ -125,6 +145,7 @@ RESET SESSION AUTHORIZATION;
 SELECT c.relname, c.relnamespace::regnamespace FROM pg_class c
  WHERE c.relname IN ('obs', 'ext_t') AND c.relnamespace IN ('reg55'::regnamespace, 'reg55_attic'::regnamespace)
  ORDER BY 1;
+DELETE FROM pg_depend WHERE objid = 'reg55.obs'::regclass AND deptype = 'e';
 
 -- 7. REASSIGN OWNED gives the schema that holds the table to another
 -- role, as ALTER SCHEMA ... OWNER TO would: refused to a non-superuser
@@ -137,7 +158,7 @@ RESET SESSION AUTHORIZATION;
 SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'reg55';
 
 SELECT agentauth.unprotect_table('reg55.obs', 'regression test cleanup') IS NOT NULL AS unprotected;
-SELECT agentauth.unprotect_table('reg55.ext_t', 'regression test cleanup') IS NOT NULL AS unprotected;
+SELECT agentauth.unprotect_table('reg55.pt', 'regression test cleanup') IS NOT NULL AS unprotected;
 DROP SCHEMA reg55, reg55_attic CASCADE;
 REVOKE CREATE ON DATABASE :"DBNAME" FROM reg55_owner;
 DROP ROLE reg55_heir;

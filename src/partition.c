@@ -53,6 +53,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
+#include "commands/extension.h"
 #include "commands/seclabel.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -253,6 +254,9 @@ refuse(const char *msg, const char *detail, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/* agentauth._refuse_extension_member() says why, for protect_table() */
+#define EXTENSION_DETAIL "A member of an extension is left out of pg_dump and dropped with its extension."
+
 #define CODE_HINT "Code attached to a protected table sees whole rows outside the row check. " \
 	"A superuser may do this; otherwise drop that code first."
 
@@ -349,6 +353,9 @@ aa_partition_check_create(CreateStmt *stmt, bool foreign, bool runs_code)
 	if (foreign)
 		refuse(psprintf("cannot create a foreign table as a partition of protected table %s", relname),
 			   "Rows of a foreign table cannot be protected.", NULL);
+	if (creating_extension)
+		refuse(psprintf("cannot create a partition of protected table %s in an extension's script", relname),
+			   EXTENSION_DETAIL, NULL);
 	if (!superuser() && runs_code)
 		refuse(psprintf("cannot create a partition with check, exclusion or generated columns or an expression partition key of protected table %s",
 						relname),
@@ -391,6 +398,10 @@ aa_partition_check_attach(Oid parent, Oid part)
 			refuse(psprintf("cannot attach foreign table %s to protected table %s",
 							qualified_name(member), qualified_name(parent)),
 				   "Rows of a foreign table cannot be protected.", NULL);
+		if (OidIsValid(getExtensionOfObject(RelationRelationId, member)))
+			refuse(psprintf("cannot attach table %s to protected table %s: it is a member of an extension",
+							qualified_name(member), qualified_name(parent)),
+				   EXTENSION_DETAIL, NULL);
 		if (aa_partition_label(member, 0) != NULL && !same_classification(parent, member))
 			refuse(psprintf("cannot attach protected table %s to protected table %s: their classifications differ",
 							qualified_name(member), qualified_name(parent)),

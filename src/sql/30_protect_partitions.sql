@@ -119,6 +119,38 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._refuse_partition(regclass, text) FROM PUBLIC;
 
+-- A member of an extension is left out of pg_dump (the table and its rows
+-- would be missing from every backup) and dropped with DROP EXTENSION,
+-- which does not name it: no protected table may be one, nor any of its
+-- partitions (1.1; ALTER EXTENSION ... ADD of a protected table is refused
+-- by the DDL guard, an attach or a partition made by an extension's script
+-- by partition.c).
+CREATE FUNCTION agentauth._refuse_extension_member(tbl regclass, caller text)
+    RETURNS void LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    member regclass;
+    ext    name;
+BEGIN
+    SELECT t.relid, e.extname INTO member, ext
+      FROM (SELECT tbl::pg_catalog.oid AS relid
+            UNION SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(tbl) p) t
+      JOIN pg_catalog.pg_depend d
+        ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objid OPERATOR(pg_catalog.=) t.relid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+      JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+     LIMIT 1;
+    IF member IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a member of extension %', member, ext USING ERRCODE = '42809',
+            DETAIL = 'A member of an extension is left out of pg_dump and dropped with its extension.',
+            HINT = pg_catalog.format('Remove it from the extension (ALTER EXTENSION %I DROP TABLE %s) before %s().',
+                                     ext, member, caller);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._refuse_extension_member(regclass, text) FROM PUBLIC;
+
 -- PostgreSQL clones the replication trigger of a partitioned table onto a
 -- new partition as the user who creates or attaches it, and checks that
 -- user's EXECUTE privilege on the function.  As a trigger it does nothing
