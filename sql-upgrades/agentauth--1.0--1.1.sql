@@ -569,6 +569,8 @@ BEGIN
     IF rel.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
         RETURN false;
     END IF;
+    -- a table an extension's script makes there is the extension's member
+    PERFORM agentauth._refuse_extension_member(tbl, 'protect_schema');
     -- a partition of a protected table takes its parent's classification
     IF rel.relispartition AND EXISTS (
             SELECT FROM pg_catalog.pg_inherits i

@@ -133,6 +133,16 @@ SELECT agentauth.protect_table('reg55.pt', 'patient_id', '{"v": "lab"}') IS NOT 
 ALTER TABLE reg55.pt ATTACH PARTITION reg55.pt_a FOR VALUES IN ('A');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'reg55.pt'::regclass;
+-- a schema with a member is not protected (a table an extension's script
+-- makes in a protected schema is refused alike)
+CREATE SCHEMA reg55_ps;
+CREATE TABLE reg55_ps.m (patient_id text NOT NULL, v text);
+ALTER EXTENSION citext ADD TABLE reg55_ps.m;
+SELECT agentauth.protect_schema('reg55_ps', 'patient_id', '{}', 'lab');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS protected_schemas FROM agentauth.protected_schemas WHERE schema_name = 'reg55_ps';
+ALTER EXTENSION citext DROP TABLE reg55_ps.m;
+DROP SCHEMA reg55_ps CASCADE;
 -- a protected member as 1.0 let one be made (here by a superuser's
 -- catalog edit): its extension is not moved to another schema
 INSERT INTO pg_depend
