@@ -3245,6 +3245,70 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_tree(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
 
+-- The patient a Consent names, as a patient id of this site.  Only this
+-- site's patients are named (1.1: any server's Patient/<id>, and any
+-- identifier's value whatever its system, were taken as the local id -- a
+-- consent for another patient space's patient landed on the local patient
+-- who happens to have that id):
+--   a reference Patient/<id>, or one in the form of the setting
+--   agentauth.fhir_patient_reference (e.g. https://fhir.example.org/r4/
+--   Patient/%s: audit_event_fhir's own naming);
+--   an identifier whose system is agentauth.fhir_patient_identifier_system
+--   (the system whose values are the protected tables' patient ids, e.g.
+--   the MRN's) or urn:agentauth:patient (audit_event_fhir's).
+CREATE FUNCTION agentauth._fhir_patient(ref jsonb, path text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s       text;
+    t       text := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
+    sys     text;
+    mine    text := pg_catalog.current_setting('agentauth.fhir_patient_identifier_system', true);
+    m       text[];
+    pre     text;
+    post    text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(ref) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a Reference');
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'reference' THEN
+        s := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
+        m := pg_catalog.regexp_match(s, '^Patient/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL AND pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0 THEN
+            pre := pg_catalog.split_part(t, '%s', 1);
+            post := pg_catalog.substr(t, pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.+) 2);
+            IF pg_catalog.length(s) OPERATOR(pg_catalog.>) (pg_catalog.length(pre) OPERATOR(pg_catalog.+) pg_catalog.length(post))
+               AND pg_catalog.left(s, pg_catalog.length(pre)) OPERATOR(pg_catalog.=) pre
+               AND pg_catalog.right(s, pg_catalog.length(post)) OPERATOR(pg_catalog.=) post THEN
+                m := pg_catalog.regexp_match(
+                    pg_catalog.substr(s, pg_catalog.length(pre) OPERATOR(pg_catalog.+) 1,
+                                      pg_catalog.length(s) OPERATOR(pg_catalog.-) pg_catalog.length(pre) OPERATOR(pg_catalog.-) pg_catalog.length(post)),
+                    '^([A-Za-z0-9\-\.]{1,64})$');
+            END IF;
+        END IF;
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                pg_catalog.format('expected a reference to a Patient of this site (Patient/<id>%s), not "%s"',
+                                  CASE WHEN pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0
+                                            AND t OPERATOR(pg_catalog.<>) 'Patient/%s'
+                                       THEN ' or ' OPERATOR(pg_catalog.||) pg_catalog.replace(t, '%s', '<id>') ELSE '' END,
+                                  s),
+                'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.');
+        END IF;
+        RETURN m[1];
+    END IF;
+    sys := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,system}', path OPERATOR(pg_catalog.||) '.identifier.system', true);
+    IF sys OPERATOR(pg_catalog.<>) 'urn:agentauth:patient' AND sys IS DISTINCT FROM NULLIF(mine, '') THEN
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.system',
+            pg_catalog.format('identifier system "%s" is not this site''s patient identifier system', sys),
+            'Set agentauth.fhir_patient_identifier_system to the system whose values are the patient ids of the protected tables (e.g. the MRN''s).');
+    END IF;
+    RETURN agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}', path OPERATOR(pg_catalog.||) '.identifier.value', true);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_patient(jsonb, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION agentauth._fhir_consent_rules(resource jsonb,
     OUT patient text, OUT source text, OUT rules agentauth._fhir_rule[], OUT active boolean)
     LANGUAGE plpgsql STABLE
@@ -3324,21 +3388,7 @@ BEGIN
     IF ref IS NULL THEN
         PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'required element is missing');
     END IF;
-    IF pg_catalog.jsonb_typeof(ref) OPERATOR(pg_catalog.<>) 'object' THEN
-        PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'expected a Reference');
-    END IF;
-    IF ref OPERATOR(pg_catalog.?) 'reference' THEN
-        m := pg_catalog.regexp_match(agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference'),
-                                     '^(?:.*/)?Patient/([A-Za-z0-9\-\.]{1,64})$');
-        IF m IS NULL THEN
-            PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.reference',
-                'expected a reference to a Patient (Patient/<id>)');
-        END IF;
-        patient := m[1];
-    ELSE
-        patient := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}',
-                                          '$.' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) '.identifier.value', true);
-    END IF;
+    patient := agentauth._fhir_patient(ref, '$.' OPERATOR(pg_catalog.||) k);
     IF pg_catalog.length(patient) OPERATOR(pg_catalog.>) 200 THEN
         PERFORM agentauth._fhir_fail('$.' OPERATOR(pg_catalog.||) k, 'the patient id is longer than 200 characters');
     END IF;

@@ -93,7 +93,7 @@ SELECT * FROM pg_temp.rules('{
 SELECT * FROM pg_temp.rules('{
   "resourceType": "Consent", "id": "consent-example-smartonfhir", "status": "active",
   "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-  "patient": {"reference": "http://fhir.example.org/Patient/P62"},
+  "patient": {"reference": "Patient/P62"},
   "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
   "provision": {
     "type": "permit",
@@ -109,6 +109,38 @@ SELECT * FROM pg_temp.rules('{
   }
 }');
 
+-- only this site's patients (1.1: any server's Patient/<id>, and any
+-- identifier's value whatever its system, was taken as the local id): a
+-- reference to another server's Patient, an identifier of another system
+-- or of none, are refused; an identifier of the site's own system is taken
+-- once agentauth.fhir_patient_identifier_system names it (a reference in
+-- the form of agentauth.fhir_patient_reference: t/105_fhir_balp)
+SELECT patient FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-elsewhere", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "http://fhir.example.org/Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+SELECT patient FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-no-system", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"identifier": {"value": "P62"}},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+SELECT patient FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-ssn", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"identifier": {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "P62"}},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+SELECT patient FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-ours", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"identifier": {"system": "urn:agentauth:patient", "value": "P62"}},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+SET agentauth.fhir_patient_identifier_system = 'urn:mrn';
+
 -- an opt-out with exceptions by data class: nothing shared but labs and
 -- vital signs for treatment
 SELECT path, decision, purposes, classes FROM pg_temp.rules('{
@@ -119,6 +151,7 @@ SELECT path, decision, purposes, classes FROM pg_temp.rules('{
     "provision": [{"class": [{"system": "urn:agentauth:data-class", "code": "lab"},
                              {"system": "urn:agentauth:data-class", "code": "vital_signs"}]}]}
 }');
+RESET agentauth.fhir_patient_identifier_system;
 
 -- the R5 shape: Consent.decision, subject, grantee, provision as an array;
 -- nested provisions are exceptions (here: permit, but not mental health)

@@ -24,6 +24,7 @@ int			aa_inactive_after = 90 * 86400;
 bool		aa_require_transaction_only = false;
 char	   *aa_forward_conninfo = NULL;
 static char *aa_fhir_patient_reference = NULL;	/* read by SQL only */
+static char *aa_fhir_patient_identifier_system = NULL;	/* read by SQL only */
 
 void
 aa_guc_init(void)
@@ -43,6 +44,15 @@ aa_guc_init(void)
 							   &aa_fhir_patient_reference,
 							   "Patient/%s",
 							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agentauth.fhir_patient_identifier_system",
+							   "The identifier system whose values are the protected tables' patient ids (import_fhir_consent).",
+							   "Empty: a Consent names its patient by identifier only with system urn:agentauth:patient.",
+							   &aa_fhir_patient_identifier_system,
+							   "",
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
 

@@ -65,6 +65,30 @@ is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, 
 	'agentauth.fhir_patient_reference names the site\'s FHIR server');
 ($code, $res) = events();
 is($code, 0, 'still valid and conformant with the site\'s mapping') or diag($res);
+
+# and the way back: a Consent may name its patient by that absolute
+# reference; another server's Patient of the same id is refused (1.1: it
+# was taken as the local patient of that id)
+sub consent_patient
+{
+	my ($reference) = @_;
+	return $node->psql('postgres', qq{
+SELECT patient FROM agentauth._fhir_consent_rules('{
+  "resourceType": "Consent", "id": "t105", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]},
+  "patient": {"reference": "$reference"},
+  "provision": {"type": "permit",
+                "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}')});
+}
+($rc, $out, $err) = consent_patient('https://fhir.example.org/r4/Patient/P1');
+is($out, 'P1', 'a Consent\'s reference in the site\'s form names the local patient') or diag($err);
+($rc, $out, $err) = consent_patient('Patient/P1');
+is($out, 'P1', 'and a relative one') or diag($err);
+($rc, $out, $err) = consent_patient('https://other.example.org/r4/Patient/P1');
+like($err, qr/expected a reference to a Patient of this site \(Patient\/<id> or https:\/\/fhir.example.org\/r4\/Patient\/<id>\)/,
+	'another server\'s Patient/P1 is refused');
+($rc, $out, $err) = consent_patient('https://fhir.example.org/r4/Patient/P1/_history/2');
+isnt($rc, 0, 'a versioned reference is refused (its id is not a FHIR id)');
 $node->append_conf('postgresql.conf', q{agentauth.fhir_patient_reference = 'Patient'});
 $node->reload;
 $node->poll_query_until('postgres', q{SELECT current_setting('agentauth.fhir_patient_reference') = 'Patient'});
