@@ -2646,6 +2646,15 @@ BEGIN
         PERFORM agentauth._fhir_fail('$.type', pg_catalog.format('a Bundle of type "%s" cannot be imported', v_type),
             'Send a collection, batch, transaction or searchset Bundle of Consents.');
     END IF;
+    -- one page of several: the Consents of the others would be missing,
+    -- a deny among them unknown (1.1: the page was imported alone)
+    IF EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(
+                   CASE WHEN pg_catalog.jsonb_typeof(bundle OPERATOR(pg_catalog.->) 'link') OPERATOR(pg_catalog.=) 'array'
+                        THEN bundle OPERATOR(pg_catalog.->) 'link' ELSE '[]' END) l
+                WHERE (l OPERATOR(pg_catalog.->>) 'relation') OPERATOR(pg_catalog.=) ANY (ARRAY['next', 'previous', 'prev'])) THEN
+        PERFORM agentauth._fhir_fail('$.link', 'the Bundle is one page of a search with more',
+            'Import the whole search as one Bundle: a collection of every page''s entries.');
+    END IF;
     IF pg_catalog.jsonb_array_length(agentauth._fhir_array(bundle OPERATOR(pg_catalog.->) 'entry', '$.entry'))
        OPERATOR(pg_catalog.>) 1000000 THEN
         PERFORM agentauth._fhir_fail('$.entry', 'more than 1000000 entries',
@@ -2676,9 +2685,11 @@ BEGIN
         IF res IS NULL THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.resource', 'required element is missing');
         END IF;
-        -- a searchset's included resources (the patients, say) are not consents
+        -- a searchset's included resources (the patients, say) are not
+        -- consents; an included Consent is one (1.1: skipped)
         IF v_type OPERATOR(pg_catalog.=) 'searchset'
-           AND (e OPERATOR(pg_catalog.#>>) '{search,mode}') IS NOT DISTINCT FROM 'include' THEN
+           AND (e OPERATOR(pg_catalog.#>>) '{search,mode}') IS NOT DISTINCT FROM 'include'
+           AND (res OPERATOR(pg_catalog.->>) 'resourceType') IS DISTINCT FROM 'Consent' THEN
             i := i OPERATOR(pg_catalog.+) 1;
             CONTINUE;
         END IF;
@@ -2870,7 +2881,13 @@ BEGIN
         IF meaning OPERATOR(pg_catalog.=) 'authoredby' THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
                 'data authored by a party cannot be told apart (agentauth does not know who wrote a row)');
-        ELSIF meaning OPERATOR(pg_catalog.<>) ALL (ARRAY['instance', 'related', 'dependents']) THEN
+        ELSIF meaning OPERATOR(pg_catalog.=) ANY (ARRAY['related', 'dependents']) THEN
+            -- the resources it refers to, or that refer to it, are of any
+            -- class (1.1: denied as the referenced resource's class alone)
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                pg_catalog.format('data "%s" to a resource cannot be told apart by data class', meaning),
+                'Deny the data classes themselves (class, resourceType or securityLabel).');
+        ELSIF meaning OPERATOR(pg_catalog.<>) 'instance' THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
                 pg_catalog.format('unknown meaning "%s" (instance, related, dependents, authoredby)', meaning));
         END IF;
@@ -3018,6 +3035,87 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_map_class(text, text, text) FROM PUBLIC;
 
+-- 1.1: this site's parties only (a reference under another base, an
+-- identifier of another system, were taken as local)
+CREATE OR REPLACE FUNCTION agentauth._fhir_map_actor(ref jsonb, path text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r   text;
+    m   text[];
+    sys text;
+    val text;
+    t   text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(ref) IS DISTINCT FROM 'object' THEN
+        PERFORM agentauth._fhir_fail(path, 'expected a Reference');
+    END IF;
+    r := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
+    IF r IS NOT NULL THEN
+        -- this site's parties only (1.1: any server's Practitioner/123 was
+        -- taken as this site's): a relative reference, or one under the
+        -- site's FHIR base, the base of agentauth.fhir_patient_reference
+        IF r ~ '^[a-z][a-z0-9+.\-]*:' THEN
+            t := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
+            t := CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
+                      THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END;
+            IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                    pg_catalog.format('"%s" is not a party of this site', r),
+                    'A reference to another server names a party of another id space.  Use a relative reference (Practitioner/<id>), or set agentauth.fhir_patient_reference to this site''s FHIR base.');
+            END IF;
+            r := pg_catalog.substr(r, pg_catalog.length(t) OPERATOR(pg_catalog.+) 1);
+        END IF;
+        m := pg_catalog.regexp_match(r, '^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
+        IF m IS NULL THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                pg_catalog.format('cannot resolve reference "%s"', r));
+        END IF;
+        IF m[1] OPERATOR(pg_catalog.=) 'Device' THEN
+            IF m[2] !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+               OR NOT EXISTS (SELECT FROM agentauth.principal p
+                               WHERE p.id OPERATOR(pg_catalog.=) m[2]::uuid
+                                 AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                    pg_catalog.format('"%s" is not a registered agent', r),
+                    'A Device reference names an agent by its principal id (Device/<uuid>).');
+            END IF;
+            RETURN 'a:' OPERATOR(pg_catalog.||) pg_catalog.lower(m[2]);
+        ELSIF m[1] OPERATOR(pg_catalog.=) ANY (ARRAY['Patient', 'Group']) THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                pg_catalog.format('a %s cannot be a recipient of agentauth access', m[1]));
+        END IF;
+        RETURN 'o:' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) m[2];
+    END IF;
+    IF ref OPERATOR(pg_catalog.?) 'identifier' THEN
+        sys := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,system}', path OPERATOR(pg_catalog.||) '.identifier.system');
+        val := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}', path OPERATOR(pg_catalog.||) '.identifier.value', true);
+        IF sys IS NOT DISTINCT FROM 'urn:agentauth:principal' THEN
+            IF val !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+               OR NOT EXISTS (SELECT FROM agentauth.principal p
+                               WHERE p.id OPERATOR(pg_catalog.=) val::uuid
+                                 AND p.kind OPERATOR(pg_catalog.=) 'agent') THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.value',
+                    pg_catalog.format('"%s" is not a registered agent', val));
+            END IF;
+            RETURN 'a:' OPERATOR(pg_catalog.||) pg_catalog.lower(val);
+        END IF;
+        -- an owner by the name it is registered under (1.1: an identifier
+        -- of any system, or of none, was taken as a local owner's name)
+        IF sys IS DISTINCT FROM 'urn:agentauth:owner' THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.system',
+                pg_catalog.format('identifier system "%s" names no party of this site', COALESCE(sys, '(none)')),
+                'Name an agent by system urn:agentauth:principal (its principal id), an owner by system urn:agentauth:owner (the name agents'' owner and tokens'' on_behalf_of carry), or use a relative reference.');
+        END IF;
+        RETURN 'o:' OPERATOR(pg_catalog.||) val;
+    END IF;
+    PERFORM agentauth._fhir_fail(path, 'an actor needs a reference or an identifier');
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_map_actor(jsonb, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION agentauth._fhir_node(node jsonb, path text, parent agentauth._fhir_rule,
                                      r5 boolean, is_root boolean)
     RETURNS agentauth._fhir_rule
@@ -3034,6 +3132,7 @@ DECLARE
     res   agentauth._fhir_rule;
     v_valid tstzrange;
     known boolean;
+    kind  text[];
 BEGIN
     IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
         PERFORM agentauth._fhir_fail(path, 'expected a provision object');
@@ -3109,17 +3208,35 @@ BEGIN
     END LOOP;
     res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
 
-    -- class, resourceType (R5), securityLabel: the data classes
+    -- class, resourceType (R5), securityLabel: the data classes.  FHIR
+    -- combines a provision's elements with AND: a permit covers the
+    -- classes every element present names (1.1: their union -- "HIV
+    -- observations" permitted all labs and all HIV data); a deny the union
+    -- (it denies at least what the resource names)
     lst := NULL;
     FOR k IN SELECT pg_catalog.unnest(ARRAY['class', 'resourceType', 'securityLabel']) LOOP
         i := 0;
+        kind := NULL;
         FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
                      agentauth._fhir_array(node OPERATOR(pg_catalog.->) k, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k)) LOOP
             SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
             part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
-            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+            kind := COALESCE(kind, '{}') OPERATOR(pg_catalog.||) part;
             i := i OPERATOR(pg_catalog.+) 1;
         END LOOP;
+        IF kind IS NULL THEN
+            CONTINUE;
+        ELSIF lst IS NULL OR res.decision OPERATOR(pg_catalog.=) 'deny' THEN
+            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) kind;
+        ELSE
+            lst := ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(lst) x
+                          WHERE x OPERATOR(pg_catalog.=) ANY (kind) ORDER BY x);
+            IF lst OPERATOR(pg_catalog.=) '{}' THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                    'the class, resourceType and securityLabel of this permit together name no data class',
+                    'agentauth decides by data class: a permit narrower than a class (e.g. HIV-labelled observations) cannot be enforced; permit the class itself.');
+            END IF;
+        END IF;
     END LOOP;
     -- data: particular resources, denied as the whole of their classes
     IF node OPERATOR(pg_catalog.?) 'data' THEN
@@ -3336,6 +3453,10 @@ BEGIN
     IF pg_catalog.jsonb_typeof(resource) OPERATOR(pg_catalog.<>) 'object' THEN
         PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
     END IF;
+    -- a modifier element (1.1: ignored)
+    IF resource OPERATOR(pg_catalog.?) 'implicitRules' THEN
+        PERFORM agentauth._fhir_fail('$.implicitRules', 'implicit rules modify the consent and are not understood');
+    END IF;
     IF agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
        OPERATOR(pg_catalog.<>) 'Consent' THEN
         PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Consent');
@@ -3417,9 +3538,16 @@ BEGIN
         IF resource OPERATOR(pg_catalog.?) 'policyRule' THEN
             FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'policyRule', '$.policyRule', true) LOOP
                 IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
-                    base.decision := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
-                                                 WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
-                    known := base.decision IS NOT NULL;
+                    k := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
+                                     WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
+                    -- 1.1: the last coding won
+                    IF k IS NOT NULL AND known AND base.decision OPERATOR(pg_catalog.<>) k THEN
+                        PERFORM agentauth._fhir_fail('$.policyRule', 'the policy rules contradict each other (an opt-in and an opt-out)');
+                    END IF;
+                    IF k IS NOT NULL THEN
+                        base.decision := k;
+                        known := true;
+                    END IF;
                 END IF;
             END LOOP;
             IF NOT known AND NOT (resource OPERATOR(pg_catalog.#>) '{provision}') OPERATOR(pg_catalog.?) 'type' THEN

@@ -139,6 +139,74 @@ SELECT patient FROM pg_temp.rules('{
   "patient": {"identifier": {"system": "urn:agentauth:patient", "value": "P62"}},
   "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
 }');
+-- the parties too (1.1: another server's Practitioner/123, and an
+-- identifier of any system or of none, were taken as this site's owner of
+-- that name): refused; an owner by urn:agentauth:owner is taken
+SELECT actors FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-actor-elsewhere", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"reference": "https://other-hospital.example/fhir/Practitioner/123"}}]}
+}');
+SELECT actors FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-actor-payer", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"identifier": {"system": "http://payer.example/member", "value": "alice"}}}]}
+}');
+SELECT actors FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-actor-owner", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"identifier": {"system": "urn:agentauth:owner", "value": "alice"}}},
+              {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"reference": "Practitioner/123"}}]}
+}');
+
+-- a permit's class, resourceType and securityLabel meet (FHIR: AND; 1.1:
+-- their union -- HIV-labelled observations permitted all labs and all HIV
+-- data): a permit narrower than any class is refused, one that names a
+-- class twice keeps it; a deny takes the union
+SELECT classes FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-and", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
+    "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}
+}');
+SELECT classes FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-and-2", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
+    "securityLabel": [{"system": "urn:agentauth:data-class", "code": "lab"}]}
+}');
+SELECT classes FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-or-deny", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
+    "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}
+}');
+
+-- an opt-in and an opt-out in one Consent (1.1: the last coding won), and
+-- implicit rules, a modifier (1.1: ignored): refused
+SELECT decision FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-both", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"},
+                            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+SELECT decision FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-implicit", "status": "active", "implicitRules": "http://example.org/our-rules",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+}');
+
 SET agentauth.fhir_patient_identifier_system = 'urn:mrn';
 
 -- an opt-out with exceptions by data class: nothing shared but labs and

@@ -83,7 +83,7 @@ SELECT agentauth.import_fhir_consent(jsonb_build_object(
   'provision', jsonb_build_object('type', 'permit', 'provision', jsonb_build_array(jsonb_build_object(
       'type', 'deny', 'actor', jsonb_build_array(jsonb_build_object(
           'role', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}'::jsonb,
-          'reference', jsonb_build_object('identifier', jsonb_build_object('value', repeat('x', 4001))))))))));
+          'reference', jsonb_build_object('identifier', jsonb_build_object('system', 'urn:agentauth:owner', 'value', repeat('x', 4001))))))))));
 -- a mapping error stores nothing
 SELECT agentauth.import_fhir_consent('{"resourceType": "Consent", "status": "active",
   "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63X"},

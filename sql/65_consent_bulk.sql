@@ -104,11 +104,13 @@ SELECT cardinality(agentauth.import_fhir_consent(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
       jsonb_build_object('resource', pg_temp.consent('b65-4', 'P65D', 'TREAT')),
       jsonb_build_object('resource', pg_temp.consent('b65-5', 'P65E', 'TREAT')))))) AS provisions;
--- a searchset's included resources are skipped
+-- a searchset's included resources are skipped, but an included Consent
+-- is a consent (1.1: skipped)
 SELECT entry, source FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'searchset', 'entry', jsonb_build_array(
       jsonb_build_object('resource', pg_temp.consent('b65-6', 'P65F', 'TREAT'), 'search', '{"mode": "match"}'::jsonb),
-      jsonb_build_object('resource', '{"resourceType": "Patient", "id": "P65F"}'::jsonb, 'search', '{"mode": "include"}'::jsonb))));
+      jsonb_build_object('resource', '{"resourceType": "Patient", "id": "P65F"}'::jsonb, 'search', '{"mode": "include"}'::jsonb),
+      jsonb_build_object('resource', pg_temp.consent('b65-6i', 'P65F', 'HRESCH'), 'search', '{"mode": "include"}'::jsonb))));
 
 -- refusals: each names the entry and the JSON path, and nothing is written
 RESET ROLE;
@@ -125,6 +127,14 @@ SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'batch', 'entry', jsonb_build_array(
       jsonb_build_object('resource', pg_temp.consent('b65-7', 'P65G', 'TREAT'),
                          'request', '{"method": "DELETE", "url": "Consent/b65-7"}'::jsonb))));
+-- one page of a search with more (1.1: imported alone, the other pages'
+-- denies unknown): refused
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'searchset',
+    'link', '[{"relation": "self", "url": "https://fhir.example.org/Consent?patient=P65H"},
+              {"relation": "next", "url": "https://fhir.example.org/Consent?patient=P65H&page=2"}]'::jsonb,
+    'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-8', 'P65H', 'TREAT'), 'search', '{"mode": "match"}'::jsonb))));
 -- the third entry is bad: the first two are not kept
 SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(

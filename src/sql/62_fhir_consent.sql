@@ -259,13 +259,28 @@ DECLARE
     m   text[];
     sys text;
     val text;
+    t   text;
 BEGIN
     IF pg_catalog.jsonb_typeof(ref) IS DISTINCT FROM 'object' THEN
         PERFORM agentauth._fhir_fail(path, 'expected a Reference');
     END IF;
     r := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
     IF r IS NOT NULL THEN
-        m := pg_catalog.regexp_match(r, '^(?:.*/)?(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
+        -- this site's parties only (1.1: any server's Practitioner/123 was
+        -- taken as this site's): a relative reference, or one under the
+        -- site's FHIR base, the base of agentauth.fhir_patient_reference
+        IF r ~ '^[a-z][a-z0-9+.\-]*:' THEN
+            t := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
+            t := CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
+                      THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END;
+            IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
+                    pg_catalog.format('"%s" is not a party of this site', r),
+                    'A reference to another server names a party of another id space.  Use a relative reference (Practitioner/<id>), or set agentauth.fhir_patient_reference to this site''s FHIR base.');
+            END IF;
+            r := pg_catalog.substr(r, pg_catalog.length(t) OPERATOR(pg_catalog.+) 1);
+        END IF;
+        m := pg_catalog.regexp_match(r, '^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
                 pg_catalog.format('cannot resolve reference "%s"', r));
@@ -298,6 +313,13 @@ BEGIN
                     pg_catalog.format('"%s" is not a registered agent', val));
             END IF;
             RETURN 'a:' OPERATOR(pg_catalog.||) pg_catalog.lower(val);
+        END IF;
+        -- an owner by the name it is registered under (1.1: an identifier
+        -- of any system, or of none, was taken as a local owner's name)
+        IF sys IS DISTINCT FROM 'urn:agentauth:owner' THEN
+            PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.system',
+                pg_catalog.format('identifier system "%s" names no party of this site', COALESCE(sys, '(none)')),
+                'Name an agent by system urn:agentauth:principal (its principal id), an owner by system urn:agentauth:owner (the name agents'' owner and tokens'' on_behalf_of carry), or use a relative reference.');
         END IF;
         RETURN 'o:' OPERATOR(pg_catalog.||) val;
     END IF;
@@ -350,6 +372,7 @@ DECLARE
     res   agentauth._fhir_rule;
     v_valid tstzrange;
     known boolean;
+    kind  text[];
 BEGIN
     IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
         PERFORM agentauth._fhir_fail(path, 'expected a provision object');
@@ -425,17 +448,35 @@ BEGIN
     END LOOP;
     res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
 
-    -- class, resourceType (R5), securityLabel: the data classes
+    -- class, resourceType (R5), securityLabel: the data classes.  FHIR
+    -- combines a provision's elements with AND: a permit covers the
+    -- classes every element present names (1.1: their union -- "HIV
+    -- observations" permitted all labs and all HIV data); a deny the union
+    -- (it denies at least what the resource names)
     lst := NULL;
     FOR k IN SELECT pg_catalog.unnest(ARRAY['class', 'resourceType', 'securityLabel']) LOOP
         i := 0;
+        kind := NULL;
         FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(
                      agentauth._fhir_array(node OPERATOR(pg_catalog.->) k, path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k)) LOOP
             SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
             part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
-            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) part;
+            kind := COALESCE(kind, '{}') OPERATOR(pg_catalog.||) part;
             i := i OPERATOR(pg_catalog.+) 1;
         END LOOP;
+        IF kind IS NULL THEN
+            CONTINUE;
+        ELSIF lst IS NULL OR res.decision OPERATOR(pg_catalog.=) 'deny' THEN
+            lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) kind;
+        ELSE
+            lst := ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(lst) x
+                          WHERE x OPERATOR(pg_catalog.=) ANY (kind) ORDER BY x);
+            IF lst OPERATOR(pg_catalog.=) '{}' THEN
+                PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) k,
+                    'the class, resourceType and securityLabel of this permit together name no data class',
+                    'agentauth decides by data class: a permit narrower than a class (e.g. HIV-labelled observations) cannot be enforced; permit the class itself.');
+            END IF;
+        END IF;
     END LOOP;
     -- data: particular resources, denied as the whole of their classes
     IF node OPERATOR(pg_catalog.?) 'data' THEN
@@ -698,6 +739,10 @@ BEGIN
     IF pg_catalog.jsonb_typeof(resource) OPERATOR(pg_catalog.<>) 'object' THEN
         PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
     END IF;
+    -- a modifier element (1.1: ignored)
+    IF resource OPERATOR(pg_catalog.?) 'implicitRules' THEN
+        PERFORM agentauth._fhir_fail('$.implicitRules', 'implicit rules modify the consent and are not understood');
+    END IF;
     IF agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'resourceType', '$.resourceType', true)
        OPERATOR(pg_catalog.<>) 'Consent' THEN
         PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Consent');
@@ -779,9 +824,16 @@ BEGIN
         IF resource OPERATOR(pg_catalog.?) 'policyRule' THEN
             FOR c IN SELECT * FROM agentauth._fhir_codings(resource OPERATOR(pg_catalog.->) 'policyRule', '$.policyRule', true) LOOP
                 IF c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-ActCode' THEN
-                    base.decision := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
-                                                 WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
-                    known := base.decision IS NOT NULL;
+                    k := CASE c.code WHEN 'OPTIN' THEN 'permit' WHEN 'OPTINR' THEN 'permit'
+                                     WHEN 'OPTOUT' THEN 'deny' WHEN 'OPTOUTE' THEN 'deny' END;
+                    -- 1.1: the last coding won
+                    IF k IS NOT NULL AND known AND base.decision OPERATOR(pg_catalog.<>) k THEN
+                        PERFORM agentauth._fhir_fail('$.policyRule', 'the policy rules contradict each other (an opt-in and an opt-out)');
+                    END IF;
+                    IF k IS NOT NULL THEN
+                        base.decision := k;
+                        known := true;
+                    END IF;
                 END IF;
             END LOOP;
             IF NOT known AND NOT (resource OPERATOR(pg_catalog.#>) '{provision}') OPERATOR(pg_catalog.?) 'type' THEN

@@ -75,7 +75,13 @@ BEGIN
         IF meaning OPERATOR(pg_catalog.=) 'authoredby' THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
                 'data authored by a party cannot be told apart (agentauth does not know who wrote a row)');
-        ELSIF meaning OPERATOR(pg_catalog.<>) ALL (ARRAY['instance', 'related', 'dependents']) THEN
+        ELSIF meaning OPERATOR(pg_catalog.=) ANY (ARRAY['related', 'dependents']) THEN
+            -- the resources it refers to, or that refer to it, are of any
+            -- class (1.1: denied as the referenced resource's class alone)
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
+                pg_catalog.format('data "%s" to a resource cannot be told apart by data class', meaning),
+                'Deny the data classes themselves (class, resourceType or securityLabel).');
+        ELSIF meaning OPERATOR(pg_catalog.<>) 'instance' THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.meaning',
                 pg_catalog.format('unknown meaning "%s" (instance, related, dependents, authoredby)', meaning));
         END IF;

@@ -158,6 +158,15 @@ BEGIN
         PERFORM agentauth._fhir_fail('$.type', pg_catalog.format('a Bundle of type "%s" cannot be imported', v_type),
             'Send a collection, batch, transaction or searchset Bundle of Consents.');
     END IF;
+    -- one page of several: the Consents of the others would be missing,
+    -- a deny among them unknown (1.1: the page was imported alone)
+    IF EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(
+                   CASE WHEN pg_catalog.jsonb_typeof(bundle OPERATOR(pg_catalog.->) 'link') OPERATOR(pg_catalog.=) 'array'
+                        THEN bundle OPERATOR(pg_catalog.->) 'link' ELSE '[]' END) l
+                WHERE (l OPERATOR(pg_catalog.->>) 'relation') OPERATOR(pg_catalog.=) ANY (ARRAY['next', 'previous', 'prev'])) THEN
+        PERFORM agentauth._fhir_fail('$.link', 'the Bundle is one page of a search with more',
+            'Import the whole search as one Bundle: a collection of every page''s entries.');
+    END IF;
     IF pg_catalog.jsonb_array_length(agentauth._fhir_array(bundle OPERATOR(pg_catalog.->) 'entry', '$.entry'))
        OPERATOR(pg_catalog.>) 1000000 THEN
         PERFORM agentauth._fhir_fail('$.entry', 'more than 1000000 entries',
@@ -188,9 +197,11 @@ BEGIN
         IF res IS NULL THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.resource', 'required element is missing');
         END IF;
-        -- a searchset's included resources (the patients, say) are not consents
+        -- a searchset's included resources (the patients, say) are not
+        -- consents; an included Consent is one (1.1: skipped)
         IF v_type OPERATOR(pg_catalog.=) 'searchset'
-           AND (e OPERATOR(pg_catalog.#>>) '{search,mode}') IS NOT DISTINCT FROM 'include' THEN
+           AND (e OPERATOR(pg_catalog.#>>) '{search,mode}') IS NOT DISTINCT FROM 'include'
+           AND (res OPERATOR(pg_catalog.->>) 'resourceType') IS DISTINCT FROM 'Consent' THEN
             i := i OPERATOR(pg_catalog.+) 1;
             CONTINUE;
         END IF;
