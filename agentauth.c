@@ -30,14 +30,20 @@ _PG_init(void)
 		return;
 
 	aa_shmem_init();
+
+	/*
+	 * audit first: at each transaction event the callback registered last
+	 * runs first, and the audit module's push must come after what the
+	 * others emit (a transaction-only session's end at commit, the counts
+	 * of a statement aborted).
+	 */
+	aa_audit_init();			/* records: queue, writer, chain */
 	aa_session_init();			/* who: the backend's agentauth session */
 	aa_btg_init();				/* break-the-glass ends with its session */
 	aa_utility_init();			/* utility statements: DDL, audit log, DISCARD */
 	aa_policy_init();			/* rewrite: the row check on protected tables */
 	aa_columns_init();			/* ExecutorStart: column scope */
 	aa_stats_init();			/* plans and statistics: no withheld contents */
-	/* audit before access: at an abort, the last registered runs first */
-	aa_audit_init();			/* records: queue, writer, chain */
 	aa_access_init();			/* rows: the statement's access context */
 	aa_replica_init();			/* hot standbys: replayed changes reach caches */
 	aa_forward_init();			/* hot standbys: records forwarded to the primary */

@@ -105,6 +105,7 @@ struct AAQueryAccess
 	List	   *rels;			/* RelAccess * */
 	bool		done;			/* final flush happened */
 	bool		live;			/* in the registry */
+	SubTransactionId subxid;	/* the subtransaction it began in */
 	const char *cascade_rel;	/* a foreign-key cascade writes this
 								 * protected table unchecked: refused if it
 								 * writes a row */

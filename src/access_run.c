@@ -518,6 +518,7 @@ aa_access_register(AAQueryAccess *q, QueryDesc *qd)
 	MemoryContextSetParent(q->cxt, qd->estate->es_query_cxt);
 	q->qd = qd;
 	q->holds = q->rels != NIL && statement_keeps(qd->plannedstmt, q);
+	q->subxid = GetCurrentSubTransactionId();
 	q->cb.func = query_memory_gone;
 	q->cb.arg = q;
 	MemoryContextRegisterResetCallback(q->cxt, &q->cb);
@@ -655,8 +656,30 @@ flush_live_queries(void)
 	{
 		if (q->done)
 			continue;
-		q->done = true;
 		flush_query(q, false);
+		q->done = true;			/* after: an error in it leaves the rest */
+	}
+}
+
+/*
+ * A subtransaction aborts (ROLLBACK TO SAVEPOINT, a PL/pgSQL EXCEPTION
+ * block): the statements begun in it (or in subtransactions nested in it)
+ * will never run again, and their memory goes only at its cleanup, after
+ * audit.c's callback, which pushes (1.1: their records waited in the
+ * backend until a later push -- an idle transaction's, indefinitely).
+ */
+static void
+access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (AAQueryAccess *q = aa_live_queries; q != NULL; q = q->next)
+	{
+		if (q->done || q->subxid < mySubid)
+			continue;
+		flush_query(q, false);
+		q->done = true;
 	}
 }
 
@@ -676,4 +699,7 @@ void
 aa_access_init(void)
 {
 	RegisterXactCallback(access_xact_callback, NULL);
+	RegisterSubXactCallback(access_subxact_callback, NULL);
+	/* at backend exit, while the session's identity is still there */
+	aa_session_on_exit(flush_live_queries);
 }

@@ -285,6 +285,8 @@ extern AASession *aa_session;
 extern void aa_session_init(void);
 /* at init: what else ends with a session (end_session, or replaced) */
 extern void aa_session_on_end(void (*callback) (void));
+/* at init: what is recorded at backend exit before the session's end */
+extern void aa_session_on_exit(void (*callback) (void));
 
 /*
  * The per-row validity check: returns when the backend has no session or a

@@ -95,6 +95,8 @@ static const char *cached_query_ptr = NULL;
 static char cached_statement[128];
 
 static void audit_xact_callback(XactEvent event, void *arg);
+static bool push_pieces(StringInfo buf, bool throw, int timeout_ms, Size limit,
+						int *offp);
 static bool spill_staged(void);
 static void stage_slot(void);
 static void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -465,6 +467,34 @@ static bool
 push_entries(StringInfo buf, bool throw, int timeout_ms)
 {
 	Size		limit = Max(aa_queue_capacity() / 4, MAXIMUM_ALIGNOF);
+	volatile int off = 0;
+	bool		ok;
+
+	/*
+	 * A wait for room can be interrupted (a cancel, a timeout, a
+	 * terminate): the pieces pushed before it leave the buffer, which the
+	 * abort pushes again (1.1: pushed twice).
+	 */
+	PG_TRY();
+	{
+		ok = push_pieces(buf, throw, timeout_ms, limit, (int *) &off);
+	}
+	PG_CATCH();
+	{
+		if (off > 0 && off <= buf->len)
+		{
+			memmove(buf->data, buf->data + off, buf->len - off);
+			buf->len -= off;
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static bool
+push_pieces(StringInfo buf, bool throw, int timeout_ms, Size limit, int *offp)
+{
 	int			off = 0;
 
 	while (off < buf->len)
@@ -487,8 +517,20 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 			/* keep what was not pushed for a later attempt */
 			memmove(buf->data, buf->data + off, buf->len - off);
 			buf->len -= off;
+			*offp = 0;
 			if (throw)
 				audit_unavailable("queued");
+
+			/*
+			 * No second wait in this abort: each record emitted after this
+			 * one would otherwise wait the whole timeout again (1.1: a
+			 * statement cancelled while its records waited for room took
+			 * minutes to abort, uninterruptibly).  A subtransaction's abort
+			 * leaves the transaction's waits alone; emits skip the push
+			 * while records are retained (aa_audit_emit).
+			 */
+			if (GetCurrentTransactionNestLevel() <= 1)
+				wait_failed = true;
 			if (!proc_exit_inprogress)
 			{
 				retained = true;
@@ -511,11 +553,13 @@ push_entries(StringInfo buf, bool throw, int timeout_ms)
 		pushed_end = Max(pushed_end, end);
 		xact_pushed = true;
 		off += chunk;
+		*offp = off;
 		/* the statement will wait for them: the writer must not gather */
 		if (aa_audit_sync && !aa_queue_in_writer())
 			aa_queue_note_sync(end);
 	}
 	resetStringInfo(buf);
+	*offp = 0;
 	retained = false;
 	return true;
 }
@@ -592,7 +636,7 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	if (!transactional)
 	{
 		serialize_record(pending, rec, InvalidTransactionId);
-		if (pending->len >= FLUSH_THRESHOLD)
+		if (pending->len >= FLUSH_THRESHOLD && !(retained && !IsTransactionState()))
 		{
 			bool		in_xact = IsTransactionState();
 
@@ -828,6 +872,13 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	int			level;
 
+	/*
+	 * What the aborted subtransaction's statements read (access_run.c
+	 * emitted it just before) reaches the queue now, not at the
+	 * transaction's end.
+	 */
+	if (event == SUBXACT_EVENT_ABORT_SUB && pending != NULL && pending->len > 0)
+		flush_pending(false);
 	if (pending == NULL || nstaged == 0)
 		return;
 	level = GetCurrentTransactionNestLevel();

@@ -346,6 +346,15 @@ aa_session_on_end(void (*callback) (void))
 	session_end_callback = callback;
 }
 
+/* what must be recorded before the session's end at exit (access_run.c) */
+static void (*session_exit_callback_hook) (void) = NULL;
+
+void
+aa_session_on_exit(void (*callback) (void))
+{
+	session_exit_callback_hook = callback;
+}
+
 /* ---------------------------------------------------------------------
  * Audit
  * ---------------------------------------------------------------------
@@ -405,13 +414,21 @@ aa_role_bypasses_rls(Oid roleid)
 }
 
 /*
- * The connection ends (disconnect, or a FATAL error): record the end of the
- * session.  Registered after the audit module's own exit callback, so it
+ * The connection ends (disconnect, or a FATAL error): record what the
+ * statement running read, then the end of the session.  Registered after the audit module's own exit callback, so it
  * runs before it (they run in reverse order) and the record is flushed.
  */
 static void
 session_exit_callback(int code, Datum arg)
 {
+	/*
+	 * The statement the exit interrupts (a terminate, a client gone) is
+	 * recorded first, as this session's: its records would otherwise be
+	 * emitted at the abort that follows, with no session (1.1: no
+	 * principal, token or purpose, after the session's end).
+	 */
+	if (session_exit_callback_hook)
+		session_exit_callback_hook();
 	if (aa_session != NULL)
 	{
 		AASession  *s = aa_session;

@@ -60,6 +60,8 @@ my %query = (
 	# PL/pgSQL: SELECT INTO runs its query through SPI
 	plpgsql_term => "SELECT t17_f_plpgsql_term()",
 	plpgsql_cancel => "SELECT t17_f_plpgsql_cancel()",
+	# the same in a savepoint: the subtransaction's abort pushes them
+	plpgsql_sub => "SELECT t17_f_plpgsql_sub()",
 	# a SQL function's query, read a row at a time
 	sql_term => "SELECT t17_f_sql_term()",
 	# control: the statement's own query
@@ -93,25 +95,28 @@ GRANT EXECUTE ON FUNCTION t17_f_$case() TO t17_agent;
 	}
 }
 
-# the audit records of a case's table, once everything queued is written
+# the audit records of a case's table, once everything queued is written:
+# patient, outcome, rows, and who read them
 sub records
 {
 	my ($case) = @_;
 	$node->safe_psql('postgres',
 		"SET agentauth.audit_sync = on; SELECT agentauth._audit('t17_drain_$case')");
 	return $node->safe_psql('postgres', qq{
-SELECT string_agg(patient || ':' || outcome || ':' || row_count, ',' ORDER BY patient)
+SELECT string_agg(patient || ':' || outcome || ':' || row_count || ':' || coalesce(principal_name, '-'),
+                  ',' ORDER BY patient)
   FROM agentauth.audit_log
  WHERE event = 'access' AND relation LIKE '%t17_$case'});
 }
 
 for my $case (sort keys %query)
 {
-	my $how = $case =~ /cancel$/ ? 'cancel' : 'terminate';
+	my $how = $case =~ /(cancel|sub)$/ ? 'cancel' : 'terminate';
 	my $bg = $node->background_psql('postgres', on_error_stop => 0);
 	$bg->query_safe("SET application_name = 't17_$case'");
 	$bg->query_safe("SET SESSION AUTHORIZATION t17_agent");
 	$bg->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
+	$bg->query_safe("BEGIN; SAVEPOINT s") if $case =~ /sub$/;
 	# sent, not waited for: it sleeps on the second patient's row
 	$bg->{stdin} .= "$query{$case};\n";
 	$bg->{run}->pump_nb;
@@ -125,11 +130,12 @@ SELECT count(*) = 1 FROM pg_stat_activity
 
 	my $pid = $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE application_name = 't17_$case'");
+	my $mark = $node->safe_psql('postgres', 'SELECT coalesce(max(seq), 0) FROM agentauth.audit_log');
 	if ($how eq 'cancel')
 	{
 		$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 		ok($node->poll_query_until('postgres', qq{
-SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $pid}),
+SELECT state LIKE 'idle%' FROM pg_stat_activity WHERE pid = $pid}),
 			"$case: the statement was cancelled, the session is idle");
 	}
 	else
@@ -140,8 +146,18 @@ SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $pid}),
 			"$case: the backend exited");
 	}
 
-	is(records($case), "T17-$case-1:permit:1,T17-$case-2:permit:1",
-		"$case ($how): both patients' reads are in the log, with no further statement of that session");
+	is(records($case), "T17-$case-1:permit:1:t17-agent,T17-$case-2:permit:1:t17-agent",
+		"$case ($how): both patients' reads are in the log, the agent's, with no further statement of that session");
+	if ($how eq 'terminate')
+	{
+		# before the session's end (1.1: after it, and with no session)
+		is($node->safe_psql('postgres', qq{
+SELECT max(a.seq) < min(e.seq)
+  FROM agentauth.audit_log a
+  JOIN agentauth.audit_log e ON e.event = 'session_end' AND e.token = a.token AND e.seq > $mark
+ WHERE a.event = 'access' AND a.relation LIKE '%t17_$case'}), 't',
+			"$case: recorded before the session's end");
+	}
 	eval { $bg->quit; };
 }
 
@@ -163,13 +179,15 @@ sub bulk_records
 	$node->safe_psql('postgres',
 		"SET agentauth.audit_sync = on; SELECT agentauth._audit('t17_drain_$table')");
 	return $node->safe_psql('postgres', qq{
-SELECT count(DISTINCT patient) FROM agentauth.audit_log
+SELECT count(DISTINCT patient) || CASE WHEN count(*) > count(DISTINCT patient)
+                                       THEN ' (' || count(*) - count(DISTINCT patient) || ' twice)' ELSE '' END
+  FROM agentauth.audit_log
  WHERE relation LIKE '%$table' AND patient IS NOT NULL});
 }
 
 # 20,000 patients, none consented: a record each (withheld), far more
 # than the 256 kB queue holds
-for my $table ('t17_full_next', 't17_full_exit')
+for my $table ('t17_full_next', 't17_full_exit', 't17_full_timeout')
 {
 	$node->safe_psql('postgres', qq{
 CREATE TABLE $table (patient_id text NOT NULL, value text);
@@ -179,7 +197,10 @@ GRANT SELECT ON $table TO t17_agent;
 });
 }
 
-for my $end ('next', 'exit')
+# next: the session reads again; exit: it ends; timeout: the statement is
+# cancelled (statement_timeout) while it waits for room, after some of its
+# records went into the queue (1.1: those were pushed again: twice)
+for my $end ('next', 'exit', 'timeout')
 {
 	my $table = "t17_full_$end";
 	my $bg = $node->background_psql('postgres', on_error_stop => 0);
@@ -188,15 +209,17 @@ for my $end ('next', 'exit')
 
 	my $wpid = writer_pid();
 	kill 'STOP', $wpid;
+	$bg->query_safe("SET statement_timeout = '1s'") if $end eq 'timeout';
 	my ($out, $err) = $bg->query("SELECT count(*) FROM $table");
 	my $stderr = $bg->{stderr};
 	$bg->{stderr} = '';
 	ok($err, "queue full ($end): the statement fails closed");
-	like($stderr, qr/audit records could not be (queued|committed)/, "queue full ($end): and says why");
+	like($stderr, $end eq 'timeout' ? qr/statement timeout/ : qr/audit records could not be (queued|committed)/,
+		"queue full ($end): and says why");
 	like($stderr, qr/could not be queued yet/, "queue full ($end): its records wait in the session");
 	unlike($stderr, qr/are lost/, "queue full ($end): none dropped");
 
-	if ($end eq 'next')
+	if ($end ne 'exit')
 	{
 		# still stopped: the session's next read fails closed before it reads
 		($out, $err) = $bg->query("SELECT count(*) FROM t17_plpgsql_term");
@@ -205,11 +228,13 @@ for my $end ('next', 'exit')
 		ok($err && $stderr =~ /53000|could not be queued/,
 			'queue full: the next read of the session fails closed while they wait');
 		kill 'CONT', $wpid;
+		$bg->query("RESET statement_timeout");
+		$bg->{stderr} = '';
 		($out, $err) = $bg->query("SELECT count(*) FROM t17_plpgsql_term");
 		is($err, 0, 'writer resumed: the next read succeeds') or diag($bg->{stderr});
 		$bg->{stderr} = '';
 		is(bulk_records($table), '20000',
-			'writer resumed: the failed statement\'s 20,000 records are in the log (pushed before the next read)');
+			"writer resumed ($end): the failed statement's 20,000 records are in the log, each once (pushed before the next read)");
 		$bg->quit;
 	}
 	else
