@@ -162,6 +162,26 @@ SELECT max(a.seq) < min(e.seq)
 }
 
 # ---------------------------------------------------------------------------
+# a transaction-only session's end reaches the queue with its COMMIT (1.1:
+# emitted after the commit's push, it waited in the backend for the next
+# transaction or the exit)
+# ---------------------------------------------------------------------------
+{
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_safe("SET SESSION AUTHORIZATION t17_agent");
+	$bg->query_safe("SET application_name = 't17_txonly'");
+	my $mark = $node->safe_psql('postgres', 'SELECT coalesce(max(seq), 0) FROM agentauth.audit_log');
+	$bg->query_safe("BEGIN; SELECT agentauth.begin_session('$secret', transaction_only => true) IS NOT NULL; COMMIT");
+	$node->safe_psql('postgres', "SET agentauth.audit_sync = on; SELECT agentauth._audit('t17_drain_txonly')");
+	is($node->safe_psql('postgres', qq{
+SELECT string_agg(event, ',' ORDER BY seq) FROM agentauth.audit_log
+ WHERE seq > $mark AND event LIKE 'session_%' AND client LIKE '%t17_txonly%'}),
+		'session_begin,session_end',
+		'a transaction-only session: its end is in the log once COMMIT returned, the session idle');
+	$bg->quit;
+}
+
+# ---------------------------------------------------------------------------
 # the queue full: a statement's records wait in its session, not dropped
 # ---------------------------------------------------------------------------
 sub writer_pid
