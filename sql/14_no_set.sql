@@ -91,7 +91,7 @@ SELECT count(*) AS agentauth_settings_not_in_the_documented_list
                     'agentauth.review_deadline', 'agentauth.audit_retention',
                     'agentauth.allow_uninstall', 'agentauth.inactive_after',
                     'agentauth.require_transaction_only', 'agentauth.forward_conninfo',
-                    'agentauth.fhir_patient_reference');
+                    'agentauth.fhir_patient_reference', 'agentauth.fhir_patient_identifier_system');
 
 -- DISCARD ALL (a pooler's reset between clients) ends the session
 SET SESSION AUTHORIZATION noset_agent;

@@ -656,8 +656,8 @@ flush_live_queries(void)
 	{
 		if (q->done)
 			continue;
+		q->done = true;			/* first: an error in it is not met again */
 		flush_query(q, false);
-		q->done = true;			/* after: an error in it leaves the rest */
 	}
 }
 
@@ -678,8 +678,8 @@ access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		if (q->done || q->subxid < mySubid)
 			continue;
-		flush_query(q, false);
 		q->done = true;
+		flush_query(q, false);
 	}
 }
 

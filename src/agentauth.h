@@ -347,8 +347,9 @@ extern void aa_secret_digest(const char *s, int len, unsigned char *out);
 
 /* ---------------------------------------------------------------------
  * audit.c -- the one entry point for every audit record: a record is
- * resolved (identity, db_role, statement, client) and encoded (record.c)
- * into the backend's buffers, then pushed to the queue (audit_queue.c)
+ * resolved (identity, db_role, statement, client: audit_resolve.c) and
+ * encoded (record.c) into the backend's buffers, then pushed to the queue
+ * (audit_queue.c)
  * ---------------------------------------------------------------------
  */
 typedef struct AARecord
@@ -396,6 +397,14 @@ extern void aa_audit_statement(const char *event, const char *outcome,
 extern void aa_audit_wait(void);
 /* before a protected read: push what an abort could not (the queue full) */
 extern void aa_audit_push_retained(void);
+/*
+ * audit_resolve.c: rec resolved (identity, client, statement) and appended
+ * to out as one queue entry; with trim_on_error, an error part way leaves
+ * it half written until aa_audit_drop_half_written() cuts it off.
+ */
+extern void aa_audit_serialize(StringInfo out, const AARecord *rec,
+							   TransactionId xid, bool trim_on_error);
+extern void aa_audit_drop_half_written(void);
 extern void aa_audit_init(void);
 
 /*

@@ -5,7 +5,8 @@
  *		aa_audit_wait(), the backend's side of the audit path.
  *
  *		A record is resolved at once (identity, db_role, client and
- *		statement are taken now, in the caller's context) and encoded by
+ *		statement are taken now, in the caller's context: audit_resolve.c)
+ *		and encoded by
  *		record.c into its queued form: the record's canonical body, fields
  *		event..detail encoded exactly as the chain hashes them, and the
  *		binary jsonb of authority and detail for the writer to store.  The
@@ -67,6 +68,7 @@
 
 /* records not yet in the queue, and where this backend's last push ended */
 static StringInfo pending = NULL;
+static int	pending_pushed = 0;	/* its first bytes already in the queue */
 static uint64 pushed_end = 0;
 
 /* transactional records of the current transaction */
@@ -86,17 +88,7 @@ static bool retained = false;	/* pending: records an abort could not push */
 static bool callbacks_registered = false;
 static bool exit_registered = false;
 
-/* cached values that need catalog access */
-static Oid	cached_role = InvalidOid;
-static char *cached_role_name = NULL;
-static TimestampTz cached_stmt_start = 0;
-static uint64 cached_query_id = 0;
-static const char *cached_query_ptr = NULL;
-static char cached_statement[128];
-
 static void audit_xact_callback(XactEvent event, void *arg);
-static bool push_pieces(StringInfo buf, bool throw, int timeout_ms, Size limit,
-						int *offp);
 static bool spill_staged(void);
 static void stage_slot(void);
 static void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -136,298 +128,6 @@ aa_audit_init(void)
 }
 
 /* ------------------------------------------------------------------
- * Resolving a record: who, from where, which statement
- * ------------------------------------------------------------------
- */
-
-static const char *
-session_user_name(void)
-{
-	Oid			role = GetSessionUserId();
-
-	if (role != cached_role || cached_role_name == NULL)
-	{
-		char	   *name = NULL;
-		char	   *copy;
-
-		if (IsTransactionState())
-			name = GetUserNameFromId(role, true);
-		if (name == NULL)
-			name = psprintf("%u", role);
-		/* the old one freed only once the new one is there */
-		copy = MemoryContextStrdup(audit_context(), name);
-		if (cached_role_name)
-			pfree(cached_role_name);
-		cached_role_name = copy;
-		cached_role = role;
-	}
-	return cached_role_name;
-}
-
-/* "pid=N query_id=Q", or "pid=N statement_hash=H" without a query id */
-static const char *
-statement_text(void)
-{
-	uint64		qid = pgstat_get_my_query_id();
-	TimestampTz st = GetCurrentStatementStartTimestamp();
-
-	if (cached_statement[0] != '\0' && st == cached_stmt_start &&
-		qid == cached_query_id && debug_query_string == cached_query_ptr)
-		return cached_statement;
-
-	if (qid != 0)
-		snprintf(cached_statement, sizeof(cached_statement),
-				 "pid=%d query_id=" INT64_FORMAT, MyProcPid, (int64) qid);
-	else if (debug_query_string != NULL)
-		snprintf(cached_statement, sizeof(cached_statement),
-				 "pid=%d statement_hash=%016llx", MyProcPid,
-				 (unsigned long long) hash_bytes_extended((const unsigned char *) debug_query_string,
-														  strlen(debug_query_string), 0));
-	else
-		snprintf(cached_statement, sizeof(cached_statement), "pid=%d", MyProcPid);
-	cached_stmt_start = st;
-	cached_query_id = qid;
-	cached_query_ptr = debug_query_string;
-	return cached_statement;
-}
-
-/*
- * The pid in the high half, a counter in the low half: unique among the
- * live backends, and a backend that reuses an earlier one's pid starts its
- * counter elsewhere (from its start time), never 0.
- */
-uint64
-aa_audit_new_statement(void)
-{
-	static uint32 counter = 0;
-	static bool started = false;
-
-	if (!started)
-	{
-		counter = (uint32) (MyStartTimestamp ^ (MyStartTimestamp >> 32));
-		started = true;
-	}
-	if (++counter == 0)
-		counter = 1;
-	return ((uint64) (uint32) MyProcPid << 32) | counter;
-}
-
-/* "address=A application_name=N"; A is "local" for a Unix socket */
-static void
-client_text(StringInfo out)
-{
-	static char *addr = NULL;
-
-	if (addr == NULL)
-	{
-		LOCAL_FCINFO(fcinfo, 0);
-		Datum		d;
-
-		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-		d = inet_client_addr(fcinfo);
-		if (fcinfo->isnull)
-			addr = MemoryContextStrdup(audit_context(),
-									   MyBackendType == B_BG_WORKER ? "background worker" : "local");
-		else
-			addr = MemoryContextStrdup(audit_context(),
-									   DatumGetCString(DirectFunctionCall1(inet_out, d)));
-	}
-	appendStringInfo(out, "address=%s application_name=%s", addr,
-					 application_name ? application_name : "");
-}
-
-/*
- * The session acting, whose identity a record carries unless it names its
- * own: session.c, a phase above this one, says where it keeps it.
- */
-static AASession *const *acting_session = NULL;
-
-/*
- * The entry being written into a buffer, until it is whole: an error part
- * way (out of memory, a buffer past 1 GB) would leave a header whose
- * length is still zero, which push_entries() would step over forever.
- * Dropped before the buffer is used again.
- */
-static StringInfo half_written = NULL;
-static int	half_written_at = 0;
-
-static void
-drop_half_written(void)
-{
-	if (half_written != NULL && half_written_at <= half_written->len)
-	{
-		half_written->len = half_written_at;
-		half_written->data[half_written_at] = '\0';
-	}
-	half_written = NULL;
-}
-
-void
-aa_audit_set_session_source(AASession *const *session)
-{
-	acting_session = session;
-}
-
-/* the last authority and detail: a statement's records usually share them */
-static AAJsonbCache authority_cache;
-static AAJsonbCache detail_cache;
-
-/*
- * Resolve rec (identity, db_role, statement, client) and append it as one
- * queue entry to out.
- */
-static void
-serialize_record(StringInfo out, const AARecord *rec, TransactionId xid)
-{
-	AARecordFields f;
-	int			start = out->len;
-	bool		session_token = false;
-	MemoryContext old;
-	static MemoryContext scratch = NULL;
-	static StringInfo client = NULL;
-
-	if (rec->event == NULL || rec->event[0] == '\0')
-		elog(ERROR, "audit record without an event");
-	drop_half_written();
-	if (scratch == NULL)
-	{
-		/* scratch, tested above, last: both are there once it is */
-		old = MemoryContextSwitchTo(audit_context());
-		client = makeStringInfo();
-		MemoryContextSwitchTo(old);
-		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
-										ALLOCSET_DEFAULT_SIZES);
-	}
-	MemoryContextReset(scratch);
-
-	memset(&f, 0, sizeof(f));
-	f.event = rec->event;
-	f.principal = rec->principal;
-	f.principal_name = rec->principal_name;
-	f.token = rec->token;
-	f.purpose = rec->purpose;
-	f.patient = rec->patient;
-	f.relation = rec->relation;
-	f.ncolumns = rec->ncolumns;
-	f.columns = rec->columns;
-	f.nclasses = rec->nclasses;
-	f.classes = rec->classes;
-	f.action = rec->action;
-	f.row_count = rec->row_count;
-	f.outcome = rec->outcome;
-
-	/*
-	 * The patient goes into the log's patient index, whose entries have a
-	 * size limit: a record the writer cannot store would stop it, and with
-	 * it every audited statement.  Refuse it here, in the statement that
-	 * produced it; during abort processing, where no error may be raised,
-	 * keep its beginning, marked.
-	 */
-	if (rec->patient != NULL && strlen(rec->patient) > AA_AUDIT_MAX_PATIENT)
-	{
-		if (IsTransactionState())
-			ereport(ERROR,
-					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-					 errmsg("patient id is too long to be audited"),
-					 errdetail("It has %zu bytes; the audit log takes at most %d.",
-							   strlen(rec->patient), AA_AUDIT_MAX_PATIENT)));
-		else
-		{
-			char	   *cut = MemoryContextAlloc(scratch, AA_AUDIT_MAX_PATIENT + 16);
-			int			n = pg_mbcliplen(rec->patient, strlen(rec->patient),
-										 AA_AUDIT_MAX_PATIENT);
-
-			memcpy(cut, rec->patient, n);
-			strcpy(cut + n, "...(truncated)");
-			f.patient = cut;
-		}
-	}
-
-	/* what can fail (malformed JSON) first: then nothing is half written */
-	if (rec->authority != NULL && rec->authority_canon != NULL)
-	{
-		/* a kept decision's: its canonical text made once */
-		f.authority = (const struct varlena *) rec->authority;
-		f.authority_text = rec->authority_canon;
-		f.authority_text_len = rec->authority_canon_len;
-	}
-	else
-	{
-		f.authority = (struct varlena *) aa_jsonb_cached(&authority_cache, rec->authority,
-														   audit_context());
-		if (f.authority)
-		{
-			f.authority_text = authority_cache.canon.data;
-			f.authority_text_len = authority_cache.canon.len;
-		}
-	}
-	f.detail = (struct varlena *) aa_jsonb_text_cached(&detail_cache, rec->detail,
-														 audit_context());
-	if (f.detail)
-	{
-		f.detail_text = detail_cache.canon.data;
-		f.detail_text_len = detail_cache.canon.len;
-	}
-
-	/* identity: the session's, unless the record names its own */
-	if (acting_session != NULL && *acting_session != NULL)
-	{
-		const AASession *session = *acting_session;
-
-		if (f.principal == NULL)
-			f.principal = &session->principal;
-		if (f.principal_name == NULL)
-			f.principal_name = session->name;
-		if (f.token == NULL && session->has_token)
-			f.token = &session->token;
-		if (f.purpose == NULL)
-			f.purpose = session->purpose;
-		session_token = session->has_token && f.token != NULL &&
-			memcmp(f.token->data, session->token.data, UUID_LEN) == 0;
-		if (session_token || (!session->has_token && rec->token == NULL))
-			f.on_behalf_of = session->on_behalf_of;
-		if (session_token)
-		{
-			f.nchain = session->nchain;
-			f.chain = session->chain;
-		}
-	}
-	resetStringInfo(client);
-	client_text(client);
-	f.client = client->data;
-	f.client_len = client->len;
-
-	old = MemoryContextSwitchTo(scratch);
-	f.db_role = session_user_name();
-	f.statement = statement_text();
-	if (out == pending)			/* staged: an abort trims it (below) */
-	{
-		half_written = out;
-		half_written_at = start;
-	}
-	aa_record_encode(out, &f, xid);
-	MemoryContextSwitchTo(old);
-
-	/* for the alert rules: which statement (not part of the record) */
-	{
-		uint64		stmt = rec->statement ? rec->statement : aa_audit_new_statement();
-
-		memcpy(out->data + start + offsetof(AAQueueEntry, statement), &stmt,
-			   sizeof(stmt));
-	}
-
-	if ((Size) (out->len - start) > aa_queue_capacity() / 4)
-	{
-		drop_half_written();
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("audit record is too large"),
-				 errdetail("A record may take at most a quarter of agentauth.audit_queue_size.")));
-	}
-	half_written = NULL;		/* whole */
-}
-
-/* ------------------------------------------------------------------
  * Pushing and waiting
  * ------------------------------------------------------------------
  */
@@ -454,128 +154,102 @@ check_late(void)
 }
 
 /*
- * Push len bytes of whole entries from buf, in pieces of at most a quarter
- * of the queue.  With throw = false never raises an error (the caller is
- * already failing, in abort or exit processing): what could not be pushed
- * in time stays in buf, and the session pushes it before it reads a
- * protected table again (aa_audit_push_retained) or as it ends; only what
- * its exit cannot push is lost, with a WARNING in the server log.  1.1
- * before: an abort dropped them, though a failing statement's rows may
- * already have reached the client.
+ * Push the pending records, in pieces of at most a quarter of the queue.
+ * pending_pushed bytes at its start are already in the queue: each piece
+ * counts as pushed at once, so that an error or an exit in the middle (a
+ * wait for room interrupted by a cancel, a timeout, a terminate) never
+ * pushes a piece twice (1.1: the pieces before it were pushed again).
+ *
+ * With throw = false never raises an error (the caller is already
+ * failing, in abort or exit processing): what could not be pushed in time
+ * stays, "retained": the session pushes it at its next commit or
+ * protected read, which fail closed until it can (aa_audit_push_retained),
+ * or as it ends; only what its exit cannot push is lost, with a WARNING
+ * in the server log.  1.1 before: an abort dropped them, though a failing
+ * statement's rows may already have reached the client.  While records
+ * are retained an abort does not wait for room again (1.1: every record of
+ * a cancelled statement waited the whole timeout, uninterruptibly).
  */
 static bool
-push_entries(StringInfo buf, bool throw, int timeout_ms)
+push_pending(bool throw, int timeout_ms)
 {
 	Size		limit = Max(aa_queue_capacity() / 4, MAXIMUM_ALIGNOF);
-	volatile int off = 0;
-	bool		ok;
 
-	/*
-	 * A wait for room can be interrupted (a cancel, a timeout, a
-	 * terminate): the pieces pushed before it leave the buffer, which the
-	 * abort pushes again (1.1: pushed twice).
-	 */
-	PG_TRY();
+	if (pending_pushed > 0)
 	{
-		ok = push_pieces(buf, throw, timeout_ms, limit, (int *) &off);
+		memmove(pending->data, pending->data + pending_pushed,
+				pending->len - pending_pushed);
+		pending->len -= pending_pushed;
+		pending_pushed = 0;
 	}
-	PG_CATCH();
+	while (pending_pushed < pending->len)
 	{
-		if (off > 0 && off <= buf->len)
-		{
-			memmove(buf->data, buf->data + off, buf->len - off);
-			buf->len -= off;
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-static bool
-push_pieces(StringInfo buf, bool throw, int timeout_ms, Size limit, int *offp)
-{
-	int			off = 0;
-
-	while (off < buf->len)
-	{
+		int			off = pending_pushed;
 		int			chunk = 0;
 		uint64		end;
 
 		/* whole entries, up to limit bytes (at least one entry) */
-		while (off + chunk < buf->len)
+		while (off + chunk < pending->len)
 		{
-			AAQueueEntry *e = (AAQueueEntry *) (buf->data + off + chunk);
+			AAQueueEntry *e = (AAQueueEntry *) (pending->data + off + chunk);
 
 			if (chunk > 0 && (Size) (chunk + e->len) > limit)
 				break;
 			chunk += e->len;
 		}
-		if (!aa_queue_push(buf->data + off, chunk,
+		if (!aa_queue_push(pending->data + off, chunk,
 						   aa_queue_in_writer() ? 0 : timeout_ms, &end))
 		{
 			/* keep what was not pushed for a later attempt */
-			memmove(buf->data, buf->data + off, buf->len - off);
-			buf->len -= off;
-			*offp = 0;
+			memmove(pending->data, pending->data + off, pending->len - off);
+			pending->len -= off;
+			pending_pushed = 0;
 			if (throw)
 				audit_unavailable("queued");
-
-			/*
-			 * No second wait in this abort: each record emitted after this
-			 * one would otherwise wait the whole timeout again (1.1: a
-			 * statement cancelled while its records waited for room took
-			 * minutes to abort, uninterruptibly).  A subtransaction's abort
-			 * leaves the transaction's waits alone; emits skip the push
-			 * while records are retained (aa_audit_emit).
-			 */
-			if (GetCurrentTransactionNestLevel() <= 1)
-				wait_failed = true;
 			if (!proc_exit_inprogress)
 			{
 				retained = true;
 				ereport(WARNING,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 						 errmsg("%d bytes of audit records could not be queued yet",
-								buf->len),
-						 errdetail("The audit queue is full.  This session queues them before it reads a protected table again, or when it ends.")));
+								pending->len),
+						 errdetail("The audit queue is full.  This session queues them at its next commit or read of a protected table, which fail until they are queued, or when it ends.")));
 				return false;
 			}
 			ereport(WARNING,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("%d bytes of audit records could not be queued and are lost",
-							buf->len),
+							pending->len),
 					 errdetail("The audit queue stayed full while the session ended.")));
-			resetStringInfo(buf);
+			resetStringInfo(pending);
 			retained = false;
 			return false;
 		}
+		pending_pushed = off + chunk;	/* in the queue: never again */
 		pushed_end = Max(pushed_end, end);
 		xact_pushed = true;
-		off += chunk;
-		*offp = off;
 		/* the statement will wait for them: the writer must not gather */
 		if (aa_audit_sync && !aa_queue_in_writer())
 			aa_queue_note_sync(end);
 	}
-	resetStringInfo(buf);
-	*offp = 0;
+	resetStringInfo(pending);
+	pending_pushed = 0;
 	retained = false;
 	return true;
 }
 
 /*
  * Push the pending records.  Once a wait has failed in this transaction
- * (its error is on its way to the client), abort processing does not wait
- * a second time for space.
+ * (its error is on its way to the client), or records are retained, abort
+ * processing does not wait a second time for space.
  */
 static void
 flush_pending(bool throw)
 {
-	drop_half_written();
-	if (pending != NULL && pending->len > 0)
-		push_entries(pending, throw,
-					 (!throw && wait_failed) ? 0 : aa_audit_wait_timeout);
+	aa_audit_drop_half_written();
+	if (pending != NULL && pending->len > pending_pushed)
+		push_pending(throw,
+					 (!throw && (wait_failed || retained)) ? 0 : aa_audit_wait_timeout);
 }
 
 /*
@@ -592,10 +266,13 @@ aa_audit_push_retained(void)
 	check_late();
 }
 
+/* the session ends: one last wait for room, retained or not */
 static void
 audit_exit_callback(int code, Datum arg)
 {
-	flush_pending(false);
+	aa_audit_drop_half_written();
+	if (pending != NULL && pending->len > pending_pushed)
+		push_pending(false, aa_audit_wait_timeout);
 }
 
 static void
@@ -621,6 +298,8 @@ ensure_buffers(void)
 void
 aa_audit_emit(const AARecord *rec, bool transactional)
 {
+	bool		in_xact;
+
 	if (rec == NULL)
 		elog(ERROR, "null audit record");
 	ensure_buffers();
@@ -630,16 +309,19 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 		exit_registered = true;
 	}
 
-	if (IsTransactionState() && !aa_queue_in_writer())
+	/*
+	 * At backend exit the transaction may still be open (the exit callbacks
+	 * run before it is aborted): nothing may raise an error there.
+	 */
+	in_xact = IsTransactionState() && !proc_exit_inprogress;
+	if (in_xact && !aa_queue_in_writer())
 		aa_audit_check_database();
 
 	if (!transactional)
 	{
-		serialize_record(pending, rec, InvalidTransactionId);
-		if (pending->len >= FLUSH_THRESHOLD && !(retained && !IsTransactionState()))
+		aa_audit_serialize(pending, rec, InvalidTransactionId, true);
+		if (pending->len - pending_pushed >= FLUSH_THRESHOLD && (in_xact || !retained))
 		{
-			bool		in_xact = IsTransactionState();
-
 			flush_pending(in_xact);
 			if (in_xact)
 				check_late();
@@ -653,7 +335,7 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	if ((Size) staged->len >= aa_spill_threshold() && GetCurrentTransactionNestLevel() == 1)
 		(void) spill_staged();
 	stage_slot();
-	serialize_record(staged, rec, GetTopTransactionId());
+	aa_audit_serialize(staged, rec, GetTopTransactionId(), false);
 }
 
 /*

@@ -207,7 +207,7 @@ SELECT count(DISTINCT patient) || CASE WHEN count(*) > count(DISTINCT patient)
 
 # 20,000 patients, none consented: a record each (withheld), far more
 # than the 256 kB queue holds
-for my $table ('t17_full_next', 't17_full_exit', 't17_full_timeout')
+for my $table ('t17_full_next', 't17_full_exit', 't17_full_timeout', 't17_full_term')
 {
 	$node->safe_psql('postgres', qq{
 CREATE TABLE $table (patient_id text NOT NULL, value text);
@@ -267,6 +267,35 @@ for my $end ('next', 'exit', 'timeout')
 		is(bulk_records($table), '20000',
 			'writer resumed: the failed statement\'s 20,000 records are in the log (pushed as the session ended)');
 	}
+}
+
+# term: the backend is terminated while it waits for room, the writer
+# resumed at once: the exit pushes the rest, and what went into the queue
+# before is not pushed again (1.1: twice)
+{
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_safe("SET SESSION AUTHORIZATION t17_agent");
+	$bg->query_safe("SET application_name = 't17_full_term'");
+	$bg->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
+	my $wpid = writer_pid();
+	kill 'STOP', $wpid;
+	$bg->{stdin} .= "SELECT count(*) FROM t17_full_term;\n";
+	$bg->{run}->pump_nb;
+	my $pid;
+	ok($node->poll_query_until('postgres', qq{
+SELECT count(*) = 1 FROM pg_stat_activity
+ WHERE application_name = 't17_full_term' AND state = 'active' AND wait_event_type = 'Extension'}),
+		'queue full (term): the statement waits for room');
+	$pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE application_name = 't17_full_term'");
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	kill 'CONT', $wpid;
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+		'queue full (term): the backend exited');
+	eval { $bg->quit; };
+	is(bulk_records('t17_full_term'), '20000',
+		"queue full (term): the statement's 20,000 records are in the log, each once");
 }
 
 is($node->safe_psql('postgres', 'SELECT ok, problem FROM agentauth.verify_audit()'),

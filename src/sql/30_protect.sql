@@ -115,10 +115,10 @@ BEGIN
             HINT = 'Only ordinary and partitioned tables can be protected.';
     END IF;
     PERFORM agentauth._refuse_partition(tbl, 'protect_table');
-    PERFORM agentauth._refuse_extension_member(tbl, 'protect_table');
     IF rel.nsp OPERATOR(pg_catalog.=) 'agentauth' THEN
         RAISE EXCEPTION 'tables of the agentauth schema cannot be protected' USING ERRCODE = '42809';
     END IF;
+    PERFORM agentauth._refuse_extension_member(tbl, 'protect_table');
     IF rel.relkind OPERATOR(pg_catalog.=) 'r' AND EXISTS (SELECT FROM pg_catalog.pg_inherits i
                 WHERE i.inhrelid OPERATOR(pg_catalog.=) tbl
                    OR i.inhparent OPERATOR(pg_catalog.=) tbl) THEN
