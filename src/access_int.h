@@ -106,6 +106,8 @@ struct AAQueryAccess
 	bool		done;			/* final flush happened */
 	bool		live;			/* in the registry */
 	SubTransactionId subxid;	/* the subtransaction it began in */
+	bool		in_run;			/* a run begun and not ended */
+	SubTransactionId run_subxid;	/* the subtransaction that run began in */
 	const char *cascade_rel;	/* a foreign-key cascade writes this
 								 * protected table unchecked: refused if it
 								 * writes a row */

@@ -557,6 +557,8 @@ aa_access_run_begin(QueryDesc *qd)
 	if (q == NULL)
 		return;
 	aa_audit_push_retained();
+	q->in_run = true;
+	q->run_subxid = GetCurrentSubTransactionId();
 	if (!q->in_session)
 		return;
 	if (aa_session == NULL)
@@ -601,6 +603,7 @@ aa_access_run_done(QueryDesc *qd)
 
 	if (q == NULL)
 		return;
+	q->in_run = false;
 	if (q->cascade_rel != NULL && qd->estate->es_processed > 0)
 		aa_refuse_cascade(q->cascade_rel, q->cascade_action,
 						  qd->estate->es_processed);
@@ -666,7 +669,10 @@ flush_live_queries(void)
  * block): the statements begun in it (or in subtransactions nested in it)
  * will never run again, and their memory goes only at its cleanup, after
  * audit.c's callback, which pushes (1.1: their records waited in the
- * backend until a later push -- an idle transaction's, indefinitely).
+ * backend until a later push -- an idle transaction's, indefinitely).  So
+ * do the counts of a run that failed in it of a statement begun before it
+ * (a cursor's FETCH: PostgreSQL marks the cursor failed, and it is not
+ * fetched again).
  */
 static void
 access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -676,9 +682,13 @@ access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	for (AAQueryAccess *q = aa_live_queries; q != NULL; q = q->next)
 	{
-		if (q->done || q->subxid < mySubid)
+		if (q->done)
 			continue;
-		q->done = true;
+		if (q->subxid >= mySubid)
+			q->done = true;
+		else if (!q->in_run || q->run_subxid < mySubid)
+			continue;
+		q->in_run = false;
 		flush_query(q, false);
 	}
 }

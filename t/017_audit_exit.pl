@@ -62,6 +62,9 @@ my %query = (
 	plpgsql_cancel => "SELECT t17_f_plpgsql_cancel()",
 	# the same in a savepoint: the subtransaction's abort pushes them
 	plpgsql_sub => "SELECT t17_f_plpgsql_sub()",
+	# a cursor declared before the savepoint, its FETCH cancelled inside
+	# it (1.1: the FETCH's counts waited for the cursor's end)
+	cursor_sub => "FETCH ALL FROM c",
 	# a SQL function's query, read a row at a time
 	sql_term => "SELECT t17_f_sql_term()",
 	# control: the statement's own query
@@ -116,7 +119,14 @@ for my $case (sort keys %query)
 	$bg->query_safe("SET application_name = 't17_$case'");
 	$bg->query_safe("SET SESSION AUTHORIZATION t17_agent");
 	$bg->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
-	$bg->query_safe("BEGIN; SAVEPOINT s") if $case =~ /sub$/;
+	if ($case eq 'cursor_sub')
+	{
+		$bg->query_safe("BEGIN; DECLARE c CURSOR FOR SELECT patient_id, $sleep FROM t17_cursor_sub; SAVEPOINT s");
+	}
+	elsif ($case =~ /sub$/)
+	{
+		$bg->query_safe("BEGIN; SAVEPOINT s");
+	}
 	# sent, not waited for: it sleeps on the second patient's row
 	$bg->{stdin} .= "$query{$case};\n";
 	$bg->{run}->pump_nb;
