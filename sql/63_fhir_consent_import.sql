@@ -140,6 +140,17 @@ SELECT agentauth.import_fhir_consent('{
   "patient": {"reference": "Patient/P63E"}}') AS provisions;
 SELECT patient, decision, actions, status, withdraw_reason, source
   FROM agentauth.consents WHERE patient IN ('example', 'P63E') ORDER BY patient, recorded_at, decision;
+-- a consent re-sent as rejected (R4; R5: not-done) ends the earlier
+-- import's provisions too (1.1: refused, the permit stayed in force)
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "c63-later-rejected", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63J"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}')) AS provisions;
+SELECT agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "c63-later-rejected", "status": "rejected",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63J"}}') AS provisions;
+SELECT patient, decision, status, withdraw_reason, source
+  FROM agentauth.consents WHERE patient = 'P63J' ORDER BY recorded_at;
 
 \c - reg63_agent
 SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
@@ -149,4 +160,4 @@ SELECT 'P63E TREAT, inactive' AS q, decision, reason FROM agentauth.explain_acce
 SELECT agentauth.end_session();
 
 \c - postgres
-DELETE FROM agentauth.consent WHERE source LIKE 'Consent/%' AND patient IN ('example', 'P63E', 'f001', 'P63R');
+DELETE FROM agentauth.consent WHERE source LIKE 'Consent/%' AND patient IN ('example', 'P63E', 'f001', 'P63R', 'P63J');

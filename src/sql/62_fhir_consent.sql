@@ -755,12 +755,14 @@ BEGIN
     r5 := resource OPERATOR(pg_catalog.?|) ARRAY['decision', 'subject', 'grantee', 'grantor', 'controller', 'manager']
           OR pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') IS NOT DISTINCT FROM 'array';
 
-    -- status: an active consent is in force; an inactive (or entered in
-    -- error) one only ends what an earlier import of it recorded
+    -- status: an active consent is in force; an inactive, entered in
+    -- error, rejected (R4) or not-done (R5) one only ends what an earlier
+    -- import of it recorded (1.1: a rejected or not-done one was refused,
+    -- and the earlier import's permits stayed in force)
     v_status := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'status', '$.status', true);
-    IF v_status OPERATOR(pg_catalog.<>) ALL (ARRAY['active', 'inactive', 'entered-in-error']) THEN
+    IF v_status OPERATOR(pg_catalog.<>) ALL (ARRAY['active', 'inactive', 'entered-in-error', 'rejected', 'not-done']) THEN
         PERFORM agentauth._fhir_fail('$.status', pg_catalog.format('status is "%s"; only an active consent is in force', v_status),
-            'A draft, proposed or rejected consent grants nothing and cannot be imported.');
+            'A draft or proposed consent grants nothing and cannot be imported.');
     END IF;
     active := v_status OPERATOR(pg_catalog.=) 'active';
     k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
