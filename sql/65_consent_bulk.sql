@@ -127,6 +127,12 @@ SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'batch', 'entry', jsonb_build_array(
       jsonb_build_object('resource', pg_temp.consent('b65-7', 'P65G', 'TREAT'),
                          'request', '{"method": "DELETE", "url": "Consent/b65-7"}'::jsonb))));
+-- an entry of another server (its Patient/P65I is that server's patient;
+-- 1.1: taken as the local P65I): refused; urn:uuid entries are this load's
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('fullUrl', 'https://other-hospital.example/fhir/Consent/b65-9',
+                         'resource', pg_temp.consent('b65-9', 'P65I', 'TREAT')))));
 -- one page of a search with more (1.1: imported alone, the other pages'
 -- denies unknown): refused
 SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(

@@ -89,6 +89,28 @@ like($err, qr/expected a reference to a Patient of this site \(Patient\/<id> or 
 	'another server\'s Patient/P1 is refused');
 ($rc, $out, $err) = consent_patient('https://fhir.example.org/r4/Patient/P1/_history/2');
 isnt($rc, 0, 'a versioned reference is refused (its id is not a FHIR id)');
+
+# a Bundle's entries: the site's own server's are imported, another's are
+# refused (their relative references name that server's patients)
+sub bundle_from
+{
+	my ($fullurl) = @_;
+	return $node->psql('postgres', qq{
+BEGIN;
+SELECT entry, source FROM agentauth.import_fhir_consent_bundle('{
+  "resourceType": "Bundle", "type": "collection",
+  "entry": [{"fullUrl": "$fullurl", "resource": {
+    "resourceType": "Consent", "id": "t105b", "status": "active",
+    "scope": {"coding": [{"code": "patient-privacy"}]},
+    "patient": {"reference": "Patient/P1"},
+    "provision": {"type": "permit",
+                  "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}}]}');
+ROLLBACK;});
+}
+($rc, $out, $err) = bundle_from('https://fhir.example.org/r4/Consent/t105b');
+is($out, '0|Consent/t105b', 'a Bundle entry of the site\'s own server is imported') or diag($err);
+($rc, $out, $err) = bundle_from('https://other.example.org/r4/Consent/t105b');
+like($err, qr/is a resource of another server/, 'an entry of another server is refused');
 $node->append_conf('postgresql.conf', q{agentauth.fhir_patient_reference = 'Patient'});
 $node->reload;
 $node->poll_query_until('postgres', q{SELECT current_setting('agentauth.fhir_patient_reference') = 'Patient'});

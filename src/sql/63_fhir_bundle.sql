@@ -140,11 +140,16 @@ DECLARE
     k       text;
     v       record;
     d       record;
+    url     text;
+    base    text := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
     IF bundle IS NULL THEN
         RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
     END IF;
+    -- the site's FHIR base: that of agentauth.fhir_patient_reference
+    base := CASE WHEN base LIKE '%Patient/\%s' AND base ~ '^[a-z][a-z0-9+.\-]*:'
+                 THEN pg_catalog.left(base, pg_catalog.length(base) OPERATOR(pg_catalog.-) 10) END;
     IF pg_catalog.jsonb_typeof(bundle) OPERATOR(pg_catalog.<>) 'object' THEN
         PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
     END IF;
@@ -196,6 +201,16 @@ BEGIN
         res := e OPERATOR(pg_catalog.->) 'resource';
         IF res IS NULL THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.resource', 'required element is missing');
+        END IF;
+        -- an entry of another server: its relative references (Patient/123)
+        -- name that server's patients and parties, not this site's (1.1:
+        -- taken as local)
+        url := e OPERATOR(pg_catalog.->>) 'fullUrl';
+        IF url ~ '^[a-z][a-z0-9+.\-]*://'
+           AND (base IS NULL OR pg_catalog.left(url, pg_catalog.length(base)) OPERATOR(pg_catalog.<>) base) THEN
+            PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.fullUrl',
+                pg_catalog.format('"%s" is a resource of another server', url),
+                'Its references name that server''s patients and parties.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to import its own Bundles.');
         END IF;
         -- a searchset's included resources (the patients, say) are not
         -- consents; an included Consent is one (1.1: skipped)
