@@ -2608,6 +2608,19 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_bundle_entry_rules(jsonb, text) FROM PUBLIC;
 
+-- The site's FHIR base: that of agentauth.fhir_patient_reference when it
+-- is an absolute <base>Patient/%s; NULL when the site names no base.  A
+-- reference or a Bundle entry under it is this site's.
+CREATE FUNCTION agentauth._fhir_site_base() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
+                THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END
+      FROM pg_catalog.current_setting('agentauth.fhir_patient_reference', true) t
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_site_base() FROM PUBLIC;
+
 -- import_fhir_consent_bundle(bundle): every Consent of a FHIR Bundle
 -- (collection, batch, transaction or searchset), all or nothing, in entry
 -- order; one row per Consent entry: its index, its source
@@ -2629,15 +2642,12 @@ DECLARE
     v       record;
     d       record;
     url     text;
-    base    text := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
+    base    text := agentauth._fhir_site_base();
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
     IF bundle IS NULL THEN
         RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
     END IF;
-    -- the site's FHIR base: that of agentauth.fhir_patient_reference
-    base := CASE WHEN base LIKE '%Patient/\%s' AND base ~ '^[a-z][a-z0-9+.\-]*:'
-                 THEN pg_catalog.left(base, pg_catalog.length(base) OPERATOR(pg_catalog.-) 10) END;
     IF pg_catalog.jsonb_typeof(bundle) OPERATOR(pg_catalog.<>) 'object' THEN
         PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
     END IF;
@@ -3072,9 +3082,7 @@ BEGIN
         -- taken as this site's): a relative reference, or one under the
         -- site's FHIR base, the base of agentauth.fhir_patient_reference
         IF r ~ '^[a-z][a-z0-9+.\-]*:' THEN
-            t := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
-            t := CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
-                      THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END;
+            t := agentauth._fhir_site_base();
             IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
                 PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
                     pg_catalog.format('"%s" is not a party of this site', r),

@@ -405,6 +405,8 @@ extern void aa_audit_push_retained(void);
 extern void aa_audit_serialize(StringInfo out, const AARecord *rec,
 							   TransactionId xid, bool trim_on_error);
 extern void aa_audit_drop_half_written(void);
+/* the audit module's long-lived memory (audit_resolve.c) */
+extern MemoryContext aa_audit_memory(void);
 extern void aa_audit_init(void);
 
 /*

@@ -94,17 +94,6 @@ static void stage_slot(void);
 static void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 
-static MemoryContext
-audit_context(void)
-{
-	static MemoryContext cxt = NULL;
-
-	if (cxt == NULL)
-		cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit",
-									ALLOCSET_SMALL_SIZES);
-	return cxt;
-}
-
 void
 aa_audit_init(void)
 {
@@ -282,7 +271,7 @@ ensure_buffers(void)
 
 	if (pending != NULL)
 		return;
-	old = MemoryContextSwitchTo(audit_context());
+	old = MemoryContextSwitchTo(aa_audit_memory());
 	if (staged == NULL)
 		staged = makeStringInfo();
 	pending = makeStringInfo();	/* tested above: last */
@@ -366,7 +355,7 @@ stage_slot(void)
 	if (nstaged == staged_cap)
 	{
 		int			newcap = Max(16, staged_cap * 2);
-		MemoryContext old = MemoryContextSwitchTo(audit_context());
+		MemoryContext old = MemoryContextSwitchTo(aa_audit_memory());
 
 		/* each array kept valid: a failed repalloc leaves the old one */
 		if (staged_off == NULL)

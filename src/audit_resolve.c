@@ -27,13 +27,14 @@
 
 #include "agentauth.h"
 
-static MemoryContext
-audit_context(void)
+/* the audit module's long-lived memory (audit.c's buffers too) */
+MemoryContext
+aa_audit_memory(void)
 {
 	static MemoryContext cxt = NULL;
 
 	if (cxt == NULL)
-		cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit identity",
+		cxt = AllocSetContextCreate(TopMemoryContext, "agentauth audit",
 									ALLOCSET_SMALL_SIZES);
 	return cxt;
 }
@@ -67,7 +68,7 @@ session_user_name(void)
 		if (name == NULL)
 			name = psprintf("%u", role);
 		/* the old one freed only once the new one is there */
-		copy = MemoryContextStrdup(audit_context(), name);
+		copy = MemoryContextStrdup(aa_audit_memory(), name);
 		if (cached_role_name)
 			pfree(cached_role_name);
 		cached_role_name = copy;
@@ -138,10 +139,10 @@ client_text(StringInfo out)
 		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
 		d = inet_client_addr(fcinfo);
 		if (fcinfo->isnull)
-			addr = MemoryContextStrdup(audit_context(),
+			addr = MemoryContextStrdup(aa_audit_memory(),
 									   MyBackendType == B_BG_WORKER ? "background worker" : "local");
 		else
-			addr = MemoryContextStrdup(audit_context(),
+			addr = MemoryContextStrdup(aa_audit_memory(),
 									   DatumGetCString(DirectFunctionCall1(inet_out, d)));
 	}
 	appendStringInfo(out, "address=%s application_name=%s", addr,
@@ -205,10 +206,10 @@ aa_audit_serialize(StringInfo out, const AARecord *rec, TransactionId xid,
 	if (scratch == NULL)
 	{
 		/* scratch, tested above, last: both are there once it is */
-		old = MemoryContextSwitchTo(audit_context());
+		old = MemoryContextSwitchTo(aa_audit_memory());
 		client = makeStringInfo();
 		MemoryContextSwitchTo(old);
-		scratch = AllocSetContextCreate(audit_context(), "agentauth audit record",
+		scratch = AllocSetContextCreate(aa_audit_memory(), "agentauth audit record",
 										ALLOCSET_DEFAULT_SIZES);
 	}
 	MemoryContextReset(scratch);
@@ -267,7 +268,7 @@ aa_audit_serialize(StringInfo out, const AARecord *rec, TransactionId xid,
 	else
 	{
 		f.authority = (struct varlena *) aa_jsonb_cached(&authority_cache, rec->authority,
-														   audit_context());
+														   aa_audit_memory());
 		if (f.authority)
 		{
 			f.authority_text = authority_cache.canon.data;
@@ -275,7 +276,7 @@ aa_audit_serialize(StringInfo out, const AARecord *rec, TransactionId xid,
 		}
 	}
 	f.detail = (struct varlena *) aa_jsonb_text_cached(&detail_cache, rec->detail,
-														 audit_context());
+														 aa_audit_memory());
 	if (f.detail)
 	{
 		f.detail_text = detail_cache.canon.data;

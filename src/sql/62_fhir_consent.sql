@@ -250,6 +250,19 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_map_class(text, text, text) FROM PUBLIC;
 
 -- an actor's reference as 'a:<agent>' or 'o:<owner>'
+-- The site's FHIR base: that of agentauth.fhir_patient_reference when it
+-- is an absolute <base>Patient/%s; NULL when the site names no base.  A
+-- reference or a Bundle entry under it is this site's.
+CREATE FUNCTION agentauth._fhir_site_base() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
+                THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END
+      FROM pg_catalog.current_setting('agentauth.fhir_patient_reference', true) t
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_site_base() FROM PUBLIC;
+
 CREATE FUNCTION agentauth._fhir_map_actor(ref jsonb, path text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -270,9 +283,7 @@ BEGIN
         -- taken as this site's): a relative reference, or one under the
         -- site's FHIR base, the base of agentauth.fhir_patient_reference
         IF r ~ '^[a-z][a-z0-9+.\-]*:' THEN
-            t := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
-            t := CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
-                      THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END;
+            t := agentauth._fhir_site_base();
             IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
                 PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
                     pg_catalog.format('"%s" is not a party of this site', r),

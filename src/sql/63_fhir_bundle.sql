@@ -141,15 +141,12 @@ DECLARE
     v       record;
     d       record;
     url     text;
-    base    text := pg_catalog.current_setting('agentauth.fhir_patient_reference', true);
+    base    text := agentauth._fhir_site_base();
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
     IF bundle IS NULL THEN
         RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
     END IF;
-    -- the site's FHIR base: that of agentauth.fhir_patient_reference
-    base := CASE WHEN base LIKE '%Patient/\%s' AND base ~ '^[a-z][a-z0-9+.\-]*:'
-                 THEN pg_catalog.left(base, pg_catalog.length(base) OPERATOR(pg_catalog.-) 10) END;
     IF pg_catalog.jsonb_typeof(bundle) OPERATOR(pg_catalog.<>) 'object' THEN
         PERFORM agentauth._fhir_fail('$', 'expected a JSON object');
     END IF;
