@@ -147,26 +147,30 @@ BEGIN
     RETURN r;
 END $$;
 SET enable_seqscan = off;
-SELECT p LIKE '%Index Cond: (entry_patients @> %' AS units_by_gin,
+SELECT p LIKE '%Index Cond: (agentauth._patient_hashes(entry_patients) @> %' AS units_by_gin,
        p ~ 'Index Cond: \(+patient = ' AS records_by_btree
   FROM reg45_plan($q$SELECT * FROM agentauth._patient_log('R45-P2' COLLATE "POSIX")$q$) p;
 PREPARE reg45_range(text, timestamptz, timestamptz) AS
     SELECT * FROM agentauth._patient_log($1) l WHERE l.logged_at >= $2 AND l.logged_at <= $3;
 SET plan_cache_mode = force_generic_plan;
-SELECT p LIKE '%Index Cond: (entry_patients @> %' AS units_by_gin,
+SELECT p LIKE '%Index Cond: (agentauth._patient_hashes(entry_patients) @> %' AS units_by_gin,
        p NOT LIKE '%BitmapAnd%' AND p NOT LIKE '%audit_log_logged_at_idx%' AS no_time_bitmap
   FROM reg45_plan($q$EXECUTE reg45_range('R45-P2', '-infinity', 'infinity')$q$) p;
 RESET plan_cache_mode;
 RESET enable_seqscan;
 DEALLOCATE reg45_range;
--- The writer's index insertions compare patients bytewise, whatever the
--- database's collation (under it every comparison was a strcoll()), and
--- every array of a unit compresses with LZ4, not pglz (bench/README.md,
--- "Audit writer").
-SELECT x.relname, c.collname AS key_collation
+-- The writer's index insertions compare patients bytewise (the btree),
+-- whatever the database's collation (under it every comparison was a
+-- strcoll()), or as integers (the GIN index's keys are the patients'
+-- hashes: comparing text keys was a fifth of the writer), and every array
+-- of a unit compresses with LZ4, not pglz (bench/README.md, "Audit
+-- writer").
+SELECT x.relname, format_type(a.atttypid, NULL) AS key_type, c.collname AS key_collation
   FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
-  JOIN pg_collation c ON c.oid = i.indcollation[0]
+  JOIN pg_attribute a ON a.attrelid = i.indexrelid AND a.attnum = 1
+  LEFT JOIN pg_collation c ON c.oid = i.indcollation[0]
  WHERE i.indrelid = 'agentauth.audit_record'::regclass
+   AND x.relname IN ('audit_log_patient_idx', 'audit_record_entry_patients_idx')
  ORDER BY 1;
 -- (the consent ids are random bytes: stored without trying to compress)
 SELECT attname, attcompression, attstorage FROM pg_attribute
@@ -450,3 +454,35 @@ SELECT i.last_access = (SELECT max(logged_at) FROM agentauth.audit_log
                            AND logged_at > now() - interval '24 hours') AS denials_as_the_log,
        i.denials_24h >= 2 AS denials_in_units
   FROM agentauth.agent_inventory i WHERE i.agent = :'agent';
+
+-- Two patients whose ids share the GIN index's key (_patient_hash, found
+-- by search): the index finds the units of both for either, and a report
+-- still takes only the patient's own entries (its ids compared byte for
+-- byte); a unit of the one is no record of the other.
+SELECT agentauth._patient_hash('R45-H137905') = agentauth._patient_hash('R45-H339822') AS same_key,
+       agentauth._patient_hashes('{R45-H137905,R45-Q1}') @> ARRAY[agentauth._patient_hash('R45-H339822')] AS found_by_either;
+CREATE TABLE reg45_h (id int PRIMARY KEY, patient_id text NOT NULL, value int);
+INSERT INTO reg45_h SELECT i, CASE WHEN i = 1 THEN 'R45-H137905' ELSE 'R45-Q' || i END, i
+  FROM generate_series(1, 5) i;
+SELECT agentauth.protect_table('reg45_h', 'patient_id', '{"id": "non_phi", "value": "lab"}');
+GRANT SELECT ON reg45_h TO reg45_agent;
+SELECT coalesce(max(seq), 0) AS s3 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg45_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+SELECT count(*) FROM reg45_h;
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS units, sum(cardinality(entry_kinds)) AS entries,
+       bool_or('R45-H137905' = ANY (entry_patients)) AS has_h
+  FROM agentauth.audit_record WHERE seq > :s3 AND relation = 'public.reg45_h';
+SELECT patient, row_count FROM agentauth._patient_log('R45-H137905') WHERE relation = 'public.reg45_h';
+SELECT count(*) AS other_patients_log FROM agentauth._patient_log('R45-H339822');
+SET ROLE agentauth_auditor;
+SELECT count(*) AS other_patients_records
+  FROM agentauth.access_report('R45-H339822', '-infinity', 'infinity');
+SELECT count(*) AS other_patients_elements
+  FROM agentauth.element_access('R45-H339822', 'public.reg45_h', 'value');
+SELECT count(*) AS other_patients_disclosures
+  FROM agentauth.disclosure_accounting('R45-H339822');
+SELECT count(*) AS own_records
+  FROM agentauth.access_report('R45-H137905', '-infinity', 'infinity') WHERE relation = 'public.reg45_h';
+RESET ROLE;

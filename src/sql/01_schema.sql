@@ -249,19 +249,28 @@ ALTER TABLE agentauth.audit_record ALTER COLUMN entry_kinds SET STATISTICS 0,
     ALTER COLUMN entry_patients SET STATISTICS 0,
     ALTER COLUMN prev_hash SET STATISTICS 0,
     ALTER COLUMN row_hash SET STATISTICS 0;
--- both patient indexes compare bytewise (COLLATE "C", below)
+-- the patient index compares bytewise (COLLATE "C"): only equality is ever
+-- asked of it (_patient_log looks a patient up as p COLLATE "C"), the same
+-- under any deterministic collation, and strcoll() is dearer than memcmp()
 CREATE INDEX audit_log_patient_idx ON agentauth.audit_record (patient COLLATE "C", logged_at)
     WHERE patient IS NOT NULL;
--- a unit's patients: one GIN entry per patient, gathered in its pending
--- list and merged in bulk, far cheaper than a btree insertion each.  Both
--- indexes compare patients bytewise (COLLATE "C"): the GIN merge sorts
--- every entry, and under the database's collation each comparison copied
--- both strings and called strcoll() -- a third of the writer's time with
--- C.UTF-8, more with a real locale.  Only equality is ever asked of them
--- (_patient_log looks a patient up as p COLLATE "C"), the same under any
--- deterministic collation.
+-- a unit's patients: one GIN key per patient, gathered in its pending list
+-- and merged in bulk, far cheaper than a btree insertion each.  The key is
+-- the patient's hash (_patient_hash, an int4: hash_bytes() of the id's
+-- bytes), not the id: the merge sorts every key, and comparing text keys
+-- (bttextcmp, detoast, memcmp; strcoll() under the database's collation
+-- before the index compared them COLLATE "C") was a fifth of the writer's
+-- time, more than a third with a real locale.  An id that shares its hash
+-- with another costs a unit read that finds no entry: _patient_log takes a
+-- unit's entries by comparing bytes (_entry_positions).
+CREATE FUNCTION agentauth._patient_hash(p text) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_patient_hash';
+CREATE FUNCTION agentauth._patient_hashes(patients text[]) RETURNS integer[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_patient_hashes';
 CREATE INDEX audit_record_entry_patients_idx ON agentauth.audit_record
-    USING gin (entry_patients COLLATE "C") WHERE entry_patients IS NOT NULL;
+    USING gin (agentauth._patient_hashes(entry_patients)) WHERE entry_patients IS NOT NULL;
 -- logged_at only grows (the writer stamps it, never backwards): a BRIN
 -- index serves time ranges at a fraction of a btree's insert cost
 CREATE INDEX audit_log_logged_at_idx ON agentauth.audit_record USING brin (logged_at);

@@ -94,10 +94,12 @@ REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 -- entries are never unnested): the ordinals come out of a set-returning
 -- call in the select list (one ProjectSet node, no function scan and its
 -- tuplestore per unit), and each field of the entry is read once, in the
--- OFFSET 0 subquery, whatever refers to it above.  p is compared under the indexes' own
--- collation, "C": an argument of the column's collation, or of another
--- (a name, a column COLLATE "POSIX"), would keep both out of the plan.
--- Equality is the same under any deterministic collation.  A unit's
+-- OFFSET 0 subquery, whatever refers to it above.  The units are found by
+-- p's hash (_patient_hash, the GIN index's key), the version 1 records by p
+-- compared under that index's collation, "C": an argument of the column's
+-- collation, or of another (a name, a column COLLATE "POSIX"), would keep
+-- the btree out of the plan.  Equality is the same under any deterministic
+-- collation.  A unit's
 -- logged_at comes out of the OFFSET 0 subquery, so a caller's time range is
 -- a filter on the entries found, never a lossy BRIN bitmap ANDed with the
 -- GIN one (a generic plan cannot tell a range that covers the whole log).
@@ -132,7 +134,8 @@ SELECT e.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
                        pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS o
                   FROM agentauth.audit_record r
                  WHERE r.entry_kinds IS NOT NULL
-                   AND r.entry_patients OPERATOR(pg_catalog.@>) ARRAY[p COLLATE "C"]) u
+                   AND agentauth._patient_hashes(r.entry_patients)
+                       OPERATOR(pg_catalog.@>) ARRAY[agentauth._patient_hash(p)]) u
         OFFSET 0) e
 $$;
 REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
