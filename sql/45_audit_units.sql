@@ -486,3 +486,23 @@ SELECT count(*) AS other_patients_disclosures
 SELECT count(*) AS own_records
   FROM agentauth.access_report('R45-H137905', '-infinity', 'infinity') WHERE relation = 'public.reg45_h';
 RESET ROLE;
+
+-- The units' GIN index gathers new keys in a pending list that every
+-- lookup of a patient reads whole; the writer merges it once it has had
+-- nothing to store for a second (audit_writer.c, tidy_patient_index), so
+-- a report between bursts of work never reads it.  Wait (at most 60 s)
+-- for the list the reads above left to be merged.
+CREATE EXTENSION pgstattuple;
+CREATE FUNCTION reg45_merged() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        IF (SELECT pending_pages FROM pgstatginindex('agentauth.audit_record_entry_patients_idx')) = 0 THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT reg45_merged() AS pending_list_merged;
+DROP FUNCTION reg45_merged();
+DROP EXTENSION pgstattuple;
