@@ -188,6 +188,12 @@ SELECT count(*) FILTER (WHERE a.attname LIKE 'entry\_%' OR a.attname LIKE '%\_ha
        count(*) FILTER (WHERE a.attname IN ('seq', 'event', 'patient')) AS analyzed
   FROM pg_statistic s JOIN pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
  WHERE s.starelid = 'agentauth.audit_record'::regclass;
+-- nor of the units' index expression (the patients' hashes)
+SELECT (SELECT attstattarget FROM pg_attribute
+         WHERE attrelid = 'agentauth.audit_record_entry_patients_idx'::regclass AND attnum = 1)
+         AS hashes_stattarget,
+       (SELECT count(*) FROM pg_statistic
+         WHERE starelid = 'agentauth.audit_record_entry_patients_idx'::regclass) AS hashes_stats;
 -- and the reports give the same rows as reading the whole log would
 SELECT (SELECT count(*) FROM agentauth.access_report('R45-C150', '-infinity', 'infinity')) =
        (SELECT count(*) FROM agentauth.audit_log WHERE patient = 'R45-C150') AS access_report_whole,
