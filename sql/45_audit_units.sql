@@ -461,14 +461,22 @@ SELECT i.last_access = (SELECT max(logged_at) FROM agentauth.audit_log
        i.denials_24h >= 2 AS denials_in_units
   FROM agentauth.agent_inventory i WHERE i.agent = :'agent';
 
--- Two patients whose ids share the GIN index's key (_patient_hash, found
--- by search): the index finds the units of both for either, and a report
--- still takes only the patient's own entries (its ids compared byte for
--- byte); a unit of the one is no record of the other.
-SELECT agentauth._patient_hash('R45-H137905') = agentauth._patient_hash('R45-H339822') AS same_key,
-       agentauth._patient_hashes('{R45-H137905,R45-Q1}') @> ARRAY[agentauth._patient_hash('R45-H339822')] AS found_by_either;
+-- The GIN index's key is PostgreSQL's own hash of the id's bytes (the one
+-- its hash indexes keep stable across versions), and two patients whose
+-- ids share it (found here: 300,000 ids hold a pair almost surely): the
+-- index finds the units of both for either, and a report still takes only
+-- the patient's own entries (its ids compared byte for byte); a unit of
+-- the one is no record of the other.
+SELECT bool_and(agentauth._patient_hash(s) = hashtext(s COLLATE "C")) AS postgres_hash
+  FROM unnest(ARRAY['R45-P1', '', 'é', repeat('x', 3000), 'a b']) s;
+SELECT min(s) AS h1, max(s) AS h2
+  FROM (SELECT 'R45-H' || i AS s FROM generate_series(1, 300000) i) x
+ GROUP BY agentauth._patient_hash(s) HAVING count(*) > 1 LIMIT 1 \gset
+SELECT :'h1' <> :'h2' AS two_ids,
+       agentauth._patient_hash(:'h1') = agentauth._patient_hash(:'h2') AS same_key,
+       agentauth._patient_hashes(ARRAY[:'h1', 'R45-Q1']) @> ARRAY[agentauth._patient_hash(:'h2')] AS found_by_either;
 CREATE TABLE reg45_h (id int PRIMARY KEY, patient_id text NOT NULL, value int);
-INSERT INTO reg45_h SELECT i, CASE WHEN i = 1 THEN 'R45-H137905' ELSE 'R45-Q' || i END, i
+INSERT INTO reg45_h SELECT i, CASE WHEN i = 1 THEN :'h1' ELSE 'R45-Q' || i END, i
   FROM generate_series(1, 5) i;
 SELECT agentauth.protect_table('reg45_h', 'patient_id', '{"id": "non_phi", "value": "lab"}');
 GRANT SELECT ON reg45_h TO reg45_agent;
@@ -478,19 +486,20 @@ SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
 SELECT count(*) FROM reg45_h;
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS units, sum(cardinality(entry_kinds)) AS entries,
-       bool_or('R45-H137905' = ANY (entry_patients)) AS has_h
+       bool_or(:'h1' = ANY (entry_patients)) AS has_h1
   FROM agentauth.audit_record WHERE seq > :s3 AND relation = 'public.reg45_h';
-SELECT patient, row_count FROM agentauth._patient_log('R45-H137905') WHERE relation = 'public.reg45_h';
-SELECT count(*) AS other_patients_log FROM agentauth._patient_log('R45-H339822');
+SELECT patient = :'h1' AS own, row_count
+  FROM agentauth._patient_log(:'h1') WHERE relation = 'public.reg45_h';
+SELECT count(*) AS other_patients_log FROM agentauth._patient_log(:'h2');
 SET ROLE agentauth_auditor;
 SELECT count(*) AS other_patients_records
-  FROM agentauth.access_report('R45-H339822', '-infinity', 'infinity');
+  FROM agentauth.access_report(:'h2', '-infinity', 'infinity');
 SELECT count(*) AS other_patients_elements
-  FROM agentauth.element_access('R45-H339822', 'public.reg45_h', 'value');
+  FROM agentauth.element_access(:'h2', 'public.reg45_h', 'value');
 SELECT count(*) AS other_patients_disclosures
-  FROM agentauth.disclosure_accounting('R45-H339822');
+  FROM agentauth.disclosure_accounting(:'h2');
 SELECT count(*) AS own_records
-  FROM agentauth.access_report('R45-H137905', '-infinity', 'infinity') WHERE relation = 'public.reg45_h';
+  FROM agentauth.access_report(:'h1', '-infinity', 'infinity') WHERE relation = 'public.reg45_h';
 RESET ROLE;
 
 -- The units' GIN index gathers new keys in a pending list that every

@@ -48,6 +48,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/gin_private.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -56,6 +57,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -86,8 +88,7 @@
 
 #define MAX_BATCH	8192		/* rows per transaction */
 #define MAX_ENTRIES	65536		/* queue entries per transaction */
-/* idle this long after storing, the writer merges the GIN pending list */
-#define TIDY_IDLE_MS 1000
+#define TIDY_IDLE_MS 1000		/* idle this long, merge (tidy_patient_index) */
 
 static volatile sig_atomic_t got_sigterm = false;
 static bool exiting_cleanly = false;	/* set before the writer's own exits */
@@ -612,35 +613,48 @@ process_batch(bool *blocked, bool *no_log)
 }
 
 /*
- * The units' GIN index (audit_record_entry_patients_idx) gathers new keys
- * in its pending list, merged into the index only when an insert finds it
- * past gin_pending_list_limit (4 MB) or a VACUUM runs -- rarely, by
- * autovacuum, on a large log.  Every lookup of a patient reads that list
- * whole: about 2 us a page, so a report between two merges paid up to
- * 1 ms more, 2.7 times its time on a merged index (bench/README.md).  The
- * writer merges it itself once it has stored nothing for TIDY_IDLE_MS:
- * reports between bursts of work find it empty; under steady load the
- * inserts merge it as before, and the writer's cost per entry is the same.
+ * The units' GIN index gathers new keys in a pending list that every
+ * patient lookup reads whole (about 2 us a page: a report up to 2.7 times
+ * slower), merged when an insert finds it past gin_pending_list_limit or by
+ * VACUUM.  Idle TIDY_IDLE_MS, the writer merges it (bench/README.md).  As
+ * an insert does, it only tries the list's lock: a VACUUM holding it for
+ * seconds must not hold the writer, and the statements waiting for it; and
+ * it does not begin with records queued.
  */
 static void
 tidy_patient_index(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
+	uint64		tail,
+				qhead;
 
 	if (RecoveryInProgress())
 		return;
-	/* a failure is the next merge's to do, never the writer's end */
-	PG_TRY();
+	aa_queue_bounds(&tail, &qhead);
+	if (tail != qhead)
+		return;
+	PG_TRY();					/* a failure is the next merge's to do */
 	{
-		Oid			nsp;
-		Oid			idx = InvalidOid;
+		Oid			idx;
 
 		StartTransactionCommand();
-		nsp = get_namespace_oid("agentauth", true);
-		if (OidIsValid(nsp))
-			idx = get_relname_relid("audit_record_entry_patients_idx", nsp);
+		/* none in a 1.0 log, or without the extension */
+		idx = get_relname_relid("audit_record_entry_patients_idx",
+								get_namespace_oid("agentauth", true));
 		if (OidIsValid(idx))
-			(void) DirectFunctionCall1(gin_clean_pending_list, ObjectIdGetDatum(idx));
+		{
+			Relation	rel = index_open(idx, RowExclusiveLock);
+
+			if (rel->rd_rel->relam == GIN_AM_OID)
+			{
+				GinState	gs;
+
+				pgstat_report_activity(STATE_RUNNING, "merging the log's patient index");
+				initGinState(&gs, rel);
+				ginInsertCleanup(&gs, true, true, false, NULL);
+			}
+			index_close(rel, RowExclusiveLock);
+		}
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -657,6 +671,7 @@ tidy_patient_index(void)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -798,8 +813,7 @@ aa_audit_writer_main(Datum main_arg)
 			next_head_log = TimestampTzPlusMilliseconds(now, aa_head_log_interval * 1000L);
 		}
 
-		if (n > 0)
-			stored_at = now;
+		stored_at = (n > 0) ? now : stored_at;
 		if (n > 0 && !blocked)
 			continue;			/* more may be waiting */
 		timeout = blocked ? 10L : (no_log ? 1000L :
@@ -810,7 +824,7 @@ aa_audit_writer_main(Datum main_arg)
 
 			if (idle >= TIDY_IDLE_MS)
 			{
-				tidy_patient_index();
+				tidy_patient_index();	/* stored again first: again later */
 				stored_at = 0;
 				continue;
 			}

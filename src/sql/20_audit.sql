@@ -3,9 +3,9 @@
 -- inserter; see src/audit*.c, src/chain.c and src/utility.c.
 
 -- The records of the units (agentauth.audit_record, 01_schema.sql), one
--- row per entry, with the unit's patients (unit_patients) for the GIN
--- index: a query that names a patient adds unit_patients @> ARRAY[patient]
--- (the reports, _patient_log below).  A unit's entry i (from 1) has seq
+-- row per entry, with the unit's patients (unit_patients).  The view
+-- unnests every unit: a query that names a patient finds its units by the
+-- GIN index on their patients' hashes first, as _patient_log below does.  A unit's entry i (from 1) has seq
 -- seq + i - 1; its kind k says event and outcome (k / 3: 0 access/permit,
 -- 1 denied/deny) and purpose (k % 3: 0 the unit's, 1 'BTG', 2 NULL).  A
 -- permit by one consent is stored as the consent's id (entry_consents,
