@@ -515,6 +515,18 @@ aa_patient_hash(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(patient_hash(PG_GETARG_TEXT_PP(0)));
 }
 
+/* a unit's patients, checked and set up to walk: the number of elements */
+static int
+patients_walk(ArrayType *a, array_iter *it)
+{
+	if (ARR_ELEMTYPE(a) != TEXTOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("unit patients must be an array of text")));
+	array_iter_setup(it, (AnyArrayType *) a);
+	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+}
+
 static int
 cmp_int32(const void *a, const void *b)
 {
@@ -542,14 +554,9 @@ aa_patient_hashes(PG_FUNCTION_ARGS)
 	Datum	   *out;
 	array_iter	it;
 
-	if (ARR_ELEMTYPE(a) != TEXTOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("unit patients must be an array of text")));
-	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	n = patients_walk(a, &it);
 	hashes = palloc(sizeof(int32) * Max(n, 1));
 	out = palloc(sizeof(Datum) * Max(n, 1));
-	array_iter_setup(&it, (AnyArrayType *) a);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -590,13 +597,8 @@ aa_entry_positions(PG_FUNCTION_ARGS)
 	Datum	   *found;
 	array_iter	it;
 
-	if (ARR_ELEMTYPE(a) != TEXTOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("unit patients must be an array of text")));
-	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	n = patients_walk(a, &it);
 	found = palloc(sizeof(Datum) * Max(n, 1));
-	array_iter_setup(&it, (AnyArrayType *) a);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
