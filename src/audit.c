@@ -548,7 +548,7 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	 * emitted it just before) reaches the queue now, not at the
 	 * transaction's end.
 	 */
-	if (event == SUBXACT_EVENT_ABORT_SUB && pending != NULL && pending->len > 0)
+	if (event == SUBXACT_EVENT_ABORT_SUB)
 		flush_pending(false);
 	if (pending == NULL || nstaged == 0)
 		return;

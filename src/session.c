@@ -347,12 +347,12 @@ aa_session_on_end(void (*callback) (void))
 }
 
 /* what must be recorded before the session's end at exit (access_run.c) */
-static void (*session_exit_callback_hook) (void) = NULL;
+static void (*session_exit_hook) (void) = NULL;
 
 void
 aa_session_on_exit(void (*callback) (void))
 {
-	session_exit_callback_hook = callback;
+	session_exit_hook = callback;
 }
 
 /* ---------------------------------------------------------------------
@@ -415,8 +415,9 @@ aa_role_bypasses_rls(Oid roleid)
 
 /*
  * The connection ends (disconnect, or a FATAL error): record what the
- * statement running read, then the end of the session.  Registered after the audit module's own exit callback, so it
- * runs before it (they run in reverse order) and the record is flushed.
+ * statement running read, then the end of the session.  Registered after
+ * the audit module's own exit callback, so it runs before it (they run in
+ * reverse order) and the records are flushed.
  */
 static void
 session_exit_callback(int code, Datum arg)
@@ -427,8 +428,8 @@ session_exit_callback(int code, Datum arg)
 	 * emitted at the abort that follows, with no session (1.1: no
 	 * principal, token or purpose, after the session's end).
 	 */
-	if (session_exit_callback_hook)
-		session_exit_callback_hook();
+	if (session_exit_hook)
+		session_exit_hook();
 	if (aa_session != NULL)
 	{
 		AASession  *s = aa_session;
