@@ -502,7 +502,7 @@ PG_FUNCTION_INFO_V1(aa_consent_authority);
  * (bttextcmp, detoast, memcmp) were a fifth of the writer's time.
  */
 static inline int32
-patient_hash(text *t)
+patient_hash(const text *t)
 {
 	return (int32) hash_bytes((const unsigned char *) VARDATA_ANY(t),
 							  VARSIZE_ANY_EXHDR(t));
@@ -515,26 +515,52 @@ aa_patient_hash(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(patient_hash(PG_GETARG_TEXT_PP(0)));
 }
 
-/* a unit's patients, checked and set up to walk: the number of elements */
-static int
-patients_walk(ArrayType *a, array_iter *it)
+/*
+ * A unit's patients, walked in place: an array's elements are never toasted
+ * (construct_md_array detoasts them), so each is read where it lies,
+ * through its own header, with no call per element.
+ */
+typedef struct PatientWalk
+{
+	const char *ptr;			/* the next element's data */
+	const bits8 *nulls;			/* the array's null bitmap, or NULL */
+	int			i;				/* the next element's index */
+	int			n;				/* the number of elements */
+} PatientWalk;
+
+static void
+patients_walk(ArrayType *a, PatientWalk *w)
 {
 	if (ARR_ELEMTYPE(a) != TEXTOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("unit patients must be an array of text")));
-	array_iter_setup(it, (AnyArrayType *) a);
-	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	w->ptr = ARR_DATA_PTR(a);
+	w->nulls = ARR_NULLBITMAP(a);
+	w->i = 0;
+	w->n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
 }
 
-static int
-cmp_int32(const void *a, const void *b)
+/* the next element (a text, where it lies), or NULL for a NULL element */
+static inline const text *
+patients_next(PatientWalk *w)
 {
-	int32		x = *(const int32 *) a;
-	int32		y = *(const int32 *) b;
+	int			i = w->i++;
+	const char *e = w->ptr;
 
-	return (x > y) - (x < y);
+	if (w->nulls != NULL && (w->nulls[i / 8] & (1 << (i % 8))) == 0)
+		return NULL;
+	w->ptr = (const char *) att_align_nominal(e + VARSIZE_ANY(e), TYPALIGN_INT);
+	return (const text *) e;
 }
+
+/* a sort of int4 keys with the comparison inline */
+#define ST_SORT sort_keys
+#define ST_ELEMENT_TYPE int32
+#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /*
  * agentauth._patient_hashes(patients text[]) RETURNS int4[]: the keys of
@@ -547,26 +573,23 @@ Datum
 aa_patient_hashes(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
-	int			n;
 	int			nhash = 0;
 	int			nout = 0;
 	int32	   *hashes;
 	Datum	   *out;
-	array_iter	it;
+	PatientWalk w;
 
-	n = patients_walk(a, &it);
-	hashes = palloc(sizeof(int32) * Max(n, 1));
-	out = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	patients_walk(a, &w);
+	hashes = palloc(sizeof(int32) * Max(w.n, 1));
+	out = palloc(sizeof(Datum) * Max(w.n, 1));
+	while (w.i < w.n)
 	{
-		bool		isnull;
-		Datum		d = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
+		const text *e = patients_next(&w);
 
-		if (!isnull)
-			hashes[nhash++] = patient_hash(DatumGetTextPP(d));
+		if (e != NULL)
+			hashes[nhash++] = patient_hash(e);
 	}
-	if (nhash > 1)
-		qsort(hashes, nhash, sizeof(int32), cmp_int32);
+	sort_keys(hashes, nhash);
 	for (int i = 0; i < nhash; i++)
 		if (i == 0 || hashes[i] != hashes[i - 1])
 			out[nout++] = Int32GetDatum(hashes[i]);
@@ -592,32 +615,25 @@ aa_entry_positions(PG_FUNCTION_ARGS)
 	text	   *p = PG_GETARG_TEXT_PP(1);
 	const char *pdata = VARDATA_ANY(p);
 	int			plen = VARSIZE_ANY_EXHDR(p);
-	int			n;
 	int			nfound = 0;
 	Datum	   *found;
-	array_iter	it;
+	PatientWalk w;
 
-	n = patients_walk(a, &it);
-	found = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	patients_walk(a, &w);
+	found = palloc(sizeof(Datum) * Max(w.n, 1));
+	while (w.i < w.n)
 	{
-		bool		isnull;
-		Datum		d = array_iter_next(&it, &isnull, i, -1, false, TYPALIGN_INT);
+		const text *e = patients_next(&w);
 
-		if (!isnull)
-		{
-			text	   *e = DatumGetTextPP(d);
-
-			/*
-			 * The last byte first: the ids of one unit mostly share a prefix
-			 * and length, and a report asks of up to 128 of them for one
-			 */
-			if (VARSIZE_ANY_EXHDR(e) == plen &&
-				(plen == 0 ||
-				 (VARDATA_ANY(e)[plen - 1] == pdata[plen - 1] &&
-				  memcmp(VARDATA_ANY(e), pdata, plen - 1) == 0)))
-				found[nfound++] = Int32GetDatum(i + 1);
-		}
+		/*
+		 * The last byte first: the ids of one unit mostly share a prefix and
+		 * length, and a report asks of up to 128 of them for one
+		 */
+		if (e != NULL && VARSIZE_ANY_EXHDR(e) == plen &&
+			(plen == 0 ||
+			 (VARDATA_ANY(e)[plen - 1] == pdata[plen - 1] &&
+			  memcmp(VARDATA_ANY(e), pdata, plen - 1) == 0)))
+			found[nfound++] = Int32GetDatum(w.i);
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_array(found, nfound, INT4OID, sizeof(int32),
 										  true, TYPALIGN_INT));
