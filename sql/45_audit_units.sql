@@ -521,3 +521,18 @@ END $$;
 SELECT reg45_merged() AS pending_list_merged;
 DROP FUNCTION reg45_merged();
 DROP EXTENSION pgstattuple;
+
+-- A unit's keys (_patient_hashes) are each distinct key once, in int4
+-- order: the writer sorts them itself (a radix sort past a few keys,
+-- record_stored.c).  Arrays of 0 to 300 ids, with repeats, NULLs, few
+-- distinct ids and one id throughout, against the same keys sorted by SQL.
+SELECT count(*) AS arrays,
+       count(*) FILTER (WHERE agentauth._patient_hashes(a) IS DISTINCT FROM
+           COALESCE((SELECT array_agg(DISTINCT hashtext(x COLLATE "C") ORDER BY hashtext(x COLLATE "C"))
+                       FROM unnest(a) x WHERE x IS NOT NULL), '{}')) AS wrong
+  FROM (SELECT ARRAY(SELECT CASE WHEN (i * 7 + r) % 23 = 0 THEN NULL
+                                 WHEN r = 4 THEN 'R45-SAME'
+                                 WHEN r = 3 THEN 'R45-' || (i % 5)
+                                 ELSE md5((i * 31 + r * 1000 + (i % 11))::text) END
+                          FROM generate_series(1, n) i) AS a
+          FROM generate_series(0, 300) n, generate_series(1, 4) r) s;

@@ -554,13 +554,71 @@ patients_next(PatientWalk *w)
 	return (const text *) e;
 }
 
-/* a sort of int4 keys with the comparison inline */
-#define ST_SORT sort_keys
-#define ST_ELEMENT_TYPE int32
-#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
+/*
+ * A unit's keys in int4 order: a radix sort, four passes of eight bits from
+ * the lowest (the sign bit flipped, so that unsigned order is int4's),
+ * each pass one stable scatter into the other buffer; a pass whose digit
+ * is the same for every key is skipped.  For the hundred-odd random keys
+ * of a unit, a comparison sort's unpredictable branches cost the writer
+ * several times as much (bench/README.md).  Few keys: an insertion sort.
+ */
+static void
+sort_keys(int32 *keys, int n)
+{
+	uint32		count[4][256];
+	uint32	   *from = (uint32 *) keys;
+	uint32	   *to;
+	uint32	   *buf;
+
+	if (n < 24)
+	{
+		for (int i = 1; i < n; i++)
+		{
+			int32		k = keys[i];
+			int			j = i;
+
+			for (; j > 0 && keys[j - 1] > k; j--)
+				keys[j] = keys[j - 1];
+			keys[j] = k;
+		}
+		return;
+	}
+	to = buf = palloc(sizeof(uint32) * n);
+	memset(count, 0, sizeof(count));
+	for (int i = 0; i < n; i++)
+	{
+		uint32		v = from[i] ^ 0x80000000;
+
+		count[0][v & 0xff]++;
+		count[1][(v >> 8) & 0xff]++;
+		count[2][(v >> 16) & 0xff]++;
+		count[3][v >> 24]++;
+	}
+	for (int pass = 0; pass < 4; pass++)
+	{
+		int			shift = pass * 8;
+		uint32		sum = 0;
+		uint32	   *swap;
+
+		if (count[pass][((from[0] ^ 0x80000000) >> shift) & 0xff] == (uint32) n)
+			continue;
+		for (int d = 0; d < 256; d++)
+		{
+			uint32		c = count[pass][d];
+
+			count[pass][d] = sum;
+			sum += c;
+		}
+		for (int i = 0; i < n; i++)
+			to[count[pass][((from[i] ^ 0x80000000) >> shift) & 0xff]++] = from[i];
+		swap = from;
+		from = to;
+		to = swap;
+	}
+	if (from != (uint32 *) keys)
+		memcpy(keys, from, sizeof(uint32) * n);
+	pfree(buf);
+}
 
 /*
  * agentauth._patient_hashes(patients text[]) RETURNS int4[]: the keys of
