@@ -561,14 +561,14 @@ patients_next(PatientWalk *w)
  * is the same for every key is skipped.  For the hundred-odd random keys
  * of a unit, a comparison sort's unpredictable branches cost the writer
  * several times as much (bench/README.md).  Few keys: an insertion sort.
+ * scratch: room for n keys, the other buffer.
  */
 static void
-sort_keys(int32 *keys, int n)
+sort_keys(int32 *keys, int n, int32 *scratch)
 {
 	uint32		count[4][256];
 	uint32	   *from = (uint32 *) keys;
-	uint32	   *to;
-	uint32	   *buf;
+	uint32	   *to = (uint32 *) scratch;
 
 	if (n < 24)
 	{
@@ -583,7 +583,6 @@ sort_keys(int32 *keys, int n)
 		}
 		return;
 	}
-	to = buf = palloc(sizeof(uint32) * n);
 	memset(count, 0, sizeof(count));
 	for (int i = 0; i < n; i++)
 	{
@@ -617,7 +616,6 @@ sort_keys(int32 *keys, int n)
 	}
 	if (from != (uint32 *) keys)
 		memcpy(keys, from, sizeof(uint32) * n);
-	pfree(buf);
 }
 
 /*
@@ -647,7 +645,8 @@ aa_patient_hashes(PG_FUNCTION_ARGS)
 		if (e != NULL)
 			hashes[nhash++] = patient_hash(e);
 	}
-	sort_keys(hashes, nhash);
+	/* out, not yet written, is the sort's other buffer (Datums: room) */
+	sort_keys(hashes, nhash, (int32 *) out);
 	for (int i = 0; i < nhash; i++)
 		if (i == 0 || hashes[i] != hashes[i - 1])
 			out[nout++] = Int32GetDatum(hashes[i]);
