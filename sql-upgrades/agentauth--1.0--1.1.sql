@@ -2748,6 +2748,9 @@ BEGIN
             END IF;
         END IF;
         v := agentauth._fhir_bundle_entry_rules(res, p OPERATOR(pg_catalog.||) '.resource');
+        PERFORM agentauth._fhir_consent_version(v.source, v.patient,
+                                                agentauth._fhir_last_updated(res),
+                                                p OPERATOR(pg_catalog.||) '.resource');
         entry := i;
         source := v.source;
         consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
@@ -2758,6 +2761,108 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.import_fhir_consent_bundle(jsonb) TO agentauth_consent_manager;
+
+-- The version of each FHIR Consent imported, by its id and patient (the
+-- key by which an import replaces an earlier one): its meta.lastUpdated,
+-- NULL when it had none.  A version older than the one imported -- a
+-- message delivered late, a replay -- is refused instead of replacing the
+-- newer one: an "inactive" version that withdrew a permit, then the older
+-- "active" one again, would bring the permit back (1.1: it did).  Dumped
+-- with the extension's other catalogs.
+CREATE TABLE agentauth.fhir_consent_version (
+    source       text NOT NULL,         -- 'Consent/<id>'
+    patient      text NOT NULL,
+    last_updated timestamptz,           -- meta.lastUpdated of the version imported
+    imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (source, patient)
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.fhir_consent_version', '');
+REVOKE ALL ON agentauth.fhir_consent_version FROM PUBLIC;
+GRANT SELECT ON agentauth.fhir_consent_version TO agentauth_consent_manager, agentauth_auditor;
+
+-- A Consent's meta.lastUpdated: an instant (date, time and zone), or NULL
+-- when the resource has none.
+CREATE FUNCTION agentauth._fhir_last_updated(resource jsonb) RETURNS timestamptz
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    m jsonb := resource OPERATOR(pg_catalog.->) 'meta';
+    s text;
+    t timestamptz;
+BEGIN
+    IF m IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM agentauth._fhir_fail('$.meta', 'expected a Meta object');
+    END IF;
+    s := agentauth._fhir_string(m OPERATOR(pg_catalog.->) 'lastUpdated', '$.meta.lastUpdated');
+    IF s IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.strpos(s, 'T') OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail('$.meta.lastUpdated', pg_catalog.format('"%s" is not a FHIR instant', s),
+            'Write YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
+    END IF;
+    SELECT x.t INTO t
+      FROM agentauth._fhir_time(m OPERATOR(pg_catalog.->) 'lastUpdated', '$.meta.lastUpdated', false) x;
+    RETURN t;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_last_updated(jsonb) FROM PUBLIC;
+
+-- Take this version of a Consent (source, patient; last_updated: its
+-- meta.lastUpdated) as the one imported, or refuse it (22023, nothing
+-- changed): older than the version imported, or without meta.lastUpdated
+-- where that version had one (which is newer cannot be told).  The same
+-- version again is taken (a retry).  The row is locked to the end of the
+-- transaction (a first import's row by its insertion): two imports of one
+-- Consent are ordered.  path: the JSON
+-- path of the resource, for the error.
+CREATE FUNCTION agentauth._fhir_consent_version(v_source text, v_patient text,
+                                                last_updated timestamptz, path text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    prev timestamptz;
+BEGIN
+    IF v_source OPERATOR(pg_catalog.=) 'Consent/(no id)' THEN
+        RETURN;
+    END IF;
+    -- the first import of this Consent: its row, inserted (a concurrent
+    -- first import waits for this one, then finds the row and compares)
+    INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated)
+    VALUES (v_source, v_patient, last_updated)
+    ON CONFLICT (source, patient) DO NOTHING;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT f.last_updated INTO prev
+      FROM agentauth.fhir_consent_version f
+     WHERE f.source OPERATOR(pg_catalog.=) v_source AND f.patient OPERATOR(pg_catalog.=) v_patient
+       FOR UPDATE;
+    IF prev IS NOT NULL AND last_updated IS NULL THEN
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.meta.lastUpdated',
+            pg_catalog.format('%s was imported as last updated %s; this copy has no meta.lastUpdated, so which is newer cannot be told',
+                              v_source, pg_catalog.to_json(prev) OPERATOR(pg_catalog.#>>) '{}'),
+            'Send the Consent with its meta.lastUpdated, as its server gives it.');
+    END IF;
+    IF last_updated OPERATOR(pg_catalog.<) prev THEN
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.meta.lastUpdated',
+            pg_catalog.format('this version of %s (last updated %s) is older than the one imported (last updated %s)',
+                              v_source, pg_catalog.to_json(last_updated) OPERATOR(pg_catalog.#>>) '{}',
+                              pg_catalog.to_json(prev) OPERATOR(pg_catalog.#>>) '{}'),
+            'A version delivered late or sent again would undo the newer one; nothing was changed.');
+    END IF;
+    UPDATE agentauth.fhir_consent_version f
+       SET last_updated = _fhir_consent_version.last_updated, imported_at = pg_catalog.now()
+     WHERE f.source OPERATOR(pg_catalog.=) v_source AND f.patient OPERATOR(pg_catalog.=) v_patient;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_version(text, text, timestamptz, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -2785,6 +2890,10 @@ BEGIN
                       ORDER BY b.entry, u.o);
     END IF;
     v := agentauth._fhir_consent_rules(resource);
+    -- not a version older than the one imported (nor one that cannot be
+    -- ordered against it)
+    PERFORM agentauth._fhir_consent_version(v.source, v.patient,
+                                            agentauth._fhir_last_updated(resource), '$');
 
     -- an earlier import of the same Consent (same id, same patient) is
     -- replaced: its provisions still in force are withdrawn, audited
@@ -3531,6 +3640,9 @@ BEGIN
         PERFORM agentauth._fhir_fail('$.id', pg_catalog.format('a consent that is %s needs its id to end an earlier import', v_status));
     END IF;
     source := 'Consent/' OPERATOR(pg_catalog.||) COALESCE(k, '(no id)');
+    -- meta.lastUpdated, when given, must be an instant (the import keeps it
+    -- to refuse an older version: _fhir_consent_version)
+    PERFORM agentauth._fhir_last_updated(resource);
 
     -- scope (R4): a privacy consent
     IF NOT r5 THEN
@@ -4421,6 +4533,7 @@ COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, e
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
 COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
 COMMENT ON TABLE agentauth._audit_spill IS 'agentauth internal: administrative audit records of large committed transactions on their way to the log';
+COMMENT ON TABLE agentauth.fhir_consent_version IS 'agentauth catalog: the version (meta.lastUpdated) of each FHIR Consent imported; an older one is refused';
 
 -- internal, but granted: what the status view reads
 COMMENT ON FUNCTION agentauth._status() IS

@@ -161,3 +161,47 @@ SELECT agentauth.end_session();
 
 \c - postgres
 DELETE FROM agentauth.consent WHERE source LIKE 'Consent/%' AND patient IN ('example', 'P63E', 'f001', 'P63R', 'P63J');
+
+-- A version older than the one imported is refused (a message delivered
+-- late, a replay): the import keeps each Consent's meta.lastUpdated
+-- (agentauth.fhir_consent_version; 1.1: the older "active" version
+-- brought back the permit that the newer "inactive" one had withdrawn).
+\c - reg63_mgr
+SET TimeZone = 'UTC';
+\set v1 '{"resourceType": "Consent", "id": "c63-versions", "status": "active", "meta": {"versionId": "1", "lastUpdated": "2026-03-01T10:00:00Z"}, "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63V"}, "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}'
+\set v2 '{"resourceType": "Consent", "id": "c63-versions", "status": "inactive", "meta": {"versionId": "2", "lastUpdated": "2026-03-02T09:00:00+01:00"}, "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63V"}}'
+SELECT cardinality(agentauth.import_fhir_consent(:'v1')) AS v1_provisions;
+SELECT cardinality(agentauth.import_fhir_consent(:'v2')) AS v2_provisions;
+-- version 1 again, after version 2: refused, nothing changed
+SELECT agentauth.import_fhir_consent(:'v1');
+-- the same without meta.lastUpdated: which is newer cannot be told
+SELECT agentauth.import_fhir_consent(((:'v1')::jsonb - 'meta')::text::jsonb);
+-- in a Bundle: the whole Bundle refused, naming the entry
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection',
+    'entry', jsonb_build_array(
+        jsonb_build_object('resource', '{"resourceType": "Consent", "id": "c63-versions-b", "status": "active", "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63V"}, "provision": {"type": "permit"}}'::jsonb),
+        jsonb_build_object('resource', (:'v1')::jsonb))));
+SELECT source, decision, status, withdraw_reason
+  FROM agentauth.consents WHERE patient = 'P63V' ORDER BY recorded_at, source;
+-- version 2 again (a retry of the same version): taken
+SELECT cardinality(agentauth.import_fhir_consent(:'v2')) AS v2_again;
+-- a newer version: taken, in force
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{meta,lastUpdated}', '"2026-03-05T00:00:00Z"'), '{meta,versionId}', '"3"'))) AS v3_provisions;
+SELECT source, last_updated FROM agentauth.fhir_consent_version WHERE patient = 'P63V';
+-- meta.lastUpdated must be an instant
+SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{meta,lastUpdated}', '"2026-03-09"'));
+SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{meta,lastUpdated}', '"2026-02-30T00:00:00Z"'));
+SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{meta}', '"2026"'));
+SELECT source, decision, status FROM agentauth.consents
+ WHERE patient = 'P63V' AND status = 'active';
+
+\c - reg63_agent
+SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
+SELECT 'P63V TREAT, version 3' AS q, decision FROM agentauth.explain_access('P63V', 'lab', 'read');
+SELECT agentauth.end_session();
+
+\c - postgres
+DELETE FROM agentauth.consent WHERE patient = 'P63V';
+DELETE FROM agentauth.fhir_consent_version;

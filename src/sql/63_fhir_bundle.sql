@@ -226,6 +226,9 @@ BEGIN
             END IF;
         END IF;
         v := agentauth._fhir_bundle_entry_rules(res, p OPERATOR(pg_catalog.||) '.resource');
+        PERFORM agentauth._fhir_consent_version(v.source, v.patient,
+                                                agentauth._fhir_last_updated(res),
+                                                p OPERATOR(pg_catalog.||) '.resource');
         entry := i;
         source := v.source;
         consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);

@@ -161,6 +161,7 @@ COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, e
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
 COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
 COMMENT ON TABLE agentauth._audit_spill IS 'agentauth internal: administrative audit records of large committed transactions on their way to the log';
+COMMENT ON TABLE agentauth.fhir_consent_version IS 'agentauth catalog: the version (meta.lastUpdated) of each FHIR Consent imported; an older one is refused';
 
 -- internal, but granted: what the status view reads
 COMMENT ON FUNCTION agentauth._status() IS
