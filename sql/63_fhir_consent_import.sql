@@ -196,6 +196,19 @@ SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{meta,lastUpdate
 SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{meta}', '"2026"'));
 SELECT source, decision, status FROM agentauth.consents
  WHERE patient = 'P63V' AND status = 'active';
+-- a version that names another patient (filed against the wrong one,
+-- corrected): the first patient's provisions end (1.1: they stayed in
+-- force); the first version again is older, refused
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63W"'))) AS wrong_patient;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63X"'),
+    '{meta,lastUpdated}', '"2026-03-01T11:00:00Z"'))) AS corrected;
+SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63W"'));
+SELECT patient, source, status, withdraw_reason
+  FROM agentauth.consents WHERE patient IN ('P63W', 'P63X') ORDER BY patient, recorded_at;
+SELECT source, patient, last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-moved';
 
 \c - reg63_agent
 SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
@@ -203,5 +216,5 @@ SELECT 'P63V TREAT, version 3' AS q, decision FROM agentauth.explain_access('P63
 SELECT agentauth.end_session();
 
 \c - postgres
-DELETE FROM agentauth.consent WHERE patient = 'P63V';
+DELETE FROM agentauth.consent WHERE patient IN ('P63V', 'P63W', 'P63X');
 DELETE FROM agentauth.fhir_consent_version;

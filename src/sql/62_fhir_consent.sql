@@ -914,19 +914,20 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_consent_rules(jsonb) FROM PUBLIC;
 
--- The version of each FHIR Consent imported, by its id and patient (the
--- key by which an import replaces an earlier one): its meta.lastUpdated,
--- NULL when it had none.  A version older than the one imported -- a
--- message delivered late, a replay -- is refused instead of replacing the
--- newer one: an "inactive" version that withdrew a permit, then the older
--- "active" one again, would bring the permit back (1.1: it did).  Dumped
--- with the extension's other catalogs.
+-- The version of each FHIR Consent imported, by its id: the patient it
+-- named and its meta.lastUpdated (NULL when it had none).  A version older
+-- than the one imported -- a message delivered late, a replay -- is
+-- refused instead of replacing the newer one: an "inactive" version that
+-- withdrew a permit, then the older "active" one again, would bring the
+-- permit back (1.1: it did).  A version that names another patient (a
+-- Consent filed against the wrong patient, corrected) ends the provisions
+-- the earlier one recorded for its patient (1.1: they stayed in force).
+-- Dumped with the extension's other catalogs.
 CREATE TABLE agentauth.fhir_consent_version (
-    source       text NOT NULL,         -- 'Consent/<id>'
-    patient      text NOT NULL,
-    last_updated timestamptz,           -- meta.lastUpdated of the version imported
-    imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (source, patient)
+    source       text PRIMARY KEY,      -- 'Consent/<id>'
+    patient      text NOT NULL,         -- the patient of the version imported
+    last_updated timestamptz,           -- its meta.lastUpdated
+    imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.fhir_consent_version', '');
 REVOKE ALL ON agentauth.fhir_consent_version FROM PUBLIC;
@@ -968,7 +969,9 @@ REVOKE ALL ON FUNCTION agentauth._fhir_last_updated(jsonb) FROM PUBLIC;
 -- meta.lastUpdated) as the one imported, or refuse it (22023, nothing
 -- changed): older than the version imported, or without meta.lastUpdated
 -- where that version had one (which is newer cannot be told).  The same
--- version again is taken (a retry).  The row is locked to the end of the
+-- version again is taken (a retry).  When the version imported named
+-- another patient, that patient's provisions of the Consent still in force
+-- are withdrawn (audited); the caller replaces this patient's.  The row is locked to the end of the
 -- transaction (a first import's row by its insertion): two imports of one
 -- Consent are ordered.  path: the JSON
 -- path of the resource, for the error.
@@ -979,7 +982,9 @@ CREATE FUNCTION agentauth._fhir_consent_version(v_source text, v_patient text,
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    prev timestamptz;
+    prev         timestamptz;
+    prev_patient text;
+    old          uuid;
 BEGIN
     IF v_source OPERATOR(pg_catalog.=) 'Consent/(no id)' THEN
         RETURN;
@@ -988,13 +993,13 @@ BEGIN
     -- first import waits for this one, then finds the row and compares)
     INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated)
     VALUES (v_source, v_patient, last_updated)
-    ON CONFLICT (source, patient) DO NOTHING;
+    ON CONFLICT (source) DO NOTHING;
     IF FOUND THEN
         RETURN;
     END IF;
-    SELECT f.last_updated INTO prev
+    SELECT f.last_updated, f.patient INTO prev, prev_patient
       FROM agentauth.fhir_consent_version f
-     WHERE f.source OPERATOR(pg_catalog.=) v_source AND f.patient OPERATOR(pg_catalog.=) v_patient
+     WHERE f.source OPERATOR(pg_catalog.=) v_source
        FOR UPDATE;
     IF prev IS NOT NULL AND last_updated IS NULL THEN
         PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.meta.lastUpdated',
@@ -1009,9 +1014,20 @@ BEGIN
                               pg_catalog.to_json(prev) OPERATOR(pg_catalog.#>>) '{}'),
             'A version delivered late or sent again would undo the newer one; nothing was changed.');
     END IF;
+    IF prev_patient OPERATOR(pg_catalog.<>) v_patient THEN
+        FOR old IN SELECT c.id FROM agentauth.consent c
+                    WHERE c.patient OPERATOR(pg_catalog.=) prev_patient
+                      AND c.withdrawn_at IS NULL
+                      AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')
+                    ORDER BY c.recorded_at, c.id LOOP
+            PERFORM agentauth.withdraw_consent(old,
+                v_source OPERATOR(pg_catalog.||) ' now names another patient');
+        END LOOP;
+    END IF;
     UPDATE agentauth.fhir_consent_version f
-       SET last_updated = _fhir_consent_version.last_updated, imported_at = pg_catalog.now()
-     WHERE f.source OPERATOR(pg_catalog.=) v_source AND f.patient OPERATOR(pg_catalog.=) v_patient;
+       SET patient = v_patient, last_updated = _fhir_consent_version.last_updated,
+           imported_at = pg_catalog.now()
+     WHERE f.source OPERATOR(pg_catalog.=) v_source;
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_consent_version(text, text, timestamptz, text) FROM PUBLIC;
