@@ -2748,12 +2748,14 @@ BEGIN
             END IF;
         END IF;
         v := agentauth._fhir_bundle_entry_rules(res, p OPERATOR(pg_catalog.||) '.resource');
-        PERFORM agentauth._fhir_consent_version(v.source, v.patient,
-                                                agentauth._fhir_last_updated(res),
-                                                p OPERATOR(pg_catalog.||) '.resource');
         entry := i;
         source := v.source;
-        consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
+        IF agentauth._fhir_consent_version(v.source, v.patient, res, p OPERATOR(pg_catalog.||) '.resource') THEN
+            consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
+        ELSE
+            -- the version imported, delivered again: nothing changed
+            consents := agentauth._fhir_consent_in_force(v.source, v.patient);
+        END IF;
         RETURN NEXT;
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
@@ -2775,6 +2777,7 @@ CREATE TABLE agentauth.fhir_consent_version (
     source       text PRIMARY KEY,      -- 'Consent/<id>'
     patient      text NOT NULL,         -- the patient of the version imported
     last_updated timestamptz,           -- its meta.lastUpdated
+    content      bytea NOT NULL,        -- SHA-256 of the resource less its meta
     imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.fhir_consent_version', '');
@@ -2802,7 +2805,7 @@ BEGIN
     IF s IS NULL THEN
         RETURN NULL;
     END IF;
-    IF pg_catalog.strpos(s, 'T') OPERATOR(pg_catalog.=) 0 THEN
+    IF s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
         PERFORM agentauth._fhir_fail('$.meta.lastUpdated', pg_catalog.format('"%s" is not a FHIR instant', s),
             'Write YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
     END IF;
@@ -2813,58 +2816,85 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_last_updated(jsonb) FROM PUBLIC;
 
--- Take this version of a Consent (source, patient; last_updated: its
--- meta.lastUpdated) as the one imported, or refuse it (22023, nothing
--- changed): older than the version imported, or without meta.lastUpdated
--- where that version had one (which is newer cannot be told).  The same
--- version again is taken (a retry).  When the version imported named
--- another patient, that patient's provisions of the Consent still in force
--- are withdrawn (audited); the caller replaces this patient's.  The row is locked to the end of the
+-- Take this version of a Consent (source, patient; resource: the Consent)
+-- as the one imported -- true: the caller replaces the earlier import --
+-- or say it is the version imported, delivered again (false: nothing to
+-- do; a permit withdrawn by hand since stays withdrawn), or refuse it
+-- (22023, nothing changed):
+--   * meta.lastUpdated later than now (5 minutes' allowance for clocks):
+--     every real version after it would look older;
+--   * older than the version imported;
+--   * the same meta.lastUpdated, other content: which is newer cannot be
+--     told;
+--   * no meta.lastUpdated where the version imported had one, for an
+--     active Consent (an inactive one is taken: it can only end permits;
+--     the time kept stays).
+-- When the version imported named another patient (a corrected Consent),
+-- that patient's provisions of it still in force are withdrawn (audited);
+-- the caller replaces this patient's.  The row is locked to the end of the
 -- transaction (a first import's row by its insertion): two imports of one
--- Consent are ordered.  path: the JSON
--- path of the resource, for the error.
+-- Consent are ordered.  path: the JSON path of the resource, for errors.
 CREATE FUNCTION agentauth._fhir_consent_version(v_source text, v_patient text,
-                                                last_updated timestamptz, path text)
-    RETURNS void
+                                                resource jsonb, path text)
+    RETURNS boolean
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    prev         timestamptz;
-    prev_patient text;
-    old          uuid;
+    t      timestamptz := agentauth._fhir_last_updated(resource);
+    digest bytea := pg_catalog.sha256(pg_catalog.convert_to(
+                        (resource OPERATOR(pg_catalog.-) 'meta')::text, 'UTF8'));
+    active boolean := (resource OPERATOR(pg_catalog.->>) 'status') OPERATOR(pg_catalog.=) 'active';
+    lu_at  text := path OPERATOR(pg_catalog.||) '.meta.lastUpdated';
+    prev   record;
+    old    uuid;
 BEGIN
     IF v_source OPERATOR(pg_catalog.=) 'Consent/(no id)' THEN
-        RETURN;
+        RETURN true;
+    END IF;
+    IF t OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) '5 minutes'::interval) THEN
+        PERFORM agentauth._fhir_fail(lu_at,
+            pg_catalog.format('%s is in the future', pg_catalog.to_json(t) OPERATOR(pg_catalog.#>>) '{}'),
+            'Every later version would look older than it and be refused; check the sending system''s clock.');
     END IF;
     -- the first import of this Consent: its row, inserted (a concurrent
     -- first import waits for this one, then finds the row and compares)
-    INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated)
-    VALUES (v_source, v_patient, last_updated)
+    INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated, content)
+    VALUES (v_source, v_patient, t, digest)
     ON CONFLICT (source) DO NOTHING;
     IF FOUND THEN
-        RETURN;
+        RETURN true;
     END IF;
-    SELECT f.last_updated, f.patient INTO prev, prev_patient
+    SELECT f.patient, f.last_updated, f.content INTO prev
       FROM agentauth.fhir_consent_version f
      WHERE f.source OPERATOR(pg_catalog.=) v_source
        FOR UPDATE;
-    IF prev IS NOT NULL AND last_updated IS NULL THEN
-        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.meta.lastUpdated',
-            pg_catalog.format('%s was imported as last updated %s; this copy has no meta.lastUpdated, so which is newer cannot be told',
-                              v_source, pg_catalog.to_json(prev) OPERATOR(pg_catalog.#>>) '{}'),
-            'Send the Consent with its meta.lastUpdated, as its server gives it.');
+    IF prev.patient OPERATOR(pg_catalog.=) v_patient AND prev.content OPERATOR(pg_catalog.=) digest
+       AND prev.last_updated IS NOT DISTINCT FROM t THEN
+        RETURN false;
     END IF;
-    IF last_updated OPERATOR(pg_catalog.<) prev THEN
-        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.meta.lastUpdated',
+    IF t IS NULL AND prev.last_updated IS NOT NULL THEN
+        IF active THEN
+            PERFORM agentauth._fhir_fail(lu_at,
+                pg_catalog.format('%s was imported as last updated %s; this copy has no meta.lastUpdated, so which is newer cannot be told',
+                                  v_source, pg_catalog.to_json(prev.last_updated) OPERATOR(pg_catalog.#>>) '{}'),
+                'Send the Consent with its meta.lastUpdated, as its server gives it.');
+        END IF;
+    ELSIF t OPERATOR(pg_catalog.<) prev.last_updated THEN
+        PERFORM agentauth._fhir_fail(lu_at,
             pg_catalog.format('this version of %s (last updated %s) is older than the one imported (last updated %s)',
-                              v_source, pg_catalog.to_json(last_updated) OPERATOR(pg_catalog.#>>) '{}',
-                              pg_catalog.to_json(prev) OPERATOR(pg_catalog.#>>) '{}'),
+                              v_source, pg_catalog.to_json(t) OPERATOR(pg_catalog.#>>) '{}',
+                              pg_catalog.to_json(prev.last_updated) OPERATOR(pg_catalog.#>>) '{}'),
             'A version delivered late or sent again would undo the newer one; nothing was changed.');
+    ELSIF t OPERATOR(pg_catalog.=) prev.last_updated THEN
+        PERFORM agentauth._fhir_fail(lu_at,
+            pg_catalog.format('another version of %s was imported with the same meta.lastUpdated (%s)',
+                              v_source, pg_catalog.to_json(t) OPERATOR(pg_catalog.#>>) '{}'),
+            'Two versions of one instant cannot be ordered; send the newer one with its own meta.lastUpdated.');
     END IF;
-    IF prev_patient OPERATOR(pg_catalog.<>) v_patient THEN
+    IF prev.patient OPERATOR(pg_catalog.<>) v_patient THEN
         FOR old IN SELECT c.id FROM agentauth.consent c
-                    WHERE c.patient OPERATOR(pg_catalog.=) prev_patient
+                    WHERE c.patient OPERATOR(pg_catalog.=) prev.patient
                       AND c.withdrawn_at IS NULL
                       AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')
                     ORDER BY c.recorded_at, c.id LOOP
@@ -2873,12 +2903,27 @@ BEGIN
         END LOOP;
     END IF;
     UPDATE agentauth.fhir_consent_version f
-       SET patient = v_patient, last_updated = _fhir_consent_version.last_updated,
-           imported_at = pg_catalog.now()
+       SET patient = v_patient, last_updated = COALESCE(t, prev.last_updated),
+           content = digest, imported_at = pg_catalog.now()
      WHERE f.source OPERATOR(pg_catalog.=) v_source;
+    RETURN true;
 END
 $$;
-REVOKE ALL ON FUNCTION agentauth._fhir_consent_version(text, text, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_version(text, text, jsonb, text) FROM PUBLIC;
+
+-- The provisions of a Consent's import still in force for the patient (a
+-- version delivered again returns them).
+CREATE FUNCTION agentauth._fhir_consent_in_force(v_source text, v_patient text) RETURNS uuid[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT ARRAY(SELECT c.id FROM agentauth.consent c
+                  WHERE c.patient OPERATOR(pg_catalog.=) v_patient
+                    AND c.withdrawn_at IS NULL
+                    AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')
+                  ORDER BY c.recorded_at, c.id)
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_consent_in_force(text, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION agentauth.import_fhir_consent(resource jsonb) RETURNS uuid[]
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -2907,9 +2952,11 @@ BEGIN
     END IF;
     v := agentauth._fhir_consent_rules(resource);
     -- not a version older than the one imported (nor one that cannot be
-    -- ordered against it)
-    PERFORM agentauth._fhir_consent_version(v.source, v.patient,
-                                            agentauth._fhir_last_updated(resource), '$');
+    -- ordered against it); the one imported, delivered again: its
+    -- provisions in force, nothing changed
+    IF NOT agentauth._fhir_consent_version(v.source, v.patient, resource, '$') THEN
+        RETURN agentauth._fhir_consent_in_force(v.source, v.patient);
+    END IF;
 
     -- an earlier import of the same Consent (same id, same patient) is
     -- replaced: its provisions still in force are withdrawn, audited

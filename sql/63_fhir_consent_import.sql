@@ -209,6 +209,31 @@ SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
 SELECT patient, source, status, withdraw_reason
   FROM agentauth.consents WHERE patient IN ('P63W', 'P63X') ORDER BY patient, recorded_at;
 SELECT source, patient, last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-moved';
+-- the version imported, delivered again (a message sent twice): nothing
+-- changes, its provisions in force are returned -- a permit withdrawn by
+-- hand since stays withdrawn
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63X"'),
+    '{meta,lastUpdated}', '"2026-03-01T11:00:00Z"'))) AS delivered_again;
+SELECT count(agentauth.withdraw_consent(id, 'patient phoned'))
+  FROM agentauth.consents WHERE patient = 'P63X' AND status = 'active';
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63X"'),
+    '{meta,lastUpdated}', '"2026-03-01T11:00:00Z"'))) AS delivered_third;
+SELECT count(*) AS in_force FROM agentauth.consents WHERE patient = 'P63X' AND status = 'active';
+-- the same meta.lastUpdated with other content: refused
+SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-moved"'), '{patient,reference}', '"Patient/P63X"'),
+    '{meta,lastUpdated}', '"2026-03-01T11:00:00Z"'), '{provision,purpose,0,code}', '"HPAYMT"'));
+-- a meta.lastUpdated in the future (a wrong clock) would make every real
+-- version after it look older: refused
+SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-future"'), '{meta,lastUpdated}', '"2062-03-01T10:00:00Z"'));
+-- an inactive copy without meta.lastUpdated is taken (it can only end
+-- permits); the time kept stays
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'meta',
+    '{id}', '"c63-moved"') #- '{patient}' || '{"patient": {"reference": "Patient/P63X"}}')) AS inactive_without_meta;
+SELECT source, patient, last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-moved';
 
 \c - reg63_agent
 SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;

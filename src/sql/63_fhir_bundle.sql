@@ -226,12 +226,14 @@ BEGIN
             END IF;
         END IF;
         v := agentauth._fhir_bundle_entry_rules(res, p OPERATOR(pg_catalog.||) '.resource');
-        PERFORM agentauth._fhir_consent_version(v.source, v.patient,
-                                                agentauth._fhir_last_updated(res),
-                                                p OPERATOR(pg_catalog.||) '.resource');
         entry := i;
         source := v.source;
-        consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
+        IF agentauth._fhir_consent_version(v.source, v.patient, res, p OPERATOR(pg_catalog.||) '.resource') THEN
+            consents := agentauth._fhir_consent_store(v.patient, v.source, v.rules, v.active);
+        ELSE
+            -- the version imported, delivered again: nothing changed
+            consents := agentauth._fhir_consent_in_force(v.source, v.patient);
+        END IF;
         RETURN NEXT;
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
