@@ -253,6 +253,20 @@ field_len(const char *p, uint32 avail, bool in_array)
 	}
 }
 
+/* the field of a body at *off, into *seg, *off past it; false: malformed */
+static inline bool
+next_field(const char *body, uint32 len, uint32 *off, Segment *seg)
+{
+	uint32		l = field_len(body + *off, len - *off, false);
+
+	if (l == 0)
+		return false;
+	seg->off = *off;
+	seg->len = l;
+	*off += l;
+	return true;
+}
+
 /* the segments of a body; false when it does not parse */
 static bool
 parse_body(const char *body, uint32 len, Segment *seg)
@@ -260,15 +274,8 @@ parse_body(const char *body, uint32 len, Segment *seg)
 	uint32		off = 0;
 
 	for (int col = AA_COL_EVENT; col <= AA_COL_DETAIL; col++)
-	{
-		uint32		l = field_len(body + off, len - off, false);
-
-		if (l == 0)
+		if (!next_field(body, len, &off, &seg[col]))
 			return false;
-		seg[col].off = off;
-		seg[col].len = l;
-		off += l;
-	}
 	return off == len;
 }
 
@@ -310,17 +317,8 @@ parse_like_unit(const AAUnit *u, const char *body, uint32 len, Segment *seg)
 			}
 			off += span;
 		}
-		else
-		{
-			uint32		l = field_len(body + off, len - off, false);
-
-			if (l == 0)
-				return false;
-			seg[col].off = off;
-			seg[col].len = l;
-			off += l;
-			col++;
-		}
+		else if (!next_field(body, len, &off, &seg[col++]))
+			return false;
 	}
 	return off == len;
 }
