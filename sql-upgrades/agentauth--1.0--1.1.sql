@@ -2778,6 +2778,7 @@ CREATE TABLE agentauth.fhir_consent_version (
     patient      text NOT NULL,         -- the patient of the version imported
     last_updated timestamptz,           -- its meta.lastUpdated
     content      bytea NOT NULL,        -- SHA-256 of the resource less its meta
+    active       boolean NOT NULL,      -- its status is active
     imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.fhir_consent_version', '');
@@ -2827,8 +2828,11 @@ REVOKE ALL ON FUNCTION agentauth._fhir_last_updated(jsonb) FROM PUBLIC;
 --   * the same meta.lastUpdated, other content: which is newer cannot be
 --     told;
 --   * no meta.lastUpdated where the version imported had one, for an
---     active Consent (an inactive one is taken: it can only end permits;
---     the time kept stays).
+--     active Consent (an inactive one is taken, as it can only end
+--     permits: the caller withdraws its patient's; the version on record
+--     stays as it is);
+--   * an active version with meta.lastUpdated where the version imported
+--     had none and withdrew (send that withdrawal again with its time).
 -- When the version imported named another patient (a corrected Consent),
 -- that patient's provisions of it still in force are withdrawn (audited);
 -- the caller replaces this patient's.  The row is locked to the end of the
@@ -2841,31 +2845,31 @@ CREATE FUNCTION agentauth._fhir_consent_version(v_source text, v_patient text,
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    t      timestamptz := agentauth._fhir_last_updated(resource);
-    digest bytea := pg_catalog.sha256(pg_catalog.convert_to(
+    t         timestamptz := agentauth._fhir_last_updated(resource);
+    digest    bytea := pg_catalog.sha256(pg_catalog.convert_to(
                         (resource OPERATOR(pg_catalog.-) 'meta')::text, 'UTF8'));
-    active boolean := (resource OPERATOR(pg_catalog.->>) 'status') OPERATOR(pg_catalog.=) 'active';
-    lu_at  text := path OPERATOR(pg_catalog.||) '.meta.lastUpdated';
-    prev   record;
-    old    uuid;
+    is_active boolean := (resource OPERATOR(pg_catalog.->>) 'status') OPERATOR(pg_catalog.=) 'active';
+    lu_at     text := path OPERATOR(pg_catalog.||) '.meta.lastUpdated';
+    prev      record;
+    old       uuid;
 BEGIN
     IF v_source OPERATOR(pg_catalog.=) 'Consent/(no id)' THEN
         RETURN true;
     END IF;
-    IF t OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) '5 minutes'::interval) THEN
+    IF t OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '5 minutes'::interval) THEN
         PERFORM agentauth._fhir_fail(lu_at,
             pg_catalog.format('%s is in the future', pg_catalog.to_json(t) OPERATOR(pg_catalog.#>>) '{}'),
             'Every later version would look older than it and be refused; check the sending system''s clock.');
     END IF;
     -- the first import of this Consent: its row, inserted (a concurrent
     -- first import waits for this one, then finds the row and compares)
-    INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated, content)
-    VALUES (v_source, v_patient, t, digest)
+    INSERT INTO agentauth.fhir_consent_version AS f (source, patient, last_updated, content, active)
+    VALUES (v_source, v_patient, t, digest, is_active)
     ON CONFLICT (source) DO NOTHING;
     IF FOUND THEN
         RETURN true;
     END IF;
-    SELECT f.patient, f.last_updated, f.content INTO prev
+    SELECT f.patient, f.last_updated, f.content, f.active INTO prev
       FROM agentauth.fhir_consent_version f
      WHERE f.source OPERATOR(pg_catalog.=) v_source
        FOR UPDATE;
@@ -2874,13 +2878,21 @@ BEGIN
         RETURN false;
     END IF;
     IF t IS NULL AND prev.last_updated IS NOT NULL THEN
-        IF active THEN
+        IF is_active THEN
             PERFORM agentauth._fhir_fail(lu_at,
                 pg_catalog.format('%s was imported as last updated %s; this copy has no meta.lastUpdated, so which is newer cannot be told',
                                   v_source, pg_catalog.to_json(prev.last_updated) OPERATOR(pg_catalog.#>>) '{}'),
                 'Send the Consent with its meta.lastUpdated, as its server gives it.');
         END IF;
-    ELSIF t OPERATOR(pg_catalog.<) prev.last_updated THEN
+        RETURN true;
+    END IF;
+    IF t IS NOT NULL AND prev.last_updated IS NULL AND is_active AND NOT prev.active THEN
+        PERFORM agentauth._fhir_fail(lu_at,
+            pg_catalog.format('%s was withdrawn by a copy without meta.lastUpdated, so which is newer cannot be told',
+                              v_source),
+            'Send that withdrawal again with its meta.lastUpdated, or record the permit with record_consent.');
+    END IF;
+    IF t OPERATOR(pg_catalog.<) prev.last_updated THEN
         PERFORM agentauth._fhir_fail(lu_at,
             pg_catalog.format('this version of %s (last updated %s) is older than the one imported (last updated %s)',
                               v_source, pg_catalog.to_json(t) OPERATOR(pg_catalog.#>>) '{}',
@@ -2903,8 +2915,8 @@ BEGIN
         END LOOP;
     END IF;
     UPDATE agentauth.fhir_consent_version f
-       SET patient = v_patient, last_updated = COALESCE(t, prev.last_updated),
-           content = digest, imported_at = pg_catalog.now()
+       SET patient = v_patient, last_updated = t, content = digest,
+           active = is_active, imported_at = pg_catalog.now()
      WHERE f.source OPERATOR(pg_catalog.=) v_source;
     RETURN true;
 END

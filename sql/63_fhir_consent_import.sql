@@ -234,6 +234,33 @@ SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
 SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'meta',
     '{id}', '"c63-moved"') #- '{patient}' || '{"patient": {"reference": "Patient/P63X"}}')) AS inactive_without_meta;
 SELECT source, patient, last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-moved';
+-- an inactive copy without meta.lastUpdated that names the patient of an
+-- earlier version: taken for that patient only; the newest version's
+-- patient keeps its permit, the version on record stays, and the newest
+-- version delivered again changes nothing
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-undated"'), '{patient,reference}', '"Patient/P63Y"'))) AS filed_against_y;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-undated"'), '{patient,reference}', '"Patient/P63Z"'),
+    '{meta,lastUpdated}', '"2026-03-02T10:00:00Z"'))) AS corrected_to_z;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v2')::jsonb - 'meta',
+    '{id}', '"c63-undated"'), '{patient,reference}', '"Patient/P63Y"'))) AS stale_inactive_y;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb,
+    '{id}', '"c63-undated"'), '{patient,reference}', '"Patient/P63Z"'),
+    '{meta,lastUpdated}', '"2026-03-02T10:00:00Z"'))) AS newest_again;
+SELECT patient, status, withdraw_reason FROM agentauth.consents
+ WHERE source LIKE 'Consent/c63-undated %' ORDER BY patient, recorded_at;
+SELECT patient, last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-undated';
+-- a Consent withdrawn by a copy without meta.lastUpdated: a dated active
+-- version cannot be ordered against it, refused (it could be the first
+-- version delivered late)
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb - 'meta',
+    '{id}', '"c63-nometa"'))) AS undated_active;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'meta',
+    '{id}', '"c63-nometa"'))) AS undated_inactive;
+SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-nometa"'));
+SELECT count(*) AS in_force FROM agentauth.consents
+ WHERE source LIKE 'Consent/c63-nometa %' AND status = 'active';
 
 \c - reg63_agent
 SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;
@@ -241,5 +268,5 @@ SELECT 'P63V TREAT, version 3' AS q, decision FROM agentauth.explain_access('P63
 SELECT agentauth.end_session();
 
 \c - postgres
-DELETE FROM agentauth.consent WHERE patient IN ('P63V', 'P63W', 'P63X');
+DELETE FROM agentauth.consent WHERE patient IN ('P63V', 'P63W', 'P63X', 'P63Y', 'P63Z');
 DELETE FROM agentauth.fhir_consent_version;
