@@ -2560,9 +2560,17 @@ BEGIN
         END LOOP;
     END IF;
     FOREACH r IN ARRAY v_rules LOOP
-        -- an open start means "from now" (record_consent's default)
+        -- an open start means "from now" (record_consent's default); a
+        -- period that has already ended records nothing (the version ends
+        -- what the earlier one granted; 1.1: an error without its path, and
+        -- the earlier import's permit stayed in force)
         valid := r.valid;
         IF pg_catalog.lower_inf(valid) THEN
+            IF NOT pg_catalog.upper_inf(valid) AND
+               (pg_catalog.upper(valid) OPERATOR(pg_catalog.<) pg_catalog.now() OR
+                (pg_catalog.upper(valid) OPERATOR(pg_catalog.=) pg_catalog.now() AND NOT pg_catalog.upper_inc(valid))) THEN
+                CONTINUE;
+            END IF;
             valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
                 CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
         END IF;
@@ -2779,6 +2787,7 @@ CREATE TABLE agentauth.fhir_consent_version (
     last_updated timestamptz,           -- its meta.lastUpdated
     content      bytea NOT NULL,        -- SHA-256 of the resource less its meta
     active       boolean NOT NULL,      -- its status is active
+    undated_withdrawal boolean NOT NULL DEFAULT false, -- since withdrawn by a copy without a time
     imported_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.fhir_consent_version', '');
@@ -2827,12 +2836,15 @@ REVOKE ALL ON FUNCTION agentauth._fhir_last_updated(jsonb) FROM PUBLIC;
 --   * older than the version imported;
 --   * the same meta.lastUpdated, other content: which is newer cannot be
 --     told;
---   * no meta.lastUpdated where the version imported had one, for an
---     active Consent (an inactive one is taken, as it can only end
---     permits: the caller withdraws its patient's; the version on record
---     stays as it is);
---   * an active version with meta.lastUpdated where the version imported
---     had none and withdrew (send that withdrawal again with its time).
+--   * no meta.lastUpdated where the version imported had one: an active
+--     copy, or an inactive one that would end a deny in force (an inactive
+--     one that ends only permits is taken, failing closed: the caller
+--     withdraws its patient's, and the record notes the undated
+--     withdrawal);
+--   * an active version with meta.lastUpdated after a withdrawal without
+--     one (send that withdrawal again with its time).
+-- The version on record without a time, delivered again with its time
+-- and the same content, only gets the time.
 -- When the version imported named another patient (a corrected Consent),
 -- that patient's provisions of it still in force are withdrawn (audited);
 -- the caller replaces this patient's.  The row is locked to the end of the
@@ -2869,28 +2881,44 @@ BEGIN
     IF FOUND THEN
         RETURN true;
     END IF;
-    SELECT f.patient, f.last_updated, f.content, f.active INTO prev
+    SELECT f.patient, f.last_updated, f.content, f.active, f.undated_withdrawal INTO prev
       FROM agentauth.fhir_consent_version f
      WHERE f.source OPERATOR(pg_catalog.=) v_source
        FOR UPDATE;
     IF prev.patient OPERATOR(pg_catalog.=) v_patient AND prev.content OPERATOR(pg_catalog.=) digest
-       AND prev.last_updated IS NOT DISTINCT FROM t THEN
+       AND (prev.last_updated IS NOT DISTINCT FROM t OR prev.last_updated IS NULL) THEN
+        -- the version on record delivered again (with its time, where it
+        -- had none: the time is kept)
+        UPDATE agentauth.fhir_consent_version f SET last_updated = t
+         WHERE f.source OPERATOR(pg_catalog.=) v_source AND f.last_updated IS NULL;
         RETURN false;
     END IF;
     IF t IS NULL AND prev.last_updated IS NOT NULL THEN
-        IF is_active THEN
+        IF is_active OR EXISTS (
+               SELECT FROM agentauth.consent c
+                WHERE c.patient OPERATOR(pg_catalog.=) v_patient
+                  AND c.withdrawn_at IS NULL AND c.decision OPERATOR(pg_catalog.=) 'deny'
+                  AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')) THEN
             PERFORM agentauth._fhir_fail(lu_at,
                 pg_catalog.format('%s was imported as last updated %s; this copy has no meta.lastUpdated, so which is newer cannot be told',
                                   v_source, pg_catalog.to_json(prev.last_updated) OPERATOR(pg_catalog.#>>) '{}'),
                 'Send the Consent with its meta.lastUpdated, as its server gives it.');
         END IF;
+        -- a withdrawal of permits only, of unknown time: taken (the caller
+        -- ends its patient's permits); a dated active version after it
+        -- cannot be ordered against it
+        IF v_patient OPERATOR(pg_catalog.=) prev.patient THEN
+            UPDATE agentauth.fhir_consent_version f SET undated_withdrawal = true
+             WHERE f.source OPERATOR(pg_catalog.=) v_source;
+        END IF;
         RETURN true;
     END IF;
-    IF t IS NOT NULL AND prev.last_updated IS NULL AND is_active AND NOT prev.active THEN
+    IF t IS NOT NULL AND is_active AND
+       (prev.undated_withdrawal OR (prev.last_updated IS NULL AND NOT prev.active)) THEN
         PERFORM agentauth._fhir_fail(lu_at,
             pg_catalog.format('%s was withdrawn by a copy without meta.lastUpdated, so which is newer cannot be told',
                               v_source),
-            'Send that withdrawal again with its meta.lastUpdated, or record the permit with record_consent.');
+            'Send that withdrawal again with its meta.lastUpdated, or record the provisions with record_consent.');
     END IF;
     IF t OPERATOR(pg_catalog.<) prev.last_updated THEN
         PERFORM agentauth._fhir_fail(lu_at,
@@ -2916,7 +2944,7 @@ BEGIN
     END IF;
     UPDATE agentauth.fhir_consent_version f
        SET patient = v_patient, last_updated = t, content = digest,
-           active = is_active, imported_at = pg_catalog.now()
+           active = is_active, undated_withdrawal = false, imported_at = pg_catalog.now()
      WHERE f.source OPERATOR(pg_catalog.=) v_source;
     RETURN true;
 END
@@ -2984,9 +3012,17 @@ BEGIN
         END LOOP;
     END IF;
     FOREACH r IN ARRAY v.rules LOOP
-        -- an open start means "from now" (record_consent's default)
+        -- an open start means "from now" (record_consent's default); a
+        -- period that has already ended records nothing (the version ends
+        -- what the earlier one granted; 1.1: an error without its path, and
+        -- the earlier import's permit stayed in force)
         valid := r.valid;
         IF pg_catalog.lower_inf(valid) THEN
+            IF NOT pg_catalog.upper_inf(valid) AND
+               (pg_catalog.upper(valid) OPERATOR(pg_catalog.<) pg_catalog.now() OR
+                (pg_catalog.upper(valid) OPERATOR(pg_catalog.=) pg_catalog.now() AND NOT pg_catalog.upper_inc(valid))) THEN
+                CONTINUE;
+            END IF;
             valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
                 CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
         END IF;

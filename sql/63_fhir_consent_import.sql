@@ -261,6 +261,40 @@ SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'met
 SELECT agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-nometa"'));
 SELECT count(*) AS in_force FROM agentauth.consents
  WHERE source LIKE 'Consent/c63-nometa %' AND status = 'active';
+-- an inactive copy without meta.lastUpdated would end a deny of the
+-- dated version on record (an opt-out): refused; one that ends permits
+-- only is taken, and a dated active version after it is refused
+\set optout '{"resourceType": "Consent", "id": "c63-optout", "status": "active", "meta": {"lastUpdated": "2026-03-02T10:00:00Z"}, "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P63Y"}, "provision": {"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}'
+SELECT cardinality(agentauth.import_fhir_consent(:'optout')) AS optout;
+SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v2')::jsonb - 'meta', '{id}', '"c63-optout"'),
+    '{patient,reference}', '"Patient/P63Y"'));
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-undated-w"'))) AS dated_permit;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'meta', '{id}', '"c63-undated-w"'))) AS undated_withdrawal;
+SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}', '"c63-undated-w"'),
+    '{meta,lastUpdated}', '"2026-03-01T10:00:01Z"'));
+SELECT source, decision, status FROM agentauth.consents
+ WHERE source LIKE 'Consent/c63-optout %' OR source LIKE 'Consent/c63-undated-w %' ORDER BY source, recorded_at;
+-- the version on record, first without meta.lastUpdated, delivered again
+-- with it: only the time is kept (a permit withdrawn by hand stays
+-- withdrawn)
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb - 'meta', '{id}', '"c63-late-meta"'))) AS undated_first;
+SELECT count(agentauth.withdraw_consent(id, 'patient phoned')) FROM agentauth.consents
+ WHERE source LIKE 'Consent/c63-late-meta %' AND status = 'active';
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-late-meta"'))) AS with_its_time;
+SELECT count(*) AS in_force FROM agentauth.consents WHERE source LIKE 'Consent/c63-late-meta %' AND status = 'active';
+SELECT last_updated FROM agentauth.fhir_consent_version WHERE source = 'Consent/c63-late-meta';
+-- a newer version whose permit has already ended (an open start, an end
+-- in the past): the earlier permit ends, nothing is recorded (1.1: an
+-- error without its path, the earlier permit stayed in force)
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}', '"c63-ended"'),
+    '{provision,period}', '{"end": "2020-01-01"}'))) AS ended;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}', '"c63-ended"'),
+    '{meta,lastUpdated}', '"2026-03-03T10:00:00Z"'), '{provision,period}', '{"end": "2020-01-01"}'))) AS ended_again;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-ended2"'))) AS open_permit;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}', '"c63-ended2"'),
+    '{meta,lastUpdated}', '"2026-03-03T10:00:00Z"'), '{provision,period}', '{"end": "2020-01-01"}'))) AS ended_later;
+SELECT source, status, withdraw_reason FROM agentauth.consents
+ WHERE source LIKE 'Consent/c63-ended%' ORDER BY source, recorded_at;
 
 \c - reg63_agent
 SELECT agentauth.begin_session(:'bot_treat') IS NOT NULL AS began;

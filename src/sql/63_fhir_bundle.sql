@@ -51,9 +51,17 @@ BEGIN
         END LOOP;
     END IF;
     FOREACH r IN ARRAY v_rules LOOP
-        -- an open start means "from now" (record_consent's default)
+        -- an open start means "from now" (record_consent's default); a
+        -- period that has already ended records nothing (the version ends
+        -- what the earlier one granted; 1.1: an error without its path, and
+        -- the earlier import's permit stayed in force)
         valid := r.valid;
         IF pg_catalog.lower_inf(valid) THEN
+            IF NOT pg_catalog.upper_inf(valid) AND
+               (pg_catalog.upper(valid) OPERATOR(pg_catalog.<) pg_catalog.now() OR
+                (pg_catalog.upper(valid) OPERATOR(pg_catalog.=) pg_catalog.now() AND NOT pg_catalog.upper_inc(valid))) THEN
+                CONTINUE;
+            END IF;
             valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
                 CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
         END IF;
