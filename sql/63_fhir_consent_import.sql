@@ -274,6 +274,13 @@ SELECT agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}',
     '{meta,lastUpdated}', '"2026-03-01T10:00:01Z"'));
 SELECT source, decision, status FROM agentauth.consents
  WHERE source LIKE 'Consent/c63-optout %' OR source LIKE 'Consent/c63-undated-w %' ORDER BY source, recorded_at;
+-- the inactive version on record delivered again without its time: the
+-- same version, a dated active version after it is taken
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v1')::jsonb, '{id}', '"c63-resent-w"'))) AS permit;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb, '{id}', '"c63-resent-w"'))) AS withdrawal;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set((:'v2')::jsonb - 'meta', '{id}', '"c63-resent-w"'))) AS withdrawal_again_undated;
+SELECT cardinality(agentauth.import_fhir_consent(jsonb_set(jsonb_set((:'v1')::jsonb, '{id}', '"c63-resent-w"'),
+    '{meta,lastUpdated}', '"2026-03-04T10:00:00Z"'))) AS newer_permit;
 -- the version on record, first without meta.lastUpdated, delivered again
 -- with it: only the time is kept (a permit withdrawn by hand stays
 -- withdrawn)

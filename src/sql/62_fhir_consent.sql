@@ -1046,6 +1046,10 @@ BEGIN
                                   v_source, pg_catalog.to_json(prev.last_updated) OPERATOR(pg_catalog.#>>) '{}'),
                 'Send the Consent with its meta.lastUpdated, as its server gives it.');
         END IF;
+        -- the inactive version on record, delivered again without its time
+        IF prev.content OPERATOR(pg_catalog.=) digest AND NOT prev.active THEN
+            RETURN false;
+        END IF;
         -- a withdrawal of permits only, of unknown time: taken (the caller
         -- ends its patient's permits); a dated active version after it
         -- cannot be ordered against it
