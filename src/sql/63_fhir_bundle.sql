@@ -40,31 +40,15 @@ DECLARE
     valid tstzrange;
 BEGIN
     IF v_source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
-        FOR old IN SELECT c.id FROM agentauth.consent c
-                    WHERE c.patient OPERATOR(pg_catalog.=) v_patient
-                      AND c.withdrawn_at IS NULL
-                      AND pg_catalog.starts_with(c.source, v_source OPERATOR(pg_catalog.||) ' ')
-                    ORDER BY c.recorded_at, c.id LOOP
+        FOREACH old IN ARRAY agentauth._fhir_consent_in_force(v_source, v_patient) LOOP
             PERFORM agentauth.withdraw_consent(old,
                 CASE WHEN v_active THEN 'replaced by a new import of ' OPERATOR(pg_catalog.||) v_source
                      ELSE v_source OPERATOR(pg_catalog.||) ' is no longer active' END);
         END LOOP;
     END IF;
     FOREACH r IN ARRAY v_rules LOOP
-        -- an open start means "from now" (record_consent's default); a
-        -- period that has already ended records nothing (the version ends
-        -- what the earlier one granted; 1.1: an error without its path, and
-        -- the earlier import's permit stayed in force)
-        valid := r.valid;
-        IF pg_catalog.lower_inf(valid) THEN
-            IF NOT pg_catalog.upper_inf(valid) AND
-               (pg_catalog.upper(valid) OPERATOR(pg_catalog.<) pg_catalog.now() OR
-                (pg_catalog.upper(valid) OPERATOR(pg_catalog.=) pg_catalog.now() AND NOT pg_catalog.upper_inc(valid))) THEN
-                CONTINUE;
-            END IF;
-            valid := pg_catalog.tstzrange(pg_catalog.now(), pg_catalog.upper(valid),
-                CASE WHEN pg_catalog.upper_inc(valid) THEN '[]' ELSE '[)' END);
-        END IF;
+        valid := agentauth._fhir_rule_range(r.valid);
+        CONTINUE WHEN valid IS NULL;
         FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
             ids := ids OPERATOR(pg_catalog.||) agentauth.record_consent(
                 patient => v_patient,
