@@ -1214,6 +1214,13 @@ REVOKE ALL ON FUNCTION agentauth._refuse_extension_member(regclass, text) FROM P
 -- protected table (ddl.c).
 GRANT EXECUTE ON FUNCTION agentauth._replicated_write() TO PUBLIC;
 
+-- Is a patient column's text form the same in every session (patient_id.c)?
+-- bytea, the date and time types, float and money print as the session's
+-- settings say: protect_table refuses them, and the row check fails closed.
+CREATE FUNCTION agentauth._patient_type_ok(t regtype) RETURNS boolean
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'aa_patient_type_ok';
+REVOKE ALL ON FUNCTION agentauth._patient_type_ok(regtype) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
                                         column_classes jsonb,
                                         default_class text DEFAULT NULL)
@@ -1263,6 +1270,18 @@ BEGIN
                       AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient_column) THEN
         RAISE EXCEPTION 'patient column "%" does not exist in table %', patient_column, tbl
             USING ERRCODE = '42703';
+    END IF;
+    IF NOT agentauth._patient_type_ok((SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                  AND a.attname OPERATOR(pg_catalog.=) patient_column)) THEN
+        RAISE EXCEPTION 'the patient column "%" of table % has type %, whose text form depends on the session''s settings',
+            patient_column, tbl,
+            (SELECT a.atttypid::regtype FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                AND a.attname OPERATOR(pg_catalog.=) patient_column)
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Consents and records name a patient by that text: an agent could print a patient''s id another way.',
+                  HINT = 'Keep patient ids as text, an integer, numeric or uuid.';
     END IF;
     IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column
@@ -2528,6 +2547,15 @@ CREATE TABLE agentauth._audit_spill (
 -- the whole table per chunk
 CREATE INDEX _audit_spill_order ON agentauth._audit_spill (txn, ord);
 REVOKE ALL ON agentauth._audit_spill FROM PUBLIC;
+-- Nobody writes it but the extension's C code, below the executor: for
+-- every role, superuser included, INSERT, UPDATE, DELETE and TRUNCATE are
+-- refused, as on the log (1.1: a superuser could insert a forged record
+-- here, or delete a committed transaction's, and the writer chained what
+-- it found)
+CREATE TRIGGER audit_spill_append_only
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON agentauth._audit_spill
+    FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
+ALTER TABLE agentauth._audit_spill ENABLE ALWAYS TRIGGER audit_spill_append_only;
 
 -- Store the rules of one checked Consent (from _fhir_consent_rules): an
 -- earlier import of the same Consent (same id, same patient) is replaced --
@@ -4469,6 +4497,183 @@ BEGIN
         'entity', CASE WHEN pg_catalog.jsonb_array_length(v_entities) OPERATOR(pg_catalog.>) 0
                        THEN v_entities END));
     RETURN v_res;
+END
+$$;
+
+-- issue_token() (1.1): no token acts on behalf of a principal that is not
+-- active
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
+CREATE OR REPLACE FUNCTION agentauth.issue_token(
+    agent        uuid,
+    purpose      text,
+    ttl          interval DEFAULT NULL,
+    on_behalf_of text     DEFAULT NULL,
+    scopes       text[]   DEFAULT NULL,
+    patients     text[]   DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+    x text;
+    v_id uuid := pg_catalog.gen_random_uuid();
+    v_secret text;
+    v_now timestamptz;
+    v_expires timestamptz;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_issuer');
+    IF agent IS NULL THEN
+        RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM agentauth.principal pr WHERE pr.id = $1 FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
+    END IF;
+    IF p.kind <> 'agent' THEN
+        RAISE EXCEPTION 'principal "%" is not an agent', p.name USING ERRCODE = '22023',
+            HINT = 'Humans begin sessions with agentauth.begin_human_session().';
+    END IF;
+    IF p.status <> 'active' THEN
+        RAISE EXCEPTION 'agent "%" is %', p.name, p.status USING ERRCODE = '55000';
+    END IF;
+
+    PERFORM agentauth._check_purpose(purpose);
+    IF NOT purpose = ANY (p.purposes) THEN
+        RAISE EXCEPTION 'agent "%" is not registered for purpose "%"', p.name, purpose
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Its purposes are %s.', p.purposes);
+    END IF;
+
+    IF ttl IS NULL THEN
+        ttl := p.max_token_ttl;
+    END IF;
+    PERFORM agentauth._check_ttl(ttl, 'ttl', p.max_token_ttl, 'the agent''s max_token_ttl');
+    -- the clock, not the transaction's start: a token issued late in a
+    -- long transaction still lives its whole ttl
+    v_now := pg_catalog.clock_timestamp();
+    v_expires := v_now + ttl;
+
+    PERFORM agentauth._check_text(on_behalf_of, 'on_behalf_of', false, 200);
+    -- a suspended or retired clinician's authority ends with it (1.1): no
+    -- new token acts on its behalf (set_principal_status revoked the old)
+    IF EXISTS (SELECT FROM agentauth.principal h
+                WHERE h.name OPERATOR(pg_catalog.=) on_behalf_of
+                  AND h.status OPERATOR(pg_catalog.<>) 'active') THEN
+        RAISE EXCEPTION 'principal "%", on whose behalf the token would act, is not active', on_behalf_of
+            USING ERRCODE = '55000';
+    END IF;
+
+    scopes := agentauth._check_scopes(scopes, false);
+    IF scopes IS NULL THEN
+        scopes := p.scopes;
+    ELSE
+        FOREACH x IN ARRAY scopes LOOP
+            IF NOT agentauth._scope_covered(x, p.scopes) THEN
+                RAISE EXCEPTION 'agent "%" is not registered for scope "%"', p.name, x
+                    USING ERRCODE = '42501',
+                    DETAIL = pg_catalog.format('Its scopes are %s.', p.scopes);
+            END IF;
+        END LOOP;
+    END IF;
+
+    patients := agentauth._check_array(patients, 'patients', false);
+
+    v_secret := agentauth._new_secret();
+    INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
+                                 on_behalf_of, scopes, patients, issued_at, issued_by, expires_at)
+    VALUES (v_id, agentauth._secret_hash(v_secret), p.id, NULL, ARRAY[v_id], purpose,
+            on_behalf_of, scopes, patients, v_now, session_user, v_expires);
+
+    PERFORM agentauth._audit('token_issued',
+        pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
+            'on_behalf_of', on_behalf_of, 'scopes', scopes, 'patients', patients),
+        p.id, v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_secret;
+END
+$$;
+
+-- set_principal_status() (1.1): suspending or retiring a principal also
+-- revokes the tokens issued on its behalf, ends the break-the-glass
+-- overrides it broke or was broken for, and ends the approvals it granted
+-- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
+CREATE OR REPLACE FUNCTION agentauth.set_principal_status(principal uuid, status text, reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentauth.principal;
+    roots uuid[];
+    revoked uuid[] := '{}';
+    ended uuid[] := '{}';
+    expired uuid[] := '{}';
+    b record;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    IF principal IS NULL THEN
+        RAISE EXCEPTION 'principal must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(status, 'status', true, 200);
+    IF status NOT IN ('active', 'suspended', 'retired') THEN
+        RAISE EXCEPTION 'unknown principal status "%"', status USING ERRCODE = '22023',
+            HINT = 'The status is active, suspended or retired.';
+    END IF;
+    PERFORM agentauth._check_text(reason, 'reason', true, 4000);
+
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
+    END IF;
+    IF p.status = 'retired' AND status <> 'retired' THEN
+        RAISE EXCEPTION 'principal "%" is retired', p.name USING ERRCODE = '55000',
+            DETAIL = 'Retirement is final.', HINT = 'Register a new principal.';
+    END IF;
+
+    UPDATE agentauth.principal x
+       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.now()
+     WHERE x.id = $1;
+
+    IF status <> 'active' THEN
+        -- lock the principal's live tokens and those issued on its behalf
+        -- (a clinician's agents: 1.1), then revoke them and their
+        -- descendants in a statement of its own (see _revoke_tree)
+        SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
+            SELECT t.id FROM agentauth.token t
+             WHERE (t.agent = $1 OR t.on_behalf_of OPERATOR(pg_catalog.=) p.name)
+               AND t.revoked_at IS NULL FOR UPDATE) t;
+        IF roots IS NOT NULL THEN
+            revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
+        END IF;
+        -- the authority that came from the principal ends with it (1.1):
+        -- overrides it broke the glass in or was broken for, and the
+        -- approvals it granted (as end_break_glass ends an override)
+        FOR b IN SELECT bg.id, bg.session_id FROM agentauth.break_glass bg
+                  WHERE (bg.principal = $1 OR bg.on_behalf_of_principal = $1)
+                    AND bg.ended_at IS NULL
+                    AND bg.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+                  FOR UPDATE LOOP
+            UPDATE agentauth.break_glass bg
+               SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'principal ' || status
+             WHERE bg.id = b.id;
+            ended := ended || b.id;
+            PERFORM agentauth._btg_changed(b.session_id);
+        END LOOP;
+        WITH x AS (
+            UPDATE agentauth.approval ap SET expires_at = pg_catalog.clock_timestamp()
+             WHERE ap.approved_by = $1 AND ap.uses_left OPERATOR(pg_catalog.>) 0
+               AND ap.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+            RETURNING ap.id)
+        SELECT coalesce(pg_catalog.array_agg(x.id), '{}') INTO expired FROM x;
+    END IF;
+
+    PERFORM agentauth._audit('principal_status',
+        pg_catalog.jsonb_build_object('name', p.name, 'from', p.status, 'to', status,
+                                      'reason', reason, 'tokens_revoked', revoked,
+                                      'overrides_ended', ended, 'approvals_ended', expired),
+        p.id);
+    PERFORM agentauth._bump_generation();
 END
 $$;
 

@@ -102,8 +102,42 @@ SELECT agentauth.record_consent('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'permit'
 SELECT agentauth.record_consent('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid, 'permit') IS NOT NULL AS typed;
 SELECT patient FROM agentauth.consents WHERE patient LIKE 'a0ee%';
 
+-- A patient column whose text form follows the session's settings
+-- (bytea_output, TimeZone, DateStyle, extra_float_digits, lc_monetary):
+-- an agent could print a denied patient's id another way, so that the deny
+-- matched nothing and the read was recorded under an id the patient's
+-- reports never name (1.1).  protect_table refuses such a type; a domain
+-- or enum of a type that prints alike everywhere is taken.
+CREATE TABLE reg29_bytea (pid bytea, note text);
+SELECT agentauth.protect_table('reg29_bytea', 'pid', '{}', 'clinical_note');
+CREATE TABLE reg29_ts (pid timestamptz, note text);
+SELECT agentauth.protect_table('reg29_ts', 'pid', '{}', 'clinical_note');
+CREATE TABLE reg29_float (pid float8, note text);
+SELECT agentauth.protect_table('reg29_float', 'pid', '{}', 'clinical_note');
+CREATE DOMAIN reg29_mrn AS varchar(12);
+CREATE TABLE reg29_dom (pid reg29_mrn, note text);
+SELECT agentauth.protect_table('reg29_dom', 'pid', '{}', 'clinical_note');
+SELECT agentauth.unprotect_table('reg29_dom', 'test over');
+-- a table protected with such a type before 1.1 (its label set by hand
+-- here): the row check fails closed, with the reason
+SECURITY LABEL FOR agentauth ON TABLE reg29_bytea IS 'patient=pid';
+SECURITY LABEL FOR agentauth ON COLUMN reg29_bytea.note IS 'clinical_note';
+ALTER TABLE reg29_bytea ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+INSERT INTO reg29_bytea VALUES ('\x0102', 'n');
+CREATE ROLE reg29_nobody LOGIN;
+GRANT SELECT ON reg29_bytea TO reg29_nobody;
+SET SESSION AUTHORIZATION reg29_nobody;
+SELECT note FROM reg29_bytea;
+RESET SESSION AUTHORIZATION;
+SET client_min_messages = warning;
+SELECT agentauth.unprotect_table('reg29_bytea', 'test over');
+RESET client_min_messages;
+REVOKE ALL ON reg29_bytea FROM reg29_nobody;
+DROP ROLE reg29_nobody;
+
 SELECT agentauth.set_default_decision('CAREMGT', 'lab', 'none');
 SET client_min_messages = warning;
-DROP TABLE reg29_text, reg29_uuid;
+DROP TABLE reg29_text, reg29_uuid, reg29_bytea, reg29_ts, reg29_float, reg29_dom;
+DROP DOMAIN reg29_mrn;
 DROP SCHEMA ehr, ref, derived CASCADE;
 RESET client_min_messages;

@@ -54,7 +54,8 @@ SECURITY LABEL FOR agentauth ON COLUMN reg30_lab.note IS 'mental_health';
 SELECT column_name, data_class, sensitive FROM agentauth.protected_columns
  WHERE relation = 'reg30_lab'::regclass AND column_name = 'note';
 SELECT event, relation, detail FROM agentauth.audit_log
- WHERE event = 'table_protected' AND detail->>'via' = 'security label';
+ WHERE event = 'table_protected' AND detail->>'via' = 'security label'
+   AND relation LIKE 'public.reg30%';
 -- only an agentauth_admin (or a superuser) sets our labels, not the table owner
 SET ROLE reg30_owner;
 SECURITY LABEL FOR agentauth ON COLUMN reg30_lab.note IS 'non_phi';

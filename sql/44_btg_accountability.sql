@@ -30,21 +30,20 @@ SELECT agentauth.register_agent('btg4 agent', 'btg4_agent', 'ward team', '{TREAT
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'nobody-real-#42') AS t_nobody \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'DR.GREY') AS t_upper \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'nurse.joy') AS t_nurse \gset
-SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.away') AS t_away \gset
+-- a suspended one: no token acts on its behalf (1.1)
+SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.away') AS t_away;
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'btg4 bot') AS t_bot \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey') AS t_grey \gset
 SELECT count(*) AS overrides_before FROM agentauth.break_glass \gset
 
 -- refused: a string that names nobody, another spelling, a person who may
--- not break the glass, a suspended one, an agent
+-- not break the glass, an agent
 \c - btg4_agent
 SELECT agentauth.begin_session(:'t_nobody') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
 SELECT agentauth.begin_session(:'t_upper') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
 SELECT agentauth.begin_session(:'t_nurse') IS NOT NULL AS began;
-SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
-SELECT agentauth.begin_session(:'t_away') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
 SELECT agentauth.begin_session(:'t_bot') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
@@ -114,4 +113,38 @@ SELECT a.purposes, a.uses_left, p.name AS approved_by
   FROM agentauth.approval a JOIN agentauth.principal p ON p.id = a.approved_by
  WHERE a.relation = 'btg4_meds'::regclass ORDER BY p.name;
 SELECT count(*) AS rows_written FROM btg4_meds;
+DELETE FROM agentauth.approval WHERE relation = 'btg4_meds'::regclass;
+
+-- Suspending a clinician ends the authority that came from her (1.1): the
+-- tokens issued on her behalf are revoked, the overrides broken for her
+-- end, the approvals she granted end, and no new token acts on her behalf.
+-- Before, an override and an approval outlived her suspension, and a token
+-- could still be issued for her, opening the consents that name her.
+\c - btg4_pharmacist
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.approve_action(:'agent', 'btg4_meds', 'BTG4-P1', 'insert', 'one more') IS NOT NULL AS granted;
+\c - postgres
+SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey') AS t_grey2 \gset
+\c - btg4_agent
+SELECT agentauth.begin_session(:'t_grey2') IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG4-P1', 'sepsis again', '1 hour') AS bg2 \gset
+\c - postgres
+SELECT agentauth.set_principal_status(:'grey', 'suspended', 'license review');
+SELECT agentauth.set_principal_status(:'pharmacist', 'suspended', 'license review');
+SELECT ended_at IS NOT NULL AS ended, ended_by FROM agentauth.break_glass WHERE id = :'bg2';
+SELECT approved_by_name, state FROM agentauth.approvals
+ WHERE relation = 'btg4_meds'::regclass ORDER BY approved_at;
+SELECT count(*) FILTER (WHERE revoked_at IS NULL) AS live_tokens_for_grey
+  FROM agentauth.token WHERE on_behalf_of = 'dr.grey';
+SELECT detail->'overrides_ended' = jsonb_build_array(:'bg2'::uuid) AS override_listed,
+       jsonb_array_length(detail->'tokens_revoked') >= 2 AS tokens_listed
+  FROM agentauth.audit_log WHERE event = 'principal_status' AND principal = :'grey'
+ ORDER BY seq DESC LIMIT 1;
+SELECT jsonb_array_length(detail->'approvals_ended') AS approvals_ended
+  FROM agentauth.audit_log WHERE event = 'principal_status' AND principal = :'pharmacist'
+ ORDER BY seq DESC LIMIT 1;
+SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey');
+\c - btg4_agent
+SELECT agentauth.begin_session(:'t_grey2') IS NOT NULL AS began;
+\c - postgres
 DELETE FROM agentauth.approval WHERE relation = 'btg4_meds'::regclass;

@@ -33,8 +33,10 @@ DROP INDEX agentauth.audit_log_patient_idx;
 -- owner (a NOLOGIN role an administrator SETs ROLE to): it would see no
 -- row outside a session, and only its patients' in one.  1.0 let it run,
 -- and refused it half-way with "no agentauth session" naming the login
--- role.  Now it is refused before it starts, naming the role in effect;
--- NOT VALID works; a superuser's validation is recorded.
+-- role.  Now it is refused before it starts, naming the role in effect,
+-- and so is NOT VALID (1.1: its key checks let the owner choose the
+-- columns it reads, row by row: ddl_values.c); a superuser adds the keys,
+-- and a superuser's validation is recorded.
 CREATE ROLE reg48_owner NOLOGIN;
 CREATE ROLE reg48_dba LOGIN IN ROLE reg48_owner;
 CREATE TABLE reg48_pat (patient_id text PRIMARY KEY, name text);
@@ -55,10 +57,17 @@ ALTER TABLE reg48_lab ADD FOREIGN KEY (patient_id) REFERENCES reg48_pat;
 ALTER TABLE reg48_plain ADD FOREIGN KEY (patient_id) REFERENCES reg48_pat;
 ALTER TABLE reg48_lab ADD CONSTRAINT reg48_fk FOREIGN KEY (patient_id) REFERENCES reg48_pat NOT VALID;
 ALTER TABLE reg48_plain ADD CONSTRAINT reg48_plain_fk FOREIGN KEY (patient_id) REFERENCES reg48_pat NOT VALID;
-ALTER TABLE reg48_lab VALIDATE CONSTRAINT reg48_fk;
-ALTER TABLE reg48_plain VALIDATE CONSTRAINT reg48_plain_fk;
 -- reading the table as its owner: refused, naming the role in effect
 SELECT count(*) FROM reg48_lab;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+-- keys a superuser added: the owner may not validate them either
+ALTER TABLE reg48_lab ADD CONSTRAINT reg48_fk FOREIGN KEY (patient_id) REFERENCES reg48_pat NOT VALID;
+ALTER TABLE reg48_plain ADD CONSTRAINT reg48_plain_fk FOREIGN KEY (patient_id) REFERENCES reg48_pat NOT VALID;
+SET SESSION AUTHORIZATION reg48_dba;
+SET ROLE reg48_owner;
+ALTER TABLE reg48_lab VALIDATE CONSTRAINT reg48_fk;
+ALTER TABLE reg48_plain VALIDATE CONSTRAINT reg48_plain_fk;
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
 SELECT coalesce(max(seq), 0) AS s FROM agentauth.audit_record \gset

@@ -781,6 +781,16 @@ extern void aa_ddl_check_drop(Oid relid);
 extern void aa_ddl_check_drop_column(Oid relid, AttrNumber attnum);
 extern Oid	aa_ddl_moved_relation(Node *stmt);
 extern void aa_ddl_check_after(Node *stmt, Oid moved);
+/* ddl_values.c: type changes, column defaults, foreign keys */
+struct AlterTableCmd;
+struct AlterTableStmt;
+struct CreateStmt;
+extern void aa_ddl_check_type_change(Oid relid, struct AlterTableCmd *cmd,
+									 const char *relname);
+extern void aa_ddl_check_defaults(Oid relid, List *cols);
+extern List *aa_ddl_default_columns(struct AlterTableStmt *stmt);
+extern void aa_ddl_check_alter_keys(Oid relid, struct AlterTableStmt *stmt);
+extern void aa_ddl_check_create_keys(struct CreateStmt *stmt, Oid parent);
 
 /* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c; a plan node's children, for access_run.c too */
 struct PlannedStmt;
@@ -1177,6 +1187,7 @@ extern Jsonb *aa_decision_build_authority(const AADecision *d,
  * ---------------------------------------------------------------------
  */
 extern void aa_patient_id_check(const char *id);
+extern bool aa_patient_type_stable(Oid typid);
 
 /* ---------------------------------------------------------------------
  * btg.c -- break-the-glass overrides and clinician approvals

@@ -444,6 +444,11 @@ aa_audit_log_guard(PG_FUNCTION_ARGS)
 		op = "DELETE";
 	else
 		op = "TRUNCATE";
+	if (strcmp(RelationGetRelationName(td->tg_relation), "_audit_spill") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s is not allowed: agentauth._audit_spill holds committed audit records on their way to the log", op),
+				 errdetail("Only the extension writes it, for any role.")));
 	refuse(op);
 	return PointerGetDatum(NULL);
 }

@@ -283,8 +283,16 @@ aa_audit_serialize(StringInfo out, const AARecord *rec, TransactionId xid,
 		f.detail_text_len = detail_cache.canon.len;
 	}
 
-	/* identity: the session's, unless the record names its own */
-	if (acting_session != NULL && *acting_session != NULL)
+	/*
+	 * identity: the session's, unless the record names its own.  A record
+	 * about another principal (a token issued or delegated to it, its
+	 * status changed, in a session) takes nothing else of the session: its
+	 * name, token and purpose are the session's principal's, not its own
+	 * (1.1: the record named the issuing session's principal).
+	 */
+	if (acting_session != NULL && *acting_session != NULL &&
+		(f.principal == NULL ||
+		 memcmp(f.principal->data, (*acting_session)->principal.data, UUID_LEN) == 0))
 	{
 		const AASession *session = *acting_session;
 

@@ -272,6 +272,7 @@ check_alter_table(AlterTableStmt *stmt)
 				aa_partition_check_detach(relid, part);
 		}
 	}
+	aa_ddl_check_alter_keys(relid, stmt);
 	check_alter_protected(stmt, relid);
 }
 
@@ -336,6 +337,8 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 					refuse_attached_code(relid, "change a column type with a USING expression on");
 				if (column_type_untrusted(cmd->def))
 					refuse_attached_code(relid, "change a column to a type or domain that a non-superuser made on");
+				/* a built-in conversion too (ddl_values.c) */
+				aa_ddl_check_type_change(relid, cmd, relname);
 				break;
 			case AT_ValidateConstraint:
 				/* a stored CHECK (made before protection) runs over every row */
@@ -447,6 +450,10 @@ check_create(CreateStmt *stmt, bool foreign)
 {
 	ListCell   *lc;
 
+	/* foreign keys to a new partition of a protected table, or referencing one */
+	aa_ddl_check_create_keys(stmt, stmt->partbound != NULL && stmt->inhRelations != NIL ?
+							 RangeVarGetRelid(linitial(stmt->inhRelations), NoLock, true) :
+							 InvalidOid);
 	/* a partition of a protected table becomes protected: partition.c */
 	if (stmt->partbound != NULL)
 	{
@@ -577,6 +584,34 @@ aa_ddl_moved_relation(Node *stmt)
 	return InvalidOid;
 }
 
+/* the columns a CREATE TABLE defines with a default of their own */
+static List *
+create_default_columns(CreateStmt *stmt)
+{
+	List	   *cols = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->tableElts)
+	{
+		ColumnDef  *def = lfirst(lc);
+		ListCell   *c;
+
+		if (!IsA(def, ColumnDef))
+			continue;
+		if (def->raw_default != NULL || def->cooked_default != NULL)
+			cols = lappend(cols, makeString(def->colname));
+		else
+			foreach(c, def->constraints)
+				if (IsA(lfirst(c), Constraint) &&
+					((Constraint *) lfirst(c))->contype == CONSTR_DEFAULT)
+				{
+					cols = lappend(cols, makeString(def->colname));
+					break;
+				}
+	}
+	return cols;
+}
+
 /*
  * After a statement that attaches code to a table: the check before it
  * ran on what was committed then, before the statement waited for its
@@ -604,6 +639,11 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 			if (((CreateStmt *) stmt)->partbound == NULL &&
 				((CreateStmt *) stmt)->inhRelations != NIL)
 				aa_ddl_check(stmt);
+			/* a new partition's own defaults, now that they are stored */
+			if (((CreateStmt *) stmt)->partbound != NULL)
+				aa_ddl_check_defaults(RangeVarGetRelid(((CreateStmt *) stmt)->relation,
+													   NoLock, true),
+									  create_default_columns((CreateStmt *) stmt));
 			break;
 		case T_CreateForeignTableStmt:
 			/* the same, a foreign table (1.1: was not checked again) */
@@ -636,7 +676,11 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 					check_add_inherit(lfirst_node(AlterTableCmd, lc));
 				if (OidIsValid(relid) &&
 					get_rel_relkind(relid) != RELKIND_COMPOSITE_TYPE)
+				{
+					aa_ddl_check_alter_keys(relid, as);
 					check_alter_protected(as, relid);
+					aa_ddl_check_defaults(relid, aa_ddl_default_columns(as));
+				}
 			}
 			break;
 		default:

@@ -182,3 +182,49 @@ aa_patient_id(PG_FUNCTION_ARGS)
 	aa_patient_id_check(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
+
+/*
+ * Is the text form of a patient column of type typid the same in every
+ * session?  The row check compares that text with the consents, the
+ * token's patients and the records' patient: a type whose output follows
+ * a setting the agent may SET -- bytea (bytea_output), the date and time
+ * types (DateStyle, TimeZone, IntervalStyle), float (extra_float_digits),
+ * money (lc_monetary) -- let an agent print a denied patient's id another
+ * way, so that no deny matched it and its reads were recorded under an id
+ * that patient's reports never name (1.1).  The types that print alike
+ * everywhere, and domains and enums of them, are let through; any other
+ * is refused by protect_table and fails closed in the row check.
+ */
+bool
+aa_patient_type_stable(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	switch (base)
+	{
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NUMERICOID:
+		case UUIDOID:
+			return true;
+		default:
+			return type_is_enum(base);
+	}
+}
+
+PG_FUNCTION_INFO_V1(aa_patient_type_ok);
+
+/* agentauth._patient_type_ok(t regtype) RETURNS boolean, for protect_table */
+Datum
+aa_patient_type_ok(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(aa_patient_type_stable(PG_GETARG_OID(0)));
+}
+

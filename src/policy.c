@@ -102,6 +102,14 @@ row_check_expr(Relation relation, AAProtectedRel *prot, AARowCmd cmd)
 	att = TupleDescAttr(RelationGetDescr(relation), prot->patient_attno - 1);
 	if (att->attisdropped)
 		return bool_const(false);
+	/* a text form the session's settings change: fail closed (patient_id.c) */
+	if (!aa_patient_type_stable(att->atttypid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the patient column \"%s\" of protected table %s has type %s, whose text form depends on the session's settings",
+						NameStr(att->attname), prot->relname, format_type_be(att->atttypid)),
+				 errdetail("Consents and records name a patient by that text: an agent could print a patient's id another way."),
+				 errhint("Keep patient ids as text, an integer, numeric or uuid; a superuser may change the column's type.")));
 
 	fn = LookupFuncName(list_make2(makeString(AA_SCHEMA), makeString("_row_check")),
 						3, argtypes, false);

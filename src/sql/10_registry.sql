@@ -408,6 +408,9 @@ DECLARE
     p agentauth.principal;
     roots uuid[];
     revoked uuid[] := '{}';
+    ended uuid[] := '{}';
+    expired uuid[] := '{}';
+    b record;
 BEGIN
     PERFORM agentauth._require_role('agentauth_admin');
     IF principal IS NULL THEN
@@ -434,19 +437,42 @@ BEGIN
      WHERE x.id = $1;
 
     IF status <> 'active' THEN
-        -- lock the principal's live tokens, then revoke them and their
+        -- lock the principal's live tokens and those issued on its behalf
+        -- (a clinician's agents: 1.1), then revoke them and their
         -- descendants in a statement of its own (see _revoke_tree)
         SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
             SELECT t.id FROM agentauth.token t
-             WHERE t.agent = $1 AND t.revoked_at IS NULL FOR UPDATE) t;
+             WHERE (t.agent = $1 OR t.on_behalf_of OPERATOR(pg_catalog.=) p.name)
+               AND t.revoked_at IS NULL FOR UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
         END IF;
+        -- the authority that came from the principal ends with it (1.1):
+        -- overrides it broke the glass in or was broken for, and the
+        -- approvals it granted (as end_break_glass ends an override)
+        FOR b IN SELECT bg.id, bg.session_id FROM agentauth.break_glass bg
+                  WHERE (bg.principal = $1 OR bg.on_behalf_of_principal = $1)
+                    AND bg.ended_at IS NULL
+                    AND bg.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+                  FOR UPDATE LOOP
+            UPDATE agentauth.break_glass bg
+               SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'principal ' || status
+             WHERE bg.id = b.id;
+            ended := ended || b.id;
+            PERFORM agentauth._btg_changed(b.session_id);
+        END LOOP;
+        WITH x AS (
+            UPDATE agentauth.approval ap SET expires_at = pg_catalog.clock_timestamp()
+             WHERE ap.approved_by = $1 AND ap.uses_left OPERATOR(pg_catalog.>) 0
+               AND ap.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+            RETURNING ap.id)
+        SELECT coalesce(pg_catalog.array_agg(x.id), '{}') INTO expired FROM x;
     END IF;
 
     PERFORM agentauth._audit('principal_status',
         pg_catalog.jsonb_build_object('name', p.name, 'from', p.status, 'to', status,
-                                      'reason', reason, 'tokens_revoked', revoked),
+                                      'reason', reason, 'tokens_revoked', revoked,
+                                      'overrides_ended', ended, 'approvals_ended', expired),
         p.id);
     PERFORM agentauth._bump_generation();
 END
@@ -565,6 +591,14 @@ BEGIN
     v_expires := v_now + ttl;
 
     PERFORM agentauth._check_text(on_behalf_of, 'on_behalf_of', false, 200);
+    -- a suspended or retired clinician's authority ends with it (1.1): no
+    -- new token acts on its behalf (set_principal_status revoked the old)
+    IF EXISTS (SELECT FROM agentauth.principal h
+                WHERE h.name OPERATOR(pg_catalog.=) on_behalf_of
+                  AND h.status OPERATOR(pg_catalog.<>) 'active') THEN
+        RAISE EXCEPTION 'principal "%", on whose behalf the token would act, is not active', on_behalf_of
+            USING ERRCODE = '55000';
+    END IF;
 
     scopes := agentauth._check_scopes(scopes, false);
     IF scopes IS NULL THEN

@@ -80,6 +80,13 @@ CREATE FUNCTION agentauth._table_label(tbl regclass) RETURNS text
        AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
     $$;
 
+-- Is a patient column's text form the same in every session (patient_id.c)?
+-- bytea, the date and time types, float and money print as the session's
+-- settings say: protect_table refuses them, and the row check fails closed.
+CREATE FUNCTION agentauth._patient_type_ok(t regtype) RETURNS boolean
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'aa_patient_type_ok';
+REVOKE ALL ON FUNCTION agentauth._patient_type_ok(regtype) FROM PUBLIC;
+
 -- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
                                         column_classes jsonb,
@@ -130,6 +137,18 @@ BEGIN
                       AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) patient_column) THEN
         RAISE EXCEPTION 'patient column "%" does not exist in table %', patient_column, tbl
             USING ERRCODE = '42703';
+    END IF;
+    IF NOT agentauth._patient_type_ok((SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                  AND a.attname OPERATOR(pg_catalog.=) patient_column)) THEN
+        RAISE EXCEPTION 'the patient column "%" of table % has type %, whose text form depends on the session''s settings',
+            patient_column, tbl,
+            (SELECT a.atttypid::regtype FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                AND a.attname OPERATOR(pg_catalog.=) patient_column)
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Consents and records name a patient by that text: an agent could print a patient''s id another way.',
+                  HINT = 'Keep patient ids as text, an integer, numeric or uuid.';
     END IF;
     IF pg_catalog.strpos(patient_column, ';') OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'patient column name "%" must not contain ";"', patient_column

@@ -19,6 +19,15 @@ CREATE TABLE agentauth._audit_spill (
 -- the whole table per chunk
 CREATE INDEX _audit_spill_order ON agentauth._audit_spill (txn, ord);
 REVOKE ALL ON agentauth._audit_spill FROM PUBLIC;
+-- Nobody writes it but the extension's C code, below the executor: for
+-- every role, superuser included, INSERT, UPDATE, DELETE and TRUNCATE are
+-- refused, as on the log (1.1: a superuser could insert a forged record
+-- here, or delete a committed transaction's, and the writer chained what
+-- it found)
+CREATE TRIGGER audit_spill_append_only
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON agentauth._audit_spill
+    FOR EACH STATEMENT EXECUTE FUNCTION agentauth._audit_log_guard();
+ALTER TABLE agentauth._audit_spill ENABLE ALWAYS TRIGGER audit_spill_append_only;
 
 -- Store the rules of one checked Consent (from _fhir_consent_rules): an
 -- earlier import of the same Consent (same id, same patient) is replaced --
