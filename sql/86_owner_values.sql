@@ -9,8 +9,9 @@ SET client_min_messages = notice;
 CREATE ROLE reg86_owner LOGIN;
 CREATE SCHEMA clinic86 AUTHORIZATION reg86_owner;
 SET ROLE reg86_owner;
+CREATE DOMAIN clinic86.code_t AS text;
 CREATE TABLE clinic86.labs (id int PRIMARY KEY, patient_id text NOT NULL,
-    code text, value numeric, hiv text, n varchar(10));
+    code clinic86.code_t, value numeric, hiv text, n varchar(10));
 INSERT INTO clinic86.labs VALUES (1, 'R86-P1', '718-7', 13.5, 'negative', 'a'),
                                  (2, 'R86-P2', '718-7', 11.0, 'positive', 'b');
 CREATE TABLE clinic86.vitals (id int PRIMARY KEY, patient_id int NOT NULL, hr int);
@@ -60,6 +61,10 @@ CREATE SEQUENCE clinic86.s;
 ALTER TABLE clinic86.labs ALTER COLUMN id SET DEFAULT nextval('clinic86.s');
 ALTER TABLE clinic86.labs ALTER COLUMN value SET DEFAULT 0;
 ALTER TABLE clinic86.labs ALTER COLUMN code DROP DEFAULT;   -- fine
+-- a domain's default runs in the agent's INSERT too: refused on a domain
+-- a protected column uses
+ALTER DOMAIN clinic86.code_t SET DEFAULT clinic86.grab();
+ALTER DOMAIN clinic86.code_t DROP DEFAULT;   -- fine
 -- a new partition's own default
 CREATE TABLE clinic86.ev (id int, patient_id text NOT NULL, note text) PARTITION BY RANGE (id);
 RESET ROLE;

@@ -249,8 +249,9 @@ domain_of(AlterDomainStmt *stmt)
 /*
  * ALTER DOMAIN ... ADD CONSTRAINT runs the new CHECK over every value of
  * every column of the domain (and, NOT VALID or not, over every value an
- * agent writes later); VALIDATE CONSTRAINT runs a stored one.  Refused to
- * a non-superuser when a protected column uses the domain.
+ * agent writes later); VALIDATE CONSTRAINT runs a stored one; SET DEFAULT
+ * puts an expression into every agent's INSERT (1.1).  Refused to a
+ * non-superuser when a protected column uses the domain.
  */
 void
 aa_owner_code_check_domain(Node *node)
@@ -259,11 +260,20 @@ aa_owner_code_check_domain(Node *node)
 	Oid			typid;
 	AAProtectedRel *prot;
 
-	if ((stmt->subtype != 'C' && stmt->subtype != 'V') || superuser())
+	if ((stmt->subtype != 'C' && stmt->subtype != 'V' &&
+		 !(stmt->subtype == 'T' && stmt->def != NULL)) || superuser())
 		return;
 	typid = domain_of(stmt);
 	if ((prot = protected_table_using(typid)) == NULL)
 		return;
+	/* a domain's default runs in the agent's INSERT, as a column's (1.1) */
+	if (stmt->subtype == 'T')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot set the default of domain %s, which a column of protected table %s uses",
+						format_type_be(typid), prot->relname),
+				 errdetail("A default runs in the agent's statement that inserts, with the agent's access."),
+				 errhint("A superuser may do this; otherwise unprotect the table first with agentauth.unprotect_table() (audited).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("cannot %s a constraint of domain %s, which a column of protected table %s uses",
