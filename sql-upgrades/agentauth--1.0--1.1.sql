@@ -4557,8 +4557,10 @@ BEGIN
     PERFORM agentauth._check_text(on_behalf_of, 'on_behalf_of', false, 200);
     -- a suspended or retired clinician's authority ends with it (1.1): no
     -- new token acts on its behalf (set_principal_status revoked the old)
+    -- (any spelling of its name: case and surrounding blanks aside)
     IF EXISTS (SELECT FROM agentauth.principal h
-                WHERE h.name OPERATOR(pg_catalog.=) on_behalf_of
+                WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=)
+                      pg_catalog.lower(pg_catalog.btrim(on_behalf_of))
                   AND h.status OPERATOR(pg_catalog.<>) 'active') THEN
         RAISE EXCEPTION 'principal "%", on whose behalf the token would act, is not active', on_behalf_of
             USING ERRCODE = '55000';

@@ -144,6 +144,7 @@ SELECT jsonb_array_length(detail->'approvals_ended') AS approvals_ended
   FROM agentauth.audit_log WHERE event = 'principal_status' AND principal = :'pharmacist'
  ORDER BY seq DESC LIMIT 1;
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey');
+SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => ' DR.Grey ');
 \c - btg4_agent
 SELECT agentauth.begin_session(:'t_grey2') IS NOT NULL AS began;
 \c - postgres

@@ -40,6 +40,9 @@ ALTER TABLE clinic86.vitals ALTER COLUMN patient_id TYPE numeric(10,1);
 ALTER TABLE clinic86.vitals ALTER COLUMN patient_id TYPE bigint;
 ALTER TABLE clinic86.labs ALTER COLUMN n TYPE varchar(20);   -- binary coercible: fine
 ALTER TABLE clinic86.labs ALTER COLUMN n TYPE text;          -- fine
+-- binary coercible, yet printed another way: an integer as regclass or oid
+ALTER TABLE clinic86.vitals ALTER COLUMN patient_id TYPE regclass;
+ALTER TABLE clinic86.vitals ALTER COLUMN patient_id TYPE oid;
 RESET ROLE;
 SELECT attname, atttypid::regtype FROM pg_attribute
  WHERE attrelid IN ('clinic86.labs'::regclass, 'clinic86.vitals'::regclass)
@@ -54,6 +57,8 @@ ALTER TABLE clinic86.labs ALTER COLUMN code SET DEFAULT clinic86.grab();
 ALTER TABLE clinic86.labs ALTER COLUMN code SET DEFAULT
     CASE WHEN pg_notify('reg86', 'x') IS NULL THEN NULL END;
 ALTER TABLE clinic86.labs ADD COLUMN g text DEFAULT clinic86.grab();
+ALTER TABLE clinic86.labs ALTER COLUMN hiv SET DEFAULT 'unknown';
+-- a constant of the owner's domain: that domain's CHECK would run too
 ALTER TABLE clinic86.labs ALTER COLUMN code SET DEFAULT 'unknown';
 ALTER TABLE clinic86.labs ADD COLUMN taken timestamptz DEFAULT now();
 ALTER TABLE clinic86.labs ADD COLUMN k uuid DEFAULT gen_random_uuid();
@@ -61,6 +66,9 @@ CREATE SEQUENCE clinic86.s;
 ALTER TABLE clinic86.labs ALTER COLUMN id SET DEFAULT nextval('clinic86.s');
 ALTER TABLE clinic86.labs ALTER COLUMN value SET DEFAULT 0;
 ALTER TABLE clinic86.labs ALTER COLUMN code DROP DEFAULT;   -- fine
+-- a domain's CHECK inside the default runs what it calls
+CREATE DOMAIN clinic86.dd AS text CHECK (clinic86.grab() IS NOT NULL);
+ALTER TABLE clinic86.labs ALTER COLUMN hiv SET DEFAULT ('x'::clinic86.dd)::text;
 -- a domain's default runs in the agent's INSERT too: refused on a domain
 -- a protected column uses
 ALTER DOMAIN clinic86.code_t SET DEFAULT clinic86.grab();
@@ -93,6 +101,24 @@ CREATE TABLE clinic86.mirror (id int);
 ALTER TABLE clinic86.mirror ADD FOREIGN KEY (id) REFERENCES clinic86.labs NOT VALID;
 CREATE TABLE clinic86.ev3 PARTITION OF clinic86.ev (FOREIGN KEY (patient_id) REFERENCES clinic86.guess (patient_id))
     FOR VALUES FROM (20) TO (30);
+-- a table attached as a partition, or made in a protected schema, with
+-- a key or a default of its own: the same, refused
+CREATE TABLE clinic86.ev4 (id int, patient_id text NOT NULL, note text, hiv text,
+    FOREIGN KEY (patient_id, hiv) REFERENCES clinic86.guess);
+ALTER TABLE clinic86.ev ATTACH PARTITION clinic86.ev4 FOR VALUES FROM (30) TO (40);
+CREATE TABLE clinic86.ev5 (id int, patient_id text NOT NULL, note text DEFAULT clinic86.grab());
+ALTER TABLE clinic86.ev ATTACH PARTITION clinic86.ev5 FOR VALUES FROM (40) TO (50);
+CREATE TABLE clinic86.ev6 (id int, patient_id text NOT NULL, note text DEFAULT 'n/a');
+ALTER TABLE clinic86.ev ATTACH PARTITION clinic86.ev6 FOR VALUES FROM (50) TO (60);   -- fine
+RESET ROLE;
+CREATE SCHEMA phi86 AUTHORIZATION reg86_owner;
+SELECT agentauth.protect_schema('phi86', 'patient_id', '{"id": "non_phi"}', 'lab') IS NOT NULL AS protected;
+SET ROLE reg86_owner;
+CREATE TABLE phi86.t1 (id int, patient_id text NOT NULL, hiv text,
+    FOREIGN KEY (patient_id, hiv) REFERENCES clinic86.guess);
+CREATE TABLE phi86.t2 (id int, patient_id text NOT NULL, hiv text DEFAULT clinic86.grab());
+CREATE TABLE phi86.t3 (id int, patient_id text NOT NULL, hiv text DEFAULT 'unknown');   -- fine
+SELECT to_regclass('phi86.t1') AS t1, to_regclass('phi86.t2') AS t2, to_regclass('phi86.t3') AS t3;
 -- keys between the owner's unprotected tables: none of agentauth's business
 ALTER TABLE clinic86.mirror ADD PRIMARY KEY (id);
 CREATE TABLE clinic86.mirror2 (id int REFERENCES clinic86.mirror);
@@ -113,6 +139,9 @@ SET client_min_messages = warning;
 SELECT agentauth.unprotect_table('clinic86.labs', 'test over') IS NOT NULL AS unprotected;
 SELECT agentauth.unprotect_table('clinic86.vitals', 'test over') IS NOT NULL AS unprotected;
 SELECT agentauth.unprotect_table('clinic86.ev', 'test over') IS NOT NULL AS unprotected;
+SELECT agentauth.unprotect_table('phi86.t3', 'test over') IS NOT NULL AS unprotected;
+SELECT agentauth.unprotect_schema('phi86', 'test over') IS NOT NULL AS unprotected;
+DROP SCHEMA phi86 CASCADE;
 DROP SCHEMA clinic86 CASCADE;
 DROP ROLE reg86_owner;
 RESET client_min_messages;

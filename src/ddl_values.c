@@ -84,11 +84,15 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
 	typenameTypeIdAndMod(NULL, def->typeName, &newtype, &typmod);
 
 	/*
-	 * Nothing converted: a binary-coercible type with no length coercion,
-	 * or a varchar made no shorter (numeric(9,0) or timestamp(0) would
-	 * round, char(n) pad)
+	 * Nothing converted: the same type, or text and varchar, with no
+	 * length coercion, or a varchar made no shorter (numeric(9,0) or
+	 * timestamp(0) would round, char(n) pad; an integer as regclass or oid
+	 * is binary coercible, but prints another way)
 	 */
-	if (IsBinaryCoercible(oldtype, newtype) &&
+	if ((oldtype == newtype ||
+		 ((oldtype == TEXTOID || oldtype == VARCHAROID) &&
+		  (newtype == TEXTOID || newtype == VARCHAROID))) &&
+		IsBinaryCoercible(oldtype, newtype) &&
 		(typmod < 0 ||
 		 (oldtype == VARCHAROID && newtype == VARCHAROID && oldmod >= 0 &&
 		  typmod >= oldmod)))
@@ -135,7 +139,39 @@ default_walker(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, default_function_refused, context))
 		return true;
+	/* a domain's CHECK runs whatever it calls (1.1: the owner's function) */
+	if (IsA(node, CoerceToDomain) &&
+		!aa_owner_code_type_trusted(((CoerceToDomain *) node)->resulttype))
+		return true;
 	return expression_tree_walker(node, default_walker, context);
+}
+
+/*
+ * The first column of relid whose default calls what a default of a
+ * protected table may not (described), or NULL: for a table about to
+ * become protected (an attached partition, a table entering a protected
+ * schema: partition.c's aa_attached_code).
+ */
+char *
+aa_ddl_default_refused(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	char	   *what = NULL;
+
+	for (int i = 0; constr != NULL && i < constr->num_defval && what == NULL; i++)
+	{
+		AttrDefault *d = &constr->defval[i];
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), d->adnum - 1);
+
+		if (!att->attisdropped && att->attgenerated == '\0' &&
+			default_walker(stringToNode(d->adbin), NULL))
+			what = psprintf("the default of column %s of %s, which calls code",
+							quote_identifier(NameStr(att->attname)),
+							RelationGetRelationName(rel));
+	}
+	relation_close(rel, AccessShareLock);
+	return what;
 }
 
 /*
@@ -173,7 +209,7 @@ aa_ddl_check_defaults(Oid relid, List *cols)
 	if (bad != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot set the default of column \"%s\" of protected table %s: it calls a function other than a built-in immutable one, nextval() or the clock's",
+				 errmsg("cannot set the default of column \"%s\" of protected table %s: it calls a function other than a built-in immutable one, nextval() or the clock's, or a domain a non-superuser made",
 						bad, get_rel_name(relid)),
 				 errdetail("A default runs in the agent's statement that inserts, with the agent's access: a function there reads what the agent may, outside the records."),
 				 errhint("A superuser may set it; otherwise unprotect the table with agentauth.unprotect_table() (audited), set it, and protect it again.")));

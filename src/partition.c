@@ -264,7 +264,9 @@ refuse(const char *msg, const char *detail, const char *hint)
  * The first code object of a table (and its partitions) that would run
  * over the rows agents write once it is protected -- a partition of
  * parent, or a table of a protected schema (protected_schema.c, parent
- * InvalidOid) -- described; NULL when there is none.  Objects the parent
+ * InvalidOid) -- described; NULL when there is none.  Foreign keys and
+ * defaults that call code count (1.1: ddl_values.c refuses them on a
+ * protected table).  Objects the parent
  * has alike (a constraint of the same name and definition, a generated
  * column of the same expression) do not count.
  */
@@ -308,6 +310,9 @@ aa_attached_code(Oid parent, Oid part)
 		" UNION ALL SELECT pg_catalog.format('publication %I of %s', b.pubname, r.prrelid::pg_catalog.regclass)"
 		"   FROM pg_catalog.pg_publication_rel r JOIN t ON r.prrelid = t.relid"
 		"   JOIN pg_catalog.pg_publication b ON b.oid = r.prpubid"
+		" UNION ALL SELECT pg_catalog.format('foreign key %I on %s', f.conname, f.conrelid::pg_catalog.regclass)"
+		"   FROM pg_catalog.pg_constraint f JOIN t ON f.conrelid = t.relid OR f.confrelid = t.relid"
+		"  WHERE f.contype = 'f' AND f.conparentid = 0"
 		") x LIMIT 1";
 	Oid			argtypes[2] = {OIDOID, OIDOID};
 	Datum		args[2];
@@ -328,6 +333,16 @@ aa_attached_code(Oid parent, Oid part)
 		what = MemoryContextStrdup(caller, v);
 	}
 	aa_spi_end(&spi);
+
+	/* a default that calls code runs in agents' INSERTs (ddl_values.c) */
+	if (what == NULL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(part, NoLock, NULL))
+			if (what == NULL)
+				what = aa_ddl_default_refused(lfirst_oid(lc));
+	}
 	return what;
 }
 
