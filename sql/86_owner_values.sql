@@ -133,6 +133,16 @@ ALTER TABLE clinic86.mirror ADD FOREIGN KEY (id) REFERENCES clinic86.labs NOT VA
 SELECT format_type(atttypid, atttypmod) AS value_type FROM pg_attribute
  WHERE attrelid = 'clinic86.labs'::regclass AND attname = 'value';
 SELECT count(*) AS keys_to_labs FROM pg_constraint WHERE confrelid = 'clinic86.labs'::regclass;
+-- a default a superuser set on a protected parent: a new partition copies
+-- it, and a table attached with the same default matches it -- neither is
+-- the owner's code
+ALTER TABLE clinic86.ev ALTER COLUMN note SET DEFAULT clinic86.grab();
+SET ROLE reg86_owner;
+CREATE TABLE clinic86.ev7 PARTITION OF clinic86.ev FOR VALUES FROM (60) TO (70);
+CREATE TABLE clinic86.ev8 (id int, patient_id text NOT NULL, note text DEFAULT clinic86.grab());
+ALTER TABLE clinic86.ev ATTACH PARTITION clinic86.ev8 FOR VALUES FROM (70) TO (80);
+RESET ROLE;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'clinic86.ev'::regclass;
 
 RESET client_min_messages;
 SET client_min_messages = warning;

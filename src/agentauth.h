@@ -788,7 +788,7 @@ struct CreateStmt;
 extern void aa_ddl_check_type_change(Oid relid, struct AlterTableCmd *cmd,
 									 const char *relname);
 extern void aa_ddl_check_defaults(Oid relid, List *cols);
-extern char *aa_ddl_default_refused(Oid relid);
+extern char *aa_ddl_default_refused(Oid relid, Oid parent);
 extern List *aa_ddl_default_columns(struct AlterTableStmt *stmt);
 extern void aa_ddl_check_alter_keys(Oid relid, struct AlterTableStmt *stmt);
 extern void aa_ddl_check_create_keys(struct CreateStmt *stmt, Oid parent);

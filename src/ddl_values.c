@@ -37,6 +37,7 @@
 #include "access/relation.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -111,6 +112,8 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
  * ------------------------------------------------------------------
  */
 
+static Node *parent_default(Oid parent, const char *attname);
+
 /* a function a default of a protected table may not call (true) */
 static bool
 default_function_refused(Oid fn, void *context)
@@ -149,11 +152,13 @@ default_walker(Node *node, void *context)
 /*
  * The first column of relid whose default calls what a default of a
  * protected table may not (described), or NULL: for a table about to
- * become protected (an attached partition, a table entering a protected
- * schema: partition.c's aa_attached_code).
+ * become protected (an attached or new partition of parent, a table
+ * entering a protected schema with parent InvalidOid: partition.c's
+ * aa_attached_code).  A default the parent has alike does not count (a
+ * partition copies its parent's defaults; a superuser set those).
  */
 char *
-aa_ddl_default_refused(Oid relid)
+aa_ddl_default_refused(Oid relid, Oid parent)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
@@ -163,15 +168,39 @@ aa_ddl_default_refused(Oid relid)
 	{
 		AttrDefault *d = &constr->defval[i];
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), d->adnum - 1);
+		Node	   *expr;
 
-		if (!att->attisdropped && att->attgenerated == '\0' &&
-			default_walker(stringToNode(d->adbin), NULL))
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue;
+		expr = stringToNode(d->adbin);
+		if (default_walker(expr, NULL) &&
+			!equal(expr, parent_default(parent, NameStr(att->attname))))
 			what = psprintf("the default of column %s of %s, which calls code",
 							quote_identifier(NameStr(att->attname)),
 							RelationGetRelationName(rel));
 	}
 	relation_close(rel, AccessShareLock);
 	return what;
+}
+
+/* the default of parent's column of that name, or NULL */
+static Node *
+parent_default(Oid parent, const char *attname)
+{
+	Relation	rel;
+	TupleConstr *constr;
+	Node	   *expr = NULL;
+	AttrNumber	attnum;
+
+	if (!OidIsValid(parent) || (attnum = get_attnum(parent, attname)) == InvalidAttrNumber)
+		return NULL;
+	rel = relation_open(parent, AccessShareLock);
+	constr = RelationGetDescr(rel)->constr;
+	for (int i = 0; constr != NULL && i < constr->num_defval; i++)
+		if (constr->defval[i].adnum == attnum)
+			expr = stringToNode(constr->defval[i].adbin);
+	relation_close(rel, AccessShareLock);
+	return expr;
 }
 
 /*
@@ -186,9 +215,12 @@ aa_ddl_check_defaults(Oid relid, List *cols)
 	Relation	rel;
 	TupleConstr *constr;
 	char	   *bad = NULL;
+	Oid			parent;
 
 	if (cols == NIL || superuser() || !OidIsValid(relid) || !aa_is_protected(relid))
 		return;
+	/* a partition's default copied from its parent is the parent's */
+	parent = get_rel_relispartition(relid) ? get_partition_parent(relid, true) : InvalidOid;
 	rel = relation_open(relid, NoLock);	/* the statement holds its lock */
 	constr = RelationGetDescr(rel)->constr;
 	for (int i = 0; constr != NULL && i < constr->num_defval && bad == NULL; i++)
@@ -198,12 +230,16 @@ aa_ddl_check_defaults(Oid relid, List *cols)
 		ListCell   *lc;
 
 		foreach(lc, cols)
-			if (strcmp(strVal(lfirst(lc)), name) == 0 &&
-				default_walker(stringToNode(d->adbin), NULL))
-			{
+		{
+			Node	   *expr;
+
+			if (strcmp(strVal(lfirst(lc)), name) != 0)
+				continue;
+			expr = stringToNode(d->adbin);
+			if (default_walker(expr, NULL) && !equal(expr, parent_default(parent, name)))
 				bad = pstrdup(name);
-				break;
-			}
+			break;
+		}
 	}
 	relation_close(rel, NoLock);
 	if (bad != NULL)

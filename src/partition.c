@@ -340,8 +340,13 @@ aa_attached_code(Oid parent, Oid part)
 		ListCell   *lc;
 
 		foreach(lc, find_all_inheritors(part, NoLock, NULL))
+		{
+			Oid			member = lfirst_oid(lc);
+
 			if (what == NULL)
-				what = aa_ddl_default_refused(lfirst_oid(lc));
+				what = aa_ddl_default_refused(member, member == part ? parent :
+											  get_partition_parent(member, true));
+		}
 	}
 	return what;
 }
