@@ -41,6 +41,7 @@
 #include "executor/executor.h"
 #include "nodes/plannodes.h"
 #include "parser/parsetree.h"
+#include "tcop/dest.h"
 #include "tcop/pquery.h"
 #include "utils/portal.h"
 
@@ -395,7 +396,7 @@ inherit_patient(QueryDesc *outer, AAQueryAccess *from, RelAccess *ra,
  * the run, recorded as denied.
  */
 static void
-refuse_changed(AAQueryAccess *q, uint64 dgen)
+refuse_changed(AAQueryAccess *q, uint64 dgen, bool this_run)
 {
 	ListCell   *lc;
 
@@ -411,7 +412,7 @@ refuse_changed(AAQueryAccess *q, uint64 dgen)
 			AARecord	rec;
 			const AADecision *d;
 
-			if (!pa->read_before)
+			if (!pa->read_before && !(this_run && pa->allowed[AA_READ] > 0))
 				continue;
 			if (pa->dgen != (uint32) dgen)
 			{
@@ -591,8 +592,99 @@ aa_access_run_begin(QueryDesc *qd)
 				 errhint("Commit after the loop, or read the rows in batches, each in a transaction of its own.")));
 	dgen = aa_decision_gen();
 	if (q->runs++ > 0 && (q->holds || q->nested) && dgen != q->run_dgen)
-		refuse_changed(q, dgen);
+		refuse_changed(q, dgen, false);
 	q->run_dgen = dgen;
+}
+
+/*
+ * The rows of a run whose plan keeps protected rows (a sort, a hash, an
+ * aggregate ...), as they are sent: the plan read them, checked, before
+ * it sends the first, so a revocation, an expiry or a consent withdrawal
+ * that commits meanwhile was not seen by the row check (1.1: a sorted
+ * statement went on sending a revoked session's rows).  Before each row,
+ * the session is checked again (one atomic read), and when a decision has
+ * changed, each patient read so far is decided again: one now refused
+ * refuses the statement, recorded as denied -- what the next FETCH of a
+ * cursor does, here for the statement's own rows.
+ */
+typedef struct OutputCheck
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	AAQueryAccess *q;
+} OutputCheck;
+
+static bool
+output_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	OutputCheck *c = (OutputCheck *) self;
+	AAQueryAccess *q = c->q;
+	uint64		dgen;
+
+	if (aa_session == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no agentauth session"),
+				 errdetail("The session ended while a statement on protected tables was sending rows.")));
+	aa_session_check();
+	dgen = aa_decision_gen();
+	if (unlikely(dgen != q->run_dgen))
+	{
+		refuse_changed(q, dgen, true);
+		q->run_dgen = dgen;
+	}
+	return c->inner->receiveSlot(slot, c->inner);
+}
+
+static void
+output_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	OutputCheck *c = (OutputCheck *) self;
+
+	c->inner->rStartup(c->inner, operation, typeinfo);
+}
+
+static void
+output_shutdown(DestReceiver *self)
+{
+	OutputCheck *c = (OutputCheck *) self;
+
+	c->inner->rShutdown(c->inner);
+}
+
+static void
+output_destroy(DestReceiver *self)
+{
+	pfree(self);
+}
+
+/*
+ * The receiver a run of qd sends its rows to: dest itself, or, for a
+ * statement of a session whose plan keeps protected rows, dest behind the
+ * check above (allocated in the query's memory; columns.c swaps it in for
+ * the run).
+ */
+DestReceiver *
+aa_access_output_dest(QueryDesc *qd, DestReceiver *dest)
+{
+	AAQueryAccess *q = aa_access_find(qd);
+	OutputCheck *c;
+
+	if (q == NULL || !q->in_session || !q->holds || dest == NULL)
+		return dest;
+	if (q->output != NULL && q->output_inner == dest)
+		return q->output;		/* a cursor's next FETCH */
+	c = MemoryContextAllocZero(q->cxt, sizeof(OutputCheck));
+	c->pub.receiveSlot = output_receive;
+	c->pub.rStartup = output_startup;
+	c->pub.rShutdown = output_shutdown;
+	c->pub.rDestroy = output_destroy;
+	c->pub.mydest = dest->mydest;
+	c->inner = dest;
+	c->q = q;
+	q->output = &c->pub;
+	q->output_inner = dest;
+	return &c->pub;
 }
 
 /* An ExecutorRun of qd ended: a cascade is refused, the counts recorded. */

@@ -1063,6 +1063,10 @@ extern void aa_access_run_begin(struct QueryDesc *qd);
 /* around ExecutorRun and ExecutorFinish: the row check finds the context */
 extern void aa_access_enter(struct QueryDesc *qd);
 extern void aa_access_leave(void);
+/* the receiver an ExecutorRun sends to: the rows of a plan that keeps
+ * protected rows are checked as they are sent */
+extern struct _DestReceiver *aa_access_output_dest(struct QueryDesc *qd,
+												   struct _DestReceiver *dest);
 /* after each ExecutorRun, and at ExecutorEnd: the records, then the wait */
 extern void aa_access_run_done(struct QueryDesc *qd);
 extern void aa_access_end(struct QueryDesc *qd);

@@ -556,12 +556,16 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	 * and then refused by the run's check would stay counted, and refuse
 	 * every later read of the backend.
 	 */
+	DestReceiver *volatile dest = qd->dest;
+
 	aa_access_run_begin(qd);
 	writer = aa_derived_enter(qd);
 	PG_TRY();
 	{
 		aa_access_enter(qd);
 		entered = true;
+		/* rows a plan kept are checked as they are sent (access_run.c) */
+		qd->dest = aa_access_output_dest(qd, dest);
 		if (prev_run)
 			prev_run(qd, direction, count, execute_once);
 		else
@@ -569,6 +573,7 @@ aa_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 	}
 	PG_FINALLY();
 	{
+		qd->dest = dest;
 		if (entered)
 			aa_access_leave();
 		aa_derived_leave(writer);
