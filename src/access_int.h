@@ -123,7 +123,6 @@ struct AAQueryAccess
 								 * yet): one for all its runs */
 	DestReceiver *output;		/* its rows' check as they are sent (made
 								 * once: aa_access_output_dest) */
-	DestReceiver *output_inner; /* the receiver that check sends to */
 	/* the kept decisions' memory it pins (consent.c), the last first */
 	List	   *pins;
 	AAQueryAccess *next;

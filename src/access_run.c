@@ -672,18 +672,20 @@ aa_access_output_dest(QueryDesc *qd, DestReceiver *dest)
 
 	if (q == NULL || !q->in_session || !q->holds || dest == NULL)
 		return dest;
-	if (q->output != NULL && q->output_inner == dest)
-		return q->output;		/* a cursor's next FETCH */
-	c = MemoryContextAllocZero(q->cxt, sizeof(OutputCheck));
-	c->pub.receiveSlot = output_receive;
-	c->pub.rStartup = output_startup;
-	c->pub.rShutdown = output_shutdown;
-	c->pub.rDestroy = output_destroy;
+	/* one per statement, for all its runs (a FETCH, then a MOVE ...) */
+	c = (OutputCheck *) q->output;
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(q->cxt, sizeof(OutputCheck));
+		c->pub.receiveSlot = output_receive;
+		c->pub.rStartup = output_startup;
+		c->pub.rShutdown = output_shutdown;
+		c->pub.rDestroy = output_destroy;
+		c->q = q;
+		q->output = &c->pub;
+	}
 	c->pub.mydest = dest->mydest;
 	c->inner = dest;
-	c->q = q;
-	q->output = &c->pub;
-	q->output_inner = dest;
 	return &c->pub;
 }
 
