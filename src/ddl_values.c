@@ -43,12 +43,12 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
-#include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "agentauth.h"
 
@@ -71,6 +71,7 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
 	Oid			oldcoll;
 	Oid			newtype;
 	int32		typmod;
+	Type		tup;
 
 	if (superuser() || cmd->name == NULL || def == NULL || !IsA(def, ColumnDef) ||
 		def->typeName == NULL)
@@ -79,10 +80,11 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
 	if (attnum == InvalidAttrNumber)
 		return;					/* PostgreSQL says so */
 	get_atttypetypmodcoll(relid, attnum, &oldtype, &oldmod, &oldcoll);
-	newtype = LookupTypeNameOid(NULL, def->typeName, true);
-	if (!OidIsValid(newtype))
+	tup = LookupTypeName(NULL, def->typeName, &typmod, true);
+	if (tup == NULL)
 		return;					/* PostgreSQL says so */
-	typenameTypeIdAndMod(NULL, def->typeName, &newtype, &typmod);
+	newtype = typeTypeId(tup);
+	ReleaseSysCache(tup);
 
 	/*
 	 * Nothing converted: the same type, or text and varchar, with no
@@ -93,7 +95,6 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
 	if ((oldtype == newtype ||
 		 ((oldtype == TEXTOID || oldtype == VARCHAROID) &&
 		  (newtype == TEXTOID || newtype == VARCHAROID))) &&
-		IsBinaryCoercible(oldtype, newtype) &&
 		(typmod < 0 ||
 		 (oldtype == VARCHAROID && newtype == VARCHAROID && oldmod >= 0 &&
 		  typmod >= oldmod)))
@@ -111,8 +112,6 @@ aa_ddl_check_type_change(Oid relid, AlterTableCmd *cmd, const char *relname)
  * Column defaults
  * ------------------------------------------------------------------
  */
-
-static Node *parent_default(Oid parent, const char *attname);
 
 /* a function a default of a protected table may not call (true) */
 static bool
@@ -149,40 +148,6 @@ default_walker(Node *node, void *context)
 	return expression_tree_walker(node, default_walker, context);
 }
 
-/*
- * The first column of relid whose default calls what a default of a
- * protected table may not (described), or NULL: for a table about to
- * become protected (an attached or new partition of parent, a table
- * entering a protected schema with parent InvalidOid: partition.c's
- * aa_attached_code).  A default the parent has alike does not count (a
- * partition copies its parent's defaults; a superuser set those).
- */
-char *
-aa_ddl_default_refused(Oid relid, Oid parent)
-{
-	Relation	rel = relation_open(relid, AccessShareLock);
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	char	   *what = NULL;
-
-	for (int i = 0; constr != NULL && i < constr->num_defval && what == NULL; i++)
-	{
-		AttrDefault *d = &constr->defval[i];
-		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), d->adnum - 1);
-		Node	   *expr;
-
-		if (att->attisdropped || att->attgenerated != '\0')
-			continue;
-		expr = stringToNode(d->adbin);
-		if (default_walker(expr, NULL) &&
-			!equal(expr, parent_default(parent, NameStr(att->attname))))
-			what = psprintf("the default of column %s of %s, which calls code",
-							quote_identifier(NameStr(att->attname)),
-							RelationGetRelationName(rel));
-	}
-	relation_close(rel, AccessShareLock);
-	return what;
-}
-
 /* the default of parent's column of that name, or NULL */
 static Node *
 parent_default(Oid parent, const char *attname)
@@ -204,6 +169,57 @@ parent_default(Oid parent, const char *attname)
 }
 
 /*
+ * The first column of rel (of those named in cols; every column when
+ * all) whose default calls what a default of a protected table may not,
+ * or NULL.  A default the parent has alike does not count: a partition
+ * copies its parent's defaults, which a superuser set.
+ */
+static char *
+first_refused_default(Relation rel, Oid parent, List *cols, bool all)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
+
+	for (int i = 0; constr != NULL && i < constr->num_defval; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, constr->defval[i].adnum - 1);
+		char	   *name = NameStr(att->attname);
+		Node	   *expr;
+		bool		named = all;
+		ListCell   *lc;
+
+		foreach(lc, cols)
+			named = named || strcmp(strVal(lfirst(lc)), name) == 0;
+		if (!named || att->attisdropped || att->attgenerated != '\0')
+			continue;
+		expr = stringToNode(constr->defval[i].adbin);
+		if (default_walker(expr, NULL) && !equal(expr, parent_default(parent, name)))
+			return pstrdup(name);
+	}
+	return NULL;
+}
+
+/*
+ * The first column of relid whose default calls code (described), or
+ * NULL: for a table about to become protected (an attached or new
+ * partition of parent, a table entering a protected schema with parent
+ * InvalidOid: partition.c's aa_attached_code).
+ */
+char *
+aa_ddl_default_refused(Oid relid, Oid parent)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	char	   *bad = first_refused_default(rel, parent, NIL, true);
+	char	   *what = NULL;
+
+	if (bad != NULL)
+		what = psprintf("the default of column %s of %s, which calls code",
+						quote_identifier(bad), RelationGetRelationName(rel));
+	relation_close(rel, AccessShareLock);
+	return what;
+}
+
+/*
  * After a statement that set the defaults of the columns named in cols
  * (ALTER COLUMN ... SET DEFAULT, ADD COLUMN ... DEFAULT, a partition's own
  * column definitions) of relid: refuse it, unless a superuser ran it, when
@@ -213,34 +229,14 @@ void
 aa_ddl_check_defaults(Oid relid, List *cols)
 {
 	Relation	rel;
-	TupleConstr *constr;
-	char	   *bad = NULL;
+	char	   *bad;
 	Oid			parent;
 
 	if (cols == NIL || superuser() || !OidIsValid(relid) || !aa_is_protected(relid))
 		return;
-	/* a partition's default copied from its parent is the parent's */
 	parent = get_rel_relispartition(relid) ? get_partition_parent(relid, true) : InvalidOid;
 	rel = relation_open(relid, NoLock);	/* the statement holds its lock */
-	constr = RelationGetDescr(rel)->constr;
-	for (int i = 0; constr != NULL && i < constr->num_defval && bad == NULL; i++)
-	{
-		AttrDefault *d = &constr->defval[i];
-		char	   *name = NameStr(TupleDescAttr(RelationGetDescr(rel), d->adnum - 1)->attname);
-		ListCell   *lc;
-
-		foreach(lc, cols)
-		{
-			Node	   *expr;
-
-			if (strcmp(strVal(lfirst(lc)), name) != 0)
-				continue;
-			expr = stringToNode(d->adbin);
-			if (default_walker(expr, NULL) && !equal(expr, parent_default(parent, name)))
-				bad = pstrdup(name);
-			break;
-		}
-	}
+	bad = first_refused_default(rel, parent, cols, false);
 	relation_close(rel, NoLock);
 	if (bad != NULL)
 		ereport(ERROR,
