@@ -69,7 +69,8 @@ SELECT count(*) AS stashed FROM clinic82.stash;
 SELECT current_setting('reg82.copy', true) AS copied;
 SELECT conname, convalidated FROM pg_constraint
  WHERE conrelid = 'clinic82.orders'::regclass OR contypid = 'clinic82.code_t'::regtype ORDER BY 1;
--- built-in types, plain indexes, statistics: fine
+-- plain indexes, statistics: fine; a type change that converts the values
+-- (text to varchar(20): a length check) is refused since 1.1 (sql/86)
 ALTER TABLE clinic82.orders ALTER COLUMN ref TYPE varchar(20);
 CREATE INDEX orders_ref ON clinic82.orders (ref);
 ANALYZE clinic82.orders;
@@ -93,7 +94,8 @@ CLUSTER clinic82.orders USING orders_ref;
 VACUUM FULL clinic82.orders;
 VACUUM (ANALYZE) clinic82.orders;
 ANALYZE clinic82.orders;
--- rewrites rebuild the indexes
+-- rewrites rebuild the indexes (a type change is refused before it since
+-- 1.1; ADD COLUMN with a volatile default still rewrites)
 ALTER TABLE clinic82.orders ALTER COLUMN drug TYPE varchar(100);
 ALTER TABLE clinic82.orders ADD COLUMN n int DEFAULT (random() * 0)::int;
 -- the same on an unprotected table is none of agentauth's business
