@@ -118,6 +118,10 @@ CREATE TABLE phi86.t1 (id int, patient_id text NOT NULL, hiv text,
     FOREIGN KEY (patient_id, hiv) REFERENCES clinic86.guess);
 CREATE TABLE phi86.t2 (id int, patient_id text NOT NULL, hiv text DEFAULT clinic86.grab());
 CREATE TABLE phi86.t3 (id int, patient_id text NOT NULL, hiv text DEFAULT 'unknown');   -- fine
+-- moved in: the same
+CREATE TABLE clinic86.mv (id int, patient_id text NOT NULL, hiv text,
+    FOREIGN KEY (patient_id, hiv) REFERENCES clinic86.guess);
+ALTER TABLE clinic86.mv SET SCHEMA phi86;
 SELECT to_regclass('phi86.t1') AS t1, to_regclass('phi86.t2') AS t2, to_regclass('phi86.t3') AS t3;
 -- keys between the owner's unprotected tables: none of agentauth's business
 ALTER TABLE clinic86.mirror ADD PRIMARY KEY (id);
