@@ -2449,13 +2449,30 @@ SELECT 'privileged role', r.rolname::text,
         OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'DELETE')
         OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'TRUNCATE'));
 
+-- _btg_accesses: how many accesses an override reached (the view's column).
+-- SECURITY DEFINER: reads the log through _patient_log, whose helpers are private to the extension; the caller must hold agentauth_auditor (checked inside).
+CREATE FUNCTION agentauth._btg_accesses(override uuid, patient text, since timestamptz)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient) a
+             WHERE a.patient OPERATOR(pg_catalog.=) _btg_accesses.patient
+               AND a.logged_at OPERATOR(pg_catalog.>=) since
+               AND a.event OPERATOR(pg_catalog.=) 'access'
+               AND a.authority OPERATOR(pg_catalog.->>) 'break_glass'
+                   OPERATOR(pg_catalog.=) override::text);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._btg_accesses(uuid, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._btg_accesses(uuid, text, timestamptz) TO agentauth_auditor;
+
 CREATE OR REPLACE VIEW agentauth.break_glass_events AS
 SELECT b.id, b.principal, b.on_behalf_of, b.patient, b.reason,
        b.started_at, b.ends_at, b.ended_at,
-       (SELECT pg_catalog.count(*) FROM agentauth._patient_log(b.patient) a
-         WHERE a.patient = b.patient AND a.logged_at >= b.started_at
-           AND a.event = 'access'
-           AND a.authority ->> 'break_glass' = b.id::text) AS accesses,
+       agentauth._btg_accesses(b.id, b.patient, b.started_at) AS accesses,
        b.review_status, b.reviewer, b.reviewed_at,
        pr.name AS principal_name, pr.kind AS principal_kind, b.token,
        CASE WHEN b.ended_at IS NOT NULL THEN 'ended'
@@ -4826,7 +4843,8 @@ COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agen
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
 COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
--- tables: private to the extension (no grants); read them through the views
+-- tables: private to the extension (audit_record, fhir_consent_version and
+-- alert_rule are granted for reading or editing); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
 COMMENT ON TABLE agentauth.token IS 'agentauth catalog: tokens, secrets as SHA-256 only (read agentauth.tokens)';
 COMMENT ON TABLE agentauth.consent IS 'agentauth catalog: consent provisions (read agentauth.consents)';

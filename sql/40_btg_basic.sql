@@ -35,6 +35,7 @@ SELECT agentauth.approve_action(gen_random_uuid(), 'pg_class', 'P1', 'insert', '
 -- the private helpers are private
 SELECT agentauth._btg_changed(NULL);
 SELECT agentauth._btg_audit('break_glass_start', NULL, NULL, NULL, NULL, NULL, NULL);
+SELECT agentauth._btg_accesses(gen_random_uuid(), 'P1', now());
 -- reviews: privacy officers only; ending: only the owner or an officer
 SELECT agentauth.review_break_glass(gen_random_uuid(), 'justified', 'ok');
 SELECT agentauth.end_break_glass('00000000-0000-0000-0000-000000000002');
@@ -47,6 +48,9 @@ RESET ROLE;
 SET ROLE btg0_auditor;
 SELECT count(*) FROM agentauth.break_glass_events;
 SELECT count(*) FROM agentauth.break_glass_overdue;
+-- every column, the accesses each override reached among them
+SELECT * FROM agentauth.break_glass_events;
+SELECT * FROM agentauth.break_glass_overdue;
 SELECT count(*) FROM agentauth.approvals;
 SELECT agentauth.review_break_glass(gen_random_uuid(), 'justified', 'ok');
 RESET ROLE;

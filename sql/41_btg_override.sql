@@ -113,13 +113,15 @@ SELECT agentauth.break_glass('BTG1-P5', 'cardiac arrest on ward 3', '1 minute') 
 SELECT agentauth.end_break_glass(:'bg5');
 
 \c - postgres
--- the catalog and the view, as an auditor sees them
+-- the catalog and the view, as a privacy officer (an auditor) sees them
+SET ROLE btg1_officer;
 SELECT e.principal_name, e.principal_kind, e.on_behalf_of, e.patient, e.reason,
        e.ends_at - e.started_at AS ttl, e.state, e.ended_by, e.accesses,
        e.review_status, e.review_due - e.started_at AS review_window
   FROM agentauth.break_glass_events e
  WHERE e.id IN (:'bg_agent', :'bg1', :'bg2', :'bg4', :'bg5')
  ORDER BY e.started_at;
+RESET ROLE;
 SELECT count(*) AS rolled_back_rows FROM agentauth.break_glass WHERE reason = 'rolled back';
 
 -- the audit trail: start, end, purpose BTG, the override named
@@ -171,7 +173,7 @@ UPDATE agentauth.break_glass SET started_at = started_at - interval '73 hours',
        ends_at = ends_at - interval '73 hours'
  WHERE id IN (:'bg1', :'bg2', :'bg4');
 SET ROLE btg1_officer;
-SELECT o.patient, o.review_status, o.overdue_by > interval '0' AS overdue
+SELECT o.patient, o.review_status, o.overdue_by > interval '0' AS overdue, o.accesses
   FROM agentauth.break_glass_overdue o
  WHERE o.id IN (:'bg_agent', :'bg1', :'bg2', :'bg4', :'bg5')
  ORDER BY o.patient;

@@ -53,6 +53,13 @@ static char cached_statement[128];
  * ------------------------------------------------------------------
  */
 
+/*
+ * The session user's name.  Outside a transaction (a disconnect's
+ * session_end) the catalog cannot be read: a role not seen before, as
+ * after RESET SESSION AUTHORIZATION, is named by the session_authorization
+ * setting, which holds the name it was set by (or the login's), and is
+ * not kept: the catalog's name replaces it in the next transaction.
+ */
 static const char *
 session_user_name(void)
 {
@@ -63,8 +70,13 @@ session_user_name(void)
 		char	   *name = NULL;
 		char	   *copy;
 
-		if (IsTransactionState())
-			name = GetUserNameFromId(role, true);
+		if (!IsTransactionState())
+		{
+			const char *set = GetConfigOption("session_authorization", true, false);
+
+			return (set && set[0] != '\0') ? set : psprintf("%u", role);
+		}
+		name = GetUserNameFromId(role, true);
 		if (name == NULL)
 			name = psprintf("%u", role);
 		/* the old one freed only once the new one is there */

@@ -283,13 +283,30 @@ GRANT EXECUTE ON FUNCTION agentauth.review_break_glass(uuid, text, text) TO agen
 ------------------------------------------------------------------------
 -- Views for auditors and privacy officers.
 ------------------------------------------------------------------------
+-- _btg_accesses: how many accesses an override reached (the view's column).
+-- SECURITY DEFINER: reads the log through _patient_log, whose helpers are private to the extension; the caller must hold agentauth_auditor (checked inside).
+CREATE FUNCTION agentauth._btg_accesses(override uuid, patient text, since timestamptz)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient) a
+             WHERE a.patient OPERATOR(pg_catalog.=) _btg_accesses.patient
+               AND a.logged_at OPERATOR(pg_catalog.>=) since
+               AND a.event OPERATOR(pg_catalog.=) 'access'
+               AND a.authority OPERATOR(pg_catalog.->>) 'break_glass'
+                   OPERATOR(pg_catalog.=) override::text);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._btg_accesses(uuid, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth._btg_accesses(uuid, text, timestamptz) TO agentauth_auditor;
+
 CREATE VIEW agentauth.break_glass_events AS
 SELECT b.id, b.principal, b.on_behalf_of, b.patient, b.reason,
        b.started_at, b.ends_at, b.ended_at,
-       (SELECT pg_catalog.count(*) FROM agentauth._patient_log(b.patient) a
-         WHERE a.patient = b.patient AND a.logged_at >= b.started_at
-           AND a.event = 'access'
-           AND a.authority ->> 'break_glass' = b.id::text) AS accesses,
+       agentauth._btg_accesses(b.id, b.patient, b.started_at) AS accesses,
        b.review_status, b.reviewer, b.reviewed_at,
        pr.name AS principal_name, pr.kind AS principal_kind, b.token,
        CASE WHEN b.ended_at IS NOT NULL THEN 'ended'

@@ -148,7 +148,8 @@ COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agen
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
 COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
 
--- tables: private to the extension (no grants); read them through the views
+-- tables: private to the extension (audit_record, fhir_consent_version and
+-- alert_rule are granted for reading or editing); read them through the views
 COMMENT ON TABLE agentauth.principal IS 'agentauth catalog: principals (read agentauth.principals)';
 COMMENT ON TABLE agentauth.token IS 'agentauth catalog: tokens, secrets as SHA-256 only (read agentauth.tokens)';
 COMMENT ON TABLE agentauth.consent IS 'agentauth catalog: consent provisions (read agentauth.consents)';
