@@ -274,3 +274,27 @@ SELECT event, principal_name, detail->>'reason' AS reason
   FROM agentauth.audit_log
  WHERE detail->>'session' = :'disconnect_session'
  ORDER BY seq;
+
+-- the session user changed back before the disconnect: the record names
+-- the login by its name (the catalog cannot be read as the backend exits)
+SET ROLE ses_issuer;
+SELECT agentauth.issue_token(:'agent1', 'TREAT') AS secret7 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION ses_agent1;
+SELECT agentauth.begin_session(:'secret7') AS reset_session \gset
+RESET SESSION AUTHORIZATION;
+\c -
+SELECT set_config('ses.reset_session', :'reset_session', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN EXISTS (SELECT FROM agentauth.audit_log
+                           WHERE event = 'session_end'
+                             AND detail->>'session' = current_setting('ses.reset_session'));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT event, principal_name, detail->>'reason' AS reason,
+       db_role = session_user AS names_login
+  FROM agentauth.audit_log
+ WHERE detail->>'session' = :'reset_session' AND event = 'session_end';
