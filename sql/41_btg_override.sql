@@ -103,8 +103,22 @@ SELECT cardinality(break_glass) AS active FROM agentauth.whoami();
 COMMIT;
 SELECT count(*) AS no_session FROM agentauth.whoami();
 SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
--- and one left open at disconnect
+-- and one left open at disconnect: the backend's exit ends it (1.1: it
+-- stayed active until its time ran out, and a standby session with the
+-- doctor's principal could use it)
 SELECT agentauth.break_glass('BTG1-P4', 'trauma bay', '2 hours') AS bg4 \gset
+
+-- (the doctor's backend ends it as it exits)
+\c - postgres
+SELECT set_config('btg.wait', :'bg4', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN EXISTS (SELECT FROM agentauth.break_glass
+                           WHERE id = current_setting('btg.wait')::uuid AND ended_at IS NOT NULL);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
 
 -- the officer who is also a clinician breaks the glass himself
 \c - btg1_officer_doc
@@ -144,9 +158,8 @@ SELECT agentauth.review_break_glass(:'bg_agent', 'justified', 'my agent');
 -- the doctor's is not his
 SELECT agentauth.review_break_glass(:'bg1', 'justified', 'unconscious patient, ED; consent could not be asked');
 SELECT agentauth.review_break_glass(:'bg1', 'unjustified', 'second thoughts');
--- still active: not yet
-SELECT agentauth.review_break_glass(:'bg4', 'justified', 'trauma');
--- a privacy officer may stop another's override, and then review it
+-- the one the doctor's disconnect ended (an active one may not be
+-- reviewed, and a privacy officer may end another's: specs/btg_expiry)
 SELECT agentauth.end_break_glass(:'bg4');
 SELECT agentauth.review_break_glass(:'bg4', 'justified', 'multiple trauma, unidentified on arrival');
 \c - btg1_officer

@@ -65,6 +65,16 @@ FETCH ALL FROM c;
 COMMIT;
 
 \c - postgres
+-- (the doctor's first backend ended its override as it exited)
+SELECT set_config('btg.wait', :'bg', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN EXISTS (SELECT FROM agentauth.break_glass
+                           WHERE id = current_setting('btg.wait')::uuid AND ended_at IS NOT NULL);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
 -- the audit: every access under the override names it, with purpose BTG
 SELECT a.event, a.principal_name, a.purpose, a.patient, a.action, a.row_count,
        a.columns, a.authority ->> 'break_glass' = :'bg' AS names_bg,

@@ -125,10 +125,12 @@ SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
 SELECT agentauth.approve_action(:'agent', 'btg4_meds', 'BTG4-P1', 'insert', 'one more') IS NOT NULL AS granted;
 \c - postgres
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey') AS t_grey2 \gset
-\c - btg4_agent
+-- (the agent's session stays open in this backend: its end would end the
+-- override first)
+SET SESSION AUTHORIZATION btg4_agent;
 SELECT agentauth.begin_session(:'t_grey2') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis again', '1 hour') AS bg2 \gset
-\c - postgres
+RESET SESSION AUTHORIZATION;
 SELECT agentauth.set_principal_status(:'grey', 'suspended', 'license review');
 SELECT agentauth.set_principal_status(:'pharmacist', 'suspended', 'license review');
 SELECT ended_at IS NOT NULL AS ended, ended_by FROM agentauth.break_glass WHERE id = :'bg2';

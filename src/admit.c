@@ -165,7 +165,14 @@ aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
 			 errhint("An administrator registers agents with agentauth.register_agent().")));
 }
 
-/* A role for which row security is not applied, outside a session. */
+/*
+ * A role for which row security is not applied, outside a session.  Not
+ * when the login is a principal's: it reads only in a session, whatever
+ * role it acts as -- one that may SET ROLE to a role bypassing row
+ * security (a group made for ETL, granted before or after it was
+ * registered) read every row with no token, recorded as privileged access
+ * (1.1).  Refused and recorded as any principal's read without a session.
+ */
 void
 aa_audit_privileged(const char *relname, int ncols, const char **cols,
 					const char *action)
@@ -173,6 +180,8 @@ aa_audit_privileged(const char *relname, int ncols, const char **cols,
 	StringInfoData detail;
 	Oid			uid = GetUserId();
 
+	if (is_registered_principal(GetSessionUserId()))
+		aa_refuse_outside_session(relname, ncols, cols, action);
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"reason\": \"%s\", %s}",
 					 superuser_arg(uid) ? "superuser" :

@@ -272,6 +272,8 @@ typedef struct AASession
 	bool		can_delegate;
 	int			nbreak_glass;	/* active overrides of this session */
 	AABreakGlass *break_glass;
+	bool		broke_glass;	/* it started an override (btg.c): its end
+								 * ends them, whichever way it ends */
 	bool		transaction_only;
 	/* validation cache: see session.c */
 	uint64		validated_gen;
@@ -313,7 +315,7 @@ extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 
 /* a utility statement ran (utility.c): DISCARD ALL ends the session */
-extern void aa_session_utility_done(Node *stmt);
+extern void aa_session_utility_begin(Node *stmt);
 
 /* a superuser or BYPASSRLS role gets no session */
 extern bool aa_role_bypasses_rls(Oid roleid);

@@ -157,8 +157,20 @@ client_text(StringInfo out)
 			addr = MemoryContextStrdup(aa_audit_memory(),
 									   DatumGetCString(DirectFunctionCall1(inet_out, d)));
 	}
-	appendStringInfo(out, "address=%s application_name=%s", addr,
-					 application_name ? application_name : "");
+	appendStringInfo(out, "address=%s application_name=", addr);
+
+	/*
+	 * The name is the client's: its blanks, '=' and backslashes are escaped, so
+	 * that no name reads as a field of the text -- a primary's client named
+	 * "psql standby=replica1" read as a standby's forwarded record
+	 * (forward_sql.c appends " standby=<name>").
+	 */
+	for (const char *c = application_name ? application_name : ""; *c; c++)
+	{
+		if (*c == ' ' || *c == '=' || *c == '\\')
+			appendStringInfoChar(out, '\\');
+		appendStringInfoChar(out, *c);
+	}
 }
 
 /*

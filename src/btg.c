@@ -371,9 +371,12 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 
 /*
  * A session's end takes its overrides along: mark the open ones ended and
- * audit their end.  session.c calls it (aa_session_on_end) from
- * end_session() and when a new session replaces the current one, while
- * aa_session is still set.
+ * audit their end.  session.c calls it (aa_session_on_end), in a
+ * transaction, while aa_session is still set, at every end: end_session(),
+ * a new session replacing it, DISCARD ALL, the commit that ends a
+ * transaction-only session, and the backend's exit.  A standby matches
+ * overrides by token and principal, not by session: one left open would
+ * serve the token's next session there until its time ran out.
  */
 static void
 btg_session_end(void)
@@ -532,6 +535,7 @@ aa_btg_changed(PG_FUNCTION_ARGS)
 	{
 		btg_context = btg_find_context(true);
 		btg_loaded_gen = 0;
+		aa_session->broke_glass = true;
 	}
 	aa_generation_bump_at_commit();
 	PG_RETURN_VOID();

@@ -215,6 +215,9 @@ unstage_commit(void)
 
 static void emit_session_event(const char *event, AASession *s, const char *why);
 
+/* what else ends with a session (btg.c: its overrides), set at init */
+static void (*session_end_callback) (void) = NULL;
+
 static void
 session_xact_callback(XactEvent event, void *arg)
 {
@@ -223,7 +226,19 @@ session_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			if (aa_session != NULL && aa_session->transaction_only)
+			{
+				if (aa_session->broke_glass && session_end_callback)
+				{
+					bool		snap = !ActiveSnapshotSet();
+
+					if (snap)
+						PushActiveSnapshot(GetTransactionSnapshot());
+					session_end_callback();
+					if (snap)
+						PopActiveSnapshot();
+				}
 				emit_session_event("session_end", aa_session, "transaction ended");
+			}
 			break;
 
 		case XACT_EVENT_COMMIT:
@@ -314,18 +329,49 @@ session_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * DISCARD ALL resets a connection for its next client (a session-mode
  * pooler such as pgbouncer runs it between clients): it ends the agentauth
  * session too, so no client inherits another's.  Called by the one
- * ProcessUtility hook (utility.c) after a utility statement ran.
+ * ProcessUtility hook (utility.c) before the statement runs, and not
+ * undone by its failure: a DISCARD ALL cancelled part way (a statement
+ * timeout, the lock table full of temporary tables) fails, and a pooler
+ * hands the connection on all the same (1.1: the session ended only when
+ * the statement succeeded, and the next client read under it).  Outside a
+ * transaction block only, where DISCARD ALL can run at all, so nothing
+ * staged can bring the session back.  The session's overrides end in the
+ * statement's transaction: a failure leaves them to their time.
  */
 void
-aa_session_utility_done(Node *stmt)
+aa_session_utility_begin(Node *stmt)
 {
-	if (IsA(stmt, DiscardStmt) &&
-		((DiscardStmt *) stmt)->target == DISCARD_ALL &&
-		aa_session != NULL)
+	AASession  *s = aa_session;
+
+	if (!IsA(stmt, DiscardStmt) ||
+		((DiscardStmt *) stmt)->target != DISCARD_ALL ||
+		s == NULL || IsTransactionBlock())
+		return;
+	PG_TRY();
 	{
-		emit_session_event("session_end", aa_session, "DISCARD ALL");
-		set_session(NULL);
+		emit_session_event("session_end", s, "DISCARD ALL");
+		if (s->broke_glass && session_end_callback)
+		{
+			bool		snap = !ActiveSnapshotSet();
+
+			if (snap)
+				PushActiveSnapshot(GetTransactionSnapshot());
+			session_end_callback();
+			if (snap)
+				PopActiveSnapshot();
+		}
 	}
+	PG_FINALLY();
+	{
+		unstage_commit();
+		if (aa_session == s)
+		{
+			aa_session = NULL;
+			session_free(s);
+		}
+		arm_expiry();
+	}
+	PG_END_TRY();
 }
 
 void
@@ -336,9 +382,6 @@ aa_session_init(void)
 	/* records carry the identity of the session acting */
 	aa_audit_set_session_source(&aa_session);
 }
-
-/* what else ends with a session (btg.c: its overrides), set at init */
-static void (*session_end_callback) (void) = NULL;
 
 void
 aa_session_on_end(void (*callback) (void))
@@ -434,6 +477,20 @@ session_exit_callback(int code, Datum arg)
 	{
 		AASession  *s = aa_session;
 
+		/*
+		 * Its overrides end with it, in a transaction of their own (as
+		 * the temporary tables' removal at exit): an error here is
+		 * FATAL, and leaves them to their time.
+		 */
+		if (s->broke_glass && session_end_callback)
+		{
+			AbortOutOfAnyTransaction();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			session_end_callback();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
 		aa_session = NULL;
 		emit_session_event("session_end", s, code == 0 ? "disconnect" : "backend exit");
 	}

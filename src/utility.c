@@ -73,6 +73,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_owner_code_begin(stmt, &save_guard);
 	aa_derived_utility_begin(stmt);
 	aa_protected_schema_utility_begin(&outer_relations);
+	aa_session_utility_begin(stmt);
 
 	/*
 	 * DROP EXTENSION agentauth, when the site allows it: its own objects go
@@ -100,7 +101,6 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		aa_ddl_check_after(stmt, moved);
 		aa_partition_utility_done(stmt);
 		aa_protected_schema_utility_done(stmt);
-		aa_session_utility_done(stmt);
 	}
 	PG_FINALLY();
 	{
