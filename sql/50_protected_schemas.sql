@@ -136,3 +136,31 @@ SET ROLE reg50_admin;
 SELECT agentauth.protect_schema('reg50_phi', 'patient_id', '{}', 'lab');
 RESET ROLE;
 SELECT count(*) AS declared FROM agentauth.protected_schemas WHERE schema_name = 'reg50_phi';
+
+-- A copy keeps the sensitivity of its source: a table a statement makes in
+-- a protected schema from a sensitive class must give one of its columns
+-- that class (1.1: the declaration labelled HIV results "lab")
+CREATE SCHEMA reg50_src;
+CREATE TABLE reg50_src.hiv (patient_id text, result text, tested date);
+SELECT agentauth.protect_table('reg50_src.hiv', 'patient_id', '{"result": "hiv", "tested": "lab"}');
+INSERT INTO reg50_src.hiv VALUES ('R50-P1', 'positive', '2026-01-02'), ('R50-P2', 'negative', '2026-01-03');
+CREATE SCHEMA reg50_concepts;
+SELECT agentauth.protect_schema('reg50_concepts', 'patient_id', '{"hiv_positive": "hiv"}', 'lab');
+-- the value read
+CREATE TABLE reg50_concepts.positive AS
+    SELECT patient_id, result = 'positive' AS positive FROM reg50_src.hiv;
+-- or only filtered on: the rows are the information
+CREATE TABLE reg50_concepts.positive AS
+    SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
+SELECT patient_id INTO reg50_concepts.positive2 FROM reg50_src.hiv WHERE result = 'positive';
+-- a column the declaration classes hiv carries it
+CREATE TABLE reg50_concepts.hiv_concept AS
+    SELECT patient_id, bool_or(result = 'positive') AS hiv_positive FROM reg50_src.hiv GROUP BY 1;
+SELECT column_name, data_class, sensitive FROM agentauth.protected_columns
+ WHERE relation = 'reg50_concepts.hiv_concept'::regclass ORDER BY 1;
+-- a non-sensitive class read goes where the declaration puts it
+CREATE TABLE reg50_concepts.tested AS SELECT patient_id, tested FROM reg50_src.hiv;
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_concepts.tested'::regclass ORDER BY 1;
+SELECT count(*) AS refused_tables FROM pg_class
+ WHERE relnamespace = 'reg50_concepts'::regnamespace AND relname IN ('positive', 'positive2');

@@ -848,8 +848,11 @@ typedef struct AAPendingRelations
 {
 	List	   *made;
 	List	   *moved;
+	List	   *read_sensitive;
 	uint64		xact_ends;		/* they die with their transaction */
 } AAPendingRelations;
+/* columns.c: the statement read a column of a sensitive class */
+extern void aa_protected_schema_read_sensitive(const char *cls, const char *relname);
 extern void aa_protected_schema_utility_begin(AAPendingRelations *outer);
 extern void aa_protected_schema_utility_done(Node *stmt);
 extern void aa_protected_schema_utility_end(const AAPendingRelations *outer);

@@ -308,6 +308,20 @@ touched_cols(RelUse *u, int *ncols)
 	return cols;
 }
 
+/* the sensitive classes a privileged statement read (protected_schema.c) */
+static void
+note_sensitive_read(RelUse *u)
+{
+	for (int i = 1; i <= u->prot->natts; i++)
+	{
+		bool		sensitive = false;
+
+		if (u->att[AA_READ][i] && u->prot->att_class[i] != NULL &&
+			aa_class_lookup(u->prot->att_class[i], &sensitive) && sensitive)
+			aa_protected_schema_read_sensitive(u->prot->att_class[i], u->prot->relname);
+	}
+}
+
 /*
  * A referential-integrity query that only reads (and locks) rows: a SELECT
  * with no data-modifying WITH.  Only called under InNoForceRLSOperation(),
@@ -459,6 +473,7 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 
 				aa_audit_privileged(u->prot->relname, n, cols,
 									statement_action(rc.required));
+				note_sensitive_read(u);
 			}
 			u->bypass = true;
 			continue;

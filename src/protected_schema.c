@@ -78,6 +78,15 @@ typedef struct ProtectedSchema
  */
 static List *pending = NIL;
 static List *pending_moved = NIL;
+
+/*
+ * The sensitive classes the utility statement under way read, each with a
+ * table it read it from ("class" then "table", pairs); in
+ * TopTransactionContext.  A table it makes in a protected schema must carry
+ * each of them: the schema's declaration labels the new columns by name,
+ * and would pass HIV results on as "lab" (an outside review of 1.1).
+ */
+static List *read_sensitive = NIL;
 static bool callback_registered = false;
 static uint64 xact_ends = 0;	/* transactions ended since then */
 
@@ -332,9 +341,11 @@ aa_protected_schema_utility_begin(AAPendingRelations *outer)
 {
 	outer->made = pending;
 	outer->moved = pending_moved;
+	outer->read_sensitive = read_sensitive;
 	outer->xact_ends = xact_ends;
 	pending = NIL;
 	pending_moved = NIL;
+	read_sensitive = NIL;
 }
 
 /* ... and ends, done or failed: theirs back (its own are done or gone) */
@@ -343,9 +354,65 @@ aa_protected_schema_utility_end(const AAPendingRelations *outer)
 {
 	/* a procedure's COMMIT ended the transaction they were in: gone */
 	if (outer->xact_ends != xact_ends)
+	{
+		read_sensitive = NIL;
 		return;
+	}
 	pending = outer->made;
 	pending_moved = outer->moved;
+	/* what it read counts for the statement that ran it too */
+	read_sensitive = list_concat(outer->read_sensitive, read_sensitive);
+}
+
+/*
+ * A statement running inside a utility statement (CREATE TABLE AS's
+ * query, a DO block's) read a column of a sensitive class: noted for the
+ * tables that utility statement makes.  Outside one, nothing to note.
+ */
+void
+aa_protected_schema_read_sensitive(const char *cls, const char *relname)
+{
+	MemoryContext old;
+
+	if (!IsTransactionState())
+		return;
+	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
+		if (strcmp(list_nth(read_sensitive, i), cls) == 0)
+			return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	read_sensitive = lappend(read_sensitive, pstrdup(cls));
+	read_sensitive = lappend(read_sensitive, pstrdup(relname));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A table just protected by its schema's declaration holds what its
+ * statement read: every sensitive class read must be the class of one of
+ * its columns, or the copy would be less protected than its source.
+ */
+static void
+refuse_lost_sensitivity(Oid relid)
+{
+	AAProtectedRel *prot = aa_protected_rel(relid);
+
+	if (prot == NULL)
+		return;
+	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
+	{
+		const char *cls = list_nth(read_sensitive, i);
+		bool		carried = false;
+
+		for (int a = 1; a <= prot->natts && !carried; a++)
+			carried = prot->att_class[a] != NULL && strcmp(prot->att_class[a], cls) == 0;
+		if (!carried)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("table %s would hold data of sensitive class \"%s\" read from %s, but the declaration of its schema gives no column of it that class",
+							prot->relname, cls, (char *) list_nth(read_sensitive, i + 1)),
+					 errdetail("A table made in a protected schema is classified by the schema's declaration; a copy must stay as protected as its source."),
+					 errhint("Make the table first and classify a column as \"%s\" (agentauth.protect_table), then fill it, or add the class to the schema's declaration.",
+							 cls)));
+	}
 }
 
 /*
@@ -394,6 +461,11 @@ aa_protected_schema_utility_done(Node *stmt)
 		return;
 
 	protect_all(todo, decls);
+	if (read_sensitive != NIL)
+	{
+		foreach(lc, todo)
+			refuse_lost_sensitivity(lfirst_oid(lc));
+	}
 }
 
 /*
