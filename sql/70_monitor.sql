@@ -229,6 +229,31 @@ SELECT agentauth.set_principal_status(:'agent', 'active', 'reviewed with the own
 SELECT agentauth._raise_alert(:rule_off, 'denied', NULL, 'reg70_nobody', 6, '1 hour', 'suspend', NULL, NULL, true) AS nobody_alert \gset
 SELECT event, role, principal, count, action, action_taken FROM agentauth.alerts WHERE id = :nobody_alert;
 
+-- one alert a window while the threshold stays crossed: six statements
+-- refused patients against a rule of two an hour raise one alert (1.1:
+-- three, one for every two more)
+SET ROLE reg70_admin;
+UPDATE agentauth.alert_rule SET threshold = 2, per = '1 hour', action = 'notify',
+       per_patient = false WHERE id = :rule_off;
+RESET ROLE;
+SELECT agentauth.issue_token(:'quiet', 'TREATDS') AS s_quiet2 \gset
+SET SESSION AUTHORIZATION reg70_quiet;
+SELECT agentauth.begin_session(:'s_quiet2') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P1';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P2';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P3';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P4';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P5';
+SELECT patient_id, lab FROM reg70_chart WHERE patient_id = 'R70P6';
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT max(seq) AS mark FROM agentauth.audit_log \gset
+SELECT count(*) AS superuser_reads FROM reg70_chart;
+SELECT reg70_wait($$EXISTS (SELECT FROM agentauth.alerts a WHERE a.event = 'privileged_access'
+                            AND a.audit_seq > $$ || :mark || $$)$$) AS privileged_alert;
+SELECT rule = :rule_off AS our_rule, event, count, per, action
+  FROM agentauth.alerts WHERE principal = :'quiet' ORDER BY id;
+
 -- clean up: rules of this suite go
 SET ROLE reg70_admin;
 DELETE FROM agentauth.alert_rule WHERE id = :rule_off;

@@ -108,6 +108,7 @@ typedef struct WinEntry
 	int			threshold;
 	int64		per_us;
 	TimestampTz last;
+	TimestampTz quiet_until;	/* raised at quiet_until - per: not again before */
 	TimestampTz *ring;			/* threshold slots */
 	int			next_recent;	/* the slot of recent[] to overwrite next */
 	uint64		recent[MON_RECENT]; /* statements counted (0: free slot) */
@@ -335,6 +336,7 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 		w->ring = NULL;
 		w->start = 0;
 		w->n = 0;
+		w->quiet_until = 0;
 		w->threshold = r->threshold;
 		w->per_us = r->per_us;
 		w->ring = MemoryContextAlloc(win_cxt, sizeof(TimestampTz) * r->threshold);
@@ -366,16 +368,20 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 		w->start = (w->start + 1) % w->threshold;
 		w->n--;
 	}
-	if (w->n >= w->threshold)
+	/*
+	 * One alert a window: while the threshold stays crossed, the next one
+	 * comes a window after this one (1.1 raised one for every threshold
+	 * more -- 80 a second for an agent withholding patients at that rate,
+	 * each a transaction of the writer and a NOTIFY to the console).
+	 */
+	if (w->n >= w->threshold && at >= w->quiet_until)
 	{
 		PendingAlert *a = new_pending(r->id, r->event, principal, role, rolelen,
 									  w->n, r->suspend, seq);
 
 		a->has_per = true;
 		a->per = r->per;
-		/* the next alert needs threshold more (recent[] is kept) */
-		w->n = 0;
-		w->start = 0;
+		w->quiet_until = at + r->per_us;
 	}
 }
 
