@@ -314,7 +314,7 @@ extern void aa_session_load_sensitive(AASession *s);
 extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 
-/* a utility statement ran (utility.c): DISCARD ALL ends the session */
+/* a utility statement is about to run (utility.c): DISCARD ALL ends the session */
 extern void aa_session_utility_begin(Node *stmt);
 
 /* a superuser or BYPASSRLS role gets no session */
