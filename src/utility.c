@@ -12,11 +12,12 @@
  *		(schema_guard.c), then renaming a protected schema
  *		(protected_schema.c), then EXPLAIN in a session (stats.c, told again
  *		when the statement ends), then COPY to a server file (derived.c,
- *		told again when the statement ends).  After it ran: the protection
- *		of the partitions it created or attached (partition.c), the
- *		relations it made or moved into a protected schema protected
- *		(protected_schema.c), then the session's reaction to it (session.c:
- *		DISCARD ALL ends the session).
+ *		told again when the statement ends), then DISCARD ALL, which ends
+ *		the session before it runs (session.c: a reset that fails part way
+ *		has still ended it).  After it ran: the protection of the
+ *		partitions it created or attached (partition.c), and the relations
+ *		it made or moved into a protected schema protected
+ *		(protected_schema.c).
  *
  *		When a relation is created or altered: protected_schema.c notes it.
  *
