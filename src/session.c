@@ -218,6 +218,25 @@ static void emit_session_event(const char *event, AASession *s, const char *why)
 /* what else ends with a session (btg.c: its overrides), set at init */
 static void (*session_end_callback) (void) = NULL;
 
+/*
+ * The overrides of the session (aa_session, still set) end with it, in the
+ * transaction under way: only a session that started one pays for it.
+ */
+static void
+end_overrides(void)
+{
+	bool		snap;
+
+	if (aa_session == NULL || !aa_session->broke_glass || session_end_callback == NULL)
+		return;
+	snap = !ActiveSnapshotSet();
+	if (snap)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	session_end_callback();
+	if (snap)
+		PopActiveSnapshot();
+}
+
 static void
 session_xact_callback(XactEvent event, void *arg)
 {
@@ -227,16 +246,7 @@ session_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			if (aa_session != NULL && aa_session->transaction_only)
 			{
-				if (aa_session->broke_glass && session_end_callback)
-				{
-					bool		snap = !ActiveSnapshotSet();
-
-					if (snap)
-						PushActiveSnapshot(GetTransactionSnapshot());
-					session_end_callback();
-					if (snap)
-						PopActiveSnapshot();
-				}
+				end_overrides();
 				emit_session_event("session_end", aa_session, "transaction ended");
 			}
 			break;
@@ -350,16 +360,7 @@ aa_session_utility_begin(Node *stmt)
 	PG_TRY();
 	{
 		emit_session_event("session_end", s, "DISCARD ALL");
-		if (s->broke_glass && session_end_callback)
-		{
-			bool		snap = !ActiveSnapshotSet();
-
-			if (snap)
-				PushActiveSnapshot(GetTransactionSnapshot());
-			session_end_callback();
-			if (snap)
-				PopActiveSnapshot();
-		}
+		end_overrides();
 	}
 	PG_FINALLY();
 	{
@@ -486,9 +487,7 @@ session_exit_callback(int code, Datum arg)
 		{
 			AbortOutOfAnyTransaction();
 			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			session_end_callback();
-			PopActiveSnapshot();
+			end_overrides();
 			CommitTransactionCommand();
 		}
 		aa_session = NULL;
