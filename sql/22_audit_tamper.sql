@@ -28,7 +28,12 @@ SELECT * FROM reg22_verify();
 CREATE FUNCTION reg22_unguard() RETURNS void LANGUAGE sql AS $$
     UPDATE pg_catalog.pg_trigger SET tgenabled = 'D'
      WHERE tgrelid = 'agentauth.audit_record'::regclass;
-    UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+    -- and its CHECK that seq starts at 1, which the renumberings below
+    -- pass through (only catalog surgery removes it)
+    DELETE FROM pg_catalog.pg_constraint
+     WHERE conrelid = 'agentauth.audit_record'::regclass AND conname = 'audit_record_seq_from_1';
+    UPDATE pg_catalog.pg_class SET relhastriggers = true, relchecks = relchecks - 1
+     WHERE oid = 'agentauth.audit_record'::regclass;
 $$;
 
 -- a changed record: its own hash no longer matches
@@ -137,12 +142,23 @@ UPDATE agentauth.audit_record SET seq = (SELECT s1 + 3 FROM reg22) WHERE seq = -
 SELECT * FROM reg22_verify();
 ROLLBACK;
 
--- a record with a seq before the chain starts
+-- a record with a seq before the chain starts: with the append-only
+-- triggers off, still refused by the log's CHECK (1.1: stored, shown by
+-- every report, and left out of export_audit() and so of aa_verify)
+BEGIN;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+INSERT INTO agentauth.audit_record (seq, logged_at, event, prev_hash, row_hash)
+  VALUES (0, now(), 'reg22_forged', decode(repeat('00', 32), 'hex'), sha256('x'));
+ROLLBACK;
+-- the CHECK removed too: both verifiers report it, and an export from the
+-- beginning starts at it, where aa_verify refuses it
 BEGIN;
 SELECT reg22_unguard();
 INSERT INTO agentauth.audit_record (seq, logged_at, event, prev_hash, row_hash)
   VALUES (0, now(), 'reg22_forged', decode(repeat('00', 32), 'hex'), sha256('x'));
 SELECT verifier, ok, bad + (SELECT s1 FROM reg22) AS bad, problem FROM reg22_verify();
+SELECT (line::json ->> 'first_seq')::bigint AS export_first_seq FROM agentauth.export_audit() line LIMIT 1;
 ROLLBACK;
 
 -- the tail removed: only an outside digest (the head kept earlier) shows it

@@ -311,3 +311,46 @@ SELECT agentauth.end_session();
 \c - postgres
 DELETE FROM agentauth.consent WHERE patient IN ('P63V', 'P63W', 'P63X', 'P63Y', 'P63Z');
 DELETE FROM agentauth.fhir_consent_version;
+
+-- A rule is recorded once for each actor: the cap of 1000 counts what is
+-- recorded (1.1: one rule naming 3,000 organizations recorded 3,000)
+\c - reg63_mgr
+CREATE FUNCTION pg_temp.c63(id text, patient jsonb, actors int) RETURNS jsonb
+    LANGUAGE sql AS $$
+    SELECT jsonb_build_object('resourceType', 'Consent', 'id', id, 'status', 'active',
+        'scope', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}'::jsonb,
+        'patient', patient,
+        'policyRule', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}'::jsonb,
+        'provision', jsonb_build_object('type', 'permit',
+            'purpose', '[{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]'::jsonb)
+          || CASE WHEN actors > 0 THEN jsonb_build_object('actor',
+               (SELECT jsonb_agg(jsonb_build_object(
+                    'role', '{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}'::jsonb,
+                    'reference', jsonb_build_object('reference', 'Organization/o' || i)))
+                  FROM generate_series(1, actors) i)) ELSE '{}'::jsonb END)
+$$;
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-actors', '{"reference": "Patient/P63Q"}', 1001))) AS provisions;
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-actors', '{"reference": "Patient/P63Q"}', 1000))) AS provisions;
+-- the reference and an identifier of this site's patient system name one
+-- patient (1.1: the identifier was ignored); another system's is not
+-- compared
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-two',
+    '{"reference": "Patient/P63Q", "identifier": {"system": "urn:agentauth:patient", "value": "P63R"}}', 0))) AS provisions;
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-two',
+    '{"reference": "Patient/P63R", "identifier": {"system": "urn:agentauth:patient", "value": "P63R"}}', 0))) AS provisions;
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-other',
+    '{"reference": "Patient/P63S", "identifier": {"system": "urn:oid:2.16.840.1.113883.4.1", "value": "123-45-6789"}}', 0))) AS provisions;
+-- a patient id with a character nobody sees, or a blank at an end: refused
+-- here and in record_consent (1.1: a consent for "P63R " denied nobody)
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-ctl',
+    jsonb_build_object('identifier', jsonb_build_object('system', 'urn:agentauth:patient', 'value', E'P63\u00011')), 0))) AS provisions;
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-bidi',
+    jsonb_build_object('identifier', jsonb_build_object('system', 'urn:agentauth:patient', 'value', E'P63\u202eR')), 0))) AS provisions;
+SELECT agentauth.record_consent('P63R ', 'deny');
+SELECT agentauth.record_consent(E'P63\nR', 'deny');
+SELECT agentauth.record_consent(E'P63\u200bR', 'deny');
+SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R', 'P63S')
+ GROUP BY 1 ORDER BY 1;
+\c - postgres
+DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S');
+DELETE FROM agentauth.fhir_consent_version;

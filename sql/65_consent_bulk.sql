@@ -140,6 +140,11 @@ SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
       jsonb_build_object('fullUrl', 'https://other-hospital.example/fhir/Consent/b65-9',
                          'resource', pg_temp.consent('b65-9', 'P65I', 'TREAT')))));
+-- a URL's scheme in capitals is the same URL (1.1: taken as this load's)
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('fullUrl', 'HTTPS://other-hospital.example/fhir/Consent/b65-9',
+                         'resource', pg_temp.consent('b65-9', 'P65I', 'TREAT')))));
 -- one page of a search with more (1.1: imported alone, the other pages'
 -- denies unknown): refused
 SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(

@@ -26,6 +26,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -140,13 +141,68 @@ type_prints(const PatientType *t, const char *id)
  * Refuse (22023) an id that no patient column of a protected table can
  * hold as it is written.
  */
+/*
+ * The byte offset of a character no patient id is written with and a
+ * reader of a report cannot see -- a control character (a line break), one
+ * of Unicode's invisible format characters (zero width, bidirectional
+ * overrides, the byte order mark, a soft hyphen) -- or -1.
+ */
+static int
+invisible_at(const char *id)
+{
+	const unsigned char *s = (const unsigned char *) id;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+
+	for (int i = 0; s[i] != '\0'; i++)
+	{
+		unsigned char c = s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return i;
+		if (!utf8 || c < 0xc2)
+			continue;
+		if (c == 0xc2 && (s[i + 1] <= 0x9f || s[i + 1] == 0xad))	/* C1, U+00AD */
+			return i;
+		if (c == 0xe2 && s[i + 1] == 0x80 &&
+			((s[i + 2] >= 0x8b && s[i + 2] <= 0x8f) ||	/* U+200B..200F */
+			 (s[i + 2] >= 0xaa && s[i + 2] <= 0xae)))	/* U+202A..202E */
+			return i;
+		if (c == 0xe2 && s[i + 1] == 0x81 &&
+			s[i + 2] >= 0xa0 && s[i + 2] <= 0xaf && s[i + 2] != 0xa5)	/* U+2060..206F */
+			return i;
+		if (c == 0xef && s[i + 1] == 0xbb && s[i + 2] == 0xbf)	/* U+FEFF */
+			return i;
+	}
+	return -1;
+}
+
 void
 aa_patient_id_check(const char *id)
 {
-	List	   *types = patient_types();
+	List	   *types;
 	StringInfoData names;
 	ListCell   *lc;
+	size_t		len = strlen(id);
+	int			at;
 
+	/*
+	 * Whatever the columns' types: an id with a character nobody sees, or
+	 * a blank at either end, is no patient's as a reader of the report
+	 * takes it -- a consent for "P001 " denied nobody while it read as
+	 * P001's opt-out (an outside review of 1.1).
+	 */
+	if ((at = invisible_at(id)) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("patient id has a control or invisible character at byte %d", at + 1),
+				 errhint("A patient id is written with visible characters only, as the patient column holds it.")));
+	if (len > 0 && (id[0] == ' ' || id[len - 1] == ' '))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("patient id \"%s\" begins or ends with a blank", id),
+				 errhint("Write the id as the patient column holds it, without surrounding blanks.")));
+
+	types = patient_types();
 	if (types == NIL)
 		return;
 	initStringInfo(&names);

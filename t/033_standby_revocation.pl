@@ -144,10 +144,13 @@ $doc->query_safe('SET SESSION AUTHORIZATION dr_r');
 $doc->query_safe("SELECT agentauth.begin_human_session('TREAT') IS NOT NULL");
 ($out, $err) = run_q($doc, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
 is($out, '0', 'the clinician on the standby does not see R2 before breaking the glass') or diag $err;
-my $bg_id = $primary->safe_psql('postgres', q{
-	SET SESSION AUTHORIZATION dr_r;
-	SELECT agentauth.begin_human_session('TREAT') IS NOT NULL \g /dev/null
-	SELECT agentauth.break_glass('R2', 'unconscious in the ED, no consent on file');});
+# (the clinician's session on the primary stays open: its end ends the
+# override, below)
+my $pdoc = $primary->background_psql('postgres', on_error_stop => 0);
+$pdoc->query_safe('SET SESSION AUTHORIZATION dr_r');
+$pdoc->query_safe("SELECT agentauth.begin_human_session('TREAT') IS NOT NULL");
+my $bg_id = $pdoc->query_safe(
+	"SELECT agentauth.break_glass('R2', 'unconscious in the ED, no consent on file')");
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 my $seen = 0;
 $t0 = time;
@@ -165,7 +168,13 @@ ok($primary->poll_query_until('postgres', qq{
 	 WHERE event = 'access' AND patient = 'R2' AND purpose = 'BTG'
 	   AND authority ->> 'break_glass' = '$bg_id' AND client LIKE '% standby=standby'}),
 	'the standby\'s read under the override is audited on the primary, purpose BTG, with its id');
-$primary->safe_psql('postgres', qq{SELECT agentauth.end_break_glass('$bg_id')});
+# the clinician disconnects on the primary: the session's end ends its
+# override (1.1: it stayed open, and the standby kept showing R2 to the
+# clinician's next session until its time ran out)
+$pdoc->quit;
+ok($primary->poll_query_until('postgres', qq{
+	SELECT ended_by = 'session end' FROM agentauth.break_glass WHERE id = '$bg_id'}),
+	'the clinician\'s disconnect on the primary ends the override');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 my $ended = 0;
 $t0 = time;
@@ -175,7 +184,7 @@ while (time < $t0 + 30)
 	if ($out eq '0') { $ended = 1; last; }
 	usleep(20_000);
 }
-ok($ended, 'after replay its end hides R2 on the standby again');
+ok($ended, 'after replay its end hides R2 on the standby again, in the clinician\'s session there');
 $doc->quit;
 
 # ---- promotion -----------------------------------------------------------

@@ -256,6 +256,28 @@ my @dups = grep { $s->{$_} > 1 } keys %$s;
 cmp_ok(scalar(@dups), '<=', 5 + 1, 'duplicates only from the replay window, each with its seq to drop it by (' .
 	scalar(@dups) . ')');
 $feed->kill_kill;
+
+# a hole in the log (a purge leaves one at its start; here a superuser
+# removes a record): the feed moves past it, and says so in its log
+add_records('hole', 3);
+my $hole = head_seq() - 1;
+sq(qq{BEGIN;
+CREATE TEMP TABLE t106_trg AS SELECT oid, tgenabled FROM pg_catalog.pg_trigger
+ WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'agentauth.audit_record'::regclass;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+DELETE FROM agentauth.audit_record WHERE seq = $hole;
+UPDATE pg_catalog.pg_trigger t SET tgenabled = s.tgenabled FROM t106_trg s WHERE t.oid = s.oid;
+UPDATE pg_catalog.pg_class SET relhastriggers = true WHERE oid = 'agentauth.audit_record'::regclass;
+COMMIT;});
+open $sf, '>', "$dir/syslog5.state" or die $!;
+print $sf ($hole - 2) . "\n";
+close $sf;
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--syslog', "localhost:$sport", '--ca', $crt,
+		'--state', "$dir/syslog5.state", '--once' ], '>', \my $hout, '2>', \my $herr);
+like($herr, qr/seqs $hole to $hole are not in the log \(purged, or removed/,
+	'a hole in the log: the feed says which seqs it did not find');
+is((slurp_file("$dir/syslog5.state") =~ /^(\d+)/)[0], head_seq(), '... and goes on past it to the head');
 $srecv->kill_kill;
 
 # bad use

@@ -683,7 +683,18 @@ main(int argc, char **argv)
 		for (int i = 0; i < n && !stop; i++)
 		{
 			long long	seq = atoll(PQgetvalue(r, i, 0));
-			int			rc = opt_fhir ? fhir_put(seq, PQgetvalue(r, i, 2))
+			int			rc;
+
+			/*
+			 * Seqs have no gaps: the log has none of these, purged or
+			 * removed.  Moved past (a feed waiting on an empty window would
+			 * stall for ever), and said, so that the repository's keeper
+			 * can tell the feed did not lose them.
+			 */
+			if (seq > last + 1)
+				logmsg("seqs %lld to %lld are not in the log (purged, or removed: agentauth.verify_audit() says which); going on at seq %lld",
+					   last + 1, seq - 1, seq);
+			rc = opt_fhir ? fhir_put(seq, PQgetvalue(r, i, 2))
 				: syslog_send(seq, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
 
 			if (rc == 0)

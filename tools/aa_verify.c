@@ -1399,7 +1399,12 @@ main(int argc, char **argv)
 				fprintf(stderr, "aa_verify: export format version %" PRId64 " is not supported (this program reads versions 1 and 2)\n", ver->i);
 				return EXIT_USAGE;
 			}
-			if (fs->i < 1 || !parse_hash(an->s, an->slen, anchor))
+			if (fs->i < 1)
+			{
+				return fail(fs->i, lineno, "the export begins at seq %" PRId64 ": a record below seq 1 is stored, and the log starts at 1",
+							fs->i);
+			}
+			if (!parse_hash(an->s, an->slen, anchor))
 			{
 				return fail(1, lineno, "bad header: first_seq or anchor malformed");
 			}

@@ -218,6 +218,15 @@ CREATE TABLE agentauth.audit_record (
     entry_authorities jsonb[],
     entry_consents   uuid[]
 );
+-- The log starts at seq 1 and the writer never stores below it.  A row
+-- below 1 (a superuser with the append-only triggers switched off) would
+-- show in every report while an export from seq 1 left it out of the
+-- offline verifier's sight (an outside review of 1.1): refused here, and
+-- export_audit() from the beginning starts at the lowest row there is.
+-- NOT VALID: the update adds it without reading a log of years; every
+-- row the writer stores is checked.
+ALTER TABLE agentauth.audit_record
+    ADD CONSTRAINT audit_record_seq_from_1 CHECK (seq OPERATOR(pg_catalog.>=) 1) NOT VALID;
 -- a unit's arrays are compressed with LZ4: a fraction of pglz's CPU (the
 -- kinds and row counts too: pglz on them was 4 % of the writer).  Their
 -- storage stays EXTENDED: MAIN (kept in the row) made reports a little

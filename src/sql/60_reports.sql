@@ -106,6 +106,12 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('from_seq was %s.', from_seq);
     END IF;
 
+    -- from the beginning: from the lowest row there is, so that a row
+    -- stored below seq 1 (which no writer stores) reaches the verifier
+    IF from_seq OPERATOR(pg_catalog.=) 1 THEN
+        from_seq := LEAST(1, (SELECT pg_catalog.min(l.seq) FROM agentauth.audit_record l));
+    END IF;
+
     -- stored rows: records, and units of n records each (exported whole:
     -- from_seq inside a unit starts at the unit)
     SELECT pg_catalog.min(l.seq),

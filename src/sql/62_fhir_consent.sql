@@ -257,7 +257,7 @@ CREATE FUNCTION agentauth._fhir_site_base() RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~ '^[a-z][a-z0-9+.\-]*:'
+    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~* '^[a-z][a-z0-9+.\-]*:'
                 THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END
       FROM pg_catalog.current_setting('agentauth.fhir_patient_reference', true) t
 $$;
@@ -282,7 +282,7 @@ BEGIN
         -- this site's parties only (1.1: any server's Practitioner/123 was
         -- taken as this site's): a relative reference, or one under the
         -- site's FHIR base, the base of agentauth.fhir_patient_reference
-        IF r ~ '^[a-z][a-z0-9+.\-]*:' THEN
+        IF r ~* '^[a-z][a-z0-9+.\-]*:' THEN
             t := agentauth._fhir_site_base();
             IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
                 PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
@@ -708,6 +708,20 @@ BEGIN
                                   s),
                 'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.');
         END IF;
+        -- an identifier of this site's patient system beside it must name
+        -- the same patient (1.1: it was ignored, and a Consent naming two
+        -- patients was taken for the first); another system's is not ours
+        -- to compare
+        sys := ref OPERATOR(pg_catalog.#>>) '{identifier,system}';
+        IF ref OPERATOR(pg_catalog.?) 'identifier' AND
+           (sys IS NULL OR sys OPERATOR(pg_catalog.=) 'urn:agentauth:patient' OR sys OPERATOR(pg_catalog.=) NULLIF(mine, '')) THEN
+            s := agentauth._fhir_patient(ref OPERATOR(pg_catalog.-) 'reference', path);
+            IF s IS DISTINCT FROM m[1] THEN
+                PERFORM agentauth._fhir_fail(path,
+                    pg_catalog.format('the reference names patient "%s" and the identifier "%s"', m[1], s),
+                    'A Consent names one patient: correct the reference or the identifier.');
+            END IF;
+        END IF;
         RETURN m[1];
     END IF;
     sys := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,system}', path OPERATOR(pg_catalog.||) '.identifier.system', true);
@@ -716,7 +730,15 @@ BEGIN
             pg_catalog.format('identifier system "%s" is not this site''s patient identifier system', sys),
             'Set agentauth.fhir_patient_identifier_system to the system whose values are the patient ids of the protected tables (e.g. the MRN''s).');
     END IF;
-    RETURN agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}', path OPERATOR(pg_catalog.||) '.identifier.value', true);
+    s := agentauth._fhir_string(ref OPERATOR(pg_catalog.#>) '{identifier,value}', path OPERATOR(pg_catalog.||) '.identifier.value', true);
+    -- a value is free text: one no patient id is written as (a control or
+    -- invisible character, a blank at an end) is refused where it stands
+    BEGIN
+        PERFORM agentauth._patient_id(s);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.identifier.value', SQLERRM);
+    END;
+    RETURN s;
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_patient(jsonb, text) FROM PUBLIC;
@@ -907,8 +929,12 @@ BEGIN
     IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.=) 0 THEN
         PERFORM agentauth._fhir_fail('$.provision', 'the consent yields no provision');
     END IF;
-    IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.>) 1000 THEN
-        PERFORM agentauth._fhir_fail('$.provision', 'more than 1000 provisions');
+    -- a rule is recorded once per actor: the cap counts what is recorded
+    -- (1.1 counted rules: 3,000 actors on one rule recorded 3,000)
+    IF (SELECT pg_catalog.sum(GREATEST(COALESCE(pg_catalog.cardinality(r.actors), 0), 1))
+          FROM pg_catalog.unnest(rules) r) OPERATOR(pg_catalog.>) 1000 THEN
+        PERFORM agentauth._fhir_fail('$.provision', 'more than 1000 provisions',
+            'A rule is recorded once for each of its actors.  Split the consent, or name fewer actors.');
     END IF;
 END
 $$;

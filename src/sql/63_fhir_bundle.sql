@@ -204,7 +204,7 @@ BEGIN
         -- name that server's patients and parties, not this site's (1.1:
         -- taken as local)
         url := e OPERATOR(pg_catalog.->>) 'fullUrl';
-        IF url ~ '^[a-z][a-z0-9+.\-]*://'
+        IF url ~* '^[a-z][a-z0-9+.\-]*://'
            AND (base IS NULL OR pg_catalog.left(url, pg_catalog.length(base)) OPERATOR(pg_catalog.<>) base) THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.fullUrl',
                 pg_catalog.format('"%s" is a resource of another server', url),
