@@ -714,7 +714,7 @@ BEGIN
         -- to compare
         sys := ref OPERATOR(pg_catalog.#>>) '{identifier,system}';
         IF ref OPERATOR(pg_catalog.?) 'identifier' AND
-           (sys IS NULL OR sys OPERATOR(pg_catalog.=) 'urn:agentauth:patient' OR sys OPERATOR(pg_catalog.=) NULLIF(mine, '')) THEN
+           (sys OPERATOR(pg_catalog.=) 'urn:agentauth:patient' OR sys OPERATOR(pg_catalog.=) NULLIF(mine, '')) THEN
             s := agentauth._fhir_patient(ref OPERATOR(pg_catalog.-) 'reference', path);
             IF s IS DISTINCT FROM m[1] THEN
                 PERFORM agentauth._fhir_fail(path,
