@@ -153,7 +153,17 @@ CREATE TABLE reg50_concepts.positive AS
 CREATE TABLE reg50_concepts.positive AS
     SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
 SELECT patient_id INTO reg50_concepts.positive2 FROM reg50_src.hiv WHERE result = 'positive';
--- a column the declaration classes hiv carries it
+-- one column of the class is not enough: every row of the copy is HIV
+-- data, whichever column a value lands in (a decoy column of the class)
+CREATE TABLE reg50_concepts.decoy AS
+    SELECT patient_id, result AS lab_value, NULL::boolean AS hiv_positive FROM reg50_src.hiv;
+-- two sensitive classes read: classified by hand
+CREATE TABLE reg50_src.mh (patient_id text, phq9 int);
+SELECT agentauth.protect_table('reg50_src.mh', 'patient_id', '{"phq9": "mental_health"}');
+CREATE TABLE reg50_concepts.both AS
+    SELECT h.patient_id, bool_or(h.result = 'positive') AS hiv_positive
+      FROM reg50_src.hiv h JOIN reg50_src.mh m USING (patient_id) WHERE m.phq9 > 10 GROUP BY 1;
+-- every column the declaration classes hiv carries it
 CREATE TABLE reg50_concepts.hiv_concept AS
     SELECT patient_id, bool_or(result = 'positive') AS hiv_positive FROM reg50_src.hiv GROUP BY 1;
 SELECT column_name, data_class, sensitive FROM agentauth.protected_columns
@@ -163,4 +173,12 @@ CREATE TABLE reg50_concepts.tested AS SELECT patient_id, tested FROM reg50_src.h
 SELECT column_name, data_class FROM agentauth.protected_columns
  WHERE relation = 'reg50_concepts.tested'::regclass ORDER BY 1;
 SELECT count(*) AS refused_tables FROM pg_class
- WHERE relnamespace = 'reg50_concepts'::regnamespace AND relname IN ('positive', 'positive2');
+ WHERE relnamespace = 'reg50_concepts'::regnamespace AND relname IN ('positive', 'positive2', 'decoy', 'both');
+-- copies outside a protected schema, one after another in one connection
+-- (1.1, the first cut of this check: the second crashed the server on the
+-- first's freed list)
+CREATE TABLE public.reg50_copy1 AS SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
+CREATE TABLE public.reg50_copy2 AS SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
+CREATE TABLE public.reg50_copy3 AS SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
+SELECT count(*) AS copies FROM pg_class WHERE relname LIKE 'reg50\_copy_';
+DROP TABLE public.reg50_copy1, public.reg50_copy2, public.reg50_copy3;

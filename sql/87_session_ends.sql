@@ -106,11 +106,66 @@ SELECT a.event, a.outcome, a.db_role, a.relation, a.detail ->> 'reason' AS reaso
  WHERE a.relation = 'se.labs' AND a.db_role = 'se_agent'
    AND a.event IN ('denied', 'privileged_access') AND a.patient IS NULL
  ORDER BY a.seq;
+-- nor does it read the planner's statistics of the table's values, or
+-- plan with them (1.1: pg_stats showed the refusing patient's values)
+ANALYZE se.labs;
+\c - se_agent
+SET ROLE se_etl;
+SELECT count(*) FROM pg_stats WHERE schemaname = 'se' AND tablename = 'labs';
+RESET ROLE;
+\c - postgres
 -- a role that is no principal's keeps its privileged access, recorded
 SET ROLE se_etl;
 SELECT patient_id FROM se.labs ORDER BY 1;
+SELECT count(*) > 0 AS stats_shown FROM pg_stats WHERE schemaname = 'se' AND tablename = 'labs';
 RESET ROLE;
 REVOKE se_etl FROM se_agent;
+
+-- 5b. The ways a session ends that its client chooses end its overrides
+-- too: an end_session() or a replacing begin_* in a transaction the
+-- disconnect leaves unfinished (its abort brings the session back: 1.1
+-- left its override open), a client that made its transactions read-only,
+-- and DISCARD ALL run from a function (refused: it ends nothing)
+\c - se_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'unfinished end', '1 hour') AS bg_unfinished \gset
+BEGIN;
+SELECT agentauth.end_session();
+\c - se_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'unfinished replace', '1 hour') AS bg_replaced \gset
+BEGIN;
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began_again;
+\c - se_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'read-only client', '1 hour') AS bg_readonly \gset
+SET default_transaction_read_only = on;
+\c - se_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'read-only reset', '1 hour') AS bg_readonly_discard \gset
+SET default_transaction_read_only = on;
+DISCARD ALL;
+SHOW default_transaction_read_only;
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'discard in a function', '1 hour') AS bg_do \gset
+DO $$ BEGIN EXECUTE 'DISCARD ALL'; END $$;
+SELECT cardinality(break_glass) AS overrides FROM agentauth.whoami();
+SELECT agentauth.end_session();
+\c - postgres
+SELECT set_config('se.waited', :'bg_readonly', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN (SELECT count(*) FROM agentauth.break_glass
+                    WHERE reason IN ('unfinished end', 'unfinished replace', 'read-only client')
+                      AND ended_at IS NOT NULL) = 3;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT e.reason, e.state, e.ended_by
+  FROM agentauth.break_glass_events e
+ WHERE e.id IN (:'bg_unfinished', :'bg_replaced', :'bg_readonly', :'bg_readonly_discard', :'bg_do')
+ ORDER BY e.started_at;
 
 -- 6. A client's application_name cannot read as a standby's tag: its
 -- blanks, '=' and backslashes are escaped in the record's client

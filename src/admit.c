@@ -114,6 +114,28 @@ is_registered_principal(Oid roleid)
 }
 
 /*
+ * Is the login (session_user) a registered principal's?  Kept until the
+ * login or the generation changes (a registration bumps it).
+ */
+bool
+aa_login_is_principal(void)
+{
+	static Oid	login = InvalidOid;
+	static uint64 gen = 0;
+	static bool is = false;
+	Oid			now = GetSessionUserId();
+	uint64		g = aa_generation();
+
+	if (now != login || g != gen || gen == 0)
+	{
+		is = is_registered_principal(now);
+		login = now;
+		gen = g;
+	}
+	return is;
+}
+
+/*
  * The role the statement runs as, when it is not the login role (SET ROLE,
  * a SECURITY DEFINER function): named in the refusal, which otherwise
  * names only the login.
@@ -123,8 +145,14 @@ append_role_in_effect(StringInfo buf)
 {
 	/* a foreign-key action runs as the table's owner: not the user's doing */
 	if (GetUserId() != GetSessionUserId() && !InNoForceRLSOperation())
-		appendStringInfo(buf, " The statement runs as role \"%s\", which row security binds like any other (a table's owner included).",
-						 GetUserNameFromId(GetUserId(), false));
+	{
+		if (aa_role_bypasses_rls(GetUserId()))
+			appendStringInfo(buf, " The statement runs as role \"%s\", which bypasses row security; a principal's login reads protected tables only in a session, whatever role it acts as.",
+							 GetUserNameFromId(GetUserId(), false));
+		else
+			appendStringInfo(buf, " The statement runs as role \"%s\", which row security binds like any other (a table's owner included).",
+							 GetUserNameFromId(GetUserId(), false));
+	}
 }
 
 /*
@@ -180,7 +208,7 @@ aa_audit_privileged(const char *relname, int ncols, const char **cols,
 	StringInfoData detail;
 	Oid			uid = GetUserId();
 
-	if (is_registered_principal(GetSessionUserId()))
+	if (aa_login_is_principal())
 		aa_refuse_outside_session(relname, ncols, cols, action);
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"reason\": \"%s\", %s}",

@@ -315,7 +315,7 @@ extern void aa_session_install(AASession *s);
 extern void aa_session_end(void);
 
 /* a utility statement is about to run (utility.c): DISCARD ALL ends the session */
-extern void aa_session_utility_begin(Node *stmt);
+extern void aa_session_utility_begin(Node *stmt, bool toplevel);
 
 /* a superuser or BYPASSRLS role gets no session */
 extern bool aa_role_bypasses_rls(Oid roleid);
@@ -1012,6 +1012,8 @@ extern void aa_refuse_outside_session(const char *relname, int ncols,
 									  const char **cols, const char *action);
 extern void aa_audit_privileged(const char *relname, int ncols,
 								const char **cols, const char *action);
+/* the login a registered principal's (cached by login and generation) */
+extern bool aa_login_is_principal(void);
 extern void aa_refuse_bypass_in_session(const char *relname,
 										const char *action, Oid as_role);
 extern void aa_refuse_cascade(const char *relname, const char *action,

@@ -108,6 +108,7 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		pending = NIL;
 		pending_moved = NIL;
+		read_sensitive = NIL;	/* its memory goes with the transaction */
 		xact_ends++;
 	}
 }
@@ -376,6 +377,11 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 
 	if (!IsTransactionState())
 		return;
+	if (!callback_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		callback_registered = true;
+	}
 	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
 		if (strcmp(list_nth(read_sensitive, i), cls) == 0)
 			return;
@@ -387,32 +393,58 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 
 /*
  * A table just protected by its schema's declaration holds what its
- * statement read: every sensitive class read must be the class of one of
- * its columns, or the copy would be less protected than its source.
+ * statement read.  When that was of a sensitive class, every row of the
+ * copy is that class's data (the rows a filter on it chose, the values
+ * taken from it), whichever column a value landed in: every column but
+ * the patient's must be of that class -- one decoy column of it and the
+ * rest "lab" passed HIV results on as lab.  Two sensitive classes read
+ * cannot be told apart per column: classified by hand.
  */
 static void
 refuse_lost_sensitivity(Oid relid)
 {
 	AAProtectedRel *prot = aa_protected_rel(relid);
+	const char *cls;
+	const char *from;
+	bool		carried = false;
 
-	if (prot == NULL)
+	if (prot == NULL || read_sensitive == NIL)
 		return;
-	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
+	cls = list_nth(read_sensitive, 0);
+	from = list_nth(read_sensitive, 1);
+	if (list_length(read_sensitive) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("table %s would hold data of sensitive classes \"%s\" and \"%s\", which its schema's declaration cannot tell apart",
+						prot->relname, cls, (char *) list_nth(read_sensitive, 2)),
+				 errdetail("A table made in a protected schema is classified by the schema's declaration; a copy must stay as protected as its source."),
+				 errhint("Make the table first, classify each column with agentauth.protect_table, then fill it.")));
+	for (int a = 1; a <= prot->natts; a++)
 	{
-		const char *cls = list_nth(read_sensitive, i);
-		bool		carried = false;
-
-		for (int a = 1; a <= prot->natts && !carried; a++)
-			carried = prot->att_class[a] != NULL && strcmp(prot->att_class[a], cls) == 0;
-		if (!carried)
+		if (prot->att_name[a] == NULL || a == prot->patient_attno)
+			continue;
+		carried = true;
+		if (prot->att_class[a] == NULL || strcmp(prot->att_class[a], cls) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("table %s would hold data of sensitive class \"%s\" read from %s, but the declaration of its schema gives no column of it that class",
-							prot->relname, cls, (char *) list_nth(read_sensitive, i + 1)),
-					 errdetail("A table made in a protected schema is classified by the schema's declaration; a copy must stay as protected as its source."),
-					 errhint("Make the table first and classify a column as \"%s\" (agentauth.protect_table), then fill it, or add the class to the schema's declaration.",
+					 errmsg("table %s would hold data of sensitive class \"%s\" read from %s, but its schema's declaration classes column \"%s\" as %s",
+							prot->relname, cls, from, prot->att_name[a],
+							prot->att_class[a] ? prot->att_class[a] : "nothing"),
+					 errdetail("Every row of a copy made from %s data is %s data: a copy must stay as protected as its source.",
+							   cls, cls),
+					 errhint("Declare the table's columns as \"%s\" in the schema's declaration, or make the table first, classify it with agentauth.protect_table, then fill it.",
 							 cls)));
 	}
+	/* the patient column alone: which patients have such rows, unclassed */
+	if (!carried)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("table %s would hold data of sensitive class \"%s\" read from %s in its patient column alone, which takes no class",
+						prot->relname, cls, from),
+				 errdetail("Which patients a copy made from %s data lists is %s data: a copy must stay as protected as its source.",
+						   cls, cls),
+				 errhint("Give the table a column of class \"%s\" (a flag, a date), or make it first, classify it with agentauth.protect_table, then fill it.",
+						 cls)));
 }
 
 /*

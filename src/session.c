@@ -343,27 +343,34 @@ session_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * undone by its failure: a DISCARD ALL cancelled part way (a statement
  * timeout, the lock table full of temporary tables) fails, and a pooler
  * hands the connection on all the same (1.1: the session ended only when
- * the statement succeeded, and the next client read under it).  Outside a
- * transaction block only, where DISCARD ALL can run at all, so nothing
- * staged can bring the session back.  The session's overrides end in the
- * statement's transaction: a failure leaves them to their time.
+ * the statement succeeded, and the next client read under it).  Run by the
+ * client itself outside a transaction block only, where DISCARD ALL can run
+ * at all, so nothing staged can bring the session back (in a function, it
+ * fails and ends nothing).  The session's overrides end in the statement's
+ * transaction, read-write whatever the client set: a failure after it
+ * (a statement timeout) leaves them to their time.
  */
 void
-aa_session_utility_begin(Node *stmt)
+aa_session_utility_begin(Node *stmt, bool toplevel)
 {
 	AASession  *s = aa_session;
+	bool		read_only = XactReadOnly;
 
 	if (!IsA(stmt, DiscardStmt) ||
 		((DiscardStmt *) stmt)->target != DISCARD_ALL ||
-		s == NULL || IsTransactionBlock())
+		s == NULL || !toplevel || IsTransactionBlock())
 		return;
 	PG_TRY();
 	{
 		emit_session_event("session_end", s, "DISCARD ALL");
+		/* what the client made of the transaction: not the overrides' end */
+		if (!RecoveryInProgress())
+			XactReadOnly = false;
 		end_overrides();
 	}
 	PG_FINALLY();
 	{
+		XactReadOnly = read_only;
 		unstage_commit();
 		if (aa_session == s)
 		{
@@ -466,6 +473,8 @@ aa_role_bypasses_rls(Oid roleid)
 static void
 session_exit_callback(int code, Datum arg)
 {
+	AASession  *s;
+
 	/*
 	 * The statement the exit interrupts (a terminate, a client gone) is
 	 * recorded first, as this session's: its records would otherwise be
@@ -474,25 +483,38 @@ session_exit_callback(int code, Datum arg)
 	 */
 	if (session_exit_hook)
 		session_exit_hook();
-	if (aa_session != NULL)
-	{
-		AASession  *s = aa_session;
 
-		/*
-		 * Its overrides end with it, in a transaction of their own (as
-		 * the temporary tables' removal at exit): an error here is
-		 * FATAL, and leaves them to their time.
-		 */
-		if (s->broke_glass && session_end_callback)
-		{
-			AbortOutOfAnyTransaction();
-			StartTransactionCommand();
-			end_overrides();
-			CommitTransactionCommand();
-		}
-		aa_session = NULL;
-		emit_session_event("session_end", s, code == 0 ? "disconnect" : "backend exit");
+	/*
+	 * Then out of the transaction the exit interrupted: its abort undoes
+	 * what it staged -- an end_session() or a replacing begin_* rolled back
+	 * brings the session before it back, overrides and all; a begin_*
+	 * rolled back leaves the one before -- so the session that ends here
+	 * is the one left, never one the abort freed (1.1: the override of a
+	 * session ended in an unfinished transaction stayed open, and the
+	 * record of a rolled-back session's end was written from freed memory).
+	 */
+	AbortOutOfAnyTransaction();
+	s = aa_session;
+	if (s == NULL)
+		return;
+	/* on record first, whatever fails after */
+	emit_session_event("session_end", s, code == 0 ? "disconnect" : "backend exit");
+
+	/*
+	 * Its overrides end with it, in a transaction of their own (as the
+	 * temporary tables' removal at exit): read-write whatever the client
+	 * set, and not waiting long on a row another transaction holds (an
+	 * error here is FATAL, and leaves them to their time).
+	 */
+	if (s->broke_glass && session_end_callback && !RecoveryInProgress())
+	{
+		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_OVERRIDE);
+		StartTransactionCommand();
+		XactReadOnly = false;
+		end_overrides();
+		CommitTransactionCommand();
 	}
+	aa_session = NULL;
 }
 
 /*

@@ -49,7 +49,10 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
+#include "catalog/pg_statistic_ext_data.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/prepare.h"
@@ -177,7 +180,8 @@ aa_stats_utility_begin(Node *stmt)
 	}
 
 	ex = explained_execute(es);
-	if (ex != NULL && (aa_session != NULL || !aa_role_bypasses_rls(GetUserId())))
+	if (ex != NULL && (aa_session != NULL || !aa_role_bypasses_rls(GetUserId()) ||
+					   aa_login_is_principal()))
 	{
 		PreparedStatement *ps = FetchPreparedStatement(ex->name, false);
 
@@ -219,7 +223,28 @@ stats_hidden(Oid relid)
 		return false;			/* its rows are readable as they are */
 	if (aa_session != NULL)
 		return true;
-	return !aa_role_bypasses_rls(GetUserId());
+	/* a principal's login sees none, whatever role it acts as */
+	return !aa_role_bypasses_rls(GetUserId()) || aa_login_is_principal();
+}
+
+/* does the query read the planner's statistics (pg_stats, pg_stats_ext)? */
+static bool
+statistics_rel_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		return rte->rtekind == RTE_RELATION &&
+			(rte->relid == StatisticRelationId ||
+			 rte->relid == StatisticExtDataRelationId);
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, statistics_rel_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, statistics_rel_walker, context);
 }
 
 static void
@@ -343,6 +368,23 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		/* a plan a later session must make again, and refuse */
 		if (!stats_plans_cached && stats_function_walker((Node *) parse, NULL))
 			stats_plans_cached = true;
+
+		/*
+		 * pg_stats shows the values of a table whose row security a role
+		 * bypasses: a principal's login acting as such a role (SET ROLE
+		 * to a BYPASSRLS group) read a refusing patient's values there
+		 * (an outside review of 1.1).  The extension's own queries run as
+		 * the bootstrap superuser and read no statistics.
+		 */
+		if (GetUserId() != BOOTSTRAP_SUPERUSERID &&
+			aa_role_bypasses_rls(GetUserId()) && aa_login_is_principal() &&
+			statistics_rel_walker((Node *) parse, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a principal's login may not read planner statistics as role \"%s\"",
+							GetUserNameFromId(GetUserId(), false)),
+					 errdetail("The role bypasses row security, so pg_stats would show values of protected tables' rows."),
+					 errhint("Read statistics from a login that is no principal's.")));
 	}
 	else
 	{

@@ -74,7 +74,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_owner_code_begin(stmt, &save_guard);
 	aa_derived_utility_begin(stmt);
 	aa_protected_schema_utility_begin(&outer_relations);
-	aa_session_utility_begin(stmt);
+	aa_session_utility_begin(stmt, context == PROCESS_UTILITY_TOPLEVEL);
 
 	/*
 	 * DROP EXTENSION agentauth, when the site allows it: its own objects go
