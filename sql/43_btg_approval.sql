@@ -138,6 +138,12 @@ SELECT l.event, l.principal_name, l.patient, l.action,
  WHERE l.event = 'access' AND l.relation = 'public.btg3_orders'
    AND l.authority ? 'approval' AND l.principal_name = 'btg3 agent'
  ORDER BY l.seq;
+-- each write refused for want of an approval is recorded, denied (1.1:
+-- nothing was)
+SELECT l.event, l.outcome, l.patient, l.action, l.row_count, l.detail ->> 'reason' AS reason
+  FROM agentauth.audit_log l
+ WHERE l.event = 'denied' AND l.relation = 'public.btg3_orders' AND l.principal_name = 'btg3 agent'
+ ORDER BY l.seq;
 
 -- deletes and multi-row writes: one use per statement and patient
 CREATE TABLE public.btg3_tasks (id int, patient_id text NOT NULL, task text);

@@ -172,8 +172,32 @@ SELECT column_name, data_class, sensitive FROM agentauth.protected_columns
 CREATE TABLE reg50_concepts.tested AS SELECT patient_id, tested FROM reg50_src.hiv;
 SELECT column_name, data_class FROM agentauth.protected_columns
  WHERE relation = 'reg50_concepts.tested'::regclass ORDER BY 1;
+-- a table whose every row is sensitive (every column but the patient's
+-- and a non_phi key of the class): reading its rows is reading the class,
+-- whatever the statement names -- count(*), EXISTS, the patient column
+-- (1.1's first cut noted only the columns named)
+CREATE TABLE reg50_src.hiv_tests (test_id int, patient_id text, result text);
+SELECT agentauth.protect_table('reg50_src.hiv_tests', 'patient_id', '{"test_id": "non_phi", "result": "hiv"}');
+INSERT INTO reg50_src.hiv_tests VALUES (1, 'R50-P1', 'positive');
+CREATE TABLE reg50_concepts.hiv_tested AS SELECT patient_id, count(*) AS n FROM reg50_src.hiv_tests GROUP BY 1;
+CREATE TABLE reg50_concepts.labs_of_tested AS SELECT h.patient_id, h.tested AS taken FROM reg50_src.hiv h
+ WHERE EXISTS (SELECT FROM reg50_src.hiv_tests t WHERE t.patient_id = h.patient_id) AND h.result IS NULL;
+-- carried through an earlier statement of the same client statement
+DO $$
+DECLARE ids text[];
+BEGIN
+    SELECT array_agg(patient_id) INTO ids FROM reg50_src.hiv_tests;
+    EXECUTE 'CREATE TABLE reg50_concepts.carried AS SELECT patient_id, tested AS on_date FROM reg50_src.hiv WHERE patient_id = ANY ($1)' USING ids;
+END $$;
+-- a non_phi key beside the class's columns is fine
+CREATE SCHEMA reg50_hivc;
+SELECT agentauth.protect_schema('reg50_hivc', 'patient_id', '{"test_id": "non_phi"}', 'hiv');
+CREATE TABLE reg50_hivc.positives AS SELECT test_id, patient_id, result FROM reg50_src.hiv_tests WHERE result = 'positive';
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_hivc.positives'::regclass ORDER BY 1;
 SELECT count(*) AS refused_tables FROM pg_class
- WHERE relnamespace = 'reg50_concepts'::regnamespace AND relname IN ('positive', 'positive2', 'decoy', 'both');
+ WHERE relnamespace = 'reg50_concepts'::regnamespace
+   AND relname IN ('positive', 'positive2', 'decoy', 'both', 'hiv_tested', 'labs_of_tested', 'carried');
 -- copies outside a protected schema, one after another in one connection
 -- (1.1, the first cut of this check: the second crashed the server on the
 -- first's freed list)

@@ -349,8 +349,14 @@ SELECT cardinality(agentauth.import_fhir_consent(pg_temp.c63('c63-bidi',
 SELECT agentauth.record_consent('P63R ', 'deny');
 SELECT agentauth.record_consent(E'P63\nR', 'deny');
 SELECT agentauth.record_consent(E'P63\u200bR', 'deny');
+SELECT agentauth.record_consent(E'P63R\u00a0', 'deny');
+SELECT agentauth.record_consent(E'\u3000P63R', 'deny');
+SELECT agentauth.record_consent(E'P63R\U000E0041', 'deny');
+SELECT agentauth.record_consent(E'P63\uFE0FR', 'deny');
+-- a name with letters of any script and inner blanks is an id
+SELECT agentauth.record_consent(E'M\u00fcller Hans', 'deny') IS NOT NULL AS recorded;
 SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R', 'P63S')
  GROUP BY 1 ORDER BY 1;
 \c - postgres
-DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S');
+DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S', E'M\u00fcller Hans');
 DELETE FROM agentauth.fhir_consent_version;

@@ -113,6 +113,18 @@ ANALYZE se.labs;
 SET ROLE se_etl;
 SELECT count(*) FROM pg_stats WHERE schemaname = 'se' AND tablename = 'labs';
 RESET ROLE;
+-- nor through a plan made before the SET ROLE: a prepared statement, a
+-- cursor fetched after it
+PREPARE se_stats AS SELECT count(*) FROM pg_stats WHERE schemaname = 'se' AND tablename = 'labs';
+EXECUTE se_stats;
+SET ROLE se_etl;
+EXECUTE se_stats;
+RESET ROLE;
+BEGIN;
+DECLARE se_c CURSOR FOR SELECT attname FROM pg_stats WHERE schemaname = 'se' AND tablename = 'labs';
+SET LOCAL ROLE se_etl;
+FETCH ALL FROM se_c;
+ROLLBACK;
 \c - postgres
 -- a role that is no principal's keeps its privileged access, recorded
 SET ROLE se_etl;

@@ -848,7 +848,6 @@ typedef struct AAPendingRelations
 {
 	List	   *made;
 	List	   *moved;
-	List	   *read_sensitive;
 	uint64		xact_ends;		/* they die with their transaction */
 } AAPendingRelations;
 /* columns.c: the statement read a column of a sensitive class */

@@ -308,17 +308,42 @@ touched_cols(RelUse *u, int *ncols)
 	return cols;
 }
 
-/* the sensitive classes a privileged statement read (protected_schema.c) */
+/*
+ * The sensitive classes a privileged statement read (protected_schema.c):
+ * those of the columns it names, and, of a table whose every column but
+ * the patient's and non_phi ones is sensitive (HIV tests, psychiatric
+ * screenings: every row is that data), those of its columns whatever it
+ * names -- count(*), EXISTS or the patient column list which patients
+ * have such rows.
+ */
 static void
 note_sensitive_read(RelUse *u)
 {
-	for (int i = 1; i <= u->prot->natts; i++)
+	AAProtectedRel *prot = u->prot;
+	bool		all_sensitive = false;
+
+	for (int i = 1; i <= prot->natts; i++)
 	{
 		bool		sensitive = false;
 
-		if (u->att[AA_READ][i] && u->prot->att_class[i] != NULL &&
-			aa_class_lookup(u->prot->att_class[i], &sensitive) && sensitive)
-			aa_protected_schema_read_sensitive(u->prot->att_class[i], u->prot->relname);
+		if (i == prot->patient_attno || prot->att_name[i] == NULL ||
+			(prot->att_class[i] != NULL && strcmp(prot->att_class[i], AA_NON_PHI) == 0))
+			continue;
+		if (prot->att_class[i] == NULL ||
+			!aa_class_lookup(prot->att_class[i], &sensitive) || !sensitive)
+		{
+			all_sensitive = false;
+			break;
+		}
+		all_sensitive = true;
+	}
+	for (int i = 1; i <= prot->natts; i++)
+	{
+		bool		sensitive = false;
+
+		if ((u->att[AA_READ][i] || all_sensitive) && prot->att_class[i] != NULL &&
+			aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
+			aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
 	}
 }
 

@@ -141,38 +141,61 @@ type_prints(const PatientType *t, const char *id)
  * Refuse (22023) an id that no patient column of a protected table can
  * hold as it is written.
  */
+/* a character nobody sees: controls, format characters, fillers, selectors */
+static bool
+invisible(pg_wchar c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0xad || c == 0x34f ||
+		c == 0x61c || c == 0x115f || c == 0x1160 || c == 0x17b4 || c == 0x17b5 ||
+		(c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
+		(c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) ||
+		c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff ||
+		c == 0xffa0 || (c >= 0xfff9 && c <= 0xfffb) ||
+		(c >= 0x1d173 && c <= 0x1d17a) || (c >= 0xe0000 && c <= 0xe0fff);
+}
+
+/* a blank, of any script */
+static bool
+blank(pg_wchar c)
+{
+	return c == ' ' || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+		c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
 /*
- * The byte offset of a character no patient id is written with and a
- * reader of a report cannot see -- a control character (a line break), one
- * of Unicode's invisible format characters (zero width, bidirectional
- * overrides, the byte order mark, a soft hyphen) -- or -1.
+ * Where an id has a character no patient id is written with and a reader
+ * of a report cannot see (a control character, a line break, zero width, a
+ * bidirectional override, a variation selector, a tag ...): its byte
+ * offset, or -1; *blank_end says whether it begins or ends with a blank
+ * of any script (a no-break space, an ideographic space).  Outside UTF-8,
+ * the single-byte controls only.
  */
 static int
-invisible_at(const char *id)
+invisible_at(const char *id, bool *blank_end)
 {
 	const unsigned char *s = (const unsigned char *) id;
+	int			len = strlen(id);
 	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	pg_wchar	last = 0;
 
-	for (int i = 0; s[i] != '\0'; i++)
+	*blank_end = false;
+	for (int i = 0; i < len;)
 	{
-		unsigned char c = s[i];
+		int			n = utf8 ? pg_utf_mblen(s + i) : 1;
+		pg_wchar	c;
 
-		if (c < 0x20 || c == 0x7f)
+		if (i + n > len)
+			n = len - i;
+		c = (utf8 && n > 1) ? utf8_to_unicode(s + i) : s[i];
+		if (utf8 ? invisible(c) : (c < 0x20 || c == 0x7f))
 			return i;
-		if (!utf8 || c < 0xc2)
-			continue;
-		if (c == 0xc2 && (s[i + 1] <= 0x9f || s[i + 1] == 0xad))	/* C1, U+00AD */
-			return i;
-		if (c == 0xe2 && s[i + 1] == 0x80 &&
-			((s[i + 2] >= 0x8b && s[i + 2] <= 0x8f) ||	/* U+200B..200F */
-			 (s[i + 2] >= 0xaa && s[i + 2] <= 0xae)))	/* U+202A..202E */
-			return i;
-		if (c == 0xe2 && s[i + 1] == 0x81 &&
-			s[i + 2] >= 0xa0 && s[i + 2] <= 0xaf && s[i + 2] != 0xa5)	/* U+2060..206F */
-			return i;
-		if (c == 0xef && s[i + 1] == 0xbb && s[i + 2] == 0xbf)	/* U+FEFF */
-			return i;
+		if (i == 0 && (utf8 ? blank(c) : c == ' '))
+			*blank_end = true;
+		last = c;
+		i += n;
 	}
+	if (len > 0 && (utf8 ? blank(last) : last == ' '))
+		*blank_end = true;
 	return -1;
 }
 
@@ -182,7 +205,7 @@ aa_patient_id_check(const char *id)
 	List	   *types;
 	StringInfoData names;
 	ListCell   *lc;
-	size_t		len = strlen(id);
+	bool		blank_end;
 	int			at;
 
 	/*
@@ -191,12 +214,12 @@ aa_patient_id_check(const char *id)
 	 * takes it -- a consent for "P001 " denied nobody while it read as
 	 * P001's opt-out (an outside review of 1.1).
 	 */
-	if ((at = invisible_at(id)) >= 0)
+	if ((at = invisible_at(id, &blank_end)) >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("patient id has a control or invisible character at byte %d", at + 1),
 				 errhint("A patient id is written with visible characters only, as the patient column holds it.")));
-	if (len > 0 && (id[0] == ' ' || id[len - 1] == ' '))
+	if (blank_end)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("patient id \"%s\" begins or ends with a blank", id),

@@ -80,13 +80,15 @@ static List *pending = NIL;
 static List *pending_moved = NIL;
 
 /*
- * The sensitive classes the utility statement under way read, each with a
- * table it read it from ("class" then "table", pairs); in
- * TopTransactionContext.  A table it makes in a protected schema must carry
- * each of them: the schema's declaration labels the new columns by name,
- * and would pass HIV results on as "lab" (an outside review of 1.1).
+ * The sensitive classes the client statement under way read (its
+ * statement_timestamp(): a DO block or a function is one, as derived.c
+ * counts), each with a table it read it from ("class" then "table",
+ * pairs); in TopTransactionContext.  A table made in a protected schema
+ * must carry them: the schema's declaration labels the new columns by
+ * name, and would pass HIV results on as "lab" (an outside review of 1.1).
  */
 static List *read_sensitive = NIL;
+static TimestampTz read_sensitive_stmt = 0;
 static bool callback_registered = false;
 static uint64 xact_ends = 0;	/* transactions ended since then */
 
@@ -342,11 +344,9 @@ aa_protected_schema_utility_begin(AAPendingRelations *outer)
 {
 	outer->made = pending;
 	outer->moved = pending_moved;
-	outer->read_sensitive = read_sensitive;
 	outer->xact_ends = xact_ends;
 	pending = NIL;
 	pending_moved = NIL;
-	read_sensitive = NIL;
 }
 
 /* ... and ends, done or failed: theirs back (its own are done or gone) */
@@ -355,14 +355,19 @@ aa_protected_schema_utility_end(const AAPendingRelations *outer)
 {
 	/* a procedure's COMMIT ended the transaction they were in: gone */
 	if (outer->xact_ends != xact_ends)
-	{
-		read_sensitive = NIL;
 		return;
-	}
 	pending = outer->made;
 	pending_moved = outer->moved;
-	/* what it read counts for the statement that ran it too */
-	read_sensitive = list_concat(outer->read_sensitive, read_sensitive);
+}
+
+/* what the client statement under way read, or NIL */
+static List *
+statement_read_sensitive(void)
+{
+	if (read_sensitive != NIL &&
+		read_sensitive_stmt != GetCurrentStatementStartTimestamp())
+		read_sensitive = NIL;	/* an earlier statement's, of this transaction */
+	return read_sensitive;
 }
 
 /*
@@ -382,6 +387,8 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 		RegisterXactCallback(pending_xact_callback, NULL);
 		callback_registered = true;
 	}
+	statement_read_sensitive();
+	read_sensitive_stmt = GetCurrentStatementStartTimestamp();
 	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
 		if (strcmp(list_nth(read_sensitive, i), cls) == 0)
 			return;
@@ -408,7 +415,7 @@ refuse_lost_sensitivity(Oid relid)
 	const char *from;
 	bool		carried = false;
 
-	if (prot == NULL || read_sensitive == NIL)
+	if (prot == NULL || statement_read_sensitive() == NIL)
 		return;
 	cls = list_nth(read_sensitive, 0);
 	from = list_nth(read_sensitive, 1);
@@ -422,6 +429,9 @@ refuse_lost_sensitivity(Oid relid)
 	for (int a = 1; a <= prot->natts; a++)
 	{
 		if (prot->att_name[a] == NULL || a == prot->patient_attno)
+			continue;
+		/* a surrogate key the declaration names non_phi holds no value read */
+		if (prot->att_class[a] != NULL && strcmp(prot->att_class[a], AA_NON_PHI) == 0)
 			continue;
 		carried = true;
 		if (prot->att_class[a] == NULL || strcmp(prot->att_class[a], cls) != 0)
@@ -493,7 +503,7 @@ aa_protected_schema_utility_done(Node *stmt)
 		return;
 
 	protect_all(todo, decls);
-	if (read_sensitive != NIL)
+	if (statement_read_sensitive() != NIL)
 	{
 		foreach(lc, todo)
 			refuse_lost_sensitivity(lfirst_oid(lc));

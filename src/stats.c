@@ -80,6 +80,7 @@ static get_relation_stats_hook_type prev_relation_stats = NULL;
 static get_index_stats_hook_type prev_index_stats = NULL;
 static get_attavgwidth_hook_type prev_attavgwidth = NULL;
 static ExecutorStart_hook_type prev_start = NULL;
+static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorEnd_hook_type prev_end = NULL;
 static emit_log_hook_type prev_emit_log = NULL;
 
@@ -225,6 +226,50 @@ stats_hidden(Oid relid)
 		return true;
 	/* a principal's login sees none, whatever role it acts as */
 	return !aa_role_bypasses_rls(GetUserId()) || aa_login_is_principal();
+}
+
+/*
+ * A principal's login acting as a role that bypasses row security: pg_stats
+ * (its filter, row_security_active(), applied as the plan runs) shows it
+ * the values of protected tables' rows.  Checked where a plan is made, and
+ * where one made before a SET ROLE is run (a prepared statement, a
+ * function's cached plan, a cursor fetched after it).  The extension's own
+ * queries run as the bootstrap superuser and read no statistics.
+ */
+static bool
+statistics_as_bypass(void)
+{
+	Oid			uid = GetUserId();
+
+	return uid != BOOTSTRAP_SUPERUSERID && IsTransactionState() &&
+		aa_login_is_principal() && aa_role_bypasses_rls(uid);
+}
+
+static void
+refuse_statistics(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("a principal's login may not read planner statistics as role \"%s\"",
+					GetUserNameFromId(GetUserId(), false)),
+			 errdetail("The role bypasses row security, so pg_stats would show values of protected tables' rows."),
+			 errhint("Read statistics from a login that is no principal's.")));
+}
+
+static bool
+plan_reads_statistics(PlannedStmt *ps)
+{
+	ListCell   *lc;
+
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION &&
+			(rte->relid == StatisticRelationId || rte->relid == StatisticExtDataRelationId))
+			return true;
+	}
+	return false;
 }
 
 /* does the query read the planner's statistics (pg_stats, pg_stats_ext)? */
@@ -376,15 +421,8 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		 * (an outside review of 1.1).  The extension's own queries run as
 		 * the bootstrap superuser and read no statistics.
 		 */
-		if (GetUserId() != BOOTSTRAP_SUPERUSERID &&
-			aa_role_bypasses_rls(GetUserId()) && aa_login_is_principal() &&
-			statistics_rel_walker((Node *) parse, NULL))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("a principal's login may not read planner statistics as role \"%s\"",
-							GetUserNameFromId(GetUserId(), false)),
-					 errdetail("The role bypasses row security, so pg_stats would show values of protected tables' rows."),
-					 errhint("Read statistics from a login that is no principal's.")));
+		if (statistics_as_bypass() && statistics_rel_walker((Node *) parse, NULL))
+			refuse_statistics();
 	}
 	else
 	{
@@ -536,10 +574,25 @@ aa_stats_executor_start(QueryDesc *qd, int eflags)
 				 errhint("Run the statement again.")));
 	if (aa_session != NULL && !IsParallelWorker() && IsTransactionState())
 		remember_statement(qd->plannedstmt);
+	if (aa_session == NULL && statistics_as_bypass() && plan_reads_statistics(qd->plannedstmt))
+		refuse_statistics();
 	if (prev_start)
 		prev_start(qd, eflags);
 	else
 		standard_ExecutorStart(qd, eflags);
+}
+
+/* a cursor opened before a SET ROLE and fetched after it */
+static void
+aa_stats_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
+					  bool execute_once)
+{
+	if (aa_session == NULL && statistics_as_bypass() && plan_reads_statistics(qd->plannedstmt))
+		refuse_statistics();
+	if (prev_run)
+		prev_run(qd, direction, count, execute_once);
+	else
+		standard_ExecutorRun(qd, direction, count, execute_once);
 }
 
 static void
@@ -583,6 +636,8 @@ aa_stats_init(void)
 	get_attavgwidth_hook = aa_attavgwidth;
 	prev_start = ExecutorStart_hook;
 	ExecutorStart_hook = aa_stats_executor_start;
+	prev_run = ExecutorRun_hook;
+	ExecutorRun_hook = aa_stats_executor_run;
 	prev_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = aa_stats_executor_end;
 	prev_emit_log = emit_log_hook;
