@@ -364,12 +364,25 @@ static void
 consume_approval(RelAccess *ra, PatientAccess *pa, int idx)
 {
 	pg_uuid_t	approval;
+	AARecord	denied;
 	MemoryContext oldcxt;
 
 	if (pa->approval_done[idx] || !(ra->approve_mask & AA_ACT_BIT(idx)) ||
 		aa_session == NULL || !aa_session->is_agent)
 		return;
-	aa_approval_consume(ra->relid, pa->patient.str, aa_action_name(AA_ACT_BIT(idx)), &approval);
+	memset(&denied, 0, sizeof(denied));
+	denied.event = "denied";
+	denied.outcome = "deny";
+	denied.patient = pa->patient.str;
+	denied.relation = ra->relname;
+	denied.action = aa_action_name(AA_ACT_BIT(idx));
+	denied.row_count = 1;
+	denied.ncolumns = ra->ncols[idx];
+	denied.columns = (const char **) ra->cols[idx];
+	denied.nclasses = ra->nclasses[idx];
+	denied.classes = (const char **) ra->classes[idx];
+	denied.detail = "{\"reason\": \"no clinician's approval\"}";
+	aa_approval_consume(ra->relid, pa->patient.str, denied.action, &approval, &denied);
 	oldcxt = MemoryContextSwitchTo(ra->query->cxt);
 	pa->approval[idx] = DatumGetCString(DirectFunctionCall1(uuid_out,
 															UUIDPGetDatum(&approval)));

@@ -1210,10 +1210,12 @@ extern const AABreakGlass *aa_btg_active_for(const char *patient);
 /*
  * An agent write to a table under require_approval: consume one use of an
  * unexpired approval for (session agent, relid, patient, action), storing
- * its id in *approval; raise 42501 when there is none.
+ * its id in *approval; when there is none, record *denied (the caller's
+ * denied record of the write) and raise 42501.
  */
 extern void aa_approval_consume(Oid relid, const char *patient,
-								const char *action, pg_uuid_t *approval);
+								const char *action, pg_uuid_t *approval,
+								const AARecord *denied);
 
 /*
  * Bring aa_session->nbreak_glass/break_glass up to date (loaded lazily, only

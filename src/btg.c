@@ -287,7 +287,7 @@ aa_btg_refresh(void)
  */
 void
 aa_approval_consume(Oid relid, const char *patient, const char *action,
-					pg_uuid_t *approval)
+					pg_uuid_t *approval, const AARecord *denied)
 {
 	AASpiState	st;
 	Oid			types[5] = {UUIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID};
@@ -357,21 +357,14 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	{
 		char	   *relname = get_rel_name(relid);
 		char	   *nspname = get_namespace_name(get_rel_namespace(relid));
-		AARecord	rec;
 
 		/*
 		 * On record before the refusal, as a write consent refuses is (1.1:
-		 * a write refused for want of an approval left no record at all)
+		 * a write refused for want of an approval left no record at all):
+		 * the caller's record, the statement's columns and classes in it
 		 */
-		memset(&rec, 0, sizeof(rec));
-		rec.event = "denied";
-		rec.outcome = "deny";
-		rec.patient = patient;
-		rec.relation = relname && nspname ? quote_qualified_identifier(nspname, relname) : NULL;
-		rec.action = action;
-		rec.row_count = 1;
-		rec.detail = "{\"reason\": \"no clinician's approval\"}";
-		aa_audit_emit(&rec, false);
+		if (denied != NULL)
+			aa_audit_emit(denied, false);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
