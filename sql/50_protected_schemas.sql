@@ -189,6 +189,30 @@ BEGIN
     SELECT array_agg(patient_id) INTO ids FROM reg50_src.hiv_tests;
     EXECUTE 'CREATE TABLE reg50_concepts.carried AS SELECT patient_id, tested AS on_date FROM reg50_src.hiv WHERE patient_id = ANY ($1)' USING ids;
 END $$;
+-- ... and across a procedure's COMMITs (1.1's second cut forgot them
+-- with each transaction)
+CREATE PROCEDURE reg50_rebuild() LANGUAGE plpgsql AS $$
+DECLARE ids text[];
+BEGIN
+    SELECT array_agg(patient_id) INTO ids FROM reg50_src.hiv_tests;
+    COMMIT;
+    EXECUTE 'CREATE TABLE reg50_concepts.carried2 AS SELECT unnest($1) AS patient_id, ''x''::text AS note' USING ids;
+END $$;
+CALL reg50_rebuild();
+DROP PROCEDURE reg50_rebuild();
+-- one statement of a query string does not count for the next: the
+-- concept reads no sensitive column itself
+SELECT count(*) AS tests FROM reg50_src.hiv_tests \; CREATE TABLE reg50_concepts.tested_on AS SELECT patient_id, tested FROM reg50_src.hiv;
+-- a partition of a table partitioned by a sensitive column holds the rows
+-- of its bound's values: read alone, it tells them
+CREATE TABLE reg50_src.labs_by_hiv (patient_id text NOT NULL, value numeric, hiv_status text)
+    PARTITION BY LIST (hiv_status);
+CREATE TABLE reg50_src.labs_hiv_pos PARTITION OF reg50_src.labs_by_hiv FOR VALUES IN ('positive');
+CREATE TABLE reg50_src.labs_hiv_neg PARTITION OF reg50_src.labs_by_hiv FOR VALUES IN ('negative');
+SELECT agentauth.protect_table('reg50_src.labs_by_hiv', 'patient_id', '{"value": "lab", "hiv_status": "hiv"}');
+INSERT INTO reg50_src.labs_by_hiv VALUES ('R50-P1', 11, 'positive'), ('R50-P2', 13, 'negative');
+CREATE TABLE reg50_concepts.pos_labs AS SELECT patient_id, value FROM reg50_src.labs_hiv_pos;
+CREATE TABLE reg50_concepts.all_labs AS SELECT patient_id, value FROM reg50_src.labs_by_hiv;
 -- a non_phi key beside the class's columns is fine
 CREATE SCHEMA reg50_hivc;
 SELECT agentauth.protect_schema('reg50_hivc', 'patient_id', '{"test_id": "non_phi"}', 'hiv');
@@ -197,7 +221,8 @@ SELECT column_name, data_class FROM agentauth.protected_columns
  WHERE relation = 'reg50_hivc.positives'::regclass ORDER BY 1;
 SELECT count(*) AS refused_tables FROM pg_class
  WHERE relnamespace = 'reg50_concepts'::regnamespace
-   AND relname IN ('positive', 'positive2', 'decoy', 'both', 'hiv_tested', 'labs_of_tested', 'carried');
+   AND relname IN ('positive', 'positive2', 'decoy', 'both', 'hiv_tested', 'labs_of_tested', 'carried',
+                   'carried2', 'pos_labs');
 -- copies outside a protected schema, one after another in one connection
 -- (1.1, the first cut of this check: the second crashed the server on the
 -- first's freed list)

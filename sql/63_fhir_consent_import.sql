@@ -353,6 +353,10 @@ SELECT agentauth.record_consent(E'P63R\u00a0', 'deny');
 SELECT agentauth.record_consent(E'\u3000P63R', 'deny');
 SELECT agentauth.record_consent(E'P63R\U000E0041', 'deny');
 SELECT agentauth.record_consent(E'P63\uFE0FR', 'deny');
+SELECT agentauth.record_consent(E'P63R\u2800', 'deny');
+SELECT agentauth.record_consent(E'\u0301P63R', 'deny');
+SELECT agentauth.record_consent(E'P63\uE000R', 'deny');
+SELECT agentauth.record_consent(E'P63\u00a0R', 'deny');
 -- a name with letters of any script and inner blanks is an id
 SELECT agentauth.record_consent(E'M\u00fcller Hans', 'deny') IS NOT NULL AS recorded;
 SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R', 'P63S')

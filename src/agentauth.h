@@ -852,6 +852,8 @@ typedef struct AAPendingRelations
 } AAPendingRelations;
 /* columns.c: the statement read a column of a sensitive class */
 extern void aa_protected_schema_read_sensitive(const char *cls, const char *relname);
+/* utility.c: a top-level utility statement begins */
+extern void aa_protected_schema_toplevel(void);
 extern void aa_protected_schema_utility_begin(AAPendingRelations *outer);
 extern void aa_protected_schema_utility_done(Node *stmt);
 extern void aa_protected_schema_utility_end(const AAPendingRelations *outer);

@@ -27,18 +27,24 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
 #include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
 #include "utils/portal.h"
 
 #include "agentauth.h"
@@ -344,6 +350,48 @@ note_sensitive_read(RelUse *u)
 		if ((u->att[AA_READ][i] || all_sensitive) && prot->att_class[i] != NULL &&
 			aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
 			aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
+	}
+
+	/*
+	 * A partition holds the rows whose key has its bound's values: read
+	 * alone, it tells each row's value of the key's columns, whether named
+	 * or not (the partition of HIV-positive results)
+	 */
+	if (get_rel_relispartition(u->relid))
+	{
+		ListCell   *lc;
+
+		foreach(lc, get_partition_ancestors(u->relid))
+		{
+			Oid			parent = lfirst_oid(lc);
+			Relation	rel = relation_open(parent, AccessShareLock);
+			PartitionKey key = RelationGetPartitionKey(rel);
+			Bitmapset  *cols = NULL;
+			int			attno = -1;
+
+			for (int k = 0; key != NULL && k < key->partnatts; k++)
+			{
+				if (key->partattrs[k] != 0)
+					cols = bms_add_member(cols, key->partattrs[k] - FirstLowInvalidHeapAttributeNumber);
+			}
+			if (key != NULL)
+				pull_varattnos((Node *) key->partexprs, 1, &cols);
+			while ((attno = bms_next_member(cols, attno)) >= 0)
+			{
+				const char *name = get_attname(parent, attno + FirstLowInvalidHeapAttributeNumber, true);
+
+				for (int i = 1; name != NULL && i <= prot->natts; i++)
+				{
+					bool		sensitive = false;
+
+					if (prot->att_name[i] != NULL && strcmp(prot->att_name[i], name) == 0 &&
+						prot->att_class[i] != NULL &&
+						aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
+						aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
+				}
+			}
+			relation_close(rel, AccessShareLock);
+		}
 	}
 }
 

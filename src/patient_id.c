@@ -141,34 +141,54 @@ type_prints(const PatientType *t, const char *id)
  * Refuse (22023) an id that no patient column of a protected table can
  * hold as it is written.
  */
-/* a character nobody sees: controls, format characters, fillers, selectors */
+/*
+ * A character nobody sees: controls, format characters (Cf: zero width,
+ * bidirectional controls, the Arabic and Egyptian format marks, shorthand
+ * controls, tags), fillers (Hangul, Khitan, the Braille blank), variation
+ * selectors, separators, the object replacement and unassigned specials,
+ * private use.  PostgreSQL 15 has no Unicode category table to ask; these
+ * are the code points of those kinds in Unicode 15.
+ */
 static bool
 invisible(pg_wchar c)
 {
 	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0xad || c == 0x34f ||
-		c == 0x61c || c == 0x115f || c == 0x1160 || c == 0x17b4 || c == 0x17b5 ||
+		(c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f ||
+		c == 0x890 || c == 0x891 || c == 0x8e2 ||
+		c == 0x115f || c == 0x1160 || c == 0x17b4 || c == 0x17b5 ||
 		(c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
 		(c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) ||
-		c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff ||
-		c == 0xffa0 || (c >= 0xfff9 && c <= 0xfffb) ||
-		(c >= 0x1d173 && c <= 0x1d17a) || (c >= 0xe0000 && c <= 0xe0fff);
+		c == 0x2800 || c == 0x3164 || (c >= 0xe000 && c <= 0xf8ff) ||
+		(c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff || c == 0xffa0 ||
+		(c >= 0xfff0 && c <= 0xfffc) || c == 0x110bd || c == 0x110cd ||
+		(c >= 0x13430 && c <= 0x1343f) || c == 0x16fe4 ||
+		(c >= 0x1bca0 && c <= 0x1bca3) || (c >= 0x1d173 && c <= 0x1d17a) ||
+		(c >= 0xe0000 && c <= 0xe0fff) || c >= 0xf0000;
 }
 
-/* a blank, of any script */
+/* a blank of another script than ASCII's (a no-break space, an ideographic space) */
 static bool
 blank(pg_wchar c)
 {
-	return c == ' ' || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+	return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
 		c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+/* a combining mark, which shows only on the character before it */
+static bool
+combining(pg_wchar c)
+{
+	return (c >= 0x300 && c <= 0x36f) || (c >= 0x1ab0 && c <= 0x1aff) ||
+		(c >= 0x1dc0 && c <= 0x1dff) || (c >= 0x20d0 && c <= 0x20ff) ||
+		(c >= 0xfe20 && c <= 0xfe2f);
 }
 
 /*
  * Where an id has a character no patient id is written with and a reader
- * of a report cannot see (a control character, a line break, zero width, a
- * bidirectional override, a variation selector, a tag ...): its byte
- * offset, or -1; *blank_end says whether it begins or ends with a blank
- * of any script (a no-break space, an ideographic space).  Outside UTF-8,
- * the single-byte controls only.
+ * of a report cannot see or tell from another (an invisible one, a blank
+ * of another script than ASCII's, a combining mark with nothing before
+ * it): its byte offset, or -1; *blank_end says whether it begins or ends
+ * with an ASCII blank.  Outside UTF-8, the single-byte controls only.
  */
 static int
 invisible_at(const char *id, bool *blank_end)
@@ -176,9 +196,8 @@ invisible_at(const char *id, bool *blank_end)
 	const unsigned char *s = (const unsigned char *) id;
 	int			len = strlen(id);
 	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
-	pg_wchar	last = 0;
 
-	*blank_end = false;
+	*blank_end = len > 0 && (id[0] == ' ' || id[len - 1] == ' ');
 	for (int i = 0; i < len;)
 	{
 		int			n = utf8 ? pg_utf_mblen(s + i) : 1;
@@ -187,15 +206,11 @@ invisible_at(const char *id, bool *blank_end)
 		if (i + n > len)
 			n = len - i;
 		c = (utf8 && n > 1) ? utf8_to_unicode(s + i) : s[i];
-		if (utf8 ? invisible(c) : (c < 0x20 || c == 0x7f))
+		if (utf8 ? (invisible(c) || blank(c) || (i == 0 && combining(c))) :
+			(c < 0x20 || c == 0x7f))
 			return i;
-		if (i == 0 && (utf8 ? blank(c) : c == ' '))
-			*blank_end = true;
-		last = c;
 		i += n;
 	}
-	if (len > 0 && (utf8 ? blank(last) : last == ' '))
-		*blank_end = true;
 	return -1;
 }
 

@@ -80,15 +80,17 @@ static List *pending = NIL;
 static List *pending_moved = NIL;
 
 /*
- * The sensitive classes the client statement under way read (its
- * statement_timestamp(): a DO block or a function is one, as derived.c
- * counts), each with a table it read it from ("class" then "table",
- * pairs); in TopTransactionContext.  A table made in a protected schema
- * must carry them: the schema's declaration labels the new columns by
- * name, and would pass HIV results on as "lab" (an outside review of 1.1).
+ * The sensitive classes read since the client's last top-level utility
+ * statement began (a CREATE TABLE AS, a DO block, a CALL: what runs inside
+ * one, across a procedure's COMMITs, counts for it; one statement of a
+ * multi-statement string does not count for the next), each with a table
+ * it read it from ("class" then "table", pairs), in read_sensitive_cxt.  A
+ * table made in a protected schema must carry them: the schema's
+ * declaration labels the new columns by name, and would pass HIV results
+ * on as "lab" (an outside review of 1.1).
  */
 static List *read_sensitive = NIL;
-static TimestampTz read_sensitive_stmt = 0;
+static MemoryContext read_sensitive_cxt = NULL;
 static bool callback_registered = false;
 static uint64 xact_ends = 0;	/* transactions ended since then */
 
@@ -110,7 +112,6 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		pending = NIL;
 		pending_moved = NIL;
-		read_sensitive = NIL;	/* its memory goes with the transaction */
 		xact_ends++;
 	}
 }
@@ -360,14 +361,13 @@ aa_protected_schema_utility_end(const AAPendingRelations *outer)
 	pending_moved = outer->moved;
 }
 
-/* what the client statement under way read, or NIL */
-static List *
-statement_read_sensitive(void)
+/* a top-level utility statement begins (utility.c): nothing read yet */
+void
+aa_protected_schema_toplevel(void)
 {
-	if (read_sensitive != NIL &&
-		read_sensitive_stmt != GetCurrentStatementStartTimestamp())
-		read_sensitive = NIL;	/* an earlier statement's, of this transaction */
-	return read_sensitive;
+	if (read_sensitive_cxt != NULL)
+		MemoryContextReset(read_sensitive_cxt);
+	read_sensitive = NIL;
 }
 
 /*
@@ -387,12 +387,14 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 		RegisterXactCallback(pending_xact_callback, NULL);
 		callback_registered = true;
 	}
-	statement_read_sensitive();
-	read_sensitive_stmt = GetCurrentStatementStartTimestamp();
 	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
 		if (strcmp(list_nth(read_sensitive, i), cls) == 0)
 			return;
-	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (read_sensitive_cxt == NULL)
+		read_sensitive_cxt = AllocSetContextCreate(TopMemoryContext,
+												   "agentauth sensitive reads",
+												   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(read_sensitive_cxt);
 	read_sensitive = lappend(read_sensitive, pstrdup(cls));
 	read_sensitive = lappend(read_sensitive, pstrdup(relname));
 	MemoryContextSwitchTo(old);
@@ -415,7 +417,7 @@ refuse_lost_sensitivity(Oid relid)
 	const char *from;
 	bool		carried = false;
 
-	if (prot == NULL || statement_read_sensitive() == NIL)
+	if (prot == NULL || read_sensitive == NIL)
 		return;
 	cls = list_nth(read_sensitive, 0);
 	from = list_nth(read_sensitive, 1);
@@ -503,7 +505,7 @@ aa_protected_schema_utility_done(Node *stmt)
 		return;
 
 	protect_all(todo, decls);
-	if (statement_read_sensitive() != NIL)
+	if (read_sensitive != NIL)
 	{
 		foreach(lc, todo)
 			refuse_lost_sensitivity(lfirst_oid(lc));

@@ -75,6 +75,8 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_derived_utility_begin(stmt);
 	aa_protected_schema_utility_begin(&outer_relations);
 	aa_session_utility_begin(stmt, context == PROCESS_UTILITY_TOPLEVEL);
+	if (context == PROCESS_UTILITY_TOPLEVEL)
+		aa_protected_schema_toplevel();
 
 	/*
 	 * DROP EXTENSION agentauth, when the site allows it: its own objects go
