@@ -232,7 +232,7 @@ aa_patient_id_check(const char *id)
 	if ((at = invisible_at(id, &blank_end)) >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("patient id has a control or invisible character at byte %d", at + 1),
+				 errmsg("patient id has a control or invisible character, or a blank other than a space, at byte %d", at + 1),
 				 errhint("A patient id is written with visible characters only, as the patient column holds it.")));
 	if (blank_end)
 		ereport(ERROR,
