@@ -43,7 +43,7 @@ SELECT agentauth.record_consent('11.0', 'deny');
 SELECT agentauth.record_consent('MRN00000011', 'deny');
 SELECT agentauth.record_consent(99999999999, 'deny');
 SELECT agentauth.record_consent(11.0, 'deny');
-\set VERBOSITY verbose
+\set VERBOSITY sqlstate
 SELECT agentauth.record_consent('011', 'deny');
 \set VERBOSITY default
 SELECT agentauth.record_consent(NULL, 'deny');

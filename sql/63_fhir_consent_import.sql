@@ -357,10 +357,12 @@ SELECT agentauth.record_consent(E'P63R\u2800', 'deny');
 SELECT agentauth.record_consent(E'\u0301P63R', 'deny');
 SELECT agentauth.record_consent(E'P63\uE000R', 'deny');
 SELECT agentauth.record_consent(E'P63\u00a0R', 'deny');
--- a name with letters of any script and inner blanks is an id
+-- a name with letters of any script and inner blanks is an id, and so is
+-- one whose script joins letters with U+200C (a Persian name)
 SELECT agentauth.record_consent(E'M\u00fcller Hans', 'deny') IS NOT NULL AS recorded;
+SELECT agentauth.record_consent(E'\u0645\u06cc\u200c\u0631\u0648\u062f', 'deny') IS NOT NULL AS recorded;
 SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R', 'P63S')
  GROUP BY 1 ORDER BY 1;
 \c - postgres
-DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S', E'M\u00fcller Hans');
+DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S', E'M\u00fcller Hans', E'\u0645\u06cc\u200c\u0631\u0648\u062f');
 DELETE FROM agentauth.fhir_consent_version;

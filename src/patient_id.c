@@ -147,7 +147,9 @@ type_prints(const PatientType *t, const char *id)
  * controls, tags), fillers (Hangul, Khitan, the Braille blank), variation
  * selectors, separators, the object replacement and unassigned specials,
  * private use.  PostgreSQL 15 has no Unicode category table to ask; these
- * are the code points of those kinds in Unicode 15.
+ * are the code points of those kinds in Unicode 15.  The zero-width
+ * joiner and non-joiner (U+200C, U+200D) are letters' business in Persian,
+ * the Indic scripts and emoji: a name written with them is let through.
  */
 static bool
 invisible(pg_wchar c)
@@ -156,7 +158,7 @@ invisible(pg_wchar c)
 		(c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f ||
 		c == 0x890 || c == 0x891 || c == 0x8e2 ||
 		c == 0x115f || c == 0x1160 || c == 0x17b4 || c == 0x17b5 ||
-		(c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
+		(c >= 0x180b && c <= 0x180f) || c == 0x200b || c == 0x200e || c == 0x200f ||
 		(c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) ||
 		c == 0x2800 || c == 0x3164 || (c >= 0xe000 && c <= 0xf8ff) ||
 		(c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff || c == 0xffa0 ||
