@@ -213,6 +213,19 @@ SELECT agentauth.protect_table('reg50_src.labs_by_hiv', 'patient_id', '{"value":
 INSERT INTO reg50_src.labs_by_hiv VALUES ('R50-P1', 11, 'positive'), ('R50-P2', 13, 'negative');
 CREATE TABLE reg50_concepts.pos_labs AS SELECT patient_id, value FROM reg50_src.labs_hiv_pos;
 CREATE TABLE reg50_concepts.all_labs AS SELECT patient_id, value FROM reg50_src.labs_by_hiv;
+-- (the whole parent is all values: allowed); filtered by tableoid, which
+-- names each row's partition, it is read as the class
+CREATE TABLE reg50_concepts.pos_labs AS SELECT patient_id, value FROM reg50_src.labs_by_hiv
+ WHERE tableoid = 'reg50_src.labs_hiv_pos'::regclass;
+-- an earlier statement of the session, sent on its own, does not count
+-- for a table a later one makes (the first cut of the client-statement
+-- rule: a function making it after an unrelated read was refused)
+CREATE FUNCTION pg_temp.reg50_mk() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TABLE reg50_concepts.tested_later AS SELECT patient_id, tested FROM reg50_src.hiv;
+END $$;
+SELECT count(*) AS tests FROM reg50_src.hiv_tests;
+SELECT pg_temp.reg50_mk();
 -- a non_phi key beside the class's columns is fine
 CREATE SCHEMA reg50_hivc;
 SELECT agentauth.protect_schema('reg50_hivc', 'patient_id', '{"test_id": "non_phi"}', 'hiv');

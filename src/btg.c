@@ -37,6 +37,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/memnodes.h"
+#include "storage/ipc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -404,8 +405,22 @@ btg_session_end(void)
 	{
 		Oid			types[1] = {UUIDOID};
 
+		/*
+		 * At the backend's exit no interrupt or lock_timeout can end a wait
+		 * (proc_exit holds them off): an override whose row another
+		 * transaction holds is skipped, left to its time, rather than the
+		 * exit waiting on that transaction
+		 */
 		arg = UUIDPGetDatum(&aa_session->id);
-		if (SPI_execute_with_args("UPDATE agentauth.break_glass "
+		if (SPI_execute_with_args(proc_exit_inprogress ?
+								  "UPDATE agentauth.break_glass "
+								  "SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'session end' "
+								  "WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.id FROM agentauth.break_glass b "
+								  "WHERE b.session_id OPERATOR(pg_catalog.=) $1 AND b.ended_at IS NULL "
+								  "AND b.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+								  "FOR UPDATE SKIP LOCKED)) "
+								  "RETURNING id::pg_catalog.text, patient" :
+								  "UPDATE agentauth.break_glass "
 								  "SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'session end' "
 								  "WHERE session_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL "
 								  "AND ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "

@@ -31,6 +31,7 @@
 #include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
@@ -100,6 +101,7 @@ typedef struct RelUse
 	bool	   *att[AA_NACTIONS];	/* [1..natts]: column referenced */
 	bool		bypass;
 	bool		checked;		/* at least one entry under row security */
+	bool		tableoid;		/* reads tableoid: which partition a row is in */
 } RelUse;
 
 static AAProtectedRel *
@@ -156,7 +158,9 @@ mark_cols(RelUse *u, int idx, Bitmapset *cols)
 			}
 			u->att[idx][attno] = true;
 		}
-		/* system columns reveal no PHI */
+		else if (attno == TableOidAttributeNumber)
+			u->tableoid = true;
+		/* system columns reveal no PHI (tableoid: see note_sensitive_read) */
 	}
 	u->used[idx] = true;
 }
@@ -314,6 +318,39 @@ touched_cols(RelUse *u, int *ncols)
 	return cols;
 }
 
+/* the sensitive classes of a partitioned table's key columns, as read */
+static void
+note_partition_key(Oid parent, AAProtectedRel *prot)
+{
+	Relation	rel = relation_open(parent, AccessShareLock);
+	PartitionKey key = RelationGetPartitionKey(rel);
+	Bitmapset  *cols = NULL;
+	int			attno = -1;
+
+	for (int k = 0; key != NULL && k < key->partnatts; k++)
+	{
+		if (key->partattrs[k] != 0)
+			cols = bms_add_member(cols, key->partattrs[k] - FirstLowInvalidHeapAttributeNumber);
+	}
+	if (key != NULL)
+		pull_varattnos((Node *) key->partexprs, 1, &cols);
+	while ((attno = bms_next_member(cols, attno)) >= 0)
+	{
+		const char *name = get_attname(parent, attno + FirstLowInvalidHeapAttributeNumber, true);
+
+		for (int i = 1; name != NULL && i <= prot->natts; i++)
+		{
+			bool		sensitive = false;
+
+			if (prot->att_name[i] != NULL && strcmp(prot->att_name[i], name) == 0 &&
+				prot->att_class[i] != NULL &&
+				aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
+				aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
+		}
+	}
+	relation_close(rel, AccessShareLock);
+}
+
 /*
  * The sensitive classes a privileged statement read (protected_schema.c):
  * those of the columns it names, and, of a table whose every column but
@@ -355,43 +392,23 @@ note_sensitive_read(RelUse *u)
 	/*
 	 * A partition holds the rows whose key has its bound's values: read
 	 * alone, it tells each row's value of the key's columns, whether named
-	 * or not (the partition of HIV-positive results)
+	 * or not (the partition of HIV-positive results); so does tableoid read
+	 * of a partitioned table, which names each row's partition
 	 */
 	if (get_rel_relispartition(u->relid))
 	{
 		ListCell   *lc;
 
 		foreach(lc, get_partition_ancestors(u->relid))
-		{
-			Oid			parent = lfirst_oid(lc);
-			Relation	rel = relation_open(parent, AccessShareLock);
-			PartitionKey key = RelationGetPartitionKey(rel);
-			Bitmapset  *cols = NULL;
-			int			attno = -1;
+			note_partition_key(lfirst_oid(lc), prot);
+	}
+	if (u->tableoid && get_rel_relkind(u->relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		ListCell   *lc;
 
-			for (int k = 0; key != NULL && k < key->partnatts; k++)
-			{
-				if (key->partattrs[k] != 0)
-					cols = bms_add_member(cols, key->partattrs[k] - FirstLowInvalidHeapAttributeNumber);
-			}
-			if (key != NULL)
-				pull_varattnos((Node *) key->partexprs, 1, &cols);
-			while ((attno = bms_next_member(cols, attno)) >= 0)
-			{
-				const char *name = get_attname(parent, attno + FirstLowInvalidHeapAttributeNumber, true);
-
-				for (int i = 1; name != NULL && i <= prot->natts; i++)
-				{
-					bool		sensitive = false;
-
-					if (prot->att_name[i] != NULL && strcmp(prot->att_name[i], name) == 0 &&
-						prot->att_class[i] != NULL &&
-						aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
-						aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
-				}
-			}
-			relation_close(rel, AccessShareLock);
-		}
+		foreach(lc, find_all_inheritors(u->relid, NoLock, NULL))
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_PARTITIONED_TABLE)
+				note_partition_key(lfirst_oid(lc), prot);
 	}
 }
 

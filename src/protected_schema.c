@@ -80,17 +80,28 @@ static List *pending = NIL;
 static List *pending_moved = NIL;
 
 /*
- * The sensitive classes read since the client's last top-level utility
- * statement began (a CREATE TABLE AS, a DO block, a CALL: what runs inside
- * one, across a procedure's COMMITs, counts for it; one statement of a
- * multi-statement string does not count for the next), each with a table
- * it read it from ("class" then "table", pairs), in read_sensitive_cxt.  A
- * table made in a protected schema must carry them: the schema's
- * declaration labels the new columns by name, and would pass HIV results
- * on as "lab" (an outside review of 1.1).
+ * The sensitive classes read by the client's statement under way, each
+ * with a table it read it from ("class" then "table", pairs), in
+ * read_sensitive_cxt.  The client's statement: from its message
+ * (statement_timestamp(), which a DO block, a function or a procedure
+ * keeps across its COMMITs), and from its top-level utility statement when
+ * one message holds several.  A table made in a protected schema must
+ * carry them: the schema's declaration labels the new columns by name,
+ * and would pass HIV results on as "lab" (an outside review of 1.1).
  */
 static List *read_sensitive = NIL;
 static MemoryContext read_sensitive_cxt = NULL;
+static TimestampTz read_sensitive_stmt = 0;
+
+/* what the client's statement under way read (an earlier one's forgotten) */
+static List *
+current_read_sensitive(void)
+{
+	if (read_sensitive != NIL &&
+		read_sensitive_stmt != GetCurrentStatementStartTimestamp())
+		aa_protected_schema_toplevel();
+	return read_sensitive;
+}
 static bool callback_registered = false;
 static uint64 xact_ends = 0;	/* transactions ended since then */
 
@@ -387,6 +398,8 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 		RegisterXactCallback(pending_xact_callback, NULL);
 		callback_registered = true;
 	}
+	current_read_sensitive();
+	read_sensitive_stmt = GetCurrentStatementStartTimestamp();
 	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
 		if (strcmp(list_nth(read_sensitive, i), cls) == 0)
 			return;
@@ -417,7 +430,7 @@ refuse_lost_sensitivity(Oid relid)
 	const char *from;
 	bool		carried = false;
 
-	if (prot == NULL || read_sensitive == NIL)
+	if (prot == NULL || current_read_sensitive() == NIL)
 		return;
 	cls = list_nth(read_sensitive, 0);
 	from = list_nth(read_sensitive, 1);
@@ -505,7 +518,7 @@ aa_protected_schema_utility_done(Node *stmt)
 		return;
 
 	protect_all(todo, decls);
-	if (read_sensitive != NIL)
+	if (current_read_sensitive() != NIL)
 	{
 		foreach(lc, todo)
 			refuse_lost_sensitivity(lfirst_oid(lc));

@@ -503,12 +503,12 @@ session_exit_callback(int code, Datum arg)
 	/*
 	 * Its overrides end with it, in a transaction of their own (as the
 	 * temporary tables' removal at exit): read-write whatever the client
-	 * set, and not waiting long on a row another transaction holds (an
-	 * error here is FATAL, and leaves them to their time).
+	 * set, and skipping a row another transaction holds, which no timeout
+	 * could stop waiting on here (btg.c; an error here is FATAL, and leaves
+	 * them to their time).
 	 */
 	if (s->broke_glass && session_end_callback && !RecoveryInProgress())
 	{
-		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_OVERRIDE);
 		StartTransactionCommand();
 		XactReadOnly = false;
 		end_overrides();
