@@ -361,6 +361,11 @@ SELECT agentauth.record_consent(E'P63\u00a0R', 'deny');
 -- one whose script joins letters with U+200C (a Persian name)
 SELECT agentauth.record_consent(E'M\u00fcller Hans', 'deny') IS NOT NULL AS recorded;
 SELECT agentauth.record_consent(E'\u0645\u06cc\u200c\u0631\u0648\u062f', 'deny') IS NOT NULL AS recorded;
+-- but only between such letters: beside a Latin letter, at an end or
+-- alone they make an id that reads as another
+SELECT agentauth.record_consent(E'P63R\u200d', 'deny');
+SELECT agentauth.record_consent(E'P\u200c63R', 'deny');
+SELECT agentauth.record_consent(E'\u200d', 'deny');
 SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R', 'P63S')
  GROUP BY 1 ORDER BY 1;
 \c - postgres

@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
@@ -38,9 +39,12 @@
 #include "miscadmin.h"
 #include "nodes/memnodes.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -400,6 +404,29 @@ btg_session_end(void)
 
 	if (!btg_current() || btg_context == NULL)
 		return;
+
+	/*
+	 * At the backend's exit nothing can end a wait (proc_exit holds
+	 * interrupts off, so no lock_timeout fires): a table lock another
+	 * transaction holds on the overrides or their indexes (a REINDEX, a
+	 * LOCK TABLE) leaves them to their time, as a held row does below
+	 */
+	if (proc_exit_inprogress)
+	{
+		Oid			rel = get_relname_relid("break_glass", get_namespace_oid(AA_SCHEMA, true));
+		Relation	r;
+		List	   *indexes;
+		ListCell   *lc;
+
+		if (!OidIsValid(rel) || !ConditionalLockRelationOid(rel, RowExclusiveLock))
+			return;
+		r = relation_open(rel, NoLock);
+		indexes = RelationGetIndexList(r);
+		relation_close(r, NoLock);
+		foreach(lc, indexes)
+			if (!ConditionalLockRelationOid(lfirst_oid(lc), RowExclusiveLock))
+				return;
+	}
 
 	aa_spi_begin(&st, false);
 	{

@@ -27,11 +27,11 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
-#include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
@@ -44,8 +44,8 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
-#include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/portal.h"
 
 #include "agentauth.h"
@@ -318,22 +318,34 @@ touched_cols(RelUse *u, int *ncols)
 	return cols;
 }
 
-/* the sensitive classes of a partitioned table's key columns, as read */
+/*
+ * The sensitive classes of a partitioned table's key columns, as read.
+ * From the catalog's row, not the relation: a partition the plan pruned
+ * is not locked, and opening it would wait behind, or fail after, a
+ * concurrent DROP or DETACH.
+ */
 static void
 note_partition_key(Oid parent, AAProtectedRel *prot)
 {
-	Relation	rel = relation_open(parent, AccessShareLock);
-	PartitionKey key = RelationGetPartitionKey(rel);
+	HeapTuple	tuple = SearchSysCache1(PARTRELID, ObjectIdGetDatum(parent));
+	Form_pg_partitioned_table form;
 	Bitmapset  *cols = NULL;
+	Datum		exprs;
+	bool		isnull;
 	int			attno = -1;
 
-	for (int k = 0; key != NULL && k < key->partnatts; k++)
+	if (!HeapTupleIsValid(tuple))
+		return;					/* gone meanwhile */
+	form = (Form_pg_partitioned_table) GETSTRUCT(tuple);
+	for (int k = 0; k < form->partnatts; k++)
 	{
-		if (key->partattrs[k] != 0)
-			cols = bms_add_member(cols, key->partattrs[k] - FirstLowInvalidHeapAttributeNumber);
+		if (form->partattrs.values[k] != 0)
+			cols = bms_add_member(cols, form->partattrs.values[k] - FirstLowInvalidHeapAttributeNumber);
 	}
-	if (key != NULL)
-		pull_varattnos((Node *) key->partexprs, 1, &cols);
+	exprs = SysCacheGetAttr(PARTRELID, tuple, Anum_pg_partitioned_table_partexprs, &isnull);
+	if (!isnull)
+		pull_varattnos(stringToNode(TextDatumGetCString(exprs)), 1, &cols);
+	ReleaseSysCache(tuple);
 	while ((attno = bms_next_member(cols, attno)) >= 0)
 	{
 		const char *name = get_attname(parent, attno + FirstLowInvalidHeapAttributeNumber, true);
@@ -348,7 +360,6 @@ note_partition_key(Oid parent, AAProtectedRel *prot)
 				aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
 		}
 	}
-	relation_close(rel, AccessShareLock);
 }
 
 /*

@@ -149,7 +149,8 @@ type_prints(const PatientType *t, const char *id)
  * private use.  PostgreSQL 15 has no Unicode category table to ask; these
  * are the code points of those kinds in Unicode 15.  The zero-width
  * joiner and non-joiner (U+200C, U+200D) are letters' business in Persian,
- * the Indic scripts and emoji: a name written with them is let through.
+ * the Indic scripts and emoji: invisible_at lets them through between two
+ * such letters only.
  */
 static bool
 invisible(pg_wchar c)
@@ -198,8 +199,10 @@ invisible_at(const char *id, bool *blank_end)
 	const unsigned char *s = (const unsigned char *) id;
 	int			len = strlen(id);
 	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	pg_wchar	prev = 0;
 
 	*blank_end = len > 0 && (id[0] == ' ' || id[len - 1] == ' ');
+
 	for (int i = 0; i < len;)
 	{
 		int			n = utf8 ? pg_utf_mblen(s + i) : 1;
@@ -211,6 +214,24 @@ invisible_at(const char *id, bool *blank_end)
 		if (utf8 ? (invisible(c) || blank(c) || (i == 0 && combining(c))) :
 			(c < 0x20 || c == 0x7f))
 			return i;
+
+		/*
+		 * The joiners only join: between two letters of a script that
+		 * writes with them (Arabic and Persian, the Indic scripts, emoji
+		 * sequences: nothing below U+0300), never at an end or beside a
+		 * Latin letter, where they make an id look like another
+		 */
+		if (utf8 && (c == 0x200c || c == 0x200d))
+		{
+			pg_wchar	next = 0;
+
+			if (i + n < len)
+				next = (pg_utf_mblen(s + i + n) > 1) ? utf8_to_unicode(s + i + n) : s[i + n];
+			if (prev < 0x300 || next < 0x300 || next == 0x200c || next == 0x200d ||
+				invisible(next) || blank(next))
+				return i;
+		}
+		prev = c;
 		i += n;
 	}
 	return -1;
