@@ -164,7 +164,7 @@ void
 aa_refuse_outside_session(const char *relname, int ncols, const char **cols,
 						  const char *action)
 {
-	bool		registered = is_registered_principal(GetSessionUserId());
+	bool		registered = aa_login_is_principal();
 	StringInfoData detail;
 	StringInfoData why;
 

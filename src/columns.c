@@ -318,6 +318,16 @@ touched_cols(RelUse *u, int *ncols)
 	return cols;
 }
 
+/* is column i of prot of a sensitive class? */
+static bool
+column_sensitive(AAProtectedRel *prot, int i)
+{
+	bool		sensitive = false;
+
+	return prot->att_class[i] != NULL &&
+		aa_class_lookup(prot->att_class[i], &sensitive) && sensitive;
+}
+
 /*
  * The sensitive classes of a partitioned table's key columns, as read.
  * From the catalog's row, not the relation: a partition the plan pruned
@@ -351,14 +361,9 @@ note_partition_key(Oid parent, AAProtectedRel *prot)
 		const char *name = get_attname(parent, attno + FirstLowInvalidHeapAttributeNumber, true);
 
 		for (int i = 1; name != NULL && i <= prot->natts; i++)
-		{
-			bool		sensitive = false;
-
 			if (prot->att_name[i] != NULL && strcmp(prot->att_name[i], name) == 0 &&
-				prot->att_class[i] != NULL &&
-				aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
+				column_sensitive(prot, i))
 				aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
-		}
 	}
 }
 
@@ -378,27 +383,16 @@ note_sensitive_read(RelUse *u)
 
 	for (int i = 1; i <= prot->natts; i++)
 	{
-		bool		sensitive = false;
-
 		if (i == prot->patient_attno || prot->att_name[i] == NULL ||
 			(prot->att_class[i] != NULL && strcmp(prot->att_class[i], AA_NON_PHI) == 0))
 			continue;
-		if (prot->att_class[i] == NULL ||
-			!aa_class_lookup(prot->att_class[i], &sensitive) || !sensitive)
-		{
-			all_sensitive = false;
+		all_sensitive = column_sensitive(prot, i);
+		if (!all_sensitive)
 			break;
-		}
-		all_sensitive = true;
 	}
 	for (int i = 1; i <= prot->natts; i++)
-	{
-		bool		sensitive = false;
-
-		if ((u->att[AA_READ][i] || all_sensitive) && prot->att_class[i] != NULL &&
-			aa_class_lookup(prot->att_class[i], &sensitive) && sensitive)
+		if ((u->att[AA_READ][i] || all_sensitive) && column_sensitive(prot, i))
 			aa_protected_schema_read_sensitive(prot->att_class[i], prot->relname);
-	}
 
 	/*
 	 * A partition holds the rows whose key has its bound's values: read

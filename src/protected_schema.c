@@ -393,11 +393,6 @@ aa_protected_schema_read_sensitive(const char *cls, const char *relname)
 
 	if (!IsTransactionState())
 		return;
-	if (!callback_registered)
-	{
-		RegisterXactCallback(pending_xact_callback, NULL);
-		callback_registered = true;
-	}
 	current_read_sensitive();
 	read_sensitive_stmt = GetCurrentStatementStartTimestamp();
 	for (int i = 0; i + 1 < list_length(read_sensitive); i += 2)
