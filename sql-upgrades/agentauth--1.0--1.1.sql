@@ -1221,6 +1221,14 @@ CREATE FUNCTION agentauth._patient_type_ok(t regtype) RETURNS boolean
     LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'aa_patient_type_ok';
 REVOKE ALL ON FUNCTION agentauth._patient_type_ok(regtype) FROM PUBLIC;
 
+-- A stored policy expression (pg_policy.polqual, polwithcheck) could see
+-- the values of the rows it is evaluated on: a function of a column that is
+-- not leakproof, or a sub-select (policy.c).  protect_table() refuses a
+-- table with such a restrictive policy; the row check refuses its reads.
+CREATE FUNCTION agentauth._policy_sees_rows(expr pg_node_tree) RETURNS boolean
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_policy_sees_rows';
+REVOKE ALL ON FUNCTION agentauth._policy_sees_rows(pg_node_tree) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION agentauth.protect_table(tbl regclass, patient_column name,
                                         column_classes jsonb,
                                         default_class text DEFAULT NULL)
@@ -1235,6 +1243,7 @@ DECLARE
     cls         text;
     old_label   text;
     approve     text := '';
+    pol         record;
     classes     jsonb := '{}'::jsonb;
 BEGIN
     PERFORM agentauth._require_role('agentauth_admin');
@@ -1264,6 +1273,22 @@ BEGIN
                    OR i.inhparent OPERATOR(pg_catalog.=) tbl) THEN
         RAISE EXCEPTION 'table % takes part in inheritance', tbl USING ERRCODE = '42809',
             HINT = 'Rows reached through a parent or child table would escape the checks.';
+    END IF;
+    -- PostgreSQL runs a table's own restrictive policies before the row
+    -- check, over every row: one whose expression could see the rows'
+    -- values would read every patient's every column (policy.c)
+    SELECT p.polname, p.polrelid::pg_catalog.regclass AS rel INTO pol
+      FROM pg_catalog.pg_policy p
+     WHERE NOT p.polpermissive
+       AND p.polrelid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tbl::pg_catalog.oid UNION
+                     SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(tbl) t))
+       AND (agentauth._policy_sees_rows(p.polqual) OR agentauth._policy_sees_rows(p.polwithcheck))
+     ORDER BY 2, 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has restrictive policy "%", whose expression runs code over its rows', pol.rel, pol.polname
+            USING ERRCODE = '42501',
+                  DETAIL = 'PostgreSQL evaluates it before agentauth''s row check, over the rows of every patient and every column.',
+                  HINT = 'Drop the policy: agentauth decides who reads a protected table.';
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0

@@ -787,6 +787,21 @@ access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * A statement on protected tables is running -- not a cursor between two
+ * FETCHes.  begin_session() and end_session() refuse to run inside one:
+ * the records of the rows it read before would carry the next session's
+ * token, purpose and on-behalf-of, or no principal at all (1.1).
+ */
+bool
+aa_access_statement_running(void)
+{
+	for (AAQueryAccess *q = aa_live_queries; q != NULL; q = q->next)
+		if (q->in_run && !q->done)
+			return true;
+	return false;
+}
+
 /* The transaction ended: nothing of its statements is running any more. */
 static void
 access_xact_callback(XactEvent event, void *arg)

@@ -965,6 +965,10 @@ extern bool aa_label_incomplete(Oid relid, bool has_column_labels);
  * ---------------------------------------------------------------------
  */
 extern void aa_policy_init(void);
+/* after planning: a protected scan's row check before any condition that
+ * could fail on a withheld row */
+struct PlannedStmt;
+extern void aa_policy_order_plan(struct PlannedStmt *ps);
 
 /* ---------------------------------------------------------------------
  * columns.c -- executor hooks: column scope at ExecutorStart, the
@@ -1078,6 +1082,8 @@ extern struct _DestReceiver *aa_access_output_dest(struct QueryDesc *qd,
 /* after each ExecutorRun, and at ExecutorEnd: the records, then the wait */
 extern void aa_access_run_done(struct QueryDesc *qd);
 extern void aa_access_end(struct QueryDesc *qd);
+/* a statement on protected tables is running (not a suspended cursor) */
+extern bool aa_access_statement_running(void);
 
 /* ---------------------------------------------------------------------
  * consent.c -- consent and default decisions, cached per backend

@@ -17,14 +17,43 @@
  *		be read but not written), 'insert' and 'update_new' (WITH CHECK on
  *		the new row: an error when not permitted).
  *
+ *		What runs before the check (1.1).  PostgreSQL orders a scan's
+ *		conditions by security level and cost, and lets a cheap leakproof
+ *		condition of the statement go first.  But "leakproof" promises only
+ *		that a function does not reveal its arguments; some leakproof
+ *		functions raise errors (starts_with() under a nondeterministic
+ *		collation, a comparison whose collation is indeterminate), and a
+ *		CASE around one raises it for exactly the withheld rows a question
+ *		selects: an exact answer, per probe, with no record.  So after
+ *		planning, every scan that holds a row check has its conditions
+ *		reordered (aa_policy_order_plan): first those that cannot fail on
+ *		any row -- comparisons by a btree operator of the column's own type
+ *		and a deterministic collation, of columns, constants and bound
+ *		parameters, IS [NOT] NULL, AND/OR/NOT of these: what the patient
+ *		filter of a point query or an UPDATE ... WHERE patient_id = $1 is
+ *		made of -- then the row checks, then everything else.  Index
+ *		conditions run in the index, before all of them, as before.
+ *
+ *		Restrictive policies of pg_policy on a protected table are
+ *		PostgreSQL's own security quals, placed before the hook's: an
+ *		owner's function there would run over every row, withheld patients
+ *		and columns out of scope included.  One whose expression could see
+ *		a row's values (contain_leaked_vars, or a sub-select) refuses the
+ *		statement of anyone the row check holds; protect_table() refuses a
+ *		table that has one (_policy_sees_rows).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
 #include "parser/parse_func.h"
+#include "rewrite/rewriteManip.h"
 #include "rewrite/rowsecurity.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -36,6 +65,8 @@
 #include "agentauth.h"
 
 #define POLICY_NAME "agentauth"
+
+PG_FUNCTION_INFO_V1(aa_policy_sees_rows);
 
 static row_security_policy_hook_type prev_permissive = NULL;
 static row_security_policy_hook_type prev_restrictive = NULL;
@@ -156,6 +187,267 @@ row_check_expr(Relation relation, AAProtectedRel *prot, AARowCmd cmd)
 								 COERCE_EXPLICIT_CALL);
 }
 
+/* ------------------------------------------------------------------
+ * Restrictive policies of pg_policy on a protected table
+ * ------------------------------------------------------------------
+ */
+
+/* an expression of a policy that could see the values of the row */
+static bool
+policy_sees_rows(Node *expr)
+{
+	if (expr == NULL)
+		return false;
+	/* a sub-select may pass the row's values to anything */
+	if (checkExprHasSubLink(expr))
+		return true;
+	return contain_leaked_vars(expr);
+}
+
+/* the policy applies to the current user for this command */
+static bool
+policy_applies(RowSecurityPolicy *p, CmdType cmd)
+{
+	Oid		   *roles = (Oid *) ARR_DATA_PTR(p->roles);
+	int			n = ARR_DIMS(p->roles)[0];
+	char		c;
+
+	switch (cmd)
+	{
+		case CMD_SELECT:
+			c = ACL_SELECT_CHR;
+			break;
+		case CMD_INSERT:
+			c = ACL_INSERT_CHR;
+			break;
+		case CMD_UPDATE:
+			c = ACL_UPDATE_CHR;
+			break;
+		case CMD_DELETE:
+			c = ACL_DELETE_CHR;
+			break;
+		default:
+			c = '*';
+			break;
+	}
+	/* an UPDATE or DELETE reads with the SELECT policies too */
+	if (p->polcmd != '*' && p->polcmd != c &&
+		!(p->polcmd == ACL_SELECT_CHR && (cmd == CMD_UPDATE || cmd == CMD_DELETE)))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (roles[i] == ACL_ID_PUBLIC || has_privs_of_role(GetUserId(), roles[i]))
+			return true;
+	return false;
+}
+
+static void
+refuse_policy_code(CmdType cmd, Relation relation, AAProtectedRel *prot)
+{
+	ListCell   *lc;
+
+	if (relation->rd_rsdesc == NULL)
+		return;
+	foreach(lc, relation->rd_rsdesc->policies)
+	{
+		RowSecurityPolicy *p = lfirst(lc);
+
+		if (p->permissive || !policy_applies(p, cmd))
+			continue;
+		if (policy_sees_rows((Node *) p->qual) ||
+			policy_sees_rows((Node *) p->with_check_qual))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("protected table %s has restrictive policy \"%s\", whose expression runs code over its rows",
+							prot->relname, p->policy_name),
+					 errdetail("PostgreSQL evaluates it before agentauth's row check, over the rows of every patient and every column."),
+					 errhint("Drop the policy: agentauth decides who reads a protected table.")));
+	}
+}
+
+/*
+ * agentauth._policy_sees_rows(expr pg_node_tree) RETURNS boolean: a stored
+ * policy expression (pg_policy.polqual, polwithcheck) could see the values
+ * of the rows it is evaluated on; for protect_table().
+ */
+Datum
+aa_policy_sees_rows(PG_FUNCTION_ARGS)
+{
+	Node	   *expr;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	expr = stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_BOOL(policy_sees_rows(expr));
+}
+
+/* ------------------------------------------------------------------
+ * The order of a protected scan's conditions: the row check first
+ * ------------------------------------------------------------------
+ */
+
+/*
+ * A btree comparison of two values of one type, leakproof, under a
+ * deterministic collation when the type has collations: it returns true
+ * or false on any two values of that type, and raises nothing.
+ */
+static bool
+comparison_cannot_fail(Oid opno, Oid inputcollid)
+{
+	Oid			left,
+				right;
+
+	op_input_types(opno, &left, &right);
+	if (left != right || !get_func_leakproof(get_opcode(opno)) ||
+		get_op_btree_interpretation(opno) == NIL)
+		return false;
+	if (type_is_collatable(left) &&
+		(!OidIsValid(inputcollid) || !get_collation_isdeterministic(inputcollid)))
+		return false;
+	return true;
+}
+
+/*
+ * A condition that raises no error on any row: columns, constants and
+ * bound parameters, compared as above, tested for NULL, combined by
+ * AND/OR/NOT.  Anything else (a function call, a CASE, a sub-plan's
+ * parameter, a coercion) may fail on some rows and not on others.
+ */
+static bool
+cannot_fail(Node *node)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return true;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+		case T_Const:
+			return true;
+		case T_Param:
+			return ((Param *) node)->paramkind == PARAM_EXTERN;
+		case T_RelabelType:
+			return cannot_fail((Node *) ((RelabelType *) node)->arg);
+		case T_NullTest:
+			return cannot_fail((Node *) ((NullTest *) node)->arg);
+		case T_BooleanTest:
+			return cannot_fail((Node *) ((BooleanTest *) node)->arg);
+		case T_BoolExpr:
+			foreach(lc, ((BoolExpr *) node)->args)
+				if (!cannot_fail(lfirst(lc)))
+					return false;
+			return true;
+		case T_OpExpr:
+			{
+				OpExpr	   *op = (OpExpr *) node;
+
+				return comparison_cannot_fail(op->opno, op->inputcollid) &&
+					cannot_fail((Node *) op->args);
+			}
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) node;
+
+				return comparison_cannot_fail(op->opno, op->inputcollid) &&
+					cannot_fail((Node *) op->args);
+			}
+		case T_ArrayExpr:
+			return !((ArrayExpr *) node)->multidims &&
+				cannot_fail((Node *) ((ArrayExpr *) node)->elements);
+		case T_List:
+			foreach(lc, (List *) node)
+				if (!cannot_fail(lfirst(lc)))
+					return false;
+			return true;
+		default:
+			return false;
+	}
+}
+
+typedef struct QualOrder
+{
+	Oid			row_check;		/* agentauth._row_check, once looked up */
+	bool		looked_up;
+} QualOrder;
+
+static bool
+is_row_check(Node *node, QualOrder *o)
+{
+	FuncExpr   *f;
+
+	if (!IsA(node, FuncExpr))
+		return false;
+	f = (FuncExpr *) node;
+	if (f->funcresulttype != BOOLOID || list_length(f->args) != 3)
+		return false;
+	if (!o->looked_up)
+	{
+		Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+
+		o->row_check = LookupFuncName(list_make2(makeString(AA_SCHEMA), makeString("_row_check")),
+									  3, argtypes, true);
+		o->looked_up = true;
+	}
+	return OidIsValid(o->row_check) && f->funcid == o->row_check;
+}
+
+static void
+order_scan_quals(Plan *plan, QualOrder *o)
+{
+	List	   *first = NIL;
+	List	   *checks = NIL;
+	List	   *rest = NIL;
+	ListCell   *lc;
+
+	foreach(lc, plan->qual)
+	{
+		Node	   *q = lfirst(lc);
+
+		if (is_row_check(q, o))
+			checks = lappend(checks, q);
+		else if (cannot_fail(q))
+			first = lappend(first, q);
+		else
+			rest = lappend(rest, q);
+	}
+	if (checks != NIL)
+		plan->qual = list_concat(list_concat(first, checks), rest);
+}
+
+static void
+order_plan(Plan *plan, QualOrder *o)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	if (aa_plan_scanrelid(plan) != 0 && list_length(plan->qual) > 1)
+		order_scan_quals(plan, o);
+	order_plan(outerPlan(plan), o);
+	order_plan(innerPlan(plan), o);
+	foreach(lc, aa_plan_children(plan))
+		order_plan(lfirst(lc), o);
+}
+
+/*
+ * After planning: in every scan that holds a row check, the conditions that
+ * cannot fail first, then the row checks, then the rest (see the head of
+ * this file).
+ */
+void
+aa_policy_order_plan(PlannedStmt *ps)
+{
+	QualOrder	o = {InvalidOid, false};
+	ListCell   *lc;
+
+	if (ps == NULL || ps->commandType == CMD_UTILITY)
+		return;
+	order_plan(ps->planTree, &o);
+	foreach(lc, ps->subplans)
+		order_plan(lfirst(lc), &o);
+}
+
 static List *
 permissive_hook(CmdType cmd, Relation relation)
 {
@@ -180,6 +472,7 @@ restrictive_hook(CmdType cmd, Relation relation)
 	prot = aa_protected_rel(RelationGetRelid(relation));
 	if (prot == NULL)
 		return result;
+	refuse_policy_code(cmd, relation, prot);
 	switch (cmd)
 	{
 		case CMD_SELECT:

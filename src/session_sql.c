@@ -240,6 +240,22 @@ session_scope_refused(bool txonly, bool principal_requires)
 #define BAD_TOKEN_HINT	"Ask the token issuer for a new token for this agent."
 
 /*
+ * Sessions begin and end in statements of their own: inside a statement
+ * that is reading protected tables, the records of the rows it read would
+ * name the next session (access_run.c).
+ */
+static void
+refuse_inside_statement(const char *what)
+{
+	if (aa_access_statement_running())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s an agentauth session inside a statement that reads protected tables", what),
+				 errdetail("The records of the rows the statement read would name another session."),
+				 errhint("Begin or end a session in a statement of its own.")));
+}
+
+/*
  * agentauth.begin_session(secret text, transaction_only boolean) RETURNS uuid
  */
 Datum
@@ -267,6 +283,7 @@ aa_begin_session(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("secret must not be null")));
+	refuse_inside_statement("begin");
 	txonly = bool_arg(fcinfo, 1, "transaction_only");
 	secret = PG_GETARG_TEXT_PP(0);
 	sdata = VARDATA_ANY(secret);
@@ -416,6 +433,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	bool		found = false;
 	const char *txonly_refused = NULL;
 
+	refuse_inside_statement("begin");
 	purpose = aa_text_arg(fcinfo, 0, "purpose", true, AA_MAX_NAME_LEN);
 	txonly = bool_arg(fcinfo, 1, "transaction_only");
 
@@ -534,6 +552,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 Datum
 aa_end_session(PG_FUNCTION_ARGS)
 {
+	refuse_inside_statement("end");
 	aa_session_end();
 	PG_RETURN_VOID();
 }

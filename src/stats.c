@@ -391,6 +391,8 @@ static PlannedStmt *
 aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		   ParamListInfo boundParams)
 {
+	PlannedStmt *ps;
+
 	if (aa_session == NULL)
 	{
 		/* a plan a later session must make again, and refuse */
@@ -412,8 +414,12 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 		}
 	}
 	if (prev_planner)
-		return prev_planner(parse, query_string, cursorOptions, boundParams);
-	return standard_planner(parse, query_string, cursorOptions, boundParams);
+		ps = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		ps = standard_planner(parse, query_string, cursorOptions, boundParams);
+	/* the row check before any condition that could fail (policy.c) */
+	aa_policy_order_plan(ps);
+	return ps;
 }
 
 /* ------------------------------------------------------------------
