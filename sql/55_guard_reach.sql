@@ -91,9 +91,18 @@ SELECT count(*) AS note_columns FROM pg_attribute
 SET SESSION AUTHORIZATION reg55_owner;
 ALTER TYPE reg55.obs RENAME ATTRIBUTE patient_id TO old_pid;
 \echo SQLSTATE :SQLSTATE
--- another column's rename is allowed, as by ALTER TABLE
+-- so is another column's, by either statement (1.1: allowed; the log names
+-- columns as they were named when read, so renaming two columns into each
+-- other's names made it say that one was read where the other was); a
+-- superuser may
 ALTER TYPE reg55.obs RENAME ATTRIBUTE v TO v2;
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE reg55.obs RENAME COLUMN v TO v2;
+\echo SQLSTATE :SQLSTATE
+RESET SESSION AUTHORIZATION;
+ALTER TABLE reg55.obs RENAME COLUMN v TO v2;
 ALTER TABLE reg55.obs RENAME COLUMN v2 TO v;
+SET SESSION AUTHORIZATION reg55_owner;
 
 -- 5. A value of an enum a protected column uses, renamed: every stored
 -- value changes without the row check (refused to a non-superuser); a

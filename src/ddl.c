@@ -411,6 +411,17 @@ check_rename(RenameStmt *stmt)
 		strcmp(stmt->subname, prot->patient_column) == 0)
 		aa_ddl_refuse(prot->relname, "rename the patient column of",
 				   "Unprotect the table, rename the column, and protect it again.");
+
+	/*
+	 * The audit records name a column as it was named when it was read;
+	 * a rename, or two swapped, would make the log say that one element
+	 * was read where another was, and element_access() answer for the
+	 * wrong one (1.1: the owner could rename every column but the
+	 * patient's, unrecorded).
+	 */
+	if (prot && !superuser())
+		aa_ddl_refuse(prot->relname, "rename a column of",
+				   "The audit log names columns as they were named when read. A superuser may do this; otherwise unprotect the table with agentauth.unprotect_table() (audited), rename the column, and protect it again.");
 }
 
 /*
