@@ -961,7 +961,9 @@ extern bool aa_label_incomplete(Oid relid, bool has_column_labels);
 
 /* ---------------------------------------------------------------------
  * policy.c -- row-security policy hooks: the restrictive policy of a
- * protected table calls agentauth._row_check() (access.c) on every row
+ * protected table calls agentauth._row_check() (access.c) on every row;
+ * the table's own restrictive policies that could see a row are refused;
+ * after planning, nothing that can fail runs before the check
  * ---------------------------------------------------------------------
  */
 extern void aa_policy_init(void);
