@@ -21,7 +21,13 @@ INSERT INTO qo.labs VALUES (1, 'QO-P1', '718-7', 13.5, 'negative', 'a'),
                            (3, 'QO-P2', '718-7', 11.0, 'positive', 'c'),
                            (4, 'QO-P3', '718-7', 12.2, 'positive', 'd');
 GRANT SELECT, UPDATE ON qo.labs TO qo_agent;
+CREATE TABLE qo.vitals (id int PRIMARY KEY, patient_id bigint NOT NULL, hr int);
+INSERT INTO qo.vitals VALUES (1, 881, 60), (2, 882, 70);
+GRANT SELECT, UPDATE ON qo.vitals TO qo_agent;
 RESET ROLE;
+SELECT agentauth.protect_table('qo.vitals', 'patient_id', '{"id": "non_phi", "hr": "lab"}');
+SELECT agentauth.record_consent('881', 'permit', '{TREAT}', '{lab}', '{read,update}') IS NOT NULL AS consented;
+SELECT agentauth.record_consent('882', 'permit', '{TREAT}', '{lab}', '{read}') IS NOT NULL AS read_only;
 SELECT agentauth.protect_table('qo.labs', 'patient_id',
     '{"id": "non_phi", "code": "lab", "value": "lab", "ccode": "lab", "hiv_status": "hiv"}');
 SELECT agentauth.register_agent('qo agent', 'qo_agent', 'qo team', '{TREAT}', '{lab:read,lab:write}') AS agent \gset
@@ -55,6 +61,25 @@ SELECT count(*) FROM qo.labs
 -- a sub-plan's value, computed when the first row reaches it
 SELECT count(*) FROM qo.labs
  WHERE patient_id = 'QO-P3' AND code = (SELECT x::text FROM generate_series(1, 2) x);
+-- a PL/pgSQL variable, fetched when a row reaches it: its type changed
+-- since the plan was made, so the fetch fails
+DO $$
+DECLARE r record; n int; i int; guess text; answers text := '';
+BEGIN
+  FOREACH guess IN ARRAY ARRAY['2345-7', '718-7', '999-9'] LOOP
+    BEGIN
+      FOR i IN 1 .. 2 LOOP
+        IF i = 1 THEN SELECT 'x'::text AS code INTO r; ELSE SELECT 1 AS code INTO r; END IF;
+        SELECT count(*) INTO n FROM qo.labs
+         WHERE patient_id = 'QO-P3' AND (code < guess OR code > guess OR code = r.code);
+      END LOOP;
+      answers := answers || ' ' || n;
+    EXCEPTION WHEN datatype_mismatch THEN
+      answers := answers || ' error';
+    END;
+  END LOOP;
+  RAISE NOTICE 'answers:%', answers;
+END $$;
 -- the permitted patient's rows do reach them
 SELECT count(*) FROM qo.labs
  WHERE CASE WHEN patient_id = 'QO-P1' AND code = '718-7'
@@ -65,6 +90,21 @@ SELECT count(*) FROM qo.labs
 SELECT id, code FROM qo.labs WHERE patient_id = 'QO-P1' AND code = '718-7';
 UPDATE qo.labs SET value = value WHERE patient_id = 'QO-P1' AND value > 0;
 UPDATE qo.labs SET value = value WHERE patient_id = 'QO-P2';
+-- nor when the patient is compared in a way that could fail (a parameter
+-- of a generic plan, an initplan, IS NOT DISTINCT FROM, a function): the
+-- row check's half that hides unreadable rows goes before them, whether
+-- the row may be written is asked after them
+SET plan_cache_mode = force_generic_plan;
+PREPARE qo_upd(text) AS UPDATE qo.labs SET value = value WHERE patient_id = $1;
+EXECUTE qo_upd('QO-P1');
+EXECUTE qo_upd('QO-P2');
+RESET plan_cache_mode;
+UPDATE qo.labs SET value = value WHERE patient_id = (SELECT 'QO-P1');
+UPDATE qo.labs SET value = value WHERE patient_id IS NOT DISTINCT FROM 'QO-P1';
+UPDATE qo.labs SET value = value WHERE patient_id = lower('QO-P1') OR patient_id = upper('qo-p1');
+SELECT id FROM qo.labs WHERE patient_id IS NOT DISTINCT FROM 'QO-P1' ORDER BY id FOR UPDATE;
+-- a bigint patient compared with an integer (a comparison across types)
+UPDATE qo.vitals SET hr = hr WHERE patient_id = 881;
 -- the plan says so: the row check, then the CASE
 DO $$
 DECLARE

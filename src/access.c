@@ -46,6 +46,10 @@ aa_row_cmd_name(AARowCmd cmd)
 {
 	if (cmd == AA_ROW_UPDATE_NEW)
 		return "update_new";
+	if (cmd == AA_ROW_UPDATE_SEEN)
+		return "update_seen";
+	if (cmd == AA_ROW_DELETE_SEEN)
+		return "delete_seen";
 	return aa_action_name(AA_ACT_BIT(cmd));
 }
 
@@ -298,7 +302,11 @@ typedef struct RowCheckState
 static int
 cmd_index(AARowCmd cmd)
 {
-	return cmd == AA_ROW_UPDATE_NEW ? AA_UPDATE : (int) cmd;
+	if (cmd == AA_ROW_UPDATE_NEW || cmd == AA_ROW_UPDATE_SEEN)
+		return AA_UPDATE;
+	if (cmd == AA_ROW_DELETE_SEEN)
+		return AA_DELETE;
+	return (int) cmd;
 }
 
 /*
@@ -432,10 +440,10 @@ aa_row_check(PG_FUNCTION_ARGS)
 					 errmsg("relation and command must not be null")));
 		relid = PG_GETARG_OID(0);
 		cmd = text_to_cstring(PG_GETARG_TEXT_PP(2));
-		for (c = AA_ROW_READ; c <= AA_ROW_UPDATE_NEW; c++)
+		for (c = AA_ROW_READ; c <= AA_ROW_LAST; c++)
 			if (strcmp(cmd, aa_row_cmd_name(c)) == 0)
 				break;
-		if (c > AA_ROW_UPDATE_NEW)
+		if (c > AA_ROW_LAST)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown row check command \"%s\"", cmd)));
@@ -497,7 +505,8 @@ aa_row_check(PG_FUNCTION_ARGS)
 		ra->nopatient[idx]++;
 		ra->any_counted = true;
 		if (st->cmd == AA_ROW_READ || st->cmd == AA_ROW_UPDATE ||
-			st->cmd == AA_ROW_DELETE)
+			st->cmd == AA_ROW_DELETE || st->cmd == AA_ROW_UPDATE_SEEN ||
+			st->cmd == AA_ROW_DELETE_SEEN)
 			return BoolGetDatum(false);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -552,6 +561,21 @@ aa_row_check(PG_FUNCTION_ARGS)
 				refuse_write(ra, pa, idx);
 			consume_approval(ra, pa, idx);
 			pa->written_new++;
+			return BoolGetDatum(true);
+
+		case AA_ROW_UPDATE_SEEN:
+		case AA_ROW_DELETE_SEEN:
+
+			/*
+			 * Before the statement's conditions that could fail (policy.c):
+			 * a row the session cannot read is invisible to them; whether
+			 * it may be written is asked at the end, of the rows they keep.
+			 */
+			if (!aa_access_decide(ra, pa, AA_READ))
+			{
+				pa->withheld[idx]++;
+				return BoolGetDatum(false);
+			}
 			return BoolGetDatum(true);
 	}
 	return BoolGetDatum(false);

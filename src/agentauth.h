@@ -1044,9 +1044,13 @@ typedef enum AARowCmd
 	AA_ROW_INSERT = AA_INSERT,
 	AA_ROW_UPDATE = AA_UPDATE,
 	AA_ROW_DELETE = AA_DELETE,
-	AA_ROW_UPDATE_NEW
+	AA_ROW_UPDATE_NEW,
+	/* the first half of an UPDATE's / DELETE's check: readable or invisible */
+	AA_ROW_UPDATE_SEEN,
+	AA_ROW_DELETE_SEEN
 } AARowCmd;
-/* its name: the action's, or "update_new" */
+#define AA_ROW_LAST AA_ROW_DELETE_SEEN
+/* its name: the action's, or "update_new", "update_seen", "delete_seen" */
 extern const char *aa_row_cmd_name(AARowCmd cmd);
 
 /* one statement's access context (private: access_int.h) */

@@ -39,7 +39,7 @@
  *		owner's function there would run over every row, withheld patients
  *		and columns out of scope included.  One whose expression could see
  *		a row's values (contain_leaked_vars, or a sub-select) refuses the
- *		statement of anyone the row check holds; protect_table() refuses a
+ *		statement it applies to for anyone the row check holds; protect_table() refuses a
  *		table that has one (_policy_sees_rows).
  *
  *-------------------------------------------------------------------------
@@ -204,12 +204,14 @@ policy_sees_rows(Node *expr)
 	return contain_leaked_vars(expr);
 }
 
-/* the policy applies to the current user for this command */
+/*
+ * The policy applies to this command.  Its roles are not looked at: a
+ * view's policies apply as the view's owner, and whoever they apply to,
+ * such code has no place on a protected table.
+ */
 static bool
 policy_applies(RowSecurityPolicy *p, CmdType cmd)
 {
-	Oid		   *roles = (Oid *) ARR_DATA_PTR(p->roles);
-	int			n = ARR_DIMS(p->roles)[0];
 	char		c;
 
 	switch (cmd)
@@ -231,13 +233,8 @@ policy_applies(RowSecurityPolicy *p, CmdType cmd)
 			break;
 	}
 	/* an UPDATE or DELETE reads with the SELECT policies too */
-	if (p->polcmd != '*' && p->polcmd != c &&
-		!(p->polcmd == ACL_SELECT_CHR && (cmd == CMD_UPDATE || cmd == CMD_DELETE)))
-		return false;
-	for (int i = 0; i < n; i++)
-		if (roles[i] == ACL_ID_PUBLIC || has_privs_of_role(GetUserId(), roles[i]))
-			return true;
-	return false;
+	return p->polcmd == '*' || p->polcmd == c ||
+		(p->polcmd == ACL_SELECT_CHR && (cmd == CMD_UPDATE || cmd == CMD_DELETE));
 }
 
 static void
@@ -286,9 +283,10 @@ aa_policy_sees_rows(PG_FUNCTION_ARGS)
  */
 
 /*
- * A btree comparison of two values of one type, leakproof, under a
- * deterministic collation when the type has collations: it returns true
- * or false on any two values of that type, and raises nothing.
+ * A btree comparison, leakproof, under a deterministic collation when its
+ * inputs have collations: it returns true or false on any two values, and
+ * raises nothing (the leakproof btree comparisons of PostgreSQL 15, one
+ * type or across types, were read for errors on stored values: none).
  */
 static bool
 comparison_cannot_fail(Oid opno, Oid inputcollid)
@@ -297,20 +295,22 @@ comparison_cannot_fail(Oid opno, Oid inputcollid)
 				right;
 
 	op_input_types(opno, &left, &right);
-	if (left != right || !get_func_leakproof(get_opcode(opno)) ||
+	if (!get_func_leakproof(get_opcode(opno)) ||
 		get_op_btree_interpretation(opno) == NIL)
 		return false;
-	if (type_is_collatable(left) &&
+	if ((type_is_collatable(left) || type_is_collatable(right)) &&
 		(!OidIsValid(inputcollid) || !get_collation_isdeterministic(inputcollid)))
 		return false;
 	return true;
 }
 
 /*
- * A condition that raises no error on any row: columns, constants and
- * bound parameters, compared as above, tested for NULL, combined by
- * AND/OR/NOT.  Anything else (a function call, a CASE, a sub-plan's
- * parameter, a coercion) may fail on some rows and not on others.
+ * A condition that raises no error on any row: columns and constants,
+ * compared as above, tested for NULL, combined by AND/OR/NOT.  Anything
+ * else may fail on some rows and not on others: a function call, a CASE,
+ * a coercion, an array built of columns (past 1 GB), a parameter --
+ * PL/pgSQL fetches a variable only when a row reaches it, and fails there
+ * when its type changed since planning; an initplan runs then too.
  */
 static bool
 cannot_fail(Node *node)
@@ -324,8 +324,6 @@ cannot_fail(Node *node)
 		case T_Var:
 		case T_Const:
 			return true;
-		case T_Param:
-			return ((Param *) node)->paramkind == PARAM_EXTERN;
 		case T_RelabelType:
 			return cannot_fail((Node *) ((RelabelType *) node)->arg);
 		case T_NullTest:
@@ -338,6 +336,8 @@ cannot_fail(Node *node)
 					return false;
 			return true;
 		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
 			{
 				OpExpr	   *op = (OpExpr *) node;
 
@@ -351,9 +351,6 @@ cannot_fail(Node *node)
 				return comparison_cannot_fail(op->opno, op->inputcollid) &&
 					cannot_fail((Node *) op->args);
 			}
-		case T_ArrayExpr:
-			return !((ArrayExpr *) node)->multidims &&
-				cannot_fail((Node *) ((ArrayExpr *) node)->elements);
 		case T_List:
 			foreach(lc, (List *) node)
 				if (!cannot_fail(lfirst(lc)))
@@ -391,12 +388,43 @@ is_row_check(Node *node, QualOrder *o)
 	return OidIsValid(o->row_check) && f->funcid == o->row_check;
 }
 
+/*
+ * The check of an UPDATE's or DELETE's old row (or a row locked FOR
+ * UPDATE) refuses a row the session may read but not write.  Before the
+ * statement's other conditions it would refuse rows they were to skip
+ * (another patient's, where the patient is compared with a parameter):
+ * its first half -- invisible unless readable -- goes there, a copy with
+ * cmd 'update_seen' / 'delete_seen', and the check itself at the end.
+ */
+static FuncExpr *
+seen_half(FuncExpr *check)
+{
+	Const	   *cmd = lthird(check->args);
+	const char *name;
+	FuncExpr   *copy;
+
+	if (!IsA(cmd, Const) || cmd->constisnull)
+		return NULL;
+	name = TextDatumGetCString(cmd->constvalue);
+	if (strcmp(name, aa_row_cmd_name(AA_ROW_UPDATE)) == 0)
+		name = aa_row_cmd_name(AA_ROW_UPDATE_SEEN);
+	else if (strcmp(name, aa_row_cmd_name(AA_ROW_DELETE)) == 0)
+		name = aa_row_cmd_name(AA_ROW_DELETE_SEEN);
+	else
+		return NULL;
+	copy = copyObject(check);
+	lthird(copy->args) = makeConst(TEXTOID, -1, cmd->constcollid, -1,
+								   CStringGetTextDatum(name), false, false);
+	return copy;
+}
+
 static void
 order_scan_quals(Plan *plan, QualOrder *o)
 {
 	List	   *first = NIL;
 	List	   *checks = NIL;
 	List	   *rest = NIL;
+	List	   *last = NIL;
 	ListCell   *lc;
 
 	foreach(lc, plan->qual)
@@ -404,14 +432,34 @@ order_scan_quals(Plan *plan, QualOrder *o)
 		Node	   *q = lfirst(lc);
 
 		if (is_row_check(q, o))
-			checks = lappend(checks, q);
+		{
+			FuncExpr   *seen = seen_half((FuncExpr *) q);
+
+			if (seen != NULL)
+			{
+				checks = lappend(checks, seen);
+				last = lappend(last, q);
+			}
+			else
+				checks = lappend(checks, q);
+		}
 		else if (cannot_fail(q))
 			first = lappend(first, q);
 		else
 			rest = lappend(rest, q);
 	}
-	if (checks != NIL)
-		plan->qual = list_concat(list_concat(first, checks), rest);
+	if (checks == NIL)
+		return;
+	/* nothing after the check: keep it whole (one call a row) */
+	if (rest == NIL && last != NIL)
+	{
+		checks = NIL;
+		foreach(lc, plan->qual)
+			if (is_row_check(lfirst(lc), o))
+				checks = lappend(checks, lfirst(lc));
+		last = NIL;
+	}
+	plan->qual = list_concat(list_concat(list_concat(first, checks), rest), last);
 }
 
 static void
