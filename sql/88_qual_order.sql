@@ -98,6 +98,14 @@ SET plan_cache_mode = force_generic_plan;
 PREPARE qo_upd(text) AS UPDATE qo.labs SET value = value WHERE patient_id = $1;
 EXECUTE qo_upd('QO-P1');
 EXECUTE qo_upd('QO-P2');
+-- a PL/pgSQL variable (fetched row by row: after the check's first half)
+DO $$
+DECLARE v text := 'QO-P1'; n int;
+BEGIN
+    UPDATE qo.labs SET value = value WHERE patient_id = v;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RAISE NOTICE 'updated %', n;
+END $$;
 RESET plan_cache_mode;
 UPDATE qo.labs SET value = value WHERE patient_id = (SELECT 'QO-P1');
 UPDATE qo.labs SET value = value WHERE patient_id IS NOT DISTINCT FROM 'QO-P1';

@@ -971,6 +971,10 @@ extern void aa_policy_init(void);
  * could fail on a withheld row */
 struct PlannedStmt;
 extern void aa_policy_order_plan(struct PlannedStmt *ps);
+/* at a run's start: conditions with parameters PL/pgSQL fetches row by row
+ * go after the checks */
+struct ParamListInfoData;
+extern void aa_policy_order_run(struct PlannedStmt *ps, struct ParamListInfoData *params);
 
 /* ---------------------------------------------------------------------
  * columns.c -- executor hooks: column scope at ExecutorStart, the

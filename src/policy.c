@@ -305,15 +305,18 @@ comparison_cannot_fail(Oid opno, Oid inputcollid)
 }
 
 /*
- * A condition that raises no error on any row: columns and constants,
- * compared as above, tested for NULL, combined by AND/OR/NOT.  Anything
- * else may fail on some rows and not on others: a function call, a CASE,
- * a coercion, an array built of columns (past 1 GB), a parameter --
+ * A condition that raises no error on any row: columns, constants and
+ * bound parameters, compared as above, tested for NULL, combined by
+ * AND/OR/NOT.  Anything else may fail on some rows and not on others: a
+ * function call, a CASE, a coercion, an array built of columns (past
+ * 1 GB), an initplan's value (it runs when the first row reaches it).  A
+ * bound parameter ($n of a generic plan, a SQL function's argument) sets
+ * *params: it cannot fail where its values are given before the run, but
  * PL/pgSQL fetches a variable only when a row reaches it, and fails there
- * when its type changed since planning; an initplan runs then too.
+ * when the variable's type changed since planning (aa_policy_order_run).
  */
 static bool
-cannot_fail(Node *node)
+cannot_fail_walk(Node *node, bool *params)
 {
 	ListCell   *lc;
 
@@ -324,15 +327,20 @@ cannot_fail(Node *node)
 		case T_Var:
 		case T_Const:
 			return true;
+		case T_Param:
+			if (((Param *) node)->paramkind != PARAM_EXTERN)
+				return false;
+			*params = true;
+			return true;
 		case T_RelabelType:
-			return cannot_fail((Node *) ((RelabelType *) node)->arg);
+			return cannot_fail_walk((Node *) ((RelabelType *) node)->arg, params);
 		case T_NullTest:
-			return cannot_fail((Node *) ((NullTest *) node)->arg);
+			return cannot_fail_walk((Node *) ((NullTest *) node)->arg, params);
 		case T_BooleanTest:
-			return cannot_fail((Node *) ((BooleanTest *) node)->arg);
+			return cannot_fail_walk((Node *) ((BooleanTest *) node)->arg, params);
 		case T_BoolExpr:
 			foreach(lc, ((BoolExpr *) node)->args)
-				if (!cannot_fail(lfirst(lc)))
+				if (!cannot_fail_walk(lfirst(lc), params))
 					return false;
 			return true;
 		case T_OpExpr:
@@ -342,23 +350,34 @@ cannot_fail(Node *node)
 				OpExpr	   *op = (OpExpr *) node;
 
 				return comparison_cannot_fail(op->opno, op->inputcollid) &&
-					cannot_fail((Node *) op->args);
+					cannot_fail_walk((Node *) op->args, params);
 			}
 		case T_ScalarArrayOpExpr:
 			{
 				ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) node;
 
 				return comparison_cannot_fail(op->opno, op->inputcollid) &&
-					cannot_fail((Node *) op->args);
+					cannot_fail_walk((Node *) op->args, params);
 			}
 		case T_List:
 			foreach(lc, (List *) node)
-				if (!cannot_fail(lfirst(lc)))
+				if (!cannot_fail_walk(lfirst(lc), params))
 					return false;
 			return true;
 		default:
 			return false;
 	}
+}
+
+/* 0: may fail; 1: cannot fail; 2: cannot fail where parameters are given */
+static int
+cannot_fail(Node *node)
+{
+	bool		params = false;
+
+	if (!cannot_fail_walk(node, &params))
+		return 0;
+	return params ? 2 : 1;
 }
 
 typedef struct QualOrder
@@ -396,6 +415,22 @@ is_row_check(Node *node, QualOrder *o)
  * its first half -- invisible unless readable -- goes there, a copy with
  * cmd 'update_seen' / 'delete_seen', and the check itself at the end.
  */
+/* the check's cmd is 'update' or 'delete' (no copy made) */
+static bool
+is_write_check(FuncExpr *check)
+{
+	Const	   *cmd = lthird(check->args);
+	text	   *t;
+	int			len;
+
+	if (!IsA(cmd, Const) || cmd->constisnull)
+		return false;
+	t = DatumGetTextPP(cmd->constvalue);
+	len = VARSIZE_ANY_EXHDR(t);
+	return (len == 6 && (memcmp(VARDATA_ANY(t), "update", 6) == 0 ||
+						 memcmp(VARDATA_ANY(t), "delete", 6) == 0));
+}
+
 static FuncExpr *
 seen_half(FuncExpr *check)
 {
@@ -422,6 +457,7 @@ static void
 order_scan_quals(Plan *plan, QualOrder *o)
 {
 	List	   *first = NIL;
+	List	   *pfirst = NIL;
 	List	   *checks = NIL;
 	List	   *rest = NIL;
 	List	   *last = NIL;
@@ -443,15 +479,27 @@ order_scan_quals(Plan *plan, QualOrder *o)
 			else
 				checks = lappend(checks, q);
 		}
-		else if (cannot_fail(q))
-			first = lappend(first, q);
 		else
-			rest = lappend(rest, q);
+			switch (cannot_fail(q))
+			{
+				case 1:
+					first = lappend(first, q);
+					break;
+				case 2:
+					pfirst = lappend(pfirst, q);
+					break;
+				default:
+					rest = lappend(rest, q);
+					break;
+			}
 	}
 	if (checks == NIL)
 		return;
-	/* nothing after the check: keep it whole (one call a row) */
-	if (rest == NIL && last != NIL)
+	/*
+	 * nothing after the check, and nothing a run may move after it
+	 * (aa_policy_order_run): keep it whole (one call a row)
+	 */
+	if (rest == NIL && pfirst == NIL && last != NIL)
 	{
 		checks = NIL;
 		foreach(lc, plan->qual)
@@ -459,7 +507,8 @@ order_scan_quals(Plan *plan, QualOrder *o)
 				checks = lappend(checks, lfirst(lc));
 		last = NIL;
 	}
-	plan->qual = list_concat(list_concat(list_concat(first, checks), rest), last);
+	plan->qual = list_concat(list_concat(list_concat(list_concat(first, pfirst), checks),
+										 rest), last);
 }
 
 static void
@@ -476,6 +525,94 @@ order_plan(Plan *plan, QualOrder *o)
 	order_plan(innerPlan(plan), o);
 	foreach(lc, aa_plan_children(plan))
 		order_plan(lfirst(lc), o);
+}
+
+/*
+ * A scan's conditions with parameters, before its row checks, are moved
+ * after the first run of them, in place: the plan is cached, and its lists
+ * are the cache's memory.
+ */
+static void
+params_after_checks(Plan *plan, QualOrder *o)
+{
+	int			n = list_length(plan->qual);
+	Node	  **q;
+	int			k = 0,
+				end,
+				i;
+
+	if (n < 2)
+		return;
+	q = palloc(sizeof(Node *) * n);
+	for (i = 0; i < n; i++)
+		q[i] = list_nth(plan->qual, i);
+	while (k < n && !is_row_check(q[k], o))
+		k++;
+	if (k == 0 || k == n)
+	{
+		pfree(q);
+		return;
+	}
+	/* the checks that hide rows; not the write check an UPDATE ends with */
+	end = k;
+	while (end < n && is_row_check(q[end], o) && !is_write_check((FuncExpr *) q[end]))
+		end++;
+	/* [0, k): no checks; [k, end): checks; stable: params after the checks */
+	{
+		Node	  **out = palloc(sizeof(Node *) * n);
+		int			m = 0;
+
+		for (i = 0; i < k; i++)
+			if (cannot_fail(q[i]) != 2)
+				out[m++] = q[i];
+		for (i = k; i < end; i++)
+			out[m++] = q[i];
+		for (i = 0; i < k; i++)
+			if (cannot_fail(q[i]) == 2)
+				out[m++] = q[i];
+		for (i = end; i < n; i++)
+			out[m++] = q[i];
+		for (i = 0; i < n; i++)
+			lfirst(list_nth_cell(plan->qual, i)) = out[i];
+		pfree(out);
+	}
+	pfree(q);
+}
+
+static void
+order_run(Plan *plan, QualOrder *o)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	if (aa_plan_scanrelid(plan) != 0)
+		params_after_checks(plan, o);
+	order_run(outerPlan(plan), o);
+	order_run(innerPlan(plan), o);
+	foreach(lc, aa_plan_children(plan))
+		order_run(lfirst(lc), o);
+}
+
+/*
+ * At the start of a run whose parameters are fetched as rows need them
+ * (PL/pgSQL's variables): the conditions with parameters go after the row
+ * checks (see cannot_fail_walk).  Other runs' parameters are all given
+ * before the run starts, of the types the plan was made for.
+ */
+void
+aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
+{
+	QualOrder	o = {InvalidOid, false};
+	ListCell   *lc;
+
+	if (ps == NULL || ps->commandType == CMD_UTILITY || params == NULL ||
+		(params->paramFetch == NULL && params->paramCompile == NULL))
+		return;
+	order_run(ps->planTree, &o);
+	foreach(lc, ps->subplans)
+		order_run(lfirst(lc), &o);
 }
 
 /*

@@ -555,6 +555,8 @@ aa_stats_executor_start(QueryDesc *qd, int eflags)
 		remember_statement(qd->plannedstmt);
 	if (aa_session == NULL && statistics_as_bypass() && plan_reads_statistics(qd->plannedstmt))
 		refuse_statistics();
+	/* the row check before parameters fetched row by row (policy.c) */
+	aa_policy_order_run(qd->plannedstmt, qd->params);
 	if (prev_start)
 		prev_start(qd, eflags);
 	else
