@@ -80,6 +80,30 @@ BEGIN
   END LOOP;
   RAISE NOTICE 'answers:%', answers;
 END $$;
+-- the same through a FOR loop and a cursor: PL/pgSQL copies the variables
+-- at the cursor's open, and PostgreSQL checks their types at every row
+DO $$
+DECLARE r record; x record; c refcursor; i int; guess text; answers text := '';
+BEGIN
+  FOREACH guess IN ARRAY ARRAY['2345-7', '718-7', '999-9'] LOOP
+    BEGIN
+      FOR i IN 1 .. 2 LOOP
+        IF i = 1 THEN SELECT 'x'::text AS code INTO r; ELSE SELECT 1 AS code INTO r; END IF;
+        FOR x IN SELECT id FROM qo.labs
+                  WHERE patient_id = 'QO-P3' AND (code < guess OR code > guess OR code = r.code) LOOP
+        END LOOP;
+        OPEN c FOR SELECT id FROM qo.labs
+                    WHERE patient_id = 'QO-P3' AND (code < guess OR code > guess OR code = r.code);
+        FETCH c INTO x;
+        CLOSE c;
+      END LOOP;
+      answers := answers || ' none';
+    EXCEPTION WHEN datatype_mismatch THEN
+      answers := answers || ' error';
+    END;
+  END LOOP;
+  RAISE NOTICE 'answers:%', answers;
+END $$;
 -- the permitted patient's rows do reach them
 SELECT count(*) FROM qo.labs
  WHERE CASE WHEN patient_id = 'QO-P1' AND code = '718-7'

@@ -59,8 +59,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "agentauth.h"
 
@@ -382,9 +384,18 @@ cannot_fail(Node *node)
 
 typedef struct QualOrder
 {
-	Oid			row_check;		/* agentauth._row_check, once looked up */
-	bool		looked_up;
+	ParamListInfo params;		/* a run's, at its start */
 } QualOrder;
+
+/* agentauth._row_check's OID, looked up once; forgotten when pg_proc changes */
+static Oid	row_check_oid = InvalidOid;
+static bool row_check_known = false;
+
+static void
+forget_row_check(Datum arg, int cacheid, uint32 hashvalue)
+{
+	row_check_known = false;
+}
 
 static bool
 is_row_check(Node *node, QualOrder *o)
@@ -396,15 +407,15 @@ is_row_check(Node *node, QualOrder *o)
 	f = (FuncExpr *) node;
 	if (f->funcresulttype != BOOLOID || list_length(f->args) != 3)
 		return false;
-	if (!o->looked_up)
+	if (!row_check_known)
 	{
 		Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
 
-		o->row_check = LookupFuncName(list_make2(makeString(AA_SCHEMA), makeString("_row_check")),
-									  3, argtypes, true);
-		o->looked_up = true;
+		row_check_oid = LookupFuncName(list_make2(makeString(AA_SCHEMA), makeString("_row_check")),
+									   3, argtypes, true);
+		row_check_known = true;
 	}
-	return OidIsValid(o->row_check) && f->funcid == o->row_check;
+	return OidIsValid(row_check_oid) && f->funcid == row_check_oid;
 }
 
 /*
@@ -528,9 +539,36 @@ order_plan(Plan *plan, QualOrder *o)
 }
 
 /*
- * A scan's conditions with parameters, before its row checks, are moved
- * after the first run of them, in place: the plan is cached, and its lists
- * are the cache's memory.
+ * A parameter of the condition may fail when a row reaches it: its list
+ * fetches values as rows need them (PL/pgSQL: a variable whose type changed
+ * since planning fails at the fetch), or its value is missing or of
+ * another type than the plan's -- PostgreSQL checks that at every
+ * evaluation (an SPI cursor of PL/pgSQL copies the variables at its open,
+ * with their types then).
+ */
+static bool
+param_may_fail(Node *node, ParamListInfo params)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN)
+	{
+		Param	   *p = (Param *) node;
+		ParamExternData *prm;
+
+		if (params == NULL || params->paramFetch != NULL || params->paramCompile != NULL ||
+			p->paramid <= 0 || p->paramid > params->numParams)
+			return true;
+		prm = &params->params[p->paramid - 1];
+		return !OidIsValid(prm->ptype) || prm->ptype != p->paramtype;
+	}
+	return expression_tree_walker(node, param_may_fail, (void *) params);
+}
+
+/*
+ * At a run's start, a scan's conditions whose parameters may fail (above),
+ * before its row checks, are moved after the first run of them -- in
+ * place: the plan is cached, and its lists are the cache's memory.
  */
 static void
 params_after_checks(Plan *plan, QualOrder *o)
@@ -562,14 +600,28 @@ params_after_checks(Plan *plan, QualOrder *o)
 		Node	  **out = palloc(sizeof(Node *) * n);
 		int			m = 0;
 
+		bool	   *moved = palloc0(sizeof(bool) * k);
+		bool		any = false;
+
 		for (i = 0; i < k; i++)
-			if (cannot_fail(q[i]) != 2)
+			if (cannot_fail(q[i]) == 2 && param_may_fail(q[i], o->params))
+				moved[i] = any = true;
+		if (!any)
+		{
+			pfree(moved);
+			pfree(out);
+			pfree(q);
+			return;
+		}
+		for (i = 0; i < k; i++)
+			if (!moved[i])
 				out[m++] = q[i];
 		for (i = k; i < end; i++)
 			out[m++] = q[i];
 		for (i = 0; i < k; i++)
-			if (cannot_fail(q[i]) == 2)
+			if (moved[i])
 				out[m++] = q[i];
+		pfree(moved);
 		for (i = end; i < n; i++)
 			out[m++] = q[i];
 		for (i = 0; i < n; i++)
@@ -596,19 +648,18 @@ order_run(Plan *plan, QualOrder *o)
 }
 
 /*
- * At the start of a run whose parameters are fetched as rows need them
- * (PL/pgSQL's variables): the conditions with parameters go after the row
- * checks (see cannot_fail_walk).  Other runs' parameters are all given
- * before the run starts, of the types the plan was made for.
+ * At the start of a run: the conditions whose parameters may fail on the
+ * first row that reaches them (param_may_fail) go after the row checks.
+ * Parameters given before the run, of the plan's types (protocol binds,
+ * EXECUTE, SQL functions), stay first.
  */
 void
 aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 {
-	QualOrder	o = {InvalidOid, false};
+	QualOrder	o = {params};
 	ListCell   *lc;
 
-	if (ps == NULL || ps->commandType == CMD_UTILITY || params == NULL ||
-		(params->paramFetch == NULL && params->paramCompile == NULL))
+	if (ps == NULL || ps->commandType == CMD_UTILITY)
 		return;
 	order_run(ps->planTree, &o);
 	foreach(lc, ps->subplans)
@@ -623,7 +674,7 @@ aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 void
 aa_policy_order_plan(PlannedStmt *ps)
 {
-	QualOrder	o = {InvalidOid, false};
+	QualOrder	o = {NULL};
 	ListCell   *lc;
 
 	if (ps == NULL || ps->commandType == CMD_UTILITY)
@@ -689,4 +740,5 @@ aa_policy_init(void)
 	row_security_policy_hook_permissive = permissive_hook;
 	prev_restrictive = row_security_policy_hook_restrictive;
 	row_security_policy_hook_restrictive = restrictive_hook;
+	CacheRegisterSyscacheCallback(PROCOID, forget_row_check, (Datum) 0);
 }
