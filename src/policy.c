@@ -382,10 +382,29 @@ cannot_fail(Node *node)
 	return params ? 2 : 1;
 }
 
-typedef struct QualOrder
+typedef struct QualOrder QualOrder;
+struct QualOrder
 {
 	ParamListInfo params;		/* a run's, at its start */
-} QualOrder;
+	void		(*scan) (Plan *plan, QualOrder *o);	/* called for each scan */
+};
+
+/* o->scan for every scan of the plan and of its subplans */
+static void
+walk_scans(Plan *plan, QualOrder *o)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	if (aa_plan_scanrelid(plan) != 0 && list_length(plan->qual) > 1)
+		o->scan(plan, o);
+	walk_scans(outerPlan(plan), o);
+	walk_scans(innerPlan(plan), o);
+	foreach(lc, aa_plan_children(plan))
+		walk_scans(lfirst(lc), o);
+}
 
 /* agentauth._row_check's OID, looked up once; forgotten when pg_proc changes */
 static Oid	row_check_oid = InvalidOid;
@@ -522,22 +541,6 @@ order_scan_quals(Plan *plan, QualOrder *o)
 										 rest), last);
 }
 
-static void
-order_plan(Plan *plan, QualOrder *o)
-{
-	ListCell   *lc;
-
-	if (plan == NULL)
-		return;
-	check_stack_depth();
-	if (aa_plan_scanrelid(plan) != 0 && list_length(plan->qual) > 1)
-		order_scan_quals(plan, o);
-	order_plan(outerPlan(plan), o);
-	order_plan(innerPlan(plan), o);
-	foreach(lc, aa_plan_children(plan))
-		order_plan(lfirst(lc), o);
-}
-
 /*
  * A parameter of the condition may fail when a row reaches it: its list
  * fetches values as rows need them (PL/pgSQL: a variable whose type changed
@@ -631,22 +634,6 @@ params_after_checks(Plan *plan, QualOrder *o)
 	pfree(q);
 }
 
-static void
-order_run(Plan *plan, QualOrder *o)
-{
-	ListCell   *lc;
-
-	if (plan == NULL)
-		return;
-	check_stack_depth();
-	if (aa_plan_scanrelid(plan) != 0)
-		params_after_checks(plan, o);
-	order_run(outerPlan(plan), o);
-	order_run(innerPlan(plan), o);
-	foreach(lc, aa_plan_children(plan))
-		order_run(lfirst(lc), o);
-}
-
 /*
  * At the start of a run: the conditions whose parameters may fail on the
  * first row that reaches them (param_may_fail) go after the row checks.
@@ -656,14 +643,14 @@ order_run(Plan *plan, QualOrder *o)
 void
 aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 {
-	QualOrder	o = {params};
+	QualOrder	o = {params, params_after_checks};
 	ListCell   *lc;
 
 	if (ps == NULL || ps->commandType == CMD_UTILITY)
 		return;
-	order_run(ps->planTree, &o);
+	walk_scans(ps->planTree, &o);
 	foreach(lc, ps->subplans)
-		order_run(lfirst(lc), &o);
+		walk_scans(lfirst(lc), &o);
 }
 
 /*
@@ -674,14 +661,14 @@ aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 void
 aa_policy_order_plan(PlannedStmt *ps)
 {
-	QualOrder	o = {NULL};
+	QualOrder	o = {NULL, order_scan_quals};
 	ListCell   *lc;
 
 	if (ps == NULL || ps->commandType == CMD_UTILITY)
 		return;
-	order_plan(ps->planTree, &o);
+	walk_scans(ps->planTree, &o);
 	foreach(lc, ps->subplans)
-		order_plan(lfirst(lc), &o);
+		walk_scans(lfirst(lc), &o);
 }
 
 static List *
