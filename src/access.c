@@ -504,9 +504,7 @@ aa_row_check(PG_FUNCTION_ARGS)
 	{
 		ra->nopatient[idx]++;
 		ra->any_counted = true;
-		if (st->cmd == AA_ROW_READ || st->cmd == AA_ROW_UPDATE ||
-			st->cmd == AA_ROW_DELETE || st->cmd == AA_ROW_UPDATE_SEEN ||
-			st->cmd == AA_ROW_DELETE_SEEN)
+		if (st->cmd != AA_ROW_INSERT && st->cmd != AA_ROW_UPDATE_NEW)
 			return BoolGetDatum(false);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

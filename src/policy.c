@@ -81,30 +81,32 @@ public_roles(void)
 	return construct_array(&role, 1, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 }
 
+/* a command as pg_policy.polcmd names it */
+static char
+policy_cmd(CmdType cmd)
+{
+	switch (cmd)
+	{
+		case CMD_SELECT:
+			return ACL_SELECT_CHR;
+		case CMD_INSERT:
+			return ACL_INSERT_CHR;
+		case CMD_UPDATE:
+			return ACL_UPDATE_CHR;
+		case CMD_DELETE:
+			return ACL_DELETE_CHR;
+		default:
+			return '*';
+	}
+}
+
 static RowSecurityPolicy *
 make_policy(CmdType cmd, Expr *qual, Expr *with_check)
 {
 	RowSecurityPolicy *p = palloc0(sizeof(RowSecurityPolicy));
 
 	p->policy_name = pstrdup(POLICY_NAME);
-	switch (cmd)
-	{
-		case CMD_SELECT:
-			p->polcmd = ACL_SELECT_CHR;
-			break;
-		case CMD_INSERT:
-			p->polcmd = ACL_INSERT_CHR;
-			break;
-		case CMD_UPDATE:
-			p->polcmd = ACL_UPDATE_CHR;
-			break;
-		case CMD_DELETE:
-			p->polcmd = ACL_DELETE_CHR;
-			break;
-		default:
-			p->polcmd = '*';
-			break;
-	}
+	p->polcmd = policy_cmd(cmd);
 	p->roles = public_roles();
 	p->qual = qual;
 	p->with_check_qual = with_check;
@@ -214,28 +216,8 @@ policy_sees_rows(Node *expr)
 static bool
 policy_applies(RowSecurityPolicy *p, CmdType cmd)
 {
-	char		c;
-
-	switch (cmd)
-	{
-		case CMD_SELECT:
-			c = ACL_SELECT_CHR;
-			break;
-		case CMD_INSERT:
-			c = ACL_INSERT_CHR;
-			break;
-		case CMD_UPDATE:
-			c = ACL_UPDATE_CHR;
-			break;
-		case CMD_DELETE:
-			c = ACL_DELETE_CHR;
-			break;
-		default:
-			c = '*';
-			break;
-	}
 	/* an UPDATE or DELETE reads with the SELECT policies too */
-	return p->polcmd == '*' || p->polcmd == c ||
+	return p->polcmd == '*' || p->polcmd == policy_cmd(cmd) ||
 		(p->polcmd == ACL_SELECT_CHR && (cmd == CMD_UPDATE || cmd == CMD_DELETE));
 }
 
@@ -445,41 +427,40 @@ is_row_check(Node *node, QualOrder *o)
  * its first half -- invisible unless readable -- goes there, a copy with
  * cmd 'update_seen' / 'delete_seen', and the check itself at the end.
  */
-/* the check's cmd is 'update' or 'delete' (no copy made) */
-static bool
-is_write_check(FuncExpr *check)
+/*
+ * The action a write check of an UPDATE's or DELETE's old row asks about
+ * (cmd 'update' or 'delete'), or -1 for any other check.
+ */
+static int
+write_check(FuncExpr *check)
 {
 	Const	   *cmd = lthird(check->args);
 	text	   *t;
-	int			len;
 
 	if (!IsA(cmd, Const) || cmd->constisnull)
-		return false;
+		return -1;
 	t = DatumGetTextPP(cmd->constvalue);
-	len = VARSIZE_ANY_EXHDR(t);
-	return (len == 6 && (memcmp(VARDATA_ANY(t), "update", 6) == 0 ||
-						 memcmp(VARDATA_ANY(t), "delete", 6) == 0));
+	if (VARSIZE_ANY_EXHDR(t) != 6)
+		return -1;
+	if (memcmp(VARDATA_ANY(t), "update", 6) == 0)
+		return AA_ROW_UPDATE;
+	if (memcmp(VARDATA_ANY(t), "delete", 6) == 0)
+		return AA_ROW_DELETE;
+	return -1;
 }
 
+/* its first half: a copy with cmd 'update_seen' / 'delete_seen' */
 static FuncExpr *
 seen_half(FuncExpr *check)
 {
 	Const	   *cmd = lthird(check->args);
-	const char *name;
-	FuncExpr   *copy;
+	AARowCmd	seen = write_check(check) == AA_ROW_UPDATE ?
+		AA_ROW_UPDATE_SEEN : AA_ROW_DELETE_SEEN;
+	FuncExpr   *copy = copyObject(check);
 
-	if (!IsA(cmd, Const) || cmd->constisnull)
-		return NULL;
-	name = TextDatumGetCString(cmd->constvalue);
-	if (strcmp(name, aa_row_cmd_name(AA_ROW_UPDATE)) == 0)
-		name = aa_row_cmd_name(AA_ROW_UPDATE_SEEN);
-	else if (strcmp(name, aa_row_cmd_name(AA_ROW_DELETE)) == 0)
-		name = aa_row_cmd_name(AA_ROW_DELETE_SEEN);
-	else
-		return NULL;
-	copy = copyObject(check);
 	lthird(copy->args) = makeConst(TEXTOID, -1, cmd->constcollid, -1,
-								   CStringGetTextDatum(name), false, false);
+								   CStringGetTextDatum(aa_row_cmd_name(seen)),
+								   false, false);
 	return copy;
 }
 
@@ -498,17 +479,7 @@ order_scan_quals(Plan *plan, QualOrder *o)
 		Node	   *q = lfirst(lc);
 
 		if (is_row_check(q, o))
-		{
-			FuncExpr   *seen = seen_half((FuncExpr *) q);
-
-			if (seen != NULL)
-			{
-				checks = lappend(checks, seen);
-				last = lappend(last, q);
-			}
-			else
-				checks = lappend(checks, q);
-		}
+			checks = lappend(checks, q);
 		else
 			switch (cannot_fail(q))
 			{
@@ -525,17 +496,29 @@ order_scan_quals(Plan *plan, QualOrder *o)
 	}
 	if (checks == NIL)
 		return;
+
 	/*
-	 * nothing after the check, and nothing a run may move after it
-	 * (aa_policy_order_run): keep it whole (one call a row)
+	 * Split the write checks when something comes after them, or may be
+	 * moved after them at a run's start (aa_policy_order_run); else each
+	 * stays whole, one call a row.
 	 */
-	if (rest == NIL && pfirst == NIL && last != NIL)
+	if (rest != NIL || pfirst != NIL)
 	{
-		checks = NIL;
-		foreach(lc, plan->qual)
-			if (is_row_check(lfirst(lc), o))
-				checks = lappend(checks, lfirst(lc));
-		last = NIL;
+		List	   *hide = NIL;
+
+		foreach(lc, checks)
+		{
+			FuncExpr   *c = lfirst(lc);
+
+			if (write_check(c) >= 0)
+			{
+				hide = lappend(hide, seen_half(c));
+				last = lappend(last, c);
+			}
+			else
+				hide = lappend(hide, c);
+		}
+		checks = hide;
 	}
 	plan->qual = list_concat(list_concat(list_concat(list_concat(first, pfirst), checks),
 										 rest), last);
@@ -570,52 +553,37 @@ param_may_fail(Node *node, ParamListInfo params)
 
 /*
  * At a run's start, a scan's conditions whose parameters may fail (above),
- * before its row checks, are moved after the first run of them -- in
- * place: the plan is cached, and its lists are the cache's memory.
+ * before its row checks -- the plan-time order put only conditions that
+ * cannot fail there -- are moved after the checks that hide rows (not the
+ * write check an UPDATE ends with).  In place: the plan is cached, and its
+ * lists are the cache's memory.
  */
 static void
 params_after_checks(Plan *plan, QualOrder *o)
 {
 	int			n = list_length(plan->qual);
-	Node	  **q;
-	int			k = 0,
+	Node	  **q = palloc(sizeof(Node *) * n);
+	bool	   *moved = palloc0(sizeof(bool) * n);
+	bool		any = false;
+	int			k,
 				end,
+				m = 0,
 				i;
+	ListCell   *lc;
 
-	if (n < 2)
-		return;
-	q = palloc(sizeof(Node *) * n);
-	for (i = 0; i < n; i++)
-		q[i] = list_nth(plan->qual, i);
-	while (k < n && !is_row_check(q[k], o))
-		k++;
-	if (k == 0 || k == n)
-	{
-		pfree(q);
-		return;
-	}
-	/* the checks that hide rows; not the write check an UPDATE ends with */
-	end = k;
-	while (end < n && is_row_check(q[end], o) && !is_write_check((FuncExpr *) q[end]))
-		end++;
-	/* [0, k): no checks; [k, end): checks; stable: params after the checks */
+	foreach(lc, plan->qual)
+		q[foreach_current_index(lc)] = lfirst(lc);
+	for (k = 0; k < n && !is_row_check(q[k], o); k++)
+		if (param_may_fail(q[k], o->params))
+			moved[k] = any = true;
+	if (any && k < n)
 	{
 		Node	  **out = palloc(sizeof(Node *) * n);
-		int			m = 0;
 
-		bool	   *moved = palloc0(sizeof(bool) * k);
-		bool		any = false;
-
-		for (i = 0; i < k; i++)
-			if (cannot_fail(q[i]) == 2 && param_may_fail(q[i], o->params))
-				moved[i] = any = true;
-		if (!any)
-		{
-			pfree(moved);
-			pfree(out);
-			pfree(q);
-			return;
-		}
+		end = k;
+		while (end < n && is_row_check(q[end], o) && write_check((FuncExpr *) q[end]) < 0)
+			end++;
+		/* the kept of [0, k), then [k, end), the moved of [0, k), [end, n) */
 		for (i = 0; i < k; i++)
 			if (!moved[i])
 				out[m++] = q[i];
@@ -624,14 +592,26 @@ params_after_checks(Plan *plan, QualOrder *o)
 		for (i = 0; i < k; i++)
 			if (moved[i])
 				out[m++] = q[i];
-		pfree(moved);
 		for (i = end; i < n; i++)
 			out[m++] = q[i];
-		for (i = 0; i < n; i++)
-			lfirst(list_nth_cell(plan->qual, i)) = out[i];
+		foreach(lc, plan->qual)
+			lfirst(lc) = out[foreach_current_index(lc)];
 		pfree(out);
 	}
+	pfree(moved);
 	pfree(q);
+}
+
+static void
+walk_statement(PlannedStmt *ps, QualOrder *o)
+{
+	ListCell   *lc;
+
+	if (ps == NULL || ps->commandType == CMD_UTILITY)
+		return;
+	walk_scans(ps->planTree, o);
+	foreach(lc, ps->subplans)
+		walk_scans(lfirst(lc), o);
 }
 
 /*
@@ -644,13 +624,8 @@ void
 aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 {
 	QualOrder	o = {params, params_after_checks};
-	ListCell   *lc;
 
-	if (ps == NULL || ps->commandType == CMD_UTILITY)
-		return;
-	walk_scans(ps->planTree, &o);
-	foreach(lc, ps->subplans)
-		walk_scans(lfirst(lc), &o);
+	walk_statement(ps, &o);
 }
 
 /*
@@ -662,13 +637,8 @@ void
 aa_policy_order_plan(PlannedStmt *ps)
 {
 	QualOrder	o = {NULL, order_scan_quals};
-	ListCell   *lc;
 
-	if (ps == NULL || ps->commandType == CMD_UTILITY)
-		return;
-	walk_scans(ps->planTree, &o);
-	foreach(lc, ps->subplans)
-		walk_scans(lfirst(lc), &o);
+	walk_statement(ps, &o);
 }
 
 static List *
