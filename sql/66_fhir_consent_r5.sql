@@ -87,6 +87,48 @@ SELECT cardinality(agentauth.import_fhir_consent(pg_temp.r5('"decision": "permit
     {"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}]'))) AS provisions;
 SELECT decision, data_classes, source FROM agentauth.consents WHERE patient = 'P66' ORDER BY source;
 
+-- (1.1) a permit nested in a deny is an exception to that deny, and never
+-- reaches past a provision above it.  A deny names what it denies, wider
+-- than its parent too; before, a permit nested in such a deny was met
+-- with the deny only: permit (2020) -> deny (to 2099) -> permit gave a
+-- permit to 2099.  Now refused, each with its path -- in R5 ...
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "period": {"start": "2020-01-01", "end": "2020-12-31"},
+    "provision": [{"period": {"start": "2020-01-01", "end": "2099-12-31"},
+                   "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]}]'));
+-- ... in R4: the period; the data classes (lab -> deny HIV -> permit gave
+-- hiv); the grantees (agent B -> deny agent A -> permit gave agent A)
+CREATE FUNCTION pg_temp.r4(provision text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT ('{"resourceType": "Consent", "id": "r4", "status": "active",
+              "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+              "patient": {"reference": "Patient/P66"}, "provision": ' || provision || '}')::jsonb
+$$;
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit", "period": {"start": "2020-01-01", "end": "2020-12-31"},
+    "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+    "provision": [{"type": "deny", "period": {"start": "2020-01-01", "end": "2099-12-31"},
+                   "provision": [{"type": "permit"}]}]}'));
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit",
+    "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+    "provision": [{"type": "deny",
+                   "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}],
+                   "provision": [{"type": "permit"}]}]}'));
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit",
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"reference": "Organization/o-b"}}],
+    "provision": [{"type": "deny",
+                   "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                              "reference": {"reference": "Organization/o66"}}],
+                   "provision": [{"type": "permit"}]}]}'));
+-- ... and the same nesting within the permit still imports: the deny of
+-- HIV data for research is cut around its exception (treatment)
+SELECT path, decision, purposes, classes, valid FROM pg_temp.rules(pg_temp.r4('{"type": "permit",
+    "period": {"start": "2020-01-01", "end": "2020-12-31"},
+    "class": [{"system": "urn:agentauth:data-class", "code": "lab"},
+              {"system": "urn:agentauth:data-class", "code": "hiv"}],
+    "provision": [{"type": "deny",
+                   "class": [{"system": "urn:agentauth:data-class", "code": "hiv"}],
+                   "provision": [{"type": "permit",
+                                  "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]}]}'));
+
 -- refusals, each with its JSON path
 SELECT * FROM pg_temp.rules(pg_temp.r5('"provision": []'));
 SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "maybe"'));

@@ -563,6 +563,41 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_node(jsonb, text, agentauth._fhir_rule, boolean, boolean) FROM PUBLIC;
 
+-- What the provisions nested in a deny may reach: the deny met with the
+-- provisions above it (NULL = any, an empty list or range = nothing).  A
+-- deny names what it denies, beyond its parent too; a permit nested in it
+-- is an exception to it, and never reaches past a provision above it
+-- (1.1: permit -> deny naming a longer period, other classes or other
+-- actors -> permit made a permit for that period, those classes, those
+-- actors, wider than the consent's own permit).
+CREATE FUNCTION agentauth._fhir_bound(me agentauth._fhir_rule, parent agentauth._fhir_rule)
+    RETURNS agentauth._fhir_rule
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF parent.purposes IS NOT NULL THEN
+        me.purposes := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.purposes, parent.purposes)) x
+                              WHERE x OPERATOR(pg_catalog.=) ANY (parent.purposes) ORDER BY x);
+    END IF;
+    IF parent.classes IS NOT NULL THEN
+        me.classes := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.classes, parent.classes)) x
+                             WHERE x OPERATOR(pg_catalog.=) ANY (parent.classes) ORDER BY x);
+    END IF;
+    IF parent.actions IS NOT NULL THEN
+        me.actions := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.actions, parent.actions)) x
+                             WHERE x OPERATOR(pg_catalog.=) ANY (parent.actions) ORDER BY x);
+    END IF;
+    IF parent.actors IS NOT NULL THEN
+        me.actors := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.actors, parent.actors)) x
+                            WHERE x OPERATOR(pg_catalog.=) ANY (parent.actors) ORDER BY x);
+    END IF;
+    me.valid := COALESCE(me.valid, '(,)'::tstzrange) OPERATOR(pg_catalog.*) COALESCE(parent.valid, '(,)'::tstzrange);
+    RETURN me;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_bound(agentauth._fhir_rule, agentauth._fhir_rule) FROM PUBLIC;
+
 -- A provision and everything nested in it, as rules in document order.
 -- A deny with permit exceptions nested in it becomes the part of it its
 -- exceptions leave (SPEC 7 gives a matching deny precedence, so it must
@@ -577,7 +612,7 @@ CREATE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fh
     AS $$
 DECLARE
     me      agentauth._fhir_rule;
-    orig    agentauth._fhir_rule;
+    bound   agentauth._fhir_rule;
     boxes   agentauth._fhir_rule[];
     kids    jsonb;
     kid     agentauth._fhir_rule;
@@ -585,7 +620,13 @@ DECLARE
     e       jsonb;
 BEGIN
     me := agentauth._fhir_node(node, path, parent, r5, is_root);
-    orig := me;
+    -- what the provisions nested in this one may reach (_fhir_bound): a
+    -- permit's own constraints are already met with its parent's
+    IF me.decision OPERATOR(pg_catalog.=) 'deny' AND NOT is_root THEN
+        bound := agentauth._fhir_bound(me, parent);
+    ELSE
+        bound := me;
+    END IF;
     kids := agentauth._fhir_array(node OPERATOR(pg_catalog.->) 'provision', path OPERATOR(pg_catalog.||) '.provision');
 
     -- a deny is cut around the permits nested in it (deny overrides
@@ -594,9 +635,16 @@ BEGIN
     boxes := ARRAY[me];
     IF me.decision OPERATOR(pg_catalog.=) 'deny' THEN
         FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
-            kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), me, r5, false);
+            kid := agentauth._fhir_node(e, pg_catalog.format('%s.provision[%s]', path, i), bound, r5, false);
             i := i OPERATOR(pg_catalog.+) 1;
             CONTINUE WHEN kid.decision OPERATOR(pg_catalog.=) 'deny';
+            IF kid.purposes OPERATOR(pg_catalog.=) '{}' OR kid.classes OPERATOR(pg_catalog.=) '{}'
+               OR kid.actions OPERATOR(pg_catalog.=) '{}' OR kid.actors OPERATOR(pg_catalog.=) '{}'
+               OR pg_catalog.isempty(kid.valid) THEN
+                PERFORM agentauth._fhir_fail(kid.path,
+                    'this permit lies outside the provisions it is nested in',
+                    'A permit nested in a deny is an exception to the deny, within every provision above it.');
+            END IF;
             IF kid.actors IS DISTINCT FROM me.actors OR kid.valid IS DISTINCT FROM me.valid THEN
                 PERFORM agentauth._fhir_fail(kid.path,
                     'a permit nested in a deny can only narrow its purposes, data classes or actions',
@@ -612,7 +660,7 @@ BEGIN
     i := 0;
     FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
         RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
-                                                        orig, r5, false);
+                                                        bound, r5, false);
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
 END
