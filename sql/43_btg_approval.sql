@@ -168,3 +168,34 @@ SELECT id, patient_id, task FROM btg3_tasks ORDER BY id;
 \c - postgres
 SELECT a.relation, a.patient, a.action, a.uses, a.uses_left
   FROM agentauth.approvals a WHERE a.id IN (:'ap_del', :'ap_p2upd') ORDER BY a.action;
+
+-- an UPDATE that moves a row to another patient writes both patients'
+-- rows: it needs an approval for each (1.1: only the new row's patient's
+-- was asked for, and an approval for BTG3-P2 let the agent move BTG3-P1's
+-- row to BTG3-P2, recorded as a permitted update of BTG3-P1)
+INSERT INTO btg3_tasks VALUES (4, 'BTG3-P1', 'weigh daily');
+\c - btg3_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.approve_action(:'agent', 'btg3_tasks', 'BTG3-P2', 'update', 'fix BTG3-P2 task') AS ap_move \gset
+\c - btg3_agent
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+UPDATE btg3_tasks SET patient_id = 'BTG3-P2', task = 'moved' WHERE id = 4;
+\c - postgres
+SELECT id, patient_id, task FROM btg3_tasks WHERE id = 4;
+SELECT a.patient, a.action, a.uses_left FROM agentauth.approvals a WHERE a.id = :'ap_move';
+SELECT l.event, l.outcome, l.patient, l.action, l.row_count, l.detail ->> 'reason' AS reason
+  FROM agentauth.audit_log l
+ WHERE l.relation = 'public.btg3_tasks' AND l.principal_name = 'btg3 agent' AND l.action = 'update'
+   AND l.seq > (SELECT max(seq) FROM agentauth.audit_log WHERE event = 'approval_granted')
+ ORDER BY l.seq;
+-- with both approvals the move is made, and takes one use of each
+\c - btg3_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.approve_action(:'agent', 'btg3_tasks', 'BTG3-P1', 'update', 'move the task to BTG3-P2') AS ap_move1 \gset
+\c - btg3_agent
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+UPDATE btg3_tasks SET patient_id = 'BTG3-P2', task = 'moved' WHERE id = 4;
+\c - postgres
+SELECT id, patient_id, task FROM btg3_tasks WHERE id = 4;
+SELECT a.patient, a.action, a.uses_left FROM agentauth.approvals a
+ WHERE a.id IN (:'ap_move', :'ap_move1') ORDER BY a.patient;

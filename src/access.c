@@ -541,9 +541,15 @@ aa_row_check(PG_FUNCTION_ARGS)
 			}
 			if (!aa_access_decide(ra, pa, idx))
 				refuse_write(ra, pa, idx);
-			/* an UPDATE takes its approval at the new row: rows it writes */
-			if (st->cmd == AA_ROW_DELETE)
-				consume_approval(ra, pa, idx);
+
+			/*
+			 * The old row is written too: an UPDATE that moves a row to
+			 * another patient needs the approval of both (1.1: only the new
+			 * row's patient's was taken, and an approval for P002 let an
+			 * agent move P001's row to P002).  One use a statement and
+			 * patient, so the new row of the same patient takes none.
+			 */
+			consume_approval(ra, pa, idx);
 			pa->allowed[idx]++;
 			return BoolGetDatum(true);
 
