@@ -57,6 +57,23 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Only principals registered with can_break_glass may start an override.';
     END IF;
+    -- a delegated token carries no more than its delegators may: every
+    -- agent it passed through may break the glass, and is active (1.1: an
+    -- agent registered with can_break_glass broke the glass on a token
+    -- delegated to it by one that may not)
+    SELECT pr.name INTO h
+      FROM agentauth.token t
+      JOIN agentauth.token d ON d.id OPERATOR(pg_catalog.=) ANY (t.chain)
+      JOIN agentauth.principal pr ON pr.id OPERATOR(pg_catalog.=) d.agent
+     WHERE t.id OPERATOR(pg_catalog.=) s.token
+       AND (NOT pr.can_break_glass OR pr.status OPERATOR(pg_catalog.<>) 'active')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'principal "%" may not break the glass', p.name
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The session''s token was delegated by agent "%s", which may not.', h.name),
+                  HINT = 'An override needs a token whose every delegator is registered with can_break_glass.';
+    END IF;
     IF s.kind OPERATOR(pg_catalog.=) 'agent' AND coalesce(s.on_behalf_of, '') OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'an agent may break the glass only on behalf of a person'
             USING ERRCODE = '42501',

@@ -191,3 +191,34 @@ SELECT o.patient, o.review_status, o.overdue_by > interval '0' AS overdue, o.acc
  WHERE o.id IN (:'bg_agent', :'bg1', :'bg2', :'bg4', :'bg5')
  ORDER BY o.patient;
 RESET ROLE;
+
+-- a delegated token carries no more than its delegators may: an agent
+-- registered with can_break_glass cannot break the glass on a token
+-- delegated to it by an agent that may not (1.1: it could), and can on
+-- one whose every delegator may
+CREATE ROLE btg1_deleg LOGIN;
+CREATE ROLE btg1_deleg_btg LOGIN;
+SELECT agentauth.register_agent('btg1 deleg', 'btg1_deleg', 'btg1 team', '{TREAT}',
+                                '{lab:read}', can_delegate => true) AS deleg \gset
+SELECT agentauth.register_agent('btg1 deleg btg', 'btg1_deleg_btg', 'btg1 team', '{TREAT}',
+                                '{lab:read}', can_delegate => true, can_break_glass => true) AS deleg_btg \gset
+SELECT agentauth.issue_token(:'deleg', 'TREAT', on_behalf_of => 'btg1 doc') AS tok_deleg \gset
+SELECT agentauth.issue_token(:'deleg_btg', 'TREAT', on_behalf_of => 'btg1 doc') AS tok_deleg_btg \gset
+\c - btg1_deleg
+SELECT agentauth.begin_session(:'tok_deleg') IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG1-P3', 'delegator itself');
+SELECT agentauth.delegate_token(:'agent') AS tok_child \gset
+\c - btg1_deleg_btg
+SELECT agentauth.begin_session(:'tok_deleg_btg') IS NOT NULL AS began;
+SELECT agentauth.delegate_token(:'agent') AS tok_child_btg \gset
+\c - btg1_agent
+SELECT agentauth.begin_session(:'tok_child') IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG1-P3', 'through a delegator that may not');
+SELECT break_glass FROM agentauth.whoami();
+SELECT agentauth.begin_session(:'tok_child_btg') IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG1-P3', 'through a delegator that may') IS NOT NULL AS broke;
+SELECT cardinality(break_glass) AS overrides FROM agentauth.whoami();
+SELECT agentauth.end_session();
+\c - postgres
+SELECT principal_name, on_behalf_of, patient, reason FROM agentauth.break_glass_events
+ WHERE patient = 'BTG1-P3' ORDER BY started_at;
