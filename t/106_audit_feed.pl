@@ -280,6 +280,32 @@ like($herr, qr/seqs $hole to $hole are not in the log \(purged, or removed/,
 is((slurp_file("$dir/syslog5.state") =~ /^(\d+)/)[0], head_seq(), '... and goes on past it to the head');
 $srecv->kill_kill;
 
+# a collector that takes the connection and never answers (a hung server, a
+# partition that drops packets): the feed gives up after --timeout, says
+# why, and tries again (1.1: it waited in read() for ever, saying nothing).
+# The listening socket below never accepts: the kernel completes the
+# connection, the request is written, and no answer ever comes.
+my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5, Proto => 'tcp')
+  or die "cannot listen: $!";
+my $hport = $silent->sockport;
+open $sf, '>', "$dir/hung.state" or die $!;
+print $sf "0\n";
+close $sf;
+my $t_hung = time;
+my ($hung_out, $hung_err) = ('', '');
+my $hung = eval {
+	IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "http://127.0.0.1:$hport/fhir",
+			'--state', "$dir/hung.state", '--timeout', '1', '--once' ],
+		'>', \$hung_out, '2>', \$hung_err, IPC::Run::timeout(30)) ? 'delivered' : 'gave up';
+};
+is($hung, 'gave up', 'a collector that never answers does not hold the feed')
+  or diag("the feed was still waiting after 30 s: $@");
+like($hung_err, qr/read from 127\.0\.0\.1:$hport failed: no answer within 1 s \(--timeout\)/,
+	'... it says that no answer came within --timeout');
+like($hung_err, qr/stopped after seq 0/, '... and delivered nothing (--once: it stops, to be retried)');
+cmp_ok(time - $t_hung, '<', 25, '... within seconds');
+close $silent;
+
 # bad use
 IPC::Run::run([ $feed_bin, '--state', "$dir/x" ], '>', \$out, '2>', \$err);
 like($err, qr/usage: aa_feed/, 'a destination is required');

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +65,7 @@ static const char *opt_cert = NULL;
 static const char *opt_key = NULL;
 static const char *opt_token_file = NULL;
 static long opt_interval_ms = 500;
+static int	opt_timeout_s = 30;
 static int opt_batch = 200;
 static int opt_replay = 100;
 static int opt_once = 0;
@@ -185,6 +187,42 @@ conn_close(void)
 	sock = -1;
 }
 
+/*
+ * A collector that stops answering, or a network that drops the
+ * connection without a word, must not hold the feed for ever (1.1: it sat
+ * in read() with no log line): every connect, write and read of the socket
+ * -- TLS's too, which goes through it -- gives up after --timeout seconds,
+ * and the connection is dropped and tried again with the usual backoff.
+ * Keepalives find a peer that went away while the feed was idle.
+ */
+static void
+set_timeouts(void)
+{
+	struct timeval tv;
+	int			one = 1;
+
+	tv.tv_sec = opt_timeout_s;
+	tv.tv_usec = 0;
+	(void) setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void) setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void) setsockopt(sock, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/* why a read or write of the collector's connection failed */
+static const char *
+io_failure(void)
+{
+	static char why[128];
+
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
+		snprintf(why, sizeof(why), "no answer within %d s (--timeout)", opt_timeout_s);
+	else if (errno != 0)
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+	else
+		snprintf(why, sizeof(why), "the connection was closed");
+	return why;
+}
+
 static int
 conn_open(void)
 {
@@ -205,6 +243,7 @@ conn_open(void)
 		sock = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
 		if (sock < 0)
 			continue;
+		set_timeouts();
 		if (connect(sock, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		close(sock);
@@ -250,13 +289,15 @@ conn_write(const char *buf, size_t len)
 {
 	while (len > 0)
 	{
-		ssize_t		n = use_tls ? SSL_write(ssl, buf, (int) len) : write(sock, buf, len);
+		ssize_t		n;
 
+		errno = 0;
+		n = use_tls ? SSL_write(ssl, buf, (int) len) : write(sock, buf, len);
 		if (n <= 0)
 		{
 			if (!use_tls && n < 0 && errno == EINTR)
 				continue;
-			logmsg("write to %s:%s failed", host, port);
+			logmsg("write to %s:%s failed: %s", host, port, io_failure());
 			return -1;
 		}
 		buf += n;
@@ -270,10 +311,14 @@ conn_read(char *buf, size_t len)
 {
 	for (;;)
 	{
-		ssize_t		n = use_tls ? SSL_read(ssl, buf, (int) len) : read(sock, buf, len);
+		ssize_t		n;
 
+		errno = 0;
+		n = use_tls ? SSL_read(ssl, buf, (int) len) : read(sock, buf, len);
 		if (n < 0 && !use_tls && errno == EINTR)
 			continue;
+		if (n <= 0)
+			logmsg("read from %s:%s failed: %s", host, port, io_failure());
 		return n;
 	}
 }
@@ -606,6 +651,7 @@ usage(void)
 			"  --cert FILE --key FILE  client certificate (mutual TLS, as ATNA asks)\n"
 			"  --token-file FILE   bearer token for the FHIR server\n"
 			"  --interval MS       poll interval when idle (500)\n"
+			"  --timeout S         give up on a collector that does not answer (30)\n"
 			"  --batch N           records per read (200)\n"
 			"  --replay N          syslog: records re-sent on each connect (100)\n"
 			"  --from SEQ          with no state file yet, start after this seq (0)\n"
@@ -642,6 +688,7 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--key") == 0) opt_key = v;
 		else if (strcmp(a, "--token-file") == 0) opt_token_file = v;
 		else if (strcmp(a, "--interval") == 0) opt_interval_ms = atol(v);
+		else if (strcmp(a, "--timeout") == 0) opt_timeout_s = atoi(v);
 		else if (strcmp(a, "--batch") == 0) opt_batch = atoi(v);
 		else if (strcmp(a, "--replay") == 0) opt_replay = atoi(v);
 		else if (strcmp(a, "--from") == 0) opt_from = atoll(v);
@@ -649,7 +696,7 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (opt_state == NULL || (opt_fhir == NULL) == (opt_syslog == NULL) ||
-		opt_interval_ms < 1 || opt_batch < 1 || opt_replay < 0 || opt_from < 0)
+		opt_interval_ms < 1 || opt_timeout_s < 1 || opt_batch < 1 || opt_replay < 0 || opt_from < 0)
 		usage();
 	if (gethostname(hostname, sizeof(hostname)) != 0 || hostname[0] == '\0')
 		snprintf(hostname, sizeof(hostname), "-");
