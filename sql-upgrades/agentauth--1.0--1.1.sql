@@ -4087,8 +4087,11 @@ BEGIN
     IF patient IS NULL THEN
         RETURN NULL;
     END IF;
-    IF t OPERATOR(pg_catalog.=) '' OR (t OPERATOR(pg_catalog.=) 'Patient/%s'
-                                       AND patient !~ '^[A-Za-z0-9\-\.]{1,64}$') THEN
+    -- an id that is no FHIR id is never put into a reference, under any
+    -- template: it would make a reference to another resource or patient
+    -- ('../Patient/P001' filed under P001) or one a server refuses (1.1:
+    -- only the default template fell back to the identifier)
+    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
         RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
             pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
     END IF;
@@ -4571,9 +4574,11 @@ BEGIN
     -- entity 1: the patient
     IF r.patient IS NOT NULL THEN
         v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'what', pg_catalog.jsonb_build_object(
-                'identifier', pg_catalog.jsonb_build_object('value', r.patient),
-                'display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+            -- the patient's Reference as BALP's records give it, so that a
+            -- search by patient finds these events too (1.1: an identifier
+            -- without a system)
+            'what', agentauth.fhir_patient_reference(r.patient) OPERATOR(pg_catalog.||)
+                pg_catalog.jsonb_build_object('display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
             'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
             'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
     END IF;

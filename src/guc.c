@@ -26,6 +26,39 @@ char	   *aa_forward_conninfo = NULL;
 static char *aa_fhir_patient_reference = NULL;	/* read by SQL only */
 static char *aa_fhir_patient_identifier_system = NULL;	/* read by SQL only */
 
+/*
+ * agentauth.fhir_patient_reference: empty, or a template with one %s (the
+ * patient id) and no other %.  Checked when it is set, at start and at a
+ * reload (1.1: a template without %s was taken, and every export of a
+ * patient's record then failed, holding up the audit feed).
+ */
+static bool
+check_patient_reference(char **newval, void **extra, GucSource source)
+{
+	const char *t = *newval;
+	const char *p;
+	int			ids = 0;
+
+	if (t == NULL || t[0] == '\0')
+		return true;
+	for (p = strchr(t, '%'); p != NULL; p = strchr(p + 2, '%'))
+	{
+		if (p[1] != 's')
+		{
+			GUC_check_errdetail("The template may hold no %% but the one in %%s.");
+			return false;
+		}
+		ids++;
+	}
+	if (ids != 1)
+	{
+		GUC_check_errdetail("The template must hold %%s, where the patient id goes, once.");
+		GUC_check_errhint("For example 'Patient/%%s' or 'https://fhir.example.org/r4/Patient/%%s'; empty names patients by identifier.");
+		return false;
+	}
+	return true;
+}
+
 void
 aa_guc_init(void)
 {
@@ -45,7 +78,7 @@ aa_guc_init(void)
 							   "Patient/%s",
 							   PGC_SIGHUP,
 							   0,
-							   NULL, NULL, NULL);
+							   check_patient_reference, NULL, NULL);
 
 	DefineCustomStringVariable("agentauth.fhir_patient_identifier_system",
 							   "The identifier system whose values are the protected tables' patient ids (import_fhir_consent).",

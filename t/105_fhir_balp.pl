@@ -65,6 +65,25 @@ is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, 
 	'agentauth.fhir_patient_reference names the site\'s FHIR server');
 ($code, $res) = events();
 is($code, 0, 'still valid and conformant with the site\'s mapping') or diag($res);
+# a patient id that is no FHIR id never goes into the reference, whatever
+# the template (1.1: under a full-URL template '../Patient/P1' made
+# https://.../Patient/../Patient/P1, which a server files under P1)
+is(ae(q{SELECT (f->'entity'->0->'what'->>'reference') IS NULL, f->'entity'->0->'what'->'identifier'
+          FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'mrn:77' AND l.event = 'access' LIMIT 1}),
+	't|{"value": "mrn:77", "system": "urn:agentauth:patient"}',
+	'under a full-URL template an id that is no FHIR id is named by identifier');
+is(ae(q{SELECT agentauth.fhir_patient_reference(p) FROM unnest(ARRAY['../Patient/P1', 'x y', repeat('a', 65)]) p}),
+	join("\n", map { qq({"type": "Patient", "identifier": {"value": "$_", "system": "urn:agentauth:patient"}}) }
+		('../Patient/P1', 'x y', 'a' x 65)),
+	'... and so is a path, a space, an id longer than 64');
+# the events that are not BALP's (consent, break-the-glass) name the
+# patient by the same Reference (1.1: an identifier with no system)
+is(ae(q{SELECT string_agg(DISTINCT l.event || ' ' || (f->'entity'->0->'what'->>'reference'), ', ')
+          FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'P1' AND l.event NOT IN ('access', 'denied')}),
+	'consent_recorded https://fhir.example.org/r4/Patient/P1',
+	'a consent event names the patient by the same Reference');
 
 # and the way back: a Consent may name its patient by that absolute
 # reference; another server's Patient of the same id is refused (1.1: it
@@ -111,9 +130,21 @@ ROLLBACK;});
 is($out, '0|Consent/t105b', 'a Bundle entry of the site\'s own server is imported') or diag($err);
 ($rc, $out, $err) = bundle_from('https://other.example.org/r4/Consent/t105b');
 like($err, qr/is a resource of another server/, 'an entry of another server is refused');
+# a template without %s, or with another %, is refused when it is set --
+# by ALTER SYSTEM and by a reload, which keeps the value before it (1.1:
+# taken, and every export of a patient's record then failed, holding up
+# the feed)
+($rc, $out, $err) = $node->psql('postgres', q{ALTER SYSTEM SET agentauth.fhir_patient_reference = 'Patient'});
+like($err, qr/invalid value for parameter "agentauth.fhir_patient_reference": "Patient"/,
+	'a template without %s is refused');
+($rc, $out, $err) = $node->psql('postgres', q{ALTER SYSTEM SET agentauth.fhir_patient_reference = 'Patient/%s/%d'});
+like($err, qr/The template may hold no % but the one in %s/, 'a template with another % is refused');
+my $logpos = -s $node->logfile;
 $node->append_conf('postgresql.conf', q{agentauth.fhir_patient_reference = 'Patient'});
 $node->reload;
-$node->poll_query_until('postgres', q{SELECT current_setting('agentauth.fhir_patient_reference') = 'Patient'});
-($rc, $out, $err) = $node->psql('postgres', q{SELECT agentauth.audit_event_fhir(seq) FROM agentauth.audit_log WHERE event = 'access' AND patient IS NOT NULL LIMIT 1});
-like($err, qr/ERROR:  agentauth.fhir_patient_reference must contain %s/, 'a template without %s is an error');
+ok($node->wait_for_log(qr/invalid value for parameter "agentauth.fhir_patient_reference": "Patient"/, $logpos),
+	'a reload says so in the server log');
+is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'P1' AND l.event = 'access' LIMIT 1}), 'https://fhir.example.org/r4/Patient/P1',
+	'... and the template before it stays in force');
 done_testing();

@@ -260,9 +260,11 @@ BEGIN
     -- entity 1: the patient
     IF r.patient IS NOT NULL THEN
         v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'what', pg_catalog.jsonb_build_object(
-                'identifier', pg_catalog.jsonb_build_object('value', r.patient),
-                'display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
+            -- the patient's Reference as BALP's records give it, so that a
+            -- search by patient finds these events too (1.1: an identifier
+            -- without a system)
+            'what', agentauth.fhir_patient_reference(r.patient) OPERATOR(pg_catalog.||)
+                pg_catalog.jsonb_build_object('display', 'patient ' OPERATOR(pg_catalog.||) r.patient),
             'type', agentauth._fhir_coding('entity-type', '1', 'Person'),
             'role', agentauth._fhir_coding('object-role', '1', 'Patient')));
     END IF;

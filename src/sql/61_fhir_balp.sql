@@ -37,8 +37,11 @@ BEGIN
     IF patient IS NULL THEN
         RETURN NULL;
     END IF;
-    IF t OPERATOR(pg_catalog.=) '' OR (t OPERATOR(pg_catalog.=) 'Patient/%s'
-                                       AND patient !~ '^[A-Za-z0-9\-\.]{1,64}$') THEN
+    -- an id that is no FHIR id is never put into a reference, under any
+    -- template: it would make a reference to another resource or patient
+    -- ('../Patient/P001' filed under P001) or one a server refuses (1.1:
+    -- only the default template fell back to the identifier)
+    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
         RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
             pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
     END IF;
