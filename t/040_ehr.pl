@@ -132,6 +132,45 @@ my ($ret, $out, $err) = $node->psql('postgres',
 like($err, qr/not in scope|scope/, 'hiv_tests.result is refused (sensitive, not in scope)');
 is(as_agent('SELECT count(*) FROM ehr.hiv_tests'), '0', 'and no row of it is counted');
 
+# a row's class is what the row is (an outside review of 1.1): every column
+# of a table of one kind of data has that class, its encounter_id too, so
+# a patient who refuses lab data but permits encounters shows no lab row
+# to a count or an encounter link ...
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT relation::text || '=' || data_class, ',' ORDER BY relation::text || '=' || data_class)
+	  FROM agentauth.protected_columns WHERE column_name = 'encounter_id'}),
+	'ehr.billing=billing,ehr.diagnoses=diagnosis,ehr.encounters=encounter,ehr.lab_results=lab,'
+	  . 'ehr.medications=medication,ehr.notes=clinical_note',
+	'encounter_id has the class of its table\'s rows');
+$node->safe_psql('postgres', q{
+	SELECT agentauth.record_consent(10, 'permit', '{TREATDS}');
+	SELECT agentauth.record_consent(10, 'deny', '{TREATDS}', '{lab}');});
+is(as_agent('SELECT count(*), count(encounter_id) FROM ehr.lab_results WHERE patient_id = 10'), '0|0',
+	'a patient who refused lab data: no lab row counted or linked to an encounter');
+is(as_agent('SELECT count(*) > 0 FROM ehr.encounters WHERE patient_id = 10'), 't',
+	'... though its encounters are read');
+# ... and an agent without lab in scope cannot reach lab_results through it
+my $enc_agent = $node->safe_psql('postgres', q{
+	CREATE ROLE ehr_sched LOGIN;
+	GRANT USAGE ON SCHEMA ehr TO ehr_sched;
+	GRANT SELECT ON ALL TABLES IN SCHEMA ehr TO ehr_sched;
+	SELECT agentauth.register_agent('ehr-encounters', 'ehr_sched', 'Scheduling AI', '{TREATDS}',
+		'{encounter:read}')});
+my $enc_tok = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$enc_agent', 'TREATDS')");
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT agentauth.begin_session('$enc_tok') \\g /dev/null\nSELECT count(DISTINCT encounter_id) FROM ehr.lab_results",
+	extra_params => [ '-U', 'ehr_sched' ]);
+like($err, qr/scope/, 'an agent with encounter scope alone cannot list which encounters had labs');
+# sensitive facts are kept in tables of their own: the general tables hold
+# no HIV or depression diagnosis and no CD4 count (which their classes
+# would show to any agent with diagnosis or lab in scope)
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM ehr.diagnoses WHERE icd10 ~ '^(B20|F3[2-3]|F1[0-9])')
+	     + (SELECT count(*) FROM ehr.lab_results WHERE loinc = '24467-3')}), '0',
+	'no sensitive fact in a table classed as ordinary data');
+$node->safe_psql('postgres', q{
+	DELETE FROM agentauth.consent WHERE patient = '10';});
+
 # the rebuild: DROP and CREATE TABLE AS leave a protected table
 my $old_oid = $node->safe_psql('postgres', q{SELECT 'derived.kidney_function'::regclass::oid});
 run_file('derived.sql');

@@ -57,13 +57,27 @@ SELECT agentauth.protect_schema('ehr', 'patient_id', '{
     "submitted_at":    "billing"
 }');
 
+-- Classify by what a row means, not by a column's name.  A row of
+-- lab_results is a lab result, whatever column a statement names: its
+-- encounter_id too (with "encounter" there, an agent with encounter in
+-- scope counted and linked the lab results of a patient who had refused
+-- lab data, and the log recorded it as encounter data -- an outside review
+-- of 1.1).  So each table of one kind of data takes that class for every
+-- column; the declaration above stays for tables made there later.
 -- taken_at is a lab column by name; in the vital signs it is one of them
--- (protect_table reclassifies a protected table, every partition with it)
+-- (protect_table reclassifies a protected table, every partition with it).
 DO $$
+DECLARE
+    t record;
 BEGIN
-    IF to_regclass('ehr.vitals') IS NOT NULL THEN
-        PERFORM agentauth.protect_table('ehr.vitals', 'patient_id', '{}', 'vital_signs');
-    END IF;
+    FOR t IN SELECT * FROM (VALUES ('ehr.diagnoses', 'diagnosis'), ('ehr.lab_results', 'lab'),
+                                   ('ehr.vitals', 'vital_signs'), ('ehr.medications', 'medication'),
+                                   ('ehr.notes', 'clinical_note'), ('ehr.billing', 'billing')) v(tbl, cls)
+    LOOP
+        IF to_regclass(t.tbl) IS NOT NULL THEN
+            PERFORM agentauth.protect_table(t.tbl::regclass, 'patient_id', '{}', t.cls);
+        END IF;
+    END LOOP;
 END
 $$;
 

@@ -25,11 +25,11 @@ INSERT INTO ref.lab_codes VALUES
     ('2951-2',  'Sodium',              'mmol/L',   135,  145),
     ('4548-4',  'Hemoglobin A1c',      '%',        4,    5.6),
     ('33914-3', 'eGFR',                'mL/min',   60,   120),
-    ('24467-3', 'CD4 count',           'cells/uL', 500,  1500);
+    ('777-3',   'Platelets',           '10*3/uL',  150,  400);
 INSERT INTO ref.diagnosis_codes VALUES
     ('E11.9', 'Type 2 diabetes mellitus'), ('I10', 'Essential hypertension'),
     ('N18.3', 'Chronic kidney disease, stage 3'), ('J45.909', 'Asthma'),
-    ('F32.9', 'Major depressive disorder'), ('B20', 'HIV disease'),
+    ('J44.9', 'Chronic obstructive pulmonary disease'), ('M54.50', 'Low back pain'),
     ('E78.5', 'Hyperlipidemia'), ('I50.9', 'Heart failure'),
     ('Z00.00', 'General adult examination'), ('K21.9', 'Gastro-esophageal reflux disease');
 
@@ -55,7 +55,7 @@ SELECT p * 10 + k, p,
 
 INSERT INTO ehr.diagnoses
 SELECT p * 10 + k, p, p * 10 + 1 + (k % 5),
-       pg_temp.pick('{E11.9,I10,N18.3,J45.909,F32.9,B20,E78.5,I50.9,Z00.00,K21.9}', p * 10 + k, 11),
+       pg_temp.pick('{E11.9,I10,N18.3,J45.909,J44.9,M54.50,E78.5,I50.9,Z00.00,K21.9}', p * 10 + k, 11),
        timestamptz '2025-01-01 00:00+00' + floor(pg_temp.r(p * 10 + k, 12) * 360) * interval '1 day'
   FROM generate_series(1, :patients) p, generate_series(1, 6) k;
 
