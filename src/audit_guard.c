@@ -564,6 +564,38 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 		strlcpy(cut_hex, h ? h : "", sizeof(cut_hex));
 	}
 
+	/*
+	 * No record a feed to the audit repository has still to send (1.1: a
+	 * purge removed them, and the repository never got them).  A feed
+	 * reports what it delivered (feed_delivered); one that is gone is
+	 * dropped by a privacy officer, on the record (drop_audit_feed).
+	 */
+	if (cut_seq > first_seq &&
+		OidIsValid(get_relname_relid("audit_feed", get_namespace_oid(AA_SCHEMA, false))))
+	{
+		/* (the table is 1.1's: an extension not yet updated has none) */
+		args[0] = Int64GetDatum(cut_seq - 1);
+		ret = SPI_execute_with_args("SELECT name, delivered_seq FROM agentauth.audit_feed"
+									" WHERE delivered_seq OPERATOR(pg_catalog.<) $1"
+									" ORDER BY delivered_seq, name LIMIT 1",
+									1, argtypes, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read the audit feeds");
+		if (SPI_processed == 1)
+		{
+			char	   *feed = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			char	   *delivered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("audit records not yet delivered by feed \"%s\" cannot be removed", feed),
+					 errdetail("The feed has delivered up to seq %s; this purge would remove up to seq " INT64_FORMAT ".",
+							   delivered, cut_seq - 1),
+					 errhint("Let the feed catch up (agentauth.audit_feeds shows how far behind it is), or, if it is gone, drop it with agentauth.drop_audit_feed().")));
+		}
+		args[0] = Int64GetDatum(cut_seq);
+	}
+
 	if (cut_seq > first_seq)
 	{
 		audit_purging = true;

@@ -114,5 +114,49 @@ is(verify_both('after the second purge'), "$n|t||", 'the log verifies after a se
 is(sq("SELECT count(*) FROM agentauth.audit_log WHERE event = 'audit_purged'"), '1',
 	'the first purge record went with the second purge; the latest anchors the chain');
 
+# a feed to the audit repository holds the purge until it has delivered
+# what the purge would remove (1.1: a purge removed records a feed had
+# still to send, and the repository never got them); a feed reports its
+# position itself (feed_delivered, as the auditor login it reads with)
+sq("SELECT agentauth._audit('t11_feed_' || i) FROM generate_series(1, 3) i");
+my $lag_at = sq('SELECT max(seq) FROM agentauth.audit_log') - 2;
+sq("SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 lagging feed', $lag_at)");
+sq("SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', max(seq)) FROM agentauth.audit_log");
+is(sq(q{SELECT string_agg(name || ' ' || behind, ', ' ORDER BY name) FROM agentauth.audit_feeds}),
+	"t11 feed 1, t11 lagging feed 4",
+	'agentauth.audit_feeds shows how far behind each feed is (its registration is recorded too)');
+sleep 3;
+my ($before, $count_before) = split /\|/, sq('SELECT min(seq), count(*) FROM agentauth.audit_log');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit(now() - interval '2 s')");
+like($e, qr/audit records not yet delivered by feed "t11 lagging feed" cannot be removed.*DETAIL:  The feed has delivered up to seq $lag_at; this purge would remove up to seq \d+\./s,
+	'a purge past what a feed delivered is refused, naming the feed');
+is(sq('SELECT min(seq) || \'|\' || count(*) FROM agentauth.audit_log'), "$before|$count_before",
+	'... and removes nothing');
+# who may report and drop, and bad input
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SET ROLE NONE; CREATE ROLE t11_nobody; SET ROLE t11_nobody; SELECT agentauth.feed_delivered('x', 1)");
+like($e, qr/permission denied for function feed_delivered/, 'only an auditor reports a feed\'s position');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('', 1)");
+like($e, qr/feed must not be empty|feed/, 'an empty feed name is refused');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', -1)");
+like($e, qr/seq must be a delivered seq, 0 or more/, 'a negative seq is refused');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.drop_audit_feed('t11 lagging feed', 'gone')");
+like($e, qr/permission denied for function drop_audit_feed/, 'an auditor cannot drop a feed');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('t11 lagging feed', NULL)");
+like($e, qr/reason/, 'a drop needs a reason');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('no such feed', 'gone')");
+like($e, qr/no audit feed "no such feed"/, 'an unknown feed is an error');
+# the feed that is gone is dropped, on the record; a feed that has
+# delivered everything the purge removes does not hold it
+sq("SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('t11 lagging feed', 'decommissioned with the old repository')");
+sq("SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', max(seq)) FROM agentauth.audit_log");
+my $purged = sq("SET ROLE t11_officer; SELECT agentauth.purge_audit(now() - interval '2 s')");
+cmp_ok($purged, '>', 0, "then the purge goes on ($purged records), the caught-up feed does not hold it");
+is(sq(q{SELECT string_agg(event || ' ' || (detail->>'feed') || coalesce(' ' || (detail->>'reason'), ''), ', ' ORDER BY seq)
+          FROM agentauth.audit_log WHERE event LIKE 'audit_feed_%'}),
+	'audit_feed_dropped t11 lagging feed decommissioned with the old repository',
+	'the drop is recorded with its reason (the registrations went with the purge)');
+is(verify_both('after the purge the feeds allowed'), sq('SELECT count(*) FROM agentauth.audit_log') . '|t||',
+	'and the log verifies');
+
 $node->stop;
 done_testing();

@@ -137,6 +137,15 @@ ok(wait_for(\&all_delivered, 'the records after the feed restart'), 'after the f
 my $h = head_seq();
 ok(wait_for(sub { (slurp_file("$dir/fhir.state") =~ /^(\d+)/)[0] == $h }, 'the state file'),
 	'the state file holds the last seq delivered');
+# the feed tells the database how far it has delivered (feed_delivered,
+# once a batch): agentauth.audit_feeds shows its backlog, and purge_audit
+# removes nothing it has still to send (t/011_audit_purge.pl)
+ok(wait_for(sub { sq(q{SELECT delivered_seq || ' ' || behind FROM agentauth.audit_feeds
+	WHERE name LIKE '%:%/fhir.state'}) eq head_seq() . ' 0' }, 'the feed\'s position in the database'),
+	'the feed reports its position to the database, under host:state file');
+is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE event = 'audit_feed_registered'
+	AND detail->>'feed' LIKE '%/fhir.state'}), '1', 'its first report registered it, on the record');
+$h = head_seq();
 my @puts = split /\n/, slurp_file("$store/puts.log");
 my %n;
 $n{$_}++ for @puts;
@@ -178,10 +187,12 @@ cmp_ok($units, '>=', 2, "the read is stored as units ($units)");
 open my $sf, '>', "$dir/fhir4.state" or die $!;
 print $sf "$before_units\n";
 close $sf;
-my $uh = head_seq();
 IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
 		'--token-file', "$dir/token", '--state', "$dir/fhir4.state", '--batch', '40', '--once' ],
 	'>', \my $uout, '2>', \my $uerr);
+# (the head after the run: its first report registered this feed, a
+# record it then delivered too)
+my $uh = head_seq();
 is((slurp_file("$dir/fhir4.state") =~ /^(\d+)/)[0], $uh, 'in windows of 40 the feed reaches the head')
   or diag($uerr);
 my $ids = fhir_ids();

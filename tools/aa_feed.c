@@ -34,7 +34,7 @@
  *
  * Plain C99 + POSIX, libpq and OpenSSL.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -66,6 +66,8 @@ static const char *opt_key = NULL;
 static const char *opt_token_file = NULL;
 static long opt_interval_ms = 500;
 static int	opt_timeout_s = 30;
+static const char *opt_name = NULL;
+static char default_name[4096 + 300];
 static int opt_batch = 200;
 static int opt_replay = 100;
 static int opt_once = 0;
@@ -523,6 +525,41 @@ syslog_send(long long seq, const char *logged_at, const char *json)
 
 static PGconn *db = NULL;
 
+/*
+ * Tell the database how far this feed has delivered
+ * (agentauth.feed_delivered, as the auditor login the feed reads with):
+ * purge_audit() then removes no record the feed has still to send, and
+ * agentauth.audit_feeds shows its backlog.  Said once a batch, and once at
+ * the start, which registers the feed.  A database that cannot take it
+ * (an extension not yet updated to 1.1) is said once in the log; delivery
+ * goes on.
+ */
+static long long reported = -1;
+
+static void
+report_position(long long seq)
+{
+	char		s[32];
+	const char *params[2] = {opt_name, s};
+	PGresult   *r;
+	static int	said = 0;
+
+	if (db == NULL || seq == reported)
+		return;
+	snprintf(s, sizeof(s), "%lld", seq);
+	r = PQexecParams(db, "SELECT agentauth.feed_delivered($1, $2::bigint)",
+					 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		reported = seq;
+	else if (!said)
+	{
+		logmsg("cannot report the position to the database (purge_audit will not wait for this feed): %s",
+			   PQerrorMessage(db));
+		said = 1;
+	}
+	PQclear(r);
+}
+
 static PGresult *
 fetch(long long after, int limit)
 {
@@ -652,6 +689,7 @@ usage(void)
 			"  --token-file FILE   bearer token for the FHIR server\n"
 			"  --interval MS       poll interval when idle (500)\n"
 			"  --timeout S         give up on a collector that does not answer (30)\n"
+			"  --name NAME         this feed's name in agentauth.audit_feeds (host:state file)\n"
 			"  --batch N           records per read (200)\n"
 			"  --replay N          syslog: records re-sent on each connect (100)\n"
 			"  --from SEQ          with no state file yet, start after this seq (0)\n"
@@ -689,6 +727,7 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--token-file") == 0) opt_token_file = v;
 		else if (strcmp(a, "--interval") == 0) opt_interval_ms = atol(v);
 		else if (strcmp(a, "--timeout") == 0) opt_timeout_s = atoi(v);
+		else if (strcmp(a, "--name") == 0) opt_name = v;
 		else if (strcmp(a, "--batch") == 0) opt_batch = atoi(v);
 		else if (strcmp(a, "--replay") == 0) opt_replay = atoi(v);
 		else if (strcmp(a, "--from") == 0) opt_from = atoll(v);
@@ -704,6 +743,15 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	parse_dest();
+	if (opt_name == NULL)
+	{
+		char		path[4096];
+
+		if (realpath(opt_state, path) == NULL)
+			snprintf(path, sizeof(path), "%s", opt_state);
+		snprintf(default_name, sizeof(default_name), "%s:%s", hostname, path);
+		opt_name = default_name;
+	}
 	last = state_load();
 	logmsg("delivering to %s after seq %lld", opt_fhir ? opt_fhir : opt_syslog, last);
 
@@ -764,6 +812,7 @@ main(int argc, char **argv)
 		PQclear(r);
 		if (opt_syslog && !failed && n > 0)
 			state_save(last);
+		report_position(last);
 		if (failed)
 			goto failure;
 		need_replay = 0;

@@ -677,3 +677,78 @@ CREATE FUNCTION agentauth.purge_audit(before timestamptz) RETURNS bigint
     LANGUAGE c AS 'MODULE_PATHNAME', 'aa_purge_audit';
 REVOKE ALL ON FUNCTION agentauth.purge_audit(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.purge_audit(timestamptz) TO agentauth_privacy_officer;
+
+-- The feeds to the audit repository (tools/aa_feed) and how far each has
+-- delivered: purge_audit() removes no record a feed still has to send
+-- (1.1: a purge removed them, and the repository never got them), and
+-- agentauth.audit_feeds shows each feed's backlog.  A feed reports its
+-- position itself (feed_delivered, as agentauth_auditor, which is what
+-- it logs in as); a privacy officer drops a feed that is gone.
+CREATE TABLE agentauth.audit_feed (
+    name          text PRIMARY KEY,
+    delivered_seq bigint NOT NULL CHECK (delivered_seq >= 0),
+    reported_at   timestamptz NOT NULL,
+    registered_at timestamptz NOT NULL,
+    registered_by text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.audit_feed', '');
+
+-- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
+CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_name text;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_auditor');
+    v_name := agentauth._check_text(feed, 'feed', true, 200);
+    IF seq IS NULL OR seq OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'seq must be a delivered seq, 0 or more' USING ERRCODE = '22023';
+    END IF;
+    UPDATE agentauth.audit_feed f
+       SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp()
+     WHERE f.name OPERATOR(pg_catalog.=) v_name;
+    IF NOT FOUND THEN
+        INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by)
+        VALUES (v_name, seq, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(),
+                session_user::text);
+        PERFORM agentauth._audit('audit_feed_registered',
+            pg_catalog.jsonb_build_object('feed', v_name, 'delivered_seq', seq));
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.feed_delivered(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.feed_delivered(text, bigint) TO agentauth_auditor;
+
+-- SECURITY DEFINER: writes the extension's private table of feeds and audits the change; callable by agentauth_privacy_officer only (who purges).
+CREATE FUNCTION agentauth.drop_audit_feed(feed text, reason text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_seq bigint;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_privacy_officer');
+    PERFORM agentauth._check_text(reason, 'reason', true, 4000);
+    DELETE FROM agentauth.audit_feed f WHERE f.name OPERATOR(pg_catalog.=) feed
+    RETURNING f.delivered_seq INTO v_seq;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit feed "%"', pg_catalog.left(feed, 200) USING ERRCODE = '42704',
+            HINT = 'agentauth.audit_feeds lists them.';
+    END IF;
+    PERFORM agentauth._audit('audit_feed_dropped',
+        pg_catalog.jsonb_build_object('feed', feed, 'delivered_seq', v_seq, 'reason', reason));
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth.drop_audit_feed(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentauth.drop_audit_feed(text, text) TO agentauth_privacy_officer;
+
+CREATE VIEW agentauth.audit_feeds AS
+SELECT f.name, f.delivered_seq,
+       GREATEST(h.head OPERATOR(pg_catalog.-) f.delivered_seq, 0) AS behind,
+       f.reported_at, f.registered_at, f.registered_by
+  FROM agentauth.audit_feed f,
+       LATERAL (SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
+                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head) h;
+GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;
