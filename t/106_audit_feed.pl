@@ -322,4 +322,7 @@ IPC::Run::run([ $feed_bin, '--state', "$dir/x" ], '>', \$out, '2>', \$err);
 like($err, qr/usage: aa_feed/, 'a destination is required');
 IPC::Run::run([ $feed_bin, '--state', "$dir/x", '--fhir', 'ftp://x' ], '>', \$out, '2>', \$err);
 like($err, qr/--fhir must be an http/, 'an unknown scheme is refused');
+IPC::Run::run([ $feed_bin, '--state', "$dir/x", '--fhir', "http://127.0.0.1:$fport/fhir", '--token-file', "$dir/token" ],
+	'>', \$out, '2>', \$err);
+like($err, qr/--token-file needs an https collector/, 'a bearer token is never sent over plain http');
 done_testing();

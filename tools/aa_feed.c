@@ -660,6 +660,9 @@ parse_dest(void)
 						 SSL_CTX_use_PrivateKey_file(ctx, opt_key ? opt_key : opt_cert, SSL_FILETYPE_PEM) != 1))
 			die("cannot load the client certificate %s", opt_cert);
 	}
+	/* a bearer token is a password: never sent in clear (1.1: it was) */
+	if (opt_token_file && !use_tls)
+		die("--token-file needs an https collector: the bearer token would cross the network in clear");
 	if (opt_token_file)
 	{
 		FILE	   *f = fopen(opt_token_file, "r");
