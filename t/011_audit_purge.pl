@@ -139,6 +139,18 @@ like($e, qr/permission denied for function feed_delivered/, 'only an auditor rep
 like($e, qr/feed must not be empty|feed/, 'an empty feed name is refused');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', -1)");
 like($e, qr/seq must be a delivered seq, 0 or more/, 'a negative seq is refused');
+# a position past the head of the log (a state file of another log, a
+# forged report) is refused: a purge would follow it
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 lagging feed', max(seq) + 1) FROM agentauth.audit_log");
+like($e, qr/seq \d+ is past the head of the audit log/, 'a position past the head of the log is refused');
+# a feed's position is its own login's to move (1.1 before: any auditor
+# moved any feed's, with no record, and a purge followed)
+sq('CREATE ROLE t11_other_auditor LOGIN IN ROLE agentauth_auditor');
+($r, $o, $e) = $node->psql('postgres', "SELECT agentauth.feed_delivered('t11 lagging feed', max(seq)) FROM agentauth.audit_log",
+	extra_params => [ '-U', 't11_other_auditor' ]);
+like($e, qr/audit feed "t11 lagging feed" is reported by login "postgres"/, 'another login cannot move a feed');
+is(sq(q{SELECT delivered_seq FROM agentauth.audit_feeds WHERE name = 't11 lagging feed'}), $lag_at,
+	'... which stays where its own login put it');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.drop_audit_feed('t11 lagging feed', 'gone')");
 like($e, qr/permission denied for function drop_audit_feed/, 'an auditor cannot drop a feed');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('t11 lagging feed', NULL)");

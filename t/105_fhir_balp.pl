@@ -73,10 +73,10 @@ is(ae(q{SELECT (f->'entity'->0->'what'->>'reference') IS NULL, f->'entity'->0->'
          WHERE l.patient = 'mrn:77' AND l.event = 'access' LIMIT 1}),
 	't|{"value": "mrn:77", "system": "urn:agentauth:patient"}',
 	'under a full-URL template an id that is no FHIR id is named by identifier');
-is(ae(q{SELECT agentauth.fhir_patient_reference(p) FROM unnest(ARRAY['../Patient/P1', 'x y', repeat('a', 65)]) p}),
+is(ae(q{SELECT agentauth.fhir_patient_reference(p) FROM unnest(ARRAY['../Patient/P1', 'x y', repeat('a', 65), '..', '.']) p}),
 	join("\n", map { qq({"type": "Patient", "identifier": {"value": "$_", "system": "urn:agentauth:patient"}}) }
-		('../Patient/P1', 'x y', 'a' x 65)),
-	'... and so is a path, a space, an id longer than 64');
+		('../Patient/P1', 'x y', 'a' x 65, '..', '.')),
+	'... and so is a path, a space, an id longer than 64, an id of dots (which a URL resolves as a path)');
 # the events that are not BALP's (consent, break-the-glass) name the
 # patient by the same Reference (1.1: an identifier with no system)
 is(ae(q{SELECT string_agg(DISTINCT l.event || ' ' || (f->'entity'->0->'what'->>'reference'), ', ')

@@ -145,6 +145,21 @@ ok(wait_for(sub { sq(q{SELECT delivered_seq || ' ' || behind FROM agentauth.audi
 	'the feed reports its position to the database, under host:state file');
 is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE event = 'audit_feed_registered'
 	AND detail->>'feed' LIKE '%/fhir.state'}), '1', 'its first report registered it, on the record');
+# one feed per name: a second feed of the same name (here the same state
+# file) refuses to start while the first holds it (two would report each
+# other's positions, and a purge could follow the one ahead)
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/fhir.state", '--once' ], '>', \my $dout, '2>', \my $derr);
+like($derr, qr/another aa_feed is running as ".*fhir\.state" on this database/,
+	'a second feed of one name refuses to start');
+# a position the database refuses -- past the head of its log: a state file
+# of another log, --from too far -- stops the feed instead of delivering
+# unguarded by the purge's check
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/far.state", '--from', '999999', '--once' ],
+	'>', \my $fout, '2>', \my $ferr);
+like($ferr, qr/the database refused this feed's position .*seq 999999 is past the head of the audit log/,
+	'a feed whose position is past the head of the log stops');
 $h = head_seq();
 my @puts = split /\n/, slurp_file("$store/puts.log");
 my %n;
@@ -154,6 +169,15 @@ my @twice = grep { $n{$_} > 1 } sort keys %n;
 cmp_ok(scalar(@twice), '<=', 2, 'a record is sent again only when it was in flight at a restart (' .
 	scalar(@twice) . '), and then replaces itself (PUT)');
 $feed->kill_kill;
+# the default name (host:state file) is the same before the state file
+# exists and after: one feed, not two
+for (1 .. 2)
+{
+	IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+			'--token-file', "$dir/token", '--state', "$dir/twice.state", '--once' ], '>', \my $tout, '2>', \my $terr);
+}
+is(sq(q{SELECT count(*) FROM agentauth.audit_feeds WHERE name LIKE '%twice.state'}), '1',
+	'a feed keeps its default name across runs');
 
 # units: an agent's read of 150 patients is stored as units of entries;
 # the feed reads the log a window at a time (--batch 40: windows that

@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <libgen.h>
 
 #include <libpq-fe.h>
 #include <openssl/err.h>
@@ -274,11 +275,16 @@ conn_open(void)
 	SSL_set_fd(ssl, sock);
 	SSL_set_tlsext_host_name(ssl, host);
 	SSL_set1_host(ssl, host);
+	errno = 0;
 	if (SSL_connect(ssl) != 1)
 	{
 		char		err[256];
+		unsigned long e = ERR_get_error();
 
-		ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+		if (e != 0)
+			ERR_error_string_n(e, err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "%s", io_failure());
 		logmsg("TLS handshake with %s:%s failed: %s", host, port, err);
 		conn_close();
 		return -1;
@@ -529,10 +535,13 @@ static PGconn *db = NULL;
  * Tell the database how far this feed has delivered
  * (agentauth.feed_delivered, as the auditor login the feed reads with):
  * purge_audit() then removes no record the feed has still to send, and
- * agentauth.audit_feeds shows its backlog.  Said once a batch, and once at
- * the start, which registers the feed.  A database that cannot take it
- * (an extension not yet updated to 1.1) is said once in the log; delivery
- * goes on.
+ * agentauth.audit_feeds shows its backlog.  Said once a batch, and as soon
+ * as the database is reached -- before the collector, so that a feed whose
+ * collector is down is registered too.  A database whose extension is not
+ * yet 1.1 (no such function) is said once in the log and delivery goes on;
+ * one that refuses the report (a name it does not take, a position past
+ * its head: a state file of another log, another login's feed) stops the
+ * feed, which would otherwise deliver unprotected by the purge's check.
  */
 static long long reported = -1;
 
@@ -542,6 +551,7 @@ report_position(long long seq)
 	char		s[32];
 	const char *params[2] = {opt_name, s};
 	PGresult   *r;
+	const char *state;
 	static int	said = 0;
 
 	if (db == NULL || seq == reported)
@@ -550,24 +560,61 @@ report_position(long long seq)
 	r = PQexecParams(db, "SELECT agentauth.feed_delivered($1, $2::bigint)",
 					 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
-		reported = seq;
-	else if (!said)
 	{
-		logmsg("cannot report the position to the database (purge_audit will not wait for this feed): %s",
-			   PQerrorMessage(db));
+		reported = seq;
+		PQclear(r);
+		return;
+	}
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (state != NULL && strcmp(state, "42883") == 0)
+	{
+		if (!said)
+			logmsg("the database cannot take the feed's position (agentauth before 1.1): purge_audit will not wait for this feed");
 		said = 1;
+	}
+	else if (state != NULL && strncmp(state, "08", 2) != 0 && strncmp(state, "57", 2) != 0 &&
+			 strncmp(state, "40", 2) != 0 && strncmp(state, "53", 2) != 0)
+	{
+		char		msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(db));
+		PQclear(r);
+		die("the database refused this feed's position (feed \"%s\", seq %lld): %s", opt_name, seq, msg);
 	}
 	PQclear(r);
 }
 
-static PGresult *
-fetch(long long after, int limit)
+/*
+ * One feed per name: the name is held (a session advisory lock) for as
+ * long as the database connection lasts.  Two feeds of one name would
+ * report each other's positions, and a purge could follow the one ahead.
+ */
+static int
+hold_name(void)
 {
-	char		a[32],
-				l[32];
-	const char *params[2] = {a, l};
-	PGresult   *r;
+	const char *params[1] = {opt_name};
+	PGresult   *r = PQexecParams(db, "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('agentauth.audit_feed ' || $1, 0))",
+								 1, NULL, params, NULL, NULL, 0);
+	int			ok = PQresultStatus(r) == PGRES_TUPLES_OK;
 
+	if (ok && strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+	{
+		PQclear(r);
+		die("another aa_feed is running as \"%s\" on this database; give each feed its own --name", opt_name);
+	}
+	if (!ok)
+		logmsg("cannot hold the feed's name: %s", PQerrorMessage(db));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* the last seq delivered, as the state file has it */
+static long long delivered = 0;
+
+/* the database, (re)connected: the name held and the position told */
+static int
+db_connect(void)
+{
 	if (db == NULL || PQstatus(db) != CONNECTION_OK)
 	{
 		if (db)
@@ -578,10 +625,31 @@ fetch(long long after, int limit)
 			logmsg("cannot connect to the database: %s", PQerrorMessage(db));
 			PQfinish(db);
 			db = NULL;
-			return NULL;
+			return -1;
 		}
 		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
+		if (hold_name() != 0)
+		{
+			PQfinish(db);
+			db = NULL;
+			return -1;
+		}
+		reported = -1;
+		report_position(delivered);
 	}
+	return 0;
+}
+
+static PGresult *
+fetch(long long after, int limit)
+{
+	char		a[32],
+				l[32];
+	const char *params[2] = {a, l};
+	PGresult   *r;
+
+	if (db_connect() != 0)
+		return NULL;
 	snprintf(a, sizeof(a), "%lld", after);
 	snprintf(l, sizeof(l), "%d", limit);
 
@@ -748,14 +816,26 @@ main(int argc, char **argv)
 	parse_dest();
 	if (opt_name == NULL)
 	{
+		/*
+		 * host:the state file's absolute path -- the same before the file
+		 * exists and after (its directory resolved, not the file)
+		 */
+		char		dir[4096];
+		char		base[4096];
 		char		path[4096];
 
-		if (realpath(opt_state, path) == NULL)
-			snprintf(path, sizeof(path), "%s", opt_state);
-		snprintf(default_name, sizeof(default_name), "%s:%s", hostname, path);
+		snprintf(dir, sizeof(dir), "%s", opt_state);
+		snprintf(base, sizeof(base), "%s", opt_state);
+		if (realpath(dirname(dir), path) == NULL)
+			die("cannot resolve the directory of %s: %s", opt_state, strerror(errno));
+		snprintf(default_name, sizeof(default_name), "%s:%s/%s", hostname,
+				 strcmp(path, "/") == 0 ? "" : path, basename(base));
+		if (strlen(default_name) > 1000)
+			die("the feed's name (host:state file) is longer than 1000 characters: give it one with --name");
 		opt_name = default_name;
 	}
 	last = state_load();
+	delivered = last;
 	logmsg("delivering to %s after seq %lld", opt_fhir ? opt_fhir : opt_syslog, last);
 
 	while (!stop)
@@ -765,6 +845,9 @@ main(int argc, char **argv)
 		int			failed = 0;
 		long long	from = last;
 
+		/* the database first: the feed is registered, collector or not */
+		if (db_connect() != 0)
+			goto failure;
 		/* syslog: (re)connect, and re-send what may have been in flight */
 		if (opt_syslog && sock < 0)
 		{
@@ -815,6 +898,7 @@ main(int argc, char **argv)
 		PQclear(r);
 		if (opt_syslog && !failed && n > 0)
 			state_save(last);
+		delivered = last;
 		report_position(last);
 		if (failed)
 			goto failure;

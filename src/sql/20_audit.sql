@@ -683,7 +683,10 @@ GRANT EXECUTE ON FUNCTION agentauth.purge_audit(timestamptz) TO agentauth_privac
 -- (1.1: a purge removed them, and the repository never got them), and
 -- agentauth.audit_feeds shows each feed's backlog.  A feed reports its
 -- position itself (feed_delivered, as agentauth_auditor, which is what
--- it logs in as); a privacy officer drops a feed that is gone.
+-- it logs in as, and only that login moves it afterwards); a privacy
+-- officer drops a feed that is gone.  Not dumped: a position belongs to
+-- this log's chain, and a restored database starts a chain of its own
+-- (its feeds register again, from seq 0).
 CREATE TABLE agentauth.audit_feed (
     name          text PRIMARY KEY,
     delivered_seq bigint NOT NULL CHECK (delivered_seq >= 0),
@@ -691,7 +694,6 @@ CREATE TABLE agentauth.audit_feed (
     registered_at timestamptz NOT NULL,
     registered_by text NOT NULL
 );
-SELECT pg_catalog.pg_extension_config_dump('agentauth.audit_feed', '');
 
 -- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
 CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
@@ -700,16 +702,36 @@ CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
     AS $$
 DECLARE
     v_name text;
+    v_head bigint;
+    f      agentauth.audit_feed;
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
-    v_name := agentauth._check_text(feed, 'feed', true, 200);
+    v_name := agentauth._check_text(feed, 'feed', true, 1000);
     IF seq IS NULL OR seq OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION 'seq must be a delivered seq, 0 or more' USING ERRCODE = '22023';
     END IF;
-    UPDATE agentauth.audit_feed f
-       SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp()
-     WHERE f.name OPERATOR(pg_catalog.=) v_name;
-    IF NOT FOUND THEN
+    -- what was delivered was read from this log: never past its head
+    -- (a state file of another chain, --from past the head, a forged
+    -- report would let a purge remove what no feed sent)
+    SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
+      INTO v_head FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1;
+    IF seq OPERATOR(pg_catalog.>) COALESCE(v_head, 0) THEN
+        RAISE EXCEPTION 'seq % is past the head of the audit log (%)', seq, COALESCE(v_head, 0)
+            USING ERRCODE = '22023',
+                  HINT = 'A feed reports what it delivered from this log.  After a restore the log starts a chain of its own at seq 1: start the feed again with a new state file.';
+    END IF;
+    SELECT * INTO f FROM agentauth.audit_feed x WHERE x.name OPERATOR(pg_catalog.=) v_name FOR UPDATE;
+    IF FOUND THEN
+        -- a feed's position is its own login's to move
+        IF f.registered_by OPERATOR(pg_catalog.<>) session_user::text THEN
+            RAISE EXCEPTION 'audit feed "%" is reported by login "%"', pg_catalog.left(v_name, 200), f.registered_by
+                USING ERRCODE = '42501',
+                      HINT = 'Give each feed its own name (aa_feed --name), or have a privacy officer drop the old one.';
+        END IF;
+        UPDATE agentauth.audit_feed x
+           SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp()
+         WHERE x.name OPERATOR(pg_catalog.=) v_name;
+    ELSE
         INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by)
         VALUES (v_name, seq, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(),
                 session_user::text);
@@ -744,11 +766,14 @@ $$;
 REVOKE ALL ON FUNCTION agentauth.drop_audit_feed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.drop_audit_feed(text, text) TO agentauth_privacy_officer;
 
+-- behind: the records of the log past what the feed delivered (a purge
+-- leaves none below its cut)
 CREATE VIEW agentauth.audit_feeds AS
 SELECT f.name, f.delivered_seq,
-       GREATEST(h.head OPERATOR(pg_catalog.-) f.delivered_seq, 0) AS behind,
+       GREATEST(h.head OPERATOR(pg_catalog.-) GREATEST(f.delivered_seq, h.first OPERATOR(pg_catalog.-) 1), 0) AS behind,
        f.reported_at, f.registered_at, f.registered_by
   FROM agentauth.audit_feed f,
        LATERAL (SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
-                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head) h;
+                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head,
+                       COALESCE((SELECT r.seq FROM agentauth.audit_record r ORDER BY r.seq LIMIT 1), 1) AS first) h;
 GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;

@@ -40,8 +40,10 @@ BEGIN
     -- an id that is no FHIR id is never put into a reference, under any
     -- template: it would make a reference to another resource or patient
     -- ('../Patient/P001' filed under P001) or one a server refuses (1.1:
-    -- only the default template fell back to the identifier)
-    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+    -- only the default template fell back to the identifier); nor is one
+    -- of dots alone, which a URL resolves as a path ('..': the server base)
+    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$'
+       OR patient ~ '^\.+$' THEN
         RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
             pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
     END IF;
