@@ -129,6 +129,29 @@ SELECT path, decision, purposes, classes, valid FROM pg_temp.rules(pg_temp.r4('{
                    "provision": [{"type": "permit",
                                   "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]}]}'));
 
+-- (1.1) an empty list is no "any": FHIR has no empty arrays, and an empty
+-- purpose, class, action, actor or grantee list was read as "every"; an
+-- OPTIN whose provision says nothing ({}) is refused as one without a
+-- provision (it was a permit of every purpose, class and action)
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit", "purpose": []}'));
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit", "class": []}'));
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit", "action": []}'));
+SELECT * FROM pg_temp.rules(pg_temp.r4('{"type": "permit", "actor": []}'));
+SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "grantee": []'));
+SELECT * FROM pg_temp.rules(('{"resourceType": "Consent", "id": "r4", "status": "active",
+    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+    "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+    "patient": {"reference": "Patient/P66"}, "provision": {}}')::jsonb);
+-- (1.1) a deny nested in a deny takes what it leaves unnamed from the deny
+-- it is nested in, as that one names it: the HIV deny denies to 2099, as
+-- its parent (before: the 2020 of the permit above both, already ended)
+SELECT path, decision, classes, valid FROM pg_temp.rules(pg_temp.r4('{"type": "permit",
+    "period": {"start": "2020-01-01", "end": "2020-12-31"},
+    "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+    "provision": [{"type": "deny", "period": {"start": "2020-01-01", "end": "2099-12-31"},
+                   "provision": [{"type": "deny",
+                                  "class": [{"system": "urn:agentauth:data-class", "code": "hiv"}]}]}]}'));
+
 -- refusals, each with its JSON path
 SELECT * FROM pg_temp.rules(pg_temp.r5('"provision": []'));
 SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "maybe"'));

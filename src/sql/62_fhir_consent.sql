@@ -46,6 +46,11 @@ BEGIN
     IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'array' THEN
         PERFORM agentauth._fhir_fail(path, 'expected an array');
     END IF;
+    -- FHIR has no empty arrays; read as "any", an empty purpose, class,
+    -- action, actor or grantee list was a permit of everything (1.1)
+    IF pg_catalog.jsonb_array_length(v) OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentauth._fhir_fail(path, 'an empty array names nothing (FHIR allows no empty arrays)');
+    END IF;
     RETURN v;
 END
 $$;
@@ -613,6 +618,7 @@ CREATE FUNCTION agentauth._fhir_tree(node jsonb, path text, parent agentauth._fh
 DECLARE
     me      agentauth._fhir_rule;
     bound   agentauth._fhir_rule;
+    orig    agentauth._fhir_rule;
     boxes   agentauth._fhir_rule[];
     kids    jsonb;
     kid     agentauth._fhir_rule;
@@ -620,6 +626,7 @@ DECLARE
     e       jsonb;
 BEGIN
     me := agentauth._fhir_node(node, path, parent, r5, is_root);
+    orig := me;
     -- what the provisions nested in this one may reach (_fhir_bound): a
     -- permit's own constraints are already met with its parent's
     IF me.decision OPERATOR(pg_catalog.=) 'deny' AND NOT is_root THEN
@@ -657,10 +664,17 @@ BEGIN
     FOREACH me IN ARRAY boxes LOOP
         RETURN NEXT me;
     END LOOP;
+    -- a nested deny takes what it leaves unnamed from the provision it is
+    -- nested in, as that provision names it; a nested permit is met with
+    -- every provision above it (bound).  (The decision as _fhir_node
+    -- reads it: the type, else the opposite of this one.)
     i := 0;
     FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(kids) LOOP
         RETURN QUERY SELECT * FROM agentauth._fhir_tree(e, pg_catalog.format('%s.provision[%s]', path, i),
-                                                        bound, r5, false);
+            CASE WHEN COALESCE(e OPERATOR(pg_catalog.->>) 'type',
+                               CASE orig.decision WHEN 'permit' THEN 'deny' ELSE 'permit' END)
+                      OPERATOR(pg_catalog.=) 'deny'
+                 THEN orig ELSE bound END, r5, false);
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
 END
@@ -935,14 +949,22 @@ BEGIN
     -- opposite decision); an exception to a deny cuts the deny.
     IF r5 THEN
         rules := ARRAY(SELECT t FROM agentauth._fhir_tree(
-            pg_catalog.jsonb_build_object('provision',
-                agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision'))
+            CASE WHEN resource OPERATOR(pg_catalog.?) 'provision'
+                THEN pg_catalog.jsonb_build_object('provision',
+                    agentauth._fhir_array(resource OPERATOR(pg_catalog.->) 'provision', '$.provision'))
+                ELSE '{}'::jsonb END
             OPERATOR(pg_catalog.||) CASE WHEN resource OPERATOR(pg_catalog.?) 'period'
                 THEN pg_catalog.jsonb_build_object('period', resource OPERATOR(pg_catalog.->) 'period')
                 ELSE '{}'::jsonb END,
             '$', base, true, true) t);
     ELSE
-        IF NOT resource OPERATOR(pg_catalog.?) 'provision' THEN
+        -- a provision that says nothing ({}, or an id and extensions
+        -- only) is no provision: under OPTIN it was a permit of every
+        -- purpose, class and action (1.1)
+        IF NOT resource OPERATOR(pg_catalog.?) 'provision'
+           OR (pg_catalog.jsonb_typeof(resource OPERATOR(pg_catalog.->) 'provision') OPERATOR(pg_catalog.=) 'object'
+               AND NOT EXISTS (SELECT FROM pg_catalog.jsonb_object_keys(resource OPERATOR(pg_catalog.->) 'provision') pk(key)
+                                WHERE pk.key OPERATOR(pg_catalog.<>) ALL (ARRAY['id', 'extension']))) THEN
             IF base.decision IS NULL THEN
                 PERFORM agentauth._fhir_fail('$.provision', 'required: a consent with neither provision nor OPTIN/OPTOUT policy rule says nothing');
             END IF;
