@@ -2648,6 +2648,7 @@ DECLARE
     r     agentauth._fhir_rule;
     a     text;
     ids   uuid[] := '{}';
+    id    uuid;
     valid tstzrange;
 BEGIN
     IF v_source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
@@ -2661,7 +2662,7 @@ BEGIN
         valid := agentauth._fhir_rule_range(r.valid);
         CONTINUE WHEN valid IS NULL;
         FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
-            ids := ids OPERATOR(pg_catalog.||) agentauth.record_consent(
+            id := agentauth.record_consent(
                 patient => v_patient,
                 decision => r.decision,
                 purposes => r.purposes,
@@ -2673,6 +2674,8 @@ BEGIN
                                       THEN pg_catalog.substr(a, 3) END,
                 valid => valid,
                 source => v_source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+            PERFORM agentauth._consent_open_note(id, r.open);
+            ids := ids OPERATOR(pg_catalog.||) id;
         END LOOP;
     END LOOP;
     RETURN ids;
@@ -3130,6 +3133,7 @@ BEGIN
                                           THEN pg_catalog.substr(a, 3) END,
                     valid => valid,
                     source => v.source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+                PERFORM agentauth._consent_open_note(id, r.open);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                                         hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
@@ -3285,7 +3289,10 @@ REVOKE ALL ON FUNCTION agentauth._fhir_data_classes(jsonb, text, text, text[]) F
 -- period): the parts of b outside e, as boxes of purposes x data classes x
 -- actions.  NULL is "any": expanded to the rows of agentauth.purpose (not
 -- reserved), agentauth.data_class, or the four actions, only where e
--- narrows that dimension.
+-- narrows that dimension.  A purpose or class list so made, "every one
+-- but e's", is marked open: it grows with each purpose or class a site
+-- adds later (1.1: an opt-out cut around its exceptions did not deny a
+-- purpose added after the import).
 CREATE FUNCTION agentauth._fhir_box_minus(b agentauth._fhir_rule, e agentauth._fhir_rule)
     RETURNS SETOF agentauth._fhir_rule
     LANGUAGE plpgsql STABLE
@@ -3299,6 +3306,7 @@ DECLARE
     outside text[];
     rest   agentauth._fhir_rule := b;
     part   agentauth._fhir_rule;
+    open   boolean;
 BEGIN
     -- no overlap in some dimension: b stays whole
     IF (b.purposes IS NOT NULL AND e.purposes IS NOT NULL AND NOT b.purposes OPERATOR(pg_catalog.&&) e.purposes)
@@ -3311,6 +3319,8 @@ BEGIN
         el := CASE dim WHEN 'purposes' THEN e.purposes WHEN 'classes' THEN e.classes ELSE e.actions END;
         CONTINUE WHEN el IS NULL;       -- e covers all of it
         bl := CASE dim WHEN 'purposes' THEN rest.purposes WHEN 'classes' THEN rest.classes ELSE rest.actions END;
+        open := dim OPERATOR(pg_catalog.<>) 'actions'
+                AND (bl IS NULL OR dim OPERATOR(pg_catalog.=) ANY (COALESCE(rest.open, '{}')));
         IF bl IS NULL THEN
             bl := CASE dim
                 WHEN 'purposes' THEN (SELECT pg_catalog.array_agg(p.code ORDER BY p.code) FROM agentauth.purpose p WHERE NOT p.reserved)
@@ -3326,16 +3336,24 @@ BEGIN
             CASE dim WHEN 'purposes' THEN part.purposes := outside;
                      WHEN 'classes' THEN part.classes := outside;
                      ELSE part.actions := outside; END CASE;
+            IF open THEN
+                part.open := ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(COALESCE(rest.open, '{}') OPERATOR(pg_catalog.||) dim) x ORDER BY x);
+            END IF;
             RETURN NEXT part;
         END IF;
         CASE dim WHEN 'purposes' THEN rest.purposes := inside;
                  WHEN 'classes' THEN rest.classes := inside;
                  ELSE rest.actions := inside; END CASE;
+        -- (what lies inside e's list is a list of its own)
+        rest.open := pg_catalog.array_remove(rest.open, dim);
     END LOOP;
     -- what is left of rest lies inside e: permitted
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_box_minus(agentauth._fhir_rule, agentauth._fhir_rule) FROM PUBLIC;
+
+-- the dimensions of a FHIR deny whose list is "every one but ..."
+ALTER TYPE agentauth._fhir_rule ADD ATTRIBUTE open text[];
 
 -- FHIR has no empty arrays (1.1: read as "any", an empty list was a
 -- permit of everything)
@@ -5172,3 +5190,75 @@ COMMENT ON FUNCTION agentauth.feed_delivered(text, bigint) IS
 COMMENT ON FUNCTION agentauth.drop_audit_feed(text, text) IS
     'Drop a feed that is gone, with a reason, so that purge_audit no longer waits for it (agentauth_privacy_officer)';
 COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_admin, pg_monitor)';
+
+-- (1.1) A FHIR deny cut around its exceptions lists "every purpose (or
+-- data class) but the exceptions'": the consents whose lists are so made,
+-- and which of the two, so that a purpose or class added later is added
+-- to them (_consent_extend) -- an opt-out goes on denying it.
+CREATE TABLE agentauth.consent_open (
+    consent uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
+    dims    text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}')
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.consent_open', '');
+
+-- SECURITY DEFINER: writes the extension's private table; callable by agentauth_consent_manager only (import_fhir_consent runs as it), and for a deny only: a list that grows must never widen a permit.
+CREATE FUNCTION agentauth._consent_open_note(consent uuid, dims text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF dims IS NULL OR dims OPERATOR(pg_catalog.=) '{}' THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM agentauth.consent c
+                    WHERE c.id OPERATOR(pg_catalog.=) consent AND c.decision OPERATOR(pg_catalog.=) 'deny') THEN
+        RAISE EXCEPTION 'only a deny provision has a list that grows' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO agentauth.consent_open (consent, dims) VALUES (consent, dims);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
+
+-- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
+CREATE FUNCTION agentauth._consent_extend() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c record;
+BEGIN
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
+        IF NEW.reserved THEN
+            RETURN NULL;        -- entered only through break_glass
+        END IF;
+        FOR c IN UPDATE agentauth.consent x
+                    SET purposes = x.purposes OPERATOR(pg_catalog.||) NEW.code
+                   FROM agentauth.consent_open o
+                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'purposes' OPERATOR(pg_catalog.=) ANY (o.dims)
+                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.purposes IS NOT NULL AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
+                 RETURNING x.id, x.patient LOOP
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code), patient => c.patient);
+        END LOOP;
+    ELSE
+        FOR c IN UPDATE agentauth.consent x
+                    SET data_classes = x.data_classes OPERATOR(pg_catalog.||) NEW.name
+                   FROM agentauth.consent_open o
+                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'classes' OPERATOR(pg_catalog.=) ANY (o.dims)
+                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.data_classes IS NOT NULL AND NOT NEW.name OPERATOR(pg_catalog.=) ANY (x.data_classes)
+                 RETURNING x.id, x.patient LOOP
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id, 'data_class', NEW.name), patient => c.patient);
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._consent_extend() FROM PUBLIC;
+CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.purpose
+    FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
+CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.data_class
+    FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
+COMMENT ON TABLE agentauth.consent_open IS
+    'Deny provisions imported from FHIR whose purposes or data classes are "every one but ...": a purpose or class added later is added to them';

@@ -192,6 +192,39 @@ SELECT * FROM pg_temp.rules(pg_temp.r5('"decision": "permit", "provision": [
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "not-done", "subject": {"reference": "Patient/P66"}, "decision": "permit"}');
 SELECT * FROM pg_temp.rules('{"resourceType": "Consent", "status": "active", "subject": {"reference": "Group/g1"}, "decision": "permit"}');
 
+-- (1.1) an opt-out cut around its exceptions lists every purpose but the
+-- exceptions' (and the same for data classes): a purpose or class added
+-- later is added to it, on the record, so the opt-out goes on denying it
+-- (before, a purpose added after the import was not denied)
+SELECT cardinality(agentauth.import_fhir_consent('{"resourceType": "Consent", "id": "optout66",
+    "status": "active", "subject": {"reference": "Patient/P66X"}, "decision": "deny",
+    "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]},
+                  {"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}],
+                   "class": [{"system": "urn:agentauth:data-class", "code": "lab"}]}]}')) AS provisions;
+SELECT c.decision, 'MKTG66' = ANY (c.purposes) AS has_mktg, 'reg66_class' = ANY (c.data_classes) AS has_class,
+       o.dims
+  FROM agentauth.consent c LEFT JOIN agentauth.consent_open o ON o.consent = c.id
+ WHERE c.patient = 'P66X' ORDER BY c.source, o.dims;
+INSERT INTO agentauth.purpose (code, display) VALUES ('MKTG66', 'marketing (test)');
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_class', 'a class added later (test)');
+SELECT c.decision, 'MKTG66' = ANY (c.purposes) AS has_mktg, 'reg66_class' = ANY (c.data_classes) AS has_class,
+       o.dims
+  FROM agentauth.consent c LEFT JOIN agentauth.consent_open o ON o.consent = c.id
+ WHERE c.patient = 'P66X' ORDER BY c.source, o.dims;
+SELECT event, patient, (detail ? 'purpose') AS purpose, (detail ? 'data_class') AS data_class
+  FROM agentauth.audit_log WHERE event = 'consent_extended' ORDER BY seq;
+-- the permit this consent holds (treatment) is not widened; a reserved
+-- purpose (entered through break_glass only) is not added; a permit
+-- cannot be marked to grow
+INSERT INTO agentauth.purpose (code, display, reserved) VALUES ('RES66', 'reserved (test)', true);
+SELECT count(*) FILTER (WHERE 'RES66' = ANY (purposes)) AS reserved_added,
+       count(*) FILTER (WHERE decision = 'permit' AND consent_open_row) AS permits_growing
+  FROM (SELECT c.*, EXISTS (SELECT FROM agentauth.consent_open o WHERE o.consent = c.id) AS consent_open_row
+          FROM agentauth.consent c WHERE c.patient = 'P66X') c;
+SELECT agentauth._consent_open_note(id, '{purposes}') FROM agentauth.consent WHERE patient = 'P66X' AND decision = 'permit' LIMIT 1;
+DELETE FROM agentauth.consent WHERE patient = 'P66X';
+DELETE FROM agentauth.purpose WHERE code IN ('MKTG66', 'RES66');
+DELETE FROM agentauth.data_class WHERE name = 'reg66_class';
 DELETE FROM agentauth.consent WHERE patient = 'P66';
 DELETE FROM agentauth.principal WHERE name = 'reg66-bot';
 DROP ROLE reg66_agent;

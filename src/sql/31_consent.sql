@@ -296,3 +296,73 @@ AS $$
     SELECT * FROM agentauth.explain_access(pg_catalog.format('%s', $1), $2, $3)
 $$;
 GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO PUBLIC;
+
+-- (1.1) A FHIR deny cut around its exceptions lists "every purpose (or
+-- data class) but the exceptions'": the consents whose lists are so made,
+-- and which of the two, so that a purpose or class added later is added
+-- to them (_consent_extend) -- an opt-out goes on denying it.
+CREATE TABLE agentauth.consent_open (
+    consent uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
+    dims    text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}')
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.consent_open', '');
+
+-- SECURITY DEFINER: writes the extension's private table; callable by agentauth_consent_manager only (import_fhir_consent runs as it), and for a deny only: a list that grows must never widen a permit.
+CREATE FUNCTION agentauth._consent_open_note(consent uuid, dims text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    IF dims IS NULL OR dims OPERATOR(pg_catalog.=) '{}' THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM agentauth.consent c
+                    WHERE c.id OPERATOR(pg_catalog.=) consent AND c.decision OPERATOR(pg_catalog.=) 'deny') THEN
+        RAISE EXCEPTION 'only a deny provision has a list that grows' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO agentauth.consent_open (consent, dims) VALUES (consent, dims);
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
+
+-- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
+CREATE FUNCTION agentauth._consent_extend() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c record;
+BEGIN
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
+        IF NEW.reserved THEN
+            RETURN NULL;        -- entered only through break_glass
+        END IF;
+        FOR c IN UPDATE agentauth.consent x
+                    SET purposes = x.purposes OPERATOR(pg_catalog.||) NEW.code
+                   FROM agentauth.consent_open o
+                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'purposes' OPERATOR(pg_catalog.=) ANY (o.dims)
+                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.purposes IS NOT NULL AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
+                 RETURNING x.id, x.patient LOOP
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code), patient => c.patient);
+        END LOOP;
+    ELSE
+        FOR c IN UPDATE agentauth.consent x
+                    SET data_classes = x.data_classes OPERATOR(pg_catalog.||) NEW.name
+                   FROM agentauth.consent_open o
+                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'classes' OPERATOR(pg_catalog.=) ANY (o.dims)
+                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.data_classes IS NOT NULL AND NOT NEW.name OPERATOR(pg_catalog.=) ANY (x.data_classes)
+                 RETURNING x.id, x.patient LOOP
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id, 'data_class', NEW.name), patient => c.patient);
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._consent_extend() FROM PUBLIC;
+CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.purpose
+    FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
+CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.data_class
+    FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();

@@ -9,6 +9,9 @@
 
 -- One provision in the making: its decision and constraints, NULL = any.
 -- actors: 'a:<principal uuid>' (grantee_agent) or 'o:<text>' (grantee_owner).
+-- open: the dimensions ('purposes', 'classes') whose list is "every one
+-- but ...", a deny cut around its exceptions (_fhir_box_minus): the list
+-- grows with each purpose or class added later (_consent_extend).
 CREATE TYPE agentauth._fhir_rule AS (
     path        text,
     decision    text,
@@ -16,7 +19,8 @@ CREATE TYPE agentauth._fhir_rule AS (
     classes     text[],
     actions     text[],
     actors      text[],
-    valid       tstzrange
+    valid       tstzrange,
+    open        text[]
 );
 
 CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL)
@@ -1286,6 +1290,7 @@ BEGIN
                                           THEN pg_catalog.substr(a, 3) END,
                     valid => valid,
                     source => v.source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+                PERFORM agentauth._consent_open_note(id, r.open);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                                         hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;

@@ -123,7 +123,10 @@ REVOKE ALL ON FUNCTION agentauth._fhir_data_classes(jsonb, text, text, text[]) F
 -- period): the parts of b outside e, as boxes of purposes x data classes x
 -- actions.  NULL is "any": expanded to the rows of agentauth.purpose (not
 -- reserved), agentauth.data_class, or the four actions, only where e
--- narrows that dimension.
+-- narrows that dimension.  A purpose or class list so made, "every one
+-- but e's", is marked open: it grows with each purpose or class a site
+-- adds later (1.1: an opt-out cut around its exceptions did not deny a
+-- purpose added after the import).
 CREATE FUNCTION agentauth._fhir_box_minus(b agentauth._fhir_rule, e agentauth._fhir_rule)
     RETURNS SETOF agentauth._fhir_rule
     LANGUAGE plpgsql STABLE
@@ -137,6 +140,7 @@ DECLARE
     outside text[];
     rest   agentauth._fhir_rule := b;
     part   agentauth._fhir_rule;
+    open   boolean;
 BEGIN
     -- no overlap in some dimension: b stays whole
     IF (b.purposes IS NOT NULL AND e.purposes IS NOT NULL AND NOT b.purposes OPERATOR(pg_catalog.&&) e.purposes)
@@ -149,6 +153,8 @@ BEGIN
         el := CASE dim WHEN 'purposes' THEN e.purposes WHEN 'classes' THEN e.classes ELSE e.actions END;
         CONTINUE WHEN el IS NULL;       -- e covers all of it
         bl := CASE dim WHEN 'purposes' THEN rest.purposes WHEN 'classes' THEN rest.classes ELSE rest.actions END;
+        open := dim OPERATOR(pg_catalog.<>) 'actions'
+                AND (bl IS NULL OR dim OPERATOR(pg_catalog.=) ANY (COALESCE(rest.open, '{}')));
         IF bl IS NULL THEN
             bl := CASE dim
                 WHEN 'purposes' THEN (SELECT pg_catalog.array_agg(p.code ORDER BY p.code) FROM agentauth.purpose p WHERE NOT p.reserved)
@@ -164,11 +170,16 @@ BEGIN
             CASE dim WHEN 'purposes' THEN part.purposes := outside;
                      WHEN 'classes' THEN part.classes := outside;
                      ELSE part.actions := outside; END CASE;
+            IF open THEN
+                part.open := ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(COALESCE(rest.open, '{}') OPERATOR(pg_catalog.||) dim) x ORDER BY x);
+            END IF;
             RETURN NEXT part;
         END IF;
         CASE dim WHEN 'purposes' THEN rest.purposes := inside;
                  WHEN 'classes' THEN rest.classes := inside;
                  ELSE rest.actions := inside; END CASE;
+        -- (what lies inside e's list is a list of its own)
+        rest.open := pg_catalog.array_remove(rest.open, dim);
     END LOOP;
     -- what is left of rest lies inside e: permitted
 END

@@ -46,6 +46,7 @@ DECLARE
     r     agentauth._fhir_rule;
     a     text;
     ids   uuid[] := '{}';
+    id    uuid;
     valid tstzrange;
 BEGIN
     IF v_source OPERATOR(pg_catalog.<>) 'Consent/(no id)' THEN
@@ -59,7 +60,7 @@ BEGIN
         valid := agentauth._fhir_rule_range(r.valid);
         CONTINUE WHEN valid IS NULL;
         FOREACH a IN ARRAY COALESCE(r.actors, ARRAY[NULL::text]) LOOP
-            ids := ids OPERATOR(pg_catalog.||) agentauth.record_consent(
+            id := agentauth.record_consent(
                 patient => v_patient,
                 decision => r.decision,
                 purposes => r.purposes,
@@ -71,6 +72,8 @@ BEGIN
                                       THEN pg_catalog.substr(a, 3) END,
                 valid => valid,
                 source => v_source OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.path);
+            PERFORM agentauth._consent_open_note(id, r.open);
+            ids := ids OPERATOR(pg_catalog.||) id;
         END LOOP;
     END LOOP;
     RETURN ids;

@@ -147,6 +147,8 @@ COMMENT ON VIEW agentauth.approvals IS 'Clinician approvals of agent writes and 
 COMMENT ON VIEW agentauth.alerts IS 'Alerts raised by the monitoring rules (agentauth_auditor)';
 COMMENT ON VIEW agentauth.unregistered_activity IS 'Access to protected tables by roles that are not principals (agentauth_auditor)';
 COMMENT ON VIEW agentauth.status IS 'The audit writer''s health in one row: running, queue fill, oldest unwritten record, rate, last head logged, statements failed closed (agentauth_auditor, agentauth_admin, pg_monitor)';
+COMMENT ON TABLE agentauth.consent_open IS
+    'Deny provisions imported from FHIR whose purposes or data classes are "every one but ...": a purpose or class added later is added to them';
 COMMENT ON TABLE agentauth.audit_feed IS
     'The feeds to the audit repository and the last seq each delivered (read it through agentauth.audit_feeds)';
 COMMENT ON FUNCTION agentauth.feed_delivered(text, bigint) IS
