@@ -332,32 +332,36 @@ CREATE FUNCTION agentauth._consent_extend() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    c record;
+    c      record;
+    v_dim  text;
+    v_code text;
 BEGIN
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
         END IF;
-        FOR c IN UPDATE agentauth.consent x
-                    SET purposes = x.purposes OPERATOR(pg_catalog.||) NEW.code
-                   FROM agentauth.consent_open o
-                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'purposes' OPERATOR(pg_catalog.=) ANY (o.dims)
-                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.purposes IS NOT NULL AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
-                 RETURNING x.id, x.patient LOOP
-            PERFORM agentauth._audit('consent_extended',
-                pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code), patient => c.patient);
-        END LOOP;
+        v_dim := 'purposes';
+        v_code := NEW.code;
     ELSE
-        FOR c IN UPDATE agentauth.consent x
-                    SET data_classes = x.data_classes OPERATOR(pg_catalog.||) NEW.name
-                   FROM agentauth.consent_open o
-                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'classes' OPERATOR(pg_catalog.=) ANY (o.dims)
-                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.data_classes IS NOT NULL AND NOT NEW.name OPERATOR(pg_catalog.=) ANY (x.data_classes)
-                 RETURNING x.id, x.patient LOOP
-            PERFORM agentauth._audit('consent_extended',
-                pg_catalog.jsonb_build_object('consent', c.id, 'data_class', NEW.name), patient => c.patient);
-        END LOOP;
+        v_dim := 'classes';
+        v_code := NEW.name;
     END IF;
+    FOR c IN UPDATE agentauth.consent x
+                SET purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                    THEN x.purposes OPERATOR(pg_catalog.||) v_code ELSE x.purposes END,
+                    data_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
+                                        THEN x.data_classes OPERATOR(pg_catalog.||) v_code ELSE x.data_classes END
+               FROM agentauth.consent_open o
+              WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
+                AND x.decision OPERATOR(pg_catalog.=) 'deny'
+                AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                            THEN x.purposes ELSE x.data_classes END)
+             RETURNING x.id, x.patient LOOP
+        PERFORM agentauth._audit('consent_extended',
+            pg_catalog.jsonb_build_object('consent', c.id,
+                CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes' THEN 'purpose' ELSE 'data_class' END, v_code),
+            patient => c.patient);
+    END LOOP;
     RETURN NULL;
 END
 $$;
