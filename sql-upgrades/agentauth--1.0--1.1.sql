@@ -2763,6 +2763,7 @@ DECLARE
     base    text := agentauth._fhir_site_base();
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    PERFORM agentauth._fhir_vocabulary_lock();
     IF bundle IS NULL THEN
         RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
     END IF;
@@ -3092,6 +3093,7 @@ DECLARE
     st    text;
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    PERFORM agentauth._fhir_vocabulary_lock();
     -- a Bundle of Consents: every provision of every entry, in order
     IF pg_catalog.jsonb_typeof(resource) IS NOT DISTINCT FROM 'object'
        AND (resource OPERATOR(pg_catalog.->>) 'resourceType') IS NOT DISTINCT FROM 'Bundle' THEN
@@ -5098,7 +5100,9 @@ CREATE TABLE agentauth.audit_feed (
     delivered_seq bigint NOT NULL CHECK (delivered_seq >= 0),
     reported_at   timestamptz NOT NULL,
     registered_at timestamptz NOT NULL,
-    registered_by text NOT NULL
+    registered_by text NOT NULL,
+    holder_pid    integer,      -- the connection that reports it (one at a time)
+    holder_start  timestamptz
 );
 
 -- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
@@ -5109,6 +5113,7 @@ CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
 DECLARE
     v_name text;
     v_head bigint;
+    v_start timestamptz;
     f      agentauth.audit_feed;
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
@@ -5126,6 +5131,8 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'A feed reports what it delivered from this log.  After a restore the log starts a chain of its own at seq 1: start the feed again with a new state file.';
     END IF;
+    SELECT a.backend_start INTO v_start FROM pg_catalog.pg_stat_activity a
+     WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
     SELECT * INTO f FROM agentauth.audit_feed x WHERE x.name OPERATOR(pg_catalog.=) v_name FOR UPDATE;
     IF FOUND THEN
         -- a feed's position is its own login's to move
@@ -5134,13 +5141,25 @@ BEGIN
                 USING ERRCODE = '42501',
                       HINT = 'Give each feed its own name (aa_feed --name), or have a privacy officer drop the old one.';
         END IF;
+        -- and by one connection at a time: two feeds of one name would
+        -- report each other's positions, and a purge follow the one ahead
+        IF f.holder_pid IS NOT NULL
+           AND (f.holder_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() OR f.holder_start IS DISTINCT FROM v_start)
+           AND EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                        WHERE a.pid OPERATOR(pg_catalog.=) f.holder_pid AND a.backend_start OPERATOR(pg_catalog.=) f.holder_start) THEN
+            RAISE EXCEPTION 'audit feed "%" is reported by another connection (pid %)', pg_catalog.left(v_name, 200), f.holder_pid
+                USING ERRCODE = '55006',
+                      HINT = 'One aa_feed runs per name: give each feed its own name (aa_feed --name).';
+        END IF;
         UPDATE agentauth.audit_feed x
-           SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp()
+           SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp(),
+               holder_pid = pg_catalog.pg_backend_pid(), holder_start = v_start
          WHERE x.name OPERATOR(pg_catalog.=) v_name;
     ELSE
-        INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by)
+        INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by,
+                                          holder_pid, holder_start)
         VALUES (v_name, seq, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(),
-                session_user::text);
+                session_user::text, pg_catalog.pg_backend_pid(), v_start);
         PERFORM agentauth._audit('audit_feed_registered',
             pg_catalog.jsonb_build_object('feed', v_name, 'delivered_seq', seq));
     END IF;
@@ -5195,9 +5214,15 @@ COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how
 -- data class) but the exceptions'": the consents whose lists are so made,
 -- and which of the two, so that a purpose or class added later is added
 -- to them (_consent_extend) -- an opt-out goes on denying it.
+-- known_*: the purposes (not reserved) and classes there were when the
+-- deny was cut, and those added since: only a purpose or class outside
+-- them is new (a restore loads the site's purposes and classes after the
+-- consents, and must not add to a deny what it deliberately left out).
 CREATE TABLE agentauth.consent_open (
-    consent uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
-    dims    text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}')
+    consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
+    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}'),
+    known_purposes  text[] NOT NULL,
+    known_classes   text[] NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.consent_open', '');
 
@@ -5215,9 +5240,30 @@ BEGIN
                     WHERE c.id OPERATOR(pg_catalog.=) consent AND c.decision OPERATOR(pg_catalog.=) 'deny') THEN
         RAISE EXCEPTION 'only a deny provision has a list that grows' USING ERRCODE = '22023';
     END IF;
-    INSERT INTO agentauth.consent_open (consent, dims) VALUES (consent, dims);
+    -- (the import holds agentauth.purpose and data_class: these are the
+    -- lists its cut was made from)
+    INSERT INTO agentauth.consent_open (consent, dims, known_purposes, known_classes)
+    VALUES (consent, dims,
+            ARRAY(SELECT p.code FROM agentauth.purpose p WHERE NOT p.reserved ORDER BY p.code),
+            ARRAY(SELECT d.name FROM agentauth.data_class d ORDER BY d.name));
 END
 $$;
+
+-- SECURITY DEFINER: locks the extension's purposes and data classes for the import's transaction; callable by agentauth_consent_manager only.
+-- An import cuts denies along the purposes and classes there are: none is
+-- added meanwhile (an insert waits for the import, and its trigger then
+-- sees the import's denies; one added while an import ran would be
+-- missing from its denies).
+CREATE FUNCTION agentauth._fhir_vocabulary_lock() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    LOCK TABLE agentauth.purpose, agentauth.data_class IN SHARE MODE;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_vocabulary_lock() FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
@@ -5230,6 +5276,8 @@ DECLARE
     v_dim  text;
     v_code text;
 BEGIN
+    -- a purpose or class is new to a deny when it is outside what the deny
+    -- knows: added, renamed, a reserved purpose made an ordinary one
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
@@ -5249,6 +5297,8 @@ BEGIN
               WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
                 AND x.decision OPERATOR(pg_catalog.=) 'deny'
                 AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                            THEN o.known_purposes ELSE o.known_classes END)
+                AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
                                                             THEN x.purposes ELSE x.data_classes END)
              RETURNING x.id, x.patient LOOP
         PERFORM agentauth._audit('consent_extended',
@@ -5256,13 +5306,25 @@ BEGIN
                 CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes' THEN 'purpose' ELSE 'data_class' END, v_code),
             patient => c.patient);
     END LOOP;
+    -- every deny that grows knows it now
+    UPDATE agentauth.consent_open o
+       SET known_purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                 THEN o.known_purposes OPERATOR(pg_catalog.||) v_code ELSE o.known_purposes END,
+           known_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
+                                THEN o.known_classes OPERATOR(pg_catalog.||) v_code ELSE o.known_classes END
+     WHERE v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
+       AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                   THEN o.known_purposes ELSE o.known_classes END);
     RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._consent_extend() FROM PUBLIC;
-CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.purpose
+CREATE TRIGGER consent_extend AFTER INSERT OR UPDATE ON agentauth.purpose
     FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
-CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.data_class
+CREATE TRIGGER consent_extend AFTER INSERT OR UPDATE ON agentauth.data_class
     FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
 COMMENT ON TABLE agentauth.consent_open IS
     'Deny provisions imported from FHIR whose purposes or data classes are "every one but ...": a purpose or class added later is added to them';
+COMMENT ON FUNCTION agentauth._consent_extend() IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._consent_open_note(uuid, text[]) IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._fhir_vocabulary_lock() IS 'agentauth internal: not part of the interface';

@@ -222,8 +222,26 @@ SELECT count(*) FILTER (WHERE 'RES66' = ANY (purposes)) AS reserved_added,
   FROM (SELECT c.*, EXISTS (SELECT FROM agentauth.consent_open o WHERE o.consent = c.id) AS consent_open_row
           FROM agentauth.consent c WHERE c.patient = 'P66X') c;
 SELECT agentauth._consent_open_note(id, '{purposes}') FROM agentauth.consent WHERE patient = 'P66X' AND decision = 'permit' LIMIT 1;
-DELETE FROM agentauth.consent WHERE patient = 'P66X';
-DELETE FROM agentauth.purpose WHERE code IN ('MKTG66', 'RES66');
+-- a reserved purpose made an ordinary one, and a purpose renamed, are new
+-- to the deny; what the deny knows is not added again: a restore loads
+-- the site's classes after the consents, and a site class an exception
+-- names (reg66_exc here, deleted and inserted again as a restore would)
+-- must stay out of the deny that leaves it out
+UPDATE agentauth.purpose SET reserved = false WHERE code = 'RES66';
+UPDATE agentauth.purpose SET code = 'MKTG66B' WHERE code = 'MKTG66';
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_exc', 'a site class (test)');
+SELECT cardinality(agentauth.import_fhir_consent('{"resourceType": "Consent", "id": "optout66y",
+    "status": "active", "subject": {"reference": "Patient/P66Y"}, "decision": "deny",
+    "provision": [{"class": [{"system": "urn:agentauth:data-class", "code": "reg66_exc"}]}]}')) AS provisions;
+DELETE FROM agentauth.data_class WHERE name = 'reg66_exc';
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_exc', 'again, as a restore would');
+SELECT c.patient, c.decision, 'reg66_exc' = ANY (c.data_classes) AS has_exc,
+       'RES66' = ANY (c.purposes) AS has_res, 'MKTG66B' = ANY (c.purposes) AS has_renamed, o.dims
+  FROM agentauth.consent c JOIN agentauth.consent_open o ON o.consent = c.id
+ WHERE c.patient IN ('P66X', 'P66Y') ORDER BY c.patient, o.dims;
+DELETE FROM agentauth.consent WHERE patient IN ('P66X', 'P66Y');
+DELETE FROM agentauth.data_class WHERE name = 'reg66_exc';
+DELETE FROM agentauth.purpose WHERE code IN ('MKTG66B', 'RES66');
 DELETE FROM agentauth.data_class WHERE name = 'reg66_class';
 DELETE FROM agentauth.consent WHERE patient = 'P66';
 DELETE FROM agentauth.principal WHERE name = 'reg66-bot';

@@ -490,6 +490,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	StringInfoData detail;
 	AASpiState	spi;
 	Oid			owner;
+	Oid			feed_rel;
 
 	aa_require_role("agentauth_privacy_officer");
 	if (PG_ARGISNULL(0))
@@ -570,15 +571,27 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	 * reports what it delivered (feed_delivered); one that is gone is
 	 * dropped by a privacy officer, on the record (drop_audit_feed).
 	 */
-	if (cut_seq > first_seq &&
-		OidIsValid(get_relname_relid("audit_feed", get_namespace_oid(AA_SCHEMA, false))))
+	feed_rel = get_relname_relid("audit_feed", get_namespace_oid(AA_SCHEMA, false));
+	if (cut_seq > first_seq && OidIsValid(feed_rel))
 	{
-		/* (the table is 1.1's: an extension not yet updated has none) */
+		/*
+		 * (The table is 1.1's: an extension not yet updated has none.)  The
+		 * positions as they are now: no report moves one until this purge
+		 * ends (a report writes the table), and the query below reads with
+		 * a snapshot of its own -- a REPEATABLE READ purge is refused, as
+		 * it would read them as its transaction began.
+		 */
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("purge_audit runs only at READ COMMITTED"),
+					 errdetail("It must see the feeds' positions as they are when it removes records.")));
+		LockRelationOid(feed_rel, ShareLock);
 		args[0] = Int64GetDatum(cut_seq - 1);
 		ret = SPI_execute_with_args("SELECT name, delivered_seq FROM agentauth.audit_feed"
 									" WHERE delivered_seq OPERATOR(pg_catalog.<) $1"
 									" ORDER BY delivered_seq, name LIMIT 1",
-									1, argtypes, args, NULL, true, 1);
+									1, argtypes, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the audit feeds");
 		if (SPI_processed == 1)

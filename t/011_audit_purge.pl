@@ -132,6 +132,10 @@ like($e, qr/audit records not yet delivered by feed "t11 lagging feed" cannot be
 	'a purge past what a feed delivered is refused, naming the feed');
 is(sq('SELECT min(seq) || \'|\' || count(*) FROM agentauth.audit_log'), "$before|$count_before",
 	'... and removes nothing');
+# a purge reads the positions as they are: one at REPEATABLE READ, whose
+# snapshot could predate a feed's report, is refused
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT agentauth.purge_audit(now() - interval '2 s'); COMMIT");
+like($e, qr/purge_audit runs only at READ COMMITTED/, 'a purge at REPEATABLE READ is refused');
 # who may report and drop, and bad input
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SET ROLE NONE; CREATE ROLE t11_nobody; SET ROLE t11_nobody; SELECT agentauth.feed_delivered('x', 1)");
 like($e, qr/permission denied for function feed_delivered/, 'only an auditor reports a feed\'s position');

@@ -146,11 +146,12 @@ ok(wait_for(sub { sq(q{SELECT delivered_seq || ' ' || behind FROM agentauth.audi
 is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE event = 'audit_feed_registered'
 	AND detail->>'feed' LIKE '%/fhir.state'}), '1', 'its first report registered it, on the record');
 # one feed per name: a second feed of the same name (here the same state
-# file) refuses to start while the first holds it (two would report each
-# other's positions, and a purge could follow the one ahead)
+# file) refuses to start while the first one's connection holds it (two
+# would report each other's positions, and a purge could follow the one
+# ahead); the database holds it, so no other login can take a name away
 IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
 		'--token-file', "$dir/token", '--state', "$dir/fhir.state", '--once' ], '>', \my $dout, '2>', \my $derr);
-like($derr, qr/another aa_feed is running as ".*fhir\.state" on this database/,
+like($derr, qr/the database refused this feed's position .*audit feed ".*fhir\.state" is reported by another connection/,
 	'a second feed of one name refuses to start');
 # a position the database refuses -- past the head of its log: a state file
 # of another log, --from too far -- stops the feed instead of delivering

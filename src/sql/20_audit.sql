@@ -692,7 +692,9 @@ CREATE TABLE agentauth.audit_feed (
     delivered_seq bigint NOT NULL CHECK (delivered_seq >= 0),
     reported_at   timestamptz NOT NULL,
     registered_at timestamptz NOT NULL,
-    registered_by text NOT NULL
+    registered_by text NOT NULL,
+    holder_pid    integer,      -- the connection that reports it (one at a time)
+    holder_start  timestamptz
 );
 
 -- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
@@ -703,6 +705,7 @@ CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
 DECLARE
     v_name text;
     v_head bigint;
+    v_start timestamptz;
     f      agentauth.audit_feed;
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
@@ -720,6 +723,8 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'A feed reports what it delivered from this log.  After a restore the log starts a chain of its own at seq 1: start the feed again with a new state file.';
     END IF;
+    SELECT a.backend_start INTO v_start FROM pg_catalog.pg_stat_activity a
+     WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
     SELECT * INTO f FROM agentauth.audit_feed x WHERE x.name OPERATOR(pg_catalog.=) v_name FOR UPDATE;
     IF FOUND THEN
         -- a feed's position is its own login's to move
@@ -728,13 +733,25 @@ BEGIN
                 USING ERRCODE = '42501',
                       HINT = 'Give each feed its own name (aa_feed --name), or have a privacy officer drop the old one.';
         END IF;
+        -- and by one connection at a time: two feeds of one name would
+        -- report each other's positions, and a purge follow the one ahead
+        IF f.holder_pid IS NOT NULL
+           AND (f.holder_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() OR f.holder_start IS DISTINCT FROM v_start)
+           AND EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                        WHERE a.pid OPERATOR(pg_catalog.=) f.holder_pid AND a.backend_start OPERATOR(pg_catalog.=) f.holder_start) THEN
+            RAISE EXCEPTION 'audit feed "%" is reported by another connection (pid %)', pg_catalog.left(v_name, 200), f.holder_pid
+                USING ERRCODE = '55006',
+                      HINT = 'One aa_feed runs per name: give each feed its own name (aa_feed --name).';
+        END IF;
         UPDATE agentauth.audit_feed x
-           SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp()
+           SET delivered_seq = seq, reported_at = pg_catalog.clock_timestamp(),
+               holder_pid = pg_catalog.pg_backend_pid(), holder_start = v_start
          WHERE x.name OPERATOR(pg_catalog.=) v_name;
     ELSE
-        INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by)
+        INSERT INTO agentauth.audit_feed (name, delivered_seq, reported_at, registered_at, registered_by,
+                                          holder_pid, holder_start)
         VALUES (v_name, seq, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(),
-                session_user::text);
+                session_user::text, pg_catalog.pg_backend_pid(), v_start);
         PERFORM agentauth._audit('audit_feed_registered',
             pg_catalog.jsonb_build_object('feed', v_name, 'delivered_seq', seq));
     END IF;

@@ -301,9 +301,15 @@ GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO P
 -- data class) but the exceptions'": the consents whose lists are so made,
 -- and which of the two, so that a purpose or class added later is added
 -- to them (_consent_extend) -- an opt-out goes on denying it.
+-- known_*: the purposes (not reserved) and classes there were when the
+-- deny was cut, and those added since: only a purpose or class outside
+-- them is new (a restore loads the site's purposes and classes after the
+-- consents, and must not add to a deny what it deliberately left out).
 CREATE TABLE agentauth.consent_open (
-    consent uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
-    dims    text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}')
+    consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
+    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}'),
+    known_purposes  text[] NOT NULL,
+    known_classes   text[] NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.consent_open', '');
 
@@ -321,9 +327,30 @@ BEGIN
                     WHERE c.id OPERATOR(pg_catalog.=) consent AND c.decision OPERATOR(pg_catalog.=) 'deny') THEN
         RAISE EXCEPTION 'only a deny provision has a list that grows' USING ERRCODE = '22023';
     END IF;
-    INSERT INTO agentauth.consent_open (consent, dims) VALUES (consent, dims);
+    -- (the import holds agentauth.purpose and data_class: these are the
+    -- lists its cut was made from)
+    INSERT INTO agentauth.consent_open (consent, dims, known_purposes, known_classes)
+    VALUES (consent, dims,
+            ARRAY(SELECT p.code FROM agentauth.purpose p WHERE NOT p.reserved ORDER BY p.code),
+            ARRAY(SELECT d.name FROM agentauth.data_class d ORDER BY d.name));
 END
 $$;
+
+-- SECURITY DEFINER: locks the extension's purposes and data classes for the import's transaction; callable by agentauth_consent_manager only.
+-- An import cuts denies along the purposes and classes there are: none is
+-- added meanwhile (an insert waits for the import, and its trigger then
+-- sees the import's denies; one added while an import ran would be
+-- missing from its denies).
+CREATE FUNCTION agentauth._fhir_vocabulary_lock() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM agentauth._require_role('agentauth_consent_manager');
+    LOCK TABLE agentauth.purpose, agentauth.data_class IN SHARE MODE;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_vocabulary_lock() FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
@@ -336,6 +363,8 @@ DECLARE
     v_dim  text;
     v_code text;
 BEGIN
+    -- a purpose or class is new to a deny when it is outside what the deny
+    -- knows: added, renamed, a reserved purpose made an ordinary one
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
@@ -355,6 +384,8 @@ BEGIN
               WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
                 AND x.decision OPERATOR(pg_catalog.=) 'deny'
                 AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                            THEN o.known_purposes ELSE o.known_classes END)
+                AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
                                                             THEN x.purposes ELSE x.data_classes END)
              RETURNING x.id, x.patient LOOP
         PERFORM agentauth._audit('consent_extended',
@@ -362,11 +393,20 @@ BEGIN
                 CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes' THEN 'purpose' ELSE 'data_class' END, v_code),
             patient => c.patient);
     END LOOP;
+    -- every deny that grows knows it now
+    UPDATE agentauth.consent_open o
+       SET known_purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                 THEN o.known_purposes OPERATOR(pg_catalog.||) v_code ELSE o.known_purposes END,
+           known_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
+                                THEN o.known_classes OPERATOR(pg_catalog.||) v_code ELSE o.known_classes END
+     WHERE v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
+       AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                   THEN o.known_purposes ELSE o.known_classes END);
     RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._consent_extend() FROM PUBLIC;
-CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.purpose
+CREATE TRIGGER consent_extend AFTER INSERT OR UPDATE ON agentauth.purpose
     FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();
-CREATE TRIGGER consent_extend AFTER INSERT ON agentauth.data_class
+CREATE TRIGGER consent_extend AFTER INSERT OR UPDATE ON agentauth.data_class
     FOR EACH ROW EXECUTE FUNCTION agentauth._consent_extend();

@@ -1249,6 +1249,7 @@ DECLARE
     st    text;
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    PERFORM agentauth._fhir_vocabulary_lock();
     -- a Bundle of Consents: every provision of every entry, in order
     IF pg_catalog.jsonb_typeof(resource) IS NOT DISTINCT FROM 'object'
        AND (resource OPERATOR(pg_catalog.->>) 'resourceType') IS NOT DISTINCT FROM 'Bundle' THEN

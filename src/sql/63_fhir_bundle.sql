@@ -148,6 +148,7 @@ DECLARE
     base    text := agentauth._fhir_site_base();
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    PERFORM agentauth._fhir_vocabulary_lock();
     IF bundle IS NULL THEN
         RAISE EXCEPTION 'bundle must not be null' USING ERRCODE = '22004';
     END IF;
