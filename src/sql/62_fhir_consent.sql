@@ -584,23 +584,22 @@ CREATE FUNCTION agentauth._fhir_bound(me agentauth._fhir_rule, parent agentauth.
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    dim  text;
+    mine text[];
+    his  text[];
 BEGIN
-    IF parent.purposes IS NOT NULL THEN
-        me.purposes := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.purposes, parent.purposes)) x
-                              WHERE x OPERATOR(pg_catalog.=) ANY (parent.purposes) ORDER BY x);
-    END IF;
-    IF parent.classes IS NOT NULL THEN
-        me.classes := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.classes, parent.classes)) x
-                             WHERE x OPERATOR(pg_catalog.=) ANY (parent.classes) ORDER BY x);
-    END IF;
-    IF parent.actions IS NOT NULL THEN
-        me.actions := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.actions, parent.actions)) x
-                             WHERE x OPERATOR(pg_catalog.=) ANY (parent.actions) ORDER BY x);
-    END IF;
-    IF parent.actors IS NOT NULL THEN
-        me.actors := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(me.actors, parent.actors)) x
-                            WHERE x OPERATOR(pg_catalog.=) ANY (parent.actors) ORDER BY x);
-    END IF;
+    FOREACH dim IN ARRAY ARRAY['purposes', 'classes', 'actions', 'actors'] LOOP
+        mine := CASE dim WHEN 'purposes' THEN me.purposes WHEN 'classes' THEN me.classes
+                         WHEN 'actions' THEN me.actions ELSE me.actors END;
+        his := CASE dim WHEN 'purposes' THEN parent.purposes WHEN 'classes' THEN parent.classes
+                        WHEN 'actions' THEN parent.actions ELSE parent.actors END;
+        CONTINUE WHEN his IS NULL;
+        mine := ARRAY(SELECT x FROM pg_catalog.unnest(COALESCE(mine, his)) x
+                       WHERE x OPERATOR(pg_catalog.=) ANY (his) ORDER BY x);
+        CASE dim WHEN 'purposes' THEN me.purposes := mine; WHEN 'classes' THEN me.classes := mine;
+                 WHEN 'actions' THEN me.actions := mine; ELSE me.actors := mine; END CASE;
+    END LOOP;
     me.valid := COALESCE(me.valid, '(,)'::tstzrange) OPERATOR(pg_catalog.*) COALESCE(parent.valid, '(,)'::tstzrange);
     RETURN me;
 END
