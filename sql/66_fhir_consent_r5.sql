@@ -239,6 +239,28 @@ SELECT c.patient, c.decision, 'reg66_exc' = ANY (c.data_classes) AS has_exc,
        'RES66' = ANY (c.purposes) AS has_res, 'MKTG66B' = ANY (c.purposes) AS has_renamed, o.dims
   FROM agentauth.consent c JOIN agentauth.consent_open o ON o.consent = c.id
  WHERE c.patient IN ('P66X', 'P66Y') ORDER BY c.patient, o.dims;
+-- a withdrawn deny does not grow
+SELECT agentauth.withdraw_consent(c.id, 'test') IS NULL AS withdrawn FROM agentauth.consent c
+ WHERE c.patient = 'P66Y' AND c.decision = 'deny';
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_late', 'added after the withdrawal (test)');
+SELECT c.patient, c.withdrawn_at IS NOT NULL AS withdrawn, 'reg66_late' = ANY (c.data_classes) AS has_late
+  FROM agentauth.consent c WHERE c.patient = 'P66Y' AND c.decision = 'deny';
+DELETE FROM agentauth.data_class WHERE name = 'reg66_late';
+-- an exception that names every purpose there is, one by one, leaves
+-- nothing of "every purpose" to deny today but would leave a purpose added
+-- later undenied: refused
+SELECT * FROM pg_temp.rules(pg_temp.r5(format('"decision": "deny", "provision": [{"purpose": %s,
+    "class": [{"system": "urn:agentauth:data-class", "code": "lab"}]}]',
+    (SELECT jsonb_agg(jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/v3-ActReason', 'code', code) ORDER BY code)
+       FROM agentauth.purpose WHERE NOT reserved))));
+-- the import and the purposes and classes it cuts along are seen as they
+-- are: at REPEATABLE READ neither an import nor a new purpose is taken
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT agentauth.import_fhir_consent(pg_temp.r5('"decision": "deny"'));
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO agentauth.purpose (code, display) VALUES ('RR66', 'at repeatable read (test)');
+ROLLBACK;
 DELETE FROM agentauth.consent WHERE patient IN ('P66X', 'P66Y');
 DELETE FROM agentauth.data_class WHERE name = 'reg66_exc';
 DELETE FROM agentauth.purpose WHERE code IN ('MKTG66B', 'RES66');

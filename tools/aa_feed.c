@@ -545,7 +545,7 @@ static PGconn *db = NULL;
  */
 static long long reported = -1;
 
-static void
+static int
 report_position(long long seq)
 {
 	char		s[32];
@@ -555,7 +555,7 @@ report_position(long long seq)
 	static int	said = 0;
 
 	if (db == NULL || seq == reported)
-		return;
+		return 0;
 	snprintf(s, sizeof(s), "%lld", seq);
 	r = PQexecParams(db, "SELECT agentauth.feed_delivered($1, $2::bigint)",
 					 2, NULL, params, NULL, NULL, 0);
@@ -563,9 +563,21 @@ report_position(long long seq)
 	{
 		reported = seq;
 		PQclear(r);
-		return;
+		return 0;
 	}
 	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	/*
+	 * Another connection holds the name: a second feed of the name, or this
+	 * feed's own connection before a network break, which the server has
+	 * not seen go yet.  Wait and try again (the name is free when that
+	 * connection ends); deliver nothing meanwhile.
+	 */
+	if (state != NULL && strcmp(state, "55006") == 0)
+	{
+		logmsg("waiting for the name: %s", PQerrorMessage(db));
+		PQclear(r);
+		return -1;
+	}
 	if (state != NULL && strcmp(state, "42883") == 0)
 	{
 		if (!said)
@@ -582,6 +594,7 @@ report_position(long long seq)
 		die("the database refused this feed's position (feed \"%s\", seq %lld): %s", opt_name, seq, msg);
 	}
 	PQclear(r);
+	return 0;
 }
 
 /* the last seq delivered, as the state file has it */
@@ -606,7 +619,12 @@ db_connect(void)
 		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
-		report_position(delivered);
+		if (report_position(delivered) != 0)
+		{
+			PQfinish(db);
+			db = NULL;
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -870,7 +888,7 @@ main(int argc, char **argv)
 		if (opt_syslog && !failed && n > 0)
 			state_save(last);
 		delivered = last;
-		report_position(last);
+		(void) report_position(last);
 		if (failed)
 			goto failure;
 		need_replay = 0;

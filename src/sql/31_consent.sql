@@ -347,6 +347,12 @@ CREATE FUNCTION agentauth._fhir_vocabulary_lock() RETURNS void
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_consent_manager');
+    -- (the lock comes after a REPEATABLE READ transaction's snapshot,
+    -- which could miss a purpose committed before it)
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'FHIR Consents are imported only at READ COMMITTED' USING ERRCODE = '0A000',
+            DETAIL = 'The import cuts denies along the purposes and data classes there are; it must see them as they are.';
+    END IF;
     LOCK TABLE agentauth.purpose, agentauth.data_class IN SHARE MODE;
 END
 $$;
@@ -363,6 +369,12 @@ DECLARE
     v_dim  text;
     v_code text;
 BEGIN
+    -- (at REPEATABLE READ the denies an import committed meanwhile would
+    -- not be seen)
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'purposes and data classes are added only at READ COMMITTED' USING ERRCODE = '0A000',
+            DETAIL = 'Each is added to the FHIR denies that cover every one but their exceptions''; all of them must be seen.';
+    END IF;
     -- a purpose or class is new to a deny when it is outside what the deny
     -- knows: added, renamed, a reserved purpose made an ordinary one
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
@@ -382,7 +394,7 @@ BEGIN
                                         THEN x.data_classes OPERATOR(pg_catalog.||) v_code ELSE x.data_classes END
                FROM agentauth.consent_open o
               WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
-                AND x.decision OPERATOR(pg_catalog.=) 'deny'
+                AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
                 AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
                                                             THEN o.known_purposes ELSE o.known_classes END)
                 AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'

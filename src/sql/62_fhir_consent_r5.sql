@@ -165,6 +165,15 @@ BEGIN
                pg_catalog.array_agg(x ORDER BY x) FILTER (WHERE x OPERATOR(pg_catalog.=) ANY (el))
           INTO outside, inside
           FROM pg_catalog.unnest(bl) x;
+        -- an exception that names every purpose (or class) there is, one
+        -- by one, leaves of "every one" nothing today but whatever is added
+        -- later: a deny of nothing yet cannot be stored (1.1: the rest was
+        -- kept as today's list, and a purpose added later was not denied)
+        IF open AND outside IS NULL THEN
+            PERFORM agentauth._fhir_fail(e.path,
+                pg_catalog.format('this exception names every %s there is, one by one', CASE dim WHEN 'purposes' THEN 'purpose' ELSE 'data class' END),
+                'Leave the element out to mean every one (then it covers those added later too), or name fewer.');
+        END IF;
         IF outside IS NOT NULL THEN
             part := rest;
             CASE dim WHEN 'purposes' THEN part.purposes := outside;
