@@ -261,6 +261,24 @@ ROLLBACK;
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 INSERT INTO agentauth.purpose (code, display) VALUES ('RR66', 'at repeatable read (test)');
 ROLLBACK;
+-- a deny of restricted data (v3-Confidentiality R) covers every sensitive
+-- class: one added as sensitive, or made sensitive, later is added to it
+-- (before, the list was fixed at the import and such a class was readable
+-- over the deny); an ordinary class added later is not
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_plain', 'ordinary, made sensitive later (test)');
+SELECT cardinality(agentauth.import_fhir_consent(pg_temp.r5('"id": "restricted66", "decision": "permit",
+    "provision": [{"securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}]'
+    ) || '{"subject": {"reference": "Patient/P66Z"}}'::jsonb)) AS provisions;
+UPDATE agentauth.data_class SET sensitive = true WHERE name = 'reg66_plain';
+INSERT INTO agentauth.data_class (name, description, sensitive) VALUES ('reg66_sens', 'sensitive, added later (test)', true);
+INSERT INTO agentauth.data_class (name, description) VALUES ('reg66_ord', 'ordinary, added later (test)');
+SELECT c.decision, 'hiv' = ANY (c.data_classes) AS hiv, 'reg66_plain' = ANY (c.data_classes) AS made_sensitive,
+       'reg66_sens' = ANY (c.data_classes) AS added_sensitive, 'reg66_ord' = ANY (c.data_classes) AS added_ordinary,
+       o.dims
+  FROM agentauth.consent c LEFT JOIN agentauth.consent_open o ON o.consent = c.id
+ WHERE c.patient = 'P66Z' ORDER BY c.decision;
+DELETE FROM agentauth.consent WHERE patient = 'P66Z';
+DELETE FROM agentauth.data_class WHERE name IN ('reg66_plain', 'reg66_sens', 'reg66_ord');
 DELETE FROM agentauth.consent WHERE patient IN ('P66X', 'P66Y');
 DELETE FROM agentauth.data_class WHERE name = 'reg66_exc';
 DELETE FROM agentauth.purpose WHERE code IN ('MKTG66B', 'RES66');

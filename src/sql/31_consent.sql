@@ -305,11 +305,14 @@ GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO P
 -- deny was cut, and those added since: only a purpose or class outside
 -- them is new (a restore loads the site's purposes and classes after the
 -- consents, and must not add to a deny what it deliberately left out).
+-- dims: 'purposes', 'classes' (every one but ...), 'sensitive' (every
+-- sensitive class: a deny of restricted data).
 CREATE TABLE agentauth.consent_open (
     consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
-    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes}' AND dims <> '{}'),
+    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes,sensitive}' AND dims <> '{}'),
     known_purposes  text[] NOT NULL,
-    known_classes   text[] NOT NULL
+    known_classes   text[] NOT NULL,
+    known_sensitive text[] NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.consent_open', '');
 
@@ -329,10 +332,11 @@ BEGIN
     END IF;
     -- (the import holds agentauth.purpose and data_class: these are the
     -- lists its cut was made from)
-    INSERT INTO agentauth.consent_open (consent, dims, known_purposes, known_classes)
+    INSERT INTO agentauth.consent_open (consent, dims, known_purposes, known_classes, known_sensitive)
     VALUES (consent, dims,
             ARRAY(SELECT p.code FROM agentauth.purpose p WHERE NOT p.reserved ORDER BY p.code),
-            ARRAY(SELECT d.name FROM agentauth.data_class d ORDER BY d.name));
+            ARRAY(SELECT d.name FROM agentauth.data_class d ORDER BY d.name),
+            ARRAY(SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY d.name));
 END
 $$;
 
@@ -366,6 +370,7 @@ CREATE FUNCTION agentauth._consent_extend() RETURNS trigger
     AS $$
 DECLARE
     c      record;
+    v_dims text[];
     v_dim  text;
     v_code text;
 BEGIN
@@ -376,44 +381,51 @@ BEGIN
             DETAIL = 'Each is added to the FHIR denies that cover every one but their exceptions''; all of them must be seen.';
     END IF;
     -- a purpose or class is new to a deny when it is outside what the deny
-    -- knows: added, renamed, a reserved purpose made an ordinary one
+    -- knows: added, renamed, a reserved purpose made an ordinary one, a
+    -- class made sensitive (for a deny of every sensitive class)
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
         END IF;
-        v_dim := 'purposes';
+        v_dims := ARRAY['purposes'];
         v_code := NEW.code;
     ELSE
-        v_dim := 'classes';
+        v_dims := CASE WHEN NEW.sensitive THEN ARRAY['classes', 'sensitive'] ELSE ARRAY['classes'] END;
         v_code := NEW.name;
     END IF;
-    FOR c IN UPDATE agentauth.consent x
-                SET purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
-                                    THEN x.purposes OPERATOR(pg_catalog.||) v_code ELSE x.purposes END,
-                    data_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
-                                        THEN x.data_classes OPERATOR(pg_catalog.||) v_code ELSE x.data_classes END
-               FROM agentauth.consent_open o
-              WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
-                AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
-                AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
-                                                            THEN o.known_purposes ELSE o.known_classes END)
-                AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
-                                                            THEN x.purposes ELSE x.data_classes END)
-             RETURNING x.id, x.patient LOOP
-        PERFORM agentauth._audit('consent_extended',
-            pg_catalog.jsonb_build_object('consent', c.id,
-                CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes' THEN 'purpose' ELSE 'data_class' END, v_code),
-            patient => c.patient);
+    FOREACH v_dim IN ARRAY v_dims LOOP
+        FOR c IN UPDATE agentauth.consent x
+                    SET purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                        THEN x.purposes OPERATOR(pg_catalog.||) v_code ELSE x.purposes END,
+                        data_classes = CASE WHEN v_dim OPERATOR(pg_catalog.<>) 'purposes'
+                                            THEN x.data_classes OPERATOR(pg_catalog.||) v_code ELSE x.data_classes END
+                   FROM agentauth.consent_open o
+                  WHERE o.consent OPERATOR(pg_catalog.=) x.id AND v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
+                    AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                    AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE v_dim WHEN 'purposes' THEN o.known_purposes
+                                                                WHEN 'classes' THEN o.known_classes
+                                                                ELSE o.known_sensitive END)
+                    AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                                                THEN x.purposes ELSE x.data_classes END)
+                 RETURNING x.id, x.patient LOOP
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id,
+                    CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes' THEN 'purpose' ELSE 'data_class' END, v_code),
+                patient => c.patient);
+        END LOOP;
+        -- every deny that grows so knows it now
+        UPDATE agentauth.consent_open o
+           SET known_purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
+                                     THEN o.known_purposes OPERATOR(pg_catalog.||) v_code ELSE o.known_purposes END,
+               known_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
+                                    THEN o.known_classes OPERATOR(pg_catalog.||) v_code ELSE o.known_classes END,
+               known_sensitive = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'sensitive'
+                                      THEN o.known_sensitive OPERATOR(pg_catalog.||) v_code ELSE o.known_sensitive END
+         WHERE v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
+           AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE v_dim WHEN 'purposes' THEN o.known_purposes
+                                                       WHEN 'classes' THEN o.known_classes
+                                                       ELSE o.known_sensitive END);
     END LOOP;
-    -- every deny that grows knows it now
-    UPDATE agentauth.consent_open o
-       SET known_purposes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
-                                 THEN o.known_purposes OPERATOR(pg_catalog.||) v_code ELSE o.known_purposes END,
-           known_classes = CASE WHEN v_dim OPERATOR(pg_catalog.=) 'classes'
-                                THEN o.known_classes OPERATOR(pg_catalog.||) v_code ELSE o.known_classes END
-     WHERE v_dim OPERATOR(pg_catalog.=) ANY (o.dims)
-       AND NOT v_code OPERATOR(pg_catalog.=) ANY (CASE WHEN v_dim OPERATOR(pg_catalog.=) 'purposes'
-                                                   THEN o.known_purposes ELSE o.known_classes END);
     RETURN NULL;
 END
 $$;

@@ -504,6 +504,17 @@ BEGIN
                                             res.decision, lst);
     END IF;
     res.classes := agentauth._fhir_meet(parent.classes, lst, path OPERATOR(pg_catalog.||) '.class', 'data classes', res.decision OPERATOR(pg_catalog.=) 'deny');
+    -- a deny of restricted data (v3-Confidentiality R or V) names every
+    -- sensitive class there is: it grows with each class added as, or
+    -- made, sensitive later (1.1: fixed at the import, and such a class
+    -- was readable over the patient's deny)
+    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND EXISTS (
+           SELECT FROM pg_catalog.jsonb_array_elements(COALESCE(node OPERATOR(pg_catalog.->) 'securityLabel', '[]')) l
+            WHERE pg_catalog.jsonb_typeof(l) OPERATOR(pg_catalog.=) 'object'
+              AND (l OPERATOR(pg_catalog.->>) 'system') OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
+              AND (l OPERATOR(pg_catalog.->>) 'code') OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V'])) THEN
+        res.open := ARRAY['sensitive'];
+    END IF;
 
     -- action (CodeableConcept[]): consentaction codes
     lst := NULL;

@@ -169,7 +169,8 @@ BEGIN
         -- by one, leaves of "every one" nothing today but whatever is added
         -- later: a deny of nothing yet cannot be stored (1.1: the rest was
         -- kept as today's list, and a purpose added later was not denied)
-        IF open AND outside IS NULL THEN
+        IF (open OR (dim OPERATOR(pg_catalog.=) 'classes' AND 'sensitive' OPERATOR(pg_catalog.=) ANY (COALESCE(rest.open, '{}'))))
+           AND outside IS NULL THEN
             PERFORM agentauth._fhir_fail(e.path,
                 pg_catalog.format('this exception names every %s there is, one by one', CASE dim WHEN 'purposes' THEN 'purpose' ELSE 'data class' END),
                 'Leave the element out to mean every one (then it covers those added later too), or name fewer.');
@@ -189,6 +190,9 @@ BEGIN
                  ELSE rest.actions := inside; END CASE;
         -- (what lies inside e's list is a list of its own)
         rest.open := pg_catalog.array_remove(rest.open, dim);
+        IF dim OPERATOR(pg_catalog.=) 'classes' THEN
+            rest.open := pg_catalog.array_remove(rest.open, 'sensitive');
+        END IF;
     END LOOP;
     -- what is left of rest lies inside e: permitted
 END
