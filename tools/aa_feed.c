@@ -584,6 +584,12 @@ report_position(long long seq)
 			logmsg("the database cannot take the feed's position (agentauth before 1.1): purge_audit will not wait for this feed");
 		said = 1;
 	}
+	else if (state != NULL && strcmp(state, "25006") == 0)
+	{
+		if (!said)
+			logmsg("the database is read-only (a hot standby): the feed's position cannot be reported, and purge_audit on the primary will not wait for this feed; point --dbname at the primary");
+		said = 1;
+	}
 	else if (state != NULL && strncmp(state, "08", 2) != 0 && strncmp(state, "57", 2) != 0 &&
 			 strncmp(state, "40", 2) != 0 && strncmp(state, "53", 2) != 0)
 	{
