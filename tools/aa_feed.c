@@ -544,6 +544,7 @@ static PGconn *db = NULL;
  * feed, which would otherwise deliver unprotected by the purge's check.
  */
 static long long reported = -1;
+static int	cannot_report = 0;	/* this connection's database takes no report */
 
 static int
 report_position(long long seq)
@@ -554,7 +555,7 @@ report_position(long long seq)
 	const char *state;
 	static int	said = 0;
 
-	if (db == NULL || seq == reported)
+	if (db == NULL || seq == reported || cannot_report)
 		return 0;
 	snprintf(s, sizeof(s), "%lld", seq);
 	r = PQexecParams(db, "SELECT agentauth.feed_delivered($1, $2::bigint)",
@@ -578,17 +579,19 @@ report_position(long long seq)
 		PQclear(r);
 		return -1;
 	}
-	if (state != NULL && strcmp(state, "42883") == 0)
+	/*
+	 * A hot standby (read only) takes no report: said once, and not asked
+	 * again on this connection (each refusal is an ERROR in its server
+	 * log, one a poll).  (42883: an extension before 1.1, which has no
+	 * _log_next either: the feed delivers nothing from it.)
+	 */
+	if (state != NULL && (strcmp(state, "25006") == 0 || strcmp(state, "42883") == 0))
 	{
 		if (!said)
-			logmsg("the database cannot take the feed's position (agentauth before 1.1): purge_audit will not wait for this feed");
+			logmsg("the database cannot take the feed's position (%s): purge_audit on the primary will not wait for this feed; point --dbname at the primary",
+				   strcmp(state, "25006") == 0 ? "a hot standby, read only" : "agentauth before 1.1");
 		said = 1;
-	}
-	else if (state != NULL && strcmp(state, "25006") == 0)
-	{
-		if (!said)
-			logmsg("the database is read-only (a hot standby): the feed's position cannot be reported, and purge_audit on the primary will not wait for this feed; point --dbname at the primary");
-		said = 1;
+		cannot_report = 1;
 	}
 	else if (state != NULL && strncmp(state, "08", 2) != 0 && strncmp(state, "57", 2) != 0 &&
 			 strncmp(state, "40", 2) != 0 && strncmp(state, "53", 2) != 0)
@@ -625,6 +628,7 @@ db_connect(void)
 		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
+		cannot_report = 0;
 		if (report_position(delivered) != 0)
 		{
 			PQfinish(db);
