@@ -3542,6 +3542,7 @@ DECLARE
     v_valid tstzrange;
     known boolean;
     kind  text[];
+    restricted boolean := false;
 BEGIN
     IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
         PERFORM agentauth._fhir_fail(path, 'expected a provision object');
@@ -3631,6 +3632,9 @@ BEGIN
             SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
             part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
             kind := COALESCE(kind, '{}') OPERATOR(pg_catalog.||) part;
+            restricted := restricted OR (k OPERATOR(pg_catalog.=) 'securityLabel'
+                AND c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
+                AND c.code OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V']));
             i := i OPERATOR(pg_catalog.+) 1;
         END LOOP;
         IF kind IS NULL THEN
@@ -3657,11 +3661,7 @@ BEGIN
     -- sensitive class there is: it grows with each class added as, or
     -- made, sensitive later (1.1: fixed at the import, and such a class
     -- was readable over the patient's deny)
-    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND EXISTS (
-           SELECT FROM pg_catalog.jsonb_array_elements(COALESCE(node OPERATOR(pg_catalog.->) 'securityLabel', '[]')) l
-            WHERE pg_catalog.jsonb_typeof(l) OPERATOR(pg_catalog.=) 'object'
-              AND (l OPERATOR(pg_catalog.->>) 'system') OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
-              AND (l OPERATOR(pg_catalog.->>) 'code') OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V'])) THEN
+    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND restricted THEN
         res.open := ARRAY['sensitive'];
     END IF;
 
@@ -5128,6 +5128,17 @@ CREATE TABLE agentauth.audit_feed (
     holder_start  timestamptz
 );
 
+-- The last seq of the log (0 when it is empty): a unit's entries end at
+-- its seq plus its entries less one.
+CREATE FUNCTION agentauth._log_head() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
+                       FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0)
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_head() FROM PUBLIC;
+
 -- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
 CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5147,10 +5158,9 @@ BEGIN
     -- what was delivered was read from this log: never past its head
     -- (a state file of another chain, --from past the head, a forged
     -- report would let a purge remove what no feed sent)
-    SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
-      INTO v_head FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1;
-    IF seq OPERATOR(pg_catalog.>) COALESCE(v_head, 0) THEN
-        RAISE EXCEPTION 'seq % is past the head of the audit log (%)', seq, COALESCE(v_head, 0)
+    v_head := agentauth._log_head();
+    IF seq OPERATOR(pg_catalog.>) v_head THEN
+        RAISE EXCEPTION 'seq % is past the head of the audit log (%)', seq, v_head
             USING ERRCODE = '22023',
                   HINT = 'A feed reports what it delivered from this log.  After a restore the log starts a chain of its own at seq 1: start the feed again with a new state file.';
     END IF;
@@ -5221,8 +5231,7 @@ SELECT f.name, f.delivered_seq,
        GREATEST(h.head OPERATOR(pg_catalog.-) GREATEST(f.delivered_seq, h.first OPERATOR(pg_catalog.-) 1), 0) AS behind,
        f.reported_at, f.registered_at, f.registered_by
   FROM agentauth.audit_feed f,
-       LATERAL (SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
-                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head,
+       LATERAL (SELECT agentauth._log_head() AS head,
                        COALESCE((SELECT r.seq FROM agentauth.audit_record r ORDER BY r.seq LIMIT 1), 1) AS first) h;
 GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;
 COMMENT ON TABLE agentauth.audit_feed IS
@@ -5234,9 +5243,10 @@ COMMENT ON FUNCTION agentauth.drop_audit_feed(text, text) IS
 COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_admin, pg_monitor)';
 
 -- (1.1) A FHIR deny cut around its exceptions lists "every purpose (or
--- data class) but the exceptions'": the consents whose lists are so made,
--- and which of the two, so that a purpose or class added later is added
--- to them (_consent_extend) -- an opt-out goes on denying it.
+-- data class) but the exceptions'", and a deny of restricted data every
+-- sensitive class: the consents whose lists are so made, and which, so
+-- that a purpose or class added later is added to them (_consent_extend)
+-- -- an opt-out goes on denying it.
 -- known_*: the purposes (not reserved) and classes there were when the
 -- deny was cut, and those added since: only a purpose or class outside
 -- them is new (a restore loads the site's purposes and classes after the
@@ -5275,6 +5285,7 @@ BEGIN
             ARRAY(SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY d.name));
 END
 $$;
+REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: locks the extension's purposes and data classes for the import's transaction; callable by agentauth_consent_manager only.
 -- An import cuts denies along the purposes and classes there are: none is
@@ -5297,7 +5308,6 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_vocabulary_lock() FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
 CREATE FUNCTION agentauth._consent_extend() RETURNS trigger
@@ -5375,3 +5385,4 @@ COMMENT ON TABLE agentauth.consent_open IS
 COMMENT ON FUNCTION agentauth._consent_extend() IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._consent_open_note(uuid, text[]) IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._fhir_vocabulary_lock() IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._log_head() IS 'agentauth internal: not part of the interface';

@@ -537,11 +537,13 @@ static PGconn *db = NULL;
  * purge_audit() then removes no record the feed has still to send, and
  * agentauth.audit_feeds shows its backlog.  Said once a batch, and as soon
  * as the database is reached -- before the collector, so that a feed whose
- * collector is down is registered too.  A database whose extension is not
- * yet 1.1 (no such function) is said once in the log and delivery goes on;
- * one that refuses the report (a name it does not take, a position past
- * its head: a state file of another log, another login's feed) stops the
- * feed, which would otherwise deliver unprotected by the purge's check.
+ * collector is down is registered too.  Returns -1 when another connection
+ * holds the name (wait and retry).  A database that cannot take a report
+ * (a hot standby, an extension before 1.1) is said once and not asked
+ * again on that connection; one that refuses it (a name it does not take,
+ * a position past its head: a state file of another log, another login's
+ * feed) stops the feed, which would otherwise deliver unprotected by the
+ * purge's check.
  */
 static long long reported = -1;
 static int	cannot_report = 0;	/* this connection's database takes no report */
@@ -606,12 +608,9 @@ report_position(long long seq)
 	return 0;
 }
 
-/* the last seq delivered, as the state file has it */
-static long long delivered = 0;
-
 /* the database, (re)connected: the name held and the position told */
 static int
-db_connect(void)
+db_connect(long long position)
 {
 	if (db == NULL || PQstatus(db) != CONNECTION_OK)
 	{
@@ -629,7 +628,7 @@ db_connect(void)
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
 		cannot_report = 0;
-		if (report_position(delivered) != 0)
+		if (report_position(position) != 0)
 		{
 			PQfinish(db);
 			db = NULL;
@@ -647,7 +646,7 @@ fetch(long long after, int limit)
 	const char *params[2] = {a, l};
 	PGresult   *r;
 
-	if (db_connect() != 0)
+	if (db == NULL)				/* (the loop connects first) */
 		return NULL;
 	snprintf(a, sizeof(a), "%lld", after);
 	snprintf(l, sizeof(l), "%d", limit);
@@ -834,7 +833,6 @@ main(int argc, char **argv)
 		opt_name = default_name;
 	}
 	last = state_load();
-	delivered = last;
 	logmsg("delivering to %s after seq %lld", opt_fhir ? opt_fhir : opt_syslog, last);
 
 	while (!stop)
@@ -845,7 +843,7 @@ main(int argc, char **argv)
 		long long	from = last;
 
 		/* the database first: the feed is registered, collector or not */
-		if (db_connect() != 0)
+		if (db_connect(last) != 0)
 			goto failure;
 		/* syslog: (re)connect, and re-send what may have been in flight */
 		if (opt_syslog && sock < 0)
@@ -897,7 +895,6 @@ main(int argc, char **argv)
 		PQclear(r);
 		if (opt_syslog && !failed && n > 0)
 			state_save(last);
-		delivered = last;
 		(void) report_position(last);
 		if (failed)
 			goto failure;

@@ -697,6 +697,17 @@ CREATE TABLE agentauth.audit_feed (
     holder_start  timestamptz
 );
 
+-- The last seq of the log (0 when it is empty): a unit's entries end at
+-- its seq plus its entries less one.
+CREATE FUNCTION agentauth._log_head() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
+                       FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0)
+$$;
+REVOKE ALL ON FUNCTION agentauth._log_head() FROM PUBLIC;
+
 -- SECURITY DEFINER: writes the extension's private table of feeds; callable by agentauth_auditor only (the feed's login), which may move only a feed's position.
 CREATE FUNCTION agentauth.feed_delivered(feed text, seq bigint) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -716,10 +727,9 @@ BEGIN
     -- what was delivered was read from this log: never past its head
     -- (a state file of another chain, --from past the head, a forged
     -- report would let a purge remove what no feed sent)
-    SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
-      INTO v_head FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1;
-    IF seq OPERATOR(pg_catalog.>) COALESCE(v_head, 0) THEN
-        RAISE EXCEPTION 'seq % is past the head of the audit log (%)', seq, COALESCE(v_head, 0)
+    v_head := agentauth._log_head();
+    IF seq OPERATOR(pg_catalog.>) v_head THEN
+        RAISE EXCEPTION 'seq % is past the head of the audit log (%)', seq, v_head
             USING ERRCODE = '22023',
                   HINT = 'A feed reports what it delivered from this log.  After a restore the log starts a chain of its own at seq 1: start the feed again with a new state file.';
     END IF;
@@ -790,7 +800,6 @@ SELECT f.name, f.delivered_seq,
        GREATEST(h.head OPERATOR(pg_catalog.-) GREATEST(f.delivered_seq, h.first OPERATOR(pg_catalog.-) 1), 0) AS behind,
        f.reported_at, f.registered_at, f.registered_by
   FROM agentauth.audit_feed f,
-       LATERAL (SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
-                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head,
+       LATERAL (SELECT agentauth._log_head() AS head,
                        COALESCE((SELECT r.seq FROM agentauth.audit_record r ORDER BY r.seq LIMIT 1), 1) AS first) h;
 GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;

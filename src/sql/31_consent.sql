@@ -298,9 +298,10 @@ $$;
 GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO PUBLIC;
 
 -- (1.1) A FHIR deny cut around its exceptions lists "every purpose (or
--- data class) but the exceptions'": the consents whose lists are so made,
--- and which of the two, so that a purpose or class added later is added
--- to them (_consent_extend) -- an opt-out goes on denying it.
+-- data class) but the exceptions'", and a deny of restricted data every
+-- sensitive class: the consents whose lists are so made, and which, so
+-- that a purpose or class added later is added to them (_consent_extend)
+-- -- an opt-out goes on denying it.
 -- known_*: the purposes (not reserved) and classes there were when the
 -- deny was cut, and those added since: only a purpose or class outside
 -- them is new (a restore loads the site's purposes and classes after the
@@ -339,6 +340,7 @@ BEGIN
             ARRAY(SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY d.name));
 END
 $$;
+REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: locks the extension's purposes and data classes for the import's transaction; callable by agentauth_consent_manager only.
 -- An import cuts denies along the purposes and classes there are: none is
@@ -361,7 +363,6 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_vocabulary_lock() FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentauth._consent_open_note(uuid, text[]) FROM PUBLIC;
 
 -- SECURITY DEFINER: writes the extension's consent provisions and audits the change; a trigger function (PostgreSQL calls it only as a trigger of agentauth.purpose and agentauth.data_class).
 CREATE FUNCTION agentauth._consent_extend() RETURNS trigger

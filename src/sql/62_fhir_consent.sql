@@ -10,8 +10,9 @@
 -- One provision in the making: its decision and constraints, NULL = any.
 -- actors: 'a:<principal uuid>' (grantee_agent) or 'o:<text>' (grantee_owner).
 -- open: the dimensions ('purposes', 'classes') whose list is "every one
--- but ...", a deny cut around its exceptions (_fhir_box_minus): the list
--- grows with each purpose or class added later (_consent_extend).
+-- but ...", a deny cut around its exceptions (_fhir_box_minus), or
+-- 'sensitive', a deny of restricted data: the list grows with each
+-- purpose or class added later (_consent_extend).
 CREATE TYPE agentauth._fhir_rule AS (
     path        text,
     decision    text,
@@ -393,6 +394,7 @@ DECLARE
     v_valid tstzrange;
     known boolean;
     kind  text[];
+    restricted boolean := false;
 BEGIN
     IF pg_catalog.jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
         PERFORM agentauth._fhir_fail(path, 'expected a provision object');
@@ -482,6 +484,9 @@ BEGIN
             SELECT * INTO c FROM agentauth._fhir_codings(e, pg_catalog.format('%s.%s[%s]', path, k, i), false);
             part := agentauth._fhir_map_class(c.system, c.code, c.cpath);
             kind := COALESCE(kind, '{}') OPERATOR(pg_catalog.||) part;
+            restricted := restricted OR (k OPERATOR(pg_catalog.=) 'securityLabel'
+                AND c.system IS NOT DISTINCT FROM 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
+                AND c.code OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V']));
             i := i OPERATOR(pg_catalog.+) 1;
         END LOOP;
         IF kind IS NULL THEN
@@ -508,11 +513,7 @@ BEGIN
     -- sensitive class there is: it grows with each class added as, or
     -- made, sensitive later (1.1: fixed at the import, and such a class
     -- was readable over the patient's deny)
-    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND EXISTS (
-           SELECT FROM pg_catalog.jsonb_array_elements(COALESCE(node OPERATOR(pg_catalog.->) 'securityLabel', '[]')) l
-            WHERE pg_catalog.jsonb_typeof(l) OPERATOR(pg_catalog.=) 'object'
-              AND (l OPERATOR(pg_catalog.->>) 'system') OPERATOR(pg_catalog.=) 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
-              AND (l OPERATOR(pg_catalog.->>) 'code') OPERATOR(pg_catalog.=) ANY (ARRAY['R', 'V'])) THEN
+    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND restricted THEN
         res.open := ARRAY['sensitive'];
     END IF;
 
