@@ -860,7 +860,8 @@ extern void aa_protected_schema_utility_end(const AAPendingRelations *outer);
 
 /* ---------------------------------------------------------------------
  * owner_code.c -- code a non-superuser made, over the rows of a protected
- * table during DDL and maintenance: refused, or recorded for a superuser
+ * table during DDL and maintenance: refused, or recorded for a superuser;
+ * in a session, code of other roles than the session's: refused
  * ---------------------------------------------------------------------
  */
 typedef struct AAOwnerCodeGuard
@@ -876,6 +877,9 @@ extern void aa_owner_code_end(const AAOwnerCodeGuard *save);
 /* the fmgr hooks (utility.c): is fn owner code; it is about to run */
 extern bool aa_owner_code_function(Oid fn);
 extern void aa_owner_code_call(Oid fn);
+struct Query;
+/* the planner hook (stats.c): views of other roles with effects */
+extern bool aa_owner_code_views(struct Query *parse);
 /* checks before a statement (ddl.c) */
 extern bool aa_owner_code_type_trusted(Oid typid);
 extern void aa_owner_code_check_domain(Node *stmt);

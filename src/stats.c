@@ -396,12 +396,14 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	if (aa_session == NULL)
 	{
 		/* a plan a later session must make again, and refuse */
-		if (!stats_plans_cached && stats_function_walker((Node *) parse, NULL))
+		if (!stats_plans_cached &&
+			(stats_function_walker((Node *) parse, NULL) || aa_owner_code_views(parse)))
 			stats_plans_cached = true;
 	}
 	else
 	{
 		check_session_changed();
+		aa_owner_code_views(parse);
 		if (stats_function_walker((Node *) parse, NULL))
 		{
 			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),

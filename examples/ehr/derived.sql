@@ -5,6 +5,13 @@
 -- the schema's classes); dropping a protected table takes a superuser (it
 -- is recorded as table_unprotected), and so does reading ehr.lab_results
 -- outside a session (recorded as privileged_access).
+--
+-- Nothing but pg_catalog on the search_path: a superuser's statement runs
+-- whatever operator its path finds, and "$user" or public may hold one
+-- that another role made (l.value < 60 is numeric < integer, for which a
+-- role's own operator is a better match than pg_catalog's; README, "No
+-- code of other roles in a session").
+SET search_path = pg_catalog, pg_temp;
 DROP TABLE IF EXISTS derived.kidney_function;
 CREATE TABLE derived.kidney_function AS
 SELECT l.patient_id,

@@ -1,0 +1,127 @@
+-- Code of other roles in a session (1.1, found by review).  A role with
+-- CREATE on the database makes a schema named after an agent's role --
+-- "$user", first on the default search_path -- and puts an operator there
+-- that PostgreSQL prefers to the built-in one (numeric > integer has no
+-- exact built-in match); the agent's ordinary query then called it on
+-- every row it read, and it handed the values on by NOTIFY, unrecorded.
+-- In a session a function of a role that is neither a superuser nor the
+-- session's is refused when called, and so is a view of such a role that
+-- calls a volatile function (built-ins included).
+\set SHOW_CONTEXT never
+CREATE ROLE reg89_owner LOGIN;
+SELECT current_database() AS db \gset
+GRANT CREATE ON DATABASE :"db" TO reg89_owner;
+CREATE ROLE reg89_agent LOGIN;
+SET ROLE reg89_owner;
+CREATE SCHEMA clinic89;
+CREATE TABLE clinic89.labs (id int PRIMARY KEY, patient_id text NOT NULL, code text, value numeric,
+                            taken date);
+INSERT INTO clinic89.labs VALUES (1, 'R89-P1', '718-7', 13.5, '2020-01-01'),
+                                 (2, 'R89-P1', '2345-7', 98, '2021-01-01'),
+                                 (3, 'R89-P2', '718-7', 11.0, '2022-01-01');
+CREATE TABLE clinic89.notes (id serial PRIMARY KEY, txt text);
+GRANT USAGE ON SCHEMA clinic89 TO reg89_agent;
+GRANT SELECT ON clinic89.labs TO reg89_agent;
+GRANT SELECT, INSERT ON clinic89.notes TO reg89_agent;
+GRANT USAGE ON SEQUENCE clinic89.notes_id_seq TO reg89_agent;
+-- the plants: "$user" of the agent
+CREATE SCHEMA reg89_agent;
+GRANT USAGE ON SCHEMA reg89_agent TO PUBLIC;
+CREATE FUNCTION reg89_agent.gt(numeric, integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$BEGIN PERFORM pg_notify('reg89_stash', $1::text); RETURN $1 > $2; END$$;
+CREATE OPERATOR reg89_agent.> (FUNCTION = reg89_agent.gt, LEFTARG = numeric, RIGHTARG = integer);
+-- (a function of pg_catalog's own name and arguments is found first:
+-- pg_catalog is searched before "$user" when search_path omits it)
+CREATE FUNCTION reg89_agent.abs(numeric) RETURNS numeric LANGUAGE sql
+    AS $$SELECT pg_catalog.abs($1)$$;
+-- a better match than pg_catalog's: age(date) over age(timestamp)
+CREATE FUNCTION reg89_agent.age(date) RETURNS interval LANGUAGE sql
+    AS $$SELECT pg_catalog.age($1::timestamp)$$;
+-- a SECURITY DEFINER function that reads the table in the session
+CREATE FUNCTION clinic89.all_values() RETURNS SETOF numeric LANGUAGE sql SECURITY DEFINER
+    AS $$SELECT value FROM clinic89.labs$$;
+GRANT EXECUTE ON FUNCTION clinic89.all_values() TO reg89_agent;
+-- views: one with the owner's function, one with a built-in that others
+-- can see, one with neither
+CREATE FUNCTION clinic89.high(numeric) RETURNS boolean LANGUAGE sql STABLE
+    AS $$SELECT $1 > 50$$;
+CREATE VIEW clinic89.high_labs AS SELECT id, value FROM clinic89.labs WHERE clinic89.high(value);
+CREATE VIEW clinic89.told_labs AS
+    SELECT id, value FROM clinic89.labs WHERE pg_notify('reg89_stash', value::text) IS NULL;
+CREATE VIEW clinic89.plain_labs AS SELECT id, value FROM clinic89.labs WHERE value > 12::numeric;
+CREATE VIEW clinic89.lock_labs AS
+    SELECT id, value FROM (SELECT id, value FROM clinic89.labs) s
+     WHERE pg_try_advisory_xact_lock(value::bigint);
+CREATE VIEW clinic89.nested AS SELECT * FROM clinic89.told_labs;
+-- a view over no table, with a volatile call
+CREATE VIEW clinic89.tick AS SELECT pg_catalog.clock_timestamp() IS NOT NULL AS t;
+GRANT SELECT ON clinic89.high_labs, clinic89.told_labs, clinic89.plain_labs,
+    clinic89.lock_labs, clinic89.nested, clinic89.tick TO reg89_agent;
+-- a trigger of the owner on the unprotected table the agent writes
+CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
+    AS $$BEGIN NEW.txt := upper(NEW.txt); RETURN NEW; END$$;
+CREATE TRIGGER notes_trg BEFORE INSERT ON clinic89.notes
+    FOR EACH ROW EXECUTE FUNCTION clinic89.notes_trg();
+RESET ROLE;
+-- the agent's own function, and a superuser's
+SET ROLE reg89_agent;
+CREATE FUNCTION pg_temp.mine(numeric) RETURNS numeric LANGUAGE sql AS $$SELECT $1 * 2$$;
+RESET ROLE;
+CREATE FUNCTION public.reg89_su(numeric) RETURNS numeric LANGUAGE sql AS $$SELECT $1 + 1$$;
+
+SELECT agentauth.protect_table('clinic89.labs', 'patient_id',
+    '{"id": "non_phi", "code": "lab", "value": "lab", "taken": "lab"}');
+SELECT agentauth.register_agent('reg89-agent', 'reg89_agent', 'Lab AI', '{TREATDS}',
+    '{lab:read}') AS agent \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS secret \gset
+SELECT agentauth.record_consent('R89-P1', 'permit', '{TREATDS}', '{lab}') IS NOT NULL AS consented;
+SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
+
+SET SESSION AUTHORIZATION reg89_agent;
+-- outside a session: a plan of the view with effects, prepared and cached
+PREPARE tick AS SELECT t FROM clinic89.tick;
+EXECUTE tick; EXECUTE tick; EXECUTE tick; EXECUTE tick; EXECUTE tick; EXECUTE tick;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+SHOW search_path;
+-- the planted operator: refused, not called
+SELECT id, value FROM clinic89.labs WHERE value > 50;
+-- with the search_path pinned, the built-in operator
+SET search_path = pg_catalog, pg_temp;
+SELECT id, value FROM clinic89.labs WHERE value > 50;
+RESET search_path;
+-- the planted functions, by name: the better match is refused
+SELECT abs(value) FROM clinic89.labs ORDER BY id;
+SELECT age(taken) IS NOT NULL FROM clinic89.labs ORDER BY id;
+SELECT pg_catalog.age(taken::timestamp) IS NOT NULL FROM clinic89.labs ORDER BY id;
+-- another role's SECURITY DEFINER function
+SELECT * FROM clinic89.all_values();
+-- views of the owner
+SELECT * FROM clinic89.high_labs;
+SELECT * FROM clinic89.told_labs;
+SELECT * FROM clinic89.lock_labs;
+SELECT * FROM clinic89.nested;
+SELECT * FROM clinic89.plain_labs ORDER BY id;
+SELECT (SELECT count(*) FROM clinic89.told_labs) AS n;
+WITH w AS (SELECT * FROM clinic89.told_labs) SELECT count(*) FROM w;
+-- the plan cached before the session is made again, and refused
+EXECUTE tick;
+-- the session's own code, and a superuser's
+SELECT pg_temp.mine(value) FROM clinic89.labs ORDER BY id;
+SELECT public.reg89_su(value) FROM clinic89.labs ORDER BY id;
+-- the owner's trigger on the table the agent writes still runs
+INSERT INTO clinic89.notes (txt) VALUES ('seen') RETURNING txt;
+SELECT agentauth.end_session();
+-- outside the session the owner's code is the login's own business
+EXECUTE tick;
+RESET SESSION AUTHORIZATION;
+-- each refusal recorded as a denial of the session
+SELECT event, outcome, principal_name, relation, coalesce(detail->>'function', detail->>'view') AS code,
+       coalesce(detail->>'function_owner', detail->>'view_owner') AS code_owner
+  FROM agentauth.audit_log
+ WHERE seq > :seq0 AND detail->>'reason' = 'code of another role' ORDER BY seq;
+SET ROLE reg89_owner;
+DROP SCHEMA reg89_agent CASCADE;
+RESET ROLE;
+DROP SCHEMA clinic89 CASCADE;
+DROP FUNCTION public.reg89_su(numeric);
+REVOKE CREATE ON DATABASE :"db" FROM reg89_owner;
