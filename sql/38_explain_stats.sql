@@ -166,7 +166,8 @@ RESET SESSION AUTHORIZATION;
 DEALLOCATE ALL;
 
 -- what the agent's probes touched is published nowhere: idx_tup_read did
--- not move (the scans are counted: they depend on the plan, not the rows)
+-- not move, and neither did idx_scan (which plan ran was chosen from
+-- statistics of every row, the withheld ones included)
 SELECT pg_stat_force_next_flush();
 SELECT idx_tup_read - :base_reads AS agent_reads, idx_scan > :base_scans AS scans_counted
   FROM pg_stat_user_indexes WHERE indexrelname = 'reg38_obs_patient_code';

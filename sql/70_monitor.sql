@@ -259,3 +259,17 @@ SET ROLE reg70_admin;
 DELETE FROM agentauth.alert_rule WHERE id = :rule_off;
 RESET ROLE;
 SELECT id, event, threshold, per, action, enabled, per_patient FROM agentauth.alert_rule ORDER BY id;
+
+-- a principal's login may not listen for alerts: an alert of the denied
+-- rule follows a statement that was refused rows, and told an agent that
+-- probed a withheld patient with conditions whether any row matched
+-- (found by review); whoever is no principal may
+SET SESSION AUTHORIZATION reg70_agent;
+LISTEN agentauth_alerts;
+LISTEN other_channel;
+UNLISTEN *;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION reg70_nobody;
+LISTEN agentauth_alerts;
+UNLISTEN *;
+RESET SESSION AUTHORIZATION;

@@ -1287,6 +1287,8 @@ extern bool aa_monitor_signals_pending(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
 /* the status view: statements failed closed since the server started */
 extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);
+/* utility.c: LISTEN agentauth_alerts, refused to a principal's login */
+extern void aa_monitor_check_listen(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer
