@@ -4967,7 +4967,7 @@ COMMENT ON FUNCTION agentauth.audit_head() IS
 COMMENT ON FUNCTION agentauth.verify_audit(bigint, bytea) IS
     'Verify the audit hash chain in C, optionally against an expected head (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) IS
-    'Verify the audit hash chain in SQL over pgcrypto: an independent check (agentauth_auditor)';
+    'Verify the audit hash chain in SQL over PostgreSQL''s sha256(): an independent check (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.canonical_record(agentauth.audit_log) IS
     'The canonical bytes of a record in encoding version 1 (a unit''s records: agentauth.canonical_stored)';
 COMMENT ON FUNCTION agentauth.purge_audit(timestamptz) IS
@@ -5386,3 +5386,12 @@ COMMENT ON FUNCTION agentauth._consent_extend() IS 'agentauth internal: not part
 COMMENT ON FUNCTION agentauth._consent_open_note(uuid, text[]) IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._fhir_vocabulary_lock() IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._log_head() IS 'agentauth internal: not part of the interface';
+
+-- SHA-256: PostgreSQL's own (1.1).  1.0 called pgcrypto's digest() by the
+-- name of the schema pgcrypto was installed in -- public, which its owner
+-- (the database owner, in PostgreSQL 15) could rename and replace with a
+-- schema of its own, so that verify_audit_sql, SECURITY DEFINER, ran the
+-- owner's digest() as the extension's superuser.
+CREATE OR REPLACE FUNCTION agentauth._sha256(b bytea) RETURNS bytea
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$SELECT pg_catalog.sha256(b)$$;

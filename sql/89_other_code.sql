@@ -125,3 +125,33 @@ RESET ROLE;
 DROP SCHEMA clinic89 CASCADE;
 DROP FUNCTION public.reg89_su(numeric);
 REVOKE CREATE ON DATABASE :"db" FROM reg89_owner;
+
+-- The same class in the extension's own code: verify_audit_sql (SECURITY
+-- DEFINER) hashed through pgcrypto's digest(), called by the name of the
+-- schema pgcrypto was installed in.  public belongs to the database's
+-- owner, who renamed it and made a public of its own whose digest() the
+-- auditor's verification ran as a superuser (found by review).  Now
+-- PostgreSQL's own sha256().
+CREATE ROLE reg89_dbo LOGIN;
+CREATE ROLE reg89_auditor LOGIN;
+GRANT agentauth_auditor TO reg89_auditor;
+BEGIN;
+ALTER DATABASE :"db" OWNER TO reg89_dbo;
+SET ROLE reg89_dbo;
+ALTER SCHEMA public RENAME TO reg89_public_old;
+CREATE SCHEMA public;
+CREATE FUNCTION public.digest(b bytea, t text) RETURNS bytea LANGUAGE plpgsql AS $f$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE reg89_dbo SUPERUSER';
+    END IF;
+    RETURN reg89_public_old.digest(b, t);
+END $f$;
+RESET ROLE;
+SET ROLE reg89_auditor;
+SELECT ok, problem FROM agentauth.verify_audit_sql();
+RESET ROLE;
+SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'reg89_dbo';
+ROLLBACK;
+DROP ROLE reg89_dbo;
+DROP ROLE reg89_auditor;

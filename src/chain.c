@@ -10,7 +10,7 @@
  *		canonical() is record.c's encoding.  The writer hashes the head it
  *		builds and the body the backend encoded; the verifier rebuilds
  *		canonical(record) from the stored row.  agentauth.verify_audit_sql()
- *		is the same algorithm written in SQL over pgcrypto; the two must give
+ *		is the same algorithm written in SQL over sha256(); the two must give
  *		identical answers, so any change here changes that function too.
  *
  *		Speed (issue "Performance"): verify_audit reads the heap in order

@@ -409,20 +409,14 @@ AS $$
                        FROM pg_catalog.unnest(a) WITH ORDINALITY AS u(e, o)), ''::pg_catalog.bytea) END
 $$;
 
--- SHA-256 from pgcrypto, wherever pgcrypto was installed.
-DO $sha$
-BEGIN
-    EXECUTE pg_catalog.format(
-        'CREATE FUNCTION agentauth._sha256(b bytea) RETURNS bytea'
-        ' LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE'
-        ' AS %L',
-        pg_catalog.format('SELECT %I.digest(b, %L)',
-            (SELECT n.nspname FROM pg_catalog.pg_extension e
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-              WHERE e.extname OPERATOR(pg_catalog.=) 'pgcrypto'),
-            'sha256'));
-END
-$sha$;
+-- SHA-256: PostgreSQL's own (1.1).  1.0 called pgcrypto's digest() by the
+-- name of the schema pgcrypto was installed in -- public, which its owner
+-- (the database owner, in PostgreSQL 15) could rename and replace with a
+-- schema of its own, so that verify_audit_sql, SECURITY DEFINER, ran the
+-- owner's digest() as the extension's superuser.
+CREATE FUNCTION agentauth._sha256(b bytea) RETURNS bytea
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$SELECT pg_catalog.sha256(b)$$;
 REVOKE ALL ON FUNCTION agentauth._sha256(bytea) FROM PUBLIC;
 
 -- canonical(record): the bytes row_hash is computed over (after prev_hash).
@@ -538,7 +532,7 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION agentauth._stored_well_formed(agentauth.audit_record) FROM PUBLIC;
 
--- The same verification as verify_audit(), in SQL over pgcrypto's digest():
+-- The same verification as verify_audit(), in SQL over PostgreSQL's sha256():
 -- the chain can be checked without trusting the C code.  Identical answers
 -- (see chain.c for the algorithm and the problems reported).
 -- SECURITY DEFINER: reads agentauth.audit_log and the catalogs, which are private to the extension; the caller must hold agentauth_auditor (checked inside).

@@ -52,7 +52,7 @@ COMMENT ON FUNCTION agentauth.audit_head() IS
 COMMENT ON FUNCTION agentauth.verify_audit(bigint, bytea) IS
     'Verify the audit hash chain in C, optionally against an expected head (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.verify_audit_sql(bigint, bytea) IS
-    'Verify the audit hash chain in SQL over pgcrypto: an independent check (agentauth_auditor)';
+    'Verify the audit hash chain in SQL over PostgreSQL''s sha256(): an independent check (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.canonical_record(agentauth.audit_log) IS
     'The canonical bytes of a record in encoding version 1 (a unit''s records: agentauth.canonical_stored)';
 COMMENT ON FUNCTION agentauth.purge_audit(timestamptz) IS
