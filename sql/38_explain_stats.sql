@@ -61,10 +61,11 @@ SELECT pg_stat_force_next_flush();
 SELECT idx_tup_read AS base_reads, idx_scan AS base_scans
   FROM pg_stat_user_indexes WHERE indexrelname = 'reg38_obs_patient_code' \gset
 
--- the agent, outside a session: a plan prepared now, then statistics
-SET SESSION AUTHORIZATION reg38_agent;
+-- a plan of statistics prepared outside a session (by the DBA: the
+-- agent's login may not read them even outside one, 56_probe_records)
 PREPARE reg38_counter AS SELECT pg_stat_get_xact_numscans(0) AS n;
 EXECUTE reg38_counter;
+SET SESSION AUTHORIZATION reg38_agent;
 PREPARE reg38_probe AS SELECT value FROM reg38_obs WHERE patient_id = 'R38-P3' AND code = 'CD4';
 -- pg_stats shows nothing of a table under row security (PostgreSQL's own rule)
 SELECT count(*) AS agent_pg_stats FROM pg_stats WHERE tablename = 'reg38_obs';
@@ -148,9 +149,12 @@ EXECUTE reg38_plain;
 SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_second;
 EXECUTE reg38_plain;
 SELECT agentauth.end_session();
--- a statistics plan made outside: the next session makes every plan again,
--- and refuses it
+-- a statistics plan made outside (by the DBA, in the same backend): the
+-- next session makes every plan again, and refuses it
 EXECUTE reg38_counter;
+RESET SESSION AUTHORIZATION;
+EXECUTE reg38_counter;
+SET SESSION AUTHORIZATION reg38_agent;
 SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_third;
 EXECUTE reg38_plain;
 EXECUTE reg38_counter;

@@ -174,7 +174,8 @@ SELECT agentauth.end_session();
 \c - postgres
 -- what the statements above left: the withheld patient's rows counted as
 -- denied, none read; every record of the statements of section 3 under
--- Dr A's token (the refused switches left theirs)
+-- Dr A's token (the refused switches left theirs: statements that read no
+-- row, each recorded as an access of none)
 SELECT a.event, a.patient, a.on_behalf_of, a.row_count, count(*) AS records
   FROM agentauth.audit_log a
  WHERE a.seq > :mark AND a.relation = 'qo.labs'

@@ -121,6 +121,9 @@ struct AAQueryAccess
 	uint64		run_dgen;		/* decision generation at the last */
 	uint64		statement;		/* its records' statement number (0: none
 								 * yet): one for all its runs */
+	bool		touched;		/* a row of a protected table reached the
+								 * row check, or the statement's record of
+								 * none was emitted (flush_untouched) */
 	DestReceiver *output;		/* its rows' check as they are sent (made
 								 * once: aa_access_output_dest) */
 	/* the kept decisions' memory it pins (consent.c), the last first */

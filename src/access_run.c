@@ -131,6 +131,7 @@ flush_query(AAQueryAccess *q, bool inherit)
 
 		if (!ra->any_counted || ra->inherited)
 			continue;
+		q->touched = true;
 		if (flush_nopatient(ra, statement))
 			emitted = true;
 		if (ra->patients == NULL)
@@ -219,6 +220,61 @@ flush_query(AAQueryAccess *q, bool inherit)
 		ra->any_counted = false;
 	}
 	return emitted;
+}
+
+/*
+ * The statement ran, and no row of a protected table reached its row
+ * check: it leaves one record all the same -- access, no patient, no rows,
+ * its first protected table and the columns it named.  Whether a statement
+ * leaves a record must not depend on what its conditions matched among the
+ * rows withheld from it: those an index answers run before the row check,
+ * a withheld row that matched them is recorded as denied, and the writer's
+ * work shows to anyone who can connect (the transaction counter, the
+ * xmin of a row one writes).  1.1, found by review: an agent learned, one
+ * exact bit a statement, whether a patient without consent had a given
+ * lab code.  Returns whether it emitted.
+ */
+static bool
+flush_untouched(AAQueryAccess *q)
+{
+	ListCell   *lc;
+	RelAccess  *ra = NULL;
+	AARecord	rec;
+	int			idx = AA_READ;
+
+	if (q->touched || !q->in_session || q->runs == 0)
+		return false;
+	q->touched = true;
+	foreach(lc, q->rels)
+	{
+		ra = lfirst(lc);
+		if (!ra->inherited)
+			break;
+		ra = NULL;
+	}
+	if (ra == NULL)
+		return false;
+	/* its read, or else the first action that names columns */
+	if (ra->ncols[AA_READ] == 0)
+		for (int i = 0; i < AA_NACTIONS; i++)
+			if (ra->ncols[i] > 0)
+			{
+				idx = i;
+				break;
+			}
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "access";
+	rec.outcome = "permit";
+	rec.relation = ra->relname;
+	rec.statement = query_statement(q);
+	rec.ncolumns = ra->ncols[idx];
+	rec.columns = (const char **) ra->cols[idx];
+	rec.nclasses = ra->nclasses[idx];
+	rec.classes = (const char **) ra->classes[idx];
+	rec.action = aa_action_name(AA_ACT_BIT(idx));
+	rec.row_count = 0;
+	aa_audit_emit(&rec, false);
+	return true;
 }
 
 /* ------------------------------------------------------------------
@@ -500,6 +556,7 @@ query_memory_gone(void *arg)
 			q->done = true;
 			/* non-transactional records reach the queue whatever the abort */
 			flush_query(q, false);
+			flush_untouched(q);
 		}
 	}
 	PG_CATCH();
@@ -724,6 +781,8 @@ aa_access_end(QueryDesc *qd)
 	{
 		bool		emitted = flush_query(q, true);
 
+		if (flush_untouched(q))
+			emitted = true;
 		q->done = true;
 		unregister_query(q);
 		unpin_decisions(q);
@@ -755,6 +814,7 @@ flush_live_queries(void)
 			continue;
 		q->done = true;			/* first: an error in it is not met again */
 		flush_query(q, false);
+		flush_untouched(q);
 	}
 }
 
@@ -784,6 +844,8 @@ access_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			continue;
 		q->in_run = false;
 		flush_query(q, false);
+		if (q->done)
+			flush_untouched(q);
 	}
 }
 

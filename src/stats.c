@@ -25,7 +25,10 @@
  *		Statistics functions: in a session a statement that calls a function
  *		named pg_stat* (the pg_stat_get_* counters behind pg_stat_*_tables,
  *		_indexes, pg_statio_*, pg_stat_xact_*, pg_stat_database, and
- *		pg_stat_statements) is refused at planning (planner_hook); when a
+ *		pg_stat_statements) or one that shows the server's write activity
+ *		(the WAL position, the transaction counter, relation sizes:
+ *		activity_functions) is refused at planning (planner_hook), and so
+ *		is it outside a session to a registered principal's login; when a
  *		plan made outside a session calls one, the next session makes every
  *		cached plan again (ResetPlanCache), and so refuses it.
  *		pg_stats, pg_stats_ext and pg_stats_ext_exprs already show nothing
@@ -337,12 +340,37 @@ aa_attavgwidth(Oid relid, AttrNumber attnum)
  * ------------------------------------------------------------------
  */
 
+/*
+ * What tells of the server's write activity: the audit writer's too, whose
+ * work follows what a statement's conditions matched among the rows
+ * withheld from it (access_run.c, flush_untouched: every statement leaves
+ * a record, but not records of one size).
+ */
+static const char *const activity_functions[] = {
+	"pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn",
+	"pg_last_wal_receive_lsn", "pg_last_wal_replay_lsn",
+	"pg_relation_size", "pg_table_size", "pg_indexes_size",
+	"pg_total_relation_size", "pg_database_size", "pg_tablespace_size",
+	"pg_current_snapshot", "txid_current_snapshot", "pg_current_xact_id",
+	"pg_current_xact_id_if_assigned", "txid_current", "txid_current_if_assigned",
+	"pg_last_committed_xact", "pg_xact_commit_timestamp",
+	"pg_xact_commit_timestamp_origin", "pg_control_checkpoint",
+	NULL
+};
+
 static bool
 is_stats_function(Oid funcid, void *context)
 {
 	char	   *name = get_func_name(funcid);
 
-	return name != NULL && strncmp(name, "pg_stat", 7) == 0;
+	if (name == NULL)
+		return false;
+	if (strncmp(name, "pg_stat", 7) == 0)
+		return true;
+	for (int i = 0; activity_functions[i] != NULL; i++)
+		if (strcmp(name, activity_functions[i]) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -395,9 +423,21 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 
 	if (aa_session == NULL)
 	{
+		bool		stats = stats_function_walker((Node *) parse, NULL);
+
+		/*
+		 * A principal's login reads them in no session either: a second
+		 * connection of an agent's watched what its first one's probes
+		 * made the audit writer do (1.1, found by review).
+		 */
+		if (stats && aa_extension_ready() && aa_login_is_principal())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("statistics functions are not allowed to a registered principal's login"),
+					 errdetail("Access counters, the WAL position, the transaction counter and relation sizes show what the audit writer recorded of the rows the row check withholds."),
+					 errhint("Read them as a monitoring role that is not a principal.")));
 		/* a plan a later session must make again, and refuse */
-		if (!stats_plans_cached &&
-			(stats_function_walker((Node *) parse, NULL) || aa_owner_code_views(parse)))
+		if (!stats_plans_cached && (stats || aa_owner_code_views(parse)))
 			stats_plans_cached = true;
 	}
 	else
@@ -411,7 +451,7 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("statistics functions are not allowed in an agentauth session"),
-					 errdetail("Access counters and statement statistics (pg_stat_*, pg_statio_*, pg_stat_statements) count the rows the row check withholds."),
+					 errdetail("Access counters and statement statistics (pg_stat_*, pg_statio_*, pg_stat_statements) count the rows the row check withholds; the WAL position, the transaction counter and relation sizes show what the audit writer recorded of them."),
 					 errhint("Read them outside the session, as a monitoring role.")));
 		}
 	}

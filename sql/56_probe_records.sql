@@ -1,0 +1,61 @@
+-- A probe learns nothing from the log's own activity (1.1, found by
+-- review).  Conditions an index answers run before the row check, and a
+-- withheld row that matched them is recorded as denied: an agent probing a
+-- patient without consent (patient_id = 'P3' AND code = '718-7') saw the
+-- audit writer commit, or not -- pg_current_snapshot() in its session,
+-- pg_stat_user_tables of the log from a second connection.  Now every
+-- statement that ran on a protected table leaves a record (one of no
+-- patient and no rows when no row reached its row check), and the
+-- functions that show the server's write activity are refused to a
+-- principal's login, in a session or not.
+\set SHOW_CONTEXT never
+CREATE ROLE reg56_agent LOGIN;
+CREATE SCHEMA clinic56;
+CREATE TABLE clinic56.labs (id int PRIMARY KEY, patient_id text NOT NULL, code text, value numeric);
+CREATE INDEX ON clinic56.labs (patient_id, code);
+INSERT INTO clinic56.labs VALUES (1, 'R56-P1', '718-7', 13.5), (2, 'R56-P3', '718-7', 11.0);
+GRANT USAGE ON SCHEMA clinic56 TO reg56_agent;
+GRANT SELECT ON clinic56.labs TO reg56_agent;
+SELECT agentauth.protect_table('clinic56.labs', 'patient_id',
+    '{"id": "non_phi", "code": "lab", "value": "lab"}');
+SELECT agentauth.register_agent('reg56-agent', 'reg56_agent', 'Lab AI', '{TREATDS}',
+    '{lab:read}') AS agent \gset
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS secret \gset
+SELECT agentauth.record_consent('R56-P1', 'permit', '{TREATDS}', '{lab}') IS NOT NULL AS consented;
+SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
+
+SET SESSION AUTHORIZATION reg56_agent;
+SET enable_seqscan = off;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+-- the probes: a hit and a miss on the withheld patient, 0 rows each
+SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '718-7';
+SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '2345-7';
+-- a miss on the permitted patient, and a plain EXPLAIN (which reads nothing)
+SELECT value FROM clinic56.labs WHERE patient_id = 'R56-P1' AND code = 'none';
+EXPLAIN (COSTS OFF) SELECT value FROM clinic56.labs WHERE patient_id = 'R56-P1';
+-- what shows the server's activity: refused in the session
+SELECT pg_current_snapshot() IS NOT NULL;
+SELECT pg_current_wal_insert_lsn() IS NOT NULL;
+SELECT txid_current() > 0;
+SELECT pg_total_relation_size('agentauth.audit_record') > 0;
+SELECT agentauth.end_session();
+-- and to the principal's login outside one
+SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'audit_record';
+SELECT pg_current_wal_lsn() IS NOT NULL;
+SELECT pg_relation_size('agentauth.audit_record') > 0;
+SELECT 1 AS other_functions_work WHERE now() IS NOT NULL;
+RESET enable_seqscan;
+RESET SESSION AUTHORIZATION;
+-- whoever is no principal still may
+SELECT pg_current_wal_lsn() IS NOT NULL AS dba_reads_the_wal_position;
+
+-- each probe left one record: the hit its denial, the misses one of none
+SELECT event, patient, columns, row_count, outcome, count(*) AS records
+  FROM agentauth.audit_log
+ WHERE seq > :seq0 AND relation = 'clinic56.labs'
+ GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2 NULLS FIRST, 3;
+-- the refusals in the session are recorded; those outside it are not PHI
+SELECT event, detail->>'reason' AS reason, count(*)
+  FROM agentauth.audit_log
+ WHERE seq > :seq0 AND relation IS NULL AND event = 'denied' GROUP BY 1, 2;
+DROP SCHEMA clinic56 CASCADE;
