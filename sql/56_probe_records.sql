@@ -32,7 +32,9 @@ SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '718-7
 SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '2345-7';
 -- a miss on the permitted patient, and a plain EXPLAIN (which reads nothing)
 SELECT value FROM clinic56.labs WHERE patient_id = 'R56-P1' AND code = 'none';
+\o /dev/null
 EXPLAIN (COSTS OFF) SELECT value FROM clinic56.labs WHERE patient_id = 'R56-P1';
+\o
 -- what shows the server's activity: refused in the session
 SELECT pg_current_snapshot() IS NOT NULL;
 SELECT pg_current_wal_insert_lsn() IS NOT NULL;
@@ -58,4 +60,16 @@ SELECT event, patient, columns, row_count, outcome, count(*) AS records
 SELECT event, detail->>'reason' AS reason, count(*)
   FROM agentauth.audit_log
  WHERE seq > :seq0 AND relation IS NULL AND event = 'denied' GROUP BY 1, 2;
+-- a record of no patient goes into FHIR as an access of no patient, the
+-- reports of a patient do not list it, and both verifiers take it
+SELECT min(seq) AS empty_seq FROM agentauth.audit_log
+ WHERE seq > :seq0 AND relation = 'clinic56.labs' AND patient IS NULL \gset
+SELECT e->'type'->>'code' AS type, e->'subtype'->0->>'code' AS subtype, e->>'outcome' AS outcome,
+       (SELECT count(*) FROM jsonb_array_elements(e->'entity') x
+         WHERE x->'what'->>'reference' LIKE 'Patient/%') AS patient_entities
+  FROM agentauth.audit_event_fhir(:empty_seq) e;
+SELECT count(*) AS p3_report_rows FROM agentauth.access_report('R56-P3', '-infinity', 'infinity')
+ WHERE relation = 'clinic56.labs';
+SELECT ok FROM agentauth.verify_audit();
+SELECT ok FROM agentauth.verify_audit_sql();
 DROP SCHEMA clinic56 CASCADE;
