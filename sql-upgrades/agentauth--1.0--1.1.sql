@@ -2337,7 +2337,7 @@ BEGIN
         'anchor', pg_catalog.encode(v_anchor, 'hex'))::text;
 
     RETURN QUERY
-    SELECT agentauth._export_line(l)
+    SELECT agentauth._json_ascii(agentauth._export_line(l))
       FROM agentauth.audit_record l
      WHERE l.seq OPERATOR(pg_catalog.>=) v_first
        AND l.seq OPERATOR(pg_catalog.<=) v_last
@@ -5395,3 +5395,12 @@ COMMENT ON FUNCTION agentauth._log_head() IS 'agentauth internal: not part of th
 CREATE OR REPLACE FUNCTION agentauth._sha256(b bytea) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$SELECT pg_catalog.sha256(b)$$;
+
+-- (1.1) Every character beyond ASCII as a \u escape (audit_sql.c): a
+-- client passes the lines on as they are (psql dropped some characters of
+-- a patient id, and aa_verify failed an intact log).
+CREATE FUNCTION agentauth._json_ascii(j text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_json_ascii';
+REVOKE ALL ON FUNCTION agentauth._json_ascii(text) FROM PUBLIC;
+COMMENT ON FUNCTION agentauth._json_ascii(text) IS 'agentauth internal: not part of the interface';

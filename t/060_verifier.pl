@@ -496,5 +496,25 @@ for my $case (
 	like($out, qr/first bad seq $useq: .*$says/, "a unit with $what, rehashed: aa_verify says so") or diag($out);
 }
 
+# characters beyond ASCII in a record (a patient id an agent wrote: found
+# by review), exported the way the README says (psql -XAtq, as safe_psql
+# runs it): psql dropped U+1FFFF and U+10FFFF, and aa_verify failed an
+# intact log.  The export writes each as a \u escape.
+$node->safe_psql('postgres', q{
+	SELECT agentauth._audit('access', NULL, NULL, NULL,
+		E'P-\u00e9\u65e5-\U0001F600-\U0001FFFF-\U0010FFFF-\uFFFE', NULL)});
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM agentauth.audit_log WHERE patient LIKE 'P-%'})
+	or die 'the record with odd characters was not written';
+my @wide = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM agentauth.export_audit()');
+my ($wline) = grep { /"patient" : "P-/ } @wide;
+is($wline =~ /[^\x00-\x7f]/ ? 'not ascii' : 'ascii', 'ascii', 'an export line is ASCII');
+like($wline, qr/"patient" : "P-\\u00e9\\u65e5-\\ud83d\\ude00-\\ud83f\\udfff-\\udbff\\udfff-\\ufffe"/,
+	'characters beyond ASCII as \\u escapes, surrogate pairs beyond U+FFFF');
+($rc, $out) = run_verify(write_file('wide.jsonl', @wide));
+is($rc, 0, 'an export with characters beyond ASCII, through psql: aa_verify passes') or diag($out);
+is($node->safe_psql('postgres', 'SELECT ok FROM agentauth.verify_audit()'), 't',
+	'verify_audit agrees');
+
 $node->stop;
 done_testing();

@@ -77,6 +77,14 @@ CREATE FUNCTION agentauth._export_line(l agentauth.audit_record) RETURNS text
 $$;
 REVOKE ALL ON FUNCTION agentauth._export_line(agentauth.audit_record) FROM PUBLIC;
 
+-- (1.1) Every character beyond ASCII as a \u escape (audit_sql.c): a
+-- client passes the lines on as they are (psql dropped some characters of
+-- a patient id, and aa_verify failed an intact log).
+CREATE FUNCTION agentauth._json_ascii(j text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'aa_json_ascii';
+REVOKE ALL ON FUNCTION agentauth._json_ascii(text) FROM PUBLIC;
+
 -- export_audit(from_seq): the audit log as lines of JSON for the offline
 -- verifier (tools/aa_verify).  The README documents the format:
 --   line 1   {"agentauth_export": 1, "first_seq": N, "anchor": "<hex>"}
@@ -152,7 +160,7 @@ BEGIN
         'anchor', pg_catalog.encode(v_anchor, 'hex'))::text;
 
     RETURN QUERY
-    SELECT agentauth._export_line(l)
+    SELECT agentauth._json_ascii(agentauth._export_line(l))
       FROM agentauth.audit_record l
      WHERE l.seq OPERATOR(pg_catalog.>=) v_first
        AND l.seq OPERATOR(pg_catalog.<=) v_last
