@@ -140,6 +140,8 @@ extern List *aa_running;
 extern PatientAccess *aa_access_patient(RelAccess *ra, const char *patient,
 										int len);
 extern AAQueryAccess *aa_access_find(QueryDesc *qd);
+/* its one record when no protected row reached its row check */
+extern bool aa_access_flush_untouched(AAQueryAccess *q, uint64 statement);
 /* the decision for one patient and action, cached for the run */
 extern bool aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx);
 

@@ -222,59 +222,13 @@ flush_query(AAQueryAccess *q, bool inherit)
 	return emitted;
 }
 
-/*
- * The statement ran, and no row of a protected table reached its row
- * check: it leaves one record all the same -- access, no patient, no rows,
- * its first protected table and the columns it named.  Whether a statement
- * leaves a record must not depend on what its conditions matched among the
- * rows withheld from it: those an index answers run before the row check,
- * a withheld row that matched them is recorded as denied, and the writer's
- * work shows to anyone who can connect (the transaction counter, the
- * xmin of a row one writes).  1.1, found by review: an agent learned, one
- * exact bit a statement, whether a patient without consent had a given
- * lab code.  Returns whether it emitted.
- */
+/* the statement ran and no protected row reached its row check (access.c) */
 static bool
 flush_untouched(AAQueryAccess *q)
 {
-	ListCell   *lc;
-	RelAccess  *ra = NULL;
-	AARecord	rec;
-	int			idx = AA_READ;
-
 	if (q->touched || !q->in_session || q->runs == 0)
 		return false;
-	q->touched = true;
-	foreach(lc, q->rels)
-	{
-		ra = lfirst(lc);
-		if (!ra->inherited)
-			break;
-		ra = NULL;
-	}
-	if (ra == NULL)
-		return false;
-	/* its read, or else the first action that names columns */
-	if (ra->ncols[AA_READ] == 0)
-		for (int i = 0; i < AA_NACTIONS; i++)
-			if (ra->ncols[i] > 0)
-			{
-				idx = i;
-				break;
-			}
-	memset(&rec, 0, sizeof(rec));
-	rec.event = "access";
-	rec.outcome = "permit";
-	rec.relation = ra->relname;
-	rec.statement = query_statement(q);
-	rec.ncolumns = ra->ncols[idx];
-	rec.columns = (const char **) ra->cols[idx];
-	rec.nclasses = ra->nclasses[idx];
-	rec.classes = (const char **) ra->classes[idx];
-	rec.action = aa_action_name(AA_ACT_BIT(idx));
-	rec.row_count = 0;
-	aa_audit_emit(&rec, false);
-	return true;
+	return aa_access_flush_untouched(q, query_statement(q));
 }
 
 /* ------------------------------------------------------------------

@@ -18,6 +18,8 @@
  *		as the role in effect: refused before it starts unless that role
  *		bypasses row security.
  *
+ *		A principal's login may not LISTEN on agentauth_alerts (utility.c).
+ *
  *		Callers: the executor (columns.c), TRUNCATE, COPY and ALTER TABLE
  *		(ddl.c), the end of a run that a cascade wrote in (access.c).
  *
@@ -348,4 +350,27 @@ aa_admit_fk_validation(Oid relid, AlterTableCmd *cmd)
 			 errdetail("The check reads every row as role \"%s\", which row security binds (a table's owner included): it would see only the rows of the patients that role may see.",
 					   GetUserNameFromId(GetUserId(), false)),
 			 errhint("Add the foreign key NOT VALID (every row written from then on is checked), or have a superuser add or validate it (recorded as privileged_access).")));
+}
+
+/*
+ * LISTEN agentauth_alerts (utility.c, before every utility statement):
+ * refused to a principal's login.  What the alerts tell is not for the
+ * principals they are about: an alert of the `denied` rule follows a
+ * statement in which rows were withheld, and so told an agent probing a
+ * withheld patient's rows with conditions (which run before the row check
+ * where an index answers them) whether any such row matched (1.1, found by
+ * review).
+ */
+void
+aa_admit_listen(Node *stmt)
+{
+	if (!IsA(stmt, ListenStmt) ||
+		strcmp(((ListenStmt *) stmt)->conditionname, "agentauth_alerts") != 0 ||
+		!aa_extension_ready() || !aa_login_is_principal())
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("a principal's login may not listen on agentauth_alerts"),
+			 errdetail("An alert follows a statement that was refused rows: it would tell the agent what rows it may not see contain."),
+			 errhint("The security console listens as a role that is not a registered principal.")));
 }

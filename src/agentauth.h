@@ -1035,6 +1035,8 @@ extern void aa_refuse_cascade(const char *relname, const char *action,
 							  uint64 rows);
 extern void aa_refuse_copy_in_session(const char *relname, int ncols,
 									  const char **cols);
+/* utility.c: LISTEN agentauth_alerts, refused to a principal's login */
+extern void aa_admit_listen(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * access.c -- the statement's access context: the per-row check, the
@@ -1287,8 +1289,6 @@ extern bool aa_monitor_signals_pending(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
 /* the status view: statements failed closed since the server started */
 extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);
-/* utility.c: LISTEN agentauth_alerts, refused to a principal's login */
-extern void aa_monitor_check_listen(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * monitor.c -- alert rules evaluated by the audit writer

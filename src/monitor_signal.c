@@ -12,19 +12,11 @@
  *		that is down.  The server log has each refusal at once, and the
  *		status view (status.c) their count since the server started.
  *
- *		And what the alerts tell is not for the principals they are about:
- *		a principal's login may not LISTEN on agentauth_alerts.  An alert
- *		of the `denied` rule follows a statement in which rows were
- *		withheld, and so told an agent probing a withheld patient's rows
- *		with conditions (which run before the row check where an index
- *		answers them) whether any such row matched (1.1, found by review).
- *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
-#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -225,22 +217,4 @@ aa_monitor_take_signals(AAMonitorSignals *out)
 	mon_shared->fail_closed_alerted = mon_shared->fail_closed;
 	mon_shared->chain_failed_alerted = mon_shared->chain_failed;
 	SpinLockRelease(&mon_shared->mutex);
-}
-
-/*
- * LISTEN agentauth_alerts (utility.c, before every utility statement):
- * refused to a principal's login.
- */
-void
-aa_monitor_check_listen(Node *stmt)
-{
-	if (!IsA(stmt, ListenStmt) ||
-		strcmp(((ListenStmt *) stmt)->conditionname, "agentauth_alerts") != 0 ||
-		!aa_extension_ready() || !aa_login_is_principal())
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("a principal's login may not listen on agentauth_alerts"),
-			 errdetail("An alert follows a statement that was refused rows: it would tell the agent what rows it may not see contain."),
-			 errhint("The security console listens as a role that is not a registered principal.")));
 }

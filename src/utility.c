@@ -66,7 +66,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			moved;
 
 	aa_ddl_check(stmt);
-	aa_monitor_check_listen(stmt);
+	aa_admit_listen(stmt);
 	moved = aa_ddl_moved_relation(stmt);
 	aa_audit_guard_check(stmt);
 	aa_schema_guard_check(stmt);
