@@ -584,6 +584,8 @@ aa_access_run_begin(QueryDesc *qd)
 				 errmsg("the agentauth session changed while a statement on protected tables was open"),
 				 errhint("Begin or end a session in a statement of its own, with no cursor open.")));
 	aa_session_check();
+	/* a log already too far behind: refused before a row goes out */
+	aa_audit_check_writer();
 
 	/*
 	 * A loop over protected rows that commits inside it (a FOR loop of a

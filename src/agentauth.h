@@ -436,6 +436,8 @@ extern bool aa_audit_commit_unwritten(void);
 struct AAQueueLate;
 extern void aa_audit_check_database(void);
 extern bool aa_audit_late(struct AAQueueLate *late);
+/* before a session's statement reads (access_run.c): fail closed if late */
+extern void aa_audit_check_writer(void);
 extern void aa_audit_fail_closed(const char *what,
 								 const struct AAQueueLate *late) pg_attribute_noreturn();
 

@@ -143,6 +143,20 @@ check_late(void)
 }
 
 /*
+ * Before a session's statement reads a protected row (access_run.c, at
+ * each run): a log already agentauth.audit_wait_timeout behind fails it
+ * closed at once.  1.1, found by review: with the writer stopped, a
+ * statement read and sent 100,000 rows and failed only at its end, when
+ * its records were pushed; had the server then crashed, the rows were out
+ * and their records gone.
+ */
+void
+aa_audit_check_writer(void)
+{
+	check_late();
+}
+
+/*
  * Push the pending records, in pieces of at most a quarter of the queue.
  * pending_pushed bytes at its start are already in the queue: each piece
  * counts as pushed at once, so that an error or an exit in the middle (a

@@ -150,6 +150,27 @@ SELECT string_agg(DISTINCT substring(client from 'application_name=t15_off_(\d+)
 		'1', 'and its session_begin record');
 	is(token_count(), $tokens, 'the refused issue_token issued no token');
 
+	# a session begun while the writer ran, then the writer stopped: once
+	# the log is behind, the session's next statement fails before a row
+	# goes out (found by review: a COPY sent every row, and failed only at
+	# its end, when its records were pushed)
+	$node->safe_psql('postgres', "SET agentauth.audit_sync = on; SELECT agentauth._audit('t15_drained_copy')");
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_safe('SET SESSION AUTHORIZATION t15_agent');
+	$bg->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
+	my $wpid2 = writer_pid();
+	kill 'STOP', $wpid2;
+	my $first = $bg->query('SELECT patient_id, value FROM t15_labs');
+	like($first, qr/T15-P1\|high/, 'writer just stopped: a read completes (its records queued)');
+	usleep(3_000_000);		# past agentauth.audit_wait_timeout (2 s)
+	my $copy = $bg->query('COPY (SELECT patient_id, value FROM t15_labs) TO STDOUT');
+	my $copy_err = $bg->{stderr};
+	kill 'CONT', $wpid2;
+	$bg->quit;
+	unlike($copy, qr/T15-P1/, 'the log behind: the next statement sends no row');
+	like($copy_err, qr/audit records could not be committed within agentauth.audit_wait_timeout/,
+		'it fails closed, saying why');
+
 	$node->safe_psql('postgres', 'ALTER SYSTEM RESET agentauth.audit_sync');
 	$node->reload;
 }
