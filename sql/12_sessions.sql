@@ -230,9 +230,9 @@ RESET SESSION AUTHORIZATION;
 SELECT name, last_session_at IS NOT NULL AS has_last_session
   FROM agentauth.principals WHERE name LIKE 'ses-%' ORDER BY name;
 
--- begin and end are audited with the session id; every end has its begin
--- (records of a transaction that rolled back may or may not be there,
--- depending on the audit implementation, so they are not counted here)
+-- begin and end are audited with the session id; every end has its begin,
+-- and every begin its end: a session begun in a transaction that rolled
+-- back ends with it, recorded (1.1; before, its session_begin stood alone)
 SELECT principal_name, detail->>'kind' AS kind, detail->>'reason' AS reason,
        detail->>'transaction_only' AS txonly, count(*) > 0 AS recorded
   FROM agentauth.audit_log

@@ -192,4 +192,34 @@ SELECT a.event, substring(a.client from 'application_name=(.*)$') AS application
   FROM agentauth.audit_log a
  WHERE a.principal_name = 'se doc' AND a.event = 'access' AND a.patient = 'SE-P2'
  ORDER BY a.seq DESC LIMIT 1;
+
+-- 7. A session change rolled back is recorded as undone (found by review:
+-- an end_session() whose wait for its record failed left session_end in
+-- the log while the session read on; a rolled-back begin left its
+-- session_begin while the session before it read on)
+SELECT max(seq) AS se7 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION se_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began_t1;
+BEGIN;
+SELECT agentauth.end_session();
+ROLLBACK;
+SELECT patient_id FROM se.labs ORDER BY 1;
+BEGIN;
+SELECT agentauth.begin_session(:'tok2') IS NOT NULL AS began_t2;
+ROLLBACK;
+SELECT patient_id FROM se.labs ORDER BY 1;
+BEGIN;
+SAVEPOINT s;
+SELECT agentauth.begin_session(:'tok2') IS NOT NULL AS began_t2;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT a.token AS t1 FROM agentauth.audit_log a
+ WHERE a.seq > :se7 AND a.event = 'session_begin' ORDER BY a.seq LIMIT 1 \gset
+SELECT a.event, CASE WHEN a.token = :'t1' THEN 'T1' ELSE 'T2' END AS token,
+       a.detail->>'reason' AS reason, a.patient
+  FROM agentauth.audit_log a
+ WHERE a.seq > :se7 AND a.principal_name = 'se agent'
+ ORDER BY a.seq;
 SELECT ok FROM agentauth.verify_audit();

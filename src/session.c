@@ -151,6 +151,8 @@ arm_expiry(void)
  * ---------------------------------------------------------------------
  */
 
+static void emit_session_event(const char *event, AASession *s, const char *why);
+
 static void
 set_session(AASession *s)
 {
@@ -178,6 +180,25 @@ unstage_from(int from)
 	if (staged == NIL || from >= list_length(staged))
 		return;
 	restore = ((StagedChange *) list_nth(staged, from))->prev;
+
+	/*
+	 * The changes' records are not undone with them (written whatever the
+	 * transaction does: a session's reads are recorded under it): say
+	 * what the undoing does.  1.1, found by review: an end_session() whose
+	 * wait for its record failed left "session_end" in the log, and the
+	 * session read on; a begin_*() rolled back left its "session_begin",
+	 * and the session it replaced read on under records that said it had
+	 * ended.
+	 */
+	if (aa_session != restore)
+	{
+		if (aa_session != NULL)
+			emit_session_event("session_end", aa_session,
+							   "its beginning was rolled back");
+		if (restore != NULL)
+			emit_session_event("session_begin", restore,
+							   "its end was rolled back");
+	}
 	for (int i = from + 1; i < list_length(staged); i++)
 		session_free(((StagedChange *) list_nth(staged, i))->prev);
 	if (aa_session != restore)
@@ -213,7 +234,6 @@ unstage_commit(void)
 	staged = NIL;
 }
 
-static void emit_session_event(const char *event, AASession *s, const char *why);
 
 /* what else ends with a session (btg.c: its overrides), set at init */
 static void (*session_end_callback) (void) = NULL;
