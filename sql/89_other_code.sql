@@ -53,10 +53,14 @@ CREATE VIEW clinic89.lock_labs AS
     SELECT id, value FROM (SELECT id, value FROM clinic89.labs) s
      WHERE pg_try_advisory_xact_lock(value::bigint);
 CREATE VIEW clinic89.nested AS SELECT * FROM clinic89.told_labs;
+-- a cast to the owner's domain whose CHECK, built-ins only, tells
+CREATE DOMAIN clinic89.told_num AS numeric
+    CHECK (pg_notify('reg89_stash', VALUE::text)::text = '');
+CREATE VIEW clinic89.domain_labs AS SELECT id, value::clinic89.told_num AS value FROM clinic89.labs;
 -- a view over no table, with a volatile call
 CREATE VIEW clinic89.tick AS SELECT pg_catalog.clock_timestamp() IS NOT NULL AS t;
 GRANT SELECT ON clinic89.high_labs, clinic89.told_labs, clinic89.plain_labs,
-    clinic89.lock_labs, clinic89.nested, clinic89.tick TO reg89_agent;
+    clinic89.lock_labs, clinic89.nested, clinic89.tick, clinic89.domain_labs TO reg89_agent;
 -- a trigger of the owner on the unprotected table the agent writes
 CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN NEW.txt := upper(NEW.txt); RETURN NEW; END$$;
@@ -100,6 +104,7 @@ SELECT * FROM clinic89.high_labs;
 SELECT * FROM clinic89.told_labs;
 SELECT * FROM clinic89.lock_labs;
 SELECT * FROM clinic89.nested;
+SELECT * FROM clinic89.domain_labs;
 SELECT * FROM clinic89.plain_labs ORDER BY id;
 SELECT (SELECT count(*) FROM clinic89.told_labs) AS n;
 WITH w AS (SELECT * FROM clinic89.told_labs) SELECT count(*) FROM w;

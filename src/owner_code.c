@@ -51,7 +51,8 @@
  *		  ddl.c's rules, and others see only what the session writes;
  *		- a view owned by such a role whose definition calls a volatile
  *		  function (built-ins included: pg_notify, set_config, advisory
- *		  locks, setval) is refused when a statement is planned
+ *		  locks, setval), or casts to a domain a non-superuser made (its
+ *		  CHECK may call one), is refused when a statement is planned
  *		  (aa_owner_code_views, from the planner hook).
  *
  *		A function or view the site trusts belongs to a superuser.
@@ -560,9 +561,25 @@ session_call(Oid fn)
 			 errhint("Name the function you mean with its schema, and pin search_path (a schema named after your role, or public, may hold another role's function of the same name); a function the site trusts belongs to a superuser.")));
 }
 
+/* a cast to a domain whose CHECK a non-superuser wrote */
+static bool
+owner_domain_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CoerceToDomain) &&
+		!aa_owner_code_type_trusted(((CoerceToDomain *) node)->resulttype))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, owner_domain_walker, context, 0);
+	return expression_tree_walker(node, owner_domain_walker, context);
+}
+
 /*
  * Does this view belong to another role (not a superuser, not role) and
- * call a volatile function -- code with effects others may see?
+ * call a volatile function, or cast to a domain of a non-superuser (its
+ * CHECK may call one: pg_notify(VALUE::text)) -- code with effects others
+ * may see?
  */
 static bool
 view_has_effects(Oid view, Oid role, Oid *owner_out)
@@ -580,7 +597,8 @@ view_has_effects(Oid view, Oid role, Oid *owner_out)
 	if (owner == role || superuser_arg(owner))
 		return false;
 	rel = relation_open(view, AccessShareLock);
-	effects = contain_volatile_functions((Node *) get_view_query(rel));
+	effects = contain_volatile_functions((Node *) get_view_query(rel)) ||
+		owner_domain_walker((Node *) get_view_query(rel), NULL);
 	relation_close(rel, AccessShareLock);
 	return effects;
 }
@@ -655,7 +673,7 @@ aa_owner_code_views(Query *parse)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("view %s may not be used in an agentauth session", name),
-			 errdetail("The view belongs to role \"%s\", which is neither a superuser nor the session's role, and calls a volatile function: it could pass on what the session reads, unrecorded.",
+			 errdetail("The view belongs to role \"%s\", which is neither a superuser nor the session's role, and calls a volatile function (or casts to a domain a non-superuser made): it could pass on what the session reads, unrecorded.",
 					   owner ? owner : "?"),
 			 errhint("Read the tables it reads directly, or have a superuser review the view and take it over.")));
 	return true;
