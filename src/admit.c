@@ -117,22 +117,28 @@ is_registered_principal(Oid roleid)
 
 /*
  * Is the login (session_user) a registered principal's?  Kept until the
- * login or the generation changes (a registration bumps it).
+ * login or the generation changes (a registration bumps it).  Not in a
+ * database without the extension -- every other database of the cluster,
+ * and agentauth.database before CREATE EXTENSION -- where there is no
+ * principal (1.1 before: its query failed there, and with it every
+ * statement of every role but the bootstrap superuser).
  */
 bool
 aa_login_is_principal(void)
 {
+	static bool known = false;
 	static Oid	login = InvalidOid;
 	static uint64 gen = 0;
 	static bool is = false;
 	Oid			now = GetSessionUserId();
 	uint64		g = aa_generation();
 
-	if (now != login || g != gen || gen == 0)
+	if (!known || now != login || g != gen)
 	{
-		is = is_registered_principal(now);
+		is = aa_extension_ready() && is_registered_principal(now);
 		login = now;
 		gen = g;
+		known = true;
 	}
 	return is;
 }
