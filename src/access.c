@@ -585,6 +585,20 @@ aa_row_check(PG_FUNCTION_ARGS)
 	return BoolGetDatum(false);
 }
 
+/* a record of the statement's action idx on the relation: what they share */
+void
+aa_access_record_init(AARecord *rec, const RelAccess *ra, int idx, uint64 statement)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->relation = ra->relname;
+	rec->statement = statement;
+	rec->ncolumns = ra->ncols[idx];
+	rec->columns = (const char **) ra->cols[idx];
+	rec->nclasses = ra->nclasses[idx];
+	rec->classes = (const char **) ra->classes[idx];
+	rec->action = aa_action_name(AA_ACT_BIT(idx));
+}
+
 /*
  * The statement ran, and no row of a protected table reached its row
  * check: it leaves one record all the same -- access, no patient, no rows,
@@ -624,16 +638,9 @@ aa_access_flush_untouched(AAQueryAccess *q, uint64 statement)
 				idx = i;
 				break;
 			}
-	memset(&rec, 0, sizeof(rec));
+	aa_access_record_init(&rec, ra, idx, statement);
 	rec.event = "access";
 	rec.outcome = "permit";
-	rec.relation = ra->relname;
-	rec.statement = statement;
-	rec.ncolumns = ra->ncols[idx];
-	rec.columns = (const char **) ra->cols[idx];
-	rec.nclasses = ra->nclasses[idx];
-	rec.classes = (const char **) ra->classes[idx];
-	rec.action = aa_action_name(AA_ACT_BIT(idx));
 	rec.row_count = 0;
 	aa_audit_emit(&rec, false);
 	return true;

@@ -140,6 +140,9 @@ extern List *aa_running;
 extern PatientAccess *aa_access_patient(RelAccess *ra, const char *patient,
 										int len);
 extern AAQueryAccess *aa_access_find(QueryDesc *qd);
+/* what a record of action idx on the relation shares with the others */
+extern void aa_access_record_init(AARecord *rec, const RelAccess *ra, int idx,
+								  uint64 statement);
 /* its one record when no protected row reached its row check */
 extern bool aa_access_flush_untouched(AAQueryAccess *q, uint64 statement);
 /* the decision for one patient and action, cached for the run */

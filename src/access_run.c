@@ -77,18 +77,11 @@ flush_nopatient(RelAccess *ra, uint64 statement)
 			continue;
 		aa_jsonb_begin(&authority, NULL);
 		aa_jsonb_add_string(&authority, "reason", "the row names no patient");
-		memset(&rec, 0, sizeof(rec));
+		aa_access_record_init(&rec, ra, idx, statement);
 		rec.event = "denied";
-		rec.relation = ra->relname;
-		rec.ncolumns = ra->ncols[idx];
-		rec.columns = (const char **) ra->cols[idx];
-		rec.nclasses = ra->nclasses[idx];
-		rec.classes = (const char **) ra->classes[idx];
-		rec.action = aa_action_name(AA_ACT_BIT(idx));
 		rec.row_count = ra->nopatient[idx];
 		rec.outcome = "deny";
 		rec.authority = aa_jsonb_end(&authority);
-		rec.statement = statement;
 		ra->nopatient[idx] = 0;	/* before: see flush_query() */
 		aa_audit_emit(&rec, false);
 		emitted = true;
@@ -166,15 +159,8 @@ flush_query(AAQueryAccess *q, bool inherit)
 					allowed = pa->written_new;
 				if (allowed == 0 && withheld == 0)
 					continue;
-				memset(&rec, 0, sizeof(rec));
+				aa_access_record_init(&rec, ra, idx, statement);
 				rec.patient = pa->patient.str;
-				rec.relation = ra->relname;
-				rec.statement = statement;
-				rec.ncolumns = ra->ncols[idx];
-				rec.columns = (const char **) ra->cols[idx];
-				rec.nclasses = ra->nclasses[idx];
-				rec.classes = (const char **) ra->classes[idx];
-				rec.action = aa_action_name(AA_ACT_BIT(idx));
 				if (allowed > 0)
 				{
 					rec.event = "access";
