@@ -5404,3 +5404,20 @@ CREATE FUNCTION agentauth._json_ascii(j text) RETURNS text
     AS 'MODULE_PATHNAME', 'aa_json_ascii';
 REVOKE ALL ON FUNCTION agentauth._json_ascii(text) FROM PUBLIC;
 COMMENT ON FUNCTION agentauth._json_ascii(text) IS 'agentauth internal: not part of the interface';
+
+-- (1.1) The WAL position shows, byte for byte, what the audit writer
+-- recorded after a statement -- and so whether a withheld row matched its
+-- conditions (a denied record, or a record of none: their sizes differ).
+-- agentauth refuses these functions to a principal's login where it plans
+-- a statement; a domain's CHECK or a CALL's argument is evaluated without
+-- being planned, and only the privilege holds there.  Monitoring keeps
+-- them through pg_monitor; pg_logical_emit_message (which returns the
+-- position of what it wrote) stays a superuser's.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
+    pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
+    pg_catalog.pg_last_wal_replay_lsn(),
+    pg_catalog.pg_logical_emit_message(boolean, text, text),
+    pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
+    pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
+    pg_catalog.pg_last_wal_replay_lsn() TO pg_monitor;

@@ -40,11 +40,25 @@ SELECT pg_current_snapshot() IS NOT NULL;
 SELECT pg_current_wal_insert_lsn() IS NOT NULL;
 SELECT txid_current() > 0;
 SELECT pg_total_relation_size('agentauth.audit_record') > 0;
+SELECT pg_logical_emit_message(false, 'x', '') IS NOT NULL;
+SELECT age('3'::xid) > 0;
+SELECT pg_xact_status('3'::xid8) IS NOT NULL;
+SELECT age(now()) IS NOT NULL AS age_of_a_time_is_fine;
+-- what is evaluated without being planned (a domain's CHECK, a CALL's
+-- argument: found by review) meets the privilege, which the WAL position
+-- functions no longer give to PUBLIC
+CREATE DOMAIN pg_temp.lsn_peek AS text
+    CHECK (set_config('reg56.lsn', pg_current_wal_lsn()::text, false) IS NOT NULL);
+SELECT 'x'::pg_temp.lsn_peek;
+CREATE PROCEDURE pg_temp.show(t text) LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE '%', t; END$$;
+CALL pg_temp.show(pg_current_wal_insert_lsn()::text);
 SELECT agentauth.end_session();
 -- and to the principal's login outside one
 SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'audit_record';
 SELECT pg_current_wal_lsn() IS NOT NULL;
 SELECT pg_relation_size('agentauth.audit_record') > 0;
+SELECT pg_logical_emit_message(false, 'x', '') IS NOT NULL;
+SELECT age(xmin) >= 0 FROM pg_class LIMIT 1;
 SELECT 1 AS other_functions_work WHERE now() IS NOT NULL;
 RESET enable_seqscan;
 RESET SESSION AUTHORIZATION;

@@ -214,7 +214,20 @@ SELECT agentauth.begin_session(:'tok2') IS NOT NULL AS began_t2;
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT agentauth.end_session();
+-- a transaction-only session whose commit fails after its end was recorded
+-- (PREPARE TRANSACTION under a name another prepared transaction holds) has
+-- one session_end, not a second at the abort (found by review)
 RESET SESSION AUTHORIZATION;
+BEGIN;
+PREPARE TRANSACTION 'reg87';
+SET SESSION AUTHORIZATION se_agent;
+BEGIN;
+SELECT agentauth.begin_session(:'tok2', true) IS NOT NULL AS began_t2_txonly;
+SELECT patient_id FROM se.labs ORDER BY 1;
+PREPARE TRANSACTION 'reg87';
+SELECT count(*) AS sessions FROM agentauth.whoami();
+RESET SESSION AUTHORIZATION;
+ROLLBACK PREPARED 'reg87';
 SELECT a.token AS t1 FROM agentauth.audit_log a
  WHERE a.seq > :se7 AND a.event = 'session_begin' ORDER BY a.seq LIMIT 1 \gset
 SELECT a.event, CASE WHEN a.token = :'t1' THEN 'T1' ELSE 'T2' END AS token,

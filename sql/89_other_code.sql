@@ -61,6 +61,36 @@ CREATE VIEW clinic89.domain_labs AS SELECT id, value::clinic89.told_num AS value
 CREATE VIEW clinic89.tick AS SELECT pg_catalog.clock_timestamp() IS NOT NULL AS t;
 GRANT SELECT ON clinic89.high_labs, clinic89.told_labs, clinic89.plain_labs,
     clinic89.lock_labs, clinic89.nested, clinic89.tick, clinic89.domain_labs TO reg89_agent;
+-- code of the owner reached through its own tables (found by a review of
+-- the first fix): a policy, a DO INSTEAD rule, a value of its type made by
+-- record_in or array_in (its domain's CHECK runs), a trigger deferred to
+-- the commit that reads the protected table
+CREATE TABLE clinic89.worklist (id int, task text);
+INSERT INTO clinic89.worklist VALUES (1, 'draw');
+ALTER TABLE clinic89.worklist ENABLE ROW LEVEL SECURITY;
+CREATE POLICY wl_leak ON clinic89.worklist USING
+    ((SELECT pg_notify('reg89_stash', string_agg(patient_id || '=' || value, ',')) FROM clinic89.labs) IS NULL);
+CREATE TABLE clinic89.tasks (id int, task text);
+INSERT INTO clinic89.tasks VALUES (1, 'draw');
+CREATE RULE tasks_leak AS ON UPDATE TO clinic89.tasks DO INSTEAD
+    SELECT pg_notify('reg89_stash', (SELECT string_agg(patient_id || '=' || value, ',') FROM clinic89.labs));
+CREATE DOMAIN clinic89.told AS text CHECK (pg_notify('reg89_stash', VALUE) IS NOT NULL);
+CREATE TYPE clinic89.wrap AS (v clinic89.told);
+CREATE VIEW clinic89.io_labs AS
+    SELECT id, ('(' || patient_id || '=' || value || ')')::clinic89.wrap IS NOT NULL AS ok FROM clinic89.labs;
+CREATE VIEW clinic89.arr_labs AS
+    SELECT id, ('{' || patient_id || '=' || value || '}')::clinic89.told[] IS NOT NULL AS ok FROM clinic89.labs;
+CREATE TABLE clinic89.notes2 (id int PRIMARY KEY, txt text);
+INSERT INTO clinic89.notes2 VALUES (1, 'n');
+CREATE FUNCTION clinic89.notes2_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('reg89_stash', (SELECT string_agg(patient_id || '=' || value, ',') FROM clinic89.labs));
+    RETURN NULL;
+END$$;
+CREATE CONSTRAINT TRIGGER notes2_trg AFTER UPDATE ON clinic89.notes2 DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION clinic89.notes2_trg();
+GRANT SELECT ON clinic89.worklist, clinic89.io_labs, clinic89.arr_labs TO reg89_agent;
+GRANT SELECT, UPDATE ON clinic89.tasks, clinic89.notes2 TO reg89_agent;
 -- a trigger of the owner on the unprotected table the agent writes
 CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN NEW.txt := upper(NEW.txt); RETURN NEW; END$$;
@@ -115,6 +145,15 @@ SELECT pg_temp.mine(value) FROM clinic89.labs ORDER BY id;
 SELECT public.reg89_su(value) FROM clinic89.labs ORDER BY id;
 -- the owner's trigger on the table the agent writes still runs
 INSERT INTO clinic89.notes (txt) VALUES ('seen') RETURNING txt;
+-- the owner's policy, rule, types and deferred trigger
+SELECT * FROM clinic89.worklist;
+UPDATE clinic89.tasks SET task = 'started';
+SELECT * FROM clinic89.io_labs;
+SELECT * FROM clinic89.arr_labs;
+UPDATE clinic89.notes2 SET txt = 'seen' WHERE id = 1;
+BEGIN;
+UPDATE clinic89.notes2 SET txt = 'seen again' WHERE id = 1;
+COMMIT;
 SELECT agentauth.end_session();
 -- outside the session the owner's code is the login's own business
 EXECUTE tick;

@@ -92,8 +92,13 @@ void
 aa_access_add_rel(AAQueryAccess *q, Oid relid, AAProtectedRel *prot,
 				  bool *const *att)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(q->cxt);
-	RelAccess  *ra = palloc0(sizeof(RelAccess));
+	MemoryContext oldcxt;
+	RelAccess  *ra;
+
+	/* no trigger of another role reads it (other_code.c) */
+	aa_other_code_read(prot->relname);
+	oldcxt = MemoryContextSwitchTo(q->cxt);
+	ra = palloc0(sizeof(RelAccess));
 
 	/* the row check refuses the rows of any other session */
 	memcpy(&q->session_id, &aa_session->id, sizeof(pg_uuid_t));

@@ -312,6 +312,8 @@ extern AASession *aa_session_alloc(void);
 /* the sensitive classes into s (SPI connected): at its beginning, and on each revalidation */
 extern void aa_session_load_sensitive(AASession *s);
 extern void aa_session_install(AASession *s);
+/* record.c: the conversion into UTF-8, found while in a transaction */
+extern void aa_canon_prepare(void);
 extern void aa_session_end(void);
 
 /* a utility statement is about to run (utility.c): DISCARD ALL ends the session */
@@ -879,13 +881,25 @@ extern void aa_owner_code_end(const AAOwnerCodeGuard *save);
 /* the fmgr hooks (utility.c): is fn owner code; it is about to run */
 extern bool aa_owner_code_function(Oid fn);
 extern void aa_owner_code_call(Oid fn);
-struct Query;
-/* the planner hook (stats.c): views of other roles with effects */
-extern bool aa_owner_code_views(struct Query *parse);
 /* checks before a statement (ddl.c) */
 extern bool aa_owner_code_type_trusted(Oid typid);
 extern void aa_owner_code_check_domain(Node *stmt);
 extern void aa_owner_code_check_enum(Node *node);
+
+/* ---------------------------------------------------------------------
+ * other_code.c -- in a session, code of other roles: functions refused,
+ * their triggers read no protected table, and views, policies and rules
+ * with effects refused
+ * ---------------------------------------------------------------------
+ */
+/* the fmgr hook (utility.c), for a function owned by a non-superuser */
+extern void aa_other_code_start(Oid fn);
+extern void aa_other_code_end(Oid fn);
+/* access.c: a session's statement reads a protected table */
+extern void aa_other_code_read(const char *relname);
+/* the planner hook (stats.c) */
+struct Query;
+extern bool aa_other_code_plan(struct Query *parse);
 
 /* ---------------------------------------------------------------------
  * replication.c -- writes of logical replication workers into protected

@@ -89,7 +89,11 @@ aa_json_ascii(PG_FUNCTION_ARGS)
 	for (i = 0; i < len; i++)
 		if ((unsigned char) s[i] >= 0x80)
 			break;
-	if (i == len)
+	/*
+	 * In SQL_ASCII bytes have no characters: the verifiers hash them as
+	 * they are, and the export carries them so (README).
+	 */
+	if (i == len || GetDatabaseEncoding() == PG_SQL_ASCII)
 		PG_RETURN_TEXT_P(in);
 	/* the characters as UTF-8, whatever the database's encoding */
 	u = (const unsigned char *) pg_server_to_any(s, len, PG_UTF8);

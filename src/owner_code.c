@@ -2,7 +2,7 @@
  *
  * owner_code.c
  *		Owner code over the existing rows of a protected table, during DDL
- *		and maintenance; and code of other roles in a session.
+ *		and maintenance.
  *
  *		A statement that evaluates stored code over every row of a table --
  *		ALTER TABLE (a type change through a domain or a cast, a rewrite,
@@ -35,34 +35,13 @@
  *		  ALTER DOMAIN ... ADD or VALIDATE CONSTRAINT on a domain that a
  *		  protected column uses (aa_owner_code_check_domain).
  *
- *		In a session (1.1) the statements run over the rows the session
- *		reads, so code that another role wrote could pass them on --
- *		pg_notify, a lock others see, a setting shown in pg_stat_activity
- *		-- with no record of it.  That code reaches the session's statements
- *		by name (an operator or function in a schema on its search_path:
- *		"$user" is a schema anyone with CREATE on the database may make) or
- *		inside a view.  So in a session:
- *
- *		- a function owned by a role that is neither a superuser nor the
- *		  session's own is refused when it is called (42501; the fmgr hook
- *		  above, whatever calls it: an operator, a cast, an aggregate, an
- *		  index expression, a domain's CHECK, another function), except a
- *		  trigger function: triggers of protected tables are governed by
- *		  ddl.c's rules, and others see only what the session writes;
- *		- a view owned by such a role whose definition calls a volatile
- *		  function (built-ins included: pg_notify, set_config, advisory
- *		  locks, setval), or casts to a domain a non-superuser made (its
- *		  CHECK may call one), is refused when a statement is planned
- *		  (aa_owner_code_views, from the planner hook).
- *
- *		A function or view the site trusts belongs to a superuser.
+ *		In a session, code of other roles: other_code.c.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/transam.h"
@@ -77,12 +56,9 @@
 #include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
-#include "optimizer/optimizer.h"
 #include "parser/parse_type.h"
 #include "postmaster/autovacuum.h"
-#include "rewrite/rewriteHandler.h"
 #include "storage/proc.h"
 #include "utils/backend_progress.h"
 #include "utils/backend_status.h"
@@ -91,7 +67,6 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
-#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "agentauth.h"
@@ -518,168 +493,6 @@ audit_owner_code(const char *relname, Oid fn, const char *command)
 }
 
 /*
- * In a session: a function of another role (not a superuser, not the
- * session's) is about to run over what the session reads.  Recorded as a
- * denial of the session, and refused.
- */
-static void
-session_call(Oid fn)
-{
-	HeapTuple	tup;
-	Form_pg_proc proc;
-	Oid			owner;
-	Oid			rettype;
-	StringInfoData detail;
-
-	if (fn < FirstNormalObjectId)
-		return;
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	if (!HeapTupleIsValid(tup))
-		return;
-	proc = (Form_pg_proc) GETSTRUCT(tup);
-	owner = proc->proowner;
-	rettype = proc->prorettype;
-	ReleaseSysCache(tup);
-	if (owner == aa_session->db_role || superuser_arg(owner) ||
-		rettype == TRIGGEROID || rettype == EVENT_TRIGGEROID)
-		return;
-
-	initStringInfo(&detail);
-	appendStringInfoString(&detail, "{\"reason\": \"code of another role\", \"function\": ");
-	escape_json(&detail, format_procedure_qualified(fn));
-	appendStringInfoString(&detail, ", \"function_owner\": ");
-	escape_json(&detail, func_owner_name(fn));
-	appendStringInfoChar(&detail, '}');
-	aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
-					   0, NULL, detail.data, false);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("function %s may not run in an agentauth session",
-					format_procedure_qualified(fn)),
-			 errdetail("The function belongs to role \"%s\", which is neither a superuser nor the session's role: it would see what the session reads, and could pass it on unrecorded.",
-					   func_owner_name(fn)),
-			 errhint("Name the function you mean with its schema, and pin search_path (a schema named after your role, or public, may hold another role's function of the same name); a function the site trusts belongs to a superuser.")));
-}
-
-/* a cast to a domain whose CHECK a non-superuser wrote */
-static bool
-owner_domain_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, CoerceToDomain) &&
-		!aa_owner_code_type_trusted(((CoerceToDomain *) node)->resulttype))
-		return true;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, owner_domain_walker, context, 0);
-	return expression_tree_walker(node, owner_domain_walker, context);
-}
-
-/*
- * Does this view belong to another role (not a superuser, not role) and
- * call a volatile function, or cast to a domain of a non-superuser (its
- * CHECK may call one: pg_notify(VALUE::text)) -- code with effects others
- * may see?
- */
-static bool
-view_has_effects(Oid view, Oid role, Oid *owner_out)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(view));
-	Oid			owner;
-	Relation	rel;
-	bool		effects;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	*owner_out = owner;
-	if (owner == role || superuser_arg(owner))
-		return false;
-	rel = relation_open(view, AccessShareLock);
-	effects = contain_volatile_functions((Node *) get_view_query(rel)) ||
-		owner_domain_walker((Node *) get_view_query(rel), NULL);
-	relation_close(rel, AccessShareLock);
-	return effects;
-}
-
-typedef struct ViewWalk
-{
-	Oid			role;
-	List	   *seen;
-	Oid			found;
-	Oid			found_owner;
-} ViewWalk;
-
-static bool
-view_walker(Node *node, ViewWalk *w)
-{
-	ListCell   *lc;
-
-	if (node == NULL)
-		return false;
-	if (!IsA(node, Query))
-		return expression_tree_walker(node, view_walker, w);
-	/*
-	 * A view is a relation entry of its expanded body (15) or the subquery
-	 * entry that holds it (16 on), and a view written through.
-	 */
-	foreach(lc, ((Query *) node)->rtable)
-	{
-		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-
-		if ((rte->rtekind != RTE_RELATION && rte->rtekind != RTE_SUBQUERY) ||
-			rte->relkind != RELKIND_VIEW || !OidIsValid(rte->relid) ||
-			list_member_oid(w->seen, rte->relid))
-			continue;
-		w->seen = lappend_oid(w->seen, rte->relid);
-		if (view_has_effects(rte->relid, w->role, &w->found_owner))
-		{
-			w->found = rte->relid;
-			return true;
-		}
-	}
-	return query_tree_walker((Query *) node, view_walker, w, 0);
-}
-
-/*
- * Views of other roles with effects, in a statement about to be planned.
- * In a session: refused (recorded).  Outside one: true when a session
- * of this login would refuse the plan (stats.c makes it be planned again).
- */
-bool
-aa_owner_code_views(Query *parse)
-{
-	ViewWalk	w = {aa_session ? aa_session->db_role : GetSessionUserId(), NIL, InvalidOid, InvalidOid};
-	StringInfoData detail;
-	char	   *name;
-	char	   *owner;
-
-	if (!view_walker((Node *) parse, &w))
-		return false;
-	if (aa_session == NULL)
-		return true;
-	name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(w.found)),
-									  get_rel_name(w.found));
-	owner = GetUserNameFromId(w.found_owner, true);
-	initStringInfo(&detail);
-	appendStringInfoString(&detail, "{\"reason\": \"code of another role\", \"view\": ");
-	escape_json(&detail, name);
-	appendStringInfoString(&detail, ", \"view_owner\": ");
-	escape_json(&detail, owner ? owner : "?");
-	appendStringInfoChar(&detail, '}');
-	aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
-					   0, NULL, detail.data, false);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("view %s may not be used in an agentauth session", name),
-			 errdetail("The view belongs to role \"%s\", which is neither a superuser nor the session's role, and calls a volatile function (or casts to a domain a non-superuser made): it could pass on what the session reads, unrecorded.",
-					   owner ? owner : "?"),
-			 errhint("Read the tables it reads directly, or have a superuser review the view and take it over.")));
-	return true;
-}
-
-/*
  * A function is about to run (the fmgr hook, for every function
  * aa_owner_code_function() names, and any another hook asked for).  Refuse it, or record
  * it for a superuser, when it runs over the rows of a protected table in
@@ -696,8 +509,6 @@ aa_owner_code_call(Oid fn)
 
 	if (!IsTransactionState())
 		return;
-	if (aa_session != NULL)
-		session_call(fn);
 	if (!OidIsValid(relid))
 	{
 		relid = progress_relid(&command);

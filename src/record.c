@@ -33,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -43,6 +45,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -149,6 +152,63 @@ aa_record_log_relid(Oid nsp)
  * ------------------------------------------------------------------
  */
 
+/*
+ * The conversion of the server's encoding into UTF-8, found once in a
+ * transaction and kept: records are also encoded outside one (at an abort,
+ * at the backend's exit), where PostgreSQL looks no conversion up.  1.1,
+ * found by review: in a LATIN1 database the record of an agent's refused
+ * write naming patient 'José', encoded at the abort, raised an error there,
+ * the backend exited (FATAL), and that record and the session's end were
+ * lost.  aa_canon_prepare() is called where a transaction is sure (a
+ * session's beginning, a record encoded in one).
+ */
+static FmgrInfo *to_utf8 = NULL;
+
+void
+aa_canon_prepare(void)
+{
+	int			enc = GetDatabaseEncoding();
+	Oid			proc;
+	FmgrInfo   *f;
+
+	if (to_utf8 != NULL || enc == PG_UTF8 || enc == PG_SQL_ASCII || !IsTransactionState())
+		return;
+	proc = FindDefaultConversionProc(enc, PG_UTF8);
+	if (!OidIsValid(proc))
+		return;					/* pg_server_to_any() says why, in a transaction */
+	f = MemoryContextAlloc(TopMemoryContext, sizeof(FmgrInfo));
+	fmgr_info_cxt(proc, f, TopMemoryContext);
+	to_utf8 = f;
+}
+
+/* s (len bytes in the server's encoding) in UTF-8, NUL-terminated */
+static const char *
+server_to_utf8(const char *s, int len, int *ulen)
+{
+	unsigned char *out;
+
+	aa_canon_prepare();
+	if (to_utf8 == NULL)
+	{
+		const char *u = pg_server_to_any(s, len, PG_UTF8);
+
+		*ulen = (u == s) ? len : strlen(u);
+		return u;
+	}
+	if ((Size) len >= (MaxAllocSize / (Size) MAX_CONVERSION_GROWTH))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("out of memory"),
+				 errdetail("String of %d bytes is too long for encoding conversion.", len)));
+	out = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
+	FunctionCall6(to_utf8,
+				  Int32GetDatum(GetDatabaseEncoding()), Int32GetDatum(PG_UTF8),
+				  CStringGetDatum(s), CStringGetDatum((char *) out),
+				  Int32GetDatum(len), BoolGetDatum(false));
+	*ulen = strlen((char *) out);
+	return (const char *) out;
+}
+
 /* tag, 4-byte length, UTF-8 bytes of s (len bytes in the server encoding) */
 void
 aa_canon_string(StringInfo buf, char tag, const char *s, int len)
@@ -158,9 +218,13 @@ aa_canon_string(StringInfo buf, char tag, const char *s, int len)
 
 	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
 	{
-		u = pg_server_to_any(s, len, PG_UTF8);
-		if (u != s)
-			ulen = strlen(u);
+		int			i;
+
+		/* ASCII is the same in every server encoding */
+		for (i = 0; i < len && !IS_HIGHBIT_SET(s[i]); i++)
+			;
+		if (i < len)
+			u = server_to_utf8(s, len, &ulen);
 	}
 	appendStringInfoCharMacro(buf, tag);
 	put_be32(buf, (uint32) ulen);

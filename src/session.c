@@ -153,6 +153,13 @@ arm_expiry(void)
 
 static void emit_session_event(const char *event, AASession *s, const char *why);
 
+/*
+ * The transaction-only session's session_end is recorded (PRE_COMMIT or
+ * PRE_PREPARE): a commit that fails after it (a serialization failure, a
+ * PREPARE refused) must not record a second one at its abort.
+ */
+static bool txonly_end_recorded = false;
+
 static void
 set_session(AASession *s)
 {
@@ -192,7 +199,8 @@ unstage_from(int from)
 	 */
 	if (aa_session != restore)
 	{
-		if (aa_session != NULL)
+		/* (a transaction-only session's end was recorded at PRE_COMMIT) */
+		if (aa_session != NULL && !txonly_end_recorded)
 			emit_session_event("session_end", aa_session,
 							   "its beginning was rolled back");
 		if (restore != NULL)
@@ -268,11 +276,13 @@ session_xact_callback(XactEvent event, void *arg)
 			{
 				end_overrides();
 				emit_session_event("session_end", aa_session, "transaction ended");
+				txonly_end_recorded = true;
 			}
 			break;
 
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
+			txonly_end_recorded = false;
 			unstage_commit();
 			if (aa_session != NULL && aa_session->transaction_only)
 			{
@@ -284,6 +294,7 @@ session_xact_callback(XactEvent event, void *arg)
 
 		case XACT_EVENT_ABORT:
 			unstage_from(0);
+			txonly_end_recorded = false;
 			if (aa_session != NULL && aa_session->transaction_only)
 			{
 				session_free(aa_session);
@@ -553,6 +564,8 @@ aa_session_install(AASession *s)
 			session_end_callback();
 	}
 	emit_session_event("session_begin", s, NULL);
+	/* its records may be encoded outside a transaction (an abort, the exit) */
+	aa_canon_prepare();
 	if (!exit_registered)
 	{
 		before_shmem_exit(session_exit_callback, (Datum) 0);

@@ -355,6 +355,7 @@ static const char *const activity_functions[] = {
 	"pg_current_xact_id_if_assigned", "txid_current", "txid_current_if_assigned",
 	"pg_last_committed_xact", "pg_xact_commit_timestamp",
 	"pg_xact_commit_timestamp_origin", "pg_control_checkpoint",
+	"pg_logical_emit_message", "pg_xact_status", "txid_status", "mxid_age",
 	NULL
 };
 
@@ -370,6 +371,15 @@ is_stats_function(Oid funcid, void *context)
 	for (int i = 0; activity_functions[i] != NULL; i++)
 		if (strcmp(name, activity_functions[i]) == 0)
 			return true;
+	/* age(xid): the transaction counter, as a distance */
+	if (strcmp(name, "age") == 0)
+	{
+		Oid		   *argtypes;
+		int			nargs;
+
+		(void) get_func_signature(funcid, &argtypes, &nargs);
+		return nargs == 1 && argtypes[0] == XIDOID;
+	}
 	return false;
 }
 
@@ -437,13 +447,13 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 					 errdetail("Access counters, the WAL position, the transaction counter and relation sizes show what the audit writer recorded of the rows the row check withholds."),
 					 errhint("Read them as a monitoring role that is not a principal.")));
 		/* a plan a later session must make again, and refuse */
-		if (!stats_plans_cached && (stats || aa_owner_code_views(parse)))
+		if (!stats_plans_cached && (stats || aa_other_code_plan(parse)))
 			stats_plans_cached = true;
 	}
 	else
 	{
 		check_session_changed();
-		aa_owner_code_views(parse);
+		aa_other_code_plan(parse);
 		if (stats_function_walker((Node *) parse, NULL))
 		{
 			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),

@@ -150,7 +150,12 @@ static void
 aa_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 {
 	if (event == FHET_START)
+	{
+		aa_other_code_start(flinfo->fn_oid);
 		aa_owner_code_call(flinfo->fn_oid);
+	}
+	else
+		aa_other_code_end(flinfo->fn_oid);
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, arg);
 }

@@ -797,3 +797,20 @@ SELECT f.name, f.delivered_seq,
        LATERAL (SELECT agentauth._log_head() AS head,
                        COALESCE((SELECT r.seq FROM agentauth.audit_record r ORDER BY r.seq LIMIT 1), 1) AS first) h;
 GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;
+
+-- (1.1) The WAL position shows, byte for byte, what the audit writer
+-- recorded after a statement -- and so whether a withheld row matched its
+-- conditions (a denied record, or a record of none: their sizes differ).
+-- agentauth refuses these functions to a principal's login where it plans
+-- a statement; a domain's CHECK or a CALL's argument is evaluated without
+-- being planned, and only the privilege holds there.  Monitoring keeps
+-- them through pg_monitor; pg_logical_emit_message (which returns the
+-- position of what it wrote) stays a superuser's.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
+    pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
+    pg_catalog.pg_last_wal_replay_lsn(),
+    pg_catalog.pg_logical_emit_message(boolean, text, text),
+    pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
+    pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
+    pg_catalog.pg_last_wal_replay_lsn() TO pg_monitor;
