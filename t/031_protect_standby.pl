@@ -263,8 +263,12 @@ while (time < $deadline)
 ok($recovered, 'after the primary restarted, standby reads recover by themselves') or diag $err;
 like($out, qr/S1\|1\.5/, 'and return the row');
 $bg->quit;
-is(primary_count("event = 'access' AND patient = 'S1' AND $from_standby"), $before + $bg_reads,
-	'the records of every read that failed closed arrived on the primary too');
+# every read that read rows has its record on the primary: the first (it
+# failed at its end), the last; one that began with the log already
+# behind was refused before its first row, and read nothing (1.1)
+my $arrived = primary_count("event = 'access' AND patient = 'S1' AND $from_standby") - $before;
+ok($arrived >= 2 && $arrived <= $bg_reads,
+	"the records of the reads that read rows arrived on the primary too ($arrived of $bg_reads reads)");
 is($primary->safe_psql('postgres',
 	'SELECT ok AND checked = (SELECT max(seq) FROM agentauth.audit_log) FROM agentauth.verify_audit()'),
 	't', 'the chain verifies');
