@@ -5412,12 +5412,16 @@ COMMENT ON FUNCTION agentauth._json_ascii(text) IS 'agentauth internal: not part
 -- a statement; a domain's CHECK or a CALL's argument is evaluated without
 -- being planned, and only the privilege holds there.  Monitoring keeps
 -- them through pg_monitor; pg_logical_emit_message (which returns the
--- position of what it wrote) stays a superuser's.
+-- position of what it wrote) stays a superuser's.  So do the WAL bytes
+-- written (pg_stat_wal) and the replication slots' positions
+-- (pg_replication_slots: a streaming standby's slot follows the WAL).
 REVOKE EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
     pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
-    pg_catalog.pg_last_wal_replay_lsn(),
+    pg_catalog.pg_last_wal_replay_lsn(), pg_catalog.pg_stat_get_wal(),
+    pg_catalog.pg_get_replication_slots(),
     pg_catalog.pg_logical_emit_message(boolean, text, text),
     pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_current_wal_lsn(), pg_catalog.pg_current_wal_insert_lsn(),
     pg_catalog.pg_current_wal_flush_lsn(), pg_catalog.pg_last_wal_receive_lsn(),
-    pg_catalog.pg_last_wal_replay_lsn() TO pg_monitor;
+    pg_catalog.pg_last_wal_replay_lsn(), pg_catalog.pg_stat_get_wal(),
+    pg_catalog.pg_get_replication_slots() TO pg_monitor;

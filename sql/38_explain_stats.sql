@@ -114,9 +114,15 @@ SELECT heap_blks_hit FROM pg_statio_user_tables WHERE relname = 'reg38_obs';
 SELECT tup_returned FROM pg_stat_database WHERE datname = current_database();
 SELECT (SELECT count(*) FROM reg38_obs WHERE patient_id = 'R38-P3' AND code = 'CD4'),
        (SELECT pg_stat_get_xact_tuples_returned('reg38_obs_patient_code'::regclass));
--- in a function, planned in the session
+-- in a function, planned in the session (its name built at run time: a
+-- principal's statement that names one is refused, 56_probe_records)
 CREATE FUNCTION pg_temp.reg38_peek() RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN RETURN pg_stat_get_xact_tuples_returned('reg38_obs_patient_code'::regclass); END $$;
+DECLARE n bigint;
+BEGIN
+    EXECUTE 'SELECT pg_' || 'stat_get_xact_tuples_returned($1)' INTO n
+        USING 'reg38_obs_patient_code'::regclass;
+    RETURN n;
+END $$;
 SELECT pg_temp.reg38_peek();
 -- a plan prepared before the session is made again, and refused
 EXECUTE reg38_counter;

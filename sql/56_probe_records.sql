@@ -45,13 +45,22 @@ SELECT age('3'::xid) > 0;
 SELECT pg_xact_status('3'::xid8) IS NOT NULL;
 SELECT age(now()) IS NOT NULL AS age_of_a_time_is_fine;
 -- what is evaluated without being planned (a domain's CHECK, a CALL's
--- argument: found by review) meets the privilege, which the WAL position
--- functions no longer give to PUBLIC
+-- argument: found by review) is refused where a principal's utility
+-- statement names it, and meets the privilege, which the WAL position
+-- functions no longer give to PUBLIC (below)
 CREATE DOMAIN pg_temp.lsn_peek AS text
     CHECK (set_config('reg56.lsn', pg_current_wal_lsn()::text, false) IS NOT NULL);
 SELECT 'x'::pg_temp.lsn_peek;
 CREATE PROCEDURE pg_temp.show(t text) LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE '%', t; END$$;
 CALL pg_temp.show(pg_current_wal_insert_lsn()::text);
+-- EXECUTE's parameters are evaluated unplanned too: the utility statement
+-- that names such a function is refused (found by review: wal_bytes of
+-- pg_stat_get_wal() told a match from a miss)
+PREPARE echo(text) AS SELECT $1;
+EXECUTE echo((pg_stat_get_wal()).wal_bytes::text);
+EXECUTE echo(PG_CURRENT_SNAPSHOT()::text);
+EXECUTE echo('the name of no such function');
+SELECT count(*) >= 0 FROM pg_replication_slots;
 SELECT agentauth.end_session();
 -- and to the principal's login outside one
 SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'audit_record';
@@ -62,8 +71,18 @@ SELECT age(xmin) >= 0 FROM pg_class LIMIT 1;
 SELECT 1 AS other_functions_work WHERE now() IS NOT NULL;
 RESET enable_seqscan;
 RESET SESSION AUTHORIZATION;
--- whoever is no principal still may
+-- whoever is no principal still may, the WAL position through pg_monitor
 SELECT pg_current_wal_lsn() IS NOT NULL AS dba_reads_the_wal_position;
+CREATE ROLE reg56_plain LOGIN;
+CREATE ROLE reg56_monitor LOGIN IN ROLE pg_monitor;
+SET SESSION AUTHORIZATION reg56_plain;
+SELECT pg_current_wal_lsn() IS NOT NULL;
+SELECT count(*) >= 0 AS reads_statistics FROM pg_stat_user_tables;
+SET SESSION AUTHORIZATION reg56_monitor;
+SELECT pg_current_wal_lsn() IS NOT NULL AS monitor_reads_the_wal_position;
+RESET SESSION AUTHORIZATION;
+DROP ROLE reg56_plain;
+DROP ROLE reg56_monitor;
 
 -- each probe left one record: the hit its denial, the misses one of none
 SELECT event, patient, columns, row_count, outcome, count(*) AS records

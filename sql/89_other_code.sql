@@ -34,6 +34,12 @@ CREATE OPERATOR reg89_agent.> (FUNCTION = reg89_agent.gt, LEFTARG = numeric, RIG
 -- pg_catalog is searched before "$user" when search_path omits it)
 CREATE FUNCTION reg89_agent.abs(numeric) RETURNS numeric LANGUAGE sql
     AS $$SELECT pg_catalog.abs($1)$$;
+-- an aggregate of built-in support functions, a better match than
+-- pg_catalog's count("any"), and a prefix operator over a built-in
+-- (found by a review of the second fix: neither runs a function the owner
+-- made)
+CREATE AGGREGATE reg89_agent.count(numeric) (sfunc = numeric_add, stype = numeric, initcond = '0');
+CREATE OPERATOR reg89_agent.~~~ (RIGHTARG = bigint, FUNCTION = pg_try_advisory_lock);
 -- a better match than pg_catalog's: age(date) over age(timestamp)
 CREATE FUNCTION reg89_agent.age(date) RETURNS interval LANGUAGE sql
     AS $$SELECT pg_catalog.age($1::timestamp)$$;
@@ -89,7 +95,11 @@ BEGIN
 END$$;
 CREATE CONSTRAINT TRIGGER notes2_trg AFTER UPDATE ON clinic89.notes2 DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION clinic89.notes2_trg();
-GRANT SELECT ON clinic89.worklist, clinic89.io_labs, clinic89.arr_labs TO reg89_agent;
+-- a STABLE built-in that runs a query on a table the row names
+CREATE VIEW clinic89.xml_labs AS
+    SELECT id, length(table_to_xml(('clinic89.worklist')::regclass, false, false, '')::text) AS n
+      FROM clinic89.labs;
+GRANT SELECT ON clinic89.worklist, clinic89.io_labs, clinic89.arr_labs, clinic89.xml_labs TO reg89_agent;
 GRANT SELECT, UPDATE ON clinic89.tasks, clinic89.notes2 TO reg89_agent;
 -- a trigger of the owner on the unprotected table the agent writes
 CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
@@ -127,6 +137,9 @@ RESET search_path;
 SELECT abs(value) FROM clinic89.labs ORDER BY id;
 SELECT age(taken) IS NOT NULL FROM clinic89.labs ORDER BY id;
 SELECT pg_catalog.age(taken::timestamp) IS NOT NULL FROM clinic89.labs ORDER BY id;
+SELECT count(value) FROM clinic89.labs;
+SELECT ~~~ value::bigint FROM clinic89.labs;
+SELECT pg_catalog.count(value) FROM clinic89.labs;
 -- another role's SECURITY DEFINER function
 SELECT * FROM clinic89.all_values();
 -- views of the owner
@@ -150,6 +163,7 @@ SELECT * FROM clinic89.worklist;
 UPDATE clinic89.tasks SET task = 'started';
 SELECT * FROM clinic89.io_labs;
 SELECT * FROM clinic89.arr_labs;
+SELECT * FROM clinic89.xml_labs;
 UPDATE clinic89.notes2 SET txt = 'seen' WHERE id = 1;
 BEGIN;
 UPDATE clinic89.notes2 SET txt = 'seen again' WHERE id = 1;
@@ -159,8 +173,11 @@ SELECT agentauth.end_session();
 EXECUTE tick;
 RESET SESSION AUTHORIZATION;
 -- each refusal recorded as a denial of the session
-SELECT event, outcome, principal_name, relation, coalesce(detail->>'function', detail->>'view') AS code,
-       coalesce(detail->>'function_owner', detail->>'view_owner') AS code_owner
+SELECT event, outcome, principal_name, relation,
+       coalesce(detail->>'function', detail->>'operator', detail->>'view', detail->>'policy',
+                detail->>'rule', CASE WHEN detail ? 'trigger' THEN 'a trigger' END) AS code,
+       coalesce(detail->>'function_owner', detail->>'operator_owner', detail->>'view_owner',
+                detail->>'policy_owner') AS code_owner
   FROM agentauth.audit_log
  WHERE seq > :seq0 AND detail->>'reason' = 'code of another role' ORDER BY seq;
 SET ROLE reg89_owner;

@@ -1027,6 +1027,8 @@ extern void aa_derived_utility_end(Node *stmt);
 extern void aa_stats_init(void);
 /* around every utility statement (utility.c): EXPLAIN in a session */
 extern void aa_stats_utility_begin(Node *stmt);
+/* a principal's utility statement naming a statistics function: refused */
+extern void aa_stats_utility_text(Node *stmt, const char *query, int location, int len);
 extern void aa_stats_utility_end(Node *stmt);
 
 /* ---------------------------------------------------------------------

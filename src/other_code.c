@@ -45,6 +45,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -83,7 +84,7 @@ refuse(const char *what, const char *name, const char *key, Oid owner)
 {
 	StringInfoData detail;
 	char	   *who = OidIsValid(owner) ? GetUserNameFromId(owner, true) : NULL;
-	bool		function = strcmp(key, "function") == 0;
+	bool		function = strcmp(key, "function") == 0 || strcmp(key, "operator") == 0;
 
 	if (who == NULL)
 		who = "?";
@@ -109,9 +110,9 @@ refuse(const char *what, const char *name, const char *key, Oid owner)
 	if (function)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("function %s may not run in an agentauth session", name),
-				 errdetail("The function belongs to role \"%s\", which is neither a superuser nor the session's role: it would see what the session reads, and could pass it on unrecorded.",
-						   who),
+				 errmsg("%s %s may not run in an agentauth session", key, name),
+				 errdetail("The %s belongs to role \"%s\", which is neither a superuser nor the session's role: it would see what the session reads, and could pass it on unrecorded.",
+						   key, who),
 				 errhint("Name the function you mean with its schema, and pin search_path (a schema named after your role, or public, may hold another role's function of the same name); a function the site trusts belongs to a superuser.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -230,11 +231,128 @@ owner_type_walker(Node *node, void *context)
 	return expression_tree_walker(node, owner_type_walker, context);
 }
 
+/*
+ * An aggregate, window function, operator or function of another role,
+ * named by the statement (or a view, a policy in it): refused at planning.
+ * An aggregate never runs as itself (its support functions do, built-ins
+ * maybe: a review's count(integer) planted in "$user" ran int84pl and
+ * pg_try_advisory_lock over each heart rate), nor an operator (a prefix
+ * operator over pg_try_advisory_lock): their own owner is what counts.
+ */
+static Oid
+proc_owner(Oid fn)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (fn < FirstNormalObjectId)
+		return InvalidOid;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static Oid
+oper_owner(Oid op)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (op < FirstNormalObjectId)
+		return InvalidOid;
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(op));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_operator) GETSTRUCT(tup))->oprowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+typedef struct NamedWalk
+{
+	Oid			role;
+	Oid			found;			/* a pg_proc or pg_operator oid */
+	bool		is_operator;
+	Oid			found_owner;
+} NamedWalk;
+
+static bool
+named_walker(Node *node, NamedWalk *w)
+{
+	Oid			fn = InvalidOid;
+	Oid			op = InvalidOid;
+	Oid			owner;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+		fn = ((Aggref *) node)->aggfnoid;
+	else if (IsA(node, WindowFunc))
+		fn = ((WindowFunc *) node)->winfnoid;
+	else if (IsA(node, FuncExpr))
+		fn = ((FuncExpr *) node)->funcid;
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+		op = ((OpExpr *) node)->opno;
+	else if (IsA(node, ScalarArrayOpExpr))
+		op = ((ScalarArrayOpExpr *) node)->opno;
+	if (OidIsValid(fn) && OidIsValid(owner = proc_owner(fn)) && other_role(owner, w->role))
+	{
+		w->found = fn;
+		w->found_owner = owner;
+		return true;
+	}
+	if (OidIsValid(op) && OidIsValid(owner = oper_owner(op)) && other_role(owner, w->role))
+	{
+		w->found = op;
+		w->is_operator = true;
+		w->found_owner = owner;
+		return true;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, named_walker, w, 0);
+	return expression_tree_walker(node, named_walker, w);
+}
+
+/*
+ * Built-ins that are not volatile yet run a query on a relation named at
+ * run time (a review's view chose one of 200 tables by a heart rate: its
+ * lock and its scan counters told the value).
+ */
+static bool
+runs_a_query(Oid funcid, void *context)
+{
+	char	   *name;
+
+	if (funcid >= FirstNormalObjectId)
+		return false;
+	name = get_func_name(funcid);
+	return name != NULL &&
+		(strncmp(name, "table_to_xml", 12) == 0 || strncmp(name, "schema_to_xml", 13) == 0 ||
+		 strncmp(name, "database_to_xml", 15) == 0 || strncmp(name, "query_to_xml", 12) == 0 ||
+		 strncmp(name, "cursor_to_xml", 13) == 0);
+}
+
+static bool
+query_function_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, runs_a_query, NULL))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, query_function_walker, context, 0);
+	return expression_tree_walker(node, query_function_walker, context);
+}
+
 /* code with effects others may see */
 static bool
 has_effects(Node *node)
 {
-	return contain_volatile_functions(node) || owner_type_walker(node, NULL);
+	return contain_volatile_functions(node) || owner_type_walker(node, NULL) ||
+		query_function_walker(node, NULL);
 }
 
 static Oid
@@ -336,6 +454,16 @@ bool
 aa_other_code_plan(Query *parse)
 {
 	CodeWalk	w = {code_role(), NIL, NULL, InvalidOid, InvalidOid};
+	NamedWalk	nw = {code_role(), InvalidOid, false, InvalidOid};
+
+	if (named_walker((Node *) parse, &nw))
+	{
+		if (aa_session == NULL)
+			return true;
+		if (nw.is_operator)
+			refuse("operator", format_operator_qualified(nw.found), "operator", nw.found_owner);
+		refuse("function", format_procedure_qualified(nw.found), "function", nw.found_owner);
+	}
 
 	/*
 	 * A rule's query (DO INSTEAD SELECT pg_notify(...) of another role's

@@ -181,11 +181,20 @@ aa_canon_prepare(void)
 	to_utf8 = f;
 }
 
-/* s (len bytes in the server's encoding) in UTF-8, NUL-terminated */
+/*
+ * s (len bytes in the server's encoding) in UTF-8, NUL-terminated.  A
+ * character the encoding has and Unicode has not (WIN1252's 0x81, 0x8D,
+ * 0x8F, 0x90, 0x9D) is written as \xNN for each of its bytes: the record
+ * is written all the same (1.1, found by review: one such byte in a
+ * patient id made the record of an agent's refused write fail, and it was
+ * lost), and the log keeps that text, which every verifier encodes alike.
+ */
 static const char *
 server_to_utf8(const char *s, int len, int *ulen)
 {
-	unsigned char *out;
+	int			enc = GetDatabaseEncoding();
+	StringInfoData out;
+	int			pos = 0;
 
 	aa_canon_prepare();
 	if (to_utf8 == NULL)
@@ -200,13 +209,31 @@ server_to_utf8(const char *s, int len, int *ulen)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("out of memory"),
 				 errdetail("String of %d bytes is too long for encoding conversion.", len)));
-	out = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
-	FunctionCall6(to_utf8,
-				  Int32GetDatum(GetDatabaseEncoding()), Int32GetDatum(PG_UTF8),
-				  CStringGetDatum(s), CStringGetDatum((char *) out),
-				  Int32GetDatum(len), BoolGetDatum(false));
-	*ulen = strlen((char *) out);
-	return (const char *) out;
+	initStringInfo(&out);
+	while (pos < len)
+	{
+		int			n = len - pos;
+		char	   *buf = palloc((Size) n * MAX_CONVERSION_GROWTH + 1);
+		int			done;
+
+		done = DatumGetInt32(FunctionCall6(to_utf8,
+										   Int32GetDatum(enc), Int32GetDatum(PG_UTF8),
+										   CStringGetDatum(s + pos), CStringGetDatum(buf),
+										   Int32GetDatum(n), BoolGetDatum(true)));
+		appendStringInfoString(&out, buf);
+		pfree(buf);
+		pos += done;
+		if (pos < len)
+		{
+			int			cl = Min(pg_encoding_mblen(enc, s + pos), len - pos);
+
+			for (int k = 0; k < cl; k++)
+				appendStringInfo(&out, "\\x%02X", (unsigned char) s[pos + k]);
+			pos += Max(cl, 1);
+		}
+	}
+	*ulen = out.len;
+	return out.data;
 }
 
 /* tag, 4-byte length, UTF-8 bytes of s (len bytes in the server encoding) */

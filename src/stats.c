@@ -356,6 +356,7 @@ static const char *const activity_functions[] = {
 	"pg_last_committed_xact", "pg_xact_commit_timestamp",
 	"pg_xact_commit_timestamp_origin", "pg_control_checkpoint",
 	"pg_logical_emit_message", "pg_xact_status", "txid_status", "mxid_age",
+	"pg_get_replication_slots",
 	NULL
 };
 
@@ -381,6 +382,64 @@ is_stats_function(Oid funcid, void *context)
 		return nargs == 1 && argtypes[0] == XIDOID;
 	}
 	return false;
+}
+
+/*
+ * A utility statement of a principal's login that names one of them
+ * (utility.c, with the statement's text).  What a utility statement holds
+ * is evaluated without being planned -- EXECUTE's parameters, CALL's
+ * arguments -- or kept to be evaluated so later (a domain's CHECK, a
+ * column's default or generation expression, an index expression, a
+ * function's body that the planner inlines there): a review's agent read
+ * pg_stat_get_wal() through EXECUTE's parameter.  Refused by name, as the
+ * statement's text spells it (any case; a name built at run time by
+ * dynamic SQL arrives here, or at the planner, spelled out).
+ */
+static bool
+text_names(const char *text, int len, const char *name)
+{
+	int			n = strlen(name);
+
+	for (int i = 0; i + n <= len; i++)
+	{
+		if (pg_strncasecmp(text + i, name, n) != 0)
+			continue;
+		/* a whole identifier, or the prefix pg_stat_ */
+		if (i > 0 && (isalnum((unsigned char) text[i - 1]) || text[i - 1] == '_'))
+			continue;
+		if (strcmp(name, "pg_stat_") == 0 || i + n == len ||
+			!(isalnum((unsigned char) text[i + n]) || text[i + n] == '_'))
+			return true;
+	}
+	return false;
+}
+
+void
+aa_stats_utility_text(Node *stmt, const char *query, int location, int len)
+{
+	if (query == NULL || IsA(stmt, TransactionStmt) || IsA(stmt, VariableSetStmt) ||
+		!IsTransactionState())
+		return;
+	if (location < 0)
+		location = 0;
+	if (len <= 0)
+		len = strlen(query + location);
+	query += location;
+	for (int i = -1; activity_functions[i < 0 ? 0 : i] != NULL; i++)
+	{
+		const char *name = i < 0 ? "pg_stat_" : activity_functions[i];
+
+		if (!text_names(query, len, name))
+			continue;
+		if (!aa_extension_ready() || !aa_login_is_principal())
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("statistics functions are not allowed to a registered principal's login"),
+				 errdetail("The statement names %s, which shows what the audit writer recorded of the rows the row check withholds.",
+						   name),
+				 errhint("Read them as a monitoring role that is not a principal.")));
+	}
 }
 
 static bool
@@ -514,8 +573,14 @@ remember_statement(PlannedStmt *ps)
 		ListCell   *lc2;
 		Oid			toast;
 
-		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION ||
-			aa_protected_rel(rte->relid) == NULL)
+		/*
+		 * Every table the session reads, not the protected ones only: which
+		 * of them a statement scanned, and how often, can follow the rows it
+		 * read (a view's scalar subquery on one of 200 tables chosen by a
+		 * heart rate; found by review).
+		 */
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW))
 			continue;
 		remember_counted(rte->relid);
 		rel = RelationIdGetRelation(rte->relid);

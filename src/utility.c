@@ -72,6 +72,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	aa_schema_guard_check(stmt);
 	aa_protected_schema_check(stmt);
 	aa_stats_utility_begin(stmt);
+	aa_stats_utility_text(stmt, queryString, pstmt->stmt_location, pstmt->stmt_len);
 	aa_owner_code_begin(stmt, &save_guard);
 	aa_derived_utility_begin(stmt);
 	aa_protected_schema_utility_begin(&outer_relations);
