@@ -60,6 +60,9 @@ PREPARE echo(text) AS SELECT $1;
 EXECUTE echo((pg_stat_get_wal()).wal_bytes::text);
 EXECUTE echo(PG_CURRENT_SNAPSHOT()::text);
 EXECUTE echo('the name of no such function');
+-- a name no text search finds (found by review): the privilege holds
+EXECUTE echo(U&"pg\005fstat\005fget\005fdb\005fxact\005fcommit"(1)::text);
+EXECUTE echo(U&"txid\005fcurrent"()::text);
 SELECT count(*) >= 0 FROM pg_replication_slots;
 SELECT agentauth.end_session();
 -- and to the principal's login outside one
@@ -78,8 +81,11 @@ CREATE ROLE reg56_monitor LOGIN IN ROLE pg_monitor;
 SET SESSION AUTHORIZATION reg56_plain;
 SELECT pg_current_wal_lsn() IS NOT NULL;
 SELECT count(*) >= 0 AS reads_statistics FROM pg_stat_user_tables;
+SELECT txid_current() > 0;
 SET SESSION AUTHORIZATION reg56_monitor;
 SELECT pg_current_wal_lsn() IS NOT NULL AS monitor_reads_the_wal_position;
+SELECT count(*) >= 0 AS monitor_reads_statistics FROM pg_stat_user_tables;
+SELECT txid_current() > 0 AS monitor_reads_the_transaction_counter;
 RESET SESSION AUTHORIZATION;
 DROP ROLE reg56_plain;
 DROP ROLE reg56_monitor;

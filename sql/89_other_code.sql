@@ -80,6 +80,13 @@ CREATE TABLE clinic89.tasks (id int, task text);
 INSERT INTO clinic89.tasks VALUES (1, 'draw');
 CREATE RULE tasks_leak AS ON UPDATE TO clinic89.tasks DO INSTEAD
     SELECT pg_notify('reg89_stash', (SELECT string_agg(patient_id || '=' || value, ',') FROM clinic89.labs));
+-- (a history rule whose table has a serial key: the rewriter's nextval()
+-- for the default is not the rule's code; found by review)
+CREATE TABLE clinic89.history (hid serial PRIMARY KEY, task_id int, task text, at timestamptz DEFAULT now());
+CREATE TABLE clinic89.chores (id int, task text);
+INSERT INTO clinic89.chores VALUES (1, 'draw');
+CREATE RULE chores_history AS ON UPDATE TO clinic89.chores
+    DO ALSO INSERT INTO clinic89.history (task_id, task) VALUES (OLD.id, OLD.task);
 CREATE DOMAIN clinic89.told AS text CHECK (pg_notify('reg89_stash', VALUE) IS NOT NULL);
 CREATE TYPE clinic89.wrap AS (v clinic89.told);
 CREATE VIEW clinic89.io_labs AS
@@ -100,7 +107,9 @@ CREATE VIEW clinic89.xml_labs AS
     SELECT id, length(table_to_xml(('clinic89.worklist')::regclass, false, false, '')::text) AS n
       FROM clinic89.labs;
 GRANT SELECT ON clinic89.worklist, clinic89.io_labs, clinic89.arr_labs, clinic89.xml_labs TO reg89_agent;
-GRANT SELECT, UPDATE ON clinic89.tasks, clinic89.notes2 TO reg89_agent;
+GRANT SELECT, UPDATE ON clinic89.tasks, clinic89.notes2, clinic89.chores TO reg89_agent;
+GRANT INSERT ON clinic89.history TO reg89_agent;
+GRANT USAGE ON SEQUENCE clinic89.history_hid_seq TO reg89_agent;
 -- a trigger of the owner on the unprotected table the agent writes
 CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN NEW.txt := upper(NEW.txt); RETURN NEW; END$$;
@@ -161,6 +170,7 @@ INSERT INTO clinic89.notes (txt) VALUES ('seen') RETURNING txt;
 -- the owner's policy, rule, types and deferred trigger
 SELECT * FROM clinic89.worklist;
 UPDATE clinic89.tasks SET task = 'started';
+UPDATE clinic89.chores SET task = 'started' WHERE id = 1;
 SELECT * FROM clinic89.io_labs;
 SELECT * FROM clinic89.arr_labs;
 SELECT * FROM clinic89.xml_labs;

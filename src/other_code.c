@@ -468,10 +468,13 @@ aa_other_code_plan(Query *parse)
 	/*
 	 * A rule's query (DO INSTEAD SELECT pg_notify(...) of another role's
 	 * table: the statement that fired it named no such thing).  Whose
-	 * rule it was the query does not say: any rule's, with effects.
+	 * rule it was the query does not say: any rule's, with effects --
+	 * save nextval(), which the rewriter puts in for a serial column's
+	 * default (a history table's key; found by review).
 	 */
 	if (parse->querySource != QSRC_ORIGINAL && parse->querySource != QSRC_PARSER &&
-		has_effects((Node *) parse))
+		(contain_volatile_functions_not_nextval((Node *) parse) ||
+		 owner_type_walker((Node *) parse, NULL) || query_function_walker((Node *) parse, NULL)))
 	{
 		if (aa_session == NULL)
 			return true;
