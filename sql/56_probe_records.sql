@@ -12,10 +12,12 @@
 CREATE ROLE reg56_agent LOGIN;
 CREATE SCHEMA clinic56;
 CREATE TABLE clinic56.labs (id int PRIMARY KEY, patient_id text NOT NULL, code text, value numeric);
+CREATE TABLE clinic56.ref (code text);
+INSERT INTO clinic56.ref VALUES ('718-7');
 CREATE INDEX ON clinic56.labs (patient_id, code);
 INSERT INTO clinic56.labs VALUES (1, 'R56-P1', '718-7', 13.5), (2, 'R56-P3', '718-7', 11.0);
 GRANT USAGE ON SCHEMA clinic56 TO reg56_agent;
-GRANT SELECT ON clinic56.labs TO reg56_agent;
+GRANT SELECT ON clinic56.labs, clinic56.ref TO reg56_agent;
 SELECT agentauth.protect_table('clinic56.labs', 'patient_id',
     '{"id": "non_phi", "code": "lab", "value": "lab"}');
 SELECT agentauth.register_agent('reg56-agent', 'reg56_agent', 'Lab AI', '{TREATDS}',
@@ -27,6 +29,10 @@ SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
 SET SESSION AUTHORIZATION reg56_agent;
 SET enable_seqscan = off;
 SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began;
+-- which tables a session's statement scanned is published for none of
+-- them, protected or not (a view's scalar subquery chose which of 200
+-- tables to scan by a heart rate: found by review)
+SELECT count(*) FROM clinic56.ref;
 -- the probes: a hit and a miss on the withheld patient, 0 rows each
 SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '718-7';
 SELECT count(*) FROM clinic56.labs WHERE patient_id = 'R56-P3' AND code = '2345-7';
@@ -74,6 +80,8 @@ SELECT age(xmin) >= 0 FROM pg_class LIMIT 1;
 SELECT 1 AS other_functions_work WHERE now() IS NOT NULL;
 RESET enable_seqscan;
 RESET SESSION AUTHORIZATION;
+SELECT pg_stat_force_next_flush();
+SELECT seq_scan AS agent_scans_of_ref FROM pg_stat_user_tables WHERE relid = 'clinic56.ref'::regclass;
 -- whoever is no principal still may, the WAL position through pg_monitor
 SELECT pg_current_wal_lsn() IS NOT NULL AS dba_reads_the_wal_position;
 CREATE ROLE reg56_plain LOGIN;
