@@ -239,34 +239,21 @@ owner_type_walker(Node *node, void *context)
  * pg_try_advisory_lock over each heart rate), nor an operator (a prefix
  * operator over pg_try_advisory_lock): their own owner is what counts.
  */
+/* the owner of a function, operator or relation (cacheid: its syscache) */
 static Oid
-proc_owner(Oid fn)
+object_owner(int cacheid, Oid oid)
 {
 	HeapTuple	tup;
 	Oid			owner;
 
-	if (fn < FirstNormalObjectId)
-		return InvalidOid;
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (cacheid != RELOID && oid < FirstNormalObjectId)
+		return InvalidOid;		/* built in */
+	tup = SearchSysCache1(cacheid, ObjectIdGetDatum(oid));
 	if (!HeapTupleIsValid(tup))
 		return InvalidOid;
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static Oid
-oper_owner(Oid op)
-{
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (op < FirstNormalObjectId)
-		return InvalidOid;
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(op));
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	owner = ((Form_pg_operator) GETSTRUCT(tup))->oprowner;
+	owner = cacheid == PROCOID ? ((Form_pg_proc) GETSTRUCT(tup))->proowner :
+		cacheid == OPEROID ? ((Form_pg_operator) GETSTRUCT(tup))->oprowner :
+		((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
 }
@@ -298,13 +285,13 @@ named_walker(Node *node, NamedWalk *w)
 		op = ((OpExpr *) node)->opno;
 	else if (IsA(node, ScalarArrayOpExpr))
 		op = ((ScalarArrayOpExpr *) node)->opno;
-	if (OidIsValid(fn) && OidIsValid(owner = proc_owner(fn)) && other_role(owner, w->role))
+	if (OidIsValid(fn) && OidIsValid(owner = object_owner(PROCOID, fn)) && other_role(owner, w->role))
 	{
 		w->found = fn;
 		w->found_owner = owner;
 		return true;
 	}
-	if (OidIsValid(op) && OidIsValid(owner = oper_owner(op)) && other_role(owner, w->role))
+	if (OidIsValid(op) && OidIsValid(owner = object_owner(OPEROID, op)) && other_role(owner, w->role))
 	{
 		w->found = op;
 		w->is_operator = true;
@@ -355,19 +342,6 @@ has_effects(Node *node)
 		query_function_walker(node, NULL);
 }
 
-static Oid
-rel_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 typedef struct CodeWalk
 {
 	Oid			role;
@@ -414,7 +388,7 @@ code_walker(Node *node, CodeWalk *w)
 			if (list_member_oid(w->seen, rte->relid))
 				continue;
 			w->seen = lappend_oid(w->seen, rte->relid);
-			owner = rel_owner(rte->relid);
+			owner = object_owner(RELOID, rte->relid);
 			if (other_role(owner, w->role) && view_has_effects(rte->relid))
 			{
 				w->what = "view";
@@ -432,7 +406,7 @@ code_walker(Node *node, CodeWalk *w)
 		if (rte->rtekind == RTE_RELATION && rte->securityQuals != NIL &&
 			aa_protected_rel(rte->relid) == NULL)
 		{
-			owner = rel_owner(rte->relid);
+			owner = object_owner(RELOID, rte->relid);
 			if (other_role(owner, w->role) && has_effects((Node *) rte->securityQuals))
 			{
 				w->what = "a policy of table";

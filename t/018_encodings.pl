@@ -67,46 +67,38 @@ SELECT count(*) = 1 FROM agentauth.audit_log WHERE event = 'session_end' AND pri
 	return $export;
 }
 
-# LATIN1
-my $lat = PostgreSQL::Test::Cluster->new('enc_latin1');
-$lat->init;
-$lat->append_conf('postgresql.conf', qq{
+# a cluster whose agentauth.database is $db, in $encoding
+sub encoding_node
+{
+	my ($name, $db, $encoding) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'agentauth'
-agentauth.database = 'lat'
+agentauth.database = '$db'
 });
-$lat->start;
-$lat->safe_psql('postgres',
-	"CREATE DATABASE lat ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+	$node->start;
+	$node->safe_psql('postgres',
+		"CREATE DATABASE $db ENCODING '$encoding' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+	return $node;
+}
+
+# LATIN1
+my $lat = encoding_node('enc_latin1', 'lat', 'LATIN1');
 my $export = fixture($lat, 'lat', q{'Jos' || chr(233)});
 like($export, qr/"patient" : "Jos\\u00e9"/, 'lat: the export writes the patient as \u00e9');
 is($lat->safe_psql('lat', 'SELECT ok FROM agentauth.verify_audit_sql()'), 't', 'lat: verify_audit_sql agrees');
 $lat->stop;
 
 # SQL_ASCII
-my $asc = PostgreSQL::Test::Cluster->new('enc_sql_ascii');
-$asc->init;
-$asc->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'agentauth'
-agentauth.database = 'sqlascii'
-});
-$asc->start;
-$asc->safe_psql('postgres',
-	"CREATE DATABASE sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+my $asc = encoding_node('enc_sql_ascii', 'sqlascii', 'SQL_ASCII');
 $export = fixture($asc, 'sqlascii', q{E'P\\xff9'});
 like($export, qr/"patient" : "P\xff9"/, 'sqlascii: the export carries the byte as it is');
 $asc->stop;
 
 # WIN1252: a byte the encoding has and Unicode has not (0x81) is recorded
 # as \x81 (1.1, found by review: the record failed, and was lost)
-my $win = PostgreSQL::Test::Cluster->new('enc_win1252');
-$win->init;
-$win->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'agentauth'
-agentauth.database = 'win'
-});
-$win->start;
-$win->safe_psql('postgres',
-	"CREATE DATABASE win ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+my $win = encoding_node('enc_win1252', 'win', 'WIN1252');
 $export = fixture($win, 'win', q{E'Q\\x81'}, q{'Q\x81'});
 like($export, qr/"patient" : "Q\\\\x81"/, 'win: the export has the byte written out');
 is($win->safe_psql('win', 'SELECT ok FROM agentauth.verify_audit_sql()'), 't', 'win: verify_audit_sql agrees');
