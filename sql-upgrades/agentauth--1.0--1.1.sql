@@ -1766,7 +1766,7 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
        e.row_hash
   FROM agentauth._audit_entries e;
 
--- A unit's entries of one patient (record_stored.c): their ordinals in
+-- A unit's entries of one patient (patient_log.c): their ordinals in
 -- storage order (the view's WITH ORDINALITY), and one field of an entry by
 -- ordinal, whatever the arrays' bounds or dimensions (a tampered unit is
 -- reported as the view shows it, and flagged by the verifiers).
@@ -1779,7 +1779,13 @@ CREATE FUNCTION agentauth._entry_at(a anyarray, ord integer) RETURNS anyelement
     AS 'MODULE_PATHNAME', 'aa_entry_at';
 REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 
-CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
+CREATE FUNCTION agentauth._patient_entries(p text, since timestamptz, until timestamptz)
+    RETURNS SETOF agentauth.audit_log
+    LANGUAGE c STABLE STRICT ROWS 100
+    AS 'MODULE_PATHNAME', 'aa_patient_entries';
+REVOKE ALL ON FUNCTION agentauth._patient_entries(text, timestamptz, timestamptz) FROM PUBLIC;
+CREATE FUNCTION agentauth._patient_log(p text, since timestamptz, until timestamptz)
+    RETURNS SETOF agentauth.audit_log
     LANGUAGE sql STABLE
 AS $$
 SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
@@ -1789,31 +1795,12 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.row_hash
   FROM agentauth.audit_record r
  WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "C")
+   AND r.logged_at OPERATOR(pg_catalog.>=) since
+   AND r.logged_at OPERATOR(pg_catalog.<=) until
 UNION ALL
-SELECT e.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
-       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
-       e.principal, e.principal_name, e.db_role, e.token, e.on_behalf_of,
-       e.delegation_chain,
-       CASE e.e_kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN e.purpose WHEN 1 THEN 'BTG' END,
-       p, e.relation, e.columns, e.data_classes, e.action,
-       e.e_row_count,
-       COALESCE(agentauth._consent_authority(e.e_consent), e.e_authority),
-       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
-       e.statement, e.client, e.detail, e.prev_hash, e.row_hash
-  FROM (SELECT u.*,
-               agentauth._entry_at(u.entry_kinds, u.o) AS e_kind,
-               agentauth._entry_at(u.entry_row_counts, u.o) AS e_row_count,
-               agentauth._entry_at(u.entry_authorities, u.o) AS e_authority,
-               agentauth._entry_at(u.entry_consents, u.o) AS e_consent
-          FROM (SELECT r.*,
-                       pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS o
-                  FROM agentauth.audit_record r
-                 WHERE r.entry_kinds IS NOT NULL
-                   AND agentauth._patient_hashes(r.entry_patients)
-                       OPERATOR(pg_catalog.@>) ARRAY[agentauth._patient_hash(p)]) u
-        OFFSET 0) e
+SELECT * FROM agentauth._patient_entries(p, since, until)
 $$;
-REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._patient_log(text, timestamptz, timestamptz) FROM PUBLIC;
 
 -- a window of the log (20_audit.sql), for the audit feed
 CREATE FUNCTION agentauth._log_between(lo bigint, hi bigint) RETURNS SETOF agentauth.audit_log
@@ -2371,7 +2358,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.relation, l.action, l.columns,
            l.data_classes, l.row_count, l.authority, l.token, l.client
-      FROM agentauth._patient_log(access_report.patient) l
+      FROM agentauth._patient_log(access_report.patient, since, until) l
      WHERE l.patient OPERATOR(pg_catalog.=) access_report.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -2404,7 +2391,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.action, l.data_classes,
            l.row_count, l.authority
-      FROM agentauth._patient_log(element_access.patient) l
+      FROM agentauth._patient_log(element_access.patient, since, until) l
      WHERE l.patient OPERATOR(pg_catalog.=) element_access.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -2455,7 +2442,7 @@ BEGIN
            l.relation, l.columns, l.data_classes, l.row_count,
            COALESCE(agentauth._accounting_exempt(l.purpose), false),
            l.seq
-      FROM agentauth._patient_log(disclosure_accounting.patient) l
+      FROM agentauth._patient_log(disclosure_accounting.patient, since, until) l
       LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) l.principal
       LEFT JOIN agentauth.purpose pu ON pu.code OPERATOR(pg_catalog.=) l.purpose
      WHERE l.patient OPERATOR(pg_catalog.=) disclosure_accounting.patient
@@ -2515,7 +2502,7 @@ CREATE FUNCTION agentauth._btg_accesses(override uuid, patient text, since times
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
-    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient) a
+    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient, since, 'infinity') a
              WHERE a.patient OPERATOR(pg_catalog.=) _btg_accesses.patient
                AND a.logged_at OPERATOR(pg_catalog.>=) since
                AND a.event OPERATOR(pg_catalog.=) 'access'

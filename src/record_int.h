@@ -3,8 +3,9 @@
  * record_int.h
  *		The canonical encoding's building blocks, shared by the files of the
  *		record format only: record.c (the queued form, a record's stored
- *		row), record_stored.c (canonical(stored row), for verify_audit) and
- *		unit.c (a statement's records as one unit, encoding version 2).
+ *		row), record_stored.c (canonical(stored row), for verify_audit),
+ *		patient_log.c (a patient's entries, for the reports) and unit.c (a
+ *		statement's records as one unit, encoding version 2).
  *		Everything else goes through agentauth.h.
  *
  *-------------------------------------------------------------------------

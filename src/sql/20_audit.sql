@@ -75,7 +75,7 @@ SELECT e.seq, e.logged_at, e.event, e.principal, e.principal_name, e.db_role,
        e.row_hash
   FROM agentauth._audit_entries e;
 
--- A unit's entries of one patient (record_stored.c): their ordinals in
+-- A unit's entries of one patient (patient_log.c): their ordinals in
 -- storage order (the view's WITH ORDINALITY), and one field of an entry by
 -- ordinal, whatever the arrays' bounds or dimensions (a tampered unit is
 -- reported as the view shows it, and flagged by the verifiers).
@@ -88,23 +88,25 @@ CREATE FUNCTION agentauth._entry_at(a anyarray, ord integer) RETURNS anyelement
     AS 'MODULE_PATHNAME', 'aa_entry_at';
 REVOKE ALL ON FUNCTION agentauth._entry_at(anyarray, integer) FROM PUBLIC;
 
--- One patient's records, found by index: the version 1 records by
--- (patient, logged_at), the units by the GIN index on their patients, and in
--- each unit only the patient's own entries (_entry_positions; the other
--- entries are never unnested): the ordinals come out of a set-returning
--- call in the select list (one ProjectSet node, no function scan and its
--- tuplestore per unit), and each field of the entry is read once, in the
--- OFFSET 0 subquery, whatever refers to it above.  The units are found by
--- p's hash (_patient_hash, the GIN index's key), the version 1 records by p
--- compared under that index's collation, "C": an argument of the column's
--- collation, or of another (a name, a column COLLATE "POSIX"), would keep
--- the btree out of the plan.  Equality is the same under any deterministic
--- collation.  A unit's
--- logged_at comes out of the OFFSET 0 subquery, so a caller's time range is
--- a filter on the entries found, never a lossy BRIN bitmap ANDed with the
--- GIN one (a generic plan cannot tell a range that covers the whole log).
+-- One patient's records logged from since to until, found by index: the
+-- version 1 records by (patient, logged_at), the units' entries by
+-- _patient_entries (patient_log.c), which reads each unit the GIN index on
+-- the units' patients finds once -- its time first, then its patients byte
+-- for byte, each entry of p as the view shows it.  (Before, SQL: a bitmap
+-- scan, a ProjectSet of each unit's ordinals and a call per field of each
+-- entry, each reading its array whole again; bench/README.md, "Per-patient
+-- reports".)  The version 1 records are found by p compared under the
+-- btree's collation, "C": an argument of the column's collation, or of
+-- another (a name, a column COLLATE "POSIX"), would keep the btree out of
+-- the plan.  Equality is the same under any deterministic collation.
 -- SQL, STABLE, one query: the planner inlines it into the reports.
-CREATE FUNCTION agentauth._patient_log(p text) RETURNS SETOF agentauth.audit_log
+CREATE FUNCTION agentauth._patient_entries(p text, since timestamptz, until timestamptz)
+    RETURNS SETOF agentauth.audit_log
+    LANGUAGE c STABLE STRICT ROWS 100
+    AS 'MODULE_PATHNAME', 'aa_patient_entries';
+REVOKE ALL ON FUNCTION agentauth._patient_entries(text, timestamptz, timestamptz) FROM PUBLIC;
+CREATE FUNCTION agentauth._patient_log(p text, since timestamptz, until timestamptz)
+    RETURNS SETOF agentauth.audit_log
     LANGUAGE sql STABLE
 AS $$
 SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
@@ -114,31 +116,12 @@ SELECT r.seq, r.logged_at, r.event, r.principal, r.principal_name, r.db_role,
        r.row_hash
   FROM agentauth.audit_record r
  WHERE r.entry_kinds IS NULL AND r.patient OPERATOR(pg_catalog.=) (p COLLATE "C")
+   AND r.logged_at OPERATOR(pg_catalog.>=) since
+   AND r.logged_at OPERATOR(pg_catalog.<=) until
 UNION ALL
-SELECT e.seq OPERATOR(pg_catalog.+) e.o OPERATOR(pg_catalog.-) 1, e.logged_at,
-       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'access' WHEN 1 THEN 'denied' END,
-       e.principal, e.principal_name, e.db_role, e.token, e.on_behalf_of,
-       e.delegation_chain,
-       CASE e.e_kind OPERATOR(pg_catalog.%) 3 WHEN 0 THEN e.purpose WHEN 1 THEN 'BTG' END,
-       p, e.relation, e.columns, e.data_classes, e.action,
-       e.e_row_count,
-       COALESCE(agentauth._consent_authority(e.e_consent), e.e_authority),
-       CASE e.e_kind OPERATOR(pg_catalog./) 3 WHEN 0 THEN 'permit' WHEN 1 THEN 'deny' END,
-       e.statement, e.client, e.detail, e.prev_hash, e.row_hash
-  FROM (SELECT u.*,
-               agentauth._entry_at(u.entry_kinds, u.o) AS e_kind,
-               agentauth._entry_at(u.entry_row_counts, u.o) AS e_row_count,
-               agentauth._entry_at(u.entry_authorities, u.o) AS e_authority,
-               agentauth._entry_at(u.entry_consents, u.o) AS e_consent
-          FROM (SELECT r.*,
-                       pg_catalog.unnest(agentauth._entry_positions(r.entry_patients, p)) AS o
-                  FROM agentauth.audit_record r
-                 WHERE r.entry_kinds IS NOT NULL
-                   AND agentauth._patient_hashes(r.entry_patients)
-                       OPERATOR(pg_catalog.@>) ARRAY[agentauth._patient_hash(p)]) u
-        OFFSET 0) e
+SELECT * FROM agentauth._patient_entries(p, since, until)
 $$;
-REVOKE ALL ON FUNCTION agentauth._patient_log(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._patient_log(text, timestamptz, timestamptz) FROM PUBLIC;
 
 -- The records with seq from lo to hi, found by the primary key: the unit
 -- holding lo, and the rows up to hi.  The audit feed (tools/aa_feed) reads

@@ -309,7 +309,7 @@ CREATE FUNCTION agentauth._btg_accesses(override uuid, patient text, since times
     AS $$
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
-    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient) a
+    RETURN (SELECT pg_catalog.count(*) FROM agentauth._patient_log(patient, since, 'infinity') a
              WHERE a.patient OPERATOR(pg_catalog.=) _btg_accesses.patient
                AND a.logged_at OPERATOR(pg_catalog.>=) since
                AND a.event OPERATOR(pg_catalog.=) 'access'

@@ -248,7 +248,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.relation, l.action, l.columns,
            l.data_classes, l.row_count, l.authority, l.token, l.client
-      FROM agentauth._patient_log(access_report.patient) l
+      FROM agentauth._patient_log(access_report.patient, since, until) l
      WHERE l.patient OPERATOR(pg_catalog.=) access_report.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -340,7 +340,7 @@ BEGIN
     SELECT l.seq, l.logged_at, l.event, l.outcome, l.principal, l.principal_name,
            l.db_role, l.on_behalf_of, l.purpose, l.action, l.data_classes,
            l.row_count, l.authority
-      FROM agentauth._patient_log(element_access.patient) l
+      FROM agentauth._patient_log(element_access.patient, since, until) l
      WHERE l.patient OPERATOR(pg_catalog.=) element_access.patient
        AND l.logged_at OPERATOR(pg_catalog.>=) since
        AND l.logged_at OPERATOR(pg_catalog.<=) until
@@ -429,7 +429,7 @@ BEGIN
            l.relation, l.columns, l.data_classes, l.row_count,
            COALESCE(agentauth._accounting_exempt(l.purpose), false),
            l.seq
-      FROM agentauth._patient_log(disclosure_accounting.patient) l
+      FROM agentauth._patient_log(disclosure_accounting.patient, since, until) l
       LEFT JOIN agentauth.principal p ON p.id OPERATOR(pg_catalog.=) l.principal
       LEFT JOIN agentauth.purpose pu ON pu.code OPERATOR(pg_catalog.=) l.purpose
      WHERE l.patient OPERATOR(pg_catalog.=) disclosure_accounting.patient
