@@ -5383,6 +5383,12 @@ CREATE OR REPLACE FUNCTION agentauth._sha256(b bytea) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$SELECT pg_catalog.sha256(b)$$;
 
+-- (1.1) A revocation finds a token's descendants by the GIN index on their
+-- chains: gin_fuzzy_search_limit, which a caller may set (the database's
+-- owner for every session), made that scan return a random sample, and
+-- delegated tokens stayed alive.  Pinned to 0.
+ALTER FUNCTION agentauth._revoke_tree(uuid[], text) SET gin_fuzzy_search_limit = 0;
+
 -- (1.1) Every character beyond ASCII as a \u escape (audit_sql.c): a
 -- client passes the lines on as they are (psql dropped some characters of
 -- a patient id, and aa_verify failed an intact log).

@@ -187,3 +187,29 @@ SELECT a.name, t.state, t.revoke_reason
  WHERE t.delegation_chain[1] = :'parent_token2'
  ORDER BY cardinality(t.delegation_chain);
 RESET ROLE;
+
+-- gin_fuzzy_search_limit, which anyone may set (a client's PGOPTIONS; the
+-- database's owner by ALTER DATABASE, for every session), makes a GIN scan
+-- return a random sample of its matches.  A revocation finds a token's
+-- descendants by the GIN index on their chains: every one is revoked,
+-- whatever the caller's setting (1.1, found by review)
+SET ROLE del_issuer;
+SELECT agentauth.issue_token(:'parent', 'TREAT') AS parent_secret3 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION del_parent;
+SELECT agentauth.begin_session(:'parent_secret3') IS NOT NULL AS began;
+SELECT count(*) AS delegated FROM (SELECT agentauth.delegate_token(:'grandchild')
+                                     FROM generate_series(1, 60)) s;
+RESET SESSION AUTHORIZATION;
+SELECT id AS parent_token3 FROM agentauth.token
+ WHERE secret_hash = sha256(convert_to(:'parent_secret3', 'UTF8')) \gset
+SELECT gin_clean_pending_list('agentauth.token_chain_idx') >= 0 AS merged;
+SET gin_fuzzy_search_limit = 1;
+SET enable_seqscan = off;
+SET ROLE del_issuer;
+SELECT agentauth.revoke_token(:'parent_token3', 'test: fuzzy search');
+RESET ROLE;
+RESET gin_fuzzy_search_limit;
+RESET enable_seqscan;
+SELECT count(*) AS descendants, count(*) FILTER (WHERE revoked_at IS NULL) AS unrevoked
+  FROM agentauth.token WHERE chain[1] = :'parent_token3' AND id <> :'parent_token3';

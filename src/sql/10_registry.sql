@@ -383,11 +383,17 @@ GRANT EXECUTE ON FUNCTION agentauth.register_human(text, regrole, text[], text[]
 -- Revoke every unrevoked token in ids and every descendant of one of them.
 -- Called after the roots were locked, in a statement of its own, so that
 -- under READ COMMITTED it sees a child delegated by a transaction that held
--- its parent's lock until it committed.  Returns the revoked ids.
+-- its parent's lock until it committed.  Returns the revoked ids.  The
+-- descendants are found by the GIN index on the chains, with
+-- gin_fuzzy_search_limit pinned to 0: a caller's setting (anyone may set
+-- it, the database's owner for every session) made the scan return a random
+-- sample, and a revocation left delegated tokens alive (1.1, found by
+-- review).
 CREATE FUNCTION agentauth._revoke_tree(ids uuid[], reason text)
 RETURNS uuid[]
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET gin_fuzzy_search_limit = 0
 AS $$
     WITH r AS (
         UPDATE agentauth.token t
