@@ -144,3 +144,93 @@ CREATE TEMP VIEW reg33_fine AS
 UPDATE reg33_fine SET dose = '100mg';
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
+
+-- An INSERT through a view writes the view's own column defaults, which
+-- the statement does not name: each is an inserted column (1.1, found by
+-- review: the agent's view wrote the note, out of its scope, recorded
+-- without it).  The table's own defaults are its owner's, not the
+-- statement's.
+CREATE TABLE reg33_dflt (id int PRIMARY KEY, patient_id text NOT NULL,
+                         drug text, dose text DEFAULT '1 tablet', note text);
+SELECT agentauth.protect_table('reg33_dflt', 'patient_id',
+    '{"id": "non_phi", "drug": "medication", "dose": "medication", "note": "clinical_note"}');
+GRANT SELECT, INSERT ON reg33_dflt TO reg33_agent;
+SELECT coalesce(max(seq), 0) AS s33d FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+CREATE TEMP VIEW reg33_dv AS SELECT id, patient_id, drug, dose, note FROM reg33_dflt;
+ALTER VIEW reg33_dv ALTER COLUMN note SET DEFAULT 'set by the view';
+INSERT INTO reg33_dv (id, patient_id, drug) VALUES (40, 'R33-P1', 'x');
+-- the table's own default (dose) is not the statement's; a view's
+-- default of a class in scope is an inserted column, and recorded
+ALTER VIEW reg33_dv ALTER COLUMN note DROP DEFAULT;
+INSERT INTO reg33_dv (id, patient_id, drug) VALUES (41, 'R33-P1', 'x');
+ALTER VIEW reg33_dv ALTER COLUMN dose SET DEFAULT '5mg';
+INSERT INTO reg33_dv (id, patient_id, drug) VALUES (42, 'R33-P1', 'x');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT id, dose, note FROM reg33_dflt ORDER BY id;
+SELECT event, action, patient, columns, data_classes FROM agentauth.audit_log
+ WHERE seq > :s33d AND relation = 'public.reg33_dflt' ORDER BY seq;
+
+-- A stored generated column is written from the columns it is computed
+-- from: by every INSERT, and by an UPDATE of one of them -- and a
+-- generated patient column moves the row to another patient (1.1, found
+-- by review: an agent set mrn, the row moved to another patient with only
+-- mrn's class checked, and it read the note withheld from the first).
+CREATE TABLE reg33_gen (
+    id          int PRIMARY KEY,
+    mrn         text NOT NULL,
+    patient_id  text GENERATED ALWAYS AS (mrn) STORED,
+    drug        text,
+    note        text,
+    note_len    int GENERATED ALWAYS AS (length(note)) STORED
+);
+INSERT INTO reg33_gen (id, mrn, drug, note) VALUES (1, 'R33-P5', 'aspirin', 'P5 private note'),
+                                                   (2, 'R33-P1', 'statin', NULL);
+SELECT agentauth.protect_table('reg33_gen', 'patient_id',
+    '{"id": "non_phi", "mrn": "medication", "drug": "medication", "note": "clinical_note", "note_len": "clinical_note"}');
+GRANT SELECT, INSERT, UPDATE ON reg33_gen TO reg33_agent;
+SELECT coalesce(max(seq), 0) AS s33g FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+-- medication scope only: moving a row writes its note too
+UPDATE reg33_gen SET mrn = 'R33-P1' WHERE id = 1;
+-- an INSERT writes note_len, a clinical_note column, even with no note
+INSERT INTO reg33_gen (id, mrn, drug) VALUES (3, 'R33-P1', 'x');
+-- an UPDATE of drug recomputes nothing: medication only
+UPDATE reg33_gen SET drug = 'asa' WHERE id = 2;
+SELECT agentauth.begin_session(:'s_all') IS NOT NULL AS began;
+-- every class in scope: P5 lets the agent write medication only
+UPDATE reg33_gen SET mrn = 'R33-P1' WHERE id = 1;
+-- within P1's consent: an update of the note writes note_len too
+UPDATE reg33_gen SET note = 'longer' WHERE id = 2;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT id, mrn, patient_id, note, note_len FROM reg33_gen ORDER BY id;
+SELECT event, action, patient, columns, data_classes FROM agentauth.audit_log
+ WHERE seq > :s33g AND relation = 'public.reg33_gen' ORDER BY seq;
+
+-- TRUNCATE in a session, and TRUNCATE or COPY as a role that bypasses row
+-- security while the backend has a session, are refused -- and recorded,
+-- as COPY FROM and a read as such a role are (1.1, found by review: none
+-- left a record)
+CREATE ROLE reg33_bypass NOLOGIN BYPASSRLS;
+GRANT reg33_bypass TO reg33_agent;
+GRANT ALL ON reg33_dflt TO reg33_bypass;
+SELECT coalesce(max(seq), 0) AS s33t FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+TRUNCATE reg33_dflt;
+SET ROLE reg33_bypass;
+TRUNCATE reg33_dflt;
+COPY reg33_dflt (id, drug) TO STDOUT;
+COPY reg33_dflt (id, drug) FROM STDIN;
+\.
+RESET ROLE;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS rows_left FROM reg33_dflt;
+SELECT event, action, columns, outcome, detail->>'reason' AS reason, detail->>'as_role' AS as_role
+  FROM agentauth.audit_log
+ WHERE seq > :s33t AND relation = 'public.reg33_dflt' AND event = 'denied' ORDER BY seq;

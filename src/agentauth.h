@@ -799,6 +799,11 @@ extern List *aa_ddl_default_columns(struct AlterTableStmt *stmt);
 extern void aa_ddl_check_alter_keys(Oid relid, struct AlterTableStmt *stmt);
 extern void aa_ddl_check_create_keys(struct CreateStmt *stmt, Oid parent);
 
+/* written.c -- the columns a write sets unnamed: a view's defaults, generated columns */
+struct Query;
+extern void aa_written_plan(struct Query *parse);
+extern bool aa_written_generated(Oid relid, bool *att, int natts, bool insert);
+
 /* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c; a plan node's children, for access_run.c too */
 struct PlannedStmt;
 extern Bitmapset *aa_plan_scan_reads(struct PlannedStmt *ps, Index rti);

@@ -482,11 +482,16 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 
 		if (rc.required & ACL_SELECT)
 			mark_cols(u, AA_READ, rc.cols[AA_READ]);
+		/* and the generated columns they set (written.c) */
 		if (rc.required & ACL_INSERT)
+		{
 			mark_cols(u, AA_INSERT, rc.cols[AA_INSERT]);
+			aa_written_generated(rte->relid, u->att[AA_INSERT], u->prot->natts, true);
+		}
 		if (rc.required & ACL_UPDATE)
 		{
 			mark_cols(u, AA_UPDATE, rc.cols[AA_UPDATE]);
+			aa_written_generated(rte->relid, u->att[AA_UPDATE], u->prot->natts, false);
 
 			/*
 			 * A row moved to another patient moves every column of it: each

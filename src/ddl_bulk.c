@@ -79,22 +79,26 @@ check_bulk(Oid relid, int act, List *attnames)
 	{
 		if (aa_session == NULL)
 			aa_refuse_outside_session(relname, ncols, cols, action);
+		/* refusals of the session are recorded, as COPY FROM's (1.1) */
 		if (act == AA_ACT_DELETE)
+		{
+			aa_audit_statement("denied", "deny", relname, action, ncols, cols,
+							   "{\"reason\": \"TRUNCATE empties a table without the row check\"}",
+							   false);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot truncate protected table %s", relname),
 					 errhint("Delete the rows with DELETE, which checks each row.")));
+		}
 		/* PostgreSQL refuses COPY FROM under row security: say so, recorded */
 		if (act == AA_ACT_INSERT)
 			aa_refuse_copy_in_session(relname, ncols, cols);
 		/* COPY TO under row security goes through the executor */
 		return;
 	}
+	/* TRUNCATE or COPY as a role that bypasses row security: recorded (1.1) */
 	if (aa_session != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("row security cannot be applied to table %s for this role", relname),
-				 errdetail("The role bypasses row-level security, and this backend has an agentauth session.")));
+		aa_refuse_bypass_in_session(relname, action, GetUserId());
 	aa_audit_privileged(relname, ncols, cols, action);
 }
 

@@ -513,6 +513,8 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		check_session_changed();
 		aa_other_code_plan(parse);
+		/* a view's defaults an INSERT writes are inserted columns */
+		aa_written_plan(parse);
 		if (stats_function_walker((Node *) parse, NULL))
 		{
 			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
