@@ -173,6 +173,21 @@ SELECT id, dose, note FROM reg33_dflt ORDER BY id;
 SELECT event, action, patient, columns, data_classes FROM agentauth.audit_log
  WHERE seq > :s33d AND relation = 'public.reg33_dflt' ORDER BY seq;
 
+-- a plan made before the session began is marked the same (1.1, found by
+-- review: a statement prepared outside the session wrote the view's
+-- default in it)
+SET SESSION AUTHORIZATION reg33_agent;
+CREATE TEMP VIEW reg33_dv2 AS SELECT id, patient_id, drug, dose, note FROM reg33_dflt;
+ALTER VIEW reg33_dv2 ALTER COLUMN note SET DEFAULT 'set by the view';
+PREPARE reg33_early AS INSERT INTO reg33_dv2 (id, patient_id, drug) VALUES (43, 'R33-P1', 'x');
+EXECUTE reg33_early;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+EXECUTE reg33_early;
+SELECT agentauth.end_session();
+DEALLOCATE reg33_early;
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS row_43 FROM reg33_dflt WHERE id = 43;
+
 -- A stored generated column is written from the columns it is computed
 -- from: by every INSERT, and by an UPDATE of one of them -- and a
 -- generated patient column moves the row to another patient (1.1, found
@@ -234,3 +249,35 @@ SELECT count(*) AS rows_left FROM reg33_dflt;
 SELECT event, action, columns, outcome, detail->>'reason' AS reason, detail->>'as_role' AS as_role
   FROM agentauth.audit_log
  WHERE seq > :s33t AND relation = 'public.reg33_dflt' AND event = 'denied' ORDER BY seq;
+
+-- A partition's own generated column (its parent's column is a plain one:
+-- set up before protection; after it, such a partition is refused) is
+-- written by every write of the tree (1.1, found by review: a row routed
+-- into the partition stored an HIV value the agent could not write)
+CREATE TABLE reg33_part (id int, patient_id text NOT NULL, drug text, note text) PARTITION BY LIST (drug);
+CREATE TABLE reg33_part_other PARTITION OF reg33_part DEFAULT;
+CREATE TABLE reg33_part_a (id int, patient_id text NOT NULL, drug text,
+    note text GENERATED ALWAYS AS (CASE WHEN drug = 'a' THEN 'set by the partition' END) STORED);
+ALTER TABLE reg33_part ATTACH PARTITION reg33_part_a FOR VALUES IN ('a');
+SELECT agentauth.protect_table('reg33_part', 'patient_id',
+    '{"id": "non_phi", "drug": "medication", "note": "clinical_note"}');
+GRANT SELECT, INSERT, UPDATE ON reg33_part TO reg33_agent;
+SET SESSION AUTHORIZATION reg33_agent;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+INSERT INTO reg33_part (id, patient_id, drug) VALUES (1, 'R33-P1', 'a');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS part_rows FROM reg33_part;
+
+-- A privileged write's record names the columns it set unnamed: a view's
+-- default, and the generated columns COPY FROM writes (1.1, found by
+-- review)
+SELECT coalesce(max(seq), 0) AS s33p FROM agentauth.audit_log \gset
+CREATE VIEW reg33_pv AS SELECT * FROM reg33_gen;
+ALTER VIEW reg33_pv ALTER COLUMN note SET DEFAULT 'by the view';
+INSERT INTO reg33_pv (id, mrn, drug) VALUES (10, 'R33-P1', 'x');
+COPY reg33_gen (id, mrn, drug) FROM STDIN WITH (FORMAT csv);
+11,R33-P1,y
+\.
+SELECT event, action, columns FROM agentauth.audit_log
+ WHERE seq > :s33p AND relation = 'public.reg33_gen' AND action <> 'read' ORDER BY seq;

@@ -37,6 +37,7 @@ check_bulk(Oid relid, int act, List *attnames)
 	AAProtectedRel *prot;
 	char	   *relname;
 	const char **cols;
+	bool	   *att;
 	int			ncols = 0;
 	ListCell   *lc;
 
@@ -55,18 +56,22 @@ check_bulk(Oid relid, int act, List *attnames)
 	 * goes into no audit record.
 	 */
 	cols = palloc(sizeof(char *) * (prot->natts + 1));
+	att = palloc0(sizeof(bool) * (prot->natts + 1));
 	for (int i = 1; i <= prot->natts; i++)
 	{
-		bool		named = (attnames == NIL);
-
 		if (prot->att_name[i] == NULL)
 			continue;
+		att[i] = (attnames == NIL);
 		foreach(lc, attnames)
 			if (strcmp(strVal(lfirst(lc)), prot->att_name[i]) == 0)
-				named = true;
-		if (named)
-			cols[ncols++] = pstrdup(prot->att_name[i]);
+				att[i] = true;
 	}
+	/* COPY FROM writes the generated columns too (written.c; 1.1) */
+	if (act == AA_ACT_INSERT)
+		aa_written_generated(relid, att, prot->natts, true);
+	for (int i = 1; i <= prot->natts; i++)
+		if (att[i] && prot->att_name[i] != NULL)
+			cols[ncols++] = pstrdup(prot->att_name[i]);
 
 	aa_check_standby(relname);
 	if (aa_rls_bypassed(relid, InvalidOid) &&

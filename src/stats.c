@@ -513,8 +513,6 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		check_session_changed();
 		aa_other_code_plan(parse);
-		/* a view's defaults an INSERT writes are inserted columns */
-		aa_written_plan(parse);
 		if (stats_function_walker((Node *) parse, NULL))
 		{
 			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
@@ -526,6 +524,12 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 					 errhint("Read them outside the session, as a monitoring role.")));
 		}
 	}
+	/*
+	 * a view's defaults an INSERT writes are inserted columns -- in a
+	 * session or not: a plan made before a session began runs in it (1.1,
+	 * found by review), and a privileged write's record names them
+	 */
+	aa_written_plan(parse);
 	if (prev_planner)
 		ps = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else

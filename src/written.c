@@ -26,10 +26,12 @@
 
 #include "access/relation.h"
 #include "access/sysattr.h"
+#include "catalog/pg_class.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
+#include "partitioning/partdesc.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/rel.h"
 
@@ -113,10 +115,11 @@ plan_query(Query *q)
 }
 
 /*
- * At planning, in a session: a column that an INSERT (or a MERGE's INSERT)
- * into a protected table sets other than to NULL or the table's own default
- * is an inserted column, named or not -- a view's default.  (The view's
- * owner is then also asked for INSERT on it, as for a named one.)
+ * At planning: a column that an INSERT (or a MERGE's INSERT) into a
+ * protected table sets other than to NULL or the table's own default is an
+ * inserted column, named or not -- a view's default.  In a session or not:
+ * a plan made before a session began is executed in it.  (The view's owner
+ * is then also asked for INSERT on it, as for a named one.)
  */
 void
 aa_written_plan(Query *parse)
@@ -125,10 +128,62 @@ aa_written_plan(Query *parse)
 }
 
 /*
+ * A partition's own stored generated columns, where its partitioned parent
+ * has a plain column of that name (set up before the table was protected:
+ * after, ATTACH and CREATE ... PARTITION OF with one are refused,
+ * partition.c): a row routed or moved into the partition writes them.
+ * Marked for every write of the tree, whatever it sets (1.1, found by
+ * review).  top: the partitioned table the statement names.
+ */
+static bool
+mark_partitions(Relation top, Relation rel, bool *att, int natts, int depth)
+{
+	PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+	TupleDesc	tdesc = RelationGetDescr(top);
+	bool		marked = false;
+
+	if (depth > 32)
+		return false;
+	for (int p = 0; p < pd->nparts; p++)
+	{
+		Relation	part = RelationIdGetRelation(pd->oids[p]);
+		TupleDesc	desc;
+
+		if (!RelationIsValid(part))
+			continue;
+		desc = RelationGetDescr(part);
+		if (desc->constr != NULL && desc->constr->has_generated_stored)
+		{
+			for (int i = 0; i < desc->natts; i++)
+			{
+				Form_pg_attribute a = TupleDescAttr(desc, i);
+
+				if (a->attisdropped || a->attgenerated != ATTRIBUTE_GENERATED_STORED)
+					continue;
+				for (int j = 0; j < tdesc->natts && j < natts; j++)
+				{
+					Form_pg_attribute t = TupleDescAttr(tdesc, j);
+
+					if (!t->attisdropped && t->attgenerated == '\0' &&
+						strcmp(NameStr(t->attname), NameStr(a->attname)) == 0)
+						att[j + 1] = marked = true;
+				}
+			}
+		}
+		if (part->rd_rel->relkind == RELKIND_PARTITIONED_TABLE &&
+			mark_partitions(top, part, att, natts, depth + 1))
+			marked = true;
+		RelationClose(part);
+	}
+	return marked;
+}
+
+/*
  * At executor start: the stored generated columns of relid that a write
  * sets -- every one for an INSERT, for an UPDATE those computed from a
- * column it sets.  att[1..natts] holds the columns written; those are
- * marked too.  True when one was.
+ * column it sets; and of a partitioned table, its partitions' own.
+ * att[1..natts] holds the columns written; those are marked too.  True
+ * when one was.
  */
 bool
 aa_written_generated(Oid relid, bool *att, int natts, bool insert)
@@ -140,6 +195,8 @@ aa_written_generated(Oid relid, bool *att, int natts, bool insert)
 	if (!RelationIsValid(rel))
 		return false;
 	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		marked = mark_partitions(rel, rel, att, natts, 0);
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
 	{
 		for (int i = 0; i < desc->natts && i < natts; i++)
