@@ -120,7 +120,7 @@ BEGIN
     PERFORM agentauth._btg_audit('break_glass_start', v_patient, NULL, NULL,
         pg_catalog.jsonb_build_object('break_glass', v_id),
         pg_catalog.jsonb_build_object('break_glass', v_id, 'reason', v_reason,
-                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl),
+                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl)::pg_catalog.numeric,
                                       'ends_at', v_ends),
         'BTG');
     PERFORM agentauth._btg_changed(s.session_id);
@@ -1616,7 +1616,7 @@ BEGIN
         PERFORM agentauth._audit('alert',
             pg_catalog.jsonb_build_object('alert', v_id, 'rule', rule, 'event', event,
                 'role', role, 'count', count,
-                'window', pg_catalog.date_part('epoch', per),
+                'window', pg_catalog.date_part('epoch', per)::pg_catalog.numeric,
                 'action', action, 'action_taken', v_taken, 'audit_seq', audit_seq),
             p.id);
     END IF;
@@ -1630,7 +1630,7 @@ BEGIN
         'principal_name', p.name,
         'role', role,
         'count', count,
-        'window', pg_catalog.date_part('epoch', per),
+        'window', pg_catalog.date_part('epoch', per)::pg_catalog.numeric,
         'action', action,
         'action_taken', v_taken,
         'audit_seq', audit_seq)::text);
@@ -5382,6 +5382,225 @@ COMMENT ON FUNCTION agentauth._log_head() IS 'agentauth internal: not part of th
 CREATE OR REPLACE FUNCTION agentauth._sha256(b bytea) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$SELECT pg_catalog.sha256(b)$$;
+
+-- (1.1) a positive interval, at most max (messages name the argument).  Months
+-- and years are refused: an interval comparison counts a month as 30 days,
+-- while the callers add the interval to the clock in calendar months, so
+-- '1000 mon -30000 days 30 seconds' passed as 30 seconds and lasted 436
+-- days (1.1, found by review: a delegated token outlived its parent, an
+-- override its 24 hours).  What is compared is instants, as the callers add
+-- it to the clock in the session's time zone: a day across a
+-- daylight-saving change is 23 or 25 hours.  VOLATILE: it reads the clock.
+CREATE OR REPLACE FUNCTION agentauth._check_ttl(ttl interval, what text, max interval, max_what text)
+RETURNS interval
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    IF ttl IS NULL THEN
+        RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.date_part('month', ttl) <> 0 OR pg_catalog.date_part('year', ttl) <> 0 THEN
+        RAISE EXCEPTION '% must not count months or years', what USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s was %s; a month''s length depends on the date.', what, ttl),
+            HINT = 'Give it in days, hours, minutes or seconds.';
+    END IF;
+    IF t + ttl <= t THEN
+        RAISE EXCEPTION '% must be positive', what USING ERRCODE = '22023';
+    END IF;
+    IF t + ttl > t + max THEN
+        RAISE EXCEPTION '% exceeds %', what, max_what USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s was %s; the limit is %s.', what, ttl, max);
+    END IF;
+    RETURN ttl;
+END
+$$;
+
+-- (1.1) delegate_token compares instants with the parent's expiry (_check_ttl)
+CREATE OR REPLACE FUNCTION agentauth.delegate_token(
+    agent    uuid,
+    purpose  text     DEFAULT NULL,
+    ttl      interval DEFAULT NULL,
+    scopes   text[]   DEFAULT NULL,
+    patients text[]   DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parent agentauth.token;
+    me agentauth.principal;
+    child agentauth.principal;
+    x text;
+    v_id uuid := pg_catalog.gen_random_uuid();
+    v_secret text;
+    v_now timestamptz;
+    v_expires timestamptz;
+BEGIN
+    -- the caller's own, revalidated session token (28000 without one)
+    SELECT * INTO parent FROM agentauth.token t
+     WHERE t.id = agentauth._session_token() FOR SHARE;
+    v_now := pg_catalog.clock_timestamp();
+    IF NOT FOUND OR parent.revoked_at IS NOT NULL OR parent.expires_at <= v_now THEN
+        RAISE EXCEPTION 'agentauth session is no longer valid' USING ERRCODE = '28000';
+    END IF;
+    SELECT * INTO me FROM agentauth.principal p WHERE p.id = parent.agent;
+    IF NOT me.can_delegate THEN
+        RAISE EXCEPTION 'agent "%" may not delegate', me.name USING ERRCODE = '42501',
+            HINT = 'Register the agent with can_delegate => true.';
+    END IF;
+    IF pg_catalog.cardinality(parent.chain) >= 8 THEN
+        RAISE EXCEPTION 'delegation chain is too long' USING ERRCODE = '54000',
+            DETAIL = 'A token can be delegated at most 7 times from its root.';
+    END IF;
+
+    IF agent IS NULL THEN
+        RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO child FROM agentauth.principal p WHERE p.id = $1 FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
+    END IF;
+    IF child.kind <> 'agent' THEN
+        RAISE EXCEPTION 'principal "%" is not an agent', child.name USING ERRCODE = '22023';
+    END IF;
+    IF child.id = me.id THEN
+        RAISE EXCEPTION 'an agent cannot delegate to itself' USING ERRCODE = '22023';
+    END IF;
+    IF child.status <> 'active' THEN
+        RAISE EXCEPTION 'agent "%" is %', child.name, child.status USING ERRCODE = '55000';
+    END IF;
+
+    -- purpose: the parent's, which the child must be registered for
+    IF purpose IS NULL THEN
+        purpose := parent.purpose;
+    END IF;
+    PERFORM agentauth._check_purpose(purpose);
+    IF purpose <> parent.purpose THEN
+        RAISE EXCEPTION 'purpose "%" is not the purpose of the delegating token', purpose
+            USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('The delegating token is for %s.', parent.purpose);
+    END IF;
+    IF NOT purpose = ANY (child.purposes) THEN
+        RAISE EXCEPTION 'agent "%" is not registered for purpose "%"', child.name, purpose
+            USING ERRCODE = '42501';
+    END IF;
+
+    -- expiry: within the child's max_token_ttl and no later than the
+    -- parent's, instants compared (1.1: intervals counted a month as 30
+    -- days and a day as 24 hours; _check_ttl)
+    IF ttl IS NULL THEN
+        PERFORM agentauth._check_ttl(child.max_token_ttl, 'the agent''s max_token_ttl',
+                                     interval '24 hours', '24 hours');
+        v_expires := LEAST(v_now + child.max_token_ttl, parent.expires_at);
+    ELSE
+        PERFORM agentauth._check_ttl(ttl, 'ttl', child.max_token_ttl, 'the agent''s max_token_ttl');
+        v_expires := v_now + ttl;
+        IF v_expires > parent.expires_at THEN
+            RAISE EXCEPTION 'ttl outlives the delegating token' USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('The delegating token expires at %s.', parent.expires_at);
+        END IF;
+    END IF;
+
+    -- scopes: within the parent token's and the child's registration
+    scopes := agentauth._check_scopes(scopes, false);
+    IF scopes IS NULL THEN
+        scopes := ARRAY(SELECT s FROM pg_catalog.unnest(parent.scopes) s
+                         WHERE agentauth._scope_covered(s, child.scopes) ORDER BY s);
+        IF scopes = '{}' THEN
+            RAISE EXCEPTION 'agent "%" is registered for none of the delegating token''s scopes',
+                child.name USING ERRCODE = '42501';
+        END IF;
+    ELSE
+        FOREACH x IN ARRAY scopes LOOP
+            IF NOT agentauth._scope_covered(x, parent.scopes) THEN
+                RAISE EXCEPTION 'scope "%" is not within the delegating token', x
+                    USING ERRCODE = '42501',
+                    DETAIL = pg_catalog.format('The delegating token has %s.', parent.scopes);
+            END IF;
+            IF NOT agentauth._scope_covered(x, child.scopes) THEN
+                RAISE EXCEPTION 'agent "%" is not registered for scope "%"', child.name, x
+                    USING ERRCODE = '42501';
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- patients: within the parent's list (NULL: the parent's)
+    patients := agentauth._check_array(patients, 'patients', false);
+    IF patients IS NULL THEN
+        patients := parent.patients;
+    ELSIF parent.patients IS NOT NULL AND NOT patients <@ parent.patients THEN
+        RAISE EXCEPTION 'patients are not within the delegating token' USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('Not covered: %s.',
+                ARRAY(SELECT e FROM pg_catalog.unnest(patients) e
+                       WHERE NOT e = ANY (parent.patients) ORDER BY e));
+    END IF;
+
+    v_secret := agentauth._new_secret();
+    INSERT INTO agentauth.token (id, secret_hash, agent, parent, chain, purpose,
+                                 on_behalf_of, scopes, patients, issued_at, issued_by, expires_at)
+    VALUES (v_id, agentauth._secret_hash(v_secret), child.id, parent.id,
+            parent.chain || v_id, purpose, parent.on_behalf_of, scopes, patients,
+            v_now, session_user, v_expires);
+
+    PERFORM agentauth._audit('token_issued',
+        pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
+            'on_behalf_of', parent.on_behalf_of, 'scopes', scopes, 'patients', patients,
+            'delegated_by', me.id, 'parent', parent.id),
+        child.id, v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_secret;
+END
+$$;
+
+-- (1.1) A FHIR date's bounds counted on the date, in UTC: added to a
+-- timestamptz in the session's time zone, a month's end fell days early
+-- west of UTC.
+CREATE OR REPLACE FUNCTION agentauth._fhir_time(v jsonb, path text, is_end boolean, OUT t timestamptz, OUT inclusive boolean)
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s text := agentauth._fhir_string(v, path);
+    m text[];
+    d date;
+BEGIN
+    m := pg_catalog.regexp_match(s,
+        '^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
+    IF m IS NULL THEN
+        PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a FHIR dateTime', s),
+            'Write YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
+    END IF;
+    inclusive := false;
+    BEGIN
+        IF m[6] IS NOT NULL THEN
+            t := s::timestamptz;            -- has an explicit zone: no session setting applies
+            inclusive := is_end;
+        ELSE
+            -- a date: its bound at 00:00 UTC, the next day, month or year
+            -- counted on the date itself (1.1, found by review: added to a
+            -- timestamptz, in the session's time zone, the end of a March
+            -- opt-out west of UTC fell on March 28, 23:00 UTC)
+            IF m[4] IS NOT NULL THEN
+                d := pg_catalog.make_date(m[1]::int, m[3]::int, m[5]::int);
+                IF is_end THEN d := d OPERATOR(pg_catalog.+) 1; END IF;
+            ELSIF m[2] IS NOT NULL THEN
+                d := pg_catalog.make_date(m[1]::int, m[3]::int, 1);
+                IF is_end THEN
+                    d := (d OPERATOR(pg_catalog.+) '1 month'::pg_catalog.interval)::pg_catalog.date;
+                END IF;
+            ELSE
+                d := pg_catalog.make_date(m[1]::int OPERATOR(pg_catalog.+) is_end::int, 1, 1);
+            END IF;
+            t := pg_catalog.timezone('UTC', d::pg_catalog.timestamp);
+        END IF;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a valid date', s));
+    END;
+END
+$$;
 
 -- (1.1) A revocation finds a token's descendants by the GIN index on their
 -- chains: gin_fuzzy_search_limit, which a caller may set (the database's

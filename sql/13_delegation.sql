@@ -213,3 +213,17 @@ RESET gin_fuzzy_search_limit;
 RESET enable_seqscan;
 SELECT count(*) AS descendants, count(*) FILTER (WHERE revoked_at IS NULL) AS unrevoked
   FROM agentauth.token WHERE chain[1] = :'parent_token3' AND id <> :'parent_token3';
+
+-- A month is compared as 30 days and added as a calendar month: '1000 mon
+-- -30000 days 30 seconds' passed as 30 seconds and lasted 436 days, a
+-- delegated token outliving its parent (1.1, found by review).  Months
+-- and years are refused.
+SET ROLE del_issuer;
+SELECT del_try(format($$SELECT agentauth.issue_token(%L, 'TREAT', ttl => '1000 mon -30000 days 4 min')$$, :'parent'));
+SELECT agentauth.issue_token(:'parent', 'TREAT') AS parent_secret4 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION del_parent;
+SELECT agentauth.begin_session(:'parent_secret4') IS NOT NULL AS began;
+SELECT del_try(format($$SELECT agentauth.delegate_token(%L, ttl => '1000 mon -30000 days 30 seconds')$$, :'grandchild'));
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

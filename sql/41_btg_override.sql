@@ -38,7 +38,11 @@ SELECT agentauth.break_glass('BTG1-P1', 'sepsis alert');
 -- with on_behalf_of, but only for a patient its token allows
 SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG1-P2', 'sepsis alert');
+-- the record's ttl_seconds whatever the caller's extra_float_digits (1.1,
+-- found by review: at -15, 900 was recorded as 1000)
+SET extra_float_digits = -15;
 SELECT agentauth.break_glass('BTG1-P1', 'sepsis alert, attending paged', '15 minutes') AS bg_agent \gset
+RESET extra_float_digits;
 SELECT (break_glass = ARRAY[:'bg_agent']::uuid[]) AS whoami_lists_it FROM agentauth.whoami();
 SELECT agentauth.end_break_glass(:'bg_agent');
 SELECT break_glass FROM agentauth.whoami();
@@ -59,6 +63,9 @@ SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '-1 minute');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '24 hours 1 second');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '2 days');
 SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '1 mon');
+-- a month compared as 30 days, added as a calendar month: 436 days (1.1,
+-- found by review)
+SELECT agentauth.break_glass('BTG1-P1', 'unconscious', '1000 mon -30000 days 1 hour');
 SELECT agentauth.break_glass('BTG1-P1', E'unconscious\nDROP TABLE x');
 SELECT break_glass FROM agentauth.whoami();
 
@@ -222,3 +229,6 @@ SELECT agentauth.end_session();
 \c - postgres
 SELECT principal_name, on_behalf_of, patient, reason FROM agentauth.break_glass_events
  WHERE patient = 'BTG1-P3' ORDER BY started_at;
+-- the 15 minutes above, recorded as 900 seconds under extra_float_digits = -15
+SELECT detail->'ttl_seconds' AS ttl_seconds FROM agentauth.audit_log
+ WHERE event = 'break_glass_start' AND detail->>'reason' = 'sepsis alert, attending paged';

@@ -149,6 +149,8 @@ extern bool aa_extension_ready(void);
 extern Snapshot aa_latest_snapshot(void);
 extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
+/* a background worker's settings, whatever the database's are */
+extern void aa_worker_pin_settings(void);
 
 /*
  * The extension's own queries: SPI connected, as the bootstrap superuser

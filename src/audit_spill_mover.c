@@ -259,12 +259,10 @@ aa_spill_mover_main(Datum main_arg)
 	if (got_sigterm)
 		proc_exit(1);
 	BackgroundWorkerInitializeConnection(aa_database, NULL, 0);
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	aa_worker_pin_settings();
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	/* a chunk counts as moved once the writer has stored it */
 	SetConfigOption("agentauth.audit_sync", "on", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_isolation", "read committed",
-					PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("agentauth audit spill");
 	aa_spill_attach(MyLatch);
 

@@ -702,9 +702,9 @@ aa_audit_writer_main(Datum main_arg)
 	/*
 	 * Our queries run as the bootstrap superuser: resolve nothing in a
 	 * schema that a database owner's ALTER DATABASE ... SET search_path
-	 * put first.
+	 * put first, and follow none of its other settings (util.c).
 	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	aa_worker_pin_settings();
 	/* durable commits whatever the server's default */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("agentauth audit writer");

@@ -382,7 +382,7 @@ aa_forward_main(Datum main_arg)
 	if (!RecoveryInProgress())
 		proc_exit(0);
 	BackgroundWorkerInitializeConnection(aa_database, NULL, 0);
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	aa_worker_pin_settings();
 	pgstat_report_appname("agentauth audit forwarder");
 
 	initStringInfo(&batch);

@@ -190,6 +190,43 @@ aa_unpin_search_path(int nest)
 	AtEOXact_GUC(true, nest);
 }
 
+/*
+ * A background worker's settings, whatever ALTER DATABASE ... SET (which
+ * the database's owner may run) or the server's configuration gave the
+ * database: the worker's queries run as the bootstrap superuser, and what
+ * they decide must not follow a setting someone else chose.  1.1, found by
+ * review: a database owner's default_transaction_read_only = on made every
+ * alert the writer raised fail, so no rule suspended an agent again; its
+ * extra_float_digits changed the alerts' records.  search_path as the
+ * SECURITY DEFINER functions pin it; the others at PostgreSQL's defaults,
+ * TimeZone UTC.
+ */
+void
+aa_worker_pin_settings(void)
+{
+	static const char *const pinned[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_deferrable", "off"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"gin_fuzzy_search_limit", "0"},
+		{"standard_conforming_strings", "on"},
+		{"transform_null_equals", "off"},
+		{"array_nulls", "on"},
+		{"extra_float_digits", "1"},
+		{"DateStyle", "ISO, MDY"},
+		{"IntervalStyle", "postgres"},
+		{"TimeZone", "UTC"},
+		{"bytea_output", "hex"},
+	};
+
+	for (int i = 0; i < lengthof(pinned); i++)
+		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 /* ---------------------------------------------------------------------
  * SPI as a superuser
  * ---------------------------------------------------------------------

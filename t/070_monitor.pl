@@ -218,10 +218,34 @@ is($node->safe_psql('postgres', "SELECT status FROM agentauth.principals WHERE i
 $node->safe_psql('postgres', "ALTER SYSTEM RESET agentauth.inactive_after");
 $node->reload;
 
+$console->quit;
+
+# 9. the writer follows none of the database's settings (1.1, found by
+# review): a database owner's ALTER DATABASE ... SET
+# default_transaction_read_only = on made every alert the writer raised
+# fail, and no rule suspended an agent again
+$node->safe_psql('postgres', q{
+CREATE ROLE mon_agent2 LOGIN;
+GRANT SELECT ON mon_chart TO mon_agent2;
+});
+my $agent2 = $node->safe_psql('postgres', q{
+SELECT agentauth.register_agent('mon-agent2', 'mon_agent2', 'Monitoring team', '{TREATDS}', '{lab:read}')});
+my $secret2 = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$agent2', 'TREATDS')");
+$node->safe_psql('postgres',
+	"ALTER DATABASE postgres SET default_transaction_read_only = on; ALTER DATABASE postgres SET extra_float_digits = -15");
+$node->restart;
+$node->psql('postgres',
+	"SET default_transaction_read_only = off; SELECT agentauth.begin_session('$secret2'); SELECT lab FROM mon_chart",
+	extra_params => [ '-U', 'mon_agent2' ]);
+ok($node->poll_query_until('postgres',
+		"SELECT status FROM agentauth.principals WHERE id = '$agent2'", 'suspended'),
+	'a rule suspends an agent whatever the database\'s default_transaction_read_only');
+$node->safe_psql('postgres',
+	"SET default_transaction_read_only = off; ALTER DATABASE postgres RESET ALL");
+
 # nothing went to the server log as a failure of the monitor
 my $log = slurp_file($node->logfile);
 unlike($log, qr/could not raise alerts|alert dropped/, 'no alert failed');
 
-$console->quit;
 $node->stop;
 done_testing();

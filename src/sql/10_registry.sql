@@ -257,20 +257,34 @@ END
 $$;
 REVOKE ALL ON FUNCTION agentauth._check_name(text) FROM PUBLIC;
 
--- a positive interval, at most max (messages name the argument)
+-- a positive interval, at most max (messages name the argument).  Months
+-- and years are refused: an interval comparison counts a month as 30 days,
+-- while the callers add the interval to the clock in calendar months, so
+-- '1000 mon -30000 days 30 seconds' passed as 30 seconds and lasted 436
+-- days (1.1, found by review: a delegated token outlived its parent, an
+-- override its 24 hours).  What is compared is instants, as the callers add
+-- it to the clock in the session's time zone: a day across a
+-- daylight-saving change is 23 or 25 hours.  VOLATILE: it reads the clock.
 CREATE FUNCTION agentauth._check_ttl(ttl interval, what text, max interval, max_what text)
 RETURNS interval
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    t timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     IF ttl IS NULL THEN
         RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
     END IF;
-    IF ttl <= interval '0' THEN
+    IF pg_catalog.date_part('month', ttl) <> 0 OR pg_catalog.date_part('year', ttl) <> 0 THEN
+        RAISE EXCEPTION '% must not count months or years', what USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s was %s; a month''s length depends on the date.', what, ttl),
+            HINT = 'Give it in days, hours, minutes or seconds.';
+    END IF;
+    IF t + ttl <= t THEN
         RAISE EXCEPTION '% must be positive', what USING ERRCODE = '22023';
     END IF;
-    IF ttl > max THEN
+    IF t + ttl > t + max THEN
         RAISE EXCEPTION '% exceeds %', what, max_what USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('%s was %s; the limit is %s.', what, ttl, max);
     END IF;
@@ -703,7 +717,6 @@ DECLARE
     v_secret text;
     v_now timestamptz;
     v_expires timestamptz;
-    v_left interval;
 BEGIN
     -- the caller's own, revalidated session token (28000 without one)
     SELECT * INTO parent FROM agentauth.token t
@@ -754,18 +767,21 @@ BEGIN
             USING ERRCODE = '42501';
     END IF;
 
-    -- expiry: within the child's max_token_ttl and no later than the parent's
-    v_left := parent.expires_at - v_now;
+    -- expiry: within the child's max_token_ttl and no later than the
+    -- parent's, instants compared (1.1: intervals counted a month as 30
+    -- days and a day as 24 hours; _check_ttl)
     IF ttl IS NULL THEN
-        ttl := LEAST(child.max_token_ttl, v_left);
+        PERFORM agentauth._check_ttl(child.max_token_ttl, 'the agent''s max_token_ttl',
+                                     interval '24 hours', '24 hours');
+        v_expires := LEAST(v_now + child.max_token_ttl, parent.expires_at);
     ELSE
         PERFORM agentauth._check_ttl(ttl, 'ttl', child.max_token_ttl, 'the agent''s max_token_ttl');
-        IF ttl > v_left THEN
+        v_expires := v_now + ttl;
+        IF v_expires > parent.expires_at THEN
             RAISE EXCEPTION 'ttl outlives the delegating token' USING ERRCODE = '42501',
                 DETAIL = pg_catalog.format('The delegating token expires at %s.', parent.expires_at);
         END IF;
     END IF;
-    v_expires := v_now + ttl;
 
     -- scopes: within the parent token's and the child's registration
     scopes := agentauth._check_scopes(scopes, false);

@@ -141,7 +141,7 @@ BEGIN
     PERFORM agentauth._btg_audit('break_glass_start', v_patient, NULL, NULL,
         pg_catalog.jsonb_build_object('break_glass', v_id),
         pg_catalog.jsonb_build_object('break_glass', v_id, 'reason', v_reason,
-                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl),
+                                      'ttl_seconds', pg_catalog.date_part('epoch', v_ttl)::pg_catalog.numeric,
                                       'ends_at', v_ends),
         'BTG');
     PERFORM agentauth._btg_changed(s.session_id);

@@ -95,6 +95,7 @@ CREATE FUNCTION agentauth._fhir_time(v jsonb, path text, is_end boolean, OUT t t
 DECLARE
     s text := agentauth._fhir_string(v, path);
     m text[];
+    d date;
 BEGIN
     m := pg_catalog.regexp_match(s,
         '^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
@@ -107,15 +108,23 @@ BEGIN
         IF m[6] IS NOT NULL THEN
             t := s::timestamptz;            -- has an explicit zone: no session setting applies
             inclusive := is_end;
-        ELSIF m[4] IS NOT NULL THEN
-            t := pg_catalog.make_timestamptz(m[1]::int, m[3]::int, m[5]::int, 0, 0, 0, 'UTC');
-            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 day'::interval; END IF;
-        ELSIF m[2] IS NOT NULL THEN
-            t := pg_catalog.make_timestamptz(m[1]::int, m[3]::int, 1, 0, 0, 0, 'UTC');
-            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 month'::interval; END IF;
         ELSE
-            t := pg_catalog.make_timestamptz(m[1]::int, 1, 1, 0, 0, 0, 'UTC');
-            IF is_end THEN t := t OPERATOR(pg_catalog.+) '1 year'::interval; END IF;
+            -- a date: its bound at 00:00 UTC, the next day, month or year
+            -- counted on the date itself (1.1, found by review: added to a
+            -- timestamptz, in the session's time zone, the end of a March
+            -- opt-out west of UTC fell on March 28, 23:00 UTC)
+            IF m[4] IS NOT NULL THEN
+                d := pg_catalog.make_date(m[1]::int, m[3]::int, m[5]::int);
+                IF is_end THEN d := d OPERATOR(pg_catalog.+) 1; END IF;
+            ELSIF m[2] IS NOT NULL THEN
+                d := pg_catalog.make_date(m[1]::int, m[3]::int, 1);
+                IF is_end THEN
+                    d := (d OPERATOR(pg_catalog.+) '1 month'::pg_catalog.interval)::pg_catalog.date;
+                END IF;
+            ELSE
+                d := pg_catalog.make_date(m[1]::int OPERATOR(pg_catalog.+) is_end::int, 1, 1);
+            END IF;
+            t := pg_catalog.timezone('UTC', d::pg_catalog.timestamp);
         END IF;
     EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
         PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a valid date', s));

@@ -265,7 +265,7 @@ BEGIN
         PERFORM agentauth._audit('alert',
             pg_catalog.jsonb_build_object('alert', v_id, 'rule', rule, 'event', event,
                 'role', role, 'count', count,
-                'window', pg_catalog.date_part('epoch', per),
+                'window', pg_catalog.date_part('epoch', per)::pg_catalog.numeric,
                 'action', action, 'action_taken', v_taken, 'audit_seq', audit_seq),
             p.id);
     END IF;
@@ -279,7 +279,7 @@ BEGIN
         'principal_name', p.name,
         'role', role,
         'count', count,
-        'window', pg_catalog.date_part('epoch', per),
+        'window', pg_catalog.date_part('epoch', per)::pg_catalog.numeric,
         'action', action,
         'action_taken', v_taken,
         'audit_seq', audit_seq)::text);
