@@ -2694,8 +2694,8 @@ BEGIN
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
-        IF msg OPERATOR(pg_catalog.~) ' at \$' THEN
-            msg := pg_catalog.regexp_replace(msg, ' at \$(\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) '\1');
+        IF msg OPERATOR(pg_catalog.~) E' at \\$' THEN
+            msg := pg_catalog.regexp_replace(msg, E' at \\$(\\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) E'\\1');
         ELSE
             msg := 'cannot import FHIR Consent: ' OPERATOR(pg_catalog.||) msg
                    OPERATOR(pg_catalog.||) ' at ' OPERATOR(pg_catalog.||) prefix;
@@ -2720,7 +2720,7 @@ CREATE FUNCTION agentauth._fhir_site_base() RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~* '^[a-z][a-z0-9+.\-]*:'
+    SELECT CASE WHEN t LIKE E'%Patient/\\%s' AND t ~* E'^[a-z][a-z0-9+.\\-]*:'
                 THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END
       FROM pg_catalog.current_setting('agentauth.fhir_patient_reference', true) t
 $$;
@@ -2810,7 +2810,7 @@ BEGIN
         -- name that server's patients and parties, not this site's (1.1:
         -- taken as local)
         url := e OPERATOR(pg_catalog.->>) 'fullUrl';
-        IF url ~* '^[a-z][a-z0-9+.\-]*://'
+        IF url ~* E'^[a-z][a-z0-9+.\\-]*://'
            AND (base IS NULL OR pg_catalog.left(url, pg_catalog.length(base)) OPERATOR(pg_catalog.<>) base) THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.fullUrl',
                 pg_catalog.format('"%s" is a resource of another server', url),
@@ -2892,7 +2892,7 @@ BEGIN
     IF s IS NULL THEN
         RETURN NULL;
     END IF;
-    IF s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
+    IF s !~ E'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
         PERFORM agentauth._fhir_fail('$.meta.lastUpdated', pg_catalog.format('"%s" is not a FHIR instant', s),
             'Write YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
     END IF;
@@ -3244,7 +3244,7 @@ BEGIN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference', 'expected a Reference');
         END IF;
         ref := agentauth._fhir_string(e OPERATOR(pg_catalog.#>) '{reference,reference}', p OPERATOR(pg_catalog.||) '.reference.reference', true);
-        m := pg_catalog.regexp_match(ref, '^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-\.]{1,64}(?:/_history/[A-Za-z0-9\-\.]{1,64})?$');
+        m := pg_catalog.regexp_match(ref, E'^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\\-\\.]{1,64}(?:/_history/[A-Za-z0-9\\-\\.]{1,64})?$');
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
                 pg_catalog.format('"%s" is not a reference to a resource (Type/id)', ref));
@@ -3454,7 +3454,7 @@ BEGIN
         -- this site's parties only (1.1: any server's Practitioner/123 was
         -- taken as this site's): a relative reference, or one under the
         -- site's FHIR base, the base of agentauth.fhir_patient_reference
-        IF r ~* '^[a-z][a-z0-9+.\-]*:' THEN
+        IF r ~* E'^[a-z][a-z0-9+.\\-]*:' THEN
             t := agentauth._fhir_site_base();
             IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
                 PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
@@ -3463,7 +3463,7 @@ BEGIN
             END IF;
             r := pg_catalog.substr(r, pg_catalog.length(t) OPERATOR(pg_catalog.+) 1);
         END IF;
-        m := pg_catalog.regexp_match(r, '^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
+        m := pg_catalog.regexp_match(r, E'^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\\-\\.]{1,64})$');
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
                 pg_catalog.format('cannot resolve reference "%s"', r));
@@ -3854,7 +3854,7 @@ BEGIN
     END IF;
     IF ref OPERATOR(pg_catalog.?) 'reference' THEN
         s := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
-        m := pg_catalog.regexp_match(s, '^Patient/([A-Za-z0-9\-\.]{1,64})$');
+        m := pg_catalog.regexp_match(s, E'^Patient/([A-Za-z0-9\\-\\.]{1,64})$');
         IF m IS NULL AND pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0 THEN
             pre := pg_catalog.split_part(t, '%s', 1);
             post := pg_catalog.substr(t, pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.+) 2);
@@ -3864,7 +3864,7 @@ BEGIN
                 m := pg_catalog.regexp_match(
                     pg_catalog.substr(s, pg_catalog.length(pre) OPERATOR(pg_catalog.+) 1,
                                       pg_catalog.length(s) OPERATOR(pg_catalog.-) pg_catalog.length(pre) OPERATOR(pg_catalog.-) pg_catalog.length(post)),
-                    '^([A-Za-z0-9\-\.]{1,64})$');
+                    E'^([A-Za-z0-9\\-\\.]{1,64})$');
             END IF;
         END IF;
         IF m IS NULL THEN
@@ -3965,7 +3965,7 @@ BEGIN
     END IF;
     active := v_status OPERATOR(pg_catalog.=) 'active';
     k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
-    IF k IS NOT NULL AND k !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+    IF k IS NOT NULL AND k !~ E'^[A-Za-z0-9\\-\\.]{1,64}$' THEN
         PERFORM agentauth._fhir_fail('$.id', 'not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "-" and ".")');
     END IF;
     IF k IS NULL AND NOT active THEN
@@ -4161,8 +4161,8 @@ BEGIN
     -- ('../Patient/P001' filed under P001) or one a server refuses (1.1:
     -- only the default template fell back to the identifier); nor is one
     -- of dots alone, which a URL resolves as a path ('..': the server base)
-    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$'
-       OR patient ~ '^\.+$' THEN
+    IF t OPERATOR(pg_catalog.=) '' OR patient !~ E'^[A-Za-z0-9\\-\\.]{1,64}$'
+       OR patient ~ E'^\\.+$' THEN
         RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
             pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
     END IF;
@@ -4306,7 +4306,7 @@ BEGIN
         'requestor', v_user IS NULL,
         'policy', (SELECT pg_catalog.jsonb_agg('urn:uuid:' OPERATOR(pg_catalog.||) c ORDER BY c)
                      FROM pg_catalog.unnest(v_consents) c),
-        'network', agentauth._fhir_network((pg_catalog.regexp_match(r.client, '^address=(\S+)'))[1]),
+        'network', agentauth._fhir_network((pg_catalog.regexp_match(r.client, E'^address=(\\S+)'))[1]),
         'purposeOfUse', CASE WHEN v_user IS NULL AND v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN v_pou END));
 
     -- the server: this database
@@ -4333,7 +4333,7 @@ BEGIN
         v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
                 agentauth._fhir_coding('http://terminology.hl7.org/CodeSystem/v3-RoleClass', 'PROV', 'healthcare provider'))),
-            'who', CASE WHEN p.owner OPERATOR(pg_catalog.~) '^(Organization|Practitioner|PractitionerRole|CareTeam)/[A-Za-z0-9\-\.]{1,64}$'
+            'who', CASE WHEN p.owner OPERATOR(pg_catalog.~) E'^(Organization|Practitioner|PractitionerRole|CareTeam)/[A-Za-z0-9\\-\\.]{1,64}$'
                         THEN pg_catalog.jsonb_build_object('reference', p.owner)
                         ELSE pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
                                  'system', 'urn:agentauth:owner', 'value', COALESCE(p.owner, 'unknown')),
@@ -4509,7 +4509,7 @@ BEGIN
         RETURN agentauth._fhir_balp(r, p);
     END IF;
     v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
-             OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
+             OR r.event OPERATOR(pg_catalog.~~) E'break\\_glass\\_%'
              OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
 
     -- type, subtype, action
@@ -5077,14 +5077,14 @@ DECLARE
 BEGIN
     FOR o IN SELECT p.oid::pg_catalog.regprocedure AS f FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
-                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+                AND p.proname OPERATOR(pg_catalog.~~) E'\\_%'
                 AND pg_catalog.obj_description(p.oid, 'pg_proc') IS NULL LOOP
         EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', o.f,
                                   'agentauth internal: not part of the interface');
     END LOOP;
     FOR o IN SELECT t.oid::pg_catalog.regtype AS t FROM pg_catalog.pg_type t
               WHERE t.typnamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
-                AND t.typname OPERATOR(pg_catalog.~~) '\_%' AND t.typtype OPERATOR(pg_catalog.=) 'c'
+                AND t.typname OPERATOR(pg_catalog.~~) E'\\_%' AND t.typtype OPERATOR(pg_catalog.=) 'c'
                 AND pg_catalog.obj_description(t.oid, 'pg_type') IS NULL LOOP
         EXECUTE pg_catalog.format('COMMENT ON TYPE %s IS %L', o.t,
                                   'agentauth internal: not part of the interface');
@@ -5568,7 +5568,7 @@ DECLARE
     d date;
 BEGIN
     m := pg_catalog.regexp_match(s,
-        '^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
+        E'^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
     IF m IS NULL THEN
         PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a FHIR dateTime', s),
             'Write YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
@@ -5650,7 +5650,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
-                AND (p.proname OPERATOR(pg_catalog.~~) 'pg\_stat\_get\_%'
+                AND (p.proname OPERATOR(pg_catalog.~~) E'pg\\_stat\\_get\\_%'
                      OR p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['txid_current', 'txid_current_if_assigned',
                         'txid_current_snapshot', 'pg_current_xact_id', 'pg_current_xact_id_if_assigned',
                         'pg_current_snapshot', 'pg_xact_status', 'txid_status', 'mxid_age',

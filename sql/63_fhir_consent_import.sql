@@ -71,6 +71,23 @@ SELECT cardinality(agentauth.import_fhir_consent('{
 SET TimeZone = 'UTC';
 -- (each ends at 00:00 UTC after its last day: the listing below)
 
+-- standard_conforming_strings = off (a session's, or a database owner's
+-- ALTER DATABASE) changes how a backslash in a string literal of a
+-- function body reads: the import's patterns refused every reference
+-- ("invalid regular expression"; 1.1, found by review)
+SET standard_conforming_strings = off;
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "reg63-scs", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P63SCS"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+  "provision": {"period": {"start": "2020-01-01T00:00:00.5Z"},
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+               "reference": {"reference": "Organization/f001"}}]}
+}')) AS provisions;
+SELECT agentauth.fhir_patient_reference('P63.SCS') AS reference, agentauth.fhir_patient_reference('..') AS dots;
+RESET standard_conforming_strings;
+
 -- research consent (R5 shape): P63R denies agents acting for Practitioner
 -- f204 everything except research on diagnoses (an exception, the
 -- opposite of the decision), and within that never mental health data

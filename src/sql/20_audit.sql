@@ -814,7 +814,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
-                AND (p.proname OPERATOR(pg_catalog.~~) 'pg\_stat\_get\_%'
+                AND (p.proname OPERATOR(pg_catalog.~~) E'pg\\_stat\\_get\\_%'
                      OR p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['txid_current', 'txid_current_if_assigned',
                         'txid_current_snapshot', 'pg_current_xact_id', 'pg_current_xact_id_if_assigned',
                         'pg_current_snapshot', 'pg_xact_status', 'txid_status', 'mxid_age',

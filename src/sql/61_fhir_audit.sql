@@ -124,7 +124,7 @@ BEGIN
         RETURN agentauth._fhir_balp(r, p);
     END IF;
     v_btg := r.purpose IS NOT DISTINCT FROM 'BTG'
-             OR r.event OPERATOR(pg_catalog.~~) 'break\_glass\_%'
+             OR r.event OPERATOR(pg_catalog.~~) E'break\\_glass\\_%'
              OR COALESCE(r.authority OPERATOR(pg_catalog.?) 'break_glass', false);
 
     -- type, subtype, action

@@ -42,8 +42,8 @@ BEGIN
     -- ('../Patient/P001' filed under P001) or one a server refuses (1.1:
     -- only the default template fell back to the identifier); nor is one
     -- of dots alone, which a URL resolves as a path ('..': the server base)
-    IF t OPERATOR(pg_catalog.=) '' OR patient !~ '^[A-Za-z0-9\-\.]{1,64}$'
-       OR patient ~ '^\.+$' THEN
+    IF t OPERATOR(pg_catalog.=) '' OR patient !~ E'^[A-Za-z0-9\\-\\.]{1,64}$'
+       OR patient ~ E'^\\.+$' THEN
         RETURN pg_catalog.jsonb_build_object('type', 'Patient', 'identifier',
             pg_catalog.jsonb_build_object('system', 'urn:agentauth:patient', 'value', patient));
     END IF;
@@ -187,7 +187,7 @@ BEGIN
         'requestor', v_user IS NULL,
         'policy', (SELECT pg_catalog.jsonb_agg('urn:uuid:' OPERATOR(pg_catalog.||) c ORDER BY c)
                      FROM pg_catalog.unnest(v_consents) c),
-        'network', agentauth._fhir_network((pg_catalog.regexp_match(r.client, '^address=(\S+)'))[1]),
+        'network', agentauth._fhir_network((pg_catalog.regexp_match(r.client, E'^address=(\\S+)'))[1]),
         'purposeOfUse', CASE WHEN v_user IS NULL AND v_pattern OPERATOR(pg_catalog.<>) 'authz' THEN v_pou END));
 
     -- the server: this database
@@ -214,7 +214,7 @@ BEGIN
         v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
                 agentauth._fhir_coding('http://terminology.hl7.org/CodeSystem/v3-RoleClass', 'PROV', 'healthcare provider'))),
-            'who', CASE WHEN p.owner OPERATOR(pg_catalog.~) '^(Organization|Practitioner|PractitionerRole|CareTeam)/[A-Za-z0-9\-\.]{1,64}$'
+            'who', CASE WHEN p.owner OPERATOR(pg_catalog.~) E'^(Organization|Practitioner|PractitionerRole|CareTeam)/[A-Za-z0-9\\-\\.]{1,64}$'
                         THEN pg_catalog.jsonb_build_object('reference', p.owner)
                         ELSE pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
                                  'system', 'urn:agentauth:owner', 'value', COALESCE(p.owner, 'unknown')),

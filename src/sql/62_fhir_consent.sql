@@ -98,7 +98,7 @@ DECLARE
     d date;
 BEGIN
     m := pg_catalog.regexp_match(s,
-        '^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
+        E'^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$');
     IF m IS NULL THEN
         PERFORM agentauth._fhir_fail(path, pg_catalog.format('"%s" is not a FHIR dateTime', s),
             'Write YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
@@ -276,7 +276,7 @@ CREATE FUNCTION agentauth._fhir_site_base() RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE WHEN t LIKE '%Patient/\%s' AND t ~* '^[a-z][a-z0-9+.\-]*:'
+    SELECT CASE WHEN t LIKE E'%Patient/\\%s' AND t ~* E'^[a-z][a-z0-9+.\\-]*:'
                 THEN pg_catalog.left(t, pg_catalog.length(t) OPERATOR(pg_catalog.-) 10) END
       FROM pg_catalog.current_setting('agentauth.fhir_patient_reference', true) t
 $$;
@@ -301,7 +301,7 @@ BEGIN
         -- this site's parties only (1.1: any server's Practitioner/123 was
         -- taken as this site's): a relative reference, or one under the
         -- site's FHIR base, the base of agentauth.fhir_patient_reference
-        IF r ~* '^[a-z][a-z0-9+.\-]*:' THEN
+        IF r ~* E'^[a-z][a-z0-9+.\\-]*:' THEN
             t := agentauth._fhir_site_base();
             IF t IS NULL OR pg_catalog.left(r, pg_catalog.length(t)) OPERATOR(pg_catalog.<>) t THEN
                 PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
@@ -310,7 +310,7 @@ BEGIN
             END IF;
             r := pg_catalog.substr(r, pg_catalog.length(t) OPERATOR(pg_catalog.+) 1);
         END IF;
-        m := pg_catalog.regexp_match(r, '^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\-\.]{1,64})$');
+        m := pg_catalog.regexp_match(r, E'^(Device|Practitioner|PractitionerRole|Organization|CareTeam|RelatedPerson|Group|Patient)/([A-Za-z0-9\\-\\.]{1,64})$');
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
                 pg_catalog.format('cannot resolve reference "%s"', r));
@@ -772,7 +772,7 @@ BEGIN
     END IF;
     IF ref OPERATOR(pg_catalog.?) 'reference' THEN
         s := agentauth._fhir_string(ref OPERATOR(pg_catalog.->) 'reference', path OPERATOR(pg_catalog.||) '.reference');
-        m := pg_catalog.regexp_match(s, '^Patient/([A-Za-z0-9\-\.]{1,64})$');
+        m := pg_catalog.regexp_match(s, E'^Patient/([A-Za-z0-9\\-\\.]{1,64})$');
         IF m IS NULL AND pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0 THEN
             pre := pg_catalog.split_part(t, '%s', 1);
             post := pg_catalog.substr(t, pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.+) 2);
@@ -782,7 +782,7 @@ BEGIN
                 m := pg_catalog.regexp_match(
                     pg_catalog.substr(s, pg_catalog.length(pre) OPERATOR(pg_catalog.+) 1,
                                       pg_catalog.length(s) OPERATOR(pg_catalog.-) pg_catalog.length(pre) OPERATOR(pg_catalog.-) pg_catalog.length(post)),
-                    '^([A-Za-z0-9\-\.]{1,64})$');
+                    E'^([A-Za-z0-9\\-\\.]{1,64})$');
             END IF;
         END IF;
         IF m IS NULL THEN
@@ -885,7 +885,7 @@ BEGIN
     END IF;
     active := v_status OPERATOR(pg_catalog.=) 'active';
     k := agentauth._fhir_string(resource OPERATOR(pg_catalog.->) 'id', '$.id');
-    IF k IS NOT NULL AND k !~ '^[A-Za-z0-9\-\.]{1,64}$' THEN
+    IF k IS NOT NULL AND k !~ E'^[A-Za-z0-9\\-\\.]{1,64}$' THEN
         PERFORM agentauth._fhir_fail('$.id', 'not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "-" and ".")');
     END IF;
     IF k IS NULL AND NOT active THEN
@@ -1077,7 +1077,7 @@ BEGIN
     IF s IS NULL THEN
         RETURN NULL;
     END IF;
-    IF s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
+    IF s !~ E'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
         PERFORM agentauth._fhir_fail('$.meta.lastUpdated', pg_catalog.format('"%s" is not a FHIR instant', s),
             'Write YYYY-MM-DDThh:mm:ss with a zone (Z or +hh:mm).');
     END IF;

@@ -89,7 +89,7 @@ BEGIN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference', 'expected a Reference');
         END IF;
         ref := agentauth._fhir_string(e OPERATOR(pg_catalog.#>) '{reference,reference}', p OPERATOR(pg_catalog.||) '.reference.reference', true);
-        m := pg_catalog.regexp_match(ref, '^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-\.]{1,64}(?:/_history/[A-Za-z0-9\-\.]{1,64})?$');
+        m := pg_catalog.regexp_match(ref, E'^(?:.*/)?([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\\-\\.]{1,64}(?:/_history/[A-Za-z0-9\\-\\.]{1,64})?$');
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.reference.reference',
                 pg_catalog.format('"%s" is not a reference to a resource (Type/id)', ref));

@@ -105,8 +105,8 @@ BEGIN
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
-        IF msg OPERATOR(pg_catalog.~) ' at \$' THEN
-            msg := pg_catalog.regexp_replace(msg, ' at \$(\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) '\1');
+        IF msg OPERATOR(pg_catalog.~) E' at \\$' THEN
+            msg := pg_catalog.regexp_replace(msg, E' at \\$(\\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) E'\\1');
         ELSE
             msg := 'cannot import FHIR Consent: ' OPERATOR(pg_catalog.||) msg
                    OPERATOR(pg_catalog.||) ' at ' OPERATOR(pg_catalog.||) prefix;
@@ -208,7 +208,7 @@ BEGIN
         -- name that server's patients and parties, not this site's (1.1:
         -- taken as local)
         url := e OPERATOR(pg_catalog.->>) 'fullUrl';
-        IF url ~* '^[a-z][a-z0-9+.\-]*://'
+        IF url ~* E'^[a-z][a-z0-9+.\\-]*://'
            AND (base IS NULL OR pg_catalog.left(url, pg_catalog.length(base)) OPERATOR(pg_catalog.<>) base) THEN
             PERFORM agentauth._fhir_fail(p OPERATOR(pg_catalog.||) '.fullUrl',
                 pg_catalog.format('"%s" is a resource of another server', url),

@@ -184,14 +184,14 @@ DECLARE
 BEGIN
     FOR o IN SELECT p.oid::pg_catalog.regprocedure AS f FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
-                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+                AND p.proname OPERATOR(pg_catalog.~~) E'\\_%'
                 AND pg_catalog.obj_description(p.oid, 'pg_proc') IS NULL LOOP
         EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', o.f,
                                   'agentauth internal: not part of the interface');
     END LOOP;
     FOR o IN SELECT t.oid::pg_catalog.regtype AS t FROM pg_catalog.pg_type t
               WHERE t.typnamespace OPERATOR(pg_catalog.=) 'agentauth'::pg_catalog.regnamespace
-                AND t.typname OPERATOR(pg_catalog.~~) '\_%' AND t.typtype OPERATOR(pg_catalog.=) 'c'
+                AND t.typname OPERATOR(pg_catalog.~~) E'\\_%' AND t.typtype OPERATOR(pg_catalog.=) 'c'
                 AND pg_catalog.obj_description(t.oid, 'pg_type') IS NULL LOOP
         EXECUTE pg_catalog.format('COMMENT ON TYPE %s IS %L', o.t,
                                   'agentauth internal: not part of the interface');
