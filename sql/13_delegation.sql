@@ -227,3 +227,16 @@ SELECT agentauth.begin_session(:'parent_secret4') IS NOT NULL AS began;
 SELECT del_try(format($$SELECT agentauth.delegate_token(%L, ttl => '1000 mon -30000 days 30 seconds')$$, :'grandchild'));
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
+
+-- Lengths are compared in seconds, a day as 24 hours, and a length in
+-- days that the clock would make longer -- a daylight-saving change on
+-- the way, here a time zone whose 24-hour change ends within the next
+-- day (on any date but December 31, UTC) -- is refused: a '1 day'
+-- maximum made a 48-hour token (1.1, found by review)
+SELECT format('AAA+12BBB-12,0/0,%s/12', extract(doy from now() AT TIME ZONE 'UTC')::int) AS tz \gset
+SET ROLE del_issuer;
+SET TimeZone = :'tz';
+SELECT (now() + interval '1 day') - now() > interval '1 day' AS change_ahead,
+       del_try(format($$SELECT agentauth.issue_token(%L, 'TREAT', ttl => '1 day')$$, :'parent')) AS one_day;
+RESET TimeZone;
+RESET ROLE;

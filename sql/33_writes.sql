@@ -281,3 +281,24 @@ COPY reg33_gen (id, mrn, drug) FROM STDIN WITH (FORMAT csv);
 \.
 SELECT event, action, columns FROM agentauth.audit_log
  WHERE seq > :s33p AND relation = 'public.reg33_gen' AND action <> 'read' ORDER BY seq;
+
+-- The log names a relation the same whatever the session's
+-- quote_all_identifiers, and element_access finds it whatever the
+-- auditor's (1.1, found by review: "public"."reg33_dflt", which the
+-- reports never matched)
+SELECT coalesce(max(seq), 0) AS s33q FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg33_agent;
+SET quote_all_identifiers = on;
+SELECT agentauth.begin_session(:'s_med') IS NOT NULL AS began;
+SELECT count(*) FROM reg33_dflt WHERE drug IS NOT NULL;
+SELECT agentauth.end_session();
+RESET quote_all_identifiers;
+RESET SESSION AUTHORIZATION;
+SELECT DISTINCT relation FROM agentauth.audit_log WHERE seq > :s33q AND relation IS NOT NULL;
+SET ROLE agentauth_auditor;
+SET quote_all_identifiers = on;
+SELECT count(*) AS element_reads
+  FROM agentauth.element_access('R33-P1', 'reg33_dflt', 'drug', '-infinity', 'infinity')
+ WHERE seq > :s33q;
+RESET quote_all_identifiers;
+RESET ROLE;

@@ -151,6 +151,8 @@ extern int	aa_pin_search_path(void);
 extern void aa_unpin_search_path(int nest);
 /* a background worker's settings, whatever the database's are */
 extern void aa_worker_pin_settings(void);
+/* schema.relation as the log records it, whatever quote_all_identifiers */
+extern char *aa_qualified_name(const char *nsp, const char *rel);
 
 /*
  * The extension's own queries: SPI connected, as the bootstrap superuser

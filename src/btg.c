@@ -376,7 +376,7 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 				 errmsg("this write needs a clinician's approval"),
 				 errdetail("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
 						   aa_session->name ? aa_session->name : "?",
-						   relname && nspname ? quote_qualified_identifier(nspname, relname) : "?",
+						   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
 						   patient, action),
 				 errhint("A clinician grants one with agentauth.approve_action().")));
 	}

@@ -84,7 +84,7 @@ relation_name(Oid relid, char *out)
 	char	   *nsp = isAnyTempNamespace(nspid) ? "pg_temp" : get_namespace_name(nspid);
 	char	   *rel = get_rel_name(relid);
 
-	strlcpy(out, quote_qualified_identifier(nsp ? nsp : "?", rel ? rel : "?"),
+	strlcpy(out, aa_qualified_name(nsp ? nsp : "?", rel ? rel : "?"),
 			AA_DERIVED_NAME_LEN);
 }
 

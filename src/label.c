@@ -356,7 +356,7 @@ load_protected_rel(Oid relid)
 	oldcxt = MemoryContextSwitchTo(label_cxt);
 	rel = palloc0(sizeof(AAProtectedRel));
 	rel->relid = relid;
-	rel->relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	rel->relname = aa_qualified_name(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid));
 	rel->relkind = relkind;
 	if (table_label != NULL)
@@ -583,7 +583,7 @@ audit_relabel(Oid relid, int32 subid, const char *label)
 	StringInfoData detail;
 	char	   *relname;
 
-	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	relname = aa_qualified_name(get_namespace_name(get_rel_namespace(relid)),
 										 get_rel_name(relid));
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, "{\"via\": \"security label\", ");

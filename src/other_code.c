@@ -458,7 +458,7 @@ aa_other_code_plan(Query *parse)
 		return false;
 	if (aa_session == NULL)
 		return true;
-	refuse(w.what, quote_qualified_identifier(get_namespace_name(get_rel_namespace(w.found)),
+	refuse(w.what, aa_qualified_name(get_namespace_name(get_rel_namespace(w.found)),
 											  get_rel_name(w.found)),
 		   strcmp(w.what, "view") == 0 ? "view" : "policy", w.found_owner);
 }

@@ -85,7 +85,7 @@ qualified_name(Oid relid)
 
 	if (name == NULL || nsp == NULL)
 		return psprintf("%u", relid);
-	return quote_qualified_identifier(nsp, name);
+	return aa_qualified_name(nsp, name);
 }
 
 /* walk the live columns of a relation by attnum */

@@ -191,6 +191,32 @@ aa_unpin_search_path(int nest)
 }
 
 /*
+ * A relation's name as the audit log records it: schema-qualified, each
+ * part quoted only where SQL needs it -- whatever the session's
+ * quote_all_identifiers (1.1, found by review: an agent's SET
+ * quote_all_identifiers = on recorded "clinic"."labs", which the reports
+ * that look a table up by name never matched).
+ */
+char *
+aa_qualified_name(const char *nsp, const char *rel)
+{
+	bool		save = quote_all_identifiers;
+	char	   *volatile name = NULL;
+
+	quote_all_identifiers = false;
+	PG_TRY();
+	{
+		name = quote_qualified_identifier(nsp, rel);
+	}
+	PG_FINALLY();
+	{
+		quote_all_identifiers = save;
+	}
+	PG_END_TRY();
+	return name;
+}
+
+/*
  * A background worker's settings, whatever ALTER DATABASE ... SET (which
  * the database's owner may run) or the server's configuration gave the
  * database: the worker's queries run as the bootstrap superuser, and what
@@ -221,6 +247,8 @@ aa_worker_pin_settings(void)
 		{"IntervalStyle", "postgres"},
 		{"TimeZone", "UTC"},
 		{"bytea_output", "hex"},
+		{"quote_all_identifiers", "off"},
+		{"exit_on_error", "off"},
 	};
 
 	for (int i = 0; i < lengthof(pinned); i++)

@@ -262,9 +262,12 @@ REVOKE ALL ON FUNCTION agentauth._check_name(text) FROM PUBLIC;
 -- while the callers add the interval to the clock in calendar months, so
 -- '1000 mon -30000 days 30 seconds' passed as 30 seconds and lasted 436
 -- days (1.1, found by review: a delegated token outlived its parent, an
--- override its 24 hours).  What is compared is instants, as the callers add
--- it to the clock in the session's time zone: a day across a
--- daylight-saving change is 23 or 25 hours.  VOLATILE: it reads the clock.
+-- override its 24 hours).  Lengths are compared in seconds, a day as 24
+-- hours; and a length in days that the clock, in the session's time zone,
+-- would make 23 or 25 hours (a daylight-saving change on the way) is
+-- refused too: the callers add it to the clock as given (a review made a
+-- '1 day' maximum a 48-hour token with a time zone of its own).
+-- VOLATILE: it reads the clock.
 CREATE FUNCTION agentauth._check_ttl(ttl interval, what text, max interval, max_what text)
 RETURNS interval
 LANGUAGE plpgsql VOLATILE PARALLEL SAFE
@@ -272,6 +275,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t timestamptz := pg_catalog.clock_timestamp();
+    secs numeric;
 BEGIN
     IF ttl IS NULL THEN
         RAISE EXCEPTION '% must not be null', what USING ERRCODE = '22004';
@@ -281,10 +285,17 @@ BEGIN
             DETAIL = pg_catalog.format('%s was %s; a month''s length depends on the date.', what, ttl),
             HINT = 'Give it in days, hours, minutes or seconds.';
     END IF;
-    IF t + ttl <= t THEN
+    secs := EXTRACT(epoch FROM ttl);
+    IF secs <= 0 THEN
         RAISE EXCEPTION '% must be positive', what USING ERRCODE = '22023';
     END IF;
-    IF t + ttl > t + max THEN
+    IF EXTRACT(epoch FROM t + ttl) - EXTRACT(epoch FROM t) <> secs THEN
+        RAISE EXCEPTION '% crosses a daylight-saving change', what USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s was %s, which from now in time zone %s lasts %s.',
+                                       what, ttl, pg_catalog.current_setting('TimeZone'), (t + ttl) - t),
+            HINT = 'Give it in hours.';
+    END IF;
+    IF secs > EXTRACT(epoch FROM max) THEN
         RAISE EXCEPTION '% exceeds %', what, max_what USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('%s was %s; the limit is %s.', what, ttl, max);
     END IF;

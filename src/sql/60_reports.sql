@@ -180,10 +180,13 @@ GRANT EXECUTE ON FUNCTION agentauth.export_audit(bigint) TO agentauth_auditor;
 CREATE INDEX audit_log_principal_idx ON agentauth.audit_record (principal, logged_at);
 
 -- The relation of a regclass as the audit log names it: schema-qualified,
--- each part quoted only where SQL needs it.
+-- each part quoted only where SQL needs it, whatever the caller's
+-- quote_all_identifiers (1.1, found by review: an auditor's setting made
+-- element_access miss every record).
 CREATE FUNCTION agentauth._relation_name(tbl regclass) RETURNS text
     LANGUAGE sql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
+    SET quote_all_identifiers = off
     AS $$
     SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
            OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
