@@ -337,10 +337,8 @@ BEGIN
             v_now, v_expires, v_uses, v_uses, v_purposes)
     RETURNING id INTO v_id;
 
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_rel
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) v_tbl;
+    -- as the log names it, whatever the caller's quote_all_identifiers (1.1)
+    v_rel := agentauth._relation_name(v_tbl);
     PERFORM agentauth._btg_audit('approval_granted', v_patient, v_rel, v_action,
         pg_catalog.jsonb_build_object('approval', v_id),
         pg_catalog.jsonb_build_object('approval', v_id, 'agent', v_agent,
@@ -654,7 +652,7 @@ BEGIN
         pg_catalog.jsonb_build_object('protected_schema', rel.nspname,
                                       'column_classes', added,
                                       'reclassified', true),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
     RETURN true;
 END
 $$;
@@ -1144,7 +1142,7 @@ BEGIN
             PERFORM agentauth._set_label(part.relid, col.attname, NULL);
         END LOOP;
         PERFORM agentauth._audit('table_unprotected',
-            pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', tbl::text),
+            pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', agentauth._relation_name(tbl)),
             NULL, NULL, NULL, part.relid::text);
     END LOOP;
     FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
@@ -1391,7 +1389,7 @@ BEGIN
         pg_catalog.jsonb_build_object('patient_column', patient_column,
                                       'column_classes', classes,
                                       'reclassified', old_label IS NOT NULL),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 
@@ -1441,7 +1439,7 @@ BEGIN
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
     PERFORM agentauth._audit('table_unprotected',
-        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
+        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 
@@ -1483,7 +1481,7 @@ BEGIN
     PERFORM agentauth._protect_partitions(tbl);
     PERFORM agentauth._audit('table_protected',
         pg_catalog.jsonb_build_object('require_approval', coalesce(acts, '{}'::text[])),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 

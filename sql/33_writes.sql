@@ -302,3 +302,10 @@ SELECT count(*) AS element_reads
  WHERE seq > :s33q;
 RESET quote_all_identifiers;
 RESET ROLE;
+-- and the administrative records: a table protected by an admin whose
+-- session has quote_all_identifiers on (1.1)
+SET quote_all_identifiers = on;
+CREATE TABLE reg33_q (id int PRIMARY KEY, patient_id text NOT NULL);
+SELECT agentauth.protect_table('reg33_q', 'patient_id', '{"id": "non_phi"}');
+RESET quote_all_identifiers;
+SELECT event, relation FROM agentauth.audit_log WHERE event = 'table_protected' AND relation LIKE '%reg33_q%';

@@ -241,7 +241,7 @@ BEGIN
         pg_catalog.jsonb_build_object('patient_column', patient_column,
                                       'column_classes', classes,
                                       'reclassified', old_label IS NOT NULL),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth.protect_table(regclass, name, jsonb, text) FROM PUBLIC;
@@ -294,7 +294,7 @@ BEGIN
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_write ON %s', tbl);
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS agentauth_replicated_truncate ON %s', tbl);
     PERFORM agentauth._audit('table_unprotected',
-        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, tbl::text);
+        pg_catalog.jsonb_build_object('reason', reason), NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth.unprotect_table(regclass, text) FROM PUBLIC;
@@ -339,7 +339,7 @@ BEGIN
     PERFORM agentauth._protect_partitions(tbl);
     PERFORM agentauth._audit('table_protected',
         pg_catalog.jsonb_build_object('require_approval', coalesce(acts, '{}'::text[])),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth.require_approval(regclass, text[]) FROM PUBLIC;

@@ -71,7 +71,7 @@ BEGIN
             PERFORM agentauth._set_label(part.relid, col.attname, NULL);
         END LOOP;
         PERFORM agentauth._audit('table_unprotected',
-            pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', tbl::text),
+            pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', agentauth._relation_name(tbl)),
             NULL, NULL, NULL, part.relid::text);
     END LOOP;
     FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t

@@ -137,7 +137,7 @@ BEGIN
         pg_catalog.jsonb_build_object('protected_schema', rel.nspname,
                                       'column_classes', added,
                                       'reclassified', true),
-        NULL, NULL, NULL, tbl::text);
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
     RETURN true;
 END
 $$;

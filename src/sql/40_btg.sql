@@ -473,10 +473,8 @@ BEGIN
             v_now, v_expires, v_uses, v_uses, v_purposes)
     RETURNING id INTO v_id;
 
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO v_rel
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) v_tbl;
+    -- as the log names it, whatever the caller's quote_all_identifiers (1.1)
+    v_rel := agentauth._relation_name(v_tbl);
     PERFORM agentauth._btg_audit('approval_granted', v_patient, v_rel, v_action,
         pg_catalog.jsonb_build_object('approval', v_id),
         pg_catalog.jsonb_build_object('approval', v_id, 'agent', v_agent,
