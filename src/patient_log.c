@@ -505,10 +505,10 @@ put_entries(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum patient,
 		values[AA_COL_PURPOSE] = purpose;
 		nulls[AA_COL_PURPOSE] = purpose_null;
 
-		values[AA_COL_ROW_COUNT] = u.row_counts == NULL ? (Datum) 0 :
-			element_at(u.row_counts, o, &call->row_count, &nulls[AA_COL_ROW_COUNT]);
-		if (u.row_counts == NULL)
-			nulls[AA_COL_ROW_COUNT] = true;
+		nulls[AA_COL_ROW_COUNT] = true;
+		if (u.row_counts != NULL)
+			values[AA_COL_ROW_COUNT] = element_at(u.row_counts, o, &call->row_count,
+												  &nulls[AA_COL_ROW_COUNT]);
 
 		/* a consent's id stands for its authority; else the entry's own */
 		if (u.consents != NULL)

@@ -71,8 +71,15 @@ mark_unnamed(Relation rel, List *tlist, Bitmapset **cols)
 	}
 }
 
-static void
-plan_query(Query *q)
+/*
+ * At planning: a column that an INSERT (or a MERGE's INSERT) into a
+ * protected table sets other than to NULL or the table's own default is an
+ * inserted column, named or not -- a view's default.  In a session or not:
+ * a plan made before a session began is executed in it.  (The view's owner
+ * is then also asked for INSERT on it, as for a named one.)
+ */
+void
+aa_written_plan(Query *q)
 {
 	RangeTblEntry *rte;
 	Bitmapset **cols;
@@ -84,7 +91,7 @@ plan_query(Query *q)
 		CommonTableExpr *cte = lfirst(lc);
 
 		if (IsA(cte->ctequery, Query))
-			plan_query((Query *) cte->ctequery);
+			aa_written_plan((Query *) cte->ctequery);
 	}
 	if ((q->commandType != CMD_INSERT && q->commandType != CMD_MERGE) ||
 		q->resultRelation <= 0)
@@ -114,18 +121,6 @@ plan_query(Query *q)
 	relation_close(rel, NoLock);
 }
 
-/*
- * At planning: a column that an INSERT (or a MERGE's INSERT) into a
- * protected table sets other than to NULL or the table's own default is an
- * inserted column, named or not -- a view's default.  In a session or not:
- * a plan made before a session began is executed in it.  (The view's owner
- * is then also asked for INSERT on it, as for a named one.)
- */
-void
-aa_written_plan(Query *parse)
-{
-	plan_query(parse);
-}
 
 /*
  * A partition's own stored generated columns, where its partitioned parent
