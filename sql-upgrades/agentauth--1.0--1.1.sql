@@ -911,7 +911,7 @@ BEGIN
         pg_catalog.jsonb_build_object('consent', id, 'decision', decision,
             'purposes', purposes, 'data_classes', data_classes, 'actions', actions,
             'grantee_agent', grantee_agent, 'grantee_owner', grantee_owner,
-            'valid', valid::text, 'source', source),
+            'valid', agentauth._detail_text(valid), 'source', source),
         NULL, NULL, patient, NULL);
     RETURN id;
 END
@@ -1143,7 +1143,7 @@ BEGIN
         END LOOP;
         PERFORM agentauth._audit('table_unprotected',
             pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', agentauth._relation_name(tbl)),
-            NULL, NULL, NULL, part.relid::text);
+            NULL, NULL, NULL, agentauth._relation_name(part.relid));
     END LOOP;
     FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
                  WHERE t.level OPERATOR(pg_catalog.>) 0 ORDER BY t.level, t.relid LOOP
@@ -5678,3 +5678,124 @@ BEGIN
     END LOOP;
 END
 $revoke$;
+
+-- A period or a length as a record's detail states it, the same whatever
+-- the caller's DateStyle, IntervalStyle, TimeZone and quote_all_identifiers
+-- (1.1): ISO dates in UTC, intervals in PostgreSQL's own style, role names
+-- quoted only where SQL needs it.  Under DateStyle = 'SQL, DMY' a
+-- consent from 7 December was recorded as "07/12/2026", which a reader in
+-- MDY takes for 12 July.
+CREATE FUNCTION agentauth._detail_text(r tstzrange) RETURNS text
+    LANGUAGE sql STABLE
+    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
+    AS $$ SELECT r::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(tstzrange) FROM PUBLIC;
+CREATE FUNCTION agentauth._detail_text(i interval) RETURNS text
+    LANGUAGE sql STABLE
+    SET IntervalStyle = 'postgres'
+    AS $$ SELECT i::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(interval) FROM PUBLIC;
+CREATE FUNCTION agentauth._detail_text(r regrole) RETURNS text
+    LANGUAGE sql STABLE
+    SET quote_all_identifiers = off
+    AS $$ SELECT r::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(regrole) FROM PUBLIC;
+-- (1.1) The registrations' records state the role and the token lifetime
+-- so too (1.0 wrote them in the caller's IntervalStyle and
+-- quote_all_identifiers).
+CREATE OR REPLACE FUNCTION agentauth.register_agent(
+    name            text,
+    db_role         regrole,
+    owner           text,
+    purposes        text[],
+    scopes          text[],
+    max_token_ttl   interval DEFAULT '5 minutes',
+    can_break_glass boolean  DEFAULT false,
+    can_delegate    boolean  DEFAULT false,
+    description     text     DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id uuid;
+    v_role oid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    PERFORM agentauth._check_name(name);
+    v_role := agentauth._check_role(db_role);
+    PERFORM agentauth._check_text(owner, 'owner', true, 4000);
+    purposes := agentauth._check_purposes(purposes);
+    scopes := agentauth._check_scopes(scopes, true);
+    PERFORM agentauth._check_ttl(max_token_ttl, 'max_token_ttl', interval '24 hours', '24 hours');
+    IF can_break_glass IS NULL THEN
+        RAISE EXCEPTION 'can_break_glass must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF can_delegate IS NULL THEN
+        RAISE EXCEPTION 'can_delegate must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(description, 'description', false, 4000);
+
+    INSERT INTO agentauth.principal (kind, name, db_role, owner, purposes, scopes,
+                                     max_token_ttl, can_break_glass, can_delegate,
+                                     description, registered_by)
+    VALUES ('agent', name, v_role, owner, purposes, scopes, max_token_ttl,
+            can_break_glass, can_delegate, description, session_user)
+    RETURNING id INTO v_id;
+
+    PERFORM agentauth._audit('principal_registered',
+        pg_catalog.jsonb_build_object('kind', 'agent', 'name', name,
+            'db_role', agentauth._detail_text(db_role), 'owner', owner, 'purposes', purposes,
+            'scopes', scopes, 'max_token_ttl', agentauth._detail_text(max_token_ttl),
+            'can_break_glass', can_break_glass, 'can_delegate', can_delegate),
+        v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION agentauth.register_human(
+    name text, db_role regrole, purposes text[], scopes text[],
+    can_break_glass boolean DEFAULT false,
+    can_approve     boolean DEFAULT false)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id uuid;
+    v_role oid;
+BEGIN
+    PERFORM agentauth._require_role('agentauth_admin');
+    PERFORM agentauth._check_name(name);
+    v_role := agentauth._check_role(db_role);
+    purposes := agentauth._check_purposes(purposes);
+    scopes := agentauth._check_scopes(scopes, true);
+    IF can_break_glass IS NULL THEN
+        RAISE EXCEPTION 'can_break_glass must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF can_approve IS NULL THEN
+        RAISE EXCEPTION 'can_approve must not be null' USING ERRCODE = '22004';
+    END IF;
+
+    INSERT INTO agentauth.principal (kind, name, db_role, purposes, scopes,
+                                     can_break_glass, can_approve, registered_by)
+    VALUES ('human', name, v_role, purposes, scopes, can_break_glass, can_approve,
+            session_user)
+    RETURNING id INTO v_id;
+
+    PERFORM agentauth._audit('principal_registered',
+        pg_catalog.jsonb_build_object('kind', 'human', 'name', name,
+            'db_role', agentauth._detail_text(db_role), 'purposes', purposes, 'scopes', scopes,
+            'can_break_glass', can_break_glass, 'can_approve', can_approve),
+        v_id);
+    PERFORM agentauth._bump_generation();
+    RETURN v_id;
+END
+$$;
+-- (1.1) An alert rule's change is recorded with its window and times the
+-- same whatever the caller's settings.
+ALTER FUNCTION agentauth._alert_rule_audit()
+    SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC';
+COMMENT ON FUNCTION agentauth._detail_text(tstzrange) IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._detail_text(interval) IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._detail_text(regrole) IS 'agentauth internal: not part of the interface';

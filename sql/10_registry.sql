@@ -157,3 +157,22 @@ SELECT event, principal_name IS NULL AS no_session_name, detail->>'name' AS name
  WHERE event IN ('principal_registered', 'principal_status')
    AND detail->>'name' LIKE 'reg-%'
  ORDER BY seq;
+
+-- A registration's record states the role and the token lifetime the same
+-- whatever the caller's settings (1.1: IntervalStyle and
+-- quote_all_identifiers changed them)
+CREATE ROLE reg_style_agent LOGIN;
+CREATE ROLE reg_style_human LOGIN;
+SET ROLE reg_admin;
+SET IntervalStyle = 'iso_8601';
+SET quote_all_identifiers = on;
+SELECT agentauth.register_agent('reg-style-agent', 'reg_style_agent', 'ops', '{TREAT}', '{lab:read}',
+                                max_token_ttl => '90 minutes') IS NOT NULL AS registered;
+SELECT agentauth.register_human('reg-style-human', 'reg_style_human', '{TREAT}', '{lab:read}') IS NOT NULL AS registered;
+RESET IntervalStyle;
+RESET quote_all_identifiers;
+RESET ROLE;
+SELECT detail->>'name' AS name, detail->>'db_role' AS db_role, detail->>'max_token_ttl' AS max_token_ttl
+  FROM agentauth.audit_log
+ WHERE event = 'principal_registered' AND detail->>'name' LIKE 'reg-style-%'
+ ORDER BY seq;

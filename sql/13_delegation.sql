@@ -231,9 +231,15 @@ RESET SESSION AUTHORIZATION;
 -- Lengths are compared in seconds, a day as 24 hours, and a length in
 -- days that the clock would make longer -- a daylight-saving change on
 -- the way, here a time zone whose 24-hour change ends within the next
--- day (on any date but December 31, UTC) -- is refused: a '1 day'
--- maximum made a 48-hour token (1.1, found by review)
-SELECT format('AAA+12BBB-12,0/0,%s/12', extract(doy from now() AT TIME ZONE 'UTC')::int) AS tz \gset
+-- day -- is refused: a '1 day' maximum made a 48-hour token (1.1, found
+-- by review).  The zone's summer time ends at 00:00 UTC tomorrow (day n
+-- of the rule counts from 0); on December 31, when that is next year's
+-- first day, it runs across the new year instead, ending at 00:00 UTC on
+-- January 1
+SELECT CASE WHEN to_char(now() AT TIME ZONE 'UTC', 'MM-DD') = '12-31'
+            THEN 'AAA+12BBB-12,363/0,0/12'
+            ELSE format('AAA+12BBB-12,0/0,%s/12', extract(doy from now() AT TIME ZONE 'UTC')::int)
+       END AS tz \gset
 SET ROLE del_issuer;
 SET TimeZone = :'tz';
 SELECT (now() + interval '1 day') - now() > interval '1 day' AS change_ahead,

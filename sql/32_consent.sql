@@ -179,6 +179,20 @@ SELECT event, patient, detail->>'decision' AS decision, detail->>'reason' AS rea
  WHERE event IN ('consent_recorded', 'consent_withdrawn', 'default_changed')
    AND seq > :seq0 ORDER BY seq;
 
+-- A consent's period is recorded in ISO dates, in UTC, whatever the
+-- caller's DateStyle and TimeZone (1.1: under 'SQL, DMY' a consent from
+-- 7 December was recorded as "07/12/2026", July to a reader in MDY)
+SET ROLE reg32_desk;
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'America/New_York';
+SELECT agentauth.record_consent('R32-DS', 'permit', '{TREAT}',
+    valid => tstzrange('2026-12-07 08:00:00+00', '2027-01-31 23:30:00+00')) IS NOT NULL AS recorded;
+RESET DateStyle;
+RESET TimeZone;
+RESET ROLE;
+SELECT detail->>'valid' AS valid FROM agentauth.audit_log
+ WHERE event = 'consent_recorded' AND patient = 'R32-DS';
+
 -- A deny that names an agent binds the agents it delegates to (1.1):
 -- through its delegate it would read what the patient refused it.  A
 -- permit that names it does not reach them.

@@ -78,6 +78,20 @@ SELECT detail->>'operation' AS operation, db_role,
  WHERE event = 'alert_rule_changed' AND (detail->>'rule')::int = :rule_tmp
  ORDER BY seq;
 
+-- the rule's window is recorded the same whatever the caller's
+-- IntervalStyle (1.1: 'sql_standard' wrote '1:00:00')
+SET ROLE reg70_admin;
+SET IntervalStyle = 'sql_standard';
+INSERT INTO agentauth.alert_rule (event, threshold, per, action)
+VALUES ('token_issued', 1000, '1 hour', 'notify') RETURNING id AS rule_style \gset
+DELETE FROM agentauth.alert_rule WHERE id = :rule_style;
+RESET IntervalStyle;
+RESET ROLE;
+SELECT detail->>'operation' AS operation, detail->'new'->>'per' AS new_per, detail->'old'->>'per' AS old_per
+  FROM agentauth.audit_log
+ WHERE event = 'alert_rule_changed' AND (detail->>'rule')::int = :rule_style
+ ORDER BY seq;
+
 -- who may read and change the rules and the alerts
 SET ROLE reg70_auditor;
 SELECT count(*) > 0 AS auditor_reads_rules FROM agentauth.alert_rule;

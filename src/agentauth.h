@@ -153,6 +153,7 @@ extern void aa_unpin_search_path(int nest);
 extern void aa_worker_pin_settings(void);
 /* schema.relation as the log records it, whatever quote_all_identifiers */
 extern char *aa_qualified_name(const char *nsp, const char *rel);
+extern char *aa_utc_text(TimestampTz t);
 
 /*
  * The extension's own queries: SPI connected, as the bootstrap superuser

@@ -633,7 +633,7 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 	appendStringInfo(&detail,
 					 "{\"before\": \"%s\", \"removed\": " INT64_FORMAT
 					 ", \"cut_seq\": " INT64_FORMAT ", \"cut_hash\": \"%s\"}",
-					 timestamptz_to_str(before), removed, cut_seq, cut_hex);
+					 aa_utc_text(before), removed, cut_seq, cut_hex);
 	memset(&rec, 0, sizeof(rec));
 	rec.event = "audit_purged";
 	rec.relation = "agentauth.audit_log";

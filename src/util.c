@@ -217,6 +217,21 @@ aa_qualified_name(const char *nsp, const char *rel)
 }
 
 /*
+ * An instant as a record states it: ISO 8601 in UTC ("2026-12-07T08:00:00
+ * +00:00" without the space), whatever the session's DateStyle and
+ * TimeZone (1.1: purge_audit's record wrote its "before" in the caller's
+ * DateStyle, where "07/12/2026" is July to one reader and December to
+ * another).
+ */
+char *
+aa_utc_text(TimestampTz t)
+{
+	static const int utc = 0;
+
+	return JsonEncodeDateTime(NULL, TimestampTzGetDatum(t), TIMESTAMPTZOID, &utc);
+}
+
+/*
  * A background worker's settings, whatever ALTER DATABASE ... SET (which
  * the database's owner may run) or the server's configuration gave the
  * database: the worker's queries run as the bootstrap superuser, and what

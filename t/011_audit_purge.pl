@@ -54,7 +54,10 @@ is(sq('SELECT count(*) FROM agentauth.audit_log'), $old_count + 3, 'nothing remo
 
 # the purge, once the cut is older than the retention
 sleep 3;
-is(sq("SET ROLE t11_officer; SELECT agentauth.purge_audit('$cut_time')"), $old_count,
+# (under a DateStyle and TimeZone of its own: the record states the cut in
+# ISO 8601, UTC, whatever they are)
+is(sq("SET ROLE t11_officer; SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata';
+       SELECT agentauth.purge_audit('$cut_time')"), $old_count,
 	'the records logged before the cut are removed');
 is(sq('SELECT min(seq) FROM agentauth.audit_log'), $first_new, 'the log now starts at the cut');
 # the audit feed's next batch (_log_next) from a seq the purge removed:
@@ -69,6 +72,10 @@ is(sq("SELECT (detail->>'cut_seq')::bigint || ' ' || (detail->>'cut_hash') || ' 
 	'audit_purged records the cut and the hash of the record before it');
 is(sq("SELECT db_role FROM agentauth.audit_log WHERE event = 'audit_purged'"), 'postgres',
 	'audit_purged names who purged');
+my $cut_text = sq("SELECT detail->>'before' FROM agentauth.audit_log WHERE event = 'audit_purged'");
+like($cut_text, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/,
+	'audit_purged states its cut in ISO 8601, UTC, whatever the caller\'s DateStyle and TimeZone');
+is(sq("SELECT '$cut_text'::timestamptz = '$cut_time'::timestamptz"), 't', '... the very instant');
 
 # verification continues from the anchor, whatever from_seq below the cut
 my $n = sq('SELECT count(*) FROM agentauth.audit_log');

@@ -39,3 +39,25 @@ CREATE FUNCTION agentauth._audit(event text, detail jsonb DEFAULT NULL,
                                  patient text DEFAULT NULL, relation text DEFAULT NULL)
     RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'aa_audit_sql';
 REVOKE ALL ON FUNCTION agentauth._audit(text, jsonb, uuid, uuid, text, text) FROM PUBLIC;
+
+-- A period or a length as a record's detail states it, the same whatever
+-- the caller's DateStyle, IntervalStyle, TimeZone and quote_all_identifiers
+-- (1.1): ISO dates in UTC, intervals in PostgreSQL's own style, role names
+-- quoted only where SQL needs it.  Under DateStyle = 'SQL, DMY' a
+-- consent from 7 December was recorded as "07/12/2026", which a reader in
+-- MDY takes for 12 July.
+CREATE FUNCTION agentauth._detail_text(r tstzrange) RETURNS text
+    LANGUAGE sql STABLE
+    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
+    AS $$ SELECT r::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(tstzrange) FROM PUBLIC;
+CREATE FUNCTION agentauth._detail_text(i interval) RETURNS text
+    LANGUAGE sql STABLE
+    SET IntervalStyle = 'postgres'
+    AS $$ SELECT i::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(interval) FROM PUBLIC;
+CREATE FUNCTION agentauth._detail_text(r regrole) RETURNS text
+    LANGUAGE sql STABLE
+    SET quote_all_identifiers = off
+    AS $$ SELECT r::pg_catalog.text $$;
+REVOKE ALL ON FUNCTION agentauth._detail_text(regrole) FROM PUBLIC;

@@ -351,8 +351,8 @@ BEGIN
 
     PERFORM agentauth._audit('principal_registered',
         pg_catalog.jsonb_build_object('kind', 'agent', 'name', name,
-            'db_role', db_role::text, 'owner', owner, 'purposes', purposes,
-            'scopes', scopes, 'max_token_ttl', max_token_ttl::text,
+            'db_role', agentauth._detail_text(db_role), 'owner', owner, 'purposes', purposes,
+            'scopes', scopes, 'max_token_ttl', agentauth._detail_text(max_token_ttl),
             'can_break_glass', can_break_glass, 'can_delegate', can_delegate),
         v_id);
     PERFORM agentauth._bump_generation();
@@ -395,7 +395,7 @@ BEGIN
 
     PERFORM agentauth._audit('principal_registered',
         pg_catalog.jsonb_build_object('kind', 'human', 'name', name,
-            'db_role', db_role::text, 'purposes', purposes, 'scopes', scopes,
+            'db_role', agentauth._detail_text(db_role), 'purposes', purposes, 'scopes', scopes,
             'can_break_glass', can_break_glass, 'can_approve', can_approve),
         v_id);
     PERFORM agentauth._bump_generation();

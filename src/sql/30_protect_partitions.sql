@@ -72,7 +72,7 @@ BEGIN
         END LOOP;
         PERFORM agentauth._audit('table_unprotected',
             pg_catalog.jsonb_build_object('reason', reason, 'via', 'partition', 'parent', agentauth._relation_name(tbl)),
-            NULL, NULL, NULL, part.relid::text);
+            NULL, NULL, NULL, agentauth._relation_name(part.relid));
     END LOOP;
     FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
                  WHERE t.level OPERATOR(pg_catalog.>) 0 ORDER BY t.level, t.relid LOOP

@@ -140,7 +140,7 @@ BEGIN
         pg_catalog.jsonb_build_object('consent', id, 'decision', decision,
             'purposes', purposes, 'data_classes', data_classes, 'actions', actions,
             'grantee_agent', grantee_agent, 'grantee_owner', grantee_owner,
-            'valid', valid::text, 'source', source),
+            'valid', agentauth._detail_text(valid), 'source', source),
         NULL, NULL, patient, NULL);
     RETURN id;
 END

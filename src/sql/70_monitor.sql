@@ -117,6 +117,7 @@ REVOKE ALL ON FUNCTION agentauth._alert_rules_changed() FROM PUBLIC;
 CREATE FUNCTION agentauth._alert_rule_audit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
 AS $$
 BEGIN
     PERFORM agentauth._audit('alert_rule_changed',
