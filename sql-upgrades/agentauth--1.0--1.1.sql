@@ -383,7 +383,7 @@ BEGIN
     IF required IS NULL THEN
         RAISE EXCEPTION 'required must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
     END IF;
@@ -4748,7 +4748,10 @@ BEGIN
     IF agent IS NULL THEN
         RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO p FROM agentauth.principal pr WHERE pr.id = $1 FOR SHARE;
+    -- (1.1) FOR KEY SHARE: enough to keep the row (a token's validity
+    -- is checked against its agent's status at every use), and it never
+    -- makes a suspension wait (set_principal_status)
+    SELECT * INTO p FROM agentauth.principal pr WHERE pr.id = $1 FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
     END IF;
@@ -4846,7 +4849,11 @@ BEGIN
     END IF;
     PERFORM agentauth._check_text(reason, 'reason', true, 4000);
 
-    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR UPDATE;
+    -- (1.1) FOR NO KEY UPDATE, here and below: a FOR KEY SHARE lock an
+    -- agent's transaction holds (a token it delegates, a row it inserts
+    -- that refers to the principal) must not make a suspension wait; no
+    -- agent's transaction takes a stronger lock on these rows
+    SELECT * INTO p FROM agentauth.principal x WHERE x.id = $1 FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'principal % does not exist', principal USING ERRCODE = '42704';
     END IF;
@@ -4866,18 +4873,23 @@ BEGIN
         SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
             SELECT t.id FROM agentauth.token t
              WHERE (t.agent = $1 OR t.on_behalf_of OPERATOR(pg_catalog.=) p.name)
-               AND t.revoked_at IS NULL FOR UPDATE) t;
+               AND t.revoked_at IS NULL FOR NO KEY UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
         END IF;
         -- the authority that came from the principal ends with it (1.1):
-        -- overrides it broke the glass in or was broken for, and the
-        -- approvals it granted (as end_break_glass ends an override)
+        -- overrides it broke the glass in or was broken for, the approvals
+        -- it granted (as end_break_glass ends an override) and those
+        -- granted to it.  A row another transaction holds (the principal
+        -- ending its own override, an agent using an approval) is passed
+        -- by, not waited for: the override is bound to a session that
+        -- ends now, and an approval is used only while its agent and its
+        -- approver are active and have been since it was granted (btg.c)
         FOR b IN SELECT bg.id, bg.session_id FROM agentauth.break_glass bg
                   WHERE (bg.principal = $1 OR bg.on_behalf_of_principal = $1)
                     AND bg.ended_at IS NULL
                     AND bg.ends_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
-                  FOR UPDATE LOOP
+                  FOR NO KEY UPDATE SKIP LOCKED LOOP
             UPDATE agentauth.break_glass bg
                SET ended_at = pg_catalog.clock_timestamp(), ended_by = 'principal ' || status
              WHERE bg.id = b.id;
@@ -4886,8 +4898,11 @@ BEGIN
         END LOOP;
         WITH x AS (
             UPDATE agentauth.approval ap SET expires_at = pg_catalog.clock_timestamp()
-             WHERE ap.approved_by = $1 AND ap.uses_left OPERATOR(pg_catalog.>) 0
-               AND ap.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+             WHERE ap.id = ANY (ARRAY(
+                   SELECT a.id FROM agentauth.approval a
+                    WHERE (a.approved_by = $1 OR a.agent = $1) AND a.uses_left OPERATOR(pg_catalog.>) 0
+                      AND a.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()
+                      FOR NO KEY UPDATE SKIP LOCKED))
             RETURNING ap.id)
         SELECT coalesce(pg_catalog.array_agg(x.id), '{}') INTO expired FROM x;
     END IF;
@@ -5449,8 +5464,14 @@ DECLARE
     v_expires timestamptz;
 BEGIN
     -- the caller's own, revalidated session token (28000 without one)
+    -- (1.1) FOR KEY SHARE, and the child agent's row below too: a
+    -- stronger lock, held while the agent kept its transaction open, made
+    -- its own revocation and suspension wait (found by review).  A token
+    -- is refused at every use while any token of its chain is revoked or
+    -- its agent is not active, so a revocation that commits meanwhile
+    -- still reaches the child
     SELECT * INTO parent FROM agentauth.token t
-     WHERE t.id = agentauth._session_token() FOR SHARE;
+     WHERE t.id = agentauth._session_token() FOR KEY SHARE;
     v_now := pg_catalog.clock_timestamp();
     IF NOT FOUND OR parent.revoked_at IS NOT NULL OR parent.expires_at <= v_now THEN
         RAISE EXCEPTION 'agentauth session is no longer valid' USING ERRCODE = '28000';
@@ -5468,7 +5489,7 @@ BEGIN
     IF agent IS NULL THEN
         RAISE EXCEPTION 'agent must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO child FROM agentauth.principal p WHERE p.id = $1 FOR SHARE;
+    SELECT * INTO child FROM agentauth.principal p WHERE p.id = $1 FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'agent % does not exist', agent USING ERRCODE = '42704';
     END IF;
@@ -5799,3 +5820,42 @@ ALTER FUNCTION agentauth._alert_rule_audit()
 COMMENT ON FUNCTION agentauth._detail_text(tstzrange) IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._detail_text(interval) IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._detail_text(regrole) IS 'agentauth internal: not part of the interface';
+CREATE OR REPLACE FUNCTION agentauth.revoke_token(token uuid, reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t agentauth.token;
+    revoked uuid[];
+    r uuid;
+BEGIN
+    IF NOT (agentauth._has_role('agentauth_issuer') OR agentauth._has_role('agentauth_admin')) THEN
+        PERFORM agentauth._require_role('agentauth_issuer');
+    END IF;
+    IF token IS NULL THEN
+        RAISE EXCEPTION 'token must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM agentauth._check_text(reason, 'reason', true, 4000);
+
+    SELECT * INTO t FROM agentauth.token x WHERE x.id = $1 FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token % does not exist', token USING ERRCODE = '42704';
+    END IF;
+    -- a second revocation only sweeps up descendants (none can be live)
+    revoked := agentauth._revoke_tree(ARRAY[t.id], reason);
+    IF t.revoked_at IS NOT NULL AND revoked = '{}' THEN
+        RAISE NOTICE 'token was already revoked'
+            USING DETAIL = pg_catalog.format('Token %s was revoked at %s.', t.id, t.revoked_at);
+        RETURN;
+    END IF;
+
+    FOREACH r IN ARRAY revoked LOOP
+        PERFORM agentauth._audit('token_revoked',
+            pg_catalog.jsonb_build_object('reason', reason,
+                'revoked_with', CASE WHEN r = t.id THEN NULL ELSE t.id END),
+            (SELECT x.agent FROM agentauth.token x WHERE x.id = r), r);
+    END LOOP;
+    PERFORM agentauth._bump_generation();
+END
+$$;

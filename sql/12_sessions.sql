@@ -226,7 +226,19 @@ SELECT agentauth.begin_session(:'secret_a2') IS NOT NULL AS began_again;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 
--- last_session_at is kept for the inactivity rule
+-- last_session_at is kept for the inactivity rule, by the audit writer from
+-- the session_begin records it stores (1.1; begin_session updated the
+-- principal's row itself, which a suspension then waited for): wait for it
+DO $$
+BEGIN
+    FOR i IN 1..1200 LOOP
+        EXIT WHEN (SELECT count(*) FROM agentauth.principals
+                    WHERE name IN ('ses-agent1', 'ses-agent2', 'ses-dr-grey')
+                      AND last_session_at IS NOT NULL) = 3;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
 SELECT name, last_session_at IS NOT NULL AS has_last_session
   FROM agentauth.principals WHERE name LIKE 'ses-%' ORDER BY name;
 

@@ -227,3 +227,28 @@ RESET SESSION AUTHORIZATION;
 SELECT agentauth.set_default_decision('TREAT', '*', 'permit');
 SELECT agentauth.unprotect_table('reg32_delchart', 'regression test cleanup') IS NOT NULL AS unprotected;
 DROP TABLE reg32_delchart;
+
+-- A permit granted to a principal's name opens nothing while that
+-- principal is not active -- also when the name is the agent's owner (1.1,
+-- found by review: a clinician's suspension closed the path of her agents'
+-- on_behalf_of tokens, not of the agents she owns)
+CREATE ROLE reg32_owned LOGIN;
+CREATE ROLE reg32_grey LOGIN;
+GRANT SELECT ON reg32_chart TO reg32_owned;
+SELECT agentauth.register_human('Practitioner/77', 'reg32_grey', '{TREAT}', '{lab:read}') AS grey \gset
+SELECT agentauth.register_agent('reg32-owned', 'reg32_owned', 'Practitioner/77', '{PATRQT}', '{lab:read}') AS owned \gset
+SET ROLE reg32_desk;
+SELECT agentauth.record_consent('R32-P6', 'permit', '{PATRQT}', '{lab}',
+                                grantee_owner => 'Practitioner/77') IS NOT NULL AS recorded;
+RESET ROLE;
+SELECT agentauth.issue_token(:'owned', 'PATRQT') AS s_owned \gset
+SET SESSION AUTHORIZATION reg32_owned;
+SELECT agentauth.begin_session(:'s_owned') IS NOT NULL AS began;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+RESET SESSION AUTHORIZATION;
+SELECT agentauth.set_principal_status(:'grey', 'suspended', 'left the hospital');
+SET SESSION AUTHORIZATION reg32_owned;
+SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
+SELECT decision, reason FROM agentauth.explain_access('R32-P6', 'lab');
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

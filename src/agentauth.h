@@ -1314,6 +1314,14 @@ typedef struct AAMonitorSignals
 extern bool aa_monitor_signals_ready(void);
 extern uint64 aa_monitor_rules_gen(void);
 extern bool aa_monitor_signals_pending(void);
+
+/*
+ * last_session.c -- principals' last_session_at, kept by the audit writer
+ * from the session_begin records it stores
+ */
+extern void aa_last_session_note(const pg_uuid_t *principal);
+extern bool aa_last_session_pending(void);
+extern void aa_last_session_store(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
 /* the status view: statements failed closed since the server started */
 extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);

@@ -85,12 +85,27 @@ static bool btg_callbacks_registered = false;
 	"THEN token IS NULL AND principal OPERATOR(pg_catalog.=) $2 " \
 	"ELSE token OPERATOR(pg_catalog.=) $1 END"
 
+/*
+ * An approval is used only while its agent and its approver are active and
+ * have been since it was granted (1.1): set_principal_status ends the
+ * approvals of a principal it suspends, but passes by one an agent's open
+ * transaction is using rather than wait for it, and a reactivation must
+ * not bring such an approval back (found by review: one granted to an
+ * agent survived its suspension).
+ */
+#define AA_APPROVAL_PRINCIPALS_SQL \
+	"AND NOT EXISTS (SELECT FROM agentauth.principal p " \
+	" WHERE p.id OPERATOR(pg_catalog.=) ANY (ARRAY[agent, approved_by]) " \
+	" AND (p.status OPERATOR(pg_catalog.<>) 'active' " \
+	"  OR p.status_changed_at OPERATOR(pg_catalog.>=) approved_at)) "
+
 #define FIND_APPROVAL_SQL \
 	"SELECT id FROM agentauth.approval " \
 	"WHERE agent OPERATOR(pg_catalog.=) $1 AND relation OPERATOR(pg_catalog.=) $2 " \
 	"AND patient OPERATOR(pg_catalog.=) $3 AND action OPERATOR(pg_catalog.=) $4 " \
 	"AND uses_left OPERATOR(pg_catalog.>) 0 " \
 	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	AA_APPROVAL_PRINCIPALS_SQL \
 	"ORDER BY expires_at, id"
 
 /*
@@ -106,6 +121,7 @@ static bool btg_callbacks_registered = false;
 	"AND $5 OPERATOR(pg_catalog.=) ANY (purposes) " \
 	"AND uses_left OPERATOR(pg_catalog.>) 0 " \
 	"AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() " \
+	AA_APPROVAL_PRINCIPALS_SQL \
 	"ORDER BY expires_at, id"
 
 #define USE_APPROVAL_SQL \

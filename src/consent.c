@@ -343,6 +343,10 @@ loading_begins(void)
 	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_owner OPERATOR(pg_catalog.=) ANY " \
 	"            (SELECT p.owner FROM agentauth.token t JOIN agentauth.principal p " \
 	"               ON p.id OPERATOR(pg_catalog.=) t.agent WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
+	"   AND (c.grantee_owner IS NULL OR c.decision OPERATOR(pg_catalog.=) 'deny' " \
+	"        OR NOT EXISTS (SELECT FROM agentauth.principal n " \
+	"         WHERE n.name OPERATOR(pg_catalog.=) c.grantee_owner " \
+	"           AND n.status OPERATOR(pg_catalog.<>) 'active')) " \
 	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
 
 static void
@@ -378,7 +382,10 @@ load_provisions(const char *patient)
 	 * A deny that names an agent (or owner) the session's token was
 	 * delegated from binds it too (1.1): through its delegate, an agent
 	 * would read what the patient refused it.  Permits bind only whom
-	 * they name.
+	 * they name; one that names as grantee_owner a principal that is not
+	 * active opens nothing, whether the name is the session's clinician
+	 * (on_behalf_of) or its agent's owner (1.1, found by review: the
+	 * owner's path stayed open after the clinician's suspension).
 	 */
 	values[4] = aa_session_chain_array(&isnull);
 	nulls[4] = isnull ? 'n' : ' ';

@@ -15,7 +15,8 @@
  *		agentauth._raise_alert(): suspend, record, audit, NOTIFY -- reloads
  *		the rules when their counter in shared memory moved, and, once per
  *		agentauth.head_log_interval, suspends agents inactive for longer than
- *		agentauth.inactive_after.
+ *		agentauth.inactive_after.  It also keeps principals' last_session_at
+ *		(last_session.c).
  *
  *		It reads each row by record.c's column enum (AAAuditColumn).  What
  *		backends signal -- rules changed, a statement failing closed, a
@@ -236,6 +237,7 @@ new_pending(int rule, const char *event, const pg_uuid_t *principal,
 			const char *role, int len_role, int64 count, bool suspend, int64 seq)
 {
 	PendingAlert *a = MemoryContextAllocZero(mon_cxt, sizeof(PendingAlert));
+	MemoryContext old;
 
 	a->rule = rule;
 	strlcpy(a->event, event, MON_EVENT_LEN);
@@ -256,12 +258,9 @@ new_pending(int rule, const char *event, const pg_uuid_t *principal,
 	a->suspend = suspend;
 	a->seq = seq;
 	a->first_seq = seq;
-	{
-		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
-
-		pending = lappend(pending, a);
-		MemoryContextSwitchTo(old);
-	}
+	old = MemoryContextSwitchTo(mon_cxt);
+	pending = lappend(pending, a);
+	MemoryContextSwitchTo(old);
 	return a;
 }
 
@@ -374,14 +373,18 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 	 * more -- 80 a second for an agent withholding patients at that rate,
 	 * each a transaction of the writer and a NOTIFY to the console).
 	 */
-	if (w->n >= w->threshold && at >= w->quiet_until)
+	if (w->n >= w->threshold && (r->suspend || at >= w->quiet_until))
 	{
 		PendingAlert *a = new_pending(r->id, r->event, principal, role, rolelen,
 									  w->n, r->suspend, seq);
 
 		a->has_per = true;
 		a->per = r->per;
-		w->quiet_until = at + r->per_us;
+		/* a suspend rule counts afresh: it acts again (1.1, found by review) */
+		if (r->suspend)
+			w->n = 0;
+		else
+			w->quiet_until = at + r->per_us;
 	}
 }
 
@@ -407,6 +410,8 @@ aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 		return;
 	ensure_state();
 	text_of(values[AA_COL_EVENT], &ev, &evlen);
+	if (evlen == 13 && memcmp(ev, "session_begin", 13) == 0 && !nulls[AA_COL_PRINCIPAL])
+		aa_last_session_note(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));	/* last_session.c */
 	for (int i = 0; i < ninterests; i++)
 	{
 		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
@@ -432,10 +437,7 @@ aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 					 statement);
 }
 
-/* ------------------------------------------------------------------
- * The writer: its own transaction after the batch
- * ------------------------------------------------------------------
- */
+/* ---- The writer: its own transaction after the batch ---- */
 
 static void
 load_rules(void)
@@ -725,6 +727,7 @@ monitor_round(TimestampTz now, uint64 gen)
 		find_inactive();
 	}
 	collect_signals();
+	aa_last_session_store();
 
 	foreach(lc, pending)
 	{
@@ -797,7 +800,7 @@ aa_monitor_after_commit(void)
 	now = GetCurrentTimestamp();
 	gen = aa_monitor_rules_gen();
 	if (pending == NIL && gen == loaded_gen && !aa_monitor_signals_pending() &&
-		now < next_periodic)
+		!aa_last_session_pending() && now < next_periodic)
 		return;
 	if (now < retry_after)
 		return;

@@ -58,13 +58,6 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL " " \
 	"FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) $1"
 
-#define TOUCH_SQL \
-	"UPDATE agentauth.principal SET last_session_at = pg_catalog.now() " \
-	"WHERE id OPERATOR(pg_catalog.=) (SELECT p.id FROM agentauth.principal p " \
-	" WHERE p.id OPERATOR(pg_catalog.=) $1 AND (p.last_session_at IS NULL " \
-	" OR p.last_session_at OPERATOR(pg_catalog.<) (pg_catalog.now() " \
-	" OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) FOR UPDATE SKIP LOCKED)"
-
 /* ---------------------------------------------------------------------
  * Small helpers
  * ---------------------------------------------------------------------
@@ -180,22 +173,6 @@ deny(const char *function, const char *reason, const pg_uuid_t *principal,
 			 errmsg("%s", message),
 			 errdetail_log("%s: %s", function, reason),
 			 hint ? errhint("%s", hint) : 0));
-}
-
-/* remember when the principal last began a session (at most hourly) */
-static void
-touch_principal(const pg_uuid_t *principal)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1];
-
-	if (XactReadOnly || RecoveryInProgress())
-		return;
-	aa_spi_keep_plan(&plan, TOUCH_SQL, 1, argtypes);
-	values[0] = UUIDPGetDatum(principal);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update agentauth.principal");
 }
 
 /* ---------------------------------------------------------------------
@@ -395,7 +372,6 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	aa_session_load_sensitive(s);
 	MemoryContextSwitchTo(old);
 
-	touch_principal(&agent_id);
 	aa_spi_end(&st);
 
 	aa_session_install(s);
@@ -539,7 +515,6 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	aa_session_load_sensitive(s);
 	MemoryContextSwitchTo(old);
 
-	touch_principal(&pid);
 	aa_spi_end(&st);
 
 	aa_session_install(s);

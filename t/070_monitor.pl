@@ -192,6 +192,22 @@ ok($node->poll_query_until('postgres',
 		"SELECT string_agg(event, ',' ORDER BY seq) FROM agentauth.audit_log WHERE principal = '$agent' AND event IN ('principal_status', 'alert')",
 		'principal_status,alert'),
 	'the status change and the alert are audited');
+# reactivated, the agent probes again within the rule's window: a suspend
+# rule acts again (1.1, found by review: one alert a window let it probe
+# on for the rest of the window)
+$node->safe_psql('postgres', "SELECT agentauth.set_principal_status('$agent', 'active', 'reviewed')");
+$secret = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$agent', 'TREATDS')");
+$probe = $node->background_psql('postgres', on_error_stop => 0,
+	extra_params => [ '-U', 'mon_agent' ]);
+$probe->query_safe("SELECT agentauth.begin_session('$secret')");
+$probe->query_safe("SELECT lab FROM mon_chart");
+$probe->quit;
+check_payload(wait_alert(sub { $_[0]{event} eq 'denied' && $_[0]{alert} != $susp->{alert} }),
+	'suspend rule, again', rule => $rule, principal => $agent, principal_name => 'mon-agent',
+	role => 'mon_agent', count => 5, window => 600, action => 'suspend',
+	action_taken => 'notified; suspended');
+is($node->safe_psql('postgres', "SELECT status FROM agentauth.principals WHERE id = '$agent'"),
+	'suspended', 'the agent is suspended again');
 
 # 8. inactive agents: one that never began a session is suspended
 $node->safe_psql('postgres', q{
