@@ -233,6 +233,24 @@ for my $row (split /\n/, sq(q{SELECT seq || ' ' || patient FROM agentauth.audit_
 }
 is($mismatch, 0, 'each entry is the AuditEvent of its own patient');
 
+# the feed reads the log in UTF-8 whatever its host's or its login's client
+# encoding (1.1, found by review: under PGCLIENTENCODING=LATIN1 a record
+# with a character LATIN1 lacks failed its batch on every retry, and the
+# feed never passed it; application/fhir+json is UTF-8)
+sq(q{SELECT agentauth.record_consent('T106-1', 'permit', source => 'Café — scanned form, Zoë')});
+my $enc_seq = head_seq();
+{
+	local $ENV{PGCLIENTENCODING} = 'LATIN1';
+	IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+			'--token-file', "$dir/token", '--state', "$dir/fhir4.state", '--once' ],
+		'>', \my $eout, '2>', \my $eerr);
+	cmp_ok((slurp_file("$dir/fhir4.state") =~ /^(\d+)/)[0], '>=', $enc_seq,
+		'under a LATIN1 client encoding the feed passes a record LATIN1 cannot hold') or diag($eerr);
+}
+ok(-e "$store/agentauth-$enc_seq.json"
+	  && slurp_file("$store/agentauth-$enc_seq.json") =~ /Café — scanned form, Zoë/,
+	'... and sends it in UTF-8');
+
 # a server that refuses (wrong token): the feed stops, does not skip
 open $tf, '>', "$dir/badtoken" or die $!;
 print $tf "wrong\n";

@@ -624,6 +624,19 @@ db_connect(long long position)
 			db = NULL;
 			return -1;
 		}
+		/*
+		 * UTF-8 whatever the host's PGCLIENTENCODING or the login's
+		 * settings (1.1, found by review: under LATIN1 a record holding a
+		 * character LATIN1 lacks failed its batch on every retry, and the
+		 * feed stopped there; what it sends is UTF-8 JSON)
+		 */
+		if (PQsetClientEncoding(db, "UTF8") != 0)
+		{
+			logmsg("cannot set the client encoding to UTF8: %s", PQerrorMessage(db));
+			PQfinish(db);
+			db = NULL;
+			return -1;
+		}
 		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
