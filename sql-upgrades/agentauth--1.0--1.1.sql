@@ -3601,7 +3601,24 @@ BEGIN
         lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) c.code;
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
-    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+    -- A deny of a purpose denies its specializations too, as v3-ActReason
+    -- orders them (agentauth.purpose.parent: TREAT covers ETREAT, ERTREAT
+    -- and TREATDS), and those added below it later (subtree); so does a
+    -- deny nested in such a deny.  A permit covers the purposes it names;
+    -- an exception that names none takes those its deny named, not the
+    -- ones below them.  An exception is cut out of the expanded deny.
+    -- (1.1, found by review: an opt-out of TREAT let an ETREAT agent read.)
+    IF lst IS NULL AND res.decision OPERATOR(pg_catalog.=) 'permit'
+       AND 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}')) THEN
+        res.purposes := agentauth._purpose_roots(parent.purposes);
+    ELSE
+        res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+    END IF;
+    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND res.purposes IS NOT NULL
+       AND (lst IS NOT NULL OR 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}'))) THEN
+        res.purposes := agentauth._purpose_subtree(res.purposes);
+        res.open := ARRAY['subtree'];
+    END IF;
 
     -- class, resourceType (R5), securityLabel: the data classes.  FHIR
     -- combines a provision's elements with AND: a permit covers the
@@ -3647,7 +3664,7 @@ BEGIN
     -- made, sensitive later (1.1: fixed at the import, and such a class
     -- was readable over the patient's deny)
     IF res.decision OPERATOR(pg_catalog.=) 'deny' AND restricted THEN
-        res.open := ARRAY['sensitive'];
+        res.open := COALESCE(res.open, '{}') OPERATOR(pg_catalog.||) 'sensitive'::text;
     END IF;
 
     -- action (CodeableConcept[]): consentaction codes
@@ -5253,9 +5270,43 @@ COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how
 -- consents, and must not add to a deny what it deliberately left out).
 -- dims: 'purposes', 'classes' (every one but ...), 'sensitive' (every
 -- sensitive class: a deny of restricted data).
+-- (1.1) The purposes' hierarchy (v3-ActReason): a FHIR Consent's deny of a
+-- purpose denies those below it too.
+ALTER TABLE agentauth.purpose ADD COLUMN parent text REFERENCES agentauth.purpose (code) ON UPDATE CASCADE
+    CHECK (parent <> code);
+UPDATE agentauth.purpose p SET parent = h.parent
+  FROM (VALUES ('ETREAT', 'TREAT'), ('ERTREAT', 'ETREAT'), ('TREATDS', 'TREAT'),
+               ('PMTDS', 'HPAYMT'), ('CAREMGT', 'HOPERAT')) h(code, parent)
+ WHERE p.code = h.code;
+
+-- The purposes given and every purpose below them (agentauth.purpose.parent),
+-- reserved ones left out, sorted.  A cycle a site made ends the walk.
+CREATE FUNCTION agentauth._purpose_subtree(codes text[]) RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$
+WITH RECURSIVE t(code) AS (
+    SELECT pg_catalog.unnest(codes)
+    UNION
+    SELECT p.code FROM agentauth.purpose p JOIN t ON p.parent OPERATOR(pg_catalog.=) t.code
+     WHERE NOT p.reserved)
+SELECT pg_catalog.array_agg(t.code ORDER BY t.code) FROM t
+$$;
+REVOKE ALL ON FUNCTION agentauth._purpose_subtree(text[]) FROM PUBLIC;
+-- Those of the purposes given that lie below none of the others.
+CREATE FUNCTION agentauth._purpose_roots(codes text[]) RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$
+SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(codes) x
+ WHERE NOT EXISTS (SELECT FROM agentauth.purpose p
+                    WHERE p.code OPERATOR(pg_catalog.=) x AND p.parent OPERATOR(pg_catalog.=) ANY (codes))
+$$;
+REVOKE ALL ON FUNCTION agentauth._purpose_roots(text[]) FROM PUBLIC;
+
 CREATE TABLE agentauth.consent_open (
     consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
-    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes,sensitive}' AND dims <> '{}'),
+    -- subtree (1.1): a FHIR deny whose purposes grow with a purpose added
+    -- below one of them (agentauth.purpose.parent)
+    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes,sensitive,subtree}' AND dims <> '{}'),
     known_purposes  text[] NOT NULL,
     known_classes   text[] NOT NULL,
     known_sensitive text[] NOT NULL
@@ -5332,6 +5383,25 @@ BEGIN
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
+        END IF;
+        -- (1.1) a FHIR deny of a purpose denies those below it: one added
+        -- below a purpose it lists, or moved there, joins it with those
+        -- below itself
+        IF NEW.parent IS NOT NULL THEN
+            FOR c IN UPDATE agentauth.consent x
+                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
+                                             OPERATOR(pg_catalog.||) agentauth._purpose_subtree(ARRAY[NEW.code])) y
+                                             ORDER BY y)
+                       FROM agentauth.consent_open o
+                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
+                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                        AND NEW.parent OPERATOR(pg_catalog.=) ANY (x.purposes)
+                        AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
+                     RETURNING x.id, x.patient LOOP
+                PERFORM agentauth._audit('consent_extended',
+                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
+                    patient => c.patient);
+            END LOOP;
         END IF;
         v_dims := ARRAY['purposes'];
         v_code := NEW.code;
@@ -5859,3 +5929,5 @@ BEGIN
     PERFORM agentauth._bump_generation();
 END
 $$;
+COMMENT ON FUNCTION agentauth._purpose_subtree(text[]) IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._purpose_roots(text[]) IS 'agentauth internal: not part of the interface';

@@ -404,3 +404,58 @@ SELECT patient, count(*) FROM agentauth.consents WHERE patient IN ('P63Q', 'P63R
 \c - postgres
 DELETE FROM agentauth.consent WHERE patient IN ('P63Q', 'P63R', 'P63S', E'M\u00fcller Hans', E'\u0645\u06cc\u200c\u0631\u0648\u062f');
 DELETE FROM agentauth.fhir_consent_version;
+
+-- A deny of a purpose denies its specializations too, as v3-ActReason
+-- orders them (agentauth.purpose.parent): an opt-out of TREAT and HPAYMT
+-- stops ERTREAT, TREATDS and PMTDS agents (1.1, found by review: the two
+-- codes alone were denied, and an earlier permit let the others read).  An
+-- exception cut out of the deny (ETREAT) stays permitted, what lies below
+-- it stays denied (ERTREAT: a permit covers the codes it names), and a
+-- purpose a site adds below a denied one later joins the deny.
+CREATE ROLE reg63_agent3 LOGIN;
+SELECT agentauth.register_agent('reg63 bot3', 'reg63_agent3', 'Organization/f003',
+    '{TREAT,ETREAT,ERTREAT,TREATDS,PMTDS,HOPERAT}', '{lab:read}') AS bot3 \gset
+SELECT agentauth.issue_token(:'bot3', 'TREAT', ttl => '5 minutes') AS bot3_treat,
+       agentauth.issue_token(:'bot3', 'ETREAT', ttl => '5 minutes') AS bot3_etreat,
+       agentauth.issue_token(:'bot3', 'ERTREAT', ttl => '5 minutes') AS bot3_ertreat,
+       agentauth.issue_token(:'bot3', 'TREATDS', ttl => '5 minutes') AS bot3_treatds,
+       agentauth.issue_token(:'bot3', 'PMTDS', ttl => '5 minutes') AS bot3_pmtds,
+       agentauth.issue_token(:'bot3', 'HOPERAT', ttl => '5 minutes') AS bot3_hoperat \gset
+\c - reg63_mgr
+SET TimeZone = 'UTC';
+SELECT agentauth.record_consent('P63H', 'permit') IS NOT NULL AS permit_all;
+SELECT cardinality(agentauth.import_fhir_consent('{
+  "resourceType": "Consent", "id": "reg63-optout-tpo", "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "patient": {"reference": "Patient/P63H"},
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {"type": "deny",
+    "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"},
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HPAYMT"}],
+    "provision": [{"purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}]}
+}')) AS provisions;
+SELECT decision, purposes, data_classes, actions FROM agentauth.consents
+ WHERE patient = 'P63H' AND status = 'active' ORDER BY decision, purposes::text, actions::text;
+\c - reg63_agent3
+SELECT agentauth.begin_session(:'bot3_treat') IS NOT NULL AS began;
+SELECT 'TREAT' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.begin_session(:'bot3_etreat') IS NOT NULL AS began;
+SELECT 'ETREAT' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.begin_session(:'bot3_ertreat') IS NOT NULL AS began;
+SELECT 'ERTREAT' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.begin_session(:'bot3_treatds') IS NOT NULL AS began;
+SELECT 'TREATDS' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.begin_session(:'bot3_pmtds') IS NOT NULL AS began;
+SELECT 'PMTDS' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.begin_session(:'bot3_hoperat') IS NOT NULL AS began;
+SELECT 'HOPERAT' AS purpose, decision FROM agentauth.explain_access('P63H', 'lab');
+SELECT agentauth.end_session();
+\c - postgres
+INSERT INTO agentauth.purpose (code, display, parent) VALUES ('TREATRX', 'treatment by pharmacy review', 'TREAT');
+SELECT 'TREATRX' = ANY (purposes) AS joined, count(*) FROM agentauth.consents
+ WHERE patient = 'P63H' AND status = 'active' AND decision = 'deny' GROUP BY 1 ORDER BY 1;
+SELECT detail->>'purpose' AS purpose, detail->>'below' AS below, count(*)
+  FROM agentauth.audit_log WHERE event = 'consent_extended' AND patient = 'P63H' GROUP BY 1, 2;
+DELETE FROM agentauth.consent WHERE patient = 'P63H';
+UPDATE agentauth.consent x SET purposes = array_remove(x.purposes, 'TREATRX') WHERE 'TREATRX' = ANY (x.purposes);
+DELETE FROM agentauth.purpose WHERE code = 'TREATRX';

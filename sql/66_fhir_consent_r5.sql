@@ -212,7 +212,7 @@ SELECT c.decision, 'MKTG66' = ANY (c.purposes) AS has_mktg, 'reg66_class' = ANY 
   FROM agentauth.consent c LEFT JOIN agentauth.consent_open o ON o.consent = c.id
  WHERE c.patient = 'P66X' ORDER BY c.source, o.dims;
 SELECT event, patient, (detail ? 'purpose') AS purpose, (detail ? 'data_class') AS data_class
-  FROM agentauth.audit_log WHERE event = 'consent_extended' ORDER BY seq;
+  FROM agentauth.audit_log WHERE event = 'consent_extended' AND patient <> 'P63H' ORDER BY seq;
 -- the permit this consent holds (treatment) is not widened; a reserved
 -- purpose (entered through break_glass only) is not added; a permit
 -- cannot be marked to grow

@@ -5,7 +5,11 @@
 CREATE TABLE agentauth.purpose (
     code        text PRIMARY KEY CHECK (code ~ '^[A-Z][A-Z0-9_]{0,39}$'),
     display     text NOT NULL,
-    reserved    boolean NOT NULL DEFAULT false  -- entered only through break_glass
+    reserved    boolean NOT NULL DEFAULT false,  -- entered only through break_glass
+    -- (1.1) the purpose this one specializes (v3-ActReason's hierarchy):
+    -- a FHIR Consent's deny of a purpose denies those below it too
+    parent      text REFERENCES agentauth.purpose (code) ON UPDATE CASCADE
+                CHECK (parent <> code)
 );
 INSERT INTO agentauth.purpose (code, display, reserved) VALUES
     ('TREAT',      'treatment', false),
@@ -21,6 +25,10 @@ INSERT INTO agentauth.purpose (code, display, reserved) VALUES
     ('TREATDS',    'AI-assisted treatment decision support', false),
     ('PMTDS',      'AI-assisted payment decision support', false),
     ('MLTRAINING', 'machine learning model training', false);
+UPDATE agentauth.purpose p SET parent = h.parent
+  FROM (VALUES ('ETREAT', 'TREAT'), ('ERTREAT', 'ETREAT'), ('TREATDS', 'TREAT'),
+               ('PMTDS', 'HPAYMT'), ('CAREMGT', 'HOPERAT')) h(code, parent)
+ WHERE p.code = h.code;
 -- dump the codes a site added (the seeded ones come with CREATE EXTENSION)
 SELECT pg_catalog.pg_extension_config_dump('agentauth.purpose',
     'WHERE code NOT IN (''TREAT'', ''ETREAT'', ''ERTREAT'', ''BTG'', ''HPAYMT'', ''HOPERAT'', ''HRESCH'', ''PUBHLTH'', ''CAREMGT'', ''PATRQT'', ''TREATDS'', ''PMTDS'', ''MLTRAINING'')');

@@ -308,9 +308,34 @@ GRANT EXECUTE ON FUNCTION agentauth.explain_access(anynonarray, text, text) TO P
 -- consents, and must not add to a deny what it deliberately left out).
 -- dims: 'purposes', 'classes' (every one but ...), 'sensitive' (every
 -- sensitive class: a deny of restricted data).
+-- The purposes given and every purpose below them (agentauth.purpose.parent),
+-- reserved ones left out, sorted.  A cycle a site made ends the walk.
+CREATE FUNCTION agentauth._purpose_subtree(codes text[]) RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$
+WITH RECURSIVE t(code) AS (
+    SELECT pg_catalog.unnest(codes)
+    UNION
+    SELECT p.code FROM agentauth.purpose p JOIN t ON p.parent OPERATOR(pg_catalog.=) t.code
+     WHERE NOT p.reserved)
+SELECT pg_catalog.array_agg(t.code ORDER BY t.code) FROM t
+$$;
+REVOKE ALL ON FUNCTION agentauth._purpose_subtree(text[]) FROM PUBLIC;
+-- Those of the purposes given that lie below none of the others.
+CREATE FUNCTION agentauth._purpose_roots(codes text[]) RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$
+SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(codes) x
+ WHERE NOT EXISTS (SELECT FROM agentauth.purpose p
+                    WHERE p.code OPERATOR(pg_catalog.=) x AND p.parent OPERATOR(pg_catalog.=) ANY (codes))
+$$;
+REVOKE ALL ON FUNCTION agentauth._purpose_roots(text[]) FROM PUBLIC;
+
 CREATE TABLE agentauth.consent_open (
     consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
-    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes,sensitive}' AND dims <> '{}'),
+    -- subtree (1.1): a FHIR deny whose purposes grow with a purpose added
+    -- below one of them (agentauth.purpose.parent)
+    dims            text[] NOT NULL CHECK (dims <@ '{purposes,classes,sensitive,subtree}' AND dims <> '{}'),
     known_purposes  text[] NOT NULL,
     known_classes   text[] NOT NULL,
     known_sensitive text[] NOT NULL
@@ -387,6 +412,25 @@ BEGIN
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
+        END IF;
+        -- (1.1) a FHIR deny of a purpose denies those below it: one added
+        -- below a purpose it lists, or moved there, joins it with those
+        -- below itself
+        IF NEW.parent IS NOT NULL THEN
+            FOR c IN UPDATE agentauth.consent x
+                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
+                                             OPERATOR(pg_catalog.||) agentauth._purpose_subtree(ARRAY[NEW.code])) y
+                                             ORDER BY y)
+                       FROM agentauth.consent_open o
+                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
+                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                        AND NEW.parent OPERATOR(pg_catalog.=) ANY (x.purposes)
+                        AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
+                     RETURNING x.id, x.patient LOOP
+                PERFORM agentauth._audit('consent_extended',
+                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
+                    patient => c.patient);
+            END LOOP;
         END IF;
         v_dims := ARRAY['purposes'];
         v_code := NEW.code;

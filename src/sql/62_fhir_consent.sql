@@ -477,7 +477,24 @@ BEGIN
         lst := COALESCE(lst, '{}') OPERATOR(pg_catalog.||) c.code;
         i := i OPERATOR(pg_catalog.+) 1;
     END LOOP;
-    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+    -- A deny of a purpose denies its specializations too, as v3-ActReason
+    -- orders them (agentauth.purpose.parent: TREAT covers ETREAT, ERTREAT
+    -- and TREATDS), and those added below it later (subtree); so does a
+    -- deny nested in such a deny.  A permit covers the purposes it names;
+    -- an exception that names none takes those its deny named, not the
+    -- ones below them.  An exception is cut out of the expanded deny.
+    -- (1.1, found by review: an opt-out of TREAT let an ETREAT agent read.)
+    IF lst IS NULL AND res.decision OPERATOR(pg_catalog.=) 'permit'
+       AND 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}')) THEN
+        res.purposes := agentauth._purpose_roots(parent.purposes);
+    ELSE
+        res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
+    END IF;
+    IF res.decision OPERATOR(pg_catalog.=) 'deny' AND res.purposes IS NOT NULL
+       AND (lst IS NOT NULL OR 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}'))) THEN
+        res.purposes := agentauth._purpose_subtree(res.purposes);
+        res.open := ARRAY['subtree'];
+    END IF;
 
     -- class, resourceType (R5), securityLabel: the data classes.  FHIR
     -- combines a provision's elements with AND: a permit covers the
@@ -523,7 +540,7 @@ BEGIN
     -- made, sensitive later (1.1: fixed at the import, and such a class
     -- was readable over the patient's deny)
     IF res.decision OPERATOR(pg_catalog.=) 'deny' AND restricted THEN
-        res.open := ARRAY['sensitive'];
+        res.open := COALESCE(res.open, '{}') OPERATOR(pg_catalog.||) 'sensitive'::text;
     END IF;
 
     -- action (CodeableConcept[]): consentaction codes
