@@ -77,13 +77,19 @@ static bool btg_callbacks_registered = false;
  * is a write), and a session there is not the primary's session that
  * started one.  An override started on the primary takes effect, after
  * replay, for the standby's sessions of the same credential: the token an
- * agent broke the glass with, or the human principal without a token.
+ * agent broke the glass with, or the human principal without a token --
+ * unless the principal's status changed since it began (1.1: a suspension
+ * passes by an override whose row another transaction holds, and a
+ * reactivation must not bring it back).
  */
 #define LOAD_STANDBY_SQL \
-	"SELECT id, patient, ends_at FROM agentauth.break_glass " \
-	"WHERE ended_at IS NULL AND CASE WHEN $1 IS NULL " \
-	"THEN token IS NULL AND principal OPERATOR(pg_catalog.=) $2 " \
-	"ELSE token OPERATOR(pg_catalog.=) $1 END"
+	"SELECT b.id, b.patient, b.ends_at FROM agentauth.break_glass b " \
+	"WHERE b.ended_at IS NULL AND CASE WHEN $1 IS NULL " \
+	"THEN b.token IS NULL AND b.principal OPERATOR(pg_catalog.=) $2 " \
+	"ELSE b.token OPERATOR(pg_catalog.=) $1 END " \
+	"AND NOT EXISTS (SELECT FROM agentauth.principal p " \
+	" WHERE p.id OPERATOR(pg_catalog.=) b.principal " \
+	" AND p.status_changed_at OPERATOR(pg_catalog.>=) b.started_at)"
 
 /*
  * An approval is used only while its agent and its approver are active and
@@ -341,8 +347,13 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	args[2] = CStringGetTextDatum(patient);
 	args[3] = CStringGetTextDatum(action);
 	args[4] = CStringGetTextDatum(aa_session->purpose ? aa_session->purpose : "");
-	if (SPI_execute_plan(find_approval_plan, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up approvals");
+	/*
+	 * On the latest snapshot, whatever the transaction's isolation (1.1,
+	 * found by review): a REPEATABLE READ transaction that had taken a use
+	 * before its approver's suspension -- which passes by the row it holds
+	 * -- saw the approver active still, and went on using the approval
+	 */
+	aa_spi_select_latest(find_approval_plan, args, nulls, 0);
 	ncand = SPI_processed;
 	cand = palloc(sizeof(pg_uuid_t) * Max(ncand, 1));
 	for (uint64 i = 0; i < ncand; i++)

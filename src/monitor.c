@@ -373,15 +373,15 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 	 * more -- 80 a second for an agent withholding patients at that rate,
 	 * each a transaction of the writer and a NOTIFY to the console).
 	 */
-	if (w->n >= w->threshold && (r->suspend || at >= w->quiet_until))
+	if (w->n >= w->threshold && ((r->suspend && !key.by_role) || at >= w->quiet_until))
 	{
 		PendingAlert *a = new_pending(r->id, r->event, principal, role, rolelen,
 									  w->n, r->suspend, seq);
 
 		a->has_per = true;
 		a->per = r->per;
-		/* a suspend rule counts afresh: it acts again (1.1, found by review) */
-		if (r->suspend)
+		/* a suspend rule on a principal counts afresh (1.1, found by review) */
+		if (r->suspend && !key.by_role)
 			w->n = 0;
 		else
 			w->quiet_until = at + r->per_us;
@@ -721,13 +721,13 @@ monitor_round(TimestampTz now, uint64 gen)
 		load_rules();
 		loaded_gen = gen;
 	}
+	aa_last_session_store();	/* before the inactive are looked for */
 	if (periodic)
 	{
 		prune_windows(now);
 		find_inactive();
 	}
 	collect_signals();
-	aa_last_session_store();
 
 	foreach(lc, pending)
 	{

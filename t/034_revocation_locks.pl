@@ -129,9 +129,28 @@ $s->quit;
 is(sq("SELECT string_agg(lab, ',' ORDER BY id) FROM lk_chart WHERE patient_id = 'LK1'"), 'a,c',
 	'one insert, the one made before the suspension');
 
+# ... also in a REPEATABLE READ transaction, whose snapshot still shows
+# the approver active (1.1, found by review: it went on using the approval)
+sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back')");
+$d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
+$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
+$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK1', 'insert', 'new result', '10 minutes', 3)");
+$d->quit;
+$s = agent_psql('lk_w');
+$s->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
+$s->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
+$s->query_safe("INSERT INTO lk_chart (patient_id, lab) VALUES ('LK1', 'rr1')");
+is(admin("SELECT agentauth.set_principal_status('$doc', 'suspended', 'left again')"), 'done',
+	'the approver is suspended while a REPEATABLE READ transaction uses the approval');
+$s->query("INSERT INTO lk_chart (patient_id, lab) VALUES ('LK1', 'rr2')");
+like($s->{stderr}, qr/approval/, '... whose next write finds no approval');
+$s->query("ROLLBACK");
+$s->quit;
+is(sq("SELECT count(*) FROM lk_chart WHERE lab LIKE 'rr%'"), '0', 'nothing written');
+
 # an approval granted to an agent ends with the agent's suspension, and a
 # reactivation does not bring it back -- even one the suspension passed by
-sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back')");
+sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back again')");
 $d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
 $d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
 $d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK2', 'insert', 'new result', '10 minutes', 3)");

@@ -208,6 +208,25 @@ check_payload(wait_alert(sub { $_[0]{event} eq 'denied' && $_[0]{alert} != $susp
 	action_taken => 'notified; suspended');
 is($node->safe_psql('postgres', "SELECT status FROM agentauth.principals WHERE id = '$agent'"),
 	'suspended', 'the agent is suspended again');
+# ... but on a login that is no principal (nothing to suspend) one alert a
+# window, not one every threshold (1.1, found by review: counting afresh let
+# any login flood the alert log, the audit log and NOTIFY)
+$node->safe_psql('postgres',
+	"INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('session_denied', 2, '10 minutes', 'suspend')");
+my $srule = $node->safe_psql('postgres', "SELECT max(id) FROM agentauth.alert_rule");
+my $denied0 = $node->safe_psql('postgres',
+	"SELECT count(*) FROM agentauth.audit_log WHERE event = 'session_denied' AND db_role = 'mon_stranger'");
+$node->psql('postgres', join('', map { "SELECT agentauth.begin_session('not-a-secret-$_');\n" } 1 .. 20),
+	extra_params => [ '-U', 'mon_stranger' ], on_error_stop => 0);
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) >= $denied0 + 20 FROM agentauth.audit_log WHERE event = 'session_denied' AND db_role = 'mon_stranger'"),
+	'twenty refused sessions recorded');
+ok($node->poll_query_until('postgres', "SELECT count(*) > 0 FROM agentauth.alerts WHERE rule = $srule"),
+	'the suspend rule raised its alert');
+sleep 2;
+is($node->safe_psql('postgres', "SELECT count(*) || ' ' || min(action_taken) FROM agentauth.alerts WHERE rule = $srule"),
+	'1 notified; not suspended: no registered principal', 'one alert for the window, not ten');
+$node->safe_psql('postgres', "DELETE FROM agentauth.alert_rule WHERE id = $srule");
 
 # 8. inactive agents: one that never began a session is suspended
 $node->safe_psql('postgres', q{
