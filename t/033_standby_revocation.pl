@@ -187,6 +187,33 @@ while (time < $t0 + 30)
 ok($ended, 'after replay its end hides R2 on the standby again, in the clinician\'s session there');
 $doc->quit;
 
+# a suspension passes by an override whose row another transaction holds
+# (here the clinician's own end_break_glass, then rolled back); reactivated,
+# the clinician's new session on the standby -- which matches overrides by
+# principal -- does not get it back (1.1, found by review)
+$pdoc = $primary->background_psql('postgres', on_error_stop => 0);
+$pdoc->query_safe('SET SESSION AUTHORIZATION dr_r');
+$pdoc->query_safe("SELECT agentauth.begin_human_session('TREAT') IS NOT NULL");
+my $bg2 = $pdoc->query_safe("SELECT agentauth.break_glass('R2', 'a second emergency')");
+$pdoc->query_safe('BEGIN');
+$pdoc->query_safe("SELECT agentauth.end_break_glass('$bg2')");
+my $drr = $primary->safe_psql('postgres', "SELECT id FROM agentauth.principals WHERE name = 'dr-r'");
+$primary->safe_psql('postgres', qq{SET statement_timeout = '10s';
+	SELECT agentauth.set_principal_status('$drr', 'suspended', 'under review');
+	SELECT agentauth.set_principal_status('$drr', 'active', 'cleared');});
+$pdoc->query('ROLLBACK');
+is($primary->safe_psql('postgres', "SELECT ended_at IS NULL FROM agentauth.break_glass WHERE id = '$bg2'"),
+	't', 'the suspension passed by the override being ended');
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+$doc = $standby->background_psql('postgres', on_error_stop => 0);
+$doc->query_safe('SET SESSION AUTHORIZATION dr_r');
+$doc->query_safe("SELECT agentauth.begin_human_session('TREAT') IS NOT NULL");
+($out, $err) = run_q($doc, "SELECT count(*) FROM labs WHERE patient_id = 'R2'");
+is($out, '0', 'reactivated, the clinician\'s new session on the standby does not get that override back')
+  or diag $err;
+$doc->quit;
+$pdoc->quit;
+
 # ---- promotion -----------------------------------------------------------
 $primary->wait_for_catchup($standby);
 my $seq_before = $standby->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
