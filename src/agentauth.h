@@ -154,6 +154,7 @@ extern void aa_worker_pin_settings(void);
 /* schema.relation as the log records it, whatever quote_all_identifiers */
 extern char *aa_qualified_name(const char *nsp, const char *rel);
 extern char *aa_utc_text(TimestampTz t);
+extern struct ErrorData *aa_in_subtransaction(void (*fn) (void *arg), void *arg);
 
 /*
  * The extension's own queries: SPI connected, as the bootstrap superuser

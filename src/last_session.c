@@ -25,8 +25,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/uuid.h"
 
 #include "agentauth.h"
@@ -72,6 +70,32 @@ aa_last_session_pending(void)
 	return nnoted > 0;
 }
 
+/* the update, in aa_last_session_store()'s subtransaction */
+static void
+store_noted(void *arg)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {UUIDARRAYOID};
+	Datum		ids = PointerGetDatum(arg);
+	int			ret;
+
+	ret = SPI_execute_plan(aa_spi_keep_plan(&plan, STORE_SQL, 1, argtypes),
+						   &ids, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not update agentauth.principal: %d", ret);
+	/* those still to do: the rows an administrator held */
+	nnoted = 0;
+	for (uint64 i = 0; i < SPI_processed && nnoted < AA_LAST_SESSION_MAX; i++)
+	{
+		bool		isnull;
+		Datum		v = SPI_getbinval(SPI_tuptable->vals[i],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			noted[nnoted++] = *DatumGetUUIDP(v);
+	}
+}
+
 /*
  * Store what was noted, in the caller's transaction (SPI connected), in a
  * subtransaction of its own: a failure here loses these updates (with a
@@ -80,60 +104,23 @@ aa_last_session_pending(void)
 void
 aa_last_session_store(void)
 {
-	static SPIPlanPtr plan = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			argtypes[1] = {UUIDARRAYOID};
-	Datum		arg;
 	Datum	   *d;
+	ErrorData  *edata;
 
 	if (nnoted == 0)
 		return;
 	d = palloc(sizeof(Datum) * nnoted);
 	for (int i = 0; i < nnoted; i++)
 		d[i] = UUIDPGetDatum(&noted[i]);
-	arg = PointerGetDatum(construct_array(d, nnoted, UUIDOID, UUID_LEN, false,
-										  TYPALIGN_CHAR));
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	edata = aa_in_subtransaction(store_noted,
+								 construct_array(d, nnoted, UUIDOID, UUID_LEN, false,
+												 TYPALIGN_CHAR));
+	if (edata != NULL)
 	{
-		int			ret;
-
-		ret = SPI_execute_plan(aa_spi_keep_plan(&plan, STORE_SQL, 1, argtypes),
-							   &arg, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not update agentauth.principal: %d", ret);
-		/* those still to do: the rows an administrator held */
-		nnoted = 0;
-		for (uint64 i = 0; i < SPI_processed && nnoted < AA_LAST_SESSION_MAX; i++)
-		{
-			bool		isnull;
-			Datum		v = SPI_getbinval(SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				noted[nnoted++] = *DatumGetUUIDP(v);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(WARNING,
 				(errmsg("agentauth audit writer could not record when principals last began a session: %s",
 						edata->message)));
 		FreeErrorData(edata);
 		nnoted = 0;
 	}
-	PG_END_TRY();
 }

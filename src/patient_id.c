@@ -80,61 +80,57 @@ patient_types(void)
 	return types;
 }
 
-/* does a value of this type print as id (char(n): without trailing blanks)? */
-static bool
-type_prints(const PatientType *t, const char *id)
+/* what type_prints() tries in a subtransaction */
+typedef struct PrintTry
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	const PatientType *t;
+	const char *id;
+	bool		prints;
+} PrintTry;
+
+static void
+print_try(void *arg)
+{
+	PrintTry   *p = (PrintTry *) arg;
 	Oid			typinput;
 	Oid			typioparam;
 	Oid			typoutput;
 	bool		varlena;
-	volatile bool prints = false;
+	Datum		d;
+	char	   *out;
+
+	getTypeInputInfo(p->t->typid, &typinput, &typioparam);
+	getTypeOutputInfo(p->t->typid, &typoutput, &varlena);
+	d = OidInputFunctionCall(typinput, (char *) p->id, typioparam, p->t->typmod);
+	out = OidOutputFunctionCall(typoutput, d);
+	if (p->t->typid == BPCHAROID)
+	{
+		int			len = strlen(out);
+
+		while (len > 0 && out[len - 1] == ' ')
+			out[--len] = '\0';
+	}
+	p->prints = strcmp(out, p->id) == 0;
+}
+
+/* does a value of this type print as id (char(n): without trailing blanks)? */
+static bool
+type_prints(const PatientType *t, const char *id)
+{
+	PrintTry	p = {t, id, false};
+	ErrorData  *edata;
 
 	/* text prints every id: no need to try */
 	if (t->typid == TEXTOID || (t->typid == VARCHAROID && t->typmod < 0))
 		return true;
-	getTypeInputInfo(t->typid, &typinput, &typioparam);
-	getTypeOutputInfo(t->typid, &typoutput, &varlena);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		Datum		d = OidInputFunctionCall(typinput, (char *) id, typioparam,
-											 t->typmod);
-		char	   *out = OidOutputFunctionCall(typoutput, d);
-
-		if (t->typid == BPCHAROID)
-		{
-			int			len = strlen(out);
-
-			while (len > 0 && out[len - 1] == ' ')
-				out[--len] = '\0';
-		}
-		prints = strcmp(out, id) == 0;
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		/* only "not a value of this type" is an answer */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	return prints;
+	edata = aa_in_subtransaction(print_try, &p);
+	if (edata == NULL)
+		return p.prints;
+	/* only "not a value of this type" is an answer */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	return false;
 }
 
 /*

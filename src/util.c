@@ -39,6 +39,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "agentauth.h"
@@ -214,6 +215,39 @@ aa_qualified_name(const char *nsp, const char *rel)
 	}
 	PG_END_TRY();
 	return name;
+}
+
+/*
+ * Run fn(arg) in a subtransaction of its own.  On an error the
+ * subtransaction is rolled back and the error returned (the caller frees
+ * or rethrows it); NULL when fn returned.  The caller's memory context and
+ * resource owner are as they were either way.
+ */
+ErrorData *
+aa_in_subtransaction(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }
 
 /*
