@@ -3604,16 +3604,12 @@ BEGIN
     -- A deny of a purpose denies its specializations too, as v3-ActReason
     -- orders them (agentauth.purpose.parent: TREAT covers ETREAT, ERTREAT
     -- and TREATDS), and those added below it later (subtree); so does a
-    -- deny nested in such a deny.  A permit covers the purposes it names;
-    -- an exception that names none takes those its deny named, not the
-    -- ones below them.  An exception is cut out of the expanded deny.
-    -- (1.1, found by review: an opt-out of TREAT let an ETREAT agent read.)
-    IF lst IS NULL AND res.decision OPERATOR(pg_catalog.=) 'permit'
-       AND 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}')) THEN
-        res.purposes := agentauth._purpose_roots(parent.purposes);
-    ELSE
-        res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
-    END IF;
+    -- deny nested in such a deny.  A permit covers the purposes it names
+    -- (what lies below them stays denied); an exception that names none
+    -- covers what its deny covers at the import.  An exception is cut out
+    -- of the expanded deny.  (1.1, found by review: an opt-out of TREAT let
+    -- an ETREAT agent read.)
+    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
     IF res.decision OPERATOR(pg_catalog.=) 'deny' AND res.purposes IS NOT NULL
        AND (lst IS NOT NULL OR 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}'))) THEN
         res.purposes := agentauth._purpose_subtree(res.purposes);
@@ -4889,7 +4885,10 @@ BEGIN
         -- descendants in a statement of its own (see _revoke_tree)
         SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
             SELECT t.id FROM agentauth.token t
-             WHERE (t.agent = $1 OR t.on_behalf_of OPERATOR(pg_catalog.=) p.name)
+             WHERE (t.agent = $1
+                    -- any spelling of its name, as issue_token matches it
+                    OR pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) OPERATOR(pg_catalog.=)
+                       pg_catalog.lower(pg_catalog.btrim(p.name)))
                AND t.revoked_at IS NULL FOR NO KEY UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
@@ -5292,15 +5291,6 @@ WITH RECURSIVE t(code) AS (
 SELECT pg_catalog.array_agg(t.code ORDER BY t.code) FROM t
 $$;
 REVOKE ALL ON FUNCTION agentauth._purpose_subtree(text[]) FROM PUBLIC;
--- Those of the purposes given that lie below none of the others.
-CREATE FUNCTION agentauth._purpose_roots(codes text[]) RETURNS text[]
-    LANGUAGE sql STABLE
-    AS $$
-SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(codes) x
- WHERE NOT EXISTS (SELECT FROM agentauth.purpose p
-                    WHERE p.code OPERATOR(pg_catalog.=) x AND p.parent OPERATOR(pg_catalog.=) ANY (codes))
-$$;
-REVOKE ALL ON FUNCTION agentauth._purpose_roots(text[]) FROM PUBLIC;
 
 CREATE TABLE agentauth.consent_open (
     consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
@@ -5370,6 +5360,9 @@ DECLARE
     v_dims text[];
     v_dim  text;
     v_code text;
+    v_above text[];
+    v_below text[];
+    v_moved boolean := false;
 BEGIN
     -- (at REPEATABLE READ the denies an import committed meanwhile would
     -- not be seen)
@@ -5377,31 +5370,62 @@ BEGIN
         RAISE EXCEPTION 'purposes and data classes are added only at READ COMMITTED' USING ERRCODE = '0A000',
             DETAIL = 'Each is added to the FHIR denies that cover every one but their exceptions''; all of them must be seen.';
     END IF;
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
+        -- (1.1) placed in the hierarchy: added with a parent, or its
+        -- parent or code changed (not its display)
+        IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+            v_moved := NEW.parent IS NOT NULL;
+        ELSE
+            v_moved := NEW.parent IS NOT NULL AND (NEW.parent IS DISTINCT FROM OLD.parent
+                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code);
+        END IF;
+    END IF;
+    IF v_moved THEN
+        -- the purposes above it; a purpose is never below itself
+        v_above := ARRAY(WITH RECURSIVE a(code) AS (
+                             SELECT NEW.parent
+                             UNION
+                             SELECT p.parent FROM agentauth.purpose p JOIN a ON p.code OPERATOR(pg_catalog.=) a.code
+                              WHERE p.parent IS NOT NULL)
+                         SELECT a.code FROM a);
+        IF NEW.code OPERATOR(pg_catalog.=) ANY (v_above) THEN
+            RAISE EXCEPTION 'purpose "%" cannot be below itself', NEW.code USING ERRCODE = '22023',
+                DETAIL = pg_catalog.format('Its parent %s is below it.', NEW.parent);
+        END IF;
+        -- A FHIR deny of a purpose denies those below it, and those added
+        -- later: one added below a purpose the deny covers (or moved
+        -- there) joins, with those below itself, every part the deny was
+        -- cut into -- also below a purpose an exception named, which
+        -- covers that purpose alone
+        IF NOT NEW.reserved THEN
+            v_below := agentauth._purpose_subtree(ARRAY[NEW.code]);
+            FOR c IN UPDATE agentauth.consent x
+                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
+                                             OPERATOR(pg_catalog.||) v_below) y ORDER BY y)
+                       FROM agentauth.consent_open o
+                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
+                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                        AND NOT x.purposes OPERATOR(pg_catalog.@>) v_below
+                        AND EXISTS (SELECT FROM agentauth.consent g
+                                      JOIN agentauth.consent_open go ON go.consent OPERATOR(pg_catalog.=) g.id
+                                     WHERE 'subtree' OPERATOR(pg_catalog.=) ANY (go.dims)
+                                       AND g.decision OPERATOR(pg_catalog.=) 'deny' AND g.withdrawn_at IS NULL
+                                       AND g.patient OPERATOR(pg_catalog.=) x.patient
+                                       AND g.source IS NOT DISTINCT FROM x.source
+                                       AND g.purposes OPERATOR(pg_catalog.&&) v_above)
+                     RETURNING x.id, x.patient LOOP
+                PERFORM agentauth._audit('consent_extended',
+                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
+                    patient => c.patient);
+            END LOOP;
+        END IF;
+    END IF;
     -- a purpose or class is new to a deny when it is outside what the deny
     -- knows: added, renamed, a reserved purpose made an ordinary one, a
     -- class made sensitive (for a deny of every sensitive class)
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
-        END IF;
-        -- (1.1) a FHIR deny of a purpose denies those below it: one added
-        -- below a purpose it lists, or moved there, joins it with those
-        -- below itself
-        IF NEW.parent IS NOT NULL THEN
-            FOR c IN UPDATE agentauth.consent x
-                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
-                                             OPERATOR(pg_catalog.||) agentauth._purpose_subtree(ARRAY[NEW.code])) y
-                                             ORDER BY y)
-                       FROM agentauth.consent_open o
-                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
-                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
-                        AND NEW.parent OPERATOR(pg_catalog.=) ANY (x.purposes)
-                        AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
-                     RETURNING x.id, x.patient LOOP
-                PERFORM agentauth._audit('consent_extended',
-                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
-                    patient => c.patient);
-            END LOOP;
         END IF;
         v_dims := ARRAY['purposes'];
         v_code := NEW.code;
@@ -5930,4 +5954,48 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentauth._purpose_subtree(text[]) IS 'agentauth internal: not part of the interface';
-COMMENT ON FUNCTION agentauth._purpose_roots(text[]) IS 'agentauth internal: not part of the interface';
+
+-- (1.1) An opt-out imported by 1.0 denied the purposes it named alone.  Its
+-- denies now cover those below them too (agentauth.purpose.parent), less
+-- any the same Consent's permits -- its exceptions -- name, and grow as
+-- the 1.1 import's do; each change is audited (consent_extended).
+DO $subtree$
+DECLARE
+    c record;
+    v_more text[];
+BEGIN
+    FOR c IN SELECT x.id, x.patient, x.purposes, pg_catalog.split_part(x.source, ' ', 1) AS doc
+               FROM agentauth.consent x
+              WHERE x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                AND x.purposes IS NOT NULL AND x.source OPERATOR(pg_catalog.~~) 'Consent/%'
+              ORDER BY x.recorded_at, x.id LOOP
+        v_more := ARRAY(SELECT s FROM pg_catalog.unnest(agentauth._purpose_subtree(c.purposes)) s
+                         WHERE s OPERATOR(pg_catalog.<>) ALL (c.purposes)
+                           AND NOT EXISTS (SELECT FROM agentauth.consent p
+                                            WHERE p.decision OPERATOR(pg_catalog.=) 'permit'
+                                              AND p.withdrawn_at IS NULL
+                                              AND p.patient OPERATOR(pg_catalog.=) c.patient
+                                              AND pg_catalog.split_part(p.source, ' ', 1) OPERATOR(pg_catalog.=) c.doc
+                                              AND s OPERATOR(pg_catalog.=) ANY (p.purposes))
+                         ORDER BY s);
+        IF v_more OPERATOR(pg_catalog.<>) '{}' THEN
+            UPDATE agentauth.consent x
+               SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes OPERATOR(pg_catalog.||) v_more) y
+                                     ORDER BY y)
+             WHERE x.id OPERATOR(pg_catalog.=) c.id;
+            PERFORM agentauth._audit('consent_extended',
+                pg_catalog.jsonb_build_object('consent', c.id, 'purposes', v_more,
+                    'reason', 'update to 1.1: a FHIR deny of a purpose covers those below it'),
+                patient => c.patient);
+        END IF;
+        INSERT INTO agentauth.consent_open (consent, dims, known_purposes, known_classes, known_sensitive)
+        VALUES (c.id, '{subtree}',
+                ARRAY(SELECT p.code FROM agentauth.purpose p WHERE NOT p.reserved ORDER BY p.code),
+                ARRAY(SELECT d.name FROM agentauth.data_class d ORDER BY d.name),
+                ARRAY(SELECT d.name FROM agentauth.data_class d WHERE d.sensitive ORDER BY d.name))
+        ON CONFLICT (consent) DO UPDATE
+           SET dims = ARRAY(SELECT DISTINCT d FROM pg_catalog.unnest(agentauth.consent_open.dims
+                            OPERATOR(pg_catalog.||) '{subtree}'::text[]) d ORDER BY d);
+    END LOOP;
+END
+$subtree$;

@@ -242,11 +242,16 @@ SELECT agentauth.record_consent('R32-P6', 'permit', '{PATRQT}', '{lab}',
                                 grantee_owner => 'Practitioner/77') IS NOT NULL AS recorded;
 RESET ROLE;
 SELECT agentauth.issue_token(:'owned', 'PATRQT') AS s_owned \gset
+-- (a token on her behalf in another spelling of her name, which
+-- issue_token takes for her: her suspension revokes it too -- 1.1, found
+-- by review: only the exact spelling was revoked)
+SELECT agentauth.issue_token(:'owned', 'PATRQT', on_behalf_of => ' practitioner/77') AS s_spelled \gset
 SET SESSION AUTHORIZATION reg32_owned;
 SELECT agentauth.begin_session(:'s_owned') IS NOT NULL AS began;
 SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
 RESET SESSION AUTHORIZATION;
 SELECT agentauth.set_principal_status(:'grey', 'suspended', 'left the hospital');
+SELECT on_behalf_of, state FROM agentauth.tokens WHERE agent = :'owned' ORDER BY issued_at;
 SET SESSION AUTHORIZATION reg32_owned;
 SELECT patient_id, lab FROM reg32_chart ORDER BY 1;
 SELECT decision, reason FROM agentauth.explain_access('R32-P6', 'lab');

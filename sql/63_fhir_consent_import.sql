@@ -456,6 +456,19 @@ SELECT 'TREATRX' = ANY (purposes) AS joined, count(*) FROM agentauth.consents
  WHERE patient = 'P63H' AND status = 'active' AND decision = 'deny' GROUP BY 1 ORDER BY 1;
 SELECT detail->>'purpose' AS purpose, detail->>'below' AS below, count(*)
   FROM agentauth.audit_log WHERE event = 'consent_extended' AND patient = 'P63H' GROUP BY 1, 2;
+-- ... and below the purpose an exception named, which covers that purpose
+-- alone: ETREATX joins the deny, ETREAT stays excepted (1.1, found by
+-- review: a purpose added below ETREAT was not denied); editing a
+-- purpose's display moves nothing (an UPDATE re-denied ETREAT); and a
+-- purpose is never below itself
+INSERT INTO agentauth.purpose (code, display, parent) VALUES ('ETREATX', 'emergency teleconsult', 'ETREAT');
+UPDATE agentauth.purpose SET display = 'emergency treatment (edited)' WHERE code = 'ETREAT';
+SELECT decision, purposes FROM agentauth.consents
+ WHERE patient = 'P63H' AND status = 'active' ORDER BY decision, purposes::text;
+UPDATE agentauth.purpose SET display = 'emergency treatment' WHERE code = 'ETREAT';
+UPDATE agentauth.purpose SET parent = 'ETREATX' WHERE code = 'TREAT';
+UPDATE agentauth.purpose SET parent = 'TREAT' WHERE code = 'TREAT';
 DELETE FROM agentauth.consent WHERE patient = 'P63H';
-UPDATE agentauth.consent x SET purposes = array_remove(x.purposes, 'TREATRX') WHERE 'TREATRX' = ANY (x.purposes);
-DELETE FROM agentauth.purpose WHERE code = 'TREATRX';
+UPDATE agentauth.consent x SET purposes = array_remove(array_remove(x.purposes, 'TREATRX'), 'ETREATX')
+ WHERE x.purposes && '{TREATRX,ETREATX}';
+DELETE FROM agentauth.purpose WHERE code IN ('TREATRX', 'ETREATX');

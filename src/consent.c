@@ -345,7 +345,8 @@ loading_begins(void)
 	"               ON p.id OPERATOR(pg_catalog.=) t.agent WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
 	"   AND (c.grantee_owner IS NULL OR c.decision OPERATOR(pg_catalog.=) 'deny' " \
 	"        OR NOT EXISTS (SELECT FROM agentauth.principal n " \
-	"         WHERE n.name OPERATOR(pg_catalog.=) c.grantee_owner " \
+	"         WHERE pg_catalog.lower(pg_catalog.btrim(n.name)) OPERATOR(pg_catalog.=) " \
+	"               pg_catalog.lower(pg_catalog.btrim(c.grantee_owner)) " \
 	"           AND n.status OPERATOR(pg_catalog.<>) 'active')) " \
 	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
 

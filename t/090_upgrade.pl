@@ -75,10 +75,25 @@ my $secret = $up->safe_psql('postgres', qq{SELECT agentauth.issue_token('$agent'
 $up->safe_psql('postgres', q{
 	SELECT agentauth.record_consent('UP-P1', 'permit', '{TREATDS}');
 	SELECT agentauth.record_consent('UP-P2', 'permit', '{TREATDS}')});
+# an opt-out of treatment imported from FHIR (1.0 denied TREAT alone)
+$up->safe_psql('postgres', q{
+	SELECT agentauth.record_consent('UP-P8', 'permit');
+	SELECT agentauth.import_fhir_consent('{"resourceType": "Consent", "id": "up-optout", "status": "active",
+	  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+	  "patient": {"reference": "Patient/UP-P8"},
+	  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+	  "provision": {"type": "deny",
+	    "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}}')});
 my $read = qq{
 	SET SESSION AUTHORIZATION up_agent;
 	SELECT agentauth.begin_session('$secret') IS NOT NULL;
 	SELECT string_agg(patient_id || ':' || code, ',' ORDER BY id) FROM labs;};
+my $optout_decision = qq{
+	SET SESSION AUTHORIZATION up_agent;
+	SELECT agentauth.begin_session('$secret') IS NOT NULL AS began \\gset
+	SELECT decision FROM agentauth.explain_access('UP-P8', 'lab');};
+is($up->safe_psql('postgres', $optout_decision), 'permit',
+	'1.0: an opt-out of TREAT imported from FHIR lets a TREATDS agent through');
 my $before = $up->safe_psql('postgres', $read);
 like($before, qr/UP-P1:C1/, 'the 1.0 agent reads a consenting patient');
 unlike($before, qr/UP-P3/, '... and not another');
@@ -117,6 +132,21 @@ is($up->safe_psql('postgres', "SELECT count(*) FROM agentauth.audit_log WHERE se
 	$seq_before, 'every audit record written before the update survives');
 is($up->safe_psql('postgres', q{SELECT count(*) FROM agentauth.purpose WHERE code = 'SITEQA'}),
 	'1', 'a purpose the site added survives');
+# the 1.0 opt-out's deny now covers the purposes below TREAT (less any an
+# exception of the same Consent names), grows like a 1.1 import's, and says
+# so (1.1, found by review: an upgraded site's opt-outs denied TREAT alone)
+is($up->safe_psql('postgres', q{
+	SELECT string_agg(c.decision || ' ' || coalesce(c.purposes::text, '*') || ' ' || coalesce(o.dims::text, '-'), '; '
+	                  ORDER BY c.decision, c.purposes::text)
+	  FROM agentauth.consent c LEFT JOIN agentauth.consent_open o ON o.consent = c.id
+	 WHERE c.patient = 'UP-P8' AND c.withdrawn_at IS NULL}),
+	'deny {ERTREAT,ETREAT,TREAT,TREATDS} {subtree}; permit * -',
+	'an opt-out imported by 1.0 covers the purposes below those it names');
+ok($up->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM agentauth.audit_log WHERE event = 'consent_extended' AND patient = 'UP-P8'}),
+	'... and the change is audited');
+is($up->safe_psql('postgres', $optout_decision), 'deny',
+	'... so the TREATDS agent that 1.0 let through is refused');
 is($up->safe_psql('postgres', $read), $before, 'the 1.0 token reads the same rows after the update');
 is($up->safe_psql('postgres', q{
 	SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname)

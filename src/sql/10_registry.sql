@@ -477,7 +477,10 @@ BEGIN
         -- descendants in a statement of its own (see _revoke_tree)
         SELECT pg_catalog.array_agg(t.id) INTO roots FROM (
             SELECT t.id FROM agentauth.token t
-             WHERE (t.agent = $1 OR t.on_behalf_of OPERATOR(pg_catalog.=) p.name)
+             WHERE (t.agent = $1
+                    -- any spelling of its name, as issue_token matches it
+                    OR pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) OPERATOR(pg_catalog.=)
+                       pg_catalog.lower(pg_catalog.btrim(p.name)))
                AND t.revoked_at IS NULL FOR NO KEY UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);

@@ -321,15 +321,6 @@ WITH RECURSIVE t(code) AS (
 SELECT pg_catalog.array_agg(t.code ORDER BY t.code) FROM t
 $$;
 REVOKE ALL ON FUNCTION agentauth._purpose_subtree(text[]) FROM PUBLIC;
--- Those of the purposes given that lie below none of the others.
-CREATE FUNCTION agentauth._purpose_roots(codes text[]) RETURNS text[]
-    LANGUAGE sql STABLE
-    AS $$
-SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(codes) x
- WHERE NOT EXISTS (SELECT FROM agentauth.purpose p
-                    WHERE p.code OPERATOR(pg_catalog.=) x AND p.parent OPERATOR(pg_catalog.=) ANY (codes))
-$$;
-REVOKE ALL ON FUNCTION agentauth._purpose_roots(text[]) FROM PUBLIC;
 
 CREATE TABLE agentauth.consent_open (
     consent         uuid PRIMARY KEY REFERENCES agentauth.consent (id) ON DELETE CASCADE,
@@ -399,6 +390,9 @@ DECLARE
     v_dims text[];
     v_dim  text;
     v_code text;
+    v_above text[];
+    v_below text[];
+    v_moved boolean := false;
 BEGIN
     -- (at REPEATABLE READ the denies an import committed meanwhile would
     -- not be seen)
@@ -406,31 +400,62 @@ BEGIN
         RAISE EXCEPTION 'purposes and data classes are added only at READ COMMITTED' USING ERRCODE = '0A000',
             DETAIL = 'Each is added to the FHIR denies that cover every one but their exceptions''; all of them must be seen.';
     END IF;
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
+        -- (1.1) placed in the hierarchy: added with a parent, or its
+        -- parent or code changed (not its display)
+        IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+            v_moved := NEW.parent IS NOT NULL;
+        ELSE
+            v_moved := NEW.parent IS NOT NULL AND (NEW.parent IS DISTINCT FROM OLD.parent
+                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code);
+        END IF;
+    END IF;
+    IF v_moved THEN
+        -- the purposes above it; a purpose is never below itself
+        v_above := ARRAY(WITH RECURSIVE a(code) AS (
+                             SELECT NEW.parent
+                             UNION
+                             SELECT p.parent FROM agentauth.purpose p JOIN a ON p.code OPERATOR(pg_catalog.=) a.code
+                              WHERE p.parent IS NOT NULL)
+                         SELECT a.code FROM a);
+        IF NEW.code OPERATOR(pg_catalog.=) ANY (v_above) THEN
+            RAISE EXCEPTION 'purpose "%" cannot be below itself', NEW.code USING ERRCODE = '22023',
+                DETAIL = pg_catalog.format('Its parent %s is below it.', NEW.parent);
+        END IF;
+        -- A FHIR deny of a purpose denies those below it, and those added
+        -- later: one added below a purpose the deny covers (or moved
+        -- there) joins, with those below itself, every part the deny was
+        -- cut into -- also below a purpose an exception named, which
+        -- covers that purpose alone
+        IF NOT NEW.reserved THEN
+            v_below := agentauth._purpose_subtree(ARRAY[NEW.code]);
+            FOR c IN UPDATE agentauth.consent x
+                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
+                                             OPERATOR(pg_catalog.||) v_below) y ORDER BY y)
+                       FROM agentauth.consent_open o
+                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
+                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
+                        AND NOT x.purposes OPERATOR(pg_catalog.@>) v_below
+                        AND EXISTS (SELECT FROM agentauth.consent g
+                                      JOIN agentauth.consent_open go ON go.consent OPERATOR(pg_catalog.=) g.id
+                                     WHERE 'subtree' OPERATOR(pg_catalog.=) ANY (go.dims)
+                                       AND g.decision OPERATOR(pg_catalog.=) 'deny' AND g.withdrawn_at IS NULL
+                                       AND g.patient OPERATOR(pg_catalog.=) x.patient
+                                       AND g.source IS NOT DISTINCT FROM x.source
+                                       AND g.purposes OPERATOR(pg_catalog.&&) v_above)
+                     RETURNING x.id, x.patient LOOP
+                PERFORM agentauth._audit('consent_extended',
+                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
+                    patient => c.patient);
+            END LOOP;
+        END IF;
+    END IF;
     -- a purpose or class is new to a deny when it is outside what the deny
     -- knows: added, renamed, a reserved purpose made an ordinary one, a
     -- class made sensitive (for a deny of every sensitive class)
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         IF NEW.reserved THEN
             RETURN NULL;        -- entered only through break_glass
-        END IF;
-        -- (1.1) a FHIR deny of a purpose denies those below it: one added
-        -- below a purpose it lists, or moved there, joins it with those
-        -- below itself
-        IF NEW.parent IS NOT NULL THEN
-            FOR c IN UPDATE agentauth.consent x
-                        SET purposes = ARRAY(SELECT DISTINCT y FROM pg_catalog.unnest(x.purposes
-                                             OPERATOR(pg_catalog.||) agentauth._purpose_subtree(ARRAY[NEW.code])) y
-                                             ORDER BY y)
-                       FROM agentauth.consent_open o
-                      WHERE o.consent OPERATOR(pg_catalog.=) x.id AND 'subtree' OPERATOR(pg_catalog.=) ANY (o.dims)
-                        AND x.decision OPERATOR(pg_catalog.=) 'deny' AND x.withdrawn_at IS NULL
-                        AND NEW.parent OPERATOR(pg_catalog.=) ANY (x.purposes)
-                        AND NOT NEW.code OPERATOR(pg_catalog.=) ANY (x.purposes)
-                     RETURNING x.id, x.patient LOOP
-                PERFORM agentauth._audit('consent_extended',
-                    pg_catalog.jsonb_build_object('consent', c.id, 'purpose', NEW.code, 'below', NEW.parent),
-                    patient => c.patient);
-            END LOOP;
         END IF;
         v_dims := ARRAY['purposes'];
         v_code := NEW.code;

@@ -480,16 +480,12 @@ BEGIN
     -- A deny of a purpose denies its specializations too, as v3-ActReason
     -- orders them (agentauth.purpose.parent: TREAT covers ETREAT, ERTREAT
     -- and TREATDS), and those added below it later (subtree); so does a
-    -- deny nested in such a deny.  A permit covers the purposes it names;
-    -- an exception that names none takes those its deny named, not the
-    -- ones below them.  An exception is cut out of the expanded deny.
-    -- (1.1, found by review: an opt-out of TREAT let an ETREAT agent read.)
-    IF lst IS NULL AND res.decision OPERATOR(pg_catalog.=) 'permit'
-       AND 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}')) THEN
-        res.purposes := agentauth._purpose_roots(parent.purposes);
-    ELSE
-        res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
-    END IF;
+    -- deny nested in such a deny.  A permit covers the purposes it names
+    -- (what lies below them stays denied); an exception that names none
+    -- covers what its deny covers at the import.  An exception is cut out
+    -- of the expanded deny.  (1.1, found by review: an opt-out of TREAT let
+    -- an ETREAT agent read.)
+    res.purposes := agentauth._fhir_meet(parent.purposes, lst, path OPERATOR(pg_catalog.||) '.purpose', 'purposes', res.decision OPERATOR(pg_catalog.=) 'deny');
     IF res.decision OPERATOR(pg_catalog.=) 'deny' AND res.purposes IS NOT NULL
        AND (lst IS NOT NULL OR 'subtree' OPERATOR(pg_catalog.=) ANY (COALESCE(parent.open, '{}'))) THEN
         res.purposes := agentauth._purpose_subtree(res.purposes);
