@@ -154,6 +154,7 @@ extern void aa_worker_pin_settings(void);
 /* schema.relation as the log records it, whatever quote_all_identifiers */
 extern char *aa_qualified_name(const char *nsp, const char *rel);
 extern char *aa_utc_text(TimestampTz t);
+extern bool aa_jsonb_says(Datum d, const char *key, const char *value);
 extern struct ErrorData *aa_in_subtransaction(void (*fn) (void *arg), void *arg);
 
 /*
@@ -1323,6 +1324,7 @@ extern bool aa_monitor_signals_pending(void);
 extern void aa_last_session_note(const pg_uuid_t *principal);
 extern bool aa_last_session_pending(void);
 extern void aa_last_session_store(void);
+extern uint64 aa_inactive_agents(void);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
 /* the status view: statements failed closed since the server started */
 extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);

@@ -3,38 +3,25 @@
  * monitor.c
  *		Real-time monitoring (SPEC 15): alert rules evaluated by the audit
  *		writer as it commits records, always-on alerts, and the suspension
- *		of inactive agents.
+ *		of inactive agents (docs/DESIGN.md, "Monitoring").
  *
  *		Nothing here runs on the path of a statement that touches PHI.  The
- *		audit writer calls aa_monitor_observe() for every record of a batch
- *		(a compare of the event name against the few events that matter,
- *		and for those a sliding window in the writer's memory per rule and
- *		principal, or role), and aa_monitor_after_commit() once per round of
- *		its loop, after the batch has committed.  The latter raises what
- *		observe found -- in a transaction of its own, through
- *		agentauth._raise_alert(): suspend, record, audit, NOTIFY -- reloads
- *		the rules when their counter in shared memory moved, and, once per
- *		agentauth.head_log_interval, suspends agents inactive for longer than
- *		agentauth.inactive_after.  It also keeps principals' last_session_at
- *		(last_session.c).
+ *		writer calls aa_monitor_observe() for every record of a batch (a
+ *		compare of the event name against the few that matter; for those a
+ *		sliding window in the writer's memory per rule and principal, or
+ *		role) and aa_monitor_after_commit() once per round of its loop,
+ *		after the batch has committed: principals' last_session_at
+ *		(last_session.c), then one transaction that reloads changed rules,
+ *		looks for inactive agents once per agentauth.head_log_interval and
+ *		raises what observe found through agentauth._raise_alert()
+ *		(suspend, record, audit, NOTIFY).  What backends signal arrives
+ *		through shared memory (monitor_signal.c) and is raised the same way.
  *
- *		It reads each row by record.c's column enum (AAAuditColumn).  What
- *		backends signal -- rules changed, a statement failing closed, a
- *		chain verification failing -- arrives through shared memory
- *		(monitor_signal.c) and is raised here like the rest.
- *
- *		A rule counts statements: the records of one statement (a query
- *		withholding 409 patients writes 409 `denied` records) are one event.
- *		Each queue entry names its statement (AAQueueEntry.statement, set
- *		by audit.c, not stored); a window remembers the last MON_RECENT
- *		statements it counted, so records of a few statements of one
- *		principal interleaved in the queue are still one event each (more
- *		than MON_RECENT at once can only count a statement twice, never
- *		miss one).  A rule with per_patient counts every record: one per
- *		patient (and table and action).
- *
- *		Windows, like the rules, live in the writer's memory: a restart of
- *		the writer or a change of the rules starts every count again.
+ *		A rule counts statements (each queue entry names its statement; a
+ *		window remembers the last MON_RECENT it counted), or records with
+ *		per_patient.  Windows and rules live in the writer's memory: a
+ *		restart of the writer or a change of the rules starts every count
+ *		again.
  *
  *-------------------------------------------------------------------------
  */
@@ -264,6 +251,30 @@ new_pending(int rule, const char *event, const pg_uuid_t *principal,
 	return a;
 }
 
+/*
+ * A suspend rule's windows of a principal count afresh, without the quiet
+ * window: once it is reactivated, or when its suspension failed (1.1,
+ * found by review: it probed on, unsuspended, for the rest of the window).
+ */
+static void
+principal_afresh(const pg_uuid_t *principal)
+{
+	WinKey		key;
+	WinEntry   *w;
+
+	memset(&key, 0, sizeof(key));
+	memcpy(key.who, principal->data, UUID_LEN);
+	for (int i = 0; i < nrules; i++)
+	{
+		if (!rules[i].suspend)
+			continue;
+		key.rule = rules[i].id;
+		w = hash_search(windows, &key, HASH_FIND, NULL);
+		if (w != NULL)
+			w->n = w->quiet_until = 0;
+	}
+}
+
 /* text datum -> pointer and length (no copy) */
 static inline void
 text_of(Datum d, const char **p, int *len)
@@ -373,18 +384,14 @@ observe_rule(const MonRule *r, const pg_uuid_t *principal, const char *role,
 	 * more -- 80 a second for an agent withholding patients at that rate,
 	 * each a transaction of the writer and a NOTIFY to the console).
 	 */
-	if (w->n >= w->threshold && ((r->suspend && !key.by_role) || at >= w->quiet_until))
+	if (w->n >= w->threshold && at >= w->quiet_until)
 	{
 		PendingAlert *a = new_pending(r->id, r->event, principal, role, rolelen,
 									  w->n, r->suspend, seq);
 
 		a->has_per = true;
 		a->per = r->per;
-		/* a suspend rule on a principal counts afresh (1.1, found by review) */
-		if (r->suspend && !key.by_role)
-			w->n = 0;
-		else
-			w->quiet_until = at + r->per_us;
+		w->quiet_until = at + r->per_us;
 	}
 }
 
@@ -412,6 +419,9 @@ aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 	text_of(values[AA_COL_EVENT], &ev, &evlen);
 	if (evlen == 13 && memcmp(ev, "session_begin", 13) == 0 && !nulls[AA_COL_PRINCIPAL])
 		aa_last_session_note(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));	/* last_session.c */
+	if (evlen == 16 && memcmp(ev, "principal_status", 16) == 0 && !nulls[AA_COL_PRINCIPAL] &&
+		!nulls[AA_COL_DETAIL] && aa_jsonb_says(values[AA_COL_DETAIL], "to", "active"))
+		principal_afresh(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));
 	for (int i = 0; i < ninterests; i++)
 	{
 		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
@@ -530,53 +540,26 @@ seconds_interval(int64 secs)
 static void
 find_inactive(void)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-	int			ret;
+	uint64		n = aa_inactive_agents();	/* last_session.c; in SPI_tuptable */
 
-	args[0] = Int64GetDatum((int64) aa_inactive_after);
-	ret = SPI_execute_with_args(
-								"SELECT p.id, r.rolname::pg_catalog.text, "
-								"pg_catalog.json_build_object('last_session_at', p.last_session_at, "
-								"  'registered_at', p.registered_at, "
-								"  'inactive_after', $1)::pg_catalog.text "
-								"FROM agentauth.principal p "
-								"LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.db_role "
-								"WHERE p.kind OPERATOR(pg_catalog.=) 'agent' "
-								"AND p.status OPERATOR(pg_catalog.=) 'active' "
-								"AND greatest(p.last_session_at, p.registered_at, p.status_changed_at) "
-								"OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) "
-								"pg_catalog.make_interval(secs => $1))",
-								1, argtypes, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not look for inactive agents: %d", ret);
-
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		pg_uuid_t  *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *role = SPI_getvalue(tup, desc, 2);
 		char	   *detail = SPI_getvalue(tup, desc, 3);
-		ListCell   *lc;
-		bool		dup = false;
 		PendingAlert *a;
 
-		foreach(lc, pending)
-		{
-			PendingAlert *p = (PendingAlert *) lfirst(lc);
+		ListCell   *lc;
 
-			if (strcmp(p->event, "inactive") == 0 && p->has_principal &&
-				memcmp(&p->principal, id, sizeof(pg_uuid_t)) == 0)
-			{
-				dup = true;
+		foreach(lc, pending)	/* one a principal */
+			if (strcmp(((PendingAlert *) lfirst(lc))->event, "inactive") == 0 &&
+				memcmp(&((PendingAlert *) lfirst(lc))->principal, id, sizeof(pg_uuid_t)) == 0)
 				break;
-			}
-		}
-		if (dup)
+		if (lc != NULL)
 			continue;
-		a = new_pending(0, "inactive", id, role, -1, 1, true, 0);
+		a = new_pending(0, "inactive", id, SPI_getvalue(tup, desc, 2), -1, 1, true, 0);
 		a->has_per = true;
 		a->per = seconds_interval(aa_inactive_after);
 		if (detail)
@@ -648,6 +631,7 @@ raise_one(PendingAlert *a)
 	char	   *detail = a->detail;
 	int			ret;
 	bool		isnull;
+	Datum		id;
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int32GetDatum(a->rule);
@@ -678,7 +662,16 @@ raise_one(PendingAlert *a)
 						   args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not raise an alert: %d", ret);
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull && a->suspend && a->has_principal && a->rule != 0)
+	{
+		Oid			t[1] = {INT8OID};
+
+		if (SPI_execute_with_args("SELECT FROM agentauth.alert_log WHERE id OPERATOR(pg_catalog.=) $1 "
+								  "AND action_taken OPERATOR(pg_catalog.~~) '%suspension failed%'",
+								  1, t, &id, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+			principal_afresh(&a->principal);
+	}
 	if (isnull)
 	{
 		if (a->attempts++ == 0)
@@ -693,8 +686,10 @@ monitor_round(TimestampTz now, uint64 gen)
 {
 	bool		periodic = now >= next_periodic;
 	bool		durable = false;
-	List	   *keep = NIL;
+	List	   *volatile keep = NIL;
+	List	   *volatile done = NIL;
 	ListCell   *lc;
+	MemoryContext old;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -721,7 +716,6 @@ monitor_round(TimestampTz now, uint64 gen)
 		load_rules();
 		loaded_gen = gen;
 	}
-	aa_last_session_store();	/* before the inactive are looked for */
 	if (periodic)
 	{
 		prune_windows(now);
@@ -729,27 +723,21 @@ monitor_round(TimestampTz now, uint64 gen)
 	}
 	collect_signals();
 
+	/* (pending changes only once the round has committed: 1.1, found by review) */
 	foreach(lc, pending)
 	{
 		PendingAlert *a = (PendingAlert *) lfirst(lc);
+		bool		raised;
 
 		if (a->rule == 0 || a->suspend)
 			durable = true;
-		if (!raise_one(a))
-			keep = lappend(keep, a);
+		raised = raise_one(a);
+		old = MemoryContextSwitchTo(mon_cxt);
+		if (raised)
+			done = lappend(done, a);
 		else
-			free_pending(a);
-	}
-	list_free(pending);
-	pending = NIL;
-	if (keep != NIL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
-
-		pending = list_copy(keep);
+			keep = lappend(keep, a);
 		MemoryContextSwitchTo(old);
-		/* a principal's row was locked: next round soon, after a batch */
-		SetLatch(MyLatch);
 	}
 
 	SPI_finish();
@@ -776,6 +764,14 @@ monitor_round(TimestampTz now, uint64 gen)
 	}
 	PG_END_TRY();
 
+	/* committed: what was raised is done, the rest stays pending */
+	foreach(lc, done)
+		free_pending((PendingAlert *) lfirst(lc));
+	list_free(done);
+	list_free(pending);
+	pending = keep;
+	if (keep != NIL)
+		SetLatch(MyLatch);		/* a principal's row was locked: soon, after a batch */
 	if (periodic)
 		next_periodic = TimestampTzPlusMilliseconds(now, aa_head_log_interval * 1000L);
 	failures = 0;
@@ -796,11 +792,12 @@ aa_monitor_after_commit(void)
 	if (!aa_monitor_signals_ready())
 		return;
 	ensure_state();
+	aa_last_session_store();	/* its own transaction; before the inactive are looked for */
 
 	now = GetCurrentTimestamp();
 	gen = aa_monitor_rules_gen();
 	if (pending == NIL && gen == loaded_gen && !aa_monitor_signals_pending() &&
-		!aa_last_session_pending() && now < next_periodic)
+		now < next_periodic)
 		return;
 	if (now < retry_after)
 		return;

@@ -250,6 +250,24 @@ aa_in_subtransaction(void (*fn) (void *arg), void *arg)
 	return edata;
 }
 
+/* does jsonb object d hold the string value at key? */
+bool
+aa_jsonb_says(Datum d, const char *key, const char *value)
+{
+	Jsonb	   *jb = DatumGetJsonbP(d);
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return false;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	return v != NULL && v->type == jbvString && v->val.string.len == strlen(value) &&
+		memcmp(v->val.string.val, value, v->val.string.len) == 0;
+}
+
 /*
  * An instant as a record states it: ISO 8601 in UTC ("2026-12-07T08:00:00
  * +00:00" without the space), whatever the session's DateStyle and

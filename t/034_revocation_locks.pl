@@ -148,6 +148,33 @@ $s->query("ROLLBACK");
 $s->quit;
 is(sq("SELECT count(*) FROM lk_chart WHERE lab LIKE 'rr%'"), '0', 'nothing written');
 
+# ... also when the reactivation comes from a transaction that began before
+# the approval was granted (1.1, found by review: the reactivation was
+# dated at its transaction's start, before the approval, which so came back)
+sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back once more')");
+my $late = $node->background_psql('postgres');
+$late->query_safe("BEGIN");
+$late->query_safe("SELECT now()");
+sleep 1;
+$d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
+$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
+$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK1', 'insert', 'the last one', '10 minutes', 3)");
+$d->quit;
+$s = agent_psql('lk_w');
+$s->query_safe("SELECT agentauth.begin_session('$secret')");
+$s->query_safe("BEGIN");
+$s->query_safe("INSERT INTO lk_chart (patient_id, lab) VALUES ('LK1', 'late1')");
+is(admin("SELECT agentauth.set_principal_status('$doc', 'suspended', 'again')"), 'done',
+	'the approver is suspended while the approval is in use');
+$s->query("ROLLBACK");
+$late->query_safe("SELECT agentauth.set_principal_status('$doc', 'active', 'from an old transaction')");
+$late->query_safe("COMMIT");
+$late->quit;
+$s->query("INSERT INTO lk_chart (patient_id, lab) VALUES ('LK1', 'late2')");
+like($s->{stderr}, qr/approval/, 'a reactivation from a transaction older than the approval does not bring it back');
+$s->quit;
+is(sq("SELECT count(*) FROM lk_chart WHERE lab LIKE 'late%'"), '0', 'nothing written');
+
 # an approval granted to an agent ends with the agent's suspension, and a
 # reactivation does not bring it back -- even one the suspension passed by
 sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back again')");

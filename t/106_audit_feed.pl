@@ -251,6 +251,20 @@ ok(-e "$store/agentauth-$enc_seq.json"
 	  && slurp_file("$store/agentauth-$enc_seq.json") =~ /Café — scanned form, Zoë/,
 	'... and sends it in UTF-8');
 
+# a login whose transactions are read only by default (its own ALTER ROLE,
+# or PGOPTIONS on the feed's host) still reports its position on a
+# primary, so the purge waits for it (1.1, found by review: the feed took
+# the primary for a standby, delivered unregistered, and purge_audit
+# removed what it had still to send)
+sq(q{ALTER ROLE t106_feeder SET default_transaction_read_only = on});
+unlink "$dir/ro.state";
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/ro.state", '--once' ], '>', \my $rout, '2>', \my $rerr);
+sq(q{ALTER ROLE t106_feeder RESET default_transaction_read_only});
+unlike($rerr, qr/hot standby/, 'a read-only login is not taken for a standby') or diag($rerr);
+is(sq(q{SELECT count(*) FROM agentauth.audit_feeds WHERE name LIKE '%ro.state'}), '1',
+	'... and its feed is registered, its position held against the purge');
+
 # a server that refuses (wrong token): the feed stops, does not skip
 open $tf, '>', "$dir/badtoken" or die $!;
 print $tf "wrong\n";

@@ -548,6 +548,18 @@ static PGconn *db = NULL;
 static long long reported = -1;
 static int	cannot_report = 0;	/* this connection's database takes no report */
 
+/* is the database a hot standby? */
+static int
+in_recovery(void)
+{
+	PGresult   *r = PQexec(db, "SELECT pg_catalog.pg_is_in_recovery()");
+	int			yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+
+	PQclear(r);
+	return yes;
+}
+
 static int
 report_position(long long seq)
 {
@@ -587,6 +599,15 @@ report_position(long long seq)
 	 * log, one a poll).  (42883: an extension before 1.1, which has no
 	 * _log_next either: the feed delivers nothing from it.)
 	 */
+	if (state != NULL && strcmp(state, "25006") == 0 && !in_recovery())
+	{
+		char		msg[1024];
+
+		/* read only, yet no standby: the feed would go unprotected */
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(db));
+		PQclear(r);
+		die("the database refused this feed's position (feed \"%s\", seq %lld): %s", opt_name, seq, msg);
+	}
 	if (state != NULL && (strcmp(state, "25006") == 0 || strcmp(state, "42883") == 0))
 	{
 		if (!said)
@@ -637,7 +658,12 @@ db_connect(long long position)
 			db = NULL;
 			return -1;
 		}
-		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp"));
+		/*
+		 * (and its position must be taken on a primary, whatever the
+		 * login's default_transaction_read_only: 1.1, found by review)
+		 */
+		PQclear(PQexec(db, "SET search_path = pg_catalog, pg_temp; "
+					   "SET default_transaction_read_only = off"));
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
 		cannot_report = 0;

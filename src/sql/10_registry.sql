@@ -468,7 +468,11 @@ BEGIN
     END IF;
 
     UPDATE agentauth.principal x
-       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.now()
+       -- (1.1) the moment of the change, not its transaction's start: an
+       -- approval or override is void when granted before it (btg.c), and
+       -- one granted after an administrator's transaction began came back
+       -- with a reactivation it made (found by review)
+       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.clock_timestamp()
      WHERE x.id = $1;
 
     IF status <> 'active' THEN
