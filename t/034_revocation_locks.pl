@@ -54,6 +54,16 @@ sub admin
 	return $err eq '' ? 'done' : $err;
 }
 
+# the clinician grants lk-w three inserts for the patient
+sub approve
+{
+	my ($patient, $reason) = @_;
+	my $d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
+	$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
+	$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', '$patient', 'insert', '$reason', '10 minutes', 3)");
+	$d->quit;
+}
+
 sub agent_psql
 {
 	my ($role) = @_;
@@ -111,10 +121,7 @@ $s->quit;
 # 3. an approval in use: the approver is suspended meanwhile; the rest of
 # its uses are void
 sq("SELECT agentauth.set_principal_status('$c', 'active', 'reviewed')");
-my $d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
-$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
-$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK1', 'insert', 'new result', '10 minutes', 3)");
-$d->quit;
+approve('LK1', 'new result');
 $secret = sq("SELECT agentauth.issue_token('$w', 'TREAT')");
 $s = agent_psql('lk_w');
 $s->query_safe("SELECT agentauth.begin_session('$secret')");
@@ -132,10 +139,7 @@ is(sq("SELECT string_agg(lab, ',' ORDER BY id) FROM lk_chart WHERE patient_id = 
 # ... also in a REPEATABLE READ transaction, whose snapshot still shows
 # the approver active (1.1, found by review: it went on using the approval)
 sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back')");
-$d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
-$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
-$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK1', 'insert', 'new result', '10 minutes', 3)");
-$d->quit;
+approve('LK1', 'new result');
 $s = agent_psql('lk_w');
 $s->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
 $s->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
@@ -156,10 +160,7 @@ my $late = $node->background_psql('postgres');
 $late->query_safe("BEGIN");
 $late->query_safe("SELECT now()");
 sleep 1;
-$d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
-$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
-$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK1', 'insert', 'the last one', '10 minutes', 3)");
-$d->quit;
+approve('LK1', 'the last one');
 $s = agent_psql('lk_w');
 $s->query_safe("SELECT agentauth.begin_session('$secret')");
 $s->query_safe("BEGIN");
@@ -178,10 +179,7 @@ is(sq("SELECT count(*) FROM lk_chart WHERE lab LIKE 'late%'"), '0', 'nothing wri
 # an approval granted to an agent ends with the agent's suspension, and a
 # reactivation does not bring it back -- even one the suspension passed by
 sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back again')");
-$d = $node->background_psql('postgres', extra_params => [ '-U', 'lk_doc' ]);
-$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
-$d->query_safe("SELECT agentauth.approve_action('$w', 'lk_chart', 'LK2', 'insert', 'new result', '10 minutes', 3)");
-$d->quit;
+approve('LK2', 'new result');
 $secret = sq("SELECT agentauth.issue_token('$w', 'TREAT')");
 $s = agent_psql('lk_w');
 $s->query_safe("SELECT agentauth.begin_session('$secret')");
