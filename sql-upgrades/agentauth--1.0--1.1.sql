@@ -4880,7 +4880,11 @@ BEGIN
        -- approval or override is void when granted before it (btg.c), and
        -- one granted after an administrator's transaction began came back
        -- with a reactivation it made (found by review)
-       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.clock_timestamp()
+       -- (only a change: a token issued before it, and a clinician's session
+       -- begun before it, are void -- session.c)
+       SET status = $2, status_reason = $3,
+           status_changed_at = CASE WHEN x.status OPERATOR(pg_catalog.=) $2 THEN x.status_changed_at
+                                    ELSE pg_catalog.clock_timestamp() END
      WHERE x.id = $1;
 
     IF status <> 'active' THEN
@@ -5376,12 +5380,14 @@ BEGIN
     END IF;
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         -- (1.1) placed in the hierarchy: added with a parent, or its
-        -- parent or code changed (not its display)
+        -- parent or code changed, or made an ordinary purpose from a
+        -- reserved one (not its display)
         IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
             v_moved := NEW.parent IS NOT NULL;
         ELSE
             v_moved := NEW.parent IS NOT NULL AND (NEW.parent IS DISTINCT FROM OLD.parent
-                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code);
+                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code
+                                                   OR (OLD.reserved AND NOT NEW.reserved));
         END IF;
     END IF;
     IF v_moved THEN

@@ -466,9 +466,17 @@ UPDATE agentauth.purpose SET display = 'emergency treatment (edited)' WHERE code
 SELECT decision, purposes FROM agentauth.consents
  WHERE patient = 'P63H' AND status = 'active' ORDER BY decision, purposes::text;
 UPDATE agentauth.purpose SET display = 'emergency treatment' WHERE code = 'ETREAT';
+-- a reserved purpose below TREAT joins once it is made an ordinary one
+-- (1.1, found by review: it did not)
+INSERT INTO agentauth.purpose (code, display, parent, reserved) VALUES ('TREATZ', 'reserved first', 'TREAT', true);
+SELECT count(*) AS with_treatz FROM agentauth.consents
+ WHERE patient = 'P63H' AND status = 'active' AND decision = 'deny' AND 'TREATZ' = ANY (purposes);
+UPDATE agentauth.purpose SET reserved = false WHERE code = 'TREATZ';
+SELECT count(*) AS with_treatz FROM agentauth.consents
+ WHERE patient = 'P63H' AND status = 'active' AND decision = 'deny' AND 'TREATZ' = ANY (purposes);
 UPDATE agentauth.purpose SET parent = 'ETREATX' WHERE code = 'TREAT';
 UPDATE agentauth.purpose SET parent = 'TREAT' WHERE code = 'TREAT';
 DELETE FROM agentauth.consent WHERE patient = 'P63H';
-UPDATE agentauth.consent x SET purposes = array_remove(array_remove(x.purposes, 'TREATRX'), 'ETREATX')
- WHERE x.purposes && '{TREATRX,ETREATX}';
-DELETE FROM agentauth.purpose WHERE code IN ('TREATRX', 'ETREATX');
+UPDATE agentauth.consent x SET purposes = array_remove(array_remove(array_remove(x.purposes, 'TREATRX'), 'ETREATX'), 'TREATZ')
+ WHERE x.purposes && '{TREATRX,ETREATX,TREATZ}';
+DELETE FROM agentauth.purpose WHERE code IN ('TREATRX', 'ETREATX', 'TREATZ');

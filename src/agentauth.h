@@ -272,6 +272,8 @@ typedef struct AASession
 	int			npatients;		/* -1: any patient */
 	char	  **patients;		/* sorted by strcmp, for bsearch */
 	TimestampTz expires_at;		/* DT_NOEND for human sessions */
+	TimestampTz began_at;		/* a human session ends with its principal's
+								 * next status change */
 	int			nchain;
 	pg_uuid_t  *chain;			/* delegation chain, root first, this token last */
 	bool		can_break_glass;
@@ -329,10 +331,22 @@ extern void aa_session_utility_begin(Node *stmt, bool toplevel);
 /* a superuser or BYPASSRLS role gets no session */
 extern bool aa_role_bypasses_rls(Oid roleid);
 
-/* is token t, or one it was delegated from, revoked?  (SQL, for t) */
+/*
+ * Is token t, or one it was delegated from, revoked -- or issued before
+ * its agent's (p's) last status change, or before that of the principal
+ * it acts for?  (SQL, for t and its agent p.)  1.1, found by review: a
+ * token issued while its agent was being suspended was not among those the
+ * suspension revoked, and it worked again after a reactivation.
+ */
 #define AA_TOKEN_REVOKED_SQL \
 	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
-	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL))"
+	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL) " \
+	" OR t.issued_at OPERATOR(pg_catalog.<=) p.status_changed_at " \
+	" OR EXISTS (SELECT FROM agentauth.principal h " \
+	"  WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=) " \
+	"        pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) " \
+	"    AND (h.status OPERATOR(pg_catalog.<>) 'active' " \
+	"         OR h.status_changed_at OPERATOR(pg_catalog.>=) t.issued_at)))"
 
 /*
  * may principal p begin only transaction_only sessions?  (SQL, for p; read
@@ -1325,6 +1339,7 @@ extern void aa_last_session_note(const pg_uuid_t *principal);
 extern bool aa_last_session_pending(void);
 extern void aa_last_session_store(void);
 extern uint64 aa_inactive_agents(void);
+extern char *aa_principal_role(const pg_uuid_t *id);
 extern void aa_monitor_take_signals(AAMonitorSignals *out);
 /* the status view: statements failed closed since the server started */
 extern uint64 aa_monitor_fail_closed_count(TimestampTz *last_at);

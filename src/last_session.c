@@ -43,7 +43,7 @@ static HTAB *noted = NULL;
 static int	failures = 0;
 
 /*
- * Of the principals in $1 whose last_session_at is older than an hour,
+ * Of the principals in $1 whose last_session_at is older than $2 seconds,
  * those not locked get now(); the ids left are those that still need it
  * (locked: tried again).
  */
@@ -51,7 +51,7 @@ static int	failures = 0;
 	"WITH want AS (SELECT p.id FROM agentauth.principal p " \
 	"  WHERE p.id OPERATOR(pg_catalog.=) ANY ($1) AND (p.last_session_at IS NULL " \
 	"   OR p.last_session_at OPERATOR(pg_catalog.<) (pg_catalog.now() " \
-	"       OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval))), " \
+	"       OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2)))), " \
 	"got AS (SELECT p.id FROM agentauth.principal p " \
 	"  WHERE p.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT w.id FROM want w)) " \
 	"  FOR NO KEY UPDATE SKIP LOCKED), " \
@@ -123,7 +123,8 @@ aa_last_session_store(void)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {UUIDARRAYOID};
+	Oid			argtypes[2] = {UUIDARRAYOID, FLOAT8OID};
+	Datum		args[2];
 
 	if (!aa_last_session_pending())
 		return;
@@ -131,7 +132,6 @@ aa_last_session_store(void)
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		Datum		ids;
 		int			ret;
 
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -139,9 +139,16 @@ aa_last_session_store(void)
 			elog(ERROR, "SPI_connect failed");
 		if (OidIsValid(get_extension_oid("agentauth", true)))
 		{
-			ids = noted_array();
-			ret = SPI_execute_plan(aa_spi_keep_plan(&plan, STORE_SQL, 1, argtypes),
-								   &ids, NULL, false, 0);
+			args[0] = noted_array();
+			/*
+			 * at most hourly, and within half of agentauth.inactive_after
+			 * (1.1, found by review: under an inactive_after of minutes, an
+			 * agent in use every minute was suspended as inactive)
+			 */
+			args[1] = Float8GetDatum(aa_inactive_after > 0 ?
+									 Max(Min(3600.0, aa_inactive_after / 2.0), 1.0) : 3600.0);
+			ret = SPI_execute_plan(aa_spi_keep_plan(&plan, STORE_SQL, 2, argtypes),
+								   args, NULL, false, 0);
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "could not update agentauth.principal: %d", ret);
 			hash_destroy(noted);
@@ -221,4 +228,20 @@ aa_inactive_agents(void)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not look for inactive agents: %d", ret);
 	return SPI_processed;
+}
+
+/* principal id's login role, or NULL; the caller is connected to SPI */
+char *
+aa_principal_role(const pg_uuid_t *id)
+{
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		arg = UUIDPGetDatum(id);
+
+	if (SPI_execute_with_args("SELECT r.rolname::pg_catalog.text FROM agentauth.principal p "
+							  "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.db_role "
+							  "WHERE p.id OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }

@@ -135,6 +135,7 @@ static uint64 loaded_gen = 0;
 static SPIPlanPtr raise_plan = NULL;	/* agentauth._raise_alert(...) */
 static HTAB *windows = NULL;
 static List *pending = NIL;
+static List *afresh = NIL;		/* reactivated principals, for their role's windows */
 static TimestampTz next_periodic = 0;
 static TimestampTz retry_after = 0;
 static int	failures = 0;
@@ -257,20 +258,23 @@ new_pending(int rule, const char *event, const pg_uuid_t *principal,
  * found by review: it probed on, unsuspended, for the rest of the window).
  */
 static void
-principal_afresh(const pg_uuid_t *principal)
+principal_afresh(const pg_uuid_t *principal, const char *role)
 {
 	WinKey		key;
 	WinEntry   *w;
 
-	memset(&key, 0, sizeof(key));
-	memcpy(key.who, principal->data, UUID_LEN);
-	for (int i = 0; i < nrules; i++)
+	for (int i = 0; i < nrules * 2; i++)
 	{
-		if (!rules[i].suspend)
+		memset(&key, 0, sizeof(key));
+		if (!rules[i / 2].suspend || (i % 2 ? role == NULL : principal == NULL))
 			continue;
-		key.rule = rules[i].id;
-		w = hash_search(windows, &key, HASH_FIND, NULL);
-		if (w != NULL)
+		key.rule = rules[i / 2].id;
+		key.by_role = i % 2;	/* its login role's window too (session_denied) */
+		if (key.by_role)
+			strlcpy(key.who, role, NAMEDATALEN);
+		else
+			memcpy(key.who, principal->data, UUID_LEN);
+		if ((w = hash_search(windows, &key, HASH_FIND, NULL)) != NULL)
 			w->n = w->quiet_until = 0;
 	}
 }
@@ -421,7 +425,13 @@ aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 		aa_last_session_note(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));	/* last_session.c */
 	if (evlen == 16 && memcmp(ev, "principal_status", 16) == 0 && !nulls[AA_COL_PRINCIPAL] &&
 		!nulls[AA_COL_DETAIL] && aa_jsonb_says(values[AA_COL_DETAIL], "to", "active"))
-		principal_afresh(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));
+	{
+		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
+
+		principal_afresh(DatumGetUUIDP(values[AA_COL_PRINCIPAL]), NULL);
+		afresh = lappend(afresh, aa_uuid_copy(DatumGetUUIDP(values[AA_COL_PRINCIPAL])));
+		MemoryContextSwitchTo(old);
+	}
 	for (int i = 0; i < ninterests; i++)
 	{
 		if (interests[i].len == evlen && memcmp(interests[i].event, ev, evlen) == 0)
@@ -526,16 +536,6 @@ prune_windows(TimestampTz now)
 	}
 }
 
-static Interval
-seconds_interval(int64 secs)
-{
-	Interval	iv;
-
-	memset(&iv, 0, sizeof(iv));
-	iv.time = secs * USECS_PER_SEC;
-	return iv;
-}
-
 /* agents without a session for longer than agentauth.inactive_after */
 static void
 find_inactive(void)
@@ -561,7 +561,7 @@ find_inactive(void)
 			continue;
 		a = new_pending(0, "inactive", id, SPI_getvalue(tup, desc, 2), -1, 1, true, 0);
 		a->has_per = true;
-		a->per = seconds_interval(aa_inactive_after);
+		a->per = (Interval) {.time = (int64) aa_inactive_after * USECS_PER_SEC};
 		if (detail)
 			a->detail = MemoryContextStrdup(mon_cxt, detail);
 	}
@@ -670,7 +670,7 @@ raise_one(PendingAlert *a)
 		if (SPI_execute_with_args("SELECT FROM agentauth.alert_log WHERE id OPERATOR(pg_catalog.=) $1 "
 								  "AND action_taken OPERATOR(pg_catalog.~~) '%suspension failed%'",
 								  1, t, &id, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-			principal_afresh(&a->principal);
+			principal_afresh(&a->principal, a->role);
 	}
 	if (isnull)
 	{
@@ -716,6 +716,10 @@ monitor_round(TimestampTz now, uint64 gen)
 		load_rules();
 		loaded_gen = gen;
 	}
+	foreach(lc, afresh)
+		principal_afresh(NULL, aa_principal_role((pg_uuid_t *) lfirst(lc)));
+	list_free_deep(afresh);
+	afresh = NIL;
 	if (periodic)
 	{
 		prune_windows(now);
@@ -796,8 +800,8 @@ aa_monitor_after_commit(void)
 
 	now = GetCurrentTimestamp();
 	gen = aa_monitor_rules_gen();
-	if (pending == NIL && gen == loaded_gen && !aa_monitor_signals_pending() &&
-		now < next_periodic)
+	if (pending == NIL && afresh == NIL && gen == loaded_gen &&
+		!aa_monitor_signals_pending() && now < next_periodic)
 		return;
 	if (now < retry_after)
 		return;

@@ -81,7 +81,8 @@ static SPIPlanPtr revalidate_human_plan = NULL;
 	"WHERE t.id OPERATOR(pg_catalog.=) $1"
 
 #define REVALIDATE_HUMAN_SQL \
-	"SELECT p.status, p.db_role, " AA_TXONLY_REQUIRED_SQL " " \
+	"SELECT p.status, p.db_role, " AA_TXONLY_REQUIRED_SQL ", " \
+	"COALESCE(p.status_changed_at OPERATOR(pg_catalog.>=) $2, false) " \
 	"FROM agentauth.principal p " \
 	"WHERE p.id OPERATOR(pg_catalog.=) $1"
 
@@ -648,7 +649,7 @@ session_revalidate(AASession *s)
 	AASpiState	st;
 	uint64		gen;
 	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1];
+	Datum		values[2];
 	bool		isnull;
 	const char *reason = NULL;
 
@@ -685,13 +686,19 @@ session_revalidate(AASession *s)
 	}
 	else
 	{
+		Oid			htypes[2] = {UUIDOID, TIMESTAMPTZOID};
+
+		values[1] = TimestampTzGetDatum(s->began_at);
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_human_plan,
-											   REVALIDATE_HUMAN_SQL, 1, argtypes),
+											   REVALIDATE_HUMAN_SQL, 2, htypes),
 							 values, NULL, 1);
 		if (SPI_processed == 0)
 			reason = "The principal no longer exists.";
 		else if (strcmp(TextDatumGetCString(aa_spi_first_value(1, &isnull)), "active") != 0)
 			reason = "The principal was suspended or retired.";
+		/* (1.1, found by review: idle through both, it lived on) */
+		else if (DatumGetBool(aa_spi_first_value(4, &isnull)))
+			reason = "The principal was suspended or retired, and reactivated since.";
 		else if (!s->transaction_only && DatumGetBool(aa_spi_first_value(3, &isnull)))
 			reason = "The principal now requires transaction_only sessions.";
 	}

@@ -507,6 +507,7 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	}
 	s->npatients = -1;
 	s->expires_at = DT_NOEND;
+	s->began_at = GetCurrentTimestamp();
 	s->can_break_glass = DatumGetBool(aa_spi_first_value(7, &isnull));
 	s->can_delegate = DatumGetBool(aa_spi_first_value(8, &isnull));
 	s->can_approve = DatumGetBool(aa_spi_first_value(9, &isnull));

@@ -33,7 +33,7 @@ CREATE ROLE lk_doc LOGIN;
 CREATE ROLE lk_r LOGIN;
 CREATE TABLE lk_chart (id serial PRIMARY KEY, patient_id text NOT NULL, lab text);
 INSERT INTO lk_chart (patient_id, lab) VALUES ('LK1', 'a'), ('LK2', 'b');
-GRANT SELECT, INSERT ON lk_chart TO lk_a, lk_b, lk_c, lk_w;
+GRANT SELECT, INSERT ON lk_chart TO lk_a, lk_b, lk_c, lk_w, lk_doc;
 GRANT USAGE ON SEQUENCE lk_chart_id_seq TO lk_w;
 SELECT agentauth.protect_table('lk_chart', 'patient_id', '{"id": "non_phi", "lab": "lab"}');
 SELECT agentauth.require_approval('lk_chart', '{insert}');
@@ -201,6 +201,32 @@ my $in_use = sq("SELECT id FROM agentauth.approval WHERE patient = 'LK2'");
 is(sq("SELECT (detail->'approvals_ended') ? '$in_use' FROM agentauth.audit_log
           WHERE event = 'principal_status' AND principal = '$w' AND detail->>'to' = 'suspended'"),
 	'f', 'the suspension passed by the approval in use, and its record does not name it');
+
+# 5. a token issued while its agent is being suspended -- the suspension
+# cannot see it to revoke it -- and a clinician's session that sat idle
+# through a suspension: neither works after the reactivation (1.1, found by
+# review: both did)
+my $iss = $node->background_psql('postgres');
+$iss->query_safe("BEGIN");
+my $racing = $iss->query_safe("SELECT agentauth.issue_token('$c', 'TREAT')");
+is(admin("SELECT agentauth.set_principal_status('$c', 'suspended', 'while a token is issued')"), 'done',
+	'the agent is suspended while a token for it is being issued');
+$iss->query_safe("COMMIT");
+$iss->quit;
+sq("SELECT agentauth.set_principal_status('$c', 'active', 'cleared')");
+my ($rret, $rout, $rerr) = $node->psql('postgres', "SELECT agentauth.begin_session('$racing')",
+	extra_params => [ '-U', 'lk_c' ]);
+like($rerr, qr/invalid or expired token/, 'that token does not work after the reactivation');
+my $d = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'lk_doc' ]);
+$d->query_safe("SELECT agentauth.begin_human_session('TREAT')");
+is($d->query_safe("SELECT count(*) FROM lk_chart WHERE patient_id = 'LK1'") > 0 ? 'reads' : 'none', 'reads',
+	'the clinician reads');
+sq("SELECT agentauth.set_principal_status('$doc', 'suspended', 'a moment')");
+sq("SELECT agentauth.set_principal_status('$doc', 'active', 'back')");
+$d->query("SELECT count(*) FROM lk_chart");
+like($d->{stderr}, qr/agentauth session is no longer valid/,
+	'a clinician\'s session idle through a suspension and a reactivation is refused');
+$d->quit;
 
 # 4. last_session_at: kept by the audit writer, also for a session begun in
 # a read-only transaction (1.0 skipped it there)

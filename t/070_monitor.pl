@@ -250,6 +250,26 @@ sleep 2;
 is($node->safe_psql('postgres', "SELECT count(*) || ' ' || min(action_taken) FROM agentauth.alerts WHERE rule = $srule"),
 	'1 notified; not suspended: no registered principal', 'one alert for the window, not ten');
 $node->safe_psql('postgres', "DELETE FROM agentauth.alert_rule WHERE id = $srule");
+# a suspend rule counted per login role (session_denied) acts again once
+# its principal is reactivated (1.1, found by review: it stayed quiet for
+# the rest of the window)
+$node->safe_psql('postgres', "SELECT agentauth.set_principal_status('$agent', 'active', 'reviewed once more')");
+$node->safe_psql('postgres',
+	"INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('session_denied', 2, '10 minutes', 'suspend')");
+my $rrule = $node->safe_psql('postgres', "SELECT max(id) FROM agentauth.alert_rule");
+sub wrong_secrets
+{
+	$node->psql('postgres', join('', map { "SELECT agentauth.begin_session('aat_wrong$_');\n" } 1 .. 3),
+		extra_params => [ '-U', 'mon_agent' ], on_error_stop => 0);
+}
+wrong_secrets();
+ok($node->poll_query_until('postgres', "SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$agent'"),
+	'wrong secrets from the agent\'s login: suspended');
+$node->safe_psql('postgres', "SELECT agentauth.set_principal_status('$agent', 'active', 'a typo')");
+wrong_secrets();
+ok($node->poll_query_until('postgres', "SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$agent'"),
+	'... and again after its reactivation');
+$node->safe_psql('postgres', "DELETE FROM agentauth.alert_rule WHERE id = $rrule");
 
 # 8. inactive agents: one that never began a session is suspended
 $node->safe_psql('postgres', q{

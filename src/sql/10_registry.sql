@@ -472,7 +472,11 @@ BEGIN
        -- approval or override is void when granted before it (btg.c), and
        -- one granted after an administrator's transaction began came back
        -- with a reactivation it made (found by review)
-       SET status = $2, status_reason = $3, status_changed_at = pg_catalog.clock_timestamp()
+       -- (only a change: a token issued before it, and a clinician's session
+       -- begun before it, are void -- session.c)
+       SET status = $2, status_reason = $3,
+           status_changed_at = CASE WHEN x.status OPERATOR(pg_catalog.=) $2 THEN x.status_changed_at
+                                    ELSE pg_catalog.clock_timestamp() END
      WHERE x.id = $1;
 
     IF status <> 'active' THEN

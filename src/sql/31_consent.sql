@@ -402,12 +402,14 @@ BEGIN
     END IF;
     IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'purpose' THEN
         -- (1.1) placed in the hierarchy: added with a parent, or its
-        -- parent or code changed (not its display)
+        -- parent or code changed, or made an ordinary purpose from a
+        -- reserved one (not its display)
         IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
             v_moved := NEW.parent IS NOT NULL;
         ELSE
             v_moved := NEW.parent IS NOT NULL AND (NEW.parent IS DISTINCT FROM OLD.parent
-                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code);
+                                                   OR NEW.code OPERATOR(pg_catalog.<>) OLD.code
+                                                   OR (OLD.reserved AND NOT NEW.reserved));
         END IF;
     END IF;
     IF v_moved THEN
