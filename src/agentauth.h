@@ -342,11 +342,11 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
 	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL) " \
 	" OR t.issued_at OPERATOR(pg_catalog.<=) p.status_changed_at " \
-	" OR EXISTS (SELECT FROM agentauth.principal h " \
+	" OR (t.on_behalf_of IS NOT NULL AND EXISTS (SELECT FROM agentauth.principal h " \
 	"  WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=) " \
 	"        pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) " \
 	"    AND (h.status OPERATOR(pg_catalog.<>) 'active' " \
-	"         OR h.status_changed_at OPERATOR(pg_catalog.>=) t.issued_at)))"
+	"         OR h.status_changed_at OPERATOR(pg_catalog.>=) t.issued_at))))"
 
 /*
  * may principal p begin only transaction_only sessions?  (SQL, for p; read
