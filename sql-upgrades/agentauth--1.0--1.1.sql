@@ -5825,6 +5825,32 @@ CREATE FUNCTION agentauth._detail_text(r regrole) RETURNS text
     SET quote_all_identifiers = off
     AS $$ SELECT r::pg_catalog.text $$;
 REVOKE ALL ON FUNCTION agentauth._detail_text(regrole) FROM PUBLIC;
+-- A new principal's name must differ from every other's by more than case
+-- and surrounding blanks (1.1, found by review): tokens' on_behalf_of and
+-- the consent check name a principal so, and a retired "dr jones" made
+-- every token on behalf of a new "Dr Jones" refused, for good.  A name
+-- spelt the same way is left to the unique index, as before.
+CREATE FUNCTION agentauth._check_name_free(v_name text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    other text;
+BEGIN
+    SELECT x.name INTO other FROM agentauth.principal x
+     WHERE pg_catalog.lower(pg_catalog.btrim(x.name)) OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.btrim(v_name))
+       AND x.name OPERATOR(pg_catalog.<>) v_name
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a principal named "%" exists', other USING ERRCODE = '23505',
+            DETAIL = 'Principal names are compared without case and surrounding blanks.',
+            HINT = 'Choose another name (a retired principal keeps its name).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._check_name_free(text) FROM PUBLIC;
+COMMENT ON FUNCTION agentauth._check_name_free(text) IS 'agentauth internal: not part of the interface';
+
 -- (1.1) The registrations' records state the role and the token lifetime
 -- so too (1.0 wrote them in the caller's IntervalStyle and
 -- quote_all_identifiers).
@@ -5848,6 +5874,7 @@ DECLARE
 BEGIN
     PERFORM agentauth._require_role('agentauth_admin');
     PERFORM agentauth._check_name(name);
+    PERFORM agentauth._check_name_free($1);
     v_role := agentauth._check_role(db_role);
     PERFORM agentauth._check_text(owner, 'owner', true, 4000);
     purposes := agentauth._check_purposes(purposes);
@@ -5892,6 +5919,7 @@ DECLARE
 BEGIN
     PERFORM agentauth._require_role('agentauth_admin');
     PERFORM agentauth._check_name(name);
+    PERFORM agentauth._check_name_free($1);
     v_role := agentauth._check_role(db_role);
     purposes := agentauth._check_purposes(purposes);
     scopes := agentauth._check_scopes(scopes, true);

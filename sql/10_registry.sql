@@ -171,6 +171,13 @@ SELECT agentauth.register_agent('reg-style-agent', 'reg_style_agent', 'ops', '{T
 SELECT agentauth.register_human('reg-style-human', 'reg_style_human', '{TREAT}', '{lab:read}') IS NOT NULL AS registered;
 RESET IntervalStyle;
 RESET quote_all_identifiers;
+-- a name that differs from another's only by case or surrounding blanks is
+-- taken (1.1, found by review: tokens' on_behalf_of and consents name a
+-- principal so, and a retired one blocked its namesake's tokens for good)
+RESET ROLE;
+CREATE ROLE reg_style_twin LOGIN;
+SET ROLE reg_admin;
+SELECT reg_try($$SELECT agentauth.register_human(' REG-STYLE-HUMAN', 'reg_style_twin', '{TREAT}', '{lab:read}')$$);
 RESET ROLE;
 SELECT detail->>'name' AS name, detail->>'db_role' AS db_role, detail->>'max_token_ttl' AS max_token_ttl
   FROM agentauth.audit_log

@@ -272,8 +272,8 @@ typedef struct AASession
 	int			npatients;		/* -1: any patient */
 	char	  **patients;		/* sorted by strcmp, for bsearch */
 	TimestampTz expires_at;		/* DT_NOEND for human sessions */
-	TimestampTz began_at;		/* a human session ends with its principal's
-								 * next status change */
+	TimestampTz status_changed_at;	/* a human session ends when its
+									 * principal's differs (DT_NOBEGIN: none) */
 	int			nchain;
 	pg_uuid_t  *chain;			/* delegation chain, root first, this token last */
 	bool		can_break_glass;
@@ -333,14 +333,18 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 
 /*
  * Is token t, or one it was delegated from, revoked -- or issued before
- * its agent's (p's) last status change, or before that of the principal
- * it acts for?  (SQL, for t and its agent p.)  1.1, found by review: a
- * token issued while its agent was being suspended was not among those the
- * suspension revoked, and it worked again after a reactivation.
+ * its agent's last status change (or is that agent not active), or before
+ * that of the principal it acts for?  (SQL, for t and its agent p.)  1.1,
+ * found by review: a token issued while its agent was being suspended was
+ * not among those the suspension revoked, and it -- and the tokens
+ * delegated from it -- worked again after a reactivation.
  */
 #define AA_TOKEN_REVOKED_SQL \
 	"(t.revoked_at IS NOT NULL OR EXISTS (SELECT FROM agentauth.token a " \
-	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND a.revoked_at IS NOT NULL) " \
+	"  JOIN agentauth.principal ap ON ap.id OPERATOR(pg_catalog.=) a.agent " \
+	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND (a.revoked_at IS NOT NULL " \
+	"  OR ap.status OPERATOR(pg_catalog.<>) 'active' " \
+	"  OR a.issued_at OPERATOR(pg_catalog.<=) ap.status_changed_at)) " \
 	" OR t.issued_at OPERATOR(pg_catalog.<=) p.status_changed_at " \
 	" OR (t.on_behalf_of IS NOT NULL AND EXISTS (SELECT FROM agentauth.principal h " \
 	"  WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=) " \

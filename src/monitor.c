@@ -424,7 +424,8 @@ aa_monitor_observe(const Datum *values, const bool *nulls, uint64 statement)
 	if (evlen == 13 && memcmp(ev, "session_begin", 13) == 0 && !nulls[AA_COL_PRINCIPAL])
 		aa_last_session_note(DatumGetUUIDP(values[AA_COL_PRINCIPAL]));	/* last_session.c */
 	if (evlen == 16 && memcmp(ev, "principal_status", 16) == 0 && !nulls[AA_COL_PRINCIPAL] &&
-		!nulls[AA_COL_DETAIL] && aa_jsonb_says(values[AA_COL_DETAIL], "to", "active"))
+		!nulls[AA_COL_DETAIL] && aa_jsonb_says(values[AA_COL_DETAIL], "to", "active") &&
+		!aa_jsonb_says(values[AA_COL_DETAIL], "from", "active"))
 	{
 		MemoryContext old = MemoryContextSwitchTo(mon_cxt);
 

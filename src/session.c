@@ -82,7 +82,7 @@ static SPIPlanPtr revalidate_human_plan = NULL;
 
 #define REVALIDATE_HUMAN_SQL \
 	"SELECT p.status, p.db_role, " AA_TXONLY_REQUIRED_SQL ", " \
-	"COALESCE(p.status_changed_at OPERATOR(pg_catalog.>=) $2, false) " \
+	"p.status_changed_at IS DISTINCT FROM $2 " \
 	"FROM agentauth.principal p " \
 	"WHERE p.id OPERATOR(pg_catalog.=) $1"
 
@@ -688,10 +688,16 @@ session_revalidate(AASession *s)
 	{
 		Oid			htypes[2] = {UUIDOID, TIMESTAMPTZOID};
 
-		values[1] = TimestampTzGetDatum(s->began_at);
+		/*
+		 * its status changed since the session began: compared with what
+		 * begin read, never with a clock (a standby's may differ)
+		 */
+		char		hnulls[2] = {' ', s->status_changed_at == DT_NOBEGIN ? 'n' : ' '};
+
+		values[1] = TimestampTzGetDatum(s->status_changed_at);
 		aa_spi_select_latest(aa_spi_keep_plan(&revalidate_human_plan,
 											   REVALIDATE_HUMAN_SQL, 2, htypes),
-							 values, NULL, 1);
+							 values, hnulls, 1);
 		if (SPI_processed == 0)
 			reason = "The principal no longer exists.";
 		else if (strcmp(TextDatumGetCString(aa_spi_first_value(1, &isnull)), "active") != 0)

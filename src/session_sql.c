@@ -55,7 +55,8 @@ PG_FUNCTION_INFO_V1(aa_session_token_sql);
 	"SELECT p.id, p.kind, p.name, p.status, p.purposes, p.scopes, " \
 	"p.can_break_glass, p.can_delegate, p.can_approve, " \
 	"(SELECT pu.reserved FROM agentauth.purpose pu " \
-	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL " " \
+	" WHERE pu.code OPERATOR(pg_catalog.=) $2), " AA_TXONLY_REQUIRED_SQL ", " \
+	"p.status_changed_at " \
 	"FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) $1"
 
 /* ---------------------------------------------------------------------
@@ -291,12 +292,13 @@ aa_begin_session(PG_FUNCTION_ARGS)
 	{
 		const char *reason = NULL;
 
-		if (DatumGetBool(aa_spi_first_value(9, &isnull)))
+		/* (the agent's status first: the revoked test counts it too) */
+		if (strcmp(TextDatumGetCString(aa_spi_first_value(13, &isnull)), "active") != 0)
+			reason = "agent not active";
+		else if (DatumGetBool(aa_spi_first_value(9, &isnull)))
 			reason = "token revoked";
 		else if (DatumGetTimestampTz(aa_spi_first_value(7, &isnull)) <= GetCurrentTimestamp())
 			reason = "token expired";
-		else if (strcmp(TextDatumGetCString(aa_spi_first_value(13, &isnull)), "active") != 0)
-			reason = "agent not active";
 		else if (DatumGetObjectId(aa_spi_first_value(12, &isnull)) != GetSessionUserId())
 			reason = "session user is not the agent's role";
 		else if (aa_role_bypasses_rls(GetSessionUserId()))
@@ -507,7 +509,11 @@ aa_begin_human_session(PG_FUNCTION_ARGS)
 	}
 	s->npatients = -1;
 	s->expires_at = DT_NOEND;
-	s->began_at = GetCurrentTimestamp();
+	{
+		Datum		changed = aa_spi_first_value(12, &isnull);
+
+		s->status_changed_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(changed);
+	}
 	s->can_break_glass = DatumGetBool(aa_spi_first_value(7, &isnull));
 	s->can_delegate = DatumGetBool(aa_spi_first_value(8, &isnull));
 	s->can_approve = DatumGetBool(aa_spi_first_value(9, &isnull));

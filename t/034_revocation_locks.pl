@@ -228,6 +228,28 @@ like($d->{stderr}, qr/agentauth session is no longer valid/,
 	'a clinician\'s session idle through a suspension and a reactivation is refused');
 $d->quit;
 
+# ... nor do the tokens delegated from such a token (1.1, found by review:
+# the child read while its parent's agent was suspended, and after)
+sq("SELECT agentauth.set_principal_status('$b', 'active', 'back')");
+sq("SELECT agentauth.set_principal_status('$a', 'active', 'back')");
+my $held = $node->background_psql('postgres');
+$held->query_safe("BEGIN");
+$held->query_safe("SELECT agentauth.set_principal_status('$a', 'suspended', 'held open')");
+my $ta = sq("SELECT agentauth.issue_token('$a', 'TREAT')");
+$s = agent_psql('lk_a');
+$s->query_safe("SELECT agentauth.begin_session('$ta')");
+my $tb = $s->query_safe("SELECT agentauth.delegate_token('$b')");
+$s->quit;
+$held->query_safe("COMMIT");
+$held->quit;
+($rret, $rout, $rerr) = $node->psql('postgres', "SELECT agentauth.begin_session('$tb')",
+	extra_params => [ '-U', 'lk_b' ]);
+like($rerr, qr/invalid or expired token/, 'a token delegated from it is refused while its parent\'s agent is suspended');
+sq("SELECT agentauth.set_principal_status('$a', 'active', 'cleared again')");
+($rret, $rout, $rerr) = $node->psql('postgres', "SELECT agentauth.begin_session('$tb')",
+	extra_params => [ '-U', 'lk_b' ]);
+like($rerr, qr/invalid or expired token/, '... and after its reactivation');
+
 # 4. last_session_at: kept by the audit writer, also for a session begun in
 # a read-only transaction (1.0 skipped it there)
 my $r = sq(q{SELECT agentauth.register_agent('lk-r', 'lk_r', 'team', '{TREAT}', '{lab:read}')});

@@ -270,6 +270,25 @@ wrong_secrets();
 ok($node->poll_query_until('postgres', "SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$agent'"),
 	'... and again after its reactivation');
 $node->safe_psql('postgres', "DELETE FROM agentauth.alert_rule WHERE id = $rrule");
+# ... but a note that leaves an active principal active starts nothing
+# afresh (1.1, found by review: it reset the count)
+$node->safe_psql('postgres', "SELECT agentauth.set_principal_status('$agent', 'active', 'reviewed a last time')");
+$node->safe_psql('postgres',
+	"INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied', 3, '10 minutes', 'suspend')");
+my $nrule = $node->safe_psql('postgres', "SELECT max(id) FROM agentauth.alert_rule");
+$secret = $node->safe_psql('postgres', "SELECT agentauth.issue_token('$agent', 'TREATDS')");
+$probe = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'mon_agent' ]);
+$probe->query_safe("SELECT agentauth.begin_session('$secret')");
+$probe->query_safe("SELECT lab FROM mon_chart WHERE patient_id = 'M$_'") for 1 .. 2;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) >= 2 FROM agentauth.audit_log WHERE event = 'denied' AND principal = '$agent' AND patient IN ('M1', 'M2') AND logged_at > now() - interval '1 minute'"),
+	'two probes recorded');
+$node->safe_psql('postgres', "SELECT agentauth.set_principal_status('$agent', 'active', 'a note: under review')");
+$probe->query_safe("SELECT lab FROM mon_chart WHERE patient_id = 'M3'");
+$probe->quit;
+ok($node->poll_query_until('postgres', "SELECT status = 'suspended' FROM agentauth.principals WHERE id = '$agent'"),
+	'the third probe after a note that changed nothing suspends the agent');
+$node->safe_psql('postgres', "DELETE FROM agentauth.alert_rule WHERE id = $nrule");
 
 # 8. inactive agents: one that never began a session is suspended
 $node->safe_psql('postgres', q{
