@@ -334,7 +334,8 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 /*
  * Is token t, or one it was delegated from, revoked -- or issued before
  * its agent's last status change (or is that agent not active), or before
- * that of the principal it acts for?  (SQL, for t and its agent p.)  1.1,
+ * that of the principal it acts for?  (SQL, for t; t.chain holds t
+ * itself, so the test of the chain covers t's own agent.)  1.1,
  * found by review: a token issued while its agent was being suspended was
  * not among those the suspension revoked, and it -- and the tokens
  * delegated from it -- worked again after a reactivation.
@@ -345,7 +346,6 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 	" WHERE a.id OPERATOR(pg_catalog.=) ANY (t.chain) AND (a.revoked_at IS NOT NULL " \
 	"  OR ap.status OPERATOR(pg_catalog.<>) 'active' " \
 	"  OR a.issued_at OPERATOR(pg_catalog.<=) ap.status_changed_at)) " \
-	" OR t.issued_at OPERATOR(pg_catalog.<=) p.status_changed_at " \
 	" OR (t.on_behalf_of IS NOT NULL AND EXISTS (SELECT FROM agentauth.principal h " \
 	"  WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=) " \
 	"        pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) " \

@@ -60,8 +60,9 @@ static int	failures = 0;
 	"SELECT w.id FROM want w WHERE w.id OPERATOR(pg_catalog.<>) ALL " \
 	"  (ARRAY(SELECT d.id FROM done d))"
 
-static void
-note(const pg_uuid_t *principal)
+/* a session_begin record of principal was stored (or its row was held) */
+void
+aa_last_session_note(const pg_uuid_t *principal)
 {
 	if (noted == NULL)
 	{
@@ -74,13 +75,6 @@ note(const pg_uuid_t *principal)
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	(void) hash_search(noted, principal, HASH_ENTER, NULL);
-}
-
-/* a session_begin record of principal was stored */
-void
-aa_last_session_note(const pg_uuid_t *principal)
-{
-	note(principal);
 }
 
 bool
@@ -161,7 +155,7 @@ aa_last_session_store(void)
 											  SPI_tuptable->tupdesc, 1, &isnull);
 
 				if (!isnull)
-					note(DatumGetUUIDP(v));
+					aa_last_session_note(DatumGetUUIDP(v));
 			}
 		}
 		else
