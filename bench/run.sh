@@ -331,7 +331,15 @@ audit_delta() {
 }
 
 echo "== plans (results/explain.txt)"
+logf=$(ls -t "$W"/data/log/* | head -1); logoff=$(stat -c %s "$logf")
 as_pg $PSQL -v npat="$NPAT" -f "$B/explain.sql" >"$B/results/explain.txt" 2>&1 || true
+# the agent's plans, as they ran (auto_explain, in the server log)
+tail -c +"$((logoff + 1))" "$logf" | awk '
+    function flush() { if (buf ~ /clinic\.obs_aa/) print buf "\n"; buf = "" }
+    /LOG:  duration: .* plan:/ { flush(); buf = $0; keep = 1; next }
+    /^\t/ && keep { buf = buf "\n" $0; next }
+    { flush(); keep = 0 }
+    END { flush() }' >>"$B/results/explain.txt"
 
 mark0=$(audit_mark)
 echo "== point query, 1 client (audit_sync off for aa_async)"
