@@ -5825,11 +5825,38 @@ CREATE FUNCTION agentauth._detail_text(r regrole) RETURNS text
     SET quote_all_identifiers = off
     AS $$ SELECT r::pg_catalog.text $$;
 REVOKE ALL ON FUNCTION agentauth._detail_text(regrole) FROM PUBLIC;
+-- One name, case and surrounding blanks aside, is one principal (1.1):
+-- the index below makes it so for good.  1.0 let two principals' names
+-- differ by case alone; 1.1 compares names so (tokens' on_behalf_of,
+-- consents' grantee_owner), and the suspension of one would void the
+-- tokens and consents of the other.  The update refuses such a registry
+-- and names them (found by review: it kept them, silently).
+DO $$
+DECLARE
+    clash text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('%L', p.name), ', ' ORDER BY p.name) INTO clash
+      FROM agentauth.principal p
+     WHERE EXISTS (SELECT FROM agentauth.principal q
+                    WHERE q.id OPERATOR(pg_catalog.<>) p.id
+                      AND pg_catalog.lower(pg_catalog.btrim(q.name)) OPERATOR(pg_catalog.=)
+                          pg_catalog.lower(pg_catalog.btrim(p.name)));
+    IF clash IS NOT NULL THEN
+        RAISE EXCEPTION 'principals % have names that differ only by case or surrounding blanks', clash
+            USING ERRCODE = '23505',
+            DETAIL = 'Version 1.1 compares principal names without case and surrounding blanks (tokens'' on_behalf_of, consents'' grantee_owner): the suspension of one would void the tokens and consents of the other.',
+            HINT = 'Give each of them but one a name of its own (as a superuser: UPDATE agentauth.principal SET name = ... WHERE id = ...), then update again.';
+    END IF;
+END
+$$;
+CREATE UNIQUE INDEX principal_name_folded
+    ON agentauth.principal ((pg_catalog.lower(pg_catalog.btrim(name))));
 -- A new principal's name must differ from every other's by more than case
 -- and surrounding blanks (1.1, found by review): tokens' on_behalf_of and
 -- the consent check name a principal so, and a retired "dr jones" made
 -- every token on behalf of a new "Dr Jones" refused, for good.  A name
--- spelt the same way is left to the unique index, as before.
+-- spelt the same way is left to the unique index, as before; two
+-- registrations at once, to principal_name_folded (01_schema.sql).
 CREATE FUNCTION agentauth._check_name_free(v_name text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp

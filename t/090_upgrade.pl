@@ -97,6 +97,24 @@ is($up->safe_psql('postgres', $optout_decision), 'permit',
 my $before = $up->safe_psql('postgres', $read);
 like($before, qr/UP-P1:C1/, 'the 1.0 agent reads a consenting patient');
 unlike($before, qr/UP-P3/, '... and not another');
+# two clinicians whose names differ only by case (1.0 let them; 1.1
+# compares names so): the update refuses and names them (found by review:
+# it kept them, and one's suspension voided the other's tokens), and goes
+# through once one has a name of its own
+$up->safe_psql('postgres', q{
+	CREATE ROLE up_jones LOGIN;
+	CREATE ROLE up_jones2 LOGIN;
+	SELECT agentauth.register_human('Dr Up Jones', 'up_jones', '{TREAT}', '{lab:read}');
+	SELECT agentauth.register_human('dr up jones ', 'up_jones2', '{TREAT}', '{lab:read}')});
+my ($clash_ret, $clash_out, $clash_err) = $up->psql('postgres', 'ALTER EXTENSION agentauth UPDATE');
+isnt($clash_ret, 0, 'the update refuses principals whose names differ only by case');
+like($clash_err, qr/principals 'Dr Up Jones', 'dr up jones ' have names that differ only by case or surrounding blanks/,
+	'... and names them');
+like($clash_err, qr/HINT:  Give each of them but one a name of its own/, '... with a hint');
+is($up->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'agentauth'"),
+	'1.0', '... and leaves version 1.0 as it was');
+$up->safe_psql('postgres',
+	q{UPDATE agentauth.principal SET name = 'Dr Up Jones (cardiology)' WHERE name = 'dr up jones '});
 my $site_before = $up->safe_psql('postgres', q{
 	SELECT (SELECT count(*) FROM agentauth.principal) || ' ' ||
 	       (SELECT count(*) FROM agentauth.token) || ' ' ||

@@ -87,6 +87,13 @@ CREATE TABLE agentauth.principal (
     CHECK (kind = 'human' OR (owner IS NOT NULL AND max_token_ttl IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('agentauth.principal', '');
+-- Names are compared without case and surrounding blanks (tokens'
+-- on_behalf_of, consents' grantee_owner): one name so folded is one
+-- principal (1.1).  _check_name_free says which name a new one collides
+-- with; this index holds where two registrations run at once, which
+-- that check cannot see (found by review: both committed).
+CREATE UNIQUE INDEX principal_name_folded
+    ON agentauth.principal ((pg_catalog.lower(pg_catalog.btrim(name))));
 
 -- Tokens (SPEC 4).  Only the SHA-256 of the secret is stored.
 CREATE TABLE agentauth.token (

@@ -312,7 +312,8 @@ REVOKE ALL ON FUNCTION agentauth._check_ttl(interval, text, interval, text) FROM
 -- and surrounding blanks (1.1, found by review): tokens' on_behalf_of and
 -- the consent check name a principal so, and a retired "dr jones" made
 -- every token on behalf of a new "Dr Jones" refused, for good.  A name
--- spelt the same way is left to the unique index, as before.
+-- spelt the same way is left to the unique index, as before; two
+-- registrations at once, to principal_name_folded (01_schema.sql).
 CREATE FUNCTION agentauth._check_name_free(v_name text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
