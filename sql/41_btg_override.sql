@@ -157,7 +157,17 @@ SELECT a.event, a.principal_name, a.purpose, a.patient,
 -- reviews: privacy officers only, never one's own, once, and only when over
 \c - btg1_nurse
 SELECT agentauth.review_break_glass(:'bg1', 'justified', 'no consent on file, unconscious');
+-- an override 1.0 recorded (no on_behalf_of_principal) for an agent
+-- acting on his behalf, his name in other letter case and with blanks
+-- around it: his own too (1.1, found by review: the name was compared
+-- without case but with its blanks, and he reviewed it)
+\c - postgres
+CREATE TEMP TABLE btg1_old AS SELECT * FROM agentauth.break_glass WHERE id = :'bg_agent';
+UPDATE btg1_old SET id = gen_random_uuid(), on_behalf_of_principal = NULL,
+                    on_behalf_of = ' ' || upper(on_behalf_of) || ' ';
+INSERT INTO agentauth.break_glass SELECT * FROM btg1_old RETURNING id AS bg_old, on_behalf_of \gset
 \c - btg1_officer_doc
+SELECT agentauth.review_break_glass(:'bg_old', 'justified', 'my agent, spelt otherwise');
 -- his own override
 SELECT agentauth.review_break_glass(:'bg5', 'justified', 'I was there');
 -- the agent acted on his behalf

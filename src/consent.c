@@ -339,9 +339,12 @@ loading_begins(void)
 	"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2 " \
 	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_agent OPERATOR(pg_catalog.=) ANY " \
 	"            (SELECT t.agent FROM agentauth.token t WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
-	"   AND (c.grantee_owner IS NULL OR c.grantee_owner OPERATOR(pg_catalog.=) ANY ($3) " \
-	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_owner OPERATOR(pg_catalog.=) ANY " \
-	"            (SELECT p.owner FROM agentauth.token t JOIN agentauth.principal p " \
+	"   AND (c.grantee_owner IS NULL OR pg_catalog.lower(pg_catalog.btrim(c.grantee_owner)) " \
+	"            OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.lower(pg_catalog.btrim(o)) " \
+	"                                          FROM pg_catalog.unnest($3) o) " \
+	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND pg_catalog.lower(pg_catalog.btrim(c.grantee_owner)) " \
+	"            OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.lower(pg_catalog.btrim(p.owner)) " \
+	"               FROM agentauth.token t JOIN agentauth.principal p " \
 	"               ON p.id OPERATOR(pg_catalog.=) t.agent WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
 	"   AND (c.grantee_owner IS NULL OR c.decision OPERATOR(pg_catalog.=) 'deny' " \
 	"        OR NOT EXISTS (SELECT FROM agentauth.principal n " \
@@ -386,7 +389,10 @@ load_provisions(const char *patient)
 	 * they name; one that names as grantee_owner a principal that is not
 	 * active opens nothing, whether the name is the session's clinician
 	 * (on_behalf_of) or its agent's owner (1.1, found by review: the
-	 * owner's path stayed open after the clinician's suspension).
+	 * owner's path stayed open after the clinician's suspension).  Names
+	 * are compared as everywhere else, case and surrounding blanks aside
+	 * (1.1, found by review: a deny of 'Dr Jones' did not bind a token on
+	 * behalf of 'DR JONES', which issue_token takes for her).
 	 */
 	values[4] = aa_session_chain_array(&isnull);
 	nulls[4] = isnull ? 'n' : ' ';

@@ -252,20 +252,21 @@ BEGIN
     -- member of, the principal's role (superuser status aside), not in the
     -- principal's session, not as the person an agent acted for -- decided
     -- on principals (overrides from 1.1 on record it), and for older
-    -- overrides on the name, in any letter case.
+    -- overrides on the name, case and surrounding blanks aside (1.1, found
+    -- by review: 'Dr Jones ' reviewed her own).
     WITH RECURSIVE mine(r) AS (
         SELECT s.caller_role UNION SELECT s.login_role
         UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
                 JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
     SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
-    SELECT pg_catalog.array_agg(pg_catalog.lower(pr.name)), pg_catalog.array_agg(pr.id)
+    SELECT pg_catalog.array_agg(pg_catalog.lower(pg_catalog.btrim(pr.name))), pg_catalog.array_agg(pr.id)
       INTO v_names, v_ids FROM agentauth.principal pr
      WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
         OR pr.id OPERATOR(pg_catalog.=) s.principal;
     IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
        OR s.principal OPERATOR(pg_catalog.=) b.principal
        OR b.on_behalf_of_principal OPERATOR(pg_catalog.=) ANY (v_ids)
-       OR pg_catalog.lower(b.on_behalf_of) OPERATOR(pg_catalog.=) ANY (v_names) THEN
+       OR pg_catalog.lower(pg_catalog.btrim(b.on_behalf_of)) OPERATOR(pg_catalog.=) ANY (v_names) THEN
         RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Another privacy officer must review it.';
