@@ -29,7 +29,7 @@ UPDATE agentauth.break_glass b SET on_behalf_of_principal = pr.id
  WHERE b.on_behalf_of IS NOT NULL AND pr.kind = 'human'
    -- the name as 1.1 compares names: case and surrounding blanks aside
    -- (found by review: 'Dr Jones ' was left unlinked, and reviewed her own)
-   AND pg_catalog.lower(pg_catalog.btrim(pr.name)) = pg_catalog.lower(pg_catalog.btrim(b.on_behalf_of));
+   AND pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pr.name))) = pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(b.on_behalf_of)));
 
 CREATE OR REPLACE FUNCTION agentauth.break_glass(patient text, reason text,
                                       ttl interval DEFAULT '60 minutes')
@@ -83,10 +83,15 @@ BEGIN
                   HINT = 'Issue the agent''s token with on_behalf_of naming the clinician who answers for the override.';
     END IF;
     -- the person who answers for an agent's override is a registered human
-    -- principal, active, who may break the glass: named exactly
+    -- principal, active, who may break the glass: named as names are
+    -- compared everywhere, case and surrounding blanks aside (1.1, found by
+    -- review: 'DR QUINN ' was her for her denies and her suspension, and
+    -- no one here); principal_name_folded makes it one principal at most
     IF s.kind OPERATOR(pg_catalog.=) 'agent' THEN
         SELECT pr.id, pr.kind, pr.status, pr.can_break_glass INTO h
-          FROM agentauth.principal pr WHERE pr.name OPERATOR(pg_catalog.=) s.on_behalf_of;
+          FROM agentauth.principal pr
+         WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pr.name))) OPERATOR(pg_catalog.=)
+               pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(s.on_behalf_of)));
         IF NOT FOUND OR h.kind OPERATOR(pg_catalog.<>) 'human'
            OR h.status OPERATOR(pg_catalog.<>) 'active' OR NOT h.can_break_glass THEN
             RAISE EXCEPTION 'an agent may break the glass only on behalf of an active human principal who may break the glass'
@@ -97,7 +102,7 @@ BEGIN
                                WHEN h.kind OPERATOR(pg_catalog.<>) 'human' THEN 'which is not a human principal'
                                WHEN h.status OPERATOR(pg_catalog.<>) 'active' THEN 'whose status is ' || h.status
                                ELSE 'who is not registered with can_break_glass' END),
-                      HINT = 'Issue the agent''s token with on_behalf_of naming, exactly, the registered clinician who answers for the override.';
+                      HINT = 'Issue the agent''s token with on_behalf_of naming the registered clinician who answers for the override.';
         END IF;
         v_for := h.id;
     END IF;
@@ -178,14 +183,14 @@ BEGIN
         UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
                 JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
     SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
-    SELECT pg_catalog.array_agg(pg_catalog.lower(pg_catalog.btrim(pr.name))), pg_catalog.array_agg(pr.id)
+    SELECT pg_catalog.array_agg(pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pr.name)))), pg_catalog.array_agg(pr.id)
       INTO v_names, v_ids FROM agentauth.principal pr
      WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
         OR pr.id OPERATOR(pg_catalog.=) s.principal;
     IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
        OR s.principal OPERATOR(pg_catalog.=) b.principal
        OR b.on_behalf_of_principal OPERATOR(pg_catalog.=) ANY (v_ids)
-       OR pg_catalog.lower(pg_catalog.btrim(b.on_behalf_of)) OPERATOR(pg_catalog.=) ANY (v_names) THEN
+       OR pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(b.on_behalf_of))) OPERATOR(pg_catalog.=) ANY (v_names) THEN
         RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Another privacy officer must review it.';
@@ -4801,8 +4806,8 @@ BEGIN
     -- new token acts on its behalf (set_principal_status revoked the old)
     -- (any spelling of its name: case and surrounding blanks aside)
     IF EXISTS (SELECT FROM agentauth.principal h
-                WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=)
-                      pg_catalog.lower(pg_catalog.btrim(on_behalf_of))
+                WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(h.name))) OPERATOR(pg_catalog.=)
+                      pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(on_behalf_of)))
                   AND h.status OPERATOR(pg_catalog.<>) 'active') THEN
         RAISE EXCEPTION 'principal "%", on whose behalf the token would act, is not active', on_behalf_of
             USING ERRCODE = '55000';
@@ -4899,8 +4904,8 @@ BEGIN
             SELECT t.id FROM agentauth.token t
              WHERE (t.agent = $1
                     -- any spelling of its name, as issue_token matches it
-                    OR pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) OPERATOR(pg_catalog.=)
-                       pg_catalog.lower(pg_catalog.btrim(p.name)))
+                    OR pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(t.on_behalf_of))) OPERATOR(pg_catalog.=)
+                       pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(p.name))))
                AND t.revoked_at IS NULL FOR NO KEY UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
@@ -5843,8 +5848,8 @@ BEGIN
       FROM agentauth.principal p
      WHERE EXISTS (SELECT FROM agentauth.principal q
                     WHERE q.id OPERATOR(pg_catalog.<>) p.id
-                      AND pg_catalog.lower(pg_catalog.btrim(q.name)) OPERATOR(pg_catalog.=)
-                          pg_catalog.lower(pg_catalog.btrim(p.name)));
+                      AND pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(q.name))) OPERATOR(pg_catalog.=)
+                          pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(p.name))));
     IF clash IS NOT NULL THEN
         RAISE EXCEPTION 'principals % have names that differ only by case or surrounding blanks', clash
             USING ERRCODE = '23505',
@@ -5854,7 +5859,7 @@ BEGIN
 END
 $$;
 CREATE UNIQUE INDEX principal_name_folded
-    ON agentauth.principal ((pg_catalog.lower(pg_catalog.btrim(name))));
+    ON agentauth.principal ((pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(name)))));
 -- A new principal's name must differ from every other's by more than case
 -- and surrounding blanks (1.1, found by review): tokens' on_behalf_of and
 -- the consent check name a principal so, and a retired "dr jones" made
@@ -5869,7 +5874,7 @@ DECLARE
     other text;
 BEGIN
     SELECT x.name INTO other FROM agentauth.principal x
-     WHERE pg_catalog.lower(pg_catalog.btrim(x.name)) OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.btrim(v_name))
+     WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(x.name))) OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(v_name)))
        AND x.name OPERATOR(pg_catalog.<>) v_name
      LIMIT 1;
     IF FOUND THEN

@@ -1,7 +1,8 @@
 -- Accountability names a real person, and approvers need the authority they
 -- grant (issue "Guarantees" items 14 and 15).
 --  * An agent breaks the glass only on behalf of an active human principal
---    registered with can_break_glass, named exactly; the override records
+--    registered with can_break_glass, named as names are compared (case and
+--    surrounding blanks aside, 1.1: found by review); the override records
 --    that principal, and the no-self-review rule is decided on principals.
 --  * An approval covers only what the approver may do: write scope for
 --    every class of the table, and agent writes under one of the
@@ -36,12 +37,10 @@ SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'btg4 bot') AS t
 SELECT agentauth.issue_token(:'agent', 'TREAT', on_behalf_of => 'dr.grey') AS t_grey \gset
 SELECT count(*) AS overrides_before FROM agentauth.break_glass \gset
 
--- refused: a string that names nobody, another spelling, a person who may
--- not break the glass, an agent
+-- refused: a string that names nobody, a person who may not break the
+-- glass, an agent
 \c - btg4_agent
 SELECT agentauth.begin_session(:'t_nobody') IS NOT NULL AS began;
-SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
-SELECT agentauth.begin_session(:'t_upper') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
 SELECT agentauth.begin_session(:'t_nurse') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
@@ -51,11 +50,17 @@ SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert');
 SELECT agentauth.begin_session(:'t_grey') IS NOT NULL AS began;
 SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert', '1 minute') AS bg \gset
 SELECT agentauth.end_break_glass(:'bg');
+-- and for her name in other letter case, which her denies and her
+-- suspension take for her too (1.1, found by review: refused, "names no
+-- registered principal")
+SELECT agentauth.begin_session(:'t_upper') IS NOT NULL AS began;
+SELECT agentauth.break_glass('BTG4-P1', 'sepsis alert', '1 minute') AS bg_upper \gset
+SELECT agentauth.end_break_glass(:'bg_upper');
 SELECT agentauth.end_session();
 \c - postgres
 SELECT count(*) - :overrides_before AS overrides_made FROM agentauth.break_glass;
 SELECT on_behalf_of, on_behalf_of_principal = :'grey' AS names_grey
-  FROM agentauth.break_glass WHERE id = :'bg';
+  FROM agentauth.break_glass WHERE id IN (:'bg', :'bg_upper') ORDER BY started_at;
 
 -- dr.grey may not review the override made on her behalf (decided on her
 -- principal); another officer may

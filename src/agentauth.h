@@ -347,8 +347,8 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 	"  OR ap.status OPERATOR(pg_catalog.<>) 'active' " \
 	"  OR a.issued_at OPERATOR(pg_catalog.<=) ap.status_changed_at)) " \
 	" OR (t.on_behalf_of IS NOT NULL AND EXISTS (SELECT FROM agentauth.principal h " \
-	"  WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=) " \
-	"        pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) " \
+	"  WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(h.name))) OPERATOR(pg_catalog.=) " \
+	"        pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(t.on_behalf_of))) " \
 	"    AND (h.status OPERATOR(pg_catalog.<>) 'active' " \
 	"         OR h.status_changed_at OPERATOR(pg_catalog.>=) t.issued_at))))"
 

@@ -93,7 +93,7 @@ SELECT pg_catalog.pg_extension_config_dump('agentauth.principal', '');
 -- with; this index holds where two registrations run at once, which
 -- that check cannot see (found by review: both committed).
 CREATE UNIQUE INDEX principal_name_folded
-    ON agentauth.principal ((pg_catalog.lower(pg_catalog.btrim(name))));
+    ON agentauth.principal ((pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(name)))));
 
 -- Tokens (SPEC 4).  Only the SHA-256 of the secret is stored.
 CREATE TABLE agentauth.token (

@@ -322,7 +322,7 @@ DECLARE
     other text;
 BEGIN
     SELECT x.name INTO other FROM agentauth.principal x
-     WHERE pg_catalog.lower(pg_catalog.btrim(x.name)) OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.btrim(v_name))
+     WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(x.name))) OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(v_name)))
        AND x.name OPERATOR(pg_catalog.<>) v_name
      LIMIT 1;
     IF FOUND THEN
@@ -515,8 +515,8 @@ BEGIN
             SELECT t.id FROM agentauth.token t
              WHERE (t.agent = $1
                     -- any spelling of its name, as issue_token matches it
-                    OR pg_catalog.lower(pg_catalog.btrim(t.on_behalf_of)) OPERATOR(pg_catalog.=)
-                       pg_catalog.lower(pg_catalog.btrim(p.name)))
+                    OR pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(t.on_behalf_of))) OPERATOR(pg_catalog.=)
+                       pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(p.name))))
                AND t.revoked_at IS NULL FOR NO KEY UPDATE) t;
         IF roots IS NOT NULL THEN
             revoked := agentauth._revoke_tree(roots, 'principal ' || status || ': ' || reason);
@@ -680,8 +680,8 @@ BEGIN
     -- new token acts on its behalf (set_principal_status revoked the old)
     -- (any spelling of its name: case and surrounding blanks aside)
     IF EXISTS (SELECT FROM agentauth.principal h
-                WHERE pg_catalog.lower(pg_catalog.btrim(h.name)) OPERATOR(pg_catalog.=)
-                      pg_catalog.lower(pg_catalog.btrim(on_behalf_of))
+                WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(h.name))) OPERATOR(pg_catalog.=)
+                      pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(on_behalf_of)))
                   AND h.status OPERATOR(pg_catalog.<>) 'active') THEN
         RAISE EXCEPTION 'principal "%", on whose behalf the token would act, is not active', on_behalf_of
             USING ERRCODE = '55000';

@@ -101,10 +101,15 @@ BEGIN
                   HINT = 'Issue the agent''s token with on_behalf_of naming the clinician who answers for the override.';
     END IF;
     -- the person who answers for an agent's override is a registered human
-    -- principal, active, who may break the glass: named exactly
+    -- principal, active, who may break the glass: named as names are
+    -- compared everywhere, case and surrounding blanks aside (1.1, found by
+    -- review: 'DR QUINN ' was her for her denies and her suspension, and
+    -- no one here); principal_name_folded makes it one principal at most
     IF s.kind OPERATOR(pg_catalog.=) 'agent' THEN
         SELECT pr.id, pr.kind, pr.status, pr.can_break_glass INTO h
-          FROM agentauth.principal pr WHERE pr.name OPERATOR(pg_catalog.=) s.on_behalf_of;
+          FROM agentauth.principal pr
+         WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pr.name))) OPERATOR(pg_catalog.=)
+               pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(s.on_behalf_of)));
         IF NOT FOUND OR h.kind OPERATOR(pg_catalog.<>) 'human'
            OR h.status OPERATOR(pg_catalog.<>) 'active' OR NOT h.can_break_glass THEN
             RAISE EXCEPTION 'an agent may break the glass only on behalf of an active human principal who may break the glass'
@@ -115,7 +120,7 @@ BEGIN
                                WHEN h.kind OPERATOR(pg_catalog.<>) 'human' THEN 'which is not a human principal'
                                WHEN h.status OPERATOR(pg_catalog.<>) 'active' THEN 'whose status is ' || h.status
                                ELSE 'who is not registered with can_break_glass' END),
-                      HINT = 'Issue the agent''s token with on_behalf_of naming, exactly, the registered clinician who answers for the override.';
+                      HINT = 'Issue the agent''s token with on_behalf_of naming the registered clinician who answers for the override.';
         END IF;
         v_for := h.id;
     END IF;
@@ -259,14 +264,14 @@ BEGIN
         UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
                 JOIN mine ON am.member OPERATOR(pg_catalog.=) mine.r)
     SELECT pg_catalog.array_agg(r) INTO v_roles FROM mine;
-    SELECT pg_catalog.array_agg(pg_catalog.lower(pg_catalog.btrim(pr.name))), pg_catalog.array_agg(pr.id)
+    SELECT pg_catalog.array_agg(pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pr.name)))), pg_catalog.array_agg(pr.id)
       INTO v_names, v_ids FROM agentauth.principal pr
      WHERE pr.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
         OR pr.id OPERATOR(pg_catalog.=) s.principal;
     IF p.db_role OPERATOR(pg_catalog.=) ANY (v_roles)
        OR s.principal OPERATOR(pg_catalog.=) b.principal
        OR b.on_behalf_of_principal OPERATOR(pg_catalog.=) ANY (v_ids)
-       OR pg_catalog.lower(pg_catalog.btrim(b.on_behalf_of)) OPERATOR(pg_catalog.=) ANY (v_names) THEN
+       OR pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(b.on_behalf_of))) OPERATOR(pg_catalog.=) ANY (v_names) THEN
         RAISE EXCEPTION 'cannot review one''s own break-the-glass override'
             USING ERRCODE = '42501',
                   HINT = 'Another privacy officer must review it.';
