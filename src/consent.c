@@ -390,9 +390,8 @@ load_provisions(const char *patient)
 	 * active opens nothing, whether the name is the session's clinician
 	 * (on_behalf_of) or its agent's owner (1.1, found by review: the
 	 * owner's path stayed open after the clinician's suspension).  Names
-	 * are compared as everywhere else, case and surrounding blanks aside
-	 * (1.1, found by review: a deny of 'Dr Jones' did not bind a token on
-	 * behalf of 'DR JONES', which issue_token takes for her).
+	 * fold as everywhere else (1.1, found by review: a deny of 'Dr Jones'
+	 * did not bind a token on behalf of 'DR JONES').
 	 */
 	values[4] = aa_session_chain_array(&isnull);
 	nulls[4] = isnull ? 'n' : ' ';
