@@ -58,13 +58,15 @@ fi
 DEST=
 if [ -n "${PGROOT:-}" ]; then
     pgc=$PGROOT/usr/lib/postgresql/$ver/bin/pg_config
-    if [ -x "$pgc" ] && [ "$("$pgc" --bindir)" = "$PGROOT/usr/lib/postgresql/$ver/bin" ]; then
+    if [ -x "$pgc" ] && [ "$("$pgc" --bindir)" = "$PGROOT/usr/lib/postgresql/$ver/bin" ] &&
+       [ -d "$("$pgc" --includedir-server)" ]; then
         # a relocated prefix whose pg_config names its own paths (the
         # a relocated copy): build and install with that pg_config
         PG_CONFIG=$pgc
     else
         # a private copy of the installation (scripts/dev.sh makes the
-        # same): the system's pg_config, installed under DESTDIR
+        # same; its pg_config names the copy, which holds no headers): the
+        # system's pg_config, installed under DESTDIR
         if [ ! -x "$PGROOT/usr/lib/postgresql/$ver/bin/postgres" ]; then
             mkdir -p "$PGROOT/usr/lib/postgresql" "$PGROOT/usr/share/postgresql"
             cp -a "/usr/lib/postgresql/$ver" "$PGROOT/usr/lib/postgresql/"

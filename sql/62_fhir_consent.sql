@@ -165,6 +165,19 @@ SELECT actors FROM pg_temp.rules('{
               {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
                "reference": {"reference": "Practitioner/123"}}]}
 }');
+-- a nested permit may name its parent's owner in other letter case and
+-- with blanks, as names are compared everywhere (1.1, found by review:
+-- refused as lying outside the provision it is nested in)
+SELECT path, decision, actors FROM pg_temp.rules('{
+  "resourceType": "Consent", "id": "c62-actor-fold", "status": "active",
+  "scope": {"coding": [{"code": "patient-privacy"}]}, "patient": {"reference": "Patient/P62"},
+  "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+               "reference": {"identifier": {"system": "urn:agentauth:owner", "value": "Cardiology AI team"}}}],
+    "provision": [{"type": "permit", "class": [{"system": "urn:agentauth:data-class", "code": "lab"}],
+      "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                 "reference": {"identifier": {"system": "urn:agentauth:owner", "value": " CARDIOLOGY AI TEAM"}}}]}]}
+}');
 
 -- a permit's class, resourceType and securityLabel meet (FHIR: AND; 1.1:
 -- their union -- HIV-labelled observations permitted all labs and all HIV

@@ -360,6 +360,11 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_map_actor(jsonb, text) FROM PUBLIC;
 
 -- intersect two constraint lists (NULL = any); empty means "covers nothing"
+-- an owner actor ('o:' and the owner's name) as names are compared
+CREATE FUNCTION agentauth._fhir_owner_key(a text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(pg_catalog.substr(a, 3)))) $$;
+REVOKE ALL ON FUNCTION agentauth._fhir_owner_key(text) FROM PUBLIC;
 CREATE FUNCTION agentauth._fhir_meet(parent text[], child text[], path text, what text, deny boolean)
     RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -373,9 +378,16 @@ BEGIN
     END IF;
     SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO r FROM pg_catalog.unnest(child) x;
     -- a deny may say more than its parent covers: it then denies what it names
+    -- (an owner, 'o:' and a name, is the parent's under the fold names
+    -- take everywhere, case and surrounding blanks aside: 1.1, found by
+    -- review -- a nested permit naming it in capitals was refused)
     IF parent IS NOT NULL AND NOT deny THEN
         SELECT pg_catalog.array_agg(x ORDER BY x) INTO r
-          FROM pg_catalog.unnest(r) x WHERE x OPERATOR(pg_catalog.=) ANY (parent);
+          FROM pg_catalog.unnest(r) x
+         WHERE x OPERATOR(pg_catalog.=) ANY (parent)
+            OR (x OPERATOR(pg_catalog.~~) 'o:%' AND agentauth._fhir_owner_key(x) OPERATOR(pg_catalog.=) ANY
+                (SELECT agentauth._fhir_owner_key(y) FROM pg_catalog.unnest(parent) y
+                  WHERE y OPERATOR(pg_catalog.~~) 'o:%'));
     END IF;
     IF r IS NULL THEN
         PERFORM agentauth._fhir_fail(path, pg_catalog.format('the %s of this provision lie outside those of the provision it is nested in', what));
