@@ -332,6 +332,14 @@ extern void aa_session_utility_begin(Node *stmt, bool toplevel);
 extern bool aa_role_bypasses_rls(Oid roleid);
 
 /*
+ * A principal's name as every comparison takes it (SQL, for the expression
+ * x): case and surrounding blanks aside.  Builtins only, so a 1.0 schema
+ * (the library loaded before ALTER EXTENSION UPDATE) runs it too; the SQL
+ * side, principal_name_folded (01_schema.sql) included, spells the same.
+ */
+#define AA_NAME_FOLD(x) "pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(" x ")))"
+
+/*
  * Is token t, or one it was delegated from, revoked -- or issued before
  * its agent's last status change (or is that agent not active), or before
  * that of the principal it acts for?  (SQL, for t; t.chain holds t
@@ -347,8 +355,8 @@ extern bool aa_role_bypasses_rls(Oid roleid);
 	"  OR ap.status OPERATOR(pg_catalog.<>) 'active' " \
 	"  OR a.issued_at OPERATOR(pg_catalog.<=) ap.status_changed_at)) " \
 	" OR (t.on_behalf_of IS NOT NULL AND EXISTS (SELECT FROM agentauth.principal h " \
-	"  WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(h.name))) OPERATOR(pg_catalog.=) " \
-	"        pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(t.on_behalf_of))) " \
+	"  WHERE " AA_NAME_FOLD("h.name") " OPERATOR(pg_catalog.=) " \
+	"        " AA_NAME_FOLD("t.on_behalf_of") " " \
 	"    AND (h.status OPERATOR(pg_catalog.<>) 'active' " \
 	"         OR h.status_changed_at OPERATOR(pg_catalog.>=) t.issued_at))))"
 

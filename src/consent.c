@@ -339,17 +339,17 @@ loading_begins(void)
 	"   AND (c.grantee_agent IS NULL OR c.grantee_agent OPERATOR(pg_catalog.=) $2 " \
 	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND c.grantee_agent OPERATOR(pg_catalog.=) ANY " \
 	"            (SELECT t.agent FROM agentauth.token t WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
-	"   AND (c.grantee_owner IS NULL OR pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(c.grantee_owner))) " \
-	"            OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(o))) " \
+	"   AND (c.grantee_owner IS NULL OR " AA_NAME_FOLD("c.grantee_owner") " " \
+	"            OPERATOR(pg_catalog.=) ANY (SELECT " AA_NAME_FOLD("o") " " \
 	"                                          FROM pg_catalog.unnest($3) o) " \
-	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(c.grantee_owner))) " \
-	"            OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(p.owner))) " \
+	"        OR (c.decision OPERATOR(pg_catalog.=) 'deny' AND " AA_NAME_FOLD("c.grantee_owner") " " \
+	"            OPERATOR(pg_catalog.=) ANY (SELECT " AA_NAME_FOLD("p.owner") " " \
 	"               FROM agentauth.token t JOIN agentauth.principal p " \
 	"               ON p.id OPERATOR(pg_catalog.=) t.agent WHERE t.id OPERATOR(pg_catalog.=) ANY ($5)))) " \
 	"   AND (c.grantee_owner IS NULL OR c.decision OPERATOR(pg_catalog.=) 'deny' " \
 	"        OR NOT EXISTS (SELECT FROM agentauth.principal n " \
-	"         WHERE pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(n.name))) OPERATOR(pg_catalog.=) " \
-	"               pg_catalog.lower(pg_catalog.upper(pg_catalog.btrim(c.grantee_owner))) " \
+	"         WHERE " AA_NAME_FOLD("n.name") " OPERATOR(pg_catalog.=) " \
+	"               " AA_NAME_FOLD("c.grantee_owner") " " \
 	"           AND n.status OPERATOR(pg_catalog.<>) 'active')) " \
 	"   AND ($4 IS NULL OR c.patient OPERATOR(pg_catalog.=) ANY ($4)) "
 
