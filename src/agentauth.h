@@ -127,7 +127,7 @@ extern void aa_consent_changed_at_commit(const char *patient, int len);
  * C strings, or false when that cannot be told (every patient).
  */
 extern bool aa_consent_changes(uint64 since, uint64 upto, List **patients);
-/* replica.c: told of each change published (consent or not), at init */
+/* replica.c: told once before a commit that changes access state (consent or not), at init */
 extern void aa_shmem_on_publish(void (*hook) (bool consent));
 /* a change replayed on a hot standby: every consent (true), or the rest */
 extern void aa_shared_changed_now(bool consent);

@@ -44,12 +44,13 @@ typedef struct PatientType
 static List *
 patient_types(void)
 {
+	static SPIPlanPtr plan = NULL;
 	AASpiState	spi;
 	List	   *types = NIL;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	aa_spi_begin(&spi, false);
-	if (SPI_execute("SELECT DISTINCT a.atttypid, a.atttypmod "
+	if (SPI_execute_plan(aa_spi_keep_plan(&plan, "SELECT DISTINCT a.atttypid, a.atttypmod "
 					"  FROM pg_catalog.pg_seclabel s "
 					"  JOIN pg_catalog.pg_attribute a "
 					"    ON a.attrelid OPERATOR(pg_catalog.=) s.objoid "
@@ -57,7 +58,8 @@ patient_types(void)
 					" WHERE s.provider OPERATOR(pg_catalog.=) 'agentauth' "
 					"   AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 					"   AND s.objsubid OPERATOR(pg_catalog.=) 0 "
-					"   AND NOT a.attisdropped", true, 0) != SPI_OK_SELECT)
+					"   AND NOT a.attisdropped", 0, NULL),
+						 NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the patient columns of protected tables");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -57,9 +57,11 @@ marker_relid(const char *name)
 }
 
 /*
- * The primary's side, called by shmem.c for each change the transaction
- * publishes: a relcache invalidation of the marker, logged with the
- * commit (PostgreSQL keeps one per relation and transaction).
+ * The primary's side, called by shmem.c once before the commit of a
+ * transaction that changed access state: a relcache invalidation of the
+ * marker, logged with the commit.  (Once, not per change: PostgreSQL
+ * merges such invalidations only within a command, and processes them
+ * here at every command's end.)
  */
 static void
 replica_publish(bool consent)

@@ -60,7 +60,10 @@ static struct
 }			requests[MAX_SHMEM_REQUESTS];
 static int	nrequests = 0;
 
-/* told of every change published at commit (replica.c), or NULL */
+/*
+ * Told once per committing transaction that changed consent (true) or
+ * other access state (false), just before its commit (replica.c), or NULL
+ */
 static void (*publish_hook) (bool consent) = NULL;
 
 /*
@@ -85,6 +88,7 @@ static struct
 	int			npatients;		/* consent changes; -1: every patient */
 	char		patient[MAX_PENDING_PATIENTS][AA_CONSENT_PATIENT_MAX];
 	int			patient_len[MAX_PENDING_PATIENTS];
+	bool		hook_told;		/* publish_hook called at pre-commit */
 } pending;
 
 static void
@@ -201,6 +205,20 @@ pending_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			/*
+			 * Once per transaction, however many changes it made: the
+			 * hook's relcache invalidation is processed here at every
+			 * command end, and a bulk load of consents re-planned and
+			 * re-read its statements after each one (1.1).  A change
+			 * made after this point tells the hook itself.
+			 */
+			if (publish_hook && pending.nbumps != 0)
+				publish_hook(false);
+			if (publish_hook && pending.npatients != 0)
+				publish_hook(true);
+			pending.hook_told = true;
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			publish_pending();
@@ -209,6 +227,7 @@ pending_xact_callback(XactEvent event, void *arg)
 					pending.bumps[i].after();
 			pending.nbumps = 0;
 			pending.npatients = 0;
+			pending.hook_told = false;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/*
@@ -229,6 +248,7 @@ pending_xact_callback(XactEvent event, void *arg)
 			publish_pending();
 			pending.nbumps = 0;
 			pending.npatients = 0;
+			pending.hook_told = false;
 			break;
 		default:
 			break;
@@ -274,7 +294,7 @@ aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
 	int			i;
 
 	pending_register();
-	if (publish_hook)
+	if (publish_hook && pending.hook_told)
 		publish_hook(false);
 	pg_atomic_fetch_add_u64(counter, 1);
 	for (i = 0; i < pending.nbumps; i++)
@@ -288,8 +308,8 @@ aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
 }
 
 /*
- * At init (replica.c): told of every change this transaction publishes at
- * commit, consent (true) or other access state -- so that hot standbys
+ * At init (replica.c): told, before the commit, that the transaction
+ * changed consent (true) or other access state -- so that hot standbys
  * learn of it when they replay the commit.
  */
 void
@@ -335,7 +355,7 @@ aa_consent_changed_at_commit(const char *patient, int len)
 	bool		all = (patient == NULL || len < 0 || len > AA_CONSENT_PATIENT_MAX);
 
 	pending_register();
-	if (publish_hook)
+	if (publish_hook && pending.hook_told)
 		publish_hook(true);
 	if (all)
 	{
