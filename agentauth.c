@@ -48,4 +48,5 @@ _PG_init(void)
 	aa_replica_init();			/* hot standbys: replayed changes reach caches */
 	aa_forward_init();			/* hot standbys: records forwarded to the primary */
 	aa_monitor_init();			/* alerts on the records written */
+	aa_shmem_init_publishing();	/* last: a commit's changes published first */
 }

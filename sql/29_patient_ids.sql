@@ -135,9 +135,28 @@ RESET client_min_messages;
 REVOKE ALL ON reg29_bytea FROM reg29_nobody;
 DROP ROLE reg29_nobody;
 
+-- The patient columns' types are kept between calls (a bulk load checks
+-- every consent's id) and read again after any change: a table protected
+-- in a transaction rolled back, a patient column's type changed
+SELECT agentauth.unprotect_table('reg29_uuid', 'test over');
+BEGIN;
+SELECT agentauth.protect_table('reg29_text', 'mrn', '{}', 'clinical_note');
+SELECT agentauth.record_consent('012', 'deny') IS NOT NULL AS taken_while_text_protected;
+ROLLBACK;
+SELECT agentauth.record_consent('012', 'deny');
+CREATE TABLE reg29_int (pid int, note text);
+SELECT agentauth.protect_table('reg29_int', 'pid', '{}', 'clinical_note');
+SELECT agentauth.record_consent('013', 'deny');
+ALTER TABLE reg29_int ALTER pid TYPE text;
+SELECT agentauth.record_consent('013', 'deny') IS NOT NULL AS taken_once_text;
+ALTER TABLE reg29_int ALTER pid TYPE bigint USING pid::bigint;
+SELECT agentauth.record_consent('013', 'deny');
+SELECT agentauth.unprotect_table('reg29_int', 'test over');
+DELETE FROM agentauth.consent WHERE patient IN ('012', '013');
+
 SELECT agentauth.set_default_decision('CAREMGT', 'lab', 'none');
 SET client_min_messages = warning;
-DROP TABLE reg29_text, reg29_uuid, reg29_bytea, reg29_ts, reg29_float, reg29_dom;
+DROP TABLE reg29_int, reg29_text, reg29_uuid, reg29_bytea, reg29_ts, reg29_float, reg29_dom;
 DROP DOMAIN reg29_mrn;
 DROP SCHEMA ehr, ref, derived CASCADE;
 RESET client_min_messages;

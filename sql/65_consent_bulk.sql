@@ -175,6 +175,36 @@ SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
     'resourceType', 'Bundle', 'type', 'batch', 'entry', jsonb_build_array(
       jsonb_build_object('resource', pg_temp.consent('b65-7', 'P65G', 'TREAT'),
                          'request', '{"method": "DELETE", "url": "Consent/b65-7"}'::jsonb))));
+-- a modifier on the Bundle, an entry or its request, or the Bundle's
+-- implicit rules: refused, as on a Consent, naming where (1.1, found by
+-- review: imported as if they said nothing); a key whose name is all dots
+-- is no nesting (the walk took 70 dots for 70 levels)
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection',
+    'modifierExtension', '[{"url": "http://example.org/only-if-verified", "valueBoolean": true}]'::jsonb,
+    'entry', jsonb_build_array(jsonb_build_object('resource', pg_temp.consent('b65-m1', 'P65M', 'TREAT')))));
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-m2', 'P65M', 'TREAT')),
+      jsonb_build_object('modifierExtension', '[{"url": "http://example.org/x"}]'::jsonb,
+                         'resource', pg_temp.consent('b65-m3', 'P65M', 'TREAT')))));
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'transaction', 'entry', jsonb_build_array(
+      jsonb_build_object('request', '{"method": "PUT", "url": "Consent/b65-m4", "modifierExtension": [{"url": "http://example.org/x"}]}'::jsonb,
+                         'resource', pg_temp.consent('b65-m4', 'P65M', 'TREAT')))));
+SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'implicitRules', 'http://example.org/rules',
+    'entry', jsonb_build_array(jsonb_build_object('resource', pg_temp.consent('b65-m5', 'P65M', 'TREAT')))));
+SELECT agentauth.import_fhir_consent(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection',
+    'entry', jsonb_build_array(jsonb_build_object('modifierExtension', '[{"url": "http://example.org/x"}]'::jsonb,
+                                                  'resource', pg_temp.consent('b65-m6', 'P65M', 'TREAT')))));
+RESET ROLE;
+SELECT count(*) AS imported_with_a_modifier FROM agentauth.consent WHERE patient = 'P65M';
+SET ROLE reg65_mgr;
+SELECT entry, source FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(
+    'resourceType', 'Bundle', 'type', 'collection', 'entry', jsonb_build_array(
+      jsonb_build_object('resource', pg_temp.consent('b65-m7', 'b65-dots', 'TREAT') || jsonb_build_object(repeat('.', 70), 1)))));
 -- an entry of another server (its Patient/P65I is that server's patient;
 -- 1.1: taken as the local P65I): refused; urn:uuid entries are this load's
 SELECT * FROM agentauth.import_fhir_consent_bundle(jsonb_build_object(

@@ -94,6 +94,7 @@ typedef struct AASharedState
 extern AASharedState *aa_shared;
 
 extern void aa_shmem_init(void);
+extern void aa_shmem_init_publishing(void);
 /* a module's shared memory: requested and attached with agentauth's */
 extern void aa_shmem_register(Size (*size) (void), void (*startup) (void));
 

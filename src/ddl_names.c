@@ -61,8 +61,9 @@ aa_ddl_refuse_moved(Oid relid, const char *what)
 }
 
 /*
- * The first protected table of a schema (a name to report), or NULL.  The
- * labels are few: pg_seclabel is read whole.
+ * The protected table of a schema first by name (a name to report, the
+ * same whatever the catalog's order), or NULL.  The labels are few:
+ * pg_seclabel is read whole.
  */
 static char *
 schema_protected_table(Oid nsp)
@@ -89,11 +90,8 @@ schema_protected_table(Oid nsp)
 	{
 		AAProtectedRel *prot = aa_protected_rel(lfirst_oid(lc));
 
-		if (prot != NULL)
-		{
+		if (prot != NULL && (found == NULL || strcmp(prot->relname, found) < 0))
 			found = pstrdup(prot->relname);
-			break;
-		}
 	}
 	return found;
 }

@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -40,16 +41,50 @@ typedef struct PatientType
 	int32		typmod;
 } PatientType;
 
-/* the distinct (base type, typmod) of the protected tables' patient columns */
+/*
+ * The distinct (base type, typmod) of the protected tables' patient
+ * columns, kept across calls (a bulk load checks every consent's id):
+ * read again once the generation moves (protect_table, unprotect_table, a
+ * label set or a protected table dropped, committed anywhere or made in
+ * this transaction) or any relcache entry is invalidated here (a column's
+ * type changed).  Read on the latest snapshot, after the counter: a
+ * change committed meanwhile is in the list or moves the counter past it.
+ */
+static MemoryContext types_cxt = NULL;
+static List *types_kept = NIL;
+static uint64 types_gen = 0;
+static uint64 types_invals = 0;	/* relcache invalidations seen when read */
+static uint64 relcache_invals = 0;
+static bool callback_registered = false;
+
+static void
+types_relcache_callback(Datum arg, Oid relid)
+{
+	relcache_invals++;
+}
+
 static List *
 patient_types(void)
 {
 	static SPIPlanPtr plan = NULL;
 	AASpiState	spi;
 	List	   *types = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext cxt;
+	uint64		gen = aa_generation();
+	uint64		invals = relcache_invals;
 
-	aa_spi_begin(&spi, false);
+	if (types_cxt != NULL && gen == types_gen && invals == types_invals)
+		return types_kept;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(types_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	/* the transaction's until the list is whole */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "agentauth patient column types",
+								ALLOCSET_SMALL_SIZES);
+
+	aa_spi_begin(&spi, true);
 	if (SPI_execute_plan(aa_spi_keep_plan(&plan, "SELECT DISTINCT a.atttypid, a.atttypmod "
 					"  FROM pg_catalog.pg_seclabel s "
 					"  JOIN pg_catalog.pg_attribute a "
@@ -79,6 +114,15 @@ patient_types(void)
 		MemoryContextSwitchTo(oldcxt);
 	}
 	aa_spi_end(&spi);
+
+	/* whole, or not at all: an error above leaves the old list unused */
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	if (types_cxt != NULL)
+		MemoryContextDelete(types_cxt);
+	types_cxt = cxt;
+	types_kept = types;
+	types_gen = gen;
+	types_invals = invals;
 	return types;
 }
 

@@ -82,7 +82,6 @@ typedef struct PendingBump
 
 static struct
 {
-	bool		callback_registered;	/* once per backend */
 	int			nbumps;
 	PendingBump bumps[MAX_PENDING_BUMPS];
 	int			npatients;		/* consent changes; -1: every patient */
@@ -125,6 +124,10 @@ shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+static void pending_xact_callback(XactEvent event, void *arg);
+static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
 void
 aa_shmem_init(void)
 {
@@ -132,6 +135,24 @@ aa_shmem_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+}
+
+/*
+ * Publishing at commit, registered at load, last (_PG_init): at each
+ * event it runs first, so that a commit's changes reach the other
+ * backends before the audit module waits for the writer.  Registered on
+ * a backend's first change, as before 1.1, it missed the pre-commit of a
+ * change made by another pre-commit callback (PostgreSQL calls one
+ * registered during its walk only from the next event on), and the hot
+ * standbys were never told (found by review; no path of agentauth's own
+ * made such a change).  A change made by a pre-commit callback that runs
+ * after it is told to the hook at once (hook_told).
+ */
+void
+aa_shmem_init_publishing(void)
+{
+	RegisterXactCallback(pending_xact_callback, NULL);
+	RegisterSubXactCallback(pending_subxact_callback, NULL);
 }
 
 /*
@@ -269,16 +290,6 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		publish_pending();
 }
 
-static void
-pending_register(void)
-{
-	if (!pending.callback_registered)
-	{
-		RegisterXactCallback(pending_xact_callback, NULL);
-		RegisterSubXactCallback(pending_subxact_callback, NULL);
-		pending.callback_registered = true;
-	}
-}
 
 /*
  * Move a shared counter now and again once the current transaction has
@@ -293,7 +304,6 @@ aa_bump_at_commit(pg_atomic_uint64 *counter, void (*after) (void))
 {
 	int			i;
 
-	pending_register();
 	if (publish_hook && pending.hook_told)
 		publish_hook(false);
 	pg_atomic_fetch_add_u64(counter, 1);
@@ -354,7 +364,6 @@ aa_consent_changed_at_commit(const char *patient, int len)
 	int			onelen[1];
 	bool		all = (patient == NULL || len < 0 || len > AA_CONSENT_PATIENT_MAX);
 
-	pending_register();
 	if (publish_hook && pending.hook_told)
 		publish_hook(true);
 	if (all)

@@ -160,6 +160,16 @@ BEGIN
         PERFORM agentauth._fhir_fail('$.resourceType', 'the resource is not a Bundle',
             'import_fhir_consent takes a single Consent.');
     END IF;
+    -- the Bundle's own modifiers, as a Consent's are (1.1, found by review:
+    -- only each entry's resource was looked at, and a Bundle, entry or
+    -- request that said "only if ..." was imported as if it said nothing)
+    IF bundle OPERATOR(pg_catalog.?) 'implicitRules' THEN
+        PERFORM agentauth._fhir_fail('$.implicitRules', 'implicit rules modify the Bundle and are not understood');
+    END IF;
+    k := agentauth._fhir_modifier_at(bundle OPERATOR(pg_catalog.-) 'entry', '$');
+    IF k IS NOT NULL THEN
+        PERFORM agentauth._fhir_fail(k, 'a modifier extension is not understood');
+    END IF;
     v_type := agentauth._fhir_string(bundle OPERATOR(pg_catalog.->) 'type', '$.type', true);
     IF v_type OPERATOR(pg_catalog.<>) ALL (ARRAY['collection', 'batch', 'transaction', 'searchset']) THEN
         PERFORM agentauth._fhir_fail('$.type', pg_catalog.format('a Bundle of type "%s" cannot be imported', v_type),
@@ -199,6 +209,10 @@ BEGIN
         p := pg_catalog.format('$.entry[%s]', i);
         IF pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object' THEN
             PERFORM agentauth._fhir_fail(p, 'expected a Bundle entry object');
+        END IF;
+        k := agentauth._fhir_modifier_at(e OPERATOR(pg_catalog.-) 'resource', p);
+        IF k IS NOT NULL THEN
+            PERFORM agentauth._fhir_fail(k, 'a modifier extension is not understood');
         END IF;
         res := e OPERATOR(pg_catalog.->) 'resource';
         IF res IS NULL THEN
