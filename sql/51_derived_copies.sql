@@ -145,3 +145,36 @@ RESET SESSION AUTHORIZATION;
 SELECT octet_length(detail->>'target') AS target_bytes, detail->>'target' = :'longname' AS named_whole
   FROM agentauth.audit_log
  WHERE seq > :seq1 AND detail->>'reason' = 'a copy into a relation that is not protected';
+
+-- A row lock is a write (1.1, found by review): FOR UPDATE or FOR SHARE
+-- writes its lock into each row it locks, where the relation's owner
+-- reads it (xmax).  A table owner's view over a protected table and a
+-- table of guesses, FOR UPDATE OF the guesses, copied what the agent read
+-- into the locks; now refused as a copy, as the agent's own statement
+-- is.  A lock of the protected table's own rows, and a lock in a
+-- statement that reads no protected table, stay allowed.
+CREATE ROLE reg51_owner;
+CREATE TABLE reg51_guess (k text PRIMARY KEY);
+INSERT INTO reg51_guess SELECT p || ':' || v FROM unnest(ARRAY['R51-P1', 'R51-P2']) p,
+       unnest(ARRAY['1.1', '2.2', '3.3']) v;
+ALTER TABLE reg51_guess OWNER TO reg51_owner;
+GRANT SELECT ON reg51_labs TO reg51_owner;
+CREATE VIEW reg51_lockview AS
+  SELECT l.patient_id, l.value FROM reg51_labs l JOIN reg51_guess g ON g.k = l.patient_id || ':' || l.value
+     FOR UPDATE OF g;
+ALTER VIEW reg51_lockview OWNER TO reg51_owner;
+GRANT SELECT ON reg51_lockview TO reg51_agent;
+GRANT SELECT, UPDATE ON reg51_guess TO reg51_agent;
+SELECT coalesce(max(seq), 0) AS seq2 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg51_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+SELECT * FROM reg51_lockview;
+SELECT l.patient_id FROM reg51_labs l JOIN reg51_guess g ON g.k = l.patient_id || ':' || l.value FOR SHARE OF g;
+SELECT l.patient_id FROM reg51_labs l JOIN reg51_guess g ON g.k = l.patient_id || ':' || l.value FOR UPDATE;
+SELECT id FROM reg51_labs l JOIN reg51_guess g ON g.k = l.patient_id || ':' || l.value ORDER BY id FOR UPDATE OF l;
+SELECT k FROM reg51_guess ORDER BY k LIMIT 1 FOR UPDATE;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT k FROM reg51_guess WHERE xmax <> '0'::xid ORDER BY k;
+SELECT detail->>'target' AS target FROM agentauth.audit_log
+ WHERE seq > :seq2 AND detail->>'reason' = 'a copy into a relation that is not protected' ORDER BY seq;

@@ -370,10 +370,10 @@ note_partition_key(Oid parent, AAProtectedRel *prot)
 /*
  * The sensitive classes a privileged statement read (protected_schema.c):
  * those of the columns it names, and, of a table whose every column but
- * the patient's and non_phi ones is sensitive (HIV tests, psychiatric
- * screenings: every row is that data), those of its columns whatever it
- * names -- count(*), EXISTS or the patient column list which patients
- * have such rows.
+ * the patient's, non_phi and unclassified ones is sensitive (HIV tests,
+ * psychiatric screenings: every row is that data), those of its columns
+ * whatever it names -- count(*), EXISTS or the patient column list which
+ * patients have such rows.
  */
 static void
 note_sensitive_read(RelUse *u)
@@ -383,8 +383,9 @@ note_sensitive_read(RelUse *u)
 
 	for (int i = 1; i <= prot->natts; i++)
 	{
+		/* an unclassified column is read by nobody: it changes nothing */
 		if (i == prot->patient_attno || prot->att_name[i] == NULL ||
-			(prot->att_class[i] != NULL && strcmp(prot->att_class[i], AA_NON_PHI) == 0))
+			prot->att_class[i] == NULL || strcmp(prot->att_class[i], AA_NON_PHI) == 0)
 			continue;
 		all_sensitive = column_sensitive(prot, i);
 		if (!all_sensitive)

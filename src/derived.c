@@ -10,7 +10,9 @@
  *		unprotected relation when it inserts, updates, deletes or merges
  *		into one (a temporary table included), when it fills a relation
  *		that CREATE TABLE AS, SELECT INTO or CREATE / REFRESH MATERIALIZED
- *		VIEW makes, or when it is a COPY to a server file.  In a session,
+ *		VIEW makes, when it locks rows of one (FOR UPDATE or FOR SHARE:
+ *		the lock is written into the row), or when it is a COPY to a
+ *		server file.  In a session,
  *		within one client statement (statement_timestamp(): a function, a
  *		DO block or a procedure is one, across its COMMITs), refused with a
  *		denied record (42501), before any row of the later statement is
@@ -54,9 +56,10 @@
 /*
  * A quoted qualified name whole: each name at most NAMEDATALEN - 1 bytes,
  * every '"' in it doubled, two quotes, the dot and the NUL (1.0 kept 135
- * bytes, and cut a long name -- through a multibyte character too)
+ * bytes, and cut a long name -- through a multibyte character too); and
+ * room for what a row lock adds
  */
-#define AA_DERIVED_NAME_LEN (4 * NAMEDATALEN + 2)
+#define AA_DERIVED_NAME_LEN (4 * NAMEDATALEN + 2 + 80)
 
 /* the client statement that read a protected table, and which table */
 static bool read_valid = false;
@@ -141,6 +144,28 @@ statement_flow(QueryDesc *qd, Flow *f)
 			continue;
 		f->writes = true;
 		relation_name(rte->relid, f->target);
+		return;
+	}
+	/*
+	 * FOR UPDATE / FOR SHARE writes its lock into each row it locks, where
+	 * the relation's owner reads it (xmax): locking the rows of another
+	 * relation that match what was read copies it there as surely as an
+	 * insert (1.1, found by review: an owner's view over a protected table
+	 * and a table of guesses, FOR UPDATE OF the guesses)
+	 */
+	foreach(lc, ps->rowMarks)
+	{
+		PlanRowMark *rc = lfirst(lc);
+		RangeTblEntry *rte = rt_fetch(rc->rti, ps->rtable);
+
+		if (!RowMarkRequiresRowShareLock(rc->markType) ||
+			rte->rtekind != RTE_RELATION || aa_is_protected(rte->relid) ||
+			get_rel_namespace(rte->relid) == own)
+			continue;
+		f->writes = true;
+		relation_name(rte->relid, f->target);
+		strlcat(f->target, " (a row lock: FOR UPDATE or FOR SHARE writes into each row it locks)",
+				AA_DERIVED_NAME_LEN);
 		return;
 	}
 	if (mydest == DestIntoRel)
