@@ -193,6 +193,12 @@ CREATE TABLE reg50_src.hiv_tests (test_id int, patient_id text, result text);
 SELECT agentauth.protect_table('reg50_src.hiv_tests', 'patient_id', '{"test_id": "non_phi", "result": "hiv"}');
 INSERT INTO reg50_src.hiv_tests VALUES (1, 'R50-P1', 'positive');
 CREATE TABLE reg50_concepts.hiv_tested AS SELECT patient_id, count(*) AS n FROM reg50_src.hiv_tests GROUP BY 1;
+-- a column added since, unclassified (read by nobody), changes nothing
+-- (1.1, found by review: it made the table no longer "every column
+-- sensitive", and the copy was allowed)
+ALTER TABLE reg50_src.hiv_tests ADD COLUMN kind text;
+CREATE TABLE reg50_concepts.hiv_tested AS SELECT patient_id, count(*) AS n FROM reg50_src.hiv_tests GROUP BY 1;
+ALTER TABLE reg50_src.hiv_tests DROP COLUMN kind;
 CREATE TABLE reg50_concepts.labs_of_tested AS SELECT h.patient_id, h.tested AS taken FROM reg50_src.hiv h
  WHERE EXISTS (SELECT FROM reg50_src.hiv_tests t WHERE t.patient_id = h.patient_id) AND h.result IS NULL;
 -- carried through an earlier statement of the same client statement
