@@ -178,3 +178,31 @@ RESET SESSION AUTHORIZATION;
 SELECT k FROM reg51_guess WHERE xmax <> '0'::xid ORDER BY k;
 SELECT detail->>'target' AS target FROM agentauth.audit_log
  WHERE seq > :seq2 AND detail->>'reason' = 'a copy into a relation that is not protected' ORDER BY seq;
+
+-- A CHECK constraint made before the table was protected sees each whole
+-- row an agent writes, columns outside its scope included; one that calls
+-- a volatile function can send it out (1.1, found by review: CHECK
+-- (pg_notify('ssn', ...)) sent the SSN of every row an agent updated to
+-- the table's owner).  Such a write is refused in a session, with a
+-- denied record; stable and immutable checks stay.
+CREATE TABLE reg51_checked (id int PRIMARY KEY, patient_id text NOT NULL, value numeric, secret text,
+    CONSTRAINT reg51_leak CHECK (pg_notify('reg51_secret', patient_id || ':' || secret) IS NOT NULL));
+CREATE TABLE reg51_fine (id int PRIMARY KEY, patient_id text NOT NULL, value numeric, taken timestamptz,
+    CHECK (value >= 0), CHECK (taken <= now()));
+INSERT INTO reg51_checked VALUES (1, 'R51-P1', 1, 'S-1');
+INSERT INTO reg51_fine VALUES (1, 'R51-P1', 1, now() - interval '1 day');
+SELECT agentauth.protect_table('reg51_checked', 'patient_id', '{"id": "non_phi", "secret": "clinical_note"}', 'lab');
+SELECT agentauth.protect_table('reg51_fine', 'patient_id', '{"id": "non_phi"}', 'lab');
+GRANT SELECT, UPDATE, INSERT ON reg51_checked, reg51_fine TO reg51_agent;
+SELECT coalesce(max(seq), 0) AS seq3 FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg51_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+UPDATE reg51_checked SET value = 2 WHERE id = 1;
+INSERT INTO reg51_checked (id, patient_id, value) VALUES (2, 'R51-P1', 3);
+UPDATE reg51_fine SET value = 2 WHERE id = 1;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT id, value FROM reg51_checked ORDER BY id;
+SELECT id, value FROM reg51_fine ORDER BY id;
+SELECT event, relation, action, detail->>'constraint' AS constraint_name FROM agentauth.audit_log
+ WHERE seq > :seq3 AND detail->>'reason' = 'a CHECK constraint calls a volatile function' ORDER BY seq;

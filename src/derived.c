@@ -28,6 +28,10 @@
  *		  writes an unprotected relation runs (a function called for each
  *		  row that statement writes).
  *
+ *		A session's write to a protected table whose CHECK constraints
+ *		call a volatile function is refused too: the constraint sees the
+ *		whole row and the function can send it out.
+ *
  *		Referential-integrity checks and actions (which read only keys) and
  *		the extension's own tables are not counted.  Writes into protected
  *		tables are checked row by row as any write (access.c).
@@ -40,16 +44,20 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "agentauth.h"
 
@@ -234,6 +242,67 @@ in_session(void)
 }
 
 /*
+ * A CHECK constraint of a protected table (or of one of its partitions)
+ * that calls a volatile function, in a session's write: the constraint
+ * sees each whole row written, the columns outside the writer's scope
+ * too, and a volatile function can send it out (pg_notify, setval, a
+ * large object).  Code attached after protection is refused (ddl.c); a
+ * constraint made before was the administrator's to review, and one
+ * calling pg_notify(..., ssn) sent every agent write's SSN to the table's
+ * owner (1.1, found by review).  Refused, with a denied record (42501);
+ * stable and immutable calls (now(), comparisons) stay.
+ */
+static void
+refuse_volatile_checks(PlannedStmt *ps)
+{
+	ListCell   *lc;
+
+	if (ps->commandType == CMD_DELETE)
+		return;
+	foreach(lc, ps->resultRelations)
+	{
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+		List	   *rels;
+		ListCell   *lc2;
+
+		if (rte->rtekind != RTE_RELATION || !aa_is_protected(rte->relid))
+			continue;
+		rels = rte->relkind == RELKIND_PARTITIONED_TABLE ?
+			find_all_inheritors(rte->relid, AccessShareLock, NULL) :
+			list_make1_oid(rte->relid);
+		foreach(lc2, rels)
+		{
+			Relation	rel = table_open(lfirst_oid(lc2), AccessShareLock);
+			TupleConstr *constr = RelationGetDescr(rel)->constr;
+			char	   *bad = NULL;
+
+			for (int i = 0; constr != NULL && bad == NULL && i < constr->num_check; i++)
+				if (contain_volatile_functions(stringToNode(constr->check[i].ccbin)))
+					bad = pstrdup(constr->check[i].ccname);
+			table_close(rel, AccessShareLock);
+			if (bad != NULL)
+			{
+				char		relname[AA_DERIVED_NAME_LEN];
+				StringInfoData detail;
+
+				relation_name(lfirst_oid(lc2), relname);
+				initStringInfo(&detail);
+				appendStringInfoString(&detail, "{\"reason\": \"a CHECK constraint calls a volatile function\", \"constraint\": ");
+				escape_json(&detail, bad);
+				appendStringInfoChar(&detail, '}');
+				aa_audit_statement("denied", "deny", relname, "write", 0, NULL, detail.data, false);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cannot write protected table %s in an agentauth session: its constraint %s calls a volatile function",
+								relname, quote_identifier(bad)),
+						 errdetail("A CHECK constraint sees every whole row written, columns outside the session's scope included; a volatile function can send it out."),
+						 errhint("An administrator replaces the constraint with one that calls only stable or immutable functions (now() rather than clock_timestamp()).")));
+			}
+		}
+	}
+}
+
+/*
  * ExecutorStart (columns.c), before the executor's: refuse the statement
  * when it would copy protected rows into an unprotected relation.
  */
@@ -244,6 +313,7 @@ aa_derived_start(QueryDesc *qd, int eflags)
 
 	if (!in_session() || (eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		return;
+	refuse_volatile_checks(qd->plannedstmt);
 	statement_flow(qd, &f);
 	if (OidIsValid(f.source))
 	{
