@@ -652,31 +652,31 @@ BEGIN
     -- protected already: columns added since get the schema's classes
     -- (a column no class covers stays unclassified, hence unreadable).
     -- One of a class the table holds no column of stays unclassified too,
-    -- unless an administrator added it: the table's classes decide who
-    -- sees that a patient has rows at all (1.1, found by review: the
-    -- owner of ehr.hiv_tests added a column "kind", of class encounter by
-    -- the declaration, and an agent with encounter consent counted a
-    -- patient's HIV tests)
-    IF NOT agentauth._has_role('agentauth_admin') THEN
-        FOR col IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(added) e
-                    WHERE e.value OPERATOR(pg_catalog.<>) 'non_phi' LOOP
-            IF NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
-                            WHERE s.objoid OPERATOR(pg_catalog.=) tbl
-                              AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                              AND s.objsubid OPERATOR(pg_catalog.>) 0
-                              AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
-                              AND s.label OPERATOR(pg_catalog.=) col.value) THEN
-                held := held OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.key, col.value);
-                added := added OPERATOR(pg_catalog.-) col.key;
-            END IF;
-        END LOOP;
-        IF held OPERATOR(pg_catalog.<>) '{}'::jsonb THEN
-            RAISE WARNING 'column % of protected table % is left unclassified (unreadable in a session): the table has no column of class %',
-                (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.key), ', ') FROM pg_catalog.jsonb_each_text(held) e),
-                rel.qname,
-                (SELECT pg_catalog.string_agg(DISTINCT e.value, ', ') FROM pg_catalog.jsonb_each_text(held) e)
-                USING HINT = 'An administrator classifies it: agentauth.protect_table() with the table''s column classes (audited).';
+    -- whoever added it and whatever statement brings us here: the
+    -- table's classes decide who sees that a patient has rows at all, and
+    -- widening them is an administrator's explicit protect_table() (1.1,
+    -- found by review: the owner of ehr.hiv_tests added a column "kind",
+    -- of class encounter by the declaration, and an agent with encounter
+    -- consent counted a patient's HIV tests; and an administrator's later
+    -- unrelated ALTER classified the column held back)
+    FOR col IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(added) e
+                WHERE e.value OPERATOR(pg_catalog.<>) 'non_phi' LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel s
+                        WHERE s.objoid OPERATOR(pg_catalog.=) tbl
+                          AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND s.objsubid OPERATOR(pg_catalog.>) 0
+                          AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+                          AND s.label OPERATOR(pg_catalog.=) col.value) THEN
+            held := held OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.key, col.value);
+            added := added OPERATOR(pg_catalog.-) col.key;
         END IF;
+    END LOOP;
+    IF held OPERATOR(pg_catalog.<>) '{}'::jsonb THEN
+        RAISE WARNING 'column % of protected table % is left unclassified (unreadable in a session): the table has no column of class %',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.key), ', ') FROM pg_catalog.jsonb_each_text(held) e),
+            rel.qname,
+            (SELECT pg_catalog.string_agg(DISTINCT e.value, ', ') FROM pg_catalog.jsonb_each_text(held) e)
+            USING HINT = 'An administrator classifies it: agentauth.protect_table() with the table''s column classes (audited).';
     END IF;
     IF added OPERATOR(pg_catalog.=) '{}'::jsonb THEN
         RETURN false;

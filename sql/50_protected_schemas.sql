@@ -100,6 +100,13 @@ RESET ROLE;
 SELECT relation, column_name, data_class FROM agentauth.protected_columns
  WHERE relation::text IN ('reg50_phi.copied', 'reg50_phi.made')
    AND column_name IN ('value', 'loinc', 'result') ORDER BY 1, 2;
+-- ... and stays so when the table is altered later, by anyone (found by
+-- review: an administrator's unrelated ADD COLUMN classified it); an
+-- administrator classifies it with protect_table
+ALTER TABLE reg50_phi.copied ADD COLUMN note_more text;
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_phi.copied'::regclass AND column_name IN ('value', 'note_more') ORDER BY 1;
+ALTER TABLE reg50_phi.copied DROP COLUMN note_more;
 -- the schema keeps its name
 ALTER SCHEMA reg50_phi RENAME TO reg50_renamed;
 

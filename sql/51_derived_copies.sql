@@ -206,3 +206,16 @@ SELECT id, value FROM reg51_checked ORDER BY id;
 SELECT id, value FROM reg51_fine ORDER BY id;
 SELECT event, relation, action, detail->>'constraint' AS constraint_name FROM agentauth.audit_log
  WHERE seq > :seq3 AND detail->>'reason' = 'a CHECK constraint calls a volatile function' ORDER BY seq;
+-- ... and a domain's CHECK, made before protection, that calls one (found
+-- by review: it saw each value an agent wrote)
+CREATE DOMAIN reg51_vdom AS numeric CHECK (pg_notify('reg51_value', VALUE::text) IS NOT NULL);
+CREATE TABLE reg51_domained (id int PRIMARY KEY, patient_id text NOT NULL, value reg51_vdom);
+INSERT INTO reg51_domained VALUES (1, 'R51-P1', 1);
+SELECT agentauth.protect_table('reg51_domained', 'patient_id', '{"id": "non_phi"}', 'lab');
+GRANT SELECT, UPDATE ON reg51_domained TO reg51_agent;
+SET SESSION AUTHORIZATION reg51_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+UPDATE reg51_domained SET value = 2 WHERE id = 1;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT id, value FROM reg51_domained;

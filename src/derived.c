@@ -58,6 +58,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "agentauth.h"
 
@@ -252,6 +253,46 @@ in_session(void)
  * owner (1.1, found by review).  Refused, with a denied record (42501);
  * stable and immutable calls (now(), comparisons) stay.
  */
+/*
+ * A CHECK of the domain a column is written as (its base domains', an
+ * array's element domain too) that calls a volatile function: its name,
+ * or NULL.  A domain made before protection sees each value written.
+ */
+static char *
+volatile_domain_check(Oid typid)
+{
+	for (int depth = 0; depth < 16 && OidIsValid(typid); depth++)
+	{
+		DomainConstraintRef *ref;
+		ListCell   *lc;
+
+		if (OidIsValid(get_element_type(typid)))
+		{
+			typid = get_element_type(typid);
+			continue;
+		}
+		if (get_typtype(typid) != TYPTYPE_DOMAIN)
+			return NULL;
+		/*
+		 * the domain's constraints and its base domains' (the reference
+		 * lives in the context it is registered with: its release runs
+		 * when that context goes)
+		 */
+		ref = palloc(sizeof(DomainConstraintRef));
+		InitDomainConstraintRef(typid, ref, CurrentMemoryContext, false);
+		foreach(lc, ref->constraints)
+		{
+			DomainConstraintState *c = lfirst(lc);
+
+			if (c->constrainttype == DOM_CONSTRAINT_CHECK &&
+				contain_volatile_functions((Node *) c->check_expr))
+				return pstrdup(c->name);
+		}
+		typid = getBaseType(typid);
+	}
+	return NULL;
+}
+
 static void
 refuse_volatile_checks(PlannedStmt *ps)
 {
@@ -276,9 +317,14 @@ refuse_volatile_checks(PlannedStmt *ps)
 			TupleConstr *constr = RelationGetDescr(rel)->constr;
 			char	   *bad = NULL;
 
+			TupleDesc	desc = RelationGetDescr(rel);
+
 			for (int i = 0; constr != NULL && bad == NULL && i < constr->num_check; i++)
 				if (contain_volatile_functions(stringToNode(constr->check[i].ccbin)))
 					bad = pstrdup(constr->check[i].ccname);
+			for (int i = 0; bad == NULL && i < desc->natts; i++)
+				if (!TupleDescAttr(desc, i)->attisdropped)
+					bad = volatile_domain_check(TupleDescAttr(desc, i)->atttypid);
 			table_close(rel, AccessShareLock);
 			if (bad != NULL)
 			{
