@@ -34,6 +34,10 @@ SELECT agentauth.protect_table('reg31_obs', 'patient_id',
     '{"id": "non_phi", "lab_value": "lab", "hiv": "hiv", "note": "clinical_note", "ward": "non_phi"}');
 GRANT SELECT, INSERT, UPDATE, DELETE ON reg31_obs TO reg31_agent;
 GRANT SELECT ON reg31_codes TO reg31_agent;
+CREATE TABLE reg31_labs (id int PRIMARY KEY, patient_id text NOT NULL, value numeric);
+INSERT INTO reg31_labs VALUES (1, 'P1', 4.2), (2, 'P2', 5.1);
+SELECT agentauth.protect_table('reg31_labs', 'patient_id', '{"id": "non_phi", "value": "lab"}');
+GRANT SELECT ON reg31_labs TO reg31_agent;
 SELECT agentauth.register_agent('reg31-agent', 'reg31_agent', 'Lab AI team', '{TREAT}',
     '{lab:read,clinical_note:read,hiv:read}') AS agent \gset
 SELECT agentauth.issue_token(:'agent', 'TREAT', scopes => '{lab:read}') AS secret \gset
@@ -108,6 +112,15 @@ SET SESSION AUTHORIZATION reg31_agent;
 SELECT agentauth.begin_session(:'secret_notes') IS NOT NULL AS began;
 SELECT patient_id, note FROM reg31_obs ORDER BY id;
 SELECT patient_id, lab_value FROM reg31_obs;
+-- nor count its rows, nor read its non_phi columns: refused, one denied
+-- record, not 0 rows and a denial for every patient (review r33)
+SELECT count(*) FROM reg31_labs;
+SELECT id FROM reg31_labs;
+SELECT count(*) FROM reg31_labs l JOIN reg31_obs o USING (patient_id);
+RESET SESSION AUTHORIZATION;
+SELECT event, patient, relation, columns, action, outcome, detail::jsonb->>'out_of_scope' AS why
+  FROM agentauth.audit_log WHERE relation = 'public.reg31_labs' ORDER BY seq;
+SET SESSION AUTHORIZATION reg31_agent;
 -- sensitive classes need their own scope: '*' does not reach them
 RESET SESSION AUTHORIZATION;
 CREATE ROLE reg31_star LOGIN;

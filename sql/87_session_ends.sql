@@ -236,3 +236,30 @@ SELECT a.event, CASE WHEN a.token = :'t1' THEN 'T1' ELSE 'T2' END AS token,
  WHERE a.seq > :se7 AND a.principal_name = 'se agent'
  ORDER BY a.seq;
 SELECT ok FROM agentauth.verify_audit();
+
+-- 8. An end that fails ending the session's overrides records no end: the
+-- session and its override go on, and the log says so (found by review,
+-- r32: session_end was recorded first, then the overrides' UPDATE failed
+-- -- a lock timeout, a read-only transaction, any end_session() on a hot
+-- standby -- and the session read on under a record that it had ended)
+SELECT max(seq) AS se8 FROM agentauth.audit_log \gset
+\c - se_doc
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS began;
+SELECT agentauth.break_glass('SE-P1', 'end refused', '1 hour') AS bg_refused \gset
+BEGIN READ ONLY;
+SELECT agentauth.end_session();
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT agentauth.begin_human_session('TREAT') IS NOT NULL AS replaced;
+ROLLBACK;
+SELECT cardinality(break_glass) AS overrides FROM agentauth.whoami();
+SELECT patient_id FROM se.labs ORDER BY 1;
+SELECT agentauth.end_session();
+SELECT count(*) AS sessions FROM agentauth.whoami() WHERE principal IS NOT NULL;
+\c - postgres
+SELECT a.event, a.detail->>'reason' AS reason, a.patient
+  FROM agentauth.audit_log a
+ WHERE a.seq > :se8 AND a.principal_name = 'se doc'
+ ORDER BY a.seq;
+SELECT e.reason, e.state, e.ended_by
+  FROM agentauth.break_glass_events e WHERE e.id = :'bg_refused';

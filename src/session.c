@@ -558,13 +558,18 @@ aa_session_install(AASession *s)
 {
 	static bool exit_registered = false;
 
+	/*
+	 * What may fail comes before the records: the replaced session's
+	 * overrides end (a lock wait may time out), and the records' encoding
+	 * is prepared.  Then the records, and the change at once, staged: an
+	 * abort from here on says in the log that it undid them (unstage_from).
+	 * 1.1, found by review (r32): the end's record came first, an error in
+	 * ending the overrides (a lock timeout; any session on a hot standby,
+	 * which cannot write) left the session on, reading under a record
+	 * that said it had ended.
+	 */
 	if (aa_session != NULL)
-	{
-		emit_session_event("session_end", aa_session, "replaced by a new session");
-		if (session_end_callback)
-			session_end_callback();
-	}
-	emit_session_event("session_begin", s, NULL);
+		end_overrides();
 	/* its records may be encoded outside a transaction (an abort, the exit) */
 	aa_canon_prepare();
 	if (!exit_registered)
@@ -572,18 +577,23 @@ aa_session_install(AASession *s)
 		before_shmem_exit(session_exit_callback, (Datum) 0);
 		exit_registered = true;
 	}
+	if (aa_session != NULL)
+		emit_session_event("session_end", aa_session, "replaced by a new session");
+	emit_session_event("session_begin", s, NULL);
 	set_session(s);
 }
 
-/* end_session(): record the end of the session and its overrides, forget it */
+/*
+ * end_session(): end the session's overrides, record its end, forget it
+ * (in that order: see aa_session_install)
+ */
 void
 aa_session_end(void)
 {
 	if (aa_session != NULL)
 	{
+		end_overrides();
 		emit_session_event("session_end", aa_session, "end_session");
-		if (session_end_callback)
-			session_end_callback();
 		set_session(NULL);
 	}
 }

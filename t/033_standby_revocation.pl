@@ -77,6 +77,7 @@ sub run_q
 my $cur = agent_session($secret);
 my $poller = agent_session($secret);
 my ($out, $err);
+my ($ret, $o, $e);
 run_q($cur, 'BEGIN');
 run_q($cur, 'DECLARE c CURSOR FOR SELECT patient_id, result FROM labs WHERE patient_id = \'R1\' ORDER BY result');
 ($out, $err) = run_q($cur, 'FETCH 2 FROM c');
@@ -214,6 +215,25 @@ is($out, '0', 'reactivated, the clinician\'s new session on the standby does not
 $doc->quit;
 $pdoc->quit;
 
+# ---- a session ends on the standby ----------------------------------------
+# end_session() and a replacing begin_session() write nothing a standby
+# cannot (found by review, r32: both failed with 25006 after session_end
+# was recorded, and the session read on)
+($ret, $o, $e) = $standby->psql('postgres', qq{
+SET SESSION AUTHORIZATION r_agent;
+SELECT agentauth.begin_session('$secret2') IS NOT NULL;
+SELECT agentauth.begin_session('$secret2') IS NOT NULL;
+SELECT agentauth.end_session();
+SELECT 'sessions: ' || count(*) FROM agentauth.whoami() WHERE principal IS NOT NULL;
+SELECT count(*) FROM labs;
+});
+is($ret, 3, 'on the standby, a read after end_session() is refused') or diag $e;
+like($o, qr/^sessions: 0$/m, 'end_session() and a replacing begin_session() succeed on the standby')
+  or diag $e;
+unlike($e, qr/hot standby/, 'nothing was written on the standby');
+like($e, qr/no agentauth session/, 'the read refused for want of a session')
+  or diag $e;
+
 # ---- promotion -----------------------------------------------------------
 $primary->wait_for_catchup($standby);
 my $seq_before = $standby->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
@@ -226,7 +246,7 @@ $standby->poll_query_until('postgres',
 	"SELECT writer_state = 'running' AND NOT pg_is_in_recovery() FROM agentauth.status")
   or die 'the audit writer did not start after promotion';
 my $secret3 = $standby->safe_psql('postgres', $issue);
-my ($ret, $o, $e) = $standby->psql('postgres', qq{
+($ret, $o, $e) = $standby->psql('postgres', qq{
 SET SESSION AUTHORIZATION r_agent;
 SELECT agentauth.begin_session('$secret3') IS NOT NULL;
 SELECT count(*) FROM labs;
