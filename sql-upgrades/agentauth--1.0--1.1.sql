@@ -2630,9 +2630,9 @@ GRANT EXECUTE ON FUNCTION agentauth.forward_audit(text, bytea) TO agentauth_forw
 -- of agentauth.audit_queue_size they are written into _audit_spill by the
 -- transaction itself (committed with it, gone with its abort), and the
 -- "agentauth audit spill" worker moves them into the queue after the
--- commit, a chunk per transaction of its own that deletes the rows it
--- queues: recorded when, and only when, the transaction commits, exactly
--- once (audit_spill.c).  Nobody reads or writes the table but the
+-- commit, a chunk at a time, and the writer deletes each row in the
+-- transaction that stores its record: recorded when, and only when, the
+-- transaction commits, exactly once (audit_spill.c).  Nobody reads or writes the table but the
 -- extension's C code: no grant.
 CREATE TABLE agentauth._audit_spill (
     txn   bigint NOT NULL,      -- the spilling transaction (FullTransactionId)

@@ -460,7 +460,8 @@ extern uint64 aa_audit_new_statement(void);
 /* session.c says where the acting session is kept, once, at its init */
 extern void aa_audit_set_session_source(AASession *const *session);
 /* the spill mover: a queued entry staged as this transaction's own record */
-extern void aa_audit_stage_entry(const char *entry, Size len);
+extern void aa_audit_stage_entry(const char *entry, Size len, int64 spill_txn,
+								 int64 spill_ord);
 extern bool aa_audit_commit_unwritten(void);
 
 /* ---------------------------------------------------------------------
@@ -555,6 +556,7 @@ extern Size aa_spill_chunk(void);
 extern Oid	aa_spill_relid(void);
 extern Oid	aa_spill_order_index(Relation rel);
 extern bool aa_spill_write(const char *data, Size len);
+extern bool aa_spill_take(int64 txn, int64 ord);
 extern void aa_spill_committed(void);
 extern void aa_spill_attach(Latch *latch);
 extern uint64 aa_spill_requested(void);
@@ -712,6 +714,10 @@ typedef struct AAQueueEntry
 								 * once the oldest is audit_wait_timeout old */
 	uint64		statement;		/* aa_audit_new_statement(): for the alert
 								 * rules only, neither stored nor hashed */
+	int64		spill_txn;		/* moved from agentauth._audit_spill: its
+								 * row's key, which the writer deletes as it
+								 * stores the record (0: not moved) */
+	int64		spill_ord;
 } AAQueueEntry;
 
 #define AA_ENTRY_BODY(e)	((const char *) (e) + MAXALIGN(sizeof(AAQueueEntry)))

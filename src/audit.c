@@ -351,15 +351,23 @@ aa_audit_commit_unwritten(void)
 	return commit_unwritten;
 }
 
-/* the spill mover: stage a queued entry as this transaction's own record */
+/*
+ * The spill mover: stage a queued entry as this transaction's own record,
+ * marked with the key of the row it came from (the writer deletes the row)
+ */
 void
-aa_audit_stage_entry(const char *entry, Size len)
+aa_audit_stage_entry(const char *entry, Size len, int64 spill_txn, int64 spill_ord)
 {
+	AAQueueEntry *e;
+
 	ensure_buffers();
 	is_mover = true;
 	stage_slot();
 	appendBinaryStringInfo(staged, entry, len);
-	((AAQueueEntry *) (staged->data + staged_off[nstaged - 1]))->xid = GetTopTransactionId();
+	e = (AAQueueEntry *) (staged->data + staged_off[nstaged - 1]);
+	e->xid = GetTopTransactionId();
+	e->spill_txn = spill_txn;
+	e->spill_ord = spill_ord;
 }
 
 /* room for one more staged record, which starts at staged->len */

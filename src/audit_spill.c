@@ -24,11 +24,15 @@
  *		mover has moved them (or warns that they will follow).
  *
  *		The mover (audit_spill_mover.c, the "agentauth audit spill" worker)
- *		moves committed rows into the queue a chunk at a time, each chunk in
- *		one transaction of its own that deletes the rows and stages their
- *		records as its own administrative records: the chunk reaches the log
- *		iff that transaction commits, so a crash of either side neither
- *		loses nor repeats a record.
+ *		moves committed rows into the queue a chunk at a time, each chunk
+ *		staged as the administrative records of a transaction of its own,
+ *		each record marked with its row's key; the writer deletes the row in
+ *		the transaction that stores the record (aa_spill_take), and skips a
+ *		record whose row is gone.  So a row leaves the table iff its record
+ *		is in the log: a crash of the server or of either worker neither
+ *		loses nor repeats a record.  (1.1 before, found by review: the mover
+ *		deleted the rows itself and committed; a crash before the writer's
+ *		commit lost the chunk, undetectably.)
  *
  *		This file owns the table's format, the shared state (tickets, the
  *		mover's latch) and the worker's registration.
@@ -39,6 +43,7 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
@@ -53,8 +58,10 @@
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "agentauth.h"
@@ -188,6 +195,43 @@ aa_spill_order_index(Relation rel)
 	if (!OidIsValid(indexid))
 		no_order_index();
 	return indexid;
+}
+
+/*
+ * The writer, storing a record the mover queued from the row (txn, ord):
+ * delete that row in the writer's transaction, so that the record is in the
+ * log iff its row is gone -- a crash before the writer's commit leaves the
+ * row for the mover to queue again, and a record queued twice (a mover
+ * restarted, a pass after a wait that timed out) finds its row gone the
+ * second time.  False: no such row (the record is already in the log).
+ * SnapshotSelf: a row this transaction deleted for an earlier copy of the
+ * record is gone too.
+ */
+bool
+aa_spill_take(int64 txn, int64 ord)
+{
+	Oid			relid = aa_spill_relid();
+	Relation	rel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(txn));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(ord));
+	scan = systable_beginscan(rel, aa_spill_order_index(rel), true, SnapshotSelf,
+							  2, keys);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		simple_heap_delete(rel, &tup->t_self);
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	return found;
 }
 
 /*

@@ -8,14 +8,17 @@
  *		One chunk (at most aa_spill_chunk() bytes, oldest transaction
  *		first, in the order each wrote them: read by the table's index on
  *		(txn, ord), as far as the chunk goes) per transaction of its own:
- *		the rows are deleted and their records staged as this
- *		transaction's own administrative records (aa_audit_stage_entry,
- *		re-tagged with its xid), so the writer stores the chunk iff the
- *		deletion commits -- exactly once across crashes of either side.
- *		Each commit also waits until the writer has stored the chunk
- *		(audit_sync is forced on here), and a pass marks the committing
- *		sessions' tickets done only when every chunk of it was stored in
- *		time.
+ *		the rows' records are staged as this transaction's own
+ *		administrative records (aa_audit_stage_entry, re-tagged with its
+ *		xid and marked with each row's key).  The rows stay: the writer
+ *		deletes each in the transaction that stores its record, and skips a
+ *		record whose row is gone (aa_spill_take) -- exactly once across
+ *		crashes of the server or either side (1.1 before, found by review:
+ *		this transaction deleted the rows, and a crash between its commit
+ *		and the writer's lost the chunk).  Each commit also waits until the
+ *		writer has stored the chunk (audit_sync is forced on here), and a
+ *		pass marks the committing sessions' tickets done only when every
+ *		chunk of it was stored in time.
  *
  *		It waits for the writer to know that agentauth.database exists
  *		(no FATAL while it does not), polls every 10 s for rows a crash
@@ -72,8 +75,6 @@ typedef struct Chunk
 	Size		limit;			/* bytes */
 	Size		bytes;
 	uint64		n;
-	int			cap;
-	ItemPointerData *tids;		/* the rows staged, to delete */
 	SpillKey	last;
 	bool		full;
 } Chunk;
@@ -155,14 +156,11 @@ scan_into_chunk(Relation rel, Relation idx, int nkeys, ScanKey keys, Chunk *c)
 			c->full = true;
 			break;
 		}
-		aa_audit_stage_entry(VARDATA_ANY(b), hdr.len);	/* copied */
+		/* copied, with the row's key: the writer deletes the row */
+		aa_audit_stage_entry(VARDATA_ANY(b), hdr.len,
+							 DatumGetInt64(d[0]), DatumGetInt64(d[1]));
 		c->bytes += hdr.len;
-		if (c->n == (uint64) c->cap)
-		{
-			c->cap *= 2;
-			c->tids = repalloc(c->tids, c->cap * sizeof(ItemPointerData));
-		}
-		c->tids[c->n++] = tup->t_self;
+		c->n++;
 		c->last.valid = true;
 		c->last.txn = DatumGetInt64(d[0]);
 		c->last.ord = DatumGetInt64(d[1]);
@@ -201,14 +199,12 @@ move_chunk(SpillKey *last, bool *unwritten)
 		CommitTransactionCommand();
 		return 0;
 	}
-	rel = table_open(relid, RowExclusiveLock);
+	rel = table_open(relid, AccessShareLock);
 	if (RelationGetDescr(rel)->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
 	idx = index_open(aa_spill_order_index(rel), AccessShareLock);
 	memset(&c, 0, sizeof(c));
 	c.limit = aa_spill_chunk();
-	c.cap = 256;
-	c.tids = palloc(c.cap * sizeof(ItemPointerData));
 	c.last = *last;
 	if (!last->valid)
 		scan_into_chunk(rel, idx, 0, NULL, &c);
@@ -227,9 +223,6 @@ move_chunk(SpillKey *last, bool *unwritten)
 			scan_into_chunk(rel, idx, 1, keys, &c);
 		}
 	}
-	/* only the mover deletes: a row it read is still there */
-	for (uint64 i = 0; i < c.n; i++)
-		simple_heap_delete(rel, &c.tids[i]);
 	index_close(idx, AccessShareLock);
 	table_close(rel, NoLock);
 	PopActiveSnapshot();

@@ -105,19 +105,17 @@ typedef struct ChainHead
 static ChainHead head = {InvalidOid, 0, {0}, 0};
 static int64 logged_seq = -1;	/* head last written to the server log */
 static bool ext_missing_noted = false;
-
 static pg_cryptohash_ctx *sha_ctx = NULL;
 static MemoryContext batch_cxt = NULL;
 static TupleDesc slot_desc = NULL;
 static TupleTableSlot *slots[MAX_BATCH];
 /*
- * The units being gathered (unit.c), at most one per backend: the records
- * of the backends that read PHI concurrently arrive interleaved.  A
- * backend's next record that cannot join its unit stores that unit first,
- * and any record that is not a unit's entry stores every open unit first,
- * so each backend's records keep their order and every record keeps its
- * place relative to the administrative records around it; units are
- * stored in the order of their first entry.
+ * The units being gathered (unit.c), at most one per backend: concurrent
+ * readers' records arrive interleaved.  A backend's next record that cannot
+ * join its unit stores that unit first, and any record that is not a
+ * unit's entry stores every open unit first, so each backend's records
+ * keep their order and every record its place relative to the
+ * administrative records around it; units go in their first entry's order.
  */
 #define MAX_OPEN_UNITS	16
 static AAUnit *units[MAX_OPEN_UNITS];
@@ -538,7 +536,9 @@ process_batch(bool *blocked, bool *no_log)
 				*blocked = true;
 				break;
 			}
-			if (st == XS_ABORTED)
+			/* or moved from the spill table and already stored */
+			if (st == XS_ABORTED ||
+				(e->spill_txn != 0 && !aa_spill_take(e->spill_txn, e->spill_ord)))
 			{
 				pos += e->len;
 				nentries++;

@@ -572,14 +572,15 @@ aa_session_install(AASession *s)
 		end_overrides();
 	/* its records may be encoded outside a transaction (an abort, the exit) */
 	aa_canon_prepare();
+	if (aa_session != NULL)
+		emit_session_event("session_end", aa_session, "replaced by a new session");
+	emit_session_event("session_begin", s, NULL);
+	/* after the audit module's own, which the first record registers */
 	if (!exit_registered)
 	{
 		before_shmem_exit(session_exit_callback, (Datum) 0);
 		exit_registered = true;
 	}
-	if (aa_session != NULL)
-		emit_session_event("session_end", aa_session, "replaced by a new session");
-	emit_session_event("session_begin", s, NULL);
 	set_session(s);
 }
 

@@ -1,8 +1,9 @@
 # Consents in bulk: a 100,000-consent FHIR Bundle in one call, with its
 # 100,000 consent_recorded records -- far more than the audit queue holds;
 # and the records of a committed bulk load reach the log exactly once
-# even when the server crashes before the spill worker has moved them
-# (and none of a bulk load that rolled back).
+# even when the server crashes before the spill worker has moved them, or
+# after it queued them and before the writer stored them (and none of a
+# bulk load that rolled back).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -88,9 +89,9 @@ $node->poll_query_until('postgres', qq{
 SELECT n_tup_del >= $n AND coalesce(idx_tup_fetch, $n) >= $n
   FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass})
   or die 'the deletions of the spilled rows were not counted';
-is(sq(qq{SELECT seq_scan - $scans0 || ' ' || (idx_tup_fetch BETWEEN $n AND $n * 1.1)
+is(sq(qq{SELECT seq_scan - $scans0 || ' ' || (idx_tup_fetch BETWEEN 2 * $n AND 2.2 * $n)
            FROM pg_stat_user_tables WHERE relid = 'agentauth._audit_spill'::regclass}),
-	'0 true', 'the spill mover read each spilled row about once, by the index, with no scan of the table');
+	'0 true', 'each spilled row was read about twice, by the index (the mover to queue it, the writer to delete it), with no scan of the table');
 is(sq(q{SELECT count(*) FROM agentauth.consent WHERE source LIKE 'Consent/t46-%'}), $n,
 	"$n consents stored");
 is(sq(q{SELECT count(*) || ' ' || count(DISTINCT patient) FROM agentauth.audit_log
@@ -150,6 +151,30 @@ is(sq(q{SELECT count(*) FROM agentauth.audit_log WHERE patient LIKE 'T46R%'}), '
 	'none of the rolled-back load');
 is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
 unlike(slurp_file($node->logfile), qr/PANIC/, 'no PANIC');
+
+# A crash after the mover queued a chunk, before the writer stored it: the
+# rows are still there, and the records reach the log once the server is
+# back, exactly once (found by review, r31: the mover deleted the rows and
+# committed, and the crash lost the chunk -- 1,424 of 30,000 records, with
+# every verifier passing).  The writer is stopped (SIGSTOP) so that the
+# chunks wait in the queue, then killed: the postmaster reinitializes
+# shared memory, queue and all.
+$mover = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit spill'});
+stop_mover($mover);
+($rc, $out, $err) = bulk_load('T46W', 'COMMIT');
+is($rc, 0, 'a bulk load committed while the mover was stopped');
+my $writer = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'agentauth audit writer'});
+kill 'STOP', $writer;
+kill 'CONT', $mover;
+$node->poll_query_until('postgres', 'SELECT queue_used_bytes > 0 FROM agentauth.status')
+  or die 'the mover queued nothing';
+kill 'KILL', $writer;
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM agentauth._audit_spill})
+  or die 'the spilled records were not moved after the crash';
+is(sq(q{SELECT count(*) || ' ' || count(DISTINCT patient) FROM agentauth.audit_log
+         WHERE event = 'consent_recorded' AND patient LIKE 'T46W%'}), '5000 5000',
+	'a crash with chunks queued and not stored: every record of the load, none twice');
+is(sq('SELECT ok FROM agentauth.verify_audit()'), 't', 'the chain verifies');
 
 # A spilled row whose lengths point past its end (a superuser's hand):
 # it stops the mover with an error naming it; the writer never reads it
