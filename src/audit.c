@@ -342,6 +342,40 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 }
 
 /*
+ * Before records that must be in the log iff the change they tell of is
+ * made (a session begun, replaced or ended: session.c): whatever would
+ * refuse them refuses now, before any of them is kept -- the database, the
+ * queue (the pending records pushed: 53000 when it has no room in time), a
+ * late writer (53000) -- and aa_audit_emit_held() then only adds them to
+ * the pending records, pushed with the statement's.  1.1, found by review
+ * (r34): the 64 kB flush inside the emission of a session's end queued the
+ * record, then failed on a late writer, and the session read on under it.
+ */
+void
+aa_audit_ready(void)
+{
+	ensure_buffers();
+	if (!IsTransactionState() || proc_exit_inprogress || aa_queue_in_writer())
+		return;
+	aa_audit_check_database();
+	if (pending->len > pending_pushed)
+		flush_pending(true);
+	check_late();
+}
+
+void
+aa_audit_emit_held(const AARecord *rec)
+{
+	ensure_buffers();
+	if (!exit_registered)
+	{
+		before_shmem_exit(audit_exit_callback, (Datum) 0);
+		exit_registered = true;
+	}
+	aa_audit_serialize(pending, rec, InvalidTransactionId, true);
+}
+
+/*
  * The spill mover: whether the records of the transaction it last committed
  * were not yet written when COMMIT returned (its wait timed out).
  */

@@ -153,6 +153,8 @@ arm_expiry(void)
  */
 
 static void emit_session_event(const char *event, AASession *s, const char *why);
+static void emit_session_event_how(const char *event, AASession *s, const char *why,
+								   bool held);
 
 /*
  * The transaction-only session's session_end is recorded (PRE_COMMIT or
@@ -444,7 +446,7 @@ aa_session_on_exit(void (*callback) (void))
  */
 
 static void
-emit_session_event(const char *event, AASession *s, const char *why)
+emit_session_event_how(const char *event, AASession *s, const char *why, bool held)
 {
 	AARecord	rec;
 	StringInfoData detail;
@@ -471,7 +473,9 @@ emit_session_event(const char *event, AASession *s, const char *why)
 	rec.purpose = s->purpose;
 
 	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
-	if (IsTransactionState() && !ActiveSnapshotSet())
+	if (held)
+		aa_audit_emit_held(&rec);
+	else if (IsTransactionState() && !ActiveSnapshotSet())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		aa_audit_emit(&rec, false);
@@ -479,6 +483,12 @@ emit_session_event(const char *event, AASession *s, const char *why)
 	}
 	else
 		aa_audit_emit(&rec, false);
+}
+
+static void
+emit_session_event(const char *event, AASession *s, const char *why)
+{
+	emit_session_event_how(event, s, why, false);
 }
 
 /* ---------------------------------------------------------------------
@@ -560,21 +570,25 @@ aa_session_install(AASession *s)
 
 	/*
 	 * What may fail comes before the records: the replaced session's
-	 * overrides end (a lock wait may time out), and the records' encoding
-	 * is prepared.  Then the records, and the change at once, staged: an
-	 * abort from here on says in the log that it undid them (unstage_from).
-	 * 1.1, found by review (r32): the end's record came first, an error in
-	 * ending the overrides (a lock timeout; any session on a hot standby,
-	 * which cannot write) left the session on, reading under a record
-	 * that said it had ended.
+	 * overrides end (a lock wait may time out), the records' encoding is
+	 * prepared, and the audit is asked whether it takes records now
+	 * (aa_audit_ready: 53000 on a late writer or a full queue).  Then the
+	 * records, held with the statement's, which nothing after can fail,
+	 * and the change at once, staged: an abort from here on says in the
+	 * log that it undid them (unstage_from).  1.1, found by review (r32,
+	 * r34): the end's record came first, and an error in ending the
+	 * overrides (a lock timeout; any session on a hot standby, which
+	 * cannot write) or in the emission's own flush (a late writer) left
+	 * the session on, reading under a record that said it had ended.
 	 */
 	if (aa_session != NULL)
 		end_overrides();
 	/* its records may be encoded outside a transaction (an abort, the exit) */
 	aa_canon_prepare();
+	aa_audit_ready();
 	if (aa_session != NULL)
-		emit_session_event("session_end", aa_session, "replaced by a new session");
-	emit_session_event("session_begin", s, NULL);
+		emit_session_event_how("session_end", aa_session, "replaced by a new session", true);
+	emit_session_event_how("session_begin", s, NULL, true);
 	/* after the audit module's own, which the first record registers */
 	if (!exit_registered)
 	{
@@ -586,15 +600,20 @@ aa_session_install(AASession *s)
 
 /*
  * end_session(): end the session's overrides, record its end, forget it
- * (in that order: see aa_session_install)
+ * (in that order, the record held: see aa_session_install)
  */
 void
 aa_session_end(void)
 {
 	if (aa_session != NULL)
 	{
+		/*
+		 * An end is not refused for a late writer (aa_audit_ready): its
+		 * record waits with the statement's, and a statement that then
+		 * fails closed brings the session back, saying so (unstage_from)
+		 */
 		end_overrides();
-		emit_session_event("session_end", aa_session, "end_session");
+		emit_session_event_how("session_end", aa_session, "end_session", true);
 		set_session(NULL);
 	}
 }

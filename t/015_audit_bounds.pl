@@ -205,6 +205,34 @@ SELECT string_agg(DISTINCT substring(client from 'application_name=t15_off_(\d+)
 	like($e, qr/53000/, 'with SQLSTATE 53000');
 	unlike($o, qr/T15-P1/, 'no row read');
 
+	# sessions begun one after another, each refusal caught, in one
+	# transaction that commits once the writer is back: the log and the
+	# session agree -- as many session_end records as session_begin ones,
+	# one fewer if a session is left on.  (1.1 before, found by review,
+	# r34: the 64 kB flush inside the emission of a replaced session's end
+	# queued it, then failed on the late writer; the session read on, its
+	# end in the log.)
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_safe("SET application_name = 't15_late_loop'");
+	$bg->query_safe('SET SESSION AUTHORIZATION t15_agent');
+	$bg->query_safe('BEGIN');
+	$bg->{stderr} = '';
+	$bg->query(qq{DO \$\$ BEGIN FOR i IN 1 .. 300 LOOP
+  BEGIN PERFORM agentauth.begin_session('$secret');
+  EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'begin % refused: %', i, SQLSTATE; EXIT; END;
+END LOOP; END \$\$});
+	my $refusal = $bg->{stderr};
+	kill 'CONT', $wpid;
+	$bg->query('COMMIT');
+	my $left = $bg->query('SELECT count(*) FROM agentauth.whoami() WHERE principal IS NOT NULL');
+	$bg->quit;
+	like($refusal, qr/begin 1 refused: 53000/, 'writer late: the first begin_session is refused, before any record');
+	$node->safe_psql('postgres', "SET agentauth.audit_sync = on; SELECT agentauth._audit('t15_loop_drained')");
+	is($node->safe_psql('postgres', q{
+SELECT count(*) FILTER (WHERE event = 'session_begin') - count(*) FILTER (WHERE event = 'session_end')
+  FROM agentauth.audit_log WHERE client LIKE '%t15_late_loop%'}), $left,
+		'the log and the session agree: one session_begin more than session_end records iff a session is left');
+
 	kill 'CONT', $wpid;
 	$node->poll_query_until('postgres', "SELECT ($orphans_sql) = 0")
 	  or fail('the kept token_issued record was written after the writer resumed');
