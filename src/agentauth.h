@@ -423,6 +423,7 @@ typedef struct AARecord
 extern void aa_audit_emit(const AARecord *rec, bool transactional);
 extern void aa_audit_ready(void);
 extern void aa_audit_emit_held(const AARecord *rec);
+extern void aa_audit_emit_unwaited(const AARecord *rec);
 /* a record about a whole statement: no patient, no row count */
 extern void aa_audit_statement(const char *event, const char *outcome,
 							   const char *relname, const char *action,

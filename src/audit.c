@@ -363,6 +363,40 @@ aa_audit_ready(void)
 	check_late();
 }
 
+/*
+ * The record of a session's end (session.c): queued at once, after the
+ * records before it, never failing and never waited for at the commit --
+ * a session ends whatever the audit does, and its end is not undone (a
+ * late writer kept a pooled agent's session on: 1.1, found by review,
+ * r35).  A queue with no room keeps it with the session's other records
+ * (pushed before its next read, or at its exit), with a WARNING.  Records
+ * queued before it are waited for as before.
+ */
+void
+aa_audit_emit_unwaited(const AARecord *rec)
+{
+	bool		earlier;
+	bool		was_pushed;
+	uint64		was_end;
+
+	ensure_buffers();
+	if (!exit_registered)
+	{
+		before_shmem_exit(audit_exit_callback, (Datum) 0);
+		exit_registered = true;
+	}
+	earlier = pending->len > pending_pushed;
+	was_pushed = xact_pushed;
+	was_end = pushed_end;
+	aa_audit_serialize(pending, rec, InvalidTransactionId, true);
+	(void) push_pending(false, 0);
+	if (!earlier)
+	{
+		xact_pushed = was_pushed;
+		pushed_end = was_end;
+	}
+}
+
 void
 aa_audit_emit_held(const AARecord *rec)
 {

@@ -154,7 +154,7 @@ arm_expiry(void)
 
 static void emit_session_event(const char *event, AASession *s, const char *why);
 static void emit_session_event_how(const char *event, AASession *s, const char *why,
-								   bool held);
+								   bool held, bool unwaited);
 
 /*
  * The transaction-only session's session_end is recorded (PRE_COMMIT or
@@ -446,7 +446,8 @@ aa_session_on_exit(void (*callback) (void))
  */
 
 static void
-emit_session_event_how(const char *event, AASession *s, const char *why, bool held)
+emit_session_event_how(const char *event, AASession *s, const char *why, bool held,
+					   bool unwaited)
 {
 	AARecord	rec;
 	StringInfoData detail;
@@ -475,6 +476,8 @@ emit_session_event_how(const char *event, AASession *s, const char *why, bool he
 	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
 	if (held)
 		aa_audit_emit_held(&rec);
+	else if (unwaited)
+		aa_audit_emit_unwaited(&rec);
 	else if (IsTransactionState() && !ActiveSnapshotSet())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -488,7 +491,7 @@ emit_session_event_how(const char *event, AASession *s, const char *why, bool he
 static void
 emit_session_event(const char *event, AASession *s, const char *why)
 {
-	emit_session_event_how(event, s, why, false);
+	emit_session_event_how(event, s, why, false, false);
 }
 
 /* ---------------------------------------------------------------------
@@ -587,8 +590,9 @@ aa_session_install(AASession *s)
 	aa_canon_prepare();
 	aa_audit_ready();
 	if (aa_session != NULL)
-		emit_session_event_how("session_end", aa_session, "replaced by a new session", true);
-	emit_session_event_how("session_begin", s, NULL, true);
+		emit_session_event_how("session_end", aa_session, "replaced by a new session",
+							   true, false);
+	emit_session_event_how("session_begin", s, NULL, true, false);
 	/* after the audit module's own, which the first record registers */
 	if (!exit_registered)
 	{
@@ -600,22 +604,22 @@ aa_session_install(AASession *s)
 
 /*
  * end_session(): end the session's overrides, record its end, forget it
- * (in that order, the record held: see aa_session_install)
+ * (staged: a rollback brings the session back, recorded by unstage_from).
+ * The overrides end first: when that fails (a lock timeout, a read-only
+ * transaction), nothing is recorded and the session goes on.  The record is
+ * queued at once and not waited for at the commit (aa_audit_emit_unwaited):
+ * a late writer does not keep a session on (1.1, found by review, r35: the
+ * end's record failed the commit, the abort brought the session back, and
+ * a pool handed the connection on with the agent's session).
  */
 void
 aa_session_end(void)
 {
-	if (aa_session != NULL)
-	{
-		/*
-		 * An end is not refused for a late writer (aa_audit_ready): its
-		 * record waits with the statement's, and a statement that then
-		 * fails closed brings the session back, saying so (unstage_from)
-		 */
-		end_overrides();
-		emit_session_event_how("session_end", aa_session, "end_session", true);
-		set_session(NULL);
-	}
+	if (aa_session == NULL)
+		return;
+	end_overrides();
+	emit_session_event_how("session_end", aa_session, "end_session", false, true);
+	set_session(NULL);
 }
 
 /* ---------------------------------------------------------------------

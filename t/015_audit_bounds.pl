@@ -180,6 +180,11 @@ SELECT string_agg(DISTINCT substring(client from 'application_name=t15_off_(\d+)
 # (written when it resumes) or their statement fails closed
 # ---------------------------------------------------------------------------
 {
+	# a session begun before the writer stops, ended while it is late
+	my $ender = $node->background_psql('postgres', on_error_stop => 0);
+	$ender->query_safe("SET application_name = 't15_late_end'");
+	$ender->query_safe('SET SESSION AUTHORIZATION t15_agent');
+	$ender->query_safe("SELECT agentauth.begin_session('$secret') IS NOT NULL");
 	$node->safe_psql('postgres', "SELECT agentauth._audit('t15_drained_2')");
 	my $wpid = writer_pid();
 	kill 'STOP', $wpid;
@@ -204,6 +209,19 @@ SELECT string_agg(DISTINCT substring(client from 'application_name=t15_off_(\d+)
 	unlike($o, qr/^t$/m, 'writer stopped: begin_session fails closed');
 	like($e, qr/53000/, 'with SQLSTATE 53000');
 	unlike($o, qr/T15-P1/, 'no row read');
+
+	# end_session() is not refused for a late writer: a pool that ends
+	# each borrow's session must not hand the connection on with it (1.1
+	# before, found by review, r35: its record failed the commit, and the
+	# abort brought the session back)
+	$ender->{stderr} = '';
+	my $ended = $ender->query("SELECT 'ended' FROM (SELECT agentauth.end_session()) e");
+	is($ended, 'ended', 'writer late: end_session() succeeds') or diag $ender->{stderr};
+	is($ender->query('SELECT count(*) FROM agentauth.whoami() WHERE principal IS NOT NULL'), '0',
+		'writer late: the session is gone');
+	$ender->query('SELECT count(*) FROM t15_labs');
+	like($ender->{stderr}, qr/no agentauth session/, 'writer late: the ended session reads nothing');
+	$ender->quit;
 
 	# sessions begun one after another, each refusal caught, in one
 	# transaction that commits once the writer is back: the log and the
@@ -232,6 +250,10 @@ END LOOP; END \$\$});
 SELECT count(*) FILTER (WHERE event = 'session_begin') - count(*) FILTER (WHERE event = 'session_end')
   FROM agentauth.audit_log WHERE client LIKE '%t15_late_loop%'}), $left,
 		'the log and the session agree: one session_begin more than session_end records iff a session is left');
+	is($node->safe_psql('postgres', q{
+SELECT string_agg(event || ':' || coalesce(detail->>'reason', ''), ',' ORDER BY seq)
+  FROM agentauth.audit_log WHERE client LIKE '%t15_late_end%' AND event LIKE 'session%'}),
+		'session_begin:,session_end:end_session', 'the late end is in the log once the writer is back');
 
 	kill 'CONT', $wpid;
 	$node->poll_query_until('postgres', "SELECT ($orphans_sql) = 0")
