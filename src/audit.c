@@ -368,9 +368,11 @@ aa_audit_ready(void)
  * records before it, never failing and never waited for at the commit --
  * a session ends whatever the audit does, and its end is not undone (a
  * late writer kept a pooled agent's session on: 1.1, found by review,
- * r35).  A queue with no room keeps it with the session's other records
- * (pushed before its next read, or at its exit), with a WARNING.  Records
- * queued before it are waited for as before.
+ * r35).  A queue with no room keeps it with the session's pending records,
+ * with a WARNING, and the commit's push of them then waits and may fail
+ * (r36: the end is then undone, recorded; README says so), as does the
+ * commit of the overrides' transactional end records.  Records queued
+ * before it are waited for as before.
  */
 void
 aa_audit_emit_unwaited(const AARecord *rec)
