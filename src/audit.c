@@ -298,6 +298,21 @@ ensure_buffers(void)
 	}
 }
 
+/*
+ * At the first record: the session's pending records are pushed at the
+ * backend's exit (registered then, so that a module registering its own
+ * exit callback after its first record -- session.c -- runs before it)
+ */
+static void
+register_exit_flush(void)
+{
+	if (!exit_registered)
+	{
+		before_shmem_exit(audit_exit_callback, (Datum) 0);
+		exit_registered = true;
+	}
+}
+
 void
 aa_audit_emit(const AARecord *rec, bool transactional)
 {
@@ -306,11 +321,7 @@ aa_audit_emit(const AARecord *rec, bool transactional)
 	if (rec == NULL)
 		elog(ERROR, "null audit record");
 	ensure_buffers();
-	if (!exit_registered)
-	{
-		before_shmem_exit(audit_exit_callback, (Datum) 0);
-		exit_registered = true;
-	}
+	register_exit_flush();
 
 	/*
 	 * At backend exit the transaction may still be open (the exit callbacks
@@ -382,11 +393,7 @@ aa_audit_emit_unwaited(const AARecord *rec)
 	uint64		was_end;
 
 	ensure_buffers();
-	if (!exit_registered)
-	{
-		before_shmem_exit(audit_exit_callback, (Datum) 0);
-		exit_registered = true;
-	}
+	register_exit_flush();
 	earlier = pending->len > pending_pushed;
 	was_pushed = xact_pushed;
 	was_end = pushed_end;
@@ -403,11 +410,7 @@ void
 aa_audit_emit_held(const AARecord *rec)
 {
 	ensure_buffers();
-	if (!exit_registered)
-	{
-		before_shmem_exit(audit_exit_callback, (Datum) 0);
-		exit_registered = true;
-	}
+	register_exit_flush();
 	aa_audit_serialize(pending, rec, InvalidTransactionId, true);
 }
 

@@ -243,17 +243,6 @@ in_session(void)
 }
 
 /*
- * A CHECK constraint of a protected table (or of one of its partitions)
- * that calls a volatile function, in a session's write: the constraint
- * sees each whole row written, the columns outside the writer's scope
- * too, and a volatile function can send it out (pg_notify, setval, a
- * large object).  Code attached after protection is refused (ddl.c); a
- * constraint made before was the administrator's to review, and one
- * calling pg_notify(..., ssn) sent every agent write's SSN to the table's
- * owner (1.1, found by review).  Refused, with a denied record (42501);
- * stable and immutable calls (now(), comparisons) stay.
- */
-/*
  * A CHECK of the domain a column is written as (its base domains', an
  * array's element domain too) that calls a volatile function: its name,
  * or NULL.  A domain made before protection sees each value written.
@@ -293,6 +282,17 @@ volatile_domain_check(Oid typid)
 	return NULL;
 }
 
+/*
+ * A CHECK constraint of a protected table (or of one of its partitions)
+ * that calls a volatile function, in a session's write: the constraint
+ * sees each whole row written, the columns outside the writer's scope
+ * too, and a volatile function can send it out (pg_notify, setval, a
+ * large object).  Code attached after protection is refused (ddl.c); a
+ * constraint made before was the administrator's to review, and one
+ * calling pg_notify(..., ssn) sent every agent write's SSN to the table's
+ * owner (1.1, found by review).  Refused, with a denied record (42501);
+ * stable and immutable calls (now(), comparisons) stay.
+ */
 static void
 refuse_volatile_checks(PlannedStmt *ps)
 {
@@ -314,10 +314,9 @@ refuse_volatile_checks(PlannedStmt *ps)
 		foreach(lc2, rels)
 		{
 			Relation	rel = table_open(lfirst_oid(lc2), AccessShareLock);
-			TupleConstr *constr = RelationGetDescr(rel)->constr;
-			char	   *bad = NULL;
-
 			TupleDesc	desc = RelationGetDescr(rel);
+			TupleConstr *constr = desc->constr;
+			char	   *bad = NULL;
 
 			for (int i = 0; constr != NULL && bad == NULL && i < constr->num_check; i++)
 				if (contain_volatile_functions(stringToNode(constr->check[i].ccbin)))

@@ -152,9 +152,17 @@ arm_expiry(void)
  * ---------------------------------------------------------------------
  */
 
+/* how a session record goes to the audit (audit.c) */
+typedef enum EmitHow
+{
+	EMIT_NOW,					/* aa_audit_emit */
+	EMIT_HELD,					/* aa_audit_emit_held: after aa_audit_ready */
+	EMIT_UNWAITED				/* aa_audit_emit_unwaited: end_session() */
+} EmitHow;
+
 static void emit_session_event(const char *event, AASession *s, const char *why);
 static void emit_session_event_how(const char *event, AASession *s, const char *why,
-								   bool held, bool unwaited);
+								   EmitHow how);
 
 /*
  * The transaction-only session's session_end is recorded (PRE_COMMIT or
@@ -446,8 +454,7 @@ aa_session_on_exit(void (*callback) (void))
  */
 
 static void
-emit_session_event_how(const char *event, AASession *s, const char *why, bool held,
-					   bool unwaited)
+emit_session_event_how(const char *event, AASession *s, const char *why, EmitHow how)
 {
 	AARecord	rec;
 	StringInfoData detail;
@@ -473,11 +480,11 @@ emit_session_event_how(const char *event, AASession *s, const char *why, bool he
 	rec.token = s->has_token ? &s->token : NULL;
 	rec.purpose = s->purpose;
 
-	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
-	if (held)
+	if (how == EMIT_HELD)
 		aa_audit_emit_held(&rec);
-	else if (unwaited)
+	else if (how == EMIT_UNWAITED)
 		aa_audit_emit_unwaited(&rec);
+	/* at PRE_COMMIT portals are closed: the audit may need a snapshot */
 	else if (IsTransactionState() && !ActiveSnapshotSet())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -491,7 +498,7 @@ emit_session_event_how(const char *event, AASession *s, const char *why, bool he
 static void
 emit_session_event(const char *event, AASession *s, const char *why)
 {
-	emit_session_event_how(event, s, why, false, false);
+	emit_session_event_how(event, s, why, EMIT_NOW);
 }
 
 /* ---------------------------------------------------------------------
@@ -591,8 +598,8 @@ aa_session_install(AASession *s)
 	aa_audit_ready();
 	if (aa_session != NULL)
 		emit_session_event_how("session_end", aa_session, "replaced by a new session",
-							   true, false);
-	emit_session_event_how("session_begin", s, NULL, true, false);
+							   EMIT_HELD);
+	emit_session_event_how("session_begin", s, NULL, EMIT_HELD);
 	/* after the audit module's own, which the first record registers */
 	if (!exit_registered)
 	{
@@ -618,7 +625,7 @@ aa_session_end(void)
 	if (aa_session == NULL)
 		return;
 	end_overrides();
-	emit_session_event_how("session_end", aa_session, "end_session", false, true);
+	emit_session_event_how("session_end", aa_session, "end_session", EMIT_UNWAITED);
 	set_session(NULL);
 }
 
