@@ -376,7 +376,8 @@ aa_audit_ready(void)
 
 /*
  * The record of a session's end (session.c): queued at once, after the
- * records before it, never failing and never waited for at the commit --
+ * records before it, waited for here (audit_sync) without failing, and
+ * not waited for again at the commit --
  * a session ends whatever the audit does, and its end is not undone (a
  * late writer kept a pooled agent's session on: 1.1, found by review,
  * r35).  A queue with no room keeps it with the session's pending records,
@@ -398,7 +399,18 @@ aa_audit_emit_unwaited(const AARecord *rec)
 	was_pushed = xact_pushed;
 	was_end = pushed_end;
 	aa_audit_serialize(pending, rec, InvalidTransactionId, true);
-	(void) push_pending(false, 0);
+	/* waited for here, as audit_sync asks, but never failing */
+	if (push_pending(false, 0) && aa_audit_sync && !aa_queue_in_writer())
+	{
+		AAQueueLate late;
+
+		if (aa_audit_late(&late) ||
+			!aa_queue_wait_committed(pushed_end, aa_audit_wait_timeout))
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("the audit record of this session's end is not yet written"),
+					 errdetail("The session has ended; the audit writer will write the record when it resumes.")));
+	}
 	if (!earlier)
 	{
 		xact_pushed = was_pushed;
