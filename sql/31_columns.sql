@@ -120,6 +120,13 @@ SELECT count(*) FROM reg31_labs l JOIN reg31_obs o USING (patient_id);
 RESET SESSION AUTHORIZATION;
 SELECT event, patient, relation, columns, action, outcome, detail::jsonb->>'out_of_scope' AS why
   FROM agentauth.audit_log WHERE relation = 'public.reg31_labs' ORDER BY seq;
+-- a read that names no class (the count(*) above) is recorded with the
+-- table's classes in scope, on which its rows were decided, not with none
+-- (review r38: an auditor asking who read a patient's lab data missed it)
+SELECT patient, columns, data_classes, row_count
+  FROM agentauth.audit_log
+ WHERE relation = 'public.reg31_obs' AND event = 'access' AND columns = '{}'
+ ORDER BY seq;
 SET SESSION AUTHORIZATION reg31_agent;
 -- sensitive classes need their own scope: '*' does not reach them
 RESET SESSION AUTHORIZATION;

@@ -185,16 +185,28 @@ ROLLBACK;
 SELECT agentauth.end_session();
 RESET SESSION AUTHORIZATION;
 
--- the records agree: an access record says permit only for a patient whose
--- every recorded class was permitted; no read of a permitted patient was
--- recorded as denied
+-- the records agree: an access record of a statement that named columns
+-- of classes says permit only for a patient whose every recorded class was
+-- permitted; no read of a permitted patient was recorded as denied
 SELECT count(*) > 0 AS permits_recorded,
        count(*) FILTER (WHERE NOT reg36_expected(patient,
            ARRAY(SELECT CASE c WHEN 'diagnosis' THEN 'diag' ELSE c END FROM unnest(data_classes) c),
            purpose)) AS wrong_permits
   FROM agentauth.audit_log
  WHERE seq > :seq0 AND relation = 'public.reg36_chart' AND event = 'access'
-   AND outcome = 'permit' AND data_classes <> '{}';
+   AND outcome = 'permit' AND columns && '{lab,diag,hiv}';
+-- one that named none (the key of an UPDATE's WHERE) is recorded with the
+-- table's classes in scope, its permit resting on any one of them (review
+-- r38: it was recorded with no class)
+SELECT count(*) > 0 AS keys_recorded,
+       count(*) FILTER (WHERE data_classes = '{}') AS without_classes,
+       count(*) FILTER (WHERE NOT EXISTS (
+           SELECT FROM unnest(data_classes) c
+            WHERE reg36_letter(patient, CASE c WHEN 'diagnosis' THEN 'diag' ELSE c END,
+                               purpose) = 'p')) AS wrong_permits
+  FROM agentauth.audit_log
+ WHERE seq > :seq0 AND relation = 'public.reg36_chart' AND event = 'access'
+   AND outcome = 'permit' AND NOT columns && '{lab,diag,hiv}';
 SELECT count(*) AS access_records_saying_deny
   FROM agentauth.audit_log
  WHERE seq > :seq0 AND relation = 'public.reg36_chart' AND event = 'access'

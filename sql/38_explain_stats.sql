@@ -191,3 +191,49 @@ RESET enable_bitmapscan;
 
 -- every refusal is recorded (the empty reasons: rows of the denying patient)
 SELECT event, relation, columns, reason FROM reg38_denied WHERE seq > :seq0 ORDER BY seq;
+
+-- The plan a statement runs with is made without the table's statistics
+-- too, not only the one EXPLAIN shows (an outside review of 1.1: with the
+-- statistics of every row, the join order chosen for a patient's rows --
+-- seen in the order they come back -- told whether withheld rows often
+-- held a value).  Two tables alike but for the withheld patient's codes:
+-- the agent gets its patient's rows in the same order from both.
+CREATE TABLE reg38_rare (id int PRIMARY KEY, patient_id text NOT NULL,
+                         code text NOT NULL, value numeric);
+CREATE INDEX ON reg38_rare (code);
+CREATE INDEX ON reg38_rare (patient_id);
+SELECT agentauth.protect_table('reg38_rare', 'patient_id',
+    '{"id": "non_phi", "code": "lab", "value": "lab"}');
+GRANT SELECT ON reg38_rare TO reg38_agent;
+CREATE FUNCTION reg38_fill(withheld_code text) RETURNS void LANGUAGE sql AS $$
+    TRUNCATE reg38_rare;
+    INSERT INTO reg38_rare
+    SELECT i, 'R38-P1', CASE WHEN i <= 5 THEN 'RARE' ELSE 'C' || (i % 100) END, i
+      FROM generate_series(1, 10000) i;
+    INSERT INTO reg38_rare SELECT 100000 + i, 'R38-P3', withheld_code, i
+      FROM generate_series(1, 3000) i;
+$$;
+-- the rows in the order the plan gives them
+CREATE FUNCTION reg38_order() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r record; s text := '';
+BEGIN
+    FOR r IN SELECT o.id, g FROM reg38_rare o, generate_series(1, 3) g
+              WHERE o.code = 'RARE' AND o.patient_id = 'R38-P1' LOOP
+        s := s || r.id || '.' || r.g || ' ';
+    END LOOP;
+    RETURN s;
+END $$;
+SELECT reg38_fill('RARE');
+ANALYZE reg38_rare;
+SET SESSION AUTHORIZATION reg38_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_fifth;
+SELECT reg38_order() AS order_common \gset
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;
+SELECT reg38_fill('C7');
+ANALYZE reg38_rare;
+SET SESSION AUTHORIZATION reg38_agent;
+SELECT agentauth.begin_session(:'secret') IS NOT NULL AS began_sixth;
+SELECT reg38_order() = :'order_common' AS same_order, length(:'order_common') > 0 AS rows_read;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

@@ -392,8 +392,7 @@ consume_approval(RelAccess *ra, PatientAccess *pa, int idx)
 	denied.row_count = 1;
 	denied.ncolumns = ra->ncols[idx];
 	denied.columns = (const char **) ra->cols[idx];
-	denied.nclasses = ra->nclasses[idx];
-	denied.classes = (const char **) ra->classes[idx];
+	denied.classes = aa_access_record_classes(ra, idx, &denied.nclasses);
 	denied.detail = "{\"reason\": \"no clinician's approval\"}";
 	aa_approval_consume(ra->relid, pa->patient.str, denied.action, &approval, &denied);
 	oldcxt = MemoryContextSwitchTo(ra->query->cxt);
@@ -599,8 +598,7 @@ aa_access_record_init(AARecord *rec, const RelAccess *ra, int idx, uint64 statem
 	rec->statement = statement;
 	rec->ncolumns = ra->ncols[idx];
 	rec->columns = (const char **) ra->cols[idx];
-	rec->nclasses = ra->nclasses[idx];
-	rec->classes = (const char **) ra->classes[idx];
+	rec->classes = aa_access_record_classes(ra, idx, &rec->nclasses);
 	rec->action = aa_action_name(AA_ACT_BIT(idx));
 }
 

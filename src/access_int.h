@@ -98,6 +98,25 @@ typedef struct RelAccess
 	AAQueryAccess *query;
 } RelAccess;
 
+/*
+ * The classes a record of action idx names: those of the columns the
+ * statement touched, else (it named none: count(*), the patient column,
+ * non_phi columns) the table's classes in scope, on which the row's
+ * consent was decided -- a row's existence is data of its table's classes
+ * (1.1, found by review: such reads were recorded with no class at all).
+ */
+static inline const char **
+aa_access_record_classes(const RelAccess *ra, int idx, int *n)
+{
+	if (ra->nclasses[idx] > 0)
+	{
+		*n = ra->nclasses[idx];
+		return (const char **) ra->classes[idx];
+	}
+	*n = ra->nanyof[idx];
+	return (const char **) ra->anyof[idx];
+}
+
 struct AAQueryAccess
 {
 	QueryDesc  *qd;

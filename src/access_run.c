@@ -425,8 +425,7 @@ refuse_changed(AAQueryAccess *q, uint64 dgen, bool this_run)
 			rec.relation = ra->relname;
 			rec.ncolumns = ra->ncols[AA_READ];
 			rec.columns = (const char **) ra->cols[AA_READ];
-			rec.nclasses = ra->nclasses[AA_READ];
-			rec.classes = (const char **) ra->classes[AA_READ];
+			rec.classes = aa_access_record_classes(ra, AA_READ, &rec.nclasses);
 			rec.action = aa_action_name(AA_ACT_READ);
 			rec.row_count = -1;
 			rec.outcome = "deny";
