@@ -223,7 +223,7 @@ static void
 read_record(Rd *r, AARecordFields *f)
 {
 	static const char *const outcomes[] = {"permit", "deny", NULL};
-	static const char *const actions[] = {"read", "insert", "update", "delete", NULL};
+	static const char *const actions[] = {"read", "insert", "update", "delete", "write", NULL};
 	char		tag;
 
 	memset(f, 0, sizeof(*f));

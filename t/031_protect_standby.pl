@@ -43,7 +43,7 @@ $primary->safe_psql('postgres', q{
 	CREATE TABLE plain (x int);
 	INSERT INTO plain VALUES (1), (2);
 	CREATE ROLE standby_agent LOGIN;
-	GRANT SELECT ON labs TO standby_agent;
+	GRANT SELECT, UPDATE ON labs TO standby_agent;
 	SELECT agentauth.register_agent('standby-agent', 'standby_agent', 'Analytics', '{TREAT}', '{lab:read}', max_token_ttl => '2 hours');
 	SELECT agentauth.record_consent('S1', 'permit', '{TREAT}');
 	CREATE ROLE dr_standby LOGIN;
@@ -159,6 +159,18 @@ like($err, qr/53000/, 'SQLSTATE 53000');
 unlike($out, qr/S1\|1\.5/, 'no row returned');
 ($ret, $out, $err) = agent_read($standby);
 is($ret, 0, 'forwarding resumed: standby reads succeed again') or diag $err;
+
+# a write the session's scopes refuse is recorded with the action "write",
+# which the primary takes (review r41: it refused the whole batch as
+# malformed, the forwarder sent it again for ever, and every later
+# statement on a protected table of the standby failed closed)
+($ret, $out, $err) = agent_read($standby, "UPDATE labs SET result = 0 WHERE patient_id = 'S1';");
+isnt($ret, 0, 'an UPDATE outside the token\'s scopes fails on the standby');
+like($err, qr/42501/, 'refused by the scopes');
+($ret, $out, $err) = agent_read($standby);
+is($ret, 0, 'and the standby reads on after it') or diag $err;
+is(primary_count("event = 'denied' AND action = 'write' AND $from_standby"), '1',
+	'the refusal is recorded on the primary');
 
 # ---- writes go to the primary ------------------------------------------
 ($ret, $out, $err) = $standby->psql('postgres',
