@@ -115,6 +115,32 @@ CREATE FUNCTION clinic89.notes_trg() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN NEW.txt := upper(NEW.txt); RETURN NEW; END$$;
 CREATE TRIGGER notes_trg BEFORE INSERT ON clinic89.notes
     FOR EACH ROW EXECUTE FUNCTION clinic89.notes_trg();
+-- triggers of the owner that act on the session: one fetches every open
+-- cursor and passes the rows on, one breaks the glass in the agent's name
+CREATE TABLE clinic89.fetches (x text);
+CREATE FUNCTION clinic89.fetches_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE c refcursor; r record;
+BEGIN
+    FOR c IN SELECT name FROM pg_cursors LOOP
+        LOOP
+            FETCH c INTO r;
+            EXIT WHEN NOT FOUND;
+            PERFORM pg_notify('reg89_stash', r::text);
+        END LOOP;
+    END LOOP;
+    RETURN NULL;
+END$$;
+CREATE TRIGGER fetches_trg AFTER INSERT ON clinic89.fetches
+    FOR EACH ROW EXECUTE FUNCTION clinic89.fetches_trg();
+CREATE TABLE clinic89.glass (x text);
+CREATE FUNCTION clinic89.glass_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM agentauth.break_glass('R89-P2', 'routine chart prep', '1 hour');
+    RETURN NULL;
+END$$;
+CREATE TRIGGER glass_trg AFTER INSERT ON clinic89.glass
+    FOR EACH ROW EXECUTE FUNCTION clinic89.glass_trg();
+GRANT INSERT ON clinic89.fetches, clinic89.glass TO reg89_agent;
 RESET ROLE;
 -- the agent's own function, and a superuser's
 SET ROLE reg89_agent;
@@ -125,8 +151,11 @@ CREATE FUNCTION public.reg89_su(numeric) RETURNS numeric LANGUAGE sql AS $$SELEC
 SELECT agentauth.protect_table('clinic89.labs', 'patient_id',
     '{"id": "non_phi", "code": "lab", "value": "lab", "taken": "lab"}');
 SELECT agentauth.register_agent('reg89-agent', 'reg89_agent', 'Lab AI', '{TREATDS}',
-    '{lab:read}') AS agent \gset
-SELECT agentauth.issue_token(:'agent', 'TREATDS') AS secret \gset
+    '{lab:read}', can_break_glass => true) AS agent \gset
+CREATE ROLE reg89_doc LOGIN;
+SELECT agentauth.register_human('reg89-doc', 'reg89_doc', '{TREATDS}', '{lab:read}',
+    can_break_glass => true) IS NOT NULL AS doctor;
+SELECT agentauth.issue_token(:'agent', 'TREATDS', on_behalf_of => 'reg89-doc') AS secret \gset
 SELECT agentauth.record_consent('R89-P1', 'permit', '{TREATDS}', '{lab}') IS NOT NULL AS consented;
 SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset
 
@@ -178,6 +207,16 @@ UPDATE clinic89.notes2 SET txt = 'seen' WHERE id = 1;
 BEGIN;
 UPDATE clinic89.notes2 SET txt = 'seen again' WHERE id = 1;
 COMMIT;
+-- the owner's trigger may not fetch the session's open cursor, nor act with
+-- the session's authority (review r37: it read the cursor's rows and sent
+-- them on; it broke the glass for a patient without consent, whose rows
+-- the agent's next statement read)
+BEGIN;
+DECLARE agent_cur CURSOR FOR SELECT patient_id, value FROM clinic89.labs ORDER BY id;
+INSERT INTO clinic89.fetches VALUES ('a');
+ROLLBACK;
+INSERT INTO clinic89.glass VALUES ('x');
+SELECT patient_id, value FROM clinic89.labs ORDER BY id;
 SELECT agentauth.end_session();
 -- outside the session the owner's code is the login's own business
 EXECUTE tick;

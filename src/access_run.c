@@ -569,6 +569,9 @@ aa_access_run_begin(QueryDesc *qd)
 				 errmsg("the agentauth session changed while a statement on protected tables was open"),
 				 errhint("Begin or end a session in a statement of its own, with no cursor open.")));
 	aa_session_check();
+	/* a cursor fetched by another role's trigger (other_code.c) */
+	if (q->rels != NIL)
+		aa_other_code_read(((RelAccess *) linitial(q->rels))->relname);
 	/* a log already too far behind: refused before a row goes out */
 	aa_audit_check_writer();
 

@@ -945,6 +945,7 @@ extern void aa_other_code_start(Oid fn);
 extern void aa_other_code_end(Oid fn);
 /* access.c: a session's statement reads a protected table */
 extern void aa_other_code_read(const char *relname);
+extern void aa_other_code_session_call(const char *what);
 /* the planner hook (stats.c) */
 struct Query;
 extern bool aa_other_code_plan(struct Query *parse);

@@ -552,6 +552,7 @@ aa_btg_session(PG_FUNCTION_ARGS)
 		elog(ERROR, "agentauth._btg_session() has an unexpected result type");
 	memset(nulls, true, sizeof(nulls));
 
+	aa_other_code_session_call("agentauth's override and approval functions");
 	if (aa_session != NULL)
 		aa_session_check();
 	if (aa_session != NULL)

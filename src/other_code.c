@@ -25,7 +25,9 @@
  *		- while a trigger function of another role runs, no protected table
  *		  may be read (aa_other_code_read, from access.c: a trigger deferred
  *		  to the commit read the patients the session may see and sent them
- *		  on);
+ *		  on), no cursor of the session on one fetched (from access_run.c),
+ *		  and nothing done with the session's authority: an override, an
+ *		  approval, a session begun or ended (aa_other_code_session_call);
  *		- a view, a policy of a table that is not protected, or a rule's
  *		  query, written by another role (a rule: by anyone), that calls a
  *		  volatile function or makes a value of a type a non-superuser made
@@ -201,6 +203,33 @@ aa_other_code_read(const char *relname)
 					relname),
 			 errdetail("The trigger function belongs to a role that is neither a superuser nor the session's role: it would see what the session may read, and could pass it on unrecorded."),
 			 errhint("Have a superuser review the trigger function and take it over, or drop the trigger.")));
+}
+
+/*
+ * A call that acts with the session's authority -- an override, an
+ * approval, a session begun or ended (btg.c, session_sql.c): refused while
+ * a trigger function of another role runs.  Only the session's own client
+ * decides those (1.1, found by review: an owner's trigger on a table the
+ * agent wrote broke the glass for a patient in the agent's name, and the
+ * agent's next statement read the patient).
+ */
+void
+aa_other_code_session_call(const char *what)
+{
+	StringInfoData detail;
+
+	if (other_triggers == 0)
+		return;
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, "{\"reason\": \"code of another role\", \"trigger\": true, \"call\": ");
+	escape_json(&detail, what);
+	appendStringInfoChar(&detail, '}');
+	aa_audit_statement("denied", "deny", NULL, NULL, 0, NULL, detail.data, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("a trigger of another role may not call %s in an agentauth session", what),
+			 errdetail("The trigger function belongs to a role that is neither a superuser nor the session's role; only the session's own client acts with its authority."),
+			 errhint("Call it from the session's own statement.")));
 }
 
 /* ------------------------------------------------------------------

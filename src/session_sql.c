@@ -225,6 +225,8 @@ session_scope_refused(bool txonly, bool principal_requires)
 static void
 refuse_inside_statement(const char *what)
 {
+	aa_other_code_session_call(strcmp(what, "end") == 0 ? "agentauth.end_session()" :
+							   "a function that begins a session");
 	if (aa_access_statement_running())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
