@@ -21,9 +21,29 @@ CREATE FUNCTION clinic82.peek(v text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
 ALTER TABLE clinic82.orders ADD CONSTRAINT pre CHECK (clinic82.peek(drug)) NOT VALID;
 CREATE TABLE clinic82.refs (ref text PRIMARY KEY);
 INSERT INTO clinic82.refs VALUES ('calm'), ('tense'), ('x');
+-- made before protection: two triggers that do not fire
+CREATE FUNCTION clinic82.told() RETURNS trigger LANGUAGE plpgsql
+    AS $$BEGIN RAISE NOTICE 'told: %', NEW.drug; RETURN NEW; END$$;
+CREATE TRIGGER pre_off AFTER UPDATE ON clinic82.orders
+    FOR EACH ROW EXECUTE FUNCTION clinic82.told();
+ALTER TABLE clinic82.orders DISABLE TRIGGER pre_off;
+CREATE TRIGGER pre_replica AFTER UPDATE ON clinic82.orders
+    FOR EACH ROW EXECUTE FUNCTION clinic82.told();
+ALTER TABLE clinic82.orders ENABLE REPLICA TRIGGER pre_replica;
 RESET ROLE;
 SELECT agentauth.protect_table('clinic82.orders', 'patient_id',
     '{"drug": "medication", "mood": "mental_health", "code": "lab", "ref": "non_phi"}');
+
+-- a trigger inert when the table was protected stays inert: enabling it
+-- attaches its code, as CREATE TRIGGER would (review r37: enabled, it sent
+-- on a column the writing agent may not read)
+SET ROLE reg82_owner;
+ALTER TABLE clinic82.orders ENABLE TRIGGER pre_off;
+ALTER TABLE clinic82.orders ENABLE ALWAYS TRIGGER pre_replica;
+ALTER TABLE clinic82.orders ENABLE TRIGGER USER;
+RESET ROLE;
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid = 'clinic82.orders'::regclass AND tgname LIKE 'pre_%' ORDER BY 1;
 
 -- the issue's reproducer: a domain whose CHECK calls the owner's function
 SET ROLE reg82_owner;

@@ -344,6 +344,23 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 				/* a stored CHECK (made before protection) runs over every row */
 				refuse_attached_code(relid, "validate a constraint of");
 				break;
+			case AT_EnableTrig:
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+			case AT_EnableTrigAll:
+			case AT_EnableTrigUser:
+				/*
+				 * A trigger disabled (or firing in replicas only) when the
+				 * table was protected is inert; enabling it attaches its
+				 * code as CREATE TRIGGER would (1.1, found by review)
+				 */
+				refuse_attached_code(relid, "enable a trigger of");
+				break;
+			case AT_EnableRule:
+			case AT_EnableAlwaysRule:
+			case AT_EnableReplicaRule:
+				refuse_attached_code(relid, "enable a rule of");
+				break;
 #if PG_VERSION_NUM >= 170000
 			case AT_SetExpression:
 				refuse_attached_code(relid, "change a generated column's expression on");
