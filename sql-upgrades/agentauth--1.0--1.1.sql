@@ -5300,22 +5300,25 @@ REVOKE ALL ON FUNCTION agentauth.drop_audit_feed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentauth.drop_audit_feed(text, text) TO agentauth_privacy_officer;
 
 -- behind: the records of the log past what the feed delivered (a purge
--- leaves none below its cut)
+-- leaves none below its cut).  The log's head is read here, as the view's
+-- owner, not through _log_head(), which runs as its caller: only a
+-- superuser could read the view (1.1, found by review).
 CREATE VIEW agentauth.audit_feeds AS
 SELECT f.name, f.delivered_seq,
        GREATEST(h.head OPERATOR(pg_catalog.-) GREATEST(f.delivered_seq, h.first OPERATOR(pg_catalog.-) 1), 0) AS behind,
        f.reported_at, f.registered_at, f.registered_by
   FROM agentauth.audit_feed f,
-       LATERAL (SELECT agentauth._log_head() AS head,
+       LATERAL (SELECT COALESCE((SELECT r.seq OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(r.entry_kinds), 1) OPERATOR(pg_catalog.-) 1
+                                   FROM agentauth.audit_record r ORDER BY r.seq DESC LIMIT 1), 0) AS head,
                        COALESCE((SELECT r.seq FROM agentauth.audit_record r ORDER BY r.seq LIMIT 1), 1) AS first) h;
-GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_admin, pg_monitor;
+GRANT SELECT ON agentauth.audit_feeds TO agentauth_auditor, agentauth_privacy_officer, agentauth_admin, pg_monitor;
 COMMENT ON TABLE agentauth.audit_feed IS
     'The feeds to the audit repository and the last seq each delivered (read it through agentauth.audit_feeds)';
 COMMENT ON FUNCTION agentauth.feed_delivered(text, bigint) IS
     'A feed to the audit repository reports the last seq it delivered; registers it on first call (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.drop_audit_feed(text, text) IS
     'Drop a feed that is gone, with a reason, so that purge_audit no longer waits for it (agentauth_privacy_officer)';
-COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_admin, pg_monitor)';
+COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_privacy_officer, agentauth_admin, pg_monitor)';
 
 -- (1.1) A FHIR deny cut around its exceptions lists "every purpose (or
 -- data class) but the exceptions'", and a deny of restricted data every

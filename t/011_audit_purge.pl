@@ -132,6 +132,15 @@ sq("SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', max(seq)) 
 is(sq(q{SELECT string_agg(name || ' ' || behind, ', ' ORDER BY name) FROM agentauth.audit_feeds}),
 	"t11 feed 1, t11 lagging feed 4",
 	'agentauth.audit_feeds shows how far behind each feed is (its registration is recorded too)');
+# every role the README names reads it (review r40: it called a function
+# that only a superuser could run)
+sq('CREATE ROLE t11_admin IN ROLE agentauth_admin; CREATE ROLE t11_monitor IN ROLE pg_monitor');
+for my $role (qw(t11_auditor t11_officer t11_admin t11_monitor))
+{
+	($r, $o, $e) = $node->psql('postgres',
+		"SET ROLE $role; SELECT string_agg(name || ' ' || behind, ', ' ORDER BY name) FROM agentauth.audit_feeds");
+	is($o, "t11 feed 1, t11 lagging feed 4", "$role reads agentauth.audit_feeds") or diag $e;
+}
 sleep 3;
 my ($before, $count_before) = split /\|/, sq('SELECT min(seq), count(*) FROM agentauth.audit_log');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit(now() - interval '2 s')");

@@ -155,7 +155,7 @@ COMMENT ON FUNCTION agentauth.feed_delivered(text, bigint) IS
     'A feed to the audit repository reports the last seq it delivered; registers it on first call (agentauth_auditor)';
 COMMENT ON FUNCTION agentauth.drop_audit_feed(text, text) IS
     'Drop a feed that is gone, with a reason, so that purge_audit no longer waits for it (agentauth_privacy_officer)';
-COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_admin, pg_monitor)';
+COMMENT ON VIEW agentauth.audit_feeds IS 'The feeds to the audit repository: how far each has delivered and how far behind it is (agentauth_auditor, agentauth_privacy_officer, agentauth_admin, pg_monitor)';
 
 -- tables: private to the extension (audit_record, fhir_consent_version and
 -- alert_rule are granted for reading or editing); read them through the views
