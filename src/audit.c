@@ -573,7 +573,16 @@ audit_xact_callback(XactEvent event, void *arg)
 				 * first of them until we commit, so a part could never be
 				 * followed by the rest.
 				 */
-				if ((xact_spilled || (Size) staged->len > aa_spill_threshold()) && spill_staged())
+				/*
+				 * At the backend's exit (the overrides a session ends as it
+				 * goes: session.c) they are spilled however few: the
+				 * writer may be gone by the commit -- a server stopping --
+				 * and the queue with it, whereas the spill is committed
+				 * with the change (1.1, found by review: an override ended
+				 * at a fast shutdown had no break_glass_end in the log).
+				 */
+				if ((xact_spilled || proc_exit_inprogress ||
+					 (Size) staged->len > aa_spill_threshold()) && spill_staged())
 					break;		/* the spill mover queues them after the commit */
 				if ((Size) staged->len > aa_queue_capacity())
 					ereport(ERROR,

@@ -55,7 +55,9 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/condition_variable.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/fmgroids.h"
@@ -258,12 +260,24 @@ aa_spill_write(const char *data, Size len)
 
 	if (RecoveryInProgress() || !OidIsValid(relid = aa_spill_relid()))
 		return false;
+	/* at the backend's exit no wait could end: a lock held elsewhere, not here */
+	if (proc_exit_inprogress && !ConditionalLockRelationOid(relid, RowExclusiveLock))
+		return false;
 	txn = U64FromFullTransactionId(GetTopFullTransactionId());
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	if (desc->natts != 3)
 		elog(ERROR, "agentauth._audit_spill has an unexpected shape");
 	indexes = RelationGetIndexList(rel);
+	if (proc_exit_inprogress)
+	{
+		foreach(lc, indexes)
+			if (!ConditionalLockRelationOid(lfirst_oid(lc), RowExclusiveLock))
+			{
+				table_close(rel, RowExclusiveLock);
+				return false;
+			}
+	}
 	idx = palloc(list_length(indexes) * sizeof(Relation));
 	ii = palloc(list_length(indexes) * sizeof(IndexInfo *));
 	foreach(lc, indexes)
@@ -346,7 +360,9 @@ aa_spill_write(const char *data, Size len)
  * After the commit of a transaction that spilled: wake the mover, and wait
  * until it has moved them, as long as it makes progress (a bulk load can
  * take it a while) and at most audit_wait_timeout without any.  No error
- * is possible here (the transaction has committed): a warning.
+ * is possible here (the transaction has committed): a warning.  At the
+ * backend's exit nobody waits for the statement to return: the records are
+ * kept in the table, and the exit goes on.
  */
 void
 aa_spill_committed(void)
@@ -362,6 +378,8 @@ aa_spill_committed(void)
 	if (spill->mover_latch)
 		SetLatch(spill->mover_latch);
 	SpinLockRelease(&spill->mutex);
+	if (proc_exit_inprogress)
+		return;
 
 	last_moved = pg_atomic_read_u64(&spill->moved);
 	progress_at = GetCurrentTimestamp();
