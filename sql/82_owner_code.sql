@@ -21,6 +21,13 @@ CREATE FUNCTION clinic82.peek(v text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
 ALTER TABLE clinic82.orders ADD CONSTRAINT pre CHECK (clinic82.peek(drug)) NOT VALID;
 CREATE TABLE clinic82.refs (ref text PRIMARY KEY);
 INSERT INTO clinic82.refs VALUES ('calm'), ('tense'), ('x');
+-- made before protection: a BRIN index on the owner's function
+CREATE TABLE clinic82.readings (patient_id text NOT NULL, reading text);
+INSERT INTO clinic82.readings VALUES ('R82-P1', 'positive'), ('R82-P2', 'negative');
+CREATE FUNCTION clinic82.echo(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+    AS $$BEGIN RAISE NOTICE 'echo: %', v; RETURN v; END$$;
+CREATE INDEX readings_brin ON clinic82.readings USING brin (clinic82.echo(reading))
+    WITH (pages_per_range = 1);
 -- made before protection: two triggers that do not fire
 CREATE FUNCTION clinic82.told() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN RAISE NOTICE 'told: %', NEW.drug; RETURN NEW; END$$;
@@ -44,6 +51,21 @@ ALTER TABLE clinic82.orders ENABLE TRIGGER USER;
 RESET ROLE;
 SELECT tgname, tgenabled FROM pg_trigger
  WHERE tgrelid = 'clinic82.orders'::regclass AND tgname LIKE 'pre_%' ORDER BY 1;
+
+-- a BRIN summary by a function call runs the index's code over every row
+-- of the range: refused on a protected table, to everyone (review r37: the
+-- owner's function saw every row, unrefused and unrecorded); VACUUM does it
+-- with the checks of maintenance
+SELECT agentauth.protect_table('clinic82.readings', 'patient_id', '{"reading": "hiv"}');
+SET ROLE reg82_owner;
+SELECT brin_desummarize_range('clinic82.readings_brin', 0);
+SELECT brin_summarize_range('clinic82.readings_brin', 0);
+SELECT brin_summarize_new_values('clinic82.readings_brin');
+SELECT brin_summarize_new_values(c.oid) FROM pg_class c WHERE c.relname = 'readings_brin';
+VACUUM clinic82.readings;
+RESET ROLE;
+SELECT brin_summarize_range('clinic82.readings_brin', 0);
+DROP TABLE clinic82.readings;
 
 -- the issue's reproducer: a domain whose CHECK calls the owner's function
 SET ROLE reg82_owner;

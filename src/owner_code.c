@@ -22,8 +22,11 @@
  *		  it with aa_owner_code_begin/end) or, for maintenance that names
  *		  no table (database-wide VACUUM, ANALYZE, CLUSTER, REINDEX SCHEMA,
  *		  autovacuum), from the backend's progress report of the relation
- *		  it is processing.  Autovacuum never runs owner code over a
+ *		  it is processing (an autovacuum work item, a BRIN summary: from
+ *		  its activity).  Autovacuum never runs owner code over a
  *		  protected table: a superuser runs ANALYZE by hand (recorded).
+ *		  BRIN summaries called as functions are refused at planning on a
+ *		  protected table's index (aa_owner_code_plan).
  *		  The hook is asked for every function owned by a non-superuser,
  *		  whatever runs, so that no such SQL function is ever inlined into
  *		  a cached expression (a domain's CHECK) and escapes it later.
@@ -56,6 +59,7 @@
 #include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_type.h"
 #include "postmaster/autovacuum.h"
@@ -466,6 +470,37 @@ progress_relid(const char **command)
 	return be->st_progress_command_target;
 }
 
+/*
+ * An autovacuum work item -- the BRIN summary of a page range that an
+ * index's autosummarize asked for -- reports no progress, only its
+ * activity ("autovacuum: BRIN summarize schema.index block"): the table
+ * of that index, or InvalidOid when it cannot be told (then failing closed).
+ */
+static Oid
+workitem_relid(void)
+{
+	static const char prefix[] = "autovacuum: BRIN summarize ";
+	volatile PgBackendStatus *be = MyBEEntry;
+	char	   *name;
+	char	   *dot;
+	char	   *space;
+	Oid			nsp;
+
+	if (be == NULL || be->st_activity_raw == NULL ||
+		strncmp((const char *) be->st_activity_raw, prefix, sizeof(prefix) - 1) != 0)
+		return InvalidOid;
+	name = pstrdup((const char *) be->st_activity_raw + sizeof(prefix) - 1);
+	if ((space = strrchr(name, ' ')) == NULL || (dot = strchr(name, '.')) == NULL ||
+		dot > space)
+		return InvalidOid;
+	*space = '\0';
+	*dot = '\0';
+	nsp = get_namespace_oid(name, true);
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return IndexGetRelation(get_relname_relid(dot + 1, nsp), true);
+}
+
 static const char *
 func_owner_name(Oid fn)
 {
@@ -514,6 +549,19 @@ aa_owner_code_call(Oid fn)
 		relid = progress_relid(&command);
 		user = GetOuterUserId();
 	}
+	if (!OidIsValid(relid) && IN_AUTOVACUUM() && aa_owner_code_function(fn))
+	{
+		/* a work item (1.1, found by review: it ran the owner's code) */
+		relid = workitem_relid();
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("autovacuum does not run function %s in a task whose table it cannot tell",
+							format_procedure(fn)),
+					 errdetail("The function belongs to role \"%s\", which is not a superuser; the task could be the summary of an index of a protected table.",
+							   func_owner_name(fn)),
+					 errhint("A superuser runs VACUUM on the table.")));
+	}
 	if (!OidIsValid(relid) || !aa_owner_code_function(fn) ||
 		(prot = aa_protected_rel(relid)) == NULL)
 		return;
@@ -544,4 +592,57 @@ aa_owner_code_call(Oid fn)
 	audited_fn = fn;
 	audited_lxid = MY_LXID();
 	audited_command = command;
+}
+
+/* ------------------------------------------------------------------
+ * BRIN summaries run by a function call
+ * ------------------------------------------------------------------
+ */
+
+static bool
+brin_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) &&
+		(((FuncExpr *) node)->funcid == F_BRIN_SUMMARIZE_RANGE ||
+		 ((FuncExpr *) node)->funcid == F_BRIN_SUMMARIZE_NEW_VALUES))
+	{
+		Node	   *arg = linitial(((FuncExpr *) node)->args);
+		Oid			heap = InvalidOid;
+
+		if (IsA(arg, Const) && !((Const *) arg)->constisnull)
+			heap = IndexGetRelation(DatumGetObjectId(((Const *) arg)->constvalue), true);
+		else if (!superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("brin_summarize_range() and brin_summarize_new_values() take a constant index here"),
+					 errdetail("Their summaries run an index's code over every row of its range, and the index of a protected table must be known before they run."),
+					 errhint("Name the index as a literal, or run VACUUM on the table.")));
+		if (OidIsValid(heap) && aa_protected_rel(heap) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot summarize an index of protected table %s by a function call",
+							aa_protected_rel(heap)->relname),
+					 errdetail("A BRIN summary runs the index's expressions and operator class over every row of its range, outside the row check; called as a function it is not recognized as maintenance."),
+					 errhint("Run VACUUM on the table: its summaries refuse (or, for a superuser, record) a non-superuser's code.")));
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, brin_walker, context, 0);
+	return expression_tree_walker(node, brin_walker, context);
+}
+
+/*
+ * A statement is planned (stats.c's planner hook): brin_summarize_range()
+ * and brin_summarize_new_values() of an index of a protected table are
+ * refused to everyone (1.1, found by review: the owner's BRIN index
+ * expression saw every row, unrefused and unrecorded); VACUUM summarizes
+ * such an index with the checks of any maintenance.
+ */
+void
+aa_owner_code_plan(Query *parse)
+{
+	if (!IsTransactionState() || !aa_extension_ready())
+		return;
+	(void) brin_walker((Node *) parse, NULL);
 }

@@ -485,6 +485,7 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 {
 	PlannedStmt *ps;
 
+	aa_owner_code_plan(parse);
 	if (aa_session == NULL)
 	{
 		bool		stats = stats_function_walker((Node *) parse, NULL);
