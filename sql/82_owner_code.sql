@@ -28,6 +28,7 @@ CREATE FUNCTION clinic82.echo(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE
     AS $$BEGIN RAISE NOTICE 'echo: %', v; RETURN v; END$$;
 CREATE INDEX readings_brin ON clinic82.readings USING brin (clinic82.echo(reading))
     WITH (pages_per_range = 1);
+CREATE INDEX readings_gin ON clinic82.readings USING gin (to_tsvector('simple', reading));
 -- made before protection: two triggers that do not fire
 CREATE FUNCTION clinic82.told() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN RAISE NOTICE 'told: %', NEW.drug; RETURN NEW; END$$;
@@ -54,14 +55,16 @@ SELECT tgname, tgenabled FROM pg_trigger
 
 -- a BRIN summary by a function call runs the index's code over every row
 -- of the range: refused on a protected table, to everyone (review r37: the
--- owner's function saw every row, unrefused and unrecorded); VACUUM does it
--- with the checks of maintenance
+-- owner's function saw every row, unrefused and unrecorded), and so is a
+-- GIN pending list's cleanup (the operator class over the pending keys);
+-- VACUUM does both with the checks of maintenance
 SELECT agentauth.protect_table('clinic82.readings', 'patient_id', '{"reading": "hiv"}');
 SET ROLE reg82_owner;
 SELECT brin_desummarize_range('clinic82.readings_brin', 0);
 SELECT brin_summarize_range('clinic82.readings_brin', 0);
 SELECT brin_summarize_new_values('clinic82.readings_brin');
 SELECT brin_summarize_new_values(c.oid) FROM pg_class c WHERE c.relname = 'readings_brin';
+SELECT gin_clean_pending_list('clinic82.readings_gin');
 VACUUM clinic82.readings;
 RESET ROLE;
 SELECT brin_summarize_range('clinic82.readings_brin', 0);

@@ -929,7 +929,7 @@ extern void aa_owner_code_end(const AAOwnerCodeGuard *save);
 /* the fmgr hooks (utility.c): is fn owner code; it is about to run */
 extern bool aa_owner_code_function(Oid fn);
 extern void aa_owner_code_call(Oid fn);
-/* a statement is planned (stats.c): BRIN summaries by a function call */
+/* a statement is planned (stats.c): index maintenance by a function call */
 extern void aa_owner_code_plan(struct Query *parse);
 /* checks before a statement (ddl.c) */
 extern bool aa_owner_code_type_trusted(Oid typid);

@@ -25,7 +25,7 @@
  *		  it is processing (an autovacuum work item, a BRIN summary: from
  *		  its activity).  Autovacuum never runs owner code over a
  *		  protected table: a superuser runs ANALYZE by hand (recorded).
- *		  BRIN summaries called as functions are refused at planning on a
+ *		  Index maintenance called as a function is refused at planning on a
  *		  protected table's index (aa_owner_code_plan).
  *		  The hook is asked for every function owned by a non-superuser,
  *		  whatever runs, so that no such SQL function is ever inlined into
@@ -595,18 +595,48 @@ aa_owner_code_call(Oid fn)
 }
 
 /* ------------------------------------------------------------------
- * BRIN summaries run by a function call
+ * Index maintenance run by a function call
  * ------------------------------------------------------------------
  */
 
-static bool
-brin_walker(Node *node, void *context)
+/*
+ * A function that runs an index's code over rows of its table without a
+ * utility statement or a progress report: a BRIN summary (the index's
+ * expressions and operator class over a range), a GIN pending list's
+ * cleanup (the operator class's compare over the pending keys), amcheck's
+ * checks (with heapallindexed, the expressions over every row).  NULL for
+ * any other.
+ */
+static const char *
+maintenance_function(Oid funcid)
 {
+	char	   *name;
+
+	switch (funcid)
+	{
+		case F_BRIN_SUMMARIZE_RANGE:
+			return "brin_summarize_range()";
+		case F_BRIN_SUMMARIZE_NEW_VALUES:
+			return "brin_summarize_new_values()";
+		case F_GIN_CLEAN_PENDING_LIST:
+			return "gin_clean_pending_list()";
+	}
+	if (funcid < FirstNormalObjectId || (name = get_func_name(funcid)) == NULL)
+		return NULL;
+	if (strcmp(name, "bt_index_check") == 0 || strcmp(name, "bt_index_parent_check") == 0)
+		return psprintf("%s()", name);
+	return NULL;
+}
+
+static bool
+maintenance_walker(Node *node, void *context)
+{
+	const char *what;
+
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncExpr) &&
-		(((FuncExpr *) node)->funcid == F_BRIN_SUMMARIZE_RANGE ||
-		 ((FuncExpr *) node)->funcid == F_BRIN_SUMMARIZE_NEW_VALUES))
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->args != NIL &&
+		(what = maintenance_function(((FuncExpr *) node)->funcid)) != NULL)
 	{
 		Node	   *arg = linitial(((FuncExpr *) node)->args);
 		Oid			heap = InvalidOid;
@@ -616,33 +646,33 @@ brin_walker(Node *node, void *context)
 		else if (!superuser())
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("brin_summarize_range() and brin_summarize_new_values() take a constant index here"),
-					 errdetail("Their summaries run an index's code over every row of its range, and the index of a protected table must be known before they run."),
+					 errmsg("%s takes a constant index here", what),
+					 errdetail("It runs an index's code over rows of its table, and the index of a protected table must be known before it runs."),
 					 errhint("Name the index as a literal, or run VACUUM on the table.")));
 		if (OidIsValid(heap) && aa_protected_rel(heap) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("cannot summarize an index of protected table %s by a function call",
-							aa_protected_rel(heap)->relname),
-					 errdetail("A BRIN summary runs the index's expressions and operator class over every row of its range, outside the row check; called as a function it is not recognized as maintenance."),
-					 errhint("Run VACUUM on the table: its summaries refuse (or, for a superuser, record) a non-superuser's code.")));
+					 errmsg("cannot run %s on an index of protected table %s",
+							what, aa_protected_rel(heap)->relname),
+					 errdetail("It runs the index's expressions and operator class over rows of the table, outside the row check; called as a function it is not recognized as maintenance."),
+					 errhint("Run VACUUM on the table: it summarizes and cleans the index with the checks of maintenance, which refuse (or, for a superuser, record) a non-superuser's code.")));
 	}
 	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, brin_walker, context, 0);
-	return expression_tree_walker(node, brin_walker, context);
+		return query_tree_walker((Query *) node, maintenance_walker, context, 0);
+	return expression_tree_walker(node, maintenance_walker, context);
 }
 
 /*
- * A statement is planned (stats.c's planner hook): brin_summarize_range()
- * and brin_summarize_new_values() of an index of a protected table are
- * refused to everyone (1.1, found by review: the owner's BRIN index
- * expression saw every row, unrefused and unrecorded); VACUUM summarizes
- * such an index with the checks of any maintenance.
+ * A statement is planned (stats.c's planner hook): index maintenance by a
+ * function call on an index of a protected table is refused to everyone
+ * (1.1, found by review: brin_summarize_range() ran the owner's BRIN index
+ * expression over every row, unrefused and unrecorded); VACUUM does it
+ * with the checks of any maintenance.
  */
 void
 aa_owner_code_plan(Query *parse)
 {
 	if (!IsTransactionState() || !aa_extension_ready())
 		return;
-	(void) brin_walker((Node *) parse, NULL);
+	(void) maintenance_walker((Node *) parse, NULL);
 }
