@@ -185,3 +185,15 @@ SELECT tgname, tgenabled FROM pg_trigger
  WHERE tgrelid = 'agentauth.audit_record'::regclass ORDER BY tgname;
 DROP FUNCTION reg22_verify(bigint, bytea);
 DROP FUNCTION reg22_unguard();
+
+-- The extension's doors for administrative records do not take the events
+-- it records itself: a superuser calling them made an access the agent
+-- never made, or a purge that anchored the chain past deleted records
+-- (review r40).  Nothing is recorded.
+SELECT coalesce(max(seq), 0) AS before_doors FROM agentauth.audit_log \gset
+SELECT agentauth._audit('access', NULL, NULL, NULL, 'R22-P77', 'public.notes');
+SELECT agentauth._audit('audit_purged', '{"cut_seq": 1}');
+SELECT agentauth._audit('session_begin');
+SELECT agentauth._btg_audit('access', 'R22-P77', NULL, NULL, NULL, NULL, NULL);
+SELECT agentauth._btg_audit('audit_purged', NULL, NULL, NULL, NULL, NULL, NULL);
+SELECT count(*) AS recorded FROM agentauth.audit_log WHERE seq > :before_doors;

@@ -543,7 +543,9 @@ extern void aa_queue_release(uint64 end);
 /* what the status view shows (status.c): the writer notes, status reads */
 #define AA_RATE_SECONDS 60		/* records_per_second: over this many s */
 struct AAWriterStatus;
-extern void aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now);
+extern void aa_queue_note_written(int nrec, Oid relid, int64 last_seq,
+								  const unsigned char *hash, TimestampTz now);
+extern void aa_queue_check_head(Oid relid, int64 seq, const unsigned char *hash);
 extern void aa_queue_note_head_logged(int64 seq, const unsigned char *hash);
 extern void aa_queue_status(struct AAWriterStatus *st);
 

@@ -94,6 +94,10 @@ typedef struct AAQueue
 	TimestampTz writer_started_at;	/* the running writer's start */
 	uint64		records_written;	/* committed since the server started */
 	int64		last_seq;		/* the newest record in the log */
+	bool		head_known;		/* the three below: the last a writer committed */
+	Oid			head_db;
+	Oid			head_relid;
+	unsigned char last_hash[AA_HASH_LEN];
 	TimestampTz last_written_at;	/* the writer's last commit of records */
 	int64		rate_sec[AA_RATE_SECONDS];	/* second (epoch) of each slot */
 	uint64		rate_count[AA_RATE_SECONDS];	/* records committed in it */
@@ -623,7 +627,8 @@ aa_queue_release(uint64 end)
  * reading the head of the log); the newest is last_seq, committed at now.
  */
 void
-aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now)
+aa_queue_note_written(int nrec, Oid relid, int64 last_seq, const unsigned char *hash,
+					  TimestampTz now)
 {
 	int64		sec = (int64) (now / USECS_PER_SEC);
 	int			slot = (int) (sec % AA_RATE_SECONDS);
@@ -632,6 +637,13 @@ aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now)
 		return;
 	SpinLockAcquire(&aa_queue->mutex);
 	aa_queue->last_seq = last_seq;
+	aa_queue->head_known = OidIsValid(relid) && hash != NULL;
+	if (aa_queue->head_known)
+	{
+		aa_queue->head_db = MyDatabaseId;
+		aa_queue->head_relid = relid;
+		memcpy(aa_queue->last_hash, hash, AA_HASH_LEN);
+	}
 	if (nrec > 0)
 	{
 		aa_queue->records_written += nrec;
@@ -644,6 +656,46 @@ aa_queue_note_written(int nrec, int64 last_seq, TimestampTz now)
 		aa_queue->rate_count[slot] += nrec;
 	}
 	SpinLockRelease(&aa_queue->mutex);
+}
+
+/*
+ * The log's last record, as a writer starting reads it (audit_writer.c).
+ * One that no writer of this server committed -- past the last one a
+ * writer committed here (other than the batch a writer died committing),
+ * or at its seq with another hash -- was put there by hand, and the chain
+ * must not go on from it (1.1, found by review: a superuser appended a
+ * record hashed by hand; the writer, restarted by the duplicate seq,
+ * chained every later record onto it, and verify_audit() passed).  The
+ * writer fails, again at each restart, until that record is gone; a
+ * server restart forgets what was committed, and takes the log as it is.
+ */
+void
+aa_queue_check_head(Oid relid, int64 seq, const unsigned char *hash)
+{
+	bool		known;
+	int64		kseq;
+	int64		inflight_last;
+	unsigned char khash[AA_HASH_LEN];
+
+	SpinLockAcquire(&aa_queue->mutex);
+	known = aa_queue->head_known && aa_queue->head_db == MyDatabaseId &&
+		aa_queue->head_relid == relid;
+	kseq = aa_queue->last_seq;
+	memcpy(khash, aa_queue->last_hash, AA_HASH_LEN);
+	inflight_last = aa_queue->inflight_last_seq;
+	SpinLockRelease(&aa_queue->mutex);
+	if (!known || seq < kseq ||
+		(seq == kseq && memcmp(hash, khash, AA_HASH_LEN) == 0) ||
+		(seq > kseq && inflight_last > 0 && seq <= inflight_last))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the audit log's last record, seq " INT64_FORMAT ", is not one the audit writer wrote",
+					seq),
+			 errdetail("The last record the writer committed is seq " INT64_FORMAT "; the chain does not go on from a record put there by other means.",
+					   kseq),
+			 errhint("Investigate: the log was written around its append-only guard.  Remove the records after seq " INT64_FORMAT " to let the writer go on, or restart the server to take the log as it is.",
+					 kseq)));
 }
 
 /* The writer wrote this chain head to the server log. */

@@ -251,7 +251,7 @@ audit_log_relid(void)
 	return relid;
 }
 
-/* read the last record of the log (the chain head) */
+/* read the last record of the log (the chain head): one the writer wrote */
 static void
 load_head(Relation rel)
 {
@@ -275,7 +275,7 @@ load_head(Relation rel)
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
-
+	aa_queue_check_head(head.relid, head.seq, head.hash);
 	/* a previous writer died between committing a batch and releasing it */
 	aa_queue_get_inflight(&inflight_end, &inflight_last);
 	if (inflight_end > 0)
@@ -493,7 +493,7 @@ process_batch(bool *blocked, bool *no_log)
 		slot_desc->natts != RelationGetDescr(rel)->natts)
 	{
 		load_head(rel);
-		aa_queue_note_written(0, head.seq, 0);
+		aa_queue_note_written(0, head.relid, head.seq, head.hash, 0);
 		aa_queue_bounds(&tail, &qhead);
 		if (logged_seq < 0)
 			log_head("when the audit writer started");
@@ -604,7 +604,7 @@ process_batch(bool *blocked, bool *no_log)
 
 		head = h;
 		aa_queue_release(pos);
-		aa_queue_note_written(written, h.seq, h.logged_at);
+		aa_queue_note_written(written, h.relid, h.seq, h.hash, h.logged_at);
 	}
 	for (int i = 0; i < nrec; i++)
 		ExecClearTuple(slots[i]);

@@ -634,6 +634,12 @@ aa_btg_audit(PG_FUNCTION_ARGS)
 
 	memset(&rec, 0, sizeof(rec));
 	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
+	/* the events of src/sql/40_btg.sql only (as agentauth._audit()'s) */
+	if (strcmp(rec.event, "break_glass_start") != 0 && strcmp(rec.event, "break_glass_end") != 0 &&
+		strcmp(rec.event, "break_glass_review") != 0 && strcmp(rec.event, "approval_granted") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentauth._btg_audit() does not record %s events", rec.event)));
 	if (!PG_ARGISNULL(1))
 		rec.patient = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))

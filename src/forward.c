@@ -363,7 +363,7 @@ forward_round(void)
 				(errmsg("agentauth audit forwarder delivers audit records to the primary again")));
 	failing = false;
 	aa_queue_release(end);
-	aa_queue_note_written(nrec, 0, GetCurrentTimestamp());
+	aa_queue_note_written(nrec, InvalidOid, 0, NULL, GetCurrentTimestamp());
 	aa_queue_set_writer_state(AA_WRITER_ABLE);
 	return true;
 }

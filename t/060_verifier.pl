@@ -501,7 +501,7 @@ for my $case (
 # runs it): psql dropped U+1FFFF and U+10FFFF, and aa_verify failed an
 # intact log.  The export writes each as a \u escape.
 $node->safe_psql('postgres', q{
-	SELECT agentauth._audit('access', NULL, NULL, NULL,
+	SELECT agentauth._audit('t60_wide_patient', NULL, NULL, NULL,
 		E'P-\u00e9\u65e5-\U0001F600-\U0001FFFF-\U0010FFFF-\uFFFE', NULL)});
 $node->poll_query_until('postgres',
 	q{SELECT count(*) = 1 FROM agentauth.audit_log WHERE patient LIKE 'P-%'})
