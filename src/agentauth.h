@@ -1082,6 +1082,7 @@ extern void aa_stats_init(void);
 extern void aa_stats_utility_begin(Node *stmt);
 /* a principal's utility statement naming a statistics function: refused */
 extern void aa_stats_utility_text(Node *stmt, const char *query, int location, int len);
+extern void aa_stats_utility_end(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * admit.c -- may a statement touch a protected table at all: decided, and

@@ -112,6 +112,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		aa_protected_schema_utility_end(&outer_relations);
 		aa_derived_utility_end(stmt);
 		uninstalling = save_uninstalling;
+		aa_stats_utility_end(stmt);
 		aa_owner_code_end(&save_guard);
 	}
 	PG_END_TRY();
