@@ -204,6 +204,7 @@ extern Datum aa_spi_first_value(int col, bool *isnull);
 extern const char *aa_action_name(int action);
 /* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
 extern int	aa_action_from_name(const char *name, int len);
+extern bool aa_str_in_list(const char *s, const char *const *list);
 
 /*
  * A jsonb object of strings and arrays of strings, built with the jsonb

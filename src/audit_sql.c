@@ -22,14 +22,6 @@ PG_FUNCTION_INFO_V1(aa_audit_sql);
 PG_FUNCTION_INFO_V1(aa_json_ascii);
 
 /*
- * agentauth._audit(event, detail jsonb, principal uuid, token uuid,
- *                  patient text, relation text)
- *
- * The SQL door to aa_audit_emit() for administrative events written in SQL:
- * transactional (recorded iff the caller's transaction commits).  Private to
- * the extension's own SECURITY DEFINER functions (no grant to PUBLIC).
- */
-/*
  * The events the extension records itself, never through this door: a
  * superuser calling it by hand (it is a superuser's, as every function of
  * the extension) made records that the reports took as real -- an access
@@ -43,6 +35,14 @@ static const char *const own_events[] = {
 	"approval_granted", "audit_purged", NULL
 };
 
+/*
+ * agentauth._audit(event, detail jsonb, principal uuid, token uuid,
+ *                  patient text, relation text)
+ *
+ * The SQL door to aa_audit_emit() for administrative events written in SQL:
+ * transactional (recorded iff the caller's transaction commits).  Private to
+ * the extension's own SECURITY DEFINER functions (no grant to PUBLIC).
+ */
 Datum
 aa_audit_sql(PG_FUNCTION_ARGS)
 {
@@ -52,12 +52,11 @@ aa_audit_sql(PG_FUNCTION_ARGS)
 
 	memset(&rec, 0, sizeof(rec));
 	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
-	for (int i = 0; own_events[i] != NULL; i++)
-		if (strcmp(rec.event, own_events[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("agentauth._audit() does not record %s events", rec.event),
-					 errdetail("The extension records them itself, where they happen; one made by hand would stand in the log as real.")));
+	if (aa_str_in_list(rec.event, own_events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentauth._audit() does not record %s events", rec.event),
+				 errdetail("The extension records them itself, where they happen; one made by hand would stand in the log as real.")));
 	if (!PG_ARGISNULL(1))
 		rec.detail = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
 	if (!PG_ARGISNULL(2))

@@ -632,11 +632,14 @@ aa_btg_audit(PG_FUNCTION_ARGS)
 {
 	AARecord	rec;
 
+	static const char *const btg_events[] = {
+		"break_glass_start", "break_glass_end", "break_glass_review", "approval_granted", NULL
+	};
+
 	memset(&rec, 0, sizeof(rec));
 	rec.event = aa_text_arg(fcinfo, 0, "audit event", true, AA_MAX_NAME_LEN);
 	/* the events of src/sql/40_btg.sql only (as agentauth._audit()'s) */
-	if (strcmp(rec.event, "break_glass_start") != 0 && strcmp(rec.event, "break_glass_end") != 0 &&
-		strcmp(rec.event, "break_glass_review") != 0 && strcmp(rec.event, "approval_granted") != 0)
+	if (!aa_str_in_list(rec.event, btg_events))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("agentauth._btg_audit() does not record %s events", rec.event)));

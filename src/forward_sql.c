@@ -204,15 +204,11 @@ rdjsonb(Rd *r, const char **text, int *textlen)
 	return jb;
 }
 
+/* a field that is there is one of list's (NULL: absent, allowed) */
 static bool
 in_list(const char *s, const char *const *list)
 {
-	if (s == NULL)
-		return true;
-	for (int i = 0; list[i]; i++)
-		if (strcmp(s, list[i]) == 0)
-			return true;
-	return false;
+	return s == NULL || aa_str_in_list(s, list);
 }
 
 /*

@@ -640,6 +640,7 @@ maintenance_walker(Node *node, void *context)
 	{
 		Node	   *arg = linitial(((FuncExpr *) node)->args);
 		Oid			heap = InvalidOid;
+		AAProtectedRel *prot;
 
 		if (IsA(arg, Const) && !((Const *) arg)->constisnull)
 			heap = IndexGetRelation(DatumGetObjectId(((Const *) arg)->constvalue), true);
@@ -649,11 +650,11 @@ maintenance_walker(Node *node, void *context)
 					 errmsg("%s takes a constant index here", what),
 					 errdetail("It runs an index's code over rows of its table, and the index of a protected table must be known before it runs."),
 					 errhint("Name the index as a literal, or run VACUUM on the table.")));
-		if (OidIsValid(heap) && aa_protected_rel(heap) != NULL)
+		if (OidIsValid(heap) && (prot = aa_protected_rel(heap)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot run %s on an index of protected table %s",
-							what, aa_protected_rel(heap)->relname),
+							what, prot->relname),
 					 errdetail("It runs the index's expressions and operator class over rows of the table, outside the row check; called as a function it is not recognized as maintenance."),
 					 errhint("Run VACUUM on the table: it summarizes and cleans the index with the checks of maintenance, which refuse (or, for a superuser, record) a non-superuser's code.")));
 	}

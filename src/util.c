@@ -459,6 +459,16 @@ aa_action_name(int action)
 	return "write";
 }
 
+/* is s one of the NULL-ended list's strings */
+bool
+aa_str_in_list(const char *s, const char *const *list)
+{
+	for (int i = 0; list[i] != NULL; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * The AA_ACT_* mask an action name stands for: read, insert, update,
  * delete, or write (the three write bits); 0 for anything else.  len is the
