@@ -270,3 +270,90 @@ CREATE TABLE public.reg50_copy2 AS SELECT patient_id FROM reg50_src.hiv WHERE re
 CREATE TABLE public.reg50_copy3 AS SELECT patient_id FROM reg50_src.hiv WHERE result = 'positive';
 SELECT count(*) AS copies FROM pg_class WHERE relname LIKE 'reg50\_copy_';
 DROP TABLE public.reg50_copy1, public.reg50_copy2, public.reg50_copy3;
+
+-- A table rebuilt under its name keeps what an administrator set on it
+-- (1.1, found by review: DROP TABLE and CREATE TABLE AS lost the
+-- require_approval and the reclassification, silently, and agents then
+-- wrote the rebuilt table without a clinician's approval)
+CREATE SCHEMA reg50_rb;
+GRANT USAGE ON SCHEMA reg50_rb TO reg50_admin;
+SET ROLE reg50_admin;
+SELECT agentauth.protect_schema('reg50_rb', 'patient_id', '{"note": "clinical_note"}', 'lab');
+RESET ROLE;
+CREATE TABLE reg50_rb.kidney AS SELECT patient_id, value, note FROM reg50_phi.labs;
+CREATE TABLE reg50_rb.plain AS SELECT patient_id, value FROM reg50_phi.labs;
+SET ROLE reg50_admin;
+SELECT agentauth.require_approval('reg50_rb.kidney', '{update,delete}');
+SELECT agentauth.protect_table('reg50_rb.kidney', 'patient_id', '{"value": "lab", "note": "mental_health"}');
+RESET ROLE;
+-- 1. DROP and CREATE TABLE AS (a table with nothing beyond the
+--    declaration keeps nothing)
+DROP TABLE reg50_rb.kidney, reg50_rb.plain;
+SELECT schema_name, table_name, column_classes, require_approval FROM agentauth.protected_schema_kept_settings
+ WHERE schema_name = 'reg50_rb';
+CREATE TABLE reg50_rb.kidney AS SELECT patient_id, value, note, 1 AS added FROM reg50_phi.labs;
+CREATE TABLE reg50_rb.plain AS SELECT patient_id, value FROM reg50_phi.labs;
+SELECT relation, column_name, data_class, requires_approval FROM agentauth.protected_columns
+ WHERE relation::text LIKE 'reg50_rb.%' AND NOT patient_column ORDER BY 1, 2;
+SELECT count(*) AS kept_left FROM agentauth.protected_schema_kept_settings WHERE schema_name = 'reg50_rb';
+-- 2. made beside it, the old one dropped, the new one renamed in; and
+--    the old one renamed away first, then the new one renamed in
+CREATE TABLE reg50_rb.kidney_new AS SELECT patient_id, value, note FROM reg50_phi.labs;
+DROP TABLE reg50_rb.kidney;
+ALTER TABLE reg50_rb.kidney_new RENAME TO kidney;
+SELECT column_name, data_class, requires_approval FROM agentauth.protected_columns
+ WHERE relation = 'reg50_rb.kidney'::regclass AND NOT patient_column ORDER BY 1;
+CREATE TABLE reg50_rb.kidney_new AS SELECT patient_id, value, note FROM reg50_phi.labs;
+ALTER TABLE reg50_rb.kidney RENAME TO kidney_old;
+ALTER TABLE reg50_rb.kidney_new RENAME TO kidney;
+DROP TABLE reg50_rb.kidney_old;
+SELECT column_name, data_class, requires_approval FROM agentauth.protected_columns
+ WHERE relation = 'reg50_rb.kidney'::regclass AND NOT patient_column ORDER BY 1;
+-- 3. a class the new table was given itself stays (value: hiv); a column
+--    still of the declaration's class takes the kept one (note)
+CREATE TABLE reg50_rb.kidney_new AS SELECT patient_id, value, note FROM reg50_phi.labs;
+SET ROLE reg50_admin;
+SELECT agentauth.protect_table('reg50_rb.kidney_new', 'patient_id', '{"value": "hiv", "note": "clinical_note"}');
+RESET ROLE;
+DROP TABLE reg50_rb.kidney;
+ALTER TABLE reg50_rb.kidney_new RENAME TO kidney;
+SELECT column_name, data_class, requires_approval FROM agentauth.protected_columns
+ WHERE relation = 'reg50_rb.kidney'::regclass AND NOT patient_column ORDER BY 1;
+-- 4. an administrator's '{}' and the declaration's classes: nothing kept
+--    for kidney (kidney_old's, dropped, and kidney_new's, renamed away
+--    with its own hiv, wait for a table of their names)
+SET ROLE reg50_admin;
+SELECT agentauth.require_approval('reg50_rb.kidney', '{}');
+SELECT agentauth.protect_table('reg50_rb.kidney', 'patient_id', '{"value": "lab", "note": "clinical_note"}');
+RESET ROLE;
+DROP TABLE reg50_rb.kidney;
+SELECT table_name, column_classes, require_approval FROM agentauth.protected_schema_kept_settings
+ WHERE schema_name = 'reg50_rb' ORDER BY 1;
+-- 5. moved out of the schema: kept too
+SET ROLE reg50_admin;
+SELECT agentauth.protect_table('reg50_rb.plain', 'patient_id', '{"value": "mental_health"}');
+RESET ROLE;
+ALTER TABLE reg50_rb.plain SET SCHEMA reg50_other;
+CREATE TABLE reg50_rb.plain (patient_id int, value numeric);
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_rb.plain'::regclass AND NOT patient_column;
+DROP TABLE reg50_other.plain;
+-- every step is recorded: the drop names what it kept, the new table
+-- what it took
+SELECT event, relation, detail->>'via' AS via, detail->'kept'->'require_approval' AS kept_approvals,
+       detail->'kept'->'column_classes' AS kept_classes,
+       detail->'require_approval' AS took_approvals, detail->'column_classes' AS took_classes
+  FROM agentauth.audit_log
+ WHERE relation LIKE 'reg50_rb.%' AND (event = 'table_unprotected' OR detail ? 'kept')
+ ORDER BY seq;
+-- unprotect_schema forgets what was kept there
+SET ROLE reg50_admin;
+SELECT agentauth.require_approval('reg50_rb.plain');
+RESET ROLE;
+DROP TABLE reg50_rb.plain;
+SELECT count(*) AS kept FROM agentauth.protected_schema_kept_settings WHERE schema_name = 'reg50_rb';
+SET ROLE reg50_admin;
+SELECT agentauth.unprotect_schema('reg50_rb', 'test over');
+RESET ROLE;
+SELECT count(*) AS kept FROM agentauth.protected_schema_kept_settings WHERE schema_name = 'reg50_rb';
+DROP SCHEMA reg50_rb;

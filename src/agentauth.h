@@ -898,6 +898,8 @@ extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
 									   int subId, void *arg);
 /* around every utility statement (utility.c) */
 extern void aa_protected_schema_check(Node *stmt);
+/* a protected table leaves its name: its settings kept by it (jsonb text or NULL) */
+extern char *aa_protected_schema_keep(Oid relid);
 /* the relations of the statements running it, set aside while it runs */
 typedef struct AAPendingRelations
 {

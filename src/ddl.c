@@ -717,13 +717,6 @@ aa_ddl_check_after(Node *stmt, Oid moved)
 }
 
 /*
- * Dropping a protected table deletes every patient's rows with no row check
- * and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): only a
- * superuser may, and the drop is recorded.  Called by the one object-access
- * hook (utility.c) for a relation about to be dropped, while agentauth is
- * installed and none of its own scripts runs.
- */
-/*
  * A column of a relation is about to be dropped, by ALTER TABLE ... DROP
  * COLUMN (refused by name before: check_alter_protected) or as an object
  * that depends on another being dropped with CASCADE -- its collation, its
@@ -746,10 +739,19 @@ aa_ddl_check_drop_column(Oid relid, AttrNumber attnum)
 			 errhint("Unprotect the table first with agentauth.unprotect_table().")));
 }
 
+/*
+ * Dropping a protected table deletes every patient's rows with no row check
+ * and no record (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): only a
+ * superuser may, and the drop is recorded, with the settings kept under
+ * its name when it is in a protected schema.  Called by the one
+ * object-access hook (utility.c) for a relation about to be dropped, while
+ * agentauth is installed and none of its own scripts runs.
+ */
 void
 aa_ddl_check_drop(Oid relid)
 {
 	AAProtectedRel *prot = aa_protected_rel(relid);
+	char	   *kept;
 
 	if (prot == NULL)
 		return;
@@ -758,7 +760,10 @@ aa_ddl_check_drop(Oid relid)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot drop protected table %s", prot->relname),
 				 errhint("Unprotect it first with agentauth.unprotect_table() (audited), or ask a superuser.")));
+	kept = aa_protected_schema_keep(relid);
 	aa_audit_statement("table_unprotected", "permit", pstrdup(prot->relname), NULL,
-					   0, NULL, "{\"via\": \"drop\"}", true);
+					   0, NULL,
+					   kept ? psprintf("{\"via\": \"drop\", \"kept\": %s}", kept)
+					   : "{\"via\": \"drop\"}", true);
 	aa_generation_bump_at_commit();
 }

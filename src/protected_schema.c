@@ -521,15 +521,71 @@ aa_protected_schema_utility_done(Node *stmt)
 }
 
 /*
+ * A protected table of a protected schema leaves its name -- dropped
+ * (ddl.c, before the drop), renamed or moved out (below): what an
+ * administrator set on it beyond the declaration (require_approval, its
+ * columns reclassified) is kept under the name for the table that takes
+ * it next, as a rebuild by DROP and CREATE TABLE AS, or by a new table
+ * renamed in, does (1.1, found by review: the settings went with the
+ * dropped table).  Returns what was kept, as jsonb text, or NULL.
+ */
+char *
+aa_protected_schema_keep(Oid relid)
+{
+	AASpiState	spi;
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		values[1];
+	char	   *kept = NULL;
+
+	if (!schemas_ready() || schema_declaration(get_rel_namespace(relid)) == NULL)
+		return NULL;
+	values[0] = ObjectIdGetDatum(relid);
+	aa_spi_begin(&spi, false);
+	if (SPI_execute_with_args("SELECT agentauth._keep_table_settings($1)::pg_catalog.text",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not keep the settings of a table of a protected schema");
+	kept = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (kept != NULL)
+		kept = MemoryContextStrdup(CurTransactionContext, kept);
+	aa_spi_end(&spi);
+	return kept;
+}
+
+/* ALTER TABLE ... RENAME TO, ... SET SCHEMA: the table it names, if protected */
+static Oid
+table_leaving_name(Node *stmt)
+{
+	RangeVar   *rv = NULL;
+	Oid			relid;
+
+	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_TABLE)
+		rv = ((RenameStmt *) stmt)->relation;
+	else if (IsA(stmt, AlterObjectSchemaStmt) &&
+			 ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)
+		rv = ((AlterObjectSchemaStmt *) stmt)->relation;
+	if (rv == NULL)
+		return InvalidOid;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid) || aa_protected_rel(relid) == NULL)
+		return InvalidOid;
+	return relid;
+}
+
+/*
  * Before a utility statement (utility.c): a protected schema is declared
- * by name, so it keeps its name.
+ * by name, so it keeps its name; a protected table that leaves its name
+ * leaves its settings under it.
  */
 void
 aa_protected_schema_check(Node *stmt)
 {
 	RenameStmt *rs;
 	Oid			nsp;
+	Oid			leaving = table_leaving_name(stmt);
 
+	if (OidIsValid(leaving))
+		(void) aa_protected_schema_keep(leaving);
 	if (!IsA(stmt, RenameStmt))
 		return;
 	rs = (RenameStmt *) stmt;

@@ -21,11 +21,178 @@ CREATE TRIGGER protected_schema_generation AFTER INSERT OR UPDATE OR DELETE OR T
     ON agentauth.protected_schema FOR EACH STATEMENT
     EXECUTE FUNCTION agentauth._generation_trigger();
 
+-- (1.1, found by review: a derived table rebuilt by DROP TABLE and CREATE
+-- TABLE AS lost the require_approval and the reclassification an
+-- administrator had set on it, and agents then wrote it unapproved.)
+-- What was set on a protected table of a protected schema beyond the
+-- schema's declaration -- require_approval's actions, the classes of
+-- columns that differ from what the declaration gives -- is kept by the
+-- table's name when the table leaves that name (dropped, renamed, moved
+-- out: src/protected_schema.c), and given to the next table that takes
+-- the name there (_protect_in_schema), which consumes the row.  Kept by
+-- name, so dumped with the extension's configuration.
+CREATE TABLE agentauth.protected_schema_kept (
+    schema_name      name NOT NULL,
+    table_name       name NOT NULL,
+    column_classes   jsonb NOT NULL DEFAULT '{}'
+                     CHECK (pg_catalog.jsonb_typeof(column_classes) = 'object'),
+    require_approval text[] NOT NULL DEFAULT '{}',
+    kept_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    kept_by          text NOT NULL,
+    PRIMARY KEY (schema_name, table_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('agentauth.protected_schema_kept', '');
+
 -- Wait for the statements creating relations in a schema to end, and hold
 -- new ones off until the calling transaction ends (a lock on the schema).
 CREATE FUNCTION agentauth._lock_schema(nsp oid) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_lock_schema';
 REVOKE ALL ON FUNCTION agentauth._lock_schema(oid) FROM PUBLIC;
+
+-- A protected table of a protected schema leaves its name: keep what an
+-- administrator set on it beyond the declaration (NULL: nothing to keep).
+-- Called by the library, as the bootstrap superuser, before the drop,
+-- rename or move; the drop's record carries what it returns.
+CREATE FUNCTION agentauth._keep_table_settings(tbl regclass) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel      record;
+    decl     record;
+    col      record;
+    label    text;
+    acts     text[];
+    classes  jsonb := '{}'::jsonb;
+BEGIN
+    SELECT c.relname, n.nspname, c.relispartition INTO rel
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF NOT FOUND OR rel.relispartition THEN
+        RETURN NULL;                -- a partition has its parent's settings
+    END IF;
+    SELECT p.* INTO decl FROM agentauth.protected_schema p
+     WHERE p.schema_name OPERATOR(pg_catalog.=) rel.nspname;
+    label := agentauth._table_label(tbl);
+    IF decl.schema_name IS NULL OR label IS NULL THEN
+        RETURN NULL;
+    END IF;
+    acts := pg_catalog.string_to_array(
+        NULLIF(pg_catalog.split_part(label, ';approve=', 2), ''), ',');
+    FOR col IN SELECT a.attname, s.label
+                 FROM pg_catalog.pg_attribute a
+                 JOIN pg_catalog.pg_seclabel s
+                   ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped
+                ORDER BY a.attnum LOOP
+        IF col.label IS DISTINCT FROM coalesce(decl.column_classes OPERATOR(pg_catalog.->>) col.attname::text,
+                                               decl.default_class) THEN
+            classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, col.label);
+        END IF;
+    END LOOP;
+    IF classes OPERATOR(pg_catalog.=) '{}'::jsonb AND coalesce(pg_catalog.cardinality(acts), 0) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO agentauth.protected_schema_kept AS k
+           (schema_name, table_name, column_classes, require_approval, kept_by)
+    VALUES (rel.nspname, rel.relname, classes, coalesce(acts, '{}'::text[]), pg_catalog.session_user())
+    ON CONFLICT (schema_name, table_name) DO UPDATE
+       SET column_classes = excluded.column_classes,
+           require_approval = excluded.require_approval,
+           kept_at = pg_catalog.now(),
+           kept_by = excluded.kept_by;
+    RETURN pg_catalog.jsonb_build_object('column_classes', classes,
+                                         'require_approval', coalesce(acts, '{}'::text[]));
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._keep_table_settings(regclass) FROM PUBLIC;
+
+-- A table of a protected schema took a name whose settings were kept: it
+-- gets them (the kept row is used up).  Approvals are added to its own; a
+-- kept column class replaces the class of a column of that name only
+-- where the column still has the declaration's class (a class the
+-- statement that made the table gave it, a sensitive source's, stays).
+-- False when nothing was kept under the name.
+CREATE FUNCTION agentauth._take_kept_settings(tbl regclass, column_classes jsonb,
+                                              default_class text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel      record;
+    kept     record;
+    col      record;
+    tlabel   text;
+    old_acts text[];
+    acts     text[];
+    applied  jsonb := '{}'::jsonb;
+BEGIN
+    SELECT c.relname, n.nspname INTO rel
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    DELETE FROM agentauth.protected_schema_kept k
+     WHERE k.schema_name OPERATOR(pg_catalog.=) rel.nspname
+       AND k.table_name OPERATOR(pg_catalog.=) rel.relname
+    RETURNING k.* INTO kept;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    tlabel := agentauth._table_label(tbl);
+    IF tlabel IS NULL THEN
+        RETURN false;
+    END IF;
+    FOR col IN SELECT e.key, e.value
+                 FROM pg_catalog.jsonb_each_text(kept.column_classes) e
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) e.key
+                 LEFT JOIN pg_catalog.pg_seclabel s
+                   ON s.objoid OPERATOR(pg_catalog.=) tbl
+                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
+                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+                WHERE a.attname OPERATOR(pg_catalog.<>) agentauth._label_patient_column(tlabel)
+                  AND s.label IS NOT DISTINCT FROM coalesce(_take_kept_settings.column_classes OPERATOR(pg_catalog.->>) e.key,
+                                                            _take_kept_settings.default_class)
+                  AND s.label IS DISTINCT FROM e.value
+                  AND EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) e.value)
+                ORDER BY a.attnum LOOP
+        PERFORM agentauth._set_label(tbl, col.key::name, col.value);
+        applied := applied OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.key, col.value);
+    END LOOP;
+    old_acts := coalesce(pg_catalog.string_to_array(
+        NULLIF(pg_catalog.split_part(tlabel, ';approve=', 2), ''), ','), '{}'::text[]);
+    SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO acts
+      FROM pg_catalog.unnest(old_acts OPERATOR(pg_catalog.||) kept.require_approval) x;
+    acts := coalesce(acts, '{}'::text[]);
+    IF acts OPERATOR(pg_catalog.<>) old_acts THEN
+        PERFORM agentauth._set_label(tbl, NULL,
+            'patient=' OPERATOR(pg_catalog.||) agentauth._label_patient_column(tlabel)
+            OPERATOR(pg_catalog.||) ';approve=' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(acts, ','));
+    END IF;
+    IF applied OPERATOR(pg_catalog.=) '{}'::jsonb AND acts OPERATOR(pg_catalog.=) old_acts THEN
+        RETURN false;
+    END IF;
+    PERFORM agentauth._protect_partitions(tbl);
+    PERFORM agentauth._audit('table_protected',
+        pg_catalog.jsonb_build_object('protected_schema', rel.nspname,
+                                      'column_classes', applied,
+                                      'require_approval', acts,
+                                      'reclassified', true,
+                                      'kept', pg_catalog.jsonb_build_object(
+                                          'kept_at', kept.kept_at, 'kept_by', kept.kept_by)),
+        NULL, NULL, NULL, agentauth._relation_name(tbl));
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION agentauth._take_kept_settings(regclass, jsonb, text) FROM PUBLIC;
 
 -- Protect one relation of a protected schema by the schema's declaration
 -- (passed in: the library reads it on the latest snapshot): false when
@@ -122,6 +289,8 @@ BEGIN
                 HINT = 'An administrator names the column in the schema''s column_classes or gives it a default_class (agentauth.protect_schema).';
         END IF;
         PERFORM agentauth.protect_table(tbl, patient::name, classes, NULL);
+        PERFORM agentauth._take_kept_settings(tbl, _protect_in_schema.column_classes,
+                                              _protect_in_schema.default_class);
         RETURN true;
     END IF;
 
@@ -155,7 +324,8 @@ BEGIN
             USING HINT = 'An administrator classifies it: agentauth.protect_table() with the table''s column classes (audited).';
     END IF;
     IF added OPERATOR(pg_catalog.=) '{}'::jsonb THEN
-        RETURN false;
+        RETURN agentauth._take_kept_settings(tbl, _protect_in_schema.column_classes,
+                                             _protect_in_schema.default_class);
     END IF;
     FOR col IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(added) e LOOP
         PERFORM agentauth._set_label(tbl, col.key::name, col.value);
@@ -166,6 +336,8 @@ BEGIN
                                       'column_classes', added,
                                       'reclassified', true),
         NULL, NULL, NULL, agentauth._relation_name(tbl));
+    PERFORM agentauth._take_kept_settings(tbl, _protect_in_schema.column_classes,
+                                          _protect_in_schema.default_class);
     RETURN true;
 END
 $$;
@@ -294,6 +466,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'schema % is not protected', pg_catalog.quote_ident(nsp) USING ERRCODE = '55000';
     END IF;
+    DELETE FROM agentauth.protected_schema_kept k WHERE k.schema_name OPERATOR(pg_catalog.=) nsp;
     PERFORM agentauth._audit('table_unprotected',
         pg_catalog.jsonb_build_object('protected_schema', nsp, 'reason', reason));
 END
@@ -307,3 +480,11 @@ SELECT p.schema_name, p.patient_column, p.column_classes, p.default_class,
        p.protected_at, p.protected_by
   FROM agentauth.protected_schema p;
 GRANT SELECT ON agentauth.protected_schemas TO PUBLIC;
+
+-- What is kept under a table name of a protected schema for the next
+-- table that takes it; readable by everyone, as protected_schemas is.
+CREATE VIEW agentauth.protected_schema_kept_settings AS
+SELECT k.schema_name, k.table_name, k.column_classes, k.require_approval,
+       k.kept_at, k.kept_by
+  FROM agentauth.protected_schema_kept k;
+GRANT SELECT ON agentauth.protected_schema_kept_settings TO PUBLIC;

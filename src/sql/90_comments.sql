@@ -140,6 +140,7 @@ COMMENT ON VIEW agentauth.consents IS 'Consent provisions (agentauth_consent_man
 COMMENT ON VIEW agentauth.default_decisions IS 'Defaults per purpose and data class (readable by everyone)';
 COMMENT ON VIEW agentauth.protected_columns IS 'Protected tables: patient column and each column''s data class';
 COMMENT ON VIEW agentauth.protected_schemas IS 'Protected schemas: the patient column and classes every table made there gets';
+COMMENT ON VIEW agentauth.protected_schema_kept_settings IS 'Settings of a dropped or renamed table of a protected schema, kept by name for the next table that takes it';
 COMMENT ON VIEW agentauth.agent_inventory IS 'Every agent, its owner, scopes, tokens and last activity (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_events IS 'Break-the-glass overrides, their accesses and reviews (agentauth_auditor)';
 COMMENT ON VIEW agentauth.break_glass_overdue IS 'Overrides whose review is overdue (agentauth_auditor)';
@@ -170,6 +171,7 @@ COMMENT ON TABLE agentauth.approval IS 'agentauth catalog: clinician approvals (
 COMMENT ON TABLE agentauth.alert_rule IS 'agentauth catalog: monitoring rules, evaluated by the audit writer (agentauth_admin)';
 COMMENT ON TABLE agentauth.alert_log IS 'agentauth catalog: alerts raised (read agentauth.alerts)';
 COMMENT ON TABLE agentauth.protected_schema IS 'agentauth catalog: protected schemas (read agentauth.protected_schemas)';
+COMMENT ON TABLE agentauth.protected_schema_kept IS 'agentauth catalog: settings kept by table name in protected schemas (read agentauth.protected_schema_kept_settings)';
 COMMENT ON TABLE agentauth._audit_spill IS 'agentauth internal: administrative audit records of large committed transactions on their way to the log';
 COMMENT ON TABLE agentauth.fhir_consent_version IS 'agentauth catalog: the version (meta.lastUpdated) of each FHIR Consent imported; an older one is refused';
 
