@@ -131,3 +131,36 @@ SELECT count(*) AS rows FROM reg37_obs o JOIN reg37_big b ON b.k = o.id;
 SELECT agentauth.end_session();
 RESET :fpm;
 RESET SESSION AUTHORIZATION;
+
+-- 5. a PARALLEL SAFE function that reads the protected table, called by
+-- a statement over another table (1.1, found by review: run in a worker,
+-- its row check refused, 0A000, by the plan and by which process met
+-- which rows): such a statement of a role the row check holds is planned
+-- without workers, and answers as the serial plan does -- a SQL function,
+-- a PL/pgSQL one, an aggregate whose state function reads the table
+CREATE FUNCTION reg37_count(p int) RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT count(*) FROM reg37_obs WHERE patient_id = 'R37-P' || lpad(p::text, 3, '0') $$;
+CREATE FUNCTION reg37_count_pl(p int) RETURNS bigint LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$ BEGIN RETURN (SELECT count(*) FROM reg37_obs WHERE patient_id = 'R37-P' || lpad(p::text, 3, '0')); END $$;
+CREATE FUNCTION reg37_acc(s bigint, p int) RETURNS bigint LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$ BEGIN RETURN s + (SELECT count(*) FROM reg37_obs WHERE patient_id = 'R37-P' || lpad(p::text, 3, '0')); END $$;
+CREATE AGGREGATE reg37_sum_counts(int) (SFUNC = reg37_acc, STYPE = bigint, INITCOND = '0',
+                                        COMBINEFUNC = int8pl, PARALLEL = SAFE);
+SELECT agentauth.issue_token(:'agent', 'TREATDS') AS tok \gset
+SET SESSION AUTHORIZATION reg37_agent;
+SELECT agentauth.begin_session(:'tok') IS NOT NULL AS began;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT reg37_plan('SELECT sum(reg37_count((k / 600) % 100)) FROM reg37_big WHERE k % 600 = 0') AS plan;
+SELECT reg37_plan('SELECT count(*) FROM reg37_big WHERE k % 600 = 0') AS plan_without_function;
+SELECT sum(reg37_count((k / 600) % 100)) AS rows_sql, sum(reg37_count_pl((k / 600) % 100)) AS rows_plpgsql,
+       reg37_sum_counts((k / 600) % 100) AS rows_aggregate
+  FROM reg37_big WHERE k % 600 = 0;
+SET :fpm = on;
+SELECT reg37_count(2) AS p002_rows, reg37_count_pl(85) AS p085_rows;
+RESET :fpm;
+SET max_parallel_workers_per_gather = 0;
+SELECT sum(reg37_count((k / 600) % 100)) AS serial_rows FROM reg37_big WHERE k % 600 = 0;
+SELECT agentauth.end_session();
+RESET SESSION AUTHORIZATION;

@@ -1047,6 +1047,9 @@ extern void aa_policy_init(void);
  * could fail on a withheld row */
 struct PlannedStmt;
 extern void aa_policy_order_plan(struct PlannedStmt *ps);
+/* before planning: false when a PARALLEL SAFE function of the statement
+ * could read a protected table in a worker, where the row check refuses */
+extern bool aa_policy_parallel_ok(struct Query *parse);
 /* at a run's start: conditions with parameters PL/pgSQL fetches row by row
  * go after the checks */
 struct ParamListInfoData;

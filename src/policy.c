@@ -46,7 +46,11 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/transam.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -639,6 +643,62 @@ aa_policy_order_plan(PlannedStmt *ps)
 	QualOrder	o = {NULL, order_scan_quals};
 
 	walk_statement(ps, &o);
+}
+
+/*
+ * A function that a parallel worker could run and that could itself read a
+ * protected table: user-defined, PARALLEL SAFE, and in a language that runs
+ * queries (not C or internal; an aggregate or window function whatever its
+ * support functions are written in).
+ */
+static bool
+may_read_in_worker(Oid fn, void *context)
+{
+	HeapTuple	tp;
+	Form_pg_proc p;
+	bool		may;
+
+	if (fn < FirstNormalObjectId)
+		return false;
+	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tp))
+		return false;
+	p = (Form_pg_proc) GETSTRUCT(tp);
+	may = p->proparallel == PROPARALLEL_SAFE &&
+		(p->prokind != PROKIND_FUNCTION ||
+		 (p->prolang != ClanguageId && p->prolang != INTERNALlanguageId));
+	ReleaseSysCache(tp);
+	return may;
+}
+
+static bool
+worker_read_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, may_read_in_worker, context))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, worker_read_walker, context, 0);
+	return expression_tree_walker(node, worker_read_walker, context);
+}
+
+/*
+ * Before planning: may the statement have parallel workers?  The row check
+ * runs only in a parallel plan's leader (it is PARALLEL RESTRICTED), but a
+ * PARALLEL SAFE function of the statement that reads a protected table runs
+ * its query in whichever process evaluates it: in a worker the row check
+ * refuses (0A000), so the same statement answered or failed by the plan and
+ * by which process met which rows (1.1, found by review).  For a role the
+ * row check holds (not a superuser), a statement that calls such a function
+ * is planned without workers.
+ */
+bool
+aa_policy_parallel_ok(Query *parse)
+{
+	if (superuser() || !aa_extension_ready())
+		return true;
+	return !worker_read_walker((Node *) parse, NULL);
 }
 
 static List *

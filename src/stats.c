@@ -540,6 +540,8 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	 * found by review), and a privileged write's record names them
 	 */
 	aa_written_plan(parse);
+	if ((cursorOptions & CURSOR_OPT_PARALLEL_OK) && !aa_policy_parallel_ok(parse))
+		cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;
 	if (prev_planner)
 		ps = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else
