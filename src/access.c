@@ -50,6 +50,8 @@ aa_row_cmd_name(AARowCmd cmd)
 		return "update_seen";
 	if (cmd == AA_ROW_DELETE_SEEN)
 		return "delete_seen";
+	if (cmd == AA_ROW_READ_NEW)
+		return "read_new";
 	return aa_action_name(AA_ACT_BIT(cmd));
 }
 
@@ -311,6 +313,8 @@ cmd_index(AARowCmd cmd)
 		return AA_UPDATE;
 	if (cmd == AA_ROW_DELETE_SEEN)
 		return AA_DELETE;
+	if (cmd == AA_ROW_READ_NEW)
+		return AA_READ;
 	return (int) cmd;
 }
 
@@ -570,6 +574,18 @@ aa_row_check(PG_FUNCTION_ARGS)
 			consume_approval(ra, pa, idx);
 			pa->written_new++;
 			return BoolGetDatum(true);
+
+		case AA_ROW_READ_NEW:
+
+			/*
+			 * PostgreSQL's SELECT policies as an UPDATE's WITH CHECK: the
+			 * new row must be readable.  Its old row was counted as read
+			 * (1.1, found by review: counted twice, row_count 4 for 2).
+			 */
+			if (aa_access_decide(ra, pa, AA_READ))
+				return BoolGetDatum(true);
+			pa->withheld[AA_READ]++;
+			return BoolGetDatum(false);
 
 		case AA_ROW_UPDATE_SEEN:
 		case AA_ROW_DELETE_SEEN:

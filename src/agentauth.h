@@ -1134,10 +1134,13 @@ typedef enum AARowCmd
 	AA_ROW_UPDATE_NEW,
 	/* the first half of an UPDATE's / DELETE's check: readable or invisible */
 	AA_ROW_UPDATE_SEEN,
-	AA_ROW_DELETE_SEEN
+	AA_ROW_DELETE_SEEN,
+	/* an UPDATE's new row must be readable too: decided, not counted */
+	AA_ROW_READ_NEW
 } AARowCmd;
-#define AA_ROW_LAST AA_ROW_DELETE_SEEN
-/* its name: the action's, or "update_new", "update_seen", "delete_seen" */
+#define AA_ROW_LAST AA_ROW_READ_NEW
+/* its name: the action's, or "update_new", "update_seen", "delete_seen",
+ * "read_new" */
 extern const char *aa_row_cmd_name(AARowCmd cmd);
 
 /* one statement's access context (private: access_int.h) */

@@ -632,17 +632,80 @@ aa_policy_order_run(PlannedStmt *ps, ParamListInfo params)
 	walk_statement(ps, &o);
 }
 
+/* a read check of an UPDATE's new row: cmd 'read' becomes 'read_new' */
+static bool
+read_new_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (is_row_check(node, NULL))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+		Const	   *cmd = lthird(f->args);
+
+		if (IsA(cmd, Const) && !cmd->constisnull &&
+			strcmp(TextDatumGetCString(cmd->constvalue), aa_row_cmd_name(AA_ROW_READ)) == 0)
+			lthird(f->args) = makeConst(TEXTOID, -1, cmd->constcollid, -1,
+										CStringGetTextDatum(aa_row_cmd_name(AA_ROW_READ_NEW)),
+										false, false);
+		return false;
+	}
+	return expression_tree_walker(node, read_new_walker, context);
+}
+
+/*
+ * PostgreSQL checks the new row of an UPDATE (ON CONFLICT DO UPDATE, MERGE)
+ * against the SELECT policies too, when the statement reads the table: the
+ * same row check that counted the old row as read.  There it only decides.
+ */
+static void
+read_new_checks(Plan *plan)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	if (IsA(plan, ModifyTable))
+	{
+		ListCell   *l1;
+
+		foreach(l1, ((ModifyTable *) plan)->withCheckOptionLists)
+		{
+			ListCell   *l2;
+
+			foreach(l2, (List *) lfirst(l1))
+			{
+				WithCheckOption *wco = lfirst_node(WithCheckOption, l2);
+
+				if (wco->kind == WCO_RLS_UPDATE_CHECK)
+					(void) read_new_walker(wco->qual, NULL);
+			}
+		}
+	}
+	read_new_checks(outerPlan(plan));
+	read_new_checks(innerPlan(plan));
+	foreach(lc, aa_plan_children(plan))
+		read_new_checks(lfirst(lc));
+}
+
 /*
  * After planning: in every scan that holds a row check, the conditions that
  * cannot fail first, then the row checks, then the rest (see the head of
- * this file).
+ * this file); an UPDATE's new row's read check only decides.
  */
 void
 aa_policy_order_plan(PlannedStmt *ps)
 {
 	QualOrder	o = {NULL, order_scan_quals};
+	ListCell   *lc;
 
 	walk_statement(ps, &o);
+	if (ps == NULL || ps->commandType == CMD_UTILITY)
+		return;
+	read_new_checks(ps->planTree);
+	foreach(lc, ps->subplans)
+		read_new_checks(lfirst(lc));
 }
 
 /*
