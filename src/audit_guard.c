@@ -498,6 +498,9 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("before must not be null")));
 	before = PG_GETARG_TIMESTAMPTZ(0);
+	/* older than every record: nothing to remove (1.1: refused as too young) */
+	if (TIMESTAMP_IS_NOBEGIN(before))
+		PG_RETURN_INT64(0);
 	oldest_allowed = GetCurrentTransactionStartTimestamp() -
 		(TimestampTz) aa_audit_retention * USECS_PER_SEC;
 	if (TIMESTAMP_NOT_FINITE(before) || before > oldest_allowed)

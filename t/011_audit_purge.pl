@@ -50,6 +50,13 @@ like($e, qr/audit records younger than agentauth.audit_retention cannot be remov
 	'records younger than the retention cannot be removed');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit(NULL)");
 like($e, qr/before must not be null/, 'NULL refused');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.purge_audit('infinity')");
+like($e, qr/audit records younger than agentauth.audit_retention cannot be removed/,
+	'infinity refused: every record is younger');
+# -infinity is older than every record: nothing to remove, not an error
+# (1.1, found by review: refused as if it were too young)
+is(sq("SET ROLE t11_officer; SELECT agentauth.purge_audit('-infinity')"), '0',
+	'-infinity removes nothing');
 is(sq('SELECT count(*) FROM agentauth.audit_log'), $old_count + 3, 'nothing removed so far');
 
 # the purge, once the cut is older than the retention
