@@ -233,6 +233,45 @@ for my $row (split /\n/, sq(q{SELECT seq || ' ' || patient FROM agentauth.audit_
 }
 is($mismatch, 0, 'each entry is the AuditEvent of its own patient');
 
+# the state file keeps the hash of the last record delivered, and on every
+# connection the feed checks that the log still holds that record: a
+# database on another history -- a standby promoted before it received
+# what the feed had sent, a backup restored to an earlier point -- stops
+# it (1.1, found by review: after a failover the feed went on past seqs
+# the new primary had given to other records, and said nothing; the
+# repository kept the old history's events under those ids)
+my ($st_seq, $st_hash) = split ' ', slurp_file("$dir/fhir4.state");
+is($st_hash, sq("SELECT encode(row_hash, 'hex') FROM agentauth.audit_log WHERE seq = $st_seq"),
+	'the state file keeps the hash of the last record delivered');
+my $put_count = () = slurp_file("$store/puts.log") =~ /\n/g;
+open my $hf, '>', "$dir/other.state" or die $!;
+print $hf "$st_seq " . ('ab' x 32) . "\n";
+close $hf;
+sq(q{SELECT agentauth.record_consent('T106-2', 'permit')});
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/other.state", '--once' ],
+	'>', \my $xout, '2>', \my $xerr);
+like($xerr, qr/the database's audit log is not the one this feed delivered from: the record at seq $st_seq has another hash/,
+	'a log on another history stops the feed');
+is((slurp_file("$dir/other.state") =~ /^(\d+)/)[0], $st_seq, '... which delivers nothing');
+my $put_after = () = slurp_file("$store/puts.log") =~ /\n/g;
+is($put_after, $put_count, '... and sends nothing');
+is(sq(q{SELECT count(*) FROM agentauth.audit_feeds WHERE name LIKE '%other.state'}), '0',
+	'... nor registers');
+# a state file of an earlier aa_feed holds the seq alone: taken, said, and
+# from the next delivery on it holds the hash too
+open $hf, '>', "$dir/old.state" or die $!;
+print $hf "$st_seq\n";
+close $hf;
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/old.state", '--once' ],
+	'>', \my $oout, '2>', \my $oerr);
+like($oerr, qr/the state file holds no record hash/, 'a state file without a hash is taken, and said');
+my ($o_seq, $o_hash) = split ' ', slurp_file("$dir/old.state");
+is($o_hash, sq("SELECT encode(row_hash, 'hex') FROM agentauth.audit_log WHERE seq = $o_seq"),
+	'... and then holds the hash of the last record delivered');
+sq(q{SELECT agentauth.drop_audit_feed(name, 't106') FROM agentauth.audit_feeds WHERE name LIKE '%old.state'});
+
 # the feed reads the log in UTF-8 whatever its host's or its login's client
 # encoding (1.1, found by review: under PGCLIENTENCODING=LATIN1 a record
 # with a character LATIN1 lacks failed its batch on every retry, and the

@@ -137,11 +137,24 @@ sleep_ms(long ms)
 
 /* ---------------- the state file ---------------- */
 
+/*
+ * The state file holds the last seq delivered and, after it, that record's
+ * row_hash (hex): on every connection the feed checks that the log still
+ * holds that record (check_history), so that a database on another
+ * history -- a standby promoted before it received what the feed had
+ * delivered, a backup restored to an earlier point -- is not taken for
+ * the same log (1.1, found by review: after a failover the feed went on
+ * past seqs the new primary had given to other records, and said
+ * nothing).  A state file of an earlier aa_feed holds the seq alone.
+ */
+static char last_hash[65] = "";
+
 static long long
 state_load(void)
 {
 	FILE	   *f = fopen(opt_state, "r");
 	long long	v = opt_from;
+	char		h[65] = "";
 
 	if (f == NULL)
 	{
@@ -151,6 +164,8 @@ state_load(void)
 	}
 	if (fscanf(f, "%lld", &v) != 1 || v < 0)
 		die("%s does not hold a seq", opt_state);
+	if (fscanf(f, " %64[0-9a-f]", h) == 1 && strlen(h) == 64)
+		snprintf(last_hash, sizeof(last_hash), "%s", h);
 	fclose(f);
 	return v;
 }
@@ -159,7 +174,7 @@ static void
 state_save(long long seq)
 {
 	char		tmp[4096];
-	char		buf[32];
+	char		buf[128];
 	int			fd;
 	int			n;
 
@@ -167,7 +182,7 @@ state_save(long long seq)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		die("cannot write %s: %s", tmp, strerror(errno));
-	n = snprintf(buf, sizeof(buf), "%lld\n", seq);
+	n = snprintf(buf, sizeof(buf), "%lld%s%s\n", seq, last_hash[0] ? " " : "", last_hash);
 	if (write(fd, buf, n) != n || fsync(fd) != 0 || close(fd) != 0)
 		die("cannot write %s: %s", tmp, strerror(errno));
 	if (rename(tmp, opt_state) != 0)
@@ -629,6 +644,80 @@ report_position(long long seq)
 	return 0;
 }
 
+/*
+ * Is the database's log the one this feed delivered from?  The record at
+ * the position must have the hash the state file keeps; purged, the
+ * first record after it must chain to that hash (a purge removes whole
+ * units, so that record starts one).  Returns -1 on a failure to ask
+ * (retry), and stops the feed on another history: going on would skip
+ * the new log's records at the seqs already delivered, or overwrite the
+ * repository's events of the old one, which may be the only copy.
+ */
+static int
+check_history(long long position)
+{
+	char		a[32];
+	const char *params[1] = {a};
+	PGresult   *r;
+	long long	seq;
+	const char *have;
+	static int	said = 0;
+
+	if (position <= 0)
+		return 0;
+	if (last_hash[0] == '\0')
+	{
+		if (!said)
+			logmsg("the state file holds no record hash (an earlier aa_feed): the log's history is checked from the next delivery on");
+		said = 1;
+		return 0;
+	}
+	snprintf(a, sizeof(a), "%lld", position - 1);
+	r = PQexecParams(db,
+					 "SELECT l.seq, encode(l.row_hash, 'hex'), encode(l.prev_hash, 'hex') "
+					 "  FROM agentauth._log_next($1::bigint, 2) l ORDER BY l.seq",
+					 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		logmsg("cannot read the audit log: %s", PQerrorMessage(db));
+		PQclear(r);
+		return -1;
+	}
+	if (PQntuples(r) == 0)
+	{
+		/* nothing at or after it: feed_delivered refuses a position past the head */
+		PQclear(r);
+		return 0;
+	}
+	seq = atoll(PQgetvalue(r, 0, 0));
+	if (seq == position)
+		have = PQgetvalue(r, 0, 1);
+	else if (seq == position + 1)
+		have = PQgetvalue(r, 0, 2);
+	else
+	{
+		logmsg("the record at seq %lld and the one after it are not in the log (purged): its history cannot be checked", position);
+		PQclear(r);
+		return 0;
+	}
+	if (strcmp(have, last_hash) != 0)
+	{
+		char		msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", have);
+		PQclear(r);
+		die("the database's audit log is not the one this feed delivered from: "
+			"the record at seq %lld has another hash (%.16s..., the state file %.16s...). "
+			"The database is on another history -- a standby promoted before it received the records the feed had sent, "
+			"or a backup restored to an earlier point -- and its seqs up to %lld may be other records than the repository's. "
+			"Keep the repository's events of the old history (they may be their only copy) before feeding this one: "
+			"see the README, \"Audit feed after a failover\"",
+			seq == position ? position : position + 1, msg, last_hash, position);
+	}
+	PQclear(r);
+	return 0;
+}
+
 /* the database, (re)connected: the name held and the position told */
 static int
 db_connect(long long position)
@@ -667,7 +756,7 @@ db_connect(long long position)
 		/* (the database holds the name for this connection: one feed a name) */
 		reported = -1;
 		cannot_report = 0;
-		if (report_position(position) != 0)
+		if (check_history(position) != 0 || report_position(position) != 0)
 		{
 			PQfinish(db);
 			db = NULL;
@@ -696,7 +785,7 @@ fetch(long long after, int limit)
 	 */
 	r = PQexecParams(db,
 					 "SELECT l.seq, to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-					 "       agentauth.audit_event_fhir(l.seq)::text "
+					 "       agentauth.audit_event_fhir(l.seq)::text, encode(l.row_hash, 'hex') "
 					 "  FROM agentauth._log_next($1::bigint, $2::int) l ORDER BY l.seq",
 					 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -927,6 +1016,7 @@ main(int argc, char **argv)
 			if (seq > last)
 			{
 				last = seq;
+				snprintf(last_hash, sizeof(last_hash), "%s", PQgetvalue(r, i, 3));
 				if (opt_fhir)
 					state_save(last);
 			}
