@@ -53,6 +53,23 @@ is(ae(q{SELECT f->'entity'->0->'what'->>'reference' FROM agentauth.audit_log l, 
 is(ae(q{SELECT f->'entity'->0->'what'->'identifier'->>'value' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
          WHERE l.patient = 'mrn:77' AND l.event = 'access' LIMIT 1}), 'mrn:77',
 	'a patient id that is no FHIR id: a logical reference by identifier');
+# a denial says why: the token's patient list, not "no consent" (1.1,
+# found by review: every denial without a consent was exported as "no
+# consent or default permits it")
+is(ae(q{SELECT (f->'entity'->1->'what'->>'display') || ' | ' || (f->>'outcomeDesc')
+          FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.patient = 'mrn:77' AND l.event = 'denied' LIMIT 1}),
+	"patient not in the token's patient list | denied: read public.labs (id, patient_id, value) classes lab (patient not in the token's patient list)",
+	'a denial by the token\'s patient list says so');
+# an administrative record: the login role acted, the principal was acted
+# on (1.1, found by review: one requesting agent merged both, so the
+# token's agent seemed to issue its own token)
+is(ae(q{SELECT (f->'agent'->0->'who'->'identifier'->>'system') || ' ' || (f->'agent'->0->'who'->>'display') || ' | '
+               || (f->'entity'->0->'what'->'identifier'->>'value' = l.principal::text) || ' '
+               || (f->'entity'->0->'role'->>'code') || ' | ' || jsonb_array_length(f->'agent')
+          FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
+         WHERE l.event = 'token_issued' ORDER BY l.seq LIMIT 1}),
+	'urn:agentauth:db-role postgres | true 11 | 1', 'token_issued: the issuing login is the agent, the token\'s principal an entity');
 is(ae(q{SELECT f->'agent'->0->'network'->>'address' FROM agentauth.audit_log l, agentauth.audit_event_fhir(l.seq) f
          WHERE l.patient = 'P1' AND l.event = 'access' LIMIT 1}), 'localhost', 'the client has a network address');
 

@@ -97,6 +97,7 @@ DECLARE
     v_policy jsonb;
     v_ext    jsonb := '[]';
     v_entities jsonb := '[]';
+    v_subject boolean;          -- the record's principal is acted on, not acting
     v_detail jsonb := '[]';
     v_labels jsonb;
     v_sysid  text;
@@ -223,30 +224,65 @@ BEGIN
               FROM pg_catalog.unnest(r.delegation_chain) WITH ORDINALITY AS u(t, o));
     END IF;
 
+    -- an administrative record names the principal acted on (registered,
+    -- its status changed, its token issued or revoked): the one who acted
+    -- is the login role, and the principal is an entity (1.1, found by
+    -- review: both were merged into one requesting agent, so a SIEM read
+    -- an agent issuing its own token or suspending itself)
+    v_subject := r.event OPERATOR(pg_catalog.=) ANY (ARRAY['principal_registered', 'principal_status',
+                                                           'token_issued', 'token_revoked'])
+                 AND r.principal IS NOT NULL;
+    IF v_subject THEN
+        v_agent := pg_catalog.jsonb_build_object(
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                agentauth._fhir_coding('DCM', '110151', 'Application Launcher'))),
+            'who', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:db-role',
+                                                            'value', COALESCE(r.db_role, 'unknown')),
+                'display', COALESCE(r.db_role, 'unknown')),
+            'altId', r.db_role,
+            'requestor', true);
+        v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'what', pg_catalog.jsonb_build_object(
+                'identifier', pg_catalog.jsonb_build_object('system', 'urn:agentauth:principal',
+                                                            'value', r.principal::text),
+                'display', COALESCE(r.principal_name, r.principal::text)),
+            'type', CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
+                         THEN agentauth._fhir_coding('entity-type', '1', 'Person')
+                         ELSE agentauth._fhir_coding('entity-type', '2', 'System Object') END,
+            'role', agentauth._fhir_coding('object-role', '11', 'Security User Entity'),
+            'name', r.principal_name,
+            'detail', CASE WHEN r.token IS NOT NULL THEN pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('type', 'token', 'valueString', r.token::text)) END)));
+        v_ext := '[]';
+    END IF;
+
     -- agent 1: who did it (a registered agent or human, or a bare login role)
-    v_agent := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-        'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
-        'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
-            CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
-                 THEN agentauth._fhir_coding('role-type', 'humanuser', 'human user')
-                 WHEN p.kind IS NOT DISTINCT FROM 'agent'
-                 THEN agentauth._fhir_coding('DCM', '110150', 'Application')
-                 ELSE agentauth._fhir_coding('DCM', '110151', 'Application Launcher') END)),
-        'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-            'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
-                'system', 'urn:agentauth:principal', 'value', r.principal::text) END,
-            'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
-        'altId', r.db_role,
-        'name', r.principal_name,
-        'requestor', r.on_behalf_of IS NULL,
-        'policy', v_policy,
-        'purposeOfUse', CASE WHEN r.purpose IS NOT NULL THEN pg_catalog.jsonb_build_array(
-            pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
-                agentauth._fhir_purpose(r.purpose)))) END));
+    IF NOT v_subject THEN
+        v_agent := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'extension', CASE WHEN pg_catalog.jsonb_array_length(v_ext) OPERATOR(pg_catalog.>) 0 THEN v_ext END,
+            'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                CASE WHEN p.kind IS NOT DISTINCT FROM 'human'
+                     THEN agentauth._fhir_coding('role-type', 'humanuser', 'human user')
+                     WHEN p.kind IS NOT DISTINCT FROM 'agent'
+                     THEN agentauth._fhir_coding('DCM', '110150', 'Application')
+                     ELSE agentauth._fhir_coding('DCM', '110151', 'Application Launcher') END)),
+            'who', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'identifier', CASE WHEN r.principal IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                    'system', 'urn:agentauth:principal', 'value', r.principal::text) END,
+                'display', COALESCE(r.principal_name, r.db_role, 'unknown'))),
+            'altId', r.db_role,
+            'name', r.principal_name,
+            'requestor', r.on_behalf_of IS NULL,
+            'policy', v_policy,
+            'purposeOfUse', CASE WHEN r.purpose IS NOT NULL THEN pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
+                    agentauth._fhir_purpose(r.purpose)))) END));
+    END IF;
     v_agents := pg_catalog.jsonb_build_array(v_agent);
 
     -- agent 2: the person the agent acts for (R4's stand-in for onBehalfOf)
-    IF r.on_behalf_of IS NOT NULL THEN
+    IF r.on_behalf_of IS NOT NULL AND NOT v_subject THEN
         v_agents := v_agents OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'type', pg_catalog.jsonb_build_object('coding', pg_catalog.jsonb_build_array(
                 agentauth._fhir_coding('ParticipationType', 'RESP', 'responsible party'))),
@@ -259,7 +295,7 @@ BEGIN
 
     -- entity 1: the patient
     IF r.patient IS NOT NULL THEN
-        v_entities := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        v_entities := v_entities OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             -- the patient's Reference as BALP's records give it, so that a
             -- search by patient finds these events too (1.1: an identifier
             -- without a system)

@@ -91,6 +91,7 @@ DECLARE
     v_sysid    text;
     v_server   jsonb;
     v_patient  jsonb;
+    v_reason   text;            -- why a denial: the decision's reason
 BEGIN
     v_pattern := CASE WHEN r.outcome IS DISTINCT FROM 'permit' THEN 'authz'
                       WHEN r.action OPERATOR(pg_catalog.=) 'insert' THEN 'create'
@@ -122,6 +123,16 @@ BEGIN
      WHERE pg_catalog.jsonb_typeof(v.value) OPERATOR(pg_catalog.=) 'string'
        AND (v.value OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
            '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+    -- a denial says why (1.1, found by review: a denial for a patient
+    -- outside the token's list, or for want of a clinician's approval, was
+    -- exported as "no consent or default permits it")
+    IF pg_catalog.jsonb_typeof(r.authority) OPERATOR(pg_catalog.=) 'object' THEN
+        v_reason := NULLIF(r.authority OPERATOR(pg_catalog.->>) 'reason', '');
+    END IF;
+    IF v_reason IS NULL AND pg_catalog.jsonb_typeof(r.detail) OPERATOR(pg_catalog.=) 'object' THEN
+        v_reason := NULLIF(r.detail OPERATOR(pg_catalog.->>) 'reason', '');
+    END IF;
 
     -- the token and the delegation chain, as extensions of the client
     IF r.token IS NOT NULL THEN
@@ -267,7 +278,7 @@ BEGIN
                  'type', agentauth._fhir_coding('http://hl7.org/fhir/resource-types', 'Consent', 'Consent'),
                  'what', pg_catalog.jsonb_build_object('identifier', pg_catalog.jsonb_build_object(
                      'system', 'urn:agentauth:consent', 'value', 'none'),
-                     'display', 'no consent or default permits it (agentauth denies by default)'))));
+                     'display', COALESCE(v_reason, 'no consent or default permits it (agentauth denies by default)')))));
     ELSE
         IF v_pattern OPERATOR(pg_catalog.=) 'query' THEN
             -- the query: the statement's identifier (agentauth keeps no
@@ -321,7 +332,8 @@ BEGIN
         'outcomeDesc', CASE WHEN r.outcome IS DISTINCT FROM 'permit' THEN
             CASE WHEN r.event OPERATOR(pg_catalog.=) 'unregistered_access'
                  THEN 'denied: login role is not a registered principal'
-                 ELSE 'denied: ' OPERATOR(pg_catalog.||) v_what END END,
+                 ELSE 'denied: ' OPERATOR(pg_catalog.||) v_what OPERATOR(pg_catalog.||)
+                      COALESCE(' (' OPERATOR(pg_catalog.||) v_reason OPERATOR(pg_catalog.||) ')', '') END END,
         'purposeOfEvent', CASE WHEN pg_catalog.jsonb_array_length(v_purposes) OPERATOR(pg_catalog.>) 0 THEN v_purposes END,
         'agent', v_agents,
         'source', pg_catalog.jsonb_build_object(

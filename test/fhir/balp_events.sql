@@ -26,6 +26,13 @@ DELETE FROM public.labs WHERE patient_id = 'P1' AND value = 101;
 SELECT agentauth.begin_session(:'tok2') IS NOT NULL;
 SELECT patient_id, value FROM public.labs ORDER BY id;
 SELECT agentauth.end_session();
+-- a token for P1 alone: mrn:77 is denied by the token's list, not by consent
+\c - postgres
+SELECT agentauth.issue_token(:'bot', 'TREAT', patients => '{P1}') AS tok3 \gset
+\c - t105_bot
+SELECT agentauth.begin_session(:'tok3') IS NOT NULL;
+SELECT patient_id, value FROM public.labs WHERE patient_id IN ('P1', 'mrn:77') ORDER BY id;
+SELECT agentauth.end_session();
 \c - t105_doc
 SELECT agentauth.begin_human_session('TREAT') IS NOT NULL;
 SELECT patient_id, value FROM public.labs ORDER BY id;
