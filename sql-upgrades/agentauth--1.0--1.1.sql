@@ -4622,7 +4622,7 @@ BEGIN
             UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
             UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
             UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
-     WHERE x.v IS NOT NULL;
+     WHERE x.v IS NOT NULL AND x.v OPERATOR(pg_catalog.<>) '';
     v_what := pg_catalog.concat_ws(' ', r.action, COALESCE(r.relation, '(no table)'),
         CASE WHEN r.columns IS NOT NULL THEN
             '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ') OPERATOR(pg_catalog.||) ')' END,
@@ -4719,6 +4719,30 @@ GRANT EXECUTE ON FUNCTION agentauth.audit_event_fhir(bigint) TO agentauth_audito
 -- Issues "Performance" and "Interoperability" both changed
 -- audit_event_fhir: a record found by seq through the units (_log_from),
 -- and IHE BALP for a patient's data.  Its definition as both left it.
+-- (1.1) a FHIR string is never empty
+CREATE OR REPLACE FUNCTION agentauth._fhir_coding(system text, code text, display text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'system', CASE system
+            WHEN 'DCM' THEN 'http://dicom.nema.org/resources/ontology/DCM'
+            WHEN 'ActReason' THEN 'http://terminology.hl7.org/CodeSystem/v3-ActReason'
+            WHEN 'ActCode' THEN 'http://terminology.hl7.org/CodeSystem/v3-ActCode'
+            WHEN 'Confidentiality' THEN 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality'
+            WHEN 'ParticipationType' THEN 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType'
+            WHEN 'restful' THEN 'http://hl7.org/fhir/restful-interaction'
+            WHEN 'entity-type' THEN 'http://terminology.hl7.org/CodeSystem/audit-entity-type'
+            WHEN 'object-role' THEN 'http://terminology.hl7.org/CodeSystem/object-role'
+            WHEN 'source-type' THEN 'http://terminology.hl7.org/CodeSystem/security-source-type'
+            WHEN 'role-type' THEN 'http://terminology.hl7.org/CodeSystem/extra-security-role-type'
+            ELSE system END,
+        'code', code,
+        -- a FHIR string is never empty (a site's purpose with display '':
+        -- 1.1, found by review, made the event invalid R4)
+        'display', NULLIF(display, '')))
+$$;
+
 CREATE OR REPLACE FUNCTION agentauth.audit_event_fhir(seq bigint) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -4961,7 +4985,7 @@ BEGIN
                 UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
                 UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
                 UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
-         WHERE x.v IS NOT NULL;
+         WHERE x.v IS NOT NULL AND x.v OPERATOR(pg_catalog.<>) '';
         SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
           INTO v_labels
           FROM pg_catalog.unnest(r.data_classes) AS d

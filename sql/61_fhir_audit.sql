@@ -267,4 +267,11 @@ SELECT f->'source'->>'site' = current_database() AS site,
 RESET ROLE;
 ROLLBACK;
 
+-- a FHIR string is never empty: a site's purpose with an empty display
+-- has none in its Coding (1.1, found by review: the event was invalid R4)
+BEGIN;
+INSERT INTO agentauth.purpose (code, display) VALUES ('REG61EMPTY', '');
+SELECT agentauth._fhir_purpose('REG61EMPTY') AS coding;
+ROLLBACK;
+
 DROP ROLE reg61_auditor, reg61_nobody;

@@ -42,7 +42,9 @@ CREATE FUNCTION agentauth._fhir_coding(system text, code text, display text DEFA
             WHEN 'role-type' THEN 'http://terminology.hl7.org/CodeSystem/extra-security-role-type'
             ELSE system END,
         'code', code,
-        'display', display))
+        -- a FHIR string is never empty (a site's purpose with display '':
+        -- 1.1, found by review, made the event invalid R4)
+        'display', NULLIF(display, '')))
 $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_coding(text, text, text) FROM PUBLIC;
 
@@ -319,7 +321,7 @@ BEGIN
                 UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
                 UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
                 UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
-         WHERE x.v IS NOT NULL;
+         WHERE x.v IS NOT NULL AND x.v OPERATOR(pg_catalog.<>) '';
         SELECT pg_catalog.jsonb_agg(DISTINCT agentauth._fhir_class_label(d))
           INTO v_labels
           FROM pg_catalog.unnest(r.data_classes) AS d

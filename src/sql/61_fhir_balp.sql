@@ -258,7 +258,7 @@ BEGIN
             UNION ALL SELECT 5, 'statement', r.statement, 1 WHERE r.statement IS NOT NULL
             UNION ALL SELECT 6, 'client', r.client, 1 WHERE r.client IS NOT NULL
             UNION ALL SELECT 7, 'detail', r.detail::text, 1 WHERE r.detail IS NOT NULL) AS x
-     WHERE x.v IS NOT NULL;
+     WHERE x.v IS NOT NULL AND x.v OPERATOR(pg_catalog.<>) '';
     v_what := pg_catalog.concat_ws(' ', r.action, COALESCE(r.relation, '(no table)'),
         CASE WHEN r.columns IS NOT NULL THEN
             '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(r.columns, ', ') OPERATOR(pg_catalog.||) ')' END,
