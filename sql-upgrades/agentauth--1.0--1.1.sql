@@ -5484,7 +5484,10 @@ DECLARE
 BEGIN
     PERFORM agentauth._require_role('agentauth_auditor');
     v_name := agentauth._check_text(feed, 'feed', true, 1000);
-    IF seq IS NULL OR seq OPERATOR(pg_catalog.<) 0 THEN
+    IF seq IS NULL THEN
+        RAISE EXCEPTION 'seq must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF seq OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION 'seq must be a delivered seq, 0 or more' USING ERRCODE = '22023';
     END IF;
     -- what was delivered was read from this log: never past its head
@@ -5542,6 +5545,9 @@ DECLARE
     v_seq bigint;
 BEGIN
     PERFORM agentauth._require_role('agentauth_privacy_officer');
+    IF feed IS NULL THEN
+        RAISE EXCEPTION 'feed must not be null' USING ERRCODE = '22004';
+    END IF;
     PERFORM agentauth._check_text(reason, 'reason', true, 4000);
     DELETE FROM agentauth.audit_feed f WHERE f.name OPERATOR(pg_catalog.=) feed
     RETURNING f.delivered_seq INTO v_seq;

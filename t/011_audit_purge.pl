@@ -166,6 +166,8 @@ like($e, qr/permission denied for function feed_delivered/, 'only an auditor rep
 like($e, qr/feed must not be empty|feed/, 'an empty feed name is refused');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', -1)");
 like($e, qr/seq must be a delivered seq, 0 or more/, 'a negative seq is refused');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 feed', NULL)");
+like($e, qr/ERROR:  seq must not be null/, 'a null seq is refused as null (22004)');
 # a position past the head of the log (a state file of another log, a
 # forged report) is refused: a purge would follow it
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_auditor; SELECT agentauth.feed_delivered('t11 lagging feed', max(seq) + 1) FROM agentauth.audit_log");
@@ -184,6 +186,8 @@ like($e, qr/permission denied for function drop_audit_feed/, 'an auditor cannot 
 like($e, qr/reason/, 'a drop needs a reason');
 ($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('no such feed', 'gone')");
 like($e, qr/no audit feed "no such feed"/, 'an unknown feed is an error');
+($r, $o, $e) = $node->psql('postgres', "SET ROLE t11_officer; SELECT agentauth.drop_audit_feed(NULL, 'gone')");
+like($e, qr/ERROR:  feed must not be null/, 'a null feed is refused as null (22004), not as an unknown feed');
 # the feed that is gone is dropped, on the record; a feed that has
 # delivered everything the purge removes does not hold it
 sq("SET ROLE t11_officer; SELECT agentauth.drop_audit_feed('t11 lagging feed', 'decommissioned with the old repository')");
