@@ -272,6 +272,19 @@ is($o_hash, sq("SELECT encode(row_hash, 'hex') FROM agentauth.audit_log WHERE se
 	'... and then holds the hash of the last record delivered');
 sq(q{SELECT agentauth.drop_audit_feed(name, 't106') FROM agentauth.audit_feeds WHERE name LIKE '%old.state'});
 
+# an interim answer (103 Early Hints) before the final one is not a
+# refusal (1.1, found by review: the feed stopped at it)
+open my $eh, '>', "$store/early-hints" or die $!;
+close $eh;
+sq(q{SELECT agentauth.record_consent('T106-3', 'permit')});
+my $eh_seq = head_seq();
+IPC::Run::run([ $feed_bin, '--dbname', $conninfo, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt,
+		'--token-file', "$dir/token", '--state', "$dir/fhir4.state", '--once' ],
+	'>', \my $ehout, '2>', \my $eherr);
+unlink "$store/early-hints";
+cmp_ok((slurp_file("$dir/fhir4.state") =~ /^(\d+)/)[0], '>=', $eh_seq,
+	'after a 103 Early Hints the feed takes the final answer and goes on') or diag($eherr);
+
 # the feed reads the log in UTF-8 whatever its host's or its login's client
 # encoding (1.1, found by review: under PGCLIENTENCODING=LATIN1 a record
 # with a character LATIN1 lacks failed its batch on every retry, and the

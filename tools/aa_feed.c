@@ -450,6 +450,7 @@ fhir_put(long long seq, const char *json)
 	free(req);
 	if (rc != 0)
 		goto retry;
+interim:
 	if (read_line(line, sizeof(line)) != 0 || sscanf(line, "HTTP/%*s %d", &status) != 1)
 		goto retry;
 	for (;;)
@@ -458,6 +459,8 @@ fhir_put(long long seq, const char *json)
 			goto retry;
 		if (line[0] == '\0')
 			break;
+		if (status >= 100 && status < 200)
+			continue;			/* an interim answer's fields */
 		if (strncasecmp(line, "Content-Length:", 15) == 0)
 			clen = atoll(line + 15);
 		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 && strstr(line, "chunked"))
@@ -465,6 +468,13 @@ fhir_put(long long seq, const char *json)
 		else if (strncasecmp(line, "Connection:", 11) == 0 && strstr(line + 11, "close"))
 			close_after = 1;
 	}
+	/*
+	 * An interim answer (100 Continue, 103 Early Hints) comes before the
+	 * final one (RFC 9110 15.2; 1.1, found by review: taken for a refusal,
+	 * and the feed stopped)
+	 */
+	if (status >= 100 && status < 200)
+		goto interim;
 	if (chunked)
 	{
 		for (;;)

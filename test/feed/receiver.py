@@ -42,6 +42,10 @@ if mode == "fhir":
 
         def answer(self, status, body):
             data = json.dumps(body).encode()
+            # with a file "early-hints" in the store: an interim answer
+            # first (RFC 9110 15.2), as some servers and proxies send
+            if os.path.exists(os.path.join(store, "early-hints")):
+                self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </fhir>; rel=preconnect\r\n\r\n")
             self.send_response(status)
             self.send_header("Content-Type", "application/fhir+json")
             self.send_header("Content-Length", str(len(data)))
