@@ -49,6 +49,26 @@ CREATE FUNCTION agentauth._lock_schema(nsp oid) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'aa_lock_schema';
 REVOKE ALL ON FUNCTION agentauth._lock_schema(oid) FROM PUBLIC;
 
+-- A table's columns and their agentauth classes (NULL: unclassified), in
+-- column order.
+CREATE FUNCTION agentauth._column_labels(tbl regclass)
+    RETURNS TABLE (attname name, label text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.attname, s.label
+  FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_seclabel s
+    ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
+   AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
+   AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
+ WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
+   AND NOT a.attisdropped
+ ORDER BY a.attnum
+$$;
+REVOKE ALL ON FUNCTION agentauth._column_labels(regclass) FROM PUBLIC;
+
 -- A protected table of a protected schema leaves its name: keep what an
 -- administrator set on it beyond the declaration (NULL: nothing to keep).
 -- Called by the library, as the bootstrap superuser, before the drop,
@@ -80,16 +100,10 @@ BEGIN
     END IF;
     acts := pg_catalog.string_to_array(
         NULLIF(pg_catalog.split_part(label, ';approve=', 2), ''), ',');
-    FOR col IN SELECT a.attname, s.label
-                 FROM pg_catalog.pg_attribute a
-                 JOIN pg_catalog.pg_seclabel s
-                   ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
-                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
-                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
-                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
-                  AND NOT a.attisdropped
-                ORDER BY a.attnum LOOP
+    FOR col IN SELECT c.attname, c.label
+                 FROM agentauth._column_labels(tbl) WITH ORDINALITY AS c(attname, label, n)
+                WHERE c.label IS NOT NULL
+                ORDER BY c.n LOOP
         IF col.label IS DISTINCT FROM coalesce(decl.column_classes OPERATOR(pg_catalog.->>) col.attname::text,
                                                decl.default_class) THEN
             classes := classes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.attname, col.label);
@@ -150,20 +164,14 @@ BEGIN
     END IF;
     FOR col IN SELECT e.key, e.value
                  FROM pg_catalog.jsonb_each_text(kept.column_classes) e
-                 JOIN pg_catalog.pg_attribute a
-                   ON a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
-                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) e.key
-                 LEFT JOIN pg_catalog.pg_seclabel s
-                   ON s.objoid OPERATOR(pg_catalog.=) tbl
-                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
-                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
-                WHERE a.attname OPERATOR(pg_catalog.<>) agentauth._label_patient_column(tlabel)
-                  AND s.label IS NOT DISTINCT FROM coalesce(_take_kept_settings.column_classes OPERATOR(pg_catalog.->>) e.key,
+                 JOIN agentauth._column_labels(tbl) WITH ORDINALITY AS c(attname, label, n)
+                   ON c.attname OPERATOR(pg_catalog.=) e.key
+                WHERE c.attname OPERATOR(pg_catalog.<>) agentauth._label_patient_column(tlabel)
+                  AND c.label IS NOT DISTINCT FROM coalesce(_take_kept_settings.column_classes OPERATOR(pg_catalog.->>) e.key,
                                                             _take_kept_settings.default_class)
-                  AND s.label IS DISTINCT FROM e.value
+                  AND c.label IS DISTINCT FROM e.value
                   AND EXISTS (SELECT FROM agentauth.data_class d WHERE d.name OPERATOR(pg_catalog.=) e.value)
-                ORDER BY a.attnum LOOP
+                ORDER BY c.n LOOP
         PERFORM agentauth._set_label(tbl, col.key::name, col.value);
         applied := applied OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col.key, col.value);
     END LOOP;
@@ -259,16 +267,10 @@ BEGIN
             HINT = pg_catalog.format('Give the table a column "%s", or create it in a schema that is not protected (agentauth.protected_schema lists them).', patient);
     END IF;
 
-    FOR col IN SELECT a.attname, s.label
-                 FROM pg_catalog.pg_attribute a
-                 LEFT JOIN pg_catalog.pg_seclabel s
-                   ON s.objoid OPERATOR(pg_catalog.=) a.attrelid
-                  AND s.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND s.objsubid OPERATOR(pg_catalog.=) a.attnum
-                  AND s.provider OPERATOR(pg_catalog.=) 'agentauth'
-                WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0
-                  AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.<>) patient
-                ORDER BY a.attnum LOOP
+    FOR col IN SELECT c.attname, c.label
+                 FROM agentauth._column_labels(tbl) WITH ORDINALITY AS c(attname, label, n)
+                WHERE c.attname OPERATOR(pg_catalog.<>) patient
+                ORDER BY c.n LOOP
         cls := coalesce(col.label, _protect_in_schema.column_classes OPERATOR(pg_catalog.->>) col.attname::text,
                         _protect_in_schema.default_class);
         IF cls IS NULL THEN
