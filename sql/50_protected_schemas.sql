@@ -338,8 +338,17 @@ CREATE TABLE reg50_rb.plain (patient_id int, value numeric);
 SELECT column_name, data_class FROM agentauth.protected_columns
  WHERE relation = 'reg50_rb.plain'::regclass AND NOT patient_column;
 DROP TABLE reg50_other.plain;
+-- 6. ALTER INDEX ... RENAME, which PostgreSQL takes for a table too (the
+--    first cut missed that spelling: the settings went with the name)
+ALTER INDEX reg50_rb.plain RENAME TO plain_idx_spelling;
+SELECT table_name, column_classes FROM agentauth.protected_schema_kept_settings
+ WHERE schema_name = 'reg50_rb' AND table_name = 'plain';
+CREATE TABLE reg50_rb.plain (patient_id int, value numeric);
+SELECT column_name, data_class FROM agentauth.protected_columns
+ WHERE relation = 'reg50_rb.plain'::regclass AND NOT patient_column;
+DROP TABLE reg50_rb.plain_idx_spelling;
 -- every step is recorded: the drop names what it kept, the new table
--- what it took
+-- what it took, a rename or a move what it kept
 SELECT event, relation, detail->>'via' AS via, detail->'kept'->'require_approval' AS kept_approvals,
        detail->'kept'->'column_classes' AS kept_classes,
        detail->'require_approval' AS took_approvals, detail->'column_classes' AS took_classes

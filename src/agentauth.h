@@ -900,6 +900,9 @@ extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
 extern void aa_protected_schema_check(Node *stmt);
 /* a protected table leaves its name: its settings kept by it (jsonb text or NULL) */
 extern char *aa_protected_schema_keep(Oid relid);
+/* ddl.c: a RENAME of a relation, by any ALTER TABLE/INDEX/VIEW/... spelling */
+struct RenameStmt;
+extern bool aa_ddl_renames_relation(struct RenameStmt *rs);
 /* the relations of the statements running it, set aside while it runs */
 typedef struct AAPendingRelations
 {

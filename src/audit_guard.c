@@ -498,12 +498,11 @@ aa_purge_audit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("before must not be null")));
 	before = PG_GETARG_TIMESTAMPTZ(0);
-	/* older than every record: nothing to remove (1.1: refused as too young) */
-	if (TIMESTAMP_IS_NOBEGIN(before))
-		PG_RETURN_INT64(0);
 	oldest_allowed = GetCurrentTransactionStartTimestamp() -
 		(TimestampTz) aa_audit_retention * USECS_PER_SEC;
-	if (TIMESTAMP_NOT_FINITE(before) || before > oldest_allowed)
+	/* -infinity is older than every record: it removes none, on the record (1.1: refused) */
+	if (!TIMESTAMP_IS_NOBEGIN(before) &&
+		(TIMESTAMP_NOT_FINITE(before) || before > oldest_allowed))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("audit records younger than agentauth.audit_retention cannot be removed"),

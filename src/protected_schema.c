@@ -552,14 +552,19 @@ aa_protected_schema_keep(Oid relid)
 	return kept;
 }
 
-/* ALTER TABLE ... RENAME TO, ... SET SCHEMA: the table it names, if protected */
+/*
+ * ALTER TABLE ... RENAME TO (or ALTER INDEX ... RENAME TO, which PostgreSQL
+ * takes for a table too: 1.1, found by review), ALTER TABLE ... SET
+ * SCHEMA: the table it names, if protected
+ */
 static Oid
 table_leaving_name(Node *stmt)
 {
 	RangeVar   *rv = NULL;
 	Oid			relid;
 
-	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_TABLE)
+	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->subname == NULL &&
+		aa_ddl_renames_relation((RenameStmt *) stmt))
 		rv = ((RenameStmt *) stmt)->relation;
 	else if (IsA(stmt, AlterObjectSchemaStmt) &&
 			 ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)
@@ -583,9 +588,15 @@ aa_protected_schema_check(Node *stmt)
 	RenameStmt *rs;
 	Oid			nsp;
 	Oid			leaving = table_leaving_name(stmt);
+	char	   *kept;
 
-	if (OidIsValid(leaving))
-		(void) aa_protected_schema_keep(leaving);
+	/* recorded, as a drop's kept settings are */
+	if (OidIsValid(leaving) && (kept = aa_protected_schema_keep(leaving)) != NULL)
+		aa_audit_statement("table_protected", "permit", pstrdup(aa_protected_rel(leaving)->relname), NULL,
+						   0, NULL,
+						   psprintf("{\"via\": \"%s\", \"kept\": %s}",
+									IsA(stmt, RenameStmt) ? "rename" : "set schema", kept),
+						   true);
 	if (!IsA(stmt, RenameStmt))
 		return;
 	rs = (RenameStmt *) stmt;

@@ -695,7 +695,11 @@ check_history(long long position)
 	}
 	if (PQntuples(r) == 0)
 	{
-		/* nothing at or after it: feed_delivered refuses a position past the head */
+		/*
+		 * nothing at or after it: on a primary feed_delivered refuses a
+		 * position past the head; on a standby behind the feed, the first
+		 * record after it is checked when it comes (the main loop)
+		 */
 		PQclear(r);
 		return 0;
 	}
@@ -795,7 +799,8 @@ fetch(long long after, int limit)
 	 */
 	r = PQexecParams(db,
 					 "SELECT l.seq, to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-					 "       agentauth.audit_event_fhir(l.seq)::text, encode(l.row_hash, 'hex') "
+					 "       agentauth.audit_event_fhir(l.seq)::text, encode(l.row_hash, 'hex'), "
+					 "       encode(l.prev_hash, 'hex') "
 					 "  FROM agentauth._log_next($1::bigint, $2::int) l ORDER BY l.seq",
 					 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -1000,6 +1005,27 @@ main(int argc, char **argv)
 		{
 			long long	seq = atoll(PQgetvalue(r, i, 0));
 			int			rc;
+
+			/*
+			 * The record after the last delivered one chains to it (an
+			 * entry of the same unit shares its hash): checked on every
+			 * batch, not only at a connection -- a standby behind the feed
+			 * promoted under a live connection gives the seqs after its
+			 * head to other records (1.1, found by review)
+			 */
+			if (seq == last + 1 && last_hash[0] != '\0' &&
+				strcmp(PQgetvalue(r, i, 3), last_hash) != 0 &&
+				strcmp(PQgetvalue(r, i, 4), last_hash) != 0)
+			{
+				PQclear(r);
+				die("the database's audit log is not the one this feed delivered from: "
+					"the record at seq %lld does not chain to the one delivered at seq %lld (%.16s...). "
+					"The database is on another history -- a standby promoted before it received the records the feed had sent, "
+					"or a backup restored to an earlier point. "
+					"Keep the repository's events of the old history (they may be their only copy) before feeding this one: "
+					"see the README, \"Audit feed after a failover\"",
+					seq, last, last_hash);
+			}
 
 			/*
 			 * Seqs have no gaps: the log has none of these, purged or
