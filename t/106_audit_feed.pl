@@ -428,6 +428,52 @@ like($hung_err, qr/stopped after seq 0/, '... and delivered nothing (--once: it 
 cmp_ok(time - $t_hung, '<', 25, '... within seconds');
 close $silent;
 
+# failover to a standby that had not received what the feed sent from
+# the old primary: while it is behind, it refuses the feed's position
+# (past its head), and once promoted and past that seq with records of
+# its own, the record at the feed's position is another one: the feed
+# stops both times, delivering nothing of the new history (1.1, found by
+# review: it went on after its seq)
+start_receiver();
+my $fp = PostgreSQL::Test::Cluster->new('feed_primary');
+$fp->init(allows_streaming => 1);
+$fp->append_conf('postgresql.conf', "shared_preload_libraries = 'agentauth'");
+$fp->start;
+$fp->safe_psql('postgres', q{
+CREATE EXTENSION agentauth CASCADE;
+CREATE ROLE t106_feeder LOGIN IN ROLE agentauth_auditor;
+SELECT count(agentauth._audit('t106_fo', jsonb_build_object('i', i))) FROM generate_series(1, 5) i;
+});
+$fp->backup('fo');
+my $fs = PostgreSQL::Test::Cluster->new('feed_standby');
+$fs->init_from_backup($fp, 'fo', has_streaming => 1);
+$fs->start;
+$fp->wait_for_catchup($fs);
+$fs->stop;
+$fp->safe_psql('postgres', q{SELECT count(agentauth._audit('t106_fo_lost', jsonb_build_object('i', i))) FROM generate_series(1, 5) i});
+my @fo_cmd = ($feed_bin, '--fhir', "https://localhost:$fport/fhir", '--ca', $crt, '--token-file', "$dir/token",
+	'--state', "$dir/fo.state", '--once');
+IPC::Run::run([ @fo_cmd, '--dbname', $fp->connstr('postgres') . ' user=t106_feeder' ], '>', \my $foout, '2>', \my $foerr);
+my $fo_head = $fp->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
+ok(-e "$dir/fo.state" && (slurp_file("$dir/fo.state") =~ /^(\d+)/)[0] == $fo_head,
+	"the feed delivered the primary's records, to seq $fo_head") or diag($foerr);
+$fp->stop('immediate');
+$fs->start;
+my $fs_head = $fs->safe_psql('postgres', 'SELECT max(seq) FROM agentauth.audit_log');
+cmp_ok($fs_head, '<', $fo_head, "the standby is behind the feed ($fs_head < $fo_head)");
+IPC::Run::run([ @fo_cmd, '--dbname', $fs->connstr('postgres') . ' user=t106_feeder' ], '>', \my $fsout, '2>', \my $fserr);
+like($fserr, qr/seq $fo_head is past the head of the audit log \($fs_head\)/,
+	'the standby behind the feed refuses its position: the feed stops');
+$fs->promote;
+$fs->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
+$fs->safe_psql('postgres', q{SELECT count(agentauth._audit('t106_fo_new', jsonb_build_object('i', i))) FROM generate_series(1, 12) i});
+IPC::Run::run([ @fo_cmd, '--dbname', $fs->connstr('postgres') . ' user=t106_feeder' ], '>', \$fsout, '2>', \$fserr);
+like($fserr, qr/the database's audit log is not the one this feed delivered from: the record at seq $fo_head has another hash/,
+	'promoted and past that seq with records of its own: the feed stops at the record it delivered');
+is((slurp_file("$dir/fo.state") =~ /^(\d+)/)[0], $fo_head, '... and delivered nothing of the new history');
+$fs->stop;
+$recv->kill_kill;
+
 # bad use
 IPC::Run::run([ $feed_bin, '--state', "$dir/x" ], '>', \$out, '2>', \$err);
 like($err, qr/usage: aa_feed/, 'a destination is required');
