@@ -205,6 +205,9 @@ extern const char *aa_action_name(int action);
 /* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
 extern int	aa_action_from_name(const char *name, int len);
 extern bool aa_str_in_list(const char *s, const char *const *list);
+/* a RENAME of a relation, by any ALTER TABLE/INDEX/VIEW/... spelling */
+struct RenameStmt;
+extern bool aa_renames_relation(struct RenameStmt *rs);
 
 /*
  * A jsonb object of strings and arrays of strings, built with the jsonb
@@ -900,9 +903,6 @@ extern void aa_protected_schema_object(int access, Oid classId, Oid objectId,
 extern void aa_protected_schema_check(Node *stmt);
 /* a protected table leaves its name: its settings kept by it (jsonb text or NULL) */
 extern char *aa_protected_schema_keep(Oid relid);
-/* ddl.c: a RENAME of a relation, by any ALTER TABLE/INDEX/VIEW/... spelling */
-struct RenameStmt;
-extern bool aa_ddl_renames_relation(struct RenameStmt *rs);
 /* the relations of the statements running it, set aside while it runs */
 typedef struct AAPendingRelations
 {

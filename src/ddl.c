@@ -372,17 +372,6 @@ check_alter_protected(AlterTableStmt *stmt, Oid relid)
 	}
 }
 
-/* a RENAME of a relation, by whatever ALTER TABLE/INDEX/VIEW/... spelling */
-bool
-aa_ddl_renames_relation(RenameStmt *rs)
-{
-	return rs->relation != NULL &&
-		(rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_INDEX ||
-		 rs->renameType == OBJECT_VIEW || rs->renameType == OBJECT_MATVIEW ||
-		 rs->renameType == OBJECT_FOREIGN_TABLE ||
-		 rs->renameType == OBJECT_SEQUENCE);
-}
-
 static void
 check_rename(RenameStmt *stmt)
 {
@@ -393,7 +382,7 @@ check_rename(RenameStmt *stmt)
 	 * Its owner could rename (or move) a protected table and put an
 	 * unprotected one in its place, into which agents would then write.
 	 */
-	if (aa_ddl_renames_relation(stmt))
+	if (aa_renames_relation(stmt))
 	{
 		/* ALTER INDEX ... RENAME renames a table too */
 		aa_ddl_refuse_moved(rangevar_relid(stmt->relation), "rename");
@@ -603,7 +592,7 @@ aa_ddl_moved_relation(Node *stmt)
 	{
 		RenameStmt *rs = (RenameStmt *) stmt;
 
-		if (aa_ddl_renames_relation(rs))
+		if (aa_renames_relation(rs))
 			return rangevar_relid(rs->relation);
 	}
 	else if (IsA(stmt, AlterObjectSchemaStmt) &&

@@ -564,7 +564,7 @@ table_leaving_name(Node *stmt)
 	Oid			relid;
 
 	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->subname == NULL &&
-		aa_ddl_renames_relation((RenameStmt *) stmt))
+		aa_renames_relation((RenameStmt *) stmt))
 		rv = ((RenameStmt *) stmt)->relation;
 	else if (IsA(stmt, AlterObjectSchemaStmt) &&
 			 ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE)

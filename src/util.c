@@ -32,6 +32,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -457,6 +458,17 @@ aa_action_name(int action)
 		if (action == AA_ACT_BIT(i))
 			return action_names[i];
 	return "write";
+}
+
+/* a RENAME of a relation, by whatever ALTER TABLE/INDEX/VIEW/... spelling */
+bool
+aa_renames_relation(RenameStmt *rs)
+{
+	return rs->relation != NULL &&
+		(rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_INDEX ||
+		 rs->renameType == OBJECT_VIEW || rs->renameType == OBJECT_MATVIEW ||
+		 rs->renameType == OBJECT_FOREIGN_TABLE ||
+		 rs->renameType == OBJECT_SEQUENCE);
 }
 
 /* is s one of the NULL-ended list's strings */
