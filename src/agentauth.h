@@ -205,6 +205,8 @@ extern const char *aa_action_name(int action);
 /* read|insert|update|delete|write (len -1: NUL-terminated): mask, 0: unknown */
 extern int	aa_action_from_name(const char *name, int len);
 extern bool aa_str_in_list(const char *s, const char *const *list);
+/* does a statement or an expression call a function check says yes to? */
+extern bool aa_query_calls(struct Node *node, bool (*check) (Oid func_id, void *context));
 /* a RENAME of a relation, by any ALTER TABLE/INDEX/VIEW/... spelling */
 struct RenameStmt;
 extern bool aa_renames_relation(struct RenameStmt *rs);

@@ -351,24 +351,12 @@ runs_a_query(Oid funcid, void *context)
 		 strncmp(name, "cursor_to_xml", 13) == 0);
 }
 
-static bool
-query_function_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, runs_a_query, NULL))
-		return true;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, query_function_walker, context, 0);
-	return expression_tree_walker(node, query_function_walker, context);
-}
-
 /* code with effects others may see */
 static bool
 has_effects(Node *node)
 {
 	return contain_volatile_functions(node) || owner_type_walker(node, NULL) ||
-		query_function_walker(node, NULL);
+		aa_query_calls(node, runs_a_query);
 }
 
 typedef struct CodeWalk
@@ -477,7 +465,7 @@ aa_other_code_plan(Query *parse)
 	 */
 	if (parse->querySource != QSRC_ORIGINAL && parse->querySource != QSRC_PARSER &&
 		(contain_volatile_functions_not_nextval((Node *) parse) ||
-		 owner_type_walker((Node *) parse, NULL) || query_function_walker((Node *) parse, NULL)))
+		 owner_type_walker((Node *) parse, NULL) || aa_query_calls((Node *) parse, runs_a_query)))
 	{
 		if (aa_session == NULL)
 			return true;

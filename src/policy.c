@@ -734,18 +734,6 @@ may_read_in_worker(Oid fn, void *context)
 	return may;
 }
 
-static bool
-worker_read_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, may_read_in_worker, context))
-		return true;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, worker_read_walker, context, 0);
-	return expression_tree_walker(node, worker_read_walker, context);
-}
-
 /*
  * Before planning: may the statement have parallel workers?  The row check
  * runs only in a parallel plan's leader (it is PARALLEL RESTRICTED), but a
@@ -761,7 +749,7 @@ aa_policy_parallel_ok(Query *parse)
 {
 	if (superuser() || !aa_extension_ready())
 		return true;
-	return !worker_read_walker((Node *) parse, NULL);
+	return !aa_query_calls((Node *) parse, may_read_in_worker);
 }
 
 static List *

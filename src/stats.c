@@ -286,7 +286,6 @@ plan_reads_statistics(PlannedStmt *ps)
 	return false;
 }
 
-
 static void
 aa_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
 {
@@ -451,19 +450,6 @@ aa_stats_utility_text(Node *stmt, const char *query, int location, int len)
 	}
 }
 
-static bool
-stats_function_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, is_stats_function, NULL))
-		return true;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, stats_function_walker,
-								 context, 0);
-	return expression_tree_walker(node, stats_function_walker, context);
-}
-
 /*
  * Plans made before the session began were not checked for it: the first
  * hook to see a new session makes every cached plan be made again when one
@@ -502,7 +488,7 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	aa_owner_code_plan(parse);
 	if (aa_session == NULL)
 	{
-		bool		stats = stats_function_walker((Node *) parse, NULL);
+		bool		stats = aa_query_calls((Node *) parse, is_stats_function);
 
 		/*
 		 * A principal's login reads them in no session either: a second
@@ -523,7 +509,7 @@ aa_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		check_session_changed();
 		aa_other_code_plan(parse);
-		if (stats_function_walker((Node *) parse, NULL))
+		if (aa_query_calls((Node *) parse, is_stats_function))
 		{
 			aa_audit_statement("denied", "deny", NULL, aa_action_name(AA_ACT_READ),
 							   0, NULL, "{\"reason\": \"statistics function\"}", false);

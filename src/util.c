@@ -32,6 +32,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
@@ -458,6 +459,29 @@ aa_action_name(int action)
 		if (action == AA_ACT_BIT(i))
 			return action_names[i];
 	return "write";
+}
+
+/*
+ * Does the statement (a Query, with its subqueries, CTEs and sublinks) or
+ * the expression call a function check says yes to -- directly, as an
+ * operator's, a coercion's or an aggregate's?
+ */
+static bool
+calls_walker(Node *node, void *check)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, (check_function_callback) check, NULL))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_walker, check, 0);
+	return expression_tree_walker(node, calls_walker, check);
+}
+
+bool
+aa_query_calls(Node *node, check_function_callback check)
+{
+	return calls_walker(node, (void *) check);
 }
 
 /* a RENAME of a relation, by whatever ALTER TABLE/INDEX/VIEW/... spelling */

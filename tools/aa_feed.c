@@ -654,6 +654,17 @@ report_position(long long seq)
 	return 0;
 }
 
+/* the database's log is another history than the feed's: stop, saying what */
+static void
+other_history(const char *what)
+{
+	die("the database's audit log is not the one this feed delivered from: %s. "
+		"The database is on another history -- a standby promoted before it received the records the feed had sent, "
+		"or a backup restored to an earlier point -- and its seqs from there may be other records than the repository's. "
+		"Keep the repository's events of the old history (they may be their only copy) before feeding this one: "
+		"see the README, \"Audit feed after a failover\"", what);
+}
+
 /*
  * Is the database's log the one this feed delivered from?  The record at
  * the position must have the hash the state file keeps; purged, the
@@ -717,16 +728,13 @@ check_history(long long position)
 	if (strcmp(have, last_hash) != 0)
 	{
 		char		msg[512];
+		char		what[256];
 
 		snprintf(msg, sizeof(msg), "%s", have);
 		PQclear(r);
-		die("the database's audit log is not the one this feed delivered from: "
-			"the record at seq %lld has another hash (%.16s..., the state file %.16s...). "
-			"The database is on another history -- a standby promoted before it received the records the feed had sent, "
-			"or a backup restored to an earlier point -- and its seqs up to %lld may be other records than the repository's. "
-			"Keep the repository's events of the old history (they may be their only copy) before feeding this one: "
-			"see the README, \"Audit feed after a failover\"",
-			seq == position ? position : position + 1, msg, last_hash, position);
+		snprintf(what, sizeof(what), "the record at seq %lld has another hash (%.16s..., the state file %.16s...)",
+				 seq == position ? position : position + 1, msg, last_hash);
+		other_history(what);
 	}
 	PQclear(r);
 	return 0;
@@ -1018,13 +1026,11 @@ main(int argc, char **argv)
 				strcmp(PQgetvalue(r, i, 4), last_hash) != 0)
 			{
 				PQclear(r);
-				die("the database's audit log is not the one this feed delivered from: "
-					"the record at seq %lld does not chain to the one delivered at seq %lld (%.16s...). "
-					"The database is on another history -- a standby promoted before it received the records the feed had sent, "
-					"or a backup restored to an earlier point. "
-					"Keep the repository's events of the old history (they may be their only copy) before feeding this one: "
-					"see the README, \"Audit feed after a failover\"",
-					seq, last, last_hash);
+				char		what[256];
+
+				snprintf(what, sizeof(what), "the record at seq %lld does not chain to the one delivered at seq %lld (%.16s...)",
+						 seq, last, last_hash);
+				other_history(what);
 			}
 
 			/*
