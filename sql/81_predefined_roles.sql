@@ -1,0 +1,96 @@
+-- PostgreSQL's predefined roles and agentauth's own tables and views
+-- (1.1, found by review).  pg_read_all_data and pg_write_all_data act as if
+-- they held SELECT, INSERT, UPDATE and DELETE on every table and view.  A
+-- login given both (an ETL account) took an agent over, minted itself a
+-- token, forged consents and read what no consent permits, and nothing was
+-- recorded.  Each attack of the review is tried here; each must fail, and
+-- the access state must be what it was.
+\set SHOW_CONTEXT never
+CREATE ROLE reg81_agent LOGIN;
+CREATE ROLE reg81_etl LOGIN;
+GRANT pg_read_all_data, pg_write_all_data TO reg81_etl;
+CREATE TABLE reg81_chart (patient_id text NOT NULL, lab text, hiv text);
+INSERT INTO reg81_chart VALUES ('R81-P1', 'lab1', 'hiv1'), ('R81-P2', 'lab2', 'hiv2');
+SELECT agentauth.protect_table('reg81_chart', 'patient_id', '{"lab": "lab", "hiv": "hiv"}');
+GRANT SELECT ON reg81_chart TO reg81_agent;
+SELECT agentauth.register_agent('reg81-agent', 'reg81_agent', 'Review',
+    '{TREAT}', '{lab:read}') AS agent \gset
+SELECT agentauth.record_consent('R81-P1', 'permit', purposes => '{TREAT}',
+    data_classes => '{lab}') IS NOT NULL AS consented;
+SELECT count(*) AS records_before FROM agentauth.audit_log \gset
+
+SET SESSION AUTHORIZATION reg81_etl;
+-- the protected table: row security binds the role (as before)
+SELECT count(*) AS chart_rows FROM reg81_chart;
+-- 1. the agent taken over: its login and scopes rewritten
+UPDATE agentauth.principal SET db_role = 'reg81_etl'::regrole, scopes = '{lab:read,hiv:read}'
+ WHERE name = 'reg81-agent';
+-- 2. a token minted (its secret's hash written by hand)
+INSERT INTO agentauth.token (secret_hash, agent, chain, purpose, scopes, issued_by, expires_at)
+SELECT sha256(convert_to('aat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'UTF8')), id, '{}',
+       'TREAT', '{lab:read,hiv:read}', 'reg81_etl', now() + interval '1 hour'
+  FROM agentauth.principal WHERE name = 'reg81-agent';
+-- 3. a consent forged
+INSERT INTO agentauth.consent (patient, decision, purposes, data_classes, actions, valid, recorded_by)
+VALUES ('R81-P2', 'permit', '{TREAT}', '{lab,hiv}', '{read}', tstzrange(now() - interval '1 day', NULL), 'desk');
+-- 4. a class made ordinary, a default opened, a withdrawal undone
+UPDATE agentauth.data_class SET sensitive = false WHERE name = 'hiv';
+INSERT INTO agentauth.default_decision (purpose, data_class, decision, changed_by) VALUES ('TREAT', '*', 'permit', 'x');
+UPDATE agentauth.consent SET withdrawn_at = NULL;
+DELETE FROM agentauth.consent;
+-- 5. through the views that PostgreSQL would let a write pass
+UPDATE agentauth.principals SET status = 'suspended' WHERE name = 'reg81-agent';
+INSERT INTO agentauth.default_decisions (purpose, data_class, decision) VALUES ('TREAT', '*', 'permit');
+DELETE FROM agentauth.agent_inventory WHERE name = 'reg81-agent';
+-- 6. the log, the consents and the registry read directly: no row
+SELECT (SELECT count(*) FROM agentauth.audit_record) AS log_rows,
+       (SELECT count(*) FROM agentauth.consent) AS consent_rows,
+       (SELECT count(*) FROM agentauth.principal) AS principal_rows,
+       (SELECT count(*) FROM agentauth.token) AS token_rows;
+-- 7. the minted secret opens nothing
+SELECT agentauth.begin_session('aat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+RESET SESSION AUTHORIZATION;
+
+-- nothing changed
+SELECT name, db_role, scopes, status FROM agentauth.principals WHERE name = 'reg81-agent';
+SELECT count(*) AS tokens FROM agentauth.token t JOIN agentauth.principal p ON p.id = t.agent
+ WHERE p.name = 'reg81-agent';
+SELECT patient, decision, data_classes, withdrawn_at IS NULL AS active
+  FROM agentauth.consent WHERE patient LIKE 'R81-%' ORDER BY patient;
+SELECT sensitive FROM agentauth.data_class WHERE name = 'hiv';
+SELECT count(*) AS forged_defaults FROM agentauth.default_decision WHERE changed_by = 'x';
+-- the one record the attempts left: begin_session's refusal
+SELECT event, outcome FROM agentauth.audit_log WHERE seq > :records_before ORDER BY seq;
+
+-- the roles the grants name still do their work: an admin's alert rule, an
+-- auditor's read of the log's table, a consent manager's FHIR versions
+CREATE ROLE reg81_admin LOGIN IN ROLE agentauth_admin;
+CREATE ROLE reg81_auditor LOGIN IN ROLE agentauth_auditor;
+CREATE ROLE reg81_desk LOGIN IN ROLE agentauth_consent_manager;
+INSERT INTO agentauth.fhir_consent_version (source, patient, content, active)
+VALUES ('Consent/reg81', 'R81-P1', '\x00', true);
+SET SESSION AUTHORIZATION reg81_admin;
+INSERT INTO agentauth.alert_rule (event, threshold, per, action)
+VALUES ('denied', 9981, '1 minute', 'notify') RETURNING event, threshold;
+DELETE FROM agentauth.alert_rule WHERE threshold = 9981 RETURNING event, threshold;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION reg81_auditor;
+SELECT count(*) > 0 AS auditor_reads_log FROM agentauth.audit_record;
+SELECT count(*) > 0 AS auditor_reads_rules FROM agentauth.alert_rule;
+SELECT source AS auditor_reads_versions FROM agentauth.fhir_consent_version WHERE source = 'Consent/reg81';
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION reg81_desk;
+SELECT source AS manager_reads_versions FROM agentauth.fhir_consent_version WHERE source = 'Consent/reg81';
+RESET SESSION AUTHORIZATION;
+DELETE FROM agentauth.fhir_consent_version WHERE source = 'Consent/reg81';
+
+-- every table of the extension has row security, and every view refuses
+-- writes (a new table or view must join them)
+SELECT c.relname AS table_without_row_security FROM pg_class c
+ WHERE c.relnamespace = 'agentauth'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT c.relrowsecurity;
+SELECT c.relname AS writable_view FROM pg_class c
+ WHERE c.relnamespace = 'agentauth'::regnamespace AND c.relkind = 'v'
+   AND pg_relation_is_updatable(c.oid, false) <> 0
+   AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'read_only');
+
