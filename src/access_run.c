@@ -222,22 +222,31 @@ flush_untouched(AAQueryAccess *q)
  * ------------------------------------------------------------------
  */
 
-/* does this plan node scan one of the statement's protected relations? */
+/*
+ * Does this plan node scan one of the statement's protected relations, a
+ * partition or inheritance child of one (the row check names the table
+ * the statement named; 1.1, found by review: a cursor over a partitioned
+ * table was taken for one that keeps nothing, and returned the rows of a
+ * patient whose consent was withdrawn), or another protected relation?
+ */
 static bool
 scans_protected(Plan *plan, PlannedStmt *ps, AAQueryAccess *q)
 {
-	Index		scanrelid;
-	Oid			relid;
-	ListCell   *lc;
+	Index		rti = aa_plan_scanrelid(plan);
+	Index		scanrelid = rti;
 
-	scanrelid = aa_plan_scanrelid(plan);
-	if (scanrelid == 0 || scanrelid > list_length(ps->rtable))
-		return false;
-	relid = rt_fetch(scanrelid, ps->rtable)->relid;
-	foreach(lc, q->rels)
-		if (((RelAccess *) lfirst(lc))->relid == relid)
-			return true;
-	return false;
+	for (int depth = 0; depth < 64 && rti != 0 && rti <= list_length(ps->rtable); depth++)
+	{
+		Oid			relid = rt_fetch(rti, ps->rtable)->relid;
+		ListCell   *lc;
+
+		foreach(lc, q->rels)
+			if (((RelAccess *) lfirst(lc))->relid == relid)
+				return true;
+		rti = aa_plan_parent_rti(ps, rti);
+	}
+	return scanrelid != 0 && scanrelid <= list_length(ps->rtable) &&
+		aa_is_protected(rt_fetch(scanrelid, ps->rtable)->relid);
 }
 
 /*
