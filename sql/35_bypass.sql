@@ -76,3 +76,32 @@ SELECT count(*) FILTER (WHERE p LIKE '%audit_log_unregistered_idx%') AS by_the_i
        count(*) FILTER (WHERE p LIKE '%Seq Scan on audit_record%') AS log_scans
   FROM reg35_explain('SELECT * FROM agentauth.unregistered_activity WHERE kind = ''attempt''') p;
 RESET enable_seqscan;
+
+-- Maintenance that reads every row of a protected table (1.1, found by
+-- review: none of it was recorded, and a failing statement wrote other
+-- patients' values to the server log): a superuser's index builds,
+-- ALTER TABLE rewrites and validations, CLUSTER, VACUUM FULL and ANALYZE
+-- are privileged_access, recorded before the statement runs (a failing
+-- one too).  The owner, whom row security binds, runs the same
+-- maintenance unrecorded: PostgreSQL leaves the key out of its errors.
+SELECT coalesce(max(seq), 0) AS seq35m FROM agentauth.audit_log \gset
+CREATE INDEX reg35_dx_dx ON reg35_dx (dx);
+CREATE UNIQUE INDEX reg35_dx_bad ON reg35_dx ((left(dx, 0)));
+REINDEX INDEX reg35_dx_dx;
+REINDEX TABLE reg35_dx;
+CLUSTER reg35_dx USING reg35_dx_dx;
+VACUUM FULL reg35_dx;
+ANALYZE reg35_dx;
+VACUUM (ANALYZE) reg35_dx;
+ALTER TABLE reg35_dx ADD CONSTRAINT reg35_dx_len CHECK (length(dx) < 100);
+ALTER TABLE reg35_dx ALTER COLUMN dx TYPE varchar(3);
+VACUUM reg35_dx;
+ALTER TABLE reg35_dx OWNER TO reg35_owner;
+SET SESSION AUTHORIZATION reg35_owner;
+REINDEX TABLE reg35_dx;
+ANALYZE reg35_dx;
+RESET SESSION AUTHORIZATION;
+SELECT db_role, detail->>'command' AS command, detail->>'reason' AS reason, action, outcome
+  FROM agentauth.audit_log
+ WHERE relation = 'public.reg35_dx' AND event = 'privileged_access' AND seq > :seq35m
+ ORDER BY seq;

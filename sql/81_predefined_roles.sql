@@ -94,3 +94,20 @@ SELECT c.relname AS writable_view FROM pg_class c
    AND pg_relation_is_updatable(c.oid, false) <> 0
    AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'read_only');
 
+
+-- A login renamed while its backend runs, and a new role made under the old
+-- name (1.1, found by review): the backend's records kept the name it had
+-- first read, so they named the new role, while their own detail named the
+-- old one by its new name.  Each record names the role as it is called
+-- when the record is made.
+SELECT coalesce(max(seq), 0) AS seq81r FROM agentauth.audit_log \gset
+SET SESSION AUTHORIZATION reg81_etl;
+SELECT count(*) FROM reg81_chart;
+RESET SESSION AUTHORIZATION;
+ALTER ROLE reg81_etl RENAME TO reg81_etl_old;
+CREATE ROLE reg81_etl;
+SET SESSION AUTHORIZATION reg81_etl_old;
+SELECT count(*) FROM reg81_chart;
+RESET SESSION AUTHORIZATION;
+SELECT event, db_role, detail->>'role' AS detail_role FROM agentauth.audit_log
+ WHERE relation = 'public.reg81_chart' AND seq > :seq81r ORDER BY seq;

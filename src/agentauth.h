@@ -1120,6 +1120,8 @@ extern void aa_refuse_copy_in_session(const char *relname, int ncols,
 									  const char **cols);
 /* utility.c: LISTEN agentauth_alerts, refused to a principal's login */
 extern void aa_admit_listen(Node *stmt);
+/* utility.c: maintenance that reads a protected table's rows, by a role row security does not bind: privileged_access */
+extern void aa_admit_utility_reads(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * access.c -- the statement's access context: the per-row check, the

@@ -20,8 +20,10 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -58,14 +60,33 @@ static char cached_statement[128];
  * session_end) the catalog cannot be read: a role not seen before, as
  * after RESET SESSION AUTHORIZATION, is named by the session_authorization
  * setting, which holds the name it was set by (or the login's), and is
- * not kept: the catalog's name replaces it in the next transaction.
+ * not kept: the catalog's name replaces it in the next transaction.  A
+ * role renamed while the backend runs is named by its new name from the
+ * next record made in a transaction (the name was kept for the backend's
+ * life: its records named the role that took the old name).
  */
+static bool role_name_stale = false;
+
+/* a role was renamed, made or dropped: read the name again (1.1, found by review) */
+static void
+forget_role_name(Datum arg, int cacheid, uint32 hashvalue)
+{
+	role_name_stale = true;
+}
+
 static const char *
 session_user_name(void)
 {
 	Oid			role = GetSessionUserId();
+	static bool callback_registered = false;
 
-	if (role != cached_role || cached_role_name == NULL)
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, forget_role_name, (Datum) 0);
+		callback_registered = true;
+	}
+	if (role != cached_role || cached_role_name == NULL ||
+		(role_name_stale && IsTransactionState()))
 	{
 		char	   *name = NULL;
 		char	   *copy;
@@ -85,6 +106,7 @@ session_user_name(void)
 			pfree(cached_role_name);
 		cached_role_name = copy;
 		cached_role = role;
+		role_name_stale = false;
 	}
 	return cached_role_name;
 }

@@ -67,6 +67,7 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	aa_ddl_check(stmt);
 	aa_admit_listen(stmt);
+	aa_admit_utility_reads(stmt);
 	moved = aa_ddl_moved_relation(stmt);
 	aa_audit_guard_check(stmt);
 	aa_schema_guard_check(stmt);
