@@ -6222,6 +6222,17 @@ BEGIN
     PERFORM agentauth._check_name(name);
     PERFORM agentauth._check_name_free($1);
     v_role := agentauth._check_role(db_role);
+    -- (1.1, found by review) an agent's login is a member of no agentauth
+    -- privilege role: the agent would administer, issue, consent or audit
+    -- with it (a clinician may also be an auditor or privacy officer)
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles m
+                WHERE m.rolname LIKE 'agentauth\_%'
+                  AND pg_catalog.pg_has_role(v_role, m.oid, 'MEMBER')) THEN
+        RAISE EXCEPTION 'role "%" is a member of an agentauth privilege role', db_role
+            USING ERRCODE = '22023',
+            DETAIL = 'An agent would act with that role''s privileges in its sessions.',
+            HINT = 'Register a login role of the agent''s own.';
+    END IF;
     PERFORM agentauth._check_text(owner, 'owner', true, 4000);
     purposes := agentauth._check_purposes(purposes);
     scopes := agentauth._check_scopes(scopes, true);
@@ -6509,3 +6520,56 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR UPDATE OR DELETE ON agentauth.agen
     FOR EACH ROW EXECUTE FUNCTION agentauth._read_only_view();
 CREATE TRIGGER read_only INSTEAD OF INSERT OR UPDATE OR DELETE ON agentauth.alerts
     FOR EACH ROW EXECUTE FUNCTION agentauth._read_only_view();
+
+-- (1.1) a principal's login may not be a member of a privilege role
+CREATE OR REPLACE FUNCTION agentauth._check_role(r regrole)
+RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec record;
+    other text;
+BEGIN
+    IF r IS NULL THEN
+        RAISE EXCEPTION 'db_role must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT rolname, rolcanlogin, rolsuper, rolbypassrls INTO rec
+      FROM pg_catalog.pg_roles WHERE oid = r::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role with OID % does not exist', r::oid USING ERRCODE = '42704';
+    END IF;
+    IF rec.rolname LIKE 'pg\_%' OR rec.rolname LIKE 'agentauth\_%' THEN
+        RAISE EXCEPTION 'role "%" cannot be a principal', rec.rolname USING ERRCODE = '22023',
+            DETAIL = 'Predefined roles and the agentauth privilege roles are not principals.';
+    END IF;
+    IF rec.rolsuper OR rec.rolbypassrls THEN
+        RAISE EXCEPTION 'role "%" bypasses row security', rec.rolname USING ERRCODE = '22023',
+            DETAIL = 'A superuser or a role with BYPASSRLS cannot be held to its registration.',
+            HINT = 'Register an ordinary login role (NOSUPERUSER NOBYPASSRLS).';
+    END IF;
+    IF NOT rec.rolcanlogin THEN
+        RAISE EXCEPTION 'role "%" cannot log in', rec.rolname USING ERRCODE = '22023',
+            HINT = 'A principal connects as its own login role: ALTER ROLE ... LOGIN.';
+    END IF;
+    -- (1.1, found by review) nor a member of a role that reaches every
+    -- table or the server's files: a principal would act with it
+    -- (membership granted later: README, Caveats)
+    SELECT m.rolname INTO other FROM pg_catalog.pg_roles m
+     WHERE m.rolname IN ('pg_read_all_data', 'pg_write_all_data', 'pg_execute_server_program',
+                         'pg_read_server_files', 'pg_write_server_files')
+       AND pg_catalog.pg_has_role(r::oid, m.oid, 'MEMBER')
+     ORDER BY m.rolname LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role "%" is a member of "%"', rec.rolname, other USING ERRCODE = '22023',
+            DETAIL = 'A principal would act with that role''s privileges in its sessions.',
+            HINT = 'Register a login role that is a member of none of pg_read_all_data, pg_write_all_data and the server-file roles.';
+    END IF;
+    SELECT p.name INTO other FROM agentauth.principal p WHERE p.db_role = r::oid;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role "%" is already the principal "%"', rec.rolname, other
+            USING ERRCODE = '23505', HINT = 'One principal per login role.';
+    END IF;
+    RETURN r::oid;
+END
+$$;

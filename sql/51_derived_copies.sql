@@ -8,7 +8,6 @@
 \set SHOW_CONTEXT never
 CREATE ROLE reg51_agent LOGIN;
 CREATE ROLE reg51_reader LOGIN;
-GRANT pg_write_server_files TO reg51_agent;
 CREATE SCHEMA reg51_work AUTHORIZATION reg51_agent;
 GRANT USAGE ON SCHEMA reg51_work TO reg51_reader;
 CREATE TABLE reg51_labs (id int PRIMARY KEY, patient_id text NOT NULL, value numeric, note text);
@@ -22,6 +21,8 @@ CREATE TABLE reg51_work.copy (patient_id text, value numeric);
 ALTER TABLE reg51_work.copy OWNER TO reg51_agent;
 SELECT agentauth.register_agent('reg51-agent', 'reg51_agent', 'Lab AI', '{TREATDS}',
     '{lab:read,lab:write}') AS agent \gset
+-- (granted after registration, which refuses a member of the role)
+GRANT pg_write_server_files TO reg51_agent;
 SELECT agentauth.issue_token(:'agent', 'TREATDS') AS tok \gset
 SELECT agentauth.record_consent('R51-P1', 'permit', '{TREATDS}', actions => '{read,write}') IS NOT NULL AS c1;
 SELECT coalesce(max(seq), 0) AS seq0 FROM agentauth.audit_log \gset

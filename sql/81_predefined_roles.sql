@@ -111,3 +111,14 @@ SELECT count(*) FROM reg81_chart;
 RESET SESSION AUTHORIZATION;
 SELECT event, db_role, detail->>'role' AS detail_role FROM agentauth.audit_log
  WHERE relation = 'public.reg81_chart' AND seq > :seq81r ORDER BY seq;
+
+-- A principal's login that already holds such a role, or an agent's that
+-- is an agentauth privilege role's member (1.1, found by review: both
+-- were registered without a word; a clinician may also be an auditor)
+CREATE ROLE reg81_copier LOGIN IN ROLE pg_write_server_files;
+SELECT agentauth.register_agent('reg81-etl', 'reg81_etl_old', 'Review', '{TREAT}', '{lab:read}');
+SELECT agentauth.register_human('reg81 copier', 'reg81_copier', '{TREAT}', '{lab:read}');
+CREATE ROLE reg81_auditor_bot LOGIN IN ROLE reg81_auditor;
+SELECT agentauth.register_agent('reg81-audit-bot', 'reg81_auditor_bot', 'Review', '{TREAT}', '{lab:read}');
+CREATE ROLE reg81_clinician LOGIN IN ROLE agentauth_privacy_officer;
+SELECT agentauth.register_human('reg81 clinician', 'reg81_clinician', '{TREAT}', '{lab:read}') IS NOT NULL AS clinician_registered;

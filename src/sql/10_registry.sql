@@ -232,6 +232,19 @@ BEGIN
         RAISE EXCEPTION 'role "%" cannot log in', rec.rolname USING ERRCODE = '22023',
             HINT = 'A principal connects as its own login role: ALTER ROLE ... LOGIN.';
     END IF;
+    -- (1.1, found by review) nor a member of a role that reaches every
+    -- table or the server's files: a principal would act with it
+    -- (membership granted later: README, Caveats)
+    SELECT m.rolname INTO other FROM pg_catalog.pg_roles m
+     WHERE m.rolname IN ('pg_read_all_data', 'pg_write_all_data', 'pg_execute_server_program',
+                         'pg_read_server_files', 'pg_write_server_files')
+       AND pg_catalog.pg_has_role(r::oid, m.oid, 'MEMBER')
+     ORDER BY m.rolname LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role "%" is a member of "%"', rec.rolname, other USING ERRCODE = '22023',
+            DETAIL = 'A principal would act with that role''s privileges in its sessions.',
+            HINT = 'Register a login role that is a member of none of pg_read_all_data, pg_write_all_data and the server-file roles.';
+    END IF;
     SELECT p.name INTO other FROM agentauth.principal p WHERE p.db_role = r::oid;
     IF FOUND THEN
         RAISE EXCEPTION 'role "%" is already the principal "%"', rec.rolname, other
@@ -357,6 +370,17 @@ BEGIN
     PERFORM agentauth._check_name(name);
     PERFORM agentauth._check_name_free($1);
     v_role := agentauth._check_role(db_role);
+    -- (1.1, found by review) an agent's login is a member of no agentauth
+    -- privilege role: the agent would administer, issue, consent or audit
+    -- with it (a clinician may also be an auditor or privacy officer)
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles m
+                WHERE m.rolname LIKE 'agentauth\_%'
+                  AND pg_catalog.pg_has_role(v_role, m.oid, 'MEMBER')) THEN
+        RAISE EXCEPTION 'role "%" is a member of an agentauth privilege role', db_role
+            USING ERRCODE = '22023',
+            DETAIL = 'An agent would act with that role''s privileges in its sessions.',
+            HINT = 'Register a login role of the agent''s own.';
+    END IF;
     PERFORM agentauth._check_text(owner, 'owner', true, 4000);
     purposes := agentauth._check_purposes(purposes);
     scopes := agentauth._check_scopes(scopes, true);
