@@ -122,3 +122,15 @@ CREATE ROLE reg81_auditor_bot LOGIN IN ROLE reg81_auditor;
 SELECT agentauth.register_agent('reg81-audit-bot', 'reg81_auditor_bot', 'Review', '{TREAT}', '{lab:read}');
 CREATE ROLE reg81_clinician LOGIN IN ROLE agentauth_privacy_officer;
 SELECT agentauth.register_human('reg81 clinician', 'reg81_clinician', '{TREAT}', '{lab:read}') IS NOT NULL AS clinician_registered;
+
+-- unregistered_activity's privileged roles: a login that can SET ROLE to a
+-- BYPASSRLS group reads every row, inheriting or not (1.1, found by review:
+-- one was listed as not bypassing, the NOINHERIT one not at all)
+CREATE ROLE reg81_bypassers NOLOGIN BYPASSRLS;
+GRANT SELECT ON reg81_chart TO reg81_bypassers;
+CREATE ROLE reg81_x LOGIN IN ROLE reg81_bypassers;
+CREATE ROLE reg81_y LOGIN NOINHERIT IN ROLE reg81_bypassers;
+SET ROLE agentauth_auditor;
+SELECT role, privileges, bypasses_rls FROM agentauth.unregistered_activity
+ WHERE kind = 'privileged role' AND relation = 'public.reg81_chart' AND role LIKE 'reg81%' ORDER BY role;
+RESET ROLE;

@@ -736,7 +736,10 @@ BEGIN
         pg_catalog.jsonb_build_object('purpose', purpose, 'expires_at', v_expires,
             'on_behalf_of', on_behalf_of, 'scopes', scopes, 'patients', patients),
         p.id, v_id);
-    PERFORM agentauth._bump_generation();
+    -- (1.1) no move of the generation: a new token changes no decision a
+    -- backend keeps (a session's own token is read again only when it may
+    -- have changed: revoked, its agent suspended), and every backend
+    -- dropped its consent and decision caches at each token issued
     RETURN v_secret;
 END
 $$;
@@ -924,7 +927,10 @@ BEGIN
             'on_behalf_of', parent.on_behalf_of, 'scopes', scopes, 'patients', patients,
             'delegated_by', me.id, 'parent', parent.id),
         child.id, v_id);
-    PERFORM agentauth._bump_generation();
+    -- (1.1) no move of the generation: a new token changes no decision a
+    -- backend keeps (a session's own token is read again only when it may
+    -- have changed: revoked, its agent suspended), and every backend
+    -- dropped its consent and decision caches at each token issued
     RETURN v_secret;
 END
 $$;

@@ -390,21 +390,34 @@ SELECT 'privileged role', r.rolname::text,
        pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
        NULL, NULL, NULL, NULL, NULL,
        ARRAY(SELECT p FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
-              WHERE pg_catalog.has_table_privilege(r.oid, t.objoid, p)),
-       r.rolsuper OR r.rolbypassrls
+              WHERE EXISTS (SELECT FROM pg_catalog.unnest(r.becomes) g
+                             WHERE pg_catalog.has_table_privilege(g, t.objoid, p))),
+       r.bypasses
   FROM pg_catalog.pg_seclabel t
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.objoid
   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-  CROSS JOIN pg_catalog.pg_roles r
+  -- (1.1, found by review) each login with the roles it can SET ROLE to,
+  -- NOINHERIT or not: what it may do as any of them (a member of a
+  -- BYPASSRLS group, of pg_read_all_data)
+  CROSS JOIN LATERAL (
+       SELECT l.rolname,
+              ARRAY(SELECT g.oid FROM pg_catalog.pg_roles g
+                     WHERE pg_catalog.pg_has_role(l.oid, g.oid, 'MEMBER')) AS becomes,
+              EXISTS (SELECT FROM pg_catalog.pg_roles g
+                       WHERE (g.rolsuper OR g.rolbypassrls)
+                         AND pg_catalog.pg_has_role(l.oid, g.oid, 'MEMBER')) AS bypasses
+         FROM pg_catalog.pg_roles l
+        WHERE l.rolcanlogin
+          AND NOT EXISTS (SELECT FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) l.oid)
+       OFFSET 0) r
  WHERE t.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
    AND t.objsubid OPERATOR(pg_catalog.=) 0
    AND t.provider OPERATOR(pg_catalog.=) 'agentauth'
-   AND r.rolcanlogin
-   AND NOT EXISTS (SELECT FROM agentauth.principal p WHERE p.db_role OPERATOR(pg_catalog.=) r.oid)
-   AND (pg_catalog.has_table_privilege(r.oid, t.objoid, 'SELECT')
-        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'INSERT')
-        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'UPDATE')
-        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'DELETE')
-        OR pg_catalog.has_table_privilege(r.oid, t.objoid, 'TRUNCATE'));
+   AND EXISTS (SELECT FROM pg_catalog.unnest(r.becomes) g
+                WHERE pg_catalog.has_table_privilege(g, t.objoid, 'SELECT')
+                   OR pg_catalog.has_table_privilege(g, t.objoid, 'INSERT')
+                   OR pg_catalog.has_table_privilege(g, t.objoid, 'UPDATE')
+                   OR pg_catalog.has_table_privilege(g, t.objoid, 'DELETE')
+                   OR pg_catalog.has_table_privilege(g, t.objoid, 'TRUNCATE'));
 REVOKE ALL ON agentauth.unregistered_activity FROM PUBLIC;
 GRANT SELECT ON agentauth.unregistered_activity TO agentauth_auditor;
