@@ -223,30 +223,27 @@ flush_untouched(AAQueryAccess *q)
  */
 
 /*
- * Does this plan node scan one of the statement's protected relations, a
- * partition or inheritance child of one (the row check names the table
- * the statement named; 1.1, found by review: a cursor over a partitioned
- * table was taken for one that keeps nothing, and returned the rows of a
- * patient whose consent was withdrawn), or another protected relation?
+ * Does this plan node scan a protected relation: one the statement's row
+ * checks name, or another -- a partition or inheritance child of one, which
+ * is protected itself while the row check names the table the statement
+ * named (1.1, found by review: a cursor over a partitioned table was taken
+ * for one that keeps nothing, and returned the rows of a patient whose
+ * consent was withdrawn)?
  */
 static bool
 scans_protected(Plan *plan, PlannedStmt *ps, AAQueryAccess *q)
 {
-	Index		rti = aa_plan_scanrelid(plan);
-	Index		scanrelid = rti;
+	Index		scanrelid = aa_plan_scanrelid(plan);
+	Oid			relid;
+	ListCell   *lc;
 
-	for (int depth = 0; depth < 64 && rti != 0 && rti <= list_length(ps->rtable); depth++)
-	{
-		Oid			relid = rt_fetch(rti, ps->rtable)->relid;
-		ListCell   *lc;
-
-		foreach(lc, q->rels)
-			if (((RelAccess *) lfirst(lc))->relid == relid)
-				return true;
-		rti = aa_plan_parent_rti(ps, rti);
-	}
-	return scanrelid != 0 && scanrelid <= list_length(ps->rtable) &&
-		aa_is_protected(rt_fetch(scanrelid, ps->rtable)->relid);
+	if (scanrelid == 0 || scanrelid > list_length(ps->rtable))
+		return false;
+	relid = rt_fetch(scanrelid, ps->rtable)->relid;
+	foreach(lc, q->rels)
+		if (((RelAccess *) lfirst(lc))->relid == relid)
+			return true;
+	return aa_is_protected(relid);
 }
 
 /*

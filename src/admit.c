@@ -307,6 +307,41 @@ aa_refuse_cascade(const char *relname, const char *action, uint64 rows)
 }
 
 /*
+ * Does this ALTER TABLE subcommand validate a foreign key of relid (ADD of
+ * one not NOT VALID, VALIDATE CONSTRAINT of one)?  *parent: the table it
+ * references (InvalidOid when its name does not resolve).
+ */
+static bool
+validates_fk(Oid relid, AlterTableCmd *cmd, Oid *parent)
+{
+	*parent = InvalidOid;
+	if (cmd->subtype == AT_AddConstraint && cmd->def != NULL &&
+		IsA(cmd->def, Constraint) &&
+		((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
+		!((Constraint *) cmd->def)->skip_validation)
+	{
+		*parent = RangeVarGetRelid(((Constraint *) cmd->def)->pktable, NoLock, true);
+		return true;
+	}
+	if (cmd->subtype == AT_ValidateConstraint && cmd->name != NULL && OidIsValid(relid))
+	{
+		Oid			conid = get_relation_constraint_oid(relid, cmd->name, true);
+		HeapTuple	tup;
+
+		if (!OidIsValid(conid))
+			return false;
+		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
+			*parent = ((Form_pg_constraint) GETSTRUCT(tup))->confrelid;
+		ReleaseSysCache(tup);
+		return OidIsValid(*parent);
+	}
+	return false;
+}
+
+/*
  * ALTER TABLE ... ADD FOREIGN KEY (unless NOT VALID) and VALIDATE
  * CONSTRAINT of a foreign key read every row of the referencing table
  * against the referenced one, as the role in effect.  When either is
@@ -320,37 +355,14 @@ aa_refuse_cascade(const char *relname, const char *action, uint64 rows)
 void
 aa_admit_fk_validation(Oid relid, AlterTableCmd *cmd)
 {
-	Oid			parent = InvalidOid;
+	Oid			parent;
 	const char *what;
 	AAProtectedRel *prot;
 
-	if (cmd->subtype == AT_AddConstraint && cmd->def != NULL &&
-		IsA(cmd->def, Constraint) &&
-		((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
-		!((Constraint *) cmd->def)->skip_validation)
-	{
-		parent = RangeVarGetRelid(((Constraint *) cmd->def)->pktable, NoLock, true);
-		what = "add a validated foreign key";
-	}
-	else if (cmd->subtype == AT_ValidateConstraint && cmd->name != NULL)
-	{
-		Oid			conid = get_relation_constraint_oid(relid, cmd->name, true);
-		HeapTuple	tup;
-
-		if (!OidIsValid(conid))
-			return;
-		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
-		if (!HeapTupleIsValid(tup))
-			return;
-		if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
-			parent = ((Form_pg_constraint) GETSTRUCT(tup))->confrelid;
-		ReleaseSysCache(tup);
-		if (!OidIsValid(parent))
-			return;
-		what = "validate a foreign key";
-	}
-	else
+	if (!validates_fk(relid, cmd, &parent))
 		return;
+	what = cmd->subtype == AT_AddConstraint ? "add a validated foreign key" :
+		"validate a foreign key";
 
 	if (superuser() || has_bypassrls_privilege(GetUserId()))
 		return;
@@ -415,17 +427,9 @@ alter_reads_rows(Oid relid, AlterTableCmd *cmd)
 					 ((Constraint *) cmd->def)->contype == CONSTR_FOREIGN);
 		case AT_ValidateConstraint:
 			{
-				Oid			conid = OidIsValid(relid) && cmd->name ?
-					get_relation_constraint_oid(relid, cmd->name, true) : InvalidOid;
-				HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
-				bool		fk = false;
+				Oid			parent;
 
-				if (HeapTupleIsValid(tup))
-				{
-					fk = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
-					ReleaseSysCache(tup);
-				}
-				return !fk;
+				return !validates_fk(relid, cmd, &parent);
 			}
 		case AT_AddColumn:		/* a default may rewrite every row */
 		case AT_AlterColumnType:
@@ -520,22 +524,19 @@ utility_reads(Node *stmt)
 void
 aa_admit_utility_reads(Node *stmt)
 {
-	List	   *rels;
+	Oid			uid = GetUserId();
 	ListCell   *lc;
 	bool		recorded = false;
 
-	if (!IsTransactionState() || IsParallelWorker())
+	if (!IsTransactionState() || IsParallelWorker() || !aa_role_bypasses_rls(uid))
 		return;
-	rels = utility_reads(stmt);
-	foreach(lc, rels)
+	foreach(lc, utility_reads(stmt))
 	{
 		Oid			relid = lfirst_oid(lc);
 		AAProtectedRel *prot;
 		StringInfoData detail;
-		Oid			uid = GetUserId();
 
-		if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL ||
-			!aa_role_bypasses_rls(uid))
+		if (!OidIsValid(relid) || (prot = aa_protected_rel(relid)) == NULL)
 			continue;
 		initStringInfo(&detail);
 		appendStringInfo(&detail, "{\"reason\": \"%s\", \"command\": ",

@@ -855,13 +855,12 @@ struct Query;
 extern void aa_written_plan(struct Query *parse);
 extern bool aa_written_generated(Oid relid, bool *att, int natts, bool insert);
 
-/* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c; a plan node's children, the relation it scans and that relation's parent in the plan, for access_run.c too */
+/* plan_reads.c -- the columns a plan's scans of a relation test, for columns.c; a plan node's children, for access_run.c too */
 struct PlannedStmt;
 extern Bitmapset *aa_plan_scan_reads(struct PlannedStmt *ps, Index rti);
 struct Plan;
 extern List *aa_plan_children(struct Plan *plan);
 extern Index aa_plan_scanrelid(struct Plan *plan);
-extern Index aa_plan_parent_rti(struct PlannedStmt *ps, Index rti);
 
 /* ddl_names.c -- what frees a protected table's name, for ddl.c */
 struct ReassignOwnedStmt;

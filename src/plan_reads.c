@@ -43,35 +43,28 @@ typedef struct PlanReads
 	Bitmapset  *cols;			/* as pull_varattnos() numbers them */
 } PlanReads;
 
-/*
- * The range-table index of the relation whose partition or inheritance
- * child rti is in the plan (the table the statement named, or a level
- * between); 0 for a relation the statement reached itself.
- */
-Index
-aa_plan_parent_rti(PlannedStmt *ps, Index rti)
-{
-	ListCell   *lc;
-
-	foreach(lc, ps->appendRelations)
-	{
-		AppendRelInfo *ai = lfirst_node(AppendRelInfo, lc);
-
-		if (ai->child_relid == rti)
-			return ai->parent_relid;
-	}
-	return 0;
-}
-
 /* a scan of rti itself, or of a partition or inheritance child of it */
 static bool
 scans_for(PlanReads *pr, Index scanrelid)
 {
 	for (int depth = 0; depth < 64 && scanrelid != 0; depth++)
 	{
+		Index		parent = 0;
+		ListCell   *lc;
+
 		if (scanrelid == pr->rti)
 			return true;
-		scanrelid = aa_plan_parent_rti(pr->ps, scanrelid);
+		foreach(lc, pr->ps->appendRelations)
+		{
+			AppendRelInfo *ai = lfirst_node(AppendRelInfo, lc);
+
+			if (ai->child_relid == scanrelid)
+			{
+				parent = ai->parent_relid;
+				break;
+			}
+		}
+		scanrelid = parent;
 	}
 	return false;
 }
