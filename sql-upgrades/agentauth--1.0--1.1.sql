@@ -6520,7 +6520,7 @@ CREATE FUNCTION agentauth._read_only_view() RETURNS trigger
 BEGIN
     RAISE EXCEPTION 'agentauth.% is read-only', TG_TABLE_NAME
         USING ERRCODE = '42501',
-              HINT = 'Change agentauth''s state through its functions (README "SQL interface").';
+              HINT = 'Change agentauth''s state through its functions (README "Roles": which role calls which).';
 END
 $$;
 REVOKE ALL ON FUNCTION agentauth._read_only_view() FROM PUBLIC;
