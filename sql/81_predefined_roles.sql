@@ -17,6 +17,31 @@ SELECT agentauth.register_agent('reg81-agent', 'reg81_agent', 'Review',
     '{TREAT}', '{lab:read}') AS agent \gset
 SELECT agentauth.record_consent('R81-P1', 'permit', purposes => '{TREAT}',
     data_classes => '{lab}') IS NOT NULL AS consented;
+CREATE ROLE reg81_mon LOGIN IN ROLE pg_monitor;
+-- reads each view of the extension's schema as the caller
+CREATE FUNCTION reg81_read_views() RETURNS TABLE (view_name name, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN SELECT c.relname FROM pg_class c
+              WHERE c.relnamespace = 'agentauth'::regnamespace AND c.relkind = 'v'
+              ORDER BY 1
+    LOOP
+        view_name := v.relname;
+        BEGIN
+            EXECUTE format('SELECT count(*) FROM agentauth.%I', v.relname);
+            outcome := 'read';
+        EXCEPTION WHEN insufficient_privilege THEN
+            outcome := 'refused';
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+CREATE SCHEMA reg81_etl_schema AUTHORIZATION reg81_etl;
+SET ROLE reg81_etl;
+CREATE VIEW reg81_etl_schema.peek AS SELECT * FROM agentauth.audit_log;
+RESET ROLE;
 SELECT count(*) AS records_before FROM agentauth.audit_log \gset
 
 SET SESSION AUTHORIZATION reg81_etl;
@@ -49,6 +74,16 @@ SELECT (SELECT count(*) FROM agentauth.audit_record) AS log_rows,
        (SELECT count(*) FROM agentauth.token) AS token_rows;
 -- 7. the minted secret opens nothing
 SELECT agentauth.begin_session('aat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+-- 8. the views (run as their owner, above the tables' row security): each
+-- one not granted to PUBLIC is refused, and so is one of the role's own
+-- views over them
+SELECT * FROM reg81_read_views();
+SELECT count(*) FROM reg81_etl_schema.peek;
+RESET SESSION AUTHORIZATION;
+-- a member of pg_monitor reads what it is granted (status, audit_feeds) and
+-- nothing else; an auditor reads the views inside views
+SET SESSION AUTHORIZATION reg81_mon;
+SELECT * FROM reg81_read_views() WHERE outcome = 'read';
 RESET SESSION AUTHORIZATION;
 
 -- nothing changed
@@ -76,6 +111,8 @@ DELETE FROM agentauth.alert_rule WHERE threshold = 9981 RETURNING event, thresho
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION reg81_auditor;
 SELECT count(*) > 0 AS auditor_reads_log FROM agentauth.audit_record;
+SELECT count(*) > 0 AS auditor_reads_view FROM agentauth.audit_log;
+SELECT count(*) >= 0 AS auditor_reads_view_in_view FROM agentauth.break_glass_overdue;
 SELECT count(*) > 0 AS auditor_reads_rules FROM agentauth.alert_rule;
 SELECT source AS auditor_reads_versions FROM agentauth.fhir_consent_version WHERE source = 'Consent/reg81';
 RESET SESSION AUTHORIZATION;

@@ -461,6 +461,17 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		ListCell   *lc2;
 		bool		bypass;
 
+		/*
+		 * a view (PostgreSQL 16 keeps it as a subquery with its relid):
+		 * agentauth's own are read by their grantees only
+		 */
+		if (rte->relkind == RELKIND_VIEW && OidIsValid(rte->relid))
+		{
+			rte_cols(ps, rte, &rc);
+			if (rc.required & ACL_SELECT)
+				aa_schema_guard_view_read(rte->relid, rc.checkAsUser);
+			continue;
+		}
 		/* a partitioned table named by the statement: partition.c */
 		if (rte->rtekind != RTE_RELATION ||
 			(rte->relkind != RELKIND_RELATION &&

@@ -16,7 +16,9 @@
  *		by any route).  Before a drop (aa_schema_guard_drop): the triggers
  *		of its tables (they keep the caches of consent and classes
  *		current).  COMMENT is allowed.  The extension's own install and
- *		update scripts are let through.
+ *		update scripts are let through.  At executor start
+ *		(aa_schema_guard_view_read): a read of its views by a role they
+ *		are not granted to (pg_read_all_data's implied SELECT).
  *
  *-------------------------------------------------------------------------
  */
@@ -353,4 +355,50 @@ aa_schema_guard_drop_trigger(Oid trigoid)
 	relid = aa_trigger_relation(trigoid, &internal);
 	if (!internal && rel_in_schema(nsp, relid))
 		refuse("DROP TRIGGER");
+}
+
+/*
+ * A view of the extension's schema is read only by a role that holds
+ * SELECT on it through its own privileges: a grant to the role, to a role
+ * it has the privileges of, or to PUBLIC (and by superusers).  The SELECT
+ * that pg_read_all_data implies on every relation does not reach them: the
+ * views read agentauth's tables as their owner, above the tables' row
+ * security, and show the log, consents and registry.  Called for each view
+ * of a statement's range table at executor start (columns.c), with the
+ * role its permissions are checked as; checkAsUser is a view owner's for a
+ * view inside another view.
+ */
+void
+aa_schema_guard_view_read(Oid viewid, Oid checkAsUser)
+{
+	Oid			uid = OidIsValid(checkAsUser) ? checkAsUser : GetUserId();
+	Oid			nsp;
+	HeapTuple	tuple;
+	Form_pg_class form;
+	Datum		datum;
+	bool		isnull;
+	Acl		   *acl;
+	AclMode		held;
+
+	if (superuser_arg(uid))
+		return;
+	nsp = get_namespace_oid(AA_SCHEMA, true);
+	if (!rel_in_schema(nsp, viewid))
+		return;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(viewid));
+	if (!HeapTupleIsValid(tuple))
+		return;					/* dropped meanwhile: PostgreSQL says so */
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	datum = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relacl, &isnull);
+	acl = isnull ? acldefault(OBJECT_TABLE, form->relowner) : DatumGetAclP(datum);
+	/* aclmask: the ACL's grants alone, without the predefined roles */
+	held = aclmask(acl, uid, form->relowner, ACL_SELECT, ACLMASK_ANY);
+	ReleaseSysCache(tuple);
+	if (held == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for view %s.%s", AA_SCHEMA,
+						get_rel_name(viewid)),
+				 errdetail("agentauth's views are read by the roles they are granted to; the privileges pg_read_all_data implies do not cover them."),
+				 errhint("Grant the role the README's \"Roles\" table names for this view.")));
 }
