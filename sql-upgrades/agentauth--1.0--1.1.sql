@@ -110,9 +110,9 @@ BEGIN
     PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
     PERFORM agentauth._check_ttl(v_ttl, 'ttl', interval '24 hours', '24 hours');
     IF s.patients IS NOT NULL AND NOT (v_patient OPERATOR(pg_catalog.=) ANY (s.patients)) THEN
-        RAISE EXCEPTION 'patient "%" is outside this token''s patient list', v_patient
-            USING ERRCODE = '42501',
-                  HINT = 'Breaking the glass opens consent, not the token''s patient list.';
+        PERFORM agentauth._raise_naming_patient('42501', 'the patient is outside this token''s patient list',
+            pg_catalog.format('Patient "%s".', v_patient),
+            'Breaking the glass opens consent, not the token''s patient list.');
     END IF;
     v_ends := v_start OPERATOR(pg_catalog.+) v_ttl;
 
@@ -1178,9 +1178,9 @@ BEGIN
         RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
     END IF;
     IF patient OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$' THEN
-        RAISE EXCEPTION 'invalid patient id "%"', pg_catalog.left(patient, 80)
-            USING ERRCODE = '22023',
-                  HINT = 'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".';
+        PERFORM agentauth._raise_naming_patient('22023', 'invalid patient id',
+            pg_catalog.format('Patient id "%s".', pg_catalog.left(patient, 80)),
+            'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".');
     END IF;
     RETURN agentauth._patient_id(patient);
 END
@@ -2914,6 +2914,7 @@ DECLARE
     v   record;
     r   agentauth._fhir_rule;
     msg text;
+    det text;
     hnt text;
     st  text;
 BEGIN
@@ -2926,17 +2927,15 @@ BEGIN
             END IF;
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
         IF msg OPERATOR(pg_catalog.~) E' at \\$' THEN
             msg := pg_catalog.regexp_replace(msg, E' at \\$(\\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) E'\\1');
         ELSE
             msg := 'cannot import FHIR Consent: ' OPERATOR(pg_catalog.||) msg
                    OPERATOR(pg_catalog.||) ' at ' OPERATOR(pg_catalog.||) prefix;
         END IF;
-        IF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-            RAISE EXCEPTION '%', msg USING ERRCODE = st, HINT = hnt;
-        END IF;
-        RAISE EXCEPTION '%', msg USING ERRCODE = st;
+        PERFORM agentauth._raise_naming_patient(st, msg, NULLIF(det, ''), NULLIF(hnt, ''));
     END;
     patient := v.patient;
     source := v.source;
@@ -3373,17 +3372,9 @@ BEGIN
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                                         hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
-                IF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 AND pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, DETAIL = det, HINT = hnt;
-                ELSIF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, DETAIL = det;
-                ELSIF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, HINT = hnt;
-                END IF;
-                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path USING ERRCODE = st;
+                PERFORM agentauth._raise_naming_patient(st,
+                    pg_catalog.format('cannot import FHIR Consent: %s at %s', msg, r.path),
+                    NULLIF(det, ''), NULLIF(hnt, ''));
             END;
             ids := ids OPERATOR(pg_catalog.||) id;
         END LOOP;
@@ -4129,12 +4120,12 @@ BEGIN
         END IF;
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
-                pg_catalog.format('expected a reference to a Patient of this site (Patient/<id>%s), not "%s"',
+                pg_catalog.format('expected a reference to a Patient of this site (Patient/<id>%s)',
                                   CASE WHEN pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0
                                             AND t OPERATOR(pg_catalog.<>) 'Patient/%s'
-                                       THEN ' or ' OPERATOR(pg_catalog.||) pg_catalog.replace(t, '%s', '<id>') ELSE '' END,
-                                  s),
-                'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.');
+                                       THEN ' or ' OPERATOR(pg_catalog.||) pg_catalog.replace(t, '%s', '<id>') ELSE '' END),
+                'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.',
+                pg_catalog.format('The reference is "%s".', s));
         END IF;
         -- an identifier of this site's patient system beside it must name
         -- the same patient (1.1: it was ignored, and a Consent naming two
@@ -4146,8 +4137,9 @@ BEGIN
             s := agentauth._fhir_patient(ref OPERATOR(pg_catalog.-) 'reference', path);
             IF s IS DISTINCT FROM m[1] THEN
                 PERFORM agentauth._fhir_fail(path,
-                    pg_catalog.format('the reference names patient "%s" and the identifier "%s"', m[1], s),
-                    'A Consent names one patient: correct the reference or the identifier.');
+                    'the reference and the identifier name different patients',
+                    'A Consent names one patient: correct the reference or the identifier.',
+                    pg_catalog.format('The reference names patient "%s" and the identifier "%s".', m[1], s));
             END IF;
         END IF;
         RETURN m[1];
@@ -6592,3 +6584,30 @@ BEGIN
     RETURN r::oid;
 END
 $$;
+
+-- An error whose detail names a patient, or whose statement holds a
+-- patient's document: the detail goes to the client only, the statement
+-- and context stay out of the server log (1.1, found by review: refusals
+-- and FHIR import errors wrote patients to the log; src/patient_id.c,
+-- redact.c).  _fhir_fail takes the detail as a fourth argument.
+CREATE FUNCTION agentauth._raise_naming_patient(sqlstate text, message text,
+                                                detail text, hint text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_raise_naming_patient';
+REVOKE ALL ON FUNCTION agentauth._raise_naming_patient(text, text, text, text) FROM PUBLIC;
+
+DROP FUNCTION agentauth._fhir_fail(text, text, text);
+-- The statement holds a patient's Consent: it stays out of the server log,
+-- and so does detail, which names the patient (_raise_naming_patient).
+CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL,
+                                     detail text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT agentauth._raise_naming_patient('22023',
+        pg_catalog.format('cannot import FHIR Consent: %s at %s', message, path), detail, hint)
+$$;
+REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION agentauth._raise_naming_patient(text, text, text, text) IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._fhir_fail(text, text, text, text) IS 'agentauth internal: not part of the interface';

@@ -441,10 +441,12 @@ refuse_changed(AAQueryAccess *q, uint64 dgen, bool this_run)
 			aa_audit_emit(&rec, false);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to read rows of patient \"%s\" in table %s",
-							pa->patient.str, ra->relname),
-					 errdetail("The statement keeps rows of the patient that it read before the decision changed: %s",
-							   aa_decision_text(d)),
+					 errmsg("permission denied to read rows of a patient in table %s",
+							ra->relname),
+					 aa_errdetail_patient(psprintf("Patient \"%s\".  The statement keeps rows of the patient that it read before the decision changed: %s",
+												   pa->patient.str, aa_decision_text(d)),
+										  psprintf("The statement keeps rows of a patient that it read before the decision changed: %s.  The patient is named to the client only.",
+												   aa_decision_text(d))),
 					 errhint("Close the cursor; a statement run again checks each row as it reads it.")));
 		}
 	}

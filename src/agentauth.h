@@ -234,12 +234,15 @@ extern Datum aa_cstrings_to_text_array(char **items, int n);
 extern pg_uuid_t *aa_uuid_copy(const pg_uuid_t *u);
 
 /* ---------------------------------------------------------------------
- * redact.c -- token secrets never reach the server log (emit_log_hook)
+ * redact.c -- token secrets never reach the server log (emit_log_hook), nor
+ * the patients our own errors name
  * ---------------------------------------------------------------------
  */
 extern void aa_redact_init(void);
 /* s with every token secret replaced, in cxt; NULL when it holds none */
 extern char *aa_redact_secrets(const char *s, MemoryContext cxt);
+/* in ereport(): a DETAIL naming a patient for the client, detail_log for the log */
+extern int	aa_errdetail_patient(const char *detail, const char *detail_log);
 
 /* ---------------------------------------------------------------------
  * session.c -- the backend's agentauth session, held in C memory only

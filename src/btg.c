@@ -401,10 +401,14 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("this write needs a clinician's approval"),
-				 errdetail("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
-						   aa_session->name ? aa_session->name : "?",
-						   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
-						   patient, action),
+				 aa_errdetail_patient(psprintf("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
+											   aa_session->name ? aa_session->name : "?",
+											   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
+											   patient, action),
+									  psprintf("No unused, unexpired approval covers agent \"%s\", table %s and action %s for the patient, who is named to the client only.",
+											   aa_session->name ? aa_session->name : "?",
+											   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
+											   action)),
 				 errhint("A clinician grants one with agentauth.approve_action().")));
 	}
 }

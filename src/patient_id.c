@@ -12,7 +12,8 @@
  *		would deny nothing.  agentauth._patient_id() refuses it (22023):
  *		record_consent, break_glass and approve_action (_check_patient) and
  *		explain_access call it.  With no table protected yet, every id
- *		passes.
+ *		passes.  Its errors name the id to the client only (redact.c), and
+ *		so does agentauth._raise_naming_patient(), for the SQL functions.
  *
  *		The test reads the id with the input function of each patient
  *		column's base type (never a domain's CHECK: no code of the table's
@@ -298,11 +299,13 @@ aa_patient_id_check(const char *id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("patient id has a control or invisible character, or a blank other than a space, at byte %d", at + 1),
+				 aa_errdetail_patient(psprintf("Patient id \"%s\".", id), NULL),
 				 errhint("A patient id is written with visible characters only, as the patient column holds it.")));
 	if (blank_end)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("patient id \"%s\" begins or ends with a blank", id),
+				 errmsg("patient id begins or ends with a blank"),
+				 aa_errdetail_patient(psprintf("Patient id \"%s\".", id), NULL),
 				 errhint("Write the id as the patient column holds it, without surrounding blanks.")));
 
 	types = patient_types();
@@ -322,8 +325,10 @@ aa_patient_id_check(const char *id)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("no protected patient column could hold this id"),
-			 errdetail("Patient id \"%s\" is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.",
-					   id, names.data),
+			 aa_errdetail_patient(psprintf("Patient id \"%s\" is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.",
+										   id, names.data),
+								  psprintf("The id is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.  It is named to the client only.",
+										   names.data)),
 			 errhint("Write the id as the column prints it (SELECT patient_column::text): an integer without leading zeros, sign or blanks; a uuid in lower case.")));
 }
 
@@ -387,3 +392,37 @@ aa_patient_type_ok(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(aa_patient_type_stable(PG_GETARG_OID(0)));
 }
 
+/*
+ * agentauth._raise_naming_patient(sqlstate, message, detail, hint): the
+ * extension's SQL functions raise an error whose detail names a patient, or
+ * whose statement holds a patient's document, through this (break_glass's
+ * id checks, FHIR Consent import): the detail goes to the client only, the
+ * statement and context stay out of the log (redact.c).  detail and hint
+ * may be null.
+ */
+PG_FUNCTION_INFO_V1(aa_raise_naming_patient);
+Datum
+aa_raise_naming_patient(PG_FUNCTION_ARGS)
+{
+	char	   *state;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("sqlstate and message must not be null")));
+	state = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strlen(state) != 5 || strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5 ||
+		strncmp(state, "00", 2) == 0 || strncmp(state, "01", 2) == 0 ||
+		strncmp(state, "02", 2) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid SQLSTATE \"%s\"", state)));
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4])),
+			 errmsg_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(1))),
+			 aa_errdetail_patient(PG_ARGISNULL(2) ? NULL :
+								  text_to_cstring(PG_GETARG_TEXT_PP(2)), NULL),
+			 PG_ARGISNULL(3) ? 0 :
+			 errhint("%s", text_to_cstring(PG_GETARG_TEXT_PP(3)))));
+	PG_RETURN_VOID();
+}

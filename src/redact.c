@@ -18,6 +18,12 @@
  *
  *		The client that sent the secret gets the same redacted report.
  *
+ *		Patients: an error report of agentauth's own that names a patient
+ *		(a refused row, a patient id it cannot take, a FHIR Consent it
+ *		cannot import) names it in the DETAIL the client gets; the log gets
+ *		another DETAIL, and neither the statement nor the context, which
+ *		may name the patient too (aa_errdetail_patient).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -135,6 +141,29 @@ redact_emit_log(ErrorData *edata)
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * Call inside ereport(), after an errmsg() that names no patient: detail,
+ * which names one, goes to the client only; the server log gets detail_log
+ * (or a sentence saying what is missing), without the statement or the
+ * context.  A NULL detail: no DETAIL, the statement and context kept out
+ * of the log all the same.  Operations staff who read the log are not given patients'
+ * identities (1.1, found by review: every refused row wrote its patient and
+ * the decision to the log, whatever log_min_error_statement said).
+ */
+int
+aa_errdetail_patient(const char *detail, const char *detail_log)
+{
+	if (detail != NULL)
+	{
+		errdetail_internal("%s", detail);
+		errdetail_log("%s", detail_log != NULL ? detail_log :
+					  "It names a patient, which is sent to the client only.");
+	}
+	errhidestmt(true);
+	errhidecontext(true);
+	return 0;
 }
 
 void

@@ -46,7 +46,8 @@ SELECT agentauth.begin_session('$secret') IS NOT NULL;
 INSERT INTO clinic.labs VALUES (51, $patient_sql, 'x');
 SELECT 'alive';
 }, on_error_stop => 0);
-	like($e, qr/permission denied to insert rows of patient/, "$db: the write is refused");
+	like($e, qr/permission denied to insert rows of a patient in table clinic.labs/, "$db: the write is refused");
+	like($e, qr/DETAIL:  Patient "/, "$db: ... naming the patient to the client");
 	like($o, qr/^alive$/m, "$db: the backend goes on after it");
 	unlike($e, qr/FATAL|encoding conversion/, "$db: no error at the abort");
 	$node->poll_query_until($db, qq{

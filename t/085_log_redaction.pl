@@ -125,5 +125,54 @@ for my $secret (@secrets)
 	unlike($csv, qr/\Q$body\E/, 'no secret in csvlog or jsonlog');
 }
 
+# 6. patients (1.1, found by review): agentauth's own refusals named the
+# patient in their message, and the failing statement, which names it too,
+# was logged with them.  The message is logged (the mark), the patient and
+# the statement are not; the client still gets the patient in DETAIL.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_statement = 'none';
+	ALTER SYSTEM SET pgaudit.log = 'none';
+	ALTER SYSTEM SET log_min_duration_statement = -1;
+	ALTER SYSTEM SET log_error_verbosity = 'verbose';
+	SELECT pg_reload_conf()});
+$node->safe_psql('postgres', q{
+	CREATE ROLE red_writer LOGIN;
+	CREATE TABLE red_lab (patient_id text NOT NULL, result text);
+	SELECT agentauth.protect_table('red_lab', 'patient_id', '{"result": "lab"}');
+	GRANT SELECT, INSERT ON red_lab TO red_writer;
+	SELECT agentauth.record_consent('REDPAT77', 'deny');
+});
+my $writer = $node->safe_psql('postgres',
+	q{SELECT agentauth.register_agent('red-writer', 'red_writer', 'Tests', '{TREAT}', '{lab:read,lab:write}')});
+my $wtok = $node->safe_psql('postgres', qq{SELECT agentauth.issue_token('$writer', 'TREAT')});
+my ($ret, $out, $err) = $node->psql('postgres', qq{
+	SET SESSION AUTHORIZATION red_writer;
+	SELECT agentauth.begin_session('$wtok') IS NOT NULL;
+	INSERT INTO red_lab VALUES ('REDPAT77', 'marker_refused_write');});
+like($err, qr/permission denied to insert rows of a patient in table public.red_lab.*\n.*DETAIL:  Patient "REDPAT77"/,
+	'the refused agent is told the patient');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT agentauth.record_consent(' REDPAT79', 'deny')});
+like($err, qr/DETAIL:  Patient id " REDPAT79"/, 'the consent desk is told the id');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT agentauth.import_fhir_consent('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}, "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}], "patient": {"reference": "Group/REDPAT80"}, "provision": {"type": "deny"}}')});
+like($err, qr/DETAIL:  The reference is "Group\/REDPAT80"/, 'the importer is told the reference');
+my $logs;
+for (1 .. 100)
+{
+	$logs = all_logs();
+	last if $logs =~ /expected a reference to a Patient/;
+	select(undef, undef, undef, 0.1);
+}
+like($logs, qr/permission denied to insert rows of a patient in table public.red_lab/,
+	'the refused write is logged');
+like($logs, qr/Decision: .*The patient is named to the client only/,
+	'with the decision, not the patient');
+like($logs, qr/patient id begins or ends with a blank/, 'the refused id is logged');
+like($logs, qr/cannot import FHIR Consent: expected a reference to a Patient/,
+	'the refused Consent is logged');
+for my $patient ('REDPAT77', 'REDPAT79', 'REDPAT80', 'marker_refused_write')
+{
+	unlike($logs, qr/$patient/, "no $patient in the server log");
+}
+
 $node->stop;
 done_testing();

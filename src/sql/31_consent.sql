@@ -34,6 +34,15 @@ CREATE FUNCTION agentauth._patient_id(patient text) RETURNS text
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aa_patient_id';
 REVOKE ALL ON FUNCTION agentauth._patient_id(text) FROM PUBLIC;
 
+-- An error whose detail names a patient, or whose statement holds a
+-- patient's document: the detail goes to the client only, the statement
+-- and context stay out of the server log (src/patient_id.c, redact.c).
+CREATE FUNCTION agentauth._raise_naming_patient(sqlstate text, message text,
+                                                detail text, hint text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_raise_naming_patient';
+REVOKE ALL ON FUNCTION agentauth._raise_naming_patient(text, text, text, text) FROM PUBLIC;
+
 -- SECURITY DEFINER: writes the extension's private tables and audits the change; checks its caller's privilege role inside.
 CREATE FUNCTION agentauth.record_consent(
     patient       text,

@@ -34,9 +34,9 @@ BEGIN
         RAISE EXCEPTION 'patient must not be null' USING ERRCODE = '22004';
     END IF;
     IF patient OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$' THEN
-        RAISE EXCEPTION 'invalid patient id "%"', pg_catalog.left(patient, 80)
-            USING ERRCODE = '22023',
-                  HINT = 'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".';
+        PERFORM agentauth._raise_naming_patient('22023', 'invalid patient id',
+            pg_catalog.format('Patient id "%s".', pg_catalog.left(patient, 80)),
+            'A patient id is 1 to 64 characters: a letter or digit, then letters, digits, ".", "_", "-", ":" or "/".');
     END IF;
     RETURN agentauth._patient_id(patient);
 END
@@ -128,9 +128,9 @@ BEGIN
     PERFORM agentauth._check_text(v_reason, 'reason', true, 4000);
     PERFORM agentauth._check_ttl(v_ttl, 'ttl', interval '24 hours', '24 hours');
     IF s.patients IS NOT NULL AND NOT (v_patient OPERATOR(pg_catalog.=) ANY (s.patients)) THEN
-        RAISE EXCEPTION 'patient "%" is outside this token''s patient list', v_patient
-            USING ERRCODE = '42501',
-                  HINT = 'Breaking the glass opens consent, not the token''s patient list.';
+        PERFORM agentauth._raise_naming_patient('42501', 'the patient is outside this token''s patient list',
+            pg_catalog.format('Patient "%s".', v_patient),
+            'Breaking the glass opens consent, not the token''s patient list.');
     END IF;
     v_ends := v_start OPERATOR(pg_catalog.+) v_ttl;
 

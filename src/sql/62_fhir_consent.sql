@@ -24,20 +24,18 @@ CREATE TYPE agentauth._fhir_rule AS (
     open        text[]
 );
 
-CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL)
+-- The statement holds a patient's Consent: it stays out of the server log,
+-- and so does detail, which names the patient (_raise_naming_patient).
+CREATE FUNCTION agentauth._fhir_fail(path text, message text, hint text DEFAULT NULL,
+                                     detail text DEFAULT NULL)
     RETURNS void
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS $$
-BEGIN
-    IF hint IS NULL THEN
-        RAISE EXCEPTION 'cannot import FHIR Consent: % at %', message, path USING ERRCODE = '22023';
-    END IF;
-    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', message, path
-        USING ERRCODE = '22023', HINT = hint;
-END
+    SELECT agentauth._raise_naming_patient('22023',
+        pg_catalog.format('cannot import FHIR Consent: %s at %s', message, path), detail, hint)
 $$;
-REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text, text) FROM PUBLIC;
 
 -- a JSON array member (or error)
 CREATE FUNCTION agentauth._fhir_array(v jsonb, path text) RETURNS jsonb
@@ -833,12 +831,12 @@ BEGIN
         END IF;
         IF m IS NULL THEN
             PERFORM agentauth._fhir_fail(path OPERATOR(pg_catalog.||) '.reference',
-                pg_catalog.format('expected a reference to a Patient of this site (Patient/<id>%s), not "%s"',
+                pg_catalog.format('expected a reference to a Patient of this site (Patient/<id>%s)',
                                   CASE WHEN pg_catalog.strpos(t, '%s') OPERATOR(pg_catalog.>) 0
                                             AND t OPERATOR(pg_catalog.<>) 'Patient/%s'
-                                       THEN ' or ' OPERATOR(pg_catalog.||) pg_catalog.replace(t, '%s', '<id>') ELSE '' END,
-                                  s),
-                'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.');
+                                       THEN ' or ' OPERATOR(pg_catalog.||) pg_catalog.replace(t, '%s', '<id>') ELSE '' END),
+                'A reference to another server''s Patient names a patient of another id space.  Set agentauth.fhir_patient_reference to this site''s FHIR base (e.g. https://fhir.example.org/r4/Patient/%s) to accept its absolute references.',
+                pg_catalog.format('The reference is "%s".', s));
         END IF;
         -- an identifier of this site's patient system beside it must name
         -- the same patient (1.1: it was ignored, and a Consent naming two
@@ -850,8 +848,9 @@ BEGIN
             s := agentauth._fhir_patient(ref OPERATOR(pg_catalog.-) 'reference', path);
             IF s IS DISTINCT FROM m[1] THEN
                 PERFORM agentauth._fhir_fail(path,
-                    pg_catalog.format('the reference names patient "%s" and the identifier "%s"', m[1], s),
-                    'A Consent names one patient: correct the reference or the identifier.');
+                    'the reference and the identifier name different patients',
+                    'A Consent names one patient: correct the reference or the identifier.',
+                    pg_catalog.format('The reference names patient "%s" and the identifier "%s".', m[1], s));
             END IF;
         END IF;
         RETURN m[1];
@@ -1361,17 +1360,9 @@ BEGIN
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                                         hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
-                IF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 AND pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, DETAIL = det, HINT = hnt;
-                ELSIF pg_catalog.length(det) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, DETAIL = det;
-                ELSIF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-                    RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path
-                        USING ERRCODE = st, HINT = hnt;
-                END IF;
-                RAISE EXCEPTION 'cannot import FHIR Consent: % at %', msg, r.path USING ERRCODE = st;
+                PERFORM agentauth._raise_naming_patient(st,
+                    pg_catalog.format('cannot import FHIR Consent: %s at %s', msg, r.path),
+                    NULLIF(det, ''), NULLIF(hnt, ''));
             END;
             ids := ids OPERATOR(pg_catalog.||) id;
         END LOOP;

@@ -92,6 +92,7 @@ DECLARE
     v   record;
     r   agentauth._fhir_rule;
     msg text;
+    det text;
     hnt text;
     st  text;
 BEGIN
@@ -104,17 +105,15 @@ BEGIN
             END IF;
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                hnt = PG_EXCEPTION_HINT, st = RETURNED_SQLSTATE;
         IF msg OPERATOR(pg_catalog.~) E' at \\$' THEN
             msg := pg_catalog.regexp_replace(msg, E' at \\$(\\S*)$', ' at ' OPERATOR(pg_catalog.||) prefix OPERATOR(pg_catalog.||) E'\\1');
         ELSE
             msg := 'cannot import FHIR Consent: ' OPERATOR(pg_catalog.||) msg
                    OPERATOR(pg_catalog.||) ' at ' OPERATOR(pg_catalog.||) prefix;
         END IF;
-        IF pg_catalog.length(hnt) OPERATOR(pg_catalog.>) 0 THEN
-            RAISE EXCEPTION '%', msg USING ERRCODE = st, HINT = hnt;
-        END IF;
-        RAISE EXCEPTION '%', msg USING ERRCODE = st;
+        PERFORM agentauth._raise_naming_patient(st, msg, NULLIF(det, ''), NULLIF(hnt, ''));
     END;
     patient := v.patient;
     source := v.source;
