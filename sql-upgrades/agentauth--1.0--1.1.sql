@@ -206,7 +206,7 @@ BEGIN
                   HINT = 'End it with agentauth.end_break_glass(), or review it once it has expired.';
     END IF;
 
-    v_me := pg_catalog.pg_get_userbyid(s.caller_role);
+    v_me := agentauth._btg_actor(s.login_role, s.caller_role);
     UPDATE agentauth.break_glass bg
        SET review_status = v_verdict, reviewer = v_me,
            reviewed_at = pg_catalog.clock_timestamp(), review_notes = v_notes
@@ -6611,3 +6611,56 @@ $$;
 REVOKE ALL ON FUNCTION agentauth._fhir_fail(text, text, text, text) FROM PUBLIC;
 COMMENT ON FUNCTION agentauth._raise_naming_patient(text, text, text, text) IS 'agentauth internal: not part of the interface';
 COMMENT ON FUNCTION agentauth._fhir_fail(text, text, text, text) IS 'agentauth internal: not part of the interface';
+
+-- Who ended or reviewed an override: the login, and the role it had set
+-- when that differs (1.1, found by review: a privacy officer who had SET
+-- ROLE to a shared group role was recorded as the group).
+CREATE FUNCTION agentauth._btg_actor(login oid, caller oid) RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.pg_get_userbyid(login) OPERATOR(pg_catalog.||)
+           CASE WHEN caller OPERATOR(pg_catalog.=) login THEN ''
+                ELSE ' (as ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(caller) OPERATOR(pg_catalog.||) ')' END
+$$;
+REVOKE ALL ON FUNCTION agentauth._btg_actor(oid, oid) FROM PUBLIC;
+COMMENT ON FUNCTION agentauth._btg_actor(oid, oid) IS 'agentauth internal: not part of the interface';
+
+CREATE OR REPLACE FUNCTION agentauth.end_break_glass(id uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id  uuid := $1;
+    s     record;
+    b     agentauth.break_glass;
+    v_by  text;
+BEGIN
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'break-the-glass id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO s FROM agentauth._btg_session();
+    SELECT * INTO b FROM agentauth.break_glass bg
+     WHERE bg.id OPERATOR(pg_catalog.=) v_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'break-the-glass override % does not exist', v_id USING ERRCODE = '42704';
+    END IF;
+    IF s.principal IS DISTINCT FROM b.principal AND NOT agentauth._has_role('agentauth_privacy_officer') THEN
+        RAISE EXCEPTION 'permission denied to end this break-the-glass override'
+            USING ERRCODE = '42501',
+                  HINT = 'Only the principal who started it, in a session, or a privacy officer may end an override.';
+    END IF;
+    IF b.ended_at IS NOT NULL THEN
+        RAISE EXCEPTION 'break-the-glass override has already ended' USING ERRCODE = '55000';
+    END IF;
+    IF b.ends_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN
+        RAISE EXCEPTION 'break-the-glass override has already expired' USING ERRCODE = '55000';
+    END IF;
+    v_by := agentauth._btg_actor(s.login_role, s.caller_role);
+    UPDATE agentauth.break_glass bg SET ended_at = pg_catalog.clock_timestamp(), ended_by = v_by
+     WHERE bg.id OPERATOR(pg_catalog.=) v_id;
+    PERFORM agentauth._btg_audit('break_glass_end', b.patient, NULL, NULL,
+        pg_catalog.jsonb_build_object('break_glass', v_id),
+        pg_catalog.jsonb_build_object('break_glass', v_id, 'principal', b.principal,
+                                      'ended_by', v_by),
+        'BTG');
+    PERFORM agentauth._btg_changed(b.session_id);
+END
+$$;

@@ -70,6 +70,14 @@ SELECT agentauth.review_break_glass(:'bg', 'justified', 'my own call');
 SELECT agentauth.review_break_glass(:'bg', 'justified', 'sepsis confirmed');
 \c - postgres
 SELECT review_status, reviewer FROM agentauth.break_glass WHERE id = :'bg';
+-- an officer who has SET ROLE to the shared group role is still named
+-- (1.1, found by review: the group was recorded as the reviewer)
+\c - btg4_officer
+SET ROLE agentauth_privacy_officer;
+SELECT agentauth.review_break_glass(:'bg_upper', 'justified', 'as the group');
+RESET ROLE;
+\c - postgres
+SELECT review_status, reviewer FROM agentauth.break_glass WHERE id = :'bg_upper';
 
 -- approvals
 CREATE TABLE public.btg4_meds (id serial PRIMARY KEY, patient_id text NOT NULL,

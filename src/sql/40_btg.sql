@@ -169,6 +169,17 @@ GRANT EXECUTE ON FUNCTION agentauth.break_glass(anynonarray, text, interval) TO 
 -- officer.
 ------------------------------------------------------------------------
 -- SECURITY DEFINER: writes the extension's private tables and audits the change; checks the caller's session and principal inside.
+-- Who ended or reviewed an override: the login, and the role it had set
+-- when that differs (1.1, found by review: a privacy officer who had SET
+-- ROLE to a shared group role was recorded as the group).
+CREATE FUNCTION agentauth._btg_actor(login oid, caller oid) RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.pg_get_userbyid(login) OPERATOR(pg_catalog.||)
+           CASE WHEN caller OPERATOR(pg_catalog.=) login THEN ''
+                ELSE ' (as ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(caller) OPERATOR(pg_catalog.||) ')' END
+$$;
+REVOKE ALL ON FUNCTION agentauth._btg_actor(oid, oid) FROM PUBLIC;
+
 CREATE FUNCTION agentauth.end_break_glass(id uuid) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp AS $$
@@ -198,7 +209,7 @@ BEGIN
     IF b.ends_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN
         RAISE EXCEPTION 'break-the-glass override has already expired' USING ERRCODE = '55000';
     END IF;
-    v_by := pg_catalog.pg_get_userbyid(s.caller_role);
+    v_by := agentauth._btg_actor(s.login_role, s.caller_role);
     UPDATE agentauth.break_glass bg SET ended_at = pg_catalog.clock_timestamp(), ended_by = v_by
      WHERE bg.id OPERATOR(pg_catalog.=) v_id;
     PERFORM agentauth._btg_audit('break_glass_end', b.patient, NULL, NULL,
@@ -287,7 +298,7 @@ BEGIN
                   HINT = 'End it with agentauth.end_break_glass(), or review it once it has expired.';
     END IF;
 
-    v_me := pg_catalog.pg_get_userbyid(s.caller_role);
+    v_me := agentauth._btg_actor(s.login_role, s.caller_role);
     UPDATE agentauth.break_glass bg
        SET review_status = v_verdict, reviewer = v_me,
            reviewed_at = pg_catalog.clock_timestamp(), review_notes = v_notes
