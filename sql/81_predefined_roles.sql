@@ -74,12 +74,17 @@ SELECT (SELECT count(*) FROM agentauth.audit_record) AS log_rows,
        (SELECT count(*) FROM agentauth.token) AS token_rows;
 -- 7. the minted secret opens nothing
 SELECT agentauth.begin_session('aat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
--- 8. the views (run as their owner, above the tables' row security): each
+-- 8. the alert sequence moved to its end: alerts are still raised (their
+-- id is the log's highest plus one)
+SELECT setval('agentauth.alert_log_id_seq', 9223372036854775807) > 0 AS moved;
+-- 9. the views (run as their owner, above the tables' row security): each
 -- one not granted to PUBLIC is refused, and so is one of the role's own
 -- views over them
 SELECT * FROM reg81_read_views();
 SELECT count(*) FROM reg81_etl_schema.peek;
 RESET SESSION AUTHORIZATION;
+SELECT agentauth._raise_alert(NULL, 'denied', NULL, 'reg81_etl', 1, NULL, 'notify', NULL, NULL, true) > 0
+       AS alert_raised;
 -- a member of pg_monitor reads what it is granted (status, audit_feeds) and
 -- nothing else; an auditor reads the views inside views
 SET SESSION AUTHORIZATION reg81_mon;

@@ -252,13 +252,14 @@ BEGIN
         END IF;
     END IF;
 
-    -- (1.1) past the highest id: a restore writes alert_log's rows before
-    -- it sets the sequence, and its own statements on protected tables
-    -- raise alerts meanwhile (only the audit writer inserts: no race)
+    -- (1.1) past the highest id, not the sequence's next value: a restore
+    -- writes alert_log's rows before it sets the sequence, and its own
+    -- statements on protected tables raise alerts meanwhile; and
+    -- pg_write_all_data may move the sequence to its end (found by
+    -- review).  Only the audit writer inserts: no race.
     INSERT INTO agentauth.alert_log (id, raised_at, rule, event, principal, principal_name, role,
                                      count, per, action, action_taken, audit_seq, detail)
-    VALUES (GREATEST(pg_catalog.nextval('agentauth.alert_log_id_seq'::pg_catalog.regclass),
-                      (SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a) OPERATOR(pg_catalog.+) 1),
+    VALUES (COALESCE((SELECT pg_catalog.max(a.id) FROM agentauth.alert_log a), 0) OPERATOR(pg_catalog.+) 1,
             v_at, rule, event, p.id, p.name, role, count, per, action, v_taken, audit_seq, detail)
     RETURNING id INTO v_id;
 
