@@ -117,14 +117,24 @@ aa_audit_fail_closed(const char *what, const AAQueueLate *late)
 				 errdetail("On this hot standby audit records are forwarded to the primary (agentauth.forward_conninfo); the primary has not committed them in time."),
 				 errhint("The statement was refused because its audit records could not be made durable in time; statements run again once the primary accepts records.  Check the primary, and the audit forwarder in this server's log.")));
 	if (late == NULL)
+	{
+		AAQueueLate now;
+
+		/*
+		 * how long the oldest record has waited says whether a running
+		 * writer writes (1.1, found by review: a stopped or blocked writer
+		 * read as "running; 0% full")
+		 */
+		(void) aa_queue_late(0, &now);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),
 				 aa_queue_writer_running() ?
-				 errdetail("The audit writer is running; the audit queue is %d%% full.",
-						   aa_queue_percent_full()) :
+				 errdetail("The audit writer is running; the oldest audit record not yet written has waited %ld ms, and the audit queue is %d%% full.",
+						   now.oldest_ms, aa_queue_percent_full()) :
 				 errdetail("The audit writer is not running."),
 				 errhint("The statement was refused because its audit records could not be made durable in time; retry, and check the audit writer in the server log.")));
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("audit records could not be %s within agentauth.audit_wait_timeout", what),

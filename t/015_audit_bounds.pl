@@ -277,6 +277,10 @@ SELECT agentauth.begin_session('$secret') IS NOT NULL;
 	isnt($r, 0, 'writer just stopped: begin_session fails closed');
 	unlike($o, qr/^t$/m, 'writer just stopped: no session begun');
 	like($e, qr/53000/, 'with SQLSTATE 53000');
+	# a running writer that does not write is told apart (1.1, found by
+	# review: "running; the audit queue is 0% full")
+	like($e, qr/The audit writer is running; the oldest audit record not yet written has waited [1-9]\d* ms/,
+		'saying how long the oldest record has waited');
 }
 
 # ---------------------------------------------------------------------------
