@@ -59,6 +59,13 @@ INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied
 INSERT INTO agentauth.alert_rule (event, threshold, per, action) VALUES ('denied', 5, '40 days', 'notify');
 INSERT INTO agentauth.alert_rule (event, threshold, per, action, enabled) VALUES ('denied', 5, '1 minute', 'notify', NULL);
 INSERT INTO agentauth.alert_rule (event, threshold, per, action, per_patient) VALUES ('denied', 5, '1 minute', 'notify', NULL);
+-- the events the README lists are rule events (1.1, found by review: four
+-- were refused)
+INSERT INTO agentauth.alert_rule (event, threshold, per, action)
+SELECT e, 9970, '1 minute', 'notify'
+  FROM unnest('{alert_rule_changed,consent_extended,audit_feed_registered,audit_feed_dropped}'::text[]) e
+RETURNING event;
+DELETE FROM agentauth.alert_rule WHERE threshold = 9970;
 UPDATE agentauth.alert_rule SET threshold = 0 WHERE id = 1;
 UPDATE agentauth.alert_rule SET per = '0 seconds' WHERE id = 1;
 UPDATE agentauth.alert_rule SET action = 'page' WHERE id = 2;

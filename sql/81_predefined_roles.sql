@@ -116,6 +116,9 @@ DELETE FROM agentauth.alert_rule WHERE threshold = 9981 RETURNING event, thresho
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION reg81_auditor;
 SELECT count(*) > 0 AS auditor_reads_log FROM agentauth.audit_record;
+-- the vocabulary is read by every role (1.1, found by review: no role could)
+SELECT count(*) > 0 AS auditor_reads_classes FROM agentauth.data_class;
+SELECT count(*) > 0 AS auditor_reads_purposes FROM agentauth.purpose;
 SELECT count(*) > 0 AS auditor_reads_view FROM agentauth.audit_log;
 SELECT count(*) >= 0 AS auditor_reads_view_in_view FROM agentauth.break_glass_overdue;
 SELECT count(*) > 0 AS auditor_reads_rules FROM agentauth.alert_rule;

@@ -264,7 +264,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no patient column "%"', rel.qname, patient
             USING ERRCODE = '42501',
             DETAIL = pg_catalog.format('Schema %I is protected: every table in it holds PHI and is protected by its patient column.', rel.nspname),
-            HINT = pg_catalog.format('Give the table a column "%s", or create it in a schema that is not protected (agentauth.protected_schema lists them).', patient);
+            HINT = pg_catalog.format('Give the table a column "%s", or create it in a schema that is not protected (agentauth.protected_schemas lists them).', patient);
     END IF;
 
     FOR col IN SELECT c.attname, c.label

@@ -18,7 +18,12 @@ AS $$
                  'principal_status', 'table_protected', 'table_unprotected',
                  'consent_recorded', 'consent_withdrawn', 'default_changed',
                  'break_glass_start', 'break_glass_end', 'break_glass_review',
-                 'approval_granted', 'audit_purged']::text[]
+                 'approval_granted', 'audit_purged',
+                 -- (1.1, found by review: the README listed them as rule
+                 -- events; 'alert' itself is left out, a rule on it would
+                 -- feed on its own alerts)
+                 'alert_rule_changed', 'consent_extended',
+                 'audit_feed_registered', 'audit_feed_dropped']::text[]
 $$;
 -- (harmless and needed by the check trigger, which runs as the editing role)
 

@@ -40,6 +40,13 @@ CREATE POLICY auditors ON agentauth.audit_record FOR SELECT
 CREATE POLICY readers ON agentauth.fhir_consent_version FOR SELECT
     TO agentauth_consent_manager, agentauth_auditor USING (true);
 
+-- The classes and the purposes: the site's vocabulary, read by everyone
+-- (1.1, found by review: no role could list them, though scopes, consents
+-- and many hints name their rows)
+GRANT SELECT ON agentauth.data_class, agentauth.purpose TO PUBLIC;
+CREATE POLICY readers ON agentauth.data_class FOR SELECT USING (true);
+CREATE POLICY readers ON agentauth.purpose FOR SELECT USING (true);
+
 CREATE FUNCTION agentauth._read_only_view() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
