@@ -5994,10 +5994,10 @@ BEGIN
     IF patients IS NULL THEN
         patients := parent.patients;
     ELSIF parent.patients IS NOT NULL AND NOT patients <@ parent.patients THEN
-        RAISE EXCEPTION 'patients are not within the delegating token' USING ERRCODE = '42501',
-            DETAIL = pg_catalog.format('Not covered: %s.',
+        PERFORM agentauth._raise_naming_patient('42501', 'patients are not within the delegating token',
+            pg_catalog.format('Not covered: %s.',
                 ARRAY(SELECT e FROM pg_catalog.unnest(patients) e
-                       WHERE NOT e = ANY (parent.patients) ORDER BY e));
+                       WHERE NOT e = ANY (parent.patients) ORDER BY e)));
     END IF;
 
     v_secret := agentauth._new_secret();
@@ -6692,3 +6692,30 @@ $$;
 GRANT SELECT ON agentauth.data_class, agentauth.purpose TO PUBLIC;
 CREATE POLICY readers ON agentauth.data_class FOR SELECT USING (true);
 CREATE POLICY readers ON agentauth.purpose FOR SELECT USING (true);
+
+-- A principal's login role cannot be dropped while the principal is not
+-- retired: the trigger gives each such login a shared dependency on this
+-- table, which DROP ROLE checks in every database (src/principal_login.c;
+-- 1.1, found by review: a dropped login's oid, dumped and restored, bound
+-- the principal to an unrelated role of the new cluster).
+CREATE FUNCTION agentauth._principal_login() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_principal_login_trigger';
+REVOKE ALL ON FUNCTION agentauth._principal_login() FROM PUBLIC;
+CREATE TRIGGER principal_login AFTER INSERT OR UPDATE OR DELETE ON agentauth.principal
+    FOR EACH ROW EXECUTE FUNCTION agentauth._principal_login();
+ALTER TABLE agentauth.principal ENABLE ALWAYS TRIGGER principal_login;
+-- every non-retired principal's login, again (pg_upgrade and a restore
+-- with --disable-triggers do not carry the dependencies); superuser only
+CREATE FUNCTION agentauth._bind_logins() RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_bind_logins';
+REVOKE ALL ON FUNCTION agentauth._bind_logins() FROM PUBLIC;
+COMMENT ON FUNCTION agentauth._principal_login() IS 'agentauth internal: not part of the interface';
+COMMENT ON FUNCTION agentauth._bind_logins() IS 'agentauth internal: not part of the interface';
+-- a principal whose login 1.0 let be dropped is retired (its oid could
+-- name another role after a restore), and every other's login is bound
+SELECT agentauth.set_principal_status(p.id, 'retired',
+           'its login role was dropped (found by the update to 1.1)')
+  FROM agentauth.principal p
+ WHERE p.status <> 'retired'
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = p.db_role);
+SELECT agentauth._bind_logins();

@@ -67,6 +67,9 @@ DELETE FROM agentauth.consent;
 UPDATE agentauth.principals SET status = 'suspended' WHERE name = 'reg81-agent';
 INSERT INTO agentauth.default_decisions (purpose, data_class, decision) VALUES ('TREAT', '*', 'permit');
 DELETE FROM agentauth.agent_inventory WHERE name = 'reg81-agent';
+-- an UPDATE with no WHERE needs no SELECT, and would still run the view's
+-- query: whether it has rows (1.1, found by review)
+UPDATE agentauth.tokens SET purpose = 'x';
 -- 6. the log, the consents and the registry read directly: no row
 SELECT (SELECT count(*) FROM agentauth.audit_record) AS log_rows,
        (SELECT count(*) FROM agentauth.consent) AS consent_rows,
@@ -179,3 +182,20 @@ SET ROLE agentauth_auditor;
 SELECT role, privileges, bypasses_rls FROM agentauth.unregistered_activity
  WHERE kind = 'privileged role' AND relation = 'public.reg81_chart' AND role LIKE 'reg81%' ORDER BY role;
 RESET ROLE;
+
+-- A principal's login cannot be dropped while the principal is not retired,
+-- from any database (1.1, found by review: a dropped login's oid, dumped
+-- and restored, bound the principal to an unrelated role of the new
+-- cluster, which began its sessions)
+CREATE ROLE reg81_leaver LOGIN;
+SELECT agentauth.register_agent('reg81-leaver', 'reg81_leaver', 'Review', '{TREAT}', '{lab:read}') AS leaver \gset
+SELECT current_database() AS db81 \gset
+DROP ROLE reg81_leaver;
+\c postgres
+DROP ROLE reg81_leaver;
+\c :db81
+SELECT agentauth.set_principal_status(:'leaver', 'suspended', 'on leave');
+DROP ROLE reg81_leaver;
+SELECT agentauth.set_principal_status(:'leaver', 'retired', 'left');
+DROP ROLE reg81_leaver;
+SELECT name, status FROM agentauth.principals WHERE name = 'reg81-leaver';

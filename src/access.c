@@ -214,7 +214,8 @@ aa_access_patient(RelAccess *ra, const char *patient, int len)
 				 errmsg("patient id of a row of protected table %s is too long",
 						ra->relname),
 				 errdetail("It has %d characters; the limit is %d.",
-						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN)));
+						   pg_mbstrlen_with_len(patient, len), AA_MAX_NAME_LEN),
+				 aa_errdetail_patient(NULL, NULL)));	/* the statement holds it */
 
 	/*
 	 * A new patient: its own copy of the key first, then the element, then

@@ -993,7 +993,7 @@ extern bool aa_schema_guarded(Oid *nsp);
 extern void aa_schema_guard_check(Node *stmt);
 extern void aa_schema_guard_drop_trigger(Oid trigoid);
 /* a view of schema agentauth: refused to a role not granted it (ERROR) */
-extern void aa_schema_guard_view_read(Oid viewid, Oid checkAsUser);
+extern void aa_schema_guard_view_read(Oid viewid, Oid checkAsUser, uint64 required);
 
 /* ---------------------------------------------------------------------
  * label.c -- the "agentauth" security-label provider: classification

@@ -468,8 +468,8 @@ check_statement(QueryDesc *qd, int eflags, AAQueryAccess *q)
 		if (rte->relkind == RELKIND_VIEW && OidIsValid(rte->relid))
 		{
 			rte_cols(ps, rte, &rc);
-			if (rc.required & ACL_SELECT)
-				aa_schema_guard_view_read(rte->relid, rc.checkAsUser);
+			if (rc.required != 0)
+				aa_schema_guard_view_read(rte->relid, rc.checkAsUser, rc.required);
 			continue;
 		}
 		/* a partitioned table named by the statement: partition.c */

@@ -358,9 +358,11 @@ aa_schema_guard_drop_trigger(Oid trigoid)
 }
 
 /*
- * A view of the extension's schema is read only by a role that holds
- * SELECT on it through its own privileges: a grant to the role, to a role
- * it has the privileges of, or to PUBLIC (and by superusers).  The SELECT
+ * A view of the extension's schema is used only by a role that holds what
+ * the statement needs of it (SELECT; UPDATE or DELETE alone would still run
+ * the view's query and tell whether it has rows) through its own
+ * privileges: a grant to the role, to a role it has the privileges of, or
+ * to PUBLIC (and by superusers).  The SELECT
  * that pg_read_all_data implies on every relation does not reach them: the
  * views read agentauth's tables as their owner, above the tables' row
  * security, and show the log, consents and registry.  Called for each view
@@ -369,7 +371,7 @@ aa_schema_guard_drop_trigger(Oid trigoid)
  * view inside another view.
  */
 void
-aa_schema_guard_view_read(Oid viewid, Oid checkAsUser)
+aa_schema_guard_view_read(Oid viewid, Oid checkAsUser, uint64 required)
 {
 	Oid			uid = OidIsValid(checkAsUser) ? checkAsUser : GetUserId();
 	Oid			nsp;
@@ -392,13 +394,13 @@ aa_schema_guard_view_read(Oid viewid, Oid checkAsUser)
 	datum = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relacl, &isnull);
 	acl = isnull ? acldefault(OBJECT_TABLE, form->relowner) : DatumGetAclP(datum);
 	/* aclmask: the ACL's grants alone, without the predefined roles */
-	held = aclmask(acl, uid, form->relowner, ACL_SELECT, ACLMASK_ANY);
+	held = aclmask(acl, uid, form->relowner, (AclMode) required, ACLMASK_ALL);
 	ReleaseSysCache(tuple);
-	if (held == 0)
+	if (held != (AclMode) required)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for view %s.%s", AA_SCHEMA,
 						get_rel_name(viewid)),
-				 errdetail("agentauth's views are read by the roles they are granted to; the privileges pg_read_all_data implies do not cover them."),
+				 errdetail("agentauth's views are read by the roles they are granted to; the privileges pg_read_all_data and pg_write_all_data imply do not cover them."),
 				 errhint("Grant the role the README's \"Roles\" table names for this view.")));
 }

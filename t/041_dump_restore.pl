@@ -214,6 +214,12 @@ sub check_restored
 	check_restored($node, '-Fc');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM agentauth.audit_feeds'), '0',
 		'-Fc: no feed position of the old log is restored');
+	# the restored principals' logins are bound again (1.1, found by
+	# review: a login dropped in the new cluster left an oid that a later
+	# restore gave to another role)
+	my ($dr, $do, $de) = $node->psql('postgres', 'DROP ROLE dr_agent');
+	isnt($dr, 0, '-Fc: the restored principal\'s login cannot be dropped');
+	like($de, qr/privileges for table agentauth.principal/, '-Fc: ... naming the principal table');
 	# a label naming no row of data_class (as in a restore before the
 	# data): the column is unclassified, never covered by the * default
 	$node->safe_psql('postgres', q{DELETE FROM agentauth.data_class WHERE name = 'psychotherapy'});

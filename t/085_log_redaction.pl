@@ -137,6 +137,8 @@ $node->safe_psql('postgres', q{
 	SELECT pg_reload_conf()});
 $node->safe_psql('postgres', q{
 	CREATE ROLE red_writer LOGIN;
+	CREATE ROLE red_writer_d LOGIN;
+	CREATE ROLE red_sub LOGIN;
 	CREATE TABLE red_lab (patient_id text NOT NULL, result text);
 	SELECT agentauth.protect_table('red_lab', 'patient_id', '{"result": "lab"}');
 	GRANT SELECT, INSERT ON red_lab TO red_writer;
@@ -155,11 +157,23 @@ like($err, qr/permission denied to insert rows of a patient in table public.red_
 like($err, qr/DETAIL:  Patient id " REDPAT79"/, 'the consent desk is told the id');
 ($ret, $out, $err) = $node->psql('postgres', q{SELECT agentauth.import_fhir_consent('{"resourceType": "Consent", "status": "active", "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}, "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}], "patient": {"reference": "Group/REDPAT80"}, "provision": {"type": "deny"}}')});
 like($err, qr/DETAIL:  The reference is "Group\/REDPAT80"/, 'the importer is told the reference');
+# a delegation naming patients outside the delegating token's list
+my $deleg = $node->safe_psql('postgres',
+	q{SELECT agentauth.register_agent('red-deleg', 'red_writer_d', 'Tests', '{TREAT}', '{lab:read}', can_delegate => true)},
+	);
+my $sub = $node->safe_psql('postgres',
+	q{SELECT agentauth.register_agent('red-sub', 'red_sub', 'Tests', '{TREAT}', '{lab:read}')});
+my $dtok = $node->safe_psql('postgres', qq{SELECT agentauth.issue_token('$deleg', 'TREAT', patients => '{REDPAT81}')});
+($ret, $out, $err) = $node->psql('postgres', qq{
+	SET SESSION AUTHORIZATION red_writer_d;
+	SELECT agentauth.begin_session('$dtok') IS NOT NULL;
+	SELECT agentauth.delegate_token('$sub', patients => '{REDPAT82}');});
+like($err, qr/DETAIL:  Not covered: \{REDPAT82\}/, 'the delegating agent is told the patient');
 my $logs;
 for (1 .. 100)
 {
 	$logs = all_logs();
-	last if $logs =~ /expected a reference to a Patient/;
+	last if $logs =~ /patients are not within the delegating token/;
 	select(undef, undef, undef, 0.1);
 }
 like($logs, qr/permission denied to insert rows of a patient in table public.red_lab/,
@@ -169,7 +183,8 @@ like($logs, qr/Decision: .*The patient is named to the client only/,
 like($logs, qr/patient id begins or ends with a blank/, 'the refused id is logged');
 like($logs, qr/cannot import FHIR Consent: expected a reference to a Patient/,
 	'the refused Consent is logged');
-for my $patient ('REDPAT77', 'REDPAT79', 'REDPAT80', 'marker_refused_write')
+like($logs, qr/patients are not within the delegating token/, 'the refused delegation is logged');
+for my $patient ('REDPAT77', 'REDPAT79', 'REDPAT80', 'REDPAT82', 'marker_refused_write')
 {
 	unlike($logs, qr/$patient/, "no $patient in the server log");
 }

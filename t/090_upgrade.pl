@@ -72,6 +72,13 @@ $up->safe_psql('postgres', q{
 my $agent = $up->safe_psql('postgres', q{
 	SELECT agentauth.register_agent('up-agent', 'up_agent', 'Lab team', '{TREATDS}', '{lab:read}')});
 my $secret = $up->safe_psql('postgres', qq{SELECT agentauth.issue_token('$agent', 'TREATDS')});
+# a principal whose login role 1.0 let be dropped (found by review: its oid,
+# dumped and restored, bound the principal to another role)
+$up->safe_psql('postgres', q{
+	CREATE ROLE up_gone LOGIN;
+	SELECT agentauth.register_agent('up-gone', 'up_gone', 'Lab team', '{TREATDS}', '{lab:read}');
+	DROP ROLE up_gone;
+});
 $up->safe_psql('postgres', q{
 	SELECT agentauth.record_consent('UP-P1', 'permit', '{TREATDS}');
 	SELECT agentauth.record_consent('UP-P2', 'permit', '{TREATDS}')});
@@ -146,6 +153,11 @@ my $site_after = $up->safe_psql('postgres', q{
 	       (SELECT count(*) FROM agentauth.default_decision) || ' ' ||
 	       (SELECT count(*) FROM pg_seclabel WHERE provider = 'agentauth' AND objoid = 'labs'::regclass)});
 is($site_after, $site_before, 'principals, tokens, consents, defaults and labels survive');
+is($up->safe_psql('postgres', q{SELECT status FROM agentauth.principal WHERE name = 'up-gone'}),
+	'retired', 'a principal whose login was dropped under 1.0 is retired by the update');
+my ($drop_ret, $drop_out, $drop_err) = $up->psql('postgres', 'DROP ROLE up_agent');
+isnt($drop_ret, 0, "the update binds an active principal's login: DROP ROLE is refused");
+like($drop_err, qr/privileges for table agentauth.principal/, '... naming the principal table');
 is($up->safe_psql('postgres', "SELECT count(*) FROM agentauth.audit_log WHERE seq <= $seq_before"),
 	$seq_before, 'every audit record written before the update survives');
 is($up->safe_psql('postgres', q{SELECT count(*) FROM agentauth.purpose WHERE code = 'SITEQA'}),

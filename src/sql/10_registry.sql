@@ -9,6 +9,23 @@
 -- Lookups for revocation cascades and revalidation.
 CREATE INDEX token_chain_idx ON agentauth.token USING gin (chain);
 
+-- A principal's login role cannot be dropped while the principal is not
+-- retired: the trigger gives each such login a shared dependency on this
+-- table, which DROP ROLE checks in every database (src/principal_login.c;
+-- 1.1, found by review: a dropped login's oid, dumped and restored, bound
+-- the principal to an unrelated role of the new cluster).
+CREATE FUNCTION agentauth._principal_login() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'aa_principal_login_trigger';
+REVOKE ALL ON FUNCTION agentauth._principal_login() FROM PUBLIC;
+CREATE TRIGGER principal_login AFTER INSERT OR UPDATE OR DELETE ON agentauth.principal
+    FOR EACH ROW EXECUTE FUNCTION agentauth._principal_login();
+ALTER TABLE agentauth.principal ENABLE ALWAYS TRIGGER principal_login;
+-- every non-retired principal's login, again (pg_upgrade and a restore
+-- with --disable-triggers do not carry the dependencies); superuser only
+CREATE FUNCTION agentauth._bind_logins() RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'aa_bind_logins';
+REVOKE ALL ON FUNCTION agentauth._bind_logins() FROM PUBLIC;
+
 ---------------------------------------------------------------------------
 -- C helpers, private to the extension's own functions
 ---------------------------------------------------------------------------
@@ -909,10 +926,10 @@ BEGIN
     IF patients IS NULL THEN
         patients := parent.patients;
     ELSIF parent.patients IS NOT NULL AND NOT patients <@ parent.patients THEN
-        RAISE EXCEPTION 'patients are not within the delegating token' USING ERRCODE = '42501',
-            DETAIL = pg_catalog.format('Not covered: %s.',
+        PERFORM agentauth._raise_naming_patient('42501', 'patients are not within the delegating token',
+            pg_catalog.format('Not covered: %s.',
                 ARRAY(SELECT e FROM pg_catalog.unnest(patients) e
-                       WHERE NOT e = ANY (parent.patients) ORDER BY e));
+                       WHERE NOT e = ANY (parent.patients) ORDER BY e)));
     END IF;
 
     v_secret := agentauth._new_secret();
