@@ -369,15 +369,15 @@ aa_access_decide(RelAccess *ra, PatientAccess *pa, int idx)
 static void
 refuse_write(RelAccess *ra, PatientAccess *pa, int idx)
 {
+	const char *decision = psprintf("Decision: %s", aa_decision_text(pa->decision[idx]));
+
 	pa->withheld[idx]++;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to %s rows of a patient in table %s",
 					aa_action_name(AA_ACT_BIT(idx)), ra->relname),
-			 aa_errdetail_patient(psprintf("Patient \"%s\".  Decision: %s", pa->patient.str,
-										   aa_decision_text(pa->decision[idx])),
-								  psprintf("Decision: %s.  The patient is named to the client only.",
-										   aa_decision_text(pa->decision[idx]))),
+			 aa_errdetail_patient(psprintf("Patient \"%s\".  %s", pa->patient.str, decision),
+								  decision),
 			 errhint("A write needs a consent provision that permits it for this session's purpose, or a break-the-glass override.")));
 }
 

@@ -413,6 +413,7 @@ refuse_changed(AAQueryAccess *q, uint64 dgen, bool this_run)
 			PatientAccess *pa = aa_patient_at(ra->patients, i);
 			AARecord	rec;
 			const AADecision *d;
+			const char *why;
 
 			if (!pa->read_before && !(this_run && pa->allowed[AA_READ] > 0))
 				continue;
@@ -439,14 +440,15 @@ refuse_changed(AAQueryAccess *q, uint64 dgen, bool this_run)
 			rec.detail = "{\"reason\": \"the decision changed while the statement kept rows of the patient\"}";
 			rec.statement = query_statement(q);
 			aa_audit_emit(&rec, false);
+			why = aa_decision_text(d);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to read rows of a patient in table %s",
 							ra->relname),
 					 aa_errdetail_patient(psprintf("Patient \"%s\".  The statement keeps rows of the patient that it read before the decision changed: %s",
-												   pa->patient.str, aa_decision_text(d)),
-										  psprintf("The statement keeps rows of a patient that it read before the decision changed: %s.  The patient is named to the client only.",
-												   aa_decision_text(d))),
+												   pa->patient.str, why),
+										  psprintf("The statement keeps rows of a patient that it read before the decision changed: %s",
+												   why)),
 					 errhint("Close the cursor; a statement run again checks each row as it reads it.")));
 		}
 	}

@@ -389,6 +389,8 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 	{
 		char	   *relname = get_rel_name(relid);
 		char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+		const char *agent = aa_session->name ? aa_session->name : "?";
+		const char *table = relname && nspname ? aa_qualified_name(nspname, relname) : "?";
 
 		/*
 		 * On record before the refusal, as a write consent refuses is (1.1:
@@ -402,13 +404,9 @@ aa_approval_consume(Oid relid, const char *patient, const char *action,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("this write needs a clinician's approval"),
 				 aa_errdetail_patient(psprintf("No unused, unexpired approval covers agent \"%s\", table %s, patient \"%s\" and action %s.",
-											   aa_session->name ? aa_session->name : "?",
-											   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
-											   patient, action),
-									  psprintf("No unused, unexpired approval covers agent \"%s\", table %s and action %s for the patient, who is named to the client only.",
-											   aa_session->name ? aa_session->name : "?",
-											   relname && nspname ? aa_qualified_name(nspname, relname) : "?",
-											   action)),
+											   agent, table, patient, action),
+									  psprintf("No unused, unexpired approval covers agent \"%s\", table %s and action %s for the patient",
+											   agent, table, action)),
 				 errhint("A clinician grants one with agentauth.approve_action().")));
 	}
 }

@@ -327,7 +327,7 @@ aa_patient_id_check(const char *id)
 			 errmsg("no protected patient column could hold this id"),
 			 aa_errdetail_patient(psprintf("Patient id \"%s\" is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.",
 										   id, names.data),
-								  psprintf("The id is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row.  It is named to the client only.",
+								  psprintf("The id is not how a value of the protected tables' patient columns (%s) is written, so it would never match a row",
 										   names.data)),
 			 errhint("Write the id as the column prints it (SELECT patient_column::text): an integer without leading zeros, sign or blanks; a uuid in lower case.")));
 }

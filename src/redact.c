@@ -146,11 +146,12 @@ redact_emit_log(ErrorData *edata)
 /*
  * Call inside ereport(), after an errmsg() that names no patient: detail,
  * which names one, goes to the client only; the server log gets detail_log
- * (or a sentence saying what is missing), without the statement or the
- * context.  A NULL detail: no DETAIL, the statement and context kept out
- * of the log all the same.  Operations staff who read the log are not given patients'
- * identities (1.1, found by review: every refused row wrote its patient and
- * the decision to the log, whatever log_min_error_statement said).
+ * (what detail says without the patient) and a sentence saying the patient
+ * is left out, without the statement or the context.  A NULL detail: no
+ * DETAIL, the statement and context kept out of the log all the same.
+ * Operations staff who read the log are not given patients' identities
+ * (1.1, found by review: every refused row wrote its patient and the
+ * decision to the log, whatever log_min_error_statement said).
  */
 int
 aa_errdetail_patient(const char *detail, const char *detail_log)
@@ -158,8 +159,10 @@ aa_errdetail_patient(const char *detail, const char *detail_log)
 	if (detail != NULL)
 	{
 		errdetail_internal("%s", detail);
-		errdetail_log("%s", detail_log != NULL ? detail_log :
-					  "It names a patient, which is sent to the client only.");
+		if (detail_log != NULL)
+			errdetail_log("%s.  The patient is named to the client only.", detail_log);
+		else
+			errdetail_log("It names a patient, which is sent to the client only.");
 	}
 	errhidestmt(true);
 	errhidecontext(true);

@@ -17,8 +17,9 @@
  *		of its tables (they keep the caches of consent and classes
  *		current).  COMMENT is allowed.  The extension's own install and
  *		update scripts are let through.  At executor start
- *		(aa_schema_guard_view_read): a read of its views by a role they
- *		are not granted to (pg_read_all_data's implied SELECT).
+ *		(aa_schema_guard_view_read): a use of its views by a role they
+ *		are not granted to (pg_read_all_data's or pg_write_all_data's
+ *		implied privileges).
  *
  *-------------------------------------------------------------------------
  */
@@ -362,9 +363,9 @@ aa_schema_guard_drop_trigger(Oid trigoid)
  * the statement needs of it (SELECT; UPDATE or DELETE alone would still run
  * the view's query and tell whether it has rows) through its own
  * privileges: a grant to the role, to a role it has the privileges of, or
- * to PUBLIC (and by superusers).  The SELECT
- * that pg_read_all_data implies on every relation does not reach them: the
- * views read agentauth's tables as their owner, above the tables' row
+ * to PUBLIC (and by superusers).  What pg_read_all_data and
+ * pg_write_all_data imply on every relation does not reach them: the views
+ * read agentauth's tables as their owner, above the tables' row
  * security, and show the log, consents and registry.  Called for each view
  * of a statement's range table at executor start (columns.c), with the
  * role its permissions are checked as; checkAsUser is a view owner's for a
